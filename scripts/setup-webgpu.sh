@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Gives a GPU-less Debian/Ubuntu machine a WebGPU adapter for Dawn (npm `webgpu`):
+# Mesa's lavapipe Vulkan driver, new enough for Dawn (Mesa >= 24; bookworm's own 22.3 is refused).
+# Idempotent: prints nothing when the driver is already there.
+set -euo pipefail
+
+with_python=0
+[ "${1:-}" = "--with-python" ] && with_python=1
+
+lavapipe_ok() {
+  # lavapipe registers an ICD file; the Mesa version is what Dawn cares about.
+  ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || return 1
+  local v
+  v=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
+  [ -n "$v" ] && dpkg --compare-versions "$v" ge 24 && dpkg-query -W libvulkan1 >/dev/null 2>&1
+}
+
+python_ok() {
+  /usr/bin/python3 -c 'import torch, numpy, PIL' >/dev/null 2>&1 && dpkg-query -W libopenblas0-pthread >/dev/null 2>&1
+}
+
+if lavapipe_ok && { [ $with_python = 0 ] || python_ok; }; then exit 0; fi
+
+manual() {
+  cat >&2 <<MSG
+setup-webgpu: $1
+Run these as root on Debian 12 (bookworm) to get a CPU WebGPU adapter (Mesa lavapipe):
+  echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list
+  apt-get update
+  apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1
+On other systems install Mesa >= 24 with its Vulkan drivers (lavapipe), or use a machine with a GPU.
+MSG
+  exit 1
+}
+
+[ "$(id -u)" = 0 ] || manual "not running as root, so I cannot install packages."
+command -v apt-get >/dev/null || manual "this is not a Debian-like system (no apt-get)."
+. /etc/os-release
+[ "${VERSION_CODENAME:-}" = bookworm ] || manual "this is ${PRETTY_NAME:-an unknown system}, not Debian bookworm."
+
+export DEBIAN_FRONTEND=noninteractive
+list=/etc/apt/sources.list.d/bookworm-backports.list
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$list"
+fi
+echo "setup-webgpu: installing Mesa lavapipe from bookworm-backports..." >&2
+apt-get update -qq
+apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+if [ $with_python = 1 ]; then
+  echo "setup-webgpu: installing PyTorch reference packages (python3-torch, numpy, PIL, OpenBLAS)..." >&2
+  apt-get install -y -qq python3-torch python3-numpy python3-pil libopenblas0-pthread >/dev/null
+fi
+lavapipe_ok || manual "the packages installed but no lavapipe driver with Mesa >= 24 is present."
+echo "setup-webgpu: done." >&2
