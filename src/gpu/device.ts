@@ -1,0 +1,71 @@
+import { UserError } from '../errors.js';
+
+/** What the engine needs from an adapter, and the optional features it uses when offered. */
+const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'timestamp-query', 'subgroups' as GPUFeatureName];
+
+// Dawn's `create()` result and the adapter must outlive every device made from them: if they are
+// garbage-collected the process segfaults. Held here for the life of the process.
+const keepAlive: unknown[] = [];
+
+async function navigatorGpu(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu; // Deno, browsers
+  // Node: Dawn through the `webgpu` package. Imported lazily so other runtimes never load it.
+  const moduleName = 'webgpu';
+  const dawn = (await import(moduleName)) as { create: (flags: string[]) => GPU; globals: object };
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create([]);
+  keepAlive.push(gpu);
+  return gpu;
+}
+
+const NO_ADAPTER =
+  'No WebGPU adapter was found. On a machine without a GPU install Mesa\'s lavapipe driver ' +
+  '(run `sudo bash scripts/setup-webgpu.sh` from the whylesion folder, or on Debian 12: ' +
+  '`apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`), then try again.';
+
+export interface AcquiredDevice {
+  device: GPUDevice;
+  adapterInfo: { vendor: string; architecture: string; device: string; description: string };
+  /** True when the engine made the device (and so may destroy it); false for a caller's device. */
+  owned: boolean;
+}
+
+/** Gets a GPUDevice with the limits and features the model needs, or uses the one the caller passes. */
+export async function acquireDevice(options: { device?: GPUDevice } = {}): Promise<AcquiredDevice> {
+  if (options.device) {
+    return { device: options.device, adapterInfo: describeAdapter(undefined), owned: false };
+  }
+  let gpu: GPU;
+  try {
+    gpu = await navigatorGpu();
+  } catch (cause) {
+    throw new UserError(NO_ADAPTER, { cause });
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new UserError(NO_ADAPTER);
+  keepAlive.push(adapter);
+  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({
+    requiredFeatures,
+    requiredLimits: {
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      maxBufferSize: adapter.limits.maxBufferSize,
+      maxStorageBuffersPerShaderStage: Math.min(adapter.limits.maxStorageBuffersPerShaderStage, 10),
+      maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+    },
+  });
+  keepAlive.push(device);
+  return { device, adapterInfo: describeAdapter(adapter), owned: true };
+}
+
+function describeAdapter(adapter: GPUAdapter | undefined): AcquiredDevice['adapterInfo'] {
+  const info = (adapter as { info?: GPUAdapterInfo } | undefined)?.info;
+  return {
+    vendor: info?.vendor ?? '',
+    architecture: info?.architecture ?? '',
+    device: info?.device ?? '',
+    description: info?.description ?? '',
+  };
+}

@@ -1,0 +1,259 @@
+import { WGSL_SOURCES } from '../kernels/wgsl.generated.js';
+import { acquireDevice, type AcquiredDevice } from './device.js';
+
+/** One compute dispatch of a recorded program. */
+export interface Dispatch {
+  /** Kernel name and place in the graph, e.g. `vision.block3.mlp.c_fc`; used in errors and profiles. */
+  label: string;
+  kernel: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+  /** Floating-point operations and bytes moved, for profiles. */
+  flops?: number;
+  bytes?: number;
+}
+
+export type ShaderDefines = Record<string, string | number>;
+
+/**
+ * The engine's handle on a GPUDevice: cached pipelines, explicitly owned buffers, one-submission
+ * program execution, and errors that name the kernel.
+ */
+export class Gpu {
+  readonly device: GPUDevice;
+  readonly adapterInfo: AcquiredDevice['adapterInfo'];
+  readonly hasF16: boolean;
+  readonly hasTimestamps: boolean;
+  private readonly owned: boolean;
+  private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private readonly liveBuffers = new Set<GPUBuffer>();
+  private lostReason: string | undefined;
+  private zeroBuffer: GPUBuffer | undefined;
+
+  private constructor(acquired: AcquiredDevice) {
+    this.device = acquired.device;
+    this.adapterInfo = acquired.adapterInfo;
+    this.owned = acquired.owned;
+    this.hasF16 = this.device.features.has('shader-f16');
+    this.hasTimestamps = this.device.features.has('timestamp-query');
+    void this.device.lost.then((info) => {
+      this.lostReason = info.message || info.reason || 'unknown reason';
+    });
+  }
+
+  static async create(options: { device?: GPUDevice } = {}): Promise<Gpu> {
+    return new Gpu(await acquireDevice(options));
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  /** A small zero-filled storage buffer bound where a kernel's optional input is absent. */
+  get zeros(): GPUBuffer {
+    this.zeroBuffer ??= this.storageBuffer('zeros', 16);
+    return this.zeroBuffer;
+  }
+
+  /** Number of buffers created through this Gpu and not yet destroyed (for leak checks). */
+  get liveBufferCount(): number {
+    return this.liveBuffers.size;
+  }
+
+  /** Throws if the device was lost; every submission checks this first. */
+  assertAlive(): void {
+    if (this.lostReason !== undefined) {
+      throw new Error(`The GPU device was lost (${this.lostReason}); load the model again to continue.`);
+    }
+  }
+
+  /** Compiles (once per shader text) the compute pipeline for a shader in shaders/ with its defines. */
+  pipeline(shader: string, defines: ShaderDefines = {}): Promise<GPUComputePipeline> {
+    const code = buildShader(shader, defines);
+    let pipeline = this.pipelines.get(code);
+    if (!pipeline) {
+      pipeline = this.compile(shader, defines, code);
+      this.pipelines.set(code, pipeline);
+      pipeline.catch(() => this.pipelines.delete(code));
+    }
+    return pipeline;
+  }
+
+  get pipelineCount(): number {
+    return this.pipelines.size;
+  }
+
+  private async compile(shader: string, defines: ShaderDefines, code: string): Promise<GPUComputePipeline> {
+    const label = shaderLabel(shader, defines);
+    dumpShader(label, code);
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ label, code });
+    const moduleError = await this.device.popErrorScope();
+    if (moduleError) {
+      const info = await module.getCompilationInfo();
+      const lines = info.messages.map((m) => `  ${m.type} at ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n');
+      throw new Error(`WGSL compilation of ${label} failed: ${moduleError.message}\n${lines}`);
+    }
+    try {
+      return await this.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+    } catch (e) {
+      throw new Error(`Creating the pipeline for ${label} failed: ${(e as Error).message}`);
+    }
+  }
+
+  createBuffer(label: string, size: number, usage: GPUBufferUsageFlags): GPUBuffer {
+    this.assertAlive();
+    const buffer = this.device.createBuffer({ label, size: Math.max(16, Math.ceil(size / 4) * 4), usage });
+    this.liveBuffers.add(buffer);
+    return buffer;
+  }
+
+  /** A storage buffer filled with `data` (padded to 4 bytes). */
+  storageBuffer(label: string, data: ArrayBufferView | number, extraUsage: GPUBufferUsageFlags = 0): GPUBuffer {
+    const size = typeof data === 'number' ? data : data.byteLength;
+    const buffer = this.createBuffer(
+      label, size, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | extraUsage,
+    );
+    if (typeof data !== 'number') this.write(buffer, data);
+    return buffer;
+  }
+
+  uniformBuffer(label: string, words: ArrayBuffer): GPUBuffer {
+    const buffer = this.createBuffer(label, words.byteLength, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    this.device.queue.writeBuffer(buffer, 0, words);
+    return buffer;
+  }
+
+  /** Writes `data` at `offset`; lengths not a multiple of 4 are padded with zeros as writeBuffer requires. */
+  write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (bytes.byteLength % 4 === 0) {
+      this.device.queue.writeBuffer(buffer, offset, bytes as Uint8Array<ArrayBuffer>);
+    } else {
+      const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      padded.set(bytes);
+      this.device.queue.writeBuffer(buffer, offset, padded);
+    }
+  }
+
+  destroyBuffer(buffer: GPUBuffer): void {
+    if (this.liveBuffers.delete(buffer)) buffer.destroy();
+  }
+
+  bindGroup(label: string, pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
+    return this.device.createBindGroup({
+      label,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+  }
+
+  /**
+   * Runs dispatches in one command submission (one compute pass), after queuing `writes`, and reads
+   * back `reads` (byte counts from the start of each buffer) once at the end.
+   */
+  async run(
+    label: string,
+    dispatches: readonly Dispatch[],
+    reads: readonly { buffer: GPUBuffer; bytes: number }[] = [],
+  ): Promise<ArrayBuffer[]> {
+    this.assertAlive();
+    const device = this.device;
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    const encoder = device.createCommandEncoder({ label });
+    const pass = encoder.beginComputePass({ label });
+    for (const d of dispatches) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(...d.workgroups);
+    }
+    pass.end();
+    const staging = reads.map((r) => {
+      const buffer = device.createBuffer({
+        label: `${label}.readback`,
+        size: Math.ceil(r.bytes / 4) * 4,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      encoder.copyBufferToBuffer(r.buffer, 0, buffer, 0, buffer.size);
+      return buffer;
+    });
+    device.queue.submit([encoder.finish()]);
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    try {
+      if (validation) throw new Error(`GPU validation error while running ${label}: ${validation.message}`);
+      if (oom) throw new Error(`The GPU ran out of memory while running ${label}: ${oom.message}`);
+      const results: ArrayBuffer[] = [];
+      for (const buffer of staging) {
+        await buffer.mapAsync(GPUMapMode.READ);
+        this.assertAlive();
+        results.push(buffer.getMappedRange().slice(0));
+        buffer.unmap();
+      }
+      return results;
+    } catch (e) {
+      this.assertAlive();
+      throw e;
+    } finally {
+      for (const buffer of staging) buffer.destroy();
+    }
+  }
+
+  /** Destroys every buffer this Gpu made, and the device itself when the engine created it. */
+  destroy(): void {
+    for (const buffer of this.liveBuffers) buffer.destroy();
+    this.liveBuffers.clear();
+    this.zeroBuffer = undefined;
+    this.pipelines.clear();
+    if (this.owned) this.device.destroy();
+  }
+}
+
+/** Packs uniform parameters: integers as u32, `{f: x}` as f32. */
+export function uniformWords(values: readonly (number | { f: number })[]): ArrayBuffer {
+  const words = new ArrayBuffer(Math.max(16, Math.ceil(values.length / 4) * 16));
+  const u = new Uint32Array(words);
+  const f = new Float32Array(words);
+  values.forEach((v, i) => {
+    if (typeof v === 'number') u[i] = v;
+    else f[i] = v.f;
+  });
+  return words;
+}
+
+function shaderLabel(shader: string, defines: ShaderDefines): string {
+  const suffix = Object.entries(defines).map(([k, v]) => `${k}=${v}`).join(',');
+  return suffix ? `${shader.replace(/\.wgsl$/, '')}[${suffix}]` : shader.replace(/\.wgsl$/, '');
+}
+
+/**
+ * Resolves `//!include other.wgsl` lines (each file once) and `{{NAME}}` placeholders; a define
+ * equal to `f16` turns on `enable f16;`.
+ */
+export function buildShader(shader: string, defines: ShaderDefines = {}): string {
+  const included = new Set<string>();
+  const expand = (name: string): string => {
+    const source = WGSL_SOURCES[name];
+    if (source === undefined) throw new Error(`No shader named ${name} in shaders/`);
+    included.add(name);
+    return source.replace(/^\/\/!include (\S+)$/gm, (_, dep: string) => (included.has(dep) ? '' : expand(dep)));
+  };
+  let code = expand(shader).replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
+    if (!(key in defines)) throw new Error(`Shader ${shader} needs the define ${key}`);
+    return String(defines[key]);
+  });
+  if (Object.values(defines).includes('f16')) code = `enable f16;\n${code}`;
+  return code;
+}
+
+// WHYLESION_DUMP_WGSL=dir writes every generated shader there (Node only; a no-op elsewhere).
+function dumpShader(label: string, code: string): void {
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined>; getBuiltinModule?: (m: string) => unknown } }).process;
+  const dir = proc?.env?.WHYLESION_DUMP_WGSL;
+  if (!dir || !proc?.getBuiltinModule) return;
+  const fs = proc.getBuiltinModule('node:fs') as typeof import('node:fs');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(`${dir}/${label.replace(/[^\w.=,-]+/g, '_')}.wgsl`, code);
+}

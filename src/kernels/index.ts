@@ -1,0 +1,162 @@
+import { uniformWords, type Dispatch, type Gpu } from '../gpu/gpu.js';
+
+/** Buffers made for one recorded program (uniforms, scratch), destroyed together with it. */
+export class Scope {
+  readonly buffers: GPUBuffer[] = [];
+  constructor(readonly gpu: Gpu) {}
+
+  uniform(label: string, values: readonly (number | { f: number })[]): GPUBuffer {
+    const buffer = this.gpu.uniformBuffer(`${label}.params`, uniformWords(values));
+    this.buffers.push(buffer);
+    return buffer;
+  }
+
+  storage(label: string, data: ArrayBufferView | number): GPUBuffer {
+    const buffer = this.gpu.storageBuffer(label, data);
+    this.buffers.push(buffer);
+    return buffer;
+  }
+
+  destroy(): void {
+    for (const b of this.buffers) this.gpu.destroyBuffer(b);
+    this.buffers.length = 0;
+  }
+}
+
+export type WeightDtype = 'f32' | 'f16';
+export type Activation = 'none' | 'gelu' | 'quick_gelu';
+const ACTIVATION_BITS: Record<Activation, number> = { none: 0, gelu: 1, quick_gelu: 2 };
+
+async function dispatch(
+  scope: Scope,
+  kernel: string,
+  shader: string,
+  defines: Record<string, string | number>,
+  label: string,
+  buffers: GPUBuffer[],
+  params: readonly (number | { f: number })[],
+  workgroups: [number, number, number],
+  cost: { flops?: number; bytes?: number } = {},
+): Promise<Dispatch> {
+  const pipeline = await scope.gpu.pipeline(shader, defines);
+  const bindGroup = scope.gpu.bindGroup(label, pipeline, [...buffers, scope.uniform(label, params)]);
+  return { label, kernel, pipeline, bindGroup, workgroups, ...cost };
+}
+
+/** Splits a workgroup count over x and y when it passes the 65535 per-dimension limit. */
+function spread(count: number): [number, number] {
+  return count <= 65535 ? [count, 1] : [65535, Math.ceil(count / 65535)];
+}
+
+export interface MatmulArgs {
+  x: GPUBuffer; w: GPUBuffer; y: GPUBuffer; bias?: GPUBuffer;
+  M: number; N: number; K: number;
+  activation?: Activation;
+  /** Y += result (fused residual add). */
+  accumulate?: boolean;
+  wDtype?: WeightDtype;
+}
+
+/** Y[M,N] = X[M,K]·W[N,K]ᵀ (+bias) (→activation) (+Y), W in nn.Linear [out, in] layout. */
+export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Dispatch> {
+  const flags = (a.bias ? 1 : 0) | (ACTIVATION_BITS[a.activation ?? 'none'] << 1) | (a.accumulate ? 8 : 0);
+  const bias = a.bias ?? scope.gpu.zeros;
+  const wType = a.wDtype ?? 'f32';
+  const cost = { flops: 2 * a.M * a.N * a.K, bytes: 4 * (a.M * a.K + a.M * a.N) + (wType === 'f16' ? 2 : 4) * a.N * a.K };
+  const buffers = [a.x, a.w, bias, a.y];
+  if (a.K % 4 === 0) {
+    return dispatch(scope, 'matmul', 'matmul.wgsl', { W_TYPE: wType }, label, buffers,
+      [a.M, a.N, a.K / 4, flags], [Math.ceil(a.N / 32), Math.ceil(a.M / 32), 1], cost);
+  }
+  return dispatch(scope, 'matmul_scalar', 'matmul_scalar.wgsl', { W_TYPE: wType }, label, buffers,
+    [a.M, a.N, a.K, flags], [Math.ceil(a.N / 8), Math.ceil(a.M / 8), 1], cost);
+}
+
+export interface LayerNormArgs {
+  x: GPUBuffer; gain: GPUBuffer; shift: GPUBuffer; y: GPUBuffer;
+  rows: number; cols: number;
+  /** Output row r normalizes input row r·inRowStride (picks the class token of each image). */
+  inRowStride?: number;
+  eps?: number;
+}
+
+export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promise<Dispatch> {
+  const [gx, gy] = spread(a.rows);
+  return dispatch(scope, 'layernorm', 'layernorm.wgsl', {}, label, [a.x, a.gain, a.shift, a.y],
+    [a.rows, a.cols, a.inRowStride ?? 1, { f: a.eps ?? 1e-5 }], [gx, gy, 1], { bytes: 8 * a.rows * a.cols });
+}
+
+export interface AttentionArgs {
+  /** [B·T, 3·heads·headDim]: q | k | v as nn.MultiheadAttention's in_proj produces. */
+  qkv: GPUBuffer;
+  /** [B·T, heads·headDim] */
+  out: GPUBuffer;
+  batch: number; seq: number; heads: number; headDim: number;
+  causal: boolean;
+}
+
+export function attention(scope: Scope, label: string, a: AttentionArgs): Promise<Dispatch> {
+  if (a.headDim % 4 !== 0) throw new Error(`attention: head dim ${a.headDim} is not a multiple of 4`);
+  const width = a.heads * a.headDim;
+  const pairs = a.causal ? (a.seq * (a.seq + 1)) / 2 : a.seq * a.seq;
+  return dispatch(scope, 'attention', 'attention.wgsl', { HEAD_DIM: a.headDim }, label, [a.qkv, a.out],
+    [a.seq, width, a.causal ? 1 : 0, { f: 1 / Math.sqrt(a.headDim) }],
+    [Math.ceil(a.seq / 64), a.heads, a.batch],
+    { flops: 4 * a.batch * a.heads * pairs * a.headDim, bytes: 4 * a.batch * a.seq * width * 4 });
+}
+
+export type ElementwiseOp = 'gelu' | 'quick_gelu' | 'add';
+const ELEMENTWISE_OPS: Record<ElementwiseOp, number> = { gelu: 0, quick_gelu: 1, add: 2 };
+
+/** Y = op(X) (or X + Z for `add`). */
+export function elementwise(
+  scope: Scope, label: string, a: { x: GPUBuffer; z?: GPUBuffer; y: GPUBuffer; n: number; op: ElementwiseOp },
+): Promise<Dispatch> {
+  const [gx, gy] = spread(Math.ceil(a.n / 64));
+  return dispatch(scope, 'elementwise', 'elementwise.wgsl', {}, label, [a.x, a.z ?? scope.gpu.zeros, a.y],
+    [a.n, ELEMENTWISE_OPS[a.op]], [gx, gy, 1], { bytes: 12 * a.n });
+}
+
+/** A slice of rows of an embedding table that fits in one storage binding. */
+export interface TableChunk { buffer: GPUBuffer; rowOffset: number; rows: number }
+
+/** Y[r] = table[ids[r]] + pos[r mod T], one dispatch per table chunk. */
+export function embedTokens(
+  scope: Scope, label: string,
+  a: { ids: GPUBuffer; chunks: readonly TableChunk[]; pos: GPUBuffer; y: GPUBuffer; rows: number; seq: number; width: number; wDtype?: WeightDtype },
+): Promise<Dispatch[]> {
+  return Promise.all(a.chunks.map((chunk, i) =>
+    dispatch(scope, 'embed_tokens', 'embed_tokens.wgsl', { W_TYPE: a.wDtype ?? 'f32' }, `${label}.chunk${i}`,
+      [a.ids, chunk.buffer, a.pos, a.y], [a.rows, a.seq, a.width, chunk.rowOffset, chunk.rows],
+      [Math.ceil(a.width / 64), a.rows, 1], { bytes: 12 * a.rows * a.width })));
+}
+
+/** im2col for a P×P stride-P convolution: pixels [B,3,S,S] → patches [B·G², 3·P·P]. */
+export function patchify(
+  scope: Scope, label: string,
+  a: { pixels: GPUBuffer; patches: GPUBuffer; batch: number; patch: number; grid: number; imageSize: number },
+): Promise<Dispatch> {
+  const rows = a.batch * a.grid * a.grid;
+  const [gy, gz] = spread(rows);
+  return dispatch(scope, 'patchify', 'patchify.wgsl', {}, label, [a.pixels, a.patches],
+    [a.batch, a.patch, a.grid, a.imageSize], [Math.ceil((3 * a.patch * a.patch) / 64), gy, gz],
+    { bytes: 8 * rows * 3 * a.patch * a.patch });
+}
+
+/** [class_embedding; patch embeddings] + positional embedding → [B·T, width]. */
+export function visionTokens(
+  scope: Scope, label: string,
+  a: { patchEmbed: GPUBuffer; classEmbedding: GPUBuffer; pos: GPUBuffer; y: GPUBuffer; batch: number; seq: number; width: number },
+): Promise<Dispatch> {
+  const [gy, gz] = spread(a.batch * a.seq);
+  return dispatch(scope, 'vision_tokens', 'vision_tokens.wgsl', {}, label, [a.patchEmbed, a.classEmbedding, a.pos, a.y],
+    [a.batch, a.seq, a.width], [Math.ceil(a.width / 64), gy, gz], { bytes: 12 * a.batch * a.seq * a.width });
+}
+
+/** Y[i] = X[index[i]] for rows of `width` floats. */
+export function gatherRows(
+  scope: Scope, label: string, a: { x: GPUBuffer; index: GPUBuffer; y: GPUBuffer; rows: number; width: number },
+): Promise<Dispatch> {
+  return dispatch(scope, 'gather_rows', 'gather_rows.wgsl', {}, label, [a.x, a.index, a.y],
+    [a.rows, a.width], [Math.ceil(a.width / 64), a.rows, 1], { bytes: 8 * a.rows * a.width });
+}

@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import { readNpy } from '../src/io/npy.js';
+
+/** Seeded PRNG (mulberry32) with normal samples, so every test input is reproducible. */
+export function rng(seed: number): { uniform: () => number; normal: () => number } {
+  let s = seed >>> 0;
+  const uniform = (): number => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const normal = (): number => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+  return { uniform, normal };
+}
+
+export function randomArray(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = r.normal() * scale;
+  return a;
+}
+
+/** max |a−b| / max(max|b|, tiny): the error relative to the output's magnitude. */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let diff = 0;
+  let mag = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    mag = Math.max(mag, Math.abs(b[i]));
+  }
+  return diff / Math.max(mag, 1e-30);
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  return diff;
+}
+
+export const SHARED = new URL('../../shared/', import.meta.url);
+export const TINY = new URL('reference/openclip-tiny/', SHARED);
+
+export function loadNpy(url: URL): { shape: number[]; data: Float32Array } {
+  const a = readNpy(readFileSync(url), url.pathname);
+  if (a.dtype !== 'float32') throw new Error(`${url.pathname}: expected float32`);
+  return a;
+}

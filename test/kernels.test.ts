@@ -1,0 +1,204 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Gpu, type Dispatch } from '../src/gpu/gpu.js';
+import * as K from '../src/kernels/index.js';
+import { attentionRef, erf, gelu, layerNormRef, matmulRef, quickGelu } from '../src/kernels/reference.js';
+import { randomArray, relativeError } from './helpers.js';
+
+let gpu: Gpu;
+let scope: K.Scope;
+beforeAll(async () => {
+  gpu = await Gpu.create();
+  scope = new K.Scope(gpu);
+});
+afterAll(() => {
+  scope.destroy();
+  gpu.destroy();
+});
+
+async function runAndRead(d: Dispatch | Dispatch[], out: GPUBuffer, n: number): Promise<Float32Array> {
+  const [bytes] = await gpu.run('test', Array.isArray(d) ? d : [d], [{ buffer: out, bytes: n * 4 }]);
+  return new Float32Array(bytes);
+}
+
+describe('matmul Y = X·Wᵀ + b', () => {
+  // Awkward shapes: M not a multiple of the 4×4 block or the 32×32 tile, N likewise, K of the scalar path.
+  const shapes: [number, number, number][] = [
+    [1, 7, 30], [7, 33, 588], [77, 65, 1024], [257, 50, 64], [1000, 9, 36], [3, 130, 4096],
+  ];
+  for (const [M, N, Kd] of shapes) {
+    it(`M=${M} N=${N} K=${Kd}`, async () => {
+      const x = randomArray(M * Kd, M + N, 1);
+      const w = randomArray(N * Kd, Kd, 1 / Math.sqrt(Kd));
+      const bias = randomArray(N, 7, 0.1);
+      const X = scope.storage('x', x), W = scope.storage('w', w), Bi = scope.storage('b', bias);
+      const Y = scope.storage('y', M * N * 4);
+      const d = await K.matmul(scope, 'mm', { x: X, w: W, bias: Bi, y: Y, M, N, K: Kd });
+      const got = await runAndRead(d, Y, M * N);
+      expect(relativeError(got, matmulRef(x, w, M, N, Kd, { bias }))).toBeLessThan(1e-5);
+    });
+  }
+
+  it('fuses GELU, QuickGELU and the residual add', async () => {
+    const [M, N, Kd] = [37, 41, 64];
+    const x = randomArray(M * Kd, 1), w = randomArray(N * Kd, 2, 0.2), bias = randomArray(N, 3, 0.5);
+    const residual = randomArray(M * N, 4);
+    const X = scope.storage('x', x), W = scope.storage('w', w), Bi = scope.storage('b', bias);
+    for (const activation of ['gelu', 'quick_gelu'] as const) {
+      const Y = scope.storage('y', residual);
+      const d = await K.matmul(scope, 'mm', { x: X, w: W, bias: Bi, y: Y, M, N, K: Kd, activation, accumulate: true });
+      const got = await runAndRead(d, Y, M * N);
+      expect(relativeError(got, matmulRef(x, w, M, N, Kd, { bias, activation, residual }))).toBeLessThan(1e-5);
+    }
+  });
+
+  it('reads f16 weights when the adapter has shader-f16', async () => {
+    if (!gpu.hasF16) return;
+    const [M, N, Kd] = [19, 23, 40];
+    const x = randomArray(M * Kd, 5), w32 = randomArray(N * Kd, 6, 0.3);
+    const w16 = new Uint16Array(w32.length);
+    const wRounded = new Float32Array(w32.length);
+    for (let i = 0; i < w32.length; i++) { w16[i] = toHalf(w32[i]); wRounded[i] = fromHalf(w16[i]); }
+    const Y = scope.storage('y', M * N * 4);
+    const d = await K.matmul(scope, 'mm16', { x: scope.storage('x', x), w: scope.storage('w16', w16), y: Y, M, N, K: Kd, wDtype: 'f16' });
+    expect(relativeError(await runAndRead(d, Y, M * N), matmulRef(x, wRounded, M, N, Kd))).toBeLessThan(1e-5);
+  });
+});
+
+describe('activations', () => {
+  it('the reference erf is exact to 1e-14 at known values', () => {
+    expect(Math.abs(erf(0.5) - 0.5204998778130465)).toBeLessThan(1e-14);
+    expect(Math.abs(erf(1) - 0.8427007929497149)).toBeLessThan(1e-14);
+    expect(Math.abs(erf(2.5) - 0.9995930479825550)).toBeLessThan(1e-14);
+    expect(Math.abs(erf(-3) + 0.9999779095030014)).toBeLessThan(1e-14);
+  });
+
+  it('GELU (erf) within 1e-6 absolute over [-10, 10]; QuickGELU likewise', async () => {
+    const n = 20001;
+    const x = new Float32Array(n).map((_, i) => -10 + (20 * i) / (n - 1));
+    const X = scope.storage('x', x);
+    for (const op of ['gelu', 'quick_gelu'] as const) {
+      const Y = scope.storage('y', n * 4);
+      const got = await runAndRead(await K.elementwise(scope, op, { x: X, y: Y, n, op }), Y, n);
+      const f = op === 'gelu' ? gelu : quickGelu;
+      let worst = 0;
+      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i] - f(x[i])));
+      expect(worst).toBeLessThan(1e-6);
+    }
+  });
+});
+
+describe('layernorm', () => {
+  for (const [rows, cols] of [[1, 30], [7, 1024], [257, 64], [13, 768]]) {
+    it(`${rows}×${cols}, with an offset that defeats E[x²]−mean²`, async () => {
+      const x = randomArray(rows * cols, rows, 1).map((v) => v + 100);
+      const gain = randomArray(cols, 1, 0.1).map((v) => v + 1), shift = randomArray(cols, 2, 0.1);
+      const Y = scope.storage('y', rows * cols * 4);
+      const d = await K.layerNorm(scope, 'ln', { x: scope.storage('x', x), gain: scope.storage('g', gain), shift: scope.storage('s', shift), y: Y, rows, cols });
+      expect(relativeError(await runAndRead(d, Y, rows * cols), layerNormRef(x, gain, shift, rows, cols))).toBeLessThan(1e-5);
+    });
+  }
+
+  it('normalizes every k-th row (class tokens) with inRowStride', async () => {
+    const [B, T, C] = [3, 5, 64];
+    const x = randomArray(B * T * C, 9);
+    const gain = randomArray(C, 1, 0.1).map((v) => v + 1), shift = randomArray(C, 2, 0.1);
+    const cls = new Float32Array(B * C);
+    for (let b = 0; b < B; b++) cls.set(x.subarray(b * T * C, b * T * C + C), b * C);
+    const Y = scope.storage('y', B * C * 4);
+    const d = await K.layerNorm(scope, 'ln', { x: scope.storage('x', x), gain: scope.storage('g', gain), shift: scope.storage('s', shift), y: Y, rows: B, cols: C, inRowStride: T });
+    expect(relativeError(await runAndRead(d, Y, B * C), layerNormRef(cls, gain, shift, B, C))).toBeLessThan(1e-5);
+  });
+});
+
+describe('attention (packed qkv, online softmax)', () => {
+  const cases: [number, number, number, number, boolean][] = [
+    [1, 77, 2, 32, true], [2, 257, 2, 32, false], [2, 5, 3, 16, false], [1, 1, 1, 64, true], [1, 70, 4, 64, false],
+  ];
+  for (const [B, T, H, D, causal] of cases) {
+    it(`B=${B} T=${T} heads=${H} headDim=${D}${causal ? ' causal' : ''}`, async () => {
+      const qkv = randomArray(B * T * 3 * H * D, T + D, 1);
+      const O = scope.storage('o', B * T * H * D * 4);
+      const d = await K.attention(scope, 'attn', { qkv: scope.storage('qkv', qkv), out: O, batch: B, seq: T, heads: H, headDim: D, causal });
+      expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(1e-5);
+    });
+  }
+});
+
+describe('embedding and token assembly', () => {
+  it('gathers token rows from a table split into chunks and adds positions', async () => {
+    const [vocab, width, T, B] = [50, 12, 6, 2];
+    const table = randomArray(vocab * width, 1), pos = randomArray(T * width, 2);
+    const ids = new Uint32Array([0, 49, 17, 18, 3, 30, 7, 25, 24, 26, 49, 0]);
+    const split = 25; // rows [0,25) and [25,50) live in different buffers
+    const chunks = [
+      { buffer: scope.storage('t0', table.subarray(0, split * width)), rowOffset: 0, rows: split },
+      { buffer: scope.storage('t1', table.subarray(split * width)), rowOffset: split, rows: vocab - split },
+    ];
+    const Y = scope.storage('y', B * T * width * 4);
+    const ds = await K.embedTokens(scope, 'emb', { ids: scope.storage('ids', ids), chunks, pos: scope.storage('pos', pos), y: Y, rows: B * T, seq: T, width });
+    const got = await runAndRead(ds, Y, B * T * width);
+    const want = new Float32Array(B * T * width);
+    for (let r = 0; r < B * T; r++) for (let c = 0; c < width; c++) want[r * width + c] = table[ids[r] * width + c] + pos[(r % T) * width + c];
+    expect(Array.from(got)).toEqual(Array.from(want));
+  });
+
+  it('patchify + class token + positions reproduce a stride-P convolution', async () => {
+    const [B, P, G, width] = [2, 4, 3, 8];
+    const S = P * G, T = G * G + 1, cols = 3 * P * P;
+    const pixels = randomArray(B * 3 * S * S, 1), conv = randomArray(width * cols, 2, 0.2);
+    const cls = randomArray(width, 3), pos = randomArray(T * width, 4);
+    const patches = scope.storage('patches', B * G * G * cols * 4);
+    const embed = scope.storage('embed', B * G * G * width * 4);
+    const Y = scope.storage('y', B * T * width * 4);
+    const ds = [
+      await K.patchify(scope, 'patchify', { pixels: scope.storage('px', pixels), patches, batch: B, patch: P, grid: G, imageSize: S }),
+      await K.matmul(scope, 'conv', { x: patches, w: scope.storage('conv', conv), y: embed, M: B * G * G, N: width, K: cols }),
+      await K.visionTokens(scope, 'tokens', { patchEmbed: embed, classEmbedding: scope.storage('cls', cls), pos: scope.storage('pos', pos), y: Y, batch: B, seq: T, width }),
+    ];
+    const got = await runAndRead(ds, Y, B * T * width);
+    const want = new Float32Array(B * T * width);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        for (let o = 0; o < width; o++) {
+          let v = pos[t * width + o];
+          if (t === 0) v += cls[o];
+          else {
+            const gy = Math.floor((t - 1) / G), gx = (t - 1) % G;
+            for (let c = 0; c < 3; c++) for (let ky = 0; ky < P; ky++) for (let kx = 0; kx < P; kx++) {
+              v += pixels[((b * 3 + c) * S + gy * P + ky) * S + gx * P + kx] * conv[((o * 3 + c) * P + ky) * P + kx];
+            }
+          }
+          want[(b * T + t) * width + o] = v;
+        }
+      }
+    }
+    expect(relativeError(got, want)).toBeLessThan(1e-5);
+  });
+
+  it('gathers chosen rows', async () => {
+    const x = randomArray(10 * 7, 5);
+    const index = new Uint32Array([9, 0, 4]);
+    const Y = scope.storage('y', 3 * 7 * 4);
+    const got = await runAndRead(await K.gatherRows(scope, 'g', { x: scope.storage('x', x), index: scope.storage('i', index), y: Y, rows: 3, width: 7 }), Y, 21);
+    expect(Array.from(got)).toEqual([...index].flatMap((i) => Array.from(x.subarray(i * 7, i * 7 + 7))));
+  });
+});
+
+function toHalf(v: number): number {
+  const f = new Float32Array([v]);
+  const u = new Uint32Array(f.buffer)[0];
+  const sign = (u >>> 16) & 0x8000;
+  const exp = ((u >>> 23) & 0xff) - 127 + 15;
+  let mant = u & 0x7fffff;
+  if (exp <= 0) return sign; // tiny test values never reach here
+  let h = sign | (exp << 10) | (mant >>> 13);
+  mant &= 0x1fff;
+  if (mant > 0x1000 || (mant === 0x1000 && (h & 1))) h++;
+  return h;
+}
+
+function fromHalf(h: number): number {
+  const exp = (h >>> 10) & 0x1f, mant = h & 0x3ff;
+  const v = exp === 0 ? mant * 2 ** -24 : (1 + mant / 1024) * 2 ** (exp - 15);
+  return h & 0x8000 ? -v : v;
+}
