@@ -36,8 +36,8 @@ export function readNpy(bytes: Uint8Array, what = 'the .npy file'): NpyArray {
   if (dataStart + count * itemSize > bytes.length) {
     throw new UserError(`${what} is truncated: shape (${shape.join(', ')}) needs ${count * itemSize} data bytes.`);
   }
-  // Copy so the result is aligned and independent of the input buffer.
-  const raw = bytes.slice(dataStart, dataStart + count * itemSize).buffer;
+  // Copy (Node's Buffer#slice would only view the pool) so the result is aligned and independent of the input.
+  const raw = new Uint8Array(bytes.subarray(dataStart, dataStart + count * itemSize)).buffer;
   if (dtype === 'float32') return { dtype, shape, data: new Float32Array(raw) };
   if (dtype === 'int32') return { dtype, shape, data: new Int32Array(raw) };
   return { dtype, shape, data: new BigInt64Array(raw) };

@@ -1,0 +1,420 @@
+import { UserError } from '../errors.js';
+import type { Dispatch, Gpu } from '../gpu/gpu.js';
+import * as K from '../kernels/index.js';
+import { f32ToF16Bits, type TensorSource } from '../weights/tensor-source.js';
+import type { ClipConfig } from './config.js';
+import { checkTensors, mlpWidth } from './layout.js';
+
+export type ComputeDtype = 'f32' | 'f16';
+
+interface Block {
+  ln1: [GPUBuffer, GPUBuffer]; ln2: [GPUBuffer, GPUBuffer];
+  inProj: GPUBuffer; inProjBias: GPUBuffer; outProj: GPUBuffer; outProjBias: GPUBuffer;
+  fc: GPUBuffer; fcBias: GPUBuffer; proj: GPUBuffer; projBias: GPUBuffer;
+}
+
+interface VisionWeights {
+  conv: GPUBuffer; classEmbedding: GPUBuffer; pos: GPUBuffer;
+  lnPre: [GPUBuffer, GPUBuffer]; lnPost: [GPUBuffer, GPUBuffer]; proj: GPUBuffer; blocks: Block[];
+}
+
+interface TextWeights {
+  tokenChunks: K.TableChunk[]; pos: GPUBuffer; lnFinal: [GPUBuffer, GPUBuffer]; proj: GPUBuffer; blocks: Block[];
+}
+
+/** A recorded forward for one tower at one batch size (and text length): buffers, dispatches, readouts. */
+interface Plan {
+  scope: K.Scope;
+  input: GPUBuffer;
+  output: GPUBuffer;
+  outputBytes: number;
+  dispatches: Dispatch[];
+  /** Named intermediate states (block outputs) for debug readback: dispatches[0..end) produce `buffer`. */
+  checkpoints: { name: string; end: number; buffer: GPUBuffer; bytes: number }[];
+  /** Text plans: the EOT row of each prompt in the flattened [B·T] sequence. */
+  eotIndex?: GPUBuffer;
+}
+
+/** Per-step states read back by a debug forward, by name (e.g. `vision.block03`). */
+export type StepDump = Map<string, Float32Array>;
+
+/**
+ * The open_clip ViT CLIP graph (image tower and text transformer) on the GPU. Knows nothing of files:
+ * weights come from a TensorSource, inputs are preprocessed pixels and token ids.
+ */
+export class ClipModel {
+  readonly logitScale: number;
+  private readonly plans = new Map<string, Plan>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly config: ClipConfig,
+    readonly dtype: ComputeDtype,
+    private readonly weights: K.Scope,
+    private readonly vision: VisionWeights,
+    private readonly text: TextWeights,
+    logitScale: number,
+  ) {
+    this.logitScale = logitScale;
+  }
+
+  /** Uploads every weight tensor to the GPU, one tensor at a time (`dtype` f16 halves matmul weights). */
+  static async load(gpu: Gpu, config: ClipConfig, source: TensorSource, options: { dtype?: ComputeDtype; onTensor?: (name: string, index: number, count: number) => void } = {}): Promise<ClipModel> {
+    const dtype = options.dtype ?? 'f32';
+    if (dtype === 'f16' && !gpu.hasF16) {
+      throw new UserError('This GPU adapter has no shader-f16 support, so dtype f16 is unavailable; use dtype f32.');
+    }
+    checkTensors(config, new Map([...source.tensors].map(([name, t]) => [name, t.shape])));
+    const scope = new K.Scope(gpu);
+    const total = source.tensors.size;
+    let loaded = 0;
+    const progress = (name: string): void => options.onTensor?.(name, ++loaded, total);
+    const f32 = async (name: string): Promise<GPUBuffer> => {
+      const buffer = scope.storage(name, await source.readF32(name));
+      progress(name);
+      return buffer;
+    };
+    // Matmul weights in [out, in] layout, stored in the compute dtype; `transpose` turns an x@P projection into one.
+    const linear = async (name: string, transpose?: [number, number]): Promise<GPUBuffer> => {
+      let data = await source.readF32(name);
+      if (transpose) data = transposed(data, transpose[0], transpose[1]);
+      const buffer = scope.storage(name, dtype === 'f16' ? toF16(data) : data);
+      progress(name);
+      return buffer;
+    };
+    const ln = async (prefix: string): Promise<[GPUBuffer, GPUBuffer]> => [await f32(`${prefix}.weight`), await f32(`${prefix}.bias`)];
+    const blocks = async (prefix: string, layers: number): Promise<Block[]> => {
+      const out: Block[] = [];
+      for (let i = 0; i < layers; i++) {
+        const p = `${prefix}.resblocks.${i}`;
+        out.push({
+          ln1: await ln(`${p}.ln_1`), ln2: await ln(`${p}.ln_2`),
+          inProj: await linear(`${p}.attn.in_proj_weight`), inProjBias: await f32(`${p}.attn.in_proj_bias`),
+          outProj: await linear(`${p}.attn.out_proj.weight`), outProjBias: await f32(`${p}.attn.out_proj.bias`),
+          fc: await linear(`${p}.mlp.c_fc.weight`), fcBias: await f32(`${p}.mlp.c_fc.bias`),
+          proj: await linear(`${p}.mlp.c_proj.weight`), projBias: await f32(`${p}.mlp.c_proj.bias`),
+        });
+      }
+      return out;
+    };
+    try {
+      const v = config.vision;
+      const vision: VisionWeights = {
+        conv: await linear('visual.conv1.weight'), // [W, 3, P, P] is already [W, 3·P·P] row-major
+        classEmbedding: await f32('visual.class_embedding'),
+        pos: await f32('visual.positional_embedding'),
+        lnPre: await ln('visual.ln_pre'),
+        blocks: await blocks('visual.transformer', v.layers),
+        lnPost: await ln('visual.ln_post'),
+        proj: await linear('visual.proj', [v.width, config.embedDim]),
+      };
+      const t = config.text;
+      const text: TextWeights = {
+        tokenChunks: await uploadTable(scope, source, 'token_embedding.weight', t.vocabSize, t.width, dtype),
+        pos: await f32('positional_embedding'),
+        blocks: await blocks('transformer', t.layers),
+        lnFinal: await ln('ln_final'),
+        proj: await linear('text_projection', [t.width, config.embedDim]),
+      };
+      progress('token_embedding.weight');
+      const logitScale = Math.exp((await source.readF32('logit_scale'))[0]);
+      progress('logit_scale');
+      return new ClipModel(gpu, config, dtype, scope, vision, text, logitScale);
+    } catch (e) {
+      scope.destroy();
+      throw e;
+    }
+  }
+
+  /** Largest batch one forward runs: every activation must fit one storage binding. */
+  maxBatch(tower: 'image' | 'text'): number {
+    const limit = this.gpu.limits.maxStorageBufferBindingSize;
+    const c = tower === 'image' ? this.config.vision : this.config.text;
+    const seq = tower === 'image' ? (c as ClipConfig['vision']).imageSize ** 2 / (c as ClipConfig['vision']).patchSize ** 2 + 1 : this.config.text.contextLength;
+    const widest = Math.max(mlpWidth(c.width, c.mlpRatio), 3 * c.width) * 4 * seq;
+    return Math.max(1, Math.min(64, Math.floor(limit / widest)));
+  }
+
+  /**
+   * open_clip's encode_image on preprocessed pixels [B, 3, S, S]: raw (unnormalized) embeddings [B, E].
+   * Larger batches than one forward can hold are split.
+   */
+  async encodePixels(pixels: Float32Array, batch: number): Promise<Float32Array> {
+    const s = this.config.vision.imageSize;
+    if (pixels.length !== batch * 3 * s * s) {
+      throw new UserError(`Pixels hold ${pixels.length} values; a batch of ${batch} images at ${s}×${s} needs ${batch * 3 * s * s} ([B, 3, ${s}, ${s}]).`);
+    }
+    return this.inBatches(batch, this.maxBatch('image'), (from, n) =>
+      this.runVision(pixels.subarray(from * 3 * s * s, (from + n) * 3 * s * s), n));
+  }
+
+  /** open_clip's encode_text on token ids [B, context_length]: raw embeddings [B, E]. */
+  async encodeTokens(ids: Int32Array, batch: number): Promise<Float32Array> {
+    const ctx = this.config.text.contextLength;
+    if (ids.length !== batch * ctx) {
+      throw new UserError(`Token ids hold ${ids.length} values; ${batch} prompts need ${batch * ctx} (context length ${ctx}).`);
+    }
+    const vocab = this.config.text.vocabSize;
+    for (const id of ids) {
+      if (!(id >= 0 && id < vocab)) throw new UserError(`Token id ${id} is outside the vocabulary (0..${vocab - 1}); tokenize with this model's tokenizer.`);
+    }
+    return this.inBatches(batch, this.maxBatch('text'), (from, n) => this.runText(ids.subarray(from * ctx, (from + n) * ctx), n));
+  }
+
+  /** Debug forward: reads back every block's output by name (one submission per block). */
+  dumpPixels(pixels: Float32Array, batch: number): Promise<StepDump> {
+    return this.serialized(async () => {
+      const plan = await this.visionPlan(batch);
+      this.gpu.write(plan.input, pixels);
+      return this.runCheckpoints(plan);
+    });
+  }
+
+  dumpTokens(ids: Int32Array, batch: number): Promise<StepDump> {
+    return this.serialized(async () => {
+      const { plan } = await this.prepareText(ids, batch);
+      return this.runCheckpoints(plan);
+    });
+  }
+
+  /** Frees every GPU buffer of the model; the Gpu itself stays usable. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const plan of this.plans.values()) plan.scope.destroy();
+    this.plans.clear();
+    this.weights.destroy();
+  }
+
+  // ---- forward passes ----
+
+  private async inBatches(total: number, maxBatch: number, run: (from: number, n: number) => Promise<Float32Array>): Promise<Float32Array> {
+    const E = this.config.embedDim;
+    const out = new Float32Array(total * E);
+    for (let from = 0; from < total; from += maxBatch) {
+      const n = Math.min(maxBatch, total - from);
+      out.set(await run(from, n), from * E);
+    }
+    return out;
+  }
+
+  /** Forwards share plan buffers, so they run one at a time in call order. */
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    if (this.disposed) return Promise.reject(new Error('This model was disposed; load it again.'));
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private runVision(pixels: Float32Array, batch: number): Promise<Float32Array> {
+    return this.serialized(async () => {
+      const plan = await this.visionPlan(batch);
+      this.gpu.write(plan.input, pixels);
+      const [out] = await this.gpu.run(`vision[B=${batch}]`, plan.dispatches, [{ buffer: plan.output, bytes: plan.outputBytes }]);
+      return new Float32Array(out);
+    });
+  }
+
+  private runText(ids: Int32Array, batch: number): Promise<Float32Array> {
+    return this.serialized(async () => {
+      const { plan, seq } = await this.prepareText(ids, batch);
+      const [out] = await this.gpu.run(`text[B=${batch},T=${seq}]`, plan.dispatches, [{ buffer: plan.output, bytes: plan.outputBytes }]);
+      return new Float32Array(out);
+    });
+  }
+
+  /**
+   * With the causal mask, the EOT row depends only on the rows before it, so the text tower runs on
+   * max(EOT)+1 positions instead of the full context: exact, and far less work for short prompts.
+   */
+  private async prepareText(ids: Int32Array, batch: number): Promise<{ plan: Plan; seq: number }> {
+    const ctx = this.config.text.contextLength;
+    const eot = new Uint32Array(batch);
+    for (let b = 0; b < batch; b++) {
+      let best = 0;
+      for (let t = 1; t < ctx; t++) if (ids[b * ctx + t] > ids[b * ctx + best]) best = t; // first maximum, as torch.argmax
+      eot[b] = best;
+    }
+    const seq = Math.max(...eot) + 1;
+    const plan = await this.textPlan(batch, seq);
+    const input = new Uint32Array(batch * seq);
+    for (let b = 0; b < batch; b++) {
+      for (let t = 0; t < seq; t++) input[b * seq + t] = ids[b * ctx + t];
+      eot[b] += b * seq;
+    }
+    this.gpu.write(plan.input, input);
+    this.gpu.write(plan.eotIndex!, eot);
+    return { plan, seq };
+  }
+
+  private async runCheckpoints(plan: Plan): Promise<StepDump> {
+    const dump: StepDump = new Map();
+    let start = 0;
+    for (const c of plan.checkpoints) {
+      const [bytes] = await this.gpu.run(c.name, plan.dispatches.slice(start, c.end), [{ buffer: c.buffer, bytes: c.bytes }]);
+      dump.set(c.name, new Float32Array(bytes));
+      start = c.end;
+    }
+    return dump;
+  }
+
+  // ---- planning: buffers and dispatches for one batch shape, made once and reused ----
+
+  private async cachedPlan(key: string, make: (scope: K.Scope) => Promise<Plan>): Promise<Plan> {
+    const cached = this.plans.get(key);
+    if (cached) {
+      this.plans.delete(key); // re-insert: most recently used last
+      this.plans.set(key, cached);
+      return cached;
+    }
+    const plan = await make(new K.Scope(this.gpu));
+    this.plans.set(key, plan);
+    if (this.plans.size > 6) {
+      const [oldestKey, oldest] = this.plans.entries().next().value as [string, Plan];
+      oldest.scope.destroy();
+      this.plans.delete(oldestKey);
+    }
+    return plan;
+  }
+
+  private visionPlan(batch: number): Promise<Plan> {
+    return this.cachedPlan(`vision/${batch}`, async (scope) => {
+      const { imageSize: S, patchSize: P, width: W } = this.config.vision;
+      const G = Math.floor(S / P), T = G * G + 1, rows = batch * T, E = this.config.embedDim;
+      const w = this.vision;
+      const input = scope.storage('vision.pixels', batch * 3 * S * S * 4);
+      const patches = scope.storage('vision.patches', batch * G * G * 3 * P * P * 4);
+      const embed = scope.storage('vision.patch_embed', batch * G * G * W * 4);
+      const h = scope.storage('vision.h', rows * W * 4);
+      const x = scope.storage('vision.x', rows * W * 4);
+      const pooled = scope.storage('vision.pooled', batch * W * 4);
+      const output = scope.storage('vision.out', batch * E * 4);
+      const d: Promise<Dispatch | Dispatch[]>[] = [
+        K.patchify(scope, 'vision.patchify', { pixels: input, patches, batch, patch: P, grid: G, imageSize: S }),
+        K.matmul(scope, 'vision.conv1', { x: patches, w: w.conv, y: embed, M: batch * G * G, N: W, K: 3 * P * P, wDtype: this.dtype }),
+        K.visionTokens(scope, 'vision.tokens', { patchEmbed: embed, classEmbedding: w.classEmbedding, pos: w.pos, y: h, batch, seq: T, width: W }),
+        K.layerNorm(scope, 'vision.ln_pre', { x: h, gain: w.lnPre[0], shift: w.lnPre[1], y: x, rows, cols: W }),
+      ];
+      const checkpoints: Plan['checkpoints'] = [];
+      const mark = (name: string, buffer: GPUBuffer, bytes: number): void => {
+        checkpoints.push({ name, end: d.length, buffer, bytes });
+      };
+      mark('vision.ln_pre', x, rows * W * 4);
+      this.recordBlocks(scope, d, 'vision', w.blocks, { x, h, batch, seq: T, width: W, heads: this.config.vision.heads, mlpRatio: this.config.vision.mlpRatio, causal: false }, mark);
+      d.push(
+        K.layerNorm(scope, 'vision.ln_post', { x, gain: w.lnPost[0], shift: w.lnPost[1], y: pooled, rows: batch, cols: W, inRowStride: T }),
+        K.matmul(scope, 'vision.proj', { x: pooled, w: w.proj, y: output, M: batch, N: E, K: W, wDtype: this.dtype }),
+      );
+      mark('vision.pooled', pooled, batch * W * 4);
+      mark('vision.out', output, batch * E * 4);
+      return finishPlan(scope, input, output, batch * E * 4, d, checkpoints);
+    });
+  }
+
+  private textPlan(batch: number, seq: number): Promise<Plan> {
+    return this.cachedPlan(`text/${batch}/${seq}`, async (scope) => {
+      const { width: W } = this.config.text;
+      const rows = batch * seq, E = this.config.embedDim;
+      const w = this.text;
+      const input = scope.storage('text.ids', rows * 4);
+      const eotIndex = scope.storage('text.eot_index', batch * 4);
+      const x = scope.storage('text.x', rows * W * 4);
+      const h = scope.storage('text.h', rows * W * 4);
+      const eotRows = scope.storage('text.eot_rows', batch * W * 4);
+      const pooled = scope.storage('text.pooled', batch * W * 4);
+      const output = scope.storage('text.out', batch * E * 4);
+      const d: Promise<Dispatch | Dispatch[]>[] = [
+        K.embedTokens(scope, 'text.embed', { ids: input, chunks: w.tokenChunks, pos: w.pos, y: x, rows, seq, width: W, wDtype: this.dtype }),
+      ];
+      const checkpoints: Plan['checkpoints'] = [];
+      const mark = (name: string, buffer: GPUBuffer, bytes: number): void => {
+        checkpoints.push({ name, end: d.length, buffer, bytes });
+      };
+      mark('text.embed', x, rows * W * 4);
+      this.recordBlocks(scope, d, 'text', w.blocks, { x, h, batch, seq, width: W, heads: this.config.text.heads, mlpRatio: this.config.text.mlpRatio, causal: true }, mark);
+      d.push(
+        K.gatherRows(scope, 'text.eot', { x, index: eotIndex, y: eotRows, rows: batch, width: W }),
+        K.layerNorm(scope, 'text.ln_final', { x: eotRows, gain: w.lnFinal[0], shift: w.lnFinal[1], y: pooled, rows: batch, cols: W }),
+        K.matmul(scope, 'text.proj', { x: pooled, w: w.proj, y: output, M: batch, N: E, K: W, wDtype: this.dtype }),
+      );
+      mark('text.pooled', pooled, batch * W * 4);
+      mark('text.out', output, batch * E * 4);
+      const plan = await finishPlan(scope, input, output, batch * E * 4, d, checkpoints);
+      plan.eotIndex = eotIndex;
+      return plan;
+    });
+  }
+
+  /** x ← x + attn(ln_1(x)); x ← x + mlp(ln_2(x)) for every block, residual adds fused into the matmuls. */
+  private recordBlocks(
+    scope: K.Scope, d: Promise<Dispatch | Dispatch[]>[], tower: string, blocks: Block[],
+    a: { x: GPUBuffer; h: GPUBuffer; batch: number; seq: number; width: number; heads: number; mlpRatio: number; causal: boolean },
+    mark: (name: string, buffer: GPUBuffer, bytes: number) => void,
+  ): void {
+    const rows = a.batch * a.seq, W = a.width, hidden = mlpWidth(W, a.mlpRatio);
+    const qkv = scope.storage(`${tower}.qkv`, rows * 3 * W * 4);
+    const attn = scope.storage(`${tower}.attn`, rows * W * 4);
+    const mlp = scope.storage(`${tower}.mlp`, rows * hidden * 4);
+    const act = this.config.quickGelu ? 'quick_gelu' : 'gelu';
+    const wDtype = this.dtype;
+    blocks.forEach((b, i) => {
+      const p = `${tower}.block${String(i).padStart(2, '0')}`;
+      d.push(
+        K.layerNorm(scope, `${p}.ln_1`, { x: a.x, gain: b.ln1[0], shift: b.ln1[1], y: a.h, rows, cols: W }),
+        K.matmul(scope, `${p}.attn.in_proj`, { x: a.h, w: b.inProj, bias: b.inProjBias, y: qkv, M: rows, N: 3 * W, K: W, wDtype }),
+        K.attention(scope, `${p}.attn`, { qkv, out: attn, batch: a.batch, seq: a.seq, heads: a.heads, headDim: W / a.heads, causal: a.causal }),
+        K.matmul(scope, `${p}.attn.out_proj`, { x: attn, w: b.outProj, bias: b.outProjBias, y: a.x, M: rows, N: W, K: W, accumulate: true, wDtype }),
+        K.layerNorm(scope, `${p}.ln_2`, { x: a.x, gain: b.ln2[0], shift: b.ln2[1], y: a.h, rows, cols: W }),
+        K.matmul(scope, `${p}.mlp.c_fc`, { x: a.h, w: b.fc, bias: b.fcBias, y: mlp, M: rows, N: hidden, K: W, activation: act, wDtype }),
+        K.matmul(scope, `${p}.mlp.c_proj`, { x: mlp, w: b.proj, bias: b.projBias, y: a.x, M: rows, N: W, K: hidden, accumulate: true, wDtype }),
+      );
+      mark(p, a.x, rows * W * 4);
+    });
+  }
+}
+
+async function finishPlan(
+  scope: K.Scope, input: GPUBuffer, output: GPUBuffer, outputBytes: number,
+  pending: Promise<Dispatch | Dispatch[]>[], checkpoints: Plan['checkpoints'],
+): Promise<Plan> {
+  // Pipelines compile concurrently here; checkpoint ends count pending entries, so map them to dispatch indices.
+  const resolved = await Promise.all(pending);
+  const ends: number[] = [];
+  const dispatches: Dispatch[] = [];
+  for (const r of resolved) {
+    dispatches.push(...(Array.isArray(r) ? r : [r]));
+    ends.push(dispatches.length);
+  }
+  return {
+    scope, input, output, outputBytes, dispatches,
+    checkpoints: checkpoints.map((c) => ({ ...c, end: c.end === 0 ? 0 : ends[c.end - 1] })),
+  };
+}
+
+function transposed(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+  return out;
+}
+
+function toF16(data: Float32Array): Uint16Array {
+  const out = new Uint16Array(data.length);
+  f32ToF16Bits(data, out);
+  return out;
+}
+
+/** Uploads an embedding table in row chunks that each fit one storage binding. */
+async function uploadTable(scope: K.Scope, source: TensorSource, name: string, rows: number, width: number, dtype: ComputeDtype): Promise<K.TableChunk[]> {
+  const bytesPerRow = width * (dtype === 'f16' ? 2 : 4);
+  const rowsPerChunk = Math.floor(scope.gpu.limits.maxStorageBufferBindingSize / bytesPerRow);
+  const table = await source.readF32(name);
+  const chunks: K.TableChunk[] = [];
+  for (let rowOffset = 0; rowOffset < rows; rowOffset += rowsPerChunk) {
+    const n = Math.min(rowsPerChunk, rows - rowOffset);
+    const slice = table.subarray(rowOffset * width, (rowOffset + n) * width);
+    chunks.push({ buffer: scope.storage(`${name}[${rowOffset}:${rowOffset + n}]`, dtype === 'f16' ? toF16(slice) : slice), rowOffset, rows: n });
+  }
+  return chunks;
+}
