@@ -94,3 +94,71 @@ describe('open_clip tiny checkpoint (ViT-L/14 family at toy size) against real o
     await expect(model.encodeTokens(ids, 1)).rejects.toThrow(/outside the vocabulary/);
   });
 });
+
+describe('our QuickGELU / patch 16 / 3-head / F16-storage config against the PyTorch reference', () => {
+  const dir = new URL('fixtures/reference/quickgelu-f16/', import.meta.url);
+  const E = 24;
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await Gpu.create();
+  });
+  afterAll(() => gpu.destroy());
+
+  async function load(dtype: 'f32' | 'f16'): Promise<ClipModel> {
+    const config = parseClipConfig(JSON.parse(readFileSync(new URL('model/open_clip_config.json', dir), 'utf8')));
+    const source = await SafetensorsFile.open(fileURLToPath(new URL('model/open_clip_model.safetensors', dir)));
+    try {
+      return await ClipModel.load(gpu, config, source, { dtype });
+    } finally {
+      await source.close();
+    }
+  }
+
+  const pixels = loadNpy(new URL('pixels.npy', dir));
+  const { tokens } = JSON.parse(readFileSync(new URL('tokens.json', dir), 'utf8')) as { tokens: number[][] };
+  const ids = Int32Array.from(tokens.flat());
+
+  for (const dtype of ['f32', 'f16'] as const) {
+    it(`embeddings match with ${dtype} weights on the GPU (F16-exact weights, f32 arithmetic)`, async (ctx) => {
+      if (dtype === 'f16' && !gpu.hasF16) ctx.skip(); // adapters without shader-f16 cannot run f16 storage
+      const model = await load(dtype);
+      try {
+        const image = normalizeRows(await model.encodePixels(pixels.data, pixels.shape[0]), E);
+        const text = normalizeRows(await model.encodeTokens(ids, tokens.length), E);
+        const wantImage = loadNpy(new URL('image_embeddings.npy', dir)).data;
+        const wantText = loadNpy(new URL('text_embeddings.npy', dir)).data;
+        expect(maxAbsDiff(image, wantImage)).toBeLessThanOrEqual(1e-5);
+        expect(maxAbsDiff(text, wantText)).toBeLessThanOrEqual(1e-5);
+        expect(minRowCosine(image, wantImage, E)).toBeGreaterThanOrEqual(0.99999);
+        expect(minRowCosine(text, wantText, E)).toBeGreaterThanOrEqual(0.99999);
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+
+  it('every block output matches the reference dump (debug readback by name)', async () => {
+    const model = await load('f32');
+    try {
+      const vision = await model.dumpPixels(pixels.data, pixels.shape[0]);
+      const text = await model.dumpTokens(ids, tokens.length); // EOT at 76 in one row: all 77 positions run
+      const pairs: [string, Float32Array | undefined][] = [
+        ['vision_ln_pre', vision.get('vision.ln_pre')],
+        ['vision_block00', vision.get('vision.block00')],
+        ['vision_block01', vision.get('vision.block01')],
+        ['vision_pooled', vision.get('vision.pooled')],
+        ['text_embed', text.get('text.embed')],
+        ['text_block00', text.get('text.block00')],
+        ['text_block01', text.get('text.block01')],
+      ];
+      for (const [file, got] of pairs) {
+        const want = loadNpy(new URL(`${file}.npy`, dir)).data;
+        expect(got, file).toBeDefined();
+        const scale = Math.max(...want.map(Math.abs));
+        expect(maxAbsDiff(got!, want) / scale, file).toBeLessThan(1e-5);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+});
