@@ -1,0 +1,62 @@
+/** `whylesion preprocess IMG [--size 224] [--exif-rotate] --out FILE.npy`: open_clip's eval preprocessing to .npy. */
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { UserError } from '../errors.js';
+import { preprocessImageFile } from '../image/load.js';
+import { writeNpy } from '../io/npy.js';
+
+const HELP = `Usage: whylesion preprocess IMG [--size 224] [--exif-rotate] --out FILE.npy
+
+Runs open_clip's eval preprocessing on IMG (Resize to the shorter side with Pillow's bicubic, CenterCrop,
+RGB, ToTensor, Normalize with OpenAI's mean/std) and writes a float32 [3, SIZE, SIZE] NumPy .npy file.
+
+Options:
+  --size N        output side in pixels (default 224)
+  --exif-rotate   apply the JPEG's EXIF orientation first (open_clip does not)
+  --out FILE.npy  where to write the array (written to a temporary file, then renamed)
+  -h, --help      show this help
+`;
+
+export async function preprocessCommand(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        size: { type: 'string' },
+        'exif-rotate': { type: 'boolean' },
+        out: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    throw new UserError(`${(error as Error).message}; run "whylesion preprocess --help" for usage.`, { cause: error });
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (positionals.length !== 1) {
+    throw new UserError(`preprocess takes exactly one image path (got ${positionals.length}); run "whylesion preprocess --help".`);
+  }
+  if (values.out === undefined) throw new UserError('preprocess needs --out FILE.npy to know where to write the array.');
+  const size = values.size === undefined ? 224 : Number(values.size);
+  if (!Number.isInteger(size) || size < 1) throw new UserError(`--size ${values.size} is not a positive integer; pass e.g. --size 224.`);
+
+  const pixels = await preprocessImageFile(positionals[0], { size, exifRotate: values['exif-rotate'] ?? false });
+  const out = values.out;
+  // Same directory, so the rename is atomic and readers never see a half-written file.
+  const temp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
+  try {
+    await writeFile(temp, writeNpy([3, size, size], pixels));
+    await rename(temp, out);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw new UserError(`Could not write ${out} (${(error as NodeJS.ErrnoException).code ?? String(error)}); check that its folder exists and is writable.`, {
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Reads what Pillow would call an image's format, size and mode from its header bytes, before any
+ * decoding, so that oversized images are refused without allocating and the resize runs in Pillow's mode.
+ * Pure: no Node or DOM imports.
+ */
+import { UserError } from '../errors.js';
+
+/** Pillow modes this module reproduces. "P" and "1" are resized with NEAREST; "I" is 32-bit grayscale. */
+export type PillowMode = '1' | 'L' | 'LA' | 'P' | 'RGB' | 'RGBA' | 'I' | 'CMYK';
+
+export interface ImageHeader {
+  format: 'png' | 'jpeg' | 'gif' | 'bmp' | 'tiff';
+  width: number;
+  height: number;
+  mode: PillowMode;
+  /** PNG sample depth in bits (8 for other formats). */
+  bitDepth: number;
+  /** PNG tRNS colour key of an L or RGB image, as samples of bitDepth bits. */
+  transparentColor?: number[];
+  /** EXIF orientation 1..8 of a JPEG (1 when absent). */
+  exifOrientation: number;
+}
+
+/** Pillow's Image.MAX_IMAGE_PIXELS: int(1024 * 1024 * 1024 // 4 // 3). */
+export const MAX_IMAGE_PIXELS = 89_478_485;
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+function startsWith(bytes: Uint8Array, prefix: number[]): boolean {
+  return bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
+}
+
+function ascii(bytes: Uint8Array, start: number, length: number): string {
+  return String.fromCharCode(...bytes.subarray(start, start + length));
+}
+
+/** Identifies the format and reads size and mode; throws UserError for empty, foreign or damaged headers. */
+export function readImageHeader(bytes: Uint8Array, name: string): ImageHeader {
+  if (bytes.length === 0) throw new UserError(`${name} is empty (0 bytes); pass a PNG, JPEG, GIF, BMP or TIFF image.`);
+  let header: ImageHeader;
+  if (startsWith(bytes, PNG_SIGNATURE)) header = readPng(bytes, name);
+  else if (startsWith(bytes, [0xff, 0xd8, 0xff])) header = readJpeg(bytes, name);
+  else if (ascii(bytes, 0, 6) === 'GIF87a' || ascii(bytes, 0, 6) === 'GIF89a') header = readGif(bytes, name);
+  else if (ascii(bytes, 0, 2) === 'BM') header = readBmp(bytes, name);
+  else if (startsWith(bytes, [0x49, 0x49, 0x2a, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2a])) header = readTiff(bytes, name);
+  else {
+    throw new UserError(`${name} is not a PNG, JPEG, GIF, BMP or TIFF image (unrecognized header); convert it to PNG or JPEG.`);
+  }
+  if (header.width <= 0 || header.height <= 0) {
+    throw new UserError(`${name} declares an empty image (${header.width}x${header.height}); re-export it.`);
+  }
+  if (header.width * header.height > MAX_IMAGE_PIXELS) {
+    throw new UserError(
+      `${name} is ${header.width}x${header.height} = ${header.width * header.height} pixels, above Pillow's limit of ` +
+        `${MAX_IMAGE_PIXELS} (a decompression-bomb guard); downscale it first.`,
+    );
+  }
+  return header;
+}
+
+function truncated(name: string): UserError {
+  return new UserError(`${name} is truncated or damaged (its header ends early); re-download or re-export it.`);
+}
+
+function readPng(bytes: Uint8Array, name: string): ImageHeader {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 33 || ascii(bytes, 12, 4) !== 'IHDR') throw truncated(name);
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  const bitDepth = bytes[24];
+  const colorType = bytes[25];
+  const modes: Record<number, PillowMode> = { 0: 'L', 2: 'RGB', 3: 'P', 4: 'LA', 6: 'RGBA' };
+  let mode = modes[colorType];
+  if (mode === undefined) throw new UserError(`${name} has an invalid PNG colour type ${colorType}; re-export it.`);
+  // Pillow opens 1-bit grayscale as "1" and 16-bit grayscale as 32-bit "I".
+  if (colorType === 0 && bitDepth === 1) mode = '1';
+  if (colorType === 0 && bitDepth === 16) mode = 'I';
+  let transparentColor: number[] | undefined;
+  for (let pos = 8; pos + 8 <= bytes.length; ) {
+    const length = view.getUint32(pos);
+    const type = ascii(bytes, pos + 4, 4);
+    if (type === 'IDAT' || type === 'IEND') break;
+    if (type === 'tRNS' && (colorType === 0 || colorType === 2) && pos + 8 + length <= bytes.length) {
+      transparentColor = [];
+      for (let i = 0; i + 1 < length; i += 2) transparentColor.push(view.getUint16(pos + 8 + i));
+    }
+    pos += 12 + length;
+  }
+  return { format: 'png', width, height, mode, bitDepth, transparentColor, exifOrientation: 1 };
+}
+
+const SOF_MARKERS = new Set([0xc0, 0xc1, 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf]);
+
+function readJpeg(bytes: Uint8Array, name: string): ImageHeader {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let exifOrientation = 1;
+  let pos = 2;
+  while (pos + 4 <= bytes.length) {
+    if (bytes[pos] !== 0xff) throw new UserError(`${name} has a damaged JPEG marker structure; re-export it.`);
+    const marker = bytes[pos + 1];
+    if (marker === 0xff) {
+      pos += 1; // fill byte
+      continue;
+    }
+    const length = view.getUint16(pos + 2);
+    const segment = pos + 4;
+    if (marker === 0xe1 && ascii(bytes, segment, 6) === 'Exif\0\0' && segment + length - 2 <= bytes.length) {
+      exifOrientation = readExifOrientation(bytes.subarray(segment + 6, segment + length - 2));
+    }
+    if (SOF_MARKERS.has(marker)) {
+      if (segment + 6 > bytes.length) break;
+      const height = view.getUint16(segment + 1);
+      const width = view.getUint16(segment + 3);
+      const components = bytes[segment + 5];
+      const modes: Record<number, PillowMode> = { 1: 'L', 3: 'RGB', 4: 'CMYK' };
+      const mode = modes[components];
+      if (mode === undefined) throw new UserError(`${name} is a JPEG with ${components} colour components; convert it to RGB.`);
+      return { format: 'jpeg', width, height, mode, bitDepth: 8, exifOrientation };
+    }
+    if (marker === 0xda || marker === 0xd9) break;
+    pos = segment + length - 2;
+  }
+  throw truncated(name);
+}
+
+/** The Orientation tag (0x0112) of IFD0 in a TIFF-structured EXIF block; 1 when absent or unreadable. */
+export function readExifOrientation(tiff: Uint8Array): number {
+  if (tiff.length < 8) return 1;
+  const view = new DataView(tiff.buffer, tiff.byteOffset, tiff.byteLength);
+  const little = tiff[0] === 0x49;
+  const ifd = view.getUint32(4, little);
+  if (ifd + 2 > tiff.length) return 1;
+  const count = view.getUint16(ifd, little);
+  for (let i = 0; i < count; i++) {
+    const entry = ifd + 2 + i * 12;
+    if (entry + 12 > tiff.length) return 1;
+    if (view.getUint16(entry, little) === 0x0112) {
+      const value = view.getUint16(entry + 8, little);
+      return value >= 1 && value <= 8 ? value : 1;
+    }
+  }
+  return 1;
+}
+
+function readGif(bytes: Uint8Array, name: string): ImageHeader {
+  if (bytes.length < 10) throw truncated(name);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { format: 'gif', width: view.getUint16(6, true), height: view.getUint16(8, true), mode: 'P', bitDepth: 8, exifOrientation: 1 };
+}
+
+function readBmp(bytes: Uint8Array, name: string): ImageHeader {
+  if (bytes.length < 26) throw truncated(name);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dibSize = view.getUint32(14, true);
+  const core = dibSize === 12;
+  if (!core && bytes.length < 30) throw truncated(name);
+  const width = core ? view.getUint16(18, true) : view.getInt32(18, true);
+  const height = Math.abs(core ? view.getInt16(20, true) : view.getInt32(22, true));
+  const bitsPerPixel = view.getUint16(core ? 24 : 28, true);
+  const mode = bitsPerPixel <= 8 ? bmpPaletteMode(bytes, view, dibSize, bitsPerPixel) : 'RGB';
+  return { format: 'bmp', width, height, mode, bitDepth: 8, exifOrientation: 1 };
+}
+
+/**
+ * Pillow's BmpImagePlugin: a palette of exactly the greys (i, i, i) for i = 0..colors-1 (or black and
+ * white for 2 colours) is dropped and the image opens as "L" (or "1"); any other palette gives "P".
+ */
+function bmpPaletteMode(bytes: Uint8Array, view: DataView, dibSize: number, bitsPerPixel: number): PillowMode {
+  const core = dibSize === 12;
+  const colorsUsed = core || bytes.length < 50 ? 0 : view.getUint32(46, true);
+  const colors = colorsUsed || 1 << bitsPerPixel;
+  const entrySize = core ? 3 : 4;
+  const paletteStart = 14 + dibSize;
+  const greys = colors === 2 ? [0, 255] : Array.from({ length: colors }, (_, i) => i);
+  const greyscale = greys.every((grey, i) => {
+    const at = paletteStart + i * entrySize;
+    return at + 3 <= bytes.length && bytes[at] === grey && bytes[at + 1] === grey && bytes[at + 2] === grey;
+  });
+  if (!greyscale) return 'P';
+  return colors === 2 ? '1' : 'L';
+}
+
+function readTiff(bytes: Uint8Array, name: string): ImageHeader {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const little = bytes[0] === 0x49;
+  const ifd = view.getUint32(4, little);
+  if (ifd + 2 > bytes.length) throw truncated(name);
+  const tags = new Map<number, number>();
+  const count = view.getUint16(ifd, little);
+  for (let i = 0; i < count; i++) {
+    const entry = ifd + 2 + i * 12;
+    if (entry + 12 > bytes.length) throw truncated(name);
+    const type = view.getUint16(entry + 2, little);
+    tags.set(view.getUint16(entry, little), type === 3 ? view.getUint16(entry + 8, little) : view.getUint32(entry + 8, little));
+  }
+  const width = tags.get(256) ?? 0;
+  const height = tags.get(257) ?? 0;
+  const samples = tags.get(277) ?? 1;
+  const photometric = tags.get(262) ?? 2;
+  const bySamples: Record<number, PillowMode> = { 1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA' };
+  const mode: PillowMode = photometric === 3 ? 'P' : (bySamples[samples] ?? 'RGB');
+  return { format: 'tiff', width, height, mode, bitDepth: 8, exifOrientation: 1 };
+}

@@ -1,0 +1,74 @@
+/**
+ * open_clip's eval preprocessing (Resize(S, bicubic) -> CenterCrop(S) -> convert("RGB") -> ToTensor ->
+ * Normalize) reproduced on Pillow's arithmetic, from encoded image bytes to a float32 [3, S, S] tensor.
+ */
+import { UserError } from '../errors.js';
+import { decodeImage, MODE_CHANNELS, type DecodedImage } from './decode.js';
+import { readImageHeader } from './header.js';
+import { applyExifOrientation, centerCrop, normalizeToChw, resizedSize, resizeToRgb } from './transform.js';
+
+export { decodeImage, type DecodedImage } from './decode.js';
+export { MAX_IMAGE_PIXELS, readImageHeader, type ImageHeader, type PillowMode } from './header.js';
+export { resizeBicubicPillow, resizeBicubicPillowInt32, resizeNearestPillow } from './resample.js';
+export { applyExifOrientation, centerCrop, centerCropOffsets, normalizeToChw, resizedSize, resizeToRgb } from './transform.js';
+
+/** OpenAI CLIP's normalization, open_clip's default (OPENAI_DATASET_MEAN / OPENAI_DATASET_STD). */
+export const OPENAI_MEAN: readonly number[] = [0.48145466, 0.4578275, 0.40821073];
+export const OPENAI_STD: readonly number[] = [0.26862954, 0.26130258, 0.27577711];
+
+export interface PreprocessOptions {
+  /** Output side S (shorter side resized to S, then center-cropped to S x S). Default 224. */
+  size?: number;
+  /** Per-channel mean, RGB. Default OpenAI's. */
+  mean?: readonly number[];
+  /** Per-channel standard deviation, RGB. Default OpenAI's. */
+  std?: readonly number[];
+  /** Apply the JPEG's EXIF orientation first, like PIL.ImageOps.exif_transpose. Default false, as open_clip. */
+  exifRotate?: boolean;
+}
+
+function checkOptions(opts: PreprocessOptions): { size: number; mean: readonly number[]; std: readonly number[] } {
+  const size = opts.size ?? 224;
+  const mean = opts.mean ?? OPENAI_MEAN;
+  const std = opts.std ?? OPENAI_STD;
+  if (!Number.isInteger(size) || size < 1) throw new UserError(`The preprocessing size ${size} is not a positive integer; pass e.g. 224.`);
+  if (mean.length !== 3 || std.length !== 3 || std.some((s) => s === 0)) {
+    throw new UserError('The normalization mean and std must each have 3 values (RGB), with no zero std.');
+  }
+  return { size, mean, std };
+}
+
+/** Runs Resize, CenterCrop, convert("RGB"), ToTensor and Normalize on a decoded image. */
+export function preprocessDecoded(image: DecodedImage, opts: PreprocessOptions = {}): Float32Array {
+  const { size, mean, std } = checkOptions(opts);
+  const target = resizedSize(image.width, image.height, size);
+  const rgb = resizeToRgb(image, target.width, target.height);
+  const cropped = centerCrop(rgb, target.width, target.height, 3, size, size);
+  return normalizeToChw(cropped, size, size, mean, std);
+}
+
+/**
+ * Preprocesses encoded image bytes (PNG, JPEG, GIF, BMP, TIFF) exactly as open_clip's eval transform on
+ * Pillow does, returning float32 [3, size, size] in CHW order. `name` names the input in error messages.
+ */
+export async function preprocessImage(input: Uint8Array, opts: PreprocessOptions = {}, name = 'the image'): Promise<Float32Array> {
+  checkOptions(opts);
+  let image = await decodeImage(input, name);
+  if (opts.exifRotate) {
+    const orientation = readImageHeader(input, name).exifOrientation;
+    const channels = image.mode === 'I' ? 1 : MODE_CHANNELS[image.mode];
+    image = { ...image, ...applyExifOrientation(image.data, image.width, image.height, channels, orientation) } as DecodedImage;
+  }
+  return preprocessDecoded(image, opts);
+}
+
+/** The parts of a jimp image this module reads: its RGBA bitmap. */
+export interface RgbaImageLike {
+  bitmap: { width: number; height: number; data: Uint8Array };
+}
+
+/** Preprocesses an already decoded jimp image, treated as Pillow mode "RGBA" (resized premultiplied). */
+export function preprocessJimp(image: RgbaImageLike, opts: PreprocessOptions = {}): Float32Array {
+  const { width, height, data } = image.bitmap;
+  return preprocessDecoded({ width, height, mode: 'RGBA', data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }, opts);
+}
