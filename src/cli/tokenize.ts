@@ -1,0 +1,55 @@
+import { parseArgs } from 'node:util';
+import { UserError } from '../errors.js';
+import { loadTokenizer, VOCAB_ENV } from '../tokenizer/load.js';
+
+const USAGE = `Usage: whylesion tokenize [--context-length N] [--vocab PATH] [--json] [--] TEXT...
+
+Prints open_clip's token ids for each TEXT: SOT, the text's tokens, EOT, zero padding to the context length.
+
+Options:
+  --context-length N  ids per text (default 77); longer texts are cut, keeping EOT last
+  --vocab PATH        bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json and merges.txt
+                      (default: $${VOCAB_ENV})
+  --json              print one JSON array of id arrays instead of one line of ids per text
+  -h, --help          show this help
+`;
+
+/** `whylesion tokenize`: token ids of each text, as JSON ([[ids...], ...]) or one space-separated line per text. */
+export async function tokenizeCommand(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        'context-length': { type: 'string' },
+        vocab: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (cause) {
+    throw new UserError(`${(cause as Error).message.replace(/\.$/, '')}; run "whylesion tokenize --help" for usage.`, { cause });
+  }
+  const { values, positionals: texts } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (texts.length === 0) {
+    throw new UserError('whylesion tokenize needs at least one TEXT to tokenize; run "whylesion tokenize --help" for usage.');
+  }
+  const contextLength = parseContextLength(values['context-length']);
+  const tokenizer = await loadTokenizer({ vocabPath: values.vocab });
+  const rows = tokenizer.tokenizeToArrays(texts, contextLength);
+  const output = values.json ? JSON.stringify(rows) : rows.map((row) => row.join(' ')).join('\n');
+  process.stdout.write(output + '\n');
+}
+
+function parseContextLength(text: string | undefined): number {
+  if (text === undefined) return 77;
+  if (!/^\d+$/.test(text) || Number(text) < 2) {
+    throw new UserError(`--context-length ${text} is not a whole number of at least 2; CLIP models use 77.`);
+  }
+  return Number(text);
+}
