@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     // GPU tests compile pipelines on a 2-core CPU (lavapipe): forks keep Dawn in separate processes,
     // and two at a time match the cores.
     pool: 'forks',

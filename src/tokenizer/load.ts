@@ -3,6 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { gunzip } from './gunzip.js';
 import { ClipTokenizer } from './tokenizer.js';
+import { downloadHubFile, type HubOptions } from '../weights/hub.js';
 
 /** Environment variable naming the vocabulary when no path is passed. */
 export const VOCAB_ENV = 'WHYLESION_BPE_VOCAB';
@@ -12,9 +13,8 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
  * The CLIP tokenizer from `vocabPath` (or $WHYLESION_BPE_VOCAB): a bpe_simple_vocab_16e6.txt(.gz) merges
  * file, or Hugging Face's vocab.json + merges.txt (the folder holding them, or either file).
  */
-export async function loadTokenizer(opts: { vocabPath?: string } = {}): Promise<ClipTokenizer> {
-  const path = opts.vocabPath || process.env[VOCAB_ENV];
-  if (!path) return vocabularyNotGiven();
+export async function loadTokenizer(opts: { vocabPath?: string; hub?: HubOptions } = {}): Promise<ClipTokenizer> {
+  const path = opts.vocabPath || process.env[VOCAB_ENV] || (await downloadVocabulary(opts.hub));
   const info = await stat(path).catch((cause: unknown) => {
     throw new UserError(`The CLIP vocabulary ${path} does not exist; pass an existing file or folder with --vocab PATH or ${VOCAB_ENV}.`, { cause });
   });
@@ -28,12 +28,23 @@ export async function loadTokenizer(opts: { vocabPath?: string } = {}): Promise<
   return describeFailures(path, () => ClipTokenizer.fromBpeMerges(text));
 }
 
-/**
- * No vocabulary was named. This is the one place to fall back to downloading and caching
- * bpe_simple_vocab_16e6.txt.gz once a Hub client exists.
- */
-function vocabularyNotGiven(): never {
-  throw new UserError(`The CLIP tokenizer needs its vocabulary (bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json and merges.txt); pass it with --vocab PATH or set ${VOCAB_ENV}.`);
+/** The Hub repository whose vocab.json + merges.txt hold the CLIP BPE that WhyLesionCLIP uses. */
+export const VOCAB_REPO = 'openai/clip-vit-large-patch14';
+
+/** No vocabulary was named: fetch vocab.json + merges.txt once into the Hub cache; returns their folder. */
+async function downloadVocabulary(hub: HubOptions = {}): Promise<string> {
+  try {
+    const vocab = await downloadHubFile(VOCAB_REPO, 'vocab.json', hub);
+    await downloadHubFile(VOCAB_REPO, 'merges.txt', hub);
+    return dirname(vocab);
+  } catch (cause) {
+    if (!(cause instanceof UserError)) throw cause;
+    throw new UserError(
+      `The CLIP tokenizer needs its vocabulary, which is not cached and could not be downloaded (${cause.message.replace(/\.$/, '')}); ` +
+        `pass --vocab PATH or set ${VOCAB_ENV} to bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json and merges.txt.`,
+      { cause },
+    );
+  }
 }
 
 async function fromHuggingFacePair(vocabPath: string, mergesPath: string): Promise<ClipTokenizer> {

@@ -1,0 +1,206 @@
+import { readFile } from 'node:fs/promises';
+import { UserError } from '../errors.js';
+import { Gpu } from '../gpu/gpu.js';
+import { preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
+import { ClipModel, type ComputeDtype } from '../model/clip.js';
+import type { ClipConfig } from '../model/config.js';
+import { ClipTokenizer } from '../tokenizer/index.js';
+import { loadTokenizer } from '../tokenizer/load.js';
+import { openCheckpoint } from '../weights/checkpoint.js';
+import { resolveModelDir, type HubOptions } from '../weights/hub.js';
+
+/** An image to embed: a file path, encoded bytes (PNG, JPEG, ...), or a decoded jimp image. */
+export type ImageInput = string | Uint8Array | RgbaImageLike;
+
+export type LoadProgress =
+  | { stage: 'download'; file: string; loaded: number; total: number | undefined }
+  | { stage: 'weights'; tensor: string; loaded: number; total: number };
+
+export interface LoadOptions {
+  /** Weight storage on the GPU: f32 (default) or f16 (half the memory; needs shader-f16). */
+  dtype?: ComputeDtype;
+  /** Run on this GPUDevice instead of acquiring one. */
+  device?: GPUDevice;
+  onProgress?: (progress: LoadProgress) => void;
+  /** The CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, or vocab.json + merges.txt); default: $WHYLESION_BPE_VOCAB, else downloaded once. */
+  vocabPath?: string;
+  /** Hub options: cache folder, revision, offline mode, endpoint, token. */
+  hub?: Omit<HubOptions, 'onProgress'>;
+  /** Apply EXIF orientation before preprocessing (open_clip does not). */
+  exifRotate?: boolean;
+}
+
+/** Prompt embeddings remembered per model (concept lists are hundreds of prompts, often repeated). */
+const TEXT_CACHE_LIMIT = 20_000;
+
+/**
+ * WhyLesionCLIP (or any open_clip ViT checkpoint) ready to embed images and text on WebGPU.
+ */
+export class WhyLesionModel {
+  private readonly textCache = new Map<string, Float32Array>();
+
+  private constructor(
+    private readonly gpu: Gpu,
+    private readonly ownsGpu: boolean,
+    readonly model: ClipModel,
+    readonly tokenizer: ClipTokenizer,
+    private readonly exifRotate: boolean,
+  ) {}
+
+  /** @internal use loadModel */
+  static async create(model: ClipModel, gpu: Gpu, ownsGpu: boolean, tokenizer: ClipTokenizer, exifRotate: boolean): Promise<WhyLesionModel> {
+    return new WhyLesionModel(gpu, ownsGpu, model, tokenizer, exifRotate);
+  }
+
+  get config(): ClipConfig {
+    return this.model.config;
+  }
+
+  get embedDim(): number {
+    return this.model.config.embedDim;
+  }
+
+  /** exp(logit_scale): the temperature applied to cosine similarities (100 for CLIP). */
+  get logitScale(): number {
+    return this.model.logitScale;
+  }
+
+  get dtype(): ComputeDtype {
+    return this.model.dtype;
+  }
+
+  get adapter(): Gpu['adapterInfo'] {
+    return this.gpu.adapterInfo;
+  }
+
+  /** The open_clip eval preprocessing of one image: float32 [3, S, S]. */
+  async preprocess(input: ImageInput, name?: string): Promise<Float32Array> {
+    const p = this.config.preprocess;
+    const opts: PreprocessOptions = { size: this.config.vision.imageSize, mean: p.mean, std: p.std, exifRotate: this.exifRotate };
+    if (typeof input === 'string') {
+      const bytes = await readFile(input).catch((cause: unknown) => {
+        throw new UserError(`Cannot read the image ${input} (${(cause as NodeJS.ErrnoException).code ?? cause}); check the path.`, { cause });
+      });
+      return preprocessImage(bytes, opts, input);
+    }
+    if (input instanceof Uint8Array) return preprocessImage(input, opts, name ?? 'the image buffer');
+    if (input && typeof input === 'object' && 'bitmap' in input) return preprocessJimp(input, opts);
+    throw new UserError('An image input must be a file path, a Uint8Array/Buffer of an encoded image, or a jimp image.');
+  }
+
+  /** Image embeddings (one row per input), as open_clip's encode_image; `normalize` gives unit rows. */
+  async encodeImage(inputs: ImageInput | readonly ImageInput[], options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
+    const list = Array.isArray(inputs) ? inputs : [inputs as ImageInput];
+    if (list.length === 0) return [];
+    const pixels = await Promise.all(list.map((input) => this.preprocess(input)));
+    const size = pixels[0].length;
+    const batch = new Float32Array(size * pixels.length);
+    pixels.forEach((p, i) => batch.set(p, i * size));
+    return this.encodePixels(batch, pixels.length, options);
+  }
+
+  /** Embeddings of preprocessed pixels [B, 3, S, S]. */
+  async encodePixels(pixels: Float32Array, batch: number, options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
+    return this.rows(await this.model.encodePixels(pixels, batch), options.normalize);
+  }
+
+  /** Text embeddings (one row per prompt), as open_clip's encode_text; repeated prompts are computed once. */
+  async encodeText(texts: string | readonly string[], options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
+    const list = typeof texts === 'string' ? [texts] : [...texts];
+    const missing = [...new Set(list.filter((t) => !this.textCache.has(t)))];
+    if (missing.length > 0) {
+      const ids = this.tokenizer.tokenize(missing, this.config.text.contextLength);
+      const rows = this.rows(await this.model.encodeTokens(ids, missing.length), false);
+      missing.forEach((text, i) => {
+        if (this.textCache.size >= TEXT_CACHE_LIMIT) this.textCache.delete(this.textCache.keys().next().value as string);
+        this.textCache.set(text, rows[i]);
+      });
+    }
+    return list.map((t) => {
+      const row = this.textCache.get(t)!;
+      return options.normalize ? normalized(row) : row.slice();
+    });
+  }
+
+  /** Embeddings of token ids [B, context_length]. */
+  async encodeTokens(ids: Int32Array, batch: number, options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
+    return this.rows(await this.model.encodeTokens(ids, batch), options.normalize);
+  }
+
+  /**
+   * Zero-shot label probabilities: softmax over texts of logit_scale · cos(image, text), per image
+   * (as the model card computes them). Embeddings may be raw or normalized.
+   */
+  classify(images: readonly Float32Array[], texts: readonly Float32Array[]): number[][] {
+    if (texts.length === 0) throw new UserError('Zero-shot classification needs at least one label.');
+    const t = texts.map(normalized);
+    return images.map((image) => {
+      const i = normalized(image);
+      const logits = t.map((row) => this.logitScale * dot(i, row));
+      return softmax(logits);
+    });
+  }
+
+  /** Frees the model's GPU memory (and the device, when the model acquired it). */
+  dispose(): void {
+    this.model.dispose();
+    this.textCache.clear();
+    if (this.ownsGpu) this.gpu.destroy();
+  }
+
+  private rows(flat: Float32Array, normalize = false): Float32Array[] {
+    const E = this.embedDim;
+    const out: Float32Array[] = [];
+    for (let r = 0; r < flat.length / E; r++) {
+      const row = flat.slice(r * E, (r + 1) * E);
+      out.push(normalize ? normalized(row) : row);
+    }
+    return out;
+  }
+}
+
+/**
+ * Loads a model from a folder (open_clip_config.json + open_clip_model.safetensors or .bin) or from the
+ * Hugging Face Hub (`hf-hub:yyupenn/whylesionclip`), uploads its weights to the GPU, and readies the tokenizer.
+ */
+export async function loadModel(id: string, options: LoadOptions = {}): Promise<WhyLesionModel> {
+  const onDownload: HubOptions['onProgress'] = options.onProgress
+    ? (p) => options.onProgress!({ stage: 'download', file: p.file, loaded: p.loaded, total: p.total })
+    : undefined;
+  const dir = await resolveModelDir(id, { ...options.hub, onProgress: onDownload });
+  const checkpoint = await openCheckpoint(dir);
+  const tokenizer = await loadTokenizer({ vocabPath: options.vocabPath, hub: { ...options.hub, onProgress: onDownload } });
+  const gpu = await Gpu.create({ device: options.device });
+  try {
+    const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {
+      dtype: options.dtype,
+      onTensor: (tensor, loaded, total) => options.onProgress?.({ stage: 'weights', tensor, loaded, total }),
+    });
+    return await WhyLesionModel.create(model, gpu, !options.device, tokenizer, options.exifRotate ?? false);
+  } catch (e) {
+    gpu.destroy();
+    throw e;
+  } finally {
+    await checkpoint.source.close();
+  }
+}
+
+export function normalized(row: Float32Array): Float32Array {
+  let n = 0;
+  for (const v of row) n += v * v;
+  n = Math.sqrt(n);
+  return row.map((v) => v / n);
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+
+function softmax(logits: number[]): number[] {
+  const max = Math.max(...logits);
+  const e = logits.map((l) => Math.exp(l - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}

@@ -1,0 +1,51 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UserError } from '../errors.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+const HELP = { help: { type: 'boolean', short: 'h' } } as const;
+export type ParsedCommand<O extends Options> = ReturnType<typeof parseArgs<{ options: O & typeof HELP; allowPositionals: true; strict: true }>>;
+
+/**
+ * parseArgs for one subcommand, with `--help` built in: returns undefined after printing the usage
+ * when help was asked for; unknown or malformed options become one-sentence UserErrors.
+ */
+export function parseCommand<O extends Options>(command: string, argv: string[], options: O, usage: string): ParsedCommand<O> | undefined {
+  let parsed: ParsedCommand<O>;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...options, ...HELP }, allowPositionals: true, strict: true }) as ParsedCommand<O>;
+  } catch (error) {
+    throw new UserError(`${(error as Error).message.replace(/\.$/, '')}; see whylesion ${command} --help.`, { cause: error });
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    console.log(usage.trim());
+    return undefined;
+  }
+  return parsed;
+}
+
+/** Options every command that loads a model shares. */
+export const MODEL_OPTIONS = {
+  model: { type: 'string' },
+  dtype: { type: 'string' },
+  vocab: { type: 'string' },
+  'exif-rotate': { type: 'boolean' },
+} as const;
+
+export const DEFAULT_MODEL = 'hf-hub:yyupenn/whylesionclip';
+
+export const MODEL_USAGE = `
+  --model DIR|hf-hub:ID  checkpoint folder or Hub id (default $WHYLESION_MODEL, else ${DEFAULT_MODEL})
+  --dtype f32|f16        weight precision on the GPU (default f32)
+  --vocab PATH           CLIP BPE vocabulary (default $WHYLESION_BPE_VOCAB, else downloaded and cached)
+  --exif-rotate          apply JPEG EXIF orientation first (open_clip does not)`;
+
+export function parseDtype(value: string | undefined): 'f32' | 'f16' {
+  if (value === undefined || value === 'f32' || value === 'f16') return value ?? 'f32';
+  throw new UserError(`--dtype ${value} is not f32 or f16.`);
+}
+
+export function positiveInteger(name: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || !Number.isSafeInteger(n)) throw new UserError(`--${name} ${value} is not a positive integer.`);
+  return n;
+}

@@ -1,0 +1,26 @@
+import { parseArgs } from 'node:util';
+import { UserError } from '../errors.js';
+import { convertBinToSafetensors } from '../weights/convert.js';
+
+const USAGE = `Usage: whylesion convert IN.bin OUT.safetensors
+
+Converts a torch.save'd state dict (e.g. open_clip_pytorch_model.bin) to safetensors without Python,
+keeping every tensor's dtype and values. Only plain state dicts of float32/float16/bfloat16 tensors are read,
+and nothing in the pickle is executed.`;
+
+export async function convertCommand(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+  } catch (error) {
+    throw new UserError(`${(error as Error).message}; see whylesion convert --help.`, { cause: error });
+  }
+  if (parsed.values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const [input, output] = parsed.positionals;
+  if (parsed.positionals.length !== 2) throw new UserError('whylesion convert needs exactly two arguments, IN.bin and OUT.safetensors; see whylesion convert --help.');
+  await convertBinToSafetensors(input, output);
+  console.log(`converted ${input} to ${output}`);
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+import { UserError } from '../errors.js';
+
+const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void>> }> = {
+  classify: { summary: 'zero-shot label probabilities for images', run: async () => (await import('./classify.js')).classifyCommand },
+  zeroshot: { summary: 'predict a class per image from a classes -> prompts file', run: async () => (await import('./classify.js')).zeroshotCommand },
+  explain: { summary: 'rank clinical concept questions by similarity to an image', run: async () => (await import('./classify.js')).explainCommand },
+  embed: { summary: 'embed images, texts, or whole folders', run: async () => (await import('./embed.js')).embedCommand },
+  tokenize: { summary: 'CLIP token ids of texts', run: async () => (await import('./tokenize.js')).tokenizeCommand },
+  preprocess: { summary: 'open_clip preprocessing of an image to .npy', run: async () => (await import('./preprocess.js')).preprocessCommand },
+  convert: { summary: 'convert a torch .bin checkpoint to safetensors', run: async () => (await import('./convert.js')).convertCommand },
+  synth: { summary: 'write a random-weight checkpoint with the real layout', run: async () => (await import('./synth.js')).synthCommand },
+  info: { summary: 'WebGPU adapter, limits, features and model config', run: async () => (await import('./info.js')).infoCommand },
+};
+
+const USAGE = `whylesion: WhyLesionCLIP (open_clip ViT-L/14) on WebGPU, in pure TypeScript.
+Research use only; not for clinical diagnosis.
+
+Usage: whylesion COMMAND [options]   (whylesion COMMAND --help for each)
+
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}`).join('\n')}`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(USAGE);
+    return name ? 0 : 1;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new UserError(`Unknown command '${name}'; run whylesion --help for the list.`);
+  await (await command.run())(rest);
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UserError) {
+    process.stderr.write(`whylesion: ${error.message}\n`);
+    return 1;
+  }
+  if (process.env.WHYLESION_DEBUG) throw error;
+  process.stderr.write(`whylesion: internal error: ${(error as Error)?.stack ?? error}\n`);
+  return 70;
+});

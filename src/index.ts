@@ -1,0 +1,23 @@
+/**
+ * whylesion: WhyLesionCLIP (open_clip ViT-L/14) on WebGPU, in pure TypeScript.
+ *
+ * ```ts
+ * const model = await loadModel('hf-hub:yyupenn/whylesionclip');
+ * const images = await model.encodeImage(['lesion.jpg']);
+ * const texts = await model.encodeText(['dark brown', 'bleeding', 'irregular shape']);
+ * const probs = model.classify(images, texts);
+ * model.dispose();
+ * ```
+ */
+export { loadModel, WhyLesionModel, normalized, type ImageInput, type LoadOptions, type LoadProgress } from './api/model.js';
+export { UserError } from './errors.js';
+export { Gpu } from './gpu/gpu.js';
+export { ClipModel, type ComputeDtype } from './model/clip.js';
+export { parseClipConfig, BUILTIN_CONFIGS, type ClipConfig } from './model/config.js';
+export { ClipTokenizer, cleanText } from './tokenizer/index.js';
+export { loadTokenizer } from './tokenizer/load.js';
+export { preprocessImage, preprocessJimp, decodeImage, type PreprocessOptions } from './image/index.js';
+export { preprocessImageFile } from './image/load.js';
+export { openCheckpoint } from './weights/checkpoint.js';
+export { resolveModelDir, downloadHubFile, type HubOptions } from './weights/hub.js';
+export { readNpy, writeNpy } from './io/npy.js';

@@ -1,0 +1,153 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readNpy } from '../src/io/npy.js';
+import { loadNpy, maxAbsDiff, TINY } from './helpers.js';
+
+const run = promisify(execFile);
+const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+const MODEL = fileURLToPath(new URL('model', TINY));
+const IMAGES = fileURLToPath(new URL('images', TINY));
+const env = { ...process.env, WHYLESION_BPE_VOCAB: fileURLToPath(new URL('assets/bpe_simple_vocab_16e6.txt.gz', new URL('../../shared/', import.meta.url))), XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as { images: string[]; texts: string[]; label_probs_first3_texts: number[][] };
+const imagePaths = cases.images.map((name) => join(IMAGES, name));
+const expectedImages = loadNpy(new URL('expected/image_embeddings.npy', TINY)).data;
+const expectedTexts = loadNpy(new URL('expected/text_embeddings.npy', TINY)).data;
+const E = 32;
+const row = (m: Float32Array, i: number): Float32Array => m.subarray(i * E, (i + 1) * E);
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => Array.from(a).reduce((s, v, i) => s + v * b[i], 0);
+
+async function whylesion(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run('node', [CLI, ...args], { env, maxBuffer: 64 << 20 });
+    return { stdout, stderr, code: 0 };
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string; code: number };
+    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
+  }
+}
+
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'whylesion-cli-'));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('whylesion CLI on the open_clip tiny checkpoint', () => {
+  it('classify --json gives open_clip\'s label probabilities (first three texts as labels)', async () => {
+    const labels = cases.texts.slice(0, 3);
+    const { stdout, code } = await whylesion('classify', ...imagePaths, '--model', MODEL, '--json', ...labels.flatMap((l) => ['--label', l]));
+    expect(code).toBe(0);
+    const result = JSON.parse(stdout) as { image: string; labels: string[]; probs: number[] }[];
+    expect(result.map((r) => r.image)).toEqual(imagePaths);
+    result.forEach((r, i) => {
+      expect(r.labels).toEqual(labels);
+      expect(maxAbsDiff(r.probs, cases.label_probs_first3_texts[i])).toBeLessThanOrEqual(1e-3);
+    });
+  });
+
+  it('classify prints a readable table by default', async () => {
+    const { stdout, code } = await whylesion('classify', imagePaths[0], '--model', MODEL, '--labels', 'dark brown,bleeding');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/lesion_rgb\.png\n\s+\S.*%/);
+  });
+
+  it('embed --image/--text --json matches open_clip\'s normalized embeddings; --raw does not normalize', async () => {
+    const { stdout } = await whylesion('embed', '--model', MODEL, '--json', '--image', imagePaths[0], '--image', imagePaths[2], '--text', cases.texts[0], '--text', cases.texts[4]);
+    const out = JSON.parse(stdout) as { image: number[][]; text: number[][] };
+    expect(maxAbsDiff(out.image[0], row(expectedImages, 0))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(out.image[1], row(expectedImages, 2))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(out.text[0], row(expectedTexts, 0))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(out.text[1], row(expectedTexts, 4))).toBeLessThanOrEqual(1e-5);
+    const raw = JSON.parse((await whylesion('embed', '--model', MODEL, '--json', '--raw', '--pixels', fileURLToPath(new URL('expected/pixels224_lesion_rgb.npy', TINY)))).stdout) as { image: number[][] };
+    expect(maxAbsDiff(raw.image[0], row(loadNpy(new URL('expected/image_embeddings_raw.npy', TINY)).data, 0))).toBeLessThan(2e-5);
+  });
+
+  it('zeroshot scores classes by mean cosine over their prompts', async () => {
+    const classes = { browns: [cases.texts[0], cases.texts[3]], blood: [cases.texts[1]], shapes: [cases.texts[2], cases.texts[4], cases.texts[5]] };
+    const file = join(work, 'classes.json');
+    writeFileSync(file, JSON.stringify(classes));
+    const { stdout } = await whylesion('zeroshot', imagePaths[0], imagePaths[1], '--classes', file, '--model', MODEL, '--json');
+    const result = JSON.parse(stdout) as { image: string; prediction: string; scores: Record<string, number> }[];
+    const index = { browns: [0, 3], blood: [1], shapes: [2, 4, 5] };
+    result.forEach((r, i) => {
+      const want = Object.fromEntries(Object.entries(index).map(([c, ids]) => [c, ids.reduce((s, t) => s + dot(row(expectedImages, i), row(expectedTexts, t)), 0) / ids.length]));
+      for (const c of Object.keys(classes)) expect(Math.abs(r.scores[c] - want[c])).toBeLessThan(1e-5);
+      expect(r.prediction).toBe(Object.keys(want).reduce((a, b) => (want[b] > want[a] ? b : a)));
+    });
+  });
+
+  it('explain ranks concepts by similarity', async () => {
+    const file = join(work, 'concepts.txt');
+    writeFileSync(file, cases.texts.slice(0, 6).join('\n'));
+    const { stdout } = await whylesion('explain', imagePaths[3], '--concepts', file, '--top', '3', '--model', MODEL, '--json');
+    const [result] = JSON.parse(stdout) as { concepts: { concept: string; similarity: number }[] }[];
+    const want = cases.texts.slice(0, 6).map((concept, t) => ({ concept, similarity: dot(row(expectedImages, 3), row(expectedTexts, t)) }))
+      .sort((a, b) => b.similarity - a.similarity).slice(0, 3);
+    expect(result.concepts.map((c) => c.concept)).toEqual(want.map((c) => c.concept));
+    result.concepts.forEach((c, i) => expect(Math.abs(c.similarity - want[i].similarity)).toBeLessThan(1e-5));
+  });
+
+  it('explain reads the KnoBo bottleneck by name from WHYLESION_KNOBO_DIR', async () => {
+    const knobo = fileURLToPath(new URL('../../shared/knobo/', import.meta.url));
+    const { stdout, code } = await run('node', [CLI, 'explain', imagePaths[0], '--concepts', 'StatPearls', '--top', '5', '--model', MODEL, '--json'], { env: { ...env, WHYLESION_KNOBO_DIR: knobo } }).then((r) => ({ ...r, code: 0 }));
+    expect(code).toBe(0);
+    const questions = readFileSync(join(knobo, 'skin_StatPearls.txt'), 'utf8').split('\n').filter(Boolean);
+    const [result] = JSON.parse(stdout) as { concepts: { concept: string; similarity: number }[] }[];
+    expect(result.concepts).toHaveLength(5);
+    for (const c of result.concepts) expect(questions).toContain(c.concept);
+    const sims = result.concepts.map((c) => c.similarity);
+    expect([...sims].sort((a, b) => b - a)).toEqual(sims);
+  });
+
+  it('embed DIR killed mid-run then --resume writes the same file as an uninterrupted run', async () => {
+    const corpus = join(work, 'corpus');
+    for (let i = 0; i < 4; i++) for (const name of cases.images) cpSync(join(IMAGES, name), join(corpus, `set${i}`, name));
+    writeFileSync(join(corpus, 'set1', 'broken.png'), 'not an image');
+    const whole = join(work, 'whole.npy'), resumed = join(work, 'resumed.npy');
+    expect((await whylesion('embed', corpus, '--out', whole, '--batch', '3', '--model', MODEL)).code).toBe(0);
+
+    const killed = await run('node', [CLI, 'embed', corpus, '--out', resumed, '--batch', '3', '--model', MODEL], { env: { ...env, WHYLESION_FAULT_KILL_AFTER_BATCHES: '2' } }).catch((e: { signal?: string }) => e);
+    expect((killed as { signal?: string }).signal).toBe('SIGKILL');
+    expect(existsSync(resumed)).toBe(false); // nothing half-written at the destination
+    expect(readdirSync(work).some((f) => f === 'resumed.npy.partial')).toBe(true);
+    const refused = await whylesion('embed', corpus, '--out', resumed, '--batch', '3', '--model', MODEL);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/--resume/);
+    const done = await whylesion('embed', corpus, '--out', resumed, '--batch', '3', '--model', MODEL, '--resume');
+    expect(done.code).toBe(0);
+    expect(done.stderr).toMatch(/Skipped 1 unreadable file/);
+    expect(readFileSync(resumed)).toEqual(readFileSync(whole));
+    expect(readFileSync(`${resumed}.files.txt`, 'utf8')).toEqual(readFileSync(`${whole}.files.txt`, 'utf8'));
+    const vectors = readNpy(readFileSync(whole));
+    expect(vectors.shape).toEqual([16, E]);
+    const files = readFileSync(`${whole}.files.txt`, 'utf8').trim().split('\n');
+    files.forEach((f, i) => {
+      const k = cases.images.indexOf(f.split('/').pop()!);
+      expect(maxAbsDiff((vectors.data as Float32Array).subarray(i * E, (i + 1) * E), row(expectedImages, k))).toBeLessThanOrEqual(1e-5);
+    });
+  });
+
+  it('user errors: one sentence on stderr, exit 1, no stack trace', async () => {
+    const cases: [string[], RegExp][] = [
+      [['classify', imagePaths[0], '--model', MODEL], /needs labels/],
+      [['classify', join(work, 'missing.png'), '--labels', 'a', '--model', MODEL], /Cannot read the image .*missing\.png/],
+      [['embed', '--text', 'x', '--model', join(work, 'no-such-model')], /does not exist/],
+      [['zeroshot', imagePaths[0], '--classes', join(work, 'none.json'), '--model', MODEL], /Cannot read .*none\.json/],
+      [['frobnicate'], /Unknown command/],
+      [['classify', '--bogus'], /Unknown option/],
+    ];
+    for (const [args, message] of cases) {
+      const { stderr, code } = await whylesion(...args);
+      expect(code, args.join(' ')).toBe(1);
+      const ours = stderr.split('\n').filter((l) => l.startsWith('whylesion:'));
+      expect(ours, args.join(' ')).toHaveLength(1);
+      expect(ours[0]).toMatch(message);
+      expect(stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+});

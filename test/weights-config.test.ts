@@ -1,0 +1,107 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../src/errors.js';
+import { BUILTIN_CONFIGS, parseClipConfig } from '../src/model/config.js';
+import { checkTensors, expectedTensors } from '../src/model/layout.js';
+import { SafetensorsFile } from '../src/weights/source.js';
+
+const TINY = join(import.meta.dirname, '..', '..', 'shared', 'reference', 'openclip-tiny', 'model');
+
+function refusal(raw: unknown): string {
+  try {
+    parseClipConfig(raw, 'cfg.json');
+  } catch (error) {
+    expect(error).toBeInstanceOf(UserError);
+    return (error as Error).message;
+  }
+  throw new Error('config was accepted');
+}
+
+describe('open_clip config', () => {
+  it('fills open_clip defaults into a bare model_cfg', () => {
+    expect(parseClipConfig({ embed_dim: 512, vision_cfg: {}, text_cfg: {} })).toEqual({
+      embedDim: 512,
+      quickGelu: false,
+      vision: { imageSize: 224, patchSize: 16, width: 768, layers: 12, headWidth: 64, heads: 12, mlpRatio: 4 },
+      text: { contextLength: 77, vocabSize: 49408, width: 512, heads: 8, layers: 12, mlpRatio: 4 },
+      preprocess: { mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], imageSize: 224 },
+    });
+  });
+
+  it('reads the built-in ViT-L-14 (WhyLesionCLIP) and the Hub-style tiny config', async () => {
+    const large = parseClipConfig(BUILTIN_CONFIGS['ViT-L-14']);
+    expect(large.embedDim).toBe(768);
+    expect(large.vision).toEqual({ imageSize: 224, patchSize: 14, width: 1024, layers: 24, headWidth: 64, heads: 16, mlpRatio: 4 });
+    expect(large.text).toEqual({ contextLength: 77, vocabSize: 49408, width: 768, heads: 12, layers: 12, mlpRatio: 4 });
+    expect(parseClipConfig(BUILTIN_CONFIGS['ViT-B-32']).vision.patchSize).toBe(32);
+    const tiny = parseClipConfig(JSON.parse(await readFile(join(TINY, 'open_clip_config.json'), 'utf8')));
+    expect(tiny.vision.heads).toBe(2);
+    expect(tiny.preprocess.imageSize).toBe(224);
+    const quick = parseClipConfig({ model_cfg: { embed_dim: 8, quick_gelu: true, vision_cfg: { patch_dropout: 0.5, no_ln_pre: false } }, preprocess_cfg: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], size: 224 } });
+    expect(quick.quickGelu).toBe(true);
+    expect(quick.preprocess.mean).toEqual([0.5, 0.5, 0.5]);
+  });
+
+  it('refuses every tower it does not run, naming each field', () => {
+    expect(refusal({ embed_dim: 8, vision_cfg: { timm_model_name: 'convnext_base' }, text_cfg: { hf_model_name: 'bert' } })).toMatch(
+      /cfg\.json uses unsupported settings: vision_cfg\.timm_model_name="convnext_base", text_cfg\.hf_model_name="bert"; whylesion runs open_clip ViT/,
+    );
+    expect(refusal({ embed_dim: 8, vision_cfg: { layers: [3, 4, 6, 3] } })).toMatch(/vision_cfg\.layers=\[3,4,6,3\] \(a ModifiedResNet\)/);
+    expect(refusal({ embed_dim: 8, vision_cfg: { attentional_pool: true, ls_init_value: 1e-5, pool_type: 'avg', output_tokens: true, no_ln_pre: true, final_ln_after_pool: true } })).toMatch(
+      /vision_cfg\.attentional_pool=true, vision_cfg\.ls_init_value=0\.00001, vision_cfg\.pool_type="avg", vision_cfg\.output_tokens=true, vision_cfg\.no_ln_pre=true, vision_cfg\.final_ln_after_pool=true/,
+    );
+    expect(refusal({ embed_dim: 8, text_cfg: { proj_bias: true, pool_type: 'last', embed_cls: true, act_kwargs: { approximate: 'tanh' } } })).toMatch(
+      /text_cfg\.proj_bias=true, text_cfg\.pool_type="last", text_cfg\.embed_cls=true, text_cfg\.act_kwargs=\{"approximate":"tanh"\}/,
+    );
+    expect(refusal({ embed_dim: 8, custom_text: true, init_logit_bias: -10, mystery: 1 })).toMatch(/model_cfg\.custom_text=true, model_cfg\.init_logit_bias=-10, model_cfg\.mystery \(unknown field\)/);
+    expect(refusal({ embed_dim: 8, vision_cfg: { width: 100, head_width: 64 } })).toMatch(/vision width 100, not a multiple of head_width 64/);
+    expect(refusal({ embed_dim: 8, vision_cfg: { image_size: [224, 192] } })).toMatch(/non-square vision_cfg\.image_size=\[224,192\]/);
+    expect(refusal([1, 2])).toMatch(/cfg\.json is not a JSON object/);
+    expect(refusal({ vision_cfg: {} })).toMatch(/has no embed_dim/);
+  });
+});
+
+describe('state-dict layout', () => {
+  it('lists exactly the tensors and shapes open_clip saved for the tiny reference model', async () => {
+    const cfg = parseClipConfig(JSON.parse(await readFile(join(TINY, 'open_clip_config.json'), 'utf8')));
+    const file = await SafetensorsFile.open(join(TINY, 'open_clip_model.safetensors'));
+    const saved = new Map([...file.tensors].map(([name, t]) => [name, t.shape]));
+    await file.close();
+    // Same keys in the same (state_dict) order, same shapes; no attn_mask buffer.
+    expect([...expectedTensors(cfg)]).toEqual([...saved]);
+    expect(() => checkTensors(cfg, saved)).not.toThrow();
+  });
+
+  it('sizes ViT-L-14 like open_clip: 427.6M parameters', () => {
+    const layout = expectedTensors(parseClipConfig(BUILTIN_CONFIGS['ViT-L-14']));
+    expect(layout.size).toBe(14 + 12 * (24 + 12));
+    expect(layout.get('visual.positional_embedding')).toEqual([257, 1024]);
+    expect(layout.get('visual.transformer.resblocks.23.mlp.c_fc.weight')).toEqual([4096, 1024]);
+    const parameters = [...layout.values()].reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0);
+    expect(parameters).toBe(427_616_513); // open_clip's ViT-L-14 parameter count
+  });
+
+  it('reports missing, unexpected and misshapen tensors together, like a strict load_state_dict', () => {
+    const cfg = parseClipConfig(BUILTIN_CONFIGS['ViT-B-32']);
+    const available = new Map<string, readonly number[]>(expectedTensors(cfg));
+    available.delete('logit_scale');
+    available.delete('ln_final.bias');
+    available.set('attn_mask', [77, 77]);
+    available.set('visual.proj', [768, 768]);
+    for (let i = 0; i < 12; i++) available.delete(`transformer.resblocks.${i}.ln_1.bias`);
+    let message = '';
+    try {
+      checkTensors(cfg, available, 'w.safetensors');
+    } catch (error) {
+      expect(error).toBeInstanceOf(UserError);
+      message = (error as Error).message;
+    }
+    expect(message).toBe(
+      'w.safetensors does not match its config: tensors 14 missing (logit_scale, transformer.resblocks.0.ln_1.bias, transformer.resblocks.1.ln_1.bias, ' +
+        'transformer.resblocks.2.ln_1.bias, transformer.resblocks.3.ln_1.bias, transformer.resblocks.4.ln_1.bias, transformer.resblocks.5.ln_1.bias, ' +
+        'transformer.resblocks.6.ln_1.bias and 6 more); 1 unexpected (attn_mask); 1 with the wrong shape (visual.proj is [768,768], expected [768,512]); ' +
+        'use the open_clip_config.json that came with these weights.',
+    );
+  });
+});
