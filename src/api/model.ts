@@ -19,6 +19,8 @@ export type LoadProgress =
 export interface LoadOptions {
   /** Weight storage on the GPU: f32 (default) or f16 (half the memory; needs shader-f16). */
   dtype?: ComputeDtype;
+  /** Most images or prompts per GPU forward (default: what the GPU's limits allow, up to 64); larger batches are split. */
+  maxBatch?: number;
   /** Run on this GPUDevice instead of acquiring one. */
   device?: GPUDevice;
   onProgress?: (progress: LoadProgress) => void;
@@ -174,6 +176,7 @@ export async function loadModel(id: string, options: LoadOptions = {}): Promise<
   try {
     const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {
       dtype: options.dtype,
+      maxBatch: options.maxBatch,
       onTensor: (tensor, loaded, total) => options.onProgress?.({ stage: 'weights', tensor, loaded, total }),
     });
     return await WhyLesionModel.create(model, gpu, !options.device, tokenizer, options.exifRotate ?? false);

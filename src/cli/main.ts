@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
   preprocess: { summary: 'open_clip preprocessing of an image to .npy', run: async () => (await import('./preprocess.js')).preprocessCommand },
   convert: { summary: 'convert a torch .bin checkpoint to safetensors', run: async () => (await import('./convert.js')).convertCommand },
   synth: { summary: 'write a random-weight checkpoint with the real layout', run: async () => (await import('./synth.js')).synthCommand },
+  bench: { summary: 'time both towers; --profile for a per-kernel table', run: async () => (await import('./bench.js')).benchCommand },
   info: { summary: 'WebGPU adapter, limits, features and model config', run: async () => (await import('./info.js')).infoCommand },
 };
 

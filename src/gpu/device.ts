@@ -29,12 +29,26 @@ export interface AcquiredDevice {
   adapterInfo: { vendor: string; architecture: string; device: string; description: string };
   /** True when the engine made the device (and so may destroy it); false for a caller's device. */
   owned: boolean;
+  /** The device has the `subgroups` feature and its WGSL compiler accepts `enable subgroups;`. */
+  subgroups: boolean;
+}
+
+/**
+ * Whether shaders that `enable subgroups;` compile on this device. The feature alone is not enough: wgpu
+ * (Deno, Firefox) can offer it while its WGSL compiler, Naga, still rejects the directive.
+ */
+async function compilesSubgroupShaders(device: GPUDevice): Promise<boolean> {
+  if (!device.features.has('subgroups' as GPUFeatureName)) return false;
+  device.pushErrorScope('validation');
+  device.createShaderModule({ label: 'subgroups probe', code: 'enable subgroups;\n@compute @workgroup_size(1) fn main() {}\n' });
+  return (await device.popErrorScope()) === null;
 }
 
 /** Gets a GPUDevice with the limits and features the model needs, or uses the one the caller passes. */
 export async function acquireDevice(options: { device?: GPUDevice } = {}): Promise<AcquiredDevice> {
   if (options.device) {
-    return { device: options.device, adapterInfo: describeAdapter(undefined), owned: false };
+    const device = options.device;
+    return { device, adapterInfo: describeAdapter(undefined), owned: false, subgroups: await compilesSubgroupShaders(device) };
   }
   let gpu: GPU;
   try {
@@ -57,7 +71,7 @@ export async function acquireDevice(options: { device?: GPUDevice } = {}): Promi
     },
   });
   keepAlive.push(device);
-  return { device, adapterInfo: describeAdapter(adapter), owned: true };
+  return { device, adapterInfo: describeAdapter(adapter), owned: true, subgroups: await compilesSubgroupShaders(device) };
 }
 
 function describeAdapter(adapter: GPUAdapter | undefined): AcquiredDevice['adapterInfo'] {

@@ -25,6 +25,8 @@ export class Gpu {
   readonly adapterInfo: AcquiredDevice['adapterInfo'];
   readonly hasF16: boolean;
   readonly hasTimestamps: boolean;
+  /** Subgroup kernels may be used: decide with this, not `device.features` (see AcquiredDevice.subgroups). */
+  readonly hasSubgroups: boolean;
   private readonly owned: boolean;
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private readonly liveBuffers = new Set<GPUBuffer>();
@@ -37,6 +39,7 @@ export class Gpu {
     this.owned = acquired.owned;
     this.hasF16 = this.device.features.has('shader-f16');
     this.hasTimestamps = this.device.features.has('timestamp-query');
+    this.hasSubgroups = acquired.subgroups;
     void this.device.lost.then((info) => {
       this.lostReason = info.message || info.reason || 'unknown reason';
     });
@@ -199,6 +202,46 @@ export class Gpu {
     } finally {
       for (const buffer of staging) buffer.destroy();
     }
+  }
+
+  /**
+   * Runs dispatches like `run`, each in its own compute pass with timestamp queries, and returns every
+   * dispatch's GPU time. Needs the timestamp-query feature.
+   */
+  async profile(label: string, dispatches: readonly Dispatch[]): Promise<{ dispatch: Dispatch; ms: number }[]> {
+    if (!this.hasTimestamps) throw new Error('This adapter has no timestamp-query feature, so kernels cannot be timed.');
+    this.assertAlive();
+    const device = this.device;
+    const results: { dispatch: Dispatch; ms: number }[] = [];
+    const perSet = 2048; // timestamps per query set (a query set holds at most 4096)
+    for (let first = 0; first < dispatches.length; first += perSet / 2) {
+      const chunk = dispatches.slice(first, first + perSet / 2);
+      const querySet = device.createQuerySet({ type: 'timestamp', count: 2 * chunk.length });
+      const resolved = device.createBuffer({ size: 16 * chunk.length, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      const readback = device.createBuffer({ size: 16 * chunk.length, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+      try {
+        const encoder = device.createCommandEncoder({ label: `${label}.profile` });
+        chunk.forEach((d, i) => {
+          const pass = encoder.beginComputePass({ label: d.label, timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+          pass.setPipeline(d.pipeline);
+          pass.setBindGroup(0, d.bindGroup);
+          pass.dispatchWorkgroups(...d.workgroups);
+          pass.end();
+        });
+        encoder.resolveQuerySet(querySet, 0, 2 * chunk.length, resolved, 0);
+        encoder.copyBufferToBuffer(resolved, 0, readback, 0, resolved.size);
+        device.queue.submit([encoder.finish()]);
+        await readback.mapAsync(GPUMapMode.READ);
+        const ns = new BigUint64Array(readback.getMappedRange().slice(0));
+        readback.unmap();
+        chunk.forEach((dispatch, i) => results.push({ dispatch, ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6 }));
+      } finally {
+        querySet.destroy();
+        resolved.destroy();
+        readback.destroy();
+      }
+    }
+    return results;
   }
 
   /** Destroys every buffer this Gpu made, and the device itself when the engine created it. */

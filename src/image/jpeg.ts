@@ -1,8 +1,8 @@
 /**
  * JPEG decoding with mozjpeg (libjpeg-turbo's decoder compiled to WebAssembly, via @jsquash/jpeg, which
  * @jimp/wasm-jpeg wraps): its integer IDCT and fancy upsampling give the same pixels as Pillow's libjpeg-turbo.
- * Runtime-neutral: the .wasm file is read with node:fs on Node (whose fetch cannot read file: URLs) and
- * fetched elsewhere (Deno, browsers).
+ * Runtime-neutral: the .wasm file is read with node:fs on Node (whose fetch cannot read file: URLs) and on
+ * Deno (which also sets process.versions.node), and fetched elsewhere (browsers).
  */
 import decodeMozjpeg, { init } from '@jsquash/jpeg/decode.js';
 import { UserError } from '../errors.js';

@@ -7,6 +7,17 @@ import { checkTensors, mlpWidth } from './layout.js';
 
 export type ComputeDtype = 'f32' | 'f16';
 
+export interface ClipLoadOptions {
+  /** Weight storage on the GPU: f32 (default) or f16 (half the memory; needs shader-f16). */
+  dtype?: ComputeDtype;
+  /**
+   * Most images or prompts per forward; larger batches are split. The GPU's storage-binding limit sets
+   * the default, and a smaller cap lowers peak GPU memory (activations scale with the batch).
+   */
+  maxBatch?: number;
+  onTensor?: (name: string, index: number, count: number) => void;
+}
+
 interface Block {
   ln1: [GPUBuffer, GPUBuffer]; ln2: [GPUBuffer, GPUBuffer];
   inProj: GPUBuffer; inProjBias: GPUBuffer; outProj: GPUBuffer; outProjBias: GPUBuffer;
@@ -35,6 +46,13 @@ interface Plan {
   eotIndex?: GPUBuffer;
 }
 
+/** One kernel's GPU time in a profiled forward. */
+export interface KernelTiming { label: string; kernel: string; ms: number; flops?: number; bytes?: number }
+
+function timings(measured: { dispatch: Dispatch; ms: number }[]): KernelTiming[] {
+  return measured.map(({ dispatch: d, ms }) => ({ label: d.label, kernel: d.kernel, ms, flops: d.flops, bytes: d.bytes }));
+}
+
 /** Per-step states read back by a debug forward, by name (e.g. `vision.block03`). */
 export type StepDump = Map<string, Float32Array>;
 
@@ -56,13 +74,17 @@ export class ClipModel {
     private readonly vision: VisionWeights,
     private readonly text: TextWeights,
     logitScale: number,
+    private readonly batchCap: number,
   ) {
     this.logitScale = logitScale;
   }
 
   /** Uploads every weight tensor to the GPU, one tensor at a time (`dtype` f16 halves matmul weights). */
-  static async load(gpu: Gpu, config: ClipConfig, source: TensorSource, options: { dtype?: ComputeDtype; onTensor?: (name: string, index: number, count: number) => void } = {}): Promise<ClipModel> {
+  static async load(gpu: Gpu, config: ClipConfig, source: TensorSource, options: ClipLoadOptions = {}): Promise<ClipModel> {
     const dtype = options.dtype ?? 'f32';
+    if (options.maxBatch !== undefined && !(Number.isInteger(options.maxBatch) && options.maxBatch >= 1)) {
+      throw new UserError(`The maximum batch ${options.maxBatch} is not a positive whole number; pass 1 or more.`);
+    }
     if (dtype === 'f16' && !gpu.hasF16) {
       throw new UserError('This GPU adapter has no shader-f16 support, so dtype f16 is unavailable; use dtype f32.');
     }
@@ -121,20 +143,20 @@ export class ClipModel {
       progress('token_embedding.weight');
       const logitScale = Math.exp((await source.readF32('logit_scale'))[0]);
       progress('logit_scale');
-      return new ClipModel(gpu, config, dtype, scope, vision, text, logitScale);
+      return new ClipModel(gpu, config, dtype, scope, vision, text, logitScale, options.maxBatch ?? Infinity);
     } catch (e) {
       scope.destroy();
       throw e;
     }
   }
 
-  /** Largest batch one forward runs: every activation must fit one storage binding. */
+  /** Largest batch one forward runs: every activation must fit one storage binding, and at most the load's `maxBatch`. */
   maxBatch(tower: 'image' | 'text'): number {
     const limit = this.gpu.limits.maxStorageBufferBindingSize;
     const c = tower === 'image' ? this.config.vision : this.config.text;
     const seq = tower === 'image' ? (c as ClipConfig['vision']).imageSize ** 2 / (c as ClipConfig['vision']).patchSize ** 2 + 1 : this.config.text.contextLength;
     const widest = Math.max(mlpWidth(c.width, c.mlpRatio), 3 * c.width) * 4 * seq;
-    return Math.max(1, Math.min(64, Math.floor(limit / widest)));
+    return Math.max(1, Math.min(64, this.batchCap, Math.floor(limit / widest)));
   }
 
   /**
@@ -176,6 +198,23 @@ export class ClipModel {
     return this.serialized(async () => {
       const { plan } = await this.prepareText(ids, batch);
       return this.runCheckpoints(plan);
+    });
+  }
+
+  /** Times every kernel of one image forward with timestamp queries (one compute pass per dispatch). */
+  profilePixels(pixels: Float32Array, batch: number): Promise<KernelTiming[]> {
+    return this.serialized(async () => {
+      const plan = await this.visionPlan(batch);
+      this.gpu.write(plan.input, pixels);
+      return timings(await this.gpu.profile(`vision[B=${batch}]`, plan.dispatches));
+    });
+  }
+
+  /** Times every kernel of one text forward. */
+  profileTokens(ids: Int32Array, batch: number): Promise<KernelTiming[]> {
+    return this.serialized(async () => {
+      const { plan, seq } = await this.prepareText(ids, batch);
+      return timings(await this.gpu.profile(`text[B=${batch},T=${seq}]`, plan.dispatches));
     });
   }
 

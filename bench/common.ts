@@ -1,0 +1,55 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { synthCommand } from '../src/cli/synth.js';
+
+/** The repository root, whether this runs from bench/ or from dist/bench/. */
+export const REPO = ((): string => {
+  let dir = new URL('.', import.meta.url).pathname;
+  while (!existsSync(join(dir, 'package.json'))) dir = join(dir, '..');
+  return dir.replace(/\/$/, '');
+})();
+export const PYTHON = process.env.WHYLESION_TORCH_PYTHON ?? '/usr/bin/python3';
+
+/** A machine description for result tables: CPU model, cores, adapter. */
+export function machine(adapter: { vendor: string; architecture: string; device: string; description: string }): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const gpu = [adapter.vendor, adapter.architecture, adapter.device, adapter.description].filter(Boolean).join(' / ');
+  return `${cpu} (${cpus().length} cores); WebGPU: ${gpu}`;
+}
+
+/** weights/synth-<config>-<dtype>-seed<seed>/, written once by `whylesion synth` and reused. */
+export async function syntheticCheckpoint(config: string, seed: number, dtype: 'f32' | 'f16'): Promise<string> {
+  const dir = join(REPO, 'weights', `synth-${config.replace(/[^\w.-]+/g, '_')}-${dtype}-seed${seed}`);
+  if (!existsSync(join(dir, 'open_clip_model.safetensors'))) {
+    console.error(`synthesizing ${config} (${dtype}, seed ${seed}) into ${dir} ...`);
+    await synthCommand(['--config', config, '--seed', String(seed), '--out', dir, '--dtype', dtype]);
+  }
+  return dir;
+}
+
+/** Runs the plain-PyTorch reference forward; returns its --timing JSON. */
+export function runReference(args: string[]): { image_seconds?: number; images?: number; text_seconds?: number; texts?: number; threads: number } {
+  const out = execFileSync(PYTHON, [join(REPO, 'bench/reference/clip_reference.py'), ...args, '--timing', '--threads', String(cpus().length)], {
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26,
+  });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+export function writeResult(name: string, data: unknown): string {
+  const dir = join(REPO, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${name}.json`);
+  writeFileSync(path, `${JSON.stringify(data, null, 2)}\n`);
+  return path;
+}
+
+export function readJson<T>(path: string): T {
+  return JSON.parse(readFileSync(path, 'utf8')) as T;
+}
+
+export function flag(argv: string[], name: string, fallback: string): string {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
+}

@@ -1,0 +1,122 @@
+// npm run bench:parity -- --config ViT-L-14 [--batch 8] [--dtype f32|f16] [--seed 0]
+// Synthesizes a full-size checkpoint, runs the PyTorch reference and the engine on the same inputs in one run,
+// and prints per-block errors (both towers), final max abs diff and cosine, and both wall times.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Gpu } from '../src/gpu/gpu.js';
+import { readNpy, writeNpy } from '../src/io/npy.js';
+import { ClipModel } from '../src/model/clip.js';
+import { loadTokenizer } from '../src/tokenizer/load.js';
+import { openCheckpoint } from '../src/weights/checkpoint.js';
+import { flag, machine, REPO, runReference, syntheticCheckpoint, writeResult } from './common.js';
+
+const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
+const SHARED = join(REPO, '..', 'shared');
+const IMAGES = ['lesion_rgb', 'lesion_q90', 'lesion_gray', 'lesion_portrait'];
+
+const argv = process.argv.slice(2);
+const config = flag(argv, 'config', 'ViT-L-14');
+const batch = Number(flag(argv, 'batch', '1'));
+const dtype = flag(argv, 'dtype', 'f32') as 'f32' | 'f16';
+const seed = Number(flag(argv, 'seed', '0'));
+
+const dir = await syntheticCheckpoint(config, seed, 'f32');
+const work = mkdtempSync(join(tmpdir(), 'whylesion-parity-'));
+const pixelsOne = IMAGES.map((n) => readNpy(readFileSync(join(SHARED, `reference/openclip-tiny/expected/pixels224_${n}.npy`))).data as Float32Array);
+const S = 224, imageSize = 3 * S * S;
+const pixels = new Float32Array(batch * imageSize);
+for (let b = 0; b < batch; b++) pixels.set(pixelsOne[b % pixelsOne.length], b * imageSize);
+writeFileSync(join(work, 'pixels.npy'), writeNpy([batch, 3, S, S], pixels));
+const tokenizer = await loadTokenizer({ vocabPath: join(SHARED, 'assets/bpe_simple_vocab_16e6.txt.gz') });
+const ids = tokenizer.tokenize(PROMPTS, 77);
+writeFileSync(join(work, 'tokens.json'), JSON.stringify({ tokens: Array.from({ length: PROMPTS.length }, (_, i) => Array.from(ids.subarray(i * 77, (i + 1) * 77))) }));
+
+console.error('running the PyTorch reference ...');
+const refOut = join(work, 'ref');
+const refTiming = runReference(['--model', dir, '--pixels', join(work, 'pixels.npy'), '--tokens', join(work, 'tokens.json'), '--out', refOut, '--dump-blocks']);
+const ref = (name: string): Float32Array => readNpy(readFileSync(join(refOut, `${name}.npy`))).data as Float32Array;
+
+console.error('loading the engine ...');
+const gpu = await Gpu.create();
+const checkpoint = await openCheckpoint(dir);
+const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, { dtype });
+await checkpoint.source.close();
+
+const time = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
+  const t0 = performance.now();
+  const r = await f();
+  return [r, (performance.now() - t0) / 1000];
+};
+console.error('engine: image tower ...');
+const [, imageCold] = await time(() => model.encodePixels(pixels, batch));
+const [imageRaw, imageWarm] = await time(() => model.encodePixels(pixels, batch));
+console.error('engine: text tower ...');
+const [, textCold] = await time(() => model.encodeTokens(ids, PROMPTS.length));
+const [textRaw, textWarm] = await time(() => model.encodeTokens(ids, PROMPTS.length));
+const visionDump = await model.dumpPixels(pixels, batch);
+const textDump = await model.dumpTokens(ids, PROMPTS.length);
+
+interface Row { step: string; maxAbs: number; relative: number }
+const rows: Row[] = [];
+function compare(step: string, got: Float32Array, want: Float32Array): void {
+  let maxAbs = 0, mag = 0;
+  for (let i = 0; i < want.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(got[i] - want[i]));
+    mag = Math.max(mag, Math.abs(want[i]));
+  }
+  rows.push({ step, maxAbs, relative: maxAbs / mag });
+}
+/** The engine's text tower runs max(EOT)+1 positions; the reference dumps all 77: compare those positions. */
+function textRows(want: Float32Array, width: number, seq: number): Float32Array {
+  const out = new Float32Array(PROMPTS.length * seq * width);
+  for (let b = 0; b < PROMPTS.length; b++) out.set(want.subarray(b * 77 * width, (b * 77 + seq) * width), b * seq * width);
+  return out;
+}
+const cfg = checkpoint.config;
+compare('vision.ln_pre', visionDump.get('vision.ln_pre')!, ref('vision_ln_pre'));
+for (let i = 0; i < cfg.vision.layers; i++) compare(`vision.block${String(i).padStart(2, '0')}`, visionDump.get(`vision.block${String(i).padStart(2, '0')}`)!, ref(`vision_block${String(i).padStart(2, '0')}`));
+compare('vision.pooled', visionDump.get('vision.pooled')!, ref('vision_pooled'));
+const seq = textDump.get('text.embed')!.length / PROMPTS.length / cfg.text.width;
+compare('text.embed', textDump.get('text.embed')!, textRows(ref('text_embed'), cfg.text.width, seq));
+for (let i = 0; i < cfg.text.layers; i++) compare(`text.block${String(i).padStart(2, '0')}`, textDump.get(`text.block${String(i).padStart(2, '0')}`)!, textRows(ref(`text_block${String(i).padStart(2, '0')}`), cfg.text.width, seq));
+
+function finalStats(raw: Float32Array, want: Float32Array, E: number): { maxAbsNormalized: number; minCosine: number } {
+  let maxAbsNormalized = 0, minCosine = 1;
+  for (let r = 0; r < raw.length / E; r++) {
+    const a = raw.subarray(r * E, (r + 1) * E), b = want.subarray(r * E, (r + 1) * E);
+    const na = Math.hypot(...a), nb = Math.hypot(...b);
+    let dot = 0;
+    for (let i = 0; i < E; i++) {
+      dot += a[i] * b[i];
+      maxAbsNormalized = Math.max(maxAbsNormalized, Math.abs(a[i] / na - b[i] / nb));
+    }
+    minCosine = Math.min(minCosine, dot / (na * nb));
+  }
+  return { maxAbsNormalized, minCosine };
+}
+const E = cfg.embedDim;
+const image = finalStats(imageRaw, ref('image_embeddings_raw'), E);
+const text = finalStats(textRaw, ref('text_embeddings_raw'), E);
+const result = {
+  config, batch, dtype, seed, prompts: PROMPTS, machine: machine(gpu.adapterInfo), date: new Date().toISOString(),
+  image: { ...image, engineSecondsWarm: imageWarm, engineSecondsCold: imageCold, torchSeconds: refTiming.image_seconds, ratio: imageWarm / refTiming.image_seconds! },
+  text: { ...text, engineSecondsWarm: textWarm, engineSecondsCold: textCold, torchSeconds: refTiming.text_seconds, ratio: textWarm / refTiming.text_seconds! },
+  torchThreads: refTiming.threads,
+  steps: rows,
+};
+model.dispose();
+gpu.destroy();
+rmSync(work, { recursive: true, force: true });
+
+console.log(`parity: ${config}, batch ${batch}, ${dtype} weights on the GPU; ${result.machine}`);
+console.log('| step | max abs diff | max abs / max |ref| |');
+console.log('| --- | --- | --- |');
+for (const r of rows) console.log(`| ${r.step} | ${r.maxAbs.toExponential(2)} | ${r.relative.toExponential(2)} |`);
+console.log('');
+console.log('| tower | max abs diff (normalized) | min cosine | engine warm s | engine cold s | PyTorch s | engine / PyTorch |');
+console.log('| --- | --- | --- | --- | --- | --- | --- |');
+for (const [name, t] of [['image', result.image], ['text', result.text]] as const) {
+  console.log(`| ${name} (${name === 'image' ? `batch ${batch}` : `${PROMPTS.length} prompts`}) | ${t.maxAbsNormalized.toExponential(2)} | ${t.minCosine.toFixed(7)} | ${t.engineSecondsWarm.toFixed(2)} | ${t.engineSecondsCold.toFixed(2)} | ${t.torchSeconds?.toFixed(2)} | ${t.ratio.toFixed(2)} |`);
+}
+console.log(`\nwrote ${writeResult(`parity-${config}-b${batch}-${dtype}`, result)}`);

@@ -1,0 +1,81 @@
+import type { KernelTiming } from '../model/clip.js';
+import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
+import { loadModelFromArgs } from './load.js';
+
+const USAGE = `
+Usage: whylesion bench [--batch 1] [--runs 3] [--profile] [--json]
+
+Times the image tower on a batch of seeded random pixels and the text tower on three prompts: the first
+(cold, pipeline compilation included) and the median of --runs warm forwards.
+  --profile   per-kernel table from GPU timestamp queries (ms, GFLOP/s or GB/s, share of total)
+  --json      print the numbers as JSON
+${MODEL_USAGE}`;
+
+const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
+
+export async function benchCommand(argv: string[]): Promise<void> {
+  const parsed = parseCommand('bench', argv, { ...MODEL_OPTIONS, batch: { type: 'string' }, runs: { type: 'string' }, profile: { type: 'boolean' }, json: { type: 'boolean' } }, USAGE);
+  if (!parsed) return;
+  const { values } = parsed;
+  const batch = values.batch ? positiveInteger('batch', values.batch) : 1;
+  const runs = values.runs ? positiveInteger('runs', values.runs) : 3;
+  const model = await loadModelFromArgs(values);
+  try {
+    const S = model.config.vision.imageSize;
+    const pixels = new Float32Array(batch * 3 * S * S);
+    let seed = 1;
+    for (let i = 0; i < pixels.length; i++) {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      pixels[i] = (seed / 2 ** 32) * 4 - 2;
+    }
+    const ids = model.tokenizer.tokenize(PROMPTS, model.config.text.contextLength);
+    const time = async (f: () => Promise<unknown>): Promise<number> => {
+      const t0 = performance.now();
+      await f();
+      return (performance.now() - t0) / 1000;
+    };
+    const measure = async (f: () => Promise<unknown>): Promise<{ cold: number; warm: number }> => {
+      const cold = await time(f);
+      const warm: number[] = [];
+      for (let r = 0; r < runs; r++) warm.push(await time(f));
+      return { cold, warm: warm.sort((a, b) => a - b)[Math.floor(runs / 2)] };
+    };
+    const image = await measure(() => model.encodePixels(pixels, batch));
+    const text = await measure(() => model.encodeTokens(ids, PROMPTS.length));
+    const profile = values.profile
+      ? { image: await model.model.profilePixels(pixels, batch), text: await model.model.profileTokens(ids, PROMPTS.length) }
+      : undefined;
+    const result = { adapter: model.adapter, dtype: model.dtype, batch, runs, image, text, profile };
+    if (values.json) {
+      console.log(JSON.stringify(result, null, 2));
+      return;
+    }
+    console.log(`image tower, batch ${batch}: cold ${image.cold.toFixed(3)} s, warm ${image.warm.toFixed(3)} s (${(image.warm / batch).toFixed(3)} s/image)`);
+    console.log(`text tower, ${PROMPTS.length} prompts: cold ${text.cold.toFixed(3)} s, warm ${text.warm.toFixed(3)} s`);
+    if (profile) {
+      printProfile(`image tower, batch ${batch}`, profile.image);
+      printProfile(`text tower, ${PROMPTS.length} prompts`, profile.text);
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Per-kernel totals, then the slowest dispatches. */
+function printProfile(title: string, timings: KernelTiming[]): void {
+  const total = timings.reduce((s, t) => s + t.ms, 0);
+  const byKernel = new Map<string, { ms: number; flops: number; bytes: number; count: number }>();
+  for (const t of timings) {
+    const k = byKernel.get(t.kernel) ?? { ms: 0, flops: 0, bytes: 0, count: 0 };
+    k.ms += t.ms; k.flops += t.flops ?? 0; k.bytes += t.bytes ?? 0; k.count++;
+    byKernel.set(t.kernel, k);
+  }
+  console.log(`\n${title}: ${total.toFixed(1)} ms of GPU time in ${timings.length} dispatches`);
+  console.log(`  ${'kernel'.padEnd(14)} ${'calls'.padStart(5)} ${'ms'.padStart(9)} ${'share'.padStart(6)}  rate`);
+  for (const [kernel, k] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms)) {
+    const rate = k.flops > 0 ? `${(k.flops / k.ms / 1e6).toFixed(1)} GFLOP/s` : k.bytes > 0 ? `${(k.bytes / k.ms / 1e6).toFixed(2)} GB/s` : '';
+    console.log(`  ${kernel.padEnd(14)} ${String(k.count).padStart(5)} ${k.ms.toFixed(2).padStart(9)} ${((100 * k.ms) / total).toFixed(1).padStart(5)}%  ${rate}`);
+  }
+  console.log('  slowest dispatches:');
+  for (const t of [...timings].sort((a, b) => b.ms - a.ms).slice(0, 5)) console.log(`    ${t.label.padEnd(34)} ${t.ms.toFixed(2).padStart(9)} ms`);
+}
