@@ -17,7 +17,7 @@ export function parseCommand<O extends Options>(command: string, argv: string[],
     throw new UserError(`${(error as Error).message.replace(/\.$/, '')}; see whylesion ${command} --help.`, { cause: error });
   }
   if ((parsed.values as { help?: boolean }).help) {
-    console.log(usage.trim());
+    process.stdout.write(`${usage.trim()}\n`);
     return undefined;
   }
   return parsed;

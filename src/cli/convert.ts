@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { convertBinToSafetensors } from '../weights/convert.js';
+import { parseCommand } from './args.js';
 
 const USAGE = `Usage: whylesion convert IN.bin OUT.safetensors
 
@@ -9,16 +9,8 @@ keeping every tensor's dtype and values. Only plain state dicts of float32/float
 and nothing in the pickle is executed.`;
 
 export async function convertCommand(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
-  } catch (error) {
-    throw new UserError(`${(error as Error).message}; see whylesion convert --help.`, { cause: error });
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return;
-  }
+  const parsed = parseCommand('convert', argv, {}, USAGE);
+  if (!parsed) return;
   const [input, output] = parsed.positionals;
   if (parsed.positionals.length !== 2) throw new UserError('whylesion convert needs exactly two arguments, IN.bin and OUT.safetensors; see whylesion convert --help.');
   await convertBinToSafetensors(input, output);

@@ -1,10 +1,10 @@
 /** `whylesion preprocess IMG [--size 224] [--exif-rotate] --out FILE.npy`: open_clip's eval preprocessing to .npy. */
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { preprocessImageFile } from '../image/load.js';
 import { writeNpy } from '../io/npy.js';
+import { parseCommand } from './args.js';
 
 const HELP = `Usage: whylesion preprocess IMG [--size 224] [--exif-rotate] --out FILE.npy
 
@@ -19,26 +19,9 @@ Options:
 `;
 
 export async function preprocessCommand(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        size: { type: 'string' },
-        'exif-rotate': { type: 'boolean' },
-        out: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    throw new UserError(`${(error as Error).message}; run "whylesion preprocess --help" for usage.`, { cause: error });
-  }
+  const parsed = parseCommand('preprocess', argv, { size: { type: 'string' }, 'exif-rotate': { type: 'boolean' }, out: { type: 'string' } }, HELP);
+  if (!parsed) return;
   const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(HELP);
-    return;
-  }
   if (positionals.length !== 1) {
     throw new UserError(`preprocess takes exactly one image path (got ${positionals.length}); run "whylesion preprocess --help".`);
   }

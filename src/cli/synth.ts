@@ -1,11 +1,11 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { BUILTIN_CONFIGS, parseClipConfig } from '../model/config.js';
 import { CONFIG_FILE, SAFETENSORS_FILE } from '../weights/checkpoint.js';
 import { writeSafetensors } from '../weights/source.js';
 import { synthesizeCheckpoint } from '../weights/synth.js';
+import { parseCommand } from './args.js';
 
 const USAGE = `Usage: whylesion synth --config NAME|PATH --out DIR [--seed N] [--dtype f32|f16]
 
@@ -34,25 +34,15 @@ async function loadConfig(spec: string): Promise<object> {
 }
 
 export async function synthCommand(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string' },
-        out: { type: 'string' },
-        seed: { type: 'string', default: '0' },
-        dtype: { type: 'string', default: 'f32' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new UserError(`${(error as Error).message}; see whylesion synth --help.`, { cause: error });
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
+  const parsed = parseCommand('synth', argv, {
+    config: { type: 'string' },
+    out: { type: 'string' },
+    seed: { type: 'string', default: '0' },
+    dtype: { type: 'string', default: 'f32' },
+  }, USAGE);
+  if (!parsed) return;
+  const { values, positionals } = parsed;
+  if (positionals.length > 0) throw new UserError(`whylesion synth takes no positional arguments (got ${positionals.join(' ')}); see whylesion synth --help.`);
   if (!values.config || !values.out) throw new UserError('whylesion synth needs --config and --out; see whylesion synth --help.');
   const seed = Number(values.seed);
   if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(seed)) throw new UserError(`--seed ${values.seed} is not a non-negative integer.`);

@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { loadTokenizer, VOCAB_ENV } from '../tokenizer/load.js';
+import { parseCommand } from './args.js';
 
 const USAGE = `Usage: whylesion tokenize [--context-length N] [--vocab PATH] [--json] [--] TEXT...
 
@@ -16,26 +16,9 @@ Options:
 
 /** `whylesion tokenize`: token ids of each text, as JSON ([[ids...], ...]) or one space-separated line per text. */
 export async function tokenizeCommand(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        'context-length': { type: 'string' },
-        vocab: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (cause) {
-    throw new UserError(`${(cause as Error).message.replace(/\.$/, '')}; run "whylesion tokenize --help" for usage.`, { cause });
-  }
+  const parsed = parseCommand('tokenize', argv, { 'context-length': { type: 'string' }, vocab: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
+  if (!parsed) return;
   const { values, positionals: texts } = parsed;
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
   if (texts.length === 0) {
     throw new UserError('whylesion tokenize needs at least one TEXT to tokenize; run "whylesion tokenize --help" for usage.');
   }
