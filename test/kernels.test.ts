@@ -202,3 +202,55 @@ function fromHalf(h: number): number {
   const v = exp === 0 ? mant * 2 ** -24 : (1 + mant / 1024) * 2 ** (exp - 15);
   return h & 0x8000 ? -v : v;
 }
+
+describe('matmul variants', () => {
+  // Each kernel dispatched directly (matmul() picks only one per device), with the flag bits of
+  // matmul(): 1 bias, 2·activation (1 GELU, 2 QuickGELU), 8 accumulate into Y.
+  const variants = [
+    { shader: 'matmul_subgroup.wgsl', defines: { ROWS: 3, COLS: 3 }, tile: 24, subgroups: true },
+    { shader: 'matmul.wgsl', defines: {} as Record<string, number>, tile: 32, subgroups: false },
+  ];
+  // M below, at and past the tile; N not a multiple of 24 or 32; K of the CLIP widths and patches.
+  const cases: { M: number; N: number; K: number; activation?: 'gelu' | 'quick_gelu'; accumulate?: boolean; f16?: boolean }[] = [
+    { M: 1, N: 50, K: 1024 },
+    { M: 7, N: 25, K: 588, activation: 'quick_gelu' },
+    { M: 77, N: 97, K: 1024, activation: 'gelu', accumulate: true },
+    { M: 257, N: 50, K: 588, f16: true },
+    { M: 24, N: 24, K: 1024, accumulate: true, f16: true },
+  ];
+  const activationBits = { gelu: 1, quick_gelu: 2 };
+
+  for (const v of variants) {
+    for (const c of cases) {
+      const name = `${v.shader} M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}${c.f16 ? ' f16 weights' : ''}`;
+      it(name, async () => {
+        if (v.subgroups && !gpu.device.features.has('subgroups' as GPUFeatureName)) return;
+        if (c.f16 && !gpu.hasF16) return;
+        const { M, N, K: Kd } = c;
+        const x = randomArray(M * Kd, M + 3 * N, 1);
+        let w = randomArray(N * Kd, Kd + N, 1 / Math.sqrt(Kd));
+        let wData: Float32Array | Uint16Array = w;
+        if (c.f16) {
+          wData = Uint16Array.from(w, toHalf);
+          w = Float32Array.from(wData, fromHalf);
+        }
+        const bias = randomArray(N, N, 0.3), residual = randomArray(M * N, M, 1);
+        const Y = scope.storage('y', c.accumulate ? residual : new Float32Array(M * N));
+        const flags = 1 | ((c.activation ? activationBits[c.activation] : 0) << 1) | (c.accumulate ? 8 : 0);
+        const pipeline = await gpu.pipeline(v.shader, { W_TYPE: c.f16 ? 'f16' : 'f32', ...v.defines });
+        const params = scope.uniform('mm', [M, N, Kd / 4, flags]);
+        const bindGroup = gpu.bindGroup('mm', pipeline, [scope.storage('x', x), scope.storage('w', wData), scope.storage('b', bias), Y, params]);
+        const d: Dispatch = { label: 'mm', kernel: v.shader, pipeline, bindGroup, workgroups: [Math.ceil(N / v.tile), Math.ceil(M / v.tile), 1] };
+        const want = matmulRef(x, w, M, N, Kd, { bias, activation: c.activation, residual: c.accumulate ? residual : undefined });
+        expect(relativeError(await runAndRead(d, Y, M * N), want)).toBeLessThan(1e-5);
+      });
+    }
+  }
+
+  it('matmul() picks the subgroup kernel where the device has subgroups, the 4×4 kernel elsewhere', async () => {
+    const X = scope.storage('x', 16 * 4), W = scope.storage('w', 16 * 4), Y = scope.storage('y', 16 * 4);
+    const d = await K.matmul(scope, 'mm', { x: X, w: W, y: Y, M: 4, N: 4, K: 4 });
+    expect(d.kernel).toBe(gpu.device.features.has('subgroups' as GPUFeatureName) ? 'matmul_subgroup' : 'matmul');
+    expect((await K.matmul(scope, 'mm', { x: X, w: W, y: Y, M: 4, N: 4, K: 3 })).kernel).toBe('matmul_scalar');
+  });
+});

@@ -57,13 +57,37 @@ export interface MatmulArgs {
   wDtype?: WeightDtype;
 }
 
-/** Y[M,N] = X[M,K]·W[N,K]ᵀ (+bias) (→activation) (+Y), W in nn.Linear [out, in] layout. */
+/** Output tile edge of matmul_subgroup.wgsl: 24×24 (3 X rows and 3 W rows per lane) measured best on llvmpipe. */
+const SUBGROUP_TILE = 24;
+
+/**
+ * matmul_subgroup.wgsl runs a workgroup of 8 as one subgroup, so it needs the 'subgroups' feature and
+ * subgroups of at least 8 lanes (Deno's wgpu has no subgroups; llvmpipe has 8 at 256-bit vectors).
+ */
+function hasSubgroupsOf8(gpu: Gpu): boolean {
+  if (!gpu.hasSubgroups) return false;
+  const info = (gpu.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  // CPU rasterizers run a subgroup as one 8- or 16-lane vector; real GPUs (32-64 lanes) would leave most of
+  // each warp idle with one-subgroup workgroups, so they keep the workgroup-tiled kernel.
+  return (info?.subgroupMinSize ?? 8) >= 8 && (info?.subgroupMaxSize ?? 8) <= 16;
+}
+
+/**
+ * Y[M,N] = X[M,K]·W[N,K]ᵀ (+bias) (→activation) (+Y), W in nn.Linear [out, in] layout. Picks the
+ * subgroup kernel where the device has subgroups, else the 4×4-block kernel, and the scalar one for K
+ * not a multiple of 4.
+ */
 export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Dispatch> {
   const flags = (a.bias ? 1 : 0) | (ACTIVATION_BITS[a.activation ?? 'none'] << 1) | (a.accumulate ? 8 : 0);
   const bias = a.bias ?? scope.gpu.zeros;
   const wType = a.wDtype ?? 'f32';
   const cost = { flops: 2 * a.M * a.N * a.K, bytes: 4 * (a.M * a.K + a.M * a.N) + (wType === 'f16' ? 2 : 4) * a.N * a.K };
   const buffers = [a.x, a.w, bias, a.y];
+  if (a.K % 4 === 0 && hasSubgroupsOf8(scope.gpu)) {
+    return dispatch(scope, 'matmul_subgroup', 'matmul_subgroup.wgsl',
+      { W_TYPE: wType, ROWS: SUBGROUP_TILE / 8, COLS: SUBGROUP_TILE / 8 }, label, buffers,
+      [a.M, a.N, a.K / 4, flags], [Math.ceil(a.N / SUBGROUP_TILE), Math.ceil(a.M / SUBGROUP_TILE), 1], cost);
+  }
   if (a.K % 4 === 0) {
     return dispatch(scope, 'matmul', 'matmul.wgsl', { W_TYPE: wType }, label, buffers,
       [a.M, a.N, a.K / 4, flags], [Math.ceil(a.N / 32), Math.ceil(a.M / 32), 1], cost);

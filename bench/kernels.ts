@@ -1,0 +1,207 @@
+// Kernel benchmark: the matmul ladder (each version checked against the CPU reference) next to
+// OpenBLAS through numpy on the same shapes in the same run, plus layernorm and attention.
+//   npm run bench:kernels [-- --json] [-- --only=v3,v4]
+// Writes bench/results/kernels-<date>.json (kernels-<date>-lp<N>.json under LP_NUM_THREADS=N). LP_NUM_THREADS (llvmpipe's thread count) must be set in
+// the environment before the process starts; it is printed with the results.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { Gpu, uniformWords, type Dispatch, type ShaderDefines } from '../src/gpu/gpu.js';
+import * as K from '../src/kernels/index.js';
+import { attentionRef, layerNormRef, matmulRef } from '../src/kernels/reference.js';
+
+interface Result { kernel: string; shape: string; ms: number; coldMs?: number; gflops?: number; gbps?: number; error?: number }
+
+/** One rung of the ladder: a shader, its defines, and how it is dispatched. */
+interface MatmulVersion {
+  name: string;
+  what: string;
+  /** Requires the 'subgroups' feature. */
+  subgroups: boolean;
+  /** Skips shapes whose flop count would make this version take too long. */
+  maxGflop?: number;
+  make(gpu: Gpu, bufs: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch>;
+}
+
+interface MatmulBuffers { x: GPUBuffer; w: GPUBuffer; y: GPUBuffer; params: GPUBuffer[] }
+
+function direct(shader: string, defines: ShaderDefines, kPerWord: number, tile: [number, number]) {
+  return async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
+    const pipeline = await gpu.pipeline(shader, defines);
+    const params = gpu.uniformBuffer(shader, uniformWords([M, N, Kd / kPerWord, 0]));
+    b.params.push(params);
+    const bindGroup = gpu.bindGroup(shader, pipeline, [b.x, b.w, gpu.zeros, b.y, params]);
+    return { label: shader, kernel: shader, pipeline, bindGroup, workgroups: [Math.ceil(N / tile[1]), Math.ceil(M / tile[0]), 1] };
+  };
+}
+
+const subgroupTile = (rows: number, cols: number) =>
+  direct('matmul_subgroup.wgsl', { W_TYPE: 'f32', ROWS: rows, COLS: cols }, 4, [8 * rows, 8 * cols]);
+
+const VERSIONS: MatmulVersion[] = [
+  { name: 'v1', what: 'naive: one output per invocation, scalar loads (matmul_scalar.wgsl)', subgroups: false, maxGflop: 2,
+    make: direct('matmul_scalar.wgsl', { W_TYPE: 'f32' }, 1, [8, 8]) },
+  { name: 'v2', what: '4×4 block per invocation, vec4 loads, workgroup 8×8 (matmul.wgsl)', subgroups: false,
+    make: direct('matmul.wgsl', { W_TYPE: 'f32' }, 4, [32, 32]) },
+  { name: 'v3', what: 'one subgroup of 8 per workgroup, X rows shared by subgroupBroadcast, 8×8 tile', subgroups: true,
+    make: subgroupTile(1, 1) },
+  { name: 'v4', what: 'v3 register-blocked to a 24×24 tile (72 accumulators per lane)', subgroups: true,
+    make: subgroupTile(3, 3) },
+  { name: 'v5', what: 'v3 register-blocked to a 32×24 tile (96 accumulators per lane)', subgroups: true,
+    make: subgroupTile(4, 3) },
+  { name: 'lib', what: 'what matmul() in src/kernels picks on this device', subgroups: false,
+    make: async (gpu, b, M, N, Kd) => {
+      const scope = new K.Scope(gpu);
+      const d = await K.matmul(scope, 'matmul', { x: b.x, w: b.w, y: b.y, M, N, K: Kd });
+      b.params.push(...scope.buffers);
+      return d;
+    } },
+];
+
+// ViT-L/14 at 224 px: 257 tokens, width 1024, MLP 4096; the last is a batch of 8 images.
+const SHAPES: [number, number, number][] = [
+  [257, 1024, 3072], [257, 1024, 1024], [257, 1024, 4096], [257, 4096, 1024], [2056, 1024, 4096],
+];
+const shapeName = (M: number, Kd: number, N: number) => `M=${M} K=${Kd} N=${N}`;
+
+/** Rows checked against the CPU reference: both ends and a few inside (all rows of small M). */
+function checkedRows(M: number): number[] {
+  if (M <= 16) return Array.from({ length: M }, (_, i) => i);
+  return [...new Set([0, 1, 7, 8, 23, 24, 31, Math.floor(M / 2), M - 9, M - 2, M - 1])].filter((r) => r < M);
+}
+
+function randomArray(n: number, seed: number, scale: number): Float32Array {
+  let s = seed >>> 0;
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = ((s >>> 8) / 16777216 - 0.5) * scale;
+  }
+  return a;
+}
+
+async function timeIt(gpu: Gpu, dispatches: Dispatch[], budgetMs: number, coldMs: number): Promise<number> {
+  const runs = Math.max(1, Math.min(9, Math.floor(budgetMs / Math.max(coldMs, 1))));
+  const times: number[] = [];
+  for (let i = 0; i < runs + 1; i++) {
+    const t0 = performance.now();
+    await gpu.run('bench', dispatches);
+    await gpu.device.queue.onSubmittedWorkDone();
+    if (i > 0) times.push(performance.now() - t0); // the first run is the warm-up
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+function numpyTimes(shapes: [number, number, number][]): { blas: string; ms: number[] } {
+  const script = `
+import json, sys, time, numpy as np
+shapes = json.loads(sys.argv[1])
+out = []
+for M, K, N in shapes:
+    x = np.random.rand(M, K).astype(np.float32); w = np.random.rand(N, K).astype(np.float32)
+    x @ w.T
+    ts = []
+    for _ in range(7):
+        t = time.perf_counter(); x @ w.T; ts.append(time.perf_counter() - t)
+    out.append(sorted(ts)[3] * 1e3)
+libs = sorted({l.split()[-1] for l in open('/proc/self/maps') if 'blas' in l.lower()})
+print(json.dumps({'blas': ' '.join(libs), 'ms': out}))`;
+  return JSON.parse(execFileSync('/usr/bin/python3', ['-c', script, JSON.stringify(shapes)], { encoding: 'utf8' }));
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+  const log = json ? (..._: unknown[]) => {} : console.log;
+  const started = performance.now();
+
+  const gpu = await Gpu.create();
+  const hasSubgroups = gpu.device.features.has('subgroups' as GPUFeatureName);
+  const blas = numpyTimes(SHAPES);
+  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '?';
+  log(`adapter: ${gpu.adapterInfo.description || gpu.adapterInfo.device} (${gpu.adapterInfo.vendor}), subgroups: ${hasSubgroups}`);
+  log(`CPU: ${cpu} (${os.cpus().length} cores); LP_NUM_THREADS=${process.env.LP_NUM_THREADS ?? '(unset)'}; numpy BLAS: ${blas.blas}`);
+  // Other processes on the machine skew every number: the load average says how busy it was.
+  log(`load average before: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+
+  const results: Result[] = [];
+  const versions = VERSIONS.filter((v) => (!v.subgroups || hasSubgroups) && (!only || only.includes(v.name)));
+  for (const [si, [M, Kd, N]] of SHAPES.entries()) {
+    const shape = shapeName(M, Kd, N);
+    const flop = 2 * M * N * Kd;
+    const blasMs = blas.ms[si];
+    log(`\n${shape}: OpenBLAS ${blasMs.toFixed(2)} ms, ${(flop / blasMs / 1e6).toFixed(1)} GFLOP/s`);
+    log('  version       cold ms    warm ms   GFLOP/s  % BLAS   rel.err');
+    results.push({ kernel: 'openblas', shape, ms: blasMs, gflops: flop / blasMs / 1e6 });
+    const x = randomArray(M * Kd, si + 1, 2), w = randomArray(N * Kd, si + 100, 2 / Math.sqrt(Kd));
+    const rows = checkedRows(M);
+    const want = rows.map((r) => matmulRef(x.subarray(r * Kd, (r + 1) * Kd), w, 1, N, Kd));
+    const bufs: MatmulBuffers = { x: gpu.storageBuffer('x', x), w: gpu.storageBuffer('w', w), y: gpu.storageBuffer('y', M * N * 4), params: [] };
+    for (const v of versions) {
+      if (v.maxGflop !== undefined && flop / 1e9 > v.maxGflop) continue;
+      const t0 = performance.now();
+      const d = await v.make(gpu, bufs, M, N, Kd);
+      const [bytes] = await gpu.run(v.name, [d], [{ buffer: bufs.y, bytes: M * N * 4 }]);
+      const coldMs = performance.now() - t0;
+      const got = new Float32Array(bytes);
+      let diff = 0, mag = 0;
+      rows.forEach((r, i) => want[i].forEach((ref, c) => {
+        diff = Math.max(diff, Math.abs(got[r * N + c] - ref));
+        mag = Math.max(mag, Math.abs(ref));
+      }));
+      const error = diff / mag;
+      const ms = await timeIt(gpu, [d], 1500, coldMs);
+      const gflops = flop / ms / 1e6;
+      results.push({ kernel: `matmul.${v.name}`, shape, ms, coldMs, gflops, error });
+      log(`  ${v.name.padEnd(10)} ${coldMs.toFixed(1).padStart(10)} ${ms.toFixed(2).padStart(10)} ${gflops.toFixed(1).padStart(9)} ${(100 * (blasMs / ms)).toFixed(0).padStart(6)}%   ${error.toExponential(1)}${error > 1e-5 ? '  WRONG' : ''}`);
+    }
+    for (const b of [bufs.x, bufs.w, bufs.y, ...bufs.params]) gpu.destroyBuffer(b);
+  }
+
+  if (!only) {
+    log('\nother kernels               cold ms    warm ms   GFLOP/s    GB/s   rel.err');
+    const scope = new K.Scope(gpu);
+    const [rows, cols] = [257, 1024];
+    const xl = randomArray(rows * cols, 7, 2), gain = randomArray(cols, 8, 0.2).map((v) => v + 1), shift = randomArray(cols, 9, 0.2);
+    const yl = scope.storage('y', rows * cols * 4);
+    const [B, T, H, D] = [1, 257, 16, 64];
+    const qkv = randomArray(B * T * 3 * H * D, 10, 2);
+    const out = scope.storage('o', B * T * H * D * 4);
+    const cases = [
+      { kernel: 'layernorm', shape: `${rows}×${cols}`, out: yl, n: rows * cols, want: () => layerNormRef(xl, gain, shift, rows, cols),
+        make: () => K.layerNorm(scope, 'ln', { x: scope.storage('x', xl), gain: scope.storage('g', gain), shift: scope.storage('s', shift), y: yl, rows, cols }) },
+      { kernel: 'attention', shape: `${H} heads × ${T} × ${D}`, out, n: B * T * H * D, want: () => attentionRef(qkv, B, T, H, D, false),
+        make: () => K.attention(scope, 'attn', { qkv: scope.storage('qkv', qkv), out, batch: B, seq: T, heads: H, headDim: D, causal: false }) },
+    ];
+    for (const c of cases) {
+      const t0 = performance.now();
+      const d = await c.make();
+      const [bytes] = await gpu.run(c.kernel, [d], [{ buffer: c.out, bytes: c.n * 4 }]);
+      const coldMs = performance.now() - t0;
+      const got = new Float32Array(bytes), want = c.want();
+      let diff = 0, mag = 0;
+      want.forEach((ref, i) => { diff = Math.max(diff, Math.abs(got[i] - ref)); mag = Math.max(mag, Math.abs(ref)); });
+      const ms = await timeIt(gpu, [d], 1000, coldMs);
+      const r: Result = { kernel: c.kernel, shape: c.shape, ms, coldMs, error: diff / mag };
+      if (d.flops) r.gflops = d.flops / ms / 1e6;
+      if (d.bytes) r.gbps = d.bytes / ms / 1e6;
+      results.push(r);
+      log(`  ${`${c.kernel} ${c.shape}`.padEnd(24)} ${coldMs.toFixed(1).padStart(10)} ${ms.toFixed(2).padStart(10)} ${(r.gflops?.toFixed(1) ?? '-').padStart(9)} ${(r.gbps?.toFixed(2) ?? '-').padStart(7)}   ${r.error!.toExponential(1)}`);
+    }
+    scope.destroy();
+  }
+  gpu.destroy();
+
+  const date = new Date().toISOString().slice(0, 10);
+  mkdirSync(new URL('../../bench/results/', import.meta.url), { recursive: true });
+  const threads = process.env.LP_NUM_THREADS ? `-lp${process.env.LP_NUM_THREADS}` : '';
+  const file = new URL(`../../bench/results/kernels-${date}${threads}.json`, import.meta.url);
+  const record = { date: new Date().toISOString(), cpu, loadAverage: os.loadavg(), adapter: gpu.adapterInfo, subgroups: hasSubgroups, lpNumThreads: process.env.LP_NUM_THREADS ?? null, blas: blas.blas, results };
+  if (!only) writeFileSync(file, JSON.stringify(record, null, 2) + '\n');
+  if (json) console.log(JSON.stringify(results.map(({ kernel, shape, ms, gflops, gbps }) => ({ kernel, shape, ms, gflops, gbps }))));
+  else log(`\nload average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; ${((performance.now() - started) / 1000).toFixed(0)} s${only ? '' : `; wrote ${file.pathname}`}`);
+}
+
+await main();

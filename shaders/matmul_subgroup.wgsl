@@ -1,0 +1,77 @@
+// Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias) (-> GELU | QuickGELU) (+= Y), tuned for llvmpipe (lavapipe).
+// llvmpipe runs a subgroup as one SIMD vector and a workgroup on one thread; every storage load whose
+// address is not a constant is a per-lane scalar load with a bounds check, so loads dominate and the
+// kernel is built to do as few as possible per FMA:
+// - a workgroup is one subgroup of 8 lanes and owns a (8·ROWS)×(8·COLS) output tile; no workgroup
+//   memory, no barriers;
+// - lane l loads, as vec4 along K, X rows row0 + l + 8i (i < ROWS) and W rows col0 + l + 8j (j < COLS);
+// - every X row is handed to all lanes with subgroupBroadcast from a constant lane (a register shuffle),
+//   so per 4 values of K each lane does ROWS + COLS vec4 loads for 8·ROWS·COLS accumulators
+//   (24×24 tile: 6 loads, 72 accumulators, chains of 4 FMAs per accumulator).
+// Rows/columns past M/N are clamped on load and skipped on store. K must be a multiple of 4.
+// Needs subgroups of at least 8 lanes (llvmpipe has 8 at its 256-bit default), so that a workgroup
+// of 8 is one subgroup; matmul() checks that.
+enable subgroups;
+//!include epilogue.wgsl
+
+struct Params { M: u32, N: u32, K4: u32, flags: u32 }
+
+@group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> W: array<vec4<{{W_TYPE}}>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+const LANES = 8u;
+const ROWS = {{ROWS}}u;  // X rows loaded per lane; the tile has LANES·ROWS rows
+const COLS = {{COLS}}u;  // W rows (output columns) per lane; the tile has LANES·COLS columns
+
+// One output row's accumulators += s · b[j] over the 4 k values: a chain of 4 FMAs per accumulator.
+fn row_fma(acc: array<f32, COLS>, s: vec4<f32>, b: array<vec4<f32>, COLS>) -> array<f32, COLS> {
+  var out = acc;
+  for (var j = 0u; j < COLS; j++) {
+    out[j] = fma(s.w, b[j].w, fma(s.z, b[j].z, fma(s.y, b[j].y, fma(s.x, b[j].x, out[j]))));
+  }
+  return out;
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let row0 = wg.y * LANES * ROWS;
+  let col0 = wg.x * LANES * COLS;
+  var xr: array<u32, ROWS>;
+  var wr: array<u32, COLS>;
+  for (var i = 0u; i < ROWS; i++) { xr[i] = min(row0 + lane + LANES * i, p.M - 1u) * p.K4; }
+  for (var j = 0u; j < COLS; j++) { wr[j] = min(col0 + lane + LANES * j, p.N - 1u) * p.K4; }
+  // acc[r][j]: tile row r (X row row0 + r), this lane's column col0 + lane + 8j
+  var acc: array<array<f32, COLS>, LANES * ROWS>;
+  for (var k = 0u; k < p.K4; k++) {
+    var a: array<vec4<f32>, ROWS>;
+    var b: array<vec4<f32>, COLS>;
+    for (var i = 0u; i < ROWS; i++) { a[i] = X[xr[i] + k]; }
+    for (var j = 0u; j < COLS; j++) { b[j] = vec4<f32>(W[wr[j] + k]); }
+    for (var i = 0u; i < ROWS; i++) {
+      // subgroupBroadcast needs a constant lane, hence the eight spelled-out calls.
+      let r = i * LANES;
+      acc[r + 0u] = row_fma(acc[r + 0u], subgroupBroadcast(a[i], 0u), b);
+      acc[r + 1u] = row_fma(acc[r + 1u], subgroupBroadcast(a[i], 1u), b);
+      acc[r + 2u] = row_fma(acc[r + 2u], subgroupBroadcast(a[i], 2u), b);
+      acc[r + 3u] = row_fma(acc[r + 3u], subgroupBroadcast(a[i], 3u), b);
+      acc[r + 4u] = row_fma(acc[r + 4u], subgroupBroadcast(a[i], 4u), b);
+      acc[r + 5u] = row_fma(acc[r + 5u], subgroupBroadcast(a[i], 5u), b);
+      acc[r + 6u] = row_fma(acc[r + 6u], subgroupBroadcast(a[i], 6u), b);
+      acc[r + 7u] = row_fma(acc[r + 7u], subgroupBroadcast(a[i], 7u), b);
+    }
+  }
+  for (var r = 0u; r < LANES * ROWS; r++) {
+    let row = row0 + r;
+    if (row >= p.M) { break; }
+    for (var j = 0u; j < COLS; j++) {
+      let col = col0 + lane + LANES * j;
+      if (col < p.N) {
+        let at = row * p.N + col;
+        Y[at] = epilogue(acc[r][j], col, at);
+      }
+    }
+  }
+}
