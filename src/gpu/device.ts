@@ -7,10 +7,21 @@ const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'timestamp-query', 'sub
 // garbage-collected the process segfaults. Held here for the life of the process.
 const keepAlive: unknown[] = [];
 
-async function navigatorGpu(): Promise<GPU> {
+let dawnGpu: Promise<GPU> | undefined;
+
+function navigatorGpu(): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  if (nav?.gpu) return nav.gpu; // Deno, browsers
-  // Node: Dawn through the `webgpu` package. Imported lazily so other runtimes never load it.
+  if (nav?.gpu) return Promise.resolve(nav.gpu); // Deno, browsers
+  dawnGpu ??= createDawnGpu();
+  return dawnGpu;
+}
+
+/** Node: Dawn through the `webgpu` package, created once per process and imported lazily (other runtimes never load it). */
+async function createDawnGpu(): Promise<GPU> {
+  // Mesa's llvmpipe (the CPU driver) reads its thread count when the device is made. More threads than
+  // cores measured up to 4x faster kernels on 2 cores (bench/README.md), so default to 16 unless the user chose.
+  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+  if (env && env.LP_NUM_THREADS === undefined) env.LP_NUM_THREADS = '16';
   const moduleName = 'webgpu';
   const dawn = (await import(moduleName)) as { create: (flags: string[]) => GPU; globals: object };
   Object.assign(globalThis, dawn.globals);
