@@ -67,6 +67,11 @@ function compare(step: string, got: Float32Array, want: Float32Array): void {
   }
   rows.push({ step, maxAbs, relative: maxAbs / mag });
 }
+function classRows(x: Float32Array, T: number, W: number): Float32Array {
+  const out = new Float32Array(batch * W);
+  for (let b = 0; b < batch; b++) out.set(x.subarray(b * T * W, b * T * W + W), b * W);
+  return out;
+}
 /** The engine's text tower runs max(EOT)+1 positions; the reference dumps all 77: compare those positions. */
 function textRows(want: Float32Array, width: number, seq: number): Float32Array {
   const out = new Float32Array(PROMPTS.length * seq * width);
@@ -75,7 +80,13 @@ function textRows(want: Float32Array, width: number, seq: number): Float32Array 
 }
 const cfg = checkpoint.config;
 compare('vision.ln_pre', visionDump.get('vision.ln_pre')!, ref('vision_ln_pre'));
-for (let i = 0; i < cfg.vision.layers; i++) compare(`vision.block${String(i).padStart(2, '0')}`, visionDump.get(`vision.block${String(i).padStart(2, '0')}`)!, ref(`vision_block${String(i).padStart(2, '0')}`));
+const T = (S / cfg.vision.patchSize) ** 2 + 1;
+for (let i = 0; i < cfg.vision.layers; i++) {
+  const n = String(i).padStart(2, '0');
+  const kept = visionDump.get(`vision.block${n}.kept`); // the last block finishes only the class tokens
+  if (kept) compare(`vision.block${n} (class rows)`, kept, classRows(ref(`vision_block${n}`), T, cfg.vision.width));
+  else compare(`vision.block${n}`, visionDump.get(`vision.block${n}`)!, ref(`vision_block${n}`));
+}
 compare('vision.pooled', visionDump.get('vision.pooled')!, ref('vision_pooled'));
 const seq = textDump.get('text.embed')!.length / PROMPTS.length / cfg.text.width;
 compare('text.embed', textDump.get('text.embed')!, textRows(ref('text_embed'), cfg.text.width, seq));

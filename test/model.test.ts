@@ -20,6 +20,14 @@ function normalizeRows(x: Float32Array, dim: number): Float32Array {
   return out;
 }
 
+/** Rows 0, T, 2T, ... of a [B, T, W] dump: each image's class token. */
+function classRows(x: Float32Array, T: number, W: number): Float32Array {
+  const B = x.length / (T * W);
+  const out = new Float32Array(B * W);
+  for (let b = 0; b < B; b++) out.set(x.subarray(b * T * W, b * T * W + W), b * W);
+  return out;
+}
+
 function minRowCosine(a: Float32Array, b: Float32Array, dim: number): number {
   let worst = 1;
   for (let r = 0; r < a.length / dim; r++) {
@@ -69,15 +77,22 @@ describe('open_clip tiny checkpoint (ViT-L/14 family at toy size) against real o
     expect(model.logitScale).toBeCloseTo(100, 4);
   });
 
-  it('short prompts on max(EOT)+1 positions give exactly the full-context result', async () => {
-    const ctx = 77;
-    const short = Int32Array.from(cases.tokens[0]); // "dark brown": EOT at 3, runs on 4 positions alone
-    const long = new Int32Array(ctx).fill(320); // a prompt that fills the context: EOT in the last slot
-    long[0] = 49406;
-    long[ctx - 1] = 49407;
-    const alone = await model.encodeTokens(short, 1);
-    const both = await model.encodeTokens(Int32Array.from([...short, ...long]), 2); // runs on all 77 positions
-    expect(Array.from(alone)).toEqual(Array.from(both.subarray(0, E)));
+  it('the exact shortcuts (text on max(EOT)+1 positions, class-token-only last block) change no bit', async () => {
+    const config = parseClipConfig(JSON.parse(readFileSync(new URL('model/open_clip_config.json', TINY), 'utf8')));
+    const source = await SafetensorsFile.open(fileURLToPath(new URL('model/open_clip_model.safetensors', TINY)));
+    const full = await ClipModel.load(gpu, config, source, { exactShortcuts: false });
+    await source.close();
+    try {
+      const ids = Int32Array.from(cases.tokens.flat()); // EOT at 2..~17: the shortcut runs far fewer than 77 positions
+      expect(Array.from(await model.encodeTokens(ids, cases.tokens.length))).toEqual(Array.from(await full.encodeTokens(ids, cases.tokens.length)));
+      const pixels = loadNpy(new URL('expected/pixels224_lesion_rgb.npy', TINY)).data;
+      const two = new Float32Array(2 * pixels.length);
+      two.set(pixels);
+      two.set(pixels.map((v) => -v), pixels.length);
+      expect(Array.from(await model.encodePixels(two, 2))).toEqual(Array.from(await full.encodePixels(two, 2)));
+    } finally {
+      full.dispose();
+    }
   });
 
   it('splits batches larger than one forward holds and keeps row order', async () => {
@@ -145,14 +160,14 @@ describe('our QuickGELU / patch 16 / 3-head / F16-storage config against the PyT
       const pairs: [string, Float32Array | undefined][] = [
         ['vision_ln_pre', vision.get('vision.ln_pre')],
         ['vision_block00', vision.get('vision.block00')],
-        ['vision_block01', vision.get('vision.block01')],
+        ['vision_block01_class_rows', vision.get('vision.block01.kept')], // the last block finishes only the class tokens
         ['vision_pooled', vision.get('vision.pooled')],
         ['text_embed', text.get('text.embed')],
         ['text_block00', text.get('text.block00')],
         ['text_block01', text.get('text.block01')],
       ];
       for (const [file, got] of pairs) {
-        const want = loadNpy(new URL(`${file}.npy`, dir)).data;
+        const want = file.endsWith('_class_rows') ? classRows(loadNpy(new URL(`${file.replace('_class_rows', '')}.npy`, dir)).data, 197, 48) : loadNpy(new URL(`${file}.npy`, dir)).data;
         expect(got, file).toBeDefined();
         const scale = Math.max(...want.map(Math.abs));
         expect(maxAbsDiff(got!, want) / scale, file).toBeLessThan(1e-5);

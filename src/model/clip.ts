@@ -11,6 +11,11 @@ export interface ClipLoadOptions {
   /** Weight storage on the GPU: f32 (default) or f16 (half the memory; needs shader-f16). */
   dtype?: ComputeDtype;
   /**
+   * Exact shortcuts (default on): the text tower runs max(EOT)+1 positions, and the image tower's last block
+   * finishes only the class tokens. Off computes every position, as open_clip does (for verification).
+   */
+  exactShortcuts?: boolean;
+  /**
    * Most images or prompts per forward; larger batches are split. The GPU's storage-binding limit sets
    * the default, and a smaller cap lowers peak GPU memory (activations scale with the batch).
    */
@@ -75,6 +80,7 @@ export class ClipModel {
     private readonly text: TextWeights,
     logitScale: number,
     private readonly batchCap: number,
+    private readonly exactShortcuts: boolean,
   ) {
     this.logitScale = logitScale;
   }
@@ -143,7 +149,7 @@ export class ClipModel {
       progress('token_embedding.weight');
       const logitScale = Math.exp((await source.readF32('logit_scale'))[0]);
       progress('logit_scale');
-      return new ClipModel(gpu, config, dtype, scope, vision, text, logitScale, options.maxBatch ?? Infinity);
+      return new ClipModel(gpu, config, dtype, scope, vision, text, logitScale, options.maxBatch ?? Infinity, options.exactShortcuts ?? true);
     } catch (e) {
       scope.destroy();
       throw e;
@@ -276,7 +282,7 @@ export class ClipModel {
       for (let t = 1; t < ctx; t++) if (ids[b * ctx + t] > ids[b * ctx + best]) best = t; // first maximum, as torch.argmax
       eot[b] = best;
     }
-    const seq = Math.max(...eot) + 1;
+    const seq = this.exactShortcuts ? Math.max(...eot) + 1 : ctx;
     const plan = await this.textPlan(batch, seq);
     const input = new Uint32Array(batch * seq);
     for (let b = 0; b < batch; b++) {
@@ -341,9 +347,13 @@ export class ClipModel {
         checkpoints.push({ name, end: d.length, buffer, bytes });
       };
       mark('vision.ln_pre', x, rows * W * 4);
-      this.recordBlocks(scope, d, 'vision', w.blocks, { x, h, batch, seq: T, width: W, heads: this.config.vision.heads, mlpRatio: this.config.vision.mlpRatio, causal: false }, mark);
+      // Only the class token of each image leaves the tower, so the last block finishes just those rows.
+      const keep = this.exactShortcuts
+        ? { index: scope.storage('vision.class_rows', Uint32Array.from({ length: batch }, (_, b) => b * T)), rows: batch }
+        : undefined;
+      const final = this.recordBlocks(scope, d, 'vision', w.blocks, { x, h, batch, seq: T, width: W, heads: this.config.vision.heads, mlpRatio: this.config.vision.mlpRatio, causal: false }, mark, keep);
       d.push(
-        K.layerNorm(scope, 'vision.ln_post', { x, gain: w.lnPost[0], shift: w.lnPost[1], y: pooled, rows: batch, cols: W, inRowStride: T }),
+        K.layerNorm(scope, 'vision.ln_post', { x: final, gain: w.lnPost[0], shift: w.lnPost[1], y: pooled, rows: batch, cols: W, inRowStride: keep ? 1 : T }),
         K.matmul(scope, 'vision.proj', { x: pooled, w: w.proj, y: output, M: batch, N: E, K: W, wDtype: this.dtype }),
       );
       mark('vision.pooled', pooled, batch * W * 4);
@@ -386,32 +396,52 @@ export class ClipModel {
     });
   }
 
-  /** x ← x + attn(ln_1(x)); x ← x + mlp(ln_2(x)) for every block, residual adds fused into the matmuls. */
+  /**
+   * x ← x + attn(ln_1(x)); x ← x + mlp(ln_2(x)) for every block, residual adds fused into the matmuls.
+   * With `keep`, the last block finishes only those rows (the class tokens): attention still reads every
+   * row's keys and values, then out_proj and the MLP run on the kept rows alone. That is exact, since
+   * every other kernel computes each row on its own. Returns the buffer holding the final rows.
+   */
   private recordBlocks(
     scope: K.Scope, d: Promise<Dispatch | Dispatch[]>[], tower: string, blocks: Block[],
     a: { x: GPUBuffer; h: GPUBuffer; batch: number; seq: number; width: number; heads: number; mlpRatio: number; causal: boolean },
     mark: (name: string, buffer: GPUBuffer, bytes: number) => void,
-  ): void {
+    keep?: { index: GPUBuffer; rows: number },
+  ): GPUBuffer {
     const rows = a.batch * a.seq, W = a.width, hidden = mlpWidth(W, a.mlpRatio);
     const qkv = scope.storage(`${tower}.qkv`, rows * 3 * W * 4);
     const attn = scope.storage(`${tower}.attn`, rows * W * 4);
     const mlp = scope.storage(`${tower}.mlp`, rows * hidden * 4);
     const act = this.config.quickGelu ? 'quick_gelu' : 'gelu';
     const wDtype = this.dtype;
+    let result = a.x;
     blocks.forEach((b, i) => {
       const p = `${tower}.block${String(i).padStart(2, '0')}`;
       d.push(
         K.layerNorm(scope, `${p}.ln_1`, { x: a.x, gain: b.ln1[0], shift: b.ln1[1], y: a.h, rows, cols: W }),
         K.matmul(scope, `${p}.attn.in_proj`, { x: a.h, w: b.inProj, bias: b.inProjBias, y: qkv, M: rows, N: 3 * W, K: W, wDtype }),
         K.attention(scope, `${p}.attn`, { qkv, out: attn, batch: a.batch, seq: a.seq, heads: a.heads, headDim: W / a.heads, causal: a.causal }),
-        K.matmul(scope, `${p}.attn.out_proj`, { x: attn, w: b.outProj, bias: b.outProjBias, y: a.x, M: rows, N: W, K: W, accumulate: true, wDtype }),
-        K.layerNorm(scope, `${p}.ln_2`, { x: a.x, gain: b.ln2[0], shift: b.ln2[1], y: a.h, rows, cols: W }),
-        K.matmul(scope, `${p}.mlp.c_fc`, { x: a.h, w: b.fc, bias: b.fcBias, y: mlp, M: rows, N: hidden, K: W, activation: act, wDtype }),
-        K.matmul(scope, `${p}.mlp.c_proj`, { x: mlp, w: b.proj, bias: b.projBias, y: a.x, M: rows, N: W, K: hidden, accumulate: true, wDtype }),
       );
-      mark(p, a.x, rows * W * 4);
+      let x = a.x, attnOut = attn, n = rows, name = p;
+      if (keep && i === blocks.length - 1) {
+        [x, attnOut, n, name] = [scope.storage(`${p}.kept.x`, keep.rows * W * 4), scope.storage(`${p}.kept.attn`, keep.rows * W * 4), keep.rows, `${p}.kept`];
+        d.push(
+          K.gatherRows(scope, `${p}.keep.attn`, { x: attn, index: keep.index, y: attnOut, rows: n, width: W }),
+          K.gatherRows(scope, `${p}.keep.x`, { x: a.x, index: keep.index, y: x, rows: n, width: W }),
+        );
+      }
+      d.push(
+        K.matmul(scope, `${p}.attn.out_proj`, { x: attnOut, w: b.outProj, bias: b.outProjBias, y: x, M: n, N: W, K: W, accumulate: true, wDtype }),
+        K.layerNorm(scope, `${p}.ln_2`, { x, gain: b.ln2[0], shift: b.ln2[1], y: a.h, rows: n, cols: W }),
+        K.matmul(scope, `${p}.mlp.c_fc`, { x: a.h, w: b.fc, bias: b.fcBias, y: mlp, M: n, N: hidden, K: W, activation: act, wDtype }),
+        K.matmul(scope, `${p}.mlp.c_proj`, { x: mlp, w: b.proj, bias: b.projBias, y: x, M: n, N: W, K: hidden, accumulate: true, wDtype }),
+      );
+      mark(name, x, n * W * 4);
+      result = x;
     });
+    return result;
   }
+
 }
 
 async function finishPlan(
