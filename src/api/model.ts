@@ -32,7 +32,10 @@ export interface LoadOptions {
   exifRotate?: boolean;
 }
 
-/** Prompt embeddings remembered per model (concept lists are hundreds of prompts, often repeated). */
+/**
+ * Prompt embeddings remembered per model (concept lists are hundreds of prompts, often repeated), keyed by
+ * token ids rather than text so that an entry stays small however long its text.
+ */
 const TEXT_CACHE_LIMIT = 20_000;
 
 /**
@@ -109,18 +112,39 @@ export class WhyLesionModel {
   /** Text embeddings (one row per prompt), as open_clip's encode_text; repeated prompts are computed once. */
   async encodeText(texts: string | readonly string[], options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
     const list = typeof texts === 'string' ? [texts] : [...texts];
-    const missing = [...new Set(list.filter((t) => !this.textCache.has(t)))];
+    const notText = list.findIndex((t) => typeof t !== 'string');
+    if (notText >= 0) {
+      const value: unknown = list[notText];
+      const kind = value === null || value === undefined ? String(value) : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+      throw new UserError(`Text ${notText + 1} of ${list.length} is ${kind}, not a string; pass prompts as strings.`);
+    }
+    const ctx = this.config.text.contextLength;
+    const ids = this.tokenizer.tokenize(list, ctx);
+    const row = (i: number): Int32Array => ids.subarray(i * ctx, (i + 1) * ctx);
+    const keys = list.map((_, i) => row(i).join(','));
+    const firstRow = new Map<string, number>();
+    keys.forEach((key, i) => firstRow.has(key) || firstRow.set(key, i));
+    // Rows are gathered here, not re-read from the cache, which concurrent calls may evict from meanwhile.
+    const found = new Map<string, Float32Array>();
+    const missing: string[] = [];
+    for (const key of firstRow.keys()) {
+      const cached = this.textCache.get(key);
+      if (cached) found.set(key, cached);
+      else missing.push(key);
+    }
     if (missing.length > 0) {
-      const ids = this.tokenizer.tokenize(missing, this.config.text.contextLength);
-      const rows = this.rows(await this.model.encodeTokens(ids, missing.length), false);
-      missing.forEach((text, i) => {
+      const missingIds = new Int32Array(missing.length * ctx);
+      missing.forEach((key, i) => missingIds.set(row(firstRow.get(key)!), i * ctx));
+      const rows = this.rows(await this.model.encodeTokens(missingIds, missing.length), false);
+      missing.forEach((key, i) => {
+        found.set(key, rows[i]);
         if (this.textCache.size >= TEXT_CACHE_LIMIT) this.textCache.delete(this.textCache.keys().next().value as string);
-        this.textCache.set(text, rows[i]);
+        this.textCache.set(key, rows[i]);
       });
     }
-    return list.map((t) => {
-      const row = this.textCache.get(t)!;
-      return options.normalize ? normalized(row) : row.slice();
+    return keys.map((key) => {
+      const embedding = found.get(key)!;
+      return options.normalize ? normalized(embedding) : embedding.slice();
     });
   }
 

@@ -1,3 +1,4 @@
+import { UserError } from '../errors.js';
 import { WGSL_SOURCES } from '../kernels/wgsl.generated.js';
 import { acquireDevice, type AcquiredDevice } from './device.js';
 
@@ -67,7 +68,8 @@ export class Gpu {
   /** Throws if the device was lost; every submission checks this first. */
   assertAlive(): void {
     if (this.lostReason !== undefined) {
-      throw new Error(`The GPU device was lost (${this.lostReason}); load the model again to continue.`);
+      // Not the user's doing, but nothing they can fix in code either: one sentence, no stack trace.
+      throw new UserError(`The GPU device was lost (${this.lostReason}); load the model again to continue.`);
     }
   }
 
