@@ -4,7 +4,7 @@ import { normalized } from '../api/model.js';
 import { DEFAULT_BOTTLENECK, KNOBO_BOTTLENECKS, loadConcepts } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
-import { loadModelFromArgs } from './load.js';
+import { checkReadable, loadModelFromArgs } from './load.js';
 
 const CLASSIFY_USAGE = `
 Usage: whylesion classify IMG... (--labels "a,b,c" | --label A --label B ...) [--json]
@@ -50,6 +50,7 @@ export async function classifyCommand(argv: string[]): Promise<void> {
   const labels = [...(values.labels?.split(',') ?? []), ...(values.label ?? [])].map((l) => l.trim()).filter((l) => l.length > 0);
   if (images.length === 0) throw new UserError('classify needs at least one image; see whylesion classify --help.');
   if (labels.length === 0) throw new UserError('classify needs labels: pass --labels "a,b,c" or --label A --label B.');
+  await checkReadable(images, 'image');
   await withModel(values, async (model) => {
     const imageRows = await model.encodeImage(images);
     const probs = model.classify(imageRows, await model.encodeText(labels));
@@ -73,6 +74,7 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
   if (images.length === 0) throw new UserError('zeroshot needs at least one image; see whylesion zeroshot --help.');
   if (!values.classes) throw new UserError('zeroshot needs --classes FILE.json mapping class -> prompts (see examples/classes/).');
   const classes = await readClasses(values.classes);
+  await checkReadable(images, 'image');
   await withModel(values, async (model) => {
     const imageRows = (await model.encodeImage(images)).map(normalized);
     const names = Object.keys(classes);
@@ -101,6 +103,7 @@ export async function explainCommand(argv: string[]): Promise<void> {
   if (images.length === 0) throw new UserError('explain needs an image; see whylesion explain --help.');
   const top = values.top ? positiveInteger('top', values.top) : 10;
   const concepts = await loadConcepts(values.concepts);
+  await checkReadable(images, 'image');
   await withModel(values, async (model) => {
     const imageRows = (await model.encodeImage(images)).map(normalized);
     const conceptRows = await model.encodeText(concepts, { normalize: true });

@@ -4,7 +4,7 @@ import { UserError } from '../errors.js';
 import { readNpy } from '../io/npy.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand } from './args.js';
 import { embedCorpus, CORPUS_OPTIONS, CORPUS_USAGE } from './corpus.js';
-import { loadModelFromArgs } from './load.js';
+import { checkReadable, loadModelFromArgs } from './load.js';
 
 const USAGE = `
 Usage: whylesion embed [--image FILE]... [--pixels FILE.npy]... [--text STR]... [--tokens FILE.json] [--json] [--raw]
@@ -40,6 +40,9 @@ export async function embedCommand(argv: string[]): Promise<void> {
   if (images.length + pixelFiles.length + texts.length + tokenFiles.length === 0) {
     throw new UserError('Nothing to embed; pass --image, --pixels, --text or --tokens (or a folder with --out); see whylesion embed --help.');
   }
+  await checkReadable(images, 'image');
+  await checkReadable(pixelFiles, 'pixels file');
+  await checkReadable(tokenFiles, 'tokens file');
   const model = await loadModelFromArgs(values);
   try {
     const normalize = !values.raw;

@@ -1,4 +1,6 @@
+import { access } from 'node:fs/promises';
 import { loadModel, type WhyLesionModel } from '../api/model.js';
+import { UserError } from '../errors.js';
 import { DEFAULT_MODEL, parseDtype } from './args.js';
 
 /** Loads the model named by the shared --model/--dtype/--vocab/--exif-rotate options. */
@@ -8,4 +10,13 @@ export function loadModelFromArgs(values: { model?: string; dtype?: string; voca
     vocabPath: values.vocab,
     exifRotate: values['exif-rotate'] ?? false,
   });
+}
+
+/** Fails fast, before the (slow) model load, when an input file is missing or unreadable. */
+export async function checkReadable(paths: readonly string[], what: string): Promise<void> {
+  for (const path of paths) {
+    await access(path).catch((cause: unknown) => {
+      throw new UserError(`Cannot read the ${what} ${path} (${(cause as NodeJS.ErrnoException).code ?? cause}); check the path.`, { cause });
+    });
+  }
 }
