@@ -1,6 +1,7 @@
 // Kernel benchmark: the matmul ladder (each version checked against the CPU reference) next to
-// OpenBLAS through numpy on the same shapes in the same run, plus layernorm and attention.
-//   npm run bench:kernels [-- --json] [-- --only=v3,v4]
+// OpenBLAS through numpy on the same shapes in the same run, plus layernorm and attention (the portable
+// kernels next to what the library picks).
+//   npm run bench:kernels [-- --json] [-- --only=v3,v4] [-- --only=other]  (other: layernorm/attention only)
 // Writes bench/results/kernels-<date>.json (kernels-<date>-lp<N>.json under LP_NUM_THREADS=N). LP_NUM_THREADS (llvmpipe's thread count) must be set in
 // the environment before the process starts; it is printed with the results.
 import { execFileSync } from 'node:child_process';
@@ -110,6 +111,58 @@ print(json.dumps({'blas': ' '.join(libs), 'ms': out}))`;
   return JSON.parse(execFileSync('/usr/bin/python3', ['-c', script, JSON.stringify(shapes)], { encoding: 'utf8' }));
 }
 
+/**
+ * Layernorm and attention on the ViT-L/14 (width 1024, 16 heads of 64, 257 tokens, batch 1 and 8) and
+ * text (width 768, 12 heads, 77 tokens, causal) shapes: 'portable' is the kernel without subgroups
+ * (layernorm.wgsl, attention.wgsl) dispatched directly, 'lib' what layerNorm()/attention() pick here.
+ */
+async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<Result[]> {
+  log('\nother kernels                                  cold ms    warm ms   GFLOP/s    GB/s   rel.err');
+  const results: Result[] = [];
+  const scope = new K.Scope(gpu);
+  const direct = async (shader: string, defines: ShaderDefines, buffers: GPUBuffer[], params: (number | { f: number })[], workgroups: [number, number, number], cost: { flops?: number; bytes?: number }): Promise<Dispatch> => {
+    const pipeline = await gpu.pipeline(shader, defines);
+    const bindGroup = gpu.bindGroup(shader, pipeline, [...buffers, scope.uniform(shader, params)]);
+    return { label: shader, kernel: shader, pipeline, bindGroup, workgroups, ...cost };
+  };
+  const cases: { kernel: string; shape: string; out: GPUBuffer; n: number; want: () => Float32Array; make: () => Promise<Dispatch> }[] = [];
+  for (const [rows, cols] of [[257, 1024], [2056, 1024], [77, 768]]) {
+    const x = randomArray(rows * cols, rows + cols, 2).map((v) => v + 3), gain = randomArray(cols, 8, 0.2).map((v) => v + 1), shift = randomArray(cols, 9, 0.2);
+    const a = { x: scope.storage('x', x), gain: scope.storage('g', gain), shift: scope.storage('s', shift), y: scope.storage('y', rows * cols * 4), rows, cols };
+    let want: Float32Array | undefined;
+    const base = { shape: `${rows}×${cols}`, out: a.y, n: rows * cols, want: () => (want ??= layerNormRef(x, gain, shift, rows, cols)) };
+    cases.push({ ...base, kernel: 'layernorm.portable', make: () => direct('layernorm.wgsl', {}, [a.x, a.gain, a.shift, a.y], [rows, cols, 1, { f: 1e-5 }], [rows, 1, 1], { bytes: 8 * rows * cols }) });
+    cases.push({ ...base, kernel: 'layernorm.lib', make: () => K.layerNorm(scope, 'ln', a) });
+  }
+  for (const [B, T, H, D, causal] of [[1, 257, 16, 64, false], [8, 257, 16, 64, false], [1, 77, 12, 64, true]] as const) {
+    const qkv = randomArray(B * T * 3 * H * D, B + T, 2);
+    const a = { qkv: scope.storage('qkv', qkv), out: scope.storage('o', B * T * H * D * 4), batch: B, seq: T, heads: H, headDim: D, causal };
+    let want: Float32Array | undefined;
+    const base = { shape: `B=${B} ${H} heads × ${T} × ${D}${causal ? ' causal' : ''}`, out: a.out, n: B * T * H * D, want: () => (want ??= attentionRef(qkv, B, T, H, D, causal)) };
+    const pairs = causal ? (T * (T + 1)) / 2 : T * T;
+    cases.push({ ...base, kernel: 'attention.portable', make: () => direct('attention.wgsl', { HEAD_DIM: D }, [a.qkv, a.out], [T, H * D, causal ? 1 : 0, { f: 1 / Math.sqrt(D) }], [Math.ceil(T / 64), H, B], { flops: 4 * B * H * pairs * D }) });
+    cases.push({ ...base, kernel: 'attention.lib', make: () => K.attention(scope, 'attn', a) });
+  }
+  for (const c of cases) {
+    const t0 = performance.now();
+    const d = await c.make();
+    const [bytes] = await gpu.run(c.kernel, [d], [{ buffer: c.out, bytes: c.n * 4 }]);
+    const coldMs = performance.now() - t0;
+    const got = new Float32Array(bytes), want = c.want();
+    let diff = 0, mag = 0;
+    want.forEach((ref, i) => { diff = Math.max(diff, Math.abs(got[i] - ref)); mag = Math.max(mag, Math.abs(ref)); });
+    const ms = await timeIt(gpu, [d], 2000, coldMs);
+    const r: Result = { kernel: c.kernel, shape: c.shape, ms, coldMs, error: diff / mag };
+    if (d.flops) r.gflops = d.flops / ms / 1e6;
+    if (d.bytes) r.gbps = d.bytes / ms / 1e6;
+    results.push(r);
+    const name = `${c.kernel} ${c.shape}${c.kernel.endsWith('lib') ? ` (${d.kernel})` : ''}`;
+    log(`  ${name.padEnd(44)} ${coldMs.toFixed(1).padStart(10)} ${ms.toFixed(2).padStart(10)} ${(r.gflops?.toFixed(1) ?? '-').padStart(9)} ${(r.gbps?.toFixed(2) ?? '-').padStart(7)}   ${r.error!.toExponential(1)}${r.error! > 1e-5 ? '  WRONG' : ''}`);
+  }
+  scope.destroy();
+  return results;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
@@ -119,7 +172,8 @@ async function main(): Promise<void> {
 
   const gpu = await Gpu.create();
   const hasSubgroups = gpu.device.features.has('subgroups' as GPUFeatureName);
-  const blas = numpyTimes(SHAPES);
+  const versions = VERSIONS.filter((v) => (!v.subgroups || hasSubgroups) && (!only || only.includes(v.name)));
+  const blas = versions.length ? numpyTimes(SHAPES) : { blas: '(not run)', ms: [] };
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '?';
   log(`adapter: ${gpu.adapterInfo.description || gpu.adapterInfo.device} (${gpu.adapterInfo.vendor}), subgroups: ${hasSubgroups}`);
   log(`CPU: ${cpu} (${os.cpus().length} cores); LP_NUM_THREADS=${process.env.LP_NUM_THREADS ?? '(unset)'}; numpy BLAS: ${blas.blas}`);
@@ -127,8 +181,7 @@ async function main(): Promise<void> {
   log(`load average before: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
   const results: Result[] = [];
-  const versions = VERSIONS.filter((v) => (!v.subgroups || hasSubgroups) && (!only || only.includes(v.name)));
-  for (const [si, [M, Kd, N]] of SHAPES.entries()) {
+  for (const [si, [M, Kd, N]] of (versions.length ? SHAPES : []).entries()) {
     const shape = shapeName(M, Kd, N);
     const flop = 2 * M * N * Kd;
     const blasMs = blas.ms[si];
@@ -160,38 +213,7 @@ async function main(): Promise<void> {
     for (const b of [bufs.x, bufs.w, bufs.y, ...bufs.params]) gpu.destroyBuffer(b);
   }
 
-  if (!only) {
-    log('\nother kernels               cold ms    warm ms   GFLOP/s    GB/s   rel.err');
-    const scope = new K.Scope(gpu);
-    const [rows, cols] = [257, 1024];
-    const xl = randomArray(rows * cols, 7, 2), gain = randomArray(cols, 8, 0.2).map((v) => v + 1), shift = randomArray(cols, 9, 0.2);
-    const yl = scope.storage('y', rows * cols * 4);
-    const [B, T, H, D] = [1, 257, 16, 64];
-    const qkv = randomArray(B * T * 3 * H * D, 10, 2);
-    const out = scope.storage('o', B * T * H * D * 4);
-    const cases = [
-      { kernel: 'layernorm', shape: `${rows}×${cols}`, out: yl, n: rows * cols, want: () => layerNormRef(xl, gain, shift, rows, cols),
-        make: () => K.layerNorm(scope, 'ln', { x: scope.storage('x', xl), gain: scope.storage('g', gain), shift: scope.storage('s', shift), y: yl, rows, cols }) },
-      { kernel: 'attention', shape: `${H} heads × ${T} × ${D}`, out, n: B * T * H * D, want: () => attentionRef(qkv, B, T, H, D, false),
-        make: () => K.attention(scope, 'attn', { qkv: scope.storage('qkv', qkv), out, batch: B, seq: T, heads: H, headDim: D, causal: false }) },
-    ];
-    for (const c of cases) {
-      const t0 = performance.now();
-      const d = await c.make();
-      const [bytes] = await gpu.run(c.kernel, [d], [{ buffer: c.out, bytes: c.n * 4 }]);
-      const coldMs = performance.now() - t0;
-      const got = new Float32Array(bytes), want = c.want();
-      let diff = 0, mag = 0;
-      want.forEach((ref, i) => { diff = Math.max(diff, Math.abs(got[i] - ref)); mag = Math.max(mag, Math.abs(ref)); });
-      const ms = await timeIt(gpu, [d], 1000, coldMs);
-      const r: Result = { kernel: c.kernel, shape: c.shape, ms, coldMs, error: diff / mag };
-      if (d.flops) r.gflops = d.flops / ms / 1e6;
-      if (d.bytes) r.gbps = d.bytes / ms / 1e6;
-      results.push(r);
-      log(`  ${`${c.kernel} ${c.shape}`.padEnd(24)} ${coldMs.toFixed(1).padStart(10)} ${ms.toFixed(2).padStart(10)} ${(r.gflops?.toFixed(1) ?? '-').padStart(9)} ${(r.gbps?.toFixed(2) ?? '-').padStart(7)}   ${r.error!.toExponential(1)}`);
-    }
-    scope.destroy();
-  }
+  if (!only || only.includes('other')) results.push(...await otherKernels(gpu, log));
   gpu.destroy();
 
   const date = new Date().toISOString().slice(0, 10);

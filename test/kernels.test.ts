@@ -254,3 +254,63 @@ describe('matmul variants', () => {
     expect((await K.matmul(scope, 'mm', { x: X, w: W, y: Y, M: 4, N: 4, K: 3 })).kernel).toBe('matmul_scalar');
   });
 });
+
+describe('subgroup attention and layernorm (llvmpipe) and their portable fallbacks', () => {
+  const subgroupsOf8 = () => gpu.device.features.has('subgroups' as GPUFeatureName);
+
+  // T around the 16-query workgroup and 8-key block edges and past 257; head dims of CLIP, and 80/128
+  // (which keep the portable kernel); q/k scaled up so the running max changes between key blocks.
+  const attentionCases: [number, number, number, number, boolean][] = [
+    [1, 300, 2, 64, false], [2, 257, 1, 64, true], [1, 77, 2, 80, true], [1, 70, 1, 128, false],
+    [3, 1, 2, 16, false], [1, 5, 2, 32, true], [1, 16, 1, 64, true], [1, 17, 2, 32, false],
+  ];
+  for (const [B, T, H, D, causal] of attentionCases) {
+    it(`attention() B=${B} T=${T} heads=${H} headDim=${D}${causal ? ' causal' : ''}`, async () => {
+      const qkv = randomArray(B * T * 3 * H * D, 7 * T + D, 3);
+      const O = scope.storage('o', B * T * H * D * 4);
+      const d = await K.attention(scope, 'attn', { qkv: scope.storage('qkv', qkv), out: O, batch: B, seq: T, heads: H, headDim: D, causal });
+      expect(d.kernel).toBe(subgroupsOf8() && D <= 64 ? 'attention_subgroup' : 'attention');
+      expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(1e-5);
+    });
+  }
+
+  it('attention.wgsl (the fallback without subgroups) dispatched directly', async () => {
+    const [B, T, H, D] = [2, 70, 2, 32];
+    for (const causal of [false, true]) {
+      const qkv = randomArray(B * T * 3 * H * D, 11, 2);
+      const O = scope.storage('o', B * T * H * D * 4);
+      const pipeline = await gpu.pipeline('attention.wgsl', { HEAD_DIM: D });
+      const params = scope.uniform('attn', [T, H * D, causal ? 1 : 0, { f: 1 / Math.sqrt(D) }]);
+      const bindGroup = gpu.bindGroup('attn', pipeline, [scope.storage('qkv', qkv), O, params]);
+      const d: Dispatch = { label: 'attn', kernel: 'attention', pipeline, bindGroup, workgroups: [Math.ceil(T / 64), H, B] };
+      expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(1e-5);
+    }
+  });
+
+  // 1030 rows take the 4-rows-per-workgroup path with a partial last workgroup; 36 columns end in a
+  // partial 8-lane chunk; 30 columns (not a multiple of 4) take the fallback.
+  const layerNormCases: [number, number, number][] = [[1030, 64, 1], [77, 768, 1], [3, 36, 1], [1025, 64, 2], [5, 1024, 3], [4, 30, 1]];
+  for (const [rows, cols, stride] of layerNormCases) {
+    it(`layerNorm() ${rows}×${cols}${stride > 1 ? ` every ${stride}th row` : ''}, offset +100`, async () => {
+      const x = randomArray(rows * stride * cols, rows + cols, 1).map((v) => v + 100);
+      const gain = randomArray(cols, 3, 0.1).map((v) => v + 1), shift = randomArray(cols, 4, 0.1);
+      const picked = new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) picked.set(x.subarray(r * stride * cols, r * stride * cols + cols), r * cols);
+      const Y = scope.storage('y', rows * cols * 4);
+      const d = await K.layerNorm(scope, 'ln', { x: scope.storage('x', x), gain: scope.storage('g', gain), shift: scope.storage('s', shift), y: Y, rows, cols, inRowStride: stride });
+      expect(d.kernel).toBe(subgroupsOf8() && cols % 4 === 0 ? 'layernorm_subgroup' : 'layernorm');
+      expect(relativeError(await runAndRead(d, Y, rows * cols), layerNormRef(picked, gain, shift, rows, cols))).toBeLessThan(1e-5);
+    });
+  }
+
+  it('layernorm.wgsl (the fallback without subgroups) dispatched directly', async () => {
+    const [rows, cols] = [13, 768];
+    const x = randomArray(rows * cols, 5, 1).map((v) => v + 100);
+    const gain = randomArray(cols, 6, 0.1).map((v) => v + 1), shift = randomArray(cols, 7, 0.1);
+    const Y = scope.storage('y', rows * cols * 4);
+    const pipeline = await gpu.pipeline('layernorm.wgsl', {});
+    const bindGroup = gpu.bindGroup('ln', pipeline, [scope.storage('x', x), scope.storage('g', gain), scope.storage('s', shift), Y, scope.uniform('ln', [rows, cols, 1, { f: 1e-5 }])]);
+    const d: Dispatch = { label: 'ln', kernel: 'layernorm', pipeline, bindGroup, workgroups: [rows, 1, 1] };
+    expect(relativeError(await runAndRead(d, Y, rows * cols), layerNormRef(x, gain, shift, rows, cols))).toBeLessThan(1e-5);
+  });
+});

@@ -104,10 +104,30 @@ export interface LayerNormArgs {
   eps?: number;
 }
 
+/**
+ * Rows per workgroup of layernorm_subgroup.wgsl: 4 shares each gain/shift load among 4 rows (measured
+ * ~1.7× faster at 2056×1024 on llvmpipe), but below ~1000 rows the extra workgroups of 1 row each
+ * measured as fast or faster.
+ */
+const layerNormRowsPerWorkgroup = (rows: number): number => (rows >= 1024 ? 4 : 1);
+
+/**
+ * Row-wise LayerNorm. Picks the subgroup kernel (8 lanes per row, sums by subgroupAdd) where the device
+ * has subgroups of 8 (llvmpipe) and cols is a multiple of 4, else the workgroup-reduction kernel.
+ */
 export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promise<Dispatch> {
+  const buffers = [a.x, a.gain, a.shift, a.y];
+  const params = [a.rows, a.cols, a.inRowStride ?? 1, { f: a.eps ?? 1e-5 }];
+  const cost = { bytes: 8 * a.rows * a.cols };
+  if (a.cols % 4 === 0 && hasSubgroupsOf8(scope.gpu)) {
+    const rowsPerWorkgroup = layerNormRowsPerWorkgroup(a.rows);
+    const cols4 = a.cols / 4;
+    const [gx, gy] = spread(Math.ceil(a.rows / rowsPerWorkgroup));
+    return dispatch(scope, 'layernorm_subgroup', 'layernorm_subgroup.wgsl',
+      { COLS4: cols4, CHUNKS: Math.ceil(cols4 / 8), ROWS: rowsPerWorkgroup }, label, buffers, params, [gx, gy, 1], cost);
+  }
   const [gx, gy] = spread(a.rows);
-  return dispatch(scope, 'layernorm', 'layernorm.wgsl', {}, label, [a.x, a.gain, a.shift, a.y],
-    [a.rows, a.cols, a.inRowStride ?? 1, { f: a.eps ?? 1e-5 }], [gx, gy, 1], { bytes: 8 * a.rows * a.cols });
+  return dispatch(scope, 'layernorm', 'layernorm.wgsl', {}, label, buffers, params, [gx, gy, 1], cost);
 }
 
 export interface AttentionArgs {
@@ -119,14 +139,32 @@ export interface AttentionArgs {
   causal: boolean;
 }
 
+/**
+ * attention_subgroup.wgsl keeps ROWS query rows × headDim of q and of the output per lane, fully unrolled,
+ * so llvmpipe's compile time grows with ROWS·headDim (without the shader cache: ~8-13 s at 2×64, ~17 s at
+ * 3×64, ~57 s at 3×128). 2 rows per lane (16 queries per workgroup) ran as fast as 3 or 4 within the noise
+ * of the measurements; head dims above 64 (not in CLIP) keep the portable kernel.
+ */
+const ATTENTION_ROWS = 2;
+const ATTENTION_MAX_SUBGROUP_HEAD_DIM = 64;
+
+/**
+ * Multi-head scaled-dot-product attention (online softmax). Picks the subgroup kernel, which loads each
+ * key/value row once per 8·ATTENTION_ROWS queries, where the device has subgroups of 8 (llvmpipe), else
+ * the one-query-per-invocation kernel.
+ */
 export function attention(scope: Scope, label: string, a: AttentionArgs): Promise<Dispatch> {
   if (a.headDim % 4 !== 0) throw new Error(`attention: head dim ${a.headDim} is not a multiple of 4`);
   const width = a.heads * a.headDim;
   const pairs = a.causal ? (a.seq * (a.seq + 1)) / 2 : a.seq * a.seq;
-  return dispatch(scope, 'attention', 'attention.wgsl', { HEAD_DIM: a.headDim }, label, [a.qkv, a.out],
-    [a.seq, width, a.causal ? 1 : 0, { f: 1 / Math.sqrt(a.headDim) }],
-    [Math.ceil(a.seq / 64), a.heads, a.batch],
-    { flops: 4 * a.batch * a.heads * pairs * a.headDim, bytes: 4 * a.batch * a.seq * width * 4 });
+  const params = [a.seq, width, a.causal ? 1 : 0, { f: 1 / Math.sqrt(a.headDim) }];
+  const cost = { flops: 4 * a.batch * a.heads * pairs * a.headDim, bytes: 4 * a.batch * a.seq * width * 4 };
+  if (a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM && hasSubgroupsOf8(scope.gpu)) {
+    return dispatch(scope, 'attention_subgroup', 'attention_subgroup.wgsl', { HEAD_DIM: a.headDim, ROWS: ATTENTION_ROWS },
+      label, [a.qkv, a.out], params, [Math.ceil(a.seq / (8 * ATTENTION_ROWS)), a.heads, a.batch], cost);
+  }
+  return dispatch(scope, 'attention', 'attention.wgsl', { HEAD_DIM: a.headDim }, label, [a.qkv, a.out], params,
+    [Math.ceil(a.seq / 64), a.heads, a.batch], cost);
 }
 
 export type ElementwiseOp = 'gelu' | 'quick_gelu' | 'add';
