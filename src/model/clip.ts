@@ -1,7 +1,7 @@
 import { UserError } from '../errors.js';
 import type { Dispatch, Gpu } from '../gpu/gpu.js';
 import * as K from '../kernels/index.js';
-import { f32ToF16Bits, type TensorSource } from '../weights/tensor-source.js';
+import { elementCount, f32ToF16Bits, type TensorSource } from '../weights/tensor-source.js';
 import type { ClipConfig } from './config.js';
 import { checkTensors, mlpWidth } from './layout.js';
 
@@ -99,16 +99,25 @@ export class ClipModel {
     const total = source.tensors.size;
     let loaded = 0;
     const progress = (name: string): void => options.onTensor?.(name, ++loaded, total);
+    // Every tensor passes through one reused staging buffer (writeBuffer copies it at once), so loading
+    // touches no fresh host memory beyond the GPU buffers themselves.
+    const staging = new Staging();
+    const count = (name: string): number => elementCount(source.tensors.get(name)!.shape);
     const f32 = async (name: string): Promise<GPUBuffer> => {
-      const buffer = scope.storage(name, await source.readF32(name));
+      const buffer = scope.storage(name, await source.readF32(name, staging.f32(count(name))));
       progress(name);
       return buffer;
     };
     // Matmul weights in [out, in] layout, stored in the compute dtype; `transpose` turns an x@P projection into one.
     const linear = async (name: string, transpose?: [number, number]): Promise<GPUBuffer> => {
-      let data = await source.readF32(name);
-      if (transpose) data = transposed(data, transpose[0], transpose[1]);
-      const buffer = scope.storage(name, dtype === 'f16' ? toF16(data) : data);
+      let data: Float32Array | Uint16Array;
+      if (transpose) {
+        const t = transposed(await source.readF32(name, staging.f32(count(name))), transpose[0], transpose[1]);
+        data = dtype === 'f16' ? toF16(t) : t;
+      } else {
+        data = dtype === 'f16' ? await source.readF16(name, staging.f16(count(name))) : await source.readF32(name, staging.f32(count(name)));
+      }
+      const buffer = scope.storage(name, data);
       progress(name);
       return buffer;
     };
@@ -140,7 +149,7 @@ export class ClipModel {
       };
       const t = config.text;
       const text: TextWeights = {
-        tokenChunks: await uploadTable(scope, source, 'token_embedding.weight', t.vocabSize, t.width, dtype),
+        tokenChunks: await uploadTable(scope, source, 'token_embedding.weight', t.vocabSize, t.width, dtype, staging),
         pos: await f32('positional_embedding'),
         blocks: await blocks('transformer', t.layers),
         lnFinal: await ln('ln_final'),
@@ -462,6 +471,24 @@ async function finishPlan(
   };
 }
 
+/** A growable host buffer viewed as f32 or f16 bits, reused for every tensor on its way to the GPU. */
+class Staging {
+  private bytes = new ArrayBuffer(0);
+
+  private ensure(byteLength: number): ArrayBuffer {
+    if (this.bytes.byteLength < byteLength) this.bytes = new ArrayBuffer(byteLength);
+    return this.bytes;
+  }
+
+  f32(count: number): Float32Array {
+    return new Float32Array(this.ensure(count * 4), 0, count);
+  }
+
+  f16(count: number): Uint16Array {
+    return new Uint16Array(this.ensure(count * 2), 0, count);
+  }
+}
+
 function transposed(data: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(data.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
@@ -475,15 +502,15 @@ function toF16(data: Float32Array): Uint16Array {
 }
 
 /** Uploads an embedding table in row chunks that each fit one storage binding. */
-async function uploadTable(scope: K.Scope, source: TensorSource, name: string, rows: number, width: number, dtype: ComputeDtype): Promise<K.TableChunk[]> {
+async function uploadTable(scope: K.Scope, source: TensorSource, name: string, rows: number, width: number, dtype: ComputeDtype, staging: Staging): Promise<K.TableChunk[]> {
   const bytesPerRow = width * (dtype === 'f16' ? 2 : 4);
   const rowsPerChunk = Math.floor(scope.gpu.limits.maxStorageBufferBindingSize / bytesPerRow);
-  const table = await source.readF32(name);
+  const table = dtype === 'f16' ? await source.readF16(name, staging.f16(rows * width)) : await source.readF32(name, staging.f32(rows * width));
   const chunks: K.TableChunk[] = [];
   for (let rowOffset = 0; rowOffset < rows; rowOffset += rowsPerChunk) {
     const n = Math.min(rowsPerChunk, rows - rowOffset);
     const slice = table.subarray(rowOffset * width, (rowOffset + n) * width);
-    chunks.push({ buffer: scope.storage(`${name}[${rowOffset}:${rowOffset + n}]`, dtype === 'f16' ? toF16(slice) : slice), rowOffset, rows: n });
+    chunks.push({ buffer: scope.storage(`${name}[${rowOffset}:${rowOffset + n}]`, slice), rowOffset, rows: n });
   }
   return chunks;
 }
