@@ -138,6 +138,22 @@ describe('user errors', () => {
     await expectUserError(preprocessImageFile(`${FIXTURES}missing.png`), /missing\.png does not exist/);
   });
 
+  it('a WebP file (which Pillow reads but we do not) is a user error naming the formats we take', async () => {
+    const webp = new Uint8Array([...new TextEncoder().encode('RIFF'), 26, 0, 0, 0, ...new TextEncoder().encode('WEBPVP8 '), ...new Array(18).fill(0)]);
+    await expectUserError(preprocessImage(webp, {}, 'photo.webp'), /photo\.webp is not a PNG, JPEG/);
+  });
+
+  it('a 1×1 image upscales to a constant 224×224 image of its colour', async () => {
+    const png = new Uint8Array(await new Jimp({ width: 1, height: 1, color: 0xc86432ff }).getBuffer('image/png'));
+    const pixels = await preprocessImage(png, {}, 'dot.png');
+    const mean = [0.48145466, 0.4578275, 0.40821073], std = [0.26862954, 0.26130258, 0.27577711];
+    [200, 100, 50].forEach((v, c) => {
+      const want = Math.fround((Math.fround(v / 255) - mean[c]) / std[c]);
+      const plane = pixels.subarray(c * 224 * 224, (c + 1) * 224 * 224);
+      expect(Math.max(...plane.map((p) => Math.abs(p - want)))).toBeLessThanOrEqual(1e-6);
+    });
+  });
+
   it('refuses images above Pillow\'s MAX_IMAGE_PIXELS from the header alone', async () => {
     const png = new Uint8Array(await readFile(`${FIXTURES}src/gray.png`));
     const view = new DataView(png.buffer);
