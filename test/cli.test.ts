@@ -132,6 +132,25 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     });
   });
 
+  it('embed --shard i/n splits a corpus for job arrays; .jsonl rows name their files', async () => {
+    const corpus = join(work, 'shards');
+    for (let i = 0; i < 2; i++) for (const name of cases.images) cpSync(join(IMAGES, name), join(corpus, `d${i}`, name));
+    const parts = [0, 1, 2].map((i) => join(work, `part${i}.jsonl`));
+    for (const [i, out] of parts.entries()) {
+      expect((await whylesion('embed', `${corpus}/**/*.png`, `${corpus}/**/*.jpg`, '--out', out, '--shard', `${i}/3`, '--model', MODEL)).code).toBe(0);
+    }
+    const rows = parts.map((p) => readFileSync(p, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { file: string; embedding: number[] }));
+    const all = rows.flat().map((r) => r.file).sort();
+    expect(all).toHaveLength(8); // every file exactly once over the shards
+    expect(new Set(all).size).toBe(8);
+    expect(rows.map((r) => r.length)).toEqual([3, 3, 2]);
+    for (const r of rows.flat()) {
+      const k = cases.images.indexOf(r.file.split('/').pop()!);
+      expect(maxAbsDiff(r.embedding, row(expectedImages, k))).toBeLessThanOrEqual(1e-5);
+    }
+    expect((await whylesion('embed', corpus, '--out', join(work, 'x.npy'), '--shard', '3/3', '--model', MODEL)).stderr).toMatch(/--shard 3\/3 must be i\/n/);
+  });
+
   it('user errors: one sentence on stderr, exit 1, no stack trace', async () => {
     const cases: [string[], RegExp][] = [
       [['classify', imagePaths[0], '--model', MODEL], /needs labels/],
