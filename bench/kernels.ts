@@ -10,8 +10,9 @@ import os from 'node:os';
 import { Gpu, uniformWords, type Dispatch, type ShaderDefines } from '../src/gpu/gpu.js';
 import * as K from '../src/kernels/index.js';
 import { attentionRef, layerNormRef, matmulRef } from '../src/kernels/reference.js';
+import { f16BitsToF32, f32ToF16Bits } from '../src/weights/tensor-source.js';
 
-interface Result { kernel: string; shape: string; ms: number; coldMs?: number; gflops?: number; gbps?: number; error?: number }
+interface Result { kernel: string; shape: string; ms: number; coldMs?: number; gflops?: number; gbps?: number; error?: number; cpuMs?: number; gflopsPerCpuS?: number }
 
 /** One rung of the ladder: a shader, its defines, and how it is dispatched. */
 interface MatmulVersion {
@@ -21,23 +22,35 @@ interface MatmulVersion {
   subgroups: boolean;
   /** Skips shapes whose flop count would make this version take too long. */
   maxGflop?: number;
+  /** Reads f16 weights (checked against the reference on the f16-rounded weights). */
+  f16?: boolean;
   make(gpu: Gpu, bufs: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch>;
 }
 
-interface MatmulBuffers { x: GPUBuffer; w: GPUBuffer; y: GPUBuffer; params: GPUBuffer[] }
+/** X, Y, and W[N, K] as f32 and as f16 bits, on the GPU and on the host (for packing). */
+interface MatmulBuffers { x: GPUBuffer; w: GPUBuffer; w16: GPUBuffer; wHost: Float32Array; w16Host: Uint16Array; y: GPUBuffer; params: GPUBuffer[] }
 
 function direct(shader: string, defines: ShaderDefines, kPerWord: number, tile: [number, number]) {
   return async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
     const pipeline = await gpu.pipeline(shader, defines);
     const params = gpu.uniformBuffer(shader, uniformWords([M, N, Kd / kPerWord, 0]));
     b.params.push(params);
-    const bindGroup = gpu.bindGroup(shader, pipeline, [b.x, b.w, gpu.zeros, b.y, params]);
+    const bindGroup = gpu.bindGroup(shader, pipeline, [b.x, defines.W_TYPE === 'f16' ? b.w16 : b.w, gpu.zeros, b.y, params]);
     return { label: shader, kernel: shader, pipeline, bindGroup, workgroups: [Math.ceil(N / tile[1]), Math.ceil(M / tile[0]), 1] };
   };
 }
 
-const subgroupTile = (rows: number, cols: number) =>
-  direct('matmul_subgroup.wgsl', { W_TYPE: 'f32', ROWS: rows, COLS: cols }, 4, [8 * rows, 8 * cols]);
+const subgroupTile = (rows: number, cols: number, wType: 'f32' | 'f16' = 'f32') =>
+  direct('matmul_subgroup.wgsl', { W_TYPE: wType, ROWS: rows, COLS: cols }, 4, [8 * rows, 8 * cols]);
+
+/** matmul() on weights uploaded as the model uploads them (uploadMatmulWeights: packed where subgroups). */
+const library = (wType: 'f32' | 'f16') => async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
+  const scope = new K.Scope(gpu);
+  const w = K.uploadMatmulWeights(scope, 'w', wType === 'f16' ? b.w16Host : b.wHost, N, Kd);
+  const d = await K.matmul(scope, 'matmul', { x: b.x, w, y: b.y, M, N, K: Kd, wDtype: wType });
+  b.params.push(...scope.buffers);
+  return d;
+};
 
 const VERSIONS: MatmulVersion[] = [
   { name: 'v1', what: 'naive: one output per invocation, scalar loads (matmul_scalar.wgsl)', subgroups: false, maxGflop: 2,
@@ -50,13 +63,12 @@ const VERSIONS: MatmulVersion[] = [
     make: subgroupTile(3, 3) },
   { name: 'v5', what: 'v3 register-blocked to a 32×24 tile (96 accumulators per lane)', subgroups: true,
     make: subgroupTile(4, 3) },
-  { name: 'lib', what: 'what matmul() in src/kernels picks on this device', subgroups: false,
-    make: async (gpu, b, M, N, Kd) => {
-      const scope = new K.Scope(gpu);
-      const d = await K.matmul(scope, 'matmul', { x: b.x, w: b.w, y: b.y, M, N, K: Kd });
-      b.params.push(...scope.buffers);
-      return d;
-    } },
+  { name: 'v4h', what: 'v4 with f16 weights (vec4<f16> loads)', subgroups: true, f16: true,
+    make: subgroupTile(3, 3, 'f16') },
+  { name: 'v6', what: 'v4h with W packed at upload as [N/24][K/4][24], read as u32 pairs (matmul_packed.wgsl; what matmul() runs for f16 weights)', subgroups: true, f16: true,
+    make: library('f16') },
+  { name: 'lib', what: 'what matmul() in src/kernels picks on this device, weights uploaded as the model does', subgroups: false,
+    make: library('f32') },
 ];
 
 // ViT-L/14 at 224 px: 257 tokens, width 1024, MLP 4096; the last is a batch of 8 images.
@@ -81,17 +93,30 @@ function randomArray(n: number, seed: number, scale: number): Float32Array {
   return a;
 }
 
-async function timeIt(gpu: Gpu, dispatches: Dispatch[], budgetMs: number, coldMs: number): Promise<number> {
+/**
+ * Median wall ms of up to 9 runs, and the median CPU ms this process spent on them (llvmpipe's threads
+ * run in it): CPU time moves much less than wall time when other processes load the machine.
+ */
+async function timeRuns(gpu: Gpu, dispatches: Dispatch[], budgetMs: number, coldMs: number): Promise<{ ms: number; cpuMs: number }> {
   const runs = Math.max(1, Math.min(9, Math.floor(budgetMs / Math.max(coldMs, 1))));
-  const times: number[] = [];
+  const times: number[] = [], cpu: number[] = [];
   for (let i = 0; i < runs + 1; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     await gpu.run('bench', dispatches);
     await gpu.device.queue.onSubmittedWorkDone();
-    if (i > 0) times.push(performance.now() - t0); // the first run is the warm-up
+    const used = process.cpuUsage(c0);
+    if (i > 0) { // the first run is the warm-up
+      times.push(performance.now() - t0);
+      cpu.push((used.user + used.system) / 1000);
+    }
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  const median = (a: number[]) => a.sort((p, q) => p - q)[Math.floor(a.length / 2)];
+  return { ms: median(times), cpuMs: median(cpu) };
+}
+
+async function timeIt(gpu: Gpu, dispatches: Dispatch[], budgetMs: number, coldMs: number): Promise<number> {
+  return (await timeRuns(gpu, dispatches, budgetMs, coldMs)).ms;
 }
 
 function numpyTimes(shapes: [number, number, number][]): { blas: string; ms: number[] } {
@@ -172,7 +197,7 @@ async function main(): Promise<void> {
 
   const gpu = await Gpu.create();
   const hasSubgroups = gpu.device.features.has('subgroups' as GPUFeatureName);
-  const versions = VERSIONS.filter((v) => (!v.subgroups || hasSubgroups) && (!only || only.includes(v.name)));
+  const versions = VERSIONS.filter((v) => (!v.subgroups || hasSubgroups) && (!v.f16 || gpu.hasF16) && (!only || only.includes(v.name)));
   const blas = versions.length ? numpyTimes(SHAPES) : { blas: '(not run)', ms: [] };
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '?';
   log(`adapter: ${gpu.adapterInfo.description || gpu.adapterInfo.device} (${gpu.adapterInfo.vendor}), subgroups: ${hasSubgroups}`);
@@ -186,12 +211,19 @@ async function main(): Promise<void> {
     const flop = 2 * M * N * Kd;
     const blasMs = blas.ms[si];
     log(`\n${shape}: OpenBLAS ${blasMs.toFixed(2)} ms, ${(flop / blasMs / 1e6).toFixed(1)} GFLOP/s`);
-    log('  version       cold ms    warm ms   GFLOP/s  % BLAS   rel.err');
+    log('  version       cold ms    warm ms   GFLOP/s  % BLAS  GFLOP/cpu-s   rel.err');
     results.push({ kernel: 'openblas', shape, ms: blasMs, gflops: flop / blasMs / 1e6 });
     const x = randomArray(M * Kd, si + 1, 2), w = randomArray(N * Kd, si + 100, 2 / Math.sqrt(Kd));
     const rows = checkedRows(M);
+    const w16Host = new Uint16Array(w.length), w16 = new Float32Array(w.length);
+    f32ToF16Bits(w, w16Host);
+    f16BitsToF32(w16Host, w16);
     const want = rows.map((r) => matmulRef(x.subarray(r * Kd, (r + 1) * Kd), w, 1, N, Kd));
-    const bufs: MatmulBuffers = { x: gpu.storageBuffer('x', x), w: gpu.storageBuffer('w', w), y: gpu.storageBuffer('y', M * N * 4), params: [] };
+    let want16: Float32Array[] | undefined;
+    const bufs: MatmulBuffers = {
+      x: gpu.storageBuffer('x', x), w: gpu.storageBuffer('w', w), w16: gpu.storageBuffer('w16', w16Host), wHost: w, w16Host,
+      y: gpu.storageBuffer('y', M * N * 4), params: [],
+    };
     for (const v of versions) {
       if (v.maxGflop !== undefined && flop / 1e9 > v.maxGflop) continue;
       const t0 = performance.now();
@@ -200,17 +232,18 @@ async function main(): Promise<void> {
       const coldMs = performance.now() - t0;
       const got = new Float32Array(bytes);
       let diff = 0, mag = 0;
-      rows.forEach((r, i) => want[i].forEach((ref, c) => {
+      const wanted = v.f16 ? (want16 ??= rows.map((r) => matmulRef(x.subarray(r * Kd, (r + 1) * Kd), w16, 1, N, Kd))) : want;
+      rows.forEach((r, i) => wanted[i].forEach((ref, c) => {
         diff = Math.max(diff, Math.abs(got[r * N + c] - ref));
         mag = Math.max(mag, Math.abs(ref));
       }));
       const error = diff / mag;
-      const ms = await timeIt(gpu, [d], 1500, coldMs);
-      const gflops = flop / ms / 1e6;
-      results.push({ kernel: `matmul.${v.name}`, shape, ms, coldMs, gflops, error });
-      log(`  ${v.name.padEnd(10)} ${coldMs.toFixed(1).padStart(10)} ${ms.toFixed(2).padStart(10)} ${gflops.toFixed(1).padStart(9)} ${(100 * (blasMs / ms)).toFixed(0).padStart(6)}%   ${error.toExponential(1)}${error > 1e-5 ? '  WRONG' : ''}`);
+      const { ms, cpuMs } = await timeRuns(gpu, [d], 1500, coldMs);
+      const gflops = flop / ms / 1e6, gflopsPerCpuS = flop / cpuMs / 1e6;
+      results.push({ kernel: `matmul.${v.name}`, shape, ms, coldMs, gflops, error, cpuMs, gflopsPerCpuS });
+      log(`  ${v.name.padEnd(10)} ${coldMs.toFixed(1).padStart(10)} ${ms.toFixed(2).padStart(10)} ${gflops.toFixed(1).padStart(9)} ${(100 * (blasMs / ms)).toFixed(0).padStart(6)}% ${gflopsPerCpuS.toFixed(1).padStart(12)}   ${error.toExponential(1)}${error > 1e-5 ? '  WRONG' : ''}`);
     }
-    for (const b of [bufs.x, bufs.w, bufs.y, ...bufs.params]) gpu.destroyBuffer(b);
+    for (const b of [bufs.x, bufs.w, bufs.w16, bufs.y, ...bufs.params]) gpu.destroyBuffer(b);
   }
 
   if (!only || only.includes('other')) results.push(...await otherKernels(gpu, log));

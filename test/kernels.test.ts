@@ -247,6 +247,43 @@ describe('matmul variants', () => {
     }
   }
 
+  // The library path for f16 model weights: uploadMatmulWeights packs them where the device runs
+  // subgroup kernels, and matmul() then runs matmul_packed.wgsl (elsewhere both keep [N, K]).
+  for (const c of cases) {
+    const name = `uploadMatmulWeights + matmul() M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''} f16 weights`;
+    it(name, async () => {
+      if (!gpu.hasF16) return;
+      const { M, N, K: Kd } = c;
+      const x = randomArray(M * Kd, M + 5 * N, 1);
+      const wData = Uint16Array.from(randomArray(N * Kd, Kd + 2 * N, 1 / Math.sqrt(Kd)), toHalf);
+      const w = Float32Array.from(wData, fromHalf);
+      const bias = randomArray(N, N + 1, 0.3), residual = randomArray(M * N, M + 1, 1);
+      const Y = scope.storage('y', c.accumulate ? residual : new Float32Array(M * N));
+      const W = K.uploadMatmulWeights(scope, 'w', wData, N, Kd);
+      const d = await K.matmul(scope, 'mm', {
+        x: scope.storage('x', x), w: W, bias: scope.storage('b', bias), y: Y, M, N, K: Kd,
+        activation: c.activation, accumulate: c.accumulate, wDtype: 'f16',
+      });
+      expect(d.kernel).toBe(gpu.device.features.has('subgroups' as GPUFeatureName) ? 'matmul_packed' : 'matmul');
+      const want = matmulRef(x, w, M, N, Kd, { bias, activation: c.activation, residual: c.accumulate ? residual : undefined });
+      expect(relativeError(await runAndRead(d, Y, M * N), want)).toBeLessThan(1e-5);
+    });
+  }
+
+  it('packMatmulWeights puts each 24-row tile\'s f16 rows side by side per 4 values of K, zero past N', () => {
+    const N = 26, Kd = 8, w = Uint16Array.from({ length: N * Kd }, (_, i) => i + 1);
+    const packed = K.packMatmulWeights(w, N, Kd);
+    expect(packed.length).toBe(2 * 2 * 24 * 4);
+    // row n, k: tile ⌊n/24⌋, step ⌊k/4⌋, slot n mod 24, component k mod 4
+    const at = (n: number, k: number) => packed[(((Math.floor(n / 24) * 2 + Math.floor(k / 4)) * 24 + (n % 24)) * 4) + (k % 4)];
+    for (let n = 0; n < N; n++) for (let k = 0; k < Kd; k++) expect(at(n, k)).toBe(n * Kd + k + 1);
+    for (let n = N; n < 48; n++) for (let k = 0; k < Kd; k++) expect(at(n, k)).toBe(0);
+    // a view at an odd element offset (not 4-byte aligned) packs the same
+    const shifted = new Uint16Array(N * Kd + 1);
+    shifted.set(w, 1);
+    expect(K.packMatmulWeights(shifted.subarray(1), N, Kd)).toEqual(packed);
+  });
+
   it('matmul() picks the subgroup kernel where the device has subgroups, the 4×4 kernel elsewhere', async () => {
     const X = scope.storage('x', 16 * 4), W = scope.storage('w', 16 * 4), Y = scope.storage('y', 16 * 4);
     const d = await K.matmul(scope, 'mm', { x: X, w: W, y: Y, M: 4, N: 4, K: 4 });

@@ -72,10 +72,47 @@ function hasSubgroupsOf8(gpu: Gpu): boolean {
   return (info?.subgroupMinSize ?? 8) >= 8 && (info?.subgroupMaxSize ?? 8) <= 16;
 }
 
+/** f16 matmul weights uploaded by uploadMatmulWeights in matmul_packed.wgsl's layout; matmul() reads them with it. */
+const packedWeights = new WeakSet<GPUBuffer>();
+
 /**
- * Y[M,N] = X[M,K]·W[N,K]ᵀ (+bias) (→activation) (+Y), W in nn.Linear [out, in] layout. Picks the
- * subgroup kernel where the device has subgroups, else the 4×4-block kernel, and the scalar one for K
- * not a multiple of 4.
+ * Reorders f16 W[N, K] (nn.Linear [out, in], f16 bits) into matmul_packed.wgsl's layout
+ * [⌈N/24⌉][K/4][24][4]: for each 24-row column tile and each 4 values of K, the tile's 24 rows side by
+ * side; rows past N are zero. K must be a multiple of 4.
+ */
+export function packMatmulWeights(w: Uint16Array, N: number, K: number): Uint16Array {
+  const K4 = K / 4, tiles = Math.ceil(N / SUBGROUP_TILE);
+  const out = new Uint16Array(tiles * K4 * SUBGROUP_TILE * 4);
+  // Moved as 32-bit words, two halves each (fewer moves than by element): ~30 ms per 4096×1024 on one core.
+  const src = w.byteOffset % 4 === 0 ? new Uint32Array(w.buffer, w.byteOffset, w.length / 2) : new Uint32Array(w.slice().buffer);
+  const dst = new Uint32Array(out.buffer);
+  for (let n = 0; n < N; n++) {
+    const tileBase = Math.floor(n / SUBGROUP_TILE) * K4 * SUBGROUP_TILE, inTile = n % SUBGROUP_TILE;
+    for (let k4 = 0, from = n * K4 * 2; k4 < K4; k4++, from += 2) {
+      const to = 2 * (tileBase + k4 * SUBGROUP_TILE + inTile);
+      dst[to] = src[from]; dst[to + 1] = src[from + 1];
+    }
+  }
+  return out;
+}
+
+/**
+ * Uploads matmul weights W[N, K] (f32, or f16 bits as a Uint16Array) for matmul(). f16 weights are
+ * packed for matmul_packed.wgsl where matmul() would run the subgroup kernel (llvmpipe); f32 weights and
+ * other devices keep [N, K] (packing f32 measured no steady gain). Pass the returned buffer only as
+ * matmul()'s `w` with this N, K and dtype.
+ */
+export function uploadMatmulWeights(scope: Scope, label: string, w: Float32Array | Uint16Array, N: number, K: number): GPUBuffer {
+  if (!(w instanceof Uint16Array) || K % 4 !== 0 || !hasSubgroupsOf8(scope.gpu)) return scope.storage(label, w);
+  const buffer = scope.storage(label, packMatmulWeights(w, N, K));
+  packedWeights.add(buffer);
+  return buffer;
+}
+
+/**
+ * Y[M,N] = X[M,K]·W[N,K]ᵀ (+bias) (→activation) (+Y), W in nn.Linear [out, in] layout, or f16
+ * packed by uploadMatmulWeights (then matmul_packed.wgsl). Picks the subgroup kernel where the device has
+ * subgroups, else the 4×4-block kernel, and the scalar one for K not a multiple of 4.
  */
 export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Dispatch> {
   const flags = (a.bias ? 1 : 0) | (ACTIVATION_BITS[a.activation ?? 'none'] << 1) | (a.accumulate ? 8 : 0);
@@ -83,6 +120,11 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
   const wType = a.wDtype ?? 'f32';
   const cost = { flops: 2 * a.M * a.N * a.K, bytes: 4 * (a.M * a.K + a.M * a.N) + (wType === 'f16' ? 2 : 4) * a.N * a.K };
   const buffers = [a.x, a.w, bias, a.y];
+  if (packedWeights.has(a.w)) {
+    if (wType !== 'f16') throw new Error(`${label}: packed weights are f16, but wDtype is ${wType}`);
+    return dispatch(scope, 'matmul_packed', 'matmul_packed.wgsl', {}, label, buffers,
+      [a.M, a.N, a.K / 4, flags], [Math.ceil(a.N / SUBGROUP_TILE), Math.ceil(a.M / SUBGROUP_TILE), 1], cost);
+  }
   if (a.K % 4 === 0 && hasSubgroupsOf8(scope.gpu)) {
     return dispatch(scope, 'matmul_subgroup', 'matmul_subgroup.wgsl',
       { W_TYPE: wType, ROWS: SUBGROUP_TILE / 8, COLS: SUBGROUP_TILE / 8 }, label, buffers,

@@ -117,7 +117,10 @@ export class ClipModel {
       } else {
         data = dtype === 'f16' ? await source.readF16(name, staging.f16(count(name))) : await source.readF32(name, staging.f32(count(name)));
       }
-      const buffer = scope.storage(name, data);
+      // [N, K] = [out, in]: conv1's [W, 3, P, P] is [W, 3·P·P]; a transposed [in, out] projection is [out, in] now.
+      const shape = source.tensors.get(name)!.shape;
+      const [N, Kd] = transpose ? [transpose[1], transpose[0]] : [shape[0], elementCount(shape) / shape[0]];
+      const buffer = K.uploadMatmulWeights(scope, name, data, N, Kd);
       progress(name);
       return buffer;
     };

@@ -1,0 +1,77 @@
+// Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias) (-> GELU | QuickGELU) (+= Y): matmul_subgroup.wgsl at 24×24 (one 8-lane
+// subgroup per workgroup, X rows spread by subgroupBroadcast; read its notes first) with W pre-packed at upload (packMatmulWeights in src/kernels/index.ts) as [⌈N/24⌉][K/4][24] vec4 blocks:
+// the 24 W rows of a column tile sit side by side for each 4 values of K, rows past N are zero.
+// One base index per lane (tile, lane) replaces three clamped row bases, and the 24 rows a tile reads
+// per step share cache lines. Weights are f16, read as vec2<u32> (each u32 two halves along K,
+// unpack2x16float): two 32-bit loads per 4 weights instead of four 16-bit ones. On llvmpipe (every
+// lane's load a scalar load with a bounds check) the two together measured 8-24 % faster than
+// matmul_subgroup.wgsl with f16 weights; each alone, or packing f32 weights, gave no steady gain
+// (bench/README.md, v6).
+// X rows past M are clamped on load; rows/columns past M/N are skipped on store. K must be a multiple of 4.
+enable subgroups;
+//!include epilogue.wgsl
+
+struct Params { M: u32, N: u32, K4: u32, flags: u32 }
+
+@group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> W: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+const LANES = 8u;
+const ROWS = 3u;  // X rows loaded per lane; the tile has LANES·ROWS rows
+const COLS = 3u;  // W rows (output columns) per lane; the tile has LANES·COLS columns
+
+// Four f16 weights along K (two per u32, the lower K first) in f32.
+fn widen(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
+
+// One output row's accumulators += s · b[j] over the 4 k values: a chain of 4 FMAs per accumulator.
+fn row_fma(acc: array<f32, COLS>, s: vec4<f32>, b: array<vec4<f32>, COLS>) -> array<f32, COLS> {
+  var out = acc;
+  for (var j = 0u; j < COLS; j++) {
+    out[j] = fma(s.w, b[j].w, fma(s.z, b[j].z, fma(s.y, b[j].y, fma(s.x, b[j].x, out[j]))));
+  }
+  return out;
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let row0 = wg.y * LANES * ROWS;
+  let col0 = wg.x * LANES * COLS;
+  var xr: array<u32, ROWS>;
+  for (var i = 0u; i < ROWS; i++) { xr[i] = min(row0 + lane + LANES * i, p.M - 1u) * p.K4; }
+  // W element (k, lane + 8j) of this column tile's block
+  let wbase = wg.x * p.K4 * LANES * COLS + lane;
+  // acc[r][j]: tile row r (X row row0 + r), this lane's column col0 + lane + 8j
+  var acc: array<array<f32, COLS>, LANES * ROWS>;
+  for (var k = 0u; k < p.K4; k++) {
+    var a: array<vec4<f32>, ROWS>;
+    var b: array<vec4<f32>, COLS>;
+    for (var i = 0u; i < ROWS; i++) { a[i] = X[xr[i] + k]; }
+    for (var j = 0u; j < COLS; j++) { b[j] = widen(W[wbase + k * (LANES * COLS) + LANES * j]); }
+    for (var i = 0u; i < ROWS; i++) {
+      // subgroupBroadcast needs a constant lane, hence the eight spelled-out calls.
+      let r = i * LANES;
+      acc[r + 0u] = row_fma(acc[r + 0u], subgroupBroadcast(a[i], 0u), b);
+      acc[r + 1u] = row_fma(acc[r + 1u], subgroupBroadcast(a[i], 1u), b);
+      acc[r + 2u] = row_fma(acc[r + 2u], subgroupBroadcast(a[i], 2u), b);
+      acc[r + 3u] = row_fma(acc[r + 3u], subgroupBroadcast(a[i], 3u), b);
+      acc[r + 4u] = row_fma(acc[r + 4u], subgroupBroadcast(a[i], 4u), b);
+      acc[r + 5u] = row_fma(acc[r + 5u], subgroupBroadcast(a[i], 5u), b);
+      acc[r + 6u] = row_fma(acc[r + 6u], subgroupBroadcast(a[i], 6u), b);
+      acc[r + 7u] = row_fma(acc[r + 7u], subgroupBroadcast(a[i], 7u), b);
+    }
+  }
+  for (var r = 0u; r < LANES * ROWS; r++) {
+    let row = row0 + r;
+    if (row >= p.M) { break; }
+    for (var j = 0u; j < COLS; j++) {
+      let col = col0 + lane + LANES * j;
+      if (col < p.N) {
+        let at = row * p.N + col;
+        Y[at] = epilogue(acc[r][j], col, at);
+      }
+    }
+  }
+}
