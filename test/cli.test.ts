@@ -151,6 +151,26 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     expect((await whylesion('embed', corpus, '--out', join(work, 'x.npy'), '--shard', '3/3', '--model', MODEL)).stderr).toMatch(/--shard 3\/3 must be i\/n/);
   });
 
+  it('info reports the adapter, its limits and the model; bench --profile times every kernel', async () => {
+    const info = JSON.parse((await whylesion('info', '--model', MODEL, '--json')).stdout) as {
+      features: string[]; limits: { maxStorageBufferBindingSize: number }; model: { tensors: number; config: { embedDim: number } };
+    };
+    expect(info.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 << 20);
+    expect(info.model.tensors).toBe(62);
+    expect(info.model.config.embedDim).toBe(E);
+    const bench = JSON.parse((await whylesion('bench', '--model', MODEL, '--runs', '1', '--profile', '--json')).stdout) as {
+      image: { cold: number; warm: number }; profile?: { image: { label: string; kernel: string; ms: number }[]; text: { label: string }[] };
+    };
+    expect(bench.image.warm).toBeGreaterThan(0);
+    if (info.features.includes('timestamp-query')) {
+      const labels = bench.profile!.image.map((t) => t.label);
+      expect(labels).toContain('vision.block00.attn');
+      expect(labels).toContain('vision.proj');
+      expect(bench.profile!.image.every((t) => t.ms >= 0)).toBe(true);
+      expect(bench.profile!.text.map((t) => t.label)).toContain('text.ln_final');
+    }
+  });
+
   it('user errors: one sentence on stderr, exit 1, no stack trace', async () => {
     const cases: [string[], RegExp][] = [
       [['classify', imagePaths[0], '--model', MODEL], /needs labels/],
