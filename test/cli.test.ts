@@ -118,6 +118,9 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     const refused = await whylesion('embed', corpus, '--out', resumed, '--batch', '3', '--model', MODEL);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/--resume/);
+    const otherSettings = await whylesion('embed', corpus, '--out', resumed, '--batch', '3', '--model', MODEL, '--resume', '--raw');
+    expect(otherSettings.code).toBe(1);
+    expect(otherSettings.stderr).toMatch(/made with other settings/);
     const done = await whylesion('embed', corpus, '--out', resumed, '--batch', '3', '--model', MODEL, '--resume');
     expect(done.code).toBe(0);
     expect(done.stderr).toMatch(/Skipped 1 unreadable file/);
@@ -172,12 +175,18 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
   });
 
   it('user errors: one sentence on stderr, exit 1, no stack trace', async () => {
+    writeFileSync(join(work, 'afile'), 'a file where a folder is expected');
     const cases: [string[], RegExp][] = [
       [['classify', imagePaths[0], '--model', MODEL], /needs labels/],
       [['classify', join(work, 'missing.png'), '--labels', 'a', '--model', MODEL], /Cannot read the image .*missing\.png/],
       [['embed', '--text', 'x', '--model', join(work, 'no-such-model')], /does not exist/],
       [['zeroshot', imagePaths[0], '--classes', join(work, 'none.json'), '--model', MODEL], /Cannot read .*none\.json/],
       [['frobnicate'], /Unknown command/],
+      [['embed', '--image', imagePaths[0], '--out', join(work, 'x.npy'), '--model', MODEL], /--out apply only to embedding a folder/],
+      [['embed', IMAGES, '--out', join(work, 'y.npy'), '--text', 'hi', '--model', MODEL], /--text cannot be combined with a folder/],
+      [['embed', IMAGES, '--out', join(work, 'afile', 'z.npy'), '--model', MODEL], /Cannot write .*z\.npy\.partial \((ENOTDIR|EEXIST)\)/],
+      [['synth', '--config', 'ViT-B-32', '--out', join(work, 'afile', 'sub')], /cannot mkdir .*afile\/sub: a part of the path is a file/],
+      [['tokenize', '--context-length', '3000000000', 'a'], /--context-length 3000000000 is not a whole number from 2 to 1000000/],
       [['classify', '--bogus'], /Unknown option/],
     ];
     for (const [args, message] of cases) {

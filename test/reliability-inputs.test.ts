@@ -89,4 +89,12 @@ describe('inputs through WhyLesionModel', () => {
     const tokens = await userError(() => model.encodeTokens(new Int32Array(76), 1));
     expect(tokens.message).toMatch(/^Token ids hold 76 values; 1 prompts need 77 \(context length 77\)\.$/);
   });
+
+  it('classify refuses rows that are not this model\'s embeddings; a fractional batch is refused', async () => {
+    const [image] = await model.encodeText(['dark brown']);
+    await userError(() => model.classify([image], [new Float32Array(image.length)]));
+    await userError(() => model.classify([image], [new Float32Array(image.length + 1).fill(1)]));
+    await userError(() => model.encodePixels(new Float32Array(3 * 224 * 224 * 1.5), 1.5));
+    await userError(() => model.encodeTokens(new Int32Array(77 * 3), 2.5 as number));
+  });
 });

@@ -159,6 +159,13 @@ export class WhyLesionModel {
    */
   classify(images: readonly Float32Array[], texts: readonly Float32Array[]): number[][] {
     if (texts.length === 0) throw new UserError('Zero-shot classification needs at least one label.');
+    for (const [what, rows] of [['image', images], ['text', texts]] as const) {
+      rows.forEach((row, i) => {
+        if (row.length !== this.embedDim || !row.some((v) => v !== 0) || row.some((v) => !Number.isFinite(v))) {
+          throw new UserError(`The ${what} embedding ${i + 1} has ${row.length} values${row.length === this.embedDim ? ' that are all zero or not finite' : `, not ${this.embedDim}`}; pass rows from this model's encodeImage/encodeText.`);
+        }
+      });
+    }
     const t = texts.map(normalized);
     return images.map((image) => {
       const i = normalized(image);
@@ -194,9 +201,15 @@ export async function loadModel(id: string, options: LoadOptions = {}): Promise<
     ? (p) => options.onProgress!({ stage: 'download', file: p.file, loaded: p.loaded, total: p.total })
     : undefined;
   const dir = await resolveModelDir(id, { ...options.hub, onProgress: onDownload });
-  const checkpoint = await openCheckpoint(dir);
   const tokenizer = await loadTokenizer({ vocabPath: options.vocabPath, hub: { ...options.hub, onProgress: onDownload } });
-  const gpu = await Gpu.create({ device: options.device });
+  const checkpoint = await openCheckpoint(dir);
+  let gpu: Gpu;
+  try {
+    gpu = await Gpu.create({ device: options.device });
+  } catch (e) {
+    await checkpoint.source.close();
+    throw e;
+  }
   try {
     const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {
       dtype: options.dtype,
@@ -219,7 +232,8 @@ export function normalized(row: Float32Array): Float32Array {
   return row.map((v) => v / n);
 }
 
-function dot(a: Float32Array, b: Float32Array): number {
+/** Σ a[i]·b[i]: the cosine of two unit rows. */
+export function dot(a: Float32Array, b: Float32Array): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;

@@ -44,8 +44,9 @@ export function parseDtype(value: string | undefined): 'f32' | 'f16' {
   throw new UserError(`--dtype ${value} is not f32 or f16.`);
 }
 
-export function positiveInteger(name: string, value: string): number {
+/** A whole-number option in [min, max], written in plain decimal digits. */
+export function positiveInteger(name: string, value: string, min = 1, max = 1_000_000): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || !Number.isSafeInteger(n)) throw new UserError(`--${name} ${value} is not a positive integer.`);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new UserError(`--${name} ${value} is not a whole number from ${min} to ${max}.`);
   return n;
 }

@@ -1,3 +1,4 @@
+import { UserError } from '../errors.js';
 import type { KernelTiming } from '../model/clip.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
 import { loadModelFromArgs } from './load.js';
@@ -42,6 +43,9 @@ export async function benchCommand(argv: string[]): Promise<void> {
     };
     const image = await measure(() => model.encodePixels(pixels, batch));
     const text = await measure(() => model.encodeTokens(ids, PROMPTS.length));
+    if (values.profile && !model.model.gpu.hasTimestamps) {
+      throw new UserError('This GPU adapter has no timestamp queries, so --profile cannot time kernels; run without it.');
+    }
     const profile = values.profile
       ? { image: await model.model.profilePixels(pixels, batch), text: await model.model.profileTokens(ids, PROMPTS.length) }
       : undefined;

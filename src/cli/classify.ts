@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { WhyLesionModel } from '../api/model.js';
-import { normalized } from '../api/model.js';
+import { dot, normalized } from '../api/model.js';
 import { DEFAULT_BOTTLENECK, KNOBO_BOTTLENECKS, loadConcepts } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
@@ -136,6 +136,5 @@ async function readClasses(path: string): Promise<Record<string, string[]>> {
   return data as Record<string, string[]>;
 }
 
-const dot = (a: Float32Array, b: Float32Array): number => a.reduce((s, v, i) => s + v * b[i], 0);
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const bar = (p: number): string => '█'.repeat(Math.round(p * 30));

@@ -1,9 +1,9 @@
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { UserError } from '../errors.js';
 import { writeNpy } from '../io/npy.js';
-import { positiveInteger } from './args.js';
+import { DEFAULT_MODEL, positiveInteger } from './args.js';
 import { loadModelFromArgs } from './load.js';
 
 export const CORPUS_OPTIONS = {
@@ -47,23 +47,36 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
   if (files.length === 0) throw new UserError(`No image files (${IMAGE_EXTENSIONS.source}) found in ${patterns.join(', ')}${shard.count > 1 ? ` for shard ${shard.index}/${shard.count}` : ''}.`);
 
   const partial = `${out}.partial`, journalPath = `${out}.partial.journal`;
+  // Rows of a resumed run must be computed the same way as the rows already written.
+  const settings = `settings\t${JSON.stringify({ model: values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL, dtype: values.dtype ?? 'f32', raw: values.raw ?? false, exifRotate: values['exif-rotate'] ?? false })}`;
   const journal = await readJournal(journalPath);
   if (journal && !values.resume) {
     throw new UserError(`${partial} holds an interrupted run; pass --resume to continue it, or delete ${partial}* to start over.`);
   }
-  const done = journal ?? [];
+  if (journal && journal.settings !== settings) {
+    throw new UserError(`${journalPath} was made with other settings (${journal.settings?.slice(9) ?? 'unknown'}); resume with the same --model/--dtype/--raw/--exif-rotate, or delete ${partial}* to start over.`);
+  }
+  const done = journal?.entries ?? [];
   if (done.some((entry, i) => entry.file !== files[i])) {
     throw new UserError(`${journalPath} was made for a different file list (the corpus or --shard changed); delete ${partial}* to start over.`);
   }
-  await mkdir(dirname(resolve(out)), { recursive: true });
+  // Make sure the output can be written before the (slow) model load.
+  try {
+    await mkdir(dirname(resolve(out)), { recursive: true });
+    if (!journal) {
+      await writeFile(partial, new Uint8Array(0));
+      await writeFile(journalPath, `${settings}\n`);
+    }
+  } catch (cause) {
+    throw new UserError(`Cannot write ${partial} (${(cause as NodeJS.ErrnoException).code ?? cause}); check that --out's folder is writable.`, { cause });
+  }
   const model = await loadModelFromArgs(values);
   const E = model.embedDim;
   const rowsDone = done.filter((e) => e.ok).length;
   if (journal) await truncate(partial, rowsDone * E * 4).catch(() => writeFile(partial, new Uint8Array(0)));
-  else await writeFile(partial, new Uint8Array(0));
   const dataFd = openSync(partial, 'a');
   const journalFd = openSync(journalPath, 'a');
-  const skipped = done.filter((e) => !e.ok).map((e) => `${e.file}: ${e.reason}`);
+  const skipped = done.filter((e) => !e.ok).map((e) => e.reason ?? e.file);
   const progress = new RateProgress(files.length, done.length);
   const killAfter = Number(process.env.WHYLESION_FAULT_KILL_AFTER_BATCHES ?? 0); // crash-test hook
   let batches = 0;
@@ -78,7 +91,7 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
           entries.push(`ok\t${file}`);
         } catch (e) {
           if (!(e instanceof UserError)) throw e;
-          skipped.push(`${file}: ${e.message}`);
+          skipped.push(e.message); // the message names the file
           entries.push(`skip\t${file}\t${e.message.replace(/\s+/g, ' ')}`);
         }
       }
@@ -102,15 +115,14 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
     progress.end();
     model.dispose();
   }
-  const finalJournal = (await readJournal(journalPath))!;
-  const ok = finalJournal.filter((e) => e.ok).map((e) => e.file);
+  const ok = (await readJournal(journalPath))!.entries.filter((e) => e.ok).map((e) => e.file);
   const data = new Float32Array((await readFile(partial)).buffer.slice(0, ok.length * E * 4));
   if (format === 'npy') {
-    await writeAtomic(`${out}.files.txt`, ok.map((f) => `${f}\n`).join(''));
-    await writeAtomic(out, writeNpy([ok.length, E], data));
+    await writeAtomic(`${out}.files.txt`, ok.map((f) => `${f}\n`));
+    await writeAtomic(out, [writeNpy([ok.length, E], data)]);
   } else {
-    const lines = ok.map((file, i) => JSON.stringify({ file, embedding: Array.from(data.subarray(i * E, (i + 1) * E)) }));
-    await writeAtomic(out, lines.map((l) => `${l}\n`).join(''));
+    // One line at a time: a corpus of tens of thousands of rows is longer than the longest JavaScript string.
+    await writeAtomic(out, ok.map((file, i) => `${JSON.stringify({ file, embedding: Array.from(data.subarray(i * E, (i + 1) * E)) })}\n`));
   }
   await rm(partial, { force: true });
   await rm(journalPath, { force: true });
@@ -129,20 +141,32 @@ function parseShard(value: string | undefined): { index: number; count: number }
   return { index, count };
 }
 
-async function readJournal(path: string): Promise<{ file: string; ok: boolean; reason?: string }[] | undefined> {
+interface Journal { settings: string | undefined; entries: { file: string; ok: boolean; reason?: string }[] }
+
+async function readJournal(path: string): Promise<Journal | undefined> {
   const text = await readFile(path, 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   // A line cut by a crash has no newline yet: it never counted.
   const lines = text.split('\n').slice(0, -1);
-  return lines.map((line) => {
-    const [status, file, reason] = line.split('\t');
-    return { file, ok: status === 'ok', reason };
-  });
+  const settings = lines[0]?.startsWith('settings\t') ? lines.shift() : undefined;
+  return {
+    settings,
+    entries: lines.map((line) => {
+      const [status, file, reason] = line.split('\t');
+      return { file, ok: status === 'ok', reason };
+    }),
+  };
 }
 
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+/** Writes the pieces into a temporary file beside `path`, then renames it into place. */
+async function writeAtomic(path: string, pieces: readonly (string | Uint8Array)[]): Promise<void> {
   const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, data);
+  const handle = await open(temporary, 'w');
+  try {
+    for (const piece of pieces) await handle.appendFile(piece);
+  } finally {
+    await handle.close();
+  }
   await rename(temporary, path);
 }
 
@@ -172,8 +196,9 @@ async function walk(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await walk(path)));
-    else if (entry.isFile()) out.push(path);
+    const kind = entry.isSymbolicLink() ? await stat(path).catch(() => undefined) : entry;
+    if (kind?.isDirectory()) out.push(...(await walk(path)));
+    else if (kind?.isFile()) out.push(path);
   }
   return out;
 }

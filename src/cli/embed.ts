@@ -32,10 +32,15 @@ export async function embedCommand(argv: string[]): Promise<void> {
   }, USAGE);
   if (!parsed) return;
   const { values, positionals } = parsed;
+  const given = (names: readonly string[]): string[] => names.filter((n) => (values as Record<string, unknown>)[n] !== undefined).map((n) => `--${n}`);
   if (positionals.length > 0) {
+    const stray = given(['image', 'pixels', 'text', 'tokens', 'json']);
+    if (stray.length > 0) throw new UserError(`${stray.join(', ')} cannot be combined with a folder or glob (corpus mode writes --out); run them separately.`);
     await embedCorpus(positionals, values);
     return;
   }
+  const corpusOnly = given(Object.keys(CORPUS_OPTIONS));
+  if (corpusOnly.length > 0) throw new UserError(`${corpusOnly.join(', ')} apply only to embedding a folder or glob; pass one (e.g. whylesion embed images/ --out vectors.npy).`);
   const images = values.image ?? [], pixelFiles = values.pixels ?? [], texts = values.text ?? [], tokenFiles = values.tokens ?? [];
   if (images.length + pixelFiles.length + texts.length + tokenFiles.length === 0) {
     throw new UserError('Nothing to embed; pass --image, --pixels, --text or --tokens (or a folder with --out); see whylesion embed --help.');

@@ -14,6 +14,12 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
   info: { summary: 'WebGPU adapter, limits, features and model config', run: async () => (await import('./info.js')).infoCommand },
 };
 
+const FILE_PROBLEMS: Record<string, string> = {
+  ENOENT: 'no such file or folder', ENOTDIR: 'a part of the path is a file, not a folder', EEXIST: 'it already exists as a file',
+  EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system', ENOSPC: 'no space left on the device',
+  EISDIR: 'it is a folder', ENAMETOOLONG: 'the name is too long',
+};
+
 const USAGE = `whylesion: WhyLesionCLIP (open_clip ViT-L/14) on WebGPU, in pure TypeScript.
 Research use only; not for clinical diagnosis.
 
@@ -36,6 +42,12 @@ async function main(argv: string[]): Promise<number> {
 process.exitCode = await main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof UserError) {
     process.stderr.write(`whylesion: ${error.message}\n`);
+    return 1;
+  }
+  // A file the user named that cannot be read or written (missing folder, permissions, full disk) is theirs to fix.
+  const fsError = error as NodeJS.ErrnoException;
+  if (fsError?.syscall && fsError.path && FILE_PROBLEMS[fsError.code ?? '']) {
+    process.stderr.write(`whylesion: cannot ${fsError.syscall} ${fsError.path}: ${FILE_PROBLEMS[fsError.code!]}; check the path and its folder.\n`);
     return 1;
   }
   if (process.env.WHYLESION_DEBUG) throw error;

@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { preprocessImageFile } from '../image/load.js';
 import { writeNpy } from '../io/npy.js';
-import { parseCommand } from './args.js';
+import { parseCommand, positiveInteger } from './args.js';
 
 const HELP = `Usage: whylesion preprocess IMG [--size 224] [--exif-rotate] --out FILE.npy
 
@@ -26,8 +26,7 @@ export async function preprocessCommand(argv: string[]): Promise<void> {
     throw new UserError(`preprocess takes exactly one image path (got ${positionals.length}); run "whylesion preprocess --help".`);
   }
   if (values.out === undefined) throw new UserError('preprocess needs --out FILE.npy to know where to write the array.');
-  const size = values.size === undefined ? 224 : Number(values.size);
-  if (!Number.isInteger(size) || size < 1) throw new UserError(`--size ${values.size} is not a positive integer; pass e.g. --size 224.`);
+  const size = values.size === undefined ? 224 : positiveInteger('size', values.size, 1, 4096);
 
   const pixels = await preprocessImageFile(positionals[0], { size, exifRotate: values['exif-rotate'] ?? false });
   const out = values.out;

@@ -5,7 +5,7 @@ import { BUILTIN_CONFIGS, parseClipConfig } from '../model/config.js';
 import { CONFIG_FILE, SAFETENSORS_FILE } from '../weights/checkpoint.js';
 import { writeSafetensors } from '../weights/source.js';
 import { synthesizeCheckpoint } from '../weights/synth.js';
-import { parseCommand } from './args.js';
+import { parseCommand, positiveInteger } from './args.js';
 
 const USAGE = `Usage: whylesion synth --config NAME|PATH --out DIR [--seed N] [--dtype f32|f16]
 
@@ -44,8 +44,7 @@ export async function synthCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parsed;
   if (positionals.length > 0) throw new UserError(`whylesion synth takes no positional arguments (got ${positionals.join(' ')}); see whylesion synth --help.`);
   if (!values.config || !values.out) throw new UserError('whylesion synth needs --config and --out; see whylesion synth --help.');
-  const seed = Number(values.seed);
-  if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(seed)) throw new UserError(`--seed ${values.seed} is not a non-negative integer.`);
+  const seed = positiveInteger('seed', values.seed, 0, Number.MAX_SAFE_INTEGER);
   if (values.dtype !== 'f32' && values.dtype !== 'f16') throw new UserError(`--dtype ${values.dtype} is not f32 or f16.`);
 
   const rawConfig = await loadConfig(values.config);

@@ -1,6 +1,6 @@
 import { UserError } from '../errors.js';
 import { loadTokenizer, VOCAB_ENV } from '../tokenizer/load.js';
-import { parseCommand } from './args.js';
+import { parseCommand, positiveInteger } from './args.js';
 
 const USAGE = `Usage: whylesion tokenize [--context-length N] [--vocab PATH] [--json] [--] TEXT...
 
@@ -22,17 +22,10 @@ export async function tokenizeCommand(argv: string[]): Promise<void> {
   if (texts.length === 0) {
     throw new UserError('whylesion tokenize needs at least one TEXT to tokenize; run "whylesion tokenize --help" for usage.');
   }
-  const contextLength = parseContextLength(values['context-length']);
+  const contextLength = values['context-length'] === undefined ? 77 : positiveInteger('context-length', values['context-length'], 2, 1_000_000);
   const tokenizer = await loadTokenizer({ vocabPath: values.vocab });
   const rows = tokenizer.tokenizeToArrays(texts, contextLength);
   const output = values.json ? JSON.stringify(rows) : rows.map((row) => row.join(' ')).join('\n');
   process.stdout.write(output + '\n');
 }
 
-function parseContextLength(text: string | undefined): number {
-  if (text === undefined) return 77;
-  if (!/^\d+$/.test(text) || Number(text) < 2) {
-    throw new UserError(`--context-length ${text} is not a whole number of at least 2; CLIP models use 77.`);
-  }
-  return Number(text);
-}

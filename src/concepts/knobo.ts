@@ -49,9 +49,13 @@ async function knoboText(name: KnoboBottleneck, fetchImpl: typeof fetch): Promis
       { cause },
     );
   }
-  await mkdir(cacheDir, { recursive: true });
-  const temporary = `${cached}.${process.pid}.tmp`;
-  await writeFile(temporary, text);
-  await rename(temporary, cached);
+  try {
+    await mkdir(cacheDir, { recursive: true });
+    const temporary = `${cached}.${process.pid}.tmp`;
+    await writeFile(temporary, text);
+    await rename(temporary, cached);
+  } catch (cause) {
+    console.warn(`whylesion: could not cache ${file} in ${cacheDir} (${(cause as NodeJS.ErrnoException).code ?? cause}); it will be downloaded again next time.`);
+  }
   return text;
 }

@@ -183,7 +183,7 @@ export class ClipModel {
    */
   async encodePixels(pixels: Float32Array, batch: number): Promise<Float32Array> {
     const s = this.config.vision.imageSize;
-    if (pixels.length !== batch * 3 * s * s) {
+    if (!Number.isInteger(batch) || batch < 0 || pixels.length !== batch * 3 * s * s) {
       throw new UserError(`Pixels hold ${pixels.length} values; a batch of ${batch} images at ${s}×${s} needs ${batch * 3 * s * s} ([B, 3, ${s}, ${s}]).`);
     }
     return this.inBatches(batch, this.maxBatch('image'), (from, n) =>
@@ -193,7 +193,7 @@ export class ClipModel {
   /** open_clip's encode_text on token ids [B, context_length]: raw embeddings [B, E]. */
   async encodeTokens(ids: Int32Array, batch: number): Promise<Float32Array> {
     const ctx = this.config.text.contextLength;
-    if (ids.length !== batch * ctx) {
+    if (!Number.isInteger(batch) || batch < 0 || ids.length !== batch * ctx) {
       throw new UserError(`Token ids hold ${ids.length} values; ${batch} prompts need ${batch * ctx} (context length ${ctx}).`);
     }
     const vocab = this.config.text.vocabSize;
@@ -326,7 +326,11 @@ export class ClipModel {
       this.plans.set(key, cached);
       return cached;
     }
-    const plan = await make(new K.Scope(this.gpu));
+    const scope = new K.Scope(this.gpu);
+    const plan = await make(scope).catch((e: unknown) => {
+      scope.destroy();
+      throw e;
+    });
     this.plans.set(key, plan);
     if (this.plans.size > 6) {
       const [oldestKey, oldest] = this.plans.entries().next().value as [string, Plan];
