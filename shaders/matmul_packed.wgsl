@@ -10,6 +10,7 @@
 // X rows past M are clamped on load; rows/columns past M/N are skipped on store. K must be a multiple of 4.
 enable subgroups;
 //!include epilogue.wgsl
+//!include subgroup_tile.wgsl
 
 struct Params { M: u32, N: u32, K4: u32, flags: u32 }
 
@@ -26,15 +27,6 @@ const COLS = 3u;  // W rows (output columns) per lane; the tile has LANES·COLS 
 // Four f16 weights along K (two per u32, the lower K first) in f32.
 fn widen(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
 
-// One output row's accumulators += s · b[j] over the 4 k values: a chain of 4 FMAs per accumulator.
-fn row_fma(acc: array<f32, COLS>, s: vec4<f32>, b: array<vec4<f32>, COLS>) -> array<f32, COLS> {
-  var out = acc;
-  for (var j = 0u; j < COLS; j++) {
-    out[j] = fma(s.w, b[j].w, fma(s.z, b[j].z, fma(s.y, b[j].y, fma(s.x, b[j].x, out[j]))));
-  }
-  return out;
-}
-
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   let row0 = wg.y * LANES * ROWS;
@@ -50,28 +42,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l
     var b: array<vec4<f32>, COLS>;
     for (var i = 0u; i < ROWS; i++) { a[i] = X[xr[i] + k]; }
     for (var j = 0u; j < COLS; j++) { b[j] = widen(W[wbase + k * (LANES * COLS) + LANES * j]); }
-    for (var i = 0u; i < ROWS; i++) {
-      // subgroupBroadcast needs a constant lane, hence the eight spelled-out calls.
-      let r = i * LANES;
-      acc[r + 0u] = row_fma(acc[r + 0u], subgroupBroadcast(a[i], 0u), b);
-      acc[r + 1u] = row_fma(acc[r + 1u], subgroupBroadcast(a[i], 1u), b);
-      acc[r + 2u] = row_fma(acc[r + 2u], subgroupBroadcast(a[i], 2u), b);
-      acc[r + 3u] = row_fma(acc[r + 3u], subgroupBroadcast(a[i], 3u), b);
-      acc[r + 4u] = row_fma(acc[r + 4u], subgroupBroadcast(a[i], 4u), b);
-      acc[r + 5u] = row_fma(acc[r + 5u], subgroupBroadcast(a[i], 5u), b);
-      acc[r + 6u] = row_fma(acc[r + 6u], subgroupBroadcast(a[i], 6u), b);
-      acc[r + 7u] = row_fma(acc[r + 7u], subgroupBroadcast(a[i], 7u), b);
-    }
+    tile_step(&acc, a, b);
   }
-  for (var r = 0u; r < LANES * ROWS; r++) {
-    let row = row0 + r;
-    if (row >= p.M) { break; }
-    for (var j = 0u; j < COLS; j++) {
-      let col = col0 + lane + LANES * j;
-      if (col < p.N) {
-        let at = row * p.N + col;
-        Y[at] = epilogue(acc[r][j], col, at);
-      }
-    }
-  }
+  store_tile(&acc, row0, col0, lane);
 }
