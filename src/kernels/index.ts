@@ -209,16 +209,16 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
     [Math.ceil(a.seq / 64), a.heads, a.batch], cost);
 }
 
-export type ElementwiseOp = 'gelu' | 'quick_gelu' | 'add';
-const ELEMENTWISE_OPS: Record<ElementwiseOp, number> = { gelu: 0, quick_gelu: 1, add: 2 };
+export type ElementwiseOp = 'gelu' | 'quick_gelu';
+const ELEMENTWISE_OPS: Record<ElementwiseOp, number> = { gelu: 0, quick_gelu: 1 };
 
-/** Y = op(X) (or X + Z for `add`). */
+/** Y = op(X): the activations on their own (the model fuses them into matmuls). */
 export function elementwise(
-  scope: Scope, label: string, a: { x: GPUBuffer; z?: GPUBuffer; y: GPUBuffer; n: number; op: ElementwiseOp },
+  scope: Scope, label: string, a: { x: GPUBuffer; y: GPUBuffer; n: number; op: ElementwiseOp },
 ): Promise<Dispatch> {
   const [gx, gy] = spread(Math.ceil(a.n / 64));
-  return dispatch(scope, 'elementwise', 'elementwise.wgsl', {}, label, [a.x, a.z ?? scope.gpu.zeros, a.y],
-    [a.n, ELEMENTWISE_OPS[a.op]], [gx, gy, 1], { bytes: 12 * a.n });
+  return dispatch(scope, 'elementwise', 'elementwise.wgsl', {}, label, [a.x, a.y],
+    [a.n, ELEMENTWISE_OPS[a.op]], [gx, gy, 1], { bytes: 8 * a.n });
 }
 
 /** A slice of rows of an embedding table that fits in one storage binding. */
