@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -8,6 +10,8 @@ export default defineConfig({
     // and two at a time match the cores.
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // Tests never read or write the user's kernel-tuning cache.
+    env: { WHYLESION_TUNING_FILE: join(tmpdir(), `whylesion-test-kernel-tuning-${process.pid}.json`) },
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

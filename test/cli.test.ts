@@ -21,9 +21,13 @@ const E = 32;
 const row = (m: Float32Array, i: number): Float32Array => m.subarray(i * E, (i + 1) * E);
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => Array.from(a).reduce((s, v, i) => s + v * b[i], 0);
 
-async function whylesion(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+function whylesion(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  return whylesionWith({}, ...args);
+}
+
+async function whylesionWith(extraEnv: Record<string, string>, ...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
-    const { stdout, stderr } = await run('node', [CLI, ...args], { env, maxBuffer: 64 << 20 });
+    const { stdout, stderr } = await run('node', [CLI, ...args], { env: { ...env, ...extraEnv }, maxBuffer: 64 << 20 });
     return { stdout, stderr, code: 0 };
   } catch (e) {
     const err = e as { stdout: string; stderr: string; code: number };
@@ -161,10 +165,15 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     expect(info.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 << 20);
     expect(info.model.tensors).toBe(62);
     expect(info.model.config.embedDim).toBe(E);
-    const bench = JSON.parse((await whylesion('bench', '--model', MODEL, '--runs', '1', '--profile', '--json')).stdout) as {
-      image: { cold: number; warm: number }; profile?: { image: { label: string; kernel: string; ms: number }[]; text: { label: string }[] };
+    const benchOut = (await whylesion('bench', '--model', MODEL, '--iters', '1', '--profile', '--json')).stdout;
+    expect(benchOut.trim().split('\n')).toHaveLength(1);
+    const bench = JSON.parse(benchOut) as {
+      image_ms_per_batch: number; text_ms_per_batch: number; batch: number; load_ms: number; cold_ms: number; adapter: { description: string };
+      profile?: { image: { label: string; kernel: string; ms: number }[]; text: { label: string }[] };
     };
-    expect(bench.image.warm).toBeGreaterThan(0);
+    expect(bench.batch).toBe(1);
+    for (const ms of [bench.image_ms_per_batch, bench.text_ms_per_batch, bench.load_ms, bench.cold_ms]) expect(ms).toBeGreaterThan(0);
+    expect(typeof bench.adapter.description).toBe('string');
     if (info.features.includes('timestamp-query')) {
       const labels = bench.profile!.image.map((t) => t.label);
       expect(labels).toContain('vision.block00.attn');
@@ -172,6 +181,29 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       expect(bench.profile!.image.every((t) => t.ms >= 0)).toBe(true);
       expect(bench.profile!.text.map((t) => t.label)).toContain('text.ln_final');
     }
+  });
+
+  it('tune measures the matmul kernels on the model\'s shapes and saves the fastest; later loads use them', async () => {
+    const file = join(work, 'kernel-tuning.json');
+    const tuned = await whylesionWith({ WHYLESION_TUNING_FILE: file }, 'tune', '--model', MODEL, '--runs', '1', '--json');
+    expect(tuned.code, tuned.stderr).toBe(0);
+    const { results } = JSON.parse(tuned.stdout) as { file: string; results: { key: string; choice: string; candidates: { variant: string; ms?: number }[] }[] };
+    expect(results.length).toBeGreaterThan(0);
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { devices: Record<string, { choices: Record<string, string> }> };
+    const [choices] = Object.values(saved.devices).map((d) => d.choices);
+    for (const r of results) {
+      const timed = r.candidates.filter((c) => c.ms !== undefined);
+      expect(timed.length).toBeGreaterThanOrEqual(2);
+      const fastest = timed.reduce((a, b) => (b.ms! < a.ms! ? b : a));
+      const rule = timed.find((c) => c.variant === 'subgroup-3x3' || c.variant === 'block')!;
+      expect([fastest.variant, rule.variant]).toContain(r.choice);
+      expect(choices[r.key]).toBe(r.choice);
+    }
+    // a load that uses the saved choices still matches open_clip
+    const { stdout } = await whylesionWith({ WHYLESION_TUNING_FILE: file }, 'embed', '--image', imagePaths[0], '--text', cases.texts[0], '--model', MODEL, '--json');
+    const out = JSON.parse(stdout) as { image: number[][]; text: number[][] };
+    expect(maxAbsDiff(out.image[0], row(expectedImages, 0))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(out.text[0], row(expectedTexts, 0))).toBeLessThanOrEqual(1e-5);
   });
 
   it('user errors: one sentence on stderr, exit 1, no stack trace', async () => {

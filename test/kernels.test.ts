@@ -209,6 +209,7 @@ describe('matmul variants', () => {
   const variants = [
     { shader: 'matmul_subgroup.wgsl', defines: { ROWS: 3, COLS: 3 }, tile: 24, subgroups: true },
     { shader: 'matmul.wgsl', defines: {} as Record<string, number>, tile: 32, subgroups: false },
+    { shader: 'matmul_tiled.wgsl', defines: {} as Record<string, number>, tile: 64, subgroups: false },
   ];
   // M below, at and past the tile; N not a multiple of 24 or 32; K of the CLIP widths and patches.
   const cases: { M: number; N: number; K: number; activation?: 'gelu' | 'quick_gelu'; accumulate?: boolean; f16?: boolean }[] = [

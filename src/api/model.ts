@@ -1,6 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../errors.js';
 import { Gpu } from '../gpu/gpu.js';
+import { applyCachedTuning, saveTuning } from '../io/tuning-store.js';
+import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
+import { tuningOf } from '../kernels/tuning.js';
 import { preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
 import { ClipModel, type ComputeDtype } from '../model/clip.js';
 import type { ClipConfig } from '../model/config.js';
@@ -30,6 +33,24 @@ export interface LoadOptions {
   hub?: Omit<HubOptions, 'onProgress'>;
   /** Apply EXIF orientation before preprocessing (open_clip does not). */
   exifRotate?: boolean;
+  /**
+   * Kernel choice: 'cached' (default) uses what `tune()` measured earlier on this adapter, saved in
+   * $WHYLESION_TUNING_FILE or ~/.cache/whylesion/kernel-tuning.json, else built-in rules; 'rules' ignores
+   * the cache. WHYLESION_KERNEL_TUNING=rules sets the default.
+   */
+  kernelTuning?: 'cached' | 'rules';
+}
+
+export interface TuneOptions {
+  /** Image batch sizes whose shapes to tune (default [1]). */
+  batches?: number[];
+  /** Prompts whose text shapes to tune (default: three short clinical phrases). */
+  texts?: string[];
+  /** Timed rounds per candidate kernel (default 5). */
+  runs?: number;
+  /** Save the choices to the tuning cache for later processes (default true). */
+  save?: boolean;
+  onShape?: (result: ShapeResult, index: number, total: number) => void;
 }
 
 /**
@@ -174,6 +195,25 @@ export class WhyLesionModel {
     });
   }
 
+  /**
+   * Measures every matmul kernel this adapter can run on the shapes of these forwards, keeps the fastest
+   * correct one per shape for this model (and, with `save`, for later processes on the same adapter), and
+   * returns the measurements. Takes about as long as a few forwards per shape.
+   */
+  async tune(options: TuneOptions = {}): Promise<{ results: ShapeResult[]; file?: string }> {
+    const S = this.config.vision.imageSize;
+    const tuning = tuningOf(this.gpu);
+    tuning.requested.clear();
+    // The forwards plan (and so record) every matmul shape they use; their outputs are not needed.
+    for (const batch of options.batches ?? [1]) await this.model.encodePixels(new Float32Array(batch * 3 * S * S), batch);
+    const texts = options.texts ?? ['dark brown', 'bleeding', 'irregular shape'];
+    if (texts.length > 0) await this.model.encodeTokens(this.tokenizer.tokenize(texts, this.config.text.contextLength), texts.length);
+    const results = await tuneMatmuls(this.gpu, [...tuning.requested.values()], { runs: options.runs, onShape: options.onShape });
+    await this.model.clearPlans(); // later forwards are planned with the new choices
+    const file = options.save === false ? undefined : saveTuning(this.gpu, results);
+    return { results, file };
+  }
+
   /** Frees the model's GPU memory (and the device, when the model acquired it). */
   dispose(): void {
     this.model.dispose();
@@ -211,6 +251,7 @@ export async function loadModel(id: string, options: LoadOptions = {}): Promise<
     throw e;
   }
   try {
+    if ((options.kernelTuning ?? process.env.WHYLESION_KERNEL_TUNING ?? 'cached') === 'cached') applyCachedTuning(gpu);
     const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {
       dtype: options.dtype,
       maxBatch: options.maxBatch,

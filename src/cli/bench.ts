@@ -4,23 +4,28 @@ import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './arg
 import { loadModelFromArgs } from './load.js';
 
 const USAGE = `
-Usage: whylesion bench [--batch 1] [--runs 3] [--profile] [--json]
+Usage: whylesion bench [--batch 1] [--iters 3] [--profile] [--json]
 
-Times the image tower on a batch of seeded random pixels and the text tower on three prompts: the first
-(cold, pipeline compilation included) and the median of --runs warm forwards.
+Times the model load, the image tower on a batch of seeded random pixels and the text tower on three
+prompts: the first call (cold, pipeline compilation included) and the median of --iters warm calls.
+  --iters N   warm calls per tower (default 3; --runs is the same)
   --profile   per-kernel table from GPU timestamp queries (ms, GFLOP/s or GB/s, share of total)
-  --json      print the numbers as JSON
+  --json      print one line of JSON: image_ms_per_batch, text_ms_per_batch, batch, load_ms, cold_ms
+              (first image batch), adapter, and the details
 ${MODEL_USAGE}`;
 
 const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
 
 export async function benchCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('bench', argv, { ...MODEL_OPTIONS, batch: { type: 'string' }, runs: { type: 'string' }, profile: { type: 'boolean' }, json: { type: 'boolean' } }, USAGE);
+  const parsed = parseCommand('bench', argv, { ...MODEL_OPTIONS, batch: { type: 'string' }, runs: { type: 'string' }, iters: { type: 'string' }, profile: { type: 'boolean' }, json: { type: 'boolean' } }, USAGE);
   if (!parsed) return;
   const { values } = parsed;
   const batch = values.batch ? positiveInteger('batch', values.batch) : 1;
-  const runs = values.runs ? positiveInteger('runs', values.runs) : 3;
+  const iters = values.iters ?? values.runs;
+  const runs = iters ? positiveInteger(values.iters ? 'iters' : 'runs', iters, 1, 1000) : 3;
+  const loadStart = performance.now();
   const model = await loadModelFromArgs(values);
+  const loadMs = performance.now() - loadStart;
   try {
     const S = model.config.vision.imageSize;
     const pixels = new Float32Array(batch * 3 * S * S);
@@ -49,11 +54,15 @@ export async function benchCommand(argv: string[]): Promise<void> {
     const profile = values.profile
       ? { image: await model.model.profilePixels(pixels, batch), text: await model.model.profileTokens(ids, PROMPTS.length) }
       : undefined;
-    const result = { adapter: model.adapter, dtype: model.dtype, batch, runs, image, text, profile };
     if (values.json) {
-      console.log(JSON.stringify(result, null, 2));
+      const ms = (s: number) => Number((s * 1000).toFixed(1));
+      console.log(JSON.stringify({
+        image_ms_per_batch: ms(image.warm), text_ms_per_batch: ms(text.warm), batch, load_ms: Number(loadMs.toFixed(1)), cold_ms: ms(image.cold),
+        adapter: model.adapter, dtype: model.dtype, iters: runs, text_prompts: PROMPTS.length, text_cold_ms: ms(text.cold), profile,
+      }));
       return;
     }
+    console.log(`load: ${(loadMs / 1000).toFixed(3)} s`);
     console.log(`image tower, batch ${batch}: cold ${image.cold.toFixed(3)} s, warm ${image.warm.toFixed(3)} s (${(image.warm / batch).toFixed(3)} s/image)`);
     console.log(`text tower, ${PROMPTS.length} prompts: cold ${text.cold.toFixed(3)} s, warm ${text.warm.toFixed(3)} s`);
     if (profile) {

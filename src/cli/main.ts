@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
   convert: { summary: 'convert a torch .bin checkpoint to safetensors', run: async () => (await import('./convert.js')).convertCommand },
   synth: { summary: 'write a random-weight checkpoint with the real layout', run: async () => (await import('./synth.js')).synthCommand },
   bench: { summary: 'time both towers; --profile for a per-kernel table', run: async () => (await import('./bench.js')).benchCommand },
+  tune: { summary: 'measure matmul kernels on this adapter and keep the fastest', run: async () => (await import('./tune.js')).tuneCommand },
   info: { summary: 'WebGPU adapter, limits, features and model config', run: async () => (await import('./info.js')).infoCommand },
 };
 

@@ -1,4 +1,7 @@
 import { uniformWords, type Dispatch, type Gpu } from '../gpu/gpu.js';
+import { defaultMatmulVariant, parseSubgroupVariant, subgroupsOf8, tuningOf, type MatmulVariant, type WeightDtype } from './tuning.js';
+
+export type { MatmulVariant, WeightDtype } from './tuning.js';
 
 /** Buffers made for one recorded program (uniforms, scratch), destroyed together with it. */
 export class Scope {
@@ -23,7 +26,6 @@ export class Scope {
   }
 }
 
-export type WeightDtype = 'f32' | 'f16';
 export type Activation = 'none' | 'gelu' | 'quick_gelu';
 const ACTIVATION_BITS: Record<Activation, number> = { none: 0, gelu: 1, quick_gelu: 2 };
 
@@ -55,22 +57,12 @@ export interface MatmulArgs {
   /** Y += result (fused residual add). */
   accumulate?: boolean;
   wDtype?: WeightDtype;
+  /** Runs this kernel instead of the device's choice (the autotuner, tests). Ignored for packed weights. */
+  variant?: MatmulVariant;
 }
 
 /** Output tile edge of matmul_subgroup.wgsl: 24×24 (3 X rows and 3 W rows per lane) measured best on llvmpipe. */
 const SUBGROUP_TILE = 24;
-
-/**
- * matmul_subgroup.wgsl runs a workgroup of 8 as one subgroup, so it needs the 'subgroups' feature and
- * subgroups of at least 8 lanes (Deno's wgpu has no subgroups; llvmpipe has 8 at 256-bit vectors).
- */
-function hasSubgroupsOf8(gpu: Gpu): boolean {
-  if (!gpu.hasSubgroups) return false;
-  const info = (gpu.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
-  // CPU rasterizers run a subgroup as one 8- or 16-lane vector; real GPUs (32-64 lanes) would leave most of
-  // each warp idle with one-subgroup workgroups, so they keep the workgroup-tiled kernel.
-  return (info?.subgroupMinSize ?? 8) >= 8 && (info?.subgroupMaxSize ?? 8) <= 16;
-}
 
 /** f16 matmul weights uploaded by uploadMatmulWeights in matmul_packed.wgsl's layout; matmul() reads them with it. */
 const packedWeights = new WeakSet<GPUBuffer>();
@@ -103,7 +95,7 @@ export function packMatmulWeights(w: Uint16Array, N: number, K: number): Uint16A
  * matmul()'s `w` with this N, K and dtype.
  */
 export function uploadMatmulWeights(scope: Scope, label: string, w: Float32Array | Uint16Array, N: number, K: number): GPUBuffer {
-  if (!(w instanceof Uint16Array) || K % 4 !== 0 || !hasSubgroupsOf8(scope.gpu)) return scope.storage(label, w);
+  if (!(w instanceof Uint16Array) || K % 4 !== 0 || !subgroupsOf8(scope.gpu)) return scope.storage(label, w);
   const buffer = scope.storage(label, packMatmulWeights(w, N, K));
   packedWeights.add(buffer);
   return buffer;
@@ -111,8 +103,10 @@ export function uploadMatmulWeights(scope: Scope, label: string, w: Float32Array
 
 /**
  * Y[M,N] = X[M,K]·W[N,K]ᵀ (+bias) (→activation) (+Y), W in nn.Linear [out, in] layout, or f16
- * packed by uploadMatmulWeights (then matmul_packed.wgsl). Picks the subgroup kernel where the device has
- * subgroups, else the 4×4-block kernel, and the scalar one for K not a multiple of 4.
+ * packed by uploadMatmulWeights (then matmul_packed.wgsl). The kernel for other weights is the autotuner's
+ * measured choice for this device and shape when there is one (src/kernels/tuning.ts), else the built-in
+ * rule: the 24×24 subgroup kernel where subgroups run 8-16 lanes, the 4×4-block kernel elsewhere; K not a
+ * multiple of 4 always takes the scalar kernel.
  */
 export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Dispatch> {
   const flags = (a.bias ? 1 : 0) | (ACTIVATION_BITS[a.activation ?? 'none'] << 1) | (a.accumulate ? 8 : 0);
@@ -125,17 +119,24 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
     return dispatch(scope, 'matmul_packed', 'matmul_packed.wgsl', {}, label, buffers,
       [a.M, a.N, a.K / 4, flags], [Math.ceil(a.N / SUBGROUP_TILE), Math.ceil(a.M / SUBGROUP_TILE), 1], cost);
   }
-  if (a.K % 4 === 0 && hasSubgroupsOf8(scope.gpu)) {
-    return dispatch(scope, 'matmul_subgroup', 'matmul_subgroup.wgsl',
-      { W_TYPE: wType, ROWS: SUBGROUP_TILE / 8, COLS: SUBGROUP_TILE / 8 }, label, buffers,
-      [a.M, a.N, a.K / 4, flags], [Math.ceil(a.N / SUBGROUP_TILE), Math.ceil(a.M / SUBGROUP_TILE), 1], cost);
+  if (a.K % 4 !== 0) {
+    return dispatch(scope, 'matmul_scalar', 'matmul_scalar.wgsl', { W_TYPE: wType }, label, buffers,
+      [a.M, a.N, a.K, flags], [Math.ceil(a.N / 8), Math.ceil(a.M / 8), 1], cost);
   }
-  if (a.K % 4 === 0) {
-    return dispatch(scope, 'matmul', 'matmul.wgsl', { W_TYPE: wType }, label, buffers,
-      [a.M, a.N, a.K / 4, flags], [Math.ceil(a.N / 32), Math.ceil(a.M / 32), 1], cost);
+  const variant = a.variant ?? tuningOf(scope.gpu).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ?? defaultMatmulVariant(scope.gpu);
+  const params = [a.M, a.N, a.K / 4, flags];
+  const sub = parseSubgroupVariant(variant);
+  if (sub) {
+    if (!subgroupsOf8(scope.gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
+    return dispatch(scope, 'matmul_subgroup', 'matmul_subgroup.wgsl', { W_TYPE: wType, ROWS: sub.rows, COLS: sub.cols }, label, buffers,
+      params, [Math.ceil(a.N / (8 * sub.cols)), Math.ceil(a.M / (8 * sub.rows)), 1], cost);
   }
-  return dispatch(scope, 'matmul_scalar', 'matmul_scalar.wgsl', { W_TYPE: wType }, label, buffers,
-    [a.M, a.N, a.K, flags], [Math.ceil(a.N / 8), Math.ceil(a.M / 8), 1], cost);
+  if (variant === 'tiled') {
+    return dispatch(scope, 'matmul_tiled', 'matmul_tiled.wgsl', { W_TYPE: wType }, label, buffers,
+      params, [Math.ceil(a.N / 64), Math.ceil(a.M / 64), 1], cost);
+  }
+  return dispatch(scope, 'matmul', 'matmul.wgsl', { W_TYPE: wType }, label, buffers,
+    params, [Math.ceil(a.N / 32), Math.ceil(a.M / 32), 1], cost);
 }
 
 export interface LayerNormArgs {
@@ -161,7 +162,7 @@ export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promis
   const buffers = [a.x, a.gain, a.shift, a.y];
   const params = [a.rows, a.cols, a.inRowStride ?? 1, { f: a.eps ?? 1e-5 }];
   const cost = { bytes: 8 * a.rows * a.cols };
-  if (a.cols % 4 === 0 && hasSubgroupsOf8(scope.gpu)) {
+  if (a.cols % 4 === 0 && subgroupsOf8(scope.gpu)) {
     const rowsPerWorkgroup = layerNormRowsPerWorkgroup(a.rows);
     const cols4 = a.cols / 4;
     const [gx, gy] = spread(Math.ceil(a.rows / rowsPerWorkgroup));
@@ -201,7 +202,7 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
   const pairs = a.causal ? (a.seq * (a.seq + 1)) / 2 : a.seq * a.seq;
   const params = [a.seq, width, a.causal ? 1 : 0, { f: 1 / Math.sqrt(a.headDim) }];
   const cost = { flops: 4 * a.batch * a.heads * pairs * a.headDim, bytes: 4 * a.batch * a.seq * width * 4 };
-  if (a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM && hasSubgroupsOf8(scope.gpu)) {
+  if (a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM && subgroupsOf8(scope.gpu)) {
     return dispatch(scope, 'attention_subgroup', 'attention_subgroup.wgsl', { HEAD_DIM: a.headDim, ROWS: ATTENTION_ROWS },
       label, [a.qkv, a.out], params, [Math.ceil(a.seq / (8 * ATTENTION_ROWS)), a.heads, a.batch], cost);
   }

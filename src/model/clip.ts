@@ -236,6 +236,14 @@ export class ClipModel {
     });
   }
 
+  /** Drops the planned forwards (their buffers too); the next forwards are planned again, e.g. with new kernel choices. */
+  clearPlans(): Promise<void> {
+    return this.serialized(async () => {
+      for (const plan of this.plans.values()) plan.scope.destroy();
+      this.plans.clear();
+    });
+  }
+
   /** Frees every GPU buffer of the model; the Gpu itself stays usable. */
   dispose(): void {
     if (this.disposed) return;

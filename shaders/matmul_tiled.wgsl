@@ -1,0 +1,70 @@
+// Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias) (-> GELU | QuickGELU) (+= Y), W in nn.Linear [out, in] layout:
+// the classic workgroup-memory tiling that GPUs with real SIMT hardware want (lavapipe does not; see
+// matmul_subgroup.wgsl). A workgroup of 16×16 invocations owns a 64×64 output tile; per step of 16 along
+// K it stages the 64×16 slices of X and W in workgroup memory (one vec4 load per invocation each, stored
+// k-major so the inner loop reads vec4 rows), then each invocation accumulates its 4×4 block with vec4
+// FMAs. Rows/columns past M/N are clamped on load and skipped on store; K must be a multiple of 4, and
+// the last step's values past K are zero.
+//!include epilogue.wgsl
+
+struct Params { M: u32, N: u32, K4: u32, flags: u32 }
+
+@group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> W: array<vec4<{{W_TYPE}}>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+const TILE = 64u;       // output rows and columns per workgroup
+const STEP4 = 4u;       // K values per step, in vec4s (16 floats)
+const TILE4 = TILE / 4u;
+
+// xs[k][r4]: the step's X values at k for rows 4·r4 .. 4·r4+3; ws likewise for W rows (output columns).
+var<workgroup> xs: array<array<vec4<f32>, TILE4>, 16>;
+var<workgroup> ws: array<array<vec4<f32>, TILE4>, 16>;
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) t: u32) {
+  let row0 = wg.y * TILE;
+  let col0 = wg.x * TILE;
+  // Staging: invocation t loads vec4 number t % 4 of row t / 4 of the X slice and of the W slice.
+  let load_row = t / STEP4;
+  let load_k4 = t % STEP4;
+  let x_at = min(row0 + load_row, p.M - 1u) * p.K4;
+  let w_at = min(col0 + load_row, p.N - 1u) * p.K4;
+
+  var acc: array<vec4<f32>, 4>;  // acc[i][j]: row row0 + 4·lid.y + i, column col0 + 4·lid.x + j
+  for (var k4 = 0u; k4 < p.K4; k4 += STEP4) {
+    let k = k4 + load_k4;
+    var xv = vec4<f32>(0.0);
+    var wv = vec4<f32>(0.0);
+    if (k < p.K4) {
+      xv = X[x_at + k];
+      wv = vec4<f32>(W[w_at + k]);
+    }
+    let r4 = load_row / 4u;
+    let r = load_row % 4u;
+    for (var c = 0u; c < 4u; c++) {
+      xs[4u * load_k4 + c][r4][r] = xv[c];
+      ws[4u * load_k4 + c][r4][r] = wv[c];
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < 16u; kk++) {
+      let x = xs[kk][lid.y];
+      let w = ws[kk][lid.x];
+      for (var i = 0u; i < 4u; i++) { acc[i] = fma(vec4<f32>(x[i]), w, acc[i]); }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let row = row0 + 4u * lid.y + i;
+    if (row >= p.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let col = col0 + 4u * lid.x + j;
+      if (col >= p.N) { break; }
+      let at = row * p.N + col;
+      Y[at] = epilogue(acc[i][j], col, at);
+    }
+  }
+}

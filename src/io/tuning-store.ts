@@ -1,0 +1,54 @@
+// Kernel choices measured by the autotuner, kept per device in one JSON file so that later processes
+// start with them: $WHYLESION_TUNING_FILE, else $XDG_CACHE_HOME/whylesion/kernel-tuning.json
+// (~/.cache when unset). Node only.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Gpu } from '../gpu/gpu.js';
+import type { ShapeResult } from '../kernels/autotune.js';
+import { applyTuningRecord, tuningKey, type TuningRecord } from '../kernels/tuning.js';
+
+interface TuningFile {
+  format: 1;
+  devices: Record<string, TuningRecord>;
+}
+
+export function tuningFilePath(): string {
+  return process.env.WHYLESION_TUNING_FILE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'whylesion', 'kernel-tuning.json');
+}
+
+/** The file's contents, or an empty one when it is missing or unreadable (it is a cache: the tuner rewrites it). */
+function readTuningFile(path: string): TuningFile {
+  try {
+    const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<TuningFile>;
+    if (parsed.format === 1 && parsed.devices && typeof parsed.devices === 'object') return { format: 1, devices: parsed.devices };
+  } catch {
+    // missing or damaged: start empty
+  }
+  return { format: 1, devices: {} };
+}
+
+/** Applies the choices saved for this device (same adapter, driver and matmul kernels); returns how many. */
+export function applyCachedTuning(gpu: Gpu, path = tuningFilePath()): number {
+  const record = readTuningFile(path).devices[tuningKey(gpu)];
+  return record && typeof record === 'object' ? applyTuningRecord(gpu, record) : 0;
+}
+
+/** Merges the tuner's results into this device's record and writes the file atomically; returns its path. */
+export function saveTuning(gpu: Gpu, results: readonly ShapeResult[], path = tuningFilePath()): string {
+  const file = readTuningFile(path);
+  const key = tuningKey(gpu);
+  const saved: Partial<TuningRecord> = file.devices[key] ?? {};
+  const record: TuningRecord = { choices: { ...saved.choices }, measured: { ...saved.measured }, date: new Date().toISOString() };
+  for (const r of results) {
+    if (!r.choice) continue;
+    record.choices[r.key] = r.choice;
+    record.measured[r.key] = Object.fromEntries(r.candidates.filter((c) => c.ms !== undefined).map((c) => [c.variant, Number(c.ms!.toFixed(3))]));
+  }
+  file.devices[key] = record;
+  mkdirSync(dirname(path), { recursive: true });
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify(file, null, 2)}\n`);
+  renameSync(temporary, path);
+  return path;
+}

@@ -1,0 +1,174 @@
+import type { Dispatch, Gpu } from '../gpu/gpu.js';
+import { matmul, Scope } from './index.js';
+import { defaultMatmulVariant, matmulCandidates, shapeKey, tuningOf, type MatmulShape, type MatmulVariant } from './tuning.js';
+
+export interface CandidateResult {
+  variant: MatmulVariant;
+  /** Median wall time of one dispatch (ms), or undefined when the candidate failed. */
+  ms?: number;
+  /** Why the candidate was dropped (did not compile, wrong numbers). */
+  error?: string;
+}
+
+export interface ShapeResult {
+  key: string;
+  shape: MatmulShape;
+  /** The fastest correct candidate; undefined when none ran correctly (the built-in rule stays). */
+  choice?: MatmulVariant;
+  candidates: CandidateResult[];
+}
+
+export interface TuneOptions {
+  /** Timed rounds per candidate (candidates alternate within a round, so drift hits all alike). */
+  runs?: number;
+  /** Called after each shape with its result. */
+  onShape?: (result: ShapeResult, index: number, total: number) => void;
+}
+
+/** Checked rows per candidate against a CPU product: both ends of M and the middle. */
+const CHECK_ROWS = 3;
+/** Largest relative difference from the CPU product a candidate may show (f32 sums over K ≤ 4096 stay ~1e-6). */
+const TOLERANCE = 1e-4;
+/** How much faster than the built-in rule's kernel another must measure to be chosen. */
+const RULE_MARGIN = 0.1;
+/** Each timed submission repeats a dispatch until it is about this long, so submit costs do not decide. */
+const TARGET_SUBMIT_MS = 30;
+
+/** Deterministic values in [-1, 1): the tuner's inputs, independent of Math.random. */
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** f16 bit patterns of magnitude 2^-6..2^0 and their exact f32 values. */
+function halfValues(n: number, seed: number): { bits: Uint16Array; exact: Float32Array } {
+  const bits = new Uint16Array(n), exact = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const sign = s >>> 31, exponent = 9 + ((s >>> 10) % 6), mantissa = s & 0x3ff;
+    bits[i] = (sign << 15) | (exponent << 10) | mantissa;
+    exact[i] = (sign ? -1 : 1) * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+  }
+  return { bits, exact };
+}
+
+function checkRows(M: number): number[] {
+  return [...new Set([0, Math.floor(M / 2), M - 1])].slice(0, CHECK_ROWS);
+}
+
+/** max |got − want| / max |want| over the checked rows. */
+function rowsError(got: Float32Array, x: Float32Array, w: Float32Array, shape: MatmulShape, rows: number[]): number {
+  const { N, K } = shape;
+  let maxDiff = 0, maxWant = 0;
+  for (const r of rows) {
+    for (let n = 0; n < N; n++) {
+      let want = 0;
+      for (let k = 0; k < K; k++) want += x[r * K + k] * w[n * K + k];
+      maxDiff = Math.max(maxDiff, Math.abs(got[r * N + n] - want));
+      maxWant = Math.max(maxWant, Math.abs(want));
+    }
+  }
+  return maxDiff / Math.max(maxWant, 1e-30);
+}
+
+/**
+ * One dispatch's time (ms), averaged over `repeat` back to back: from GPU timestamps where the adapter has
+ * them (wall time includes the submit and, on Dawn/Node, a polling JS thread that competes with CPU
+ * adapters for cores), else wall time of one submission.
+ */
+async function timeDispatch(gpu: Gpu, label: string, dispatch: Dispatch, repeat: number, out: GPUBuffer): Promise<number> {
+  const dispatches = new Array<Dispatch>(repeat).fill(dispatch);
+  if (gpu.hasTimestamps) return (await gpu.profile(label, dispatches)).reduce((sum, t) => sum + t.ms, 0) / repeat;
+  const t0 = performance.now();
+  await gpu.run(label, dispatches, [{ buffer: out, bytes: 4 }]);
+  return (performance.now() - t0) / repeat;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/**
+ * Measures every matmul kernel this device can run on each shape (random inputs of that shape, outputs
+ * checked against a CPU product on a few rows), records the fastest correct one as the device's choice
+ * for the shape's key (see tuning.ts), and returns all measurements. Plans made before keep their kernels.
+ */
+export async function tuneMatmuls(gpu: Gpu, shapes: readonly MatmulShape[], options: TuneOptions = {}): Promise<ShapeResult[]> {
+  const runs = options.runs ?? 5;
+  const results: ShapeResult[] = [];
+  const unique = [...new Map(shapes.map((s) => [shapeKey(s), s])).values()];
+  for (const [index, shape] of unique.entries()) {
+    const result = await tuneShape(gpu, shape, runs);
+    if (result) {
+      if (result.choice) tuningOf(gpu).choices.set(result.key, result.choice);
+      results.push(result);
+      options.onShape?.(result, index, unique.length);
+    }
+  }
+  return results;
+}
+
+async function tuneShape(gpu: Gpu, shape: MatmulShape, runs: number): Promise<ShapeResult | undefined> {
+  const candidates = matmulCandidates(gpu, shape);
+  if (candidates.length === 0) return undefined;
+  const { M, N, K, wDtype } = shape;
+  const key = shapeKey(shape);
+  const scope = new Scope(gpu);
+  try {
+    const x = values(M * K, M * 31 + K);
+    const half = wDtype === 'f16' ? halfValues(N * K, N * 17 + K) : undefined;
+    const w = half ? half.exact : values(N * K, N * 17 + K).map((v) => v / Math.sqrt(K));
+    const X = scope.storage('tune.x', x);
+    const W = scope.storage('tune.w', half ? half.bits : w);
+    const Y = scope.storage('tune.y', M * N * 4);
+    const rows = checkRows(M);
+    const timings = new Map<MatmulVariant, number[]>();
+    const dispatches = new Map<MatmulVariant, { dispatch: Dispatch; repeat: number }>();
+    const failed: CandidateResult[] = [];
+    // Compile all candidates together (pipeline compilation dominates the first call).
+    const made = await Promise.allSettled(candidates.map((variant) =>
+      matmul(scope, `tune ${key} ${variant}`, { x: X, w: W, y: Y, M, N, K, wDtype, variant })));
+    for (const [i, variant] of candidates.entries()) {
+      const m = made[i];
+      if (m.status === 'rejected') {
+        failed.push({ variant, error: String((m.reason as Error)?.message ?? m.reason) });
+        continue;
+      }
+      try {
+        const t0 = performance.now();
+        const [bytes] = await gpu.run(`tune ${key} ${variant}`, [m.value], [{ buffer: Y, bytes: M * N * 4 }]);
+        const first = performance.now() - t0;
+        const error = rowsError(new Float32Array(bytes), x, w, shape, rows);
+        if (!(error <= TOLERANCE)) {
+          failed.push({ variant, error: `relative error ${error.toExponential(1)} against the CPU product` });
+          continue;
+        }
+        dispatches.set(variant, { dispatch: m.value, repeat: Math.max(1, Math.min(16, Math.round(TARGET_SUBMIT_MS / Math.max(first, 0.1)))) });
+        timings.set(variant, []);
+      } catch (e) {
+        failed.push({ variant, error: (e as Error).message });
+      }
+    }
+    for (let r = 0; r < runs; r++) {
+      for (const [variant, { dispatch, repeat }] of dispatches) timings.get(variant)!.push(await timeDispatch(gpu, `tune ${key} ${variant}`, dispatch, repeat, Y));
+    }
+    const measured: CandidateResult[] = [...timings].map(([variant, ms]) => ({ variant, ms: median(ms) }));
+    if (measured.length === 0) return { key, shape, candidates: failed };
+    // The built-in rule's kernel stays unless another is clearly faster: near-ties are noise on a shared
+    // CPU adapter (repeat tunings flipped between 24×24 and 16×24 tiles within ±10%), and every other
+    // choice is one more pipeline to compile.
+    const rule = measured.find((c) => c.variant === defaultMatmulVariant(gpu));
+    const best = measured.reduce((a, b) => (b.ms! < a.ms! ? b : a));
+    const choice = rule && best.ms! > (1 - RULE_MARGIN) * rule.ms! ? rule : best;
+    return { key, shape, choice: choice.variant, candidates: [...measured, ...failed] };
+  } finally {
+    scope.destroy();
+  }
+}

@@ -1,0 +1,113 @@
+import type { Gpu } from '../gpu/gpu.js';
+import { WGSL_SOURCES } from './wgsl.generated.js';
+
+export type WeightDtype = 'f32' | 'f16';
+
+/**
+ * A matmul kernel with its shape parameters: `subgroup-RxC` is matmul_subgroup.wgsl with R X rows and
+ * C W rows per lane (an 8R×8C tile per 8-lane workgroup), `block` matmul.wgsl (4×4 per invocation, no
+ * workgroup memory), `tiled` matmul_tiled.wgsl (64×64 workgroup-memory tiles, 256 invocations).
+ */
+export type MatmulVariant = 'block' | 'tiled' | `subgroup-${number}x${number}`;
+
+export interface MatmulShape { M: number; N: number; K: number; wDtype: WeightDtype }
+
+/** Variants the tuner tries; the subgroup ones only where subgroups run 8-16 lanes (CPU adapters). */
+const SUBGROUP_VARIANTS: MatmulVariant[] = ['subgroup-3x3', 'subgroup-2x3', 'subgroup-3x2', 'subgroup-2x2', 'subgroup-4x3'];
+const PORTABLE_VARIANTS: MatmulVariant[] = ['block', 'tiled'];
+
+export function parseSubgroupVariant(variant: MatmulVariant): { rows: number; cols: number } | undefined {
+  const m = /^subgroup-(\d)x(\d)$/.exec(variant);
+  return m ? { rows: Number(m[1]), cols: Number(m[2]) } : undefined;
+}
+
+/** Groups M (rows: tokens × batch) by the next power of two, so one choice serves similar batch sizes. */
+function rowBucket(M: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(M, 1)));
+}
+
+export function shapeKey(s: MatmulShape): string {
+  return `matmul:${s.wDtype}:M${rowBucket(s.M)}:K${s.K}:N${s.N}`;
+}
+
+/**
+ * Kernel choices for one device: measured ones (from the autotuner or its cache) override the built-in
+ * rules; `requested` records every matmul shape planned so far, which is what the tuner measures.
+ */
+export class KernelTuning {
+  readonly choices = new Map<string, MatmulVariant>();
+  readonly requested = new Map<string, MatmulShape>();
+
+  choose(shape: MatmulShape): MatmulVariant | undefined {
+    const key = shapeKey(shape);
+    if (!this.requested.has(key)) this.requested.set(key, shape);
+    return this.choices.get(key);
+  }
+}
+
+const tunings = new WeakMap<Gpu, KernelTuning>();
+
+export function tuningOf(gpu: Gpu): KernelTuning {
+  let tuning = tunings.get(gpu);
+  if (!tuning) tunings.set(gpu, (tuning = new KernelTuning()));
+  return tuning;
+}
+
+/** Whether subgroup kernels of one 8-lane workgroup suit this device (see hasSubgroupsOf8 in index.ts). */
+export function subgroupsOf8(gpu: Gpu): boolean {
+  if (!gpu.hasSubgroups) return false;
+  const info = (gpu.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  // CPU rasterizers run a subgroup as one 8- or 16-lane vector; real GPUs (32-64 lanes) would leave most of
+  // each warp idle with one-subgroup workgroups, so they keep the workgroup-based kernels.
+  return (info?.subgroupMinSize ?? 8) >= 8 && (info?.subgroupMaxSize ?? 8) <= 16;
+}
+
+/** The built-in rule, used until a measurement says otherwise. */
+export function defaultMatmulVariant(gpu: Gpu): MatmulVariant {
+  return subgroupsOf8(gpu) ? 'subgroup-3x3' : 'block';
+}
+
+export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] {
+  if (shape.K % 4 !== 0) return [];
+  if (shape.wDtype === 'f16' && !gpu.hasF16) return [];
+  return [...(subgroupsOf8(gpu) ? SUBGROUP_VARIANTS : []), ...PORTABLE_VARIANTS];
+}
+
+/**
+ * Names the device and the matmul kernels' sources: a cached choice is only reused on the same adapter
+ * and driver with the same kernels (any edit to a matmul shader invalidates it).
+ */
+export function tuningKey(gpu: Gpu): string {
+  const info = gpu.adapterInfo;
+  const adapter = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || 'unknown adapter';
+  let hash = 0x811c9dc5;
+  for (const name of Object.keys(WGSL_SOURCES).filter((n) => n.startsWith('matmul') || n === 'subgroup_tile.wgsl' || n === 'epilogue.wgsl').sort()) {
+    for (const ch of WGSL_SOURCES[name]) hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  }
+  return `${adapter} | kernels ${hash.toString(16).padStart(8, '0')}`;
+}
+
+/** What the tuner saves per device: the choice per shape key and what each candidate measured (ms). */
+export interface TuningRecord {
+  choices: Record<string, MatmulVariant>;
+  measured: Record<string, Partial<Record<MatmulVariant, number>>>;
+  date: string;
+}
+
+/** Whether a saved choice names a kernel this device can run (a cache file is data, not trusted code). */
+export function isUsableVariant(gpu: Gpu, variant: unknown): variant is MatmulVariant {
+  if (variant === 'block' || variant === 'tiled') return true;
+  return typeof variant === 'string' && /^subgroup-[1-4]x[1-4]$/.test(variant) && subgroupsOf8(gpu);
+}
+
+/** Applies a saved record's choices to this device; returns how many were usable. */
+export function applyTuningRecord(gpu: Gpu, record: Partial<TuningRecord>): number {
+  const tuning = tuningOf(gpu);
+  let applied = 0;
+  for (const [key, variant] of Object.entries(record.choices ?? {})) {
+    if (!key.startsWith('matmul:') || !isUsableVariant(gpu, variant)) continue;
+    tuning.choices.set(key, variant);
+    applied++;
+  }
+  return applied;
+}

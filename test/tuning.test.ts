@@ -1,0 +1,106 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Gpu } from '../src/gpu/gpu.js';
+import { applyCachedTuning, saveTuning } from '../src/io/tuning-store.js';
+import { tuneMatmuls } from '../src/kernels/autotune.js';
+import * as K from '../src/kernels/index.js';
+import { matmulRef } from '../src/kernels/reference.js';
+import { applyTuningRecord, defaultMatmulVariant, matmulCandidates, shapeKey, tuningKey, tuningOf, type MatmulShape } from '../src/kernels/tuning.js';
+import { randomArray, relativeError } from './helpers.js';
+
+let gpu: Gpu;
+let scope: K.Scope;
+let work: string;
+beforeAll(async () => {
+  gpu = await Gpu.create();
+  scope = new K.Scope(gpu);
+  work = mkdtempSync(join(tmpdir(), 'whylesion-tuning-'));
+});
+afterAll(() => {
+  scope.destroy();
+  gpu.destroy();
+  rmSync(work, { recursive: true, force: true });
+});
+
+// Awkward sizes: M and N past the 24/32/64 tile edges, K4 = 25 not a multiple of the tiled kernel's step.
+const SHAPE: MatmulShape = { M: 70, N: 100, K: 100, wDtype: 'f32' };
+
+describe('kernel autotuner', () => {
+  it('matmul() runs the choice recorded for the shape, correctly, and records the shapes it was asked for', async () => {
+    const { M, N, K: Kd } = SHAPE;
+    const x = randomArray(M * Kd, 1), w = randomArray(N * Kd, 2, 0.1), bias = randomArray(N, 3);
+    const want = matmulRef(x, w, M, N, Kd, { bias, activation: 'gelu' });
+    const tuning = tuningOf(gpu);
+    for (const variant of matmulCandidates(gpu, SHAPE)) {
+      tuning.choices.set(shapeKey(SHAPE), variant);
+      const Y = scope.storage('y', M * N * 4);
+      const d = await K.matmul(scope, 'mm', { x: scope.storage('x', x), w: scope.storage('w', w), bias: scope.storage('b', bias), y: Y, M, N, K: Kd, activation: 'gelu' });
+      expect(d.kernel).toBe(variant.startsWith('subgroup') ? 'matmul_subgroup' : variant === 'tiled' ? 'matmul_tiled' : 'matmul');
+      const [bytes] = await gpu.run('mm', [d], [{ buffer: Y, bytes: M * N * 4 }]);
+      expect(relativeError(new Float32Array(bytes), want), variant).toBeLessThan(1e-5);
+    }
+    tuning.choices.delete(shapeKey(SHAPE));
+    expect(tuning.requested.get(shapeKey(SHAPE))).toEqual(SHAPE);
+    // shapes whose M rounds up to the same power of two share a choice
+    expect(shapeKey({ ...SHAPE, M: 65 })).toBe(shapeKey(SHAPE));
+    expect(shapeKey({ ...SHAPE, M: 129 })).not.toBe(shapeKey(SHAPE));
+  });
+
+  it('measures every candidate, keeps the fastest, and the saved choice is applied on the same adapter only', async () => {
+    const candidates = matmulCandidates(gpu, SHAPE);
+    expect(candidates).toContain('block');
+    expect(candidates).toContain('tiled');
+    if (gpu.hasSubgroups) expect(candidates).toContain('subgroup-3x3');
+    const seen: string[] = [];
+    const results = await tuneMatmuls(gpu, [SHAPE, { ...SHAPE, M: 66 }], { runs: 2, onShape: (r) => seen.push(r.key) });
+    expect(results).toHaveLength(1); // both shapes share one key
+    expect(seen).toEqual([shapeKey(SHAPE)]);
+    const [result] = results;
+    expect(result.candidates.map((c) => c.variant).sort()).toEqual([...candidates].sort());
+    for (const c of result.candidates) {
+      expect(c.error, c.variant).toBeUndefined();
+      expect(c.ms!).toBeGreaterThan(0);
+    }
+    // the fastest, unless the built-in rule's kernel is within 10% of it
+    const fastest = result.candidates.reduce((a, b) => (b.ms! < a.ms! ? b : a));
+    const rule = result.candidates.find((c) => c.variant === defaultMatmulVariant(gpu))!;
+    expect(result.choice).toBe(fastest.ms! > 0.9 * rule.ms! ? rule.variant : fastest.variant);
+    const chosen = result.choice!;
+    expect(tuningOf(gpu).choices.get(result.key)).toBe(chosen);
+
+    const file = join(work, 'tuning.json');
+    expect(saveTuning(gpu, results, file)).toBe(file);
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { devices: Record<string, { choices: Record<string, string>; measured: Record<string, Record<string, number>> }> };
+    expect(Object.keys(saved.devices)).toEqual([tuningKey(gpu)]);
+    expect(saved.devices[tuningKey(gpu)].choices[result.key]).toBe(chosen);
+    expect(Object.keys(saved.devices[tuningKey(gpu)].measured[result.key]).sort()).toEqual([...candidates].sort());
+
+    const other = await Gpu.create();
+    try {
+      expect(tuningOf(other).choices.size).toBe(0);
+      expect(applyCachedTuning(other, file)).toBe(1);
+      expect(tuningOf(other).choices.get(result.key)).toBe(chosen);
+      // another adapter, driver or matmul kernel source: nothing applies
+      const renamed = { format: 1, devices: { [`${tuningKey(gpu)}x`]: saved.devices[tuningKey(gpu)] } };
+      writeFileSync(join(work, 'other.json'), JSON.stringify(renamed));
+      expect(applyCachedTuning(other, join(work, 'other.json'))).toBe(0);
+      // a damaged or missing cache is ignored
+      writeFileSync(join(work, 'damaged.json'), '{"format": 1, "devices": ');
+      expect(applyCachedTuning(other, join(work, 'damaged.json'))).toBe(0);
+      expect(applyCachedTuning(other, join(work, 'missing.json'))).toBe(0);
+    } finally {
+      other.destroy();
+    }
+  });
+
+  it('ignores saved choices that name no kernel this device runs', () => {
+    const key = shapeKey({ M: 8, N: 8, K: 8, wDtype: 'f32' });
+    const applied = applyTuningRecord(gpu, { choices: { [key]: 'subgroup-9x9', 'layernorm:x': 'block', [`${key}:2`]: 'rm -rf' } as never });
+    expect(applied).toBe(0);
+    expect(tuningOf(gpu).choices.has(key)).toBe(false);
+    expect(applyTuningRecord(gpu, { choices: { [key]: 'tiled' } })).toBe(1);
+    tuningOf(gpu).choices.delete(key);
+  });
+});
