@@ -7,6 +7,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Gpu } from '../src/gpu/gpu.js';
 import { writeNpy } from '../src/io/npy.js';
+import { applyCachedTuning, tuningFilePath } from '../src/io/tuning-store.js';
 import { ClipModel } from '../src/model/clip.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 import { openCheckpoint } from '../src/weights/checkpoint.js';
@@ -41,6 +42,9 @@ const torch8 = runReference(['--model', dir, '--pixels', join(work, 'pixels8.npy
 
 console.error('engine ...');
 const gpu = await Gpu.create();
+// As loadModel does: kernel choices saved by `whylesion tune` on this adapter, if any.
+const tunedShapes = process.env.WHYLESION_KERNEL_TUNING === 'rules' ? 0 : applyCachedTuning(gpu);
+console.error(`kernel choices: ${tunedShapes ? `${tunedShapes} shapes from ${tuningFilePath()}` : 'built-in rules'}`);
 const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, { dtype });
 await checkpoint.source.close();
 async function timed(f: () => Promise<unknown>): Promise<{ cold: number; warm: number }> {
@@ -68,7 +72,7 @@ const rows = [
   { case: 'image, batch 8 (per image)', engineCold: image8.cold / 8, engine: image8.warm / 8, torch: torch8.image_seconds! / 8 },
   { case: 'text, 3 prompts', engineCold: text.cold, engine: text.warm, torch: torch1.text_seconds! },
 ];
-const result = { config, dtype, runs, machine: machine(gpu.adapterInfo), torchThreads: torch1.threads, cpus: cpus().length, loadAverage: load, lpNumThreads: process.env.LP_NUM_THREADS, date: new Date().toISOString(), rows };
+const result = { config, dtype, runs, machine: machine(gpu.adapterInfo), torchThreads: torch1.threads, cpus: cpus().length, loadAverage: load, lpNumThreads: process.env.LP_NUM_THREADS, tunedShapes, date: new Date().toISOString(), rows };
 console.log(`e2e: ${config}, ${dtype} weights; ${result.machine}; LP_NUM_THREADS=${process.env.LP_NUM_THREADS}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`);
 console.log('| case | engine warm s | engine cold s | PyTorch s | engine / PyTorch |');
 console.log('| --- | --- | --- | --- | --- |');

@@ -67,6 +67,8 @@ const VERSIONS: MatmulVersion[] = [
     make: subgroupTile(3, 3, 'f16') },
   { name: 'v6', what: 'v4h with W packed at upload as [N/24][K/4][24], read as u32 pairs (matmul_packed.wgsl; what matmul() runs for f16 weights)', subgroups: true, f16: true,
     make: library('f16') },
+  { name: 'gpu', what: 'GPU-style workgroup-memory tiling: 64×64 tile, 256 invocations, 4×4 each, 16 of K per barrier (matmul_tiled.wgsl; an autotuner candidate for real GPUs)', subgroups: false,
+    make: direct('matmul_tiled.wgsl', { W_TYPE: 'f32' }, 4, [64, 64]) },
   { name: 'lib', what: 'what matmul() in src/kernels picks on this device, weights uploaded as the model does', subgroups: false,
     make: library('f32') },
 ];

@@ -9,7 +9,9 @@
  * model.dispose();
  * ```
  */
-export { loadModel, WhyLesionModel, normalized, type ImageInput, type LoadOptions, type LoadProgress } from './api/model.js';
+export { loadModel, WhyLesionModel, normalized, type ImageInput, type LoadOptions, type LoadProgress, type TuneOptions } from './api/model.js';
+export { tuneMatmuls, type ShapeResult, type CandidateResult } from './kernels/autotune.js';
+export { applyCachedTuning, saveTuning, tuningFilePath } from './io/tuning-store.js';
 export { UserError } from './errors.js';
 export { Gpu } from './gpu/gpu.js';
 export { ClipModel, type ComputeDtype } from './model/clip.js';

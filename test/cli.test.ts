@@ -194,9 +194,10 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     for (const r of results) {
       const timed = r.candidates.filter((c) => c.ms !== undefined);
       expect(timed.length).toBeGreaterThanOrEqual(2);
+      // the fastest, or the built-in choice when that is within 10 % of it
       const fastest = timed.reduce((a, b) => (b.ms! < a.ms! ? b : a));
-      const rule = timed.find((c) => c.variant === 'subgroup-3x3' || c.variant === 'block')!;
-      expect([fastest.variant, rule.variant]).toContain(r.choice);
+      const chosen = timed.find((c) => c.variant === r.choice)!;
+      expect(chosen.ms!).toBeLessThanOrEqual(fastest.ms! / 0.9);
       expect(choices[r.key]).toBe(r.choice);
     }
     // a load that uses the saved choices still matches open_clip

@@ -33,8 +33,8 @@ export class Gpu {
   private readonly liveBuffers = new Set<GPUBuffer>();
   private lostReason: string | undefined;
   private zeroBuffer: GPUBuffer | undefined;
-  /** Last wall time (ms) from submit to results of each run label, to wait without polling (see run()). */
-  private readonly lastRunMs = new Map<string, number>();
+  /** Recent wall times (ms) from submit to results per run label, to wait without polling (see run()). */
+  private readonly recentRunMs = new Map<string, number[]>();
 
   private constructor(acquired: AcquiredDevice) {
     this.device = acquired.device;
@@ -195,8 +195,11 @@ export class Gpu {
       if (oom) throw new Error(`The GPU ran out of memory while running ${label}: ${oom.message}`);
       // While a map is pending, Dawn's Node binding polls for completion on the JS thread without pause,
       // taking CPU from llvmpipe's threads (measured: 1.3 CPU-s of a 6 s ViT-L/14 forward on 2 cores).
-      // A long run that was timed before is first awaited with a timer for most of its last duration.
-      const expected = this.lastRunMs.get(label) ?? 0;
+      // A long run timed before is first awaited with a timer for part of its fastest recent time: a
+      // timer that ends early costs a little polling, one that ends late costs latency, and the minimum
+      // ignores slow outliers (a cold first run, a busy moment) that would otherwise delay the next runs.
+      const recent = this.recentRunMs.get(label) ?? [];
+      const expected = recent.length >= 2 ? Math.min(...recent) : 0;
       if (expected > MIN_TIMED_WAIT_MS) await new Promise((resolve) => setTimeout(resolve, TIMED_WAIT_SHARE * expected - (performance.now() - submitted)));
       const results: ArrayBuffer[] = [];
       for (const buffer of staging) {
@@ -205,7 +208,7 @@ export class Gpu {
         results.push(buffer.getMappedRange().slice(0));
         buffer.unmap();
       }
-      this.lastRunMs.set(label, performance.now() - submitted);
+      this.recentRunMs.set(label, [...recent.slice(1 - RECENT_RUNS), performance.now() - submitted]);
       return results;
     } catch (e) {
       this.assertAlive();
@@ -265,9 +268,10 @@ export class Gpu {
   }
 }
 
-/** Runs shorter than this are awaited by polling alone; longer ones wait TIMED_WAIT_SHARE of their last time on a timer first. */
+/** Runs shorter than this are awaited by polling alone; longer ones wait TIMED_WAIT_SHARE of their fastest of the last RECENT_RUNS on a timer first. */
 const MIN_TIMED_WAIT_MS = 20;
-const TIMED_WAIT_SHARE = 0.85;
+const TIMED_WAIT_SHARE = 0.8;
+const RECENT_RUNS = 4;
 
 /** Packs uniform parameters: integers as u32, `{f: x}` as f32. */
 export function uniformWords(values: readonly (number | { f: number })[]): ArrayBuffer {

@@ -28,9 +28,18 @@ function readTuningFile(path: string): TuningFile {
   return { format: 1, devices: {} };
 }
 
-/** Applies the choices saved for this device (same adapter, driver and matmul kernels); returns how many. */
-export function applyCachedTuning(gpu: Gpu, path = tuningFilePath()): number {
-  const record = readTuningFile(path).devices[tuningKey(gpu)];
+/**
+ * Applies the choices saved for this device (same adapter, driver and matmul kernels); returns how many.
+ * The cache is optional: where it cannot be located or read (e.g. Deno without read access), none apply.
+ */
+export function applyCachedTuning(gpu: Gpu, path?: string): number {
+  let file: TuningFile;
+  try {
+    file = readTuningFile(path ?? tuningFilePath());
+  } catch {
+    return 0;
+  }
+  const record = file.devices[tuningKey(gpu)];
   return record && typeof record === 'object' ? applyTuningRecord(gpu, record) : 0;
 }
 

@@ -164,7 +164,7 @@ async function tuneShape(gpu: Gpu, shape: MatmulShape, runs: number): Promise<Sh
     // The built-in rule's kernel stays unless another is clearly faster: near-ties are noise on a shared
     // CPU adapter (repeat tunings flipped between 24×24 and 16×24 tiles within ±10%), and every other
     // choice is one more pipeline to compile.
-    const rule = measured.find((c) => c.variant === defaultMatmulVariant(gpu));
+    const rule = measured.find((c) => c.variant === defaultMatmulVariant(gpu, M));
     const best = measured.reduce((a, b) => (b.ms! < a.ms! ? b : a));
     const choice = rule && best.ms! > (1 - RULE_MARGIN) * rule.ms! ? rule : best;
     return { key, shape, choice: choice.variant, candidates: [...measured, ...failed] };

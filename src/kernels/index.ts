@@ -105,7 +105,7 @@ export function uploadMatmulWeights(scope: Scope, label: string, w: Float32Array
  * Y[M,N] = X[M,K]·W[N,K]ᵀ (+bias) (→activation) (+Y), W in nn.Linear [out, in] layout, or f16
  * packed by uploadMatmulWeights (then matmul_packed.wgsl). The kernel for other weights is the autotuner's
  * measured choice for this device and shape when there is one (src/kernels/tuning.ts), else the built-in
- * rule: the 24×24 subgroup kernel where subgroups run 8-16 lanes, the 4×4-block kernel elsewhere; K not a
+ * rule (defaultMatmulVariant): the subgroup kernel where subgroups run 8-16 lanes, the 4×4-block kernel elsewhere; K not a
  * multiple of 4 always takes the scalar kernel.
  */
 export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Dispatch> {
@@ -123,7 +123,7 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
     return dispatch(scope, 'matmul_scalar', 'matmul_scalar.wgsl', { W_TYPE: wType }, label, buffers,
       [a.M, a.N, a.K, flags], [Math.ceil(a.N / 8), Math.ceil(a.M / 8), 1], cost);
   }
-  const variant = a.variant ?? tuningOf(scope.gpu).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ?? defaultMatmulVariant(scope.gpu);
+  const variant = a.variant ?? tuningOf(scope.gpu).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ?? defaultMatmulVariant(scope.gpu, a.M);
   const params = [a.M, a.N, a.K / 4, flags];
   const sub = parseSubgroupVariant(variant);
   if (sub) {
