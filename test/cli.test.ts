@@ -200,6 +200,12 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       expect(chosen.ms!).toBeLessThanOrEqual(fastest.ms! / 0.9);
       expect(choices[r.key]).toBe(r.choice);
     }
+    // an unwritable cache location fails at once, in one sentence, before any tuning
+    writeFileSync(join(work, 'not-a-folder'), 'x');
+    const refused = await whylesionWith({ WHYLESION_TUNING_FILE: join(work, 'not-a-folder', 't.json') }, 'tune', '--model', MODEL);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/whylesion: cannot mkdir .*not-a-folder: it already exists as a file/);
     // a load that uses the saved choices still matches open_clip
     const { stdout } = await whylesionWith({ WHYLESION_TUNING_FILE: file }, 'embed', '--image', imagePaths[0], '--text', cases.texts[0], '--model', MODEL, '--json');
     const out = JSON.parse(stdout) as { image: number[][]; text: number[][] };

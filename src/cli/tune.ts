@@ -1,4 +1,5 @@
 import { UserError } from '../errors.js';
+import { checkTuningFileWritable } from '../io/tuning-store.js';
 import type { ShapeResult } from '../kernels/autotune.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
 import { loadModelFromArgs } from './load.js';
@@ -20,6 +21,7 @@ export async function tuneCommand(argv: string[]): Promise<void> {
   const { values } = parsed;
   const batches = (values.batch ?? '1').split(',').map((b) => positiveInteger('batch', b.trim(), 1, 64));
   const runs = values.runs ? positiveInteger('runs', values.runs, 1, 100) : 5;
+  checkTuningFileWritable(); // before minutes of tuning, not after
   const model = await loadModelFromArgs(values);
   try {
     const onShape = values.json ? undefined : (r: ShapeResult, i: number, n: number) => console.log(describe(r, i, n));

@@ -1,7 +1,7 @@
 // Kernel choices measured by the autotuner, kept per device in one JSON file so that later processes
 // start with them: $WHYLESION_TUNING_FILE, else $XDG_CACHE_HOME/whylesion/kernel-tuning.json
 // (~/.cache when unset). Node only.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Gpu } from '../gpu/gpu.js';
@@ -41,6 +41,12 @@ export function applyCachedTuning(gpu: Gpu, path?: string): number {
   }
   const record = file.devices[tuningKey(gpu)];
   return record && typeof record === 'object' ? applyTuningRecord(gpu, record) : 0;
+}
+
+/** Fails (with the file-system error) unless the tuning file's folder exists or can be made, and is writable. */
+export function checkTuningFileWritable(path = tuningFilePath()): void {
+  mkdirSync(dirname(path), { recursive: true });
+  accessSync(dirname(path), constants.W_OK);
 }
 
 /** Merges the tuner's results into this device's record and writes the file atomically; returns its path. */
