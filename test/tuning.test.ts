@@ -95,6 +95,17 @@ describe('kernel autotuner', () => {
     }
   });
 
+  it('drops a candidate that fails and never chooses it', async () => {
+    // 'subgroup-0x3' has zero rows per lane: its shader does not compile
+    const shape: MatmulShape = { M: 20, N: 24, K: 16, wDtype: 'f32' };
+    const [result] = await tuneMatmuls(gpu, [shape], { runs: 1, candidates: ['block', 'subgroup-0x3'] });
+    const failed = result.candidates.find((c) => c.variant === 'subgroup-0x3')!;
+    expect(failed.ms).toBeUndefined();
+    expect(failed.error).toBeTruthy();
+    expect(result.choice).toBe('block');
+    tuningOf(gpu).choices.delete(result.key);
+  });
+
   it('ignores saved choices that name no kernel this device runs', () => {
     const key = shapeKey({ M: 8, N: 8, K: 8, wDtype: 'f32' });
     const applied = applyTuningRecord(gpu, { choices: { [key]: 'subgroup-9x9', 'layernorm:x': 'block', [`${key}:2`]: 'rm -rf' } as never });

@@ -21,6 +21,8 @@ export interface ShapeResult {
 export interface TuneOptions {
   /** Timed rounds per candidate (candidates alternate within a round, so drift hits all alike). */
   runs?: number;
+  /** Kernels to try instead of all this device can run (each must be one it can run). */
+  candidates?: readonly MatmulVariant[];
   /** Called after each shape with its result. */
   onShape?: (result: ShapeResult, index: number, total: number) => void;
 }
@@ -105,7 +107,7 @@ export async function tuneMatmuls(gpu: Gpu, shapes: readonly MatmulShape[], opti
   const results: ShapeResult[] = [];
   const unique = [...new Map(shapes.map((s) => [shapeKey(s), s])).values()];
   for (const [index, shape] of unique.entries()) {
-    const result = await tuneShape(gpu, shape, runs);
+    const result = await tuneShape(gpu, shape, runs, options.candidates);
     if (result) {
       if (result.choice) tuningOf(gpu).choices.set(result.key, result.choice);
       results.push(result);
@@ -115,8 +117,8 @@ export async function tuneMatmuls(gpu: Gpu, shapes: readonly MatmulShape[], opti
   return results;
 }
 
-async function tuneShape(gpu: Gpu, shape: MatmulShape, runs: number): Promise<ShapeResult | undefined> {
-  const candidates = matmulCandidates(gpu, shape);
+async function tuneShape(gpu: Gpu, shape: MatmulShape, runs: number, only?: readonly MatmulVariant[]): Promise<ShapeResult | undefined> {
+  const candidates = only ? matmulCandidates(gpu, shape).length > 0 ? [...only] : [] : matmulCandidates(gpu, shape);
   if (candidates.length === 0) return undefined;
   const { M, N, K, wDtype } = shape;
   const key = shapeKey(shape);
