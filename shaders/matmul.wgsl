@@ -5,13 +5,8 @@
 // K must be a multiple of 4 here; matmul_scalar.wgsl handles other K.
 //!include epilogue.wgsl
 
-struct Params { M: u32, N: u32, K4: u32, flags: u32 }
-
-@group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
+//!include matmul_io.wgsl
 @group(0) @binding(1) var<storage, read> W: array<vec4<{{W_TYPE}}>>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

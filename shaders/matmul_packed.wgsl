@@ -12,13 +12,8 @@ enable subgroups;
 //!include epilogue.wgsl
 //!include subgroup_tile.wgsl
 
-struct Params { M: u32, N: u32, K4: u32, flags: u32 }
-
-@group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
+//!include matmul_io.wgsl
 @group(0) @binding(1) var<storage, read> W: array<vec2<u32>>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
 
 const LANES = 8u;
 const ROWS = 3u;  // X rows loaded per lane; the tile has LANES·ROWS rows

@@ -7,13 +7,8 @@
 // the last step's values past K are zero.
 //!include epilogue.wgsl
 
-struct Params { M: u32, N: u32, K4: u32, flags: u32 }
-
-@group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
+//!include matmul_io.wgsl
 @group(0) @binding(1) var<storage, read> W: array<vec4<{{W_TYPE}}>>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
 
 const TILE = 64u;       // output rows and columns per workgroup
 const STEP4 = 4u;       // K values per step, in vec4s (16 floats)
