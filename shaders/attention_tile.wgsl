@@ -2,13 +2,14 @@
 // softmax, causal flag), laid out like matmul_subgroup.wgsl for llvmpipe, where a storage load with a
 // computed address costs a per-lane scalar load and so loads and lane shuffles set the speed:
 // - a workgroup is one subgroup of 8 lanes and owns 8 query rows of one head; lane l loads query row
-//   q0 + l once and keeps it in registers;
+//   q0 + l (again per key block: keeping it in registers measured the same and spills more);
 // - keys go by in blocks of 24, lane l owning keys key0 + l + 8j (j < 3): scores are a 8×24 matmul
 //   tile (each query's vec4 handed to all lanes by subgroupBroadcast, chains of 4 FMAs);
 // - softmax statistics of a query are reduced across lanes once per block (subgroupMax/subgroupAdd);
 // - for P·V lane l owns output dims [D/8·l, D/8·(l+1)) of all 8 queries: per key it loads those dims of
 //   the value row (D/8 floats) and takes the key's 8 probabilities from the owning lane, for 8·D/8 FMAs.
-// Per 8·24 query-key pairs that is ~3× fewer loads and ~2× fewer shuffles than attention_subgroup.wgsl.
+// Per 8·24 query-key pairs that is ~2.5× fewer loads and ~2× fewer shuffles than keeping queries in lanes
+// and broadcasting keys (the kernel this replaced, ~28 % slower; bench/README.md).
 // Query rows past T are clamped on load and skipped on store; keys past T are masked like causal ones.
 // HEAD_DIM must be a multiple of 32 (each lane's share of the dims is whole vec4s); attention() checks.
 enable subgroups;

@@ -2,8 +2,7 @@
 // the classic workgroup-memory tiling that GPUs with real SIMT hardware want (lavapipe does not; see
 // matmul_subgroup.wgsl). A workgroup of 16×16 invocations owns a 64×64 output tile; per step of 16 along
 // K it stages the 64×16 slices of X and W in workgroup memory (one vec4 load per invocation each, stored
-// k-major so the inner loop reads vec4 rows), then each invocation accumulates its 4×4 block with vec4
-// FMAs. Rows/columns past M/N are clamped on load and skipped on store; K must be a multiple of 4, and
+// k-major as scalars), then each invocation accumulates its 4×4 block with vec4 FMAs. Rows/columns past M/N are clamped on load and skipped on store; K must be a multiple of 4, and
 // the last step's values past K are zero.
 //!include epilogue.wgsl
 
@@ -12,11 +11,11 @@
 
 const TILE = 64u;       // output rows and columns per workgroup
 const STEP4 = 4u;       // K values per step, in vec4s (16 floats)
-const TILE4 = TILE / 4u;
 
-// xs[k][r4]: the step's X values at k for rows 4·r4 .. 4·r4+3; ws likewise for W rows (output columns).
-var<workgroup> xs: array<array<vec4<f32>, TILE4>, 16>;
-var<workgroup> ws: array<array<vec4<f32>, TILE4>, 16>;
+// xs[k][r]: the step's X value at k for tile row r; ws likewise for W rows (output columns). Scalars, not
+// vec4s: invocations store single components, and a component store may touch its whole vector.
+var<workgroup> xs: array<array<f32, TILE>, 16>;
+var<workgroup> ws: array<array<f32, TILE>, 16>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -38,16 +37,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       xv = X[x_at + k];
       wv = vec4<f32>(W[w_at + k]);
     }
-    let r4 = load_row / 4u;
-    let r = load_row % 4u;
     for (var c = 0u; c < 4u; c++) {
-      xs[4u * load_k4 + c][r4][r] = xv[c];
-      ws[4u * load_k4 + c][r4][r] = wv[c];
+      xs[4u * load_k4 + c][load_row] = xv[c];
+      ws[4u * load_k4 + c][load_row] = wv[c];
     }
     workgroupBarrier();
     for (var kk = 0u; kk < 16u; kk++) {
-      let x = xs[kk][lid.y];
-      let w = ws[kk][lid.x];
+      let r = 4u * lid.y;
+      let n = 4u * lid.x;
+      let x = vec4<f32>(xs[kk][r], xs[kk][r + 1u], xs[kk][r + 2u], xs[kk][r + 3u]);
+      let w = vec4<f32>(ws[kk][n], ws[kk][n + 1u], ws[kk][n + 2u], ws[kk][n + 3u]);
       for (var i = 0u; i < 4u; i++) { acc[i] = fma(vec4<f32>(x[i]), w, acc[i]); }
     }
     workgroupBarrier();

@@ -200,13 +200,23 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       expect(chosen.ms!).toBeLessThanOrEqual(fastest.ms! / 0.9);
       expect(choices[r.key]).toBe(r.choice);
     }
+    const unknown = await whylesionWith({ WHYLESION_KERNEL_TUNING: 'fastest' }, 'embed', '--text', 'x', '--model', MODEL);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/whylesion: Kernel tuning 'fastest' is not 'cached' or 'rules'/);
     // an unwritable cache location fails at once, in one sentence, before any tuning
     writeFileSync(join(work, 'not-a-folder'), 'x');
     const refused = await whylesionWith({ WHYLESION_TUNING_FILE: join(work, 'not-a-folder', 't.json') }, 'tune', '--model', MODEL);
     expect(refused.code).toBe(1);
     expect(refused.stdout).toBe('');
     expect(refused.stderr).toMatch(/whylesion: cannot mkdir .*not-a-folder: it already exists as a file/);
-    // a load that uses the saved choices still matches open_clip
+    // later loads apply the saved choices: set every one to the workgroup-tiled kernel (the rule never
+    // picks it on any adapter) and see it run, still matching open_clip
+    const [device] = Object.keys(saved.devices);
+    const forced = { format: 1, devices: { [device]: { ...saved.devices[device], choices: Object.fromEntries(Object.keys(choices).map((k) => [k, 'tiled'])) } } };
+    writeFileSync(file, JSON.stringify(forced));
+    const profiled = await whylesionWith({ WHYLESION_TUNING_FILE: file }, 'bench', '--model', MODEL, '--iters', '1', '--profile', '--json');
+    const { profile } = JSON.parse(profiled.stdout) as { profile?: { image: { kernel: string }[] } };
+    if (profile) expect(profile.image.map((t) => t.kernel)).toContain('matmul_tiled');
     const { stdout } = await whylesionWith({ WHYLESION_TUNING_FILE: file }, 'embed', '--image', imagePaths[0], '--text', cases.texts[0], '--model', MODEL, '--json');
     const out = JSON.parse(stdout) as { image: number[][]; text: number[][] };
     expect(maxAbsDiff(out.image[0], row(expectedImages, 0))).toBeLessThanOrEqual(1e-5);

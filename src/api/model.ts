@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../errors.js';
 import { Gpu } from '../gpu/gpu.js';
-import { applyCachedTuning, saveTuning } from '../io/tuning-store.js';
+import { applyCachedTuning, checkTuningFileWritable, saveTuning } from '../io/tuning-store.js';
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
 import { preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
@@ -202,8 +202,10 @@ export class WhyLesionModel {
    */
   async tune(options: TuneOptions = {}): Promise<{ results: ShapeResult[]; file?: string }> {
     const S = this.config.vision.imageSize;
+    if (options.save !== false) checkTuningFileWritable(); // before minutes of tuning, not after
     const tuning = tuningOf(this.gpu);
     tuning.requested.clear();
+    await this.model.clearPlans(); // so that the forwards below plan, and record, every shape
     // The forwards plan (and so record) every matmul shape they use; their outputs are not needed.
     for (const batch of options.batches ?? [1]) await this.model.encodePixels(new Float32Array(batch * 3 * S * S), batch);
     const texts = options.texts ?? ['dark brown', 'bleeding', 'irregular shape'];
@@ -251,7 +253,11 @@ export async function loadModel(id: string, options: LoadOptions = {}): Promise<
     throw e;
   }
   try {
-    if ((options.kernelTuning ?? process.env.WHYLESION_KERNEL_TUNING ?? 'cached') === 'cached') applyCachedTuning(gpu);
+    const kernelTuning = options.kernelTuning ?? process.env.WHYLESION_KERNEL_TUNING ?? 'cached';
+    if (kernelTuning !== 'cached' && kernelTuning !== 'rules') {
+      throw new UserError(`Kernel tuning '${kernelTuning}' is not 'cached' or 'rules'; fix kernelTuning or WHYLESION_KERNEL_TUNING.`);
+    }
+    if (kernelTuning === 'cached') applyCachedTuning(gpu);
     const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {
       dtype: options.dtype,
       maxBatch: options.maxBatch,

@@ -200,7 +200,7 @@ export class Gpu {
       // ignores slow outliers (a cold first run, a busy moment) that would otherwise delay the next runs.
       const recent = this.recentRunMs.get(label) ?? [];
       const expected = recent.length >= 2 ? Math.min(...recent) : 0;
-      if (expected > MIN_TIMED_WAIT_MS) await new Promise((resolve) => setTimeout(resolve, TIMED_WAIT_SHARE * expected - (performance.now() - submitted)));
+      if (staging.length > 0 && expected > MIN_TIMED_WAIT_MS) await new Promise((resolve) => setTimeout(resolve, TIMED_WAIT_SHARE * expected - (performance.now() - submitted)));
       const results: ArrayBuffer[] = [];
       for (const buffer of staging) {
         await buffer.mapAsync(GPUMapMode.READ);
@@ -256,6 +256,11 @@ export class Gpu {
       }
     }
     return results;
+  }
+
+  /** Forgets the run times that timed waits are based on (after re-planning, e.g. with other kernels). */
+  forgetRunTimes(): void {
+    this.recentRunMs.clear();
   }
 
   /** Destroys every buffer this Gpu made, and the device itself when the engine created it. */

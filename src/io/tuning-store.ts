@@ -1,7 +1,7 @@
 // Kernel choices measured by the autotuner, kept per device in one JSON file so that later processes
 // start with them: $WHYLESION_TUNING_FILE, else $XDG_CACHE_HOME/whylesion/kernel-tuning.json
 // (~/.cache when unset). Node only.
-import { accessSync, constants, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Gpu } from '../gpu/gpu.js';
@@ -62,8 +62,13 @@ export function saveTuning(gpu: Gpu, results: readonly ShapeResult[], path = tun
   }
   file.devices[key] = record;
   mkdirSync(dirname(path), { recursive: true });
+  // Atomic: readers see the old file or the new one. (Two tuners finishing at once keep the later's file.)
   const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(file, null, 2)}\n`);
-  renameSync(temporary, path);
+  try {
+    writeFileSync(temporary, `${JSON.stringify(file, null, 2)}\n`);
+    renameSync(temporary, path);
+  } finally {
+    rmSync(temporary, { force: true });
+  }
   return path;
 }

@@ -135,8 +135,10 @@ async function tuneShape(gpu: Gpu, shape: MatmulShape, runs: number, only?: read
     const dispatches = new Map<MatmulVariant, { dispatch: Dispatch; repeat: number }>();
     const failed: CandidateResult[] = [];
     // Compile all candidates together (pipeline compilation dominates the first call).
-    const made = await Promise.allSettled(candidates.map((variant) =>
-      matmul(scope, `tune ${key} ${variant}`, { x: X, w: W, y: Y, M, N, K, wDtype, variant })));
+    // (through .then, so that a candidate rejected synchronously fails alone)
+    const made = await Promise.allSettled(candidates.map((variant) => Promise.resolve().then(() =>
+      matmul(scope, `tune ${key} ${variant}`, { x: X, w: W, y: Y, M, N, K, wDtype, variant }))));
+    const poisoned = new Float32Array(M * N).fill(Number.NaN); // a kernel that skips outputs cannot pass on the previous one's
     for (const [i, variant] of candidates.entries()) {
       const m = made[i];
       if (m.status === 'rejected') {
@@ -144,6 +146,7 @@ async function tuneShape(gpu: Gpu, shape: MatmulShape, runs: number, only?: read
         continue;
       }
       try {
+        gpu.write(Y, poisoned);
         const t0 = performance.now();
         const [bytes] = await gpu.run(`tune ${key} ${variant}`, [m.value], [{ buffer: Y, bytes: M * N * 4 }]);
         const first = performance.now() - t0;

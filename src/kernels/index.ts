@@ -57,7 +57,7 @@ export interface MatmulArgs {
   /** Y += result (fused residual add). */
   accumulate?: boolean;
   wDtype?: WeightDtype;
-  /** Runs this kernel instead of the device's choice (the autotuner, tests). Ignored for packed weights. */
+  /** Runs this kernel instead of the device's choice (the autotuner, tests). Ignored for packed weights and K not a multiple of 4. */
   variant?: MatmulVariant;
 }
 

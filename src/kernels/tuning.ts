@@ -53,7 +53,7 @@ export function tuningOf(gpu: Gpu): KernelTuning {
   return tuning;
 }
 
-/** Whether subgroup kernels of one 8-lane workgroup suit this device (see hasSubgroupsOf8 in index.ts). */
+/** Whether the subgroup kernels (one 8-lane subgroup per workgroup) suit this device. */
 export function subgroupsOf8(gpu: Gpu): boolean {
   if (!gpu.hasSubgroups) return false;
   const info = (gpu.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
@@ -78,6 +78,9 @@ export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] 
   return [...(subgroupsOf8(gpu) ? SUBGROUP_VARIANTS : []), ...PORTABLE_VARIANTS];
 }
 
+/** Bump when matmul()'s dispatch geometry or the rule changes without a shader edit (saved choices then lapse). */
+const LAUNCH_VERSION = 1;
+
 /**
  * Names the device and the matmul kernels' sources: a cached choice is only reused on the same adapter
  * and driver with the same kernels (any edit to a matmul shader invalidates it).
@@ -89,7 +92,7 @@ export function tuningKey(gpu: Gpu): string {
   for (const name of Object.keys(WGSL_SOURCES).filter((n) => n.startsWith('matmul') || n === 'subgroup_tile.wgsl' || n === 'epilogue.wgsl').sort()) {
     for (const ch of WGSL_SOURCES[name]) hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
   }
-  return `${adapter} | kernels ${hash.toString(16).padStart(8, '0')}`;
+  return `${adapter} | kernels ${hash.toString(16).padStart(8, '0')} | launch ${LAUNCH_VERSION}`;
 }
 
 /** What the tuner saves per device: the choice per shape key and what each candidate measured (ms). */

@@ -241,6 +241,7 @@ export class ClipModel {
     return this.serialized(async () => {
       for (const plan of this.plans.values()) plan.scope.destroy();
       this.plans.clear();
+      this.gpu.forgetRunTimes();
     });
   }
 
