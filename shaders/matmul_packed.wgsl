@@ -1,4 +1,4 @@
-// Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias) (-> GELU | QuickGELU) (+= Y): matmul_subgroup.wgsl at 24×24 (one 8-lane
+// Y[M,N] = X[M,K] · W[N,K]ᵀ (+ bias) (-> GELU | QuickGELU) (+= Y): matmul_subgroup.wgsl at (8·ROWS)×24 (one 8-lane
 // subgroup per workgroup, X rows spread by subgroupBroadcast; read its notes first) with W pre-packed at upload (packMatmulWeights in src/kernels/index.ts) as [⌈N/24⌉][K/4][24] vec4 blocks:
 // the 24 W rows of a column tile sit side by side for each 4 values of K, rows past N are zero.
 // One base index per lane (tile, lane) replaces three clamped row bases, and the 24 rows a tile reads
@@ -16,8 +16,8 @@ enable subgroups;
 @group(0) @binding(1) var<storage, read> W: array<vec2<u32>>;
 
 const LANES = 8u;
-const ROWS = 3u;  // X rows loaded per lane; the tile has LANES·ROWS rows
-const COLS = 3u;  // W rows (output columns) per lane; the tile has LANES·COLS columns
+const ROWS = {{ROWS}}u;  // X rows loaded per lane (1-3, fewer for small M); the tile has LANES·ROWS rows
+const COLS = 3u;  // W rows (output columns) per lane; the tile has LANES·COLS columns, as packed
 
 // Four f16 weights along K (two per u32, the lower K first) in f32.
 fn widen(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }

@@ -218,6 +218,7 @@ describe('matmul variants', () => {
     { M: 77, N: 97, K: 1024, activation: 'gelu', accumulate: true },
     { M: 257, N: 50, K: 588, f16: true },
     { M: 24, N: 24, K: 1024, accumulate: true, f16: true },
+    { M: 12, N: 30, K: 64, activation: 'gelu', f16: true },
   ];
   const activationBits = { gelu: 1, quick_gelu: 2 };
 

@@ -116,8 +116,10 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
   const buffers = [a.x, a.w, bias, a.y];
   if (packedWeights.has(a.w)) {
     if (wType !== 'f16') throw new Error(`${label}: packed weights are f16, but wDtype is ${wType}`);
-    return dispatch(scope, 'matmul_packed', 'matmul_packed.wgsl', {}, label, buffers,
-      [a.M, a.N, a.K / 4, flags], [Math.ceil(a.N / SUBGROUP_TILE), Math.ceil(a.M / SUBGROUP_TILE), 1], cost);
+    // Columns are fixed by the packing (24 per tile); rows follow the rule's small-M choice.
+    const rows = parseSubgroupVariant(defaultMatmulVariant(scope.gpu, a.M))?.rows ?? 3;
+    return dispatch(scope, 'matmul_packed', 'matmul_packed.wgsl', { ROWS: rows }, label, buffers,
+      [a.M, a.N, a.K / 4, flags], [Math.ceil(a.N / SUBGROUP_TILE), Math.ceil(a.M / (8 * rows)), 1], cost);
   }
   if (a.K % 4 !== 0) {
     return dispatch(scope, 'matmul_scalar', 'matmul_scalar.wgsl', { W_TYPE: wType }, label, buffers,
