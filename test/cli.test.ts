@@ -209,6 +209,8 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     expect(refused.code).toBe(1);
     expect(refused.stdout).toBe('');
     expect(refused.stderr).toMatch(/whylesion: cannot mkdir .*not-a-folder: it already exists as a file/);
+    const info = JSON.parse((await whylesionWith({ WHYLESION_TUNING_FILE: file }, 'info', '--json')).stdout) as { kernelTuning: { file: string; tunedShapes: number } };
+    expect(info.kernelTuning).toMatchObject({ file, tunedShapes: Object.keys(choices).length });
     // later loads apply the saved choices: set every one to the workgroup-tiled kernel (the rule never
     // picks it on any adapter) and see it run, still matching open_clip
     const [device] = Object.keys(saved.devices);
