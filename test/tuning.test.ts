@@ -106,6 +106,18 @@ describe('kernel autotuner', () => {
     tuningOf(gpu).choices.delete(result.key);
   });
 
+  it('built-in rule: subgroup tiles sized to M on CPU adapters with subgroups, tiled kernel on GPUs, block elsewhere', () => {
+    const fake = (info: Partial<GPUAdapterInfo>, subgroups: boolean, lanes = 8) =>
+      ({ hasSubgroups: subgroups, adapterInfo: { vendor: '', architecture: '', device: '', description: '', ...info }, device: { adapterInfo: { subgroupMinSize: lanes, subgroupMaxSize: lanes } } }) as unknown as Gpu;
+    const lavapipe = { vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15', description: 'llvmpipe: Mesa 25.0.7' };
+    expect([1, 8, 9, 16, 17, 257].map((M) => defaultMatmulVariant(fake(lavapipe, true), M)))
+      .toEqual(['subgroup-1x3', 'subgroup-1x3', 'subgroup-2x3', 'subgroup-2x3', 'subgroup-3x3', 'subgroup-3x3']);
+    expect(defaultMatmulVariant(fake(lavapipe, false), 257)).toBe('block'); // Deno on lavapipe
+    expect(defaultMatmulVariant(fake({ vendor: 'google', description: 'SwiftShader Device (Subzero)' }, false), 257)).toBe('block');
+    expect(defaultMatmulVariant(fake({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100 80GB HBM3' }, true, 32), 257)).toBe('tiled');
+    expect(defaultMatmulVariant(fake({}, false), 257)).toBe('block'); // nothing known
+  });
+
   it('ignores saved choices that name no kernel this device runs', () => {
     const key = shapeKey({ M: 8, N: 8, K: 8, wDtype: 'f32' });
     const applied = applyTuningRecord(gpu, { choices: { [key]: 'subgroup-9x9', 'layernorm:x': 'block', [`${key}:2`]: 'rm -rf' } as never });

@@ -62,14 +62,26 @@ export function subgroupsOf8(gpu: Gpu): boolean {
   return (info?.subgroupMinSize ?? 8) >= 8 && (info?.subgroupMaxSize ?? 8) <= 16;
 }
 
+/** 'cpu' for software rasterizers (lavapipe/llvmpipe, SwiftShader, WARP), 'gpu' for a named hardware adapter. */
+export function adapterKind(gpu: Gpu): 'cpu' | 'gpu' | 'unknown' {
+  const own = gpu.adapterInfo;
+  const info = (gpu.device as { adapterInfo?: Partial<GPUAdapterInfo> }).adapterInfo ?? {};
+  const text = [own.vendor, own.architecture, own.device, own.description, info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  if (!text.trim()) return 'unknown';
+  return /llvmpipe|lavapipe|softpipe|swiftshader|software|basic render|\bwarp\b/i.test(text) ? 'cpu' : 'gpu';
+}
+
 /**
- * The built-in rule, used until a measurement says otherwise: on CPU adapters the 24×24 subgroup tile,
- * with fewer rows (8 or 16) when M is that small (prompts on their EOT rows, class tokens), which
- * measured 1.5-2.7× faster than 24 rows at M = 3-12; elsewhere the 4×4-block kernel.
+ * The built-in rule, used until a measurement says otherwise: on CPU adapters with subgroups the 24×24
+ * subgroup tile, with fewer rows (8 or 16) when M is that small (prompts on their EOT rows, class tokens),
+ * which measured 1.7-3× faster than 24 rows at M = 1-12; on hardware GPUs the workgroup-memory tiled
+ * kernel (the usual GPU design; not measured here, as no GPU was available: `whylesion tune` checks it);
+ * elsewhere (CPU adapters without subgroups, e.g. Deno on lavapipe: 2× the tiled kernel there) the
+ * 4×4-block kernel.
  */
 export function defaultMatmulVariant(gpu: Gpu, M: number): MatmulVariant {
-  if (!subgroupsOf8(gpu)) return 'block';
-  return `subgroup-${Math.min(3, Math.max(1, Math.ceil(M / 8)))}x3`;
+  if (subgroupsOf8(gpu)) return `subgroup-${Math.min(3, Math.max(1, Math.ceil(M / 8)))}x3`;
+  return adapterKind(gpu) === 'gpu' ? 'tiled' : 'block';
 }
 
 export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] {
