@@ -200,6 +200,17 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       expect(chosen.ms!).toBeLessThanOrEqual(fastest.ms! / 0.9);
       expect(choices[r.key]).toBe(r.choice);
     }
+    const adapter = JSON.parse((await whylesion('info', '--json')).stdout) as { features: string[]; subgroupKernels: boolean };
+    if (adapter.features.includes('shader-f16')) {
+      // f16 weights are packed for the one packed kernel where subgroup kernels run: said so, nothing tuned
+      const f16 = await whylesionWith({ WHYLESION_TUNING_FILE: file }, 'tune', '--model', MODEL, '--dtype', 'f16', '--runs', '1');
+      if (adapter.subgroupKernels) {
+        expect(f16.code).toBe(1);
+        expect(f16.stderr).toMatch(/whylesion: With f16 weights every matmul on this adapter runs the one packed f16 kernel/);
+      } else {
+        expect(f16.code, f16.stderr).toBe(0);
+      }
+    }
     const unknown = await whylesionWith({ WHYLESION_KERNEL_TUNING: 'fastest' }, 'embed', '--text', 'x', '--model', MODEL);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/whylesion: Kernel tuning 'fastest' is not 'cached' or 'rules'/);
