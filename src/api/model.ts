@@ -205,8 +205,8 @@ export class WhyLesionModel {
     if (options.save !== false) checkTuningFileWritable(); // before minutes of tuning, not after
     const tuning = tuningOf(this.gpu);
     tuning.requested.clear();
-    await this.model.clearPlans(); // so that the forwards below plan, and record, every shape
-    // The forwards plan (and so record) every matmul shape they use; their outputs are not needed.
+    // Forwards planned afresh record every matmul shape they use (their outputs are not needed).
+    await this.model.clearPlans();
     for (const batch of options.batches ?? [1]) await this.model.encodePixels(new Float32Array(batch * 3 * S * S), batch);
     const texts = options.texts ?? ['dark brown', 'bleeding', 'irregular shape'];
     if (texts.length > 0) await this.model.encodeTokens(this.tokenizer.tokenize(texts, this.config.text.contextLength), texts.length);
