@@ -7,7 +7,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Gpu } from '../src/gpu/gpu.js';
 import { writeNpy } from '../src/io/npy.js';
-import { applyCachedTuning, tuningFilePath } from '../src/io/tuning-store.js';
+import { applyKernelTuning, tuningFilePath } from '../src/io/tuning-store.js';
 import { ClipModel } from '../src/model/clip.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 import { openCheckpoint } from '../src/weights/checkpoint.js';
@@ -43,7 +43,7 @@ const torch8 = runReference(['--model', dir, '--pixels', join(work, 'pixels8.npy
 console.error('engine ...');
 const gpu = await Gpu.create();
 // As loadModel does: kernel choices saved by `whylesion tune` on this adapter, if any.
-const tunedShapes = process.env.WHYLESION_KERNEL_TUNING === 'rules' ? 0 : applyCachedTuning(gpu);
+const tunedShapes = applyKernelTuning(gpu);
 console.error(`kernel choices: ${tunedShapes ? `${tunedShapes} shapes from ${tuningFilePath()}` : 'built-in rules'}`);
 const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, { dtype });
 await checkpoint.source.close();

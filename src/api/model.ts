@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../errors.js';
 import { Gpu } from '../gpu/gpu.js';
-import { applyCachedTuning, checkTuningFileWritable, saveTuning } from '../io/tuning-store.js';
+import { applyKernelTuning, checkTuningFileWritable, saveTuning } from '../io/tuning-store.js';
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
 import { preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
@@ -253,11 +253,7 @@ export async function loadModel(id: string, options: LoadOptions = {}): Promise<
     throw e;
   }
   try {
-    const kernelTuning = options.kernelTuning ?? process.env.WHYLESION_KERNEL_TUNING ?? 'cached';
-    if (kernelTuning !== 'cached' && kernelTuning !== 'rules') {
-      throw new UserError(`Kernel tuning '${kernelTuning}' is not 'cached' or 'rules'; fix kernelTuning or WHYLESION_KERNEL_TUNING.`);
-    }
-    if (kernelTuning === 'cached') applyCachedTuning(gpu);
+    applyKernelTuning(gpu, options.kernelTuning);
     const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {
       dtype: options.dtype,
       maxBatch: options.maxBatch,

@@ -4,6 +4,7 @@
 import { accessSync, constants, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { UserError } from '../errors.js';
 import type { Gpu } from '../gpu/gpu.js';
 import type { ShapeResult } from '../kernels/autotune.js';
 import { applyTuningRecord, tuningKey, type TuningRecord } from '../kernels/tuning.js';
@@ -41,6 +42,17 @@ export function applyCachedTuning(gpu: Gpu, path?: string): number {
   }
   const record = file.devices[tuningKey(gpu)];
   return record && typeof record === 'object' ? applyTuningRecord(gpu, record) : 0;
+}
+
+/**
+ * Applies the cached choices unless `mode` (default $WHYLESION_KERNEL_TUNING, else 'cached') is 'rules';
+ * returns how many applied.
+ */
+export function applyKernelTuning(gpu: Gpu, mode: string = process.env.WHYLESION_KERNEL_TUNING ?? 'cached'): number {
+  if (mode !== 'cached' && mode !== 'rules') {
+    throw new UserError(`Kernel tuning '${mode}' is not 'cached' or 'rules'; fix kernelTuning or WHYLESION_KERNEL_TUNING.`);
+  }
+  return mode === 'cached' ? applyCachedTuning(gpu) : 0;
 }
 
 /** Fails (with the file-system error) unless the tuning file's folder exists or can be made, and is writable. */

@@ -118,8 +118,9 @@ export async function tuneMatmuls(gpu: Gpu, shapes: readonly MatmulShape[], opti
 }
 
 async function tuneShape(gpu: Gpu, shape: MatmulShape, runs: number, only?: readonly MatmulVariant[]): Promise<ShapeResult | undefined> {
-  const candidates = only ? matmulCandidates(gpu, shape).length > 0 ? [...only] : [] : matmulCandidates(gpu, shape);
-  if (candidates.length === 0) return undefined;
+  const runnable = matmulCandidates(gpu, shape);
+  if (runnable.length === 0) return undefined;
+  const candidates = only ? [...only] : runnable;
   const { M, N, K, wDtype } = shape;
   const key = shapeKey(shape);
   const scope = new Scope(gpu);

@@ -104,9 +104,8 @@ export function uploadMatmulWeights(scope: Scope, label: string, w: Float32Array
 /**
  * Y[M,N] = X[M,K]·W[N,K]ᵀ (+bias) (→activation) (+Y), W in nn.Linear [out, in] layout, or f16
  * packed by uploadMatmulWeights (then matmul_packed.wgsl). The kernel for other weights is the autotuner's
- * measured choice for this device and shape when there is one (src/kernels/tuning.ts), else the built-in
- * rule (defaultMatmulVariant): the subgroup kernel where subgroups run 8-16 lanes, the 4×4-block kernel elsewhere; K not a
- * multiple of 4 always takes the scalar kernel.
+ * measured choice for this device and shape when there is one, else the built-in rule (both in
+ * tuning.ts: defaultMatmulVariant); K not a multiple of 4 always takes the scalar kernel.
  */
 export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Dispatch> {
   const flags = (a.bias ? 1 : 0) | (ACTIVATION_BITS[a.activation ?? 'none'] << 1) | (a.accumulate ? 8 : 0);

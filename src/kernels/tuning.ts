@@ -74,10 +74,10 @@ export function adapterKind(gpu: Gpu): 'cpu' | 'gpu' | 'unknown' {
 /**
  * The built-in rule, used until a measurement says otherwise: on CPU adapters with subgroups the 24×24
  * subgroup tile, with fewer rows (8 or 16) when M is that small (prompts on their EOT rows, class tokens),
- * which measured 1.1-3× faster than 24 rows at M = 1-12 (tuner runs in bench/README.md); on hardware GPUs the workgroup-memory tiled
- * kernel (the usual GPU design; not measured here, as no GPU was available: `whylesion tune` checks it);
- * elsewhere (CPU adapters without subgroups, e.g. Deno on lavapipe: 2× the tiled kernel there) the
- * 4×4-block kernel.
+ * which measured 1.1-3× faster than 24 rows at M = 1-12 (tuner runs in bench/README.md); on hardware
+ * GPUs the workgroup-memory tiled kernel (the usual GPU design; not measured here, as no GPU was
+ * available: `whylesion tune` checks it); elsewhere (CPU adapters without subgroups, e.g. Deno on
+ * lavapipe) the 4×4-block kernel, which measured ~2× the tiled one on lavapipe through Dawn.
  */
 export function defaultMatmulVariant(gpu: Gpu, M: number): MatmulVariant {
   if (subgroupsOf8(gpu)) return `subgroup-${Math.min(3, Math.max(1, Math.ceil(M / 8)))}x3`;
