@@ -31,7 +31,7 @@ for (let i = 0; i < pixels.length; i++) {
 }
 writeFileSync(join(work, 'pixels1.npy'), writeNpy([1, 3, S, S], pixels.subarray(0, 3 * S * S)));
 writeFileSync(join(work, 'pixels8.npy'), writeNpy([8, 3, S, S], pixels));
-const tokenizer = await loadTokenizer({ vocabPath: join(REPO, '..', 'shared', 'assets', 'bpe_simple_vocab_16e6.txt.gz') });
+const tokenizer = await loadTokenizer();
 const ids = tokenizer.tokenize(PROMPTS, 77);
 writeFileSync(join(work, 'tokens.json'), JSON.stringify(Array.from({ length: 3 }, (_, i) => Array.from(ids.subarray(i * 77, (i + 1) * 77)))));
 

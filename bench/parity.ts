@@ -12,7 +12,7 @@ import { openCheckpoint } from '../src/weights/checkpoint.js';
 import { flag, machine, REPO, runReference, syntheticCheckpoint, writeResult } from './common.js';
 
 const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
-const SHARED = join(REPO, '..', 'shared');
+const TINY = join(REPO, 'test', 'fixtures', 'openclip-tiny');
 const IMAGES = ['lesion_rgb', 'lesion_q90', 'lesion_gray', 'lesion_portrait'];
 
 const argv = process.argv.slice(2);
@@ -23,12 +23,12 @@ const seed = Number(flag(argv, 'seed', '0'));
 
 const dir = await syntheticCheckpoint(config, seed, 'f32');
 const work = mkdtempSync(join(tmpdir(), 'whylesion-parity-'));
-const pixelsOne = IMAGES.map((n) => readNpy(readFileSync(join(SHARED, `reference/openclip-tiny/expected/pixels224_${n}.npy`))).data as Float32Array);
+const pixelsOne = IMAGES.map((n) => readNpy(readFileSync(join(TINY, `expected/pixels224_${n}.npy`))).data as Float32Array);
 const S = 224, imageSize = 3 * S * S;
 const pixels = new Float32Array(batch * imageSize);
 for (let b = 0; b < batch; b++) pixels.set(pixelsOne[b % pixelsOne.length], b * imageSize);
 writeFileSync(join(work, 'pixels.npy'), writeNpy([batch, 3, S, S], pixels));
-const tokenizer = await loadTokenizer({ vocabPath: join(SHARED, 'assets/bpe_simple_vocab_16e6.txt.gz') });
+const tokenizer = await loadTokenizer();
 const ids = tokenizer.tokenize(PROMPTS, 77);
 writeFileSync(join(work, 'tokens.json'), JSON.stringify({ tokens: Array.from({ length: PROMPTS.length }, (_, i) => Array.from(ids.subarray(i * 77, (i + 1) * 77))) }));
 

@@ -1,9 +1,9 @@
 // The model card's example (open_clip in Python) in TypeScript:
 //   node dist/examples/model_card.js [MODEL] [IMAGE]
-// MODEL defaults to hf-hub:yyupenn/whylesionclip; IMAGE to the shared probe image.
+// MODEL defaults to hf-hub:yyupenn/whylesionclip; IMAGE to examples/lesion.png (a synthetic lesion-like picture).
 import { loadModel } from '../src/index.js';
 
-const [modelId = 'hf-hub:yyupenn/whylesionclip', image = '../shared/reference/openclip-tiny/images/lesion_rgb.png'] = process.argv.slice(2);
+const [modelId = 'hf-hub:yyupenn/whylesionclip', image = 'examples/lesion.png'] = process.argv.slice(2);
 const model = await loadModel(modelId);
 const imageFeatures = await model.encodeImage([image], { normalize: true });
 const textFeatures = await model.encodeText(['dark brown', 'bleeding', 'irregular shape'], { normalize: true });

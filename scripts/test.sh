@@ -15,4 +15,4 @@ npx vitest run "$@"
 # The library on Deno (built-in WebGPU: wgpu), as npm users get it: the compiled dist/ against open_clip's numbers.
 # --allow-env because jimp's `debug` dependency enumerates the environment when it loads.
 npm run -s build
-DENO_NO_UPDATE_CHECK=1 node_modules/.bin/deno run --no-prompt --allow-read=.,../shared --allow-env test/deno/parity.js
+DENO_NO_UPDATE_CHECK=1 node_modules/.bin/deno run --no-prompt --allow-read=. --allow-env test/deno/parity.js

@@ -6,13 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../src/io/npy.js';
-import { loadNpy, maxAbsDiff, TINY } from './helpers.js';
+import { KNOBO_URL, loadNpy, maxAbsDiff, TINY, VOCAB_URL } from './helpers.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const MODEL = fileURLToPath(new URL('model', TINY));
 const IMAGES = fileURLToPath(new URL('images', TINY));
-const env = { ...process.env, WHYLESION_BPE_VOCAB: fileURLToPath(new URL('assets/bpe_simple_vocab_16e6.txt.gz', new URL('../../shared/', import.meta.url))), XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+const env = { ...process.env, WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL), XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
 const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as { images: string[]; texts: string[]; label_probs_first3_texts: number[][] };
 const imagePaths = cases.images.map((name) => join(IMAGES, name));
 const expectedImages = loadNpy(new URL('expected/image_embeddings.npy', TINY)).data;
@@ -97,7 +97,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
   });
 
   it('explain reads the KnoBo bottleneck by name from WHYLESION_KNOBO_DIR', async () => {
-    const knobo = fileURLToPath(new URL('../../shared/knobo/', import.meta.url));
+    const knobo = fileURLToPath(KNOBO_URL);
     const { stdout, code } = await run('node', [CLI, 'explain', imagePaths[0], '--concepts', 'StatPearls', '--top', '5', '--model', MODEL, '--json'], { env: { ...env, WHYLESION_KNOBO_DIR: knobo } }).then((r) => ({ ...r, code: 0 }));
     expect(code).toBe(0);
     const questions = readFileSync(join(knobo, 'skin_StatPearls.txt'), 'utf8').split('\n').filter(Boolean);

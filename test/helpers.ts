@@ -41,8 +41,11 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return diff;
 }
 
-export const SHARED = new URL('../../shared/', import.meta.url);
-export const TINY = new URL('reference/openclip-tiny/', SHARED);
+/** The tiny open_clip checkpoint with what real open_clip 2.24 computed from it (fixtures/openclip-tiny/README.md). */
+export const TINY = new URL('fixtures/openclip-tiny/', import.meta.url);
+/** The CLIP vocabulary and KnoBo's lists, as the package ships them. */
+export const VOCAB_URL = new URL('../assets/bpe_simple_vocab_16e6.txt.gz', import.meta.url);
+export const KNOBO_URL = new URL('../assets/knobo/', import.meta.url);
 
 export function loadNpy(url: URL): { shape: number[]; data: Float32Array } {
   const a = readNpy(readFileSync(url), url.pathname);

@@ -7,7 +7,7 @@ import { preprocessCommand } from '../src/cli/preprocess.js';
 import { UserError } from '../src/errors.js';
 import { readNpy } from '../src/io/npy.js';
 
-const REFERENCE = fileURLToPath(new URL('../../shared/reference/openclip-tiny/', import.meta.url));
+const REFERENCE = fileURLToPath(new URL('fixtures/openclip-tiny/', import.meta.url));
 
 describe('whylesion preprocess', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'whylesion-preprocess-'));

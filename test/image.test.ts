@@ -10,7 +10,7 @@ import {
 } from '../src/image/index.js';
 import { preprocessImageFile } from '../src/image/load.js';
 
-const REFERENCE = fileURLToPath(new URL('../../shared/reference/openclip-tiny/', import.meta.url));
+const REFERENCE = fileURLToPath(new URL('fixtures/openclip-tiny/', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('./fixtures/image/', import.meta.url));
 
 interface FixtureCase { case: string; source: string; size: number; pillowMode: string; exifRotate: boolean }

@@ -4,11 +4,11 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { expect } from 'vitest';
 import { loadModel, type LoadOptions, type WhyLesionModel } from '../src/api/model.js';
-import { loadNpy, maxAbsDiff, SHARED, TINY } from './helpers.js';
+import { loadNpy, maxAbsDiff, TINY, VOCAB_URL } from './helpers.js';
 
-/** The open_clip tiny checkpoint and what real open_clip 2.24 computed from it (shared/reference/README.md). */
+/** The open_clip tiny checkpoint and what real open_clip 2.24 computed from it (fixtures/openclip-tiny/README.md). */
 export const MODEL = fileURLToPath(new URL('model', TINY));
-export const VOCAB = fileURLToPath(new URL('assets/bpe_simple_vocab_16e6.txt.gz', SHARED));
+export const VOCAB = fileURLToPath(VOCAB_URL);
 export const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as { images: string[]; texts: string[]; tokens: number[][]; label_probs_first3_texts: number[][] };
 export const IMAGE_PATHS = cases.images.map((name) => fileURLToPath(new URL(`images/${name}`, TINY)));
 /** open_clip's preprocessed pixels [3, 224, 224] of each image. */

@@ -7,15 +7,15 @@ import { UserError } from '../src/errors.js';
 import { ClipTokenizer, cleanText, gunzip } from '../src/tokenizer/index.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 
-const SHARED = fileURLToPath(new URL('../../shared/', import.meta.url));
-const BPE_GZ = join(SHARED, 'assets/bpe_simple_vocab_16e6.txt.gz');
+const BPE_GZ = fileURLToPath(new URL('../assets/bpe_simple_vocab_16e6.txt.gz', import.meta.url));
+const TINY_DIR = fileURLToPath(new URL('fixtures/openclip-tiny/', import.meta.url));
 const SOT = 49406;
 const EOT = 49407;
 
 interface OpenClipCases { texts: string[]; tokens: number[][] }
 interface PortCases { cases: { text: string; ids: number[] }[] }
 /** Real open_clip 2.24 output for the reference texts. */
-const openClip: OpenClipCases = JSON.parse(readFileSync(join(SHARED, 'reference/openclip-tiny/cases.json'), 'utf8'));
+const openClip: OpenClipCases = JSON.parse(readFileSync(join(TINY_DIR, 'cases.json'), 'utf8'));
 /** make_expected.py (a plain-Python port of SimpleTokenizer): encode() ids of ~300 varied texts. */
 const port: PortCases = JSON.parse(readFileSync(new URL('fixtures/tokenizer/expected.json', import.meta.url), 'utf8'));
 
@@ -168,14 +168,17 @@ describe('vocabulary sources', () => {
     }
   });
 
-  test('the environment variable names the vocabulary when no path is given', async () => {
+  test('the environment variable names the vocabulary when no path is given, else the bundled one is read', async () => {
     const saved = process.env.WHYLESION_BPE_VOCAB;
     try {
       process.env.WHYLESION_BPE_VOCAB = dir;
       expect((await loadTokenizer()).encode('dark brown')).toEqual([3144, 2866]);
-      delete process.env.WHYLESION_BPE_VOCAB;
-      await expect(loadTokenizer()).rejects.toThrow(/--vocab PATH.*WHYLESION_BPE_VOCAB/);
+      process.env.WHYLESION_BPE_VOCAB = join(dir, 'absent.txt.gz');
+      await expect(loadTokenizer()).rejects.toThrow(/absent\.txt\.gz does not exist.*--vocab PATH.*WHYLESION_BPE_VOCAB/);
       await expect(loadTokenizer()).rejects.toBeInstanceOf(UserError);
+      delete process.env.WHYLESION_BPE_VOCAB;
+      const bundled = await loadTokenizer();
+      expect(Array.from(bundled.tokenize(openClip.texts))).toEqual(openClip.tokens.flat());
     } finally {
       if (saved === undefined) delete process.env.WHYLESION_BPE_VOCAB;
       else process.env.WHYLESION_BPE_VOCAB = saved;

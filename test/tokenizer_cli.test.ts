@@ -5,10 +5,10 @@ import { afterEach, expect, test, vi } from 'vitest';
 import { tokenizeCommand } from '../src/cli/tokenize.js';
 import { UserError } from '../src/errors.js';
 
-const SHARED = fileURLToPath(new URL('../../shared/', import.meta.url));
-const BPE_GZ = join(SHARED, 'assets/bpe_simple_vocab_16e6.txt.gz');
+const BPE_GZ = fileURLToPath(new URL('../assets/bpe_simple_vocab_16e6.txt.gz', import.meta.url));
+const TINY_DIR = fileURLToPath(new URL('fixtures/openclip-tiny/', import.meta.url));
 const cases: { texts: string[]; tokens: number[][] } = JSON.parse(
-  readFileSync(join(SHARED, 'reference/openclip-tiny/cases.json'), 'utf8'),
+  readFileSync(join(TINY_DIR, 'cases.json'), 'utf8'),
 );
 
 /** Runs the command and returns what it wrote to stdout. */

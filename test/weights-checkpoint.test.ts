@@ -8,7 +8,7 @@ import { parseClipConfig } from '../src/model/config.js';
 import { openCheckpoint } from '../src/weights/checkpoint.js';
 import { synthesizeTensor } from '../src/weights/synth.js';
 
-const TINY = join(import.meta.dirname, '..', '..', 'shared', 'reference', 'openclip-tiny', 'model');
+const TINY = join(import.meta.dirname, 'fixtures', 'openclip-tiny', 'model');
 const TINY_CONFIG = {
   model_cfg: {
     embed_dim: 16,
@@ -32,7 +32,7 @@ async function failure(folder: string): Promise<string> {
 }
 
 describe('checkpoint folders', () => {
-  it('opens the shared tiny open_clip checkpoint and checks it', async () => {
+  it('opens the tiny open_clip checkpoint and checks it', async () => {
     const checkpoint = await openCheckpoint(TINY);
     expect(checkpoint.config.embedDim).toBe(32);
     expect(checkpoint.weightsPath).toBe(join(TINY, 'open_clip_model.safetensors'));
@@ -52,7 +52,7 @@ describe('checkpoint folders', () => {
     expect(await failure(empty)).toMatch(/unsupported settings: vision_cfg\.timm_model_name="vit"/);
     await writeFile(join(empty, 'open_clip_config.json'), JSON.stringify(TINY_CONFIG));
     expect(await failure(empty)).toMatch(/has no weights \(looked for open_clip_model\.safetensors and open_clip_pytorch_model\.bin\)/);
-    // Weights that do not fit the config: the shared tiny weights under a smaller config.
+    // Weights that do not fit the config: the tiny weights under a smaller config.
     await writeFile(join(empty, 'open_clip_model.safetensors'), await readFile(join(TINY, 'open_clip_model.safetensors')));
     expect(await failure(empty)).toMatch(/open_clip_model\.safetensors does not match its config: tensors .*with the wrong shape \(positional_embedding is \[77,64\], expected \[16,32\]/);
   });

@@ -6,7 +6,7 @@ import { BUILTIN_CONFIGS, parseClipConfig } from '../src/model/config.js';
 import { checkTensors, expectedTensors } from '../src/model/layout.js';
 import { SafetensorsFile } from '../src/weights/source.js';
 
-const TINY = join(import.meta.dirname, '..', '..', 'shared', 'reference', 'openclip-tiny', 'model');
+const TINY = join(import.meta.dirname, 'fixtures', 'openclip-tiny', 'model');
 
 function refusal(raw: unknown): string {
   try {

@@ -27,7 +27,7 @@ export interface LoadOptions {
   /** Run on this GPUDevice instead of acquiring one. */
   device?: GPUDevice;
   onProgress?: (progress: LoadProgress) => void;
-  /** The CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, or vocab.json + merges.txt); default: $WHYLESION_BPE_VOCAB, else downloaded once. */
+  /** The CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, or vocab.json + merges.txt); default: $WHYLESION_BPE_VOCAB, else the one the package ships. Read when text is first encoded. */
   vocabPath?: string;
   /** Hub options: cache folder, revision, offline mode, endpoint, token. */
   hub?: Omit<HubOptions, 'onProgress'>;
@@ -64,18 +64,32 @@ const TEXT_CACHE_LIMIT = 20_000;
  */
 export class WhyLesionModel {
   private readonly textCache = new Map<string, Float32Array>();
+  private tokenizerLoad?: Promise<ClipTokenizer>;
 
   private constructor(
     private readonly gpu: Gpu,
     private readonly ownsGpu: boolean,
     readonly model: ClipModel,
-    readonly tokenizer: ClipTokenizer,
+    private readonly vocabPath: string | undefined,
     private readonly exifRotate: boolean,
   ) {}
 
   /** @internal use loadModel */
-  static async create(model: ClipModel, gpu: Gpu, ownsGpu: boolean, tokenizer: ClipTokenizer, exifRotate: boolean): Promise<WhyLesionModel> {
-    return new WhyLesionModel(gpu, ownsGpu, model, tokenizer, exifRotate);
+  static async create(model: ClipModel, gpu: Gpu, ownsGpu: boolean, vocabPath: string | undefined, exifRotate: boolean): Promise<WhyLesionModel> {
+    return new WhyLesionModel(gpu, ownsGpu, model, vocabPath, exifRotate);
+  }
+
+  /** The CLIP tokenizer, read on first use (image-only work never touches the vocabulary). */
+  tokenizer(): Promise<ClipTokenizer> {
+    this.tokenizerLoad ??= loadTokenizer({ vocabPath: this.vocabPath });
+    // A failed read is not remembered: the user may fix the file and call again.
+    this.tokenizerLoad.catch(() => (this.tokenizerLoad = undefined));
+    return this.tokenizerLoad;
+  }
+
+  /** Token ids [texts.length, context_length] of prompts, as open_clip's tokenizer gives them. */
+  async tokenize(texts: readonly string[]): Promise<Int32Array> {
+    return (await this.tokenizer()).tokenize([...texts], this.config.text.contextLength);
   }
 
   get config(): ClipConfig {
@@ -140,7 +154,7 @@ export class WhyLesionModel {
       throw new UserError(`Text ${notText + 1} of ${list.length} is ${kind}, not a string; pass prompts as strings.`);
     }
     const ctx = this.config.text.contextLength;
-    const ids = this.tokenizer.tokenize(list, ctx);
+    const ids = await this.tokenize(list);
     const row = (i: number): Int32Array => ids.subarray(i * ctx, (i + 1) * ctx);
     const keys = list.map((_, i) => row(i).join(','));
     const firstRow = new Map<string, number>();
@@ -209,7 +223,7 @@ export class WhyLesionModel {
     await this.model.clearPlans();
     for (const batch of options.batches ?? [1]) await this.model.encodePixels(new Float32Array(batch * 3 * S * S), batch);
     const texts = options.texts ?? ['dark brown', 'bleeding', 'irregular shape'];
-    if (texts.length > 0) await this.model.encodeTokens(this.tokenizer.tokenize(texts, this.config.text.contextLength), texts.length);
+    if (texts.length > 0) await this.model.encodeTokens(await this.tokenize(texts), texts.length);
     const results = await tuneMatmuls(this.gpu, [...tuning.requested.values()], { runs: options.runs, onShape: options.onShape });
     await this.model.clearPlans(); // later forwards are planned with the new choices
     const file = options.save === false ? undefined : saveTuning(this.gpu, results);
@@ -236,14 +250,13 @@ export class WhyLesionModel {
 
 /**
  * Loads a model from a folder (open_clip_config.json + open_clip_model.safetensors or .bin) or from the
- * Hugging Face Hub (`hf-hub:yyupenn/whylesionclip`), uploads its weights to the GPU, and readies the tokenizer.
+ * Hugging Face Hub (`hf-hub:yyupenn/whylesionclip`), and uploads its weights to the GPU.
  */
 export async function loadModel(id: string, options: LoadOptions = {}): Promise<WhyLesionModel> {
   const onDownload: HubOptions['onProgress'] = options.onProgress
     ? (p) => options.onProgress!({ stage: 'download', file: p.file, loaded: p.loaded, total: p.total })
     : undefined;
   const dir = await resolveModelDir(id, { ...options.hub, onProgress: onDownload });
-  const tokenizer = await loadTokenizer({ vocabPath: options.vocabPath, hub: { ...options.hub, onProgress: onDownload } });
   const checkpoint = await openCheckpoint(dir);
   let gpu: Gpu;
   try {
@@ -259,7 +272,7 @@ export async function loadModel(id: string, options: LoadOptions = {}): Promise<
       maxBatch: options.maxBatch,
       onTensor: (tensor, loaded, total) => options.onProgress?.({ stage: 'weights', tensor, loaded, total }),
     });
-    return await WhyLesionModel.create(model, gpu, !options.device, tokenizer, options.exifRotate ?? false);
+    return await WhyLesionModel.create(model, gpu, !options.device, options.vocabPath, options.exifRotate ?? false);
   } catch (e) {
     gpu.destroy();
     throw e;

@@ -34,7 +34,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
       seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
       pixels[i] = (seed / 2 ** 32) * 4 - 2;
     }
-    const ids = model.tokenizer.tokenize(PROMPTS, model.config.text.contextLength);
+    const ids = await model.tokenize(PROMPTS);
     const time = async (f: () => Promise<unknown>): Promise<number> => {
       const t0 = performance.now();
       await f();

@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { gunzip } from './gunzip.js';
 import { ClipTokenizer } from './tokenizer.js';
-import { downloadHubFile, type HubOptions } from '../weights/hub.js';
+import { bundledVocabulary } from '../assets.js';
 
 /** Environment variable naming the vocabulary when no path is passed. */
 export const VOCAB_ENV = 'WHYLESION_BPE_VOCAB';
@@ -11,10 +11,11 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * The CLIP tokenizer from `vocabPath` (or $WHYLESION_BPE_VOCAB): a bpe_simple_vocab_16e6.txt(.gz) merges
- * file, or Hugging Face's vocab.json + merges.txt (the folder holding them, or either file).
+ * file, or Hugging Face's vocab.json + merges.txt (the folder holding them, or either file); by default the
+ * vocabulary the package ships, as open_clip does.
  */
-export async function loadTokenizer(opts: { vocabPath?: string; hub?: HubOptions } = {}): Promise<ClipTokenizer> {
-  const path = opts.vocabPath || process.env[VOCAB_ENV] || (await downloadVocabulary(opts.hub));
+export async function loadTokenizer(opts: { vocabPath?: string } = {}): Promise<ClipTokenizer> {
+  const path = opts.vocabPath || process.env[VOCAB_ENV] || bundledVocabulary();
   const info = await stat(path).catch((cause: unknown) => {
     throw new UserError(`The CLIP vocabulary ${path} does not exist; pass an existing file or folder with --vocab PATH or ${VOCAB_ENV}.`, { cause });
   });
@@ -26,25 +27,6 @@ export async function loadTokenizer(opts: { vocabPath?: string; hub?: HubOptions
   const bytes = await readBytes(path);
   const text = decodeUtf8(path.endsWith('.gz') ? await gunzip(bytes).catch(corrupt(path, 'is not a valid gzip file')) : bytes, path);
   return describeFailures(path, () => ClipTokenizer.fromBpeMerges(text));
-}
-
-/** The Hub repository whose vocab.json + merges.txt hold the CLIP BPE that WhyLesionCLIP uses. */
-export const VOCAB_REPO = 'openai/clip-vit-large-patch14';
-
-/** No vocabulary was named: fetch vocab.json + merges.txt once into the Hub cache; returns their folder. */
-async function downloadVocabulary(hub: HubOptions = {}): Promise<string> {
-  try {
-    const vocab = await downloadHubFile(VOCAB_REPO, 'vocab.json', hub);
-    await downloadHubFile(VOCAB_REPO, 'merges.txt', hub);
-    return dirname(vocab);
-  } catch (cause) {
-    if (!(cause instanceof UserError)) throw cause;
-    throw new UserError(
-      `The CLIP tokenizer needs its vocabulary, which is not cached and could not be downloaded (${cause.message.replace(/\.$/, '')}); ` +
-        `pass --vocab PATH or set ${VOCAB_ENV} to bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json and merges.txt.`,
-      { cause },
-    );
-  }
 }
 
 async function fromHuggingFacePair(vocabPath: string, mergesPath: string): Promise<ClipTokenizer> {

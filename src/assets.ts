@@ -1,0 +1,18 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Files the package ships in its `assets/` folder (the CLIP vocabulary, KnoBo's lists), so nothing needs a
+ * download. This module sits at `src/assets.ts` in a checkout and `dist/src/assets.js` once built, hence two
+ * candidate depths.
+ */
+export function bundledAsset(relativePath: string): string {
+  for (const up of ['../', '../../']) {
+    const path = fileURLToPath(new URL(`${up}assets/${relativePath}`, import.meta.url));
+    if (existsSync(path)) return path;
+  }
+  throw new Error(`The package's assets/${relativePath} is missing; reinstall whylesion.`);
+}
+
+/** The CLIP BPE vocabulary that open_clip ships (bpe_simple_vocab_16e6.txt.gz). */
+export const bundledVocabulary = (): string => bundledAsset('bpe_simple_vocab_16e6.txt.gz');
