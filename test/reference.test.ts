@@ -1,4 +1,4 @@
-// Proves the committed PyTorch-reference fixtures (bench/reference/clip_reference.py) without torch:
+// Proves the committed PyTorch-reference fixtures (reference/clip_reference.py) without torch:
 // on openclip-tiny they must equal what real open_clip computed (test/fixtures/openclip-tiny), and on every
 // fixture the tail of the forward (final layer norm, pooling, projection) recomputed here from the
 // dumped block outputs and the checkpoint's weights must give the committed embeddings.

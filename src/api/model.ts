@@ -5,7 +5,7 @@ import { applyKernelTuning, checkTuningFileWritable, saveTuning } from '../io/tu
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
 import { preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
-import { ClipModel, type ComputeDtype } from '../model/clip.js';
+import { ClipModel, type ComputeDtype, type StepDump } from '../model/clip.js';
 import type { ClipConfig } from '../model/config.js';
 import { ClipTokenizer } from '../tokenizer/index.js';
 import { loadTokenizer } from '../tokenizer/load.js';
@@ -186,6 +186,20 @@ export class WhyLesionModel {
   /** Embeddings of token ids [B, context_length]. */
   async encodeTokens(ids: Int32Array, batch: number, options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
     return this.rows(await this.model.encodeTokens(ids, batch), options.normalize);
+  }
+
+  /**
+   * Every block's output of one image forward, read back by name (`vision.ln_pre`, `vision.block00`, ...,
+   * `vision.pooled`, `vision.out`): for comparing with another implementation's forward hooks. At most
+   * maxBatch('image') images; the last block holds only the class rows (`vision.blockNN.kept`, [B, W]).
+   */
+  dumpPixels(pixels: Float32Array, batch: number): Promise<StepDump> {
+    return this.model.dumpPixels(pixels, batch);
+  }
+
+  /** Every block's output of one text forward (`text.embed`, `text.block00`, ..., `text.pooled`, `text.out`), rows [B, max(EOT)+1, W]. */
+  dumpTokens(ids: Int32Array, batch: number): Promise<StepDump> {
+    return this.model.dumpTokens(ids, batch);
   }
 
   /**

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { UserError } from '../errors.js';
 
-const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void>> }> = {
+/** A command resolves to its exit status (0 when it returns nothing). */
+const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void | number>> }> = {
   classify: { summary: 'zero-shot label probabilities for images', run: async () => (await import('./classify.js')).classifyCommand },
   zeroshot: { summary: 'predict a class per image from a classes -> prompts file', run: async () => (await import('./classify.js')).zeroshotCommand },
   explain: { summary: 'rank clinical concept questions by similarity to an image', run: async () => (await import('./classify.js')).explainCommand },
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
   synth: { summary: 'write a random-weight checkpoint with the real layout', run: async () => (await import('./synth.js')).synthCommand },
   bench: { summary: 'time both towers; --profile for a per-kernel table', run: async () => (await import('./bench.js')).benchCommand },
   tune: { summary: 'measure matmul kernels on this adapter and keep the fastest', run: async () => (await import('./tune.js')).tuneCommand },
+  parity: { summary: 'per-block agreement with the PyTorch reference on a checkpoint', run: async () => (await import('./parity.js')).parityCommand },
   info: { summary: 'WebGPU adapter, limits, features and model config', run: async () => (await import('./info.js')).infoCommand },
 };
 
@@ -36,8 +38,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) throw new UserError(`Unknown command '${name}'; run whylesion --help for the list.`);
-  await (await command.run())(rest);
-  return 0;
+  return (await (await command.run())(rest)) ?? 0;
 }
 
 process.exitCode = await main(process.argv.slice(2)).catch((error: unknown) => {
