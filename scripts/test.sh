@@ -9,6 +9,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 node scripts/embed-shaders.mjs --check
+node scripts/render-tables.mjs --check
 npx tsc --noEmit -p tsconfig.test.json
 npx vitest run "$@"
 
