@@ -63,7 +63,7 @@ const reference = (name: string): { shape: number[]; data: Float32Array } => {
   return { shape: array.shape, data: array.data as Float32Array };
 };
 const rows = compareTowers(cfg, { vision: visionDump, text: textDump, imageEmbeddings: imageRaw, textEmbeddings: textRaw }, reference,
-  { images: batch, texts: PROMPTS.length, ids }, Infinity).map(({ comparison: c }) => ({ step: `${c.tower}.${c.step} (${c.rows})`, maxAbs: c.maxAbs, relative: c.relative }));
+  { images: batch, texts: PROMPTS.length, ids }, Infinity).map(({ comparison: c }) => ({ step: `${c.tower === 'image' ? 'vision' : 'text'}.${c.step}${c.rows === 'all' ? '' : ` (${c.rows})`}`, maxAbs: c.maxAbs, relative: c.relative }));
 
 function finalStats(raw: Float32Array, want: Float32Array, E: number): { maxAbsNormalized: number; minCosine: number } {
   let maxAbsNormalized = 0;
