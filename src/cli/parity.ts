@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModel } from '../api/model.js';
 import { bundledAsset, packageFile } from '../assets.js';
 import { UserError } from '../errors.js';
 import { readNpy, writeNpy } from '../io/npy.js';
@@ -11,7 +10,7 @@ import { findPython } from '../parity/python.js';
 import { openCheckpoint } from '../weights/checkpoint.js';
 import { resolveModelDir } from '../weights/hub.js';
 import { DEFAULT_MODEL, MODEL_OPTIONS, MODEL_USAGE, parseCommand, parseDtype, positiveInteger } from './args.js';
-import { checkReadable } from './load.js';
+import { checkReadable, loadModelFromArgs } from './load.js';
 
 const PROBE_IMAGES = ['lesion_rgb.png', 'lesion_q90.jpg', 'lesion_gray.png', 'lesion_portrait.png'];
 const PROBE_TEXTS = ['dark brown', 'bleeding', 'irregular shape'];
@@ -66,7 +65,7 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
   const dir = await resolveModelDir(modelId);
   const referenceDir = values['reference-model'] ?? dir;
   const referenceWeights = await weightsOf(referenceDir);
-  const model = await loadModel(dir, { dtype, vocabPath: values.vocab, exifRotate: values['exif-rotate'] ?? false });
+  const model = await loadModelFromArgs({ ...values, model: dir });
   const work = await mkdtemp(join(tmpdir(), 'whylesion-parity-'));
   try {
     const config = model.config;
