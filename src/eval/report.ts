@@ -25,7 +25,7 @@ ${r.top_concepts ? conceptsHtml(r.top_concepts) : ''}</section>`).join('\n');
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:24px 0 8px;border-top:1px solid #ddd;padding-top:12px}
 table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #eee;text-align:right}td:first-child,th:first-child{text-align:left}
-.row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.muted{color:#777}
+.row figure{margin:0}.row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.muted{color:#777}
 .concepts{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}.concepts ol{margin:4px 0;padding-left:20px}
 </style></head><body>
 <h1>${esc(dataset)}: ${classes.length} classes</h1>
@@ -38,7 +38,7 @@ ${sections}
 
 function confusionSvg(matrix: number[][], classes: string[], title: string): string {
   const K = classes.length, cell = Math.max(28, Math.min(56, Math.floor(360 / K))), label = 170, top = 40;
-  const size = label + K * cell + 10;
+  const size = Math.max(label + K * cell + 10, label + 200);
   const cells: string[] = [];
   matrix.forEach((row, i) => {
     const total = row.reduce((a, b) => a + b, 0) || 1;
@@ -52,7 +52,7 @@ function confusionSvg(matrix: number[][], classes: string[], title: string): str
   });
   classes.forEach((c, j) => cells.push(`<text x="${label + j * cell + cell / 2}" y="${top - 6}" text-anchor="middle" font-size="10">${j + 1}</text>`));
   return `<figure><svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${top + K * cell + 24}" role="img" aria-label="confusion matrix ${esc(title)}">
-<text x="${label}" y="14" font-size="13" font-weight="600">${esc(title)}</text><text x="${label}" y="28" font-size="10" fill="#777">rows: true class · columns: predicted (numbered as rows)</text>
+<text x="${label}" y="14" font-size="13" font-weight="600">${esc(title)}</text><text x="${label}" y="28" font-size="10" fill="#777">rows: true class · columns: predicted, 1 to ${K}</text>
 ${cells.join('')}</svg></figure>`;
 }
 
