@@ -29,3 +29,4 @@ export { trainAdam, trainLbfgs, logisticObjective, type LabeledFeatures, type Li
 export { confusionMatrix, accuracy, balancedAccuracy, recalls } from './eval/metrics.js';
 export { readImageFolderDataset, readKnoboDataset, readSplitPickle, sampleShots, type EvalDataset } from './eval/splits.js';
 export { FeatureCache, embedWithCache } from './eval/features.js';
+export { loadConcepts, KNOBO_BOTTLENECKS } from './concepts/knobo.js';
