@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { evaluateMode, type EvalInputs, type EvalMode } from '../src/eval/evalua
 import { accuracy, balancedAccuracy, confusionMatrix, recalls } from '../src/eval/metrics.js';
 import { loadProbe, trainProbe } from '../src/eval/probe.js';
 import { renderReport } from '../src/eval/report.js';
+import { FeatureCache } from '../src/eval/features.js';
 import { readImageFolderDataset, readSplitPickle, sampleShots } from '../src/eval/splits.js';
 import { linearAccuracy, logisticObjective, trainAdam, trainLbfgs, type LabeledFeatures } from '../src/eval/train.js';
 import { parsePlainPickle } from '../src/weights/pickle.js';
@@ -217,5 +218,19 @@ describe('splits', () => {
     expect(a).not.toEqual(c);
     expect([0, 1, 2].map((k) => a.filter((im) => im.label === k).length)).toEqual([4, 4, 4]);
     expect(sampleShots(images, 3, 50, 0).length).toBe(30);
+  });
+});
+
+describe('feature cache', () => {
+  it('keeps rows across opens, per model key, and drops a record cut short by a crash', async () => {
+    const dir = join(work, 'cache');
+    const a = await FeatureCache.open(dir, '{"model":"m1"}', 3);
+    a.append([{ hash: 'aa'.repeat(32), row: Float32Array.from([1, 2, 3]) }, { hash: 'bb'.repeat(32), row: Float32Array.from([4, 5, 6]) }]);
+    appendFileSync(a.path, Buffer.alloc(20)); // half a record, as a kill during a write leaves
+    const again = await FeatureCache.open(dir, '{"model":"m1"}', 3);
+    expect(again.size).toBe(2);
+    expect(Array.from(again.get('bb'.repeat(32))!)).toEqual([4, 5, 6]);
+    expect(statSync(again.path).size).toBe(2 * (32 + 12));
+    expect((await FeatureCache.open(dir, '{"model":"m2"}', 3)).size).toBe(0);
   });
 });

@@ -101,15 +101,16 @@ export async function embedWithCache(
 ): Promise<EmbeddedImages> {
   const batchSize = options.batch ?? 16;
   const rows = new Map<string, Float32Array>(), unreadable: string[] = [];
-  const pending: { path: string; hash: string; bytes: Uint8Array }[] = [];
+  const read = (path: string): Promise<Uint8Array> => readFile(path).catch((cause: unknown) => {
+    throw new UserError(`Cannot read the image ${path} (${(cause as NodeJS.ErrnoException).code ?? cause}); check the dataset folder.`, { cause });
+  });
+  // Hash first (keeping only the hashes: a corpus does not fit in memory), then embed what the cache lacks.
+  const pending: { path: string; hash: string }[] = [];
   for (const path of paths) {
-    const bytes = await readFile(path).catch((cause: unknown) => {
-      throw new UserError(`Cannot read the image ${path} (${(cause as NodeJS.ErrnoException).code ?? cause}); check the dataset folder.`, { cause });
-    });
-    const hash = createHash('sha256').update(bytes).digest('hex');
+    const hash = createHash('sha256').update(await read(path)).digest('hex');
     const cached = cache.get(hash);
     if (cached) rows.set(path, cached);
-    else pending.push({ path, hash, bytes });
+    else pending.push({ path, hash });
   }
   let computed = 0;
   for (let start = 0; start < pending.length; start += batchSize) {
@@ -117,7 +118,7 @@ export async function embedWithCache(
     const pixels: Float32Array[] = [], ok: typeof batch = [];
     for (const item of batch) {
       try {
-        pixels.push(await model.preprocess(item.bytes, item.path));
+        pixels.push(await model.preprocess(await read(item.path), item.path));
         ok.push(item);
       } catch (e) {
         if (!(e instanceof UserError)) throw e;

@@ -69,13 +69,13 @@ export async function readKnoboDataset(name: string, imagesRoot: string): Promis
   const missing: string[] = [];
   for (const split of SPLITS) {
     for (const [label, paths] of perSplit[split]!) {
-      const present: string[] = [];
+      const present = new Set<string>();
       await Promise.all(paths.map(async (p) => {
         const full = join(imagesRoot, p);
-        if (await access(full).then(() => true, () => false)) present.push(full);
+        if (await access(full).then(() => true, () => false)) present.add(full);
         else missing.push(full);
       }));
-      perSplit[split]!.set(label, paths.map((p) => join(imagesRoot, p)).filter((p) => present.includes(p)));
+      perSplit[split]!.set(label, paths.map((p) => join(imagesRoot, p)).filter((p) => present.has(p)));
     }
   }
   return { name: dataset, source: 'knobo', classes, splits: labelSplits(dataset, classes, perSplit as Record<SplitName, Map<string, string[]>>, true), missing: missing.sort() };
