@@ -127,7 +127,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     expect(otherSettings.stderr).toMatch(/made with other settings/);
     const done = await whylesion('embed', corpus, '--out', resumed, '--batch', '3', '--model', MODEL, '--resume');
     expect(done.code).toBe(0);
-    expect(done.stderr).toMatch(/Skipped 1 unreadable file/);
+    expect(done.stderr).toMatch(/Embedded 16 image\(s\) into .*; skipped 1 unreadable:\n {2}\S*broken\.png/);
     expect(readFileSync(resumed)).toEqual(readFileSync(whole));
     expect(readFileSync(`${resumed}.files.txt`, 'utf8')).toEqual(readFileSync(`${whole}.files.txt`, 'utf8'));
     const vectors = readNpy(readFileSync(whole));
@@ -240,7 +240,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     writeFileSync(join(work, 'afile'), 'a file where a folder is expected');
     const cases: [string[], RegExp][] = [
       [['classify', imagePaths[0], '--model', MODEL], /needs labels/],
-      [['classify', join(work, 'missing.png'), '--labels', 'a', '--model', MODEL], /Cannot read the image .*missing\.png/],
+      [['classify', join(work, 'missing.png'), '--labels', 'a', '--model', MODEL], /missing\.png does not exist; pass image folders, files or globs/],
       [['embed', '--text', 'x', '--model', join(work, 'no-such-model')], /does not exist/],
       [['zeroshot', imagePaths[0], '--classes', join(work, 'none.json'), '--model', MODEL], /Cannot read .*none\.json/],
       [['frobnicate'], /Unknown command/],
