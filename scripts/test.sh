@@ -16,3 +16,6 @@ npx vitest run "$@"
 # --allow-env because jimp's `debug` dependency enumerates the environment when it loads.
 npm run -s build
 DENO_NO_UPDATE_CHECK=1 node_modules/.bin/deno run --no-prompt --allow-read=. --allow-env test/deno/parity.js
+
+# The package as users install it: npm pack → npm install in an empty folder → library, CLI, TypeScript consumer.
+bash scripts/check-package.sh

@@ -42,6 +42,12 @@ beforeAll(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('whylesion CLI on the open_clip tiny checkpoint', () => {
+  it('--version prints the package version', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(await whylesion('--version')).toEqual({ stdout: `${version}\n`, stderr: '', code: 0 });
+  });
+
+
   it('classify --json gives open_clip\'s label probabilities (first three texts as labels)', async () => {
     const labels = cases.texts.slice(0, 3);
     const { stdout, code } = await whylesion('classify', ...imagePaths, '--model', MODEL, '--json', ...labels.flatMap((l) => ['--label', l]));
@@ -54,9 +60,10 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     });
   });
 
-  it('classify prints a readable table by default', async () => {
-    const { stdout, code } = await whylesion('classify', imagePaths[0], '--model', MODEL, '--labels', 'dark brown,bleeding');
+  it('classify prints a readable table by default, and nothing on stderr (Dawn\'s limit warnings filtered out)', async () => {
+    const { stdout, stderr, code } = await whylesion('classify', imagePaths[0], '--model', MODEL, '--labels', 'dark brown,bleeding');
     expect(code).toBe(0);
+    expect(stderr).toBe('');
     expect(stdout).toMatch(/lesion_rgb\.png\n\s+\S.*%/);
   });
 

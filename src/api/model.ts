@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../errors.js';
-import { Gpu } from '../gpu/gpu.js';
+import { Gpu, type KernelFamily } from '../gpu/gpu.js';
 import { applyKernelTuning, checkTuningFileWritable, saveTuning } from '../io/tuning-store.js';
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
@@ -39,6 +39,11 @@ export interface LoadOptions {
    * the cache. WHYLESION_KERNEL_TUNING=rules sets the default.
    */
   kernelTuning?: 'cached' | 'rules';
+  /**
+   * Kernel family: 'auto' (default; $WHYLESION_KERNELS) decides from the adapter; 'cpu-subgroup', 'gpu' or
+   * 'portable' force one, e.g. to check a hardware GPU's kernels on a CPU adapter. Same numbers, other speed.
+   */
+  kernels?: KernelFamily | 'auto';
 }
 
 export interface TuneOptions {
@@ -260,7 +265,7 @@ export async function loadModel(id: string, options: LoadOptions = {}): Promise<
   const checkpoint = await openCheckpoint(dir);
   let gpu: Gpu;
   try {
-    gpu = await Gpu.create({ device: options.device });
+    gpu = await Gpu.create({ device: options.device, kernels: options.kernels ?? (process.env.WHYLESION_KERNELS as KernelFamily | undefined) });
   } catch (e) {
     await checkpoint.source.close();
     throw e;

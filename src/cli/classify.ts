@@ -73,7 +73,7 @@ json/jsonl rows: {"image", "concepts": [{"concept", "similarity"}, ...]}; csv: i
 ${MODEL_USAGE}`;
 
 interface Values {
-  model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean;
+  model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; kernels?: string;
   batch?: string; quiet?: boolean; strict?: boolean; format?: string; json?: boolean; top?: string;
 }
 

@@ -3,6 +3,7 @@ import { join, relative, sep } from 'node:path';
 import type { WhyLesionModel } from '../api/model.js';
 import { UserError } from '../errors.js';
 import { positiveInteger } from './args.js';
+import { stderrIsTerminal } from './quiet-dawn.js';
 
 /** What `classify`, `zeroshot`, `explain` and `embed DIR` share for working through a folder of images. */
 
@@ -118,13 +119,15 @@ export class Progress {
     private readonly total: number,
     private readonly first = 0,
     private readonly quiet = false,
-    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly stream: NodeJS.WritableStream = process.stderr,
+    // The CLI runs in a child whose stderr is a pipe to the parent's filter; it says whether the user's is a terminal.
+    private readonly tty = stderrIsTerminal(),
   ) {}
 
   update(done: number, skipped: number): void {
     if (this.quiet) return;
     const now = Date.now();
-    const tty = this.stream.isTTY;
+    const tty = this.tty;
     if (tty ? now - this.lastLine < 100 && done < this.total : this.drawn && now - this.lastLine < LOG_EVERY_MS) return;
     this.lastLine = now;
     const seconds = Math.max((now - this.started) / 1000, 1e-3);
@@ -138,7 +141,7 @@ export class Progress {
 
   /** Ends the live line so what follows starts on a fresh one. */
   end(): void {
-    if (!this.quiet && this.drawn && this.stream.isTTY) this.stream.write('\n');
+    if (!this.quiet && this.drawn && this.tty) this.stream.write('\n');
   }
 }
 
