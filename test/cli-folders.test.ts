@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +106,22 @@ describe('classify, zeroshot and explain over folders', () => {
     expect(progressLines(stderr, 'classified')).toEqual([]);
     expect(stderr).toMatch(/Classified 6 images; skipped 1 unreadable:\n {2}\S*broken\.png/);
     expect(stderr).toMatch(/\nwhylesion: 1 file\(s\) could not be read \(listed above\), and --strict makes that an error\.\n/);
+  });
+
+  it('classify | head: when the reader closes stdout the run stops quietly with exit 0', async () => {
+    const child = spawn('node', [CLI, 'classify', corpus, '--labels', 'a,b', '--format', 'jsonl', '--batch', '1', '--model', MODEL], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '', stdout = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // read the first row, then close the pipe like `head -1`; later batches find no reader
+    for await (const chunk of child.stdout) {
+      stdout += (chunk as Buffer).toString();
+      if (stdout.includes('\n')) break;
+    }
+    const [code] = (await once(child, 'close')) as [number];
+    expect(JSON.parse(stdout.split('\n')[0])).toMatchObject({ labels: ['a', 'b'] });
+    expect(code, stderr).toBe(0);
+    expect(stderr).not.toMatch(/internal error|EPIPE/);
+    expect(stderr).not.toMatch(/Classified \d+ images/); // stopped early: no closing count
   });
 
   it('classify --template T encodes T with each label and reports the labels; --quiet leaves stderr without progress or summary', async () => {

@@ -47,7 +47,8 @@ Usage: whylesion zeroshot IMG... (--classes FILE.json | --labels LIST|@FILE | --
 Predicts a class per image from several prompts per class (a prompt ensemble).
 ${INPUT_USAGE}
   --classes FILE.json  maps class -> [prompt, ...] (see examples/classes/)
-${LABEL_USAGE.replace(/label/g, 'class name')}
+  --labels LIST        class names, comma-separated or @FILE with one a line; each class's prompt is its name
+  --label TEXT         one class name (repeatable; may contain commas)
   --template T         (repeatable) each class's prompts become every T with {} replaced by each prompt
                        (or class name), e.g. --template "a dermoscopic image of {}" --template "{}, dermoscopy"
   --ensemble score     (default; the model card's) a class's score is the mean cosine between the image and
@@ -210,10 +211,13 @@ async function runOverImages<R>(verb: string, patterns: string[], values: Values
         done += batch.files.length;
         progress.update(start + batch.files.length + batch.skipped.length, skipped.length);
       }
+      await out.end();
+    } catch (error) {
+      if (error instanceof ReaderGone) return;
+      throw error;
     } finally {
       progress.end();
     }
-    await out.end();
   } finally {
     model.dispose();
   }
@@ -256,9 +260,24 @@ class Output<R> {
   }
 }
 
+/** stdout's reader went away (`... | head`): the run stops quietly, as Unix tools do. */
+class ReaderGone extends Error {}
+let readerGone = false;
+
 async function print(text: string): Promise<void> {
-  if (!process.stdout.write(text)) await once(process.stdout, 'drain');
+  if (readerGone) throw new ReaderGone();
+  try {
+    if (!process.stdout.write(text)) await once(process.stdout, 'drain');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EPIPE') throw new ReaderGone();
+    throw error;
+  }
 }
+
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  readerGone = true;
+});
 
 function csvLine(fields: readonly (string | number)[]): string {
   return `${fields.map((f) => (typeof f === 'string' && /[",\r\n]/.test(f) ? `"${f.replace(/"/g, '""')}"` : String(f))).join(',')}\n`;
