@@ -257,6 +257,11 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       [['synth', '--config', 'ViT-B-32', '--out', join(work, 'afile', 'sub')], /cannot mkdir .*afile\/sub: a part of the path is a file/],
       [['tokenize', '--context-length', '3000000000', 'a'], /--context-length 3000000000 is not a whole number from 2 to 1000000/],
       [['classify', '--bogus'], /Unknown option/],
+      [['classify', imagePaths[0], '--labels', 'a', '--format', 'xml', '--model', MODEL], /--format xml is not table, json, jsonl or csv/],
+      [['classify', imagePaths[0], '--labels', `@${join(work, 'no-labels.txt')}`, '--model', MODEL], /Cannot read the labels file .*no-labels\.txt/],
+      [['classify', imagePaths[0], '--labels', 'a', '--template', 'a photo', '--model', MODEL], /--template "a photo" has no \{\}/],
+      [['zeroshot', IMAGES, '--labels', 'a', '--classes', join(work, 'none.json'), '--model', MODEL], /either --classes FILE\.json or class names/],
+      [['explain', join(work, 'nothing-*.png'), '--model', MODEL], /No image files \(.*\) found in .*nothing-\*\.png\./],
     ];
     for (const [args, message] of cases) {
       const { stderr, code } = await whylesion(...args);
