@@ -197,12 +197,14 @@ async function runOverImages<R>(verb: string, patterns: string[], values: Values
   const files = await listImages(patterns);
   if (files.length === 0) throw new UserError(`No image files (${IMAGE_EXTENSIONS.source}) found in ${patterns.join(', ')}.`);
   const model = await loadModelFromArgs(values);
+  // A few images (one batch) answer at once: progress and the closing count would be noise then.
+  const quiet = values.quiet || files.length <= size;
   const skipped: { file: string; reason: string }[] = [];
   let done = 0;
   try {
     const scorer = await prepare(model);
     const out = new Output(format, scorer);
-    const progress = new Progress(verb, files.length, 0, values.quiet);
+    const progress = new Progress(verb, files.length, 0, quiet);
     try {
       for (let start = 0; start < files.length; start += size) {
         const batch = await encodeImageBatch(model, files.slice(start, start + size), { normalize: true });
@@ -222,7 +224,7 @@ async function runOverImages<R>(verb: string, patterns: string[], values: Values
     model.dispose();
   }
   const what = verb[0].toUpperCase() + verb.slice(1);
-  finishSkipped(`${what} ${done.toLocaleString('en-US')} image${done === 1 ? '' : 's'}`, skipped, values);
+  finishSkipped(`${what} ${done.toLocaleString('en-US')} image${done === 1 ? '' : 's'}`, skipped, { quiet, strict: values.strict });
 }
 
 type Format = 'table' | 'json' | 'jsonl' | 'csv';

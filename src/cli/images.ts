@@ -14,7 +14,8 @@ export const BATCH_OPTIONS = {
 } as const;
 
 export const BATCH_USAGE = `  --batch N       images decoded and embedded together (default 16); memory stays that of one batch
-  --quiet, -q     no progress (a live line on a terminal, else a line every 5 s) nor closing count on stderr
+  --quiet, -q     no progress on stderr (shown when the images span more than one batch: a live line on a
+                  terminal, else a line after the first batch and then every 5 s) nor the closing count
   --strict        exit 1 if any file could not be read (unreadable files are skipped and listed at the end)`;
 
 export function batchSize(value: string | undefined): number {
