@@ -4,7 +4,7 @@
 // not grow with the folder. Also counts the progress lines a redirected stderr received.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Jimp } from 'jimp';
 import { flag, machine, REPO, writeResult } from './common.js';
@@ -72,7 +72,7 @@ const file = writeResult(`classify-scale-${size}px`, {
   date: new Date().toISOString(),
   machine: machine(adapter),
   cpuFlags,
-  loadAverage: readFileSync('/proc/loadavg', 'utf8').trim(),
+  loadAverage: loadavg(), // 1, 5 and 15 min, at the end of the runs
   command: `whylesion classify DIR --labels a,b --format jsonl --batch ${batch} --model test/fixtures/openclip-tiny/model`,
   imageSize: size,
   runs,
