@@ -28,16 +28,17 @@ const LABEL_USAGE = `  --labels LIST   comma-separated labels, or @FILE with one
   --label TEXT    one label (repeatable; may contain commas)`;
 
 const CLASSIFY_USAGE = `
-Usage: whylesion classify IMG... (--labels "a,b,c" | --labels @labels.txt | --label A ...) [--template T]
-                          [--format table|json|jsonl|csv] [--top K] [--batch 16] [--quiet] [--strict]
+Usage: whylesion classify IMG... (--labels "a,b,c" | --labels @labels.txt | --label A ... | --probe FILE.json)
+                          [--template T] [--format table|json|jsonl|csv] [--top K] [--batch 16] [--quiet] [--strict]
 
 Zero-shot label probabilities per image: softmax over labels of logit_scale · cos(image, label).
 ${INPUT_USAGE}
 ${LABEL_USAGE}
   --template T    encode each label as T with {} replaced by the label, e.g. "a dermoscopic image of {}"
+  --probe FILE    a probe from whylesion probe train: its class probabilities instead of labels
 ${OUTPUT_USAGE}
-json/jsonl rows: {"image", "labels", "probs"} (labels in the given order, or the top K best first);
-csv: image,rank,label,probability.
+json/jsonl rows: {"image", "labels", "probs"} (labels in the given order, or the top K best first; with
+--probe also "prediction"); csv: image,rank,label,probability.
 ${MODEL_USAGE}`;
 
 const ZEROSHOT_USAGE = `
@@ -62,15 +63,19 @@ csv: image,rank,class,score,probability.
 ${MODEL_USAGE}`;
 
 const EXPLAIN_USAGE = `
-Usage: whylesion explain IMG... [--concepts FILE.txt|NAME] [--top 10] [--format table|json|jsonl|csv] ...
+Usage: whylesion explain IMG... [--concepts FILE.txt|NAME | --probe FILE.json] [--top 10] [--format table|json|jsonl|csv] ...
 
 Ranks clinical concept questions by cosine similarity to the image: the "why" behind WhyLesionCLIP.
 ${INPUT_USAGE}
   --concepts  a text file with one concept per line, or a KnoBo skin bottleneck:
               ${KNOBO_BOTTLENECKS.join(', ')} (default ${DEFAULT_BOTTLENECK}; downloaded once and cached,
               or read from $WHYLESION_KNOBO_DIR)
+  --probe F   a concept probe (probe train --mode concepts|knobo): each concept's weight × similarity
+              toward the class the probe predicts
 ${OUTPUT_USAGE.replace('--top K         keep the K best per image, best first', '--top K         how many concepts to keep per image, most similar first (default 10)')}
 json/jsonl rows: {"image", "concepts": [{"concept", "similarity"}, ...]}; csv: image,rank,concept,similarity.
+With --probe: {"image", "prediction", "probability", "bias", "concepts": [{"concept", "similarity", "weight",
+"contribution"}, ...]}; csv: image,prediction,rank,concept,contribution,weight,similarity.
 ${MODEL_USAGE}`;
 
 interface Values {
@@ -79,7 +84,9 @@ interface Values {
 }
 
 /** How one command turns an image's embedding into a result, and how a result is printed in each format. */
-interface Scorer<R> {
+export interface Scorer<R> {
+  /** Unnormalized embeddings (a probe normalizes as it was trained); otherwise unit rows. */
+  raw?: boolean;
   score(image: string, row: Float32Array): R;
   table(result: R): string;
   json(result: R): unknown;
@@ -88,10 +95,21 @@ interface Scorer<R> {
 }
 
 export async function classifyCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('classify', argv, { ...OUTPUT_OPTIONS, labels: { type: 'string' }, label: { type: 'string', multiple: true }, template: { type: 'string', multiple: true } }, CLASSIFY_USAGE);
+  const parsed = parseCommand('classify', argv, {
+    ...OUTPUT_OPTIONS,
+    labels: { type: 'string' },
+    label: { type: 'string', multiple: true },
+    template: { type: 'string', multiple: true },
+    probe: { type: 'string' },
+  }, CLASSIFY_USAGE);
   if (!parsed) return;
   const { values, positionals } = parsed;
   if (positionals.length === 0) throw new UserError('classify needs at least one image, folder or glob; see whylesion classify --help.');
+  if (values.probe) {
+    if (values.labels !== undefined || values.label !== undefined || values.template !== undefined) throw new UserError('--probe brings its own classes; pass it without --labels, --label or --template.');
+    const scorer = await (await import('./probe.js')).classifyProbeScorer(values.probe, values.top === undefined ? undefined : positiveInteger('top', values.top));
+    return runOverImages('classified', positionals, values, async () => scorer);
+  }
   const labels = await readLabels(values.labels, values.label);
   if (labels.length === 0) throw new UserError('classify needs labels: pass --labels "a,b,c", --labels @labels.txt or --label A --label B.');
   if ((values.template?.length ?? 0) > 1) throw new UserError('classify takes one --template; for an ensemble of templates use whylesion zeroshot --labels ... --template ... --template ....');
@@ -164,11 +182,16 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
 }
 
 export async function explainCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('explain', argv, { ...OUTPUT_OPTIONS, concepts: { type: 'string' } }, EXPLAIN_USAGE);
+  const parsed = parseCommand('explain', argv, { ...OUTPUT_OPTIONS, concepts: { type: 'string' }, probe: { type: 'string' } }, EXPLAIN_USAGE);
   if (!parsed) return;
   const { values, positionals } = parsed;
   if (positionals.length === 0) throw new UserError('explain needs at least one image, folder or glob; see whylesion explain --help.');
   const top = values.top ? positiveInteger('top', values.top) : 10;
+  if (values.probe) {
+    if (values.concepts !== undefined) throw new UserError('--probe brings its own concepts; pass it without --concepts.');
+    const scorer = await (await import('./probe.js')).explainProbeScorer(values.probe, top);
+    return runOverImages('explained', positionals, values, async () => scorer);
+  }
   const concepts = await loadConcepts(values.concepts);
   await runOverImages('explained', positionals, values, async (model) => {
     const conceptRows = await model.encodeText(concepts, { normalize: true });
@@ -207,7 +230,7 @@ async function runOverImages<R>(verb: string, patterns: string[], values: Values
     const progress = new Progress(verb, files.length, 0, quiet);
     try {
       for (let start = 0; start < files.length; start += size) {
-        const batch = await encodeImageBatch(model, files.slice(start, start + size), { normalize: true });
+        const batch = await encodeImageBatch(model, files.slice(start, start + size), { normalize: !scorer.raw });
         for (const [i, file] of batch.files.entries()) await out.write(scorer.score(file, batch.rows[i]));
         skipped.push(...batch.skipped);
         done += batch.files.length;
