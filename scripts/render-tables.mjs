@@ -113,6 +113,18 @@ function kernelsTable() {
   return `GFLOP/s (ms). ${day(r.date)}, ${r.cpu}${r.cpuFlags ? ` (flags: ${r.cpuFlags})` : ''}, ${r.adapter.description}, LP_NUM_THREADS=${r.lpNumThreads ?? 'unset'}${r.lpNativeVectorWidth ? `, LP_NATIVE_VECTOR_WIDTH=${r.lpNativeVectorWidth}` : ''}; load average ${r.loadAverage.map((l) => l.toFixed(1)).join(' → ')}.\n\n${table(head, rows)}\n\n${source([file])}`;
 }
 
+function classifyScaleTable() {
+  const files = readdirSync(RESULTS).filter((f) => /^classify-scale-\d+px\.json$/.test(f)).sort();
+  if (files.length === 0) return 'No run recorded yet: `npm run bench:classify-scale` writes `bench/results/classify-scale-64px.json`.';
+  return files.map((file) => {
+    const r = read(file);
+    const base = r.runs[0];
+    const rows = r.runs.map((x) => [x.images.toLocaleString('en-US'), x.rows.toLocaleString('en-US'), `${x.peakRssMB.toFixed(0)} MiB`, `${(x.peakRssMB / base.peakRssMB).toFixed(2)}×`, `${x.wallSeconds.toFixed(0)} s`, String(x.progressLines)]);
+    const head = ['images', 'rows out', 'peak RSS', `× ${base.images.toLocaleString('en-US')} images`, 'wall', 'progress lines in the redirected stderr'];
+    return `\`${r.command}\`, ${r.imageSize}×${r.imageSize} PNGs. ${day(r.date)}, ${r.machine}; load average ${r.loadAverage.map((l) => l.toFixed(1)).join(', ')} (1, 5, 15 min).\n\n${table(head, rows)}\n\n${source([file])}`;
+  }).join('\n\n');
+}
+
 function readmeNumbers() {
   const runs = e2eRuns();
   const rows = [];
@@ -155,7 +167,7 @@ function probeTrainTable() {
 
 const TABLES = {
   'README.md': { numbers: readmeNumbers },
-  'bench/README.md': { e2e: e2eTable, parity: parityTable, 'parity-cli': parityCliTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable },
+  'bench/README.md': { e2e: e2eTable, parity: parityTable, 'parity-cli': parityCliTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable, 'classify-scale': classifyScaleTable },
 };
 
 const check = process.argv.includes('--check');

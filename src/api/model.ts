@@ -326,7 +326,8 @@ export function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
-function softmax(logits: number[]): number[] {
+/** exp(l − max) / Σ exp(l − max): probabilities from logits, stable for large ones. */
+export function softmax(logits: number[]): number[] {
   const max = Math.max(...logits);
   const e = logits.map((l) => Math.exp(l - max));
   const sum = e.reduce((a, b) => a + b, 0);
