@@ -158,7 +158,7 @@ function probeTrainTable() {
   const r = read('probe-train.json');
   const t = r.typescript, p = r.reference;
   const rows = [
-    [`Adam, ${r.epochs} epochs, batch 64, ${r.n} × ${r.dim}, ${r.classes} classes (+ val 2000 each epoch)`, fixed(t.adamSeconds, 1), `${fixed(p.adam_seconds, 1)} (torch, ${p.threads} threads)`],
+    [`Adam, batch 64, ${r.n} × ${r.dim}, ${r.classes} classes (+ val 2000 each epoch)`, `${fixed(t.adamSeconds, 1)} (${r.epochs} epochs)`, `${fixed(p.adam_seconds, 1)} (${p.epochs} epochs, torch, ${p.threads} threads)`],
     ['L-BFGS to convergence, C = 1', `${fixed(t.lbfgsSeconds, 1)} (${t.lbfgsIterations} iterations, loss ${t.lbfgsLoss.toFixed(4)})`, `${fixed(p.lbfgs_seconds, 1)} (${p.lbfgs_iterations} iterations, loss ${p.lbfgs_loss.toFixed(4)})`],
   ];
   return `${table(['task', 'TypeScript s', 'PyTorch / scikit-learn s'], rows)}\n\n- ${day(r.date)}, ${r.machine['Model name'] ?? '?'} (${r.machine['CPU(s)'] ?? '?'} CPUs), Node ${r.node}, ` +

@@ -10,6 +10,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 node scripts/embed-shaders.mjs --check
+node scripts/build-wasm.mjs --check
 node scripts/render-tables.mjs --check
 npx tsc --noEmit -p tsconfig.test.json
 npx vitest run "$@"
@@ -24,3 +25,4 @@ npm run -s build
 export DENO_NO_UPDATE_CHECK=1
 node_modules/.bin/deno run --no-prompt --allow-read=./dist,./node_modules,./test --allow-env test/deno/permissions.js
 node_modules/.bin/deno run --no-prompt --allow-read=. --allow-env test/deno/parity.js
+node_modules/.bin/deno run --no-prompt --allow-read=. test/deno/train.js

@@ -27,6 +27,7 @@ export { readNpy, writeNpy } from './io/npy.js';
 export { trainProbe, loadProbe, Probe, knoboPrior, zeroShotScores, PROBE_MODES, type ProbeFile, type ProbeMode, type TrainProbeOptions, type Solver } from './eval/probe.js';
 export { evaluateMode, EVAL_MODES, type EvalMode, type EvalInputs, type ModeResult } from './eval/evaluate.js';
 export { trainAdam, trainLbfgs, logisticObjective, type LabeledFeatures, type LinearModel } from './eval/train.js';
+export type { TrainingKernel } from './eval/linear-kernel.js';
 export { confusionMatrix, accuracy, balancedAccuracy, recalls } from './eval/metrics.js';
 export { readImageFolderDataset, readKnoboDataset, readSplitPickle, sampleShots, type EvalDataset } from './eval/splits.js';
 export { FeatureCache, embedWithCache } from './eval/features.js';

@@ -27,9 +27,11 @@ describe('probe-training kernels', () => {
 
   it('Adam: WebAssembly and JavaScript give the same best epoch and bit-identical weights, with and without the prior', () => {
     const prior = Float32Array.from({ length: 7 * 13 }, (_, i) => (i % 3) - 1);
-    for (const extra of [{}, { prior, priorWeight: 5 }]) {
-      const wasm = trainAdam(train, val, 7, { seed: 11, epochs: 40, ...extra });
-      const js = trainAdam(train, val, 7, { seed: 11, epochs: 40, kernel: 'js', ...extra });
+    const three = { ...train, y: train.y.map((c) => c % 3) }, threeVal = { ...val, y: val.y.map((c) => c % 3) };
+    // 7 classes: four at a time, then the overlapping last block; 3 classes: one at a time.
+    for (const [data, check, classes, extra] of [[train, val, 7, {}], [train, val, 7, { prior, priorWeight: 5 }], [three, threeVal, 3, {}]] as const) {
+      const wasm = trainAdam(data, check, classes, { seed: 11, epochs: 40, ...extra });
+      const js = trainAdam(data, check, classes, { seed: 11, epochs: 40, kernel: 'js', ...extra });
       expect(wasm.bestEpoch).toBeGreaterThan(1);
       expect(wasm.bestEpoch).toBe(js.bestEpoch);
       expect(wasm.bestValAccuracy).toBe(js.bestValAccuracy);

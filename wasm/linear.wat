@@ -170,7 +170,7 @@
       (i32.shl (i32.mul (i32.load (i32.add (local.get $rows) (i32.shl (local.get $r) (i32.const 2)))) (local.get $d)) (i32.const 2))))
 
   ;; scores[r·K + k] = bias[k] + x[rows[r]] · weight[k] for r < count; weight [K, d] then bias [K] at $params.
-  ;; Classes four at a time ($score4), the rest one by one.
+  ;; Classes four at a time ($score4); fewer than four classes one by one.
   (func (export "scoreRows") (param $x i32) (param $rows i32) (param $count i32) (param $d i32) (param $K i32)
     (param $params i32) (param $scores i32)
     (local $r i32) (local $k i32) (local $row i32) (local $bias i32) (local $rowBytes i32)
@@ -189,6 +189,16 @@
             (local.set $scores (i32.add (local.get $scores) (i32.const 32)))
             (local.set $k (i32.add (local.get $k) (i32.const 4)))
             (br $eachBlock)))
+        ;; 1-3 classes left of four or more: one more block ending at the last class (recomputing a few of the
+        ;; scores just written, to the same bits) rather than the slower one-class loop.
+        (if (i32.and (i32.lt_u (local.get $k) (local.get $K)) (i32.ge_u (local.get $K) (i32.const 4)))
+          (then
+            (local.set $scores (i32.sub (local.get $scores) (i32.shl (i32.sub (local.get $k) (i32.sub (local.get $K) (i32.const 4))) (i32.const 3))))
+            (local.set $k (i32.sub (local.get $K) (i32.const 4)))
+            (call $score4 (local.get $row) (i32.add (local.get $params) (i32.mul (local.get $k) (local.get $rowBytes)))
+              (local.get $d) (i32.add (local.get $bias) (i32.shl (local.get $k) (i32.const 3))) (local.get $scores))
+            (local.set $scores (i32.add (local.get $scores) (i32.const 32)))
+            (local.set $k (local.get $K))))
         (block $classesDone
           (loop $eachClass
             (br_if $classesDone (i32.ge_u (local.get $k) (local.get $K)))

@@ -7,7 +7,7 @@ import { LINEAR_WASM_BASE64 } from './linear-wasm.generated.js';
  * (wasm/linear.wat, several times faster), which runs the same operations in the same order.
  */
 export interface LinearKernel {
-  readonly name: KernelName;
+  readonly name: TrainingKernel;
   readonly classes: number;
   readonly dim: number;
   /** Most rows one scoreRows / addGradient call takes. */
@@ -27,12 +27,12 @@ export interface LinearKernel {
   adamStep(stepSize: number, correction2: number): void;
 }
 
-export type KernelName = 'wasm' | 'js';
+export type TrainingKernel = 'wasm' | 'js';
 
 const BETA1 = 0.9, BETA2 = 0.999, EPS = 1e-8;
 
 /** The WebAssembly kernel where the runtime has SIMD (Node, Deno, current browsers), else the JavaScript one. */
-export function createLinearKernel(datasets: readonly Float32Array[], classes: number, dim: number, maxRows: number, name: KernelName = 'wasm'): LinearKernel {
+export function createLinearKernel(datasets: readonly Float32Array[], classes: number, dim: number, maxRows: number, name: TrainingKernel = 'wasm'): LinearKernel {
   if (name === 'wasm' && wasmModule()) return new WasmLinearKernel(datasets, classes, dim, maxRows);
   return new JsLinearKernel(datasets, classes, dim, maxRows);
 }

@@ -1,5 +1,5 @@
 import { accuracy, argmaxRows, confusionMatrix } from './metrics.js';
-import { createLinearKernel, dotRows, type KernelName, type LinearKernel } from './linear-kernel.js';
+import { createLinearKernel, dotRows, type TrainingKernel, type LinearKernel } from './linear-kernel.js';
 import { SeededRandom } from './random.js';
 
 /** Rows of features, row-major [n, dim], with their class indices. */
@@ -46,7 +46,7 @@ export interface AdamOptions {
   prior?: Float32Array;
   priorWeight?: number;
   /** 'wasm' (default; the JavaScript kernel where WebAssembly SIMD is missing) or 'js': bit-identical results. */
-  kernel?: KernelName;
+  kernel?: TrainingKernel;
 }
 
 export interface AdamResult {
@@ -136,7 +136,7 @@ function copyModel(model: LinearModel): LinearModel {
  * scikit-learn LogisticRegression's multinomial objective: Σ cross-entropy + ½/C · ‖W‖² (the bias is not
  * penalised). Returns the objective and writes its gradient (weight then bias) into `gradient` when given.
  */
-export function logisticObjective(model: LinearModel, data: LabeledFeatures, C: number, gradient?: Float64Array, kernelName?: KernelName): number {
+export function logisticObjective(model: LinearModel, data: LabeledFeatures, C: number, gradient?: Float64Array, kernelName?: TrainingKernel): number {
   const kernel = createLinearKernel([data.x], model.classes, model.dim, CHUNK_ROWS, kernelName);
   kernel.params.set(model.weight);
   kernel.params.set(model.bias, model.weight.length);
@@ -181,7 +181,7 @@ export interface LbfgsOptions {
   tolerance?: number;
   memory?: number;
   /** As AdamOptions.kernel. */
-  kernel?: KernelName;
+  kernel?: TrainingKernel;
 }
 
 export interface LbfgsResult {
