@@ -8,6 +8,7 @@ Optionally dumps every intermediate block output so an engine can localize diver
 
 Usage: clip_reference.py --model DIR [--pixels FILE.npy ...] [--tokens FILE.json | --tokens-npy FILE]
                          --out DIR [--first-texts N] [--dump-blocks] [--threads N] [--timing]
+                         [--timing-runs N] [--device cpu|cuda|auto] [--autocast-fp16]
 """
 import argparse
 import json
@@ -90,9 +91,9 @@ def residual_block(x, weights, prefix, heads, quick_gelu, additive_mask):
 
 
 class ClipReference:
-    def __init__(self, model_dir):
+    def __init__(self, model_dir, device="cpu"):
         self.embed_dim, self.vision, self.text, self.quick_gelu = load_config(model_dir)
-        self.weights = {name: torch.from_numpy(array)
+        self.weights = {name: torch.from_numpy(array).to(device)
                         for name, array in read_safetensors(os.path.join(model_dir, "open_clip_model.safetensors")).items()}
 
     def encode_image(self, pixels, dumps=None):
@@ -124,19 +125,19 @@ class ClipReference:
             raise ValueError(f"token ids must lie in [0, {cfg['vocab_size']})")
         x = w["token_embedding.weight"][tokens] + w["positional_embedding"]
         self._record(dumps, "text_embed", x)
-        causal_mask = torch.full((context, context), float("-inf")).triu_(1)
+        causal_mask = torch.full((context, context), float("-inf"), device=tokens.device).triu_(1)
         for i in range(cfg["layers"]):
             x = residual_block(x, w, f"transformer.resblocks.{i}", cfg["heads"], self.quick_gelu, causal_mask)
             self._record(dumps, f"text_block{i:02d}", x)
         x = layer_norm(x, w, "ln_final")
         self._record(dumps, "text_ln_final", x)
-        eot = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)]  # the first maximal id: EOT
+        eot = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]  # the first maximal id: EOT
         return eot @ w["text_projection"]
 
     @staticmethod
     def _record(dumps, name, tensor):
         if dumps is not None:
-            dumps[name] = tensor.detach().numpy().astype(np.float32)
+            dumps[name] = tensor.detach().float().cpu().numpy()
 
 
 def load_pixels(paths):
@@ -164,15 +165,36 @@ def load_tokens(json_path, npy_path):
     return torch.from_numpy(array)
 
 
-def timed(fn, *args):
-    """Seconds for one call of fn(*args), after one untimed warm-up call."""
-    fn(*args)
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
+def timed(fn, *args, runs=1):
+    """Median seconds of `runs` calls of fn(*args), after one untimed warm-up call (CUDA work included)."""
+    cuda = args[0].is_cuda
+
+    def once():
+        start = time.perf_counter()
+        fn(*args)
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    once()
+    return sorted(once() for _ in range(runs))[runs // 2]
+
+
+def pick_device(name):
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch sees no CUDA GPU")
+        # float32 means float32: no TF32 in matmuls or the patch convolution (cuDNN allows it by default).
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return torch.device(name)
 
 
 def save(out_dir, name, tensor):
+    if isinstance(tensor, torch.Tensor):
+        tensor = tensor.detach().float().cpu().numpy()
     np.save(os.path.join(out_dir, name + ".npy"), np.ascontiguousarray(np.asarray(tensor, dtype=np.float32)))
 
 
@@ -188,36 +210,52 @@ def main(argv):
     parser.add_argument("--dump-blocks", action="store_true", help="also write every intermediate block output")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads (default: all cores)")
     parser.add_argument("--timing", action="store_true", help="print the forward wall time per tower as JSON")
+    parser.add_argument("--timing-runs", type=int, default=1, help="timed forwards per tower; the median is printed (default 1)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                        help="where torch runs (auto: cuda when torch sees a GPU); float32 either way, TF32 off")
+    parser.add_argument("--autocast-fp16", action="store_true",
+                        help="with --timing on CUDA, also time each tower under torch.autocast float16 (the model card's way)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
     os.makedirs(args.out, exist_ok=True)
-    model = ClipReference(args.model)
+    model = ClipReference(args.model, device)
+    runs = max(1, args.timing_runs)
     dumps = {} if args.dump_blocks else None
     timings = {}
     with torch.no_grad():
         if args.pixels:
-            pixels = load_pixels(args.pixels)
+            pixels = load_pixels(args.pixels).to(device)
             image_raw = model.encode_image(pixels, dumps)
             save(args.out, "image_embeddings_raw", image_raw)
             save(args.out, "image_embeddings", F.normalize(image_raw, dim=-1))
             if args.timing:
-                timings["image_seconds"] = timed(model.encode_image, pixels)
+                timings["image_seconds"] = timed(model.encode_image, pixels, runs=runs)
                 timings["images"] = pixels.shape[0]
+                if args.autocast_fp16 and device.type == "cuda":
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        timings["image_seconds_autocast_fp16"] = timed(model.encode_image, pixels, runs=runs)
         if args.tokens is not None or args.tokens_npy is not None:
             tokens = load_tokens(args.tokens, args.tokens_npy)
             if args.first_texts is not None:
                 tokens = tokens[: args.first_texts]
+            tokens = tokens.to(device)
             text_raw = model.encode_text(tokens, dumps)
             save(args.out, "text_embeddings_raw", text_raw)
             save(args.out, "text_embeddings", F.normalize(text_raw, dim=-1))
             if args.timing:
-                timings["text_seconds"] = timed(model.encode_text, tokens)
+                timings["text_seconds"] = timed(model.encode_text, tokens, runs=runs)
                 timings["texts"] = tokens.shape[0]
+                if args.autocast_fp16 and device.type == "cuda":
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        timings["text_seconds_autocast_fp16"] = timed(model.encode_text, tokens, runs=runs)
     for name, array in (dumps or {}).items():
         save(args.out, name, array)
     if args.timing:
         timings["threads"] = args.threads
+        timings["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        timings["torch"] = torch.__version__
         print(json.dumps(timings))
 
 

@@ -53,13 +53,23 @@ export function tuningOf(gpu: Gpu): KernelTuning {
   return tuning;
 }
 
-/** Whether the subgroup kernels (one 8-lane subgroup per workgroup) suit this device. */
+/** The device's subgroup sizes as its adapter reports them (llvmpipe: 8 lanes at 256 bits, 16 at 512). */
+export function subgroupSizes(gpu: Gpu): { min: number; max: number } | undefined {
+  const info = (gpu.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  return info?.subgroupMinSize ? { min: info.subgroupMinSize, max: info.subgroupMaxSize ?? info.subgroupMinSize } : undefined;
+}
+
+/**
+ * Whether the subgroup kernels suit this device. They run workgroups of 8 invocations and rely on those 8
+ * lying in one subgroup (subgroupBroadcast from lanes 0-7, subgroupAdd/Max over the workgroup), so the
+ * subgroup must have at least 8 lanes; with 16 (llvmpipe at 512 bits) the workgroup fills half of one
+ * subgroup, whose idle lanes the reductions leave out. CPU rasterizers run a subgroup as one 8- or 16-lane
+ * vector; real GPUs (32-64 lanes) would leave most of each warp idle, so they keep the workgroup kernels.
+ */
 export function subgroupsOf8(gpu: Gpu): boolean {
   if (!gpu.hasSubgroups) return false;
-  const info = (gpu.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
-  // CPU rasterizers run a subgroup as one 8- or 16-lane vector; real GPUs (32-64 lanes) would leave most of
-  // each warp idle with one-subgroup workgroups, so they keep the workgroup-based kernels.
-  return (info?.subgroupMinSize ?? 8) >= 8 && (info?.subgroupMaxSize ?? 8) <= 16;
+  const sizes = subgroupSizes(gpu) ?? { min: 8, max: 8 };
+  return sizes.min >= 8 && sizes.max <= 16;
 }
 
 /** 'cpu' for software rasterizers (lavapipe/llvmpipe, SwiftShader, WARP), 'gpu' for a named hardware adapter. */
