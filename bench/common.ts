@@ -11,6 +11,8 @@ export const REPO = ((): string => {
   return dir.replace(/\/$/, '');
 })();
 export const PYTHON = process.env.WHYLESION_TORCH_PYTHON ?? '/usr/bin/python3';
+/** The plain-PyTorch reference forward (bench/reference/README.md). */
+export const REFERENCE_SCRIPT = join(REPO, 'bench/reference/clip_reference.py');
 
 /** A machine description for result tables: CPU model, cores, adapter. */
 export function machine(adapter: { vendor: string; architecture: string; device: string; description: string }): string {
@@ -30,8 +32,16 @@ export async function syntheticCheckpoint(config: string, seed: number, dtype: '
 }
 
 /** Runs the plain-PyTorch reference forward; returns its --timing JSON. */
-export function runReference(args: string[]): { image_seconds?: number; images?: number; text_seconds?: number; texts?: number; threads: number } {
-  const out = execFileSync(PYTHON, [join(REPO, 'bench/reference/clip_reference.py'), ...args, '--timing', '--threads', String(cpus().length)], {
+export interface ReferenceTiming {
+  image_seconds?: number; images?: number; text_seconds?: number; texts?: number; threads: number;
+  /** 'cpu' or the CUDA device's name; the torch version. */
+  device?: string; torch?: string;
+  /** With --autocast-fp16 on CUDA. */
+  image_seconds_autocast_fp16?: number; text_seconds_autocast_fp16?: number;
+}
+
+export function runReference(args: string[]): ReferenceTiming {
+  const out = execFileSync(PYTHON, [REFERENCE_SCRIPT, ...args, '--timing', '--threads', String(cpus().length)], {
     encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26,
   });
   return JSON.parse(out.trim().split('\n').pop()!);
