@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bash bench/gpu-check.sh OUT_DIR [--runs 3] [--tune-runs 3] [--torch-runs 3] [--config ViT-L-14]
+# bash bench/gpu-check.sh OUT_DIR [--batches 1,8] [--runs 3] [--tune-runs 3] [--torch-runs 3] [--config ViT-L-14]
 # The prepared check for a machine with a WebGPU adapter and no internet (bench/README.md, "GPU check"):
 # synthesizes ViT-L/14, checks the engine against the plain-PyTorch reference (CUDA when torch sees a GPU),
 # times both towers at batch 1 and 8 with f32 and f16 weights, runs the kernel tuner, and writes
@@ -7,7 +7,7 @@
 # scripts/make-gpu-bundle.sh makes (its own Node binary, dist/ and runtime packages).
 set -euo pipefail
 if [ $# -lt 1 ] || [[ "$1" == -* ]]; then
-  echo "usage: bash bench/gpu-check.sh OUT_DIR [--runs N] [--tune-runs N] [--torch-runs N] [--config NAME]" >&2
+  echo "usage: bash bench/gpu-check.sh OUT_DIR [--batches 1,8] [--runs N] [--tune-runs N] [--torch-runs N] [--config NAME]" >&2
   exit 2
 fi
 out=$(mkdir -p "$1" && cd "$1" && pwd)

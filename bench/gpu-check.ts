@@ -1,4 +1,4 @@
-// node dist/bench/gpu-check.js --out OUT_DIR [--config ViT-L-14] [--runs 3] [--tune-runs 3] [--torch-runs 3]
+// node dist/bench/gpu-check.js --out OUT_DIR [--config ViT-L-14] [--batches 1,8] [--runs 3] [--tune-runs 3] [--torch-runs 3]
 // (run through bench/gpu-check.sh, which picks the Python that has torch). One prepared check for a machine
 // with a WebGPU adapter and no internet: synthesizes the model, checks the engine against the plain-PyTorch
 // reference (CUDA when torch sees a GPU), times both, runs the kernel tuner, and writes
@@ -18,11 +18,15 @@ import { flag, machine, PYTHON, runReference, syntheticCheckpoint } from './comm
 
 const argv = process.argv.slice(2);
 const outDir = flag(argv, 'out', '');
-if (!outDir) throw new Error('usage: gpu-check.js --out OUT_DIR [--config ViT-L-14] [--runs 3] [--tune-runs 3] [--torch-runs 3]');
+if (!outDir) throw new Error('usage: gpu-check.js --out OUT_DIR [--config ViT-L-14] [--batches 1,8] [--runs 3] [--tune-runs 3] [--torch-runs 3]');
 const config = flag(argv, 'config', 'ViT-L-14');
 const runs = Number(flag(argv, 'runs', '3'));
 const tuneRuns = Number(flag(argv, 'tune-runs', '3'));
 const torchRuns = Number(flag(argv, 'torch-runs', '3'));
+// Image batches timed, checked and tuned (1 and 8 unless a slow adapter needs fewer).
+const batches = flag(argv, 'batches', '1,8').split(',').map(Number).filter((b) => b === 1 || b === 8);
+if (batches.length === 0) throw new Error('--batches takes 1, 8 or 1,8');
+const maxBatch = Math.max(...batches);
 const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
 const started = performance.now();
 
@@ -30,7 +34,7 @@ mkdirSync(outDir, { recursive: true });
 // The tuner saves its choices here, not in the user's cache.
 process.env.WHYLESION_TUNING_FILE = join(outDir, 'kernel-tuning.json');
 
-const report: Record<string, unknown> = { config, date: new Date().toISOString(), stages: {} as Record<string, number> };
+const report: Record<string, unknown> = { config, batches, date: new Date().toISOString(), stages: {} as Record<string, number> };
 function save(): void {
   report.totalSeconds = (performance.now() - started) / 1000;
   const path = join(outDir, 'gpu-check.json');
@@ -107,14 +111,14 @@ const work = mkdtempSync(join(tmpdir(), 'whylesion-gpu-check-'));
 const checkpoint = await openCheckpoint(dir);
 await checkpoint.source.close();
 const S = checkpoint.config.vision.imageSize, E = checkpoint.config.embedDim, imageSize = 3 * S * S;
-const pixels = new Float32Array(8 * imageSize);
+const pixels = new Float32Array(maxBatch * imageSize);
 let seed = 1;
 for (let i = 0; i < pixels.length; i++) {
   seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
   pixels[i] = (seed / 2 ** 32) * 4 - 2;
 }
 writeFileSync(join(work, 'pixels1.npy'), writeNpy([1, 3, S, S], pixels.subarray(0, imageSize)));
-writeFileSync(join(work, 'pixels8.npy'), writeNpy([8, 3, S, S], pixels));
+writeFileSync(join(work, 'pixelsMax.npy'), writeNpy([maxBatch, 3, S, S], pixels));
 
 // PyTorch: embeddings for the parity check and its timings, fp32 (TF32 off) and, on CUDA, autocast fp16.
 let reference: { image: Float32Array; text: Float32Array } | undefined;
@@ -125,15 +129,16 @@ try {
     ids = tokenizer.tokenize(PROMPTS, 77);
     writeFileSync(join(work, 'tokens.json'), JSON.stringify(Array.from({ length: PROMPTS.length }, (_, i) => Array.from(ids!.subarray(i * 77, (i + 1) * 77)))));
     const common = ['--model', dir, '--device', 'auto', '--autocast-fp16', '--timing-runs', String(torchRuns)];
-    const t8 = runReference([...common, '--pixels', join(work, 'pixels8.npy'), '--tokens', join(work, 'tokens.json'), '--out', join(work, 'r8')]);
-    const t1 = runReference([...common, '--pixels', join(work, 'pixels1.npy'), '--out', join(work, 'r1')]);
+    const t8 = runReference([...common, '--pixels', join(work, 'pixelsMax.npy'), '--tokens', join(work, 'tokens.json'), '--out', join(work, 'r8')]);
+    const t1 = maxBatch === 1 ? t8 : runReference([...common, '--pixels', join(work, 'pixels1.npy'), '--out', join(work, 'r1')]);
+    const has8 = batches.includes(8), has1 = batches.includes(1);
     const read = (name: string) => readNpy(readFileSync(join(work, 'r8', `${name}.npy`))).data as Float32Array;
     reference = { image: read('image_embeddings_raw'), text: read('text_embeddings_raw') };
     report.pytorch = {
       python: PYTHON, device: t8.device, torch: t8.torch, threads: t8.threads, runs: torchRuns,
-      fp32: { imageBatch1: t1.image_seconds, imageBatch8PerImage: t8.image_seconds! / 8, text3Prompts: t8.text_seconds },
+      fp32: { imageBatch1: has1 ? t1.image_seconds : undefined, imageBatch8PerImage: has8 ? t8.image_seconds! / 8 : undefined, text3Prompts: t8.text_seconds },
       autocastFp16: t8.image_seconds_autocast_fp16 === undefined ? 'CUDA only (CPU autocast has no float16)'
-        : { imageBatch1: t1.image_seconds_autocast_fp16, imageBatch8PerImage: t8.image_seconds_autocast_fp16 / 8, text3Prompts: t8.text_seconds_autocast_fp16 },
+        : { imageBatch1: has1 ? t1.image_seconds_autocast_fp16 : undefined, imageBatch8PerImage: has8 ? t8.image_seconds_autocast_fp16 / 8 : undefined, text3Prompts: t8.text_seconds_autocast_fp16 },
     };
   });
 } catch (e) {
@@ -158,28 +163,29 @@ for (const dtype of ['f32', 'f16'] as const) {
     await ckpt.source.close();
     const loadSeconds = (performance.now() - t0) / 1000;
     try {
-      const image1 = await timed(() => model.encodePixels(pixels.subarray(0, imageSize), 1));
-      const image8 = await timed(() => model.encodePixels(pixels, 8));
+      const image1 = batches.includes(1) ? await timed(() => model.encodePixels(pixels.subarray(0, imageSize), 1)) : undefined;
+      const image8 = batches.includes(8) ? await timed(() => model.encodePixels(pixels, 8)) : undefined;
       const text = await timed(() => model.encodeTokens(ids!, PROMPTS.length));
       engine[dtype] = {
         loadSeconds,
         runs,
-        imageBatch1: { warm: image1.warm, cold: image1.cold },
-        imageBatch8PerImage: { warm: image8.warm / 8, cold: image8.cold / 8 },
+        imageBatch1: image1 && { warm: image1.warm, cold: image1.cold },
+        imageBatch8PerImage: image8 && { warm: image8.warm / 8, cold: image8.cold / 8 },
         text3Prompts: { warm: text.warm, cold: text.cold },
       };
       if (reference) {
         parity[dtype] = {
-          imageBatch1: compare(image1.result, reference.image.subarray(0, E), E),
-          imageBatch8: compare(image8.result, reference.image, E),
+          imageBatch1: image1 && compare(image1.result, reference.image.subarray(0, E), E),
+          imageBatch8: image8 && compare(image8.result, reference.image, E),
           text: compare(text.result, reference.text, E),
         };
       }
+      save();
       if (dtype === 'f32') {
         // The tuner on the f32 model: does the built-in rule pick the fastest kernel the tuner finds?
         await stage('tune', async () => {
           const api = await WhyLesionModel.create(model, gpu, false, undefined, false);
-          const { results, file } = await api.tune({ batches: [1, 8], runs: tuneRuns });
+          const { results, file } = await api.tune({ batches, runs: tuneRuns });
           report.tune = {
             file: file ?? tuningFilePath(),
             runs: tuneRuns,
@@ -196,9 +202,9 @@ for (const dtype of ['f32', 'f16'] as const) {
           };
           if (results.some((r) => r.choice && r.choice !== defaultMatmulVariant(gpu, r.shape.M))) {
             // Some shape chose another kernel: the towers again with the tuned choices.
-            const tuned1 = await timed(() => model.encodePixels(pixels.subarray(0, imageSize), 1));
-            const tuned8 = await timed(() => model.encodePixels(pixels, 8));
-            (report.tune as Record<string, unknown>).engineTunedF32 = { imageBatch1: tuned1.warm, imageBatch8PerImage: tuned8.warm / 8 };
+            const tuned1 = batches.includes(1) ? await timed(() => model.encodePixels(pixels.subarray(0, imageSize), 1)) : undefined;
+            const tuned8 = batches.includes(8) ? await timed(() => model.encodePixels(pixels, 8)) : undefined;
+            (report.tune as Record<string, unknown>).engineTunedF32 = { imageBatch1: tuned1?.warm, imageBatch8PerImage: tuned8 && tuned8.warm / 8 };
           }
         });
       }
@@ -212,7 +218,7 @@ const pt = report.pytorch as { fp32?: Record<string, number> } | undefined;
 if (pt?.fp32) {
   report.ratios = Object.fromEntries((['f32', 'f16'] as const).filter((d) => typeof engine[d] === 'object').map((d) => {
     const e = engine[d] as Record<string, { warm: number }>;
-    return [`engine ${d} / pytorch fp32`, Object.fromEntries(['imageBatch1', 'imageBatch8PerImage', 'text3Prompts'].map((k) => [k, e[k].warm / pt.fp32![k]]))];
+    return [`engine ${d} / pytorch fp32`, Object.fromEntries(['imageBatch1', 'imageBatch8PerImage', 'text3Prompts'].filter((k) => e[k] && pt.fp32![k]).map((k) => [k, e[k].warm / pt.fp32![k]]))];
   }));
 }
 gpu.destroy();

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { UserError } from '../errors.js';
-import { Gpu } from '../gpu/gpu.js';
+import { UserError, withPermissionHints } from '../errors.js';
+import { Gpu, type KernelFamily } from '../gpu/gpu.js';
 import { applyKernelTuning, checkTuningFileWritable, saveTuning } from '../io/tuning-store.js';
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
@@ -39,6 +39,11 @@ export interface LoadOptions {
    * the cache. WHYLESION_KERNEL_TUNING=rules sets the default.
    */
   kernelTuning?: 'cached' | 'rules';
+  /**
+   * Kernel family: 'auto' (default; $WHYLESION_KERNELS) decides from the adapter; 'cpu-subgroup', 'gpu' or
+   * 'portable' force one, e.g. to check a hardware GPU's kernels on a CPU adapter. Same numbers, other speed.
+   */
+  kernels?: KernelFamily | 'auto';
 }
 
 export interface TuneOptions {
@@ -81,7 +86,7 @@ export class WhyLesionModel {
 
   /** The CLIP tokenizer, read on first use (image-only work never touches the vocabulary). */
   tokenizer(): Promise<ClipTokenizer> {
-    this.tokenizerLoad ??= loadTokenizer({ vocabPath: this.vocabPath });
+    this.tokenizerLoad ??= withPermissionHints(() => loadTokenizer({ vocabPath: this.vocabPath }));
     // A failed read is not remembered: the user may fix the file and call again.
     this.tokenizerLoad.catch(() => (this.tokenizerLoad = undefined));
     return this.tokenizerLoad;
@@ -114,7 +119,11 @@ export class WhyLesionModel {
   }
 
   /** The open_clip eval preprocessing of one image: float32 [3, S, S]. */
-  async preprocess(input: ImageInput, name?: string): Promise<Float32Array> {
+  preprocess(input: ImageInput, name?: string): Promise<Float32Array> {
+    return withPermissionHints(() => this.preprocessInput(input, name));
+  }
+
+  private async preprocessInput(input: ImageInput, name?: string): Promise<Float32Array> {
     const p = this.config.preprocess;
     const opts: PreprocessOptions = { size: this.config.vision.imageSize, mean: p.mean, std: p.std, exifRotate: this.exifRotate };
     if (typeof input === 'string') {
@@ -214,7 +223,11 @@ export class WhyLesionModel {
    * correct one per shape for this model (and, with `save`, for later processes on the same adapter), and
    * returns the measurements. Takes about as long as a few forwards per shape.
    */
-  async tune(options: TuneOptions = {}): Promise<{ results: ShapeResult[]; file?: string }> {
+  tune(options: TuneOptions = {}): Promise<{ results: ShapeResult[]; file?: string }> {
+    return withPermissionHints(() => this.tuneMatmuls(options));
+  }
+
+  private async tuneMatmuls(options: TuneOptions): Promise<{ results: ShapeResult[]; file?: string }> {
     const S = this.config.vision.imageSize;
     if (options.save !== false) checkTuningFileWritable(); // before minutes of tuning, not after
     const tuning = tuningOf(this.gpu);
@@ -252,7 +265,11 @@ export class WhyLesionModel {
  * Loads a model from a folder (open_clip_config.json + open_clip_model.safetensors or .bin) or from the
  * Hugging Face Hub (`hf-hub:yyupenn/whylesionclip`), and uploads its weights to the GPU.
  */
-export async function loadModel(id: string, options: LoadOptions = {}): Promise<WhyLesionModel> {
+export function loadModel(id: string, options: LoadOptions = {}): Promise<WhyLesionModel> {
+  return withPermissionHints(() => load(id, options));
+}
+
+async function load(id: string, options: LoadOptions): Promise<WhyLesionModel> {
   const onDownload: HubOptions['onProgress'] = options.onProgress
     ? (p) => options.onProgress!({ stage: 'download', file: p.file, loaded: p.loaded, total: p.total })
     : undefined;
@@ -260,7 +277,7 @@ export async function loadModel(id: string, options: LoadOptions = {}): Promise<
   const checkpoint = await openCheckpoint(dir);
   let gpu: Gpu;
   try {
-    gpu = await Gpu.create({ device: options.device });
+    gpu = await Gpu.create({ device: options.device, kernels: options.kernels ?? (process.env.WHYLESION_KERNELS as KernelFamily | undefined) });
   } catch (e) {
     await checkpoint.source.close();
     throw e;

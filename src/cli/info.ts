@@ -1,7 +1,7 @@
 import { Gpu } from '../gpu/gpu.js';
 import { applyCachedTuning, tuningFilePath } from '../io/tuning-store.js';
 import { vectorWidthChoice } from '../gpu/device.js';
-import { defaultMatmulVariant, subgroupSizes } from '../kernels/tuning.js';
+import { defaultMatmulVariant, kernelFamily, subgroupSizes } from '../kernels/tuning.js';
 import { parseDtype, parseCommand } from './args.js';
 import { resolveModelDir } from '../weights/hub.js';
 import { openCheckpoint } from '../weights/checkpoint.js';
@@ -35,6 +35,7 @@ export async function infoCommand(argv: string[]): Promise<void> {
       subgroupSize: subgroupSizes(gpu) ?? null,
       // Only when the engine started Dawn (Node); Deno's and a caller's devices are not ours to configure.
       cpuVectorWidth: vectorWidthChoice() ?? null,
+      kernelFamily: kernelFamily(gpu),
       kernelTuning: { file: tuningFilePath(), tunedShapes: applyCachedTuning(gpu), rule: defaultMatmulVariant(gpu, 257) },
     };
     if (values.model) {
@@ -56,7 +57,7 @@ export async function infoCommand(argv: string[]): Promise<void> {
     const width = vectorWidthChoice();
     if (width) console.log(`width     ${width.bits ? `${width.bits}-bit` : 'default'} CPU vectors for llvmpipe: ${width.reason}`);
     const tuning = info.kernelTuning as { file: string; tunedShapes: number; rule: string };
-    console.log(`kernels   matmul ${tuning.rule} by rule at M=257; ${tuning.tunedShapes ? `${tuning.tunedShapes} shapes tuned in ${tuning.file}` : `no tuned shapes for this adapter (whylesion tune saves them to ${tuning.file})`}`);
+    console.log(`kernels   ${info.kernelFamily} family; matmul ${tuning.rule} by rule at M=257; ${tuning.tunedShapes ? `${tuning.tunedShapes} shapes tuned in ${tuning.file}` : `no tuned shapes for this adapter (whylesion tune saves them to ${tuning.file})`}`);
     if (info.model) {
       const m = info.model as { path: string; config: unknown; tensors: number };
       console.log(`weights   ${m.path} (${m.tensors} tensors)`);

@@ -1,4 +1,4 @@
-import type { Gpu } from '../gpu/gpu.js';
+import type { Gpu, KernelFamily } from '../gpu/gpu.js';
 import { WGSL_SOURCES } from './wgsl.generated.js';
 
 export type WeightDtype = 'f32' | 'f16';
@@ -66,23 +66,22 @@ export function subgroupSizes(gpu: Gpu): { min: number; max: number } | undefine
   return info?.subgroupMinSize ? { min: info.subgroupMinSize, max: info.subgroupMaxSize ?? info.subgroupMinSize } : undefined;
 }
 
-/**
- * Whether the subgroup kernels suit this device. They run workgroups of 8 invocations and rely on those 8
- * lying in one subgroup (subgroupBroadcast from lanes 0-7, subgroupAdd/Max over the workgroup), so the
- * subgroup must have at least 8 lanes; with 16 (llvmpipe at 512 bits) the workgroup fills half of one
- * subgroup, whose idle lanes the reductions leave out. CPU rasterizers run a subgroup as one 8- or 16-lane
- * vector; real GPUs (32-64 lanes) would leave most of each warp idle, so they keep the workgroup kernels.
- */
+/** Whether the subgroup kernels (one 8-lane subgroup per workgroup; see Gpu.hasCpuSizedSubgroups) run on this device. */
 export function subgroupsOf8(gpu: Gpu): boolean {
-  if (!gpu.hasSubgroups) return false;
-  const sizes = subgroupSizes(gpu) ?? { min: 8, max: 8 };
-  return sizes.min >= 8 && sizes.max <= 16;
+  return kernelFamily(gpu) === 'cpu-subgroup';
 }
 
-/** Whether the 16-lane subgroup kernels run here: every subgroup has exactly 16 lanes (llvmpipe at 512 bits). */
+/** Whether the 16-lane subgroup kernels run here too: every subgroup has exactly 16 lanes (llvmpipe at 512 bits). */
 export function subgroupsOf16(gpu: Gpu): boolean {
   const sizes = subgroupSizes(gpu);
   return subgroupsOf8(gpu) && sizes !== undefined && sizes.min === 16 && sizes.max === 16;
+}
+
+/** The kernel family the built-in rules use on this device: the caller's choice, else the adapter's. */
+export function kernelFamily(gpu: Gpu): KernelFamily {
+  if (gpu.forcedKernelFamily) return gpu.forcedKernelFamily;
+  if (gpu.hasCpuSizedSubgroups) return 'cpu-subgroup';
+  return adapterKind(gpu) === 'gpu' ? 'gpu' : 'portable';
 }
 
 /** 'cpu' for software rasterizers (lavapipe/llvmpipe, SwiftShader, WARP), 'gpu' for a named hardware adapter. */
@@ -103,8 +102,9 @@ export function adapterKind(gpu: Gpu): 'cpu' | 'gpu' | 'unknown' {
  * lavapipe) the 4×4-block kernel, which measured ~2× the tiled one on lavapipe through Dawn.
  */
 export function defaultMatmulVariant(gpu: Gpu, M: number): MatmulVariant {
-  if (subgroupsOf8(gpu)) return `subgroup-${Math.min(3, Math.max(1, Math.ceil(M / 8)))}x3`;
-  return adapterKind(gpu) === 'gpu' ? 'tiled' : 'block';
+  const family = kernelFamily(gpu);
+  if (family === 'cpu-subgroup') return `subgroup-${Math.min(3, Math.max(1, Math.ceil(M / 8)))}x3`;
+  return family === 'gpu' ? 'tiled' : 'block';
 }
 
 export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] {
