@@ -41,8 +41,9 @@ export function vectorWidthChoice(): VectorWidthChoice | undefined {
 
 /**
  * Picks llvmpipe's vector width before Dawn starts: Mesa 25 defaults to min(CPU, 256) bits, but on an
- * AVX-512 CPU 512 bits (16-lane subgroups, 32 zmm registers) measured the image tower ~15% faster with the
- * same numbers (bench/README.md), so the engine asks for 512 there unless the environment sets a width.
+ * AVX-512 CPU 512 bits (16-lane subgroups, 32 zmm registers) ran the image tower in 3.90 s instead of 4.54 s
+ * with the same numbers (issue #16's measurement; bench/README.md), so the engine asks for 512 there unless
+ * the environment sets a width.
  */
 export function chooseVectorWidth(env: Record<string, string | undefined>, flags: Set<string> | undefined): VectorWidthChoice {
   const set = env.LP_NATIVE_VECTOR_WIDTH;
