@@ -16,11 +16,12 @@ export interface MatmulShape { M: number; N: number; K: number; wDtype: WeightDt
 /** Variants the tuner tries; the subgroup ones only where subgroups run 8-16 lanes (CPU adapters). */
 const SUBGROUP_VARIANTS: MatmulVariant[] = ['subgroup-3x3', 'subgroup-2x3', 'subgroup-1x3', 'subgroup-3x2', 'subgroup-2x2', 'subgroup-4x3'];
 /**
- * 16-lane tiles where subgroups have 16 lanes (llvmpipe at 512 bits): each accumulator is one 16-lane
- * register, and AVX-512 has 32 of them, so the tiles hold 32-96 accumulators (the 8-lane 24×24 tile holds
- * 72 in 16 AVX2 registers and still measured best there).
+ * 16-lane tiles where subgroups have 16 lanes (llvmpipe at 512 bits): 32×48, 32×32 and 16×48 (96, 64 and
+ * 48 accumulators, each one 16-lane register). In the ladder (bench/README.md, third pass) 32×48 beat the
+ * 8-lane 24×24 tile on every ViT-L/14 shape, and the tuner chose each of the three for some shape; the
+ * rule keeps 24×24 until an end-to-end A/B says otherwise, so only the tuner picks these.
  */
-const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-1x2', 'subgroup16-2x2', 'subgroup16-1x3', 'subgroup16-2x3'];
+const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-2x3', 'subgroup16-2x2', 'subgroup16-1x3'];
 const PORTABLE_VARIANTS: MatmulVariant[] = ['block', 'tiled'];
 
 export function parseSubgroupVariant(variant: MatmulVariant): { lanes: 8 | 16; rows: number; cols: number } | undefined {
