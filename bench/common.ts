@@ -11,8 +11,8 @@ export const REPO = ((): string => {
   return dir.replace(/\/$/, '');
 })();
 export const PYTHON = process.env.WHYLESION_TORCH_PYTHON ?? '/usr/bin/python3';
-/** The plain-PyTorch reference forward (bench/reference/README.md). */
-export const REFERENCE_SCRIPT = join(REPO, 'bench/reference/clip_reference.py');
+/** The plain-PyTorch reference forward (reference/README.md). */
+export const REFERENCE_SCRIPT = join(REPO, 'reference/clip_reference.py');
 
 /** A machine description for result tables: CPU model, cores, adapter. */
 export function machine(adapter: { vendor: string; architecture: string; device: string; description: string }): string {

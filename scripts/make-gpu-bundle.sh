@@ -21,8 +21,8 @@ cp -r assets "$root/"
 # Compiled JavaScript only (no source maps or declarations).
 (cd dist && find . -name '*.js' -print0 | tar --null -T - -cf -) | (mkdir -p "$root/dist" && tar -xf - -C "$root/dist")
 cp bench/gpu-check.sh bench/README.md "$root/bench/"
-mkdir -p "$root/bench/reference"
-cp -r bench/reference/*.py bench/reference/configs "$root/bench/reference/"
+mkdir -p "$root/reference"
+cp -r reference/*.py reference/configs "$root/reference/"
 
 # The production dependency tree as npm resolved it, then Dawn without its other platforms' binaries.
 npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | while read -r dir; do

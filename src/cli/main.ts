@@ -3,10 +3,13 @@ import { packageVersion } from '../assets.js';
 import { UserError } from '../errors.js';
 import { isFilteredChild, runWithoutDawnNoise } from './quiet-dawn.js';
 
-const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void>> }> = {
+/** A command resolves to its exit status (0 when it returns nothing). */
+const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void | number>> }> = {
   classify: { summary: 'zero-shot label probabilities for images', run: async () => (await import('./classify.js')).classifyCommand },
   zeroshot: { summary: 'predict a class per image from a classes -> prompts file', run: async () => (await import('./classify.js')).zeroshotCommand },
   explain: { summary: 'rank clinical concept questions by similarity to an image', run: async () => (await import('./classify.js')).explainCommand },
+  eval: { summary: 'zero-shot, linear-probe and KnoBo accuracy on a dataset\'s val/test splits', run: async () => (await import('./eval.js')).evalCommand },
+  probe: { summary: 'train a linear or concept-bottleneck probe (probe train)', run: async () => (await import('./probe.js')).probeCommand },
   embed: { summary: 'embed images, texts, or whole folders', run: async () => (await import('./embed.js')).embedCommand },
   tokenize: { summary: 'CLIP token ids of texts', run: async () => (await import('./tokenize.js')).tokenizeCommand },
   preprocess: { summary: 'open_clip preprocessing of an image to .npy', run: async () => (await import('./preprocess.js')).preprocessCommand },
@@ -14,6 +17,7 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
   synth: { summary: 'write a random-weight checkpoint with the real layout', run: async () => (await import('./synth.js')).synthCommand },
   bench: { summary: 'time both towers; --profile for a per-kernel table', run: async () => (await import('./bench.js')).benchCommand },
   tune: { summary: 'measure matmul kernels on this adapter and keep the fastest', run: async () => (await import('./tune.js')).tuneCommand },
+  parity: { summary: 'per-block agreement with the PyTorch reference on a checkpoint', run: async () => (await import('./parity.js')).parityCommand },
   info: { summary: 'WebGPU adapter, limits, features and model config', run: async () => (await import('./info.js')).infoCommand },
 };
 
@@ -46,8 +50,7 @@ async function main(argv: string[]): Promise<number> {
   const command = COMMANDS[name];
   if (!command) throw new UserError(`Unknown command '${name}'; run whylesion --help for the list.`);
   if (!WITHOUT_GPU.has(name) && !isFilteredChild()) return runWithoutDawnNoise();
-  await (await command.run())(rest);
-  return 0;
+  return (await (await command.run())(rest)) ?? 0;
 }
 
 process.exitCode = await main(process.argv.slice(2)).catch((error: unknown) => {
