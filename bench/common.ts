@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { synthCommand } from '../src/cli/synth.js';
@@ -19,6 +19,16 @@ export function machine(adapter: { vendor: string; architecture: string; device:
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const gpu = [adapter.vendor, adapter.architecture, adapter.device, adapter.description].filter(Boolean).join(' / ');
   return `${cpu} (${cpus().length} cores); WebGPU: ${gpu}`;
+}
+
+/** The CPU's SIMD flags (AVX-512 or not decides llvmpipe's vector width): every bench result records them. */
+export function simdFlags(): string[] {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    return line ? line.slice(line.indexOf(':') + 1).trim().split(/\s+/).filter((f) => /^(sse4_2|avx|avx2|fma|f16c|avx512\w*|amx\w*)$/.test(f)) : [];
+  } catch {
+    return [];
+  }
 }
 
 /** weights/synth-<config>-<dtype>-seed<seed>/, written once by `whylesion synth` and reused. */

@@ -14,7 +14,7 @@ import { tuningFilePath } from '../src/io/tuning-store.js';
 import { ClipModel } from '../src/model/clip.js';
 import { adapterKind, defaultMatmulVariant, subgroupSizes } from '../src/kernels/tuning.js';
 import { openCheckpoint } from '../src/weights/checkpoint.js';
-import { flag, machine, PYTHON, runReference, syntheticCheckpoint } from './common.js';
+import { flag, machine, PYTHON, runReference, simdFlags, syntheticCheckpoint } from './common.js';
 
 const argv = process.argv.slice(2);
 const outDir = flag(argv, 'out', '');
@@ -52,14 +52,6 @@ async function stage<T>(name: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
-function cpuFlags(): string[] {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
-    return line ? line.slice(line.indexOf(':') + 1).trim().split(/\s+/).filter((f) => /^(sse4_2|avx|avx2|fma|f16c|avx512\w*|amx\w*)$/.test(f)) : [];
-  } catch {
-    return [];
-  }
-}
 
 /** Per row: cosine to the reference, and the largest difference of the normalized rows. */
 function compare(got: Float32Array, want: Float32Array, E: number): { minCosine: number; maxAbsNormalized: number } {
@@ -102,7 +94,7 @@ report.features = [...gpu.device.features].sort();
 report.limits = Object.fromEntries(['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize',
   'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage']
   .map((k) => [k, (limits as unknown as Record<string, number>)[k]]));
-report.machine = { description: machine(gpu.adapterInfo), cpus: cpus().length, cpuFlags: cpuFlags(), loadAverage: loadavg()[0], node: process.version, lpNumThreads: process.env.LP_NUM_THREADS ?? null };
+report.machine = { description: machine(gpu.adapterInfo), cpus: cpus().length, cpuFlags: simdFlags(), loadAverage: loadavg()[0], node: process.version, lpNumThreads: process.env.LP_NUM_THREADS ?? null };
 report.kernelRule = { matmulAtM257: defaultMatmulVariant(gpu, 257), matmulAtM2056: defaultMatmulVariant(gpu, 2056) };
 save();
 

@@ -12,6 +12,7 @@ import * as K from '../src/kernels/index.js';
 import { attentionRef, layerNormRef, matmulRef } from '../src/kernels/reference.js';
 import { subgroupsOf16 } from '../src/kernels/tuning.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/weights/tensor-source.js';
+import { simdFlags } from './common.js';
 
 interface Result { kernel: string; shape: string; ms: number; coldMs?: number; gflops?: number; gbps?: number; error?: number; cpuMs?: number; gflopsPerCpuS?: number }
 
@@ -264,7 +265,7 @@ async function main(): Promise<void> {
   mkdirSync(new URL('../../bench/results/', import.meta.url), { recursive: true });
   const threads = process.env.LP_NUM_THREADS ? `-lp${process.env.LP_NUM_THREADS}` : '';
   const file = new URL(`../../bench/results/kernels-${date}${threads}.json`, import.meta.url);
-  const record = { date: new Date().toISOString(), cpu, loadAverage: os.loadavg(), adapter: gpu.adapterInfo, subgroups: hasSubgroups, lpNumThreads: process.env.LP_NUM_THREADS ?? null, blas: blas.blas, results };
+  const record = { date: new Date().toISOString(), cpu, loadAverage: os.loadavg(), adapter: gpu.adapterInfo, subgroups: hasSubgroups, lpNumThreads: process.env.LP_NUM_THREADS ?? null, cpuFlags: simdFlags().join(' '), lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH ?? null, blas: blas.blas, results };
   if (!only) writeFileSync(file, JSON.stringify(record, null, 2) + '\n');
   if (json) console.log(JSON.stringify(results.map(({ kernel, shape, ms, gflops, gbps }) => ({ kernel, shape, ms, gflops, gbps }))));
   else log(`\nload average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; ${((performance.now() - started) / 1000).toFixed(0)} s${only ? '' : `; wrote ${file.pathname}`}`);
