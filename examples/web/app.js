@@ -1,0 +1,178 @@
+// The demo page: everything runs here, in the browser; no image is sent anywhere.
+import * as whylesion from './whylesion.js';
+
+const $ = (id) => document.getElementById(id);
+const TOP_CONCEPTS = 5;
+const cards = [];
+let model;
+let concepts; // { questions, rows } for KnoBo's PubMed bottleneck, embedded once per model
+let work = Promise.resolve(); // GPU work runs one job at a time, in order
+
+/** For scripts and tests: the library module and the loaded model. */
+window.whylesion = { module: whylesion, model: undefined };
+
+function setStatus(state, text) {
+  $('status').dataset.state = state;
+  $('status').textContent = text;
+}
+
+function queue(job) {
+  work = work.then(job, job);
+  return work;
+}
+
+const message = (error) => (error instanceof whylesion.UserError ? error.message : `Unexpected error: ${error?.message ?? error}`);
+
+function showProgress(p) {
+  const bar = $('load-progress');
+  bar.hidden = false;
+  if (p.stage === 'download') {
+    bar.value = p.total ? p.loaded / p.total : 0;
+    const total = p.total ? ` / ${whylesion.formatBytes(p.total)}` : '';
+    setStatus('loading', `Fetching ${p.file}: ${whylesion.formatBytes(p.loaded)}${total}`);
+  } else {
+    bar.value = p.loaded / p.total;
+    setStatus('loading', `Uploading weights to the GPU: tensor ${p.loaded} of ${p.total}`);
+  }
+}
+
+async function load(source) {
+  const started = performance.now();
+  setStatus('loading', 'Loading the model…');
+  try {
+    model?.dispose();
+    model = window.whylesion.model = undefined;
+    concepts = undefined;
+    const loaded = await whylesion.loadModel(source, { onProgress: showProgress });
+    model = window.whylesion.model = loaded;
+    const a = model.adapter;
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    $('adapter').textContent = `WebGPU adapter: ${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unnamed'}; ` +
+      `weights ${model.dtype} on the GPU; embedding size ${model.embedDim}.`;
+    setStatus('ready', `Model ready (loaded in ${seconds} s).`);
+    $('load-progress').hidden = true;
+    for (const card of cards) analyze(card);
+  } catch (error) {
+    setStatus('error', message(error));
+  }
+}
+
+function labels() {
+  return $('labels').value.split(/\r?\n|,/).map((l) => l.trim()).filter(Boolean);
+}
+
+function addImages(files) {
+  for (const file of files) {
+    if (!file.type.startsWith('image/') && !/\.(jpe?g|png|gif|bmp)$/i.test(file.name)) continue;
+    const card = document.createElement('article');
+    card.className = 'result';
+    card.dataset.state = 'waiting';
+    const img = document.createElement('img');
+    img.src = URL.createObjectURL(file);
+    img.alt = file.name;
+    const body = document.createElement('div');
+    body.innerHTML = '<h3></h3><div class="probs">Waiting for the model…</div>';
+    body.querySelector('h3').textContent = file.name;
+    card.append(img, body);
+    $('results').prepend(card);
+    const entry = { file, card, embedding: undefined };
+    cards.push(entry);
+    if (model) analyze(entry);
+  }
+  $('results-status').textContent = cards.length ? '' : 'Load a model and add a photo.';
+}
+
+function analyze(entry) {
+  return queue(async () => {
+    if (!model) return;
+    const { card } = entry;
+    card.dataset.state = 'working';
+    try {
+      entry.embedding ??= (await model.encodeImage(entry.file, { normalize: true }))[0];
+      const names = labels();
+      const probs = names.length ? model.classify([entry.embedding], await model.encodeText(names, { normalize: true }))[0] : [];
+      concepts ??= await embedConcepts();
+      const top = concepts.questions
+        .map((question, k) => ({ question, similarity: whylesion.dot(entry.embedding, concepts.rows[k]) }))
+        .sort((a, b) => b.similarity - a.similarity)
+        .slice(0, TOP_CONCEPTS);
+      render(card, names, probs, top);
+      card.dataset.state = 'done';
+    } catch (error) {
+      card.querySelector('.probs').textContent = message(error);
+      card.dataset.state = 'error';
+    }
+  });
+}
+
+async function embedConcepts() {
+  const questions = await whylesion.loadConcepts('PubMed');
+  return { questions, rows: await model.encodeText(questions, { normalize: true }) };
+}
+
+function render(card, names, probs, top) {
+  const box = card.querySelector('.probs');
+  box.replaceChildren();
+  const order = names.map((name, i) => ({ name, p: probs[i] })).sort((a, b) => b.p - a.p);
+  for (const { name, p } of order) {
+    const row = document.createElement('div');
+    row.className = 'row';
+    row.dataset.label = name;
+    row.dataset.probability = String(p);
+    row.innerHTML = '<span class="name"></span><span class="bar"><i></i></span><span class="num"></span>';
+    row.querySelector('.name').textContent = name;
+    row.querySelector('i').style.width = `${(p * 100).toFixed(1)}%`;
+    row.querySelector('.num').textContent = `${(p * 100).toFixed(1)}%`;
+    box.append(row);
+  }
+  const heading = document.createElement('p');
+  heading.textContent = 'Closest clinical concept questions (KnoBo, PubMed):';
+  const list = document.createElement('ol');
+  list.className = 'concepts';
+  for (const c of top) {
+    const item = document.createElement('li');
+    item.innerHTML = '<span></span> ';
+    item.querySelector('span').textContent = c.similarity.toFixed(3);
+    item.append(c.question);
+    list.append(item);
+  }
+  box.append(heading, list);
+}
+
+// ---- wiring ----
+
+if (!navigator.gpu) {
+  $('no-webgpu').hidden = false;
+  $('no-webgpu').textContent = 'This browser has no WebGPU, which the model needs. Use a recent Chrome or Edge ' +
+    '(or Safari 26, Firefox 141 on Windows) with hardware acceleration on, and open the page over https or localhost.';
+  $('load').disabled = true;
+}
+
+const params = new URLSearchParams(location.search);
+$('model-source').value = params.get('model') ?? 'hf-hub:yyupenn/whylesionclip';
+$('model-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  load($('model-source').value.trim());
+});
+$('model-files').addEventListener('change', (event) => {
+  if (event.target.files.length) load(event.target.files);
+});
+$('images').addEventListener('change', (event) => addImages(event.target.files));
+const drop = $('drop');
+drop.addEventListener('dragover', (event) => {
+  event.preventDefault();
+  drop.classList.add('over');
+});
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (event) => {
+  event.preventDefault();
+  drop.classList.remove('over');
+  addImages(event.dataTransfer.files);
+});
+let relabel;
+$('labels').addEventListener('input', () => {
+  clearTimeout(relabel);
+  relabel = setTimeout(() => cards.forEach(analyze), 400);
+});
+// A model named in the address (?model=URL) loads at once; the 1.71 GB default waits for a click.
+if (params.has('model') && navigator.gpu) load(params.get('model'));
