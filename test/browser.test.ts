@@ -5,11 +5,10 @@
  * browser's storage with no weight requests, used through the page's own UI (one screenshot to
  * test/output/), and the bundle's size budget.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveStatic, type StaticServer } from '../src/serve/static.js';
 import { loadNpy, maxAbsDiff, TINY } from './helpers.js';
@@ -33,7 +32,6 @@ let browser: Browser | undefined;
 let launchProblem = CHROMIUM ? '' : 'no Chromium found (install chromium-headless-shell: bash scripts/setup-webgpu.sh, or set WHYLESION_CHROMIUM)';
 
 beforeAll(async () => {
-  execFileSync(process.execPath, [path('scripts/build-web.mjs')], { stdio: 'pipe' });
   server = await serveStatic({ '/': path('dist/web'), '/model/': path('test/fixtures/openclip-tiny/model'), '/fixtures/': path('test/fixtures/openclip-tiny') });
   if (!CHROMIUM) return;
   try {
@@ -154,7 +152,7 @@ describe('browser edition (Chromium)', () => {
     expect(await page.$eval('#privacy', (el) => el.textContent)).toMatch(/never leave this device/);
 
     const image = cases.images.indexOf('lesion_q90.jpg');
-    const input = (await page.$('#images'))!;
+    const input = (await page.$('input#images')) as ElementHandle<HTMLInputElement>;
     await input.uploadFile(path('test/fixtures/openclip-tiny/images/lesion_q90.jpg'));
     await page.waitForSelector('.result[data-state="done"], .result[data-state="error"]', { timeout: 60_000 });
     const rows = await page.$$eval('.result .row', (els) => els.map((el) => [(el as HTMLElement).dataset.label!, Number((el as HTMLElement).dataset.probability)] as const));
