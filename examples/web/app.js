@@ -7,6 +7,7 @@ const cards = [];
 let model;
 let concepts; // { questions, rows } for KnoBo's PubMed bottleneck, embedded once per model
 let work = Promise.resolve(); // GPU work runs one job at a time, in order
+const params = new URLSearchParams(location.search);
 
 /** For scripts and tests: the library module and the loaded model. */
 window.whylesion = { module: whylesion, model: undefined };
@@ -43,7 +44,10 @@ async function load(source) {
     model?.dispose();
     model = window.whylesion.model = undefined;
     concepts = undefined;
-    const loaded = await whylesion.loadModel(source, { onProgress: showProgress });
+    // f16 weights halve GPU memory (0.86 GB instead of 1.71 GB at ViT-L/14) where the adapter can run them.
+    const adapter = await navigator.gpu.requestAdapter();
+    const dtype = params.get('dtype') ?? (adapter?.features.has('shader-f16') ? 'f16' : 'f32');
+    const loaded = await whylesion.loadModel(source, { dtype, onProgress: showProgress });
     model = window.whylesion.model = loaded;
     const a = model.adapter;
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
@@ -148,7 +152,6 @@ if (!navigator.gpu) {
   $('load').disabled = true;
 }
 
-const params = new URLSearchParams(location.search);
 $('model-source').value = params.get('model') ?? 'hf-hub:yyupenn/whylesionclip';
 $('model-form').addEventListener('submit', (event) => {
   event.preventDefault();
