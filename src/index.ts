@@ -9,7 +9,7 @@
  * model.dispose();
  * ```
  */
-export { loadModel, WhyLesionModel, normalized, type ImageInput, type LoadOptions, type LoadProgress, type TuneOptions } from './api/model.js';
+export { loadModel, WhyLesionModel, normalized, type ImageInput, type LoadOptions, type LoadProgress, type ModelSource, type TuneOptions } from './api/model.js';
 export { tuneMatmuls, type ShapeResult, type CandidateResult } from './kernels/autotune.js';
 export { applyCachedTuning, saveTuning, tuningFilePath } from './io/tuning-store.js';
 export { UserError } from './errors.js';
