@@ -1,7 +1,7 @@
 // The model card's example (open_clip in Python) in TypeScript:
 //   node dist/examples/model_card.js [MODEL] [IMAGE]
 // MODEL defaults to hf-hub:yyupenn/whylesionclip; IMAGE to examples/lesion.png (a synthetic lesion-like picture).
-import { loadModel } from '../src/index.js';
+import { loadModel } from 'whylesion';
 
 const [modelId = 'hf-hub:yyupenn/whylesionclip', image = 'examples/lesion.png'] = process.argv.slice(2);
 const model = await loadModel(modelId);

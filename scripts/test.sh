@@ -9,10 +9,17 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 node scripts/embed-shaders.mjs --check
+node scripts/render-tables.mjs --check
 npx tsc --noEmit -p tsconfig.test.json
 npx vitest run "$@"
 
-# The library on Deno (built-in WebGPU: wgpu), as npm users get it: the compiled dist/ against open_clip's numbers.
-# --allow-env because jimp's `debug` dependency enumerates the environment when it loads.
+# The package as users install it: npm pack → npm install in an empty folder → library, CLI, TypeScript consumer.
+bash scripts/check-package.sh
+
+# The library on Deno (built-in WebGPU: wgpu), as npm users get it: the compiled dist/ against open_clip's numbers,
+# then the one-sentence errors for refused permissions. --allow-env because jimp's `debug` dependency lists the
+# environment when it loads.
 npm run -s build
-DENO_NO_UPDATE_CHECK=1 node_modules/.bin/deno run --no-prompt --allow-read=. --allow-env test/deno/parity.js
+export DENO_NO_UPDATE_CHECK=1
+node_modules/.bin/deno run --no-prompt --allow-read=./dist,./node_modules,./test --allow-env test/deno/permissions.js
+node_modules/.bin/deno run --no-prompt --allow-read=. --allow-env test/deno/parity.js

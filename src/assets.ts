@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -12,6 +12,15 @@ export function bundledAsset(relativePath: string): string {
     if (existsSync(path)) return path;
   }
   throw new Error(`The package's assets/${relativePath} is missing; reinstall whylesion.`);
+}
+
+/** The package's version, from its package.json (two levels up in a checkout, three once built). */
+export function packageVersion(): string {
+  for (const up of ['../', '../../']) {
+    const path = fileURLToPath(new URL(`${up}package.json`, import.meta.url));
+    if (existsSync(path)) return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
+  }
+  throw new Error('The package.json of whylesion is missing; reinstall whylesion.');
 }
 
 /** The CLIP BPE vocabulary that open_clip ships (bpe_simple_vocab_16e6.txt.gz). */

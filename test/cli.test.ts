@@ -42,6 +42,12 @@ beforeAll(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('whylesion CLI on the open_clip tiny checkpoint', () => {
+  it('--version prints the package version', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(await whylesion('--version')).toEqual({ stdout: `${version}\n`, stderr: '', code: 0 });
+  });
+
+
   it('classify --json gives open_clip\'s label probabilities (first three texts as labels)', async () => {
     const labels = cases.texts.slice(0, 3);
     const { stdout, code } = await whylesion('classify', ...imagePaths, '--model', MODEL, '--json', ...labels.flatMap((l) => ['--label', l]));
@@ -54,9 +60,10 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     });
   });
 
-  it('classify prints a readable table by default', async () => {
-    const { stdout, code } = await whylesion('classify', imagePaths[0], '--model', MODEL, '--labels', 'dark brown,bleeding');
+  it('classify prints a readable table by default, and nothing on stderr (Dawn\'s limit warnings filtered out)', async () => {
+    const { stdout, stderr, code } = await whylesion('classify', imagePaths[0], '--model', MODEL, '--labels', 'dark brown,bleeding');
     expect(code).toBe(0);
+    expect(stderr).toBe('');
     expect(stdout).toMatch(/lesion_rgb\.png\n\s+\S.*%/);
   });
 
@@ -200,11 +207,11 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       expect(chosen.ms!).toBeLessThanOrEqual(fastest.ms! / 0.9);
       expect(choices[r.key]).toBe(r.choice);
     }
-    const adapter = JSON.parse((await whylesion('info', '--json')).stdout) as { features: string[]; subgroupKernels: boolean };
+    const adapter = JSON.parse((await whylesion('info', '--json')).stdout) as { features: string[]; kernelFamily: string };
     if (adapter.features.includes('shader-f16')) {
       // f16 weights are packed for the one packed kernel where subgroup kernels run: said so, nothing tuned
       const f16 = await whylesionWith({ WHYLESION_TUNING_FILE: file }, 'tune', '--model', MODEL, '--dtype', 'f16', '--runs', '1');
-      if (adapter.subgroupKernels) {
+      if (adapter.kernelFamily === 'cpu-subgroup') {
         expect(f16.code).toBe(1);
         expect(f16.stderr).toMatch(/whylesion: With f16 weights every matmul on this adapter runs the one packed f16 kernel/);
       } else {
@@ -222,14 +229,15 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     expect(refused.stderr).toMatch(/whylesion: cannot mkdir .*not-a-folder: it already exists as a file/);
     const info = JSON.parse((await whylesionWith({ WHYLESION_TUNING_FILE: file }, 'info', '--json')).stdout) as { kernelTuning: { file: string; tunedShapes: number } };
     expect(info.kernelTuning).toMatchObject({ file, tunedShapes: Object.keys(choices).length });
-    // later loads apply the saved choices: set every one to the workgroup-tiled kernel (the rule never
-    // picks it on any adapter) and see it run, still matching open_clip
+    // later loads apply the saved choices: set every one to a kernel the adapter's rule does not pick
+    // (the workgroup-tiled one, or on hardware GPUs, whose rule it is, the 4×4 block) and see it run, still matching open_clip
     const [device] = Object.keys(saved.devices);
-    const forced = { format: 1, devices: { [device]: { ...saved.devices[device], choices: Object.fromEntries(Object.keys(choices).map((k) => [k, 'tiled'])) } } };
+    const [variant, kernel] = adapter.kernelFamily === 'gpu' ? ['block', 'matmul'] : ['tiled', 'matmul_tiled'];
+    const forced = { format: 1, devices: { [device]: { ...saved.devices[device], choices: Object.fromEntries(Object.keys(choices).map((k) => [k, variant])) } } };
     writeFileSync(file, JSON.stringify(forced));
     const profiled = await whylesionWith({ WHYLESION_TUNING_FILE: file }, 'bench', '--model', MODEL, '--iters', '1', '--profile', '--json');
     const { profile } = JSON.parse(profiled.stdout) as { profile?: { image: { kernel: string }[] } };
-    if (profile) expect(profile.image.map((t) => t.kernel)).toContain('matmul_tiled');
+    if (profile) expect(profile.image.map((t) => t.kernel)).toContain(kernel);
     const { stdout } = await whylesionWith({ WHYLESION_TUNING_FILE: file }, 'embed', '--image', imagePaths[0], '--text', cases.texts[0], '--model', MODEL, '--json');
     const out = JSON.parse(stdout) as { image: number[][]; text: number[][] };
     expect(maxAbsDiff(out.image[0], row(expectedImages, 0))).toBeLessThanOrEqual(1e-5);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gpu, type Dispatch } from '../src/gpu/gpu.js';
 import * as K from '../src/kernels/index.js';
+import { defaultMatmulVariant, subgroupsOf8 } from '../src/kernels/tuning.js';
 import { attentionRef, erf, gelu, layerNormRef, matmulRef, quickGelu } from '../src/kernels/reference.js';
 import { randomArray, relativeError } from './helpers.js';
 
@@ -51,8 +52,8 @@ describe('matmul Y = X·Wᵀ + b', () => {
     }
   });
 
-  it('reads f16 weights when the adapter has shader-f16', async () => {
-    if (!gpu.hasF16) return;
+  it('reads f16 weights when the adapter has shader-f16', async (ctx) => {
+    if (!gpu.hasF16) ctx.skip(); // adapters without shader-f16 cannot hold f16 storage
     const [M, N, Kd] = [19, 23, 40];
     const x = randomArray(M * Kd, 5), w32 = randomArray(N * Kd, 6, 0.3);
     const w16 = new Uint16Array(w32.length);
@@ -225,9 +226,10 @@ describe('matmul variants', () => {
   for (const v of variants) {
     for (const c of cases) {
       const name = `${v.shader} M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}${c.f16 ? ' f16 weights' : ''}`;
-      it(name, async () => {
-        if (v.subgroups && !gpu.device.features.has('subgroups' as GPUFeatureName)) return;
-        if (c.f16 && !gpu.hasF16) return;
+      it(name, async (ctx) => {
+        // The subgroup kernels are written for 8-16-lane subgroups (CPU adapters); no shader-f16, no f16 storage.
+        if (v.subgroups && !gpu.hasCpuSizedSubgroups) ctx.skip();
+        if (c.f16 && !gpu.hasF16) ctx.skip();
         const { M, N, K: Kd } = c;
         const x = randomArray(M * Kd, M + 3 * N, 1);
         let w = randomArray(N * Kd, Kd + N, 1 / Math.sqrt(Kd));
@@ -253,8 +255,8 @@ describe('matmul variants', () => {
   // subgroup kernels, and matmul() then runs matmul_packed.wgsl (elsewhere both keep [N, K]).
   for (const c of cases) {
     const name = `uploadMatmulWeights + matmul() M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''} f16 weights`;
-    it(name, async () => {
-      if (!gpu.hasF16) return;
+    it(name, async (ctx) => {
+      if (!gpu.hasF16) ctx.skip(); // adapters without shader-f16 cannot hold f16 storage
       const { M, N, K: Kd } = c;
       const x = randomArray(M * Kd, M + 5 * N, 1);
       const wData = Uint16Array.from(randomArray(N * Kd, Kd + 2 * N, 1 / Math.sqrt(Kd)), toHalf);
@@ -266,7 +268,7 @@ describe('matmul variants', () => {
         x: scope.storage('x', x), w: W, bias: scope.storage('b', bias), y: Y, M, N, K: Kd,
         activation: c.activation, accumulate: c.accumulate, wDtype: 'f16',
       });
-      expect(d.kernel).toBe(gpu.device.features.has('subgroups' as GPUFeatureName) ? 'matmul_packed' : 'matmul');
+      expect(d.kernel).toBe(subgroupsOf8(gpu) ? 'matmul_packed' : K.matmulKernelName(defaultMatmulVariant(gpu, M)));
       const want = matmulRef(x, w, M, N, Kd, { bias, activation: c.activation, residual: c.accumulate ? residual : undefined });
       expect(relativeError(await runAndRead(d, Y, M * N), want)).toBeLessThan(1e-5);
     });
@@ -286,16 +288,15 @@ describe('matmul variants', () => {
     expect(K.packMatmulWeights(shifted.subarray(1), N, Kd)).toEqual(packed);
   });
 
-  it('matmul() picks the subgroup kernel where the device has subgroups, the 4×4 kernel elsewhere', async () => {
+  it('matmul() runs the kernel of the built-in rule for this adapter, the scalar kernel when K is not a multiple of 4', async () => {
     const X = scope.storage('x', 16 * 4), W = scope.storage('w', 16 * 4), Y = scope.storage('y', 16 * 4);
     const d = await K.matmul(scope, 'mm', { x: X, w: W, y: Y, M: 4, N: 4, K: 4 });
-    expect(d.kernel).toBe(gpu.device.features.has('subgroups' as GPUFeatureName) ? 'matmul_subgroup' : 'matmul');
+    expect(d.kernel).toBe(K.matmulKernelName(defaultMatmulVariant(gpu, 4)));
     expect((await K.matmul(scope, 'mm', { x: X, w: W, y: Y, M: 4, N: 4, K: 3 })).kernel).toBe('matmul_scalar');
   });
 });
 
 describe('subgroup attention and layernorm (llvmpipe) and their portable fallbacks', () => {
-  const subgroupsOf8 = () => gpu.device.features.has('subgroups' as GPUFeatureName);
 
   // T around the 8-query workgroup and 24-key block edges and past 257; head dims of CLIP and the tiny
   // reference (64, 32), and 16/80/128 (which keep the portable kernel); q/k scaled up so the running max
@@ -309,7 +310,7 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
       const qkv = randomArray(B * T * 3 * H * D, 7 * T + D, 3);
       const O = scope.storage('o', B * T * H * D * 4);
       const d = await K.attention(scope, 'attn', { qkv: scope.storage('qkv', qkv), out: O, batch: B, seq: T, heads: H, headDim: D, causal });
-      expect(d.kernel).toBe(subgroupsOf8() && D % 32 === 0 && D <= 64 ? 'attention_tile' : 'attention');
+      expect(d.kernel).toBe(subgroupsOf8(gpu) && D % 32 === 0 && D <= 64 ? 'attention_tile' : 'attention');
       expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(1e-5);
     });
   }
@@ -338,7 +339,7 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
       for (let r = 0; r < rows; r++) picked.set(x.subarray(r * stride * cols, r * stride * cols + cols), r * cols);
       const Y = scope.storage('y', rows * cols * 4);
       const d = await K.layerNorm(scope, 'ln', { x: scope.storage('x', x), gain: scope.storage('g', gain), shift: scope.storage('s', shift), y: Y, rows, cols, inRowStride: stride });
-      expect(d.kernel).toBe(subgroupsOf8() && cols % 4 === 0 ? 'layernorm_subgroup' : 'layernorm');
+      expect(d.kernel).toBe(subgroupsOf8(gpu) && cols % 4 === 0 ? 'layernorm_subgroup' : 'layernorm');
       expect(relativeError(await runAndRead(d, Y, rows * cols), layerNormRef(picked, gain, shift, rows, cols))).toBeLessThan(1e-5);
     });
   }

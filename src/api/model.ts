@@ -1,5 +1,5 @@
-import { UserError } from '../errors.js';
-import { Gpu } from '../gpu/gpu.js';
+import { UserError, withPermissionHints } from '../errors.js';
+import { Gpu, type KernelFamily } from '../gpu/gpu.js';
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
 import { preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
@@ -47,6 +47,11 @@ export interface LoadOptions {
    * the cache. WHYLESION_KERNEL_TUNING=rules sets the default. (The browser keeps no tuning file: rules.)
    */
   kernelTuning?: 'cached' | 'rules';
+  /**
+   * Kernel family: 'auto' (default; $WHYLESION_KERNELS) decides from the adapter; 'cpu-subgroup', 'gpu' or
+   * 'portable' force one, e.g. to check a hardware GPU's kernels on a CPU adapter. Same numbers, other speed.
+   */
+  kernels?: KernelFamily | 'auto';
 }
 
 export interface TuneOptions {
@@ -89,7 +94,7 @@ export class WhyLesionModel {
 
   /** The CLIP tokenizer, read on first use (image-only work never touches the vocabulary). */
   tokenizer(): Promise<ClipTokenizer> {
-    this.tokenizerLoad ??= platform.loadTokenizer(this.vocabPath);
+    this.tokenizerLoad ??= withPermissionHints(() => platform.loadTokenizer(this.vocabPath));
     // A failed read is not remembered: the user may fix the file and call again.
     this.tokenizerLoad.catch(() => (this.tokenizerLoad = undefined));
     return this.tokenizerLoad;
@@ -122,7 +127,11 @@ export class WhyLesionModel {
   }
 
   /** The open_clip eval preprocessing of one image: float32 [3, S, S]. */
-  async preprocess(input: ImageInput, name?: string): Promise<Float32Array> {
+  preprocess(input: ImageInput, name?: string): Promise<Float32Array> {
+    return withPermissionHints(() => this.preprocessInput(input, name));
+  }
+
+  private async preprocessInput(input: ImageInput, name?: string): Promise<Float32Array> {
     const p = this.config.preprocess;
     const opts: PreprocessOptions = { size: this.config.vision.imageSize, mean: p.mean, std: p.std, exifRotate: this.exifRotate };
     if (typeof input === 'string') return preprocessImage(await platform.readImage(input), opts, input);
@@ -224,7 +233,11 @@ export class WhyLesionModel {
    * correct one per shape for this model (and, with `save`, for later processes on the same adapter), and
    * returns the measurements. Takes about as long as a few forwards per shape.
    */
-  async tune(options: TuneOptions = {}): Promise<{ results: ShapeResult[]; file?: string }> {
+  tune(options: TuneOptions = {}): Promise<{ results: ShapeResult[]; file?: string }> {
+    return withPermissionHints(() => this.tuneMatmuls(options));
+  }
+
+  private async tuneMatmuls(options: TuneOptions): Promise<{ results: ShapeResult[]; file?: string }> {
     const S = this.config.vision.imageSize;
     if (options.save !== false) platform.tuning.checkWritable(); // before minutes of tuning, not after
     const tuning = tuningOf(this.gpu);
@@ -264,14 +277,18 @@ export class WhyLesionModel {
  * `hf-hub:ID` or a folder URL (read by HTTP range requests, kept in the origin's storage); anywhere, the
  * picked config and safetensors files (File / Blob).
  */
-export async function loadModel(source: ModelSource, options: LoadOptions = {}): Promise<WhyLesionModel> {
+export function loadModel(source: ModelSource, options: LoadOptions = {}): Promise<WhyLesionModel> {
+  return withPermissionHints(() => load(source, options));
+}
+
+async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesionModel> {
   const onDownload = options.onProgress
     ? (file: string, loaded: number, total: number | undefined) => options.onProgress!({ stage: 'download', file, loaded, total })
     : undefined;
   const checkpoint = await platform.openModel(source, { hub: options.hub, onDownload, storage: options.storage });
   let gpu: Gpu;
   try {
-    gpu = await Gpu.create({ device: options.device });
+    gpu = await Gpu.create({ device: options.device, kernels: options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined) });
   } catch (e) {
     await checkpoint.source.close();
     throw e;

@@ -29,6 +29,7 @@ export const MODEL_OPTIONS = {
   dtype: { type: 'string' },
   vocab: { type: 'string' },
   'exif-rotate': { type: 'boolean' },
+  kernels: { type: 'string' },
 } as const;
 
 export const DEFAULT_MODEL = 'hf-hub:yyupenn/whylesionclip';
@@ -36,8 +37,9 @@ export const DEFAULT_MODEL = 'hf-hub:yyupenn/whylesionclip';
 export const MODEL_USAGE = `
   --model DIR|hf-hub:ID  checkpoint folder or Hub id (default $WHYLESION_MODEL, else ${DEFAULT_MODEL})
   --dtype f32|f16        weight precision on the GPU (default f32)
-  --vocab PATH           CLIP BPE vocabulary (default $WHYLESION_BPE_VOCAB, else downloaded and cached)
-  --exif-rotate          apply JPEG EXIF orientation first (open_clip does not)`;
+  --vocab PATH           CLIP BPE vocabulary (default $WHYLESION_BPE_VOCAB, else the bundled one)
+  --exif-rotate          apply JPEG EXIF orientation first (open_clip does not)
+  --kernels FAMILY       auto (default, $WHYLESION_KERNELS), cpu-subgroup, gpu or portable: force a kernel family`;
 
 export function parseDtype(value: string | undefined): 'f32' | 'f16' {
   if (value === undefined || value === 'f32' || value === 'f16') return value ?? 'f32';

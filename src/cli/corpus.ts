@@ -5,6 +5,7 @@ import { UserError } from '../errors.js';
 import { writeNpy } from '../io/npy.js';
 import { DEFAULT_MODEL, positiveInteger } from './args.js';
 import { loadModelFromArgs } from './load.js';
+import { stderrIsTerminal } from './quiet-dawn.js';
 
 export const CORPUS_OPTIONS = {
   out: { type: 'string' },
@@ -222,7 +223,7 @@ class RateProgress {
   constructor(private readonly total: number, private readonly first: number) {}
 
   update(done: number): void {
-    if (!process.stderr.isTTY) return;
+    if (!stderrIsTerminal()) return;
     const now = Date.now();
     if (now - this.lastDraw < 100 && done < this.total) return;
     this.lastDraw = now;
@@ -232,6 +233,6 @@ class RateProgress {
   }
 
   end(): void {
-    if (process.stderr.isTTY) process.stderr.write('\n');
+    if (stderrIsTerminal()) process.stderr.write('\n');
   }
 }

@@ -1,6 +1,6 @@
 import { Gpu } from '../gpu/gpu.js';
 import { applyCachedTuning, tuningFilePath } from '../io/tuning-store.js';
-import { defaultMatmulVariant } from '../kernels/tuning.js';
+import { defaultMatmulVariant, kernelFamily } from '../kernels/tuning.js';
 import { parseDtype, parseCommand } from './args.js';
 import { resolveModelDir } from '../weights/hub.js';
 import { openCheckpoint } from '../weights/checkpoint.js';
@@ -31,6 +31,7 @@ export async function infoCommand(argv: string[]): Promise<void> {
       dtype,
       f16Available: gpu.hasF16,
       subgroupKernels: gpu.hasSubgroups,
+      kernelFamily: kernelFamily(gpu),
       kernelTuning: { file: tuningFilePath(), tunedShapes: applyCachedTuning(gpu), rule: defaultMatmulVariant(gpu, 257) },
     };
     if (values.model) {
@@ -48,7 +49,7 @@ export async function infoCommand(argv: string[]): Promise<void> {
     for (const [k, v] of Object.entries(info.limits as Record<string, number>)) console.log(`limit     ${k} = ${v}`);
     console.log(`dtype     ${dtype}${dtype === 'f16' && !gpu.hasF16 ? ' (unavailable: no shader-f16)' : ''}`);
     const tuning = info.kernelTuning as { file: string; tunedShapes: number; rule: string };
-    console.log(`kernels   matmul ${tuning.rule} by rule at M=257; ${tuning.tunedShapes ? `${tuning.tunedShapes} shapes tuned in ${tuning.file}` : `no tuned shapes for this adapter (whylesion tune saves them to ${tuning.file})`}`);
+    console.log(`kernels   ${info.kernelFamily} family; matmul ${tuning.rule} by rule at M=257; ${tuning.tunedShapes ? `${tuning.tunedShapes} shapes tuned in ${tuning.file}` : `no tuned shapes for this adapter (whylesion tune saves them to ${tuning.file})`}`);
     if (info.model) {
       const m = info.model as { path: string; config: unknown; tensors: number };
       console.log(`weights   ${m.path} (${m.tensors} tensors)`);

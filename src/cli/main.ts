@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { packageVersion } from '../assets.js';
 import { UserError } from '../errors.js';
+import { isFilteredChild, runWithoutDawnNoise } from './quiet-dawn.js';
 
 const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void>> }> = {
   classify: { summary: 'zero-shot label probabilities for images', run: async () => (await import('./classify.js')).classifyCommand },
@@ -16,6 +18,9 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
   info: { summary: 'WebGPU adapter, limits, features and model config', run: async () => (await import('./info.js')).infoCommand },
 };
 
+/** Commands that never start WebGPU, so they need no filter for Dawn's stderr noise. */
+const WITHOUT_GPU = new Set(['tokenize', 'preprocess', 'convert', 'synth']);
+
 const FILE_PROBLEMS: Record<string, string> = {
   ENOENT: 'no such file or folder', ENOTDIR: 'a part of the path is a file, not a folder', EEXIST: 'it already exists as a file',
   EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system', ENOSPC: 'no space left on the device',
@@ -25,18 +30,23 @@ const FILE_PROBLEMS: Record<string, string> = {
 const USAGE = `whylesion: WhyLesionCLIP (open_clip ViT-L/14) on WebGPU, in pure TypeScript.
 Research use only; not for clinical diagnosis.
 
-Usage: whylesion COMMAND [options]   (whylesion COMMAND --help for each)
+Usage: whylesion COMMAND [options]   (whylesion COMMAND --help for each; whylesion --version)
 
 ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}`).join('\n')}`;
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    console.log(packageVersion());
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(USAGE);
     return name ? 0 : 1;
   }
   const command = COMMANDS[name];
   if (!command) throw new UserError(`Unknown command '${name}'; run whylesion --help for the list.`);
+  if (!WITHOUT_GPU.has(name) && !isFilteredChild()) return runWithoutDawnNoise();
   await (await command.run())(rest);
   return 0;
 }

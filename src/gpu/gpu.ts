@@ -18,6 +18,14 @@ export interface Dispatch {
 export type ShaderDefines = Record<string, string | number>;
 
 /**
+ * The kernel family the built-in rules pick from: 'cpu-subgroup' (one 8/16-lane subgroup per workgroup,
+ * for CPU rasterizers such as llvmpipe), 'gpu' (workgroup-tiled matmul, portable attention and layernorm, as
+ * on hardware GPUs) or 'portable' (no subgroups, no workgroup tiles). 'auto' decides from the adapter.
+ */
+export type KernelFamily = 'cpu-subgroup' | 'gpu' | 'portable';
+export const KERNEL_FAMILIES: readonly (KernelFamily | 'auto')[] = ['auto', 'cpu-subgroup', 'gpu', 'portable'];
+
+/**
  * The engine's handle on a GPUDevice: cached pipelines, explicitly owned buffers, one-submission
  * program execution, and errors that name the kernel.
  */
@@ -28,6 +36,8 @@ export class Gpu {
   readonly hasTimestamps: boolean;
   /** Subgroup kernels may be used: decide with this, not `device.features` (see AcquiredDevice.subgroups). */
   readonly hasSubgroups: boolean;
+  /** A kernel family forced by the caller (tests, comparisons); undefined lets the adapter decide. */
+  readonly forcedKernelFamily: KernelFamily | undefined;
   private readonly owned: boolean;
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private readonly liveBuffers = new Set<GPUBuffer>();
@@ -36,20 +46,38 @@ export class Gpu {
   /** Recent wall times (ms) from submit to results per run label, to wait without polling (see run()). */
   private readonly recentRunMs = new Map<string, number[]>();
 
-  private constructor(acquired: AcquiredDevice) {
+  private constructor(acquired: AcquiredDevice, kernels: KernelFamily | 'auto') {
     this.device = acquired.device;
     this.adapterInfo = acquired.adapterInfo;
     this.owned = acquired.owned;
     this.hasF16 = this.device.features.has('shader-f16');
     this.hasTimestamps = this.device.features.has('timestamp-query');
     this.hasSubgroups = acquired.subgroups;
+    this.forcedKernelFamily = kernels === 'auto' ? undefined : kernels;
     void this.device.lost.then((info) => {
       this.lostReason = info.message || info.reason || 'unknown reason';
     });
   }
 
-  static async create(options: { device?: GPUDevice } = {}): Promise<Gpu> {
-    return new Gpu(await acquireDevice(options));
+  static async create(options: { device?: GPUDevice; kernels?: KernelFamily | 'auto' } = {}): Promise<Gpu> {
+    const kernels = options.kernels ?? 'auto';
+    if (!KERNEL_FAMILIES.includes(kernels)) throw new UserError(`Kernel family '${kernels}' is not one of ${KERNEL_FAMILIES.join(', ')}.`);
+    const gpu = new Gpu(await acquireDevice(options), kernels);
+    if (kernels === 'cpu-subgroup' && !gpu.hasCpuSizedSubgroups) {
+      gpu.destroy();
+      throw new UserError(`The 'cpu-subgroup' kernels need WebGPU subgroups of 8-16 lanes, which this adapter does not offer; use 'auto', 'gpu' or 'portable'.`);
+    }
+    return gpu;
+  }
+
+  /**
+   * Subgroups of 8-16 lanes, as CPU rasterizers run them (one SIMD vector); real GPUs (32-64 lanes) would
+   * leave most of each warp idle with one-subgroup workgroups, so they keep the workgroup-based kernels.
+   */
+  get hasCpuSizedSubgroups(): boolean {
+    if (!this.hasSubgroups) return false;
+    const info = (this.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+    return (info?.subgroupMinSize ?? 8) >= 8 && (info?.subgroupMaxSize ?? 8) <= 16;
   }
 
   get limits(): GPUSupportedLimits {

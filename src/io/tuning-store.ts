@@ -52,7 +52,8 @@ export function applyKernelTuning(gpu: Gpu, mode: string = process.env.WHYLESION
   if (mode !== 'cached' && mode !== 'rules') {
     throw new UserError(`Kernel tuning '${mode}' is not 'cached' or 'rules'; fix kernelTuning or WHYLESION_KERNEL_TUNING.`);
   }
-  return mode === 'cached' ? applyCachedTuning(gpu) : 0;
+  // A forced kernel family means its rules: measured choices (made under 'auto') would mix families.
+  return mode === 'cached' && !gpu.forcedKernelFamily ? applyCachedTuning(gpu) : 0;
 }
 
 /** Fails (with the file-system error) unless the tuning file's folder exists or can be made, and is writable. */

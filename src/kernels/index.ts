@@ -107,6 +107,11 @@ export function uploadMatmulWeights(scope: Scope, label: string, w: Float32Array
  * measured choice for this device and shape when there is one, else the built-in rule (both in
  * tuning.ts: defaultMatmulVariant); K not a multiple of 4 always takes the scalar kernel.
  */
+/** The kernel (shader name without .wgsl) that runs a matmul variant; profiles and dispatches name it so. */
+export function matmulKernelName(variant: MatmulVariant): 'matmul_subgroup' | 'matmul_tiled' | 'matmul' {
+  return parseSubgroupVariant(variant) ? 'matmul_subgroup' : variant === 'tiled' ? 'matmul_tiled' : 'matmul';
+}
+
 export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Dispatch> {
   const flags = (a.bias ? 1 : 0) | (ACTIVATION_BITS[a.activation ?? 'none'] << 1) | (a.accumulate ? 8 : 0);
   const bias = a.bias ?? scope.gpu.zeros;

@@ -1,4 +1,4 @@
-import type { Gpu } from '../gpu/gpu.js';
+import type { Gpu, KernelFamily } from '../gpu/gpu.js';
 import { WGSL_SOURCES } from './wgsl.generated.js';
 
 export type WeightDtype = 'f32' | 'f16';
@@ -53,13 +53,16 @@ export function tuningOf(gpu: Gpu): KernelTuning {
   return tuning;
 }
 
-/** Whether the subgroup kernels (one 8-lane subgroup per workgroup) suit this device. */
+/** Whether the subgroup kernels (one 8-lane subgroup per workgroup) run on this device. */
 export function subgroupsOf8(gpu: Gpu): boolean {
-  if (!gpu.hasSubgroups) return false;
-  const info = (gpu.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
-  // CPU rasterizers run a subgroup as one 8- or 16-lane vector; real GPUs (32-64 lanes) would leave most of
-  // each warp idle with one-subgroup workgroups, so they keep the workgroup-based kernels.
-  return (info?.subgroupMinSize ?? 8) >= 8 && (info?.subgroupMaxSize ?? 8) <= 16;
+  return kernelFamily(gpu) === 'cpu-subgroup';
+}
+
+/** The kernel family the built-in rules use on this device: the caller's choice, else the adapter's. */
+export function kernelFamily(gpu: Gpu): KernelFamily {
+  if (gpu.forcedKernelFamily) return gpu.forcedKernelFamily;
+  if (gpu.hasCpuSizedSubgroups) return 'cpu-subgroup';
+  return adapterKind(gpu) === 'gpu' ? 'gpu' : 'portable';
 }
 
 /** 'cpu' for software rasterizers (lavapipe/llvmpipe, SwiftShader, WARP), 'gpu' for a named hardware adapter. */
@@ -80,8 +83,9 @@ export function adapterKind(gpu: Gpu): 'cpu' | 'gpu' | 'unknown' {
  * lavapipe) the 4×4-block kernel, which measured ~2× the tiled one on lavapipe through Dawn.
  */
 export function defaultMatmulVariant(gpu: Gpu, M: number): MatmulVariant {
-  if (subgroupsOf8(gpu)) return `subgroup-${Math.min(3, Math.max(1, Math.ceil(M / 8)))}x3`;
-  return adapterKind(gpu) === 'gpu' ? 'tiled' : 'block';
+  const family = kernelFamily(gpu);
+  if (family === 'cpu-subgroup') return `subgroup-${Math.min(3, Math.max(1, Math.ceil(M / 8)))}x3`;
+  return family === 'gpu' ? 'tiled' : 'block';
 }
 
 export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] {

@@ -236,6 +236,11 @@ export class ClipModel {
     });
   }
 
+  /** The kernels an image forward at this batch size runs, in order (what the rules and tuning chose). */
+  visionKernels(batch: number): Promise<string[]> {
+    return this.serialized(async () => (await this.visionPlan(batch)).dispatches.map((d) => d.kernel));
+  }
+
   /** Drops the planned forwards (their buffers too); the next forwards are planned again, e.g. with new kernel choices. */
   clearPlans(): Promise<void> {
     return this.serialized(async () => {

@@ -81,6 +81,8 @@ async function openFolderUrl(folder: string, options: OpenModelOptions) {
 }
 
 export const platform: Platform = {
+  setting: () => undefined,
+
   async webgpu() {
     const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
     if (!gpu) throw new UserError(platform.noAdapterMessage);

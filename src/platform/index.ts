@@ -37,6 +37,8 @@ async function createDawnGpu(): Promise<GPU> {
 const errnoOf = (error: unknown): string | undefined => (error as NodeJS.ErrnoException).code;
 
 export const platform: Platform = {
+  setting: (name) => process.env[name],
+
   webgpu() {
     const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
     if (nav?.gpu) return Promise.resolve(nav.gpu); // Deno

@@ -33,6 +33,8 @@ export interface RgbaBitmap {
 }
 
 export interface Platform {
+  /** A WHYLESION_* / HF_* setting from the environment (Node, Deno); the browser has none. */
+  setting(name: string): string | undefined;
   /** The WebGPU entry point (navigator.gpu, or Dawn on Node). */
   webgpu(): Promise<GPU>;
   /** The sentence shown when no adapter is found. */

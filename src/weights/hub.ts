@@ -114,11 +114,13 @@ interface HubFile {
  */
 export async function resolveModelDir(modelId: string, opts: HubOptions = {}): Promise<string> {
   if (!modelId.startsWith(HUB_PREFIX)) {
-    const stat = await fs.stat(modelId).catch(() => undefined);
+    let statError: unknown;
+    const stat = await fs.stat(modelId).catch((error: unknown) => void (statError = error));
     if (!stat?.isDirectory()) {
       throw new UserError(
         `Model folder ${modelId} ${stat ? 'is not a folder' : 'does not exist'}; pass a folder holding ` +
           `${CONFIG_FILE} and the weights, or hf-hub:ID to download a model from the Hugging Face Hub.`,
+        { cause: statError },
       );
     }
     return modelId;

@@ -13,19 +13,13 @@ import { readFileSync } from 'node:fs';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { loadModel, preprocessImage, readNpy } from '../../dist/src/index.js';
+import { check, report } from './report.js';
 
 const TINY = new URL('../fixtures/openclip-tiny/', import.meta.url);
 const EMBEDDING_ABS_TOLERANCE = 1e-5;
 const EMBEDDING_MIN_COSINE = 0.99999;
 const PIXEL_ABS_TOLERANCE = 1e-6;
 
-let passed = 0;
-let failed = 0;
-function check(name, ok, detail) {
-  if (ok) passed++;
-  else failed++;
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}: ${detail}`);
-}
 
 const npy = (name) => readNpy(readFileSync(new URL(`expected/${name}`, TINY)), name);
 const pixelsFile = (image) => `pixels224_${image.replace(/\.[^.]+$/, '')}.npy`;
@@ -97,11 +91,4 @@ async function main() {
   console.log(`# ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
-try {
-  await main();
-} catch (error) {
-  failed++;
-  console.log(`FAIL ${error?.stack ?? error}`);
-}
-console.log(`${passed} passed, ${failed} failed`);
-process.exitCode = failed > 0 ? 1 : 0;
+await report(main);

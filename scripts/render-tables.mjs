@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+// Writes the benchmark tables of README.md and bench/README.md from bench/results/*.json, between
+// `<!-- generated:NAME -->` and `<!-- /generated:NAME -->` markers, so no figure is typed by hand.
+//   node scripts/render-tables.mjs           rewrite the tables
+//   node scripts/render-tables.mjs --check   fail (exit 1) when a table differs from its results (npm test runs this)
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const RESULTS = join(REPO, 'bench', 'results');
+const read = (name) => JSON.parse(readFileSync(join(RESULTS, name), 'utf8'));
+const has = (name) => existsSync(join(RESULTS, name));
+const day = (iso) => iso.slice(0, 10);
+const fixed = (v, digits = 2) => (v === undefined || v === null ? '–' : v.toFixed(digits));
+const exp = (v) => v.toExponential(1).replace('e-', 'e-');
+const bold = (text, when) => (when ? `**${text}**` : text);
+const table = (head, rows) => [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+
+function source(files) {
+  return `<sub>From ${files.map((f) => `\`bench/results/${f}\``).join(', ')}.</sub>`;
+}
+
+function e2eRuns() {
+  return ['f32', 'f16'].filter((d) => has(`e2e-ViT-L-14-${d}.json`)).map((d) => ({ dtype: d, file: `e2e-ViT-L-14-${d}.json`, ...read(`e2e-ViT-L-14-${d}.json`) }));
+}
+
+function e2eTable() {
+  const runs = e2eRuns();
+  const cases = runs[0].rows.map((r) => r.case);
+  const head = ['case', ...runs.flatMap((r) => [`engine ${r.dtype} warm s`, `engine ${r.dtype} cold s`, `PyTorch s (${r.dtype} run)`, 'ratio'])];
+  const rows = cases.map((name) => [name, ...runs.flatMap((run) => {
+    const row = run.rows.find((r) => r.case === name);
+    const ratio = row.engine / row.torch;
+    return [fixed(row.engine), fixed(row.engineCold), fixed(row.torch), bold(fixed(ratio), ratio <= 1)];
+  })]);
+  const notes = runs.map((r) => `${r.dtype}: ${day(r.date)}, median of ${r.runs} warm runs, ${r.machine}${r.cpuFlags ? `; CPU flags ${r.cpuFlags}` : ''}${r.lpNativeVectorWidth ? `; LP_NATIVE_VECTOR_WIDTH=${r.lpNativeVectorWidth}` : ''}, load average ${r.loadAverage?.map((l) => l.toFixed(1)).join(' → ') ?? '?'}.`);
+  return `${table(head, rows)}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n\n${source(runs.map((r) => r.file))}`;
+}
+
+function parityTable() {
+  const files = readdirSync(RESULTS).filter((f) => /^parity-ViT-L-14-b\d+-(f32|f16)\.json$/.test(f)).sort();
+  const rows = [];
+  for (const file of files) {
+    const r = read(file);
+    for (const tower of ['image', 'text']) {
+      if (!r[tower] || (tower === 'text' && r.batch !== 1)) continue;
+      const prefix = tower === 'image' ? 'vision.' : 'text.';
+      const steps = r.steps.filter((s) => s.step.startsWith(prefix));
+      const worst = steps.reduce((a, s) => (s.maxAbs > a.maxAbs ? s : a), steps[0]);
+      rows.push([`${r.dtype}${r.batch > 1 ? `, batch ${r.batch}` : ''}`, tower, `${exp(worst.maxAbs)} (${exp(worst.relative)})`, exp(r[tower].maxAbsNormalized), r[tower].minCosine.toFixed(r.dtype === 'f32' ? 7 : 8)]);
+    }
+  }
+  const dates = [...new Set(files.map((f) => day(read(f).date)))].join(', ');
+  return `${table(['weights on the GPU', 'tower', 'worst block max abs (relative to max)', 'final max abs diff, normalized', 'min cosine'], rows)}\n\nRun ${dates}.\n\n${source(files)}`;
+}
+
+function loadTable() {
+  const files = ['load-f32.json', 'load-f16.json'].filter(has);
+  const runs = files.map(read);
+  if (runs.length === 0) return 'No run recorded yet: `npm run bench:load` writes `bench/results/load-f32.json`.';
+  const mb = (bytes) => bytes / 1e6;
+  const rows = [['`cat file > /dev/null`', fixed(runs[0].cat.seconds), `${(mb(runs[0].bytes) / runs[0].cat.seconds / 1000).toFixed(1)} GB/s`, `${fixed(runs[0].cat.peakRssMB, 1)} MB`, '']];
+  for (const r of runs) {
+    const weightsMB = mb(r.bytes) / (r.dtype === 'f16' ? 2 : 1);
+    rows.push([`load, ${r.dtype} on the GPU`, fixed(r.seconds, 1), `${r.mbPerSecond.toFixed(0)} MB/s`, `${r.peakRssMB.toFixed(0)} MB`, `${r.dtype === 'f16' ? `f16 copy: ${weightsMB.toFixed(0)} MB, ` : ''}+${(r.peakRssMB - weightsMB).toFixed(0)} MB`]);
+  }
+  return `${table(['what', 'wall s', 'throughput', 'peak RSS', 'RSS − weights'], rows)}\n\nRun ${runs.map((r) => day(r.date)).join(', ')} on ${runs[0].machine}.\n\n${source(files)}`;
+}
+
+function kernelsTable() {
+  const files = readdirSync(RESULTS).filter((f) => /^kernels-.*\.json$/.test(f));
+  const file = files.sort((a, b) => read(a).date.localeCompare(read(b).date)).at(-1);
+  const r = read(file);
+  const matmul = r.results.filter((x) => x.kernel === 'openblas' || x.kernel.startsWith('matmul.'));
+  const kernels = [...new Set(matmul.map((x) => x.kernel))];
+  const shapes = [...new Set(matmul.map((x) => x.shape))];
+  const cell = (shape, kernel) => {
+    const x = matmul.find((m) => m.shape === shape && m.kernel === kernel);
+    return x ? `${x.gflops.toFixed(1)} (${x.ms.toFixed(x.ms < 10 ? 1 : 0)})` : '–';
+  };
+  const rows = shapes.map((shape) => {
+    const blas = matmul.find((m) => m.shape === shape && m.kernel === 'openblas');
+    const best = matmul.filter((m) => m.shape === shape && m.kernel !== 'openblas').reduce((a, m) => (m.gflops > a.gflops ? m : a));
+    return [shape, ...kernels.map((k) => cell(shape, k)), `${best.kernel.replace('matmul.', '')}: ${((100 * best.gflops) / blas.gflops).toFixed(0)} %`];
+  });
+  const head = ['shape', ...kernels.map((k) => k.replace('matmul.', '')), 'best vs OpenBLAS'];
+  return `GFLOP/s (ms). ${day(r.date)}, ${r.cpu}${r.cpuFlags ? ` (flags: ${r.cpuFlags})` : ''}, ${r.adapter.description}, LP_NUM_THREADS=${r.lpNumThreads ?? 'unset'}${r.lpNativeVectorWidth ? `, LP_NATIVE_VECTOR_WIDTH=${r.lpNativeVectorWidth}` : ''}; load average ${r.loadAverage.map((l) => l.toFixed(1)).join(' → ')}.\n\n${table(head, rows)}\n\n${source([file])}`;
+}
+
+function readmeNumbers() {
+  const runs = e2eRuns();
+  const rows = [];
+  for (const run of runs) {
+    for (const row of run.rows) rows.push([`${row.case}, ${run.dtype} weights`, `${fixed(row.engine)} s`, `${fixed(row.torch)} s`, bold(`${fixed(row.engine / row.torch)}×`, row.engine <= row.torch)]);
+  }
+  const parity = read('parity-ViT-L-14-b1-f32.json');
+  const loads = ['load-f32.json', 'load-f16.json'].filter(has).map(read);
+  const lines = [
+    table(['ViT-L/14 forward (lavapipe, 2 cores)', 'engine', 'PyTorch CPU, same run', 'ratio'], rows),
+    '',
+    `- Parity at full ViT-L/14 (synthetic weights, fp32): normalized embeddings within ${exp(Math.max(parity.image.maxAbsNormalized, parity.text.maxAbsNormalized))} of the PyTorch reference, ` +
+      `cosine ${Math.min(parity.image.minCosine, parity.text.minCosine).toFixed(7)}; on open_clip's own tiny checkpoint within 1e-5 in CI.`,
+    ...loads.map((l) => `- Loading ViT-L/14 with ${l.dtype} weights on the GPU: ${fixed(l.seconds, 1)} s, peak RSS ${l.peakRssMB.toFixed(0)} MB.`),
+    '',
+    `${source([...runs.map((r) => r.file), 'parity-ViT-L-14-b1-f32.json', ...['load-f32.json', 'load-f16.json'].filter(has)])} Dates and machines: \`bench/README.md\`.`,
+  ];
+  return lines.join('\n');
+}
+
+const TABLES = {
+  'README.md': { numbers: readmeNumbers },
+  'bench/README.md': { e2e: e2eTable, parity: parityTable, load: loadTable, kernels: kernelsTable },
+};
+
+const check = process.argv.includes('--check');
+let stale = 0;
+for (const [file, tables] of Object.entries(TABLES)) {
+  const path = join(REPO, file);
+  const before = readFileSync(path, 'utf8');
+  let after = before;
+  for (const [name, render] of Object.entries(tables)) {
+    const open = `<!-- generated:${name} (scripts/render-tables.mjs) -->`;
+    const close = `<!-- /generated:${name} -->`;
+    const start = after.indexOf(open);
+    const end = after.indexOf(close);
+    if (start < 0 || end < start) throw new Error(`${file} lacks the markers ${open} … ${close}`);
+    after = `${after.slice(0, start + open.length)}\n${render()}\n${after.slice(end)}`;
+  }
+  if (after === before) continue;
+  stale++;
+  if (check) console.error(`render-tables: ${file} differs from bench/results; run node scripts/render-tables.mjs and commit.`);
+  else writeFileSync(path, after);
+}
+if (check && stale > 0) process.exit(1);
