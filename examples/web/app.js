@@ -44,7 +44,7 @@ async function load(source) {
     model?.dispose();
     model = window.whylesion.model = undefined;
     concepts = undefined;
-    // f16 weights halve GPU memory (0.86 GB instead of 1.71 GB at ViT-L/14) where the adapter can run them.
+    // f16 matmul weights about halve GPU memory (ViT-L/14: 1.71 GB in f32) where the adapter can run them.
     const adapter = await navigator.gpu.requestAdapter();
     const dtype = params.get('dtype') ?? (adapter?.features.has('shader-f16') ? 'f16' : 'f32');
     const loaded = await whylesion.loadModel(source, { dtype, onProgress: showProgress });
