@@ -32,11 +32,16 @@ const browser = await puppeteer.launch({
 const loadBefore = loadavg();
 try {
   const page = await browser.newPage();
+  page.on('console', (message) => console.error(`  [page] ${message.text()}`));
   await page.goto(server.url);
   const weightRequests = () => server.log.filter((l) => l.includes('open_clip_model.safetensors')).length;
   const measured = await page.evaluate(async (dtype: string) => {
     const { module } = (window as unknown as { whylesion: { module: typeof import('../src/web.js') } }).whylesion;
-    const seconds = (t0: number) => (performance.now() - t0) / 1000;
+    const seconds = (t0: number) => {
+      const s = (performance.now() - t0) / 1000;
+      console.log(`step done in ${s.toFixed(1)} s`);
+      return s;
+    };
     let t0 = performance.now();
     let model = await module.loadModel('/model/', { dtype: dtype as 'f32' | 'f16' });
     const firstLoad = seconds(t0);

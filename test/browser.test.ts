@@ -106,11 +106,18 @@ describe('browser edition (Chromium)', () => {
         pixelDiffs.push(diff);
       }
       const imageRows = await model.encodeImage(images.map((image) => `/fixtures/images/${image}`), { normalize: true });
+      // Images the page already decoded: an ImageBitmap and an <img> of the opaque RGB PNG.
+      const png = `/fixtures/images/${images[0]}`;
+      const bitmap = await createImageBitmap(await (await fetch(png)).blob(), { colorSpaceConversion: 'none' });
+      const element = new Image();
+      element.src = png;
+      await element.decode();
+      const decodedRows = await model.encodeImage([bitmap, element], { normalize: true });
       const textRows = await model.encodeText(texts, { normalize: true });
       const rawTextRows = await model.encodeText(texts);
       model.dispose();
       const rows = (list: Float32Array[]) => list.map((row) => Array.from(row));
-      return { firstEmbeddingMs, adapter: model.adapter, tokens, pixelDiffs, first: rows(firstText), image: rows(imageRows), text: rows(textRows), rawText: rows(rawTextRows) };
+      return { firstEmbeddingMs, adapter: model.adapter, tokens, pixelDiffs, first: rows(firstText), image: rows(imageRows), decoded: rows(decodedRows), text: rows(textRows), rawText: rows(rawTextRows) };
     }, cases.texts, cases.images);
     // performance.now() in the page counts from its navigation start.
     console.log(`page load to first tiny-model embedding: ${(result.firstEmbeddingMs / 1000).toFixed(2)} s ` +
@@ -125,6 +132,8 @@ describe('browser edition (Chromium)', () => {
     expectRowsClose('text embedding', result.text, expectedTexts);
     expectRowsClose('raw text embedding', result.rawText, loadNpy(new URL('expected/text_embeddings_raw.npy', TINY)));
     expect(maxAbsDiff(result.first[0], result.text[0])).toBe(0);
+    // The browser's own decode of an opaque 8-bit PNG gives the same pixels, so the same embedding.
+    for (const row of result.decoded) expect(maxAbsDiff(row, result.image[0])).toBeLessThanOrEqual(EMBEDDING_ABS_TOLERANCE);
 
     // Second load: the weights come from the browser's storage, not the server.
     const weightRequests = () => server.log.filter((line) => line.includes('open_clip_model.safetensors')).length;
