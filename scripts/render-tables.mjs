@@ -108,9 +108,29 @@ function readmeNumbers() {
   return lines.join('\n');
 }
 
+function evalReferenceTable() {
+  const r = read('eval-reference.json');
+  const rows = r.rows.map((row) => [row.mode, row.solver, ...row.ours.map((v) => fixed(v, 1)), ...row.reference.map((v) => fixed(v, 1)),
+    row.loss === undefined ? '–' : `${row.loss.toFixed(6)} vs ${row.referenceLoss.toFixed(6)} (${exp(Math.abs(row.relativeLossDifference))})`]);
+  const worst = Math.max(...r.rows.flatMap((row) => row.ours.map((v, i) => Math.abs(v - row.reference[i]))));
+  return `${table(['mode', 'solver', 'ours val', 'ours test', 'reference val', 'reference test', 'L-BFGS objective, ours vs scikit-learn (relative)'], rows)}\n\n` +
+    `- ${day(r.date)}; torch ${r.versions.torch}, scikit-learn ${r.versions.sklearn}. Largest accuracy difference: ${worst.toFixed(1)} points.\n\n${source(['eval-reference.json'])}`;
+}
+
+function probeTrainTable() {
+  const r = read('probe-train.json');
+  const t = r.typescript, p = r.reference;
+  const rows = [
+    [`Adam, ${r.epochs} epochs, batch 64, ${r.n} × ${r.dim}, ${r.classes} classes (+ val 2000 each epoch)`, fixed(t.adamSeconds, 1), `${fixed(p.adam_seconds, 1)} (torch, ${p.threads} threads)`],
+    ['L-BFGS to convergence, C = 1', `${fixed(t.lbfgsSeconds, 1)} (${t.lbfgsIterations} iterations, loss ${t.lbfgsLoss.toFixed(4)})`, `${fixed(p.lbfgs_seconds, 1)} (${p.lbfgs_iterations} iterations, loss ${p.lbfgs_loss.toFixed(4)})`],
+  ];
+  return `${table(['task', 'TypeScript s', 'PyTorch / scikit-learn s'], rows)}\n\n- ${day(r.date)}, ${r.machine['Model name'] ?? '?'} (${r.machine['CPU(s)'] ?? '?'} CPUs), Node ${r.node}, ` +
+    `load average at the end ${r.loadAverageAtEnd.map((l) => l.toFixed(1)).join(' ')}; CPU flags ${r.machine.Flags ?? '?'}.\n\n${source(['probe-train.json'])}`;
+}
+
 const TABLES = {
   'README.md': { numbers: readmeNumbers },
-  'bench/README.md': { e2e: e2eTable, parity: parityTable, load: loadTable, kernels: kernelsTable },
+  'bench/README.md': { e2e: e2eTable, parity: parityTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable },
 };
 
 const check = process.argv.includes('--check');

@@ -7,11 +7,16 @@ import { fileURLToPath } from 'node:url';
  * candidate depths.
  */
 export function bundledAsset(relativePath: string): string {
+  return packageFile(`assets/${relativePath}`);
+}
+
+/** A file the package ships, by its path in the package (`examples/classes/HAM10000.json`). */
+export function packageFile(relativePath: string): string {
   for (const up of ['../', '../../']) {
-    const path = fileURLToPath(new URL(`${up}assets/${relativePath}`, import.meta.url));
+    const path = fileURLToPath(new URL(`${up}${relativePath}`, import.meta.url));
     if (existsSync(path)) return path;
   }
-  throw new Error(`The package's assets/${relativePath} is missing; reinstall whylesion.`);
+  throw new Error(`The package's ${relativePath} is missing; reinstall whylesion.`);
 }
 
 /** The package's version, from its package.json (two levels up in a checkout, three once built). */

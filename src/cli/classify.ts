@@ -7,11 +7,12 @@ import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './arg
 import { checkReadable, loadModelFromArgs } from './load.js';
 
 const CLASSIFY_USAGE = `
-Usage: whylesion classify IMG... (--labels "a,b,c" | --label A --label B ...) [--json]
+Usage: whylesion classify IMG... (--labels "a,b,c" | --label A --label B ... | --probe FILE.json) [--json]
 
 Zero-shot label probabilities per image: softmax over labels of logit_scale · cos(image, label).
   --labels LIST   comma-separated labels
   --label TEXT    one label (repeatable; may contain commas)
+  --probe FILE    a probe from whylesion probe train: its class probabilities instead of labels
   --json          print [{"image", "labels", "probs"}, ...] in argument order
 ${MODEL_USAGE}`;
 
@@ -24,12 +25,14 @@ and reports the predicted class. FILE.json maps class -> [prompt, ...] (see exam
 ${MODEL_USAGE}`;
 
 const EXPLAIN_USAGE = `
-Usage: whylesion explain IMG [--concepts FILE.txt|NAME] [--top 10] [--json]
+Usage: whylesion explain IMG [--concepts FILE.txt|NAME | --probe FILE.json] [--top 10] [--json]
 
 Ranks clinical concept questions by cosine similarity to the image: the "why" behind WhyLesionCLIP.
   --concepts  a text file with one concept per line, or a KnoBo skin bottleneck:
               ${KNOBO_BOTTLENECKS.join(', ')} (default ${DEFAULT_BOTTLENECK}; downloaded once and cached,
               or read from $WHYLESION_KNOBO_DIR)
+  --probe F   a concept probe (probe train --mode concepts|knobo): each concept's weight × similarity
+              toward the class the probe predicts
   --top N     how many to show (default 10)
   --json      print [{"image", "concepts": [{"concept", "similarity"}, ...]}]
 ${MODEL_USAGE}`;
@@ -44,11 +47,12 @@ async function withModel<T>(values: Parameters<typeof loadModelFromArgs>[0], wor
 }
 
 export async function classifyCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('classify', argv, { ...MODEL_OPTIONS, labels: { type: 'string' }, label: { type: 'string', multiple: true }, json: { type: 'boolean' } }, CLASSIFY_USAGE);
+  const parsed = parseCommand('classify', argv, { ...MODEL_OPTIONS, labels: { type: 'string' }, label: { type: 'string', multiple: true }, json: { type: 'boolean' }, probe: { type: 'string' } }, CLASSIFY_USAGE);
   if (!parsed) return;
   const { values, positionals: images } = parsed;
   const labels = [...(values.labels?.split(',') ?? []), ...(values.label ?? [])].map((l) => l.trim()).filter((l) => l.length > 0);
   if (images.length === 0) throw new UserError('classify needs at least one image; see whylesion classify --help.');
+  if (values.probe) return (await import('./probe.js')).classifyWithProbe(images, values.probe, values);
   if (labels.length === 0) throw new UserError('classify needs labels: pass --labels "a,b,c" or --label A --label B.');
   await checkReadable(images, 'image');
   await withModel(values, async (model) => {
@@ -97,11 +101,12 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
 }
 
 export async function explainCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('explain', argv, { ...MODEL_OPTIONS, concepts: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' } }, EXPLAIN_USAGE);
+  const parsed = parseCommand('explain', argv, { ...MODEL_OPTIONS, concepts: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' }, probe: { type: 'string' } }, EXPLAIN_USAGE);
   if (!parsed) return;
   const { values, positionals: images } = parsed;
   if (images.length === 0) throw new UserError('explain needs an image; see whylesion explain --help.');
   const top = values.top ? positiveInteger('top', values.top) : 10;
+  if (values.probe) return (await import('./probe.js')).explainWithProbe(images, values.probe, { ...values, top });
   const concepts = await loadConcepts(values.concepts);
   await checkReadable(images, 'image');
   await withModel(values, async (model) => {

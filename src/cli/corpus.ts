@@ -160,7 +160,7 @@ async function readJournal(path: string): Promise<Journal | undefined> {
 }
 
 /** Writes the pieces into a temporary file beside `path`, then renames it into place. */
-async function writeAtomic(path: string, pieces: readonly (string | Uint8Array)[]): Promise<void> {
+export async function writeAtomic(path: string, pieces: readonly (string | Uint8Array)[]): Promise<void> {
   const temporary = `${path}.${process.pid}.tmp`;
   const handle = await open(temporary, 'w');
   try {

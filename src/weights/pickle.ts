@@ -331,3 +331,97 @@ export function parseTorchPickle(bytes: Uint8Array, what: string): Map<string, T
     }
   }
 }
+
+/** Plain data a pickle of built-in types holds: what Python's dict, list, tuple, str, int, bool and None become. */
+export type PlainValue = null | boolean | number | string | PlainValue[] | Map<string, PlainValue>;
+
+/**
+ * Parses a pickle of plain built-in data (dicts with string keys, lists, tuples, strings, integers, booleans,
+ * None), such as KnoBo's split files. Like parseTorchPickle it executes nothing: any global, call or other
+ * object construction is refused. `what` names the file in error messages.
+ */
+export function parsePlainPickle(bytes: Uint8Array, what: string): PlainValue {
+  const fail = (problem: string) => new UserError(`${what} is not a pickle of plain data whylesion can read: ${problem}; check that the file is intact.`);
+  const reader = new Reader(bytes, fail);
+  let stack: PlainValue[] = [];
+  const markStack: PlainValue[][] = [];
+  const memo = new Map<number, PlainValue>();
+  const pop = (): PlainValue => {
+    if (stack.length === 0) throw fail('its instructions pop from an empty stack');
+    return stack.pop() as PlainValue;
+  };
+  const top = (): PlainValue => {
+    if (stack.length === 0) throw fail('its instructions use an empty stack');
+    return stack[stack.length - 1];
+  };
+  const popMark = (): PlainValue[] => {
+    const items = stack;
+    const previous = markStack.pop();
+    if (!previous) throw fail('it closes a MARK that was never opened');
+    stack = previous;
+    return items;
+  };
+  const list = (): PlainValue[] => {
+    const target = top();
+    if (!Array.isArray(target)) throw fail('it appends to something that is not a list');
+    return target;
+  };
+  const setItems = (items: PlainValue[]): void => {
+    const dict = top();
+    if (!(dict instanceof Map)) throw fail('it stores an item into something that is not a dict');
+    for (let i = 0; i < items.length; i += 2) {
+      if (typeof items[i] !== 'string') throw fail('it has a dict key that is not a string');
+      dict.set(items[i] as string, items[i + 1]);
+    }
+  };
+  for (;;) {
+    const at = reader.offset;
+    const opcode = reader.u8();
+    switch (opcode) {
+      case 0x80: if (reader.u8() > 5) throw fail('it uses an unknown pickle protocol'); break; // PROTO
+      case 0x95: reader.u64(); break; // FRAME: a length hint only
+      case 0x2e: { // STOP
+        const result = pop();
+        if (stack.length !== 0 || markStack.length !== 0) throw fail('it stops with unfinished instructions');
+        return result;
+      }
+      case 0x28: markStack.push(stack); stack = []; break; // MARK
+      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
+      case 0x5d: stack.push([]); break; // EMPTY_LIST
+      case 0x29: stack.push([]); break; // EMPTY_TUPLE: tuples become arrays
+      case 0x74: { const items = popMark(); stack.push(items); break; } // TUPLE
+      case 0x85: case 0x86: case 0x87: stack.push(Array.from({ length: opcode - 0x84 }, pop).reverse()); break; // TUPLE1-3
+      case 0x61: { const value = pop(); list().push(value); break; } // APPEND
+      case 0x65: { const items = popMark(); list().push(...items); break; } // APPENDS
+      case 0x73: { const value = pop(); const key = pop(); setItems([key, value]); break; } // SETITEM
+      case 0x75: { // SETITEMS
+        const items = popMark();
+        if (items.length % 2 !== 0) throw fail('it has a SETITEMS with an odd number of items');
+        setItems(items);
+        break;
+      }
+      case 0x4e: stack.push(null); break; // NONE
+      case 0x88: case 0x89: stack.push(opcode === 0x88); break; // NEWTRUE, NEWFALSE
+      case 0x4b: stack.push(reader.u8()); break; // BININT1
+      case 0x4d: stack.push(reader.u16()); break; // BININT2
+      case 0x4a: stack.push(reader.i32()); break; // BININT
+      case 0x8a: stack.push(reader.signed(reader.u8())); break; // LONG1
+      case 0x58: stack.push(reader.text(reader.u32())); break; // BINUNICODE
+      case 0x8c: stack.push(reader.text(reader.u8())); break; // SHORT_BINUNICODE
+      case 0x8d: stack.push(reader.text(reader.u64())); break; // BINUNICODE8
+      case 0x71: case 0x72: memo.set(opcode === 0x71 ? reader.u8() : reader.u32(), top()); break; // BINPUT, LONG_BINPUT
+      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
+      case 0x68: case 0x6a: { // BINGET, LONG_BINGET
+        const index = opcode === 0x68 ? reader.u8() : reader.u32();
+        if (!memo.has(index)) throw fail(`it reads memo slot ${index}, which was never written`);
+        stack.push(memo.get(index) as PlainValue);
+        break;
+      }
+      default: {
+        const printable = opcode >= 0x20 && opcode < 0x7f ? ` ('${String.fromCharCode(opcode)}')` : '';
+        const name = OPCODE_NAMES[opcode] ?? `0x${opcode.toString(16).padStart(2, '0')}${printable}`;
+        throw fail(`it uses pickle opcode ${name} at byte ${at}, which plain data never needs (nothing in the file is executed)`);
+      }
+    }
+  }
+}

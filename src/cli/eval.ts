@@ -1,0 +1,191 @@
+import { readFile, stat } from 'node:fs/promises';
+import { packageFile } from '../assets.js';
+import { DEFAULT_BOTTLENECK, KNOBO_BOTTLENECKS, loadConcepts } from '../concepts/knobo.js';
+import { UserError } from '../errors.js';
+import { defaultFeatureCacheDir, embedWithCache, FeatureCache, modelCacheKey } from '../eval/features.js';
+import { EVAL_MODES, evaluateMode, formatTable, type EvalInputs, type EvalMode, type ModeResult } from '../eval/evaluate.js';
+import { knoboPrior, type Solver } from '../eval/probe.js';
+import { renderReport } from '../eval/report.js';
+import { knoboDatasetNames, readImageFolderDataset, readKnoboDataset, sampleShots, SPLITS, type EvalDataset, type SplitName } from '../eval/splits.js';
+import { DEFAULT_MODEL, MODEL_OPTIONS, MODEL_USAGE, parseCommand, parseDtype, positiveInteger } from './args.js';
+import { writeAtomic } from './corpus.js';
+import { loadModelFromArgs } from './load.js';
+
+/** Options eval and probe train share: the dataset, its images, the features and the training. */
+export const DATASET_OPTIONS = {
+  ...MODEL_OPTIONS,
+  bottleneck: { type: 'string' },
+  images: { type: 'string' },
+  'max-missing': { type: 'string' },
+  shots: { type: 'string' },
+  seed: { type: 'string' },
+  solver: { type: 'string' },
+  C: { type: 'string' },
+  epochs: { type: 'string' },
+  raw: { type: 'boolean' },
+  cache: { type: 'string' },
+  batch: { type: 'string' },
+} as const;
+
+export const DATASET_USAGE = `
+DATASET is a folder with train/, val/ and test/, each holding one folder of images per class (ImageFolder),
+or a KnoBo dataset (${'HAM10000, BCN20000, PAD-UFES-20, Melanoma, UWaterloo, ISIC-age, ...'}) with --images ROOT:
+the paper's splits ship with whylesion and name images relative to ROOT. val is in-distribution, test shifted.
+  --images ROOT          datasets root for a KnoBo dataset
+  --max-missing N        images the splits name that may be absent under ROOT (listed, then left out; default 0)
+  --bottleneck NAME|FILE concept questions for concepts/knobo: ${KNOBO_BOTTLENECKS.join(', ')} or a file (default ${DEFAULT_BOTTLENECK})
+  --shots N              N training images per class, drawn with --seed (default: all)
+  --seed N               shuffles, initial weights and shots (default 0; same seed, same result)
+  --solver adam|lbfgs    adam: KnoBo's (Adam lr 1e-3, batch 64, 200 epochs, best val epoch); lbfgs: full-batch
+                         L-BFGS with L2 as scikit-learn's LogisticRegression (deterministic; not for knobo)
+  --C VALUE              lbfgs inverse L2 strength (default 1)
+  --epochs N             adam epochs (default 200)
+  --raw                  linear mode on unnormalized embeddings (default: L2-normalized)
+  --cache DIR            image-embedding cache (default $WHYLESION_FEATURE_CACHE, else ~/.cache/whylesion/features):
+                         each image is embedded once per model, and an interrupted run resumes
+  --batch N              images per forward (default 16)`;
+
+const USAGE = `
+Usage: whylesion eval DATASET [--mode zeroshot,linear,concepts,knobo] [--json] [--report FILE.html] [options]
+
+The model card's evaluation: accuracy on val and test, their gap and average (the KnoBo paper's table),
+balanced accuracy, per-class recall and the confusion matrix, for each mode:
+  zeroshot   class prompt ensembles (--classes FILE.json, default examples/classes/<DATASET>.json for
+             KnoBo datasets, else the class names), no training
+  linear     logistic regression on the image embedding
+  concepts   logistic regression on the cosines of the image with each concept question (--bottleneck)
+  knobo      concepts plus KnoBo's prior loss mean |tanh(W) − P| toward skin_class2concept2answer.json
+  --mode LIST            comma-separated modes (default all four)
+  --classes FILE.json    zeroshot prompts: {"class": ["prompt", ...]}
+  --json                 print {"dataset", "classes", "results": [{"mode", "val_acc", "test_acc", "gap", "average",
+                         "balanced_acc", "recall", "confusion": {"val", "test"}, ...}]} (accuracies in %)
+  --report FILE.html     write one self-contained page: confusion matrices, per-class recall, top concepts
+${DATASET_USAGE}
+${MODEL_USAGE}`;
+
+export interface DatasetValues {
+  bottleneck?: string; images?: string; 'max-missing'?: string; shots?: string; seed?: string; solver?: string; C?: string;
+  epochs?: string; raw?: boolean; cache?: string; batch?: string; model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean;
+}
+
+/** A folder dataset, or a KnoBo dataset under --images with the missing-image policy applied. */
+export async function openDataset(spec: string, values: DatasetValues): Promise<EvalDataset> {
+  const info = await stat(spec).catch(() => undefined);
+  if (info?.isDirectory()) return readImageFolderDataset(spec);
+  const known = await knoboDatasetNames();
+  if (!known.some((k) => k.toLowerCase() === spec.toLowerCase())) throw new UserError(`${spec} is neither a dataset folder nor a KnoBo dataset (${known.join(', ')}).`);
+  if (!values.images) throw new UserError(`The KnoBo dataset ${spec} needs --images ROOT, the folder its split files' image paths start from.`);
+  const dataset = await readKnoboDataset(spec, values.images);
+  const allowed = values['max-missing'] ? positiveInteger('max-missing', values['max-missing'], 0, 1e9) : 0;
+  if (dataset.missing.length > 0) {
+    const shown = dataset.missing.slice(0, 20);
+    process.stderr.write(`${dataset.missing.length} image(s) of ${dataset.name}'s splits are missing under ${values.images}:\n${shown.map((m) => `  ${m}\n`).join('')}${dataset.missing.length > shown.length ? `  ... and ${dataset.missing.length - shown.length} more\n` : ''}`);
+    if (dataset.missing.length > allowed) {
+      throw new UserError(`${dataset.missing.length} image(s) of ${dataset.name} are missing under ${values.images} (at most ${allowed} allowed); fix --images or pass --max-missing ${dataset.missing.length} to evaluate without them.`);
+    }
+  }
+  return dataset;
+}
+
+export interface TrainingSettings { solver: Solver; seed: number; epochs: number; C: number; normalize: boolean; shots?: number }
+
+export function trainingSettings(values: DatasetValues): TrainingSettings {
+  const solver = values.solver ?? 'adam';
+  if (solver !== 'adam' && solver !== 'lbfgs') throw new UserError(`--solver ${solver} is not adam or lbfgs.`);
+  const C = values.C === undefined ? 1 : Number(values.C);
+  if (!(C > 0) || !Number.isFinite(C)) throw new UserError(`--C ${values.C} is not a positive number.`);
+  return {
+    solver, C, normalize: !values.raw,
+    seed: values.seed ? positiveInteger('seed', values.seed, 0, 2 ** 32 - 1) : 0,
+    epochs: values.epochs ? positiveInteger('epochs', values.epochs, 1, 100_000) : 200,
+    shots: values.shots ? positiveInteger('shots', values.shots) : undefined,
+  };
+}
+
+/**
+ * Embeds the dataset's images (through the feature cache) and the texts the modes need, and returns the
+ * inputs of evaluateMode. Unreadable images are left out with a warning.
+ */
+export async function prepareInputs(dataset: EvalDataset, values: DatasetValues, needs: { concepts?: string[]; prompts?: string[][] }, settings: TrainingSettings): Promise<EvalInputs & { embedded: number; cached: number }> {
+  const splits = { ...dataset.splits, train: settings.shots ? sampleShots(dataset.splits.train, dataset.classes.length, settings.shots, settings.seed) : dataset.splits.train };
+  const batch = values.batch ? positiveInteger('batch', values.batch) : 16;
+  const modelName = values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL;
+  const model = await loadModelFromArgs(values);
+  try {
+    const cache = await FeatureCache.open(values.cache ?? defaultFeatureCacheDir(), await modelCacheKey(modelName, parseDtype(values.dtype), values['exif-rotate'] ?? false), model.embedDim);
+    const paths = [...new Set(SPLITS.flatMap((s) => splits[s].map((im) => im.path)))];
+    const progress = process.stderr.isTTY ? (done: number, total: number) => process.stderr.write(`\rembedding ${done}/${total} images   ${done === total ? '\n' : ''}`) : undefined;
+    const { rows, unreadable, computed } = await embedWithCache(model, paths, cache, { batch, onProgress: progress });
+    if (unreadable.length > 0) process.stderr.write(`Left out ${unreadable.length} unreadable image(s):\n${unreadable.map((u) => `  ${u}\n`).join('')}`);
+    const split = (name: SplitName) => {
+      const present = splits[name].filter((im) => rows.has(im.path));
+      return { embeddings: present.map((im) => rows.get(im.path)!), labels: present.map((im) => im.label) };
+    };
+    const inputs: EvalInputs & { embedded: number; cached: number } = {
+      classes: dataset.classes, train: split('train'), val: split('val'), test: split('test'),
+      solver: settings.solver, seed: settings.seed, epochs: settings.epochs, C: settings.C, normalize: settings.normalize, model: modelName,
+      embedded: computed, cached: paths.length - computed - unreadable.length,
+    };
+    for (const name of SPLITS) if (inputs[name].labels.length === 0) throw new UserError(`${dataset.name}'s ${name} split has no readable images; check the dataset.`);
+    if (needs.concepts) inputs.concepts = { texts: needs.concepts, embeddings: await model.encodeText(needs.concepts) };
+    if (needs.prompts) inputs.prompts = await Promise.all(needs.prompts.map((p) => model.encodeText(p)));
+    return inputs;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Zero-shot prompts per class: --classes FILE, else examples/classes/<dataset>.json for a KnoBo dataset, else the class names. */
+async function zeroShotPrompts(dataset: EvalDataset, file: string | undefined): Promise<string[][]> {
+  let path = file;
+  if (!path && dataset.source === 'knobo') {
+    try { path = packageFile(`examples/classes/${dataset.name}.json`); } catch { path = undefined; }
+  }
+  if (!path) return dataset.classes.map((c) => [c]);
+  let data: unknown;
+  try {
+    data = JSON.parse(await readFile(path, 'utf8'));
+  } catch (cause) {
+    throw new UserError(`Cannot read ${path} as JSON; it must map each class to a list of prompts, e.g. {"melanoma": ["a dermoscopic image of melanoma"]}.`, { cause });
+  }
+  const map = (typeof data === 'object' && data !== null && !Array.isArray(data) ? data : {}) as Record<string, unknown>;
+  return dataset.classes.map((c) => {
+    const prompts = map[c];
+    if (!Array.isArray(prompts) || prompts.length === 0 || !prompts.every((p) => typeof p === 'string')) {
+      throw new UserError(`${path} has no prompts for class '${c}'; map each of ${dataset.classes.map((k) => `'${k}'`).join(', ')} to a list of prompt strings.`);
+    }
+    return prompts as string[];
+  });
+}
+
+export function parseModes(value: string | undefined, allowed: readonly string[] = EVAL_MODES): EvalMode[] {
+  const modes = (value ?? allowed.join(',')).split(',').map((m) => m.trim()).filter((m) => m.length > 0);
+  const unknown = modes.filter((m) => !allowed.includes(m));
+  if (modes.length === 0 || unknown.length > 0) throw new UserError(`--mode ${value} must list modes from ${allowed.join(', ')}, separated by commas.`);
+  return [...new Set(modes)] as EvalMode[];
+}
+
+export async function evalCommand(argv: string[]): Promise<void> {
+  const parsed = parseCommand('eval', argv, { ...DATASET_OPTIONS, mode: { type: 'string' }, classes: { type: 'string' }, json: { type: 'boolean' }, report: { type: 'string' } }, USAGE);
+  if (!parsed) return;
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) throw new UserError('eval needs one DATASET (a folder with train/ val/ test/, or a KnoBo dataset name with --images); see whylesion eval --help.');
+  const modes = parseModes(values.mode);
+  const settings = trainingSettings(values);
+  if (values.report && !values.report.endsWith('.html')) throw new UserError(`--report ${values.report} must end in .html.`);
+  const dataset = await openDataset(positionals[0], values);
+  const needsConcepts = modes.includes('concepts') || modes.includes('knobo');
+  const concepts = needsConcepts ? await loadConcepts(values.bottleneck) : undefined;
+  if (modes.includes('knobo')) await knoboPrior(dataset.classes, concepts!); // unknown classes fail before the model loads
+  const prompts = modes.includes('zeroshot') ? await zeroShotPrompts(dataset, values.classes) : undefined;
+  const inputs = await prepareInputs(dataset, values, { concepts, prompts }, settings);
+  process.stderr.write(`${dataset.name}: ${dataset.classes.length} classes; train ${inputs.train.labels.length}, val ${inputs.val.labels.length}, test ${inputs.test.labels.length} images (${inputs.embedded} embedded now, ${inputs.cached} from the cache)\n`);
+  const results: ModeResult[] = [];
+  for (const mode of modes) results.push((await evaluateMode(mode, inputs)).result);
+  if (values.report) {
+    await writeAtomic(values.report, [renderReport({ dataset: dataset.name, classes: dataset.classes, results, settings: { ...settings, bottleneck: needsConcepts ? values.bottleneck ?? DEFAULT_BOTTLENECK : undefined, model: inputs.model } })]);
+    process.stderr.write(`Wrote ${values.report}\n`);
+  }
+  if (values.json) console.log(JSON.stringify({ dataset: dataset.name, classes: dataset.classes, results }));
+  else console.log(formatTable(results, dataset.classes));
+}
