@@ -9,3 +9,4 @@ export { preprocessImage, decodeImage, type PreprocessOptions } from './image/in
 export { loadConcepts, KNOBO_BOTTLENECKS, DEFAULT_BOTTLENECK } from './concepts/knobo.js';
 export { parseClipConfig, BUILTIN_CONFIGS, type ClipConfig } from './model/config.js';
 export { formatBytes } from './weights/progress.js';
+export { Probe, loadProbe, parseProbe, type ProbeFile } from './eval/probe.js';

@@ -5,11 +5,14 @@
  * browser's storage with no weight requests, used through the page's own UI (one screenshot to
  * test/output/), and the bundle's size budget.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseProbe, type ProbeFile } from '../src/eval/probe.js';
 import { serveStatic, type StaticServer } from '../src/serve/static.js';
 import { loadNpy, maxAbsDiff, TINY } from './helpers.js';
 
@@ -168,6 +171,30 @@ describe('browser edition (Chromium)', () => {
     const shown = Object.fromEntries(rows);
     cases.texts.slice(0, 3).forEach((label, k) => expect(Math.abs(shown[label] - cases.label_probs_first3_texts[image][k]), label).toBeLessThanOrEqual(1e-5));
     expect(await page.$$eval('.result ol.concepts li', (els) => els.length)).toBe(5);
+
+    // A concept probe picked on the page: its prediction and contributions, as the library computes them in Node
+    // from open_clip's raw embedding of the same image.
+    const texts = loadNpy(new URL('expected/text_embeddings.npy', TINY));
+    const probeFile: ProbeFile = {
+      format: 'whylesion-probe', version: 1, mode: 'concepts', classes: ['benign', 'melanoma'], normalize: true,
+      concepts: cases.texts.slice(0, 2), conceptEmbeddings: [0, 1].map((i) => Array.from(texts.data.subarray(i * 32, (i + 1) * 32))),
+      weight: [[1, -1], [-1, 2]], bias: [0, 0.1], training: {},
+    };
+    const probePath = join(mkdtempSync(join(tmpdir(), 'whylesion-probe-')), 'tiny-probe.json');
+    writeFileSync(probePath, JSON.stringify(probeFile));
+    await ((await page.$('input#probe-file')) as ElementHandle<HTMLInputElement>).uploadFile(probePath);
+    await page.waitForSelector('.result .probe', { timeout: 60_000 });
+    const shownProbe = await page.$eval('.result .probe', (el) => ({
+      prediction: (el as HTMLElement).dataset.prediction,
+      contributions: [...el.querySelectorAll('li')].map((li) => Number((li as HTMLElement).dataset.contribution)),
+    }));
+    const raw = loadNpy(new URL('expected/image_embeddings_raw.npy', TINY)).data.subarray(image * 32, (image + 1) * 32);
+    const probe = parseProbe(JSON.stringify(probeFile), 'tiny-probe.json');
+    const k = probe.predict([raw]).predictions[0];
+    expect(shownProbe.prediction).toBe(probe.classes[k]);
+    const want = probe.contributions(raw, k).map((c) => c.contribution);
+    expect(shownProbe.contributions.length).toBe(want.length);
+    shownProbe.contributions.forEach((c, i) => expect(Math.abs(c - want[i])).toBeLessThanOrEqual(1e-5));
 
     mkdirSync(path('test/output'), { recursive: true });
     await page.setViewport({ width: 1000, height: 900 });

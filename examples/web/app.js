@@ -5,6 +5,7 @@ const $ = (id) => document.getElementById(id);
 const TOP_CONCEPTS = 5;
 const cards = [];
 let model;
+let probe; // a trained probe picked by the user, optional
 let concepts; // { questions, rows } for KnoBo's PubMed bottleneck, embedded once per model
 let work = Promise.resolve(); // GPU work runs one job at a time, in order
 const params = new URLSearchParams(location.search);
@@ -92,15 +93,18 @@ function analyze(entry) {
     const { card } = entry;
     card.dataset.state = 'working';
     try {
-      entry.embedding ??= (await model.encodeImage(entry.file, { normalize: true }))[0];
+      // Raw rows, as open_clip's encode_image gives them: probes are trained on those.
+      entry.embedding ??= (await model.encodeImage(entry.file))[0];
+      const unit = whylesion.normalized(entry.embedding);
       const names = labels();
-      const probs = names.length ? model.classify([entry.embedding], await model.encodeText(names, { normalize: true }))[0] : [];
+      const probs = names.length ? model.classify([unit], await model.encodeText(names, { normalize: true }))[0] : [];
       concepts ??= await embedConcepts();
       const top = concepts.questions
-        .map((question, k) => ({ question, similarity: whylesion.dot(entry.embedding, concepts.rows[k]) }))
+        .map((question, k) => ({ question, similarity: whylesion.dot(unit, concepts.rows[k]) }))
         .sort((a, b) => b.similarity - a.similarity)
         .slice(0, TOP_CONCEPTS);
       render(card, names, probs, top);
+      if (probe) renderProbe(card, entry.embedding);
       card.dataset.state = 'done';
     } catch (error) {
       card.querySelector('.probs').textContent = message(error);
@@ -143,6 +147,35 @@ function render(card, names, probs, top) {
   box.append(heading, list);
 }
 
+/** The probe's class probabilities and, for a concept probe, the concepts that pushed toward its prediction. */
+function renderProbe(card, embedding) {
+  const { probabilities, predictions } = probe.predict([embedding]);
+  const k = predictions[0];
+  const box = document.createElement('div');
+  box.className = 'probe';
+  box.dataset.prediction = probe.classes[k];
+  box.dataset.probability = String(probabilities[0][k]);
+  const heading = document.createElement('p');
+  heading.textContent = `Probe (${probe.mode}): ${probe.classes[k]}, ${(probabilities[0][k] * 100).toFixed(1)}%`;
+  box.append(heading);
+  if (probe.concepts) {
+    const list = document.createElement('ol');
+    list.className = 'contributions';
+    for (const c of probe.contributions(embedding, k).slice(0, TOP_CONCEPTS)) {
+      const item = document.createElement('li');
+      item.dataset.contribution = String(c.contribution);
+      item.innerHTML = '<span></span> ';
+      item.querySelector('span').textContent = `${c.contribution >= 0 ? '+' : ''}${c.contribution.toFixed(3)}`;
+      item.append(c.concept);
+      list.append(item);
+    }
+    const why = document.createElement('p');
+    why.textContent = `Concept contributions toward ${probe.classes[k]} (weight × similarity):`;
+    box.append(why, list);
+  }
+  card.querySelector('.probs').append(box);
+}
+
 // ---- wiring ----
 
 if (!navigator.gpu) {
@@ -159,6 +192,20 @@ $('model-form').addEventListener('submit', (event) => {
 });
 $('model-files').addEventListener('change', (event) => {
   if (event.target.files.length) load(event.target.files);
+});
+$('probe-file').addEventListener('change', async (event) => {
+  const file = event.target.files[0];
+  if (!file) return;
+  try {
+    probe = whylesion.parseProbe(await file.text(), file.name);
+    $('probe-status').dataset.state = 'ready';
+    $('probe-status').textContent = `${probe.mode} probe over ${probe.classes.join(', ')}`;
+    cards.forEach(analyze);
+  } catch (error) {
+    probe = undefined;
+    $('probe-status').dataset.state = 'error';
+    $('probe-status').textContent = message(error);
+  }
 });
 $('images').addEventListener('change', (event) => addImages(event.target.files));
 const drop = $('drop');
