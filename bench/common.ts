@@ -31,7 +31,7 @@ export async function syntheticCheckpoint(config: string, seed: number, dtype: '
 
 /** Runs the plain-PyTorch reference forward; returns its --timing JSON. */
 export function runReference(args: string[]): { image_seconds?: number; images?: number; text_seconds?: number; texts?: number; threads: number } {
-  const out = execFileSync(PYTHON, [join(REPO, 'bench/reference/clip_reference.py'), ...args, '--timing', '--threads', String(cpus().length)], {
+  const out = execFileSync(PYTHON, [join(REPO, 'reference/clip_reference.py'), ...args, '--timing', '--threads', String(cpus().length)], {
     encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26,
   });
   return JSON.parse(out.trim().split('\n').pop()!);

@@ -1,7 +1,7 @@
 // npm run bench:eval-reference
 // Embeds the synthetic dataset (test/fixtures/eval-synth/images) with the tiny open_clip checkpoint, exports the
 // features to test/fixtures/eval-synth/features/, runs the PyTorch + scikit-learn reference of the protocol
-// (bench/reference/eval_reference.py) into test/fixtures/eval-synth/reference.json, and compares our modes.
+// (reference/eval_reference.py) into test/fixtures/eval-synth/reference.json, and compares our modes.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +35,7 @@ writeFileSync(join(out, 'prompts.json'), `${JSON.stringify(prompts.flatMap((p, k
 writeFileSync(join(out, 'prior.npy'), writeNpy([dataset.classes.length, concepts.length], await knoboPrior(dataset.classes, concepts)));
 
 console.error('running the PyTorch + scikit-learn reference ...');
-execFileSync(PYTHON, [join(REPO, 'bench/reference/eval_reference.py'), 'protocol', out, join(root, 'reference.json'), '--seeds', '5'], { stdio: 'inherit' });
+execFileSync(PYTHON, [join(REPO, 'reference/eval_reference.py'), 'protocol', out, join(root, 'reference.json'), '--seeds', '5'], { stdio: 'inherit' });
 const reference = JSON.parse(readFileSync(join(root, 'reference.json'), 'utf8'));
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;

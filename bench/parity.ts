@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Gpu } from '../src/gpu/gpu.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { ClipModel } from '../src/model/clip.js';
+import { compareTowers, rowCosines } from '../src/parity/compare.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 import { openCheckpoint } from '../src/weights/checkpoint.js';
 import { flag, machine, REPO, runReference, syntheticCheckpoint, writeResult } from './common.js';
@@ -35,7 +36,6 @@ writeFileSync(join(work, 'tokens.json'), JSON.stringify({ tokens: Array.from({ l
 console.error('running the PyTorch reference ...');
 const refOut = join(work, 'ref');
 const refTiming = runReference(['--model', dir, '--pixels', join(work, 'pixels.npy'), '--tokens', join(work, 'tokens.json'), '--out', refOut, '--dump-blocks']);
-const ref = (name: string): Float32Array => readNpy(readFileSync(join(refOut, `${name}.npy`))).data as Float32Array;
 
 console.error('loading the engine ...');
 const gpu = await Gpu.create();
@@ -57,58 +57,26 @@ const [textRaw, textWarm] = await time(() => model.encodeTokens(ids, PROMPTS.len
 const visionDump = await model.dumpPixels(pixels, batch);
 const textDump = await model.dumpTokens(ids, PROMPTS.length);
 
-interface Row { step: string; maxAbs: number; relative: number }
-const rows: Row[] = [];
-function compare(step: string, got: Float32Array, want: Float32Array): void {
-  let maxAbs = 0, mag = 0;
-  for (let i = 0; i < want.length; i++) {
-    maxAbs = Math.max(maxAbs, Math.abs(got[i] - want[i]));
-    mag = Math.max(mag, Math.abs(want[i]));
-  }
-  rows.push({ step, maxAbs, relative: maxAbs / mag });
-}
-function classRows(x: Float32Array, T: number, W: number): Float32Array {
-  const out = new Float32Array(batch * W);
-  for (let b = 0; b < batch; b++) out.set(x.subarray(b * T * W, b * T * W + W), b * W);
-  return out;
-}
-/** The engine's text tower runs max(EOT)+1 positions; the reference dumps all 77: compare those positions. */
-function textRows(want: Float32Array, width: number, seq: number): Float32Array {
-  const out = new Float32Array(PROMPTS.length * seq * width);
-  for (let b = 0; b < PROMPTS.length; b++) out.set(want.subarray(b * 77 * width, (b * 77 + seq) * width), b * seq * width);
-  return out;
-}
 const cfg = checkpoint.config;
-compare('vision.ln_pre', visionDump.get('vision.ln_pre')!, ref('vision_ln_pre'));
-const T = (S / cfg.vision.patchSize) ** 2 + 1;
-for (let i = 0; i < cfg.vision.layers; i++) {
-  const n = String(i).padStart(2, '0');
-  const kept = visionDump.get(`vision.block${n}.kept`); // the last block finishes only the class tokens
-  if (kept) compare(`vision.block${n} (class rows)`, kept, classRows(ref(`vision_block${n}`), T, cfg.vision.width));
-  else compare(`vision.block${n}`, visionDump.get(`vision.block${n}`)!, ref(`vision_block${n}`));
-}
-compare('vision.pooled', visionDump.get('vision.pooled')!, ref('vision_pooled'));
-const seq = textDump.get('text.embed')!.length / PROMPTS.length / cfg.text.width;
-compare('text.embed', textDump.get('text.embed')!, textRows(ref('text_embed'), cfg.text.width, seq));
-for (let i = 0; i < cfg.text.layers; i++) compare(`text.block${String(i).padStart(2, '0')}`, textDump.get(`text.block${String(i).padStart(2, '0')}`)!, textRows(ref(`text_block${String(i).padStart(2, '0')}`), cfg.text.width, seq));
+const reference = (name: string): { shape: number[]; data: Float32Array } => {
+  const array = readNpy(readFileSync(join(refOut, `${name}.npy`)));
+  return { shape: array.shape, data: array.data as Float32Array };
+};
+const rows = compareTowers(cfg, { vision: visionDump, text: textDump, imageEmbeddings: imageRaw, textEmbeddings: textRaw }, reference,
+  { images: batch, texts: PROMPTS.length, ids }, Infinity).map(({ comparison: c }) => ({ step: `${c.tower === 'image' ? 'vision' : 'text'}.${c.step}${c.rows === 'all' ? '' : ` (${c.rows})`}`, maxAbs: c.maxAbs, relative: c.relative }));
 
 function finalStats(raw: Float32Array, want: Float32Array, E: number): { maxAbsNormalized: number; minCosine: number } {
-  let maxAbsNormalized = 0, minCosine = 1;
+  let maxAbsNormalized = 0;
   for (let r = 0; r < raw.length / E; r++) {
     const a = raw.subarray(r * E, (r + 1) * E), b = want.subarray(r * E, (r + 1) * E);
     const na = Math.hypot(...a), nb = Math.hypot(...b);
-    let dot = 0;
-    for (let i = 0; i < E; i++) {
-      dot += a[i] * b[i];
-      maxAbsNormalized = Math.max(maxAbsNormalized, Math.abs(a[i] / na - b[i] / nb));
-    }
-    minCosine = Math.min(minCosine, dot / (na * nb));
+    for (let i = 0; i < E; i++) maxAbsNormalized = Math.max(maxAbsNormalized, Math.abs(a[i] / na - b[i] / nb));
   }
-  return { maxAbsNormalized, minCosine };
+  return { maxAbsNormalized, minCosine: Math.min(...rowCosines(raw, want, E)) };
 }
 const E = cfg.embedDim;
-const image = finalStats(imageRaw, ref('image_embeddings_raw'), E);
-const text = finalStats(textRaw, ref('text_embeddings_raw'), E);
+const image = finalStats(imageRaw, reference('image_embeddings_raw').data, E);
+const text = finalStats(textRaw, reference('text_embeddings_raw').data, E);
 const result = {
   config, batch, dtype, seed, prompts: PROMPTS, machine: machine(gpu.adapterInfo), date: new Date().toISOString(),
   image: { ...image, engineSecondsWarm: imageWarm, engineSecondsCold: imageCold, torchSeconds: refTiming.image_seconds, ratio: imageWarm / refTiming.image_seconds! },

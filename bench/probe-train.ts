@@ -1,6 +1,6 @@
 // npm run bench:probe -- [--n 10000] [--dim 768] [--classes 7] [--epochs 200]
 // Times probe training on the CPU: KnoBo's Adam protocol (batch 64, best val epoch) and the full-batch L-BFGS,
-// in TypeScript and in PyTorch / scikit-learn (bench/reference/eval_reference.py time) on the same features.
+// in TypeScript and in PyTorch / scikit-learn (reference/eval_reference.py time) on the same features.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -43,7 +43,7 @@ const work = mkdtempSync(join(tmpdir(), 'whylesion-probe-bench-'));
 writeFileSync(join(work, 'x.npy'), writeNpy([n, dim], x));
 writeFileSync(join(work, 'y.npy'), writeNpy([n], Float32Array.from(y)));
 console.error(`the same in PyTorch / scikit-learn ... (load ${load()})`);
-const torch = JSON.parse(execFileSync(PYTHON, [join(REPO, 'bench/reference/eval_reference.py'), 'time', join(work, 'x.npy'), join(work, 'y.npy'), '--epochs', String(epochs), '--threads', String(cpus().length)], { encoding: 'utf8' }).trim().split('\n').pop()!);
+const torch = JSON.parse(execFileSync(PYTHON, [join(REPO, 'reference/eval_reference.py'), 'time', join(work, 'x.npy'), join(work, 'y.npy'), '--epochs', String(epochs), '--threads', String(cpus().length)], { encoding: 'utf8' }).trim().split('\n').pop()!);
 rmSync(work, { recursive: true, force: true });
 
 const lscpu = ((): Record<string, string> => {

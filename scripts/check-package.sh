@@ -44,4 +44,7 @@ npx --no-install whylesion classify lesion.png --labels "dark brown,bleeding" --
 node -e 'const r = JSON.parse(require("fs").readFileSync("classify.json", "utf8")); if (!Array.isArray(r) && typeof r !== "object") process.exit(1);'
 if grep -q 'artificially reduced' classify.err; then echo "check-package: Dawn's warnings reached the user's stderr:" >&2; cat classify.err >&2; exit 1; fi
 [ ! -s classify.err ] || { echo "check-package: classify wrote to stderr:" >&2; cat classify.err >&2; exit 1; }
-echo "check-package: $tarball installs; library, CLI (--version $version, classify) and a skipLibCheck:false consumer pass"
+# The PyTorch reference ships too: parity from the installed package (default probe image, default prompts).
+npx --no-install whylesion parity --model tiny-model --batch 1 --json >parity.json 2>parity.err || { echo "check-package: parity failed:" >&2; cat parity.err >&2; exit 1; }
+node -e 'const r = JSON.parse(require("fs").readFileSync("parity.json", "utf8")); if (!(r.pass && r.cosine.image >= 0.99999 && r.cosine.text >= 0.99999)) { console.error("check-package: parity result", r.cosine, r.first_failing); process.exit(1); }'
+echo "check-package: $tarball installs; library, CLI (--version $version, classify, parity) and a skipLibCheck:false consumer pass"

@@ -55,6 +55,31 @@ function parityTable() {
   return `${table(['weights on the GPU', 'tower', 'worst block max abs (relative to max)', 'final max abs diff, normalized', 'min cosine'], rows)}\n\nRun ${dates}.\n\n${source(files)}`;
 }
 
+/** `whylesion parity --json` outputs: the acceptance runs (same checkpoint; reference copy with one block's MLP ×1.01). */
+function parityCliTable() {
+  const files = readdirSync(RESULTS).filter((f) => /^parity-cli-.*\.json$/.test(f)).sort();
+  const rows = files.map((file) => {
+    const r = read(file);
+    const failing = r.first_failing;
+    const cut = failing ? r.steps.findIndex((s) => s.tower === failing.tower && s.step === failing.step) : r.steps.length;
+    const worstBefore = (tower) => {
+      const steps = r.steps.slice(0, cut).filter((s) => s.tower === tower);
+      const w = steps.reduce((a, s) => (s.relative > a.relative ? s : a), steps[0]);
+      return w ? `${tower} ${w.step} ${exp(w.maxAbs)} (${exp(w.relative)})` : '–';
+    };
+    const named = failing ? r.steps[cut] : undefined;
+    const embedding = (tower) => r.steps.find((s) => s.tower === tower && s.step === 'embedding');
+    return [
+      `\`${file}\``, r.pass ? '0' : '1', failing ? `\`{"tower": "${failing.tower}", "block": ${failing.block}}\`` : 'null',
+      `${r.cosine.image.toFixed(7)} / ${r.cosine.text.toFixed(7)}`,
+      [worstBefore('image'), failing?.tower === 'image' ? '' : worstBefore('text')].filter(Boolean).join('; '),
+      named ? `${named.tower} ${named.step} ${exp(named.maxAbs)} (${exp(named.relative)})` : '–',
+      `${exp(embedding('image').maxAbs)} / ${exp(embedding('text').maxAbs)}`,
+    ];
+  });
+  return `${table(['run', 'exit', '`first_failing`', '`cosine` image / text', 'worst step before it, max abs (relative)', 'first step over 1e-4, max abs (relative)', 'final embedding max abs, image / text'], rows)}\n\n${source(files)}`;
+}
+
 function loadTable() {
   const files = ['load-f32.json', 'load-f16.json'].filter(has);
   const runs = files.map(read);
@@ -86,6 +111,18 @@ function kernelsTable() {
   });
   const head = ['shape', ...kernels.map((k) => k.replace('matmul.', '')), 'best vs OpenBLAS'];
   return `GFLOP/s (ms). ${day(r.date)}, ${r.cpu}${r.cpuFlags ? ` (flags: ${r.cpuFlags})` : ''}, ${r.adapter.description}, LP_NUM_THREADS=${r.lpNumThreads ?? 'unset'}${r.lpNativeVectorWidth ? `, LP_NATIVE_VECTOR_WIDTH=${r.lpNativeVectorWidth}` : ''}; load average ${r.loadAverage.map((l) => l.toFixed(1)).join(' → ')}.\n\n${table(head, rows)}\n\n${source([file])}`;
+}
+
+function classifyScaleTable() {
+  const files = readdirSync(RESULTS).filter((f) => /^classify-scale-\d+px\.json$/.test(f)).sort();
+  if (files.length === 0) return 'No run recorded yet: `npm run bench:classify-scale` writes `bench/results/classify-scale-64px.json`.';
+  return files.map((file) => {
+    const r = read(file);
+    const base = r.runs[0];
+    const rows = r.runs.map((x) => [x.images.toLocaleString('en-US'), x.rows.toLocaleString('en-US'), `${x.peakRssMB.toFixed(0)} MiB`, `${(x.peakRssMB / base.peakRssMB).toFixed(2)}×`, `${x.wallSeconds.toFixed(0)} s`, String(x.progressLines)]);
+    const head = ['images', 'rows out', 'peak RSS', `× ${base.images.toLocaleString('en-US')} images`, 'wall', 'progress lines in the redirected stderr'];
+    return `\`${r.command}\`, ${r.imageSize}×${r.imageSize} PNGs. ${day(r.date)}, ${r.machine}; load average ${r.loadAverage.map((l) => l.toFixed(1)).join(', ')} (1, 5, 15 min).\n\n${table(head, rows)}\n\n${source([file])}`;
+  }).join('\n\n');
 }
 
 function readmeNumbers() {
@@ -130,7 +167,7 @@ function probeTrainTable() {
 
 const TABLES = {
   'README.md': { numbers: readmeNumbers },
-  'bench/README.md': { e2e: e2eTable, parity: parityTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable },
+  'bench/README.md': { e2e: e2eTable, parity: parityTable, 'parity-cli': parityCliTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable, 'classify-scale': classifyScaleTable },
 };
 
 const check = process.argv.includes('--check');

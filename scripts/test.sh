@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what is missing (lavapipe WebGPU driver, npm packages) and runs the whole test suite.
+# Installs what is missing (lavapipe WebGPU driver, the PyTorch reference's python3-torch and numpy, npm packages)
+# and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 
-if [ "$(id -u)" = 0 ]; then bash scripts/setup-webgpu.sh; else sudo -n bash scripts/setup-webgpu.sh 2>/dev/null || bash scripts/setup-webgpu.sh; fi
+if [ "$(id -u)" = 0 ]; then bash scripts/setup-webgpu.sh --with-python; else sudo -n bash scripts/setup-webgpu.sh --with-python 2>/dev/null || bash scripts/setup-webgpu.sh --with-python; fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi

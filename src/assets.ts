@@ -10,7 +10,7 @@ export function bundledAsset(relativePath: string): string {
   return packageFile(`assets/${relativePath}`);
 }
 
-/** A file the package ships, by its path in the package (`examples/classes/HAM10000.json`). */
+/** A file the package ships, by its path in the package (`examples/classes/HAM10000.json`, `reference/clip_reference.py`). */
 export function packageFile(relativePath: string): string {
   for (const up of ['../', '../../']) {
     const path = fileURLToPath(new URL(`${up}${relativePath}`, import.meta.url));

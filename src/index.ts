@@ -15,7 +15,7 @@ export { tuneMatmuls, type ShapeResult, type CandidateResult } from './kernels/a
 export { applyCachedTuning, saveTuning, tuningFilePath } from './io/tuning-store.js';
 export { UserError } from './errors.js';
 export { Gpu } from './gpu/gpu.js';
-export { ClipModel, type ComputeDtype } from './model/clip.js';
+export { ClipModel, type ComputeDtype, type StepDump } from './model/clip.js';
 export { parseClipConfig, BUILTIN_CONFIGS, type ClipConfig } from './model/config.js';
 export { ClipTokenizer, cleanText } from './tokenizer/index.js';
 export { loadTokenizer } from './tokenizer/load.js';

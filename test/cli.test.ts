@@ -134,7 +134,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     expect(otherSettings.stderr).toMatch(/made with other settings/);
     const done = await whylesion('embed', corpus, '--out', resumed, '--batch', '3', '--model', MODEL, '--resume');
     expect(done.code).toBe(0);
-    expect(done.stderr).toMatch(/Skipped 1 unreadable file/);
+    expect(done.stderr).toMatch(/Embedded 16 image\(s\) into .*; skipped 1 unreadable:\n {2}\S*broken\.png/);
     expect(readFileSync(resumed)).toEqual(readFileSync(whole));
     expect(readFileSync(`${resumed}.files.txt`, 'utf8')).toEqual(readFileSync(`${whole}.files.txt`, 'utf8'));
     const vectors = readNpy(readFileSync(whole));
@@ -248,7 +248,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     writeFileSync(join(work, 'afile'), 'a file where a folder is expected');
     const cases: [string[], RegExp][] = [
       [['classify', imagePaths[0], '--model', MODEL], /needs labels/],
-      [['classify', join(work, 'missing.png'), '--labels', 'a', '--model', MODEL], /Cannot read the image .*missing\.png/],
+      [['classify', join(work, 'missing.png'), '--labels', 'a', '--model', MODEL], /missing\.png does not exist; pass image folders, files or globs/],
       [['embed', '--text', 'x', '--model', join(work, 'no-such-model')], /does not exist/],
       [['zeroshot', imagePaths[0], '--classes', join(work, 'none.json'), '--model', MODEL], /Cannot read .*none\.json/],
       [['frobnicate'], /Unknown command/],
@@ -258,6 +258,11 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       [['synth', '--config', 'ViT-B-32', '--out', join(work, 'afile', 'sub')], /cannot mkdir .*afile\/sub: a part of the path is a file/],
       [['tokenize', '--context-length', '3000000000', 'a'], /--context-length 3000000000 is not a whole number from 2 to 1000000/],
       [['classify', '--bogus'], /Unknown option/],
+      [['classify', imagePaths[0], '--labels', 'a', '--format', 'xml', '--model', MODEL], /--format xml is not table, json, jsonl or csv/],
+      [['classify', imagePaths[0], '--labels', `@${join(work, 'no-labels.txt')}`, '--model', MODEL], /Cannot read the labels file .*no-labels\.txt/],
+      [['classify', imagePaths[0], '--labels', 'a', '--template', 'a photo', '--model', MODEL], /--template "a photo" has no \{\}/],
+      [['zeroshot', IMAGES, '--labels', 'a', '--classes', join(work, 'none.json'), '--model', MODEL], /either --classes FILE\.json or class names/],
+      [['explain', join(work, 'nothing-*.png'), '--model', MODEL], /No image files \(.*\) found in .*nothing-\*\.png\./],
     ];
     for (const [args, message] of cases) {
       const { stderr, code } = await whylesion(...args);

@@ -76,6 +76,13 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
     expect(classified[0].labels).toEqual(['melanocytic nevi', 'melanoma']);
     expect(classified[0].probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
     expect(classified[0].prediction).toBe(classified[0].labels[classified[0].probs[0] > classified[0].probs[1] ? 0 : 1]);
+    // a folder through the probe, in batches, streamed as JSON lines: the same numbers per image
+    const folder = await whylesion('classify', join(dataset, 'test', 'melanoma'), '--probe', probe, '--model', MODEL, '--format', 'jsonl', '--batch', '2');
+    expect(folder.code, folder.stderr).toBe(0);
+    const rows = folder.stdout.trim().split('\n').map((l) => JSON.parse(l) as { image: string; probs: number[] });
+    expect(rows.length).toBeGreaterThan(1);
+    const same = rows.find((r) => r.image === image)!;
+    same.probs.forEach((p, k) => expect(Math.abs(p - classified[0].probs[k])).toBeLessThan(1e-6));
     const explained = JSON.parse((await whylesion('explain', image, '--probe', probe, '--model', MODEL, '--json', '--top', '3')).stdout) as { prediction: string; concepts: { concept: string; weight: number; similarity: number; contribution: number }[] }[];
     expect(explained[0].prediction).toBe(classified[0].prediction);
     expect(explained[0].concepts).toHaveLength(3);

@@ -1,8 +1,12 @@
-// Proves the committed PyTorch-reference fixtures (bench/reference/clip_reference.py) without torch:
+// Proves the PyTorch reference (reference/clip_reference.py, shipped for `whylesion parity`): live on openclip-tiny
+// when torch is present, and through its committed fixtures without torch:
 // on openclip-tiny they must equal what real open_clip computed (test/fixtures/openclip-tiny), and on every
 // fixture the tail of the forward (final layer norm, pooling, projection) recomputed here from the
 // dumped block outputs and the checkpoint's weights must give the committed embeddings.
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { readNpy } from '../src/io/npy.js';
@@ -125,6 +129,26 @@ describe('openclip-tiny: reference outputs equal real open_clip 2.24', () => {
       expectClose(dumped, { shape: [count, width], data: expected.data.subarray(0, count * width) }, 1e-6);
     });
   }
+});
+
+describe('openclip-tiny: the shipped reference script, run now, equals real open_clip 2.24', () => {
+  it('embeddings of the four probe images and seven texts within 1e-6 (relative to the largest value)', (ctx) => {
+    try {
+      execFileSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' });
+    } catch {
+      ctx.skip('/usr/bin/python3 has no torch/numpy (bash scripts/setup-webgpu.sh --with-python installs them)');
+    }
+    const out = mkdtempSync(join(tmpdir(), 'whylesion-reference-'));
+    try {
+      const cases = JSON.parse(readFileSync(`${openclipTiny}cases.json`, 'utf8')) as { images: string[] };
+      const pixels = cases.images.map((image) => `${openclipTiny}expected/pixels224_${image.replace(/\.\w+$/, '')}.npy`);
+      execFileSync('/usr/bin/python3', [`${repoRoot}reference/clip_reference.py`, '--model', `${openclipTiny}model`,
+        '--pixels', ...pixels, '--tokens', `${openclipTiny}cases.json`, '--out', out, '--threads', '2'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      for (const name of EMBEDDINGS) expectClose(loadNpy(join(out, `${name}.npy`)), loadNpy(`${openclipTiny}expected/${name}.npy`), 1e-6);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
 });
 
 /** Recomputes ln_post/ln_final, pooling, projection and normalization from the dumps and the weights. */

@@ -3,7 +3,7 @@ import { Gpu, type KernelFamily } from '../gpu/gpu.js';
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
 import { preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
-import { ClipModel, type ComputeDtype } from '../model/clip.js';
+import { ClipModel, type ComputeDtype, type StepDump } from '../model/clip.js';
 import type { ClipConfig } from '../model/config.js';
 import { platform } from '../platform/index.js';
 import type { ModelSource } from '../platform/types.js';
@@ -208,6 +208,20 @@ export class WhyLesionModel {
   }
 
   /**
+   * Every block's output of one image forward, read back by name (`vision.ln_pre`, `vision.block00`, ...,
+   * `vision.pooled`, `vision.out`): for comparing with another implementation's forward hooks. At most
+   * maxBatch('image') images; the last block holds only the class rows (`vision.blockNN.kept`, [B, W]).
+   */
+  dumpPixels(pixels: Float32Array, batch: number): Promise<StepDump> {
+    return this.model.dumpPixels(pixels, batch);
+  }
+
+  /** Every block's output of one text forward (`text.embed`, `text.block00`, ..., `text.pooled`, `text.out`), rows [B, max(EOT)+1, W]. */
+  dumpTokens(ids: Int32Array, batch: number): Promise<StepDump> {
+    return this.model.dumpTokens(ids, batch);
+  }
+
+  /**
    * Zero-shot label probabilities: softmax over texts of logit_scale · cos(image, text), per image
    * (as the model card computes them). Embeddings may be raw or normalized.
    */
@@ -323,7 +337,8 @@ export function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
-function softmax(logits: number[]): number[] {
+/** exp(l − max) / Σ exp(l − max): probabilities from logits, stable for large ones. */
+export function softmax(logits: number[]): number[] {
   const max = Math.max(...logits);
   const e = logits.map((l) => Math.exp(l - max));
   const sum = e.reduce((a, b) => a + b, 0);

@@ -1,15 +1,15 @@
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { writeNpy } from '../io/npy.js';
-import { DEFAULT_MODEL, positiveInteger } from './args.js';
+import { DEFAULT_MODEL } from './args.js';
+import { BATCH_OPTIONS, BATCH_USAGE, batchSize as parseBatchSize, encodeImageBatch, finishSkipped, IMAGE_EXTENSIONS, listImages, Progress } from './images.js';
 import { loadModelFromArgs } from './load.js';
-import { stderrIsTerminal } from './quiet-dawn.js';
 
 export const CORPUS_OPTIONS = {
+  ...BATCH_OPTIONS,
   out: { type: 'string' },
-  batch: { type: 'string' },
   shard: { type: 'string' },
   resume: { type: 'boolean' },
 } as const;
@@ -18,15 +18,12 @@ export const CORPUS_USAGE = `
 Corpus mode (folders and globs of images):
   --out FILE.npy|FILE.jsonl  float32 [N, E] .npy with FILE.npy.files.txt (one path per row), or JSON lines
                              {"file", "embedding"}
-  --batch N                  images per forward (default 16)
   --shard i/n                embed only files i, i+n, i+2n, ... of the sorted list (i from 0), for job arrays
   --resume                   continue an interrupted run without recomputing or duplicating rows
-Unreadable files are skipped and listed at the end.`;
-
-const IMAGE_EXTENSIONS = /\.(jpe?g|png|bmp|gif|tiff?)$/i;
+${BATCH_USAGE}`;
 
 interface CorpusValues {
-  out?: string; batch?: string; shard?: string; resume?: boolean; raw?: boolean;
+  out?: string; batch?: string; shard?: string; resume?: boolean; raw?: boolean; quiet?: boolean; strict?: boolean;
   model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean;
 }
 
@@ -40,7 +37,7 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
   if (!out) throw new UserError('Embedding a folder or glob needs --out FILE.npy or FILE.jsonl; see whylesion embed --help.');
   const format = out.endsWith('.npy') ? 'npy' : out.endsWith('.jsonl') ? 'jsonl' : undefined;
   if (!format) throw new UserError(`--out ${out} must end in .npy or .jsonl.`);
-  const batchSize = values.batch ? positiveInteger('batch', values.batch) : 16;
+  const batchSize = parseBatchSize(values.batch);
   const shard = parseShard(values.shard);
 
   const all = await listImages(patterns);
@@ -77,37 +74,26 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
   if (journal) await truncate(partial, rowsDone * E * 4).catch(() => writeFile(partial, new Uint8Array(0)));
   const dataFd = openSync(partial, 'a');
   const journalFd = openSync(journalPath, 'a');
-  const skipped = done.filter((e) => !e.ok).map((e) => e.reason ?? e.file);
-  const progress = new RateProgress(files.length, done.length);
+  const skipped = done.filter((e) => !e.ok).map((e) => ({ file: e.file, reason: e.reason ?? e.file }));
+  const progress = new Progress('embedded', files.length, done.length, values.quiet);
   const killAfter = Number(process.env.WHYLESION_FAULT_KILL_AFTER_BATCHES ?? 0); // crash-test hook
   let batches = 0;
   try {
     for (let start = done.length; start < files.length; start += batchSize) {
       const names = files.slice(start, start + batchSize);
-      const pixels: Float32Array[] = [];
-      const entries: string[] = [];
-      for (const file of names) {
-        try {
-          pixels.push(await model.preprocess(file));
-          entries.push(`ok\t${file}`);
-        } catch (e) {
-          if (!(e instanceof UserError)) throw e;
-          skipped.push(e.message); // the message names the file
-          entries.push(`skip\t${file}\t${e.message.replace(/\s+/g, ' ')}`);
-        }
-      }
-      if (pixels.length > 0) {
-        const flat = new Float32Array(pixels.length * pixels[0].length);
-        pixels.forEach((p, i) => flat.set(p, i * p.length));
-        const rows = await model.encodePixels(flat, pixels.length, { normalize: !values.raw });
-        const bytes = new Float32Array(rows.length * E);
-        rows.forEach((r, i) => bytes.set(r, i * E));
+      const batch = await encodeImageBatch(model, names, { normalize: !values.raw });
+      if (batch.rows.length > 0) {
+        const bytes = new Float32Array(batch.rows.length * E);
+        batch.rows.forEach((r, i) => bytes.set(r, i * E));
         writeSync(dataFd, new Uint8Array(bytes.buffer));
         fsyncSync(dataFd);
       }
-      writeSync(journalFd, entries.map((e) => `${e}\n`).join(''));
+      // The journal lists the files in corpus order, so a resumed run can check it against the listing.
+      const reasons = new Map(batch.skipped.map((s) => [s.file, s.reason]));
+      writeSync(journalFd, names.map((f) => (reasons.has(f) ? `skip\t${f}\t${reasons.get(f)}\n` : `ok\t${f}\n`)).join(''));
       fsyncSync(journalFd);
-      progress.update(start + names.length);
+      skipped.push(...batch.skipped);
+      progress.update(start + names.length, skipped.length);
       if (killAfter > 0 && ++batches === killAfter) process.kill(process.pid, 'SIGKILL');
     }
   } finally {
@@ -127,11 +113,7 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
   }
   await rm(partial, { force: true });
   await rm(journalPath, { force: true });
-  console.error(`Embedded ${ok.length} image(s) into ${out}${format === 'npy' ? ` (file names in ${out}.files.txt)` : ''}.`);
-  if (skipped.length > 0) {
-    console.error(`Skipped ${skipped.length} unreadable file(s):`);
-    for (const s of skipped) console.error(`  ${s}`);
-  }
+  finishSkipped(`Embedded ${ok.length.toLocaleString('en-US')} image(s) into ${out}${format === 'npy' ? ` (file names in ${out}.files.txt)` : ''}`, skipped, values);
 }
 
 function parseShard(value: string | undefined): { index: number; count: number } {
@@ -169,70 +151,4 @@ export async function writeAtomic(path: string, pieces: readonly (string | Uint8
     await handle.close();
   }
   await rename(temporary, path);
-}
-
-/** Sorted image paths under folders (recursively), plain files, and globs with *, ? and **. */
-export async function listImages(patterns: string[]): Promise<string[]> {
-  const found = new Set<string>();
-  for (const pattern of patterns) {
-    if (!/[*?[]/.test(pattern)) {
-      const info = await stat(pattern).catch(() => undefined);
-      if (!info) throw new UserError(`${pattern} does not exist; pass image folders, files or globs.`);
-      if (info.isDirectory()) for (const f of await walk(pattern)) { if (IMAGE_EXTENSIONS.test(f)) found.add(f); }
-      else found.add(pattern);
-      continue;
-    }
-    const parts = pattern.split(/[\\/]/);
-    const fixed = parts.findIndex((p) => /[*?[]/.test(p));
-    const root = parts.slice(0, fixed).join(sep) || '.';
-    const matcher = globRegExp(parts.slice(fixed).join('/'));
-    for (const f of await walk(root).catch(() => [])) {
-      if (matcher.test(relative(root, f).split(sep).join('/')) && IMAGE_EXTENSIONS.test(f)) found.add(f);
-    }
-  }
-  return [...found].sort();
-}
-
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    const kind = entry.isSymbolicLink() ? await stat(path).catch(() => undefined) : entry;
-    if (kind?.isDirectory()) out.push(...(await walk(path)));
-    else if (kind?.isFile()) out.push(path);
-  }
-  return out;
-}
-
-function globRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === '*' && glob[i + 1] === '*') { re += '.*'; i++; if (glob[i + 1] === '/') i++; }
-    else if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
-
-/** images/s and ETA on a TTY's stderr, at most ~10 redraws a second. */
-class RateProgress {
-  private readonly started = Date.now();
-  private lastDraw = 0;
-  constructor(private readonly total: number, private readonly first: number) {}
-
-  update(done: number): void {
-    if (!stderrIsTerminal()) return;
-    const now = Date.now();
-    if (now - this.lastDraw < 100 && done < this.total) return;
-    this.lastDraw = now;
-    const rate = (done - this.first) / Math.max((now - this.started) / 1000, 1e-3);
-    const eta = rate > 0 ? (this.total - done) / rate : 0;
-    process.stderr.write(`\r${done}/${this.total} images  ${rate.toFixed(2)} images/s  ETA ${Math.round(eta)} s   `);
-  }
-
-  end(): void {
-    if (stderrIsTerminal()) process.stderr.write('\n');
-  }
 }

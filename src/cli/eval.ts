@@ -10,6 +10,7 @@ import { knoboDatasetNames, readImageFolderDataset, readKnoboDataset, sampleShot
 import { DEFAULT_MODEL, MODEL_OPTIONS, MODEL_USAGE, parseCommand, parseDtype, positiveInteger } from './args.js';
 import { writeAtomic } from './corpus.js';
 import { loadModelFromArgs } from './load.js';
+import { Progress } from './images.js';
 
 /** Options eval and probe train share: the dataset, its images, the features and the training. */
 export const DATASET_OPTIONS = {
@@ -114,8 +115,9 @@ export async function prepareInputs(dataset: EvalDataset, values: DatasetValues,
   try {
     const cache = await FeatureCache.open(values.cache ?? defaultFeatureCacheDir(), await modelCacheKey(modelName, parseDtype(values.dtype), values['exif-rotate'] ?? false), model.embedDim);
     const paths = [...new Set(SPLITS.flatMap((s) => splits[s].map((im) => im.path)))];
-    const progress = process.stderr.isTTY ? (done: number, total: number) => process.stderr.write(`\rembedding ${done}/${total} images   ${done === total ? '\n' : ''}`) : undefined;
-    const { rows, unreadable, computed } = await embedWithCache(model, paths, cache, { batch, onProgress: progress });
+    let progress: Progress | undefined; // over the images not in the feature cache
+    const { rows, unreadable, computed } = await embedWithCache(model, paths, cache, { batch, onProgress: (done, total) => (progress ??= new Progress('embedded', total)).update(done, 0) });
+    progress?.end();
     if (unreadable.length > 0) process.stderr.write(`Left out ${unreadable.length} unreadable image(s):\n${unreadable.map((u) => `  ${u}\n`).join('')}`);
     const split = (name: SplitName) => {
       const present = splits[name].filter((im) => rows.has(im.path));

@@ -3,7 +3,8 @@ import { packageVersion } from '../assets.js';
 import { UserError } from '../errors.js';
 import { isFilteredChild, runWithoutDawnNoise } from './quiet-dawn.js';
 
-const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void>> }> = {
+/** A command resolves to its exit status (0 when it returns nothing). */
+const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void | number>> }> = {
   classify: { summary: 'zero-shot label probabilities for images', run: async () => (await import('./classify.js')).classifyCommand },
   zeroshot: { summary: 'predict a class per image from a classes -> prompts file', run: async () => (await import('./classify.js')).zeroshotCommand },
   explain: { summary: 'rank clinical concept questions by similarity to an image', run: async () => (await import('./classify.js')).explainCommand },
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
   bench: { summary: 'time both towers; --profile for a per-kernel table', run: async () => (await import('./bench.js')).benchCommand },
   tune: { summary: 'measure matmul kernels on this adapter and keep the fastest', run: async () => (await import('./tune.js')).tuneCommand },
   'serve-demo': { summary: 'serve the browser demo page (needs npm run build:web)', run: async () => (await import('./serve-demo.js')).serveDemoCommand },
+  parity: { summary: 'per-block agreement with the PyTorch reference on a checkpoint', run: async () => (await import('./parity.js')).parityCommand },
   info: { summary: 'WebGPU adapter, limits, features and model config', run: async () => (await import('./info.js')).infoCommand },
 };
 
@@ -49,8 +51,7 @@ async function main(argv: string[]): Promise<number> {
   const command = COMMANDS[name];
   if (!command) throw new UserError(`Unknown command '${name}'; run whylesion --help for the list.`);
   if (!WITHOUT_GPU.has(name) && !isFilteredChild()) return runWithoutDawnNoise();
-  await (await command.run())(rest);
-  return 0;
+  return (await (await command.run())(rest)) ?? 0;
 }
 
 process.exitCode = await main(process.argv.slice(2)).catch((error: unknown) => {

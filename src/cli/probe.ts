@@ -6,7 +6,7 @@ import { parseCommand } from './args.js';
 import { writeAtomic } from './corpus.js';
 import { DATASET_OPTIONS, DATASET_USAGE, openDataset, parseModes, prepareInputs, trainingSettings } from './eval.js';
 import { MODEL_USAGE } from './args.js';
-import { checkReadable, loadModelFromArgs } from './load.js';
+import type { Scorer } from './classify.js';
 
 const USAGE = `
 Usage: whylesion probe train DATASET --mode linear|concepts|knobo --out probe.json [options]
@@ -45,54 +45,47 @@ export async function probeCommand(argv: string[]): Promise<void> {
   console.log(`${mode} probe on ${dataset.name} (${dataset.classes.length} classes, ${inputs.train.labels.length} training images): val ${result.val_acc.toFixed(1)}%, test ${result.test_acc.toFixed(1)}%${result.best_epoch ? `, epoch ${result.best_epoch}` : ''}; wrote ${values.out}`);
 }
 
-interface ModelValues { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean }
-
-/** classify IMG... --probe FILE: the probe's class probabilities per image. */
-export async function classifyWithProbe(images: string[], probePath: string, values: ModelValues & { json?: boolean }): Promise<void> {
+/** classify IMG... --probe FILE: the probe's class probabilities per image (the K most probable with --top). */
+export async function classifyProbeScorer(probePath: string, top: number | undefined): Promise<Scorer<ProbeClassification>> {
   const probe = await loadProbe(probePath);
-  await checkReadable(images, 'image');
-  const model = await loadModelFromArgs(values);
-  let predicted: ReturnType<typeof probe.predict>;
-  try {
-    predicted = probe.predict(await model.encodeImage(images));
-  } finally {
-    model.dispose();
-  }
-  if (values.json) {
-    console.log(JSON.stringify(images.map((image, i) => ({ image, labels: probe.classes, probs: predicted.probabilities[i], prediction: predicted.labels[i] }))));
-    return;
-  }
   const width = Math.max(...probe.classes.map((c) => c.length));
-  images.forEach((image, i) => {
-    console.log(`${image}: ${predicted.labels[i]} (${probe.mode} probe)`);
-    const p = predicted.probabilities[i];
-    for (const k of probe.classes.map((_, k) => k).sort((a, b) => p[b] - p[a])) console.log(`  ${probe.classes[k].padEnd(width)}  ${(100 * p[k]).toFixed(2).padStart(6)}%`);
-  });
+  return {
+    raw: true,
+    score: (image, row) => {
+      const { probabilities: [p], labels: [prediction] } = probe.predict([row]);
+      const best = probe.classes.map((_, k) => k).sort((a, b) => p[b] - p[a]).slice(0, top ?? p.length);
+      // Without --top, json keeps the probe's class order.
+      const keep = top === undefined ? probe.classes.map((_, k) => k) : best;
+      return { image, prediction, labels: keep.map((k) => probe.classes[k]), probs: keep.map((k) => p[k]), best: best.map((k) => ({ label: probe.classes[k], prob: p[k] })) };
+    },
+    table: (r) => `${r.image}: ${r.prediction} (${probe.mode} probe)\n${r.best.map((b) => `  ${b.label.padEnd(width)}  ${(100 * b.prob).toFixed(2).padStart(6)}%\n`).join('')}`,
+    json: (r) => ({ image: r.image, labels: r.labels, probs: r.probs, prediction: r.prediction }),
+    csvHeader: ['image', 'rank', 'label', 'probability'],
+    csv: (r) => r.best.map((b, k) => [r.image, k + 1, b.label, b.prob]),
+  };
 }
 
+interface ProbeClassification { image: string; prediction: string; labels: string[]; probs: number[]; best: { label: string; prob: number }[] }
+
 /** explain IMG... --probe FILE: for a concept probe, each concept's weight × similarity toward the predicted class. */
-export async function explainWithProbe(images: string[], probePath: string, values: ModelValues & { json?: boolean; top: number }): Promise<void> {
+export async function explainProbeScorer(probePath: string, top: number): Promise<Scorer<ProbeExplanation>> {
   const probe = await loadProbe(probePath);
   if (!probe.concepts) throw new UserError(`${probePath} is a linear probe, which has no concepts to explain with; train one with --mode concepts or knobo.`);
-  await checkReadable(images, 'image');
-  const model = await loadModelFromArgs(values);
-  let embeddings: Float32Array[];
-  try {
-    embeddings = await model.encodeImage(images);
-  } finally {
-    model.dispose();
-  }
-  const predicted = probe.predict(embeddings);
-  const results = images.map((image, i) => {
-    const k = predicted.predictions[i];
-    return { image, prediction: predicted.labels[i], probability: predicted.probabilities[i][k], bias: probe.file.bias[k], concepts: probe.contributions(embeddings[i], k).slice(0, values.top) };
-  });
-  if (values.json) {
-    console.log(JSON.stringify(results));
-    return;
-  }
-  for (const r of results) {
-    console.log(`${r.image}: ${r.prediction} (${(100 * r.probability).toFixed(1)}%); the ${r.concepts.length} concepts that add most to it (weight × similarity):`);
-    for (const c of r.concepts) console.log(`  ${c.contribution >= 0 ? '+' : ''}${c.contribution.toFixed(4)} = ${c.weight.toFixed(3)} × ${c.similarity.toFixed(4)}  ${c.concept}`);
-  }
+  return {
+    raw: true,
+    score: (image, row) => {
+      const { probabilities: [p], predictions: [k], labels: [prediction] } = probe.predict([row]);
+      return { image, prediction, probability: p[k], bias: probe.file.bias[k], concepts: probe.contributions(row, k).slice(0, top) };
+    },
+    table: (r) => `${r.image}: ${r.prediction} (${(100 * r.probability).toFixed(1)}%); the ${r.concepts.length} concepts that add most to it (weight × similarity):\n` +
+      r.concepts.map((c) => `  ${c.contribution >= 0 ? '+' : ''}${c.contribution.toFixed(4)} = ${c.weight.toFixed(3)} × ${c.similarity.toFixed(4)}  ${c.concept}\n`).join(''),
+    json: (r) => r,
+    csvHeader: ['image', 'prediction', 'rank', 'concept', 'contribution', 'weight', 'similarity'],
+    csv: (r) => r.concepts.map((c, rank) => [r.image, r.prediction, rank + 1, c.concept, c.contribution, c.weight, c.similarity]),
+  };
+}
+
+interface ProbeExplanation {
+  image: string; prediction: string; probability: number; bias: number;
+  concepts: { concept: string; similarity: number; weight: number; contribution: number }[];
 }

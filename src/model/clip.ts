@@ -183,9 +183,7 @@ export class ClipModel {
    */
   async encodePixels(pixels: Float32Array, batch: number): Promise<Float32Array> {
     const s = this.config.vision.imageSize;
-    if (!Number.isInteger(batch) || batch < 0 || pixels.length !== batch * 3 * s * s) {
-      throw new UserError(`Pixels hold ${pixels.length} values; a batch of ${batch} images at ${s}×${s} needs ${batch * 3 * s * s} ([B, 3, ${s}, ${s}]).`);
-    }
+    this.checkPixels(pixels, batch);
     return this.inBatches(batch, this.maxBatch('image'), (from, n) =>
       this.runVision(pixels.subarray(from * 3 * s * s, (from + n) * 3 * s * s), n));
   }
@@ -193,18 +191,18 @@ export class ClipModel {
   /** open_clip's encode_text on token ids [B, context_length]: raw embeddings [B, E]. */
   async encodeTokens(ids: Int32Array, batch: number): Promise<Float32Array> {
     const ctx = this.config.text.contextLength;
-    if (!Number.isInteger(batch) || batch < 0 || ids.length !== batch * ctx) {
-      throw new UserError(`Token ids hold ${ids.length} values; ${batch} prompts need ${batch * ctx} (context length ${ctx}).`);
-    }
-    const vocab = this.config.text.vocabSize;
-    for (const id of ids) {
-      if (!(id >= 0 && id < vocab)) throw new UserError(`Token id ${id} is outside the vocabulary (0..${vocab - 1}); tokenize with this model's tokenizer.`);
-    }
+    this.checkTokens(ids, batch);
     return this.inBatches(batch, this.maxBatch('text'), (from, n) => this.runText(ids.subarray(from * ctx, (from + n) * ctx), n));
   }
 
-  /** Debug forward: reads back every block's output by name (one submission per block). */
+  /**
+   * Debug forward: reads back every block's output by name (one submission per block): `vision.ln_pre`,
+   * `vision.blockNN` ([B, T, W]; with exact shortcuts the last is `vision.blockNN.kept`, the class rows [B, W]),
+   * `vision.pooled`, `vision.out`. At most maxBatch('image') images.
+   */
   dumpPixels(pixels: Float32Array, batch: number): Promise<StepDump> {
+    this.checkPixels(pixels, batch);
+    this.checkDumpBatch('image', batch);
     return this.serialized(async () => {
       const plan = await this.visionPlan(batch);
       this.gpu.write(plan.input, pixels);
@@ -212,7 +210,13 @@ export class ClipModel {
     });
   }
 
+  /**
+   * Debug forward of the text tower: `text.embed` and `text.blockNN` ([B, seq, W]; with exact shortcuts seq is
+   * max(EOT)+1, else the context length), `text.pooled` (ln_final of the EOT rows), `text.out`. At most maxBatch('text') prompts.
+   */
   dumpTokens(ids: Int32Array, batch: number): Promise<StepDump> {
+    this.checkTokens(ids, batch);
+    this.checkDumpBatch('text', batch);
     return this.serialized(async () => {
       const { plan } = await this.prepareText(ids, batch);
       return this.runCheckpoints(plan);
@@ -260,6 +264,30 @@ export class ClipModel {
   }
 
   // ---- forward passes ----
+
+  private checkPixels(pixels: Float32Array, batch: number): void {
+    const s = this.config.vision.imageSize;
+    if (!Number.isInteger(batch) || batch < 0 || pixels.length !== batch * 3 * s * s) {
+      throw new UserError(`Pixels hold ${pixels.length} values; a batch of ${batch} images at ${s}×${s} needs ${batch * 3 * s * s} ([B, 3, ${s}, ${s}]).`);
+    }
+  }
+
+  private checkTokens(ids: Int32Array, batch: number): void {
+    const ctx = this.config.text.contextLength;
+    if (!Number.isInteger(batch) || batch < 0 || ids.length !== batch * ctx) {
+      throw new UserError(`Token ids hold ${ids.length} values; ${batch} prompts need ${batch * ctx} (context length ${ctx}).`);
+    }
+    const vocab = this.config.text.vocabSize;
+    for (const id of ids) {
+      if (!(id >= 0 && id < vocab)) throw new UserError(`Token id ${id} is outside the vocabulary (0..${vocab - 1}); tokenize with this model's tokenizer.`);
+    }
+  }
+
+  /** A debug forward reads every block back from one forward's buffers, so it cannot split a batch. */
+  private checkDumpBatch(tower: 'image' | 'text', batch: number): void {
+    const most = this.maxBatch(tower);
+    if (batch > most) throw new UserError(`A per-block readout holds at most ${most} ${tower === 'image' ? 'images' : 'prompts'} on this GPU, not ${batch}; pass fewer.`);
+  }
 
   private async inBatches(total: number, maxBatch: number, run: (from: number, n: number) => Promise<Float32Array>): Promise<Float32Array> {
     const E = this.config.embedDim;

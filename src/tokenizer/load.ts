@@ -30,7 +30,9 @@ export async function loadTokenizer(opts: { vocabPath?: string } = {}): Promise<
 }
 
 async function fromHuggingFacePair(vocabPath: string, mergesPath: string): Promise<ClipTokenizer> {
-  const [vocabBytes, mergesBytes] = await Promise.all([readBytes(vocabPath), readBytes(mergesPath)]);
+  // One after the other, so a folder missing both names vocab.json every time (Promise.all rejects with whichever read fails first).
+  const vocabBytes = await readBytes(vocabPath);
+  const mergesBytes = await readBytes(mergesPath);
   let vocab: unknown;
   try {
     vocab = JSON.parse(decodeUtf8(vocabBytes, vocabPath));

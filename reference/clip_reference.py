@@ -6,8 +6,10 @@ computes encode_image / encode_text exactly as open_clip 2.24 does for the stand
 transformer (class-token pooling, argmax/EOT text pooling, no layer scale, no attentional pool).
 Optionally dumps every intermediate block output so an engine can localize divergence.
 
-Usage: clip_reference.py --model DIR [--pixels FILE.npy ...] [--tokens FILE.json | --tokens-npy FILE]
-                         --out DIR [--first-texts N] [--dump-blocks] [--threads N] [--timing]
+Usage: clip_reference.py --model DIR [--weights FILE] [--pixels FILE.npy ...] [--tokens FILE.json | --tokens-npy FILE]
+                         --out DIR [--first-texts N] [--dump-blocks] [--threads N] [--timing] [--device auto|cpu|cuda]
+                         [--open-clip-images FILE ...]
+Every run also writes OUT/run.json: torch version, device, threads, open_clip version (or null), timings.
 """
 import argparse
 import json
@@ -90,14 +92,16 @@ def residual_block(x, weights, prefix, heads, quick_gelu, additive_mask):
 
 
 class ClipReference:
-    def __init__(self, model_dir):
+    def __init__(self, model_dir, weights_path=None, device="cpu"):
         self.embed_dim, self.vision, self.text, self.quick_gelu = load_config(model_dir)
-        self.weights = {name: torch.from_numpy(array)
-                        for name, array in read_safetensors(os.path.join(model_dir, "open_clip_model.safetensors")).items()}
+        weights_path = weights_path or os.path.join(model_dir, "open_clip_model.safetensors")
+        self.device = torch.device(device)
+        self.weights = {name: torch.from_numpy(array).to(self.device) for name, array in read_safetensors(weights_path).items()}
 
     def encode_image(self, pixels, dumps=None):
         """pixels [B, 3, H, W] float32 -> raw image embeddings [B, embed_dim]; fills `dumps` if given."""
         w, cfg = self.weights, self.vision
+        pixels = pixels.to(self.device)
         if tuple(pixels.shape[1:]) != (3, cfg["image_size"], cfg["image_size"]):
             raise ValueError(f"pixels have shape {tuple(pixels.shape)}; the model expects [B, 3, {cfg['image_size']}, {cfg['image_size']}]")
         patches = F.conv2d(pixels, w["visual.conv1.weight"], stride=cfg["patch_size"])  # [B, W, g, g]
@@ -122,21 +126,22 @@ class ClipReference:
             raise ValueError(f"token rows have length {context}; the model expects {cfg['context_length']}")
         if int(tokens.min()) < 0 or int(tokens.max()) >= cfg["vocab_size"]:
             raise ValueError(f"token ids must lie in [0, {cfg['vocab_size']})")
+        tokens = tokens.to(self.device)
         x = w["token_embedding.weight"][tokens] + w["positional_embedding"]
         self._record(dumps, "text_embed", x)
-        causal_mask = torch.full((context, context), float("-inf")).triu_(1)
+        causal_mask = torch.full((context, context), float("-inf"), device=self.device).triu_(1)
         for i in range(cfg["layers"]):
             x = residual_block(x, w, f"transformer.resblocks.{i}", cfg["heads"], self.quick_gelu, causal_mask)
             self._record(dumps, f"text_block{i:02d}", x)
         x = layer_norm(x, w, "ln_final")
         self._record(dumps, "text_ln_final", x)
-        eot = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)]  # the first maximal id: EOT
+        eot = x[torch.arange(x.shape[0], device=self.device), tokens.argmax(dim=-1)]  # the first maximal id: EOT
         return eot @ w["text_projection"]
 
     @staticmethod
     def _record(dumps, name, tensor):
         if dumps is not None:
-            dumps[name] = tensor.detach().numpy().astype(np.float32)
+            dumps[name] = tensor.detach().cpu().numpy().astype(np.float32)
 
 
 def load_pixels(paths):
@@ -173,12 +178,49 @@ def timed(fn, *args):
 
 
 def save(out_dir, name, tensor):
+    if isinstance(tensor, torch.Tensor):
+        tensor = tensor.detach().cpu().numpy()
     np.save(os.path.join(out_dir, name + ".npy"), np.ascontiguousarray(np.asarray(tensor, dtype=np.float32)))
+
+
+def pick_device(requested):
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        # float32 means float32: no TF32 tensor-core rounding in matmuls or convolutions.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return requested
+
+
+def open_clip_pixels(model_dir, paths):
+    """open_clip's own eval preprocessing of image files ([N, 3, S, S]), or (None, None) when open_clip is not importable."""
+    try:
+        import open_clip
+        from PIL import Image
+    except ImportError:
+        return None, None
+    with open(os.path.join(model_dir, "open_clip_config.json")) as f:
+        raw = json.load(f)
+    preprocess_cfg = raw.get("preprocess_cfg", {})
+    _, vision, _, _ = load_config(model_dir)
+    size = preprocess_cfg.get("size", vision["image_size"])
+    options = {key: preprocess_cfg[key] for key in ("mean", "std", "interpolation", "resize_mode") if key in preprocess_cfg}
+    try:
+        transform = open_clip.image_transform(size, is_train=False, **options)
+    except TypeError:  # open_clip before 2.23 takes only mean and std
+        transform = open_clip.image_transform(size, is_train=False, mean=options.get("mean"), std=options.get("std"))
+    pixels = torch.stack([transform(Image.open(path)) for path in paths])
+    return pixels.float(), getattr(open_clip, "__version__", "unknown")
 
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="open_clip checkpoint folder")
+    parser.add_argument("--weights", help="safetensors weights (default: MODEL/open_clip_model.safetensors)")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="torch device (auto: cuda when torch sees one)")
+    parser.add_argument("--open-clip-images", nargs="+", action="extend", default=[],
+                        help="image files to preprocess with open_clip (when importable) and embed: OUT/openclip_*.npy")
     parser.add_argument("--pixels", nargs="+", action="extend", default=[], help="[3,H,W] or [B,3,H,W] .npy files, stacked in order")
     tokens_group = parser.add_mutually_exclusive_group()
     tokens_group.add_argument("--tokens", help="JSON: a list of token rows, or an object with a 'tokens' list (cases.json)")
@@ -192,10 +234,17 @@ def main(argv):
 
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
-    model = ClipReference(args.model)
+    device = pick_device(args.device)
+    model = ClipReference(args.model, args.weights, device)
     dumps = {} if args.dump_blocks else None
     timings = {}
+    run = {"torch": torch.__version__, "numpy": np.__version__, "device": device, "threads": args.threads, "open_clip": None}
     with torch.no_grad():
+        if args.open_clip_images:
+            pixels, run["open_clip"] = open_clip_pixels(args.model, args.open_clip_images)
+            if pixels is not None:
+                save(args.out, "openclip_pixels", pixels)
+                save(args.out, "openclip_image_embeddings_raw", model.encode_image(pixels))
         if args.pixels:
             pixels = load_pixels(args.pixels)
             image_raw = model.encode_image(pixels, dumps)
@@ -216,6 +265,8 @@ def main(argv):
                 timings["texts"] = tokens.shape[0]
     for name, array in (dumps or {}).items():
         save(args.out, name, array)
+    with open(os.path.join(args.out, "run.json"), "w") as f:
+        json.dump({**run, **timings}, f)
     if args.timing:
         timings["threads"] = args.threads
         print(json.dumps(timings))

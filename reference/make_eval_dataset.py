@@ -4,7 +4,7 @@ Each class is a lesion of its own colour and texture on skin; train/val share th
 test shifts them (darker skin, a colour cast), like the paper's out-of-distribution split. Seeded: the same
 command writes the same files.
 
-    /usr/bin/python3 bench/reference/make_eval_dataset.py test/fixtures/eval-synth/images
+    /usr/bin/python3 reference/make_eval_dataset.py test/fixtures/eval-synth/images
 """
 import math
 import sys

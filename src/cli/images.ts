@@ -1,0 +1,160 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import type { WhyLesionModel } from '../api/model.js';
+import { UserError } from '../errors.js';
+import { positiveInteger } from './args.js';
+import { stderrIsTerminal } from './quiet-dawn.js';
+
+/** What `classify`, `zeroshot`, `explain` and `embed DIR` share for working through a folder of images. */
+
+export const BATCH_OPTIONS = {
+  batch: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  strict: { type: 'boolean' },
+} as const;
+
+export const BATCH_USAGE = `  --batch N       images decoded and embedded together (default 16); memory stays that of one batch
+  --quiet, -q     no progress on stderr (shown when the images span more than one batch: a live line on a
+                  terminal, else a line after the first batch and then every 5 s) nor the closing count
+  --strict        exit 1 if any file could not be read (unreadable files are skipped and listed at the end)`;
+
+export function batchSize(value: string | undefined): number {
+  return value === undefined ? 16 : positiveInteger('batch', value, 1, 4096);
+}
+
+export const IMAGE_EXTENSIONS = /\.(jpe?g|png|bmp|gif|tiff?)$/i;
+
+/**
+ * Image paths from plain files, folders (recursively) and globs with *, ? and **: in argument order,
+ * each folder's or glob's files sorted, each path once.
+ */
+export async function listImages(patterns: string[]): Promise<string[]> {
+  const found = new Set<string>();
+  for (const pattern of patterns) {
+    if (!/[*?[]/.test(pattern)) {
+      const info = await stat(pattern).catch(() => undefined);
+      if (!info) throw new UserError(`${pattern} does not exist; pass image folders, files or globs.`);
+      if (info.isDirectory()) for (const f of (await walk(pattern)).sort()) { if (IMAGE_EXTENSIONS.test(f)) found.add(f); }
+      else found.add(pattern);
+      continue;
+    }
+    const parts = pattern.split(/[\\/]/);
+    const fixed = parts.findIndex((p) => /[*?[]/.test(p));
+    const root = parts.slice(0, fixed).join(sep) || '.';
+    const matcher = globRegExp(parts.slice(fixed).join('/'));
+    for (const f of (await walk(root).catch(() => [])).sort()) {
+      if (matcher.test(relative(root, f).split(sep).join('/')) && IMAGE_EXTENSIONS.test(f)) found.add(f);
+    }
+  }
+  return [...found];
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    const kind = entry.isSymbolicLink() ? await stat(path).catch(() => undefined) : entry;
+    if (kind?.isDirectory()) out.push(...(await walk(path)));
+    else if (kind?.isFile()) out.push(path);
+  }
+  return out;
+}
+
+function globRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === '*' && glob[i + 1] === '*') { re += '.*'; i++; if (glob[i + 1] === '/') i++; }
+    else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+export interface EncodedBatch {
+  /** The files that decoded, in order, with their embedding rows. */
+  files: string[];
+  rows: Float32Array[];
+  /** The files that could not be read or decoded, with the one-sentence reason (which names the file). */
+  skipped: { file: string; reason: string }[];
+}
+
+/**
+ * Decodes and embeds `files` in one forward. Only this batch's pixels are ever held, so a folder of any
+ * size runs in the memory of one batch; a file that cannot be read or decoded is reported, not fatal.
+ */
+export async function encodeImageBatch(model: WhyLesionModel, files: readonly string[], options: { normalize: boolean }): Promise<EncodedBatch> {
+  const pixels: Float32Array[] = [];
+  const ok: string[] = [];
+  const skipped: EncodedBatch['skipped'] = [];
+  for (const file of files) {
+    try {
+      pixels.push(await model.preprocess(file));
+      ok.push(file);
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      skipped.push({ file, reason: e.message.replace(/\s+/g, ' ') });
+    }
+  }
+  if (pixels.length === 0) return { files: ok, rows: [], skipped };
+  const flat = new Float32Array(pixels.length * pixels[0].length);
+  pixels.forEach((p, i) => flat.set(p, i * p.length));
+  return { files: ok, rows: await model.encodePixels(flat, pixels.length, options), skipped };
+}
+
+/** How often a redirected stderr (a batch job's log) gets a progress line. */
+const LOG_EVERY_MS = 5000;
+
+/**
+ * Progress on stderr: a live line redrawn in place on a terminal; otherwise (a log file, a batch system)
+ * a plain line after the first batch, so the log shows the job started and its rate, then every few seconds.
+ */
+export class Progress {
+  private readonly started = Date.now();
+  private lastLine = -Infinity;
+  private drawn = false;
+
+  constructor(
+    private readonly verb: string,
+    private readonly total: number,
+    private readonly first = 0,
+    private readonly quiet = false,
+    private readonly stream: NodeJS.WritableStream = process.stderr,
+    // The CLI runs in a child whose stderr is a pipe to the parent's filter; it says whether the user's is a terminal.
+    private readonly tty = stderrIsTerminal(),
+  ) {}
+
+  update(done: number, skipped: number): void {
+    if (this.quiet) return;
+    const now = Date.now();
+    const tty = this.tty;
+    if (tty ? now - this.lastLine < 100 && done < this.total : this.drawn && now - this.lastLine < LOG_EVERY_MS) return;
+    this.lastLine = now;
+    const seconds = Math.max((now - this.started) / 1000, 1e-3);
+    const rate = (done - this.first) / seconds;
+    const eta = rate > 0 ? Math.round((this.total - done) / rate) : 0;
+    const line = `${this.verb} ${done.toLocaleString('en-US')}/${this.total.toLocaleString('en-US')} images` +
+      ` (${((100 * done) / this.total).toFixed(1)}%), ${rate.toFixed(2)} images/s, ETA ${eta} s${skipped > 0 ? `, ${skipped} skipped` : ''}`;
+    this.stream.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+    this.drawn = true;
+  }
+
+  /** Ends the live line so what follows starts on a fresh one. */
+  end(): void {
+    if (!this.quiet && this.drawn && this.tty) this.stream.write('\n');
+  }
+}
+
+/**
+ * The closing summary on stderr (what was done, then every skipped file with why); with --strict a
+ * skipped file makes the run fail, after its results were written.
+ */
+export function finishSkipped(done: string, skipped: readonly { reason: string }[], options: { quiet?: boolean; strict?: boolean }): void {
+  if (skipped.length === 0) {
+    if (!options.quiet) process.stderr.write(`${done}.\n`);
+    return;
+  }
+  process.stderr.write(`${done}; skipped ${skipped.length.toLocaleString('en-US')} unreadable:\n${skipped.map((s) => `  ${s.reason}\n`).join('')}`);
+  if (options.strict) throw new UserError(`${skipped.length.toLocaleString('en-US')} file(s) could not be read (listed above), and --strict makes that an error.`);
+}
