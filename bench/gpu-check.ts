@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WhyLesionModel } from '../src/api/model.js';
-import { vectorWidthChoice } from '../src/gpu/device.js';
+import { vectorWidthChoice } from '../src/platform/vector-width.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { tuningFilePath } from '../src/io/tuning-store.js';

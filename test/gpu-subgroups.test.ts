@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { acquireDevice, chooseVectorWidth, vectorWidthChoice } from '../src/gpu/device.js';
+import { acquireDevice } from '../src/gpu/device.js';
+import { chooseVectorWidth, vectorWidthChoice } from '../src/platform/vector-width.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import { adapterKind, subgroupSizes, subgroupsOf8 } from '../src/kernels/tuning.js';
 

@@ -1,6 +1,6 @@
 import { Gpu } from '../gpu/gpu.js';
 import { applyCachedTuning, tuningFilePath } from '../io/tuning-store.js';
-import { vectorWidthChoice } from '../gpu/device.js';
+import { vectorWidthChoice } from '../platform/vector-width.js';
 import { defaultMatmulVariant, kernelFamily, subgroupSizes } from '../kernels/tuning.js';
 import { parseDtype, parseCommand } from './args.js';
 import { resolveModelDir } from '../weights/hub.js';
