@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, 
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Jimp } from 'jimp';
-import { flag, machine, REPO, writeResult } from './common.js';
+import { flag, machine, REPO, simdFlags, writeResult } from './common.js';
 
 const argv = process.argv.slice(2);
 const counts = flag(argv, 'counts', '100,10000').split(',').map(Number);
@@ -37,7 +37,7 @@ async function imageFolder(n: number): Promise<string> {
 }
 
 const adapter = (JSON.parse(execFileSync('node', [CLI, 'info', '--json'], { env, encoding: 'utf8' })) as { adapter: Parameters<typeof machine>[0] }).adapter;
-const cpuFlags = /^Flags:\s*(.*)$/m.exec(execFileSync('lscpu', { encoding: 'utf8' }))?.[1] ?? '';
+const cpuFlags = simdFlags().join(' ');
 const runs = [];
 for (const n of counts) {
   const dir = await imageFolder(n);

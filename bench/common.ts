@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { synthCommand } from '../src/cli/synth.js';
@@ -11,12 +11,24 @@ export const REPO = ((): string => {
   return dir.replace(/\/$/, '');
 })();
 export const PYTHON = process.env.WHYLESION_TORCH_PYTHON ?? '/usr/bin/python3';
+/** The plain-PyTorch reference forward (reference/README.md). */
+export const REFERENCE_SCRIPT = join(REPO, 'reference/clip_reference.py');
 
 /** A machine description for result tables: CPU model, cores, adapter. */
 export function machine(adapter: { vendor: string; architecture: string; device: string; description: string }): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const gpu = [adapter.vendor, adapter.architecture, adapter.device, adapter.description].filter(Boolean).join(' / ');
   return `${cpu} (${cpus().length} cores); WebGPU: ${gpu}`;
+}
+
+/** The CPU's SIMD flags (AVX-512 or not decides llvmpipe's vector width): every bench result records them. */
+export function simdFlags(): string[] {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    return line ? line.slice(line.indexOf(':') + 1).trim().split(/\s+/).filter((f) => /^(sse4_2|avx|avx2|fma|f16c|avx512\w*|amx\w*)$/.test(f)) : [];
+  } catch {
+    return [];
+  }
 }
 
 /** weights/synth-<config>-<dtype>-seed<seed>/, written once by `whylesion synth` and reused. */
@@ -30,8 +42,16 @@ export async function syntheticCheckpoint(config: string, seed: number, dtype: '
 }
 
 /** Runs the plain-PyTorch reference forward; returns its --timing JSON. */
-export function runReference(args: string[]): { image_seconds?: number; images?: number; text_seconds?: number; texts?: number; threads: number } {
-  const out = execFileSync(PYTHON, [join(REPO, 'reference/clip_reference.py'), ...args, '--timing', '--threads', String(cpus().length)], {
+export interface ReferenceTiming {
+  image_seconds?: number; images?: number; text_seconds?: number; texts?: number; threads: number;
+  /** 'cpu' or the CUDA device's name; the torch version. */
+  device?: string; torch?: string;
+  /** With --autocast-fp16 on CUDA. */
+  image_seconds_autocast_fp16?: number; text_seconds_autocast_fp16?: number;
+}
+
+export function runReference(args: string[]): ReferenceTiming {
+  const out = execFileSync(PYTHON, [REFERENCE_SCRIPT, ...args, '--timing', '--threads', String(cpus().length)], {
     encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26,
   });
   return JSON.parse(out.trim().split('\n').pop()!);

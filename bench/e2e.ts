@@ -11,7 +11,7 @@ import { applyKernelTuning, tuningFilePath } from '../src/io/tuning-store.js';
 import { ClipModel } from '../src/model/clip.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 import { openCheckpoint } from '../src/weights/checkpoint.js';
-import { flag, machine, REPO, runReference, syntheticCheckpoint, writeResult } from './common.js';
+import { flag, machine, REPO, runReference, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
 
 const argv = process.argv.slice(2);
 const config = flag(argv, 'config', 'ViT-L-14');
@@ -72,7 +72,7 @@ const rows = [
   { case: 'image, batch 8 (per image)', engineCold: image8.cold / 8, engine: image8.warm / 8, torch: torch8.image_seconds! / 8 },
   { case: 'text, 3 prompts', engineCold: text.cold, engine: text.warm, torch: torch1.text_seconds! },
 ];
-const result = { config, dtype, runs, machine: machine(gpu.adapterInfo), torchThreads: torch1.threads, cpus: cpus().length, loadAverage: load, lpNumThreads: process.env.LP_NUM_THREADS, tunedShapes, date: new Date().toISOString(), rows };
+const result = { config, dtype, runs, machine: machine(gpu.adapterInfo), torchThreads: torch1.threads, cpus: cpus().length, loadAverage: load, lpNumThreads: process.env.LP_NUM_THREADS, cpuFlags: simdFlags().join(' '), lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH, tunedShapes, date: new Date().toISOString(), rows };
 console.log(`e2e: ${config}, ${dtype} weights; ${result.machine}; LP_NUM_THREADS=${process.env.LP_NUM_THREADS}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`);
 console.log('| case | engine warm s | engine cold s | PyTorch s | engine / PyTorch |');
 console.log('| --- | --- | --- | --- | --- |');

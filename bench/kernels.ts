@@ -10,7 +10,9 @@ import os from 'node:os';
 import { Gpu, uniformWords, type Dispatch, type ShaderDefines } from '../src/gpu/gpu.js';
 import * as K from '../src/kernels/index.js';
 import { attentionRef, layerNormRef, matmulRef } from '../src/kernels/reference.js';
+import { subgroupsOf16 } from '../src/kernels/tuning.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/weights/tensor-source.js';
+import { simdFlags } from './common.js';
 
 interface Result { kernel: string; shape: string; ms: number; coldMs?: number; gflops?: number; gbps?: number; error?: number; cpuMs?: number; gflopsPerCpuS?: number }
 
@@ -20,6 +22,8 @@ interface MatmulVersion {
   what: string;
   /** Requires the 'subgroups' feature. */
   subgroups: boolean;
+  /** Requires subgroups of exactly 16 lanes (llvmpipe at 512 bits). */
+  lanes16?: boolean;
   /** Skips shapes whose flop count would make this version take too long. */
   maxGflop?: number;
   /** Reads f16 weights (checked against the reference on the f16-rounded weights). */
@@ -40,8 +44,8 @@ function direct(shader: string, defines: ShaderDefines, kPerWord: number, tile: 
   };
 }
 
-const subgroupTile = (rows: number, cols: number, wType: 'f32' | 'f16' = 'f32') =>
-  direct('matmul_subgroup.wgsl', { W_TYPE: wType, ROWS: rows, COLS: cols }, 4, [8 * rows, 8 * cols]);
+const subgroupTile = (rows: number, cols: number, wType: 'f32' | 'f16' = 'f32', lanes: 8 | 16 = 8) =>
+  direct('matmul_subgroup.wgsl', { W_TYPE: wType, LANES: lanes, ROWS: rows, COLS: cols }, 4, [lanes * rows, lanes * cols]);
 
 /** matmul() on weights uploaded as the model uploads them (uploadMatmulWeights: packed where subgroups). */
 const library = (wType: 'f32' | 'f16') => async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
@@ -63,6 +67,12 @@ const VERSIONS: MatmulVersion[] = [
     make: subgroupTile(3, 3) },
   { name: 'v5', what: 'v3 register-blocked to a 32×24 tile (96 accumulators per lane)', subgroups: true,
     make: subgroupTile(4, 3) },
+  { name: 'v7', what: 'v3 with 16 lanes (llvmpipe at 512 bits), 16×32 tile (32 accumulators per lane)', subgroups: true, lanes16: true,
+    make: subgroupTile(1, 2, 'f32', 16) },
+  { name: 'v7b', what: 'v7 at 32×32 (64 accumulators per lane)', subgroups: true, lanes16: true,
+    make: subgroupTile(2, 2, 'f32', 16) },
+  { name: 'v7c', what: 'v7 at 32×48 (96 accumulators per lane)', subgroups: true, lanes16: true,
+    make: subgroupTile(2, 3, 'f32', 16) },
   { name: 'v4h', what: 'v4 with f16 weights (vec4<f16> loads)', subgroups: true, f16: true,
     make: subgroupTile(3, 3, 'f16') },
   { name: 'v6', what: 'v4h with W packed at upload as [N/24][K/4][24], read as u32 pairs (matmul_packed.wgsl; what matmul() runs for f16 weights)', subgroups: true, f16: true,
@@ -199,11 +209,11 @@ async function main(): Promise<void> {
 
   const gpu = await Gpu.create();
   const hasSubgroups = gpu.device.features.has('subgroups' as GPUFeatureName);
-  const versions = VERSIONS.filter((v) => (!v.subgroups || hasSubgroups) && (!v.f16 || gpu.hasF16) && (!only || only.includes(v.name)));
+  const versions = VERSIONS.filter((v) => (!v.subgroups || hasSubgroups) && (!v.lanes16 || subgroupsOf16(gpu)) && (!v.f16 || gpu.hasF16) && (!only || only.includes(v.name)));
   const blas = versions.length ? numpyTimes(SHAPES) : { blas: '(not run)', ms: [] };
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '?';
-  log(`adapter: ${gpu.adapterInfo.description || gpu.adapterInfo.device} (${gpu.adapterInfo.vendor}), subgroups: ${hasSubgroups}`);
-  log(`CPU: ${cpu} (${os.cpus().length} cores); LP_NUM_THREADS=${process.env.LP_NUM_THREADS ?? '(unset)'}; numpy BLAS: ${blas.blas}`);
+  log(`adapter: ${gpu.adapterInfo.description || gpu.adapterInfo.device} (${gpu.adapterInfo.vendor} ${gpu.adapterInfo.device}), subgroups: ${hasSubgroups}`);
+  log(`CPU: ${cpu} (${os.cpus().length} cores); LP_NUM_THREADS=${process.env.LP_NUM_THREADS ?? '(unset)'}; LP_NATIVE_VECTOR_WIDTH=${process.env.LP_NATIVE_VECTOR_WIDTH ?? '(unset)'}; numpy BLAS: ${blas.blas}`);
   // Other processes on the machine skew every number: the load average says how busy it was.
   log(`load average before: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
@@ -255,7 +265,7 @@ async function main(): Promise<void> {
   mkdirSync(new URL('../../bench/results/', import.meta.url), { recursive: true });
   const threads = process.env.LP_NUM_THREADS ? `-lp${process.env.LP_NUM_THREADS}` : '';
   const file = new URL(`../../bench/results/kernels-${date}${threads}.json`, import.meta.url);
-  const record = { date: new Date().toISOString(), cpu, loadAverage: os.loadavg(), adapter: gpu.adapterInfo, subgroups: hasSubgroups, lpNumThreads: process.env.LP_NUM_THREADS ?? null, blas: blas.blas, results };
+  const record = { date: new Date().toISOString(), cpu, loadAverage: os.loadavg(), adapter: gpu.adapterInfo, subgroups: hasSubgroups, lpNumThreads: process.env.LP_NUM_THREADS ?? null, cpuFlags: simdFlags().join(' '), lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH ?? null, blas: blas.blas, results };
   if (!only) writeFileSync(file, JSON.stringify(record, null, 2) + '\n');
   if (json) console.log(JSON.stringify(results.map(({ kernel, shape, ms, gflops, gbps }) => ({ kernel, shape, ms, gflops, gbps }))));
   else log(`\nload average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; ${((performance.now() - started) / 1000).toFixed(0)} s${only ? '' : `; wrote ${file.pathname}`}`);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Gpu } from '../src/gpu/gpu.js';
 import { ClipModel } from '../src/model/clip.js';
 import { openCheckpoint } from '../src/weights/checkpoint.js';
-import { flag, machine, syntheticCheckpoint } from './common.js';
+import { flag, machine, simdFlags, syntheticCheckpoint } from './common.js';
 
 const argv = process.argv.slice(2);
 const dtype = flag(argv, 'dtype', 'f32') as 'f32' | 'f16';
@@ -20,6 +20,6 @@ const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, { 
 await checkpoint.source.close();
 await gpu.device.queue.onSubmittedWorkDone();
 const seconds = (performance.now() - t0) / 1000;
-console.log(JSON.stringify({ date: new Date().toISOString(), machine: machine(gpu.adapterInfo), file: join(dir, 'open_clip_model.safetensors'), bytes, dtype, seconds, mbPerSecond: bytes / 1e6 / seconds, rssAfterLoadMB: process.memoryUsage().rss / 1e6 }));
+console.log(JSON.stringify({ date: new Date().toISOString(), machine: machine(gpu.adapterInfo), cpuFlags: simdFlags().join(' '), lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH, file: join(dir, 'open_clip_model.safetensors'), bytes, dtype, seconds, mbPerSecond: bytes / 1e6 / seconds, rssAfterLoadMB: process.memoryUsage().rss / 1e6 }));
 model.dispose();
 gpu.destroy();

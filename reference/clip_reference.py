@@ -8,7 +8,7 @@ Optionally dumps every intermediate block output so an engine can localize diver
 
 Usage: clip_reference.py --model DIR [--weights FILE] [--pixels FILE.npy ...] [--tokens FILE.json | --tokens-npy FILE]
                          --out DIR [--first-texts N] [--dump-blocks] [--threads N] [--timing] [--device auto|cpu|cuda]
-                         [--open-clip-images FILE ...]
+                         [--open-clip-images FILE ...] [--timing-runs N] [--autocast-fp16]
 Every run also writes OUT/run.json: torch version, device, threads, open_clip version (or null), timings.
 """
 import argparse
@@ -169,17 +169,23 @@ def load_tokens(json_path, npy_path):
     return torch.from_numpy(array)
 
 
-def timed(fn, *args):
-    """Seconds for one call of fn(*args), after one untimed warm-up call."""
-    fn(*args)
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
+def timed(fn, *args, runs=1):
+    """Median seconds of `runs` calls of fn(*args), after one untimed warm-up call (CUDA work included)."""
+
+    def once():
+        start = time.perf_counter()
+        fn(*args)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    once()
+    return sorted(once() for _ in range(runs))[runs // 2]
 
 
 def save(out_dir, name, tensor):
     if isinstance(tensor, torch.Tensor):
-        tensor = tensor.detach().cpu().numpy()
+        tensor = tensor.detach().float().cpu().numpy()
     np.save(os.path.join(out_dir, name + ".npy"), np.ascontiguousarray(np.asarray(tensor, dtype=np.float32)))
 
 
@@ -230,7 +236,11 @@ def main(argv):
     parser.add_argument("--dump-blocks", action="store_true", help="also write every intermediate block output")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads (default: all cores)")
     parser.add_argument("--timing", action="store_true", help="print the forward wall time per tower as JSON")
+    parser.add_argument("--timing-runs", type=int, default=1, help="timed forwards per tower; the median is printed (default 1)")
+    parser.add_argument("--autocast-fp16", action="store_true",
+                        help="with --timing on CUDA, also time each tower under torch.autocast float16 (the model card's way)")
     args = parser.parse_args(argv)
+    runs = max(1, args.timing_runs)
 
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
@@ -251,8 +261,11 @@ def main(argv):
             save(args.out, "image_embeddings_raw", image_raw)
             save(args.out, "image_embeddings", F.normalize(image_raw, dim=-1))
             if args.timing:
-                timings["image_seconds"] = timed(model.encode_image, pixels)
+                timings["image_seconds"] = timed(model.encode_image, pixels, runs=runs)
                 timings["images"] = pixels.shape[0]
+                if args.autocast_fp16 and device == "cuda":
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        timings["image_seconds_autocast_fp16"] = timed(model.encode_image, pixels, runs=runs)
         if args.tokens is not None or args.tokens_npy is not None:
             tokens = load_tokens(args.tokens, args.tokens_npy)
             if args.first_texts is not None:
@@ -261,14 +274,19 @@ def main(argv):
             save(args.out, "text_embeddings_raw", text_raw)
             save(args.out, "text_embeddings", F.normalize(text_raw, dim=-1))
             if args.timing:
-                timings["text_seconds"] = timed(model.encode_text, tokens)
+                timings["text_seconds"] = timed(model.encode_text, tokens, runs=runs)
                 timings["texts"] = tokens.shape[0]
+                if args.autocast_fp16 and device == "cuda":
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        timings["text_seconds_autocast_fp16"] = timed(model.encode_text, tokens, runs=runs)
     for name, array in (dumps or {}).items():
         save(args.out, name, array)
     with open(os.path.join(args.out, "run.json"), "w") as f:
         json.dump({**run, **timings}, f)
     if args.timing:
         timings["threads"] = args.threads
+        timings["device"] = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+        timings["torch"] = torch.__version__
         print(json.dumps(timings))
 
 

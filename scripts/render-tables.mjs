@@ -90,7 +90,7 @@ function loadTable() {
     const weightsMB = mb(r.bytes) / (r.dtype === 'f16' ? 2 : 1);
     rows.push([`load, ${r.dtype} on the GPU`, fixed(r.seconds, 1), `${r.mbPerSecond.toFixed(0)} MB/s`, `${r.peakRssMB.toFixed(0)} MB`, `${r.dtype === 'f16' ? `f16 copy: ${weightsMB.toFixed(0)} MB, ` : ''}+${(r.peakRssMB - weightsMB).toFixed(0)} MB`]);
   }
-  return `${table(['what', 'wall s', 'throughput', 'peak RSS', 'RSS − weights'], rows)}\n\nRun ${runs.map((r) => day(r.date)).join(', ')} on ${runs[0].machine}.\n\n${source(files)}`;
+  return `${table(['what', 'wall s', 'throughput', 'peak RSS', 'RSS − weights'], rows)}\n\nRun ${runs.map((r) => day(r.date)).join(', ')} on ${runs[0].machine}${runs[0].cpuFlags ? ` (CPU flags ${runs[0].cpuFlags})` : ''}.\n\n${source(files)}`;
 }
 
 function kernelsTable() {

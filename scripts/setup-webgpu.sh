@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gives a GPU-less Debian/Ubuntu machine a WebGPU adapter for Dawn (npm `webgpu`):
 # Mesa's lavapipe Vulkan driver, new enough for Dawn (Mesa >= 24; bookworm's own 22.3 is refused).
-# Idempotent: prints nothing when the driver is already there.
+# Also installs Debian's chromium-headless-shell, the browser the browser-edition test drives (WebGPU on the CPU).
+# Idempotent: prints nothing when the driver and the browser are already there.
 set -euo pipefail
 
 with_python=0
@@ -15,11 +16,22 @@ lavapipe_ok() {
   [ -n "$v" ] && dpkg --compare-versions "$v" ge 24 && dpkg-query -W libvulkan1 >/dev/null 2>&1
 }
 
+chromium_ok() {
+  command -v chromium-headless-shell >/dev/null 2>&1 || [ -n "${WHYLESION_CHROMIUM:-}" ]
+}
+
 python_ok() {
   /usr/bin/python3 -c 'import torch, numpy, PIL' >/dev/null 2>&1 && dpkg-query -W libopenblas0-pthread >/dev/null 2>&1
 }
 
-if lavapipe_ok && { [ $with_python = 0 ] || python_ok; }; then exit 0; fi
+if lavapipe_ok && { [ $with_python = 0 ] || python_ok; }; then
+  chromium_ok && exit 0
+  # Without root or apt the browser is optional: its test skips, saying why.
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "setup-webgpu: no chromium-headless-shell, so the browser test will be skipped (install it, or set WHYLESION_CHROMIUM)." >&2
+    exit 0
+  fi
+fi
 
 manual() {
   cat >&2 <<MSG
@@ -28,6 +40,7 @@ Run these as root on Debian 12 (bookworm) to get a CPU WebGPU adapter (Mesa lava
   echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list
   apt-get update
   apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1
+  apt-get install -y chromium-headless-shell     # for the browser test
 On other systems install Mesa >= 24 with its Vulkan drivers (lavapipe), or use a machine with a GPU.
 MSG
   exit 1
@@ -43,9 +56,15 @@ list=/etc/apt/sources.list.d/bookworm-backports.list
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
   echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$list"
 fi
-echo "setup-webgpu: installing Mesa lavapipe from bookworm-backports..." >&2
 apt-get update -qq
-apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+if ! lavapipe_ok; then
+  echo "setup-webgpu: installing Mesa lavapipe from bookworm-backports..." >&2
+  apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
+if ! chromium_ok; then
+  echo "setup-webgpu: installing chromium-headless-shell (for the browser test)..." >&2
+  apt-get install -y -qq chromium-headless-shell >/dev/null
+fi
 if [ $with_python = 1 ]; then
   echo "setup-webgpu: installing PyTorch reference packages (python3-torch, numpy, PIL, OpenBLAS)..." >&2
   apt-get install -y -qq python3-torch python3-numpy python3-pil libopenblas0-pthread >/dev/null

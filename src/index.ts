@@ -10,7 +10,7 @@
  * model.dispose();
  * ```
  */
-export { loadModel, WhyLesionModel, normalized, type ImageInput, type LoadOptions, type LoadProgress, type TuneOptions } from './api/model.js';
+export { loadModel, WhyLesionModel, normalized, type ImageInput, type LoadOptions, type LoadProgress, type ModelSource, type TuneOptions } from './api/model.js';
 export { tuneMatmuls, type ShapeResult, type CandidateResult } from './kernels/autotune.js';
 export { applyCachedTuning, saveTuning, tuningFilePath } from './io/tuning-store.js';
 export { UserError } from './errors.js';
@@ -24,7 +24,7 @@ export { preprocessImageFile } from './image/load.js';
 export { openCheckpoint } from './weights/checkpoint.js';
 export { resolveModelDir, downloadHubFile, type HubOptions } from './weights/hub.js';
 export { readNpy, writeNpy } from './io/npy.js';
-export { trainProbe, loadProbe, Probe, knoboPrior, zeroShotScores, PROBE_MODES, type ProbeFile, type ProbeMode, type TrainProbeOptions, type Solver } from './eval/probe.js';
+export { trainProbe, loadProbe, parseProbe, Probe, knoboPrior, zeroShotScores, PROBE_MODES, type ProbeFile, type ProbeMode, type TrainProbeOptions, type Solver } from './eval/probe.js';
 export { evaluateMode, EVAL_MODES, type EvalMode, type EvalInputs, type ModeResult } from './eval/evaluate.js';
 export { trainAdam, trainLbfgs, logisticObjective, type LabeledFeatures, type LinearModel } from './eval/train.js';
 export type { TrainingKernel } from './eval/linear-kernel.js';

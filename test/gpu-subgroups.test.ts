@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { acquireDevice } from '../src/gpu/device.js';
+import { chooseVectorWidth, vectorWidthChoice } from '../src/platform/vector-width.js';
 import { Gpu } from '../src/gpu/gpu.js';
+import { adapterKind, subgroupSizes, subgroupsOf8 } from '../src/kernels/tuning.js';
 
 /** A caller's device whose WGSL compiler answers the `enable subgroups;` probe with `compileError` (or accepts it). */
 function fakeDevice(features: string[], compileError?: string): { device: GPUDevice; compiled: string[] } {
@@ -37,6 +39,42 @@ describe('subgroup kernels are allowed only where `enable subgroups;` compiles',
     const gpu = await Gpu.create();
     try {
       expect(gpu.hasSubgroups).toBe(gpu.device.features.has('subgroups' as GPUFeatureName));
+    } finally {
+      gpu.destroy();
+    }
+  });
+});
+
+describe("llvmpipe's vector width is chosen per machine before Dawn starts", () => {
+  it('asks for 512 bits on an AVX-512 CPU when the environment sets no width', () => {
+    const env: Record<string, string | undefined> = {};
+    expect(chooseVectorWidth(env, new Set(['sse2', 'avx2', 'avx512f']))).toMatchObject({ bits: 512 });
+    expect(env.LP_NATIVE_VECTOR_WIDTH).toBe('512');
+  });
+
+  it("keeps the environment's width, and Mesa's default without AVX-512 or without CPU flags", () => {
+    const set = { LP_NATIVE_VECTOR_WIDTH: '256' };
+    expect(chooseVectorWidth(set, new Set(['avx512f']))).toMatchObject({ bits: 256, reason: expect.stringMatching(/environment/) });
+    expect(set.LP_NATIVE_VECTOR_WIDTH).toBe('256');
+    for (const flags of [new Set(['sse2', 'avx2']), undefined]) {
+      const env: Record<string, string | undefined> = {};
+      expect(chooseVectorWidth(env, flags).bits).toBeUndefined();
+      expect(env).toEqual({});
+    }
+  });
+
+  it('on lavapipe the subgroup size follows the width (8 lanes at 256 bits, 16 at 512) and the subgroup kernels stay on', async (ctx) => {
+    const gpu = await Gpu.create();
+    try {
+      if (adapterKind(gpu) !== 'cpu' || !/llvmpipe/.test(gpu.adapterInfo.device + gpu.adapterInfo.description)) {
+        ctx.skip(true, 'not llvmpipe: the vector width only applies to Mesa\'s CPU driver');
+      }
+      const bits = Number(/(\d+)-bits/.exec(gpu.adapterInfo.device)?.[1]);
+      const choice = vectorWidthChoice();
+      expect(choice).toBeDefined();
+      if (choice!.bits) expect(bits).toBe(choice!.bits);
+      expect(subgroupSizes(gpu)).toEqual({ min: bits / 32, max: bits / 32 });
+      expect(subgroupsOf8(gpu)).toBe(gpu.hasSubgroups);
     } finally {
       gpu.destroy();
     }

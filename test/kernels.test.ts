@@ -4,6 +4,7 @@ import * as K from '../src/kernels/index.js';
 import { defaultMatmulVariant, subgroupsOf8 } from '../src/kernels/tuning.js';
 import { attentionRef, erf, gelu, layerNormRef, matmulRef, quickGelu } from '../src/kernels/reference.js';
 import { randomArray, relativeError } from './helpers.js';
+import { subgroupsOf16 } from '../src/kernels/tuning.js';
 
 let gpu: Gpu;
 let scope: K.Scope;
@@ -208,7 +209,8 @@ describe('matmul variants', () => {
   // Each kernel dispatched directly (matmul() picks only one per device), with the flag bits of
   // matmul(): 1 bias, 2·activation (1 GELU, 2 QuickGELU), 8 accumulate into Y.
   const variants = [
-    { shader: 'matmul_subgroup.wgsl', defines: { ROWS: 3, COLS: 3 }, tile: 24, subgroups: true },
+    { shader: 'matmul_subgroup.wgsl', defines: { LANES: 8, ROWS: 3, COLS: 3 }, tile: 24, subgroups: true },
+    { shader: 'matmul_subgroup.wgsl', defines: { LANES: 16, ROWS: 2, COLS: 2 }, tile: 32, subgroups: true, lanes16: true },
     { shader: 'matmul.wgsl', defines: {} as Record<string, number>, tile: 32, subgroups: false },
     { shader: 'matmul_tiled.wgsl', defines: {} as Record<string, number>, tile: 64, subgroups: false },
   ];
@@ -225,10 +227,11 @@ describe('matmul variants', () => {
 
   for (const v of variants) {
     for (const c of cases) {
-      const name = `${v.shader} M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}${c.f16 ? ' f16 weights' : ''}`;
+      const name = `${v.shader}${v.lanes16 ? ' (16 lanes)' : ''} M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}${c.f16 ? ' f16 weights' : ''}`;
       it(name, async (ctx) => {
         // The subgroup kernels are written for 8-16-lane subgroups (CPU adapters); no shader-f16, no f16 storage.
         if (v.subgroups && !gpu.hasCpuSizedSubgroups) ctx.skip();
+        if (v.lanes16 && !subgroupsOf16(gpu)) ctx.skip(true, 'subgroups are not 16 lanes here (llvmpipe below 512 bits, or a GPU)');
         if (c.f16 && !gpu.hasF16) ctx.skip();
         const { M, N, K: Kd } = c;
         const x = randomArray(M * Kd, M + 3 * N, 1);

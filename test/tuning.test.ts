@@ -112,6 +112,8 @@ describe('kernel autotuner', () => {
     const lavapipe = { vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15', description: 'llvmpipe: Mesa 25.0.7' };
     expect([1, 8, 9, 16, 17, 257].map((M) => defaultMatmulVariant(fake(lavapipe, true), M)))
       .toEqual(['subgroup-1x3', 'subgroup-1x3', 'subgroup-2x3', 'subgroup-2x3', 'subgroup-3x3', 'subgroup-3x3']);
+    expect(defaultMatmulVariant(fake(lavapipe, true, 16), 257)).toBe('subgroup-3x3'); // 512-bit llvmpipe: 8-lane workgroups in 16-lane subgroups
+    expect(defaultMatmulVariant(fake(lavapipe, true, 4), 257)).toBe('block'); // 128-bit llvmpipe: a workgroup of 8 would span two subgroups
     expect(defaultMatmulVariant(fake(lavapipe, false), 257)).toBe('block'); // Deno on lavapipe
     expect(defaultMatmulVariant(fake({ vendor: 'google', description: 'SwiftShader Device (Subzero)' }, false), 257)).toBe('block');
     expect(defaultMatmulVariant(fake({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100 80GB HBM3' }, true, 32), 257)).toBe('tiled');

@@ -1,19 +1,25 @@
-import { readFile } from 'node:fs/promises';
 import { UserError, withPermissionHints } from '../errors.js';
 import { Gpu, type KernelFamily } from '../gpu/gpu.js';
-import { applyKernelTuning, checkTuningFileWritable, saveTuning } from '../io/tuning-store.js';
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
 import { preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
 import { ClipModel, type ComputeDtype, type StepDump } from '../model/clip.js';
 import type { ClipConfig } from '../model/config.js';
+import { platform } from '../platform/index.js';
+import type { ModelSource } from '../platform/types.js';
 import { ClipTokenizer } from '../tokenizer/index.js';
-import { loadTokenizer } from '../tokenizer/load.js';
-import { openCheckpoint } from '../weights/checkpoint.js';
-import { resolveModelDir, type HubOptions } from '../weights/hub.js';
+import type { HubOptions } from '../weights/hub.js';
 
-/** An image to embed: a file path, encoded bytes (PNG, JPEG, ...), or a decoded jimp image. */
-export type ImageInput = string | Uint8Array | RgbaImageLike;
+export type { ModelSource } from '../platform/types.js';
+
+/** An image the browser has already decoded; preprocessed from its RGBA pixels, not from the file's bytes. */
+export type DecodedImageObject = ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageData;
+
+/**
+ * An image to embed: a file path (Node, Deno) or URL (browser), encoded bytes (PNG, JPEG, ...) as a
+ * Uint8Array, ArrayBuffer, Blob or File, a decoded jimp image, or (browser) a decoded image object.
+ */
+export type ImageInput = string | Uint8Array | ArrayBuffer | Blob | RgbaImageLike | DecodedImageObject;
 
 export type LoadProgress =
   | { stage: 'download'; file: string; loaded: number; total: number | undefined }
@@ -29,14 +35,16 @@ export interface LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** The CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, or vocab.json + merges.txt); default: $WHYLESION_BPE_VOCAB, else the one the package ships. Read when text is first encoded. */
   vocabPath?: string;
-  /** Hub options: cache folder, revision, offline mode, endpoint, token. */
+  /** Hub options: cache folder, revision, offline mode, endpoint, token (the browser uses endpoint and revision). */
   hub?: Omit<HubOptions, 'onProgress'>;
+  /** Browser: keep fetched weights in the origin's private file system, so the next visit loads offline (default true). */
+  storage?: boolean;
   /** Apply EXIF orientation before preprocessing (open_clip does not). */
   exifRotate?: boolean;
   /**
    * Kernel choice: 'cached' (default) uses what `tune()` measured earlier on this adapter, saved in
    * $WHYLESION_TUNING_FILE or ~/.cache/whylesion/kernel-tuning.json, else built-in rules; 'rules' ignores
-   * the cache. WHYLESION_KERNEL_TUNING=rules sets the default.
+   * the cache. WHYLESION_KERNEL_TUNING=rules sets the default. (The browser keeps no tuning file: rules.)
    */
   kernelTuning?: 'cached' | 'rules';
   /**
@@ -86,7 +94,7 @@ export class WhyLesionModel {
 
   /** The CLIP tokenizer, read on first use (image-only work never touches the vocabulary). */
   tokenizer(): Promise<ClipTokenizer> {
-    this.tokenizerLoad ??= withPermissionHints(() => loadTokenizer({ vocabPath: this.vocabPath }));
+    this.tokenizerLoad ??= withPermissionHints(() => platform.loadTokenizer(this.vocabPath));
     // A failed read is not remembered: the user may fix the file and call again.
     this.tokenizerLoad.catch(() => (this.tokenizerLoad = undefined));
     return this.tokenizerLoad;
@@ -126,15 +134,17 @@ export class WhyLesionModel {
   private async preprocessInput(input: ImageInput, name?: string): Promise<Float32Array> {
     const p = this.config.preprocess;
     const opts: PreprocessOptions = { size: this.config.vision.imageSize, mean: p.mean, std: p.std, exifRotate: this.exifRotate };
-    if (typeof input === 'string') {
-      const bytes = await readFile(input).catch((cause: unknown) => {
-        throw new UserError(`Cannot read the image ${input} (${(cause as NodeJS.ErrnoException).code ?? cause}); check the path.`, { cause });
-      });
-      return preprocessImage(bytes, opts, input);
-    }
+    if (typeof input === 'string') return preprocessImage(await platform.readImage(input), opts, input);
     if (input instanceof Uint8Array) return preprocessImage(input, opts, name ?? 'the image buffer');
+    if (input instanceof ArrayBuffer) return preprocessImage(new Uint8Array(input), opts, name ?? 'the image buffer');
+    if (typeof Blob !== 'undefined' && input instanceof Blob) {
+      const fileName = (input as Partial<File>).name || name || 'the image file';
+      return preprocessImage(new Uint8Array(await input.arrayBuffer()), opts, fileName);
+    }
     if (input && typeof input === 'object' && 'bitmap' in input) return preprocessJimp(input, opts);
-    throw new UserError('An image input must be a file path, a Uint8Array/Buffer of an encoded image, or a jimp image.');
+    const decoded = await platform.decodedPixels(input);
+    if (decoded) return preprocessJimp(decoded, opts);
+    throw new UserError('An image input must be a path or URL, encoded image bytes (Uint8Array, ArrayBuffer, Blob, File), a jimp image, or in a browser an ImageBitmap, <img>, canvas or ImageData.');
   }
 
   /** Image embeddings (one row per input), as open_clip's encode_image; `normalize` gives unit rows. */
@@ -243,7 +253,7 @@ export class WhyLesionModel {
 
   private async tuneMatmuls(options: TuneOptions): Promise<{ results: ShapeResult[]; file?: string }> {
     const S = this.config.vision.imageSize;
-    if (options.save !== false) checkTuningFileWritable(); // before minutes of tuning, not after
+    if (options.save !== false) platform.tuning.checkWritable(); // before minutes of tuning, not after
     const tuning = tuningOf(this.gpu);
     tuning.requested.clear();
     // Forwards planned afresh record every matmul shape they use (their outputs are not needed).
@@ -253,7 +263,7 @@ export class WhyLesionModel {
     if (texts.length > 0) await this.model.encodeTokens(await this.tokenize(texts), texts.length);
     const results = await tuneMatmuls(this.gpu, [...tuning.requested.values()], { runs: options.runs, onShape: options.onShape });
     await this.model.clearPlans(); // later forwards are planned with the new choices
-    const file = options.save === false ? undefined : saveTuning(this.gpu, results);
+    const file = options.save === false ? undefined : platform.tuning.save(this.gpu, results);
     return { results, file };
   }
 
@@ -276,28 +286,29 @@ export class WhyLesionModel {
 }
 
 /**
- * Loads a model from a folder (open_clip_config.json + open_clip_model.safetensors or .bin) or from the
- * Hugging Face Hub (`hf-hub:yyupenn/whylesionclip`), and uploads its weights to the GPU.
+ * Loads a model and uploads its weights to the GPU. `source` is a folder path (open_clip_config.json +
+ * open_clip_model.safetensors or .bin) or `hf-hub:yyupenn/whylesionclip` on Node and Deno; in a browser
+ * `hf-hub:ID` or a folder URL (read by HTTP range requests, kept in the origin's storage); anywhere, the
+ * picked config and safetensors files (File / Blob).
  */
-export function loadModel(id: string, options: LoadOptions = {}): Promise<WhyLesionModel> {
-  return withPermissionHints(() => load(id, options));
+export function loadModel(source: ModelSource, options: LoadOptions = {}): Promise<WhyLesionModel> {
+  return withPermissionHints(() => load(source, options));
 }
 
-async function load(id: string, options: LoadOptions): Promise<WhyLesionModel> {
-  const onDownload: HubOptions['onProgress'] = options.onProgress
-    ? (p) => options.onProgress!({ stage: 'download', file: p.file, loaded: p.loaded, total: p.total })
+async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesionModel> {
+  const onDownload = options.onProgress
+    ? (file: string, loaded: number, total: number | undefined) => options.onProgress!({ stage: 'download', file, loaded, total })
     : undefined;
-  const dir = await resolveModelDir(id, { ...options.hub, onProgress: onDownload });
-  const checkpoint = await openCheckpoint(dir);
+  const checkpoint = await platform.openModel(source, { hub: options.hub, onDownload, storage: options.storage });
   let gpu: Gpu;
   try {
-    gpu = await Gpu.create({ device: options.device, kernels: options.kernels ?? (process.env.WHYLESION_KERNELS as KernelFamily | undefined) });
+    gpu = await Gpu.create({ device: options.device, kernels: options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined) });
   } catch (e) {
     await checkpoint.source.close();
     throw e;
   }
   try {
-    applyKernelTuning(gpu, options.kernelTuning);
+    platform.tuning.apply(gpu, options.kernelTuning);
     const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {
       dtype: options.dtype,
       maxBatch: options.maxBatch,

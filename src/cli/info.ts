@@ -1,6 +1,7 @@
 import { Gpu } from '../gpu/gpu.js';
 import { applyCachedTuning, tuningFilePath } from '../io/tuning-store.js';
-import { defaultMatmulVariant, kernelFamily } from '../kernels/tuning.js';
+import { vectorWidthChoice } from '../platform/vector-width.js';
+import { defaultMatmulVariant, kernelFamily, subgroupSizes } from '../kernels/tuning.js';
 import { parseDtype, parseCommand } from './args.js';
 import { resolveModelDir } from '../weights/hub.js';
 import { openCheckpoint } from '../weights/checkpoint.js';
@@ -31,6 +32,9 @@ export async function infoCommand(argv: string[]): Promise<void> {
       dtype,
       f16Available: gpu.hasF16,
       subgroupKernels: gpu.hasSubgroups,
+      subgroupSize: subgroupSizes(gpu) ?? null,
+      // Only when the engine started Dawn (Node); Deno's and a caller's devices are not ours to configure.
+      cpuVectorWidth: vectorWidthChoice() ?? null,
       kernelFamily: kernelFamily(gpu),
       kernelTuning: { file: tuningFilePath(), tunedShapes: applyCachedTuning(gpu), rule: defaultMatmulVariant(gpu, 257) },
     };
@@ -48,6 +52,10 @@ export async function infoCommand(argv: string[]): Promise<void> {
     console.log(`features  ${(info.features as string[]).join(', ')}`);
     for (const [k, v] of Object.entries(info.limits as Record<string, number>)) console.log(`limit     ${k} = ${v}`);
     console.log(`dtype     ${dtype}${dtype === 'f16' && !gpu.hasF16 ? ' (unavailable: no shader-f16)' : ''}`);
+    const sizes = subgroupSizes(gpu);
+    console.log(`subgroups ${sizes ? (sizes.min === sizes.max ? `${sizes.min} lanes` : `${sizes.min}-${sizes.max} lanes`) : 'size not reported'}${gpu.hasSubgroups ? '' : ' (subgroup kernels off: no usable subgroups)'}`);
+    const width = vectorWidthChoice();
+    if (width) console.log(`width     ${width.bits ? `${width.bits}-bit` : 'default'} CPU vectors for llvmpipe: ${width.reason}`);
     const tuning = info.kernelTuning as { file: string; tunedShapes: number; rule: string };
     console.log(`kernels   ${info.kernelFamily} family; matmul ${tuning.rule} by rule at M=257; ${tuning.tunedShapes ? `${tuning.tunedShapes} shapes tuned in ${tuning.file}` : `no tuned shapes for this adapter (whylesion tune saves them to ${tuning.file})`}`);
     if (info.model) {

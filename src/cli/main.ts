@@ -17,6 +17,7 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
   synth: { summary: 'write a random-weight checkpoint with the real layout', run: async () => (await import('./synth.js')).synthCommand },
   bench: { summary: 'time both towers; --profile for a per-kernel table', run: async () => (await import('./bench.js')).benchCommand },
   tune: { summary: 'measure matmul kernels on this adapter and keep the fastest', run: async () => (await import('./tune.js')).tuneCommand },
+  'serve-demo': { summary: 'serve the browser demo page (needs npm run build:web)', run: async () => (await import('./serve-demo.js')).serveDemoCommand },
   parity: { summary: 'per-block agreement with the PyTorch reference on a checkpoint', run: async () => (await import('./parity.js')).parityCommand },
   info: { summary: 'WebGPU adapter, limits, features and model config', run: async () => (await import('./info.js')).infoCommand },
 };

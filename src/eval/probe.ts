@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { readKnoboFile } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
+import { platform } from '../platform/index.js';
 import { argmaxRows } from './metrics.js';
 import { linearScores, trainAdam, trainLbfgs, type LabeledFeatures, type LinearModel } from './train.js';
 
@@ -73,19 +73,30 @@ export class Probe {
   }
 }
 
-/** Reads a probe file written by `whylesion probe train`. */
+/** Reads a probe file written by `whylesion probe train` (a path; a URL in the browser). */
 export async function loadProbe(path: string): Promise<Probe> {
-  let data: ProbeFile;
+  let text: string;
   try {
-    data = JSON.parse(await readFile(path, 'utf8')) as ProbeFile;
+    text = await platform.readText(path, 'the probe');
   } catch (cause) {
     throw new UserError(`Cannot read the probe ${path} as JSON; pass a file written by whylesion probe train --out.`, { cause });
+  }
+  return parseProbe(text, path);
+}
+
+/** A probe from the text of its file (e.g. a File picked in a page); `name` names it in errors. */
+export function parseProbe(text: string, name: string): Probe {
+  let data: ProbeFile;
+  try {
+    data = JSON.parse(text) as ProbeFile;
+  } catch (cause) {
+    throw new UserError(`Cannot read the probe ${name} as JSON; pass a file written by whylesion probe train --out.`, { cause });
   }
   const K = data?.classes?.length;
   const ok = data?.format === 'whylesion-probe' && PROBE_MODES.includes(data.mode) && K > 0 && Array.isArray(data.weight) && data.weight.length === K &&
     Array.isArray(data.bias) && data.bias.length === K && data.weight.every((r) => Array.isArray(r) && r.length === data.weight[0].length) &&
     (data.mode === 'linear' || (Array.isArray(data.concepts) && data.concepts.length === data.weight[0].length && data.conceptEmbeddings?.length === data.concepts.length));
-  if (!ok) throw new UserError(`${path} is not a whylesion probe (or it is damaged); train one with whylesion probe train --out.`);
+  if (!ok) throw new UserError(`${name} is not a whylesion probe (or it is damaged); train one with whylesion probe train --out.`);
   return new Probe(data);
 }
 

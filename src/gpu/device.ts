@@ -1,39 +1,11 @@
 import { UserError } from '../errors.js';
+import { platform } from '../platform/index.js';
 
 /** What the engine needs from an adapter, and the optional features it uses when offered. */
 const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'timestamp-query', 'subgroups' as GPUFeatureName];
 
-// Dawn's `create()` result and the adapter must outlive every device made from them: if they are
-// garbage-collected the process segfaults. Held here for the life of the process.
+// The adapter must outlive every device made from it (Dawn segfaults when it is garbage-collected).
 const keepAlive: unknown[] = [];
-
-let dawnGpu: Promise<GPU> | undefined;
-
-function navigatorGpu(): Promise<GPU> {
-  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  if (nav?.gpu) return Promise.resolve(nav.gpu); // Deno, browsers
-  dawnGpu ??= createDawnGpu();
-  return dawnGpu;
-}
-
-/** Node: Dawn through the `webgpu` package, created once per process and imported lazily (other runtimes never load it). */
-async function createDawnGpu(): Promise<GPU> {
-  // Mesa's llvmpipe (the CPU driver) reads its thread count when the device is made. More threads than
-  // cores measured up to 4x faster kernels on 2 cores (bench/README.md), so default to 16 unless the user chose.
-  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
-  if (env && env.LP_NUM_THREADS === undefined) env.LP_NUM_THREADS = '16';
-  const moduleName = 'webgpu';
-  const dawn = (await import(moduleName)) as { create: (flags: string[]) => GPU; globals: object };
-  Object.assign(globalThis, dawn.globals);
-  const gpu = dawn.create([]);
-  keepAlive.push(gpu);
-  return gpu;
-}
-
-const NO_ADAPTER =
-  'No WebGPU adapter was found. On a machine without a GPU install Mesa\'s lavapipe driver ' +
-  '(run `sudo bash scripts/setup-webgpu.sh` from the whylesion folder, or on Debian 12: ' +
-  '`apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`), then try again.';
 
 export interface AcquiredDevice {
   device: GPUDevice;
@@ -63,12 +35,12 @@ export async function acquireDevice(options: { device?: GPUDevice } = {}): Promi
   }
   let gpu: GPU;
   try {
-    gpu = await navigatorGpu();
+    gpu = await platform.webgpu();
   } catch (cause) {
-    throw new UserError(NO_ADAPTER, { cause });
+    throw new UserError(platform.noAdapterMessage, { cause });
   }
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) throw new UserError(NO_ADAPTER);
+  if (!adapter) throw new UserError(platform.noAdapterMessage);
   keepAlive.push(adapter);
   const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({

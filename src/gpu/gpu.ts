@@ -73,6 +73,9 @@ export class Gpu {
   /**
    * Subgroups of 8-16 lanes, as CPU rasterizers run them (one SIMD vector); real GPUs (32-64 lanes) would
    * leave most of each warp idle with one-subgroup workgroups, so they keep the workgroup-based kernels.
+   * The 8-lane kernels rely on a workgroup of 8 lying in one subgroup (broadcasts from lanes 0-7,
+   * subgroupAdd/Max over the workgroup), hence at least 8; with 16 (llvmpipe at 512 bits) a workgroup
+   * fills half of one subgroup, whose idle lanes the reductions leave out.
    */
   get hasCpuSizedSubgroups(): boolean {
     if (!this.hasSubgroups) return false;

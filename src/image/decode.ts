@@ -1,12 +1,14 @@
 /**
  * Decodes image bytes into Pillow's mode for that file, so that resizing happens where Pillow does it.
- * JPEG goes through mozjpeg (bit-identical to Pillow's libjpeg-turbo); the other formats through jimp,
- * whose RGBA output is folded back into the mode read from the header.
+ * JPEG goes through mozjpeg (bit-identical to Pillow's libjpeg-turbo); the other formats through the
+ * platform's decoder (jimp on Node and Deno, the browser's own in a page), whose RGBA output is folded back
+ * into the mode read from the header.
  */
-import { Jimp } from 'jimp';
 import { UserError } from '../errors.js';
 import { readImageHeader, type ImageHeader, type PillowMode } from './header.js';
-import { copyToArrayBuffer, decodeJpegRgba } from './jpeg.js';
+import { decodeJpegRgba } from './jpeg.js';
+import { platform } from '../platform/index.js';
+import type { RgbaBitmap } from '../platform/types.js';
 
 /**
  * A decoded image in Pillow's mode. `data` interleaves the mode's channels: "1" and "L" one (0..255),
@@ -19,27 +21,6 @@ export type DecodedImage =
   | { width: number; height: number; mode: 'I'; data: Int32Array };
 
 export const MODE_CHANNELS: Record<Exclude<PillowMode, 'I' | 'CMYK'>, number> = { '1': 1, L: 1, LA: 2, P: 3, RGB: 3, RGBA: 4 };
-
-interface RgbaBitmap {
-  width: number;
-  height: number;
-  /** RGBA samples: 8-bit, or 16-bit for 16-bit PNGs (decoded without rescaling). */
-  data: ArrayLike<number>;
-}
-
-async function decodeWithJimp(bytes: Uint8Array, header: ImageHeader, name: string): Promise<RgbaBitmap> {
-  // pngjs rescales 16-bit samples with rounding; Pillow keeps the high byte, so ask for the raw samples.
-  const options = header.bitDepth === 16 ? { 'image/png': { skipRescale: true } } : undefined;
-  try {
-    const image = await Jimp.fromBuffer(copyToArrayBuffer(bytes), options);
-    return image.bitmap;
-  } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    throw new UserError(`${name} could not be decoded as ${header.format.toUpperCase()} (${why}); re-export it as PNG or JPEG.`, {
-      cause: error,
-    });
-  }
-}
 
 /** Pillow's mode data from an RGBA bitmap. */
 function fromRgba(bitmap: RgbaBitmap, header: ImageHeader): DecodedImage {
@@ -73,14 +54,14 @@ function fromRgba(bitmap: RgbaBitmap, header: ImageHeader): DecodedImage {
 /**
  * Decodes PNG, JPEG, GIF, BMP or TIFF bytes into Pillow's mode, refusing images above Pillow's pixel
  * limit before decoding. No EXIF rotation is applied (open_clip applies none). `name` names the input in
- * error messages. CMYK JPEGs are decoded by jimp's JavaScript decoder and converted to RGB there: they are
+ * error messages. CMYK JPEGs are decoded by the platform's decoder (jimp's JavaScript one on Node) and converted to RGB there: they are
  * close to, not identical with, Pillow (which resizes in CMYK and uses libjpeg-turbo's IDCT).
  */
 export async function decodeImage(bytes: Uint8Array, name = 'the image'): Promise<DecodedImage> {
   const header = readImageHeader(bytes, name);
   const bitmap = header.format === 'jpeg' && header.mode !== 'CMYK'
     ? await decodeJpegRgba(bytes, name)
-    : await decodeWithJimp(bytes, header, name);
+    : await platform.decodeOtherFormat(bytes, header, name);
   if (bitmap.width !== header.width || bitmap.height !== header.height) {
     throw new UserError(`${name} decoded to ${bitmap.width}x${bitmap.height} but its header says ${header.width}x${header.height}; re-export it.`);
   }

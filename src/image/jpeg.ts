@@ -1,13 +1,11 @@
 /**
  * JPEG decoding with mozjpeg (libjpeg-turbo's decoder compiled to WebAssembly, via @jsquash/jpeg, which
  * @jimp/wasm-jpeg wraps): its integer IDCT and fancy upsampling give the same pixels as Pillow's libjpeg-turbo.
- * Runtime-neutral: the .wasm file is read with node:fs on Node (whose fetch cannot read file: URLs) and on
- * Deno (which also sets process.versions.node), and fetched elsewhere (browsers).
+ * The .wasm binary comes from the platform (read from node_modules on Node and Deno, bundled in the browser).
  */
 import decodeMozjpeg, { init } from '@jsquash/jpeg/decode.js';
 import { UserError } from '../errors.js';
-
-const WASM_MODULE = '@jsquash/jpeg/codec/dec/mozjpeg_dec.js';
+import { platform } from '../platform/index.js';
 
 interface MozjpegInitOptions {
   wasmBinary: ArrayBuffer | Uint8Array;
@@ -19,19 +17,8 @@ const initMozjpeg = init as unknown as (options: MozjpegInitOptions) => Promise<
 let ready: Promise<void> | undefined;
 const messages: string[] = [];
 
-async function readWasm(): Promise<ArrayBuffer | Uint8Array> {
-  if (typeof process !== 'undefined' && process.versions?.node) {
-    const { createRequire } = await import('node:module');
-    const { readFile } = await import('node:fs/promises');
-    const jsPath = createRequire(import.meta.url).resolve(WASM_MODULE);
-    return readFile(new URL('mozjpeg_dec.wasm', `file://${jsPath}`));
-  }
-  const response = await fetch(new URL('mozjpeg_dec.wasm', import.meta.resolve(WASM_MODULE)));
-  return response.arrayBuffer();
-}
-
 function ensureReady(): Promise<void> {
-  ready ??= readWasm().then((wasmBinary) => initMozjpeg({ wasmBinary, printErr: (m) => messages.push(m) }));
+  ready ??= platform.jpegWasm().then((wasmBinary) => initMozjpeg({ wasmBinary, printErr: (m) => messages.push(m) }));
   return ready;
 }
 

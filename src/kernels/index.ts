@@ -1,5 +1,5 @@
 import { uniformWords, type Dispatch, type Gpu } from '../gpu/gpu.js';
-import { defaultMatmulVariant, parseSubgroupVariant, subgroupsOf8, tuningOf, type MatmulVariant, type WeightDtype } from './tuning.js';
+import { defaultMatmulVariant, parseSubgroupVariant, subgroupsOf8, subgroupsOf16, tuningOf, type MatmulVariant, type WeightDtype } from './tuning.js';
 
 export type { MatmulVariant, WeightDtype } from './tuning.js';
 
@@ -133,9 +133,10 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
   const params = [a.M, a.N, a.K / 4, flags];
   const sub = parseSubgroupVariant(variant);
   if (sub) {
-    if (!subgroupsOf8(scope.gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
-    return dispatch(scope, 'matmul_subgroup', 'matmul_subgroup.wgsl', { W_TYPE: wType, ROWS: sub.rows, COLS: sub.cols }, label, buffers,
-      params, [Math.ceil(a.N / (8 * sub.cols)), Math.ceil(a.M / (8 * sub.rows)), 1], cost);
+    if (sub.lanes === 8 && !subgroupsOf8(scope.gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
+    if (sub.lanes === 16 && !subgroupsOf16(scope.gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 16 lanes`);
+    return dispatch(scope, 'matmul_subgroup', 'matmul_subgroup.wgsl', { W_TYPE: wType, LANES: sub.lanes, ROWS: sub.rows, COLS: sub.cols }, label, buffers,
+      params, [Math.ceil(a.N / (sub.lanes * sub.cols)), Math.ceil(a.M / (sub.lanes * sub.rows)), 1], cost);
   }
   if (variant === 'tiled') {
     return dispatch(scope, 'matmul_tiled', 'matmul_tiled.wgsl', { W_TYPE: wType }, label, buffers,

@@ -5,20 +5,28 @@ export type WeightDtype = 'f32' | 'f16';
 
 /**
  * A matmul kernel with its shape parameters: `subgroup-RxC` is matmul_subgroup.wgsl with R X rows and
- * C W rows per lane (an 8R×8C tile per 8-lane workgroup), `block` matmul.wgsl (4×4 per invocation, no
- * workgroup memory), `tiled` matmul_tiled.wgsl (64×64 workgroup-memory tiles, 256 invocations).
+ * C W rows per lane (an 8R×8C tile per 8-lane workgroup), `subgroup16-RxC` the same with 16 lanes (a
+ * 16R×16C tile; subgroups of 16 only), `block` matmul.wgsl (4×4 per invocation, no workgroup memory),
+ * `tiled` matmul_tiled.wgsl (64×64 workgroup-memory tiles, 256 invocations).
  */
-export type MatmulVariant = 'block' | 'tiled' | `subgroup-${number}x${number}`;
+export type MatmulVariant = 'block' | 'tiled' | `subgroup-${number}x${number}` | `subgroup16-${number}x${number}`;
 
 export interface MatmulShape { M: number; N: number; K: number; wDtype: WeightDtype }
 
 /** Variants the tuner tries; the subgroup ones only where subgroups run 8-16 lanes (CPU adapters). */
 const SUBGROUP_VARIANTS: MatmulVariant[] = ['subgroup-3x3', 'subgroup-2x3', 'subgroup-1x3', 'subgroup-3x2', 'subgroup-2x2', 'subgroup-4x3'];
+/**
+ * 16-lane tiles where subgroups have 16 lanes (llvmpipe at 512 bits): 32×48, 32×32 and 16×48 (96, 64 and
+ * 48 accumulators, each one 16-lane register). In the ladder (bench/README.md, third pass) 32×48 beat the
+ * 8-lane 24×24 tile on every ViT-L/14 shape, and the tuner chose each of the three for some shape; the
+ * rule keeps 24×24 until an end-to-end A/B says otherwise, so only the tuner picks these.
+ */
+const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-2x3', 'subgroup16-2x2', 'subgroup16-1x3'];
 const PORTABLE_VARIANTS: MatmulVariant[] = ['block', 'tiled'];
 
-export function parseSubgroupVariant(variant: MatmulVariant): { rows: number; cols: number } | undefined {
-  const m = /^subgroup-(\d)x(\d)$/.exec(variant);
-  return m ? { rows: Number(m[1]), cols: Number(m[2]) } : undefined;
+export function parseSubgroupVariant(variant: MatmulVariant): { lanes: 8 | 16; rows: number; cols: number } | undefined {
+  const m = /^subgroup(16)?-(\d)x(\d)$/.exec(variant);
+  return m ? { lanes: m[1] ? 16 : 8, rows: Number(m[2]), cols: Number(m[3]) } : undefined;
 }
 
 /** Groups M (rows: tokens × batch) by the next power of two, so one choice serves similar batch sizes. */
@@ -53,9 +61,21 @@ export function tuningOf(gpu: Gpu): KernelTuning {
   return tuning;
 }
 
-/** Whether the subgroup kernels (one 8-lane subgroup per workgroup) run on this device. */
+/** The device's subgroup sizes as its adapter reports them (llvmpipe: 8 lanes at 256 bits, 16 at 512). */
+export function subgroupSizes(gpu: Gpu): { min: number; max: number } | undefined {
+  const info = (gpu.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  return info?.subgroupMinSize ? { min: info.subgroupMinSize, max: info.subgroupMaxSize ?? info.subgroupMinSize } : undefined;
+}
+
+/** Whether the subgroup kernels (one 8-lane subgroup per workgroup; see Gpu.hasCpuSizedSubgroups) run on this device. */
 export function subgroupsOf8(gpu: Gpu): boolean {
   return kernelFamily(gpu) === 'cpu-subgroup';
+}
+
+/** Whether the 16-lane subgroup kernels run here too: every subgroup has exactly 16 lanes (llvmpipe at 512 bits). */
+export function subgroupsOf16(gpu: Gpu): boolean {
+  const sizes = subgroupSizes(gpu);
+  return subgroupsOf8(gpu) && sizes !== undefined && sizes.min === 16 && sizes.max === 16;
 }
 
 /** The kernel family the built-in rules use on this device: the caller's choice, else the adapter's. */
@@ -91,7 +111,7 @@ export function defaultMatmulVariant(gpu: Gpu, M: number): MatmulVariant {
 export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] {
   if (shape.K % 4 !== 0) return [];
   if (shape.wDtype === 'f16' && !gpu.hasF16) return [];
-  return [...(subgroupsOf8(gpu) ? SUBGROUP_VARIANTS : []), ...PORTABLE_VARIANTS];
+  return [...(subgroupsOf8(gpu) ? SUBGROUP_VARIANTS : []), ...(subgroupsOf16(gpu) ? SUBGROUP16_VARIANTS : []), ...PORTABLE_VARIANTS];
 }
 
 /** Bump when matmul()'s dispatch geometry or the rule changes without a shader edit (saved choices then lapse). */
@@ -121,7 +141,9 @@ export interface TuningRecord {
 /** Whether a saved choice names a kernel this device can run (a cache file is data, not trusted code). */
 export function isUsableVariant(gpu: Gpu, variant: unknown): variant is MatmulVariant {
   if (variant === 'block' || variant === 'tiled') return true;
-  return typeof variant === 'string' && /^subgroup-[1-4]x[1-4]$/.test(variant) && subgroupsOf8(gpu);
+  if (typeof variant !== 'string') return false;
+  if (/^subgroup-[1-4]x[1-4]$/.test(variant)) return subgroupsOf8(gpu);
+  return /^subgroup16-[1-3]x[1-3]$/.test(variant) && subgroupsOf16(gpu);
 }
 
 /** Applies a saved record's choices to this device; returns how many were usable. */

@@ -1,0 +1,112 @@
+/**
+ * The Node (and Deno) platform: Dawn or the runtime's navigator.gpu, the file system, the Hugging Face cache,
+ * jimp for the non-JPEG formats, and a kernel-tuning file. The browser bundle replaces this module with
+ * ./browser.ts (see ./types.ts).
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Jimp } from 'jimp';
+import { bundledAsset } from '../assets.js';
+import { KNOBO_DIR_ENV } from '../concepts/knobo.js';
+import { UserError } from '../errors.js';
+import { applyKernelTuning, checkTuningFileWritable, saveTuning } from '../io/tuning-store.js';
+import { loadTokenizer } from '../tokenizer/load.js';
+import { openCheckpoint } from '../weights/checkpoint.js';
+import { resolveModelDir } from '../weights/hub.js';
+import { openBlobCheckpoint } from '../weights/remote.js';
+import type { Platform } from './types.js';
+import { setVectorWidth } from './vector-width.js';
+
+// Dawn's `create()` result must outlive every device made from it: if it is garbage-collected the process
+// segfaults. Held here for the life of the process.
+const keepAlive: unknown[] = [];
+let dawnGpu: Promise<GPU> | undefined;
+
+/** Node: Dawn through the `webgpu` package, created once per process and imported lazily (Deno never loads it). */
+async function createDawnGpu(): Promise<GPU> {
+  // Mesa's llvmpipe (the CPU driver) reads its thread count when the device is made. More threads than
+  // cores measured up to 4x faster kernels on 2 cores (bench/README.md), so default to 16 unless the user chose.
+  if (process.env.LP_NUM_THREADS === undefined) process.env.LP_NUM_THREADS = '16';
+  setVectorWidth(process.env);
+  const moduleName = 'webgpu';
+  const dawn = (await import(moduleName)) as { create: (flags: string[]) => GPU; globals: object };
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create([]);
+  keepAlive.push(gpu);
+  return gpu;
+}
+
+const errnoOf = (error: unknown): string | undefined => (error as NodeJS.ErrnoException).code;
+
+export const platform: Platform = {
+  setting: (name) => process.env[name],
+
+  webgpu() {
+    const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+    if (nav?.gpu) return Promise.resolve(nav.gpu); // Deno
+    dawnGpu ??= createDawnGpu();
+    return dawnGpu;
+  },
+
+  noAdapterMessage:
+    'No WebGPU adapter was found. On a machine without a GPU install Mesa\'s lavapipe driver ' +
+    '(run `sudo bash scripts/setup-webgpu.sh` from the whylesion folder, or on Debian 12: ' +
+    '`apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`), then try again.',
+
+  async readImage(path) {
+    return readFile(path).catch((cause: unknown) => {
+      throw new UserError(`Cannot read the image ${path} (${errnoOf(cause) ?? cause}); check the path.`, { cause });
+    });
+  },
+
+  async decodedPixels() {
+    return undefined; // jimp images are handled by the shared code; Node has no other decoded image objects
+  },
+
+  async decodeOtherFormat(bytes, header, name) {
+    // pngjs rescales 16-bit samples with rounding; Pillow keeps the high byte, so ask for the raw samples.
+    const options = header.bitDepth === 16 ? { 'image/png': { skipRescale: true } } : undefined;
+    try {
+      return (await Jimp.fromBuffer(new Uint8Array(bytes).buffer, options)).bitmap;
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new UserError(`${name} could not be decoded as ${header.format.toUpperCase()} (${why}); re-export it as PNG or JPEG.`, { cause: error });
+    }
+  },
+
+  async jpegWasm() {
+    // Node's fetch cannot read file: URLs, so the .wasm is read from disk (Deno takes this path too).
+    const { createRequire } = await import('node:module');
+    const jsPath = createRequire(import.meta.url).resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.js');
+    return readFile(new URL('mozjpeg_dec.wasm', `file://${jsPath}`));
+  },
+
+  async openModel(source, options) {
+    if (typeof source !== 'string') return openBlobCheckpoint(source);
+    const onProgress = options.onDownload && ((p: { file: string; loaded: number; total: number | undefined }) => options.onDownload!(p.file, p.loaded, p.total));
+    const dir = await resolveModelDir(source, { ...options.hub, onProgress });
+    return openCheckpoint(dir);
+  },
+
+  loadTokenizer: (vocabPath) => loadTokenizer({ vocabPath }),
+
+  async readKnoboFile(file) {
+    const local = process.env[KNOBO_DIR_ENV];
+    if (!local) return readFile(bundledAsset(`knobo/${file}`), 'utf8');
+    return readFile(join(local, file), 'utf8').catch((cause: unknown) => {
+      throw new UserError(`${KNOBO_DIR_ENV} is ${local}, which has no ${file}; point it at a copy of KnoBo's data (or unset it to use the lists the package ships).`, { cause });
+    });
+  },
+
+  async readText(path, what) {
+    return readFile(path, 'utf8').catch((cause: unknown) => {
+      throw new UserError(`Cannot read ${what} ${path} (${errnoOf(cause) ?? cause}); check the path.`, { cause });
+    });
+  },
+
+  tuning: {
+    apply: (gpu, mode) => applyKernelTuning(gpu, mode),
+    checkWritable: () => checkTuningFileWritable(),
+    save: (gpu, results) => saveTuning(gpu, results),
+  },
+};
