@@ -15,7 +15,7 @@ enable subgroups;
 //!include matmul_io.wgsl
 @group(0) @binding(1) var<storage, read> W: array<vec2<u32>>;
 
-const LANES = 8u;
+const LANES = {{LANES}}u;  // 8: the packing's tile; one subgroup's lanes or half of them
 const ROWS = {{ROWS}}u;  // X rows loaded per lane (1-3, fewer for small M); the tile has LANES·ROWS rows
 const COLS = 3u;  // W rows (output columns) per lane; the tile has LANES·COLS columns, as packed
 

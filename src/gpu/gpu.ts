@@ -336,7 +336,11 @@ export function buildShader(shader: string, defines: ShaderDefines = {}): string
     const source = WGSL_SOURCES[name];
     if (source === undefined) throw new Error(`No shader named ${name} in shaders/`);
     included.add(name);
-    return source.replace(/^\/\/!include (\S+)$/gm, (_, dep: string) => (included.has(dep) ? '' : expand(dep)));
+    // An include may name a define (subgroup_lanes_{{LANES}}.wgsl): the variant is picked before compiling.
+    return source.replace(/^\/\/!include (\S+)$/gm, (_, name: string) => {
+      const dep = name.replace(/\{\{(\w+)\}\}/g, (__, key: string) => String(defines[key] ?? `{{${key}}}`));
+      return included.has(dep) ? '' : expand(dep);
+    });
   };
   let code = expand(shader).replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
     if (!(key in defines)) throw new Error(`Shader ${shader} needs the define ${key}`);

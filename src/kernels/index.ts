@@ -122,7 +122,7 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
     if (wType !== 'f16') throw new Error(`${label}: packed weights are f16, but wDtype is ${wType}`);
     // Columns are fixed by the packing (24 per tile); rows follow the rule's small-M choice.
     const rows = parseSubgroupVariant(defaultMatmulVariant(scope.gpu, a.M))?.rows ?? 3;
-    return dispatch(scope, 'matmul_packed', 'matmul_packed.wgsl', { ROWS: rows }, label, buffers,
+    return dispatch(scope, 'matmul_packed', 'matmul_packed.wgsl', { ROWS: rows, LANES: 8 }, label, buffers,
       [a.M, a.N, a.K / 4, flags], [Math.ceil(a.N / SUBGROUP_TILE), Math.ceil(a.M / (8 * rows)), 1], cost);
   }
   if (a.K % 4 !== 0) {

@@ -125,7 +125,7 @@ export function tuningKey(gpu: Gpu): string {
   const info = gpu.adapterInfo;
   const adapter = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || 'unknown adapter';
   let hash = 0x811c9dc5;
-  for (const name of Object.keys(WGSL_SOURCES).filter((n) => n.startsWith('matmul') || n === 'subgroup_tile.wgsl' || n === 'epilogue.wgsl').sort()) {
+  for (const name of Object.keys(WGSL_SOURCES).filter((n) => n.startsWith('matmul') || n.startsWith('subgroup_') || n === 'epilogue.wgsl').sort()) {
     for (const ch of WGSL_SOURCES[name]) hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
   }
   return `${adapter} | kernels ${hash.toString(16).padStart(8, '0')} | launch ${LAUNCH_VERSION}`;
