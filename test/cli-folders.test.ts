@@ -1,18 +1,16 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadNpy, TINY, VOCAB_URL } from './helpers.js';
+import { loadNpy, TINY, VOCAB_URL, runCli } from './helpers.js';
 
 /**
  * classify / zeroshot / explain over folders and globs, checked against open_clip's own embeddings of the
  * tiny checkpoint (fixtures/openclip-tiny) with the scores, ensembles and softmax written out here.
  */
-const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const MODEL = fileURLToPath(new URL('model', TINY));
 const IMAGES = fileURLToPath(new URL('images', TINY));
@@ -37,13 +35,7 @@ const [p0, p1] = cases.label_probs_first3_texts[0];
 const LOGIT_SCALE = Math.log(p1 / p0) / (dot(imageRow(cases.images[0]), textRow(1)) - dot(imageRow(cases.images[0]), textRow(0)));
 
 async function whylesion(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run('node', [CLI, ...args], { env, maxBuffer: 64 << 20 });
-    return { stdout, stderr, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
+  return runCli(args, env);
 }
 
 /** RFC 4180: quoted fields may hold commas, doubled quotes and newlines. */

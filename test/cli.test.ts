@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../src/io/npy.js';
-import { KNOBO_URL, loadNpy, maxAbsDiff, TINY, VOCAB_URL } from './helpers.js';
+import { KNOBO_URL, loadNpy, maxAbsDiff, TINY, VOCAB_URL, runCli } from './helpers.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
@@ -26,13 +26,7 @@ function whylesion(...args: string[]): Promise<{ stdout: string; stderr: string;
 }
 
 async function whylesionWith(extraEnv: Record<string, string>, ...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run('node', [CLI, ...args], { env: { ...env, ...extraEnv }, maxBuffer: 64 << 20 });
-    return { stdout, stderr, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
+  return runCli(args, { ...env, ...extraEnv });
 }
 
 let work: string;

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { readNpy } from '../src/io/npy.js';
 
 /** Seeded PRNG (mulberry32) with normal samples, so every test input is reproducible. */
@@ -51,4 +53,18 @@ export function loadNpy(url: URL): { shape: number[]; data: Float32Array } {
   const a = readNpy(readFileSync(url), url.pathname);
   if (a.dtype !== 'float32') throw new Error(`${url.pathname}: expected float32`);
   return a;
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Runs the built CLI (dist/) with these arguments and environment; a non-zero exit is returned, not thrown. */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string; code: number }> {
+  const cli = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
+  try {
+    const { stdout, stderr } = await execFileAsync('node', [cli, ...args], { env, maxBuffer: 64 << 20 });
+    return { stdout, stderr, code: 0 };
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string; code: number };
+    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
+  }
 }
