@@ -5,12 +5,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gpu } from '../src/gpu/gpu.js';
+import { Gpu } from '../src/runtime/gpu.js';
 import { writeNpy } from '../src/io/npy.js';
-import { applyKernelTuning, tuningFilePath } from '../src/io/tuning-store.js';
+import { applyKernelTuning, tuningFilePath } from '../src/api/tuning-store.js';
 import { ClipModel } from '../src/model/clip.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
-import { openCheckpoint } from '../src/weights/checkpoint.js';
+import { openCheckpoint } from '../src/io/checkpoint.js';
 import { flag, machine, REPO, runReference, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
 
 const argv = process.argv.slice(2);

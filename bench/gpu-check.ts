@@ -8,12 +8,12 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WhyLesionModel } from '../src/api/model.js';
 import { vectorWidthChoice } from '../src/platform/vector-width.js';
-import { Gpu } from '../src/gpu/gpu.js';
+import { Gpu } from '../src/runtime/gpu.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
-import { tuningFilePath } from '../src/io/tuning-store.js';
+import { tuningFilePath } from '../src/api/tuning-store.js';
 import { ClipModel } from '../src/model/clip.js';
 import { adapterKind, defaultMatmulVariant, subgroupSizes } from '../src/kernels/tuning.js';
-import { openCheckpoint } from '../src/weights/checkpoint.js';
+import { openCheckpoint } from '../src/io/checkpoint.js';
 import { flag, machine, PYTHON, runReference, simdFlags, syntheticCheckpoint } from './common.js';
 
 const argv = process.argv.slice(2);

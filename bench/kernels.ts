@@ -7,11 +7,12 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { Gpu, uniformWords, type Dispatch, type ShaderDefines } from '../src/gpu/gpu.js';
+import { Gpu, uniformWords, type Dispatch } from '../src/runtime/gpu.js';
+import { shaderPipeline, type ShaderDefines } from '../src/kernels/shader.js';
 import * as K from '../src/kernels/index.js';
 import { attentionRef, layerNormRef, matmulRef } from '../src/kernels/reference.js';
 import { subgroupsOf16 } from '../src/kernels/tuning.js';
-import { f16BitsToF32, f32ToF16Bits } from '../src/weights/tensor-source.js';
+import { f16BitsToF32, f32ToF16Bits } from '../src/io/tensor-source.js';
 import { simdFlags } from './common.js';
 
 interface Result { kernel: string; shape: string; ms: number; coldMs?: number; gflops?: number; gbps?: number; error?: number; cpuMs?: number; gflopsPerCpuS?: number }
@@ -36,7 +37,7 @@ interface MatmulBuffers { x: GPUBuffer; w: GPUBuffer; w16: GPUBuffer; wHost: Flo
 
 function direct(shader: string, defines: ShaderDefines, kPerWord: number, tile: [number, number]) {
   return async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
-    const pipeline = await gpu.pipeline(shader, defines);
+    const pipeline = await shaderPipeline(gpu, shader, defines);
     const params = gpu.uniformBuffer(shader, uniformWords([M, N, Kd / kPerWord, 0]));
     b.params.push(params);
     const bindGroup = gpu.bindGroup(shader, pipeline, [b.x, defines.W_TYPE === 'f16' ? b.w16 : b.w, gpu.zeros, b.y, params]);
@@ -158,7 +159,7 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
   const results: Result[] = [];
   const scope = new K.Scope(gpu);
   const direct = async (shader: string, defines: ShaderDefines, buffers: GPUBuffer[], params: (number | { f: number })[], workgroups: [number, number, number], cost: { flops?: number; bytes?: number }): Promise<Dispatch> => {
-    const pipeline = await gpu.pipeline(shader, defines);
+    const pipeline = await shaderPipeline(gpu, shader, defines);
     const bindGroup = gpu.bindGroup(shader, pipeline, [...buffers, scope.uniform(shader, params)]);
     return { label: shader, kernel: shader, pipeline, bindGroup, workgroups, ...cost };
   };

@@ -3,9 +3,9 @@
 // it in /usr/bin/time -v (peak RSS) beside `cat file > /dev/null` on the same file.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Gpu } from '../src/gpu/gpu.js';
+import { Gpu } from '../src/runtime/gpu.js';
 import { ClipModel } from '../src/model/clip.js';
-import { openCheckpoint } from '../src/weights/checkpoint.js';
+import { openCheckpoint } from '../src/io/checkpoint.js';
 import { flag, machine, simdFlags, syntheticCheckpoint } from './common.js';
 
 const argv = process.argv.slice(2);

@@ -4,12 +4,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gpu } from '../src/gpu/gpu.js';
+import { Gpu } from '../src/runtime/gpu.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { ClipModel } from '../src/model/clip.js';
 import { compareTowers, rowCosines } from '../src/parity/compare.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
-import { openCheckpoint } from '../src/weights/checkpoint.js';
+import { openCheckpoint } from '../src/io/checkpoint.js';
 import { flag, machine, REPO, runReference, syntheticCheckpoint, writeResult } from './common.js';
 
 const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];

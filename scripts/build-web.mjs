@@ -2,12 +2,13 @@
  * Builds the browser edition: dist/web/whylesion.js (one ESM bundle of the library, with the CLIP
  * vocabulary, KnoBo's concept lists and mozjpeg's WebAssembly inside) beside a copy of the demo page
  * (examples/web/), so dist/web/ is a static site any server can serve. The Node platform module
- * (src/platform/index.ts) is swapped for src/platform/browser.ts; nothing of Node reaches the bundle.
+ * (src/platform/index.ts) is swapped for src/platform/browser.ts and the loaders (src/api/loaders.ts) for
+ * src/api/loaders.browser.ts; nothing of Node reaches the bundle.
  *
  *   node scripts/build-web.mjs      (npm run build:web)
  */
 import { cpSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import * as esbuild from 'esbuild';
@@ -20,9 +21,14 @@ const CLIP_MERGE_COUNT = 49152 - 256 - 2;
 const browserPlatform = {
   name: 'whylesion-browser',
   setup(build) {
-    build.onResolve({ filter: /platform\/index\.js$/ }, (args) => {
-      if (!args.importer.startsWith(join(root, 'src'))) return undefined;
-      return { path: join(root, 'src', 'platform', 'browser.ts') };
+    // The two runtime-specific modules: the platform (bottom layer) and the loaders (api layer).
+    const browserEditions = {
+      [join(root, 'src', 'platform', 'index.js')]: join(root, 'src', 'platform', 'browser.ts'),
+      [join(root, 'src', 'api', 'loaders.js')]: join(root, 'src', 'api', 'loaders.browser.ts'),
+    };
+    build.onResolve({ filter: /(index|loaders)\.js$/ }, (args) => {
+      const target = browserEditions[resolve(args.resolveDir, args.path)];
+      return target ? { path: target } : undefined;
     });
     build.onResolve({ filter: /^virtual:clip-merges$/ }, () => ({ path: 'clip-merges', namespace: 'whylesion' }));
     build.onLoad({ filter: /^clip-merges$/, namespace: 'whylesion' }, () => {

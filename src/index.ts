@@ -12,17 +12,17 @@
  */
 export { loadModel, WhyLesionModel, normalized, type ImageInput, type LoadOptions, type LoadProgress, type ModelSource, type TuneOptions } from './api/model.js';
 export { tuneMatmuls, type ShapeResult, type CandidateResult } from './kernels/autotune.js';
-export { applyCachedTuning, saveTuning, tuningFilePath } from './io/tuning-store.js';
+export { applyCachedTuning, saveTuning, tuningFilePath } from './api/tuning-store.js';
 export { UserError } from './errors.js';
-export { Gpu } from './gpu/gpu.js';
+export { Gpu } from './runtime/gpu.js';
 export { ClipModel, type ComputeDtype, type StepDump } from './model/clip.js';
 export { parseClipConfig, BUILTIN_CONFIGS, type ClipConfig } from './model/config.js';
 export { ClipTokenizer, cleanText } from './tokenizer/index.js';
 export { loadTokenizer } from './tokenizer/load.js';
 export { preprocessImage, preprocessJimp, decodeImage, type PreprocessOptions } from './image/index.js';
 export { preprocessImageFile } from './image/load.js';
-export { openCheckpoint } from './weights/checkpoint.js';
-export { resolveModelDir, downloadHubFile, type HubOptions } from './weights/hub.js';
+export { openCheckpoint } from './io/checkpoint.js';
+export { resolveModelDir, downloadHubFile, type HubOptions } from './io/hub.js';
 export { readNpy, writeNpy } from './io/npy.js';
 export { trainProbe, loadProbe, parseProbe, Probe, knoboPrior, zeroShotScores, PROBE_MODES, type ProbeFile, type ProbeMode, type TrainProbeOptions, type Solver } from './eval/probe.js';
 export { evaluateMode, EVAL_MODES, type EvalMode, type EvalInputs, type ModeResult } from './eval/evaluate.js';

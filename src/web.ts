@@ -8,5 +8,5 @@ export { ClipTokenizer, cleanText } from './tokenizer/index.js';
 export { preprocessImage, decodeImage, type PreprocessOptions } from './image/index.js';
 export { loadConcepts, KNOBO_BOTTLENECKS, DEFAULT_BOTTLENECK } from './concepts/knobo.js';
 export { parseClipConfig, BUILTIN_CONFIGS, type ClipConfig } from './model/config.js';
-export { formatBytes } from './weights/progress.js';
+export { formatBytes } from './io/progress.js';
 export { Probe, loadProbe, parseProbe, type ProbeFile } from './eval/probe.js';

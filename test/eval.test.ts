@@ -11,7 +11,7 @@ import { renderReport } from '../src/eval/report.js';
 import { FeatureCache } from '../src/eval/features.js';
 import { readImageFolderDataset, readSplitPickle, sampleShots } from '../src/eval/splits.js';
 import { linearAccuracy, logisticObjective, trainAdam, trainLbfgs, type LabeledFeatures } from '../src/eval/train.js';
-import { parsePlainPickle } from '../src/weights/pickle.js';
+import { parsePlainPickle } from '../src/io/pickle.js';
 import { loadNpy, rng } from './helpers.js';
 
 const SYNTH = new URL('fixtures/eval-synth/', import.meta.url);

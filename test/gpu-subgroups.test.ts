@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { acquireDevice } from '../src/gpu/device.js';
+import { acquireDevice } from '../src/runtime/device.js';
 import { chooseVectorWidth, vectorWidthChoice } from '../src/platform/vector-width.js';
-import { Gpu } from '../src/gpu/gpu.js';
+import { Gpu } from '../src/runtime/gpu.js';
 import { adapterKind, subgroupSizes, subgroupsOf8 } from '../src/kernels/tuning.js';
 
 /** A caller's device whose WGSL compiler answers the `enable subgroups;` probe with `compileError` (or accepts it). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { ProgressBar, formatBytes, formatDuration, renderProgressLine } from '../src/weights/progress.js';
+import { ProgressBar, formatBytes, formatDuration, renderProgressLine } from '../src/io/progress.js';
 
 describe('progress formatting', () => {
   it('formats sizes in decimal units as the Hub shows them', () => {

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { UserError } from '../src/errors.js';
-import { downloadHubFile, resolveModelDir, type DownloadProgress } from '../src/weights/hub.js';
+import { downloadHubFile, resolveModelDir, type DownloadProgress } from '../src/io/hub.js';
 
 const MODEL = 'yyupenn/whylesionclip';
 const COMMIT = 'a'.repeat(8) + '0123456789abcdef0123456789abcdef';

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Gpu, type Dispatch } from '../src/gpu/gpu.js';
+import { Gpu, type Dispatch } from '../src/runtime/gpu.js';
 import * as K from '../src/kernels/index.js';
+import { shaderPipeline } from '../src/kernels/shader.js';
 import { defaultMatmulVariant, subgroupsOf8 } from '../src/kernels/tuning.js';
 import { attentionRef, erf, gelu, layerNormRef, matmulRef, quickGelu } from '../src/kernels/reference.js';
 import { randomArray, relativeError } from './helpers.js';
@@ -244,7 +245,7 @@ describe('matmul variants', () => {
         const bias = randomArray(N, N, 0.3), residual = randomArray(M * N, M, 1);
         const Y = scope.storage('y', c.accumulate ? residual : new Float32Array(M * N));
         const flags = 1 | ((c.activation ? activationBits[c.activation] : 0) << 1) | (c.accumulate ? 8 : 0);
-        const pipeline = await gpu.pipeline(v.shader, { W_TYPE: c.f16 ? 'f16' : 'f32', ...v.defines });
+        const pipeline = await shaderPipeline(gpu, v.shader, { W_TYPE: c.f16 ? 'f16' : 'f32', ...v.defines });
         const params = scope.uniform('mm', [M, N, Kd / 4, flags]);
         const bindGroup = gpu.bindGroup('mm', pipeline, [scope.storage('x', x), scope.storage('w', wData), scope.storage('b', bias), Y, params]);
         const d: Dispatch = { label: 'mm', kernel: v.shader, pipeline, bindGroup, workgroups: [Math.ceil(N / v.tile), Math.ceil(M / v.tile), 1] };
@@ -323,7 +324,7 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
     for (const causal of [false, true]) {
       const qkv = randomArray(B * T * 3 * H * D, 11, 2);
       const O = scope.storage('o', B * T * H * D * 4);
-      const pipeline = await gpu.pipeline('attention.wgsl', { HEAD_DIM: D });
+      const pipeline = await shaderPipeline(gpu, 'attention.wgsl', { HEAD_DIM: D });
       const params = scope.uniform('attn', [T, H * D, causal ? 1 : 0, { f: 1 / Math.sqrt(D) }]);
       const bindGroup = gpu.bindGroup('attn', pipeline, [scope.storage('qkv', qkv), O, params]);
       const d: Dispatch = { label: 'attn', kernel: 'attention', pipeline, bindGroup, workgroups: [Math.ceil(T / 64), H, B] };
@@ -352,7 +353,7 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
     const x = randomArray(rows * cols, 5, 1).map((v) => v + 100);
     const gain = randomArray(cols, 6, 0.1).map((v) => v + 1), shift = randomArray(cols, 7, 0.1);
     const Y = scope.storage('y', rows * cols * 4);
-    const pipeline = await gpu.pipeline('layernorm.wgsl', {});
+    const pipeline = await shaderPipeline(gpu, 'layernorm.wgsl', {});
     const bindGroup = gpu.bindGroup('ln', pipeline, [scope.storage('x', x), scope.storage('g', gain), scope.storage('s', shift), Y, scope.uniform('ln', [rows, cols, 1, { f: 1e-5 }])]);
     const d: Dispatch = { label: 'ln', kernel: 'layernorm', pipeline, bindGroup, workgroups: [rows, 1, 1] };
     expect(relativeError(await runAndRead(d, Y, rows * cols), layerNormRef(x, gain, shift, rows, cols))).toBeLessThan(1e-5);

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Gpu } from '../src/gpu/gpu.js';
+import { Gpu } from '../src/runtime/gpu.js';
 import { ClipModel } from '../src/model/clip.js';
 import { parseClipConfig } from '../src/model/config.js';
-import { SafetensorsFile } from '../src/weights/source.js';
+import { SafetensorsFile } from '../src/io/source.js';
 import { loadNpy, maxAbsDiff, TINY } from './helpers.js';
 
 const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as { images: string[]; texts: string[]; tokens: number[][] };

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { UserError } from '../src/errors.js';
-import { Gpu } from '../src/gpu/gpu.js';
+import { Gpu } from '../src/runtime/gpu.js';
 import {
   bits, cases, expectedImage, expectedText, expectMatches, IMAGE_PATHS, loadTiny, pixelBatch, tokenBatch,
 } from './reliability-shared.js';

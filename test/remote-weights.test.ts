@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/api/model.js';
 import { UserError } from '../src/errors.js';
 import { serveStatic, type StaticServer } from '../src/serve/static.js';
-import { SafetensorsSource } from '../src/weights/safetensors.js';
-import { HttpRangeAccess, hubFolderUrl, openBlobCheckpoint } from '../src/weights/remote.js';
+import { SafetensorsSource } from '../src/io/safetensors.js';
+import { HttpRangeAccess, hubFolderUrl, openBlobCheckpoint } from '../src/io/remote.js';
 import { loadNpy, maxAbsDiff, TINY } from './helpers.js';
 
 const MODEL = fileURLToPath(new URL('model', TINY));

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { expect, it } from 'vitest';
-import { buildShader } from '../src/gpu/gpu.js';
+import { buildShader } from '../src/kernels/shader.js';
 
 it('src/kernels/wgsl.generated.ts matches shaders/*.wgsl', () => {
   expect(() => execFileSync('node', ['scripts/embed-shaders.mjs', '--check'], { stdio: 'pipe' })).not.toThrow();

@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
-import { parseTorchPickle } from '../src/weights/pickle.js';
-import { SafetensorsSource } from '../src/weights/safetensors.js';
-import { convertBinToSafetensors } from '../src/weights/convert.js';
-import { openCheckpoint } from '../src/weights/checkpoint.js';
-import { SafetensorsFile } from '../src/weights/source.js';
-import { BytesAccess } from '../src/weights/tensor-source.js';
-import { openTorchBin } from '../src/weights/torch-bin.js';
+import { parseTorchPickle } from '../src/io/pickle.js';
+import { SafetensorsSource } from '../src/io/safetensors.js';
+import { convertBinToSafetensors } from '../src/io/convert.js';
+import { openCheckpoint } from '../src/io/checkpoint.js';
+import { SafetensorsFile } from '../src/io/source.js';
+import { BytesAccess } from '../src/io/tensor-source.js';
+import { openTorchBin } from '../src/io/torch-bin.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'weights');
 

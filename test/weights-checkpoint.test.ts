@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { synthCommand } from '../src/cli/synth.js';
 import { parseClipConfig } from '../src/model/config.js';
-import { openCheckpoint } from '../src/weights/checkpoint.js';
-import { synthesizeTensor } from '../src/weights/synth.js';
+import { openCheckpoint } from '../src/io/checkpoint.js';
+import { synthesizeTensor } from '../src/io/synth.js';
 
 const TINY = join(import.meta.dirname, 'fixtures', 'openclip-tiny', 'model');
 const TINY_CONFIG = {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { BUILTIN_CONFIGS, parseClipConfig } from '../src/model/config.js';
 import { checkTensors, expectedTensors } from '../src/model/layout.js';
-import { SafetensorsFile } from '../src/weights/source.js';
+import { SafetensorsFile } from '../src/io/source.js';
 
 const TINY = join(import.meta.dirname, 'fixtures', 'openclip-tiny', 'model');
 

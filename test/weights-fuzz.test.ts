@@ -2,11 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
-import { parseTorchPickle } from '../src/weights/pickle.js';
-import { SafetensorsSource, encodeSafetensors } from '../src/weights/safetensors.js';
-import { BytesAccess, type TensorSource } from '../src/weights/tensor-source.js';
-import { openTorchBin } from '../src/weights/torch-bin.js';
-import { readZipDirectory } from '../src/weights/zip.js';
+import { parseTorchPickle } from '../src/io/pickle.js';
+import { SafetensorsSource, encodeSafetensors } from '../src/io/safetensors.js';
+import { BytesAccess, type TensorSource } from '../src/io/tensor-source.js';
+import { openTorchBin } from '../src/io/torch-bin.js';
+import { readZipDirectory } from '../src/io/zip.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'weights');
 const ROUNDS = 2000;

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { readNpy } from '../src/io/npy.js';
-import { SafetensorsSource, encodeSafetensors } from '../src/weights/safetensors.js';
-import { SafetensorsFile, writeSafetensors } from '../src/weights/source.js';
-import { f16BitsToF32, f32ToF16Bits } from '../src/weights/tensor-source.js';
+import { SafetensorsSource, encodeSafetensors } from '../src/io/safetensors.js';
+import { SafetensorsFile, writeSafetensors } from '../src/io/source.js';
+import { f16BitsToF32, f32ToF16Bits } from '../src/io/tensor-source.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'weights');
 const TINY = join(import.meta.dirname, 'fixtures', 'openclip-tiny', 'model', 'open_clip_model.safetensors');

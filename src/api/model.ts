@@ -1,16 +1,17 @@
 import { UserError, withPermissionHints } from '../errors.js';
-import { Gpu, type KernelFamily } from '../gpu/gpu.js';
+import { Gpu, type KernelFamily } from '../runtime/gpu.js';
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
 import { preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
 import { ClipModel, type ComputeDtype, type StepDump } from '../model/clip.js';
 import type { ClipConfig } from '../model/config.js';
 import { platform } from '../platform/index.js';
-import type { ModelSource } from '../platform/types.js';
+import type { ModelSource } from './loader-types.js';
+import { loaders } from './loaders.js';
 import { ClipTokenizer } from '../tokenizer/index.js';
-import type { HubOptions } from '../weights/hub.js';
+import type { HubOptions } from '../io/hub.js';
 
-export type { ModelSource } from '../platform/types.js';
+export type { ModelSource } from './loader-types.js';
 
 /** An image the browser has already decoded; preprocessed from its RGBA pixels, not from the file's bytes. */
 export type DecodedImageObject = ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageData;
@@ -94,7 +95,7 @@ export class WhyLesionModel {
 
   /** The CLIP tokenizer, read on first use (image-only work never touches the vocabulary). */
   tokenizer(): Promise<ClipTokenizer> {
-    this.tokenizerLoad ??= withPermissionHints(() => platform.loadTokenizer(this.vocabPath));
+    this.tokenizerLoad ??= withPermissionHints(() => loaders.loadTokenizer(this.vocabPath));
     // A failed read is not remembered: the user may fix the file and call again.
     this.tokenizerLoad.catch(() => (this.tokenizerLoad = undefined));
     return this.tokenizerLoad;
@@ -253,7 +254,7 @@ export class WhyLesionModel {
 
   private async tuneMatmuls(options: TuneOptions): Promise<{ results: ShapeResult[]; file?: string }> {
     const S = this.config.vision.imageSize;
-    if (options.save !== false) platform.tuning.checkWritable(); // before minutes of tuning, not after
+    if (options.save !== false) loaders.tuning.checkWritable(); // before minutes of tuning, not after
     const tuning = tuningOf(this.gpu);
     tuning.requested.clear();
     // Forwards planned afresh record every matmul shape they use (their outputs are not needed).
@@ -263,7 +264,7 @@ export class WhyLesionModel {
     if (texts.length > 0) await this.model.encodeTokens(await this.tokenize(texts), texts.length);
     const results = await tuneMatmuls(this.gpu, [...tuning.requested.values()], { runs: options.runs, onShape: options.onShape });
     await this.model.clearPlans(); // later forwards are planned with the new choices
-    const file = options.save === false ? undefined : platform.tuning.save(this.gpu, results);
+    const file = options.save === false ? undefined : loaders.tuning.save(this.gpu, results);
     return { results, file };
   }
 
@@ -299,7 +300,7 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
   const onDownload = options.onProgress
     ? (file: string, loaded: number, total: number | undefined) => options.onProgress!({ stage: 'download', file, loaded, total })
     : undefined;
-  const checkpoint = await platform.openModel(source, { hub: options.hub, onDownload, storage: options.storage });
+  const checkpoint = await loaders.openModel(source, { hub: options.hub, onDownload, storage: options.storage });
   let gpu: Gpu;
   try {
     gpu = await Gpu.create({ device: options.device, kernels: options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined) });
@@ -308,7 +309,7 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
     throw e;
   }
   try {
-    platform.tuning.apply(gpu, options.kernelTuning);
+    loaders.tuning.apply(gpu, options.kernelTuning);
     const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {
       dtype: options.dtype,
       maxBatch: options.maxBatch,

@@ -7,6 +7,7 @@ import { UserError } from '../errors.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
 import { BATCH_OPTIONS, BATCH_USAGE, batchSize, encodeImageBatch, finishSkipped, IMAGE_EXTENSIONS, listImages, Progress } from './images.js';
 import { loadModelFromArgs } from './load.js';
+import type { Scorer } from './scorer.js';
 
 const OUTPUT_OPTIONS = {
   ...MODEL_OPTIONS,
@@ -83,16 +84,6 @@ interface Values {
   batch?: string; quiet?: boolean; strict?: boolean; format?: string; json?: boolean; top?: string;
 }
 
-/** How one command turns an image's embedding into a result, and how a result is printed in each format. */
-export interface Scorer<R> {
-  /** Unnormalized embeddings (a probe normalizes as it was trained); otherwise unit rows. */
-  raw?: boolean;
-  score(image: string, row: Float32Array): R;
-  table(result: R): string;
-  json(result: R): unknown;
-  csvHeader: string[];
-  csv(result: R): (string | number)[][];
-}
 
 export async function classifyCommand(argv: string[]): Promise<void> {
   const parsed = parseCommand('classify', argv, {

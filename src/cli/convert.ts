@@ -1,5 +1,5 @@
 import { UserError } from '../errors.js';
-import { convertBinToSafetensors } from '../weights/convert.js';
+import { convertBinToSafetensors } from '../io/convert.js';
 import { parseCommand } from './args.js';
 
 const USAGE = `Usage: whylesion convert IN.bin OUT.safetensors

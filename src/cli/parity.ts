@@ -7,8 +7,8 @@ import { UserError } from '../errors.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { compareTowers, rowCosines, maxAbsAndRelative, type ComparedPair } from '../parity/compare.js';
 import { findPython } from '../parity/python.js';
-import { openCheckpoint } from '../weights/checkpoint.js';
-import { resolveModelDir } from '../weights/hub.js';
+import { openCheckpoint } from '../io/checkpoint.js';
+import { resolveModelDir } from '../io/hub.js';
 import { DEFAULT_MODEL, MODEL_OPTIONS, MODEL_USAGE, parseCommand, parseDtype, positiveInteger } from './args.js';
 import { checkReadable, loadModelFromArgs } from './load.js';
 

@@ -6,7 +6,7 @@ import { parseCommand } from './args.js';
 import { writeAtomic } from './corpus.js';
 import { DATASET_OPTIONS, DATASET_USAGE, openDataset, parseModes, prepareInputs, trainingSettings } from './eval.js';
 import { MODEL_USAGE } from './args.js';
-import type { Scorer } from './classify.js';
+import type { Scorer } from './scorer.js';
 
 const USAGE = `
 Usage: whylesion probe train DATASET --mode linear|concepts|knobo --out probe.json [options]

@@ -2,9 +2,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { BUILTIN_CONFIGS, parseClipConfig } from '../model/config.js';
-import { CONFIG_FILE, SAFETENSORS_FILE } from '../weights/checkpoint.js';
-import { writeSafetensors } from '../weights/source.js';
-import { synthesizeCheckpoint } from '../weights/synth.js';
+import { CONFIG_FILE, SAFETENSORS_FILE } from '../io/checkpoint.js';
+import { writeSafetensors } from '../io/source.js';
+import { synthesizeCheckpoint } from '../io/synth.js';
 import { parseCommand, positiveInteger } from './args.js';
 
 const USAGE = `Usage: whylesion synth --config NAME|PATH --out DIR [--seed N] [--dtype f32|f16]

@@ -1,5 +1,5 @@
 import { UserError } from '../errors.js';
-import { checkTuningFileWritable } from '../io/tuning-store.js';
+import { checkTuningFileWritable } from '../api/tuning-store.js';
 import type { ShapeResult } from '../kernels/autotune.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
 import { loadModelFromArgs } from './load.js';

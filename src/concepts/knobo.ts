@@ -6,7 +6,7 @@ export const KNOBO_BOTTLENECKS = ['PubMed', 'StatPearls', 'Textbooks', 'Wikipedi
 export type KnoboBottleneck = (typeof KNOBO_BOTTLENECKS)[number];
 export const DEFAULT_BOTTLENECK: KnoboBottleneck = 'PubMed';
 /** Environment variable naming a folder that replaces the package's copy of KnoBo's lists (Node, Deno). */
-export const KNOBO_DIR_ENV = 'WHYLESION_KNOBO_DIR';
+export { KNOBO_DIR_ENV } from '../platform/types.js';
 /**
  * A file of KnoBo's skin-lesion data (assets/knobo/README.md): on Node from $WHYLESION_KNOBO_DIR when set,
  * else the copy the package ships (bundled in the browser build).

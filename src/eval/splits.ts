@@ -2,7 +2,7 @@ import { access, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bundledAsset } from '../assets.js';
 import { UserError } from '../errors.js';
-import { parsePlainPickle } from '../weights/pickle.js';
+import { parsePlainPickle } from '../io/pickle.js';
 import { SeededRandom } from './random.js';
 
 export const SPLITS = ['train', 'val', 'test'] as const;

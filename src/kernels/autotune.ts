@@ -1,4 +1,4 @@
-import type { Dispatch, Gpu } from '../gpu/gpu.js';
+import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import { matmul, Scope } from './index.js';
 import { defaultMatmulVariant, matmulCandidates, shapeKey, tuningOf, type MatmulShape, type MatmulVariant } from './tuning.js';
 

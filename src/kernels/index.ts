@@ -1,4 +1,5 @@
-import { uniformWords, type Dispatch, type Gpu } from '../gpu/gpu.js';
+import { uniformWords, type Dispatch, type Gpu } from '../runtime/gpu.js';
+import { shaderPipeline } from './shader.js';
 import { defaultMatmulVariant, parseSubgroupVariant, subgroupsOf8, subgroupsOf16, tuningOf, type MatmulVariant, type WeightDtype } from './tuning.js';
 
 export type { MatmulVariant, WeightDtype } from './tuning.js';
@@ -40,7 +41,7 @@ async function dispatch(
   workgroups: [number, number, number],
   cost: { flops?: number; bytes?: number } = {},
 ): Promise<Dispatch> {
-  const pipeline = await scope.gpu.pipeline(shader, defines);
+  const pipeline = await shaderPipeline(scope.gpu, shader, defines);
   const bindGroup = scope.gpu.bindGroup(label, pipeline, [...buffers, scope.uniform(label, params)]);
   return { label, kernel, pipeline, bindGroup, workgroups, ...cost };
 }

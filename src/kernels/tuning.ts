@@ -1,4 +1,4 @@
-import type { Gpu, KernelFamily } from '../gpu/gpu.js';
+import type { Gpu, KernelFamily } from '../runtime/gpu.js';
 import { WGSL_SOURCES } from './wgsl.generated.js';
 
 export type WeightDtype = 'f32' | 'f16';

@@ -1,7 +1,7 @@
 import { UserError } from '../errors.js';
-import type { Dispatch, Gpu } from '../gpu/gpu.js';
+import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import * as K from '../kernels/index.js';
-import { elementCount, f32ToF16Bits, type TensorSource } from '../weights/tensor-source.js';
+import { elementCount, f32ToF16Bits, type TensorSource } from './tensor-source.js';
 import type { ClipConfig } from './config.js';
 import { checkTensors, mlpWidth } from './layout.js';
 

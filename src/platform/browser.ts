@@ -1,23 +1,15 @@
 /**
  * The browser platform (replaces ./index.ts in dist/web/whylesion.js; see ./types.ts): navigator.gpu,
- * fetch for URLs, the browser's own decoder for the non-JPEG formats, models read by HTTP range requests and
- * kept in the origin's private file system, and the vocabulary, KnoBo lists and mozjpeg bundled.
+ * fetch for URLs, the browser's own decoder for the non-JPEG formats, and KnoBo's lists and mozjpeg bundled.
  */
 import jpegWasm from '@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm';
-import clipMerges from 'virtual:clip-merges';
 import knoboPubMed from '../../assets/knobo/skin_PubMed.txt';
 import knoboStatPearls from '../../assets/knobo/skin_StatPearls.txt';
 import knoboTextbooks from '../../assets/knobo/skin_Textbooks.txt';
 import knoboWikipedia from '../../assets/knobo/skin_Wikipedia.txt';
 import knoboPrompt from '../../assets/knobo/skin_prompt.txt';
 import { UserError } from '../errors.js';
-import { gunzip } from '../tokenizer/gunzip.js';
-import { ClipTokenizer } from '../tokenizer/tokenizer.js';
-import { SafetensorsSource } from '../weights/safetensors.js';
-import { BlobAccess, CONFIG_FILE, HttpRangeAccess, SAFETENSORS_FILE, checkedCheckpoint, fetchText, fileInFolder, hubFolderUrl, openBlobCheckpoint } from '../weights/remote.js';
-import type { RandomAccess } from '../weights/tensor-source.js';
-import { ModelStore } from './storage.js';
-import type { OpenModelOptions, Platform } from './types.js';
+import type { Platform } from './types.js';
 
 const KNOBO_FILES: Record<string, string> = {
   'skin_PubMed.txt': knoboPubMed,
@@ -45,39 +37,6 @@ function canvasPixels(image: CanvasImageSource, width: number, height: number): 
   context.drawImage(image, 0, 0);
   const data = context.getImageData(0, 0, width, height, { colorSpace: 'srgb' }).data;
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-}
-
-/** Weights from a folder URL: from the kept copy when complete, else by range requests that also fill it. */
-async function openFolderUrl(folder: string, options: OpenModelOptions) {
-  const configUrl = fileInFolder(folder, CONFIG_FILE, globalThis.location?.href);
-  const weightsUrl = fileInFolder(folder, SAFETENSORS_FILE, globalThis.location?.href);
-  const store = options.storage === false ? undefined : await ModelStore.open();
-  let configText = await store?.text(configUrl);
-  if (configText === undefined) {
-    configText = await fetchText(configUrl);
-    await store?.putText(configUrl, configText);
-  }
-  let access: RandomAccess;
-  const kept = await store?.file(weightsUrl);
-  if (kept) {
-    access = new BlobAccess(kept, `the stored copy of ${weightsUrl}`);
-    options.onDownload?.(SAFETENSORS_FILE, kept.size, kept.size);
-  } else {
-    const writerReady: { write?: (position: number, bytes: Uint8Array) => Promise<void>; finish?: () => Promise<void> } = {};
-    const http = await HttpRangeAccess.open(weightsUrl, {
-      onPiece: (position, bytes) => writerReady.write?.(position, bytes),
-      onBytes: (loaded, total) => options.onDownload?.(SAFETENSORS_FILE, loaded, total),
-    });
-    const writer = await store?.writer(weightsUrl, http.size);
-    if (writer) {
-      writerReady.write = (position, bytes) => writer.write(position, bytes);
-      writerReady.finish = () => writer.finish();
-    }
-    // Closing the source (after every tensor was read) commits the copy when it is whole.
-    access = { size: http.size, read: (position, into) => http.read(position, into), close: async () => writerReady.finish?.() };
-  }
-  const source = await SafetensorsSource.fromAccess(access, weightsUrl);
-  return checkedCheckpoint(configText, configUrl, source, weightsUrl);
 }
 
 export const platform: Platform = {
@@ -126,33 +85,14 @@ export const platform: Platform = {
 
   jpegWasm: async () => jpegWasm,
 
-  async openModel(source, options) {
-    if (typeof source !== 'string') return openBlobCheckpoint(source);
-    const folder = source.startsWith('hf-hub:') ? hubFolderUrl(source, options.hub) : source;
-    return openFolderUrl(folder, options);
-  },
-
-  async loadTokenizer(vocabPath) {
-    if (!vocabPath) return ClipTokenizer.fromBpeMerges(clipMerges);
-    const bytes = await fetchBytes(vocabPath, 'the CLIP vocabulary');
-    const text = new TextDecoder().decode(vocabPath.endsWith('.gz') ? await gunzip(bytes) : bytes);
-    return ClipTokenizer.fromBpeMerges(text);
-  },
-
   async readKnoboFile(file) {
     const text = KNOBO_FILES[file];
     if (text === undefined) throw new UserError(`KnoBo's ${file} is not bundled in the browser build; fetch it and pass its lines instead.`);
     return text;
   },
 
+  readBytes: (url, what) => fetchBytes(url, what),
+
   readText: async (url, what) => new TextDecoder().decode(await fetchBytes(url, what)),
 
-  tuning: {
-    apply(_gpu, mode = 'cached') {
-      if (mode !== 'cached' && mode !== 'rules') throw new UserError(`Kernel tuning '${mode}' is not 'cached' or 'rules'; fix kernelTuning.`);
-      return 0; // no tuning file in a page: the built-in rules
-    },
-    checkWritable() {},
-    save: () => undefined,
-  },
 };

@@ -1,20 +1,14 @@
 /**
- * The Node (and Deno) platform: Dawn or the runtime's navigator.gpu, the file system, the Hugging Face cache,
- * jimp for the non-JPEG formats, and a kernel-tuning file. The browser bundle replaces this module with
+ * The Node (and Deno) platform: Dawn or the runtime's navigator.gpu, the file system, and jimp for the
+ * non-JPEG formats. The browser bundle replaces this module with
  * ./browser.ts (see ./types.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Jimp } from 'jimp';
 import { bundledAsset } from '../assets.js';
-import { KNOBO_DIR_ENV } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
-import { applyKernelTuning, checkTuningFileWritable, saveTuning } from '../io/tuning-store.js';
-import { loadTokenizer } from '../tokenizer/load.js';
-import { openCheckpoint } from '../weights/checkpoint.js';
-import { resolveModelDir } from '../weights/hub.js';
-import { openBlobCheckpoint } from '../weights/remote.js';
-import type { Platform } from './types.js';
+import { KNOBO_DIR_ENV, type Platform } from './types.js';
 import { setVectorWidth } from './vector-width.js';
 
 // Dawn's `create()` result must outlive every device made from it: if it is garbage-collected the process
@@ -81,20 +75,17 @@ export const platform: Platform = {
     return readFile(new URL('mozjpeg_dec.wasm', `file://${jsPath}`));
   },
 
-  async openModel(source, options) {
-    if (typeof source !== 'string') return openBlobCheckpoint(source);
-    const onProgress = options.onDownload && ((p: { file: string; loaded: number; total: number | undefined }) => options.onDownload!(p.file, p.loaded, p.total));
-    const dir = await resolveModelDir(source, { ...options.hub, onProgress });
-    return openCheckpoint(dir);
-  },
-
-  loadTokenizer: (vocabPath) => loadTokenizer({ vocabPath }),
-
   async readKnoboFile(file) {
     const local = process.env[KNOBO_DIR_ENV];
     if (!local) return readFile(bundledAsset(`knobo/${file}`), 'utf8');
     return readFile(join(local, file), 'utf8').catch((cause: unknown) => {
       throw new UserError(`${KNOBO_DIR_ENV} is ${local}, which has no ${file}; point it at a copy of KnoBo's data (or unset it to use the lists the package ships).`, { cause });
+    });
+  },
+
+  async readBytes(path, what) {
+    return readFile(path).catch((cause: unknown) => {
+      throw new UserError(`Cannot read ${what} ${path} (${errnoOf(cause) ?? cause}); check the path.`, { cause });
     });
   },
 
@@ -104,9 +95,4 @@ export const platform: Platform = {
     });
   },
 
-  tuning: {
-    apply: (gpu, mode) => applyKernelTuning(gpu, mode),
-    checkWritable: () => checkTuningFileWritable(),
-    save: (gpu, results) => saveTuning(gpu, results),
-  },
 };

@@ -1,5 +1,4 @@
 import { UserError } from '../errors.js';
-import { WGSL_SOURCES } from '../kernels/wgsl.generated.js';
 import { acquireDevice, type AcquiredDevice } from './device.js';
 
 /** One compute dispatch of a recorded program. */
@@ -14,8 +13,6 @@ export interface Dispatch {
   flops?: number;
   bytes?: number;
 }
-
-export type ShaderDefines = Record<string, string | number>;
 
 /**
  * The kernel family the built-in rules pick from: 'cpu-subgroup' (one 8/16-lane subgroup per workgroup,
@@ -106,12 +103,11 @@ export class Gpu {
     }
   }
 
-  /** Compiles (once per shader text) the compute pipeline for a shader in shaders/ with its defines. */
-  pipeline(shader: string, defines: ShaderDefines = {}): Promise<GPUComputePipeline> {
-    const code = buildShader(shader, defines);
+  /** Compiles (once per distinct WGSL text) a compute pipeline with entry point `main`; `label` names it in errors. */
+  pipeline(label: string, code: string): Promise<GPUComputePipeline> {
     let pipeline = this.pipelines.get(code);
     if (!pipeline) {
-      pipeline = this.compile(shader, defines, code);
+      pipeline = this.compile(label, code);
       this.pipelines.set(code, pipeline);
       pipeline.catch(() => this.pipelines.delete(code));
     }
@@ -122,8 +118,7 @@ export class Gpu {
     return this.pipelines.size;
   }
 
-  private async compile(shader: string, defines: ShaderDefines, code: string): Promise<GPUComputePipeline> {
-    const label = shaderLabel(shader, defines);
+  private async compile(label: string, code: string): Promise<GPUComputePipeline> {
     dumpShader(label, code);
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ label, code });
@@ -319,35 +314,6 @@ export function uniformWords(values: readonly (number | { f: number })[]): Array
     else f[i] = v.f;
   });
   return words;
-}
-
-function shaderLabel(shader: string, defines: ShaderDefines): string {
-  const suffix = Object.entries(defines).map(([k, v]) => `${k}=${v}`).join(',');
-  return suffix ? `${shader.replace(/\.wgsl$/, '')}[${suffix}]` : shader.replace(/\.wgsl$/, '');
-}
-
-/**
- * Resolves `//!include other.wgsl` lines (each file once) and `{{NAME}}` placeholders; a define
- * equal to `f16` turns on `enable f16;`.
- */
-export function buildShader(shader: string, defines: ShaderDefines = {}): string {
-  const included = new Set<string>();
-  const expand = (name: string): string => {
-    const source = WGSL_SOURCES[name];
-    if (source === undefined) throw new Error(`No shader named ${name} in shaders/`);
-    included.add(name);
-    // An include may name a define (subgroup_lanes_{{LANES}}.wgsl): the variant is picked before compiling.
-    return source.replace(/^\/\/!include (\S+)$/gm, (_, name: string) => {
-      const dep = name.replace(/\{\{(\w+)\}\}/g, (__, key: string) => String(defines[key] ?? `{{${key}}}`));
-      return included.has(dep) ? '' : expand(dep);
-    });
-  };
-  let code = expand(shader).replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
-    if (!(key in defines)) throw new Error(`Shader ${shader} needs the define ${key}`);
-    return String(defines[key]);
-  });
-  if (Object.values(defines).includes('f16')) code = `enable f16;\n${code}`;
-  return code;
 }
 
 // WHYLESION_DUMP_WGSL=dir writes every generated shader there (Node only; a no-op elsewhere).

@@ -5,7 +5,7 @@ import { accessSync, constants, mkdirSync, readFileSync, renameSync, rmSync, wri
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
-import type { Gpu } from '../gpu/gpu.js';
+import type { Gpu } from '../runtime/gpu.js';
 import type { ShapeResult } from '../kernels/autotune.js';
 import { applyTuningRecord, tuningKey, type TuningRecord } from '../kernels/tuning.js';
 

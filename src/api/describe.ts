@@ -1,0 +1,55 @@
+import { openCheckpoint } from '../io/checkpoint.js';
+import { resolveModelDir } from '../io/hub.js';
+import { defaultMatmulVariant, kernelFamily, subgroupSizes } from '../kernels/tuning.js';
+import type { ClipConfig } from '../model/config.js';
+import { vectorWidthChoice, type VectorWidthChoice } from '../platform/vector-width.js';
+import { Gpu, type KernelFamily } from '../runtime/gpu.js';
+import { applyCachedTuning, tuningFilePath } from './tuning-store.js';
+
+/** What `whylesion info` shows: the adapter and what the engine makes of it, and optionally a model's files. */
+export interface EngineDescription {
+  adapter: Gpu['adapterInfo'];
+  features: string[];
+  limits: Record<string, number>;
+  f16Available: boolean;
+  subgroupKernels: boolean;
+  subgroupSize: { min: number; max: number } | null;
+  /** Only when the engine started Dawn (Node); Deno's and a caller's devices are not ours to configure. */
+  cpuVectorWidth: VectorWidthChoice | null;
+  kernelFamily: KernelFamily;
+  kernelTuning: { file: string; tunedShapes: number; rule: string };
+  model?: { path: string; config: ClipConfig; tensors: number };
+}
+
+/** Starts WebGPU, describes the adapter and kernel choices, and checks `model`'s files when given (Node, Deno). */
+export async function describeEngine(options: { model?: string } = {}): Promise<EngineDescription> {
+  const gpu = await Gpu.create();
+  try {
+    const limits = gpu.limits;
+    const description: EngineDescription = {
+      adapter: gpu.adapterInfo,
+      features: [...gpu.device.features].sort(),
+      limits: {
+        maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+        maxBufferSize: limits.maxBufferSize,
+        maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+        maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
+      },
+      f16Available: gpu.hasF16,
+      subgroupKernels: gpu.hasSubgroups,
+      subgroupSize: subgroupSizes(gpu) ?? null,
+      cpuVectorWidth: vectorWidthChoice() ?? null,
+      kernelFamily: kernelFamily(gpu),
+      kernelTuning: { file: tuningFilePath(), tunedShapes: applyCachedTuning(gpu), rule: defaultMatmulVariant(gpu, 257) },
+    };
+    if (options.model) {
+      const checkpoint = await openCheckpoint(await resolveModelDir(options.model));
+      await checkpoint.source.close();
+      description.model = { path: checkpoint.weightsPath, config: checkpoint.config, tensors: checkpoint.source.tensors.size };
+    }
+    return description;
+  } finally {
+    gpu.destroy();
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * The runtime-specific half of loading: opening a model, loading the tokenizer, keeping kernel choices. Node
+ * and Deno use ./loaders.ts; the browser bundle swaps in ./loaders.browser.ts (scripts/build-web.mjs).
+ */
+import type { ShapeResult } from '../kernels/autotune.js';
+import type { HubOptions } from '../io/hub.js';
+import type { OpenedCheckpoint } from '../io/remote.js';
+import type { Gpu } from '../runtime/gpu.js';
+import type { ClipTokenizer } from '../tokenizer/tokenizer.js';
+
+/**
+ * A model: a folder path (Node, Deno), `hf-hub:ID`, a folder URL (browser), or the picked
+ * open_clip_config.json and open_clip_model.safetensors (File / Blob, any runtime).
+ */
+export type ModelSource = string | Iterable<Blob>;
+
+export interface OpenModelOptions {
+  hub?: Omit<HubOptions, 'onProgress'>;
+  /** Bytes of a file fetched so far (downloads and range reads). */
+  onDownload?: (file: string, loaded: number, total: number | undefined) => void;
+  /** Browser: keep fetched weights in the origin's storage and read them from there next time (default true). */
+  storage?: boolean;
+}
+
+export interface Loaders {
+  openModel(source: ModelSource, options: OpenModelOptions): Promise<OpenedCheckpoint>;
+  /** The CLIP tokenizer from `vocabPath`, else the vocabulary the package ships. */
+  loadTokenizer(vocabPath?: string): Promise<ClipTokenizer>;
+  /** Kernel choices measured by tune(): applied at load, checked writable before tuning, saved after. */
+  readonly tuning: {
+    apply(gpu: Gpu, mode?: string): number;
+    checkWritable(): void;
+    save(gpu: Gpu, results: readonly ShapeResult[]): string | undefined;
+  };
+}

@@ -1,0 +1,24 @@
+/** Node and Deno: models from folders or the Hugging Face cache, the tokenizer from a file, a kernel-tuning file. */
+import { openCheckpoint } from '../io/checkpoint.js';
+import { resolveModelDir } from '../io/hub.js';
+import { openBlobCheckpoint } from '../io/remote.js';
+import { loadTokenizer } from '../tokenizer/load.js';
+import type { Loaders } from './loader-types.js';
+import { applyKernelTuning, checkTuningFileWritable, saveTuning } from './tuning-store.js';
+
+export const loaders: Loaders = {
+  async openModel(source, options) {
+    if (typeof source !== 'string') return openBlobCheckpoint(source);
+    const onProgress = options.onDownload && ((p: { file: string; loaded: number; total: number | undefined }) => options.onDownload!(p.file, p.loaded, p.total));
+    const dir = await resolveModelDir(source, { ...options.hub, onProgress });
+    return openCheckpoint(dir);
+  },
+
+  loadTokenizer: (vocabPath) => loadTokenizer({ vocabPath }),
+
+  tuning: {
+    apply: (gpu, mode) => applyKernelTuning(gpu, mode),
+    checkWritable: () => checkTuningFileWritable(),
+    save: (gpu, results) => saveTuning(gpu, results),
+  },
+};

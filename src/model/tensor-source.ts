@@ -1,0 +1,99 @@
+/** The tensor interface the model reads weights through, element types and exact float conversions. */
+
+/** Tensor element types whylesion reads: IEEE float32, IEEE float16 and bfloat16, little-endian. */
+export type DType = 'F32' | 'F16' | 'BF16';
+
+export const DTYPE_BYTES: Readonly<Record<DType, number>> = { F32: 4, F16: 2, BF16: 2 };
+
+export interface TensorInfo {
+  name: string;
+  dtype: DType;
+  shape: number[];
+}
+
+/** A named set of tensors read one at a time, so a 1.7 GB checkpoint never sits in memory whole. */
+export interface TensorSource {
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+  /** Reads one tensor converted to float32 (into `out` when given, which must have the right length). */
+  readF32(name: string, out?: Float32Array): Promise<Float32Array>;
+  /** Reads one tensor as raw IEEE f16 bits (converting F32/BF16 with round-to-nearest-even), for f16 GPU storage. */
+  readF16(name: string, out?: Uint16Array): Promise<Uint16Array>;
+  close(): Promise<void>;
+}
+
+export function elementCount(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+// ---- Exact conversions between float formats ----
+
+/** All 65536 f16 values as f32 (exact: every f16, subnormals, infinities and NaNs included, is an f32). */
+function halfToFloatTable(): Float32Array {
+  const table = new Float32Array(65536);
+  const bits = new Uint32Array(table.buffer);
+  for (let h = 0; h < 65536; h++) {
+    const sign = (h & 0x8000) << 16;
+    const exponent = (h >> 10) & 0x1f;
+    const mantissa = h & 0x3ff;
+    if (exponent === 0x1f) {
+      bits[h] = sign | 0x7f800000 | (mantissa << 13);
+    } else if (exponent !== 0) {
+      bits[h] = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    } else {
+      // Zero or subnormal: mantissa × 2^-24, exact in f32 (no NaN here, so going through a number is safe).
+      table[h] = (sign ? -1 : 1) * mantissa * 2 ** -24;
+    }
+  }
+  return table;
+}
+
+/** Built once when the module loads (~1 ms): a constant, not a cache. */
+const HALF_TO_FLOAT_BITS = new Uint32Array(halfToFloatTable().buffer);
+
+export function f16BitsToF32(src: Uint16Array, out: Float32Array): void {
+  // Copy bits, not numbers: V8's optimized code may canonicalize NaN payloads when floats pass through registers.
+  const table = HALF_TO_FLOAT_BITS;
+  const outBits = new Uint32Array(out.buffer, out.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) outBits[i] = table[src[i]];
+}
+
+export function bf16BitsToF32(src: Uint16Array, out: Float32Array): void {
+  const outBits = new Uint32Array(out.buffer, out.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) outBits[i] = src[i] << 16;
+}
+
+/** f32 bits -> f16 bits, round-to-nearest-even; NaNs keep sign and top payload bits as NumPy does. */
+export function f32BitsToF16Bits(f: number): number {
+  const sign = (f >>> 16) & 0x8000;
+  const exponent = (f >>> 23) & 0xff;
+  const mantissa = f & 0x7fffff;
+  if (exponent === 0xff) {
+    if (mantissa === 0) return sign | 0x7c00;
+    const payload = 0x7c00 | (mantissa >>> 13);
+    return sign | (payload === 0x7c00 ? 0x7c01 : payload);
+  }
+  const halfExponent = exponent - 112;
+  if (halfExponent >= 0x1f) return sign | 0x7c00; // overflow to infinity
+  if (halfExponent <= 0) {
+    // Result is subnormal (or zero): shift the full significand into place and round.
+    if (halfExponent < -10) return sign; // below half the smallest subnormal, rounds to zero
+    const significand = mantissa | 0x800000;
+    const shift = 14 - halfExponent;
+    const kept = significand >>> shift;
+    const rest = significand & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    const roundUp = rest > halfway || (rest === halfway && (kept & 1) === 1);
+    return sign | (kept + (roundUp ? 1 : 0));
+  }
+  const kept = (halfExponent << 10) | (mantissa >>> 13);
+  const rest = mantissa & 0x1fff;
+  const roundUp = rest > 0x1000 || (rest === 0x1000 && (kept & 1) === 1);
+  // A carry out of the mantissa bumps the exponent, up to infinity, which is the right answer.
+  return sign | (kept + (roundUp ? 1 : 0));
+}
+
+export function f32ToF16Bits(src: Float32Array, out: Uint16Array): void {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) out[i] = f32BitsToF16Bits(bits[i]);
+}
+
