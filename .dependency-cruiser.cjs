@@ -8,6 +8,7 @@ const LAYERS = [
   ['platform', 'src/platform/'],
   ['runtime', 'src/runtime/'],
   ['kernels', 'src/kernels/'],
+  ['graph', 'src/graph/'],
   ['model', 'src/model/'],
   ['io', 'src/io/'],
   ['tokenizer', 'src/tokenizer/'],
