@@ -1,11 +1,11 @@
 import type { ClipConfig } from '../model/config.js';
-import { expectedTensors } from '../model/layout.js';
+import { clipSchema, type TensorSpec } from '../model/schema.js';
 import type { TensorData } from './safetensors.js';
 import { f32ToF16Bits, type DType, type TensorInfo } from './tensor-source.js';
 
 /**
- * Synthetic open_clip checkpoints: every tensor of the layout, filled with seeded random values scaled like
- * open_clip's initialisation so activations stay in range through all layers.
+ * Synthetic open_clip checkpoints: every tensor of the schema (model/schema.ts), filled with seeded random values
+ * drawn as its init says.
  *
  * Randomness: each tensor has its own stream, so tensors can be produced in any order, one at a time. The stream's
  * 128-bit state comes from splitmix32 seeded with FNV-1a(tensor name) mixed with the seed; the generator is
@@ -58,44 +58,19 @@ export function fillNormal(out: Float32Array, seed: number, name: string, std: n
   }
 }
 
-/** How a tensor is initialised: normal(mean, std), or a constant. */
-function initFor(name: string, cfg: ClipConfig): { mean: number; std: number } {
-  if (name === 'logit_scale') return { mean: Math.log(100), std: 0 };
-  const visual = name.startsWith('visual.');
-  const tower = visual ? cfg.vision : cfg.text;
-  const width = tower.width;
-  if (/(^|\.)ln_\w+\.weight$/.test(name)) return { mean: 1, std: 0.05 };
-  if (name.endsWith('bias')) return { mean: 0, std: 0.02 };
-  if (name.endsWith('attn.in_proj_weight')) return { mean: 0, std: width ** -0.5 };
-  if (name.endsWith('attn.out_proj.weight') || name.endsWith('mlp.c_proj.weight')) {
-    return { mean: 0, std: width ** -0.5 * (2 * tower.layers) ** -0.5 };
-  }
-  if (name.endsWith('mlp.c_fc.weight')) return { mean: 0, std: (2 * width) ** -0.5 };
-  switch (name) {
-    case 'token_embedding.weight':
-      return { mean: 0, std: 0.02 };
-    case 'positional_embedding':
-      return { mean: 0, std: 0.01 };
-    case 'text_projection':
-      return { mean: 0, std: cfg.text.width ** -0.5 };
-    case 'visual.conv1.weight':
-      // Unit-variance normalised pixels in, unit-variance patch embeddings out.
-      return { mean: 0, std: (3 * cfg.vision.patchSize ** 2) ** -0.5 };
-    case 'visual.class_embedding':
-    case 'visual.positional_embedding':
-    case 'visual.proj':
-      return { mean: 0, std: cfg.vision.width ** -0.5 };
-  }
-  throw new Error(`no synthetic initialisation for ${name}`);
-}
-
-/** One synthetic tensor as float32. */
-export function synthesizeTensor(cfg: ClipConfig, seed: number, name: string, shape: readonly number[]): Float32Array {
-  const { mean, std } = initFor(name, cfg);
+function synthesize(spec: TensorSpec, seed: number, shape: readonly number[]): Float32Array {
+  const { mean, std } = spec.init;
   const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  if (std > 0) fillNormal(out, seed, name, std);
+  if (std > 0) fillNormal(out, seed, spec.name, std);
   if (mean !== 0) for (let i = 0; i < out.length; i++) out[i] += mean;
   return out;
+}
+
+/** One synthetic tensor as float32, initialised as the schema says for `name`. */
+export function synthesizeTensor(cfg: ClipConfig, seed: number, name: string, shape: readonly number[]): Float32Array {
+  const spec = clipSchema(cfg).tensors.find((s) => s.name === name);
+  if (!spec) throw new Error(`${name} is not a tensor of the open_clip layout`);
+  return synthesize(spec, seed, shape);
 }
 
 /** The whole layout as lazily generated tensors, for streaming into writeSafetensors. */
@@ -104,12 +79,12 @@ export function synthesizeCheckpoint(
   seed: number,
   dtype: Extract<DType, 'F32' | 'F16'>,
 ): (TensorInfo & { data: () => TensorData })[] {
-  return [...expectedTensors(cfg)].map(([name, shape]) => ({
-    name,
+  return clipSchema(cfg).tensors.map((spec) => ({
+    name: spec.name,
     dtype,
-    shape,
+    shape: [...spec.shape],
     data: () => {
-      const values = synthesizeTensor(cfg, seed, name, shape);
+      const values = synthesize(spec, seed, spec.shape);
       if (dtype === 'F32') return values;
       const bits = new Uint16Array(values.length);
       f32ToF16Bits(values, bits);

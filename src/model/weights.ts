@@ -3,6 +3,7 @@ import * as K from '../kernels/index.js';
 import { elementCount, f32ToF16Bits, type TensorSource } from './tensor-source.js';
 import type { ClipConfig } from './config.js';
 import { checkTensors } from './layout.js';
+import { clipSchema, TensorSpec, type TensorRole } from './schema.js';
 
 export type ComputeDtype = 'f32' | 'f16';
 
@@ -23,78 +24,77 @@ export interface TextWeights {
 
 export interface ClipWeights { scope: K.Scope; vision: VisionWeights; text: TextWeights; logitScale: number }
 
+/** What each role's tensor becomes once uploaded. */
+interface LoadedRole {
+  'vector': GPUBuffer;
+  'norm-gain': GPUBuffer;
+  'norm-bias': GPUBuffer;
+  'linear': GPUBuffer;
+  'linear-transposed': GPUBuffer;
+  'embedding-table': K.TableChunk[];
+  'scalar': number;
+}
+
+/** A schema subtree with every tensor spec replaced by what it loads as: BlockSpec becomes Block, and so on. */
+type Loaded<S> = S extends TensorSpec<infer R> ? LoadedRole[R] : { [Key in keyof S]: Loaded<S[Key]> };
+
 /** Uploads every weight tensor to the GPU, one tensor at a time (`dtype` f16 halves matmul weights). */
 export async function uploadClipWeights(
   gpu: Gpu, config: ClipConfig, source: TensorSource, dtype: ComputeDtype,
   onTensor?: (name: string, index: number, count: number) => void,
 ): Promise<ClipWeights> {
   checkTensors(config, new Map([...source.tensors].map(([name, t]) => [name, t.shape])));
+  const schema = clipSchema(config);
   const scope = new K.Scope(gpu);
-  const total = source.tensors.size;
   let loaded = 0;
-  const progress = (name: string): void => onTensor?.(name, ++loaded, total);
   // Every tensor passes through one reused staging buffer (writeBuffer copies it at once), so loading
   // touches no fresh host memory beyond the GPU buffers themselves.
   const staging = new Staging();
-  const count = (name: string): number => elementCount(source.tensors.get(name)!.shape);
-  const f32 = async (name: string): Promise<GPUBuffer> => {
-    const buffer = scope.storage(name, await source.readF32(name, staging.f32(count(name))));
-    progress(name);
-    return buffer;
-  };
-  // Matmul weights in [out, in] layout, stored in the compute dtype; `transpose` turns an x@P projection into one.
-  const linear = async (name: string, transpose?: [number, number]): Promise<GPUBuffer> => {
-    let data: Float32Array | Uint16Array;
-    if (transpose) {
-      const t = transposed(await source.readF32(name, staging.f32(count(name))), transpose[0], transpose[1]);
-      data = dtype === 'f16' ? toF16(t) : t;
-    } else {
-      data = dtype === 'f16' ? await source.readF16(name, staging.f16(count(name))) : await source.readF32(name, staging.f32(count(name)));
+  const upload = async (spec: TensorSpec): Promise<LoadedRole[TensorRole]> => {
+    const { name, shape } = spec;
+    const count = elementCount(shape);
+    switch (spec.role) {
+      case 'vector':
+      case 'norm-gain':
+      case 'norm-bias':
+        return scope.storage(name, await source.readF32(name, staging.f32(count)));
+      case 'linear': {
+        // [N, K] = [out, in]; trailing dimensions flatten into K (conv1's [W, 3, P, P] is [W, 3·P·P]).
+        const data = dtype === 'f16' ? await source.readF16(name, staging.f16(count)) : await source.readF32(name, staging.f32(count));
+        return K.uploadMatmulWeights(scope, name, data, shape[0], count / shape[0]);
+      }
+      case 'linear-transposed': {
+        const [inputs, outputs] = shape;
+        const outIn = transposed(await source.readF32(name, staging.f32(count)), inputs, outputs);
+        return K.uploadMatmulWeights(scope, name, dtype === 'f16' ? toF16(outIn) : outIn, outputs, inputs);
+      }
+      case 'embedding-table':
+        return uploadTable(scope, source, name, shape[0], shape[1], dtype, staging);
+      case 'scalar':
+        return (await source.readF32(name))[0];
     }
-    // [N, K] = [out, in]: conv1's [W, 3, P, P] is [W, 3·P·P]; a transposed [in, out] projection is [out, in] now.
-    const shape = source.tensors.get(name)!.shape;
-    const [N, Kd] = transpose ? [transpose[1], transpose[0]] : [shape[0], elementCount(shape) / shape[0]];
-    const buffer = K.uploadMatmulWeights(scope, name, data, N, Kd);
-    progress(name);
-    return buffer;
   };
-  const ln = async (prefix: string): Promise<[GPUBuffer, GPUBuffer]> => [await f32(`${prefix}.weight`), await f32(`${prefix}.bias`)];
-  const blocks = async (prefix: string, layers: number): Promise<Block[]> => {
-    const out: Block[] = [];
-    for (let i = 0; i < layers; i++) {
-      const p = `${prefix}.resblocks.${i}`;
-      out.push({
-        ln1: await ln(`${p}.ln_1`), ln2: await ln(`${p}.ln_2`),
-        inProj: await linear(`${p}.attn.in_proj_weight`), inProjBias: await f32(`${p}.attn.in_proj_bias`),
-        outProj: await linear(`${p}.attn.out_proj.weight`), outProjBias: await f32(`${p}.attn.out_proj.bias`),
-        fc: await linear(`${p}.mlp.c_fc.weight`), fcBias: await f32(`${p}.mlp.c_fc.bias`),
-        proj: await linear(`${p}.mlp.c_proj.weight`), projBias: await f32(`${p}.mlp.c_proj.bias`),
-      });
+  // Walks a schema subtree in field order, uploading each tensor and reporting it as it lands.
+  const load = async <S>(node: S): Promise<Loaded<S>> => {
+    if (node instanceof TensorSpec) {
+      const value = await upload(node);
+      onTensor?.(node.name, ++loaded, schema.tensors.length);
+      return value as Loaded<S>;
     }
-    return out;
+    if (Array.isArray(node)) {
+      const items: unknown[] = [];
+      for (const child of node) items.push(await load(child));
+      return items as Loaded<S>;
+    }
+    const fields: Record<string, unknown> = {};
+    for (const [key, child] of Object.entries(node as object)) fields[key] = await load(child);
+    return fields as Loaded<S>;
   };
   try {
-    const v = config.vision;
-    const vision: VisionWeights = {
-      conv: await linear('visual.conv1.weight'), // [W, 3, P, P] is already [W, 3·P·P] row-major
-      classEmbedding: await f32('visual.class_embedding'),
-      pos: await f32('visual.positional_embedding'),
-      lnPre: await ln('visual.ln_pre'),
-      blocks: await blocks('visual.transformer', v.layers),
-      lnPost: await ln('visual.ln_post'),
-      proj: await linear('visual.proj', [v.width, config.embedDim]),
-    };
-    const t = config.text;
-    const text: TextWeights = {
-      tokenChunks: await uploadTable(scope, source, 'token_embedding.weight', t.vocabSize, t.width, dtype, staging),
-      pos: await f32('positional_embedding'),
-      blocks: await blocks('transformer', t.layers),
-      lnFinal: await ln('ln_final'),
-      proj: await linear('text_projection', [t.width, config.embedDim]),
-    };
-    progress('token_embedding.weight');
-    const logitScale = Math.exp((await source.readF32('logit_scale'))[0]);
-    progress('logit_scale');
+    const vision: VisionWeights = await load(schema.vision);
+    const text: TextWeights = await load(schema.text);
+    // open_clip stores the log of the logit scale.
+    const logitScale = Math.exp(await load(schema.logitScale));
     return { scope, vision, text, logitScale };
   } catch (e) {
     scope.destroy();
