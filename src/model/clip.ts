@@ -3,7 +3,7 @@ import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import { Executor, type ExecutorMemory, type Program } from '../graph/executor.js';
 import type { TensorSource } from './tensor-source.js';
 import type { ClipConfig } from './config.js';
-import { mlpWidth } from './layout.js';
+import { mlpWidth } from './schema.js';
 import { textGraph, visionGraph, type TowerOptions } from './towers.js';
 import { uploadClipWeights, type ClipWeights, type ComputeDtype } from './weights.js';
 

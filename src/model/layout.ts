@@ -2,9 +2,6 @@ import { UserError } from '../errors.js';
 import type { ClipConfig } from './config.js';
 import { clipSchema } from './schema.js';
 
-// clip.ts reads the MLP width from here.
-export { mlpWidth } from './schema.js';
-
 /** Every key of open_clip's CLIP.state_dict() with its shape, in state_dict order (see clipSchema). */
 export function expectedTensors(cfg: ClipConfig): Map<string, number[]> {
   return new Map(clipSchema(cfg).tensors.map((spec) => [spec.name, [...spec.shape]]));

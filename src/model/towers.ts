@@ -1,6 +1,6 @@
 import { GraphBuilder, type Graph, type Tensor } from '../graph/graph.js';
 import type { ClipConfig } from './config.js';
-import { mlpWidth } from './layout.js';
+import { mlpWidth } from './schema.js';
 import type { Block, ComputeDtype, TextWeights, VisionWeights } from './weights.js';
 
 /** How a tower graph is recorded: weight dtype, and whether the exact shortcuts are on (see ClipLoadOptions). */
