@@ -3,7 +3,7 @@ import { shaderPipeline, type ShaderDefines } from './shader.js';
 import {
   bindingBuffers, ELEMENTWISE_OPS, matmulFlags, matmulLaunch, matmulWorkgroups, OTHER_SPECS, PACKED_TILE_COLS, packedMatmulLaunch,
   parseSubgroupVariant, scalarMatmulLaunch, uniformValues, type Activation, type BindingArgs, type ElementwiseOp, type KernelSpec,
-  type UniformValues,
+  type MatmulLaunch, type UniformValues,
 } from './spec.js';
 import { defaultMatmulVariant, subgroupsOf8, subgroupsOf16, tuningOf, type MatmulVariant, type WeightDtype } from './tuning.js';
 
@@ -141,21 +141,22 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
   const args = { x: a.x, w: weight?.buffer ?? (a.w as GPUBuffer), bias: a.bias ?? scope.gpu.zeros, y: a.y };
   const flags = matmulFlags({ bias: a.bias !== undefined, activation: a.activation, accumulate: a.accumulate });
   const cost = { flops: 2 * a.M * a.N * a.K, bytes: 4 * (a.M * a.K + a.M * a.N) + (wType === 'f16' ? 2 : 4) * a.N * a.K };
-  if (weight?.packed) {
+  const launch = weight?.packed
     // Columns are fixed by the packing; rows follow the rule's small-M choice.
-    const launch = packedMatmulLaunch(parseSubgroupVariant(defaultMatmulVariant(scope.gpu, a.M))?.rows ?? 3);
-    return dispatch(scope, launch.spec, label, args, { M: a.M, N: a.N, K4: a.K / 4, flags }, launch.defines, matmulWorkgroups(launch.tile, a.M, a.N), cost);
-  }
-  if (a.K % 4 !== 0) {
-    const launch = scalarMatmulLaunch(wType);
-    return dispatch(scope, launch.spec, label, args, { M: a.M, N: a.N, K: a.K, flags }, launch.defines, matmulWorkgroups(launch.tile, a.M, a.N), cost);
-  }
-  const variant = a.variant ?? tuningOf(scope.gpu).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ?? defaultMatmulVariant(scope.gpu, a.M);
+    ? packedMatmulLaunch(parseSubgroupVariant(defaultMatmulVariant(scope.gpu, a.M))?.rows ?? 3)
+    : a.K % 4 !== 0 ? scalarMatmulLaunch(wType) : chosenLaunch(scope.gpu, label, a, wType);
+  // Every matmul's Params is M, N, flags and K (the scalar kernel) or K/4 (the vec4 kernels).
+  const params = { M: a.M, N: a.N, K: a.K, K4: a.K / 4, flags };
+  return dispatch(scope, launch.spec, label, args, params, launch.defines, matmulWorkgroups(launch.tile, a.M, a.N), cost);
+}
+
+/** The launch of the caller's variant, else the tuner's choice for this shape, else the built-in rule's. */
+function chosenLaunch(gpu: Gpu, label: string, a: MatmulArgs, wType: WeightDtype): MatmulLaunch {
+  const variant = a.variant ?? tuningOf(gpu).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ?? defaultMatmulVariant(gpu, a.M);
   const sub = parseSubgroupVariant(variant);
-  if (sub?.lanes === 8 && !subgroupsOf8(scope.gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
-  if (sub?.lanes === 16 && !subgroupsOf16(scope.gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 16 lanes`);
-  const launch = matmulLaunch(variant, wType);
-  return dispatch(scope, launch.spec, label, args, { M: a.M, N: a.N, K4: a.K / 4, flags }, launch.defines, matmulWorkgroups(launch.tile, a.M, a.N), cost);
+  if (sub?.lanes === 8 && !subgroupsOf8(gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
+  if (sub?.lanes === 16 && !subgroupsOf16(gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 16 lanes`);
+  return matmulLaunch(variant, wType);
 }
 
 export interface LayerNormArgs {
