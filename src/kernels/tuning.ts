@@ -76,7 +76,7 @@ export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] 
   return [...(subgroupsOf8(gpu) ? SUBGROUP_VARIANTS : []), ...(subgroupsOf16(gpu) ? SUBGROUP16_VARIANTS : []), ...PORTABLE_VARIANTS];
 }
 
-/** Bump when matmul()'s dispatch geometry or the rule changes without a shader edit (saved choices then lapse). */
+/** Bump when the rule or matmul()'s launch changes without a shader or tile edit (saved choices then lapse). */
 const LAUNCH_VERSION = 1;
 
 const variantsOf = (lanes: 8 | 16, tiles: readonly { rows: number; cols: number }[]): MatmulVariant[] =>
@@ -106,9 +106,11 @@ export function matmulSourceFiles(gpu: Gpu, sources: Readonly<Record<string, str
 export function tuningKey(gpu: Gpu, sources: Readonly<Record<string, string>> = WGSL_SOURCES): string {
   const info = gpu.adapterInfo;
   const adapter = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || 'unknown adapter';
+  // The launches' tiles too, so that a geometry change in spec.ts also lapses saved choices.
+  const launches = launchableMatmuls(gpu).map((l) => `${l.spec.kernel} ${JSON.stringify(l.defines)} ${l.tile.rows}x${l.tile.cols}`);
   let hash = 0x811c9dc5;
-  for (const name of matmulSourceFiles(gpu, sources)) {
-    for (const ch of `${name}\0${sources[name]}`) hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  for (const text of [...matmulSourceFiles(gpu, sources).map((name) => `${name}\0${sources[name]}`), ...launches]) {
+    for (const ch of text) hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
   }
   return `${adapter} | kernels ${hash.toString(16).padStart(8, '0')} | launch ${LAUNCH_VERSION}`;
 }
