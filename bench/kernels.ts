@@ -9,6 +9,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Gpu, uniformWords, type Dispatch } from '../src/runtime/gpu.js';
 import { shaderPipeline, type ShaderDefines } from '../src/kernels/shader.js';
+import {
+  bindingBuffers, matmulLaunch, matmulWorkgroups, OTHER_SPECS, scalarMatmulLaunch, uniformValues, type BindingArgs, type KernelSpec, type MatmulLaunch,
+  type UniformValues,
+} from '../src/kernels/spec.js';
 import * as K from '../src/kernels/index.js';
 import { attentionRef, layerNormRef, matmulRef } from '../src/kernels/reference.js';
 import { subgroupsOf16 } from '../src/kernels/tuning.js';
@@ -35,18 +39,21 @@ interface MatmulVersion {
 /** X, Y, and W[N, K] as f32 and as f16 bits, on the GPU and on the host (for packing). */
 interface MatmulBuffers { x: GPUBuffer; w: GPUBuffer; w16: GPUBuffer; wHost: Float32Array; w16Host: Uint16Array; y: GPUBuffer; params: GPUBuffer[] }
 
-function direct(shader: string, defines: ShaderDefines, kPerWord: number, tile: [number, number]) {
+/** A matmul kernel dispatched directly, laid out by its spec (no bias, no activation). */
+function direct(launch: MatmulLaunch) {
+  const { spec, defines } = launch;
   return async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
-    const pipeline = await shaderPipeline(gpu, shader, defines);
-    const params = gpu.uniformBuffer(shader, uniformWords([M, N, Kd / kPerWord, 0]));
+    const pipeline = await shaderPipeline(gpu, spec.shader, defines);
+    const params = gpu.uniformBuffer(spec.shader, uniformWords(uniformValues(spec, { M, N, K: Kd, K4: Kd / 4, flags: 0 })));
     b.params.push(params);
-    const bindGroup = gpu.bindGroup(shader, pipeline, [b.x, defines.W_TYPE === 'f16' ? b.w16 : b.w, gpu.zeros, b.y, params]);
-    return { label: shader, kernel: shader, pipeline, bindGroup, workgroups: [Math.ceil(N / tile[1]), Math.ceil(M / tile[0]), 1] };
+    const buffers = bindingBuffers(spec, { x: b.x, w: defines.W_TYPE === 'f16' ? b.w16 : b.w, bias: gpu.zeros, y: b.y });
+    const bindGroup = gpu.bindGroup(spec.shader, pipeline, [...buffers, params]);
+    return { label: spec.shader, kernel: spec.shader, pipeline, bindGroup, workgroups: matmulWorkgroups(launch.tile, M, N) };
   };
 }
 
 const subgroupTile = (rows: number, cols: number, wType: 'f32' | 'f16' = 'f32', lanes: 8 | 16 = 8) =>
-  direct('matmul_subgroup.wgsl', { W_TYPE: wType, LANES: lanes, ROWS: rows, COLS: cols }, 4, [lanes * rows, lanes * cols]);
+  direct(matmulLaunch(lanes === 8 ? `subgroup-${rows}x${cols}` : `subgroup16-${rows}x${cols}`, wType));
 
 /** matmul() on weights uploaded as the model uploads them (uploadMatmulWeights: packed where subgroups). */
 const library = (wType: 'f32' | 'f16') => async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
@@ -59,9 +66,9 @@ const library = (wType: 'f32' | 'f16') => async (gpu: Gpu, b: MatmulBuffers, M: 
 
 const VERSIONS: MatmulVersion[] = [
   { name: 'v1', what: 'naive: one output per invocation, scalar loads (matmul_scalar.wgsl)', subgroups: false, maxGflop: 2,
-    make: direct('matmul_scalar.wgsl', { W_TYPE: 'f32' }, 1, [8, 8]) },
+    make: direct(scalarMatmulLaunch('f32')) },
   { name: 'v2', what: '4×4 block per invocation, vec4 loads, workgroup 8×8 (matmul.wgsl)', subgroups: false,
-    make: direct('matmul.wgsl', { W_TYPE: 'f32' }, 4, [32, 32]) },
+    make: direct(matmulLaunch('block', 'f32')) },
   { name: 'v3', what: 'one subgroup of 8 per workgroup, X rows shared by subgroupBroadcast, 8×8 tile', subgroups: true,
     make: subgroupTile(1, 1) },
   { name: 'v4', what: 'v3 register-blocked to a 24×24 tile (72 accumulators per lane)', subgroups: true,
@@ -79,7 +86,7 @@ const VERSIONS: MatmulVersion[] = [
   { name: 'v6', what: 'v4h with W packed at upload as [N/24][K/4][24], read as u32 pairs (matmul_packed.wgsl; what matmul() runs for f16 weights)', subgroups: true, f16: true,
     make: library('f16') },
   { name: 'gpu', what: 'GPU-style workgroup-memory tiling: 64×64 tile, 256 invocations, 4×4 each, 16 of K per barrier (matmul_tiled.wgsl; an autotuner candidate for real GPUs)', subgroups: false,
-    make: direct('matmul_tiled.wgsl', { W_TYPE: 'f32' }, 4, [64, 64]) },
+    make: direct(matmulLaunch('tiled', 'f32')) },
   { name: 'lib', what: 'what matmul() in src/kernels picks on this device, weights uploaded as the model does', subgroups: false,
     make: library('f32') },
 ];
@@ -158,10 +165,11 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
   log('\nother kernels                                  cold ms    warm ms   GFLOP/s    GB/s   rel.err');
   const results: Result[] = [];
   const scope = new K.Scope(gpu);
-  const direct = async (shader: string, defines: ShaderDefines, buffers: GPUBuffer[], params: (number | { f: number })[], workgroups: [number, number, number], cost: { flops?: number; bytes?: number }): Promise<Dispatch> => {
-    const pipeline = await shaderPipeline(gpu, shader, defines);
-    const bindGroup = gpu.bindGroup(shader, pipeline, [...buffers, scope.uniform(shader, params)]);
-    return { label: shader, kernel: shader, pipeline, bindGroup, workgroups, ...cost };
+  // The portable kernels dispatched directly (the library picks another on llvmpipe), laid out by their specs.
+  const direct = async <S extends KernelSpec>(spec: S, defines: ShaderDefines, args: BindingArgs<S>, params: UniformValues<S>, workgroups: [number, number, number], cost: { flops?: number; bytes?: number }): Promise<Dispatch> => {
+    const pipeline = await shaderPipeline(gpu, spec.shader, defines);
+    const bindGroup = gpu.bindGroup(spec.shader, pipeline, [...bindingBuffers(spec, args), scope.uniform(spec.shader, uniformValues(spec, params))]);
+    return { label: spec.shader, kernel: spec.shader, pipeline, bindGroup, workgroups, ...cost };
   };
   const cases: { kernel: string; shape: string; out: GPUBuffer; n: number; want: () => Float32Array; make: () => Promise<Dispatch> }[] = [];
   for (const [rows, cols] of [[257, 1024], [2056, 1024], [77, 768]]) {
@@ -169,7 +177,7 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
     const a = { x: scope.storage('x', x), gain: scope.storage('g', gain), shift: scope.storage('s', shift), y: scope.storage('y', rows * cols * 4), rows, cols };
     let want: Float32Array | undefined;
     const base = { shape: `${rows}×${cols}`, out: a.y, n: rows * cols, want: () => (want ??= layerNormRef(x, gain, shift, rows, cols)) };
-    cases.push({ ...base, kernel: 'layernorm.portable', make: () => direct('layernorm.wgsl', {}, [a.x, a.gain, a.shift, a.y], [rows, cols, 1, { f: 1e-5 }], [rows, 1, 1], { bytes: 8 * rows * cols }) });
+    cases.push({ ...base, kernel: 'layernorm.portable', make: () => direct(OTHER_SPECS.layernorm, {}, a, { rows, cols, in_row_stride: 1, eps: 1e-5 }, [rows, 1, 1], { bytes: 8 * rows * cols }) });
     cases.push({ ...base, kernel: 'layernorm.lib', make: () => K.layerNorm(scope, 'ln', a) });
   }
   for (const [B, T, H, D, causal] of [[1, 257, 16, 64, false], [8, 257, 16, 64, false], [1, 77, 12, 64, true]] as const) {
@@ -178,7 +186,7 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
     let want: Float32Array | undefined;
     const base = { shape: `B=${B} ${H} heads × ${T} × ${D}${causal ? ' causal' : ''}`, out: a.out, n: B * T * H * D, want: () => (want ??= attentionRef(qkv, B, T, H, D, causal)) };
     const pairs = causal ? (T * (T + 1)) / 2 : T * T;
-    cases.push({ ...base, kernel: 'attention.portable', make: () => direct('attention.wgsl', { HEAD_DIM: D }, [a.qkv, a.out], [T, H * D, causal ? 1 : 0, { f: 1 / Math.sqrt(D) }], [Math.ceil(T / 64), H, B], { flops: 4 * B * H * pairs * D }) });
+    cases.push({ ...base, kernel: 'attention.portable', make: () => direct(OTHER_SPECS.attention, { HEAD_DIM: D }, a, { T, W: H * D, causal: causal ? 1 : 0, scale: 1 / Math.sqrt(D) }, [Math.ceil(T / 64), H, B], { flops: 4 * B * H * pairs * D }) });
     cases.push({ ...base, kernel: 'attention.lib', make: () => K.attention(scope, 'attn', a) });
   }
   for (const c of cases) {

@@ -159,6 +159,19 @@ describe('executor', () => {
     executor.clear();
   });
 
+  it('refuses a graph that reads a tensor before an op writes it (its slot holds another tensor\'s bytes)', async () => {
+    const executor = new Executor(gpu);
+    const g = new GraphBuilder('unwritten');
+    const x0 = g.input('x0', 4 * WIDTH * 4);
+    const y = g.tensor('y', 4 * WIDTH * 4);
+    const out = g.output(g.tensor('out', 4 * WIDTH * 4));
+    // y is accumulated into (its old value read) before anything wrote it.
+    g.op('matmul', 'acc', { x: x0, w: weights[0].w1, y, M: 4, N: WIDTH, K: WIDTH, accumulate: true });
+    g.op('layerNorm', 'ln', { x: y, gain: weights[0].gain, shift: weights[0].shift, y: out, rows: 4, cols: WIDTH });
+    await expect(executor.run(executor.program('u', () => g.finish()), [randomArray(4 * WIDTH, 1, 1)])).rejects.toThrow('acc: reads y before any op writes it');
+    executor.clear();
+  });
+
   it('reads every checkpoint back by name, as the reference computes it', async () => {
     const executor = new Executor(gpu);
     const rows = 33;

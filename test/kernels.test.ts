@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gpu, type Dispatch } from '../src/runtime/gpu.js';
 import * as K from '../src/kernels/index.js';
 import { shaderPipeline } from '../src/kernels/shader.js';
-import { defaultMatmulVariant, subgroupsOf8 } from '../src/kernels/tuning.js';
+import { bindingBuffers, matmulFlags, matmulLaunch, matmulWorkgroups, uniformValues } from '../src/kernels/spec.js';
+import { defaultMatmulVariant, subgroupsOf8, type MatmulVariant } from '../src/kernels/tuning.js';
 import { attentionRef, erf, gelu, layerNormRef, matmulRef, quickGelu } from '../src/kernels/reference.js';
 import { randomArray, relativeError } from './helpers.js';
 import { subgroupsOf16 } from '../src/kernels/tuning.js';
@@ -207,13 +208,13 @@ function fromHalf(h: number): number {
 }
 
 describe('matmul variants', () => {
-  // Each kernel dispatched directly (matmul() picks only one per device), with the flag bits of
-  // matmul(): 1 bias, 2·activation (1 GELU, 2 QuickGELU), 8 accumulate into Y.
-  const variants = [
-    { shader: 'matmul_subgroup.wgsl', defines: { LANES: 8, ROWS: 3, COLS: 3 }, tile: 24, subgroups: true },
-    { shader: 'matmul_subgroup.wgsl', defines: { LANES: 16, ROWS: 2, COLS: 2 }, tile: 32, subgroups: true, lanes16: true },
-    { shader: 'matmul.wgsl', defines: {} as Record<string, number>, tile: 32, subgroups: false },
-    { shader: 'matmul_tiled.wgsl', defines: {} as Record<string, number>, tile: 64, subgroups: false },
+  // Each kernel dispatched directly (matmul() picks only one per device), laid out by its spec (spec.ts:
+  // bindings, Params, flag bits, tile geometry).
+  const variants: { variant: MatmulVariant; subgroups: boolean; lanes16?: boolean }[] = [
+    { variant: 'subgroup-3x3', subgroups: true },
+    { variant: 'subgroup16-2x2', subgroups: true, lanes16: true },
+    { variant: 'block', subgroups: false },
+    { variant: 'tiled', subgroups: false },
   ];
   // M below, at and past the tile; N not a multiple of 24 or 32; K of the CLIP widths and patches.
   const cases: { M: number; N: number; K: number; activation?: 'gelu' | 'quick_gelu'; accumulate?: boolean; f16?: boolean }[] = [
@@ -224,11 +225,10 @@ describe('matmul variants', () => {
     { M: 24, N: 24, K: 1024, accumulate: true, f16: true },
     { M: 12, N: 30, K: 64, activation: 'gelu', f16: true },
   ];
-  const activationBits = { gelu: 1, quick_gelu: 2 };
 
   for (const v of variants) {
     for (const c of cases) {
-      const name = `${v.shader}${v.lanes16 ? ' (16 lanes)' : ''} M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}${c.f16 ? ' f16 weights' : ''}`;
+      const name = `${matmulLaunch(v.variant, 'f32').spec.shader}${v.lanes16 ? ' (16 lanes)' : ''} M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}${c.f16 ? ' f16 weights' : ''}`;
       it(name, async (ctx) => {
         // The subgroup kernels are written for 8-16-lane subgroups (CPU adapters); no shader-f16, no f16 storage.
         if (v.subgroups && !gpu.hasCpuSizedSubgroups) ctx.skip();
@@ -244,11 +244,13 @@ describe('matmul variants', () => {
         }
         const bias = randomArray(N, N, 0.3), residual = randomArray(M * N, M, 1);
         const Y = scope.storage('y', c.accumulate ? residual : new Float32Array(M * N));
-        const flags = 1 | ((c.activation ? activationBits[c.activation] : 0) << 1) | (c.accumulate ? 8 : 0);
-        const pipeline = await shaderPipeline(gpu, v.shader, { W_TYPE: c.f16 ? 'f16' : 'f32', ...v.defines });
-        const params = scope.uniform('mm', [M, N, Kd / 4, flags]);
-        const bindGroup = gpu.bindGroup('mm', pipeline, [scope.storage('x', x), scope.storage('w', wData), scope.storage('b', bias), Y, params]);
-        const d: Dispatch = { label: 'mm', kernel: v.shader, pipeline, bindGroup, workgroups: [Math.ceil(N / v.tile), Math.ceil(M / v.tile), 1] };
+        const launch = matmulLaunch(v.variant, c.f16 ? 'f16' : 'f32');
+        const flags = matmulFlags({ bias: true, activation: c.activation, accumulate: c.accumulate });
+        const pipeline = await shaderPipeline(gpu, launch.spec.shader, launch.defines);
+        const params = scope.uniform('mm', uniformValues(launch.spec, { M, N, K: Kd, K4: Kd / 4, flags }));
+        const buffers = bindingBuffers(launch.spec, { x: scope.storage('x', x), w: scope.storage('w', wData), bias: scope.storage('b', bias), y: Y });
+        const bindGroup = gpu.bindGroup('mm', pipeline, [...buffers, params]);
+        const d: Dispatch = { label: 'mm', kernel: launch.spec.kernel, pipeline, bindGroup, workgroups: matmulWorkgroups(launch.tile, M, N) };
         const want = matmulRef(x, w, M, N, Kd, { bias, activation: c.activation, residual: c.accumulate ? residual : undefined });
         expect(relativeError(await runAndRead(d, Y, M * N), want)).toBeLessThan(1e-5);
       });
@@ -268,6 +270,7 @@ describe('matmul variants', () => {
       const bias = randomArray(N, N + 1, 0.3), residual = randomArray(M * N, M + 1, 1);
       const Y = scope.storage('y', c.accumulate ? residual : new Float32Array(M * N));
       const W = K.uploadMatmulWeights(scope, 'w', wData, N, Kd);
+      expect(W).toMatchObject({ packed: subgroupsOf8(gpu), dtype: 'f16', N, K: Kd });
       const d = await K.matmul(scope, 'mm', {
         x: scope.storage('x', x), w: W, bias: scope.storage('b', bias), y: Y, M, N, K: Kd,
         activation: c.activation, accumulate: c.accumulate, wDtype: 'f16',

@@ -7,7 +7,8 @@ import { applyCachedTuning, saveTuning } from '../src/api/tuning-store.js';
 import { tuneMatmuls } from '../src/kernels/autotune.js';
 import * as K from '../src/kernels/index.js';
 import { matmulRef } from '../src/kernels/reference.js';
-import { applyTuningRecord, defaultMatmulVariant, matmulCandidates, shapeKey, tuningKey, tuningOf, type MatmulShape } from '../src/kernels/tuning.js';
+import { applyTuningRecord, defaultMatmulVariant, matmulCandidates, matmulSourceFiles, shapeKey, tuningKey, tuningOf, type MatmulShape } from '../src/kernels/tuning.js';
+import { WGSL_SOURCES } from '../src/kernels/wgsl.generated.js';
 import { randomArray, relativeError } from './helpers.js';
 
 let gpu: Gpu;
@@ -106,10 +107,11 @@ describe('kernel autotuner', () => {
     tuningOf(gpu).choices.delete(result.key);
   });
 
+  const fake = (info: Partial<GPUAdapterInfo>, subgroups: boolean, lanes = 8) =>
+    Object.assign(Object.create(Gpu.prototype), { hasSubgroups: subgroups, hasF16: true, adapterInfo: { vendor: '', architecture: '', device: '', description: '', ...info }, device: { adapterInfo: { subgroupMinSize: lanes, subgroupMaxSize: lanes } } }) as Gpu;
+  const lavapipe = { vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15', description: 'llvmpipe: Mesa 25.0.7' };
+
   it('built-in rule: subgroup tiles sized to M on CPU adapters with subgroups, tiled kernel on GPUs, block elsewhere', () => {
-    const fake = (info: Partial<GPUAdapterInfo>, subgroups: boolean, lanes = 8) =>
-      Object.assign(Object.create(Gpu.prototype), { hasSubgroups: subgroups, adapterInfo: { vendor: '', architecture: '', device: '', description: '', ...info }, device: { adapterInfo: { subgroupMinSize: lanes, subgroupMaxSize: lanes } } }) as Gpu;
-    const lavapipe = { vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15', description: 'llvmpipe: Mesa 25.0.7' };
     expect([1, 8, 9, 16, 17, 257].map((M) => defaultMatmulVariant(fake(lavapipe, true), M)))
       .toEqual(['subgroup-1x3', 'subgroup-1x3', 'subgroup-2x3', 'subgroup-2x3', 'subgroup-3x3', 'subgroup-3x3']);
     expect(defaultMatmulVariant(fake(lavapipe, true, 16), 257)).toBe('subgroup-3x3'); // 512-bit llvmpipe: 8-lane workgroups in 16-lane subgroups
@@ -118,6 +120,23 @@ describe('kernel autotuner', () => {
     expect(defaultMatmulVariant(fake({ vendor: 'google', description: 'SwiftShader Device (Subzero)' }, false), 257)).toBe('block');
     expect(defaultMatmulVariant(fake({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100 80GB HBM3' }, true, 32), 257)).toBe('tiled');
     expect(defaultMatmulVariant(fake({}, false), 257)).toBe('block'); // nothing known
+  });
+
+  it('the tuning key hashes exactly the files of every matmul the device can launch', () => {
+    const lanes16 = fake(lavapipe, true, 16), lanes8 = fake(lavapipe, true, 8);
+    const hardware = fake({ vendor: 'nvidia', description: 'NVIDIA H100 80GB HBM3' }, true, 32);
+    const portable = ['activations.wgsl', 'epilogue.wgsl', 'matmul.wgsl', 'matmul_io.wgsl', 'matmul_scalar.wgsl', 'matmul_tiled.wgsl'];
+    const subgroup = ['matmul_packed.wgsl', 'matmul_subgroup.wgsl', 'subgroup_lanes_8.wgsl', 'subgroup_tile.wgsl'];
+    expect(matmulSourceFiles(hardware)).toEqual(portable);
+    expect(matmulSourceFiles(lanes8)).toEqual([...portable, ...subgroup].sort());
+    expect(matmulSourceFiles(lanes16)).toEqual([...portable, ...subgroup, 'subgroup_lanes_16.wgsl'].sort());
+    const edited = (name: string) => ({ ...WGSL_SOURCES, [name]: `${WGSL_SOURCES[name]}\n// edited` });
+    for (const device of [lanes16, lanes8, hardware]) {
+      const included = matmulSourceFiles(device);
+      for (const name of Object.keys(WGSL_SOURCES)) {
+        expect(tuningKey(device, edited(name)) !== tuningKey(device), `${device.adapterInfo.description}: ${name}`).toBe(included.includes(name));
+      }
+    }
   });
 
   it('ignores saved choices that name no kernel this device runs', () => {

@@ -1,5 +1,6 @@
 import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import * as K from '../kernels/index.js';
+import { kernelReads, kernelWrites } from '../kernels/spec.js';
 import { LAUNCHERS, Tensor, type Graph, type Op } from './graph.js';
 import { planMemory, type MemoryPlan } from './memory.js';
 
@@ -163,6 +164,7 @@ export class Executor {
   private async bind(program: Program): Promise<Bound> {
     this.arena.fit(program.memory.slotBytes);
     if (program.bound?.generation === this.arena.generation) return program.bound;
+    const firstBinding = program.bound === undefined;
     this.unbind(program);
     const { graph, memory } = program;
     const scope = new K.Scope(this.gpu);
@@ -178,6 +180,7 @@ export class Executor {
         dispatches.push(...(Array.isArray(d) ? d : [d]));
         opEnds.push(dispatches.length);
       }
+      if (firstBinding) checkWritesBeforeReads(graph, launched);
       const bytes = scope.buffers.reduce((sum, b) => sum + b.size, 0) + DISPATCH_OVERHEAD_BYTES * dispatches.length;
       program.bound = { generation: this.arena.generation, scope, dispatches, buffers, opEnds, bytes };
     } catch (e) {
@@ -202,6 +205,27 @@ export class Executor {
     program.bound?.scope.destroy();
     program.bound = undefined;
   }
+}
+
+/**
+ * Slots are shared, so a tensor read before any op writes it would read another tensor's bytes: with the
+ * kernels' declared bindings (which arguments each reads and writes), refuse such a graph.
+ */
+function checkWritesBeforeReads(graph: Graph, launched: readonly (Dispatch | Dispatch[])[]): void {
+  const written = new Set<Tensor>([...graph.inputs, ...graph.constants.map((c) => c.tensor)]);
+  graph.ops.forEach((op, i) => {
+    const args = op.args as Record<string, unknown>;
+    const kernels = [launched[i]].flat().map((d) => d.kernel);
+    for (const kernel of kernels) {
+      for (const arg of kernelReads(kernel, { accumulate: args.accumulate === true })) {
+        const value = args[arg];
+        if (value instanceof Tensor && !written.has(value)) throw new Error(`${op.label}: reads ${value.name} before any op writes it`);
+      }
+    }
+    for (const kernel of kernels) {
+      for (const arg of kernelWrites(kernel)) if (args[arg] instanceof Tensor) written.add(args[arg]);
+    }
+  });
 }
 
 function launch(scope: K.Scope, op: Op, buffers: readonly GPUBuffer[]): Promise<Dispatch | Dispatch[]> {

@@ -1,8 +1,15 @@
 import { uniformWords, type Dispatch, type Gpu } from '../runtime/gpu.js';
-import { shaderPipeline } from './shader.js';
-import { defaultMatmulVariant, parseSubgroupVariant, subgroupsOf8, subgroupsOf16, tuningOf, type MatmulVariant, type WeightDtype } from './tuning.js';
+import { shaderPipeline, type ShaderDefines } from './shader.js';
+import {
+  bindingBuffers, ELEMENTWISE_OPS, matmulFlags, matmulLaunch, matmulWorkgroups, OTHER_SPECS, PACKED_TILE_COLS, packedMatmulLaunch,
+  parseSubgroupVariant, scalarMatmulLaunch, uniformValues, type Activation, type BindingArgs, type ElementwiseOp, type KernelSpec,
+  type MatmulLaunch, type UniformValues,
+} from './spec.js';
+import { defaultMatmulVariant, subgroupsOf8, subgroupsOf16, tuningOf, type MatmulVariant, type WeightDtype } from './tuning.js';
 
 export type { MatmulVariant, WeightDtype } from './tuning.js';
+export type { Activation, ElementwiseOp, KernelSpec } from './spec.js';
+export { kernelReads, kernelSpec, kernelWrites } from './spec.js';
 
 /** Buffers made for one recorded program (uniforms, scratch), destroyed together with it. */
 export class Scope {
@@ -27,23 +34,23 @@ export class Scope {
   }
 }
 
-export type Activation = 'none' | 'gelu' | 'quick_gelu';
-const ACTIVATION_BITS: Record<Activation, number> = { none: 0, gelu: 1, quick_gelu: 2 };
-
-async function dispatch(
+/**
+ * One dispatch of a kernel: its buffers and uniform words laid out as its spec declares (spec.ts), so the
+ * order matches the shader's bindings and `struct Params` by construction.
+ */
+async function dispatch<S extends KernelSpec>(
   scope: Scope,
-  kernel: string,
-  shader: string,
-  defines: Record<string, string | number>,
+  spec: S,
   label: string,
-  buffers: GPUBuffer[],
-  params: readonly (number | { f: number })[],
+  args: BindingArgs<S>,
+  uniforms: UniformValues<S>,
+  defines: ShaderDefines,
   workgroups: [number, number, number],
   cost: { flops?: number; bytes?: number } = {},
 ): Promise<Dispatch> {
-  const pipeline = await shaderPipeline(scope.gpu, shader, defines);
-  const bindGroup = scope.gpu.bindGroup(label, pipeline, [...buffers, scope.uniform(label, params)]);
-  return { label, kernel, pipeline, bindGroup, workgroups, ...cost };
+  const pipeline = await shaderPipeline(scope.gpu, spec.shader, defines);
+  const buffers = [...bindingBuffers(spec, args), scope.uniform(label, uniformValues(spec, uniforms))];
+  return { label, kernel: spec.kernel, pipeline, bindGroup: scope.gpu.bindGroup(label, pipeline, buffers), workgroups, ...cost };
 }
 
 /** Splits a workgroup count over x and y when it passes the 65535 per-dimension limit. */
@@ -51,22 +58,36 @@ function spread(count: number): [number, number] {
   return count <= 65535 ? [count, 1] : [65535, Math.ceil(count / 65535)];
 }
 
+/**
+ * Matmul weights as uploadMatmulWeights made them: `packed` ones are f16 in matmul_packed.wgsl's layout,
+ * the others W[N, K] rows in `dtype`. Pass one only to matmul() with this N and K.
+ */
+export interface MatmulWeight {
+  readonly buffer: GPUBuffer;
+  readonly packed: boolean;
+  readonly dtype: WeightDtype;
+  readonly N: number;
+  readonly K: number;
+}
+
+function isMatmulWeight(w: GPUBuffer | MatmulWeight): w is MatmulWeight {
+  return 'packed' in w && 'buffer' in w;
+}
+
 export interface MatmulArgs {
-  x: GPUBuffer; w: GPUBuffer; y: GPUBuffer; bias?: GPUBuffer;
+  x: GPUBuffer;
+  /** Weights from uploadMatmulWeights, or a bare buffer of W[N, K] rows in `wDtype`. */
+  w: GPUBuffer | MatmulWeight;
+  y: GPUBuffer; bias?: GPUBuffer;
   M: number; N: number; K: number;
   activation?: Activation;
   /** Y += result (fused residual add). */
   accumulate?: boolean;
+  /** The weights' dtype when `w` is a bare buffer (default f32); a MatmulWeight carries its own. */
   wDtype?: WeightDtype;
   /** Runs this kernel instead of the device's choice (the autotuner, tests). Ignored for packed weights and K not a multiple of 4. */
   variant?: MatmulVariant;
 }
-
-/** Output tile edge of matmul_subgroup.wgsl: 24×24 (3 X rows and 3 W rows per lane) measured best on llvmpipe. */
-const SUBGROUP_TILE = 24;
-
-/** f16 matmul weights uploaded by uploadMatmulWeights in matmul_packed.wgsl's layout; matmul() reads them with it. */
-const packedWeights = new WeakSet<GPUBuffer>();
 
 /**
  * Reorders f16 W[N, K] (nn.Linear [out, in], f16 bits) into matmul_packed.wgsl's layout
@@ -74,15 +95,15 @@ const packedWeights = new WeakSet<GPUBuffer>();
  * side; rows past N are zero. K must be a multiple of 4.
  */
 export function packMatmulWeights(w: Uint16Array, N: number, K: number): Uint16Array {
-  const K4 = K / 4, tiles = Math.ceil(N / SUBGROUP_TILE);
-  const out = new Uint16Array(tiles * K4 * SUBGROUP_TILE * 4);
+  const K4 = K / 4, tiles = Math.ceil(N / PACKED_TILE_COLS);
+  const out = new Uint16Array(tiles * K4 * PACKED_TILE_COLS * 4);
   // Moved as 32-bit words, two halves each (fewer moves than by element): ~30 ms per 4096×1024 on one core.
   const src = w.byteOffset % 4 === 0 ? new Uint32Array(w.buffer, w.byteOffset, w.length / 2) : new Uint32Array(w.slice().buffer);
   const dst = new Uint32Array(out.buffer);
   for (let n = 0; n < N; n++) {
-    const tileBase = Math.floor(n / SUBGROUP_TILE) * K4 * SUBGROUP_TILE, inTile = n % SUBGROUP_TILE;
+    const tileBase = Math.floor(n / PACKED_TILE_COLS) * K4 * PACKED_TILE_COLS, inTile = n % PACKED_TILE_COLS;
     for (let k4 = 0, from = n * K4 * 2; k4 < K4; k4++, from += 2) {
-      const to = 2 * (tileBase + k4 * SUBGROUP_TILE + inTile);
+      const to = 2 * (tileBase + k4 * PACKED_TILE_COLS + inTile);
       dst[to] = src[from]; dst[to + 1] = src[from + 1];
     }
   }
@@ -92,14 +113,18 @@ export function packMatmulWeights(w: Uint16Array, N: number, K: number): Uint16A
 /**
  * Uploads matmul weights W[N, K] (f32, or f16 bits as a Uint16Array) for matmul(). f16 weights are
  * packed for matmul_packed.wgsl where matmul() would run the subgroup kernel (llvmpipe); f32 weights and
- * other devices keep [N, K] (packing f32 measured no steady gain). Pass the returned buffer only as
- * matmul()'s `w` with this N, K and dtype.
+ * other devices keep [N, K] (packing f32 measured no steady gain).
  */
-export function uploadMatmulWeights(scope: Scope, label: string, w: Float32Array | Uint16Array, N: number, K: number): GPUBuffer {
-  if (!(w instanceof Uint16Array) || K % 4 !== 0 || !subgroupsOf8(scope.gpu)) return scope.storage(label, w);
-  const buffer = scope.storage(label, packMatmulWeights(w, N, K));
-  packedWeights.add(buffer);
-  return buffer;
+export function uploadMatmulWeights(scope: Scope, label: string, w: Float32Array | Uint16Array, N: number, K: number): MatmulWeight {
+  const dtype: WeightDtype = w instanceof Uint16Array ? 'f16' : 'f32';
+  const packed = dtype === 'f16' && K % 4 === 0 && subgroupsOf8(scope.gpu);
+  const buffer = scope.storage(label, packed ? packMatmulWeights(w as Uint16Array, N, K) : w);
+  return { buffer, packed, dtype, N, K };
+}
+
+/** The kernel (shader name without .wgsl) that runs a matmul variant; profiles and dispatches name it so. */
+export function matmulKernelName(variant: MatmulVariant): string {
+  return matmulLaunch(variant, 'f32').spec.kernel;
 }
 
 /**
@@ -108,43 +133,30 @@ export function uploadMatmulWeights(scope: Scope, label: string, w: Float32Array
  * measured choice for this device and shape when there is one, else the built-in rule (both in
  * tuning.ts: defaultMatmulVariant); K not a multiple of 4 always takes the scalar kernel.
  */
-/** The kernel (shader name without .wgsl) that runs a matmul variant; profiles and dispatches name it so. */
-export function matmulKernelName(variant: MatmulVariant): 'matmul_subgroup' | 'matmul_tiled' | 'matmul' {
-  return parseSubgroupVariant(variant) ? 'matmul_subgroup' : variant === 'tiled' ? 'matmul_tiled' : 'matmul';
+export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Dispatch> {
+  const weight = isMatmulWeight(a.w) ? a.w : undefined;
+  if (weight && (weight.N !== a.N || weight.K !== a.K)) throw new Error(`${label}: weights are ${weight.N}×${weight.K}, but the matmul is N=${a.N}, K=${a.K}`);
+  if (weight && a.wDtype !== undefined && a.wDtype !== weight.dtype) throw new Error(`${label}: weights are ${weight.dtype}, but wDtype is ${a.wDtype}`);
+  const wType = weight?.dtype ?? a.wDtype ?? 'f32';
+  const args = { x: a.x, w: weight?.buffer ?? (a.w as GPUBuffer), bias: a.bias ?? scope.gpu.zeros, y: a.y };
+  const flags = matmulFlags({ bias: a.bias !== undefined, activation: a.activation, accumulate: a.accumulate });
+  const cost = { flops: 2 * a.M * a.N * a.K, bytes: 4 * (a.M * a.K + a.M * a.N) + (wType === 'f16' ? 2 : 4) * a.N * a.K };
+  const launch = weight?.packed
+    // Columns are fixed by the packing; rows follow the rule's small-M choice.
+    ? packedMatmulLaunch(parseSubgroupVariant(defaultMatmulVariant(scope.gpu, a.M))?.rows ?? 3)
+    : a.K % 4 !== 0 ? scalarMatmulLaunch(wType) : chosenLaunch(scope.gpu, label, a, wType);
+  // Every matmul's Params is M, N, flags and K (the scalar kernel) or K/4 (the vec4 kernels).
+  const params = { M: a.M, N: a.N, K: a.K, K4: a.K / 4, flags };
+  return dispatch(scope, launch.spec, label, args, params, launch.defines, matmulWorkgroups(launch.tile, a.M, a.N), cost);
 }
 
-export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Dispatch> {
-  const flags = (a.bias ? 1 : 0) | (ACTIVATION_BITS[a.activation ?? 'none'] << 1) | (a.accumulate ? 8 : 0);
-  const bias = a.bias ?? scope.gpu.zeros;
-  const wType = a.wDtype ?? 'f32';
-  const cost = { flops: 2 * a.M * a.N * a.K, bytes: 4 * (a.M * a.K + a.M * a.N) + (wType === 'f16' ? 2 : 4) * a.N * a.K };
-  const buffers = [a.x, a.w, bias, a.y];
-  if (packedWeights.has(a.w)) {
-    if (wType !== 'f16') throw new Error(`${label}: packed weights are f16, but wDtype is ${wType}`);
-    // Columns are fixed by the packing (24 per tile); rows follow the rule's small-M choice.
-    const rows = parseSubgroupVariant(defaultMatmulVariant(scope.gpu, a.M))?.rows ?? 3;
-    return dispatch(scope, 'matmul_packed', 'matmul_packed.wgsl', { ROWS: rows, LANES: 8 }, label, buffers,
-      [a.M, a.N, a.K / 4, flags], [Math.ceil(a.N / SUBGROUP_TILE), Math.ceil(a.M / (8 * rows)), 1], cost);
-  }
-  if (a.K % 4 !== 0) {
-    return dispatch(scope, 'matmul_scalar', 'matmul_scalar.wgsl', { W_TYPE: wType }, label, buffers,
-      [a.M, a.N, a.K, flags], [Math.ceil(a.N / 8), Math.ceil(a.M / 8), 1], cost);
-  }
-  const variant = a.variant ?? tuningOf(scope.gpu).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ?? defaultMatmulVariant(scope.gpu, a.M);
-  const params = [a.M, a.N, a.K / 4, flags];
+/** The launch of the caller's variant, else the tuner's choice for this shape, else the built-in rule's. */
+function chosenLaunch(gpu: Gpu, label: string, a: MatmulArgs, wType: WeightDtype): MatmulLaunch {
+  const variant = a.variant ?? tuningOf(gpu).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ?? defaultMatmulVariant(gpu, a.M);
   const sub = parseSubgroupVariant(variant);
-  if (sub) {
-    if (sub.lanes === 8 && !subgroupsOf8(scope.gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
-    if (sub.lanes === 16 && !subgroupsOf16(scope.gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 16 lanes`);
-    return dispatch(scope, 'matmul_subgroup', 'matmul_subgroup.wgsl', { W_TYPE: wType, LANES: sub.lanes, ROWS: sub.rows, COLS: sub.cols }, label, buffers,
-      params, [Math.ceil(a.N / (sub.lanes * sub.cols)), Math.ceil(a.M / (sub.lanes * sub.rows)), 1], cost);
-  }
-  if (variant === 'tiled') {
-    return dispatch(scope, 'matmul_tiled', 'matmul_tiled.wgsl', { W_TYPE: wType }, label, buffers,
-      params, [Math.ceil(a.N / 64), Math.ceil(a.M / 64), 1], cost);
-  }
-  return dispatch(scope, 'matmul', 'matmul.wgsl', { W_TYPE: wType }, label, buffers,
-    params, [Math.ceil(a.N / 32), Math.ceil(a.M / 32), 1], cost);
+  if (sub?.lanes === 8 && !subgroupsOf8(gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
+  if (sub?.lanes === 16 && !subgroupsOf16(gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 16 lanes`);
+  return matmulLaunch(variant, wType);
 }
 
 export interface LayerNormArgs {
@@ -167,18 +179,18 @@ const layerNormRowsPerWorkgroup = (rows: number): number => (rows >= 1024 ? 4 : 
  * has subgroups of 8 (llvmpipe) and cols is a multiple of 4, else the workgroup-reduction kernel.
  */
 export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promise<Dispatch> {
-  const buffers = [a.x, a.gain, a.shift, a.y];
-  const params = [a.rows, a.cols, a.inRowStride ?? 1, { f: a.eps ?? 1e-5 }];
+  const args = { x: a.x, gain: a.gain, shift: a.shift, y: a.y };
+  const params = { rows: a.rows, cols: a.cols, in_row_stride: a.inRowStride ?? 1, eps: a.eps ?? 1e-5 };
   const cost = { bytes: 8 * a.rows * a.cols };
   if (a.cols % 4 === 0 && subgroupsOf8(scope.gpu)) {
     const rowsPerWorkgroup = layerNormRowsPerWorkgroup(a.rows);
     const cols4 = a.cols / 4;
     const [gx, gy] = spread(Math.ceil(a.rows / rowsPerWorkgroup));
-    return dispatch(scope, 'layernorm_subgroup', 'layernorm_subgroup.wgsl',
-      { COLS4: cols4, CHUNKS: Math.ceil(cols4 / 8), ROWS: rowsPerWorkgroup }, label, buffers, params, [gx, gy, 1], cost);
+    return dispatch(scope, OTHER_SPECS.layernorm_subgroup, label, args, params,
+      { COLS4: cols4, CHUNKS: Math.ceil(cols4 / 8), ROWS: rowsPerWorkgroup }, [gx, gy, 1], cost);
   }
   const [gx, gy] = spread(a.rows);
-  return dispatch(scope, 'layernorm', 'layernorm.wgsl', {}, label, buffers, params, [gx, gy, 1], cost);
+  return dispatch(scope, OTHER_SPECS.layernorm, label, args, params, {}, [gx, gy, 1], cost);
 }
 
 export interface AttentionArgs {
@@ -206,26 +218,24 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
   if (a.headDim % 4 !== 0) throw new Error(`attention: head dim ${a.headDim} is not a multiple of 4`);
   const width = a.heads * a.headDim;
   const pairs = a.causal ? (a.seq * (a.seq + 1)) / 2 : a.seq * a.seq;
-  const params = [a.seq, width, a.causal ? 1 : 0, { f: 1 / Math.sqrt(a.headDim) }];
+  const args = { qkv: a.qkv, out: a.out };
+  const params = { T: a.seq, W: width, causal: a.causal ? 1 : 0, scale: 1 / Math.sqrt(a.headDim) };
   const cost = { flops: 4 * a.batch * a.heads * pairs * a.headDim, bytes: 4 * a.batch * a.seq * width * 4 };
   if (a.headDim % 32 === 0 && a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM && subgroupsOf8(scope.gpu)) {
-    return dispatch(scope, 'attention_tile', 'attention_tile.wgsl', { HEAD_DIM: a.headDim },
-      label, [a.qkv, a.out], params, [Math.ceil(a.seq / 8), a.heads, a.batch], cost);
+    return dispatch(scope, OTHER_SPECS.attention_tile, label, args, params, { HEAD_DIM: a.headDim },
+      [Math.ceil(a.seq / 8), a.heads, a.batch], cost);
   }
-  return dispatch(scope, 'attention', 'attention.wgsl', { HEAD_DIM: a.headDim }, label, [a.qkv, a.out], params,
+  return dispatch(scope, OTHER_SPECS.attention, label, args, params, { HEAD_DIM: a.headDim },
     [Math.ceil(a.seq / 64), a.heads, a.batch], cost);
 }
-
-export type ElementwiseOp = 'gelu' | 'quick_gelu';
-const ELEMENTWISE_OPS: Record<ElementwiseOp, number> = { gelu: 0, quick_gelu: 1 };
 
 /** Y = op(X): the activations on their own (the model fuses them into matmuls). */
 export function elementwise(
   scope: Scope, label: string, a: { x: GPUBuffer; y: GPUBuffer; n: number; op: ElementwiseOp },
 ): Promise<Dispatch> {
   const [gx, gy] = spread(Math.ceil(a.n / 64));
-  return dispatch(scope, 'elementwise', 'elementwise.wgsl', {}, label, [a.x, a.y],
-    [a.n, ELEMENTWISE_OPS[a.op]], [gx, gy, 1], { bytes: 8 * a.n });
+  return dispatch(scope, OTHER_SPECS.elementwise, label, { x: a.x, y: a.y },
+    { n: a.n, op: ELEMENTWISE_OPS[a.op] }, {}, [gx, gy, 1], { bytes: 8 * a.n });
 }
 
 /** A slice of rows of an embedding table that fits in one storage binding. */
@@ -237,8 +247,8 @@ export function embedTokens(
   a: { ids: GPUBuffer; chunks: readonly TableChunk[]; pos: GPUBuffer; y: GPUBuffer; rows: number; seq: number; width: number; wDtype?: WeightDtype },
 ): Promise<Dispatch[]> {
   return Promise.all(a.chunks.map((chunk, i) =>
-    dispatch(scope, 'embed_tokens', 'embed_tokens.wgsl', { W_TYPE: a.wDtype ?? 'f32' }, `${label}.chunk${i}`,
-      [a.ids, chunk.buffer, a.pos, a.y], [a.rows, a.seq, a.width, chunk.rowOffset, chunk.rows],
+    dispatch(scope, OTHER_SPECS.embed_tokens, `${label}.chunk${i}`, { ids: a.ids, chunks: chunk.buffer, pos: a.pos, y: a.y },
+      { rows: a.rows, T: a.seq, width: a.width, row_offset: chunk.rowOffset, chunk_rows: chunk.rows }, { W_TYPE: a.wDtype ?? 'f32' },
       [Math.ceil(a.width / 64), a.rows, 1], { bytes: 12 * a.rows * a.width })));
 }
 
@@ -249,8 +259,8 @@ export function patchify(
 ): Promise<Dispatch> {
   const rows = a.batch * a.grid * a.grid;
   const [gy, gz] = spread(rows);
-  return dispatch(scope, 'patchify', 'patchify.wgsl', {}, label, [a.pixels, a.patches],
-    [a.batch, a.patch, a.grid, a.imageSize], [Math.ceil((3 * a.patch * a.patch) / 64), gy, gz],
+  return dispatch(scope, OTHER_SPECS.patchify, label, { pixels: a.pixels, patches: a.patches },
+    { B: a.batch, P: a.patch, G: a.grid, image: a.imageSize }, {}, [Math.ceil((3 * a.patch * a.patch) / 64), gy, gz],
     { bytes: 8 * rows * 3 * a.patch * a.patch });
 }
 
@@ -260,14 +270,14 @@ export function visionTokens(
   a: { patchEmbed: GPUBuffer; classEmbedding: GPUBuffer; pos: GPUBuffer; y: GPUBuffer; batch: number; seq: number; width: number },
 ): Promise<Dispatch> {
   const [gy, gz] = spread(a.batch * a.seq);
-  return dispatch(scope, 'vision_tokens', 'vision_tokens.wgsl', {}, label, [a.patchEmbed, a.classEmbedding, a.pos, a.y],
-    [a.batch, a.seq, a.width], [Math.ceil(a.width / 64), gy, gz], { bytes: 12 * a.batch * a.seq * a.width });
+  return dispatch(scope, OTHER_SPECS.vision_tokens, label, { patchEmbed: a.patchEmbed, classEmbedding: a.classEmbedding, pos: a.pos, y: a.y },
+    { B: a.batch, T: a.seq, width: a.width }, {}, [Math.ceil(a.width / 64), gy, gz], { bytes: 12 * a.batch * a.seq * a.width });
 }
 
 /** Y[i] = X[index[i]] for rows of `width` floats. */
 export function gatherRows(
   scope: Scope, label: string, a: { x: GPUBuffer; index: GPUBuffer; y: GPUBuffer; rows: number; width: number },
 ): Promise<Dispatch> {
-  return dispatch(scope, 'gather_rows', 'gather_rows.wgsl', {}, label, [a.x, a.index, a.y],
-    [a.rows, a.width], [Math.ceil(a.width / 64), a.rows, 1], { bytes: 8 * a.rows * a.width });
+  return dispatch(scope, OTHER_SPECS.gather_rows, label, { x: a.x, index: a.index, y: a.y },
+    { rows: a.rows, width: a.width }, {}, [Math.ceil(a.width / 64), a.rows, 1], { bytes: 8 * a.rows * a.width });
 }

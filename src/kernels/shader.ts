@@ -38,13 +38,12 @@ export function buildShader(shader: string, defines: ShaderDefines = {}): string
   return code;
 }
 
-
 /** The names of every file buildShader would splice into this shader with these defines (the shader first). */
-export function shaderFiles(shader: string, defines: ShaderDefines = {}): string[] {
+export function shaderFiles(shader: string, defines: ShaderDefines = {}, sources: Readonly<Record<string, string>> = WGSL_SOURCES): string[] {
   const files: string[] = [];
   const visit = (name: string): void => {
     if (files.includes(name)) return;
-    const source = WGSL_SOURCES[name];
+    const source = sources[name];
     if (source === undefined) throw new Error(`No shader named ${name} in shaders/`);
     files.push(name);
     for (const [, include] of source.matchAll(/^\/\/!include (\S+)$/gm)) {

@@ -1,17 +1,11 @@
 import type { Gpu, KernelFamily } from '../runtime/gpu.js';
+import type { KernelTuning, MatmulShape, MatmulVariant } from '../runtime/kernel-choices.js';
+import { matmulLaunch, packedMatmulLaunch, scalarMatmulLaunch, SUBGROUP16_TILES, SUBGROUP8_TILES, type MatmulLaunch } from './spec.js';
+import { shaderFiles } from './shader.js';
 import { WGSL_SOURCES } from './wgsl.generated.js';
 
-export type WeightDtype = 'f32' | 'f16';
-
-/**
- * A matmul kernel with its shape parameters: `subgroup-RxC` is matmul_subgroup.wgsl with R X rows and
- * C W rows per lane (an 8R×8C tile per 8-lane workgroup), `subgroup16-RxC` the same with 16 lanes (a
- * 16R×16C tile; subgroups of 16 only), `block` matmul.wgsl (4×4 per invocation, no workgroup memory),
- * `tiled` matmul_tiled.wgsl (64×64 workgroup-memory tiles, 256 invocations).
- */
-export type MatmulVariant = 'block' | 'tiled' | `subgroup-${number}x${number}` | `subgroup16-${number}x${number}`;
-
-export interface MatmulShape { M: number; N: number; K: number; wDtype: WeightDtype }
+export { KernelTuning, shapeKey, type MatmulShape, type MatmulVariant, type WeightDtype } from '../runtime/kernel-choices.js';
+export { parseSubgroupVariant } from './spec.js';
 
 /** Variants the tuner tries; the subgroup ones only where subgroups run 8-16 lanes (CPU adapters). */
 const SUBGROUP_VARIANTS: MatmulVariant[] = ['subgroup-3x3', 'subgroup-2x3', 'subgroup-1x3', 'subgroup-3x2', 'subgroup-2x2', 'subgroup-4x3'];
@@ -24,41 +18,9 @@ const SUBGROUP_VARIANTS: MatmulVariant[] = ['subgroup-3x3', 'subgroup-2x3', 'sub
 const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-2x3', 'subgroup16-2x2', 'subgroup16-1x3'];
 const PORTABLE_VARIANTS: MatmulVariant[] = ['block', 'tiled'];
 
-export function parseSubgroupVariant(variant: MatmulVariant): { lanes: 8 | 16; rows: number; cols: number } | undefined {
-  const m = /^subgroup(16)?-(\d)x(\d)$/.exec(variant);
-  return m ? { lanes: m[1] ? 16 : 8, rows: Number(m[2]), cols: Number(m[3]) } : undefined;
-}
-
-/** Groups M (rows: tokens × batch) by the next power of two, so one choice serves similar batch sizes. */
-function rowBucket(M: number): number {
-  return 2 ** Math.ceil(Math.log2(Math.max(M, 1)));
-}
-
-export function shapeKey(s: MatmulShape): string {
-  return `matmul:${s.wDtype}:M${rowBucket(s.M)}:K${s.K}:N${s.N}`;
-}
-
-/**
- * Kernel choices for one device: measured ones (from the autotuner or its cache) override the built-in
- * rules; `requested` records every matmul shape planned so far, which is what the tuner measures.
- */
-export class KernelTuning {
-  readonly choices = new Map<string, MatmulVariant>();
-  readonly requested = new Map<string, MatmulShape>();
-
-  choose(shape: MatmulShape): MatmulVariant | undefined {
-    const key = shapeKey(shape);
-    if (!this.requested.has(key)) this.requested.set(key, shape);
-    return this.choices.get(key);
-  }
-}
-
-const tunings = new WeakMap<Gpu, KernelTuning>();
-
+/** The device's kernel choices (held by the Gpu, so they end with it). */
 export function tuningOf(gpu: Gpu): KernelTuning {
-  let tuning = tunings.get(gpu);
-  if (!tuning) tunings.set(gpu, (tuning = new KernelTuning()));
-  return tuning;
+  return gpu.kernelTuning;
 }
 
 /** The device's subgroup sizes as its adapter reports them (llvmpipe: 8 lanes at 256 bits, 16 at 512). */
@@ -114,19 +76,41 @@ export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] 
   return [...(subgroupsOf8(gpu) ? SUBGROUP_VARIANTS : []), ...(subgroupsOf16(gpu) ? SUBGROUP16_VARIANTS : []), ...PORTABLE_VARIANTS];
 }
 
-/** Bump when matmul()'s dispatch geometry or the rule changes without a shader edit (saved choices then lapse). */
+/** Bump when the rule or matmul()'s launch changes without a shader or tile edit (saved choices then lapse). */
 const LAUNCH_VERSION = 1;
+
+const variantsOf = (lanes: 8 | 16, tiles: readonly { rows: number; cols: number }[]): MatmulVariant[] =>
+  tiles.map((t) => (lanes === 8 ? `subgroup-${t.rows}x${t.cols}` : `subgroup16-${t.rows}x${t.cols}`) as MatmulVariant);
+
+/** Every (kernel, defines, tile) matmul() can launch on this device, whichever variant is asked for. */
+export function launchableMatmuls(gpu: Gpu): MatmulLaunch[] {
+  const dtypes = gpu.hasF16 ? (['f32', 'f16'] as const) : (['f32'] as const);
+  const variants: MatmulVariant[] = [
+    ...PORTABLE_VARIANTS,
+    ...(subgroupsOf8(gpu) ? variantsOf(8, SUBGROUP8_TILES) : []),
+    ...(subgroupsOf16(gpu) ? variantsOf(16, SUBGROUP16_TILES) : []),
+  ];
+  const packed = subgroupsOf8(gpu) && gpu.hasF16 ? [1, 2, 3].map(packedMatmulLaunch) : [];
+  return [...dtypes.flatMap((d) => [...variants.map((v) => matmulLaunch(v, d)), scalarMatmulLaunch(d)]), ...packed];
+}
+
+/** The shader files (includes too) of every matmul this device can launch, sorted. */
+export function matmulSourceFiles(gpu: Gpu, sources: Readonly<Record<string, string>> = WGSL_SOURCES): string[] {
+  return [...new Set(launchableMatmuls(gpu).flatMap((l) => shaderFiles(l.spec.shader, l.defines, sources)))].sort();
+}
 
 /**
  * Names the device and the matmul kernels' sources: a cached choice is only reused on the same adapter
- * and driver with the same kernels (any edit to a matmul shader invalidates it).
+ * and driver with the same kernels (an edit to any file a matmul this device runs includes invalidates it).
  */
-export function tuningKey(gpu: Gpu): string {
+export function tuningKey(gpu: Gpu, sources: Readonly<Record<string, string>> = WGSL_SOURCES): string {
   const info = gpu.adapterInfo;
   const adapter = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || 'unknown adapter';
+  // The launches' tiles too, so that a geometry change in spec.ts also lapses saved choices.
+  const launches = launchableMatmuls(gpu).map((l) => `${l.spec.kernel} ${JSON.stringify(l.defines)} ${l.tile.rows}x${l.tile.cols}`);
   let hash = 0x811c9dc5;
-  for (const name of Object.keys(WGSL_SOURCES).filter((n) => n.startsWith('matmul') || n.startsWith('subgroup_') || n === 'epilogue.wgsl').sort()) {
-    for (const ch of WGSL_SOURCES[name]) hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  for (const text of [...matmulSourceFiles(gpu, sources).map((name) => `${name}\0${sources[name]}`), ...launches]) {
+    for (const ch of text) hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
   }
   return `${adapter} | kernels ${hash.toString(16).padStart(8, '0')} | launch ${LAUNCH_VERSION}`;
 }
@@ -142,8 +126,8 @@ export interface TuningRecord {
 export function isUsableVariant(gpu: Gpu, variant: unknown): variant is MatmulVariant {
   if (variant === 'block' || variant === 'tiled') return true;
   if (typeof variant !== 'string') return false;
-  if (/^subgroup-[1-4]x[1-4]$/.test(variant)) return subgroupsOf8(gpu);
-  return /^subgroup16-[1-3]x[1-3]$/.test(variant) && subgroupsOf16(gpu);
+  if (variantsOf(8, SUBGROUP8_TILES).includes(variant as MatmulVariant)) return subgroupsOf8(gpu);
+  return variantsOf(16, SUBGROUP16_TILES).includes(variant as MatmulVariant) && subgroupsOf16(gpu);
 }
 
 /** Applies a saved record's choices to this device; returns how many were usable. */

@@ -9,17 +9,17 @@ export type ComputeDtype = 'f32' | 'f16';
 
 export interface Block {
   ln1: [GPUBuffer, GPUBuffer]; ln2: [GPUBuffer, GPUBuffer];
-  inProj: GPUBuffer; inProjBias: GPUBuffer; outProj: GPUBuffer; outProjBias: GPUBuffer;
-  fc: GPUBuffer; fcBias: GPUBuffer; proj: GPUBuffer; projBias: GPUBuffer;
+  inProj: K.MatmulWeight; inProjBias: GPUBuffer; outProj: K.MatmulWeight; outProjBias: GPUBuffer;
+  fc: K.MatmulWeight; fcBias: GPUBuffer; proj: K.MatmulWeight; projBias: GPUBuffer;
 }
 
 export interface VisionWeights {
-  conv: GPUBuffer; classEmbedding: GPUBuffer; pos: GPUBuffer;
-  lnPre: [GPUBuffer, GPUBuffer]; lnPost: [GPUBuffer, GPUBuffer]; proj: GPUBuffer; blocks: Block[];
+  conv: K.MatmulWeight; classEmbedding: GPUBuffer; pos: GPUBuffer;
+  lnPre: [GPUBuffer, GPUBuffer]; lnPost: [GPUBuffer, GPUBuffer]; proj: K.MatmulWeight; blocks: Block[];
 }
 
 export interface TextWeights {
-  tokenChunks: K.TableChunk[]; pos: GPUBuffer; lnFinal: [GPUBuffer, GPUBuffer]; proj: GPUBuffer; blocks: Block[];
+  tokenChunks: K.TableChunk[]; pos: GPUBuffer; lnFinal: [GPUBuffer, GPUBuffer]; proj: K.MatmulWeight; blocks: Block[];
 }
 
 export interface ClipWeights { scope: K.Scope; vision: VisionWeights; text: TextWeights; logitScale: number }
@@ -29,8 +29,8 @@ interface LoadedRole {
   'vector': GPUBuffer;
   'norm-gain': GPUBuffer;
   'norm-bias': GPUBuffer;
-  'linear': GPUBuffer;
-  'linear-transposed': GPUBuffer;
+  'linear': K.MatmulWeight;
+  'linear-transposed': K.MatmulWeight;
   'embedding-table': K.TableChunk[];
   'scalar': number;
 }

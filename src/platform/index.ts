@@ -11,9 +11,9 @@ import { UserError } from '../errors.js';
 import { KNOBO_DIR_ENV, type Platform } from './types.js';
 import { setVectorWidth } from './vector-width.js';
 
-// Dawn's `create()` result must outlive every device made from it: if it is garbage-collected the process
-// segfaults. Held here for the life of the process.
-const keepAlive: unknown[] = [];
+// Dawn's `create()` result must outlive every device made from it (if it is garbage-collected the process
+// segfaults), and one serves every device, so it is made once per process: this memo holds it for the
+// life of the process and never grows.
 let dawnGpu: Promise<GPU> | undefined;
 
 /** Node: Dawn through the `webgpu` package, created once per process and imported lazily (Deno never loads it). */
@@ -25,9 +25,7 @@ async function createDawnGpu(): Promise<GPU> {
   const moduleName = 'webgpu';
   const dawn = (await import(moduleName)) as { create: (flags: string[]) => GPU; globals: object };
   Object.assign(globalThis, dawn.globals);
-  const gpu = dawn.create([]);
-  keepAlive.push(gpu);
-  return gpu;
+  return dawn.create([]);
 }
 
 const errnoOf = (error: unknown): string | undefined => (error as NodeJS.ErrnoException).code;

@@ -4,12 +4,11 @@ import { platform } from '../platform/index.js';
 /** What the engine needs from an adapter, and the optional features it uses when offered. */
 const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'timestamp-query', 'subgroups' as GPUFeatureName];
 
-// The adapter must outlive every device made from it (Dawn segfaults when it is garbage-collected).
-const keepAlive: unknown[] = [];
-
 export interface AcquiredDevice {
   device: GPUDevice;
   adapterInfo: { vendor: string; architecture: string; device: string; description: string };
+  /** The adapter the engine made the device from: Dawn segfaults if it is garbage-collected while the device lives, so the Gpu holds it. */
+  adapter?: GPUAdapter;
   /** True when the engine made the device (and so may destroy it); false for a caller's device. */
   owned: boolean;
   /** The device has the `subgroups` feature and its WGSL compiler accepts `enable subgroups;`. */
@@ -41,7 +40,6 @@ export async function acquireDevice(options: { device?: GPUDevice } = {}): Promi
   }
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new UserError(platform.noAdapterMessage);
-  keepAlive.push(adapter);
   const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({
     requiredFeatures,
@@ -53,8 +51,7 @@ export async function acquireDevice(options: { device?: GPUDevice } = {}): Promi
       maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
     },
   });
-  keepAlive.push(device);
-  return { device, adapterInfo: describeAdapter(adapter), owned: true, subgroups: await compilesSubgroupShaders(device) };
+  return { device, adapter, adapterInfo: describeAdapter(adapter), owned: true, subgroups: await compilesSubgroupShaders(device) };
 }
 
 function describeAdapter(adapter: GPUAdapter | undefined): AcquiredDevice['adapterInfo'] {

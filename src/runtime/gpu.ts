@@ -1,5 +1,6 @@
 import { UserError } from '../errors.js';
 import { acquireDevice, type AcquiredDevice } from './device.js';
+import { KernelTuning } from './kernel-choices.js';
 
 /** One compute dispatch of a recorded program. */
 export interface Dispatch {
@@ -35,7 +36,11 @@ export class Gpu {
   readonly hasSubgroups: boolean;
   /** A kernel family forced by the caller (tests, comparisons); undefined lets the adapter decide. */
   readonly forcedKernelFamily: KernelFamily | undefined;
+  /** This device's kernel choices (kernels/tuning.ts: tuningOf); they end with the Gpu. */
+  readonly kernelTuning = new KernelTuning();
   private readonly owned: boolean;
+  /** Held for the device's life: Dawn segfaults if the adapter is garbage-collected first. */
+  private readonly adapter: GPUAdapter | undefined;
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private readonly liveBuffers = new Set<GPUBuffer>();
   private lostReason: string | undefined;
@@ -47,6 +52,7 @@ export class Gpu {
     this.device = acquired.device;
     this.adapterInfo = acquired.adapterInfo;
     this.owned = acquired.owned;
+    this.adapter = acquired.adapter;
     this.hasF16 = this.device.features.has('shader-f16');
     this.hasTimestamps = this.device.features.has('timestamp-query');
     this.hasSubgroups = acquired.subgroups;
