@@ -33,17 +33,24 @@ const dir = await syntheticCheckpoint(config, 0, 'f32');
 const checkpoint = await openCheckpoint(dir);
 const S = checkpoint.config.vision.imageSize;
 const weightBytes = [...checkpoint.source.tensors.values()].reduce((sum, t) => sum + elementCount(t.shape) * (dtype === 'f16' && t.shape.length === 2 ? 2 : 4), 0);
-const pixels = new Float32Array(Math.max(...batches) * 3 * S * S);
-let seed = 1;
-for (let i = 0; i < pixels.length; i++) {
-  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-  pixels[i] = (seed / 2 ** 32) * 4 - 2;
+/** Seeded pixels in [-2, 2) for `batch` images: each batch gets its own array, as a caller's input would be. */
+function pixelsFor(batch: number): Float32Array {
+  const pixels = new Float32Array(batch * 3 * S * S);
+  let seed = 1;
+  for (let i = 0; i < pixels.length; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    pixels[i] = (seed / 2 ** 32) * 4 - 2;
+  }
+  return pixels;
 }
 
 const beforeGpu = rss().now;
 const gpu = await Gpu.create();
 const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, { dtype });
 await checkpoint.source.close();
+// Dawn frees the upload staging of the weights a moment after the queue drains: measure the loaded model at rest.
+await gpu.device.queue.onSubmittedWorkDone();
+await new Promise((resolve) => setTimeout(resolve, 3000));
 global.gc?.();
 const afterLoad = rss().now;
 const perForward = model.maxBatch('image');
@@ -54,8 +61,10 @@ const arenaBytes = (): number | undefined => (model as { memory?: { arenaBytes: 
 resetPeak();
 const rows: { batch: number; seconds: number; perImage: number; rssPeakMB: number; rssAfterMB: number; arenaMB?: number }[] = [];
 for (const batch of batches) {
+  global.gc?.();
+  const pixels = pixelsFor(batch);
   const t0 = performance.now();
-  await model.encodePixels(pixels.subarray(0, batch * 3 * S * S), batch);
+  await model.encodePixels(pixels, batch);
   const seconds = (performance.now() - t0) / 1000;
   const { now, peak } = rss();
   const arena = arenaBytes();
@@ -66,15 +75,19 @@ const peak = rss().peak;
 model.dispose();
 gpu.destroy();
 
+// The acceptance bound of issue #15: peak ≤ weights + the largest single forward's activations + 300 MB.
+const largestArena = Math.max(...rows.map((r) => r.arenaMB ?? 0)) * MB;
+const bound = rows.every((r) => r.arenaMB === undefined) ? undefined : weightBytes + largestArena + 300 * MB;
 const result = {
   label, config, dtype, batches, imagesPerForward: perForward, machine: machine(gpu.adapterInfo), cpus: cpus().length,
   cpuFlags: simdFlags().join(' '), lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH, lpNumThreads: process.env.LP_NUM_THREADS,
   loadAverage: loadavg()[0], date: new Date().toISOString(),
   weightMB: weightBytes / MB, rssBeforeGpuMB: beforeGpu / MB, rssAfterLoadMB: afterLoad / MB, rssPeakMB: peak / MB,
-  peakOverLoadMB: (peak - afterLoad) / MB, rows,
+  peakOverLoadMB: (peak - afterLoad) / MB, boundMB: bound === undefined ? undefined : bound / MB, rows,
 };
 console.log(`memory (${label}): ${config}, ${dtype} weights (${result.weightMB.toFixed(0)} MB); ${result.machine}; ${perForward} images per forward at most`);
 console.log(`RSS after load ${result.rssAfterLoadMB.toFixed(0)} MB; peak over all batches ${result.rssPeakMB.toFixed(0)} MB (+${result.peakOverLoadMB.toFixed(0)} MB over the loaded model)`);
+if (bound !== undefined) console.log(`bound: weights + largest arena + 300 MB = ${(bound / MB).toFixed(0)} MB; peak ${(peak / MB).toFixed(0)} MB ${peak <= bound ? 'within' : 'OVER'}`);
 console.log('| batch | s | s per image | peak RSS MB (since load) | RSS after MB | activation arena MB |');
 console.log('| --- | --- | --- | --- | --- | --- |');
 for (const r of rows) {

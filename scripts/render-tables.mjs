@@ -165,9 +165,29 @@ function probeTrainTable() {
     `load average at the end ${r.loadAverageAtEnd.map((l) => l.toFixed(1)).join(' ')}; CPU flags ${r.machine.Flags ?? '?'}.\n\n${source(['probe-train.json'])}`;
 }
 
+/** The newest memory bench per label prefix ("before", "graph-arena"), rounds side by side. */
+function memoryTable() {
+  const files = readdirSync(RESULTS).filter((f) => /^memory-ViT-L-14-f32-.*\.json$/.test(f)).sort();
+  const runs = files.map((file) => ({ file, ...read(file) }));
+  const batches = runs[0].batches;
+  const head = ['batch', ...runs.flatMap((r) => [`${r.label} s/image`, `${r.label} peak RSS MB`])];
+  const rows = batches.map((b) => [String(b), ...runs.flatMap((r) => {
+    const row = r.rows.find((x) => x.batch === b);
+    return [fixed(row.perImage), row.rssPeakMB.toFixed(0)];
+  })]);
+  const notes = runs.map((r) => {
+    const arena = r.rows.filter((x) => x.arenaMB !== undefined).map((x) => `${x.batch}: ${x.arenaMB.toFixed(0)}`);
+    return `${r.label}: RSS after load ${r.rssAfterLoadMB.toFixed(0)} MB (weights ${r.weightMB.toFixed(0)} MB), peak over the four batches ${r.rssPeakMB.toFixed(0)} MB = ` +
+      `**+${r.peakOverLoadMB.toFixed(0)} MB** over the loaded model${arena.length ? `; activation arena after each batch (MB) ${arena.join(', ')}` : ''}; ${day(r.date)}, load average at the end ${r.loadAverage.toFixed(1)}.`;
+  });
+  const m = runs[0];
+  return `${table(head, rows)}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n- All runs: ${m.machine}; ${m.imagesPerForward} images per forward at most; ` +
+    `LP_NATIVE_VECTOR_WIDTH=${m.lpNativeVectorWidth ?? 'unset'}, LP_NUM_THREADS=${m.lpNumThreads}; CPU flags ${m.cpuFlags}.\n\n${source(files)}`;
+}
+
 const TABLES = {
   'README.md': { numbers: readmeNumbers },
-  'bench/README.md': { e2e: e2eTable, parity: parityTable, 'parity-cli': parityCliTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable, 'classify-scale': classifyScaleTable },
+  'bench/README.md': { e2e: e2eTable, parity: parityTable, 'parity-cli': parityCliTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable, 'classify-scale': classifyScaleTable, memory: memoryTable },
 };
 
 const check = process.argv.includes('--check');

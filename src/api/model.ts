@@ -31,6 +31,11 @@ export interface LoadOptions {
   dtype?: ComputeDtype;
   /** Most images or prompts per GPU forward (default: what the GPU's limits allow, up to 64); larger batches are split. */
   maxBatch?: number;
+  /**
+   * Bytes the cached forward plans may hold besides the activation arena they share (bind groups, uniforms,
+   * constants); least recently used plans are dropped first. Default 16 MiB.
+   */
+  planBudgetBytes?: number;
   /** Run on this GPUDevice instead of acquiring one. */
   device?: GPUDevice;
   onProgress?: (progress: LoadProgress) => void;
@@ -313,6 +318,7 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
     const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {
       dtype: options.dtype,
       maxBatch: options.maxBatch,
+      planBudgetBytes: options.planBudgetBytes,
       onTensor: (tensor, loaded, total) => options.onProgress?.({ stage: 'weights', tensor, loaded, total }),
     });
     return await WhyLesionModel.create(model, gpu, !options.device, options.vocabPath, options.exifRotate ?? false);

@@ -15,14 +15,19 @@ class Arena {
 
   constructor(private readonly gpu: Gpu) {}
 
-  /** Grows slots to at least these sizes (never shrinks them). */
-  fit(slotBytes: readonly number[]): void {
-    slotBytes.forEach((bytes, i) => {
-      if (this.slots[i] && this.slots[i].size >= bytes) return;
-      if (this.slots[i]) this.gpu.destroyBuffer(this.slots[i]);
-      this.slots[i] = this.gpu.storageBuffer(`arena.slot${i}`, bytes);
-      this.generation++;
-    });
+  /**
+   * Grows slots to at least these sizes (never shrinks them). Slots too small are freed, and their memory
+   * reclaimed, before the larger ones are made, so growing never holds both (measured at ViT-L/14: the peak of
+   * the first 31-image forward after an 8-image one fell from 71 to 22 MB above its end state).
+   */
+  async fit(slotBytes: readonly number[]): Promise<void> {
+    const growing = slotBytes.flatMap((bytes, i) => (this.slots[i] && this.slots[i].size >= bytes ? [] : [i]));
+    if (growing.length === 0) return;
+    const replaced = growing.filter((i) => this.slots[i]);
+    for (const i of replaced) this.gpu.destroyBuffer(this.slots[i]);
+    if (replaced.length > 0) await this.gpu.reclaimDestroyed();
+    for (const i of growing) this.slots[i] = this.gpu.storageBuffer(`arena.slot${i}`, slotBytes[i]);
+    this.generation++;
   }
 
   slot(i: number): GPUBuffer {
@@ -162,7 +167,7 @@ export class Executor {
   }
 
   private async bind(program: Program): Promise<Bound> {
-    this.arena.fit(program.memory.slotBytes);
+    await this.arena.fit(program.memory.slotBytes);
     if (program.bound?.generation === this.arena.generation) return program.bound;
     const firstBinding = program.bound === undefined;
     this.unbind(program);

@@ -69,6 +69,9 @@ export class ClipModel {
     if (options.maxBatch !== undefined && !(Number.isInteger(options.maxBatch) && options.maxBatch >= 1)) {
       throw new UserError(`The maximum batch ${options.maxBatch} is not a positive whole number; pass 1 or more.`);
     }
+    if (options.planBudgetBytes !== undefined && !(options.planBudgetBytes >= 0)) {
+      throw new UserError(`The plan budget ${options.planBudgetBytes} is not a byte count; pass 0 or more.`);
+    }
     if (dtype === 'f16' && !gpu.hasF16) {
       throw new UserError('This GPU adapter has no shader-f16 support, so dtype f16 is unavailable; use dtype f32.');
     }

@@ -180,6 +180,17 @@ export class Gpu {
     if (this.liveBuffers.delete(buffer)) buffer.destroy();
   }
 
+  /**
+   * Returns the memory of destroyed buffers (and of finished uploads' staging) to the system now. Dawn frees
+   * them only once a submission made after they were released completes, so one empty submission is made
+   * and waited for.
+   */
+  async reclaimDestroyed(): Promise<void> {
+    this.assertAlive();
+    this.device.queue.submit([this.device.createCommandEncoder({ label: 'reclaim' }).finish()]);
+    await this.device.queue.onSubmittedWorkDone();
+  }
+
   bindGroup(label: string, pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
     return this.device.createBindGroup({
       label,
