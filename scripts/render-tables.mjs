@@ -167,7 +167,7 @@ function probeTrainTable() {
 
 /** The newest memory bench per label prefix ("before", "graph-arena"), rounds side by side. */
 function memoryTable() {
-  const files = readdirSync(RESULTS).filter((f) => /^memory-ViT-L-14-f32-.*\.json$/.test(f)).sort();
+  const files = ['memory-ViT-L-14-f32-before.json', 'memory-ViT-L-14-f32-graph-arena.json'].filter(has);
   const runs = files.map((file) => ({ file, ...read(file) }));
   const batches = runs[0].batches;
   const head = ['batch', ...runs.flatMap((r) => [`${r.label} s/image`, `${r.label} peak RSS MB`])];
@@ -177,17 +177,38 @@ function memoryTable() {
   })]);
   const notes = runs.map((r) => {
     const arena = r.rows.filter((x) => x.arenaMB !== undefined).map((x) => `${x.batch}: ${x.arenaMB.toFixed(0)}`);
+    const b = runs.find((x) => x.boundMB !== undefined)?.boundMB;
+    const bound = b === undefined ? '' : `; against the bound (weights + the largest forward's arena + 300 MB = ${b.toFixed(0)} MB): ${r.rssPeakMB <= b ? 'within by' : 'over by'} ${Math.abs(b - r.rssPeakMB).toFixed(0)} MB`;
     return `${r.label}: RSS after load ${r.rssAfterLoadMB.toFixed(0)} MB (weights ${r.weightMB.toFixed(0)} MB), peak over the four batches ${r.rssPeakMB.toFixed(0)} MB = ` +
-      `**+${r.peakOverLoadMB.toFixed(0)} MB** over the loaded model${arena.length ? `; activation arena after each batch (MB) ${arena.join(', ')}` : ''}; ${day(r.date)}, load average at the end ${r.loadAverage.toFixed(1)}.`;
+      `**+${r.peakOverLoadMB.toFixed(0)} MB** over the loaded model${arena.length ? `; activation arena after each batch (MB) ${arena.join(', ')}` : ''}; ${day(r.date)}, load average at the end ${r.loadAverage.toFixed(1)}${bound}.`;
   });
   const m = runs[0];
   return `${table(head, rows)}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n- All runs: ${m.machine}; ${m.imagesPerForward} images per forward at most; ` +
     `LP_NATIVE_VECTOR_WIDTH=${m.lpNativeVectorWidth ?? 'unset'}, LP_NUM_THREADS=${m.lpNumThreads}; CPU flags ${m.cpuFlags}.\n\n${source(files)}`;
 }
 
+/** Speed A/B: before and graph-arena alternating, rounds of batch 1 (cold) then batch 8, in one session. */
+function memorySpeedTable() {
+  const files = readdirSync(RESULTS).filter((f) => /^memory-ViT-L-14-f32-ab\d+-.*\.json$/.test(f)).sort();
+  const runs = files.map((file) => read(file));
+  const rounds = [...new Set(runs.map((r) => r.label.split('-')[0]))];
+  const cell = (round, side, batch) => {
+    const run = runs.find((r) => r.label === `${round}-${side}`);
+    return run ? fixed(run.rows.find((x) => x.batch === batch).perImage) : '–';
+  };
+  const rows = rounds.map((round) => [round, cell(round, 'before', 1), cell(round, 'graph-arena', 1), cell(round, 'before', 8), cell(round, 'graph-arena', 8)]);
+  const median = (side, batch) => {
+    const v = runs.filter((r) => r.label.endsWith(`-${side}`)).map((r) => r.rows.find((x) => x.batch === batch).perImage).sort((a, b) => a - b);
+    return v.length ? fixed(v[Math.floor(v.length / 2)]) : '–';
+  };
+  rows.push(['median', median('before', 1), median('graph-arena', 1), median('before', 8), median('graph-arena', 8)]);
+  return `${table(['round', 'before b1 s (cold)', 'graph-arena b1 s (cold)', 'before b8 s/image', 'graph-arena b8 s/image'], rows)}\n\n` +
+    `- ${runs.length ? `${day(runs[0].date)}, ${runs[0].machine}` : ''}.\n\n${source(files)}`;
+}
+
 const TABLES = {
   'README.md': { numbers: readmeNumbers },
-  'bench/README.md': { e2e: e2eTable, parity: parityTable, 'parity-cli': parityCliTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable, 'classify-scale': classifyScaleTable, memory: memoryTable },
+  'bench/README.md': { e2e: e2eTable, parity: parityTable, 'parity-cli': parityCliTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable, 'classify-scale': classifyScaleTable, memory: memoryTable, 'memory-speed': memorySpeedTable },
 };
 
 const check = process.argv.includes('--check');
