@@ -1,6 +1,5 @@
 import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import * as K from '../kernels/index.js';
-import { kernelReads, kernelWrites } from '../kernels/spec.js';
 import { LAUNCHERS, Tensor, type Graph, type Op } from './graph.js';
 import { planMemory, type MemoryPlan } from './memory.js';
 
@@ -17,8 +16,9 @@ class Arena {
 
   /**
    * Grows slots to at least these sizes (never shrinks them). Slots too small are freed, and their memory
-   * reclaimed, before the larger ones are made, so growing never holds both (measured at ViT-L/14: the peak of
-   * the first 31-image forward after an 8-image one fell from 71 to 22 MB above its end state).
+   * reclaimed, before the larger ones are made, so growing never holds both (ViT-L/14, a scratch probe that freed
+   * the whole arena this way: the first 31-image forward after an 8-image one peaked 22 MB above its end state,
+   * not 71; bench/README.md, activation memory).
    */
   async fit(slotBytes: readonly number[]): Promise<void> {
     const growing = slotBytes.flatMap((bytes, i) => (this.slots[i] && this.slots[i].size >= bytes ? [] : [i]));
@@ -222,13 +222,13 @@ function checkWritesBeforeReads(graph: Graph, launched: readonly (Dispatch | Dis
     const args = op.args as Record<string, unknown>;
     const kernels = [launched[i]].flat().map((d) => d.kernel);
     for (const kernel of kernels) {
-      for (const arg of kernelReads(kernel, { accumulate: args.accumulate === true })) {
+      for (const arg of K.kernelReads(kernel, { accumulate: args.accumulate === true })) {
         const value = args[arg];
         if (value instanceof Tensor && !written.has(value)) throw new Error(`${op.label}: reads ${value.name} before any op writes it`);
       }
     }
     for (const kernel of kernels) {
-      for (const arg of kernelWrites(kernel)) if (args[arg] instanceof Tensor) written.add(args[arg]);
+      for (const arg of K.kernelWrites(kernel)) if (args[arg] instanceof Tensor) written.add(args[arg]);
     }
   });
 }
