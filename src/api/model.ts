@@ -161,12 +161,13 @@ export class WhyLesionModel {
     const size = pixels[0].length;
     const batch = new Float32Array(size * pixels.length);
     pixels.forEach((p, i) => batch.set(p, i * size));
-    return this.encodePixels(batch, pixels.length, options);
+    const name = (i: number): string => typeof list[i] === 'string' ? `the image ${list[i] as string}` : `image ${i + 1} of ${list.length}`;
+    return this.rows(await this.model.encodePixels(batch, pixels.length), options.normalize, name);
   }
 
   /** Embeddings of preprocessed pixels [B, 3, S, S]. */
   async encodePixels(pixels: Float32Array, batch: number, options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
-    return this.rows(await this.model.encodePixels(pixels, batch), options.normalize);
+    return this.rows(await this.model.encodePixels(pixels, batch), options.normalize, (i) => `image ${i + 1} of ${batch}`);
   }
 
   /** Text embeddings (one row per prompt), as open_clip's encode_text; repeated prompts are computed once. */
@@ -195,7 +196,12 @@ export class WhyLesionModel {
     if (missing.length > 0) {
       const missingIds = new Int32Array(missing.length * ctx);
       missing.forEach((key, i) => missingIds.set(row(firstRow.get(key)!), i * ctx));
-      const rows = this.rows(await this.model.encodeTokens(missingIds, missing.length), false);
+      const text = (i: number): string => {
+        const index = firstRow.get(missing[i])!;
+        const shown = list[index].length > 40 ? `${list[index].slice(0, 40)}…` : list[index];
+        return `prompt ${index + 1} of ${list.length} (${JSON.stringify(shown)})`;
+      };
+      const rows = this.rows(await this.model.encodeTokens(missingIds, missing.length), false, text);
       missing.forEach((key, i) => {
         found.set(key, rows[i]);
         if (this.textCache.size >= TEXT_CACHE_LIMIT) this.textCache.delete(this.textCache.keys().next().value as string);
@@ -210,7 +216,7 @@ export class WhyLesionModel {
 
   /** Embeddings of token ids [B, context_length]. */
   async encodeTokens(ids: Int32Array, batch: number, options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
-    return this.rows(await this.model.encodeTokens(ids, batch), options.normalize);
+    return this.rows(await this.model.encodeTokens(ids, batch), options.normalize, (i) => `token row ${i + 1} of ${batch}`);
   }
 
   /**
@@ -280,11 +286,15 @@ export class WhyLesionModel {
     if (this.ownsGpu) this.gpu.destroy();
   }
 
-  private rows(flat: Float32Array, normalize = false): Float32Array[] {
+  /** Splits a forward's output into rows, refusing a row with NaN/Inf: a number that is not one is never returned. */
+  private rows(flat: Float32Array, normalize: boolean | undefined, nameRow: (index: number) => string): Float32Array[] {
     const E = this.embedDim;
     const out: Float32Array[] = [];
     for (let r = 0; r < flat.length / E; r++) {
       const row = flat.slice(r * E, (r + 1) * E);
+      if (!row.every(Number.isFinite)) {
+        throw new UserError(`The embedding of ${nameRow(r)} holds NaN or Inf: the model's weights or this input produce non-finite values; check the input, or re-download the model.`);
+      }
       out.push(normalize ? normalized(row) : row);
     }
     return out;

@@ -51,7 +51,7 @@ export class PlacedTensorSource implements TensorSource {
   constructor(
     protected readonly access: RandomAccess,
     private readonly placed: ReadonlyMap<string, PlacedTensor>,
-    protected readonly what: string,
+    readonly what: string,
   ) {
     this.tensors = new Map([...placed].map(([name, t]) => [name, { name, dtype: t.dtype, shape: t.shape }]));
   }

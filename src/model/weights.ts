@@ -1,6 +1,8 @@
 import type { Gpu } from '../runtime/gpu.js';
 import * as K from '../kernels/index.js';
+import { UserError } from '../errors.js';
 import { elementCount, f32ToF16Bits, type TensorSource } from './tensor-source.js';
+import { Staging } from './staging.js';
 import type { ClipConfig } from './config.js';
 import { checkTensors } from './layout.js';
 import { clipSchema, TensorSpec, type TensorRole } from './schema.js';
@@ -50,6 +52,10 @@ export async function uploadClipWeights(
   // Every tensor passes through one reused staging buffer (writeBuffer copies it at once), so loading
   // touches no fresh host memory beyond the GPU buffers themselves.
   const staging = new Staging();
+  // Every tensor is checked for NaN/Inf as it passes through the staging buffer, so a damaged checkpoint is
+  // refused at load instead of producing NaN embeddings (measured cost: bench/README.md, "load check").
+  const f32 = async (name: string, out?: Float32Array): Promise<Float32Array> => finiteF32(source, staging, name, await source.readF32(name, out));
+  const f16 = async (name: string, out: Uint16Array): Promise<Uint16Array> => finiteF16(source, staging, name, await source.readF16(name, out));
   const upload = async (spec: TensorSpec): Promise<LoadedRole[TensorRole]> => {
     const { name, shape } = spec;
     const count = elementCount(shape);
@@ -57,21 +63,21 @@ export async function uploadClipWeights(
       case 'vector':
       case 'norm-gain':
       case 'norm-bias':
-        return scope.storage(name, await source.readF32(name, staging.f32(count)));
+        return scope.storage(name, await f32(name, staging.f32(count)));
       case 'linear': {
         // [N, K] = [out, in]; trailing dimensions flatten into K (conv1's [W, 3, P, P] is [W, 3·P·P]).
-        const data = dtype === 'f16' ? await source.readF16(name, staging.f16(count)) : await source.readF32(name, staging.f32(count));
+        const data = dtype === 'f16' ? await f16(name, staging.f16(count)) : await f32(name, staging.f32(count));
         return K.uploadMatmulWeights(scope, name, data, shape[0], count / shape[0]);
       }
       case 'linear-transposed': {
         const [inputs, outputs] = shape;
-        const outIn = transposed(await source.readF32(name, staging.f32(count)), inputs, outputs);
-        return K.uploadMatmulWeights(scope, name, dtype === 'f16' ? toF16(outIn) : outIn, outputs, inputs);
+        const outIn = transposed(await f32(name, staging.f32(count)), inputs, outputs);
+        return K.uploadMatmulWeights(scope, name, dtype === 'f16' ? finiteF16(source, staging, name, toF16(outIn)) : outIn, outputs, inputs);
       }
       case 'embedding-table':
-        return uploadTable(scope, source, name, shape[0], shape[1], dtype, staging);
+        return uploadTable(scope, name, shape[0], shape[1], dtype, dtype === 'f16' ? await f16(name, staging.f16(count)) : await f32(name, staging.f32(count)));
       case 'scalar':
-        return (await source.readF32(name))[0];
+        return (await f32(name))[0];
     }
   };
   // Walks a schema subtree in field order, uploading each tensor and reporting it as it lands.
@@ -94,7 +100,11 @@ export async function uploadClipWeights(
     const vision: VisionWeights = await load(schema.vision);
     const text: TextWeights = await load(schema.text);
     // open_clip stores the log of the logit scale.
-    const logitScale = Math.exp(await load(schema.logitScale));
+    const logLogitScale = await load(schema.logitScale);
+    const logitScale = Math.exp(logLogitScale);
+    if (!Number.isFinite(logitScale)) {
+      throw new UserError(`${checkpointName(source)}: logit_scale is ${logLogitScale}, whose exp() (the similarity temperature) is not a finite number; the checkpoint is damaged, re-download it.`);
+    }
     return { scope, vision, text, logitScale };
   } catch (e) {
     scope.destroy();
@@ -102,22 +112,29 @@ export async function uploadClipWeights(
   }
 }
 
-/** A growable host buffer viewed as f32 or f16 bits, reused for every tensor on its way to the GPU. */
-class Staging {
-  private bytes = new ArrayBuffer(0);
+function checkpointName(source: TensorSource): string {
+  return source.what ?? 'the checkpoint';
+}
 
-  private ensure(byteLength: number): ArrayBuffer {
-    if (this.bytes.byteLength < byteLength) this.bytes = new ArrayBuffer(byteLength);
-    return this.bytes;
+function finiteF32(source: TensorSource, staging: Staging, name: string, data: Float32Array): Float32Array {
+  const at = staging.firstNonFiniteF32(data);
+  if (at >= 0) {
+    throw new UserError(`${checkpointName(source)}: tensor ${name} holds ${Number.isNaN(data[at]) ? 'NaN' : 'Inf'} at element ${at}; the checkpoint is damaged, re-download it.`);
   }
+  return data;
+}
 
-  f32(count: number): Float32Array {
-    return new Float32Array(this.ensure(count * 4), 0, count);
+function finiteF16(source: TensorSource, staging: Staging, name: string, bits: Uint16Array): Uint16Array {
+  const at = staging.firstNonFiniteF16(bits);
+  if (at >= 0) {
+    const stored = source.tensors.get(name)?.dtype;
+    // An f32 value beyond ±65504 becomes Inf in f16: not damage, but this model cannot run in f16.
+    const why = stored === 'F16' || (bits[at] & 0x3ff) !== 0
+      ? `holds ${(bits[at] & 0x3ff) !== 0 ? 'NaN' : 'Inf'} at element ${at}; the checkpoint is damaged, re-download it.`
+      : `has a value at element ${at} beyond f16's range (or Inf); load it with dtype f32, or re-download it if it is damaged.`;
+    throw new UserError(`${checkpointName(source)}: tensor ${name} ${why}`);
   }
-
-  f16(count: number): Uint16Array {
-    return new Uint16Array(this.ensure(count * 2), 0, count);
-  }
+  return bits;
 }
 
 function transposed(data: Float32Array, rows: number, cols: number): Float32Array {
@@ -133,10 +150,9 @@ function toF16(data: Float32Array): Uint16Array {
 }
 
 /** Uploads an embedding table in row chunks that each fit one storage binding. */
-async function uploadTable(scope: K.Scope, source: TensorSource, name: string, rows: number, width: number, dtype: ComputeDtype, staging: Staging): Promise<K.TableChunk[]> {
+function uploadTable(scope: K.Scope, name: string, rows: number, width: number, dtype: ComputeDtype, table: Float32Array | Uint16Array): K.TableChunk[] {
   const bytesPerRow = width * (dtype === 'f16' ? 2 : 4);
   const rowsPerChunk = Math.floor(scope.gpu.limits.maxStorageBufferBindingSize / bytesPerRow);
-  const table = dtype === 'f16' ? await source.readF16(name, staging.f16(rows * width)) : await source.readF32(name, staging.f32(rows * width));
   const chunks: K.TableChunk[] = [];
   for (let rowOffset = 0; rowOffset < rows; rowOffset += rowsPerChunk) {
     const n = Math.min(rowsPerChunk, rows - rowOffset);

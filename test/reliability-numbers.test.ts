@@ -1,0 +1,124 @@
+// Numbers that are not numbers never reach a result: NaN/Inf weights are refused at load (naming the tensor),
+// a forward that yields NaN/Inf is an error naming the input, not a row.
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../src/api/model.js';
+import { UserError } from '../src/errors.js';
+import { firstNonFiniteF16, firstNonFiniteF32 } from '../src/model/tensor-source.js';
+import { Staging } from '../src/model/staging.js';
+import { rng } from './helpers.js';
+import { MODEL, pixelBatch, VOCAB } from './reliability-shared.js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+/** A copy of the tiny checkpoint with some of one tensor's f32 elements overwritten. */
+function damagedCopy(tensor: string, values: Record<number, number>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'whylesion-nan-'));
+  dirs.push(dir);
+  copyFileSync(join(MODEL, 'open_clip_config.json'), join(dir, 'open_clip_config.json'));
+  const bytes = readFileSync(join(MODEL, 'open_clip_model.safetensors'));
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const entry = header[tensor];
+  expect(entry.dtype).toBe('F32');
+  for (const [index, value] of Object.entries(values)) bytes.writeFloatLE(value, 8 + headerLength + entry.data_offsets[0] + 4 * Number(index));
+  writeFileSync(join(dir, 'open_clip_model.safetensors'), bytes);
+  return dir;
+}
+
+async function refusal(work: () => Promise<unknown>): Promise<string> {
+  const error = await work().then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(UserError);
+  return (error as Error).message;
+}
+
+describe('non-finite weights are refused at load', () => {
+  it('a NaN in visual.conv1.weight names the file, the tensor and the element, in f32 and f16', async () => {
+    const dir = damagedCopy('visual.conv1.weight', { 1234: NaN });
+    for (const dtype of ['f32', 'f16'] as const) {
+      const message = await refusal(() => loadModel(dir, { vocabPath: VOCAB, dtype }));
+      expect(message).toMatch(/open_clip_model\.safetensors: tensor visual\.conv1\.weight holds NaN at element 1234; the checkpoint is damaged, re-download it\.$/);
+    }
+  });
+
+  it('an Inf in a layer norm and in the last element of a projection are refused', async () => {
+    const ln = await refusal(() => loadModel(damagedCopy('ln_final.weight', { 0: -Infinity }), { vocabPath: VOCAB }));
+    expect(ln).toMatch(/tensor ln_final\.weight holds Inf at element 0;/);
+    const proj = await refusal(() => loadModel(damagedCopy('visual.proj', { [64 * 32 - 1]: Infinity }), { vocabPath: VOCAB }));
+    expect(proj).toMatch(/tensor visual\.proj holds Inf at element 2047;/);
+  });
+
+  it('a NaN logit_scale, and one whose exp() overflows, are refused (no NaN% later)', async () => {
+    const nan = await refusal(() => loadModel(damagedCopy('logit_scale', { 0: NaN }), { vocabPath: VOCAB }));
+    expect(nan).toMatch(/tensor logit_scale holds NaN at element 0; the checkpoint is damaged/);
+    const huge = await refusal(() => loadModel(damagedCopy('logit_scale', { 0: 1000 }), { vocabPath: VOCAB }));
+    expect(huge).toMatch(/logit_scale is 1000, whose exp\(\) \(the similarity temperature\) is not a finite number; the checkpoint is damaged, re-download it\.$/);
+  });
+});
+
+describe('a forward that yields NaN/Inf is an error naming the input', () => {
+  it('NaN pixels: the image is named, no row is returned', async () => {
+    const model = await loadModel(MODEL, { vocabPath: VOCAB });
+    try {
+      const pixels = pixelBatch([0, 1]);
+      pixels[3 * 224 * 224 + 5] = NaN; // in the second image
+      const message = await refusal(() => model.encodePixels(pixels, 2));
+      expect(message).toBe("The embedding of image 2 of 2 holds NaN or Inf: the model's weights or this input produce non-finite values; check the input, or re-download the model.");
+      // The model still works afterwards.
+      expect((await model.encodePixels(pixelBatch([0]), 1))[0].every(Number.isFinite)).toBe(true);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('finite weights that overflow in the forward: the prompt and the image file are named', async () => {
+    // 3e38 is a finite f32, so the load check passes it; the projection's sums overflow to ±Inf.
+    const huge = Object.fromEntries(Array.from({ length: 64 * 32 }, (_, i) => [i, 3e38]));
+    const textModel = await loadModel(damagedCopy('text_projection', huge), { vocabPath: VOCAB });
+    try {
+      const message = await refusal(() => textModel.encodeText(['bleeding', 'dark brown']));
+      expect(message).toMatch(/^The embedding of prompt 1 of 2 \("bleeding"\) holds NaN or Inf: the model's weights or this input produce non-finite values;/);
+    } finally {
+      textModel.dispose();
+    }
+    const imageModel = await loadModel(damagedCopy('visual.proj', huge), { vocabPath: VOCAB });
+    try {
+      const image = join(MODEL, '..', 'images', 'lesion_gray.png');
+      const message = await refusal(() => imageModel.encodeImage(image));
+      expect(message).toContain(`The embedding of the image ${image} holds NaN or Inf`);
+    } finally {
+      imageModel.dispose();
+    }
+  });
+});
+
+describe('the NaN/Inf scan', () => {
+  it('WebAssembly and JavaScript scans find the first non-finite element at every position and length', () => {
+    const random = rng(22);
+    const wasm = new Staging(true);
+    const plain = new Staging(false);
+    for (let trial = 0; trial < 300; trial++) {
+      const length = Math.floor(random.uniform() * 200);
+      const offset = Math.floor(random.uniform() * 8);
+      const values = Array.from({ length }, () => (random.uniform() - 0.5) * 1e3);
+      const hits = Math.floor(random.uniform() * 3);
+      const specials = [NaN, Infinity, -Infinity, 3.4e38];
+      for (let h = 0; h < hits && length > 0; h++) values[Math.floor(random.uniform() * length)] = specials[Math.floor(random.uniform() * 4)];
+      const expected = values.findIndex((v) => !Number.isFinite(v));
+      for (const staging of [wasm, plain]) {
+        const f32 = staging.f32(length + offset).subarray(offset);
+        f32.set(values);
+        expect(staging.firstNonFiniteF32(f32)).toBe(expected);
+        expect(firstNonFiniteF32(f32)).toBe(expected);
+        // f16 bits: 0x7c00 is Inf, 0x7e00 NaN, 0x7bff the largest finite.
+        const f16 = staging.f16(length + offset).subarray(offset);
+        f16.set(values.map((v) => (Number.isNaN(v) ? 0x7e00 : !Number.isFinite(v) ? 0xfc00 : 0x7bff)));
+        expect(staging.firstNonFiniteF16(f16)).toBe(expected);
+        expect(firstNonFiniteF16(f16)).toBe(expected);
+      }
+    }
+  });
+});
