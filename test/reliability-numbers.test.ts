@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/api/model.js';
 import { UserError } from '../src/errors.js';
+import { parseProbe } from '../src/eval/probe.js';
 import { firstNonFiniteF16, firstNonFiniteF32 } from '../src/model/tensor-source.js';
 import { Staging } from '../src/model/staging.js';
 import { rng } from './helpers.js';
@@ -120,5 +121,60 @@ describe('the NaN/Inf scan', () => {
         expect(firstNonFiniteF16(f16)).toBe(expected);
       }
     }
+  });
+});
+
+describe('probes with numbers that are not numbers, or the wrong shape, are refused when read', () => {
+  const good = {
+    format: 'whylesion-probe', version: 1, mode: 'linear', classes: ['nevus', 'melanoma'], normalize: false,
+    weight: [[1, 0, 0], [0, 1, 0]], bias: [0, 0.5], model: { future: 'identity field' }, training: {}, extra: 'kept',
+  };
+  const variant = (change: (p: Record<string, unknown>) => void): string => {
+    const copy = structuredClone(good) as Record<string, unknown>;
+    change(copy);
+    return JSON.stringify(copy);
+  };
+
+  it('a well-formed probe with unknown extra fields predicts as its weights say', () => {
+    const probe = parseProbe(JSON.stringify(good), 'good.json');
+    const { probabilities, labels } = probe.predict([Float32Array.of(0, 2, 0)]);
+    expect(labels).toEqual(['melanoma']);
+    // softmax([0, 2.5])
+    expect(probabilities[0][1]).toBeCloseTo(1 / (1 + Math.exp(-2.5)), 12);
+  });
+
+  const cases: [string, string, RegExp][] = [
+    ['"NaN" string', variant((p) => { (p.weight as unknown[][])[1][2] = 'NaN'; }), /has weight\[1\]\[2\] "NaN", not a finite number/],
+    ['1e999 (Infinity)', JSON.stringify(good).replace('"bias":[0,0.5]', '"bias":[0,1e999]'), /has "bias"\[1\] Infinity, not a finite number/],
+    ['null weight', variant((p) => { (p.weight as unknown[][])[0][0] = null; }), /has weight\[0\]\[0\] null, not a finite number/],
+    ['ragged rows', variant((p) => { (p.weight as unknown[][])[1].push(3); }), /has weight\[1\] 4 values where 3 are needed/],
+    ['missing bias', variant((p) => { delete p.bias; }), /has "bias" missing, not a list of numbers/],
+    ['short bias', variant((p) => { p.bias = [0]; }), /has "bias" 1 values where 2 are needed/],
+    ['a class without weights', variant((p) => { (p.classes as string[]).push('bcc'); }), /has "weight" 2 rows where 3 are needed/],
+    ['empty weight rows', variant((p) => { p.weight = [[], []]; }), /has weight\[0\] a list, not a non-empty list of numbers/],
+    ['a class that is not a name', variant((p) => { (p.classes as unknown[])[0] = 7; }), /has classes\[0\] 7, not a name/],
+    ['missing normalize', variant((p) => { delete p.normalize; }), /has "normalize" missing, not true or false/],
+    ['concepts of the wrong count', variant((p) => { p.mode = 'concepts'; p.concepts = ['a', 'b']; p.conceptEmbeddings = [[1], [1]]; }), /has "concepts" 2 entries where the weight rows have 3/],
+    ['a NaN concept embedding', variant((p) => { p.mode = 'concepts'; p.concepts = ['a', 'b', 'c']; p.conceptEmbeddings = [[1, 0], [0, 1], [0, 'NaN']]; }), /has conceptEmbeddings\[2\]\[1\] "NaN", not a finite number/],
+    ['an unknown mode', variant((p) => { p.mode = 'svm'; }), /has "mode" "svm", not one of linear, concepts, knobo/],
+  ];
+  for (const [what, text, message] of cases) {
+    it(`refuses ${what}, naming the field and the file`, () => {
+      let error: unknown;
+      try {
+        parseProbe(text, 'bad-probe.json');
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(UserError);
+      expect((error as Error).message).toMatch(/^The probe bad-probe\.json has /);
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).toMatch(/; train it again with whylesion probe train --out\.$/);
+    });
+  }
+
+  it('a probe whose finite weights overflow the scores is refused at predict, not ranked NaN', () => {
+    const probe = parseProbe(variant((p) => { p.weight = [[1e308, 1e308, 0], [0, 0, 1]]; }), 'huge.json');
+    expect(() => probe.predict([Float32Array.of(1e3, 1e3, 0)])).toThrow(/The probe's scores overflow/);
   });
 });

@@ -35,7 +35,7 @@ export class Probe {
   constructor(readonly file: ProbeFile) {
     const K = file.classes.length, dim = file.weight[0]?.length ?? 0;
     this.linear = { weight: Float64Array.from(file.weight.flat()), bias: Float64Array.from(file.bias), classes: K, dim };
-    if (file.conceptEmbeddings) this.conceptMatrix = Float32Array.from(file.conceptEmbeddings.flat());
+    if (file.mode !== 'linear' && file.conceptEmbeddings) this.conceptMatrix = Float32Array.from(file.conceptEmbeddings.flat());
   }
 
   get mode(): ProbeMode { return this.file.mode; }
@@ -52,12 +52,15 @@ export class Probe {
   }
 
   private get embeddingDim(): number {
-    return this.file.conceptEmbeddings ? this.file.conceptEmbeddings[0].length : this.linear.dim;
+    return this.conceptMatrix ? this.file.conceptEmbeddings![0].length : this.linear.dim;
   }
 
   /** Class probabilities (softmax of the logits) and the predicted class of each embedding. */
   predict(embeddings: readonly Float32Array[]): { probabilities: number[][]; predictions: number[]; labels: string[] } {
     const K = this.classes.length, logits = linearScores(this.linear, this.features(embeddings), embeddings.length);
+    if (!logits.every(Number.isFinite)) {
+      throw new UserError('The probe\'s scores overflow (its weights are too large for these embeddings) or an embedding holds NaN/Inf; train the probe again.');
+    }
     const predictions = Array.from(argmaxRows(logits, K));
     const probabilities = embeddings.map((_, i) => softmax(Array.from(logits.subarray(i * K, (i + 1) * K))));
     return { probabilities, predictions, labels: predictions.map((k) => this.classes[k]) };
@@ -65,7 +68,7 @@ export class Probe {
 
   /** A concept probe's reasons for class k: each concept's weight × similarity, largest first. */
   contributions(embedding: Float32Array, k: number): { concept: string; similarity: number; weight: number; contribution: number }[] {
-    if (!this.file.concepts) throw new UserError(`A ${this.mode} probe has no concepts to explain with; train one with --mode concepts or knobo.`);
+    if (!this.conceptMatrix || !this.file.concepts) throw new UserError(`A ${this.mode} probe has no concepts to explain with; train one with --mode concepts or knobo.`);
     const similarities = this.features([embedding]);
     const w = this.file.weight[k];
     return this.file.concepts.map((concept, c) => ({ concept, similarity: similarities[c], weight: w[c], contribution: w[c] * similarities[c] }))
@@ -86,18 +89,69 @@ export async function loadProbe(path: string): Promise<Probe> {
 
 /** A probe from the text of its file (e.g. a File picked in a page); `name` names it in errors. */
 export function parseProbe(text: string, name: string): Probe {
-  let data: ProbeFile;
+  let data: unknown;
   try {
-    data = JSON.parse(text) as ProbeFile;
+    data = JSON.parse(text);
   } catch (cause) {
     throw new UserError(`Cannot read the probe ${name} as JSON; pass a file written by whylesion probe train --out.`, { cause });
   }
-  const K = data?.classes?.length;
-  const ok = data?.format === 'whylesion-probe' && PROBE_MODES.includes(data.mode) && K > 0 && Array.isArray(data.weight) && data.weight.length === K &&
-    Array.isArray(data.bias) && data.bias.length === K && data.weight.every((r) => Array.isArray(r) && r.length === data.weight[0].length) &&
-    (data.mode === 'linear' || (Array.isArray(data.concepts) && data.concepts.length === data.weight[0].length && data.conceptEmbeddings?.length === data.concepts.length));
-  if (!ok) throw new UserError(`${name} is not a whylesion probe (or it is damaged); train one with whylesion probe train --out.`);
-  return new Probe(data);
+  return new Probe(checkProbeFile(data, name));
+}
+
+/** What a JSON value is, for messages: `"NaN"` (a string), null, an object, 1e+999 read as Infinity. */
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value);
+  return String(value);
+}
+
+/**
+ * Checks every field predict() and contributions() read, so that a damaged or hand-edited probe is refused when
+ * read, in one sentence naming the field, instead of ranking NaN first. Unknown extra fields are kept as they are.
+ */
+function checkProbeFile(data: unknown, name: string): ProbeFile {
+  const damaged = (field: string, problem: string): UserError =>
+    new UserError(`The probe ${name} has ${field} ${problem}; train it again with whylesion probe train --out.`);
+  if (typeof data !== 'object' || data === null || Array.isArray(data) || (data as { format?: unknown }).format !== 'whylesion-probe') {
+    throw new UserError(`${name} is not a whylesion probe (its "format" is not "whylesion-probe"); train one with whylesion probe train --out.`);
+  }
+  const file = data as Record<string, unknown>;
+  if (!PROBE_MODES.includes(file.mode as ProbeMode)) throw damaged('"mode"', `${describe(file.mode)}, not one of ${PROBE_MODES.join(', ')}`);
+  const strings = (field: string): string[] => {
+    const list = file[field];
+    if (!Array.isArray(list) || list.length === 0) throw damaged(`"${field}"`, `${list === undefined ? 'missing' : describe(list)}, not a non-empty list of names`);
+    const bad = list.findIndex((item) => typeof item !== 'string');
+    if (bad >= 0) throw damaged(`${field}[${bad}]`, `${describe(list[bad])}, not a name`);
+    return list as string[];
+  };
+  const numbers = (value: unknown, field: string, length?: number): number[] => {
+    if (!Array.isArray(value)) throw damaged(field, `${value === undefined ? 'missing' : describe(value)}, not a list of numbers`);
+    if (length !== undefined && value.length !== length) throw damaged(field, `${value.length} values where ${length} are needed`);
+    const bad = value.findIndex((v) => typeof v !== 'number' || !Number.isFinite(v));
+    if (bad >= 0) throw damaged(`${field}[${bad}]`, `${describe(value[bad])}, not a finite number`);
+    return value as number[];
+  };
+  const matrix = (field: string, rows: number): number[][] => {
+    const value = file[field];
+    if (!Array.isArray(value)) throw damaged(`"${field}"`, `${value === undefined ? 'missing' : describe(value)}, not a list of rows`);
+    if (value.length !== rows) throw damaged(`"${field}"`, `${value.length} rows where ${rows} are needed`);
+    const width = Array.isArray(value[0]) ? value[0].length : 0;
+    if (width === 0) throw damaged(`${field}[0]`, `${describe(value[0])}, not a non-empty list of numbers`);
+    value.forEach((row, r) => numbers(row, `${field}[${r}]`, width));
+    return value as number[][];
+  };
+  const classes = strings('classes');
+  const weight = matrix('weight', classes.length);
+  numbers(file.bias, '"bias"', classes.length);
+  if (typeof file.normalize !== 'boolean') throw damaged('"normalize"', `${file.normalize === undefined ? 'missing' : describe(file.normalize)}, not true or false`);
+  if (file.mode !== 'linear') {
+    const concepts = strings('concepts');
+    if (concepts.length !== weight[0].length) throw damaged('"concepts"', `${concepts.length} entries where the weight rows have ${weight[0].length}`);
+    matrix('conceptEmbeddings', concepts.length);
+  }
+  return file as unknown as ProbeFile;
 }
 
 export interface TrainProbeOptions {
