@@ -138,9 +138,9 @@ describe('user errors', () => {
     await expectUserError(preprocessImageFile(`${FIXTURES}missing.png`), /missing\.png does not exist/);
   });
 
-  it('a WebP file (which Pillow reads but we do not) is a user error naming the formats we take', async () => {
+  it('a WebP whose frame header is damaged is a user error naming it', async () => {
     const webp = new Uint8Array([...new TextEncoder().encode('RIFF'), 26, 0, 0, 0, ...new TextEncoder().encode('WEBPVP8 '), ...new Array(18).fill(0)]);
-    await expectUserError(preprocessImage(webp, {}, 'photo.webp'), /photo\.webp is not a PNG, JPEG/);
+    await expectUserError(preprocessImage(webp, {}, 'photo.webp'), /^photo\.webp has a damaged WebP \(VP8\) header; re-export it\.$/);
   });
 
   it('a 1×1 image upscales to a constant 224×224 image of its colour', async () => {
@@ -160,7 +160,7 @@ describe('user errors', () => {
     view.setUint32(16, 10_000);
     view.setUint32(20, 9_000); // 90,000,000 > 89,478,485; the now-wrong CRC is never reached
     expect(10_000 * 9_000).toBeGreaterThan(MAX_IMAGE_PIXELS);
-    await expectUserError(preprocessImage(png, {}, 'huge.png'), /huge\.png is 10000x9000 = 90000000 pixels, above Pillow's limit/);
+    await expectUserError(preprocessImage(png, {}, 'huge.png'), /^huge\.png is 10000x9000 = 90000000 pixels, above the limit of 89478485 \(a decompression-bomb guard, Pillow's MAX_IMAGE_PIXELS\); downscale it first, or raise the limit with --max-image-pixels\.$/);
   });
 
   it('rejects a bad size', async () => {

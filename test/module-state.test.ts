@@ -12,6 +12,7 @@ const ALLOWED: Record<string, string> = {
   'src/platform/index.ts: let dawnGpu': "Dawn's create() object serves every device and must live as long as the process (it segfaults when collected): one memo, never grows",
   'src/platform/vector-width.ts: let vectorWidth': "llvmpipe reads LP_NATIVE_VECTOR_WIDTH once per process, when Dawn loads it; this records that one decision for `whylesion info`",
   'src/image/jpeg.ts: let ready': "mozjpeg's wasm module is initialised once per process by @jsquash/jpeg itself; this memoises that one init",
+  'src/image/webp.ts: let ready': "libwebp's wasm module is initialised once per process by @jsquash/webp itself; this memoises that one init",
   'src/image/jpeg.ts: messages mutated': "that wasm module's single printErr callback (bound at its one init) collects libjpeg's messages for the decode in progress",
   'src/tokenizer/ftfy.ts: let upperCaseEntities': 'a lazily built table that is never changed after it is built',
   'src/eval/linear-kernel.ts: let compiled': 'the lazily compiled (immutable) WebAssembly module of the linear probe kernel',

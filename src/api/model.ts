@@ -2,7 +2,7 @@ import { UserError, withPermissionHints } from '../errors.js';
 import { Gpu, type KernelFamily } from '../runtime/gpu.js';
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
-import { preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
+import { maxImagePixels, preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
 import { ClipModel, type ComputeDtype, type StepDump } from '../model/clip.js';
 import type { ClipConfig } from '../model/config.js';
 import { platform } from '../platform/index.js';
@@ -48,6 +48,11 @@ export interface LoadOptions {
   /** Apply EXIF orientation before preprocessing (open_clip does not). */
   exifRotate?: boolean;
   /**
+   * The most pixels an image may have, decoded or resized for the model (default Pillow's MAX_IMAGE_PIXELS,
+   * 89,478,485): larger images are refused from their header, before anything is decoded or allocated.
+   */
+  maxImagePixels?: number;
+  /**
    * Kernel choice: 'cached' (default) uses what `tune()` measured earlier on this adapter, saved in
    * $WHYLESION_TUNING_FILE or ~/.cache/whylesion/kernel-tuning.json, else built-in rules; 'rules' ignores
    * the cache. WHYLESION_KERNEL_TUNING=rules sets the default. (The browser keeps no tuning file: rules.)
@@ -91,11 +96,12 @@ export class WhyLesionModel {
     readonly model: ClipModel,
     private readonly vocabPath: string | undefined,
     private readonly exifRotate: boolean,
+    private readonly maxImagePixels: number | undefined,
   ) {}
 
   /** @internal use loadModel */
-  static async create(model: ClipModel, gpu: Gpu, ownsGpu: boolean, vocabPath: string | undefined, exifRotate: boolean): Promise<WhyLesionModel> {
-    return new WhyLesionModel(gpu, ownsGpu, model, vocabPath, exifRotate);
+  static async create(model: ClipModel, gpu: Gpu, ownsGpu: boolean, vocabPath: string | undefined, exifRotate: boolean, maxImagePixels?: number): Promise<WhyLesionModel> {
+    return new WhyLesionModel(gpu, ownsGpu, model, vocabPath, exifRotate, maxImagePixels);
   }
 
   /** The CLIP tokenizer, read on first use (image-only work never touches the vocabulary). */
@@ -139,7 +145,7 @@ export class WhyLesionModel {
 
   private async preprocessInput(input: ImageInput, name?: string): Promise<Float32Array> {
     const p = this.config.preprocess;
-    const opts: PreprocessOptions = { size: this.config.vision.imageSize, mean: p.mean, std: p.std, exifRotate: this.exifRotate };
+    const opts: PreprocessOptions = { size: this.config.vision.imageSize, mean: p.mean, std: p.std, exifRotate: this.exifRotate, maxImagePixels: this.maxImagePixels };
     if (typeof input === 'string') return preprocessImage(await platform.readImage(input), opts, input);
     if (input instanceof Uint8Array) return preprocessImage(input, opts, name ?? 'the image buffer');
     if (input instanceof ArrayBuffer) return preprocessImage(new Uint8Array(input), opts, name ?? 'the image buffer');
@@ -147,9 +153,9 @@ export class WhyLesionModel {
       const fileName = (input as Partial<File>).name || name || 'the image file';
       return preprocessImage(new Uint8Array(await input.arrayBuffer()), opts, fileName);
     }
-    if (input && typeof input === 'object' && 'bitmap' in input) return preprocessJimp(input, opts);
+    if (input && typeof input === 'object' && 'bitmap' in input) return preprocessJimp(input, opts, name);
     const decoded = await platform.decodedPixels(input);
-    if (decoded) return preprocessJimp(decoded, opts);
+    if (decoded) return preprocessJimp(decoded, opts, name);
     throw new UserError('An image input must be a path or URL, encoded image bytes (Uint8Array, ArrayBuffer, Blob, File), a jimp image, or in a browser an ImageBitmap, <img>, canvas or ImageData.');
   }
 
@@ -312,6 +318,7 @@ export function loadModel(source: ModelSource, options: LoadOptions = {}): Promi
 }
 
 async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesionModel> {
+  maxImagePixels(options); // a bad limit is refused before the (slow) load
   const onDownload = options.onProgress
     ? (file: string, loaded: number, total: number | undefined) => options.onProgress!({ stage: 'download', file, loaded, total })
     : undefined;
@@ -331,7 +338,7 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
       planBudgetBytes: options.planBudgetBytes,
       onTensor: (tensor, loaded, total) => options.onProgress?.({ stage: 'weights', tensor, loaded, total }),
     });
-    return await WhyLesionModel.create(model, gpu, !options.device, options.vocabPath, options.exifRotate ?? false);
+    return await WhyLesionModel.create(model, gpu, !options.device, options.vocabPath, options.exifRotate ?? false, options.maxImagePixels);
   } catch (e) {
     gpu.destroy();
     throw e;

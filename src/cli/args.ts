@@ -29,6 +29,7 @@ export const MODEL_OPTIONS = {
   dtype: { type: 'string' },
   vocab: { type: 'string' },
   'exif-rotate': { type: 'boolean' },
+  'max-image-pixels': { type: 'string' },
   kernels: { type: 'string' },
 } as const;
 
@@ -39,7 +40,14 @@ export const MODEL_USAGE = `
   --dtype f32|f16        weight precision on the GPU (default f32)
   --vocab PATH           CLIP BPE vocabulary (default $WHYLESION_BPE_VOCAB, else the bundled one)
   --exif-rotate          apply JPEG EXIF orientation first (open_clip does not)
+  --max-image-pixels N   refuse (skip) images of more pixels, decoded or resized for the model (default
+                         89478485, Pillow's MAX_IMAGE_PIXELS): a guard against decompression bombs
   --kernels FAMILY       auto (default, $WHYLESION_KERNELS), cpu-subgroup, gpu or portable: force a kernel family`;
+
+/** --max-image-pixels, when given. */
+export function parseMaxImagePixels(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : positiveInteger('max-image-pixels', value, 1, Number.MAX_SAFE_INTEGER);
+}
 
 export function parseDtype(value: string | undefined): 'f32' | 'f16' {
   if (value === undefined || value === 'f32' || value === 'f16') return value ?? 'f32';

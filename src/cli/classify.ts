@@ -5,7 +5,8 @@ import { dot, normalized, softmax } from '../api/model.js';
 import { DEFAULT_BOTTLENECK, KNOBO_BOTTLENECKS, loadConcepts } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
-import { BATCH_OPTIONS, BATCH_USAGE, batchSize, encodeImageBatch, finishSkipped, IMAGE_EXTENSIONS, listImages, Progress } from './images.js';
+import { BATCH_OPTIONS, BATCH_USAGE, batchSize, encodeImageBatch, finishSkipped, listImages, Progress } from './images.js';
+import { SUPPORTED_FORMATS } from '../image/index.js';
 import { loadModelFromArgs } from './load.js';
 import type { Scorer } from './scorer.js';
 
@@ -209,7 +210,7 @@ async function runOverImages<R>(verb: string, patterns: string[], values: Values
   const format = outputFormat(values);
   const size = batchSize(values.batch);
   const files = await listImages(patterns);
-  if (files.length === 0) throw new UserError(`No image files (${IMAGE_EXTENSIONS.source}) found in ${patterns.join(', ')}.`);
+  if (files.length === 0) throw new UserError(`No image files (${SUPPORTED_FORMATS}) found in ${patterns.join(', ')}.`);
   const model = await loadModelFromArgs(values);
   // A few images (one batch) answer at once: progress and the closing count would be noise then.
   const quiet = values.quiet || files.length <= size;
@@ -238,7 +239,7 @@ async function runOverImages<R>(verb: string, patterns: string[], values: Values
     model.dispose();
   }
   const what = verb[0].toUpperCase() + verb.slice(1);
-  finishSkipped(`${what} ${done.toLocaleString('en-US')} image${done === 1 ? '' : 's'}`, skipped, { quiet, strict: values.strict });
+  finishSkipped(`${what} ${done.toLocaleString('en-US')} image${done === 1 ? '' : 's'}`, skipped, { quiet, strict: values.strict, succeeded: done });
 }
 
 type Format = 'table' | 'json' | 'jsonl' | 'csv';

@@ -4,7 +4,8 @@ import { dirname, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { writeNpy } from '../io/npy.js';
 import { DEFAULT_MODEL } from './args.js';
-import { BATCH_OPTIONS, BATCH_USAGE, batchSize as parseBatchSize, encodeImageBatch, finishSkipped, IMAGE_EXTENSIONS, listImages, Progress } from './images.js';
+import { BATCH_OPTIONS, BATCH_USAGE, batchSize as parseBatchSize, encodeImageBatch, finishSkipped, listImages, Progress } from './images.js';
+import { SUPPORTED_FORMATS } from '../image/index.js';
 import { loadModelFromArgs } from './load.js';
 
 export const CORPUS_OPTIONS = {
@@ -42,7 +43,7 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
 
   const all = await listImages(patterns);
   const files = all.filter((_, i) => i % shard.count === shard.index);
-  if (files.length === 0) throw new UserError(`No image files (${IMAGE_EXTENSIONS.source}) found in ${patterns.join(', ')}${shard.count > 1 ? ` for shard ${shard.index}/${shard.count}` : ''}.`);
+  if (files.length === 0) throw new UserError(`No image files (${SUPPORTED_FORMATS}) found in ${patterns.join(', ')}${shard.count > 1 ? ` for shard ${shard.index}/${shard.count}` : ''}.`);
 
   const partial = `${out}.partial`, journalPath = `${out}.partial.journal`;
   // Rows of a resumed run must be computed the same way as the rows already written.

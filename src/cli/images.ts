@@ -1,7 +1,9 @@
 import { readdir, stat } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { WhyLesionModel } from '../api/model.js';
 import { UserError } from '../errors.js';
+import { SUPPORTED_FORMATS } from '../image/index.js';
 import { positiveInteger } from './args.js';
 import { stderrIsTerminal } from './quiet-dawn.js';
 
@@ -22,42 +24,93 @@ export function batchSize(value: string | undefined): number {
   return value === undefined ? 16 : positiveInteger('batch', value, 1, 4096);
 }
 
-export const IMAGE_EXTENSIONS = /\.(jpe?g|png|bmp|gif|tiff?)$/i;
+export const IMAGE_EXTENSIONS = /\.(jpe?g|png|bmp|gif|tiff?|webp)$/i;
+
+/** Where listImages reports a folder it could not read (and skipped). */
+export type Notice = (message: string) => void;
+const toStderr: Notice = (message) => process.stderr.write(`${message}\n`);
 
 /**
  * Image paths from plain files, folders (recursively) and globs with *, ? and **: in argument order,
- * each folder's or glob's files sorted, each path once.
+ * each folder's or glob's files sorted, each file once. Each real directory is read once (a symlink loop
+ * such as `self -> .` or a link to `..` adds nothing), a file reached through several links or names is
+ * listed once (by its first path in sorted order), and a subfolder that cannot be read is skipped with a
+ * notice instead of ending the run.
  */
-export async function listImages(patterns: string[]): Promise<string[]> {
-  const found = new Set<string>();
+export async function listImages(patterns: string[], notice: Notice = toStderr): Promise<string[]> {
+  const found: string[] = [];
+  const seenFiles = new Set<string>();
+  const add = (path: string, key: string): void => {
+    if (seenFiles.has(key)) return;
+    seenFiles.add(key);
+    found.push(path);
+  };
   for (const pattern of patterns) {
     if (!/[*?[]/.test(pattern)) {
       const info = await stat(pattern).catch(() => undefined);
       if (!info) throw new UserError(`${pattern} does not exist; pass image folders, files or globs.`);
-      if (info.isDirectory()) for (const f of (await walk(pattern)).sort()) { if (IMAGE_EXTENSIONS.test(f)) found.add(f); }
-      else found.add(pattern);
+      if (info.isDirectory()) {
+        for (const f of await walk(pattern, notice)) if (IMAGE_EXTENSIONS.test(f.path)) add(f.path, f.key);
+      } else {
+        add(pattern, fileKey(info));
+      }
       continue;
     }
     const parts = pattern.split(/[\\/]/);
     const fixed = parts.findIndex((p) => /[*?[]/.test(p));
     const root = parts.slice(0, fixed).join(sep) || '.';
     const matcher = globRegExp(parts.slice(fixed).join('/'));
-    for (const f of (await walk(root).catch(() => [])).sort()) {
-      if (matcher.test(relative(root, f).split(sep).join('/')) && IMAGE_EXTENSIONS.test(f)) found.add(f);
+    const rootInfo = await stat(root).catch(() => undefined);
+    if (!rootInfo?.isDirectory()) continue;
+    for (const f of await walk(root, notice)) {
+      if (matcher.test(relative(root, f.path).split(sep).join('/')) && IMAGE_EXTENSIONS.test(f.path)) add(f.path, f.key);
     }
   }
-  return [...found];
+  return found;
 }
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    const kind = entry.isSymbolicLink() ? await stat(path).catch(() => undefined) : entry;
-    if (kind?.isDirectory()) out.push(...(await walk(path)));
-    else if (kind?.isFile()) out.push(path);
+/** A file's identity across links: device and inode. */
+function fileKey(info: { dev: number; ino: number }): string {
+  return `${info.dev}:${info.ino}`;
+}
+
+/**
+ * Every file under `root` (symlinks followed), sorted by path. Iterative, so depth cannot overflow the stack;
+ * each real directory (device + inode) is read once.
+ */
+async function walk(root: string, notice: Notice): Promise<{ path: string; key: string }[]> {
+  const files: { path: string; key: string }[] = [];
+  const rootInfo = await stat(root);
+  const seenDirs = new Set<string>([fileKey(rootInfo)]);
+  const pending = [root];
+  while (pending.length > 0) {
+    const dir = pending.pop()!;
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      if (dir === root) throw new UserError(`Cannot read the folder ${dir} (${code}); check its permissions.`, { cause: error });
+      notice(`whylesion: skipped the folder ${dir}, which cannot be read (${code}).`);
+      continue;
+    }
+    // Sorted, so that which of two links to one directory is followed does not depend on the file system's order.
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const path = join(dir, entry.name);
+      // stat follows links: a link's target decides what it is, and the target's identity what it repeats.
+      const info = entry.isSymbolicLink() || entry.isDirectory() || entry.isFile() ? await stat(path).catch(() => undefined) : undefined;
+      if (info?.isDirectory()) {
+        const key = fileKey(info);
+        if (!seenDirs.has(key)) {
+          seenDirs.add(key);
+          pending.push(path);
+        }
+      } else if (info?.isFile()) {
+        files.push({ path, key: fileKey(info) });
+      }
+    }
   }
-  return out;
+  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 function globRegExp(glob: string): RegExp {
@@ -150,7 +203,13 @@ export class Progress {
  * The closing summary on stderr (what was done, then every skipped file with why); with --strict a
  * skipped file makes the run fail, after its results were written.
  */
-export function finishSkipped(done: string, skipped: readonly { reason: string }[], options: { quiet?: boolean; strict?: boolean }): void {
+export function finishSkipped(done: string, skipped: readonly { reason: string }[], options: { quiet?: boolean; strict?: boolean; succeeded?: number }): void {
+  // Nothing could be read (e.g. `classify notes.txt`): that is a failure, not "0 images".
+  if (options.succeeded === 0 && skipped.length === 1) throw new UserError(skipped[0].reason);
+  if (options.succeeded === 0 && skipped.length > 1) {
+    process.stderr.write(`None of the ${skipped.length.toLocaleString('en-US')} files could be read:\n${skipped.map((s) => `  ${s.reason}\n`).join('')}`);
+    throw new UserError(`None of the ${skipped.length.toLocaleString('en-US')} image files could be read (listed above); pass ${SUPPORTED_FORMATS} images.`);
+  }
   if (skipped.length === 0) {
     if (!options.quiet) process.stderr.write(`${done}.\n`);
     return;

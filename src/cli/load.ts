@@ -1,14 +1,16 @@
 import { access } from 'node:fs/promises';
 import { loadModel, type LoadOptions, type WhyLesionModel } from '../api/model.js';
 import { UserError } from '../errors.js';
-import { DEFAULT_MODEL, parseDtype } from './args.js';
+import { DEFAULT_MODEL, parseDtype, parseMaxImagePixels } from './args.js';
 
-/** Loads the model named by the shared --model/--dtype/--vocab/--exif-rotate options. */
-export function loadModelFromArgs(values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; kernels?: string }): Promise<WhyLesionModel> {
+/** Loads the model named by the shared --model/--dtype/--vocab/--exif-rotate/--max-image-pixels options. */
+export function loadModelFromArgs(values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; 'max-image-pixels'?: string; kernels?: string }): Promise<WhyLesionModel> {
+  const maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
   return loadModel(values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL, {
     dtype: parseDtype(values.dtype),
     vocabPath: values.vocab,
     exifRotate: values['exif-rotate'] ?? false,
+    maxImagePixels,
     kernels: values.kernels as LoadOptions['kernels'], // checked by Gpu.create
   });
 }

@@ -2,6 +2,7 @@ import { access, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bundledAsset } from '../assets.js';
 import { UserError } from '../errors.js';
+import { SUPPORTED_FORMATS } from '../image/index.js';
 import { parsePlainPickle } from '../io/pickle.js';
 import { SeededRandom } from './random.js';
 
@@ -20,7 +21,7 @@ export interface EvalDataset {
   missing: string[];
 }
 
-const IMAGE_EXTENSIONS = /\.(jpe?g|png|bmp|gif|tiff?)$/i;
+const IMAGE_EXTENSIONS = /\.(jpe?g|png|bmp|gif|tiff?|webp)$/i;
 
 /** The KnoBo datasets whose split pickles the package ships (assets/knobo/splits/). */
 export async function knoboDatasetNames(): Promise<string[]> {
@@ -42,7 +43,7 @@ export async function readImageFolderDataset(root: string): Promise<EvalDataset>
       const classDir = join(dir, entry.name);
       if (!(await stat(classDir)).isDirectory()) continue;
       const images = (await readdir(classDir)).filter((f) => IMAGE_EXTENSIONS.test(f)).sort().map((f) => join(classDir, f));
-      if (images.length === 0) throw new UserError(`The class folder ${classDir} has no images (${IMAGE_EXTENSIONS.source}); add images or remove the folder.`);
+      if (images.length === 0) throw new UserError(`The class folder ${classDir} has no images (${SUPPORTED_FORMATS}); add images or remove the folder.`);
       byClass.set(entry.name, images);
     }
     if (byClass.size === 0) throw new UserError(`${dir} has no class folders; put each class's images in ${dir}/<class>/.`);

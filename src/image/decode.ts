@@ -1,12 +1,14 @@
 /**
  * Decodes image bytes into Pillow's mode for that file, so that resizing happens where Pillow does it.
- * JPEG goes through mozjpeg (bit-identical to Pillow's libjpeg-turbo); the other formats through the
+ * JPEG goes through mozjpeg (bit-identical to Pillow's libjpeg-turbo), WebP through libwebp (Pillow's own
+ * decoder); the other formats through the
  * platform's decoder (jimp on Node and Deno, the browser's own in a page), whose RGBA output is folded back
  * into the mode read from the header.
  */
 import { UserError } from '../errors.js';
-import { readImageHeader, type ImageHeader, type PillowMode } from './header.js';
+import { readImageHeader, type ImageHeader, type ImageLimits, type PillowMode } from './header.js';
 import { decodeJpegRgba } from './jpeg.js';
+import { decodeWebpRgba } from './webp.js';
 import { platform } from '../platform/index.js';
 import type { RgbaBitmap } from '../platform/types.js';
 
@@ -52,16 +54,23 @@ function fromRgba(bitmap: RgbaBitmap, header: ImageHeader): DecodedImage {
 }
 
 /**
- * Decodes PNG, JPEG, GIF, BMP or TIFF bytes into Pillow's mode, refusing images above Pillow's pixel
- * limit before decoding. No EXIF rotation is applied (open_clip applies none). `name` names the input in
- * error messages. CMYK JPEGs are decoded by the platform's decoder (jimp's JavaScript one on Node) and converted to RGB there: they are
- * close to, not identical with, Pillow (which resizes in CMYK and uses libjpeg-turbo's IDCT).
+ * Decodes PNG, JPEG, GIF, BMP, TIFF or WebP bytes into Pillow's mode, refusing images above the pixel limit
+ * (Pillow's by default) from their header, before decoding. No EXIF rotation is applied (open_clip applies
+ * none). `name` names the input in error messages. CMYK JPEGs are decoded by the platform's decoder (jimp's
+ * JavaScript one on Node) and converted to RGB there: they are close to, not identical with, Pillow (which
+ * resizes in CMYK and uses libjpeg-turbo's IDCT).
  */
-export async function decodeImage(bytes: Uint8Array, name = 'the image'): Promise<DecodedImage> {
-  const header = readImageHeader(bytes, name);
+export async function decodeImage(bytes: Uint8Array, name = 'the image', limits: ImageLimits = {}): Promise<DecodedImage> {
+  return decodeWithHeader(bytes, readImageHeader(bytes, name, limits), name);
+}
+
+/** decodeImage for a header already read (and checked against the limits). */
+export async function decodeWithHeader(bytes: Uint8Array, header: ImageHeader, name: string): Promise<DecodedImage> {
   const bitmap = header.format === 'jpeg' && header.mode !== 'CMYK'
     ? await decodeJpegRgba(bytes, name)
-    : await platform.decodeOtherFormat(bytes, header, name);
+    : header.format === 'webp'
+      ? await decodeWebpRgba(bytes, name)
+      : await platform.decodeOtherFormat(bytes, header, name);
   if (bitmap.width !== header.width || bitmap.height !== header.height) {
     throw new UserError(`${name} decoded to ${bitmap.width}x${bitmap.height} but its header says ${header.width}x${header.height}; re-export it.`);
   }

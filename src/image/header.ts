@@ -9,7 +9,7 @@ import { UserError } from '../errors.js';
 export type PillowMode = '1' | 'L' | 'LA' | 'P' | 'RGB' | 'RGBA' | 'I' | 'CMYK';
 
 export interface ImageHeader {
-  format: 'png' | 'jpeg' | 'gif' | 'bmp' | 'tiff';
+  format: 'png' | 'jpeg' | 'gif' | 'bmp' | 'tiff' | 'webp';
   width: number;
   height: number;
   mode: PillowMode;
@@ -24,6 +24,28 @@ export interface ImageHeader {
 /** Pillow's Image.MAX_IMAGE_PIXELS: int(1024 * 1024 * 1024 // 4 // 3). */
 export const MAX_IMAGE_PIXELS = 89_478_485;
 
+/** The formats readImageHeader knows, in words, for messages. */
+export const SUPPORTED_FORMATS = 'PNG, JPEG, GIF, BMP, TIFF or WebP';
+
+export interface ImageLimits {
+  /**
+   * The most pixels an image may have, decoded or once resized for the model (whichever is larger: for a very
+   * wide or tall image the resized one is, since the shorter side is scaled up to the model's size). Pillow's
+   * MAX_IMAGE_PIXELS (89,478,485) by default. A guard against decompression bombs: a 177-byte PNG can declare
+   * 100000x1 pixels, which resized to 224 on its short side would be 22,400,000x224.
+   */
+  maxImagePixels?: number;
+}
+
+/** The pixel limit in force, checked as a positive whole number. */
+export function maxImagePixels(limits: ImageLimits = {}): number {
+  const limit = limits.maxImagePixels ?? MAX_IMAGE_PIXELS;
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new UserError(`The image pixel limit ${limit} is not a positive whole number; pass e.g. ${MAX_IMAGE_PIXELS} (Pillow's default).`);
+  }
+  return limit;
+}
+
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 function startsWith(bytes: Uint8Array, prefix: number[]): boolean {
@@ -34,28 +56,42 @@ function ascii(bytes: Uint8Array, start: number, length: number): string {
   return String.fromCharCode(...bytes.subarray(start, start + length));
 }
 
-/** Identifies the format and reads size and mode; throws UserError for empty, foreign or damaged headers. */
-export function readImageHeader(bytes: Uint8Array, name: string): ImageHeader {
-  if (bytes.length === 0) throw new UserError(`${name} is empty (0 bytes); pass a PNG, JPEG, GIF, BMP or TIFF image.`);
+/**
+ * Identifies the format and reads size and mode; throws UserError for empty, foreign or damaged headers and
+ * for images above the pixel limit, before anything is decoded or allocated.
+ */
+export function readImageHeader(bytes: Uint8Array, name: string, limits: ImageLimits = {}): ImageHeader {
+  const limit = maxImagePixels(limits);
+  if (bytes.length === 0) throw new UserError(`${name} is empty (0 bytes); pass a ${SUPPORTED_FORMATS} image.`);
   let header: ImageHeader;
   if (startsWith(bytes, PNG_SIGNATURE)) header = readPng(bytes, name);
   else if (startsWith(bytes, [0xff, 0xd8, 0xff])) header = readJpeg(bytes, name);
   else if (ascii(bytes, 0, 6) === 'GIF87a' || ascii(bytes, 0, 6) === 'GIF89a') header = readGif(bytes, name);
   else if (ascii(bytes, 0, 2) === 'BM') header = readBmp(bytes, name);
   else if (startsWith(bytes, [0x49, 0x49, 0x2a, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2a])) header = readTiff(bytes, name);
+  else if (ascii(bytes, 0, 4) === 'RIFF' && ascii(bytes, 8, 4) === 'WEBP') header = readWebp(bytes, name);
   else {
-    throw new UserError(`${name} is not a PNG, JPEG, GIF, BMP or TIFF image (unrecognized header); convert it to PNG or JPEG.`);
+    throw new UserError(`${name} is not a ${SUPPORTED_FORMATS} image (unrecognized header); convert it to PNG or JPEG.`);
   }
-  if (header.width <= 0 || header.height <= 0) {
+  if (!(header.width > 0 && header.height > 0)) {
     throw new UserError(`${name} declares an empty image (${header.width}x${header.height}); re-export it.`);
   }
-  if (header.width * header.height > MAX_IMAGE_PIXELS) {
+  checkPixels(name, header.width, header.height, limit);
+  return header;
+}
+
+/** Refuses an image of more pixels than the limit (decoded, or resized: see ImageLimits). */
+export function checkPixels(name: string, width: number, height: number, limit: number, resizedTo?: { width: number; height: number }): void {
+  const what = resizedTo
+    ? `${width}x${height}, which resized for the model would be ${resizedTo.width}x${resizedTo.height} = ${resizedTo.width * resizedTo.height} pixels`
+    : `${width}x${height} = ${width * height} pixels`;
+  const pixels = resizedTo ? resizedTo.width * resizedTo.height : width * height;
+  if (pixels > limit) {
     throw new UserError(
-      `${name} is ${header.width}x${header.height} = ${header.width * header.height} pixels, above Pillow's limit of ` +
-        `${MAX_IMAGE_PIXELS} (a decompression-bomb guard); downscale it first.`,
+      `${name} is ${what}, above the limit of ${limit} (a decompression-bomb guard, Pillow's MAX_IMAGE_PIXELS); ` +
+        `${resizedTo ? 'crop it to a less extreme aspect ratio' : 'downscale it'} first, or raise the limit with --max-image-pixels.`,
     );
   }
-  return header;
 }
 
 function truncated(name: string): UserError {
@@ -181,6 +217,7 @@ function bmpPaletteMode(bytes: Uint8Array, view: DataView, dibSize: number, bits
 }
 
 function readTiff(bytes: Uint8Array, name: string): ImageHeader {
+  if (bytes.length < 8) throw truncated(name);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const little = bytes[0] === 0x49;
   const ifd = view.getUint32(4, little);
@@ -200,4 +237,39 @@ function readTiff(bytes: Uint8Array, name: string): ImageHeader {
   const bySamples: Record<number, PillowMode> = { 1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA' };
   const mode: PillowMode = photometric === 3 ? 'P' : (bySamples[samples] ?? 'RGB');
   return { format: 'tiff', width, height, mode, bitDepth: 8, exifOrientation: 1 };
+}
+
+/**
+ * A WebP's size and whether it has alpha, as libwebp's WebPGetFeatures reads them (Pillow opens a WebP as
+ * "RGBA" when it has alpha, else "RGB"): from the VP8 frame header (lossy), the VP8L header (lossless), or the
+ * VP8X canvas of the extended format. Animated WebPs are refused.
+ */
+function readWebp(bytes: Uint8Array, name: string): ImageHeader {
+  if (bytes.length < 30) throw truncated(name);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const chunk = ascii(bytes, 12, 4);
+  let width: number, height: number, alpha: boolean;
+  if (chunk === 'VP8 ') {
+    // A 3-byte frame tag, the start code 9d 01 2a, then 14-bit width and height (2 bits of scaling above each).
+    if (bytes[23] !== 0x9d || bytes[24] !== 0x01 || bytes[25] !== 0x2a) throw new UserError(`${name} has a damaged WebP (VP8) header; re-export it.`);
+    width = view.getUint16(26, true) & 0x3fff;
+    height = view.getUint16(28, true) & 0x3fff;
+    alpha = false;
+  } else if (chunk === 'VP8L') {
+    // The signature byte 0x2f, then width-1 and height-1 in 14 bits each and the alpha hint bit.
+    if (bytes[20] !== 0x2f) throw new UserError(`${name} has a damaged WebP (VP8L) header; re-export it.`);
+    const bits = view.getUint32(21, true);
+    width = (bits & 0x3fff) + 1;
+    height = ((bits >>> 14) & 0x3fff) + 1;
+    alpha = ((bits >>> 28) & 1) === 1;
+  } else if (chunk === 'VP8X') {
+    const flags = bytes[20];
+    if (flags & 0x02) throw new UserError(`${name} is an animated WebP; save the frame you want as a still PNG or JPEG.`);
+    width = 1 + (bytes[24] | (bytes[25] << 8) | (bytes[26] << 16));
+    height = 1 + (bytes[27] | (bytes[28] << 8) | (bytes[29] << 16));
+    alpha = (flags & 0x10) !== 0;
+  } else {
+    throw new UserError(`${name} has a damaged WebP header (unknown first chunk ${JSON.stringify(chunk)}); re-export it.`);
+  }
+  return { format: 'webp', width, height, mode: alpha ? 'RGBA' : 'RGB', bitDepth: 8, exifOrientation: 1 };
 }

@@ -3,12 +3,12 @@
  * Normalize) reproduced on Pillow's arithmetic, from encoded image bytes to a float32 [3, S, S] tensor.
  */
 import { UserError } from '../errors.js';
-import { decodeImage, MODE_CHANNELS, type DecodedImage } from './decode.js';
-import { readImageHeader } from './header.js';
+import { decodeWithHeader, MODE_CHANNELS, type DecodedImage } from './decode.js';
+import { checkPixels, maxImagePixels, readImageHeader, type ImageLimits } from './header.js';
 import { applyExifOrientation, centerCrop, normalizeToChw, resizedSize, resizeToRgb } from './transform.js';
 
 export { decodeImage, type DecodedImage } from './decode.js';
-export { MAX_IMAGE_PIXELS, readImageHeader, type ImageHeader, type PillowMode } from './header.js';
+export { MAX_IMAGE_PIXELS, maxImagePixels, readImageHeader, SUPPORTED_FORMATS, type ImageHeader, type ImageLimits, type PillowMode } from './header.js';
 export { resizeBicubicPillow, resizeBicubicPillowInt32, resizeNearestPillow } from './resample.js';
 export { applyExifOrientation, centerCrop, centerCropOffsets, normalizeToChw, resizedSize, resizeToRgb } from './transform.js';
 
@@ -16,7 +16,7 @@ export { applyExifOrientation, centerCrop, centerCropOffsets, normalizeToChw, re
 export const OPENAI_MEAN: readonly number[] = [0.48145466, 0.4578275, 0.40821073];
 export const OPENAI_STD: readonly number[] = [0.26862954, 0.26130258, 0.27577711];
 
-export interface PreprocessOptions {
+export interface PreprocessOptions extends ImageLimits {
   /** Output side S (shorter side resized to S, then center-cropped to S x S). Default 224. */
   size?: number;
   /** Per-channel mean, RGB. Default OpenAI's. */
@@ -27,7 +27,7 @@ export interface PreprocessOptions {
   exifRotate?: boolean;
 }
 
-function checkOptions(opts: PreprocessOptions): { size: number; mean: readonly number[]; std: readonly number[] } {
+function checkOptions(opts: PreprocessOptions): { size: number; mean: readonly number[]; std: readonly number[]; limit: number } {
   const size = opts.size ?? 224;
   const mean = opts.mean ?? OPENAI_MEAN;
   const std = opts.std ?? OPENAI_STD;
@@ -35,31 +35,38 @@ function checkOptions(opts: PreprocessOptions): { size: number; mean: readonly n
   if (mean.length !== 3 || std.length !== 3 || std.some((s) => s === 0)) {
     throw new UserError('The normalization mean and std must each have 3 values (RGB), with no zero std.');
   }
-  return { size, mean, std };
+  return { size, mean, std, limit: maxImagePixels(opts) };
 }
 
 /** Runs Resize, CenterCrop, convert("RGB"), ToTensor and Normalize on a decoded image. */
-export function preprocessDecoded(image: DecodedImage, opts: PreprocessOptions = {}): Float32Array {
-  const { size, mean, std } = checkOptions(opts);
+export function preprocessDecoded(image: DecodedImage, opts: PreprocessOptions = {}, name = 'the image'): Float32Array {
+  const { size, mean, std, limit } = checkOptions(opts);
+  checkPixels(name, image.width, image.height, limit);
   const target = resizedSize(image.width, image.height, size);
+  // The resize allocates its output before anything else: an extreme aspect ratio makes it the largest image.
+  checkPixels(name, image.width, image.height, limit, target);
   const rgb = resizeToRgb(image, target.width, target.height);
   const cropped = centerCrop(rgb, target.width, target.height, 3, size, size);
   return normalizeToChw(cropped, size, size, mean, std);
 }
 
 /**
- * Preprocesses encoded image bytes (PNG, JPEG, GIF, BMP, TIFF) exactly as open_clip's eval transform on
+ * Preprocesses encoded image bytes (PNG, JPEG, GIF, BMP, TIFF, WebP) exactly as open_clip's eval transform on
  * Pillow does, returning float32 [3, size, size] in CHW order. `name` names the input in error messages.
  */
 export async function preprocessImage(input: Uint8Array, opts: PreprocessOptions = {}, name = 'the image'): Promise<Float32Array> {
-  checkOptions(opts);
-  let image = await decodeImage(input, name);
+  const { size, limit } = checkOptions(opts);
+  // Both the decoded image and its resized copy are checked from the header, before anything is allocated.
+  const header = readImageHeader(input, name, opts);
+  const [width, height] = opts.exifRotate && header.exifOrientation >= 5 ? [header.height, header.width] : [header.width, header.height];
+  checkPixels(name, width, height, limit, resizedSize(width, height, size));
+  let image = await decodeWithHeader(input, header, name);
   if (opts.exifRotate) {
-    const orientation = readImageHeader(input, name).exifOrientation;
+    const orientation = header.exifOrientation;
     const channels = image.mode === 'I' ? 1 : MODE_CHANNELS[image.mode];
     image = { ...image, ...applyExifOrientation(image.data, image.width, image.height, channels, orientation) } as DecodedImage;
   }
-  return preprocessDecoded(image, opts);
+  return preprocessDecoded(image, opts, name);
 }
 
 /** The parts of a jimp image this module reads: its RGBA bitmap. */
@@ -68,7 +75,7 @@ export interface RgbaImageLike {
 }
 
 /** Preprocesses an already decoded jimp image, treated as Pillow mode "RGBA" (resized premultiplied). */
-export function preprocessJimp(image: RgbaImageLike, opts: PreprocessOptions = {}): Float32Array {
+export function preprocessJimp(image: RgbaImageLike, opts: PreprocessOptions = {}, name = 'the image'): Float32Array {
   const { width, height, data } = image.bitmap;
-  return preprocessDecoded({ width, height, mode: 'RGBA', data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }, opts);
+  return preprocessDecoded({ width, height, mode: 'RGBA', data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }, opts, name);
 }

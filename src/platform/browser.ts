@@ -1,8 +1,10 @@
 /**
  * The browser platform (replaces ./index.ts in dist/web/whylesion.js; see ./types.ts): navigator.gpu,
- * fetch for URLs, the browser's own decoder for the non-JPEG formats, and KnoBo's lists and mozjpeg bundled.
+ * fetch for URLs, the browser's own decoder for the formats other than JPEG and WebP, and KnoBo's lists, mozjpeg
+ * and libwebp bundled.
  */
 import jpegWasm from '@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm';
+import webpWasm from '@jsquash/webp/codec/dec/webp_dec.wasm';
 import knoboPubMed from '../../assets/knobo/skin_PubMed.txt';
 import knoboStatPearls from '../../assets/knobo/skin_StatPearls.txt';
 import knoboTextbooks from '../../assets/knobo/skin_Textbooks.txt';
@@ -84,6 +86,7 @@ export const platform: Platform = {
   },
 
   jpegWasm: async () => jpegWasm,
+  webpWasm: async () => webpWasm,
 
   async readKnoboFile(file) {
     const text = KNOBO_FILES[file];

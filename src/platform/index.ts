@@ -73,6 +73,12 @@ export const platform: Platform = {
     return readFile(new URL('mozjpeg_dec.wasm', `file://${jsPath}`));
   },
 
+  async webpWasm() {
+    const { createRequire } = await import('node:module');
+    const jsPath = createRequire(import.meta.url).resolve('@jsquash/webp/codec/dec/webp_dec.js');
+    return readFile(new URL('webp_dec.wasm', `file://${jsPath}`));
+  },
+
   async readKnoboFile(file) {
     const local = process.env[KNOBO_DIR_ENV];
     if (!local) return readFile(bundledAsset(`knobo/${file}`), 'utf8');

@@ -28,6 +28,8 @@ export interface Platform {
   decodeOtherFormat(bytes: Uint8Array, header: { format: string; bitDepth: number }, name: string): Promise<RgbaBitmap>;
   /** mozjpeg's WebAssembly binary. */
   jpegWasm(): Promise<ArrayBuffer | Uint8Array>;
+  /** libwebp's WebAssembly decoder binary. */
+  webpWasm(): Promise<ArrayBuffer | Uint8Array>;
   /** A file of KnoBo's data that the package ships (assets/knobo/). */
   readKnoboFile(file: string): Promise<string>;
   /** The bytes of a file the user names (a path, or a URL in the browser); `what` names it in errors. */
