@@ -60,6 +60,33 @@ describe('open_clip config', () => {
     expect(refusal([1, 2])).toMatch(/cfg\.json is not a JSON object/);
     expect(refusal({ vision_cfg: {} })).toMatch(/has no embed_dim/);
   });
+
+  it('accepts the largest real open_clip CLIPs (ViT-bigG-14, ViT-e-14, ViT-H-14-378)', () => {
+    const bigG = parseClipConfig({ embed_dim: 1280, vision_cfg: { image_size: 224, layers: 48, width: 1664, head_width: 104, mlp_ratio: 4.9231, patch_size: 14 }, text_cfg: { context_length: 77, vocab_size: 49408, width: 1280, heads: 20, layers: 32 } });
+    expect([bigG.vision.layers, bigG.vision.width, bigG.text.layers, bigG.text.width]).toEqual([48, 1664, 32, 1280]);
+    const e = parseClipConfig({ embed_dim: 1280, vision_cfg: { image_size: 224, layers: 56, width: 1792, head_width: 112, mlp_ratio: 8.5715, patch_size: 14 }, text_cfg: { width: 1280, heads: 20, layers: 36 } });
+    expect(e.vision.layers).toBe(56);
+    expect(parseClipConfig({ embed_dim: 1024, vision_cfg: { image_size: 378, layers: 32, width: 1280, head_width: 80, patch_size: 14 } }).vision.imageSize).toBe(378);
+  });
+
+  it('refuses sizes no real CLIP has in one sentence, before building anything', () => {
+    const started = performance.now();
+    expect(refusal({ embed_dim: 8, vision_cfg: { layers: 1_000_000 } })).toBe(
+      'cfg.json has vision_cfg.layers=1000000, more than any real CLIP (ViT-L-14 24, ViT-bigG-14 48, ViT-e-14 56; whylesion accepts up to 128); fix or re-download the config.',
+    );
+    expect(refusal({ embed_dim: 8, text_cfg: { layers: 129 } })).toMatch(/has text_cfg\.layers=129, more than any real CLIP/);
+    expect(refusal({ embed_dim: 8, vision_cfg: { width: 2 ** 20, head_width: 64 } })).toMatch(/has vision_cfg\.width=1048576, more than any real CLIP \(ViT-L-14 1024, ViT-bigG-14 1664/);
+    expect(refusal({ embed_dim: 8, text_cfg: { width: 16384, heads: 8 } })).toMatch(/has text_cfg\.width=16384,/);
+    expect(refusal({ embed_dim: 8, text_cfg: { context_length: 100_000 } })).toMatch(/has text_cfg\.context_length=100000, more than any real CLIP \(64 to 77/);
+    expect(refusal({ embed_dim: 8, text_cfg: { vocab_size: 1e9 } })).toMatch(/has text_cfg\.vocab_size=1000000000,/);
+    expect(refusal({ embed_dim: 1e6 })).toMatch(/has embed_dim=1000000,/);
+    expect(refusal({ embed_dim: 8, vision_cfg: { image_size: 4096, patch_size: 64 } })).toMatch(/has vision_cfg\.image_size=4096,/);
+    expect(refusal({ embed_dim: 8, vision_cfg: { patch_size: 128, image_size: 1024 } })).toMatch(/has vision_cfg\.patch_size=128,/);
+    expect(refusal({ embed_dim: 8, vision_cfg: { patch_size: 2, image_size: 1024 } })).toMatch(/has 262144 image patches \(\(image_size \/ patch_size\)²\), more than any real CLIP/);
+    expect(refusal({ embed_dim: 8, vision_cfg: { mlp_ratio: 1000 } })).toMatch(/has vision_cfg\.mlp_ratio=1000,/);
+    expect(refusal({ model_cfg: { embed_dim: 8 }, preprocess_cfg: { size: 100_000 } })).toMatch(/has preprocess_cfg\.size=100000,/);
+    expect(performance.now() - started).toBeLessThan(5000); // a hang guard only: each refusal reads a few fields
+  });
 });
 
 describe('state-dict layout', () => {

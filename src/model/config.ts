@@ -138,6 +138,36 @@ function triple(what: string, field: string, value: unknown, fallback: [number, 
 }
 
 /**
+ * Upper bounds on sizes, each generous beside every real open_clip CLIP, so that a damaged or hostile config
+ * (`vision_cfg.layers: 1000000` built a 4.6 GB schema) is refused in one sentence before anything is built.
+ * `real` says what the largest real models use.
+ */
+const SIZE_BOUNDS: Record<string, { max: number; real: string }> = {
+  'embed_dim': { max: 8192, real: 'ViT-L-14 768, ViT-bigG-14 1280' },
+  'vision_cfg.layers': { max: 128, real: 'ViT-L-14 24, ViT-bigG-14 48, ViT-e-14 56' },
+  'vision_cfg.width': { max: 8192, real: 'ViT-L-14 1024, ViT-bigG-14 1664, ViT-e-14 1792' },
+  'vision_cfg.image_size': { max: 1024, real: '224 to 518' },
+  'vision_cfg.patch_size': { max: 64, real: '8 to 32' },
+  'preprocess_cfg.size': { max: 1024, real: '224 to 518' },
+  'vision_cfg.mlp_ratio': { max: 16, real: '4 to 8.57' },
+  'text_cfg.layers': { max: 128, real: 'ViT-L-14 12, ViT-bigG-14 32, ViT-e-14 36' },
+  'text_cfg.width': { max: 8192, real: 'ViT-L-14 768, ViT-bigG-14 1280' },
+  'text_cfg.context_length': { max: 1024, real: '64 to 77, a few hundred at most' },
+  'text_cfg.vocab_size': { max: 1_000_000, real: '49408, up to 256206 for multilingual tokenizers' },
+  'text_cfg.mlp_ratio': { max: 16, real: '4' },
+  'patches': { max: 4096, real: 'ViT-L-14 at 224: 256, at 336: 576' },
+};
+
+function bounded(what: string, field: string, value: number): number {
+  const bound = SIZE_BOUNDS[field];
+  if (value > bound.max) {
+    const name = field === 'patches' ? `${value} image patches ((image_size / patch_size)²)` : `${field}=${value}`;
+    throw new UserError(`${what} has ${name}, more than any real CLIP (${bound.real}; whylesion accepts up to ${bound.max}); fix or re-download the config.`);
+  }
+  return value;
+}
+
+/**
  * Parses an open_clip_config.json object (`{model_cfg, preprocess_cfg}`, or a bare model_cfg) into a ClipConfig.
  * `what` names the source in error messages. Refuses, listing every such field, configurations whose graph differs
  * from what the engine computes.
@@ -171,31 +201,36 @@ export function parseClipConfig(raw: unknown, what = 'the model config'): ClipCo
   const textHeads = positiveInteger(what, 'text_cfg.heads', text.heads, 8);
   if (textWidth % textHeads !== 0) throw configError(what, `has text width ${textWidth}, not a multiple of its ${textHeads} heads`);
   if (model.quick_gelu !== undefined && typeof model.quick_gelu !== 'boolean') throw configError(what, 'has a quick_gelu that is not true/false');
+  for (const [field, value] of [
+    ['vision_cfg.width', visionWidth], ['vision_cfg.image_size', imageSize], ['vision_cfg.patch_size', patchSize],
+    ['patches', (imageSize / patchSize) ** 2], ['text_cfg.width', textWidth],
+  ] as const) bounded(what, field, value);
+  const sized = (field: string, value: number): number => bounded(what, field, value);
 
   return {
-    embedDim: positiveInteger(what, 'embed_dim', model.embed_dim, 0),
+    embedDim: sized('embed_dim', positiveInteger(what, 'embed_dim', model.embed_dim, 0)),
     quickGelu: model.quick_gelu === true,
     vision: {
       imageSize,
       patchSize,
       width: visionWidth,
-      layers: positiveInteger(what, 'vision_cfg.layers', vision.layers, 12),
+      layers: sized('vision_cfg.layers', positiveInteger(what, 'vision_cfg.layers', vision.layers, 12)),
       headWidth,
       heads: visionWidth / headWidth,
-      mlpRatio: positiveNumber(what, 'vision_cfg.mlp_ratio', vision.mlp_ratio, 4),
+      mlpRatio: sized('vision_cfg.mlp_ratio', positiveNumber(what, 'vision_cfg.mlp_ratio', vision.mlp_ratio, 4)),
     },
     text: {
-      contextLength: positiveInteger(what, 'text_cfg.context_length', text.context_length, 77),
-      vocabSize: positiveInteger(what, 'text_cfg.vocab_size', text.vocab_size, 49408),
+      contextLength: sized('text_cfg.context_length', positiveInteger(what, 'text_cfg.context_length', text.context_length, 77)),
+      vocabSize: sized('text_cfg.vocab_size', positiveInteger(what, 'text_cfg.vocab_size', text.vocab_size, 49408)),
       width: textWidth,
       heads: textHeads,
-      layers: positiveInteger(what, 'text_cfg.layers', text.layers, 12),
-      mlpRatio: positiveNumber(what, 'text_cfg.mlp_ratio', text.mlp_ratio, 4),
+      layers: sized('text_cfg.layers', positiveInteger(what, 'text_cfg.layers', text.layers, 12)),
+      mlpRatio: sized('text_cfg.mlp_ratio', positiveNumber(what, 'text_cfg.mlp_ratio', text.mlp_ratio, 4)),
     },
     preprocess: {
       mean: triple(what, 'preprocess_cfg.mean', preprocess.mean, OPENAI_MEAN),
       std: triple(what, 'preprocess_cfg.std', preprocess.std, OPENAI_STD),
-      imageSize: squareSize(what, 'preprocess_cfg.size', preprocess.size, imageSize),
+      imageSize: sized('preprocess_cfg.size', squareSize(what, 'preprocess_cfg.size', preprocess.size, imageSize)),
     },
   };
 }
