@@ -105,6 +105,17 @@ describe('pixel bombs are refused from the header, before anything is allocated'
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 2 ** 20);
   });
 
+  it('a BMP declaring a 4-billion-colour palette is refused, not looped over (found by the fuzzer: it ran out of memory)', async () => {
+    const bmp = Buffer.alloc(54);
+    bmp.write('BM', 0, 'latin1');
+    bmp.writeUInt32LE(40, 14);
+    bmp.writeInt32LE(4, 18);
+    bmp.writeInt32LE(4, 22);
+    bmp.writeUInt16LE(8, 28);
+    bmp.writeUInt32LE(0xffffffff, 46);
+    expect(await refusal(preprocessImage(bmp, {}, 'palette.bmp'))).toBe('palette.bmp declares a BMP palette of 4294967295 colours (Pillow reads at most 65536); re-export it.');
+  });
+
   it('the limit is an option: lower refuses what the default takes, a bad limit is refused', async () => {
     const square = blackPng(120, 100);
     expect((await preprocessImage(square, {}, 'ok.png')).length).toBe(3 * 224 * 224);

@@ -193,7 +193,7 @@ function readBmp(bytes: Uint8Array, name: string): ImageHeader {
   const width = core ? view.getUint16(18, true) : view.getInt32(18, true);
   const height = Math.abs(core ? view.getInt16(20, true) : view.getInt32(22, true));
   const bitsPerPixel = view.getUint16(core ? 24 : 28, true);
-  const mode = bitsPerPixel <= 8 ? bmpPaletteMode(bytes, view, dibSize, bitsPerPixel) : 'RGB';
+  const mode = bitsPerPixel <= 8 ? bmpPaletteMode(bytes, view, dibSize, bitsPerPixel, name) : 'RGB';
   return { format: 'bmp', width, height, mode, bitDepth: 8, exifOrientation: 1 };
 }
 
@@ -201,17 +201,20 @@ function readBmp(bytes: Uint8Array, name: string): ImageHeader {
  * Pillow's BmpImagePlugin: a palette of exactly the greys (i, i, i) for i = 0..colors-1 (or black and
  * white for 2 colours) is dropped and the image opens as "L" (or "1"); any other palette gives "P".
  */
-function bmpPaletteMode(bytes: Uint8Array, view: DataView, dibSize: number, bitsPerPixel: number): PillowMode {
+function bmpPaletteMode(bytes: Uint8Array, view: DataView, dibSize: number, bitsPerPixel: number, name: string): PillowMode {
   const core = dibSize === 12;
   const colorsUsed = core || bytes.length < 50 ? 0 : view.getUint32(46, true);
   const colors = colorsUsed || 1 << bitsPerPixel;
+  // Pillow refuses palettes over 65536 entries; the header field is 32 bits, so check before looping over it.
+  if (colors > 65536) throw new UserError(`${name} declares a BMP palette of ${colors} colours (Pillow reads at most 65536); re-export it.`);
   const entrySize = core ? 3 : 4;
   const paletteStart = 14 + dibSize;
-  const greys = colors === 2 ? [0, 255] : Array.from({ length: colors }, (_, i) => i);
-  const greyscale = greys.every((grey, i) => {
+  let greyscale = true;
+  for (let i = 0; i < colors && greyscale; i++) {
+    const grey = colors === 2 ? i * 255 : i;
     const at = paletteStart + i * entrySize;
-    return at + 3 <= bytes.length && bytes[at] === grey && bytes[at + 1] === grey && bytes[at + 2] === grey;
-  });
+    greyscale = at + 3 <= bytes.length && bytes[at] === grey && bytes[at + 1] === grey && bytes[at + 2] === grey;
+  }
   if (!greyscale) return 'P';
   return colors === 2 ? '1' : 'L';
 }
