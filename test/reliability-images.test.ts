@@ -1,12 +1,12 @@
 // Inputs that cannot take a run down: pixel bombs in every format refused from the header before any
 // allocation, folder walks that visit each real directory once and skip unreadable ones, and the CLI's
 // handling of one unreadable explicit file (exit 1) versus a bad file in a folder (skipped).
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { listImages } from '../src/cli/images.js';
 import { UserError } from '../src/errors.js';
 import { MAX_IMAGE_PIXELS, preprocessImage, readImageHeader } from '../src/image/index.js';
@@ -114,6 +114,22 @@ describe('pixel bombs are refused from the header, before anything is allocated'
     bmp.writeUInt16LE(8, 28);
     bmp.writeUInt32LE(0xffffffff, 46);
     expect(await refusal(preprocessImage(bmp, {}, 'palette.bmp'))).toBe('palette.bmp declares a BMP palette of 4294967295 colours (Pillow reads at most 65536); re-export it.');
+  });
+
+  it('a GIF whose image data ends early is refused, and its decoder prints nothing on stdout', async () => {
+    const gif = new Uint8Array(readFileSync(fileURLToPath(new URL('fixtures/image/src/anim.gif', import.meta.url))));
+    const log = vi.spyOn(console, 'log');
+    try {
+      // One damaged byte in the LZW data: the decoder's "gif stream longer than expected" case.
+      const damaged = gif.slice();
+      damaged[897] = 0xff;
+      expect(await refusal(preprocessImage(damaged, {}, 'bad.gif'))).toBe('bad.gif is a damaged or truncated GIF (its image data runs past its size); re-download or re-export it.');
+      // Cut inside the data: refused by the decoder itself.
+      expect(await refusal(preprocessImage(gif.subarray(0, Math.floor(gif.length * 0.6)), {}, 'cut.gif'))).toMatch(/^cut\.gif could not be decoded as GIF/);
+      expect(log).not.toHaveBeenCalled();
+    } finally {
+      log.mockRestore();
+    }
   });
 
   it('the limit is an option: lower refuses what the default takes, a bad limit is refused', async () => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Jimp } from 'jimp';
 import { bundledAsset } from '../assets.js';
 import { UserError } from '../errors.js';
-import { KNOBO_DIR_ENV, type Platform } from './types.js';
+import { KNOBO_DIR_ENV, type Platform, type RgbaBitmap } from './types.js';
 import { setVectorWidth } from './vector-width.js';
 
 // Dawn's `create()` result must outlive every device made from it (if it is garbage-collected the process
@@ -58,12 +58,24 @@ export const platform: Platform = {
   async decodeOtherFormat(bytes, header, name) {
     // pngjs rescales 16-bit samples with rounding; Pillow keeps the high byte, so ask for the raw samples.
     const options = header.bitDepth === 16 ? { 'image/png': { skipRescale: true } } : undefined;
+    // jimp's GIF decoder (omggif) reports image data that ends early or runs long with console.log, on stdout,
+    // where it would land among the results; Pillow refuses such a GIF, so catch the message and refuse it too.
+    const decoderWarnings: string[] = [];
+    const log = console.log;
+    if (header.format === 'gif') console.log = (...args: unknown[]) => decoderWarnings.push(args.join(' '));
+    let bitmap: RgbaBitmap;
     try {
-      return (await Jimp.fromBuffer(new Uint8Array(bytes).buffer, options)).bitmap;
+      bitmap = (await Jimp.fromBuffer(new Uint8Array(bytes).buffer, options)).bitmap;
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
       throw new UserError(`${name} could not be decoded as ${header.format.toUpperCase()} (${why}); re-export it as PNG or JPEG.`, { cause: error });
+    } finally {
+      console.log = log;
     }
+    if (decoderWarnings.some((w) => w.includes('gif stream'))) {
+      throw new UserError(`${name} is a damaged or truncated GIF (its image data ${decoderWarnings.some((w) => w.includes('shorter')) ? 'ends early' : 'runs past its size'}); re-download or re-export it.`);
+    }
+    return bitmap;
   },
 
   async jpegWasm() {
