@@ -13,6 +13,7 @@ import { gzipSync } from 'node:zlib';
 import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseProbe, type ProbeFile } from '../src/eval/probe.js';
+import { preprocessImage } from '../src/image/index.js';
 import { serveStatic, type StaticServer } from '../src/serve/static.js';
 import { loadNpy, maxAbsDiff, TINY } from './helpers.js';
 
@@ -35,7 +36,7 @@ let browser: Browser | undefined;
 let launchProblem = CHROMIUM ? '' : 'no Chromium found (install chromium-headless-shell: bash scripts/setup-webgpu.sh, or set WHYLESION_CHROMIUM)';
 
 beforeAll(async () => {
-  server = await serveStatic({ '/': path('dist/web'), '/model/': path('test/fixtures/openclip-tiny/model'), '/fixtures/': path('test/fixtures/openclip-tiny') });
+  server = await serveStatic({ '/': path('dist/web'), '/model/': path('test/fixtures/openclip-tiny/model'), '/fixtures/': path('test/fixtures/openclip-tiny'), '/image-fixtures/': path('test/fixtures/image/src') });
   if (!CHROMIUM) return;
   try {
     browser = await puppeteer.launch({
@@ -84,6 +85,26 @@ describe('browser edition (Chromium)', () => {
     console.log(`dist/web/whylesion.js: ${(bundle.length / 1000).toFixed(0)} kB minified, ${(gzipped / 1000).toFixed(0)} kB gzipped (budget ${BUNDLE_BUDGET_GZIP_BYTES / 1000} kB)`);
     expect(gzipped).toBeLessThanOrEqual(BUNDLE_BUDGET_GZIP_BYTES);
     expect(bundle.toString('utf8')).not.toMatch(/from\s*"node:|import\("node:/);
+  });
+
+  it('decodes WebP (lossless, with alpha, lossy) through the bundled libwebp to the same pixels as on Node', async (ctx) => {
+    if (!browser) ctx.skip(launchProblem);
+    const page = await openPage();
+    const names = ['lossless.webp', 'lossless_rgba.webp', 'lossy.webp'];
+    const inPage = await page.evaluate(async (files: string[]) => {
+      const { module } = (window as unknown as { whylesion: { module: typeof import('../src/web.js') } }).whylesion;
+      const out: number[][] = [];
+      for (const file of files) {
+        const bytes = new Uint8Array(await (await fetch(`/image-fixtures/${file}`)).arrayBuffer());
+        out.push(Array.from(await module.preprocessImage(bytes, { size: 64 }, file)));
+      }
+      return out;
+    }, names);
+    await page.close();
+    for (const [i, name] of names.entries()) {
+      const onNode = await preprocessImage(readFileSync(path(`test/fixtures/image/src/${name}`)), { size: 64 }, name);
+      expect(maxAbsDiff(inPage[i], onNode), name).toBe(0);
+    }
   });
 
   it('matches open_clip: tokens, pixels and embeddings; loads offline the second time', async (ctx) => {
