@@ -55,7 +55,7 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
   try {
     await mkdir(dirname(resolve(out)), { recursive: true });
   } catch (cause) {
-    throw new UserError(`Cannot create the folder of ${out} (${(cause as NodeJS.ErrnoException).code ?? cause}); check --out.`, { cause });
+    throw new UserError(`Cannot write ${out}.partial (${(cause as NodeJS.ErrnoException).code ?? cause}); check that --out's folder is writable.`, { cause });
   }
   const lock = acquireLock(out);
   try {
@@ -126,7 +126,9 @@ async function embedLocked(
     dataFd = openSync(partial, 'a');
     journalFd = openSync(journalPath, 'a');
     let journalBytes = fstatSync(journalFd).size;
-    const killAfter = Number(process.env.WHYLESION_FAULT_KILL_AFTER_BATCHES ?? 0); // crash-test hook
+    // Fault-test hooks: die (SIGKILL) or stop (SIGSTOP, holding the lock until SIGCONT) after N batches.
+    const killAfter = Number(process.env.WHYLESION_FAULT_KILL_AFTER_BATCHES ?? 0);
+    const stopAfter = Number(process.env.WHYLESION_FAULT_STOP_AFTER_BATCHES ?? 0);
     let batches = 0, skippedCount = done.filter((e) => !e.ok).length;
     for (let start = done.length; start < files.length; start += batchSize) {
       const names = files.slice(start, start + batchSize);
@@ -154,7 +156,9 @@ async function embedLocked(
       listed += batch.rows.length;
       skippedCount += batch.skipped.length;
       progress.update(start + names.length, skippedCount);
-      if (killAfter > 0 && ++batches === killAfter) process.kill(process.pid, 'SIGKILL');
+      batches++;
+      if (batches === killAfter) process.kill(process.pid, 'SIGKILL');
+      if (batches === stopAfter) process.kill(process.pid, 'SIGSTOP');
     }
   } finally {
     if (dataFd !== undefined) closeSync(dataFd);

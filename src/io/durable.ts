@@ -9,9 +9,21 @@ export function isDiskFull(error: unknown): boolean {
   return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
+/**
+ * Fault-test hook for machines where a small tmpfs cannot be mounted: WHYLESION_FAULT_DISK_BYTES=N lets this
+ * process's writeAllSync calls store N bytes in all, then writes short and fails with ENOSPC, as a full disk does.
+ */
+let simulatedDiskLeft = process.env.WHYLESION_FAULT_DISK_BYTES === undefined ? Infinity : Number(process.env.WHYLESION_FAULT_DISK_BYTES);
+
 /** Writes all of `bytes` at the descriptor's position (writeSync may write fewer bytes than asked). */
 export function writeAllSync(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
+  for (let done = 0; done < bytes.length;) {
+    const allowed = Math.min(bytes.length - done, simulatedDiskLeft);
+    if (allowed === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write (simulated)'), { code: 'ENOSPC' });
+    const wrote = writeSync(fd, bytes, done, allowed);
+    simulatedDiskLeft -= wrote;
+    done += wrote;
+  }
 }
 
 /** Flushes a folder's entries (a rename is durable only once its folder is); not possible everywhere. */

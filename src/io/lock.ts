@@ -1,6 +1,7 @@
 import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { UserError } from '../errors.js';
+import { isDiskFull } from './durable.js';
 
 /** Who holds a lock: enough to tell a live writer from a dead one whose PID was reused. */
 interface LockHolder { pid: number; start: string | null; host: string; since: string }
@@ -52,7 +53,10 @@ export function acquireLock(target: string, what = target): Lock {
     const fd = openSync(mine, 'w');
     try { writeSync(fd, `${JSON.stringify(me)}\n`); } finally { closeSync(fd); }
   } catch (e) {
-    throw new UserError(`Cannot create the lock file ${path} (${(e as NodeJS.ErrnoException).code ?? e}); check that its folder exists and is writable.`, { cause: e });
+    try { unlinkSync(mine); } catch { /* not created */ }
+    throw new UserError(isDiskFull(e)
+      ? `The disk holding ${target} is full (its lock file ${path} could not be written); free some space and run again.`
+      : `Cannot create the lock file ${path} (${(e as NodeJS.ErrnoException).code ?? e}); check that its folder exists and is writable.`, { cause: e });
   }
   try {
     for (let attempt = 0; attempt < 4; attempt++) {
