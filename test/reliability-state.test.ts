@@ -156,6 +156,22 @@ describe('embed DIR --out under faults', () => {
     });
   });
 
+  it('partial data shorter than the journal says: the missing rows are embedded again, never zero-filled', async () => {
+    const corpus = makeCorpus('corpus-short', 3);
+    const whole = await reference(corpus, join(work, 'short-reference.npy'), '--batch', '4');
+    const out = join(work, 'short.npy');
+    const killed = await run('node', [CLI, 'embed', corpus, '--out', out, '--model', MODEL, '--batch', '4'], { env: { ...env, WHYLESION_FAULT_KILL_AFTER_BATCHES: '2' } })
+      .catch((e: { signal?: string }) => e);
+    expect((killed as { signal?: string }).signal).toBe('SIGKILL');
+    expect(statSync(`${out}.partial`).size).toBe(8 * E * 4);
+    truncateSync(`${out}.partial`, 5 * E * 4 + 10); // rows 6-8 lost, row 6 torn
+    const resumed = await whylesion(['embed', corpus, '--out', out, '--model', MODEL, '--batch', '4', '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`${out}.partial holds 5 of the 8 rows its journal lists; embedding the other 3 again.`);
+    expect(readFileSync(out).equals(whole.data)).toBe(true);
+    expect(readFileSync(`${out}.meta.json`, 'utf8')).toBe(whole.meta);
+  });
+
   it('a second embed on the same --out while the first runs exits 1 naming the holder; the first finishes correctly', async () => {
     const corpus = makeCorpus('corpus-concurrent', 3);
     const whole = await reference(corpus, join(work, 'concurrent-reference.npy'), '--batch', '4');
