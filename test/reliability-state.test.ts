@@ -102,7 +102,7 @@ describe('embed DIR --out under faults', () => {
     } else {
       console.warn('tmpfs could not be mounted (not root?): simulating the full disk with WHYLESION_FAULT_DISK_BYTES');
       out = join(work, 'simulated', 'vectors.npy');
-      fault = { WHYLESION_FAULT_DISK_BYTES: String(20 * 4 * E * 4 + 700) }; // 20 rows and some journal, then a short write
+      fault = { WHYLESION_FAULT_DISK_BYTES: String(20 * E * 4 + 700) }; // about 20 rows and their journal lines, then a short write
     }
     try {
       const full = await whylesion(['embed', corpus, '--out', out, '--model', MODEL, '--batch', '4'], fault);
@@ -391,6 +391,13 @@ describe('other writers on a full disk', () => {
       expect(probe.code).toBe(1);
       expect(oneSentence(probe.stderr)).toEqual([expect.stringMatching(/The disk holding .*p\.json is full/)]);
       expect(readdirSync(disk)).toEqual(['filler']);
+      // The feature cache: one more free page holds its lock and its key file; the first rows it appends fail.
+      truncateSync(join(disk, 'filler'), statSync(join(disk, 'filler')).size - 4096);
+      const cached = await whylesion(['eval', dataset, '--model', MODEL, '--cache', join(disk, 'cache'), '--mode', 'linear', '--solver', 'lbfgs']);
+      expect(cached.code).toBe(1);
+      expect(oneSentence(cached.stderr)).toEqual([expect.stringMatching(/The disk holding the feature cache .*\.f32rows is full; the images embedded so far are kept there: free some space \(or pass --cache with another folder\) and run again to continue\./)]);
+      expect(cached.stderr).not.toMatch(/\n\s+at /);
+      expect(readdirSync(join(disk, 'cache')).filter((f) => f.endsWith('.lock') || f.endsWith('.tmp'))).toEqual([]);
     } finally {
       execFileSync('umount', [disk]);
     }

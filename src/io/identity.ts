@@ -39,9 +39,17 @@ export function isModelIdentity(value: unknown): value is ModelIdentity {
     (v.dtype === 'f32' || v.dtype === 'f16') && typeof v.source === 'string';
 }
 
-/** 'sha256:<hex>' of a small buffer (a config), with Web Crypto so every runtime has it. */
+/**
+ * 'sha256:<hex>' of a small buffer (a config), with Web Crypto so every runtime has it. A page served over plain
+ * HTTP from another host has no crypto.subtle: there it is 'fnv1a:<hex>' (no saved state depends on it there).
+ */
 export async function sha256Tag(bytes: Uint8Array | string): Promise<string> {
   const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
+  if (!globalThis.crypto?.subtle) {
+    let h = 0x811c9dc5;
+    for (const b of data) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+    return `fnv1a:${h.toString(16).padStart(8, '0')}:${data.length}`;
+  }
   const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', new Uint8Array(data)));
   return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
