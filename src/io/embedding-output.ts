@@ -4,13 +4,12 @@
  * matches: data then sidecar to temporary files, each synced, then renamed into place in that order.
  */
 import { createHash } from 'node:crypto';
-import { readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { UserError } from '../errors.js';
 import { fsyncFolder, isDiskFull } from './durable.js';
 import type { ModelIdentity } from './identity.js';
 import { writeNpyHeader } from './npy.js';
-import { open } from 'node:fs/promises';
 
 export const EMBEDDINGS_FORMAT = 'whylesion-embeddings/1';
 
@@ -60,7 +59,7 @@ export async function writeEmbeddingOutput(out: string, meta: Omit<EmbeddingMeta
   if (out.endsWith('.parquet')) return writeParquetOutput(out);
   const format = out.endsWith('.npy') ? 'npy' : out.endsWith('.jsonl') ? 'jsonl' : undefined;
   if (!format) throw new UserError(`--out ${out} must end in .npy or .jsonl.`);
-  const dataTmp = `${out}.${process.pid}.tmp`, meta_ = metaPath(out), metaTmp = `${meta_}.${process.pid}.tmp`;
+  const dataTmp = `${out}.${process.pid}.tmp`, sidecar = metaPath(out), sidecarTmp = `${sidecar}.${process.pid}.tmp`;
   const hash = createHash('sha256');
   let full: EmbeddingMeta;
   try {
@@ -88,18 +87,18 @@ export async function writeEmbeddingOutput(out: string, meta: Omit<EmbeddingMeta
       await handle.close();
     }
     full = { ...meta, dataSha256: hash.digest('hex') };
-    const sidecar = await open(metaTmp, 'w');
+    const metaHandle = await open(sidecarTmp, 'w');
     try {
-      await sidecar.appendFile(serializeMeta(full));
-      await sidecar.sync();
+      await metaHandle.appendFile(serializeMeta(full));
+      await metaHandle.sync();
     } finally {
-      await sidecar.close();
+      await metaHandle.close();
     }
     await rename(dataTmp, out);
-    await rename(metaTmp, meta_);
+    await rename(sidecarTmp, sidecar);
   } catch (error) {
     await rm(dataTmp, { force: true });
-    await rm(metaTmp, { force: true });
+    await rm(sidecarTmp, { force: true });
     if (isDiskFull(error)) throw new UserError(`The disk holding ${out} is full, so it was not written; free some space and run the same command with --resume to finish.`, { cause: error });
     throw error;
   }
