@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TextCache } from '../src/eval/text-cache.js';
 import { fileHashCacheDir, fileSha256 } from '../src/io/file-hash.js';
 import { identityKey } from '../src/io/identity.js';
+import { acquireLock } from '../src/io/lock.js';
 import { readEmbeddingMeta } from '../src/io/embedding-output.js';
 import { readNpy } from '../src/io/npy.js';
 import { runCli, TINY, VOCAB_URL } from './helpers.js';
@@ -244,6 +245,26 @@ describe('embed DIR --out under faults', () => {
     const resumed = await whylesion(['embed', corpus, '--out', out, '--model', model, '--batch', '2', '--resume']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(readNpy(readFileSync(out)).shape).toEqual([8, E]);
+  });
+});
+
+describe('lock files', () => {
+  it('a held lock refuses a second taker; release removes only the lock this process wrote; a damaged lock is taken over', () => {
+    const target = join(work, 'locked.out');
+    const lock = acquireLock(target, 'The test output');
+    const text = readFileSync(`${target}.lock`, 'utf8');
+    expect(JSON.parse(text)).toMatchObject({ pid: process.pid, host: hostname() });
+    expect(() => acquireLock(target, 'The test output')).toThrow(new RegExp(`^The test output is being written by whylesion PID ${process.pid} \\(started \\d\\d:\\d\\d:\\d\\d\\); wait for it or stop it\\.$`));
+    writeFileSync(`${target}.lock`, text.replace(`"pid":${process.pid}`, '"pid":1')); // someone else's lock now
+    lock.release();
+    expect(existsSync(`${target}.lock`)).toBe(true); // not ours: left alone
+    writeFileSync(`${target}.lock`, '{"pid":'); // damaged, as a torn write would leave it
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const again = acquireLock(target);
+    expect(stderr.mock.calls.map((c) => String(c[0]))).toEqual([`Taking over the stale lock ${target}.lock (damaged).\n`]);
+    stderr.mockRestore();
+    again.release();
+    expect(readdirSync(work).filter((f) => f.startsWith('locked.out'))).toEqual([]);
   });
 });
 

@@ -1,4 +1,4 @@
-import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { UserError } from '../errors.js';
 import { isDiskFull } from './durable.js';
@@ -28,11 +28,15 @@ function isRunning(holder: LockHolder): boolean {
   return holder.start === null || start === null || start === holder.start;
 }
 
-const held = new Set<string>();
+/** The lock files this process holds, with what it wrote in each. */
+const held = new Map<string, string>();
+/** Removes a lock file if it is still the one this process wrote. */
+function removeOwn(path: string, text: string): void {
+  if (readLockText(path) !== text) return;
+  try { unlinkSync(path); } catch { /* already gone */ }
+}
 process.on('exit', () => {
-  for (const path of held) {
-    try { unlinkSync(path); } catch { /* already gone */ }
-  }
+  for (const [path, text] of held) removeOwn(path, text);
 });
 
 /** A held lock; `release` removes its file (also done at exit; after a kill -9 the next writer finds it stale). */
@@ -48,10 +52,10 @@ export function acquireLock(target: string, what = target): Lock {
   const me: LockHolder = { pid: process.pid, start: processStart(process.pid), host: hostname(), since: new Date().toISOString() };
   // The lock appears whole or not at all: written to a file of our own, then linked into place, which (as an
   // O_EXCL create) fails when the name exists, so a reader never sees a half-written lock.
-  const mine = `${path}.${process.pid}.tmp`;
+  const mine = `${path}.${process.pid}.tmp`, myText = `${JSON.stringify(me)}\n`;
   try {
     const fd = openSync(mine, 'w');
-    try { writeSync(fd, `${JSON.stringify(me)}\n`); } finally { closeSync(fd); }
+    try { writeSync(fd, myText); } finally { closeSync(fd); }
   } catch (e) {
     try { unlinkSync(mine); } catch { /* not created */ }
     throw new UserError(isDiskFull(e)
@@ -65,23 +69,35 @@ export function acquireLock(target: string, what = target): Lock {
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code !== 'EEXIST') throw new UserError(`Cannot create the lock file ${path} (${code ?? e}); check that its folder is writable.`, { cause: e });
-        const holder = readHolder(path);
-        if (holder === undefined) continue; // released between our link and read
+        const seen = readLockText(path);
+        if (seen === undefined) continue; // released between our link and read
+        const holder = parseHolder(seen);
         if (holder && (holder.host !== me.host || isRunning(holder))) {
           const started = new Date(holder.since).toTimeString().slice(0, 8);
           const where = holder.host !== me.host ? ` on ${holder.host}` : '';
           throw new UserError(`${what} is being written by whylesion PID ${holder.pid}${where} (started ${started}); wait for it or stop it.`);
         }
-        process.stderr.write(`Taking over the stale lock ${path}${holder ? ` of PID ${holder.pid}, which no longer runs` : ' (damaged)'}.\n`);
-        try { unlinkSync(path); } catch { /* another process took it over first; the next link decides */ }
+        // Moved aside, not deleted: if another process took the stale lock over first, what we moved is its fresh
+        // lock, which goes back into place.
+        const aside = `${path}.${process.pid}.stale`;
+        try {
+          renameSync(path, aside);
+        } catch {
+          continue; // someone else moved it first; the next link decides
+        }
+        if (readLockText(aside) === seen) {
+          process.stderr.write(`Taking over the stale lock ${path}${holder ? ` of PID ${holder.pid}, which no longer runs` : ' (damaged)'}.\n`);
+        } else {
+          try { linkSync(aside, path); } catch { /* its owner still holds it by its open run; the next link decides */ }
+        }
+        try { unlinkSync(aside); } catch { /* gone */ }
         continue;
       }
-      held.add(path);
+      held.set(path, myText);
       return {
         path,
         release: () => {
-          if (!held.delete(path)) return;
-          try { unlinkSync(path); } catch { /* already gone */ }
+          if (held.delete(path)) removeOwn(path, myText);
         },
       };
     }
@@ -91,18 +107,21 @@ export function acquireLock(target: string, what = target): Lock {
   }
 }
 
-function readHolder(path: string): LockHolder | null | undefined {
-  let text: string;
+function readLockText(path: string): string | undefined {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
+}
+
+/** The holder a lock file names, or null when it is damaged. */
+function parseHolder(text: string): LockHolder | null {
   try {
     const v = JSON.parse(text) as Partial<LockHolder>;
     if (Number.isInteger(v.pid) && typeof v.host === 'string' && typeof v.since === 'string') {
       return { pid: v.pid!, start: typeof v.start === 'string' ? v.start : null, host: v.host, since: v.since };
     }
   } catch { /* fall through */ }
-  return null; // damaged (e.g. a crash between create and write)
+  return null;
 }
