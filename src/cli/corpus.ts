@@ -112,7 +112,9 @@ async function embedLocked(
     }
     // Rows on disk must be the rows the journal lists: rows past them (a batch the journal never got) are cut;
     // rows it lists but the file lacks are dropped from the journal and computed again, never filled in.
-    const onDisk = Math.floor((await stat(partial)).size / rowBytes);
+    const size = await stat(partial).then((info) => info.size, () => undefined);
+    if (size === undefined) await writeFile(partial, new Uint8Array(0)); // deleted since: every row is missing
+    const onDisk = Math.floor((size ?? 0) / rowBytes);
     let listed = done.filter((e) => e.ok).length;
     if (onDisk < listed) {
       let ok = 0;
@@ -152,7 +154,7 @@ async function embedLocked(
         if (!isDiskFull(error)) throw error;
         throw new UserError(`The disk holding ${out} is full: ${start.toLocaleString('en-US')} of ${files.length.toLocaleString('en-US')} images are saved in ${partial}; free some space and run the same command with --resume to continue.`, { cause: error });
       }
-      done = done.concat(entries);
+      done.push(...entries);
       listed += batch.rows.length;
       skippedCount += batch.skipped.length;
       progress.update(start + names.length, skippedCount);
