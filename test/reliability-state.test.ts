@@ -7,13 +7,14 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync,
+  cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync,
 } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadModel } from '../src/api/model.js';
 import { TextCache } from '../src/eval/text-cache.js';
 import { fileHashCacheDir, fileSha256 } from '../src/io/file-hash.js';
 import { identityKey } from '../src/io/identity.js';
@@ -300,6 +301,28 @@ describe('model identity', () => {
       const hash = (name: string) => `sha256:${createHash('sha256').update(readFileSync(join(MODEL, name))).digest('hex')}`;
       expect(model.identity).toEqual({ weights: hash('open_clip_model.safetensors'), config: hash('open_clip_config.json'), dtype: 'f32', source: MODEL });
       expect(identityKey(model.identity)).toBe(`${hash('open_clip_model.safetensors')} ${hash('open_clip_config.json')} f32`);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('for hf-hub: the weights blob name (its LFS sha256) and the snapshot commit, from the Hugging Face cache', async () => {
+    const cacheDir = join(work, 'hf-cache'), commit = 'c0ffee'.padEnd(40, '0');
+    const repo = join(cacheDir, 'models--org--tiny');
+    const sha = (name: string) => createHash('sha256').update(readFileSync(join(MODEL, name))).digest('hex');
+    mkdirSync(join(repo, 'blobs'), { recursive: true });
+    mkdirSync(join(repo, 'snapshots', commit), { recursive: true });
+    mkdirSync(join(repo, 'refs'), { recursive: true });
+    writeFileSync(join(repo, 'refs', 'main'), commit);
+    for (const [name, blob] of [['open_clip_config.json', 'a1'.repeat(20)], ['open_clip_model.safetensors', sha('open_clip_model.safetensors')]]) {
+      cpSync(join(MODEL, name), join(repo, 'blobs', blob));
+      symlinkSync(`../../blobs/${blob}`, join(repo, 'snapshots', commit, name));
+    }
+    const model = await loadModel('hf-hub:org/tiny', { hub: { cacheDir, offline: true }, vocabPath: fileURLToPath(VOCAB_URL) });
+    try {
+      expect(model.identity).toEqual({
+        weights: `sha256:${sha('open_clip_model.safetensors')}`, config: `sha256:${sha('open_clip_config.json')}`, dtype: 'f32', source: `hf-hub:org/tiny@${commit}`,
+      });
     } finally {
       model.dispose();
     }
