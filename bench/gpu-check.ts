@@ -176,7 +176,7 @@ for (const dtype of ['f32', 'f16'] as const) {
       if (dtype === 'f32') {
         // The tuner on the f32 model: does the built-in rule pick the fastest kernel the tuner finds?
         await stage('tune', async () => {
-          const api = await WhyLesionModel.create(model, gpu, false, undefined, false);
+          const api = await WhyLesionModel.create(model, gpu, false, undefined, false, undefined, { weights: 'unhashed', config: 'unhashed', source: 'gpu-check' });
           const { results, file } = await api.tune({ batches, runs: tuneRuns });
           report.tune = {
             file: file ?? tuningFilePath(),

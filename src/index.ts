@@ -24,6 +24,8 @@ export { preprocessImageFile } from './image/load.js';
 export { openCheckpoint } from './io/checkpoint.js';
 export { resolveModelDir, downloadHubFile, type HubOptions } from './io/hub.js';
 export { readNpy, writeNpy } from './io/npy.js';
+export { identityKey, describeIdentity, type ModelIdentity } from './io/identity.js';
+export { readEmbeddingMeta, type EmbeddingMeta } from './io/embedding-output.js';
 export { trainProbe, loadProbe, parseProbe, Probe, knoboPrior, zeroShotScores, PROBE_MODES, type ProbeFile, type ProbeMode, type TrainProbeOptions, type Solver } from './eval/probe.js';
 export { evaluateMode, EVAL_MODES, type EvalMode, type EvalInputs, type ModeResult } from './eval/evaluate.js';
 export { trainAdam, trainLbfgs, logisticObjective, type LabeledFeatures, type LinearModel } from './eval/train.js';

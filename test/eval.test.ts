@@ -227,10 +227,16 @@ describe('feature cache', () => {
     const a = await FeatureCache.open(dir, '{"model":"m1"}', 3);
     a.append([{ hash: 'aa'.repeat(32), row: Float32Array.from([1, 2, 3]) }, { hash: 'bb'.repeat(32), row: Float32Array.from([4, 5, 6]) }]);
     appendFileSync(a.path, Buffer.alloc(20)); // half a record, as a kill during a write leaves
+    // While one is open, the cache is locked: a second opener (here the same process) is refused, naming it.
+    await expect(FeatureCache.open(dir, '{"model":"m1"}', 3)).rejects.toThrow(new RegExp(`is being written by whylesion PID ${process.pid} `));
+    a.close();
     const again = await FeatureCache.open(dir, '{"model":"m1"}', 3);
     expect(again.size).toBe(2);
     expect(Array.from(again.get('bb'.repeat(32))!)).toEqual([4, 5, 6]);
-    expect(statSync(again.path).size).toBe(2 * (32 + 12));
-    expect((await FeatureCache.open(dir, '{"model":"m2"}', 3)).size).toBe(0);
+    expect(statSync(again.path).size).toBe(2 * (32 + 12 + 8)); // hash, row, check
+    again.close();
+    const other = await FeatureCache.open(dir, '{"model":"m2"}', 3);
+    expect(other.size).toBe(0);
+    other.close();
   });
 });

@@ -16,6 +16,8 @@ const ALLOWED: Record<string, string> = {
   'src/image/jpeg.ts: messages mutated': "that wasm module's single printErr callback (bound at its one init) collects libjpeg's messages for the decode in progress",
   'src/tokenizer/ftfy.ts: let upperCaseEntities': 'a lazily built table that is never changed after it is built',
   'src/eval/linear-kernel.ts: let compiled': 'the lazily compiled (immutable) WebAssembly module of the linear probe kernel',
+  'src/io/lock.ts: held mutated': 'the lock files this process holds: the one process-wide exit handler removes them (a lock is per process by nature)',
+  'src/io/durable.ts: let simulatedDiskLeft': "a fault-test hook's byte budget (WHYLESION_FAULT_DISK_BYTES): like a disk's free space, shared by every write of the process",
   'src/cli/classify.ts: let readerGone': "stdout is one per process: once its reader has gone (EPIPE) every later print must stop",
 };
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /**
  * The runtime-neutral model sources the browser uses (HTTP Range reads, picked Files), run on Node against
  * the demo's static server and the tiny open_clip checkpoint: same tensors as the file on disk, clear errors.
@@ -66,9 +67,12 @@ describe('HTTP range reads', () => {
 
 describe('picked files', () => {
   it('opens the config and safetensors Files, checked against each other', async () => {
-    const files = [new File([configText], 'open_clip_config.json'), new File([weights], 'open_clip_model.safetensors')];
-    const { config, source } = await openBlobCheckpoint(files);
+    const files = [new File([configText], 'open_clip_config.json'), new File([weights], 'open_clip_model.safetensors', { lastModified: 1234 })];
+    const { config, source, identity } = await openBlobCheckpoint(files);
     expect(config.embedDim).toBe(32);
+    // Picked files are not hashed whole (1.7 GB in a page): known by name, size and time; the config by its sha256.
+    expect(identity.weights).toBe(`blob:open_clip_model.safetensors:${weights.length}:1234`);
+    expect(identity.config).toBe(`sha256:${createHash('sha256').update(configText).digest('hex')}`);
     const local = await SafetensorsSource.fromBytes(new Uint8Array(weights), 'local');
     expect(sameBytes(await source.readF32('token_embedding.weight'), await local.readF32('token_embedding.weight'))).toBe(true);
   });

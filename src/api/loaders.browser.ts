@@ -23,10 +23,11 @@ async function openFolderUrl(folder: string, options: OpenModelOptions) {
     configText = await fetchText(configUrl);
     await store?.putText(configUrl, configText);
   }
-  let access: RandomAccess;
+  let access: RandomAccess, identity: string;
   const kept = await store?.file(weightsUrl);
   if (kept) {
     access = new BlobAccess(kept, `the stored copy of ${weightsUrl}`);
+    identity = `blob:${weightsUrl}:${kept.size}:${kept.lastModified}`;
     options.onDownload?.(SAFETENSORS_FILE, kept.size, kept.size);
   } else {
     const writerReady: { write?: (position: number, bytes: Uint8Array) => Promise<void>; finish?: () => Promise<void> } = {};
@@ -34,6 +35,7 @@ async function openFolderUrl(folder: string, options: OpenModelOptions) {
       onPiece: (position, bytes) => writerReady.write?.(position, bytes),
       onBytes: (loaded, total) => options.onDownload?.(SAFETENSORS_FILE, loaded, total),
     });
+    identity = http.etag ? `etag:${http.etag}` : `blob:${weightsUrl}:${http.size}:0`;
     const writer = await store?.writer(weightsUrl, http.size);
     if (writer) {
       writerReady.write = (position, bytes) => writer.write(position, bytes);
@@ -43,7 +45,7 @@ async function openFolderUrl(folder: string, options: OpenModelOptions) {
     access = { size: http.size, read: (position, into) => http.read(position, into), close: async () => writerReady.finish?.() };
   }
   const source = await SafetensorsSource.fromAccess(access, weightsUrl);
-  return checkedCheckpoint(configText, configUrl, source, weightsUrl);
+  return checkedCheckpoint(configText, configUrl, source, weightsUrl, identity);
 }
 
 export const loaders: Loaders = {

@@ -10,6 +10,7 @@ import type { ModelSource } from './loader-types.js';
 import { loaders } from './loaders.js';
 import { ClipTokenizer } from '../tokenizer/index.js';
 import type { HubOptions } from '../io/hub.js';
+import type { CheckpointIdentity, ModelIdentity } from '../io/identity.js';
 
 export type { ModelSource } from './loader-types.js';
 
@@ -97,11 +98,16 @@ export class WhyLesionModel {
     private readonly vocabPath: string | undefined,
     private readonly exifRotate: boolean,
     private readonly maxImagePixels: number | undefined,
+    /** What the numbers depend on (weights and config hashes, dtype): recorded in saved state, compared on reuse. */
+    readonly identity: ModelIdentity,
   ) {}
 
   /** @internal use loadModel */
-  static async create(model: ClipModel, gpu: Gpu, ownsGpu: boolean, vocabPath: string | undefined, exifRotate: boolean, maxImagePixels?: number): Promise<WhyLesionModel> {
-    return new WhyLesionModel(gpu, ownsGpu, model, vocabPath, exifRotate, maxImagePixels);
+  static async create(
+    model: ClipModel, gpu: Gpu, ownsGpu: boolean, vocabPath: string | undefined, exifRotate: boolean, maxImagePixels: number | undefined, checkpoint: CheckpointIdentity,
+  ): Promise<WhyLesionModel> {
+    const identity: ModelIdentity = { weights: checkpoint.weights, config: checkpoint.config, dtype: model.dtype, source: checkpoint.source };
+    return new WhyLesionModel(gpu, ownsGpu, model, vocabPath, exifRotate, maxImagePixels, identity);
   }
 
   /** The CLIP tokenizer, read on first use (image-only work never touches the vocabulary). */
@@ -338,7 +344,7 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
       planBudgetBytes: options.planBudgetBytes,
       onTensor: (tensor, loaded, total) => options.onProgress?.({ stage: 'weights', tensor, loaded, total }),
     });
-    return await WhyLesionModel.create(model, gpu, !options.device, options.vocabPath, options.exifRotate ?? false, options.maxImagePixels);
+    return await WhyLesionModel.create(model, gpu, !options.device, options.vocabPath, options.exifRotate ?? false, options.maxImagePixels, checkpoint.identity);
   } catch (e) {
     gpu.destroy();
     throw e;

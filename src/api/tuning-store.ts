@@ -1,7 +1,8 @@
 // Kernel choices measured by the autotuner, kept per device in one JSON file so that later processes
 // start with them: $WHYLESION_TUNING_FILE, else $XDG_CACHE_HOME/whylesion/kernel-tuning.json
 // (~/.cache when unset). Node only.
-import { accessSync, constants, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { fsyncFolder, isDiskFull, writeAllSync } from '../io/durable.js';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
@@ -78,8 +79,18 @@ export function saveTuning(gpu: Gpu, results: readonly ShapeResult[], path = tun
   // Atomic: readers see the old file or the new one. (Two tuners finishing at once keep the later's file.)
   const temporary = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(temporary, `${JSON.stringify(file, null, 2)}\n`);
+    const fd = openSync(temporary, 'w');
+    try {
+      writeAllSync(fd, new TextEncoder().encode(`${JSON.stringify(file, null, 2)}\n`));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(temporary, path);
+    fsyncFolder(dirname(path));
+  } catch (error) {
+    if (isDiskFull(error)) throw new UserError(`The disk holding ${path} is full, so the kernel choices were not saved (the old file is kept); free some space and tune again.`, { cause: error });
+    throw error;
   } finally {
     rmSync(temporary, { force: true });
   }

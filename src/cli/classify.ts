@@ -9,6 +9,7 @@ import { BATCH_OPTIONS, BATCH_USAGE, batchSize, encodeImageBatch, finishSkipped,
 import { SUPPORTED_FORMATS } from '../image/index.js';
 import { loadModelFromArgs } from './load.js';
 import type { Scorer } from './scorer.js';
+import { defaultTextCacheDir, TextCache } from '../eval/text-cache.js';
 
 const OUTPUT_OPTIONS = {
   ...MODEL_OPTIONS,
@@ -16,6 +17,7 @@ const OUTPUT_OPTIONS = {
   format: { type: 'string' },
   json: { type: 'boolean' },
   top: { type: 'string' },
+  'no-cache': { type: 'boolean' },
 } as const;
 
 const INPUT_USAGE = `IMG may be image files, folders (searched recursively) and globs ("scans/**/*.jpg"), taken in batches:
@@ -24,6 +26,8 @@ results stream out as each batch finishes, in argument order (a folder's or glob
 const OUTPUT_USAGE = `  --format F      table (default), json (one array at the end), jsonl (one object per image, streamed)
                   or csv (one row per image and rank, streamed); --json is --format json
   --top K         keep the K best per image, best first
+  --no-cache      encode the labels/prompts/concepts afresh, without the text-embedding cache
+                  ($WHYLESION_TEXT_CACHE, else ~/.cache/whylesion/texts; kept per model identity)
 ${BATCH_USAGE}`;
 
 const LABEL_USAGE = `  --labels LIST   comma-separated labels, or @FILE with one label a line
@@ -82,7 +86,13 @@ ${MODEL_USAGE}`;
 
 interface Values {
   model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; kernels?: string;
-  batch?: string; quiet?: boolean; strict?: boolean; format?: string; json?: boolean; top?: string;
+  batch?: string; quiet?: boolean; strict?: boolean; format?: string; json?: boolean; top?: string; 'no-cache'?: boolean;
+}
+
+/** Unit text embeddings through the on-disk text cache (none with --no-cache). */
+async function textEncoder(model: WhyLesionModel, values: Values): Promise<(texts: readonly string[]) => Promise<Float32Array[]>> {
+  const cache = await TextCache.open(values['no-cache'] ? undefined : defaultTextCacheDir(), model);
+  return (texts) => cache.encode(model, texts, { normalize: true });
 }
 
 
@@ -100,7 +110,7 @@ export async function classifyCommand(argv: string[]): Promise<void> {
   if (values.probe) {
     if (values.labels !== undefined || values.label !== undefined || values.template !== undefined) throw new UserError('--probe brings its own classes; pass it without --labels, --label or --template.');
     const scorer = await (await import('./probe.js')).classifyProbeScorer(values.probe, values.top === undefined ? undefined : positiveInteger('top', values.top));
-    return runOverImages('classified', positionals, values, async () => scorer);
+    return runOverImages('classified', positionals, values, async (model) => (scorer.checkModel(model.identity), scorer));
   }
   const labels = await readLabels(values.labels, values.label);
   if (labels.length === 0) throw new UserError('classify needs labels: pass --labels "a,b,c", --labels @labels.txt or --label A --label B.');
@@ -108,7 +118,7 @@ export async function classifyCommand(argv: string[]): Promise<void> {
   const prompts = applyTemplates(labels, values.template);
   const top = values.top === undefined ? labels.length : positiveInteger('top', values.top);
   await runOverImages('classified', positionals, values, async (model) => {
-    const texts = await model.encodeText(prompts, { normalize: true });
+    const texts = await (await textEncoder(model, values))(prompts);
     const width = Math.max(...labels.map((l) => l.length));
     return {
       score: (image, row) => {
@@ -150,7 +160,9 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
   if (names.length === 0) throw new UserError('zeroshot needs at least one class name.');
   const top = values.top === undefined ? names.length : positiveInteger('top', values.top);
   await runOverImages('classified', positionals, values, async (model) => {
-    const prompts = await Promise.all(names.map((c) => model.encodeText(applyTemplates(classes[c], values.template), { normalize: true })));
+    const encode = await textEncoder(model, values);
+    const prompts: Float32Array[][] = [];
+    for (const c of names) prompts.push(await encode(applyTemplates(classes[c], values.template)));
     const classRows = ensemble === 'embedding' ? prompts.map(meanEmbedding) : undefined;
     const width = Math.max(...names.map((n) => n.length));
     return {
@@ -182,11 +194,11 @@ export async function explainCommand(argv: string[]): Promise<void> {
   if (values.probe) {
     if (values.concepts !== undefined) throw new UserError('--probe brings its own concepts; pass it without --concepts.');
     const scorer = await (await import('./probe.js')).explainProbeScorer(values.probe, top);
-    return runOverImages('explained', positionals, values, async () => scorer);
+    return runOverImages('explained', positionals, values, async (model) => (scorer.checkModel(model.identity), scorer));
   }
   const concepts = await loadConcepts(values.concepts);
   await runOverImages('explained', positionals, values, async (model) => {
-    const conceptRows = await model.encodeText(concepts, { normalize: true });
+    const conceptRows = await (await textEncoder(model, values))(concepts);
     return {
       score: (image, row) => ({
         image,

@@ -2,13 +2,16 @@ import { readFile, stat } from 'node:fs/promises';
 import { packageFile } from '../assets.js';
 import { DEFAULT_BOTTLENECK, KNOBO_BOTTLENECKS, loadConcepts } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
-import { defaultFeatureCacheDir, embedWithCache, FeatureCache, modelCacheKey } from '../eval/features.js';
+import { defaultFeatureCacheDir, embedWithCache, FeatureCache, featureCacheKey } from '../eval/features.js';
 import { EVAL_MODES, evaluateMode, formatTable, type EvalInputs, type EvalMode, type ModeResult } from '../eval/evaluate.js';
 import { knoboPrior, type Solver } from '../eval/probe.js';
 import { renderReport } from '../eval/report.js';
+import { defaultTextCacheDir, TextCache } from '../eval/text-cache.js';
 import { knoboDatasetNames, readImageFolderDataset, readKnoboDataset, sampleShots, SPLITS, type EvalDataset, type SplitName } from '../eval/splits.js';
 import { DEFAULT_MODEL, MODEL_OPTIONS, MODEL_USAGE, parseCommand, parseDtype, positiveInteger } from './args.js';
 import { writeAtomic } from './corpus.js';
+import type { ModelIdentity } from '../io/identity.js';
+import { acquireLock } from '../io/lock.js';
 import { loadModelFromArgs } from './load.js';
 import { Progress } from './images.js';
 
@@ -26,6 +29,7 @@ export const DATASET_OPTIONS = {
   raw: { type: 'boolean' },
   cache: { type: 'string' },
   batch: { type: 'string' },
+  'no-cache': { type: 'boolean' },
 } as const;
 
 export const DATASET_USAGE = `
@@ -44,6 +48,8 @@ the paper's splits ship with whylesion and name images relative to ROOT. val is 
   --raw                  linear mode on unnormalized embeddings (default: L2-normalized)
   --cache DIR            image-embedding cache (default $WHYLESION_FEATURE_CACHE, else ~/.cache/whylesion/features):
                          each image is embedded once per model, and an interrupted run resumes
+  --no-cache             encode concepts and prompts afresh, without the text-embedding cache ($WHYLESION_TEXT_CACHE,
+                         else ~/.cache/whylesion/texts; kept per model identity); the image cache is --cache's
   --batch N              images per forward (default 16)`;
 
 const USAGE = `
@@ -66,7 +72,7 @@ ${MODEL_USAGE}`;
 
 export interface DatasetValues {
   bottleneck?: string; images?: string; 'max-missing'?: string; shots?: string; seed?: string; solver?: string; C?: string;
-  epochs?: string; raw?: boolean; cache?: string; batch?: string; model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean;
+  epochs?: string; raw?: boolean; cache?: string; batch?: string; 'no-cache'?: boolean; model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean;
 }
 
 /** A folder dataset, or a KnoBo dataset under --images with the missing-image policy applied. */
@@ -107,30 +113,40 @@ export function trainingSettings(values: DatasetValues): TrainingSettings {
  * Embeds the dataset's images (through the feature cache) and the texts the modes need, and returns the
  * inputs of evaluateMode. Unreadable images are left out with a warning.
  */
-export async function prepareInputs(dataset: EvalDataset, values: DatasetValues, needs: { concepts?: string[]; prompts?: string[][] }, settings: TrainingSettings): Promise<EvalInputs & { embedded: number; cached: number }> {
+export async function prepareInputs(dataset: EvalDataset, values: DatasetValues, needs: { concepts?: string[]; prompts?: string[][] }, settings: TrainingSettings): Promise<EvalInputs & { embedded: number; cached: number; identity: ModelIdentity }> {
   const splits = { ...dataset.splits, train: settings.shots ? sampleShots(dataset.splits.train, dataset.classes.length, settings.shots, settings.seed) : dataset.splits.train };
   const batch = values.batch ? positiveInteger('batch', values.batch) : 16;
   const modelName = values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL;
   const model = await loadModelFromArgs(values);
   try {
-    const cache = await FeatureCache.open(values.cache ?? defaultFeatureCacheDir(), await modelCacheKey(modelName, parseDtype(values.dtype), values['exif-rotate'] ?? false), model.embedDim);
+    const cache = await FeatureCache.open(values.cache ?? defaultFeatureCacheDir(), featureCacheKey(model.identity, values['exif-rotate'] ?? false), model.embedDim);
     const paths = [...new Set(SPLITS.flatMap((s) => splits[s].map((im) => im.path)))];
     let progress: Progress | undefined; // over the images not in the feature cache
-    const { rows, unreadable, computed } = await embedWithCache(model, paths, cache, { batch, onProgress: (done, total) => (progress ??= new Progress('embedded', total)).update(done, 0) });
-    progress?.end();
+    let embedded: Awaited<ReturnType<typeof embedWithCache>>;
+    try {
+      embedded = await embedWithCache(model, paths, cache, { batch, onProgress: (done, total) => (progress ??= new Progress('embedded', total)).update(done, 0) });
+    } finally {
+      cache.close();
+      progress?.end();
+    }
+    const { rows, unreadable, computed } = embedded;
     if (unreadable.length > 0) process.stderr.write(`Left out ${unreadable.length} unreadable image(s):\n${unreadable.map((u) => `  ${u}\n`).join('')}`);
     const split = (name: SplitName) => {
       const present = splits[name].filter((im) => rows.has(im.path));
       return { embeddings: present.map((im) => rows.get(im.path)!), labels: present.map((im) => im.label) };
     };
-    const inputs: EvalInputs & { embedded: number; cached: number } = {
+    const inputs: EvalInputs & { embedded: number; cached: number; identity: ModelIdentity } = {
       classes: dataset.classes, train: split('train'), val: split('val'), test: split('test'),
       solver: settings.solver, seed: settings.seed, epochs: settings.epochs, C: settings.C, normalize: settings.normalize, model: modelName,
-      embedded: computed, cached: paths.length - computed - unreadable.length,
+      embedded: computed, cached: paths.length - computed - unreadable.length, identity: model.identity,
     };
     for (const name of SPLITS) if (inputs[name].labels.length === 0) throw new UserError(`${dataset.name}'s ${name} split has no readable images; check the dataset.`);
-    if (needs.concepts) inputs.concepts = { texts: needs.concepts, embeddings: await model.encodeText(needs.concepts) };
-    if (needs.prompts) inputs.prompts = await Promise.all(needs.prompts.map((p) => model.encodeText(p)));
+    const texts = await TextCache.open(values['no-cache'] ? undefined : defaultTextCacheDir(), model);
+    if (needs.concepts) inputs.concepts = { texts: needs.concepts, embeddings: await texts.encode(model, needs.concepts) };
+    if (needs.prompts) {
+      inputs.prompts = [];
+      for (const p of needs.prompts) inputs.prompts.push(await texts.encode(model, p));
+    }
     return inputs;
   } finally {
     model.dispose();
@@ -175,7 +191,16 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const modes = parseModes(values.mode);
   const settings = trainingSettings(values);
   if (values.report && !values.report.endsWith('.html')) throw new UserError(`--report ${values.report} must end in .html.`);
-  const dataset = await openDataset(positionals[0], values);
+  const reportLock = values.report ? acquireLock(values.report, `The report ${values.report}`) : undefined;
+  try {
+    await evaluate(positionals[0], values, modes, settings);
+  } finally {
+    reportLock?.release();
+  }
+}
+
+async function evaluate(datasetSpec: string, values: DatasetValues & { classes?: string; json?: boolean; report?: string }, modes: EvalMode[], settings: TrainingSettings): Promise<void> {
+  const dataset = await openDataset(datasetSpec, values);
   const needsConcepts = modes.includes('concepts') || modes.includes('knobo');
   const concepts = needsConcepts ? await loadConcepts(values.bottleneck) : undefined;
   if (modes.includes('knobo')) await knoboPrior(dataset.classes, concepts!); // unknown classes fail before the model loads

@@ -1,7 +1,9 @@
 import { DEFAULT_BOTTLENECK, loadConcepts } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
 import { evaluateMode } from '../eval/evaluate.js';
-import { knoboPrior, loadProbe, PROBE_MODES } from '../eval/probe.js';
+import { checkProbeModel, knoboPrior, loadProbe, PROBE_MODES } from '../eval/probe.js';
+import type { ModelIdentity } from '../io/identity.js';
+import { acquireLock } from '../io/lock.js';
 import { parseCommand } from './args.js';
 import { writeAtomic } from './corpus.js';
 import { DATASET_OPTIONS, DATASET_USAGE, openDataset, parseModes, prepareInputs, trainingSettings } from './eval.js';
@@ -35,21 +37,32 @@ export async function probeCommand(argv: string[]): Promise<void> {
   if (more.length > 0) throw new UserError('probe train trains one --mode at a time.');
   if (!values.out) throw new UserError('probe train needs --out FILE.json for the probe.');
   const settings = trainingSettings(values);
-  const dataset = await openDataset(positionals[0], values);
+  const lock = acquireLock(values.out, `The probe ${values.out}`);
+  try {
+    await trainAndWrite(mode, positionals[0], values.out, values, settings);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainAndWrite(mode: ReturnType<typeof parseModes>[number], datasetSpec: string, out: string, values: Parameters<typeof openDataset>[1] & { bottleneck?: string }, settings: ReturnType<typeof trainingSettings>): Promise<void> {
+  const dataset = await openDataset(datasetSpec, values);
   const concepts = mode === 'linear' ? undefined : await loadConcepts(values.bottleneck ?? DEFAULT_BOTTLENECK);
   if (mode === 'knobo') await knoboPrior(dataset.classes, concepts!);
   const inputs = await prepareInputs(dataset, values, { concepts }, settings);
   const { result, probe } = await evaluateMode(mode, inputs);
   probe!.file.training.dataset = dataset.name;
-  await writeAtomic(values.out, [`${JSON.stringify(probe!.file)}\n`]);
-  console.log(`${mode} probe on ${dataset.name} (${dataset.classes.length} classes, ${inputs.train.labels.length} training images): val ${result.val_acc.toFixed(1)}%, test ${result.test_acc.toFixed(1)}%${result.best_epoch ? `, epoch ${result.best_epoch}` : ''}; wrote ${values.out}`);
+  probe!.file.modelIdentity = inputs.identity;
+  await writeAtomic(out, [`${JSON.stringify(probe!.file)}\n`]);
+  console.log(`${mode} probe on ${dataset.name} (${dataset.classes.length} classes, ${inputs.train.labels.length} training images): val ${result.val_acc.toFixed(1)}%, test ${result.test_acc.toFixed(1)}%${result.best_epoch ? `, epoch ${result.best_epoch}` : ''}; wrote ${out}`);
 }
 
 /** classify IMG... --probe FILE: the probe's class probabilities per image (the K most probable with --top). */
-export async function classifyProbeScorer(probePath: string, top: number | undefined): Promise<Scorer<ProbeClassification>> {
+export async function classifyProbeScorer(probePath: string, top: number | undefined): Promise<ProbeScorer<ProbeClassification>> {
   const probe = await loadProbe(probePath);
   const width = Math.max(...probe.classes.map((c) => c.length));
   return {
+    checkModel: (model) => checkProbeModel(probe, model, probePath),
     raw: true,
     score: (image, row) => {
       const { probabilities: [p], labels: [prediction] } = probe.predict([row]);
@@ -65,13 +78,17 @@ export async function classifyProbeScorer(probePath: string, top: number | undef
   };
 }
 
+/** A probe's scorer, with the check that the loaded model is the one it was trained on. */
+export type ProbeScorer<R> = Scorer<R> & { checkModel(model: ModelIdentity): void };
+
 interface ProbeClassification { image: string; prediction: string; labels: string[]; probs: number[]; best: { label: string; prob: number }[] }
 
 /** explain IMG... --probe FILE: for a concept probe, each concept's weight × similarity toward the predicted class. */
-export async function explainProbeScorer(probePath: string, top: number): Promise<Scorer<ProbeExplanation>> {
+export async function explainProbeScorer(probePath: string, top: number): Promise<ProbeScorer<ProbeExplanation>> {
   const probe = await loadProbe(probePath);
   if (!probe.concepts) throw new UserError(`${probePath} is a linear probe, which has no concepts to explain with; train one with --mode concepts or knobo.`);
   return {
+    checkModel: (model) => checkProbeModel(probe, model, probePath),
     raw: true,
     score: (image, row) => {
       const { probabilities: [p], predictions: [k], labels: [prediction] } = probe.predict([row]);

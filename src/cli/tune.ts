@@ -1,5 +1,6 @@
 import { UserError } from '../errors.js';
-import { checkTuningFileWritable } from '../api/tuning-store.js';
+import { checkTuningFileWritable, tuningFilePath } from '../api/tuning-store.js';
+import { acquireLock } from '../io/lock.js';
 import type { ShapeResult } from '../kernels/autotune.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
 import { loadModelFromArgs } from './load.js';
@@ -22,7 +23,11 @@ export async function tuneCommand(argv: string[]): Promise<void> {
   const batches = (values.batch ?? '1').split(',').map((b) => positiveInteger('batch', b.trim(), 1, 64));
   const runs = values.runs ? positiveInteger('runs', values.runs, 1, 100) : 5;
   checkTuningFileWritable(); // before minutes of tuning, not after
-  const model = await loadModelFromArgs(values);
+  const lock = acquireLock(tuningFilePath(), `The kernel-tuning file ${tuningFilePath()}`);
+  const model = await loadModelFromArgs(values).catch((error: unknown) => {
+    lock.release();
+    throw error;
+  });
   try {
     const onShape = values.json ? undefined : (r: ShapeResult, i: number, n: number) => console.log(describe(r, i, n));
     const { results, file } = await model.tune({ batches, runs, onShape });
@@ -35,6 +40,7 @@ export async function tuneCommand(argv: string[]): Promise<void> {
     else console.log(`saved ${results.filter((r) => r.choice).length} choices to ${file}`);
   } finally {
     model.dispose();
+    lock.release();
   }
 }
 

@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { WhyLesionModel } from '../api/model.js';
 import { UserError } from '../errors.js';
+import { isDiskFull, writeAllSync, writeDurable } from '../io/durable.js';
+import { identityKey, type ModelIdentity } from '../io/identity.js';
+import { acquireLock, type Lock } from '../io/lock.js';
 
 const HASH_BYTES = 32;
 
@@ -14,49 +17,58 @@ export function defaultFeatureCacheDir(): string {
 }
 
 /**
- * What makes two embeddings of the same image equal: the model (a folder's path and its weight file's size and
- * time, or a Hub id), the weight dtype and the EXIF handling.
+ * What makes two embeddings of the same image equal: the model's identity (weights and config content, dtype;
+ * never its path or Hub id, which can name other weights tomorrow) and the EXIF handling.
  */
-export async function modelCacheKey(model: string, dtype: string, exifRotate: boolean): Promise<string> {
-  let identity = model;
-  if (!model.startsWith('hf-hub:')) {
-    identity = resolve(model);
-    for (const file of ['open_clip_model.safetensors', 'open_clip_pytorch_model.bin']) {
-      const info = await stat(join(identity, file)).catch(() => undefined);
-      if (info) identity += `|${file}:${info.size}:${info.mtimeMs}`;
-    }
-  }
-  return JSON.stringify({ model: identity, dtype, exifRotate });
+export function featureCacheKey(model: ModelIdentity, exifRotate: boolean): string {
+  return JSON.stringify({ model: identityKey(model), exifRotate });
 }
+
+/** First bytes of sha256(hash ‖ row): a record whose bytes changed on disk is detected and recomputed. */
+const CHECK_BYTES = 8;
+const recordCheck = (record: Uint8Array): Buffer => createHash('sha256').update(record).digest().subarray(0, CHECK_BYTES);
 
 /**
  * Image embeddings (unnormalized, as encode_image) on disk, keyed by the SHA-256 of the image file's bytes,
- * one append-only file per model key: records of [hash, dim float32]. Each batch is appended and synced
+ * one append-only file per model key: records of [hash, dim float32, check]. Each batch is appended and synced
  * before the next starts, so an interrupted run keeps what it finished; a record cut short by a crash is
- * dropped when the cache is opened.
+ * dropped when the cache is opened, and a damaged record (its check fails) is dropped with a notice. The file
+ * is locked while open (io/lock.ts): a second process using the same cache is refused until `close()`.
  */
 export class FeatureCache {
-  private constructor(readonly path: string, readonly dim: number, private readonly rows: Map<string, Float32Array>) {}
+  private constructor(readonly path: string, readonly dim: number, private readonly rows: Map<string, Float32Array>, private readonly lock: Lock) {}
 
   static async open(dir: string, modelKey: string, dim: number): Promise<FeatureCache> {
-    const name = createHash('sha256').update(modelKey).digest('hex').slice(0, 24);
+    const name = createHash('sha256').update(`records with checks\n${modelKey}`).digest('hex').slice(0, 24);
     const path = join(dir, `${name}.f32rows`);
     try {
       await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, `${name}.json`), `${JSON.stringify({ key: JSON.parse(modelKey), dim })}\n`);
     } catch (cause) {
       throw new UserError(`Cannot write the feature cache in ${dir} (${(cause as NodeJS.ErrnoException).code ?? cause}); pass --cache with a writable folder.`, { cause });
     }
-    const bytes = await readFile(path).catch(() => new Uint8Array(0));
-    const record = HASH_BYTES + dim * 4, whole = Math.floor(bytes.length / record);
-    if (whole * record !== bytes.length) await truncate(path, whole * record);
-    const rows = new Map<string, Float32Array>();
-    for (let r = 0; r < whole; r++) {
-      const at = bytes.byteOffset + r * record;
-      const hash = Buffer.from(bytes.buffer, at, HASH_BYTES).toString('hex');
-      rows.set(hash, new Float32Array(bytes.buffer.slice(at + HASH_BYTES, at + record)));
+    const lock = acquireLock(path, `The feature cache ${path}`);
+    try {
+      await writeDurable(join(dir, `${name}.json`), [`${JSON.stringify({ key: JSON.parse(modelKey), dim })}\n`]);
+      const bytes = await readFile(path).catch(() => new Uint8Array(0));
+      const record = HASH_BYTES + dim * 4 + CHECK_BYTES, whole = Math.floor(bytes.length / record);
+      const rows = new Map<string, Float32Array>(), good: Uint8Array[] = [];
+      for (let r = 0; r < whole; r++) {
+        const at = r * record;
+        const body = bytes.subarray(at, at + record - CHECK_BYTES);
+        if (!recordCheck(body).equals(bytes.subarray(at + record - CHECK_BYTES, at + record))) continue;
+        good.push(bytes.subarray(at, at + record));
+        const copy = new Uint8Array(body);
+        rows.set(Buffer.from(copy.buffer, 0, HASH_BYTES).toString('hex'), new Float32Array(copy.buffer, HASH_BYTES, dim));
+      }
+      if (good.length < whole) {
+        process.stderr.write(`The feature cache ${path} had ${whole - good.length} damaged record(s); they were dropped and those images will be embedded again.\n`);
+      }
+      if (good.length < whole || whole * record !== bytes.length) await writeDurable(path, good);
+      return new FeatureCache(path, dim, rows, lock);
+    } catch (error) {
+      lock.release();
+      throw error;
     }
-    return new FeatureCache(path, dim, rows);
   }
 
   get size(): number {
@@ -69,20 +81,31 @@ export class FeatureCache {
 
   append(entries: readonly { hash: string; row: Float32Array }[]): void {
     if (entries.length === 0) return;
-    const record = HASH_BYTES + this.dim * 4;
+    const body = HASH_BYTES + this.dim * 4, record = body + CHECK_BYTES;
     const bytes = new Uint8Array(entries.length * record);
     entries.forEach(({ hash, row }, i) => {
       bytes.set(Buffer.from(hash, 'hex'), i * record);
       bytes.set(new Uint8Array(row.buffer, row.byteOffset, row.byteLength), i * record + HASH_BYTES);
-      this.rows.set(hash, row);
+      bytes.set(recordCheck(bytes.subarray(i * record, i * record + body)), i * record + body);
     });
     const fd = openSync(this.path, 'a');
+    const before = fstatSync(fd).size;
     try {
-      writeSync(fd, bytes);
+      writeAllSync(fd, bytes);
       fsyncSync(fd);
+    } catch (error) {
+      ftruncateSync(fd, before); // no torn record stays behind
+      if (!isDiskFull(error)) throw error;
+      throw new UserError(`The disk holding the feature cache ${this.path} is full; the images embedded so far are kept there: free some space (or pass --cache with another folder) and run again to continue.`, { cause: error });
     } finally {
       closeSync(fd);
     }
+    entries.forEach(({ hash, row }) => this.rows.set(hash, row));
+  }
+
+  /** Releases the cache's lock (also released when the process exits). */
+  close(): void {
+    this.lock.release();
   }
 }
 

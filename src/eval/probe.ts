@@ -1,5 +1,6 @@
 import { readKnoboFile } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
+import { describeIdentity, identityKey, isModelIdentity, type ModelIdentity } from '../io/identity.js';
 import { platform } from '../platform/index.js';
 import { argmaxRows } from './metrics.js';
 import { linearScores, trainAdam, trainLbfgs, type LabeledFeatures, type LinearModel } from './train.js';
@@ -24,6 +25,8 @@ export interface ProbeFile {
   bias: number[];
   /** The model the embeddings came from; a probe only makes sense on the same model's embeddings. */
   model?: string;
+  /** That model's identity (weights and config hashes, dtype); probes from before it was recorded lack it. */
+  modelIdentity?: ModelIdentity;
   training: Record<string, unknown>;
 }
 
@@ -271,4 +274,14 @@ function softmax(logits: number[]): number[] {
   const e = logits.map((l) => Math.exp(l - max));
   const sum = e.reduce((a, b) => a + b, 0);
   return e.map((v) => v / sum);
+}
+
+/** Refuses a probe trained on another model's embeddings (by identity; a probe without one is accepted). */
+export function checkProbeModel(probe: Probe, model: ModelIdentity, what: string): void {
+  const trained = probe.file.modelIdentity;
+  if (trained === undefined) return;
+  if (!isModelIdentity(trained)) throw new UserError(`${what} has a damaged modelIdentity; train the probe again with whylesion probe train.`);
+  if (identityKey(trained) !== identityKey(model)) {
+    throw new UserError(`${what} was trained on another model (${describeIdentity(trained)}), not ${describeIdentity(model)}; pass that model with --model, or train a probe on this one.`);
+  }
 }

@@ -6,6 +6,8 @@ import { UserError } from '../errors.js';
 import { parseClipConfig, type ClipConfig } from '../model/config.js';
 import { checkTensors } from '../model/layout.js';
 import { convertBinToSafetensors } from './convert.js';
+import { fileSha256 } from './file-hash.js';
+import { sha256Tag, type CheckpointIdentity } from './identity.js';
 import { SafetensorsFile } from './source.js';
 import type { TensorSource } from './tensor-source.js';
 
@@ -19,6 +21,8 @@ export interface Checkpoint {
   source: TensorSource;
   /** The safetensors file the tensors come from (a converted copy when the folder only had a .bin). */
   weightsPath: string;
+  /** The weights' and config's content hashes; `source` is the folder. */
+  identity: CheckpointIdentity;
 }
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
@@ -55,9 +59,10 @@ async function convertedWeights(dir: string, binPath: string): Promise<string> {
  */
 export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   const configPath = join(dir, CONFIG_FILE);
-  let text: string;
+  let text: string, configBytes: Uint8Array;
   try {
-    text = await readFile(configPath, 'utf8');
+    configBytes = await readFile(configPath);
+    text = new TextDecoder().decode(configBytes);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -82,11 +87,13 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   else throw new UserError(`the model folder ${dir} has no weights (looked for ${SAFETENSORS_FILE} and ${BIN_FILE}); download them beside ${CONFIG_FILE}.`);
 
   const source = await SafetensorsFile.open(weightsPath);
+  let identity: CheckpointIdentity;
   try {
     checkTensors(config, new Map([...source.tensors].map(([name, t]) => [name, t.shape])), weightsPath);
+    identity = { weights: await fileSha256(weightsPath), config: await sha256Tag(configBytes), source: dir };
   } catch (error) {
     await source.close();
     throw error;
   }
-  return { config, rawConfig: rawConfig as object, source, weightsPath };
+  return { config, rawConfig: rawConfig as object, source, weightsPath, identity };
 }

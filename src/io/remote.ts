@@ -6,6 +6,7 @@
 import { UserError } from '../errors.js';
 import { parseClipConfig, type ClipConfig } from '../model/config.js';
 import { checkTensors } from '../model/layout.js';
+import { sha256Tag, type CheckpointIdentity } from './identity.js';
 import { SafetensorsSource } from './safetensors.js';
 import type { RandomAccess, TensorSource } from './tensor-source.js';
 
@@ -19,6 +20,7 @@ const PIECE_BYTES = 16 * 1024 * 1024;
 export interface OpenedCheckpoint {
   config: ClipConfig;
   source: TensorSource;
+  identity: CheckpointIdentity;
 }
 
 /** Bytes fetched so far of one file, for progress reports. */
@@ -58,6 +60,8 @@ export class HttpRangeAccess implements RandomAccess {
     private readonly fetchImpl: typeof fetch,
     private readonly onPiece?: (position: number, bytes: Uint8Array) => void | Promise<void>,
     private readonly onBytes?: (loaded: number, total: number) => void,
+    /** The server's ETag for the file, when it sent one. */
+    readonly etag?: string,
   ) {}
 
   /** Learns the file's size (a HEAD request) before any range is read. */
@@ -68,7 +72,8 @@ export class HttpRangeAccess implements RandomAccess {
     if (!Number.isSafeInteger(size) || size <= 0) {
       throw new UserError(`${url} did not say how large it is (no Content-Length); serve it from a server that does.`);
     }
-    return new HttpRangeAccess(url, size, fetchImpl, options.onPiece, options.onBytes);
+    const etag = response.headers.get('etag')?.replace(/^W\//, '').replace(/"/g, '') || undefined;
+    return new HttpRangeAccess(url, size, fetchImpl, options.onPiece, options.onBytes, etag);
   }
 
   async read(position: number, into: Uint8Array): Promise<void> {
@@ -120,7 +125,7 @@ export function hubFolderUrl(id: string, options: { endpoint?: string; revision?
 }
 
 /** Parses and checks a config against the tensors the weights hold; closes the source when they do not fit. */
-export async function checkedCheckpoint(configText: string, configWhat: string, source: TensorSource, weightsWhat: string): Promise<OpenedCheckpoint> {
+export async function checkedCheckpoint(configText: string, configWhat: string, source: TensorSource, weightsWhat: string, weightsIdentity: string): Promise<OpenedCheckpoint> {
   try {
     let raw: unknown;
     try {
@@ -130,7 +135,7 @@ export async function checkedCheckpoint(configText: string, configWhat: string, 
     }
     const config = parseClipConfig(raw, configWhat);
     checkTensors(config, new Map([...source.tensors].map(([name, t]) => [name, t.shape])), weightsWhat);
-    return { config, source };
+    return { config, source, identity: { weights: weightsIdentity, config: await sha256Tag(configText), source: weightsWhat } };
   } catch (error) {
     await source.close();
     throw error;
@@ -155,7 +160,9 @@ export async function openBlobCheckpoint(files: Iterable<Blob>): Promise<OpenedC
   }
   const what = nameOf(weights) || 'the picked safetensors file';
   const source = await SafetensorsSource.fromAccess(new BlobAccess(weights, what), what);
-  return checkedCheckpoint(await config.text(), nameOf(config) || 'the picked config', source, what);
+  // Hashing 1.7 GB in a page is not done: a picked file is known by its name, size and time.
+  const identity = `blob:${nameOf(weights)}:${weights.size}:${(weights as Partial<File>).lastModified ?? 0}`;
+  return checkedCheckpoint(await config.text(), nameOf(config) || 'the picked config', source, what, identity);
 }
 
 /** Fetches a small text file (the config), with one-sentence errors. */
