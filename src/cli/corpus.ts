@@ -6,11 +6,13 @@ import { writeNpy } from '../io/npy.js';
 import { DEFAULT_MODEL } from './args.js';
 import { BATCH_OPTIONS, BATCH_USAGE, batchSize as parseBatchSize, encodeImageBatch, finishSkipped, IMAGE_EXTENSIONS, listImages, Progress } from './images.js';
 import { loadModelFromArgs } from './load.js';
+import { parseShard } from './shard.js';
 
 export const CORPUS_OPTIONS = {
   ...BATCH_OPTIONS,
   out: { type: 'string' },
   shard: { type: 'string' },
+  shards: { type: 'string' },
   resume: { type: 'boolean' },
 } as const;
 
@@ -19,11 +21,13 @@ Corpus mode (folders and globs of images):
   --out FILE.npy|FILE.jsonl  float32 [N, E] .npy with FILE.npy.files.txt (one path per row), or JSON lines
                              {"file", "embedding"}
   --shard i/n                embed only files i, i+n, i+2n, ... of the sorted list (i from 0), for job arrays
+  --shard auto [--shards N]  i and n from a Slurm job array (SLURM_ARRAY_TASK_ID/_MIN/_COUNT) or a Kubernetes
+                             Indexed Job (JOB_COMPLETION_INDEX, n = --shards N, the Job's completions)
   --resume                   continue an interrupted run without recomputing or duplicating rows
 ${BATCH_USAGE}`;
 
 interface CorpusValues {
-  out?: string; batch?: string; shard?: string; resume?: boolean; raw?: boolean; quiet?: boolean; strict?: boolean;
+  out?: string; batch?: string; shard?: string; shards?: string; resume?: boolean; raw?: boolean; quiet?: boolean; strict?: boolean;
   model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean;
 }
 
@@ -38,7 +42,7 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
   const format = out.endsWith('.npy') ? 'npy' : out.endsWith('.jsonl') ? 'jsonl' : undefined;
   if (!format) throw new UserError(`--out ${out} must end in .npy or .jsonl.`);
   const batchSize = parseBatchSize(values.batch);
-  const shard = parseShard(values.shard);
+  const shard = parseShard(values.shard, values.shards);
 
   const all = await listImages(patterns);
   const files = all.filter((_, i) => i % shard.count === shard.index);
@@ -114,14 +118,6 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
   await rm(partial, { force: true });
   await rm(journalPath, { force: true });
   finishSkipped(`Embedded ${ok.length.toLocaleString('en-US')} image(s) into ${out}${format === 'npy' ? ` (file names in ${out}.files.txt)` : ''}`, skipped, values);
-}
-
-function parseShard(value: string | undefined): { index: number; count: number } {
-  if (value === undefined) return { index: 0, count: 1 };
-  const m = /^(\d+)\/(\d+)$/.exec(value);
-  const index = Number(m?.[1]), count = Number(m?.[2]);
-  if (!m || count < 1 || index >= count) throw new UserError(`--shard ${value} must be i/n with 0 <= i < n, e.g. 0/4.`);
-  return { index, count };
 }
 
 interface Journal { settings: string | undefined; entries: { file: string; ok: boolean; reason?: string }[] }
