@@ -1,5 +1,8 @@
 /** Node and Deno: models from folders or the Hugging Face cache, the tokenizer from a file, a kernel-tuning file. */
-import { openCheckpoint } from '../io/checkpoint.js';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CONFIG_FILE, openCheckpoint } from '../io/checkpoint.js';
 import { resolveModelDir } from '../io/hub.js';
 import { openBlobCheckpoint } from '../io/remote.js';
 import { loadTokenizer } from '../tokenizer/load.js';
@@ -11,7 +14,10 @@ export const loaders: Loaders = {
     if (typeof source !== 'string') return openBlobCheckpoint(source);
     const onProgress = options.onDownload && ((p: { file: string; loaded: number; total: number | undefined }) => options.onDownload!(p.file, p.loaded, p.total));
     const dir = await resolveModelDir(source, { ...options.hub, onProgress });
-    return openCheckpoint(dir);
+    const checkpoint = await openCheckpoint(dir);
+    // TEMP identity shim: hashes the files on every load (the state branch memoizes it).
+    const sha = async (path: string) => `sha256:${createHash('sha256').update(await readFile(path)).digest('hex')}`;
+    return { ...checkpoint, identityHashes: { weights: await sha(checkpoint.weightsPath), config: await sha(join(dir, CONFIG_FILE)), source } };
   },
 
   loadTokenizer: (vocabPath) => loadTokenizer({ vocabPath }),

@@ -10,6 +10,7 @@ import type { ModelSource } from './loader-types.js';
 import { loaders } from './loaders.js';
 import { ClipTokenizer } from '../tokenizer/index.js';
 import type { HubOptions } from '../io/hub.js';
+import type { ModelIdentity } from '../io/identity.js';
 
 export type { ModelSource } from './loader-types.js';
 
@@ -91,11 +92,17 @@ export class WhyLesionModel {
     readonly model: ClipModel,
     private readonly vocabPath: string | undefined,
     private readonly exifRotate: boolean,
+    private readonly hashes: Omit<ModelIdentity, 'dtype'>,
   ) {}
 
   /** @internal use loadModel */
-  static async create(model: ClipModel, gpu: Gpu, ownsGpu: boolean, vocabPath: string | undefined, exifRotate: boolean): Promise<WhyLesionModel> {
-    return new WhyLesionModel(gpu, ownsGpu, model, vocabPath, exifRotate);
+  static async create(model: ClipModel, gpu: Gpu, ownsGpu: boolean, vocabPath: string | undefined, exifRotate: boolean, hashes: Omit<ModelIdentity, 'dtype'> = { weights: 'unknown', config: 'unknown', source: 'unknown' }): Promise<WhyLesionModel> {
+    return new WhyLesionModel(gpu, ownsGpu, model, vocabPath, exifRotate, hashes);
+  }
+
+  /** TEMP identity shim: which weights, config and dtype computed this model's numbers. */
+  get identity(): ModelIdentity {
+    return { weights: this.hashes.weights, config: this.hashes.config, dtype: this.model.dtype, source: this.hashes.source };
   }
 
   /** The CLIP tokenizer, read on first use (image-only work never touches the vocabulary). */
@@ -321,7 +328,8 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
       planBudgetBytes: options.planBudgetBytes,
       onTensor: (tensor, loaded, total) => options.onProgress?.({ stage: 'weights', tensor, loaded, total }),
     });
-    return await WhyLesionModel.create(model, gpu, !options.device, options.vocabPath, options.exifRotate ?? false);
+    const hashes = (checkpoint as { identityHashes?: Omit<ModelIdentity, 'dtype'> }).identityHashes;
+    return await WhyLesionModel.create(model, gpu, !options.device, options.vocabPath, options.exifRotate ?? false, hashes);
   } catch (e) {
     gpu.destroy();
     throw e;
