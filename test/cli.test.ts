@@ -130,10 +130,10 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     expect(done.code).toBe(0);
     expect(done.stderr).toMatch(/Embedded 16 image\(s\) into .*; skipped 1 unreadable:\n {2}\S*broken\.png/);
     expect(readFileSync(resumed)).toEqual(readFileSync(whole));
-    expect(readFileSync(`${resumed}.files.txt`, 'utf8')).toEqual(readFileSync(`${whole}.files.txt`, 'utf8'));
+    expect(readFileSync(`${resumed}.meta.json`, 'utf8')).toEqual(readFileSync(`${whole}.meta.json`, 'utf8'));
     const vectors = readNpy(readFileSync(whole));
     expect(vectors.shape).toEqual([16, E]);
-    const files = readFileSync(`${whole}.files.txt`, 'utf8').trim().split('\n');
+    const files = (JSON.parse(readFileSync(`${whole}.meta.json`, 'utf8')) as { files: string[] }).files;
     files.forEach((f, i) => {
       const k = cases.images.indexOf(f.split('/').pop()!);
       expect(maxAbsDiff((vectors.data as Float32Array).subarray(i * E, (i + 1) * E), row(expectedImages, k))).toBeLessThanOrEqual(1e-5);

@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { UserError } from '../errors.js';
-import { writeNpy } from '../io/npy.js';
+import { EMBEDDINGS_FORMAT, embeddingFormat } from '../io/embedding-reader.js';
+import { writeEmbeddingFile } from '../io/embedding-writer.js';
+import type { RowBatch } from '../io/parquet.js';
 import { DEFAULT_MODEL } from './args.js';
 import { BATCH_OPTIONS, BATCH_USAGE, batchSize as parseBatchSize, encodeImageBatch, finishSkipped, IMAGE_EXTENSIONS, listImages, Progress } from './images.js';
 import { loadModelFromArgs } from './load.js';
@@ -18,8 +21,9 @@ export const CORPUS_OPTIONS = {
 
 export const CORPUS_USAGE = `
 Corpus mode (folders and globs of images):
-  --out FILE.npy|FILE.jsonl  float32 [N, E] .npy with FILE.npy.files.txt (one path per row), or JSON lines
-                             {"file", "embedding"}
+  --out FILE.npy|.jsonl|.parquet  float32 [N, E] .npy, JSON lines {"file", "embedding"}, or Parquet (file,
+                             embedding as a fixed-size float32 list); FILE.meta.json lists the rows' files
+                             and the model
   --shard i/n                embed only files i, i+n, i+2n, ... of the sorted list (i from 0), for job arrays
   --shard auto [--shards N]  i and n from a Slurm job array (SLURM_ARRAY_TASK_ID/_MIN/_COUNT) or a Kubernetes
                              Indexed Job (JOB_COMPLETION_INDEX, n = --shards N, the Job's completions)
@@ -38,9 +42,9 @@ interface CorpusValues {
  */
 export async function embedCorpus(patterns: string[], values: CorpusValues): Promise<void> {
   const out = values.out;
-  if (!out) throw new UserError('Embedding a folder or glob needs --out FILE.npy or FILE.jsonl; see whylesion embed --help.');
-  const format = out.endsWith('.npy') ? 'npy' : out.endsWith('.jsonl') ? 'jsonl' : undefined;
-  if (!format) throw new UserError(`--out ${out} must end in .npy or .jsonl.`);
+  if (!out) throw new UserError('Embedding a folder or glob needs --out FILE.npy, FILE.jsonl or FILE.parquet; see whylesion embed --help.');
+  const format = embeddingFormat(out);
+  if (!format) throw new UserError(`--out ${out} must end in .npy, .jsonl or .parquet.`);
   const batchSize = parseBatchSize(values.batch);
   const shard = parseShard(values.shard, values.shards);
 
@@ -74,6 +78,7 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
   }
   const model = await loadModelFromArgs(values);
   const E = model.embedDim;
+  const identity = model.identity;
   const rowsDone = done.filter((e) => e.ok).length;
   if (journal) await truncate(partial, rowsDone * E * 4).catch(() => writeFile(partial, new Uint8Array(0)));
   const dataFd = openSync(partial, 'a');
@@ -106,18 +111,24 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
     progress.end();
     model.dispose();
   }
-  const ok = (await readJournal(journalPath))!.entries.filter((e) => e.ok).map((e) => e.file);
-  const data = new Float32Array((await readFile(partial)).buffer.slice(0, ok.length * E * 4));
-  if (format === 'npy') {
-    await writeAtomic(`${out}.files.txt`, ok.map((f) => `${f}\n`));
-    await writeAtomic(out, [writeNpy([ok.length, E], data)]);
-  } else {
-    // One line at a time: a corpus of tens of thousands of rows is longer than the longest JavaScript string.
-    await writeAtomic(out, ok.map((file, i) => `${JSON.stringify({ file, embedding: Array.from(data.subarray(i * E, (i + 1) * E)) })}\n`));
-  }
+  // Position of files[j] in the full listing: shard i/n holds positions i, i+n, ...
+  const entries = (await readJournal(journalPath))!.entries.map((e, j) => ({ ...e, index: j * shard.count + shard.index }));
+  const ok = entries.filter((e) => e.ok);
+  await writeEmbeddingFile(out, {
+    format: EMBEDDINGS_FORMAT,
+    model: identity,
+    normalized: !values.raw,
+    exifRotate: values['exif-rotate'] ?? false,
+    dim: E,
+    rows: ok.length,
+    listing: { total: all.length, sha256: createHash('sha256').update(all.join('\n')).digest('hex'), shard: shard.count > 1 ? shard : null },
+    files: ok.map((e) => e.file),
+    indices: ok.map((e) => e.index),
+    skipped: entries.filter((e) => !e.ok).map((e) => ({ file: e.file, index: e.index, reason: e.reason ?? e.file })),
+  }, partialRows(partial, ok.map((e) => e.file), E));
   await rm(partial, { force: true });
   await rm(journalPath, { force: true });
-  finishSkipped(`Embedded ${ok.length.toLocaleString('en-US')} image(s) into ${out}${format === 'npy' ? ` (file names in ${out}.files.txt)` : ''}`, skipped, values);
+  finishSkipped(`Embedded ${ok.length.toLocaleString('en-US')} image(s) into ${out} (file names and model in ${out}.meta.json)`, skipped, values);
 }
 
 interface Journal { settings: string | undefined; entries: { file: string; ok: boolean; reason?: string }[] }
@@ -135,6 +146,22 @@ async function readJournal(path: string): Promise<Journal | undefined> {
       return { file, ok: status === 'ok', reason };
     }),
   };
+}
+
+/** The rows of the partial file (raw float32, in order), a thousand at a time. */
+async function* partialRows(partial: string, files: string[], E: number): AsyncIterable<RowBatch> {
+  const handle = await open(partial, 'r');
+  try {
+    for (let first = 0; first < files.length; first += 1024) {
+      const names = files.slice(first, first + 1024);
+      const data = new Float32Array(names.length * E);
+      const { bytesRead } = await handle.read(new Uint8Array(data.buffer), 0, data.byteLength, first * E * 4);
+      if (bytesRead !== data.byteLength) throw new Error(`${partial} is shorter than its journal`);
+      yield { files: names, data };
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Writes the pieces into a temporary file beside `path`, then renames it into place. */
