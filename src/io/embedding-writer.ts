@@ -39,8 +39,9 @@ export async function writeEmbeddingFile(out: string, meta: Omit<EmbeddingMeta, 
     }
     return full;
   } catch (error) {
-    await rm(dataTmp, { force: true });
-    await rm(metaTmp, { force: true });
+    // Best effort: where the temporaries could not be created (no folder) there is nothing to remove.
+    await rm(dataTmp, { force: true }).catch(() => undefined);
+    await rm(metaTmp, { force: true }).catch(() => undefined);
     const code = (error as NodeJS.ErrnoException).code;
     if (code && ['ENOENT', 'EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EISDIR', 'ENOTDIR', 'EDQUOT'].includes(code)) {
       throw new UserError(`Cannot write ${out} (${code}); check that its folder exists, is writable and has room (nothing was written).`, { cause: error });
