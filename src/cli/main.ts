@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
   probe: { summary: 'train a linear or concept-bottleneck probe (probe train)', run: async () => (await import('./probe.js')).probeCommand },
   embed: { summary: 'embed images, texts, or whole folders', run: async () => (await import('./embed.js')).embedCommand },
   merge: { summary: 'put the parts of embed --shard back together, as one unsharded run writes', run: async () => (await import('./merge.js')).mergeCommand },
+  search: { summary: 'the rows of an embeddings file most similar to a text or image (exact cosine)', run: async () => (await import('./search.js')).searchCommand },
   tokenize: { summary: 'CLIP token ids of texts', run: async () => (await import('./tokenize.js')).tokenizeCommand },
   preprocess: { summary: 'open_clip preprocessing of an image to .npy', run: async () => (await import('./preprocess.js')).preprocessCommand },
   convert: { summary: 'convert a torch .bin checkpoint to safetensors', run: async () => (await import('./convert.js')).convertCommand },
