@@ -40,9 +40,9 @@ function reference(data: Float32Array, dim: number, query: ArrayLike<number>): {
   return scored.sort((a, b) => b.score - a.score || a.row - b.row);
 }
 
-async function syntheticIndex(out: string, data: Float32Array, dim: number): Promise<void> {
+async function syntheticIndex(out: string, data: Float32Array, dim: number, name = (i: number) => `img/${i}.png`): Promise<void> {
   const rows = data.length / dim;
-  const files = Array.from({ length: rows }, (_, i) => `img/${i}.png`);
+  const files = Array.from({ length: rows }, (_, i) => name(i));
   const meta: Omit<EmbeddingMeta, 'dataSha256'> = {
     format: EMBEDDINGS_FORMAT, model: IDENTITY, normalized: false, exifRotate: false, dim, rows,
     listing: { total: rows, sha256: '0'.repeat(64), shard: null }, files, indices: files.map((_, i) => i), skipped: [],
@@ -89,6 +89,16 @@ describe('searchEmbeddings (library)', () => {
     expect(all).toHaveLength(rows);
     expect(all.find((h) => h.row === 42)!.score).toBe(0);
     expect(new Set(all.map((h) => h.row)).size).toBe(rows);
+  });
+
+  it('names the hits from the sidecar without parsing it whole, whatever characters the names hold', async () => {
+    const out = join(work, 'names.npy');
+    const odd = ['a "quoted" \\\\ name\\.png', 'x],"indices":[1,2].png', 'ünï\u2028cödé, ok.png', '\\"\\.png'];
+    await syntheticIndex(out, data, dim, (i) => (i % 700 < odd.length ? `${i}/${odd[i % 700]}` : `img/${i}.png`));
+    const meta = JSON.parse(readFileSync(`${out}.meta.json`, 'utf8')) as EmbeddingMeta;
+    const { hits } = await searchEmbeddings(out, query, { top: rows });
+    for (const hit of hits) expect(hit.file).toBe(meta.files[hit.row]);
+    expect(hits.filter((h) => odd.some((o) => h.file.endsWith(o)))).toHaveLength(odd.length * 5);
   });
 
   it('TopK keeps the K best, equal scores in row order whatever the arrival order, never NaN', () => {

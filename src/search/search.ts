@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../errors.js';
-import { openEmbeddingRows, type EmbeddingMeta } from '../io/embedding-reader.js';
+import { openEmbeddingRows, readEmbeddingSidecar, type EmbeddingHead } from '../io/embedding-reader.js';
 import { describeIdentity, identityKey, type ModelIdentity } from '../io/identity.js';
 import { cosineLayout, cosineWasmBytes, CosineKernel } from './cosine-kernel.js';
 
@@ -27,11 +27,12 @@ const CHUNK_BYTES = 16 << 20;
  * OUT.meta.json) against the query, streamed in 16 MB chunks through a WebAssembly f32x4 kernel, split over worker
  * threads for .npy. Order: higher cosine first; equal cosines in row order (the lower row first). A zero row scores 0.
  */
-export async function searchEmbeddings(indexPath: string, query: Float32Array, options: SearchOptions = {}): Promise<{ hits: SearchHit[]; meta: EmbeddingMeta }> {
+export async function searchEmbeddings(indexPath: string, query: Float32Array, options: SearchOptions = {}): Promise<{ hits: SearchHit[]; meta: EmbeddingHead }> {
   const top = options.top ?? 10;
   if (!Number.isInteger(top) || top < 1) throw new UserError(`top ${top} is not a whole number of at least 1.`);
-  const index = await openEmbeddingRows(indexPath);
-  const { meta } = index;
+  const sidecar = await readEmbeddingSidecar(indexPath);
+  const index = await openEmbeddingRows(indexPath, sidecar.head);
+  const meta = sidecar.head;
   if (options.model && identityKey(options.model) !== identityKey(meta.model)) {
     throw new UserError(`${indexPath} was embedded by another model (${describeIdentity(meta.model)}) than the query's (${describeIdentity(options.model)}); search it with the model that embedded it.`);
   }
@@ -56,7 +57,9 @@ export async function searchEmbeddings(indexPath: string, query: Float32Array, o
       for (let i = 0; i < chunk.rows; i++) best.offer(scores[i], chunk.first + i);
     }
   }
-  const hits = best.sorted().map(({ score, row }, rank) => ({ rank: rank + 1, row, file: meta.files[row], index: meta.indices[row], score }));
+  const sorted = best.sorted();
+  const names = sidecar.rowNames(sorted.map((h) => h.row));
+  const hits = sorted.map(({ score, row }, rank) => ({ rank: rank + 1, row, file: names[rank].file, index: names[rank].index, score }));
   return { hits, meta };
 }
 
@@ -104,9 +107,11 @@ function scanInWorker(scan: WorkerScan): Promise<{ scores: number[]; rows: numbe
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ...scan, layout } });
     worker.once('message', (result: { scores: number[]; rows: number[] } | { error: string; code?: string }) => {
-      if ('error' in result) reject(result.code === 'SHORT' ? new UserError(result.error) : new Error(result.error));
-      else resolve(result);
-      void worker.terminate();
+      // Settle once the worker is gone, so its memory is freed before another query starts workers.
+      void worker.terminate().finally(() => {
+        if ('error' in result) reject(result.code === 'SHORT' ? new UserError(result.error) : new Error(result.error));
+        else resolve(result);
+      });
     });
     worker.once('error', reject);
   });
