@@ -92,7 +92,7 @@ for (const rows of sizes) {
   writeResult(`search-${rows}`, {
     date: new Date().toISOString(), cpu: cpus()[0]?.model, cpus: cpus().length, cpuFlags: simdFlags().join(' '), node: process.version,
     kernel: 'wasm/cosine.wat (f32x4), .npy read into WebAssembly memory 16 MB at a time, one worker thread per share of rows',
-    note: 'median over the queries after one untimed query (file in the page cache); peakAboveMB = VmHWM - VmRSS before the queries, both of the whole process (workers included); the sidecar (files, indices) is parsed on every query',
+    note: 'median over the queries after one untimed query (file in the page cache); peakAboveMB = VmHWM - VmRSS before the queries, both of the whole process (workers included); the sidecar is read on every query (its head parsed, the names of the hits found by walking its arrays)',
     runs: mine,
   });
 }
