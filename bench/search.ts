@@ -71,17 +71,19 @@ for (const rows of sizes) {
     const loadBefore = loadavg()[0];
     const rssBefore = status('VmRSS:');
     writeFileSync('/proc/self/clear_refs', '5'); // reset VmHWM to the current RSS
-    const times: number[] = [];
+    const times: number[] = [], cpuTimes: number[] = [];
     let hits: Awaited<ReturnType<typeof searchEmbeddings>>['hits'] = [];
     for (let q = 0; q < queries; q++) {
       fill(query, 1000 + q);
-      const start = performance.now();
+      const start = performance.now(), cpuStart = process.cpuUsage();
       hits = (await searchEmbeddings(path, query, { top: 10, threads })).hits;
       times.push((performance.now() - start) / 1000);
+      const cpu = process.cpuUsage(cpuStart); // this process's threads (workers included), user + system
+      cpuTimes.push((cpu.user + cpu.system) / 1e6);
     }
     const peak = status('VmHWM:');
     const row = {
-      rows, dim: DIM, threads, queries, medianSeconds: median(times), minSeconds: Math.min(...times), maxSeconds: Math.max(...times),
+      rows, dim: DIM, threads, queries, medianSeconds: median(times), medianCpuSeconds: median(cpuTimes), minSeconds: Math.min(...times), maxSeconds: Math.max(...times),
       gbPerSecond: (rows * DIM * 4) / 1e9 / median(times), rssBeforeMB: Math.round(rssBefore), peakAboveMB: Math.round(peak - rssBefore),
       loadAverage: [loadBefore, loadavg()[0]], top1: hits[0],
     };
@@ -92,13 +94,13 @@ for (const rows of sizes) {
   writeResult(`search-${rows}`, {
     date: new Date().toISOString(), cpu: cpus()[0]?.model, cpus: cpus().length, cpuFlags: simdFlags().join(' '), node: process.version,
     kernel: 'wasm/cosine.wat (f32x4), .npy read into WebAssembly memory 16 MB at a time, one worker thread per share of rows',
-    note: 'median over the queries after one untimed query (file in the page cache); peakAboveMB = VmHWM - VmRSS before the queries, both of the whole process (workers included); the sidecar is read on every query (its head parsed, the names of the hits found by walking its arrays)',
+    note: 'median over the queries after one untimed query (file in the page cache); CPU s = user + system time of the process (workers included) per query, the cost independent of other load; peakAboveMB = VmHWM - VmRSS before the queries, both of the whole process (workers included); the sidecar is read on every query (its head parsed, the names of the hits found by walking its arrays)',
     runs: mine,
   });
 }
 
 const pad = (s: string, n: number) => s.padStart(n);
-console.log(`${pad('rows', 10)} ${pad('threads', 7)} ${pad('median s', 9)} ${pad('min s', 7)} ${pad('max s', 7)} ${pad('GB/s', 6)} ${pad('peak MB', 8)} load`);
+console.log(`${pad('rows', 10)} ${pad('threads', 7)} ${pad('median s', 9)} ${pad('CPU s', 6)} ${pad('min s', 7)} ${pad('max s', 7)} ${pad('GB/s', 6)} ${pad('peak MB', 8)} load`);
 for (const r of results) {
-  console.log(`${pad(r.rows.toLocaleString('en-US'), 10)} ${pad(String(r.threads), 7)} ${pad(r.medianSeconds.toFixed(3), 9)} ${pad(r.minSeconds.toFixed(3), 7)} ${pad(r.maxSeconds.toFixed(3), 7)} ${pad(r.gbPerSecond.toFixed(2), 6)} ${pad(String(r.peakAboveMB), 8)} ${r.loadAverage.map((l) => l.toFixed(2)).join(' -> ')}`);
+  console.log(`${pad(r.rows.toLocaleString('en-US'), 10)} ${pad(String(r.threads), 7)} ${pad(r.medianSeconds.toFixed(3), 9)} ${pad(r.medianCpuSeconds.toFixed(2), 6)} ${pad(r.minSeconds.toFixed(3), 7)} ${pad(r.maxSeconds.toFixed(3), 7)} ${pad(r.gbPerSecond.toFixed(2), 6)} ${pad(String(r.peakAboveMB), 8)} ${r.loadAverage.map((l) => l.toFixed(2)).join(' -> ')}`);
 }
