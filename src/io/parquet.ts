@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { DataType, Field, FixedSizeList, Precision, Float32, makeData, RecordBatch, Schema, Struct, Table, tableFromIPC, tableToIPC, Utf8, vectorFromArray } from 'apache-arrow';
-import * as parquet from 'parquet-wasm/node';
+import type { DataType, FixedSizeList, RecordBatch } from 'apache-arrow';
+import type { ParquetFile } from 'parquet-wasm/node';
 import { UserError } from '../errors.js';
 
 /*
@@ -11,6 +11,14 @@ import { UserError } from '../errors.js';
  * get the fixed-size list back), the sidecar without its per-row lists in the key-value metadata `whylesion`.
  * Written by parquet-rs (the `parquet-wasm` package) from Arrow record batches built with `apache-arrow`.
  */
+
+type Arrow = typeof import('apache-arrow');
+
+/** Loaded on first use: most runs never touch Parquet, and parquet-wasm compiles 5 MB of WebAssembly on import. */
+async function libraries(): Promise<{ arrow: Arrow; parquet: typeof import('parquet-wasm/node') }> {
+  const [arrow, parquet] = await Promise.all([import('apache-arrow'), import('parquet-wasm/node')]);
+  return { arrow, parquet };
+}
 
 /** Rows per row group: every row group is one batch, so the file's bytes depend only on the rows (merge = embed). */
 export const PARQUET_ROW_GROUP_ROWS = 2048;
@@ -25,16 +33,17 @@ export function parquetKeyValue(meta: { format: string; model: object; normalize
   return JSON.stringify({ format, model, normalized, exifRotate, dim, rows, listing });
 }
 
-function embeddingType(dim: number): FixedSizeList {
-  return new FixedSizeList(dim, new Field('item', new Float32(), false));
+function embeddingType(arrow: Arrow, dim: number): FixedSizeList {
+  return new arrow.FixedSizeList(dim, new arrow.Field('item', new arrow.Float32(), false));
 }
 
-function arrowBatch(files: readonly string[], values: Float32Array, dim: number): RecordBatch {
-  const schema = new Schema([new Field('file', new Utf8(), false), new Field('embedding', embeddingType(dim), false)]);
+function arrowBatch(arrow: Arrow, files: readonly string[], values: Float32Array, dim: number): RecordBatch {
+  const { Field, Float32, makeData, RecordBatch, Schema, Struct, Utf8, vectorFromArray } = arrow;
+  const schema = new Schema([new Field('file', new Utf8(), false), new Field('embedding', embeddingType(arrow, dim), false)]);
   const n = files.length;
   const fileData = vectorFromArray(files as string[], new Utf8()).data[0];
   const child = makeData({ type: new Float32(), length: n * dim, data: values });
-  const embedding = makeData({ type: embeddingType(dim), length: n, nullCount: 0, child });
+  const embedding = makeData({ type: embeddingType(arrow, dim), length: n, nullCount: 0, child });
   return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: n, nullCount: 0, children: [fileData, embedding] }));
 }
 
@@ -65,6 +74,7 @@ async function* rebatch(rows: AsyncIterable<RowBatch>, dim: number, size: number
  */
 export async function writeParquetEmbeddings(path: string, meta: Parameters<typeof parquetKeyValue>[0], rows: AsyncIterable<RowBatch>): Promise<string> {
   const dim = meta.dim;
+  const { arrow, parquet } = await libraries();
   const properties = new parquet.WriterPropertiesBuilder()
     .setKeyValueMetadata(new Map([[PARQUET_METADATA_KEY, parquetKeyValue(meta)]]))
     .setMaxRowGroupSize(PARQUET_ROW_GROUP_ROWS)
@@ -81,7 +91,7 @@ export async function writeParquetEmbeddings(path: string, meta: Parameters<type
       // A file with no rows still needs its schema: one empty batch.
       const batch = next.done ? { files: [], data: new Float32Array(0) } : next.value;
       wroteAny = true;
-      const table = parquet.Table.fromIPCStream(tableToIPC(new Table([arrowBatch(batch.files, batch.data, dim)]), 'stream'));
+      const table = parquet.Table.fromIPCStream(arrow.tableToIPC(new arrow.Table([arrowBatch(arrow, batch.files, batch.data, dim)]), 'stream'));
       for (const recordBatch of table.recordBatches()) controller.enqueue(recordBatch);
       if (next.done) controller.close();
     },
@@ -115,7 +125,9 @@ export interface ParquetEmbeddings {
 
 /** Opens an embeddings Parquet file lazily (byte ranges of the file, one row group at a time). */
 export async function openParquetEmbeddings(path: string): Promise<ParquetEmbeddings> {
-  let file: parquet.ParquetFile;
+  const { arrow, parquet } = await libraries();
+  const { DataType, Precision, tableFromIPC } = arrow;
+  let file: ParquetFile;
   try {
     file = await parquet.ParquetFile.fromFile(await openAsBlob(path));
   } catch (cause) {
