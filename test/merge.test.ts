@@ -19,7 +19,7 @@ const FORMATS = ['npy', 'jsonl', 'parquet'] as const;
 
 let work: string, corpus: string;
 const whole = (format: string) => join(work, `whole.${format}`);
-/** The three shards of the corpus, each in another format, so merge also mixes formats. */
+/** The three shards of the corpus, each in another format (so merge also mixes formats) and split another way. */
 const parts = () => [join(work, 'part0.jsonl'), join(work, 'part1.parquet'), join(work, 'part2.npy')];
 const readMeta = (out: string) => JSON.parse(readFileSync(`${out}.meta.json`, 'utf8')) as EmbeddingMeta;
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -30,7 +30,12 @@ beforeAll(async () => {
   for (let i = 0; i < 2; i++) cpSync(IMAGES, join(corpus, `set${i}`), { recursive: true });
   writeFileSync(join(corpus, 'set0', 'broken.png'), 'not an image'); // a skipped file: 9 listed, 8 rows
   for (const format of FORMATS) expect((await whylesion('embed', corpus, '--out', whole(format), '--model', MODEL, '-q')).code).toBe(0);
-  for (const [i, part] of parts().entries()) expect((await whylesion('embed', corpus, '--out', part, '--shard', `${i}/3`, '--model', MODEL, '-q')).code).toBe(0);
+  // Shard 0 by --shard i/n, shard 1 as pod 1 of a Kubernetes Indexed Job, shard 2 as task 7 of a Slurm array 5-7.
+  const [a, b, c] = parts();
+  expect((await whylesion('embed', corpus, '--out', a, '--shard', '0/3', '--model', MODEL, '-q')).code).toBe(0);
+  expect((await runCli(['embed', corpus, '--out', b, '--shard', 'auto', '--shards', '3', '--model', MODEL, '-q'], { ...env, JOB_COMPLETION_INDEX: '1' })).code).toBe(0);
+  const slurm = { SLURM_ARRAY_TASK_ID: '7', SLURM_ARRAY_TASK_MIN: '5', SLURM_ARRAY_TASK_MAX: '7', SLURM_ARRAY_TASK_COUNT: '3' };
+  expect((await runCli(['embed', corpus, '--out', c, '--shard', 'auto', '--model', MODEL, '-q'], { ...env, ...slurm })).code).toBe(0);
 }, 600_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -57,7 +62,7 @@ describe('whylesion merge', () => {
     expect(meta.skipped.map((s) => s.file.split('/').pop())).toEqual(['broken.png']);
     expect([...meta.indices, meta.skipped[0].index].sort((a, b) => a - b)).toEqual([...Array(9).keys()]);
     expect(meta.dataSha256).toBe(sha256(readFileSync(whole('npy'))));
-    expect(readMeta(parts()[1]).listing.shard).toEqual({ index: 1, count: 3 });
+    expect(parts().map((p) => readMeta(p).listing.shard)).toEqual([0, 1, 2].map((index) => ({ index, count: 3 })));
   });
 
   for (const format of FORMATS) {
