@@ -3,7 +3,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { embeddingFormat, metaPath, type EmbeddingMeta } from './embedding-reader.js';
-import { npyHeaderBytes } from './npy.js';
+import { writeNpyHeader } from './npy.js';
 import { writeParquetEmbeddings, type RowBatch } from './parquet.js';
 
 /**
@@ -73,7 +73,7 @@ async function writeStreamed(path: string, format: 'npy' | 'jsonl', meta: Omit<E
     await handle.write(bytes);
   };
   try {
-    if (format === 'npy') await write(npyHeaderBytes([meta.rows, E]));
+    if (format === 'npy') await write(writeNpyHeader([meta.rows, E]));
     for await (const batch of rows) {
       if (format === 'npy') await write(new Uint8Array(batch.data.buffer, batch.data.byteOffset, batch.data.byteLength));
       // Per batch: a corpus of tens of thousands of rows is longer than the longest JavaScript string.

@@ -52,19 +52,8 @@ export function readNpy(bytes: Uint8Array, what = 'the .npy file'): NpyArray {
   return { dtype, shape, data: new BigInt64Array(raw) };
 }
 
-/** Serializes a float32 array as .npy format 1.0. */
-export function writeNpy(shape: readonly number[], data: Float32Array): Uint8Array {
-  const count = shape.reduce((a, b) => a * b, 1);
-  if (count !== data.length) throw new Error(`writeNpy: shape ${shape} holds ${count} values, data has ${data.length}`);
-  const header = npyHeaderBytes(shape);
-  const out = new Uint8Array(header.length + data.byteLength);
-  out.set(header, 0);
-  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), header.length);
-  return out;
-}
-
-/** The .npy 1.0 header of a float32 array of this shape, padded so the data starts on a 64-byte boundary. */
-export function npyHeaderBytes(shape: readonly number[]): Uint8Array {
+/** The .npy format 1.0 header of a float32 array of `shape`, padded so the data starts on a 64-byte boundary. */
+export function writeNpyHeader(shape: readonly number[]): Uint8Array {
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
   // Pad so that the data starts on a 64-byte boundary, ending the header with '\n'.
@@ -76,5 +65,16 @@ export function npyHeaderBytes(shape: readonly number[]): Uint8Array {
   out[7] = 0;
   new DataView(out.buffer).setUint16(8, header.length, true);
   out.set(new TextEncoder().encode(header), 10);
+  return out;
+}
+
+/** Serializes a float32 array as .npy format 1.0. */
+export function writeNpy(shape: readonly number[], data: Float32Array): Uint8Array {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count !== data.length) throw new Error(`writeNpy: shape ${shape} holds ${count} values, data has ${data.length}`);
+  const header = writeNpyHeader(shape);
+  const out = new Uint8Array(header.length + data.byteLength);
+  out.set(header, 0);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), header.length);
   return out;
 }

@@ -68,11 +68,31 @@ async function* rebatch(rows: AsyncIterable<RowBatch>, dim: number, size: number
   if (files.length > 0) yield { files, data: data.subarray(0, files.length * dim) };
 }
 
+/** The sidecar's fields the file needs; `files` names the rows when they come as bare float32 blocks. */
+export type ParquetMeta = Parameters<typeof parquetKeyValue>[0] & { files?: readonly string[] };
+
+/** Rows as RowBatch, naming bare float32 blocks (embedding-output's writer passes those) from meta.files. */
+async function* named(rows: AsyncIterable<RowBatch | Float32Array> | Iterable<RowBatch | Float32Array>, meta: ParquetMeta): AsyncIterable<RowBatch> {
+  let row = 0;
+  for await (const block of rows) {
+    if (!(block instanceof Float32Array)) {
+      row += block.files.length;
+      yield block;
+      continue;
+    }
+    const n = block.length / meta.dim;
+    if (!meta.files || row + n > meta.files.length) throw new Error(`writeParquetEmbeddings: rows ${row}..${row + n} have no names in meta.files`);
+    yield { files: meta.files.slice(row, row + n), data: block };
+    row += n;
+  }
+}
+
 /**
  * Writes the rows to `path` as Parquet, one row group per PARQUET_ROW_GROUP_ROWS rows, streaming (memory holds about
- * one row group), and fsyncs it. Returns the hex sha256 of the bytes written.
+ * one row group), and fsyncs it. `rows` are RowBatches, or float32 blocks of whole rows named by meta.files in
+ * order. Returns the hex sha256 of the bytes written.
  */
-export async function writeParquetEmbeddings(path: string, meta: Parameters<typeof parquetKeyValue>[0], rows: AsyncIterable<RowBatch>): Promise<string> {
+export async function writeParquetEmbeddings(path: string, meta: ParquetMeta, rows: AsyncIterable<RowBatch | Float32Array> | Iterable<RowBatch | Float32Array>): Promise<string> {
   const dim = meta.dim;
   const { arrow, parquet } = await libraries();
   const properties = new parquet.WriterPropertiesBuilder()
@@ -82,7 +102,7 @@ export async function writeParquetEmbeddings(path: string, meta: Parameters<type
     .setDictionaryEnabled(false)
     .setCreatedBy('whylesion (parquet-rs via parquet-wasm 0.8.0)')
     .build();
-  const batches = rebatch(rows, dim, PARQUET_ROW_GROUP_ROWS)[Symbol.asyncIterator]();
+  const batches = rebatch(named(rows, meta), dim, PARQUET_ROW_GROUP_ROWS)[Symbol.asyncIterator]();
   let wroteAny = false;
   const input = new ReadableStream({
     async pull(controller) {
