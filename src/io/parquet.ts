@@ -4,6 +4,7 @@ import { open } from 'node:fs/promises';
 import type { DataType, FixedSizeList, RecordBatch } from 'apache-arrow';
 import type { ParquetFile } from 'parquet-wasm/node';
 import { UserError } from '../errors.js';
+import { plainEmbeddingLayout, readPlainRowGroup } from './parquet-plain.js';
 
 /*
  * Embeddings as Parquet (CONTRACT.md part 2): columns `file` (UTF8, required) and `embedding`
@@ -141,10 +142,12 @@ export interface ParquetEmbeddings {
   /** The `file` column of one row group. */
   files(rowGroup: number): Promise<string[]>;
   rowGroups: number;
+  /** Whether the embedding column is read straight from the file (parquet-plain.ts) rather than decoded by parquet-wasm. */
+  direct: boolean;
 }
 
 /** Opens an embeddings Parquet file lazily (byte ranges of the file, one row group at a time). */
-export async function openParquetEmbeddings(path: string): Promise<ParquetEmbeddings> {
+export async function openParquetEmbeddings(path: string, options: { direct?: boolean } = {}): Promise<ParquetEmbeddings> {
   const { arrow, parquet } = await libraries();
   const { DataType, Precision, tableFromIPC } = arrow;
   let file: ParquetFile;
@@ -177,44 +180,53 @@ export async function openParquetEmbeddings(path: string): Promise<ParquetEmbedd
   } catch {
     keyValue = undefined;
   }
+  // options.direct === false always decodes with parquet-wasm (tests compare the two readers).
+  const plain = options.direct === false ? undefined : await plainEmbeddingLayout(path, dim);
+  const direct = plain !== undefined && plain.rowGroups.length === rowGroups && plain.rowGroups.every((g, i) => g.rows === groupRows[i]);
   const readGroup = async (group: number, columns: string[]) => tableFromIPC((await file.read({ rowGroups: [group], columns, batchSize: groupRows[group] || 1 })).intoIPCStream());
+  const decodedRowGroup = async (group: number): Promise<Float32Array> => {
+    const table = await readGroup(group, ['embedding']);
+    const data = new Float32Array(table.numRows * dim);
+    let offset = 0;
+    for (const batch of table.batches) {
+      const list = batch.getChild('embedding')!.data[0];
+      const values = list.children[0];
+      if (list.offset !== 0) throw new Error('parquet: a sliced embedding batch');
+      data.set((values.values as Float32Array).subarray(values.offset, values.offset + list.length * dim), offset);
+      offset += list.length * dim;
+    }
+    return data;
+  };
   return {
     rows: fileMetadata.numRows(),
     dim,
     keyValue,
     rowGroups,
+    direct,
     async files(group) {
       return (await readGroup(group, ['file'])).getChild('file')!.toArray() as string[];
     },
     async *chunks(maxRows) {
       let first = 0;
       for (let group = 0; group < rowGroups; group++) {
-        const table = await readGroup(group, ['embedding']);
-        const data = new Float32Array(table.numRows * dim);
-        let offset = 0;
-        for (const batch of table.batches) {
-          const list = batch.getChild('embedding')!.data[0];
-          const values = list.children[0];
-          if (list.offset !== 0) throw new Error('parquet: a sliced embedding batch');
-          data.set((values.values as Float32Array).subarray(values.offset, values.offset + list.length * dim), offset);
-          offset += list.length * dim;
-        }
-        for (let at = 0; at < table.numRows; at += maxRows) {
-          const n = Math.min(maxRows, table.numRows - at);
+        const data = direct ? await readPlainRowGroup(path, plain!.rowGroups[group], dim) : await decodedRowGroup(group);
+        const rows = data.length / dim;
+        for (let at = 0; at < rows; at += maxRows) {
+          const n = Math.min(maxRows, rows - at);
           yield { first: first + at, rows: n, data: data.subarray(at * dim, (at + n) * dim) };
         }
-        first += table.numRows;
+        first += rows;
       }
     },
   };
 }
 
 /** Every row of a (small) embeddings Parquet file: names, the float32 rows, the key-value metadata. */
-export async function readParquetEmbeddings(path: string): Promise<{ files: string[]; dim: number; data: Float32Array; keyValue: unknown }> {
-  const opened = await openParquetEmbeddings(path);
+export async function readParquetEmbeddings(path: string, options: { direct?: boolean } = {}): Promise<{ files: string[]; dim: number; data: Float32Array; keyValue: unknown; direct: boolean }> {
+  const opened = await openParquetEmbeddings(path, options);
   const files: string[] = [];
   for (let g = 0; g < opened.rowGroups; g++) files.push(...(await opened.files(g)));
   const data = new Float32Array(opened.rows * opened.dim);
   for await (const chunk of opened.chunks(PARQUET_ROW_GROUP_ROWS)) data.set(chunk.data, chunk.first * opened.dim);
-  return { files, dim: opened.dim, data, keyValue: opened.keyValue };
+  return { files, dim: opened.dim, data, keyValue: opened.keyValue, direct: opened.direct };
 }
