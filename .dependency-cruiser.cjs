@@ -17,6 +17,7 @@ const LAYERS = [
   ['concepts', 'src/concepts/'],
   ['parity', 'src/parity/'],
   ['eval', 'src/eval/'],
+  ['search', 'src/search/'],
   ['serve', 'src/serve/'],
   ['cli', 'src/cli/'],
   ['entry', 'src/(index|web)\\.ts$'],

@@ -8,6 +8,7 @@ const root = new URL('..', import.meta.url);
 const MODULES = [
   { wat: 'wasm/linear.wat', out: 'src/eval/linear-wasm.generated.ts', constant: 'LINEAR_WASM_BASE64', what: 'The probe-training WebAssembly module' },
   { wat: 'wasm/finite.wat', out: 'src/model/finite-wasm.generated.ts', constant: 'FINITE_WASM_BASE64', what: 'The weight NaN/Inf check WebAssembly module' },
+  { wat: 'wasm/cosine.wat', out: 'src/search/cosine-wasm.generated.ts', constant: 'COSINE_WASM_BASE64', what: 'The cosine-scan WebAssembly module' },
 ];
 const wabt = await wabtFactory();
 let stale = false;

@@ -206,8 +206,16 @@ function memorySpeedTable() {
     `- ${runs.length ? `${day(runs[0].date)}, ${runs[0].machine}` : ''}.\n\n${source(files)}`;
 }
 
+function searchTable() {
+  const files = ['search-100000.json', 'search-1000000.json'].filter(has);
+  const results = files.map((f) => read(f));
+  const rows = results.flatMap((r) => r.runs.map((run) => [run.rows.toLocaleString('en-US'), String(run.threads), fixed(run.medianSeconds, 3), fixed(run.medianCpuSeconds, 2), `${fixed(run.minSeconds, 3)}–${fixed(run.maxSeconds, 3)}`, fixed(run.gbPerSecond, 1), String(run.peakAboveMB), run.loadAverage.map((l) => l.toFixed(1)).join(' → ')]));
+  const notes = results.map((r, i) => `${files[i]}: ${day(r.date)}, ${r.cpu} (${r.cpus} cores; CPU flags ${r.cpuFlags}), Node ${r.node}; ${r.note}.`);
+  return `${table(['rows × 768', 'threads', 'median s', 'CPU s', 'min–max s', 'GB/s', 'peak MB above', 'load average'], rows)}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n\n${source(files)}`;
+}
+
 const TABLES = {
-  'README.md': { numbers: readmeNumbers },
+  'README.md': { numbers: readmeNumbers, search: searchTable },
   'bench/README.md': { e2e: e2eTable, parity: parityTable, 'parity-cli': parityCliTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable, 'classify-scale': classifyScaleTable, memory: memoryTable, 'memory-speed': memorySpeedTable },
 };
 

@@ -19,7 +19,7 @@ import { TextCache } from '../src/eval/text-cache.js';
 import { fileHashCacheDir, fileSha256 } from '../src/io/file-hash.js';
 import { identityKey } from '../src/io/identity.js';
 import { acquireLock } from '../src/io/lock.js';
-import { readEmbeddingMeta } from '../src/io/embedding-output.js';
+import { readEmbeddingMeta } from '../src/io/embedding-reader.js';
 import { readNpy } from '../src/io/npy.js';
 import { runCli, TINY, VOCAB_URL } from './helpers.js';
 import { cases, E, expectedImage, IMAGE_PATHS, loadTiny, MODEL } from './reliability-shared.js';

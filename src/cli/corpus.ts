@@ -3,32 +3,37 @@ import { appendFile, mkdir, open, readFile, rm, stat, truncate, writeFile } from
 import { dirname, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { isDiskFull, writeAllSync, writeDurable } from '../io/durable.js';
-import { EMBEDDINGS_FORMAT, listingSha256, metaPath, writeEmbeddingOutput } from '../io/embedding-output.js';
+import { EMBEDDINGS_FORMAT, embeddingFormat, listingSha256, metaPath, writeEmbeddingOutput } from '../io/embedding-output.js';
 import { describeIdentity, identityKey, isModelIdentity, type ModelIdentity } from '../io/identity.js';
 import { acquireLock } from '../io/lock.js';
 import { BATCH_OPTIONS, BATCH_USAGE, batchSize as parseBatchSize, encodeImageBatch, finishSkipped, listImages, Progress } from './images.js';
 import { SUPPORTED_FORMATS } from '../image/index.js';
 import { loadModelFromArgs } from './load.js';
+import { parseShard } from './shard.js';
 
 export const CORPUS_OPTIONS = {
   ...BATCH_OPTIONS,
   out: { type: 'string' },
   shard: { type: 'string' },
+  shards: { type: 'string' },
   resume: { type: 'boolean' },
 } as const;
 
 export const CORPUS_USAGE = `
 Corpus mode (folders and globs of images):
-  --out FILE.npy|FILE.jsonl  float32 [N, E] .npy, or JSON lines {"file", "embedding"}; beside it FILE.meta.json
-                             names the model (weights sha256), each row's file and index, the skipped files
-                             and the data's sha256 (the two are renamed into place together)
+  --out FILE.npy|.jsonl|.parquet  float32 [N, E] .npy, JSON lines {"file", "embedding"}, or Parquet (file,
+                             embedding as a fixed-size float32 list); beside it FILE.meta.json names the model
+                             (weights sha256), each row's file and index, the skipped files and the data's
+                             sha256 (the two are renamed into place together)
   --shard i/n                embed only files i, i+n, i+2n, ... of the sorted list (i from 0), for job arrays
+  --shard auto [--shards N]  i and n from a Slurm job array (SLURM_ARRAY_TASK_ID/_MIN/_COUNT) or a Kubernetes
+                             Indexed Job (JOB_COMPLETION_INDEX, n = --shards N, the Job's completions)
   --resume                   continue an interrupted run (killed, or a full disk) without recomputing or
                              duplicating rows; refused if the model's weights changed meanwhile
 ${BATCH_USAGE}`;
 
 interface CorpusValues {
-  out?: string; batch?: string; shard?: string; resume?: boolean; raw?: boolean; quiet?: boolean; strict?: boolean;
+  out?: string; batch?: string; shard?: string; shards?: string; resume?: boolean; raw?: boolean; quiet?: boolean; strict?: boolean;
   model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean;
 }
 
@@ -43,10 +48,10 @@ const ROWS_PER_READ = 1024;
  */
 export async function embedCorpus(patterns: string[], values: CorpusValues): Promise<void> {
   const out = values.out;
-  if (!out) throw new UserError('Embedding a folder or glob needs --out FILE.npy or FILE.jsonl; see whylesion embed --help.');
-  if (!out.endsWith('.npy') && !out.endsWith('.jsonl')) throw new UserError(`--out ${out} must end in .npy or .jsonl.`);
+  if (!out) throw new UserError('Embedding a folder or glob needs --out FILE.npy, FILE.jsonl or FILE.parquet; see whylesion embed --help.');
+  if (!embeddingFormat(out)) throw new UserError(`--out ${out} must end in .npy, .jsonl or .parquet.`);
   const batchSize = parseBatchSize(values.batch);
-  const shard = parseShard(values.shard);
+  const shard = parseShard(values.shard, values.shards);
 
   const all = await listImages(patterns);
   const positions = all.map((_, i) => i).filter((i) => i % shard.count === shard.index);
@@ -202,14 +207,6 @@ async function* readRows(partial: string, rows: number, E: number): AsyncGenerat
   } finally {
     await handle.close();
   }
-}
-
-function parseShard(value: string | undefined): { index: number; count: number } {
-  if (value === undefined) return { index: 0, count: 1 };
-  const m = /^(\d+)\/(\d+)$/.exec(value);
-  const index = Number(m?.[1]), count = Number(m?.[2]);
-  if (!m || count < 1 || index >= count) throw new UserError(`--shard ${value} must be i/n with 0 <= i < n, e.g. 0/4.`);
-  return { index, count };
 }
 
 interface JournalEntry { file: string; ok: boolean; reason?: string }

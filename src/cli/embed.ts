@@ -8,7 +8,7 @@ import { checkReadable, loadModelFromArgs } from './load.js';
 
 const USAGE = `
 Usage: whylesion embed [--image FILE]... [--pixels FILE.npy]... [--text STR]... [--tokens FILE.json] [--json] [--raw]
-       whylesion embed DIR|GLOB... --out FILE.npy|FILE.jsonl [--batch 16] [--shard i/n] [--resume]
+       whylesion embed DIR|GLOB... --out FILE.npy|FILE.jsonl|FILE.parquet [--batch 16] [--shard i/n|auto] [--resume]
 
 Embeds images and texts. Rows come in argument order: every --image/--pixels row, then every --text/--tokens row.
   --image FILE        an image file (PNG, JPEG, BMP, GIF, TIFF)

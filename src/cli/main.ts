@@ -11,6 +11,8 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
   eval: { summary: 'zero-shot, linear-probe and KnoBo accuracy on a dataset\'s val/test splits', run: async () => (await import('./eval.js')).evalCommand },
   probe: { summary: 'train a linear or concept-bottleneck probe (probe train)', run: async () => (await import('./probe.js')).probeCommand },
   embed: { summary: 'embed images, texts, or whole folders', run: async () => (await import('./embed.js')).embedCommand },
+  merge: { summary: 'put the parts of embed --shard back together, as one unsharded run writes', run: async () => (await import('./merge.js')).mergeCommand },
+  search: { summary: 'the rows of an embeddings file most similar to a text or image (exact cosine)', run: async () => (await import('./search.js')).searchCommand },
   tokenize: { summary: 'CLIP token ids of texts', run: async () => (await import('./tokenize.js')).tokenizeCommand },
   preprocess: { summary: 'open_clip preprocessing of an image to .npy', run: async () => (await import('./preprocess.js')).preprocessCommand },
   convert: { summary: 'convert a torch .bin checkpoint to safetensors', run: async () => (await import('./convert.js')).convertCommand },
@@ -23,7 +25,7 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
 };
 
 /** Commands that never start WebGPU, so they need no filter for Dawn's stderr noise. */
-const WITHOUT_GPU = new Set(['tokenize', 'preprocess', 'convert', 'synth']);
+const WITHOUT_GPU = new Set(['tokenize', 'preprocess', 'convert', 'synth', 'merge']);
 
 const FILE_PROBLEMS: Record<string, string> = {
   ENOENT: 'no such file or folder', ENOTDIR: 'a part of the path is a file, not a folder', EEXIST: 'it already exists as a file',

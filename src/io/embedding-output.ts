@@ -1,17 +1,19 @@
 /**
- * The files of `whylesion embed DIR --out OUT` (CONTRACT.md part 2): the data file OUT (.npy or .jsonl) and the
+ * The files of `whylesion embed DIR --out OUT` and `whylesion merge` (CONTRACT.md part 2): the data file OUT (.npy, .jsonl or .parquet) and the
  * sidecar OUT.meta.json naming the model, the listing and every row's file. Written so that the pair always
  * matches: data then sidecar to temporary files, each synced, then renamed into place in that order.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { UserError } from '../errors.js';
 import { fsyncFolder, isDiskFull } from './durable.js';
 import type { ModelIdentity } from './identity.js';
 import { writeNpyHeader } from './npy.js';
+import { writeParquetEmbeddings, type RowBatch } from './parquet.js';
 
 export const EMBEDDINGS_FORMAT = 'whylesion-embeddings/1';
+export type EmbeddingFormat = 'npy' | 'jsonl' | 'parquet';
 
 export interface EmbeddingMeta {
   format: typeof EMBEDDINGS_FORMAT;
@@ -36,7 +38,7 @@ export function listingSha256(files: readonly string[]): string {
 }
 
 /** The sidecar in its fixed key order (merge reproduces it byte for byte). */
-function serializeMeta(meta: EmbeddingMeta): string {
+export function serializeMeta(meta: EmbeddingMeta): string {
   const { format, model, normalized, exifRotate, dim, rows, listing, files, indices, skipped, dataSha256 } = meta;
   const ordered = {
     format,
@@ -50,43 +52,31 @@ function serializeMeta(meta: EmbeddingMeta): string {
   return `${JSON.stringify(ordered)}\n`;
 }
 
+/** The format an output path names by its extension, or undefined. */
+export function embeddingFormat(path: string): EmbeddingFormat | undefined {
+  return path.endsWith('.npy') ? 'npy' : path.endsWith('.jsonl') ? 'jsonl' : path.endsWith('.parquet') ? 'parquet' : undefined;
+}
+
 /**
- * Writes OUT and OUT.meta.json from `rows` (an iterable of row blocks, e.g. read piece by piece from a partial
- * file: a corpus may exceed memory). `meta.dataSha256` is computed here. On failure nothing is left behind
- * (no .tmp) and whatever OUT held before stays; a full disk is a UserError.
+ * Writes OUT and OUT.meta.json from `rows`: row blocks (float32 blocks of whole rows named by meta.files in order,
+ * e.g. read piece by piece from a partial file, or RowBatches whose names are checked against meta.files), so a
+ * corpus larger than memory streams through. `meta.dataSha256` is computed here. On failure nothing is left behind
+ * (no .tmp) and whatever OUT held before stays; a full disk is a UserError ending in `diskFullAdvice`.
  */
-export async function writeEmbeddingOutput(out: string, meta: Omit<EmbeddingMeta, 'dataSha256'>, rows: AsyncIterable<Float32Array> | Iterable<Float32Array>): Promise<EmbeddingMeta> {
-  if (out.endsWith('.parquet')) return writeParquetOutput(out);
-  const format = out.endsWith('.npy') ? 'npy' : out.endsWith('.jsonl') ? 'jsonl' : undefined;
-  if (!format) throw new UserError(`--out ${out} must end in .npy or .jsonl.`);
+export async function writeEmbeddingOutput(
+  out: string,
+  meta: Omit<EmbeddingMeta, 'dataSha256'>,
+  rows: AsyncIterable<RowBatch | Float32Array> | Iterable<RowBatch | Float32Array>,
+  options: { diskFullAdvice?: string } = {},
+): Promise<EmbeddingMeta> {
+  const format = embeddingFormat(out);
+  if (!format) throw new UserError(`--out ${out} must end in .npy, .jsonl or .parquet.`);
   const dataTmp = `${out}.${process.pid}.tmp`, sidecar = metaPath(out), sidecarTmp = `${sidecar}.${process.pid}.tmp`;
-  const hash = createHash('sha256');
   let full: EmbeddingMeta;
   try {
-    const handle = await open(dataTmp, 'w');
-    try {
-      const put = async (bytes: Uint8Array): Promise<void> => {
-        hash.update(bytes);
-        await handle.appendFile(bytes);
-      };
-      if (format === 'npy') await put(writeNpyHeader([meta.rows, meta.dim]));
-      let row = 0;
-      for await (const block of rows) {
-        if (format === 'npy') {
-          await put(new Uint8Array(block.buffer, block.byteOffset, block.byteLength));
-        } else {
-          let text = '';
-          for (let r = 0; r < block.length / meta.dim; r++, row++) {
-            text += `${JSON.stringify({ file: meta.files[row], embedding: Array.from(block.subarray(r * meta.dim, (r + 1) * meta.dim)) })}\n`;
-          }
-          await put(new TextEncoder().encode(text));
-        }
-      }
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    full = { ...meta, dataSha256: hash.digest('hex') };
+    const checked = checkedBlocks(rows, meta);
+    const dataSha256 = format === 'parquet' ? await writeParquetEmbeddings(dataTmp, meta, checked) : await writeStreamed(dataTmp, format, meta, checked);
+    full = { ...meta, dataSha256 };
     const metaHandle = await open(sidecarTmp, 'w');
     try {
       await metaHandle.appendFile(serializeMeta(full));
@@ -99,30 +89,60 @@ export async function writeEmbeddingOutput(out: string, meta: Omit<EmbeddingMeta
   } catch (error) {
     await rm(dataTmp, { force: true });
     await rm(sidecarTmp, { force: true });
-    if (isDiskFull(error)) throw new UserError(`The disk holding ${out} is full, so it was not written; free some space and run the same command with --resume to finish.`, { cause: error });
+    if (isDiskFull(error)) {
+      throw new UserError(`The disk holding ${out} is full, so it was not written; ${options.diskFullAdvice ?? 'free some space and run the same command with --resume to finish'}.`, { cause: error });
+    }
     throw error;
   }
   fsyncFolder(dirname(out));
   return full;
 }
 
-/** Until the Parquet writer (src/io/parquet.ts) lands: .parquet is refused. */
-function writeParquetOutput(out: string): never {
-  throw new UserError(`--out ${out}: Parquet output is not available in this build; use .npy or .jsonl.`);
+/** The rows as float32 blocks, checked against the sidecar they will be listed in (a mismatch is a bug). */
+async function* checkedBlocks(rows: AsyncIterable<RowBatch | Float32Array> | Iterable<RowBatch | Float32Array>, meta: Omit<EmbeddingMeta, 'dataSha256'>): AsyncIterable<Float32Array> {
+  let row = 0;
+  for await (const item of rows) {
+    const block = item instanceof Float32Array ? item : item.data;
+    const n = block.length / meta.dim;
+    if (!Number.isInteger(n)) throw new Error(`writeEmbeddingOutput: a block of ${block.length} values is not whole rows of ${meta.dim}`);
+    if (!(item instanceof Float32Array)) {
+      if (item.files.length !== n) throw new Error(`writeEmbeddingOutput: a batch of ${item.files.length} names holds ${n} rows`);
+      item.files.forEach((file, k) => {
+        if (file !== meta.files[row + k]) throw new Error(`writeEmbeddingOutput: row ${row + k} is ${file}, the sidecar lists ${meta.files[row + k]}`);
+      });
+    }
+    row += n;
+    yield block;
+  }
+  if (row !== meta.rows) throw new Error(`writeEmbeddingOutput: ${row} rows written, the sidecar says ${meta.rows}`);
 }
 
-/** Reads and checks OUT.meta.json (a UserError naming the file when it is missing or not a sidecar). */
-export async function readEmbeddingMeta(out: string): Promise<EmbeddingMeta> {
-  const path = metaPath(out);
-  let meta: Partial<EmbeddingMeta>;
+/** .npy or .jsonl to `path`, synced; returns the hex sha256 of the bytes written. */
+async function writeStreamed(path: string, format: 'npy' | 'jsonl', meta: Omit<EmbeddingMeta, 'dataSha256'>, blocks: AsyncIterable<Float32Array>): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await open(path, 'w');
   try {
-    meta = JSON.parse(await readFile(path, 'utf8')) as Partial<EmbeddingMeta>;
-  } catch (cause) {
-    throw new UserError(`Cannot read ${path} (${(cause as NodeJS.ErrnoException).code ?? 'not JSON'}); it must be the sidecar whylesion embed wrote beside ${out}.`, { cause });
+    const put = async (bytes: Uint8Array): Promise<void> => {
+      hash.update(bytes);
+      await handle.appendFile(bytes);
+    };
+    if (format === 'npy') await put(writeNpyHeader([meta.rows, meta.dim]));
+    let row = 0;
+    for await (const block of blocks) {
+      if (format === 'npy') {
+        await put(new Uint8Array(block.buffer, block.byteOffset, block.byteLength));
+      } else {
+        // Per block: a corpus of tens of thousands of rows is longer than the longest JavaScript string.
+        let text = '';
+        for (let r = 0; r < block.length / meta.dim; r++, row++) {
+          text += `${JSON.stringify({ file: meta.files[row], embedding: Array.from(block.subarray(r * meta.dim, (r + 1) * meta.dim)) })}\n`;
+        }
+        await put(new TextEncoder().encode(text));
+      }
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
-  if (meta?.format !== EMBEDDINGS_FORMAT || !Array.isArray(meta.files) || !Array.isArray(meta.indices) || typeof meta.dim !== 'number' ||
-      typeof meta.rows !== 'number' || meta.files.length !== meta.rows || typeof meta.dataSha256 !== 'string') {
-    throw new UserError(`${path} is not a ${EMBEDDINGS_FORMAT} sidecar (or is damaged); embed ${out} again.`);
-  }
-  return meta as EmbeddingMeta;
+  return hash.digest('hex');
 }

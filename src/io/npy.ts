@@ -9,8 +9,11 @@ export type NpyArray =
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const DESCR: Record<string, NpyArray['dtype']> = { '<f4': 'float32', '<i4': 'int32', '<i8': 'int64' };
 
-/** Parses a .npy file's bytes; `what` names the input in error messages. */
-export function readNpy(bytes: Uint8Array, what = 'the .npy file'): NpyArray {
+/** A .npy header: dtype, shape, and where the data starts. `bytes` need hold only the header. */
+export interface NpyHeader { dtype: NpyArray['dtype']; shape: number[]; dataStart: number }
+
+/** Parses the header at the start of `bytes` (the first 4 KiB suffice for any header numpy writes). */
+export function readNpyHeader(bytes: Uint8Array, what = 'the .npy file'): NpyHeader {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) {
     throw new UserError(`${what} is not a NumPy .npy file (bad magic); save it with numpy.save.`);
   }
@@ -31,6 +34,12 @@ export function readNpy(bytes: Uint8Array, what = 'the .npy file'): NpyArray {
   if (!dtype) throw new UserError(`${what} has dtype ${descr}; expected little-endian float32 ('<f4') or int32/int64.`);
   if (fortran === 'True') throw new UserError(`${what} is in Fortran order; save a C-ordered array (np.ascontiguousarray).`);
   const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  return { dtype, shape, dataStart };
+}
+
+/** Parses a .npy file's bytes; `what` names the input in error messages. */
+export function readNpy(bytes: Uint8Array, what = 'the .npy file'): NpyArray {
+  const { dtype, shape, dataStart } = readNpyHeader(bytes, what);
   const count = shape.reduce((a, b) => a * b, 1);
   const itemSize = dtype === 'int64' ? 8 : 4;
   if (dataStart + count * itemSize > bytes.length) {
