@@ -87,10 +87,15 @@ export async function writeEmbeddingOutput(
     await rename(dataTmp, out);
     await rename(sidecarTmp, sidecar);
   } catch (error) {
-    await rm(dataTmp, { force: true });
-    await rm(sidecarTmp, { force: true });
+    // Best effort: where the temporaries could not be created (no folder) there is nothing to remove.
+    await rm(dataTmp, { force: true }).catch(() => undefined);
+    await rm(sidecarTmp, { force: true }).catch(() => undefined);
     if (isDiskFull(error)) {
       throw new UserError(`The disk holding ${out} is full, so it was not written; ${options.diskFullAdvice ?? 'free some space and run the same command with --resume to finish'}.`, { cause: error });
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code && ['ENOENT', 'EACCES', 'EPERM', 'EROFS', 'EISDIR', 'ENOTDIR'].includes(code)) {
+      throw new UserError(`Cannot write ${out} (${code}); check that its folder exists, is writable and has room (nothing was written).`, { cause: error });
     }
     throw error;
   }
