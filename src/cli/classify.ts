@@ -8,6 +8,7 @@ import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './arg
 import { BATCH_OPTIONS, BATCH_USAGE, batchSize, encodeImageBatch, finishSkipped, IMAGE_EXTENSIONS, listImages, Progress } from './images.js';
 import { loadModelFromArgs } from './load.js';
 import type { Scorer } from './scorer.js';
+import { StatusLine } from './status.js';
 
 const OUTPUT_OPTIONS = {
   ...MODEL_OPTIONS,
@@ -106,7 +107,8 @@ export async function classifyCommand(argv: string[]): Promise<void> {
   if ((values.template?.length ?? 0) > 1) throw new UserError('classify takes one --template; for an ensemble of templates use whylesion zeroshot --labels ... --template ... --template ....');
   const prompts = applyTemplates(labels, values.template);
   const top = values.top === undefined ? labels.length : positiveInteger('top', values.top);
-  await runOverImages('classified', positionals, values, async (model) => {
+  await runOverImages('classified', positionals, values, async (model, status) => {
+    status.phase(`encoding ${prompts.length} label${prompts.length === 1 ? '' : 's'}`);
     const texts = await model.encodeText(prompts, { normalize: true });
     const width = Math.max(...labels.map((l) => l.length));
     return {
@@ -148,7 +150,9 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
   const names = Object.keys(classes);
   if (names.length === 0) throw new UserError('zeroshot needs at least one class name.');
   const top = values.top === undefined ? names.length : positiveInteger('top', values.top);
-  await runOverImages('classified', positionals, values, async (model) => {
+  await runOverImages('classified', positionals, values, async (model, status) => {
+    const count = names.reduce((sum, c) => sum + applyTemplates(classes[c], values.template).length, 0);
+    status.phase(`encoding ${count} prompt${count === 1 ? '' : 's'} of ${names.length} class${names.length === 1 ? '' : 'es'}`);
     const prompts = await Promise.all(names.map((c) => model.encodeText(applyTemplates(classes[c], values.template), { normalize: true })));
     const classRows = ensemble === 'embedding' ? prompts.map(meanEmbedding) : undefined;
     const width = Math.max(...names.map((n) => n.length));
@@ -184,7 +188,8 @@ export async function explainCommand(argv: string[]): Promise<void> {
     return runOverImages('explained', positionals, values, async () => scorer);
   }
   const concepts = await loadConcepts(values.concepts);
-  await runOverImages('explained', positionals, values, async (model) => {
+  await runOverImages('explained', positionals, values, async (model, status) => {
+    status.phase(`encoding ${concepts.length} concept${concepts.length === 1 ? '' : 's'}`);
     const conceptRows = await model.encodeText(concepts, { normalize: true });
     return {
       score: (image, row) => ({
@@ -205,20 +210,22 @@ export async function explainCommand(argv: string[]): Promise<void> {
  * Lists the images, loads the model, then decodes, embeds, scores and prints one batch at a time, so
  * memory holds one batch of pixels and (for --format json only) the result rows, whatever the folder's size.
  */
-async function runOverImages<R>(verb: string, patterns: string[], values: Values, prepare: (model: WhyLesionModel) => Promise<Scorer<R>>): Promise<void> {
+async function runOverImages<R>(verb: string, patterns: string[], values: Values, prepare: (model: WhyLesionModel, status: StatusLine) => Promise<Scorer<R>>): Promise<void> {
   const format = outputFormat(values);
   const size = batchSize(values.batch);
   const files = await listImages(patterns);
   if (files.length === 0) throw new UserError(`No image files (${IMAGE_EXTENSIONS.source}) found in ${patterns.join(', ')}.`);
-  const model = await loadModelFromArgs(values);
+  const status = new StatusLine(values.quiet);
+  const model = await loadModelFromArgs(values, status);
   // A few images (one batch) answer at once: progress and the closing count would be noise then.
   const quiet = values.quiet || files.length <= size;
   const skipped: { file: string; reason: string }[] = [];
   let done = 0;
   try {
-    const scorer = await prepare(model);
-    const out = new Output(format, scorer);
-    const progress = new Progress(verb, files.length, 0, quiet);
+    const scorer = await prepare(model, status);
+    const out = new Output(format, scorer, status);
+    const progress = new Progress(verb, files.length, 0, quiet, status);
+    status.phase(`${verb === 'explained' ? 'explaining' : 'classifying'} ${files.length.toLocaleString('en-US')} image${files.length === 1 ? '' : 's'}`);
     try {
       for (let start = 0; start < files.length; start += size) {
         const batch = await encodeImageBatch(model, files.slice(start, start + size), { normalize: !scorer.raw });
@@ -233,8 +240,10 @@ async function runOverImages<R>(verb: string, patterns: string[], values: Values
       throw error;
     } finally {
       progress.end();
+      status.stop();
     }
   } finally {
+    status.stop();
     model.dispose();
   }
   const what = verb[0].toUpperCase() + verb.slice(1);
@@ -255,9 +264,10 @@ class Output<R> {
   private readonly kept: unknown[] = [];
   private started = false;
 
-  constructor(private readonly format: Format, private readonly scorer: Scorer<R>) {}
+  constructor(private readonly format: Format, private readonly scorer: Scorer<R>, private readonly status: StatusLine) {}
 
   async write(result: R): Promise<void> {
+    this.status.clear(); // results never share a terminal line with the live status
     switch (this.format) {
       case 'json': this.kept.push(this.scorer.json(result)); return;
       case 'jsonl': return print(`${JSON.stringify(this.scorer.json(result))}\n`);
@@ -271,6 +281,7 @@ class Output<R> {
   }
 
   async end(): Promise<void> {
+    this.status.clear();
     if (this.format === 'json') await print(`${JSON.stringify(this.kept)}\n`);
     else if (this.format === 'csv' && !this.started) await print(csvLine(this.scorer.csvHeader));
   }

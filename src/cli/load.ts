@@ -2,10 +2,16 @@ import { access } from 'node:fs/promises';
 import { loadModel, type LoadOptions, type WhyLesionModel } from '../api/model.js';
 import { UserError } from '../errors.js';
 import { DEFAULT_MODEL, parseDtype } from './args.js';
+import type { StatusLine } from './status.js';
 
-/** Loads the model named by the shared --model/--dtype/--vocab/--exif-rotate options. */
-export function loadModelFromArgs(values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; kernels?: string }): Promise<WhyLesionModel> {
+/**
+ * Loads the model named by the shared --model/--dtype/--vocab/--exif-rotate options; `status` (a terminal's
+ * live line) shows the download, the weights and, from then on, kernel compiles.
+ */
+export async function loadModelFromArgs(values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; kernels?: string }, status?: StatusLine): Promise<WhyLesionModel> {
+  status?.phase('loading the model');
   return loadModel(values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL, {
+    onProgress: status?.live ? status.onLoadProgress : undefined,
     dtype: parseDtype(values.dtype),
     vocabPath: values.vocab,
     exifRotate: values['exif-rotate'] ?? false,

@@ -6,6 +6,7 @@ import { parseCommand } from './args.js';
 import { writeAtomic } from './corpus.js';
 import { DATASET_OPTIONS, DATASET_USAGE, openDataset, parseModes, prepareInputs, trainingSettings } from './eval.js';
 import { MODEL_USAGE } from './args.js';
+import { refuseToOverwrite } from './outputs.js';
 import type { Scorer } from './scorer.js';
 
 const USAGE = `
@@ -15,7 +16,8 @@ Trains a probe on DATASET's train split (choosing the epoch on val), prints its 
 writes it as JSON, for whylesion classify IMG --probe probe.json and explain IMG --probe probe.json.
   --mode MODE    linear (the image embedding), concepts (cosines with --bottleneck's questions) or knobo
                  (concepts with KnoBo's prior loss)
-  --out FILE     where to write the probe (written whole or not at all)
+  --out FILE     where to write the probe (written whole or not at all; an existing file is kept unless --force)
+  --force        overwrite an existing --out file
 ${DATASET_USAGE}
 ${MODEL_USAGE}`;
 
@@ -26,7 +28,7 @@ export async function probeCommand(argv: string[]): Promise<void> {
     return;
   }
   if (sub !== 'train') throw new UserError(`probe needs a subcommand: whylesion probe train DATASET --mode linear --out probe.json.`);
-  const parsed = parseCommand('probe train', rest, { ...DATASET_OPTIONS, mode: { type: 'string' }, out: { type: 'string' } }, USAGE);
+  const parsed = parseCommand('probe train', rest, { ...DATASET_OPTIONS, mode: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' } }, USAGE);
   if (!parsed) return;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UserError('probe train needs one DATASET; see whylesion probe --help.');
@@ -34,6 +36,7 @@ export async function probeCommand(argv: string[]): Promise<void> {
   const [mode, ...more] = parseModes(values.mode, PROBE_MODES);
   if (more.length > 0) throw new UserError('probe train trains one --mode at a time.');
   if (!values.out) throw new UserError('probe train needs --out FILE.json for the probe.');
+  await refuseToOverwrite(values.out, values, '--out');
   const settings = trainingSettings(values);
   const dataset = await openDataset(positionals[0], values);
   const concepts = mode === 'linear' ? undefined : await loadConcepts(values.bottleneck ?? DEFAULT_BOTTLENECK);
