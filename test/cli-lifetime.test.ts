@@ -118,11 +118,13 @@ describe('kill -9 of the CLI stops all of its work', () => {
     await exited;
 
     // A shell pipe (a FIFO, unlike Node's socket pairs): Dawn's lines are muted in place.
-    const shell = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" embed "${IMAGE}" --model "${MODEL}" 2>&1 >/dev/null | cat`], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const shell = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" embed "${folder}" --model "${MODEL}" --out "${join(out, 'piped.npy')}" 2>&1 >/dev/null | cat`], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let piped = '';
     shell.stdout.on('data', (chunk: Buffer) => (piped += chunk.toString()));
     const code = await new Promise((resolve) => shell.on('exit', resolve));
     expect(code).toBe(0);
     expect(piped).not.toContain('artificially reduced');
+    // fd 2 was the pipe's only writer: it must work again after Dawn's call (the reader must not have seen an end).
+    expect(piped).toMatch(new RegExp(`Embedded ${IMAGES} image`));
   }, 2 * HANG_GUARD_MS);
 });

@@ -29,8 +29,9 @@ export function withNativeStderrMuted<T>(call: () => T): T {
   if (!nativeStderrMutable()) return call();
   let original: number;
   try {
-    // A read-only handle keeps the terminal or pipe reachable by path and never blocks (a pipe has a writer: us).
-    original = openSync(descriptorPath(2), constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    // A second writer keeps the terminal or pipe reachable by path, and keeps a pipe's reader from seeing its
+    // end while fd 2 is away (fd 2 may be the pipe's only writer). Non-blocking: a pipe with no reader fails.
+    original = openSync(descriptorPath(2), constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch {
     return call();
   }
