@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
 import { BATCH_OPTIONS, BATCH_USAGE, batchSize, encodeImageBatch, finishSkipped, IMAGE_EXTENSIONS, listImages, Progress } from './images.js';
 import { loadModelFromArgs } from './load.js';
-import type { Scorer } from './scorer.js';
+import { alignedTable, percent, type Scorer } from './scorer.js';
 import { StatusLine } from './status.js';
 
 const OUTPUT_OPTIONS = {
@@ -70,7 +70,7 @@ Usage: whylesion explain IMG... [--concepts FILE.txt|NAME | --probe FILE.json] [
 Ranks clinical concept questions by cosine similarity to the image: the "why" behind WhyLesionCLIP.
 ${INPUT_USAGE}
   --concepts  a text file with one concept per line, or a KnoBo skin bottleneck:
-              ${KNOBO_BOTTLENECKS.join(', ')} (default ${DEFAULT_BOTTLENECK}; downloaded once and cached,
+              ${KNOBO_BOTTLENECKS.join(', ')} (default ${DEFAULT_BOTTLENECK}; bundled with whylesion,
               or read from $WHYLESION_KNOBO_DIR)
   --probe F   a concept probe (probe train --mode concepts|knobo): each concept's weight × similarity
               toward the class the probe predicts
@@ -110,7 +110,6 @@ export async function classifyCommand(argv: string[]): Promise<void> {
   await runOverImages('classified', positionals, values, async (model, status) => {
     status.phase(`encoding ${prompts.length} label${prompts.length === 1 ? '' : 's'}`);
     const texts = await model.encodeText(prompts, { normalize: true });
-    const width = Math.max(...labels.map((l) => l.length));
     return {
       score: (image, row) => {
         const [probs] = model.classify([row], texts);
@@ -119,7 +118,7 @@ export async function classifyCommand(argv: string[]): Promise<void> {
         const keep = values.top === undefined ? labels.map((_, j) => j) : best;
         return { image, labels: keep.map((j) => labels[j]), probs: keep.map((j) => probs[j]), best: best.map((j) => ({ label: labels[j], prob: probs[j] })) };
       },
-      table: (r) => `${r.image}\n${r.best.map((b) => `  ${b.label.padEnd(width)}  ${(100 * b.prob).toFixed(2).padStart(6)}%  ${bar(b.prob)}\n`).join('')}`,
+      table: (r) => `${r.image}\n${alignedTable(['label', 'probability', ''], r.best.map((b) => [b.label, percent(b.prob), bar(b.prob)]), [false, true, false])}`,
       json: (r) => ({ image: r.image, labels: r.labels, probs: r.probs }),
       csvHeader: ['image', 'rank', 'label', 'probability'],
       csv: (r) => r.best.map((b, k) => [r.image, k + 1, b.label, b.prob]),
@@ -155,7 +154,6 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
     status.phase(`encoding ${count} prompt${count === 1 ? '' : 's'} of ${names.length} class${names.length === 1 ? '' : 'es'}`);
     const prompts = await Promise.all(names.map((c) => model.encodeText(applyTemplates(classes[c], values.template), { normalize: true })));
     const classRows = ensemble === 'embedding' ? prompts.map(meanEmbedding) : undefined;
-    const width = Math.max(...names.map((n) => n.length));
     return {
       score: (image, row) => {
         const scores = names.map((_, k) => (classRows ? dot(row, classRows[k]) : mean(prompts[k].map((p) => dot(row, p)))));
@@ -163,7 +161,7 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
         const best = names.map((_, k) => k).sort((a, b) => scores[b] - scores[a]).slice(0, top);
         return { image, prediction: names[best[0]], ranked: best.map((k) => ({ name: names[k], score: scores[k], prob: probs[k] })) };
       },
-      table: (r) => `${r.image}: ${r.prediction}\n${r.ranked.map((c) => `  ${c.name.padEnd(width)}  ${c.score.toFixed(4)}  ${(100 * c.prob).toFixed(2).padStart(6)}%\n`).join('')}`,
+      table: (r) => `${r.image}: ${r.prediction}\n${alignedTable(['class', 'score', 'probability'], r.ranked.map((c) => [c.name, c.score.toFixed(4), percent(c.prob)]), [false, true, true])}`,
       json: (r) => ({
         image: r.image,
         prediction: r.prediction,
@@ -198,7 +196,7 @@ export async function explainCommand(argv: string[]): Promise<void> {
           .sort((a, b) => b.similarity - a.similarity).slice(0, top),
       }),
       table: (r) => `${r.image}: the ${r.concepts.length} concepts most similar to the image\n` +
-        r.concepts.map((c, rank) => `  ${String(rank + 1).padStart(2)}. ${c.similarity.toFixed(4)}  ${c.concept}\n`).join(''),
+        alignedTable(['rank', 'similarity', 'concept'], r.concepts.map((c, rank) => [String(rank + 1), c.similarity.toFixed(4), c.concept]), [true, true, false]),
       json: (r) => r,
       csvHeader: ['image', 'rank', 'concept', 'similarity'],
       csv: (r) => r.concepts.map((c, k) => [r.image, k + 1, c.concept, c.similarity]),

@@ -7,7 +7,7 @@ import { writeAtomic } from './corpus.js';
 import { DATASET_OPTIONS, DATASET_USAGE, openDataset, parseModes, prepareInputs, trainingSettings } from './eval.js';
 import { MODEL_USAGE } from './args.js';
 import { refuseToOverwrite } from './outputs.js';
-import type { Scorer } from './scorer.js';
+import { alignedTable, percent, type Scorer } from './scorer.js';
 
 const USAGE = `
 Usage: whylesion probe train DATASET --mode linear|concepts|knobo --out probe.json [options]
@@ -51,7 +51,6 @@ export async function probeCommand(argv: string[]): Promise<void> {
 /** classify IMG... --probe FILE: the probe's class probabilities per image (the K most probable with --top). */
 export async function classifyProbeScorer(probePath: string, top: number | undefined): Promise<Scorer<ProbeClassification>> {
   const probe = await loadProbe(probePath);
-  const width = Math.max(...probe.classes.map((c) => c.length));
   return {
     raw: true,
     score: (image, row) => {
@@ -61,7 +60,7 @@ export async function classifyProbeScorer(probePath: string, top: number | undef
       const keep = top === undefined ? probe.classes.map((_, k) => k) : best;
       return { image, prediction, labels: keep.map((k) => probe.classes[k]), probs: keep.map((k) => p[k]), best: best.map((k) => ({ label: probe.classes[k], prob: p[k] })) };
     },
-    table: (r) => `${r.image}: ${r.prediction} (${probe.mode} probe)\n${r.best.map((b) => `  ${b.label.padEnd(width)}  ${(100 * b.prob).toFixed(2).padStart(6)}%\n`).join('')}`,
+    table: (r) => `${r.image}: ${r.prediction} (${probe.mode} probe)\n${alignedTable(['class', 'probability'], r.best.map((b) => [b.label, percent(b.prob)]), [false, true])}`,
     json: (r) => ({ image: r.image, labels: r.labels, probs: r.probs, prediction: r.prediction }),
     csvHeader: ['image', 'rank', 'label', 'probability'],
     csv: (r) => r.best.map((b, k) => [r.image, k + 1, b.label, b.prob]),
@@ -81,7 +80,7 @@ export async function explainProbeScorer(probePath: string, top: number): Promis
       return { image, prediction, probability: p[k], bias: probe.file.bias[k], concepts: probe.contributions(row, k).slice(0, top) };
     },
     table: (r) => `${r.image}: ${r.prediction} (${(100 * r.probability).toFixed(1)}%); the ${r.concepts.length} concepts that add most to it (weight × similarity):\n` +
-      r.concepts.map((c) => `  ${c.contribution >= 0 ? '+' : ''}${c.contribution.toFixed(4)} = ${c.weight.toFixed(3)} × ${c.similarity.toFixed(4)}  ${c.concept}\n`).join(''),
+      alignedTable(['contribution', 'weight', 'similarity', 'concept'], r.concepts.map((c) => [`${c.contribution >= 0 ? '+' : ''}${c.contribution.toFixed(4)}`, c.weight.toFixed(3), c.similarity.toFixed(4), c.concept]), [true, true, true, false]),
     json: (r) => r,
     csvHeader: ['image', 'prediction', 'rank', 'concept', 'contribution', 'weight', 'similarity'],
     csv: (r) => r.concepts.map((c, rank) => [r.image, r.prediction, rank + 1, c.concept, c.contribution, c.weight, c.similarity]),
