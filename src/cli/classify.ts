@@ -5,7 +5,7 @@ import { dot, normalized, softmax } from '../api/model.js';
 import { DEFAULT_BOTTLENECK, KNOBO_BOTTLENECKS, loadConcepts } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
-import { BATCH_OPTIONS, BATCH_USAGE, batchSize, encodeImageBatch, finishSkipped, IMAGE_EXTENSIONS, listImages, Progress } from './images.js';
+import { BATCH_OPTIONS, BATCH_USAGE, batchSize, encodeImageBatch, finishSkipped, IMAGE_FORMATS, listImages, Progress } from './images.js';
 import { loadModelFromArgs } from './load.js';
 import { alignedTable, percent, type Scorer } from './scorer.js';
 import { StatusLine } from './status.js';
@@ -212,7 +212,7 @@ async function runOverImages<R>(verb: string, patterns: string[], values: Values
   const format = outputFormat(values);
   const size = batchSize(values.batch);
   const files = await listImages(patterns);
-  if (files.length === 0) throw new UserError(`No image files (${IMAGE_EXTENSIONS.source}) found in ${patterns.join(', ')}.`);
+  if (files.length === 0) throw new UserError(`No image files (${IMAGE_FORMATS}) found in ${patterns.join(', ')}.`);
   const status = new StatusLine(values.quiet);
   const model = await loadModelFromArgs(values, status);
   // A few images (one batch) answer at once: progress and the closing count would be noise then.

@@ -219,11 +219,14 @@ export async function evalCommand(argv: string[]): Promise<void> {
   process.stderr.write(`${dataset.name}: ${dataset.classes.length} classes; train ${inputs.train.labels.length}, val ${inputs.val.labels.length}, test ${inputs.test.labels.length} images (${inputs.embedded} embedded now, ${inputs.cached} from the cache)\n`);
   const results: ModeResult[] = [];
   const status = new StatusLine();
-  for (const mode of running) {
-    status.phase(`evaluating ${mode}`);
-    results.push((await evaluateMode(mode, inputs)).result);
+  try {
+    for (const mode of running) {
+      status.phase(`evaluating ${mode}`);
+      results.push((await evaluateMode(mode, inputs)).result);
+    }
+  } finally {
+    status.stop();
   }
-  status.stop();
   if (values.report) {
     await writeAtomic(values.report, [renderReport({ dataset: dataset.name, classes: dataset.classes, results, skipped, settings: { ...settings, bottleneck: needsConcepts ? values.bottleneck ?? DEFAULT_BOTTLENECK : undefined, model: inputs.model } })]);
     process.stderr.write(`Wrote ${values.report}\n`);

@@ -24,6 +24,8 @@ export function batchSize(value: string | undefined): number {
 }
 
 export const IMAGE_EXTENSIONS = /\.(jpe?g|png|bmp|gif|tiff?)$/i;
+/** The formats IMAGE_EXTENSIONS admits, in words for messages. */
+export const IMAGE_FORMATS = 'JPEG, PNG, BMP, GIF or TIFF';
 
 /**
  * Image paths from plain files, folders (recursively) and globs with *, ? and **: in argument order,

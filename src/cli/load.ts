@@ -10,13 +10,18 @@ import type { StatusLine } from './status.js';
  */
 export async function loadModelFromArgs(values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; kernels?: string }, status?: StatusLine): Promise<WhyLesionModel> {
   status?.phase('loading the model');
-  return loadModel(values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL, {
-    onProgress: status?.live ? status.onLoadProgress : undefined,
-    dtype: parseDtype(values.dtype),
-    vocabPath: values.vocab,
-    exifRotate: values['exif-rotate'] ?? false,
-    kernels: values.kernels as LoadOptions['kernels'], // checked by Gpu.create
-  });
+  try {
+    return await loadModel(values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL, {
+      onProgress: status?.live ? status.onLoadProgress : undefined,
+      dtype: parseDtype(values.dtype),
+      vocabPath: values.vocab,
+      exifRotate: values['exif-rotate'] ?? false,
+      kernels: values.kernels as LoadOptions['kernels'], // checked by Gpu.create
+    });
+  } catch (error) {
+    status?.stop(); // the error's sentence starts on a clean line
+    throw error;
+  }
 }
 
 /** Fails fast, before the (slow) model load, when an input file is missing or unreadable. */
