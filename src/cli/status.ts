@@ -59,8 +59,10 @@ export class StatusLine {
       if (!this.phaseText.startsWith('loading weights')) this.phase('loading weights');
       this.progress(`${event.loaded}/${event.total} tensors`, event.loaded === event.total);
     } else {
+      const was = this.compiling;
       this.compiling = event.compiled < event.requested ? `compiling kernels ${event.compiled}/${event.requested}` : '';
-      this.draw(event.compiled === event.requested);
+      // Shown at once when compiling starts and when it ends; the counts between are throttled.
+      this.draw(event.compiled === event.requested || (was === '' && this.compiling !== ''));
     }
   };
 
