@@ -2,14 +2,17 @@ import type { LoadProgress } from '../api/model.js';
 import { formatBytes } from '../io/progress.js';
 import { stderrIsTerminal } from './quiet-dawn.js';
 
-/** How often the live line is redrawn at most, and how often an unchanged phase's seconds tick. */
+/**
+ * How often the live line is redrawn at most, and how often an unchanged phase is redrawn (its seconds tick):
+ * every half second, so a main thread busy for a second (Dawn compiling a pipeline) still leaves no 2 s gap.
+ */
 const REDRAW_MS = 100;
-const TICK_MS = 1000;
+const TICK_MS = 500;
 
 /**
  * The one live line on stderr on a terminal: the phase the command is in (downloading, loading weights,
  * compiling kernels, encoding texts, embedding images), its progress and its elapsed seconds, ticking so
- * the terminal is never silent for more than a second. It is erased before anything goes to stdout
+ * the terminal is not left silent. It is erased before anything goes to stdout
  * (`clear`), so results never share a line with it, and stdout is the same with or without it.
  * Off a terminal (a log, a pipe) and with --quiet it draws nothing: those get the plain lines of `Progress`.
  */
