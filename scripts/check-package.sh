@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The package as a user gets it: `npm pack`, then `npm install whylesion-*.tgz` in an empty folder, where the
-# library imports and embeds, the CLI runs (with Dawn's stderr noise filtered), and a TypeScript consumer
-# compiles with skipLibCheck: false (the WebGPU types reach consumers through the package's dependencies).
+# library imports and embeds, the CLI runs (without Dawn's limit warnings on its stderr), and a TypeScript
+# consumer compiles with skipLibCheck: false, both with its own @types/node@20 and with none (the WebGPU and
+# Node types reach consumers through the package's dependencies; without whylesion's own @types/node
+# dependency, npm hoisted image-q's @types/node@16.9.1, which does not compile under today's TypeScript).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/whylesion-package.XXXXXX)
@@ -47,4 +49,11 @@ if grep -q 'artificially reduced' classify.err; then echo "check-package: Dawn's
 # The PyTorch reference ships too: parity from the installed package (default probe image, default prompts).
 npx --no-install whylesion parity --model tiny-model --batch 1 --json >parity.json 2>parity.err || { echo "check-package: parity failed:" >&2; cat parity.err >&2; exit 1; }
 node -e 'const r = JSON.parse(require("fs").readFileSync("parity.json", "utf8")); if (!(r.pass && r.cosine.image >= 0.99999 && r.cosine.text >= 0.99999)) { console.error("check-package: parity result", r.cosine, r.first_failing); process.exit(1); }'
-echo "check-package: $tarball installs; library, CLI (--version $version, classify, parity) and a skipLibCheck:false consumer pass"
+# A consumer with no @types/node of its own: the one whylesion brings must be the one TypeScript sees.
+mkdir bare && cd bare
+npm init -y >/dev/null && npm pkg set type=module
+npm install --prefer-offline --no-audit --no-fund --loglevel=error "../$tarball" >/dev/null
+cp ../consumer.ts ../tsconfig.json .
+"$repo/node_modules/.bin/tsc" -p tsconfig.json || { echo "check-package: a consumer without its own @types/node does not compile with skipLibCheck: false" >&2; exit 1; }
+cd ..
+echo "check-package: $tarball installs; library, CLI (--version $version, classify, parity) and skipLibCheck:false consumers (with @types/node@20, and with none) pass"

@@ -36,3 +36,8 @@ export DENO_NO_UPDATE_CHECK=1
 node_modules/.bin/deno run --no-prompt --allow-read=./dist,./node_modules,./test --allow-env test/deno/permissions.js
 node_modules/.bin/deno run --no-prompt --allow-read=. --allow-env test/deno/parity.js
 node_modules/.bin/deno run --no-prompt --allow-read=. test/deno/train.js
+# From a user's own folder outside the checkout (the README's recipe: --node-modules-dir=manual).
+outside=$(mktemp -d /tmp/whylesion-deno-outside.XXXXXX)
+cp test/deno/outside.js "$outside/"
+(cd "$outside" && "$OLDPWD/node_modules/.bin/deno" run --no-prompt --node-modules-dir=manual --allow-read --allow-env outside.js "$OLDPWD")
+rm -rf "$outside"

@@ -5,7 +5,8 @@
  * browser's storage with no weight requests, used through the page's own UI (one screenshot to
  * test/output/), and the bundle's size budget.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -223,6 +224,55 @@ describe('browser edition (Chromium)', () => {
     await page.close();
   });
 
+  it('loads from a static server that ignores Range: one streamed body, the same numbers, kept for offline', async (ctx) => {
+    if (!browser) ctx.skip(launchProblem);
+    // Like `python3 -m http.server`: every GET is answered 200 with the whole file, whatever its Range header.
+    const log: { path: string; range?: string; method: string }[] = [];
+    const roots: [string, string][] = [['/model/', path('test/fixtures/openclip-tiny/model/')], ['/', path('dist/web/')]];
+    const plain = createServer((request, response) => {
+      const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+      log.push({ path: url.pathname, range: request.headers.range, method: request.method ?? '' });
+      const [prefix, dir] = roots.find(([p]) => url.pathname.startsWith(p))!;
+      const file = join(dir, decodeURIComponent(url.pathname.slice(prefix.length)) || 'index.html');
+      if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) return void response.writeHead(404).end();
+      const type = file.endsWith('.html') ? 'text/html' : file.endsWith('.js') ? 'text/javascript' : file.endsWith('.css') ? 'text/css' : 'application/octet-stream';
+      response.writeHead(200, { 'Content-Length': statSync(file).size, 'Content-Type': type });
+      if (request.method === 'HEAD') return void response.end();
+      createReadStream(file).pipe(response);
+    });
+    await new Promise<void>((done) => plain.listen(0, '127.0.0.1', done));
+    const origin = `http://127.0.0.1:${(plain.address() as { port: number }).port}`;
+    const page = await browser!.newPage();
+    try {
+      await page.goto(`${origin}/`);
+      if (!(await pageHasWebGpu(page))) ctx.skip('this Chromium offers no WebGPU adapter');
+      const load = () => page.evaluate(async (texts: string[]) => {
+        const { module } = (window as unknown as { whylesion: { module: typeof import('../src/web.js') } }).whylesion;
+        const bytes: number[] = [];
+        const model = await module.loadModel('/model/', { onProgress: (p) => { if (p.stage === 'download') bytes.push(p.loaded); } });
+        const rows = await model.encodeText(texts, { normalize: true });
+        model.dispose();
+        return { bytes, rows: rows.map((r) => Array.from(r)) };
+      }, cases.texts);
+      const weights = () => log.filter((r) => r.path.endsWith('open_clip_model.safetensors') && r.method === 'GET');
+      const first = await load();
+      expectRowsClose('text embedding (whole-file server)', first.rows, loadNpy(new URL('expected/text_embeddings.npy', TINY)));
+      expect(weights()).toHaveLength(1); // one body, streamed once from its start
+      expect(weights()[0].range).toMatch(/^bytes=0-/);
+      const size = statSync(path('test/fixtures/openclip-tiny/model/open_clip_model.safetensors')).size;
+      expect(first.bytes.length).toBeGreaterThan(3); // progress as the body streams
+      expect(first.bytes.every((v, i) => i === 0 || v > first.bytes[i - 1])).toBe(true);
+      expect(first.bytes.at(-1)).toBe(size);
+      // The browser's storage kept the streamed copy: the second load asks the server for no weights.
+      const second = await load();
+      expect(weights()).toHaveLength(1);
+      expect(second.rows).toEqual(first.rows);
+    } finally {
+      await page.close();
+      plain.close();
+    }
+  });
+
   it('says so plainly where the browser has no WebGPU', async (ctx) => {
     if (!browser) ctx.skip(launchProblem);
     const page = await browser!.newPage();
@@ -233,6 +283,10 @@ describe('browser edition (Chromium)', () => {
     await page.waitForFunction(() => !document.getElementById('no-webgpu')!.hidden);
     expect(await page.$eval('#no-webgpu', (el) => el.textContent)).toMatch(/no WebGPU/);
     expect(await page.$eval('#load', (el) => (el as HTMLButtonElement).disabled)).toBe(true);
+    // Only the message: a photo picked anyway leaves no card waiting for a model that cannot come.
+    expect(await page.$$eval('section', (els) => els.map((el) => (el as HTMLElement).offsetParent === null))).toEqual([true, true, true]);
+    await ((await page.$('input#images')) as ElementHandle<HTMLInputElement>).uploadFile(path('test/fixtures/openclip-tiny/images/lesion_q90.jpg'));
+    expect(await page.evaluate(() => document.body.innerText)).not.toMatch(/Waiting for the model/);
     await page.close();
   });
 });

@@ -58,7 +58,37 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     const { stdout, stderr, code } = await whylesion('classify', imagePaths[0], '--model', MODEL, '--labels', 'dark brown,bleeding');
     expect(code).toBe(0);
     expect(stderr).toBe('');
-    expect(stdout).toMatch(/lesion_rgb\.png\n\s+\S.*%/);
+    expect(stdout).toMatch(/lesion_rgb\.png\n {2}label +probability\n {2}\S.*%/);
+  });
+
+  it('zeroshot, classify and explain tables have a header and columns that line up for any sign and width', async () => {
+    // On the tiny model every cosine is negative; class names of different lengths.
+    const classes = ['nevus', 'melanoma', 'a much longer class name'];
+    const table = await whylesion('zeroshot', imagePaths[0], imagePaths[1], '--model', MODEL, '--labels', classes.join(','));
+    const json = JSON.parse((await whylesion('zeroshot', imagePaths[0], imagePaths[1], '--model', MODEL, '--labels', classes.join(','), '--json')).stdout) as { scores: Record<string, number> }[];
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.trimEnd().split('\n');
+    const headers = lines.map((l, i) => [l, i] as const).filter(([l]) => /^ {2}class +score +probability$/.test(l));
+    expect(headers).toHaveLength(2);
+    for (const [b, [header, at]] of headers.entries()) {
+      const scoreEnd = header.indexOf('score') + 'score'.length, probabilityEnd = header.length;
+      const rows = lines.slice(at + 1, at + 1 + classes.length);
+      expect(rows.some((r) => r.includes('-'))).toBe(true); // a negative score is in there
+      for (const row of rows) {
+        const name = classes.find((c) => row.startsWith(`  ${c} `))!;
+        // each number ends exactly under the end of its header word
+        expect(Number(row.slice(0, scoreEnd).trim().split(/\s+/).pop())).toBeCloseTo(json[b].scores[name], 4);
+        expect(row.length).toBe(probabilityEnd);
+        expect(row.slice(0, scoreEnd)).toMatch(/\d$/);
+        expect(row[scoreEnd]).toBe(' ');
+      }
+    }
+    const classified = (await whylesion('classify', imagePaths[0], '--model', MODEL, '--labels', 'dark brown,bleeding')).stdout.split('\n');
+    expect(classified[1]).toMatch(/^ {2}label +probability$/);
+    expect(classified[2].indexOf('%') + 1).toBe(classified[1].length);
+    const explained = (await whylesion('explain', imagePaths[0], '--model', MODEL, '--top', '2')).stdout.split('\n');
+    expect(explained[1]).toMatch(/^ {2}rank +similarity +concept$/);
+    expect(explained[2].indexOf(explained[2].trim().split(/\s+/)[1]) + explained[2].trim().split(/\s+/)[1].length).toBe(explained[1].indexOf('similarity') + 'similarity'.length);
   });
 
   it('embed --image/--text --json matches open_clip\'s normalized embeddings; --raw does not normalize', async () => {
@@ -252,12 +282,13 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       [['embed', IMAGES, '--out', join(work, 'afile', 'z.npy'), '--model', MODEL], /Cannot write .*z\.npy\.partial \((ENOTDIR|EEXIST)\)/],
       [['synth', '--config', 'ViT-B-32', '--out', join(work, 'afile', 'sub')], /cannot mkdir .*afile\/sub: a part of the path is a file/],
       [['tokenize', '--context-length', '3000000000', 'a'], /--context-length 3000000000 is not a whole number from 2 to 1000000/],
-      [['classify', '--bogus'], /Unknown option/],
+      [['classify', '--bogus'], /^whylesion: Unknown option --bogus for classify; see whylesion classify --help for the options\.$/],
+      [['classify', imagePaths[0], '--lables', 'a'], /^whylesion: Unknown option --lables for classify: did you mean --labels \(see whylesion classify --help\)\?$/],
       [['classify', imagePaths[0], '--labels', 'a', '--format', 'xml', '--model', MODEL], /--format xml is not table, json, jsonl or csv/],
       [['classify', imagePaths[0], '--labels', `@${join(work, 'no-labels.txt')}`, '--model', MODEL], /Cannot read the labels file .*no-labels\.txt/],
       [['classify', imagePaths[0], '--labels', 'a', '--template', 'a photo', '--model', MODEL], /--template "a photo" has no \{\}/],
       [['zeroshot', IMAGES, '--labels', 'a', '--classes', join(work, 'none.json'), '--model', MODEL], /either --classes FILE\.json or class names/],
-      [['explain', join(work, 'nothing-*.png'), '--model', MODEL], /No image files \(.*\) found in .*nothing-\*\.png\./],
+      [['explain', join(work, 'nothing-*.png'), '--model', MODEL], /No image files \(JPEG, PNG, BMP, GIF or TIFF\) found in .*nothing-\*\.png\./],
     ];
     for (const [args, message] of cases) {
       const { stderr, code } = await whylesion(...args);

@@ -136,4 +136,41 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
     }
     expect(existsSync(report)).toBe(false);
   });
+
+  it('a mode the dataset cannot run is skipped with its reason; the others run, exit 0; tables and the report name the classes', async () => {
+    // 'vascular tumours' is not among KnoBo's prior classes: knobo cannot run, the other three can.
+    const odd = join(work, 'odd-classes');
+    cpSync(dataset, odd, { recursive: true });
+    for (const split of ['train', 'val', 'test']) cpSync(join(odd, split, 'melanoma'), join(odd, split, 'vascular tumours'), { recursive: true }), rmSync(join(odd, split, 'melanoma'), { recursive: true });
+    const report = join(work, 'odd.html');
+    const json = await whylesion('eval', odd, '--model', MODEL, '--cache', cache, '--epochs', '5', '--json', '--report', report);
+    expect(json.code, json.stderr).toBe(0);
+    const out = JSON.parse(json.stdout) as { results: { mode: string }[]; skipped: { mode: string; reason: string }[] };
+    expect(out.results.map((r) => r.mode)).toEqual(['zeroshot', 'linear', 'concepts']);
+    expect(out.skipped).toEqual([{ mode: 'knobo', reason: expect.stringContaining("KnoBo's priors have no class 'vascular tumours'") }]);
+    expect(json.stderr.split('\n').filter((l) => l.startsWith('Skipping knobo: '))).toHaveLength(1);
+    const html = readFileSync(report, 'utf8');
+    expect(html).toContain('knobo skipped:');
+    expect(html).toMatch(/rotate\(-90[^>]*>vascular tumours</); // the confusion matrix's columns carry class names
+    // The table heads the confusion columns with the class names, each count right-aligned under its name.
+    const table = await whylesion('eval', odd, '--model', MODEL, '--cache', cache, '--mode', 'linear,knobo', '--solver', 'lbfgs');
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.split('\n');
+    const header = lines.find((l) => l.startsWith('  true class'))!;
+    expect(header).toMatch(/true class\s+val \/ test\s+melanocytic nevi {2}vascular tumours$/);
+    const nevi = lines[lines.indexOf(header) + 1];
+    expect(nevi.length).toBe(header.length);
+    expect(table.stdout).toMatch(/\nknobo skipped: KnoBo's priors have no class 'vascular tumours'/);
+    // Every mode impossible: one sentence, exit 1. An existing --report is kept without --force.
+    const none = await whylesion('eval', odd, '--model', MODEL, '--cache', cache, '--mode', 'knobo');
+    expect(none.code).toBe(1);
+    expect(message(none.stderr)).toMatch(/^whylesion: None of the modes knobo can run on /);
+    const kept = await whylesion('eval', odd, '--model', MODEL, '--cache', cache, '--mode', 'linear', '--report', report);
+    expect(kept.code).toBe(1);
+    expect(message(kept.stderr)).toBe(`whylesion: --report ${report} already exists; pass --force to overwrite it, or choose another path.`);
+    expect(readFileSync(report, 'utf8')).toBe(html);
+    const forced = await whylesion('eval', odd, '--model', MODEL, '--cache', cache, '--mode', 'linear', '--solver', 'lbfgs', '--report', report, '--force');
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(readFileSync(report, 'utf8')).not.toBe(html);
+  });
 });

@@ -32,10 +32,11 @@ function showProgress(p) {
     bar.value = p.total ? p.loaded / p.total : 0;
     const total = p.total ? ` / ${whylesion.formatBytes(p.total)}` : '';
     setStatus('loading', `Fetching ${p.file}: ${whylesion.formatBytes(p.loaded)}${total}`);
-  } else {
+  } else if (p.stage === 'weights') {
     bar.value = p.loaded / p.total;
     setStatus('loading', `Uploading weights to the GPU: tensor ${p.loaded} of ${p.total}`);
   }
+  // 'compile' (GPU kernels) also comes later, at a first forward of a new batch size: the results show that.
 }
 
 async function load(source) {
@@ -183,6 +184,8 @@ if (!navigator.gpu) {
   $('no-webgpu').textContent = 'This browser has no WebGPU, which the model needs. Use a recent Chrome or Edge ' +
     '(or Safari 26, Firefox 141 on Windows) with hardware acceleration on, and open the page over https or localhost.';
   $('load').disabled = true;
+  // Nothing below can work: only the message stays (no model form, no photo cards waiting forever).
+  for (const section of document.querySelectorAll('section')) section.hidden = true;
 }
 
 $('model-source').value = params.get('model') ?? 'hf-hub:yyupenn/whylesionclip';

@@ -42,7 +42,7 @@ async function openFolderUrl(folder: string, options: OpenModelOptions) {
       writerReady.finish = () => writer.finish();
     }
     // Closing the source (after every tensor was read) commits the copy when it is whole.
-    access = { size: http.size, read: (position, into) => http.read(position, into), close: async () => writerReady.finish?.() };
+    access = { size: http.size, read: (position, into) => http.read(position, into), close: async () => { await http.close(); await writerReady.finish?.(); } };
   }
   const source = await SafetensorsSource.fromAccess(access, weightsUrl);
   return checkedCheckpoint(configText, configUrl, source, weightsUrl, identity);

@@ -25,7 +25,9 @@ export type ImageInput = string | Uint8Array | ArrayBuffer | Blob | RgbaImageLik
 
 export type LoadProgress =
   | { stage: 'download'; file: string; loaded: number; total: number | undefined }
-  | { stage: 'weights'; tensor: string; loaded: number; total: number };
+  | { stage: 'weights'; tensor: string; loaded: number; total: number }
+  /** GPU kernels compiled so far of those asked for; reported at load and at each later forward that needs new ones. */
+  | { stage: 'compile'; compiled: number; requested: number };
 
 export interface LoadOptions {
   /** Weight storage on the GPU: f32 (default) or f16 (half the memory; needs shader-f16). */
@@ -336,6 +338,7 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
     await checkpoint.source.close();
     throw e;
   }
+  if (options.onProgress) gpu.onCompile = (compiled, requested) => options.onProgress!({ stage: 'compile', compiled, requested });
   try {
     loaders.tuning.apply(gpu, options.kernelTuning);
     const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {

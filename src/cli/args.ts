@@ -14,6 +14,14 @@ export function parseCommand<O extends Options>(command: string, argv: string[],
   try {
     parsed = parseArgs({ args: argv, options: { ...options, ...HELP }, allowPositionals: true, strict: true }) as ParsedCommand<O>;
   } catch (error) {
+    const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec((error as Error).message)?.[1];
+    if (unknown) {
+      const nearest = nearestOption(unknown.replace(/^-+/, ''), Object.keys({ ...options, ...HELP }));
+      const message = nearest
+        ? `Unknown option ${unknown} for ${command}: did you mean --${nearest} (see whylesion ${command} --help)?`
+        : `Unknown option ${unknown} for ${command}; see whylesion ${command} --help for the options.`;
+      throw new UserError(message, { cause: error });
+    }
     throw new UserError(`${(error as Error).message.replace(/\.$/, '')}; see whylesion ${command} --help.`, { cause: error });
   }
   if ((parsed.values as { help?: boolean }).help) {
@@ -21,6 +29,34 @@ export function parseCommand<O extends Options>(command: string, argv: string[],
     return undefined;
   }
   return parsed;
+}
+
+/** The option closest to a mistyped one (typos, swapped letters), if any is close enough to be what was meant. */
+export function nearestOption(typed: string, options: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const option of options) {
+    const distance = editDistance(typed.toLowerCase(), option.toLowerCase());
+    if (distance < bestDistance) [best, bestDistance] = [option, distance];
+  }
+  // A third of the name may be wrong (at least one edit): 'lables' -> 'labels', not 'x' -> 'top'.
+  if (best !== undefined && bestDistance <= Math.max(1, Math.floor(typed.length / 3))) return best;
+  // Else a shortened name: 'img' -> 'image', when just one option starts that way.
+  const longer = typed.length >= 3 ? options.filter((o) => o.toLowerCase().startsWith(typed.toLowerCase().slice(0, 2)) && [...typed.toLowerCase()].every((c) => o.toLowerCase().includes(c))) : [];
+  return longer.length === 1 ? longer[0] : undefined;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours cost 1. */
+function editDistance(a: string, b: string): number {
+  const rows = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      rows[i][j] = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) rows[i][j] = Math.min(rows[i][j], rows[i - 2][j - 2] + 1);
+    }
+  }
+  return rows[a.length][b.length];
 }
 
 /** Options every command that loads a model shares. */

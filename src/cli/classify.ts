@@ -8,7 +8,8 @@ import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './arg
 import { BATCH_OPTIONS, BATCH_USAGE, batchSize, encodeImageBatch, finishSkipped, listImages, Progress } from './images.js';
 import { SUPPORTED_FORMATS } from '../image/index.js';
 import { loadModelFromArgs } from './load.js';
-import type { Scorer } from './scorer.js';
+import { alignedTable, percent, type Scorer } from './scorer.js';
+import { StatusLine } from './status.js';
 import { defaultTextCacheDir, TextCache } from '../eval/text-cache.js';
 
 const OUTPUT_OPTIONS = {
@@ -74,7 +75,7 @@ Usage: whylesion explain IMG... [--concepts FILE.txt|NAME | --probe FILE.json] [
 Ranks clinical concept questions by cosine similarity to the image: the "why" behind WhyLesionCLIP.
 ${INPUT_USAGE}
   --concepts  a text file with one concept per line, or a KnoBo skin bottleneck:
-              ${KNOBO_BOTTLENECKS.join(', ')} (default ${DEFAULT_BOTTLENECK}; downloaded once and cached,
+              ${KNOBO_BOTTLENECKS.join(', ')} (default ${DEFAULT_BOTTLENECK}; bundled with whylesion,
               or read from $WHYLESION_KNOBO_DIR)
   --probe F   a concept probe (probe train --mode concepts|knobo): each concept's weight × similarity
               toward the class the probe predicts
@@ -117,9 +118,9 @@ export async function classifyCommand(argv: string[]): Promise<void> {
   if ((values.template?.length ?? 0) > 1) throw new UserError('classify takes one --template; for an ensemble of templates use whylesion zeroshot --labels ... --template ... --template ....');
   const prompts = applyTemplates(labels, values.template);
   const top = values.top === undefined ? labels.length : positiveInteger('top', values.top);
-  await runOverImages('classified', positionals, values, async (model) => {
+  await runOverImages('classified', positionals, values, async (model, status) => {
+    status.phase(`encoding ${prompts.length} label${prompts.length === 1 ? '' : 's'}`);
     const texts = await (await textEncoder(model, values))(prompts);
-    const width = Math.max(...labels.map((l) => l.length));
     return {
       score: (image, row) => {
         const [probs] = model.classify([row], texts);
@@ -128,7 +129,7 @@ export async function classifyCommand(argv: string[]): Promise<void> {
         const keep = values.top === undefined ? labels.map((_, j) => j) : best;
         return { image, labels: keep.map((j) => labels[j]), probs: keep.map((j) => probs[j]), best: best.map((j) => ({ label: labels[j], prob: probs[j] })) };
       },
-      table: (r) => `${r.image}\n${r.best.map((b) => `  ${b.label.padEnd(width)}  ${(100 * b.prob).toFixed(2).padStart(6)}%  ${bar(b.prob)}\n`).join('')}`,
+      table: (r) => `${r.image}\n${alignedTable(['label', 'probability', ''], r.best.map((b) => [b.label, percent(b.prob), bar(b.prob)]), [false, true, false])}`,
       json: (r) => ({ image: r.image, labels: r.labels, probs: r.probs }),
       csvHeader: ['image', 'rank', 'label', 'probability'],
       csv: (r) => r.best.map((b, k) => [r.image, k + 1, b.label, b.prob]),
@@ -159,12 +160,13 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
   const names = Object.keys(classes);
   if (names.length === 0) throw new UserError('zeroshot needs at least one class name.');
   const top = values.top === undefined ? names.length : positiveInteger('top', values.top);
-  await runOverImages('classified', positionals, values, async (model) => {
+  await runOverImages('classified', positionals, values, async (model, status) => {
+    const count = names.reduce((sum, c) => sum + applyTemplates(classes[c], values.template).length, 0);
+    status.phase(`encoding ${count} prompt${count === 1 ? '' : 's'} of ${names.length} class${names.length === 1 ? '' : 'es'}`);
     const encode = await textEncoder(model, values);
     const prompts: Float32Array[][] = [];
     for (const c of names) prompts.push(await encode(applyTemplates(classes[c], values.template)));
     const classRows = ensemble === 'embedding' ? prompts.map(meanEmbedding) : undefined;
-    const width = Math.max(...names.map((n) => n.length));
     return {
       score: (image, row) => {
         const scores = names.map((_, k) => (classRows ? dot(row, classRows[k]) : mean(prompts[k].map((p) => dot(row, p)))));
@@ -172,7 +174,7 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
         const best = names.map((_, k) => k).sort((a, b) => scores[b] - scores[a]).slice(0, top);
         return { image, prediction: names[best[0]], ranked: best.map((k) => ({ name: names[k], score: scores[k], prob: probs[k] })) };
       },
-      table: (r) => `${r.image}: ${r.prediction}\n${r.ranked.map((c) => `  ${c.name.padEnd(width)}  ${c.score.toFixed(4)}  ${(100 * c.prob).toFixed(2).padStart(6)}%\n`).join('')}`,
+      table: (r) => `${r.image}: ${r.prediction}\n${alignedTable(['class', 'score', 'probability'], r.ranked.map((c) => [c.name, c.score.toFixed(4), percent(c.prob)]), [false, true, true])}`,
       json: (r) => ({
         image: r.image,
         prediction: r.prediction,
@@ -197,7 +199,8 @@ export async function explainCommand(argv: string[]): Promise<void> {
     return runOverImages('explained', positionals, values, async (model) => (scorer.checkModel(model.identity), scorer));
   }
   const concepts = await loadConcepts(values.concepts);
-  await runOverImages('explained', positionals, values, async (model) => {
+  await runOverImages('explained', positionals, values, async (model, status) => {
+    status.phase(`encoding ${concepts.length} concept${concepts.length === 1 ? '' : 's'}`);
     const conceptRows = await (await textEncoder(model, values))(concepts);
     return {
       score: (image, row) => ({
@@ -206,7 +209,7 @@ export async function explainCommand(argv: string[]): Promise<void> {
           .sort((a, b) => b.similarity - a.similarity).slice(0, top),
       }),
       table: (r) => `${r.image}: the ${r.concepts.length} concepts most similar to the image\n` +
-        r.concepts.map((c, rank) => `  ${String(rank + 1).padStart(2)}. ${c.similarity.toFixed(4)}  ${c.concept}\n`).join(''),
+        alignedTable(['rank', 'similarity', 'concept'], r.concepts.map((c, rank) => [String(rank + 1), c.similarity.toFixed(4), c.concept]), [true, true, false]),
       json: (r) => r,
       csvHeader: ['image', 'rank', 'concept', 'similarity'],
       csv: (r) => r.concepts.map((c, k) => [r.image, k + 1, c.concept, c.similarity]),
@@ -218,20 +221,22 @@ export async function explainCommand(argv: string[]): Promise<void> {
  * Lists the images, loads the model, then decodes, embeds, scores and prints one batch at a time, so
  * memory holds one batch of pixels and (for --format json only) the result rows, whatever the folder's size.
  */
-async function runOverImages<R>(verb: string, patterns: string[], values: Values, prepare: (model: WhyLesionModel) => Promise<Scorer<R>>): Promise<void> {
+async function runOverImages<R>(verb: string, patterns: string[], values: Values, prepare: (model: WhyLesionModel, status: StatusLine) => Promise<Scorer<R>>): Promise<void> {
   const format = outputFormat(values);
   const size = batchSize(values.batch);
   const files = await listImages(patterns);
   if (files.length === 0) throw new UserError(`No image files (${SUPPORTED_FORMATS}) found in ${patterns.join(', ')}.`);
-  const model = await loadModelFromArgs(values);
+  const status = new StatusLine(values.quiet);
+  const model = await loadModelFromArgs(values, status);
   // A few images (one batch) answer at once: progress and the closing count would be noise then.
   const quiet = values.quiet || files.length <= size;
   const skipped: { file: string; reason: string }[] = [];
   let done = 0;
   try {
-    const scorer = await prepare(model);
-    const out = new Output(format, scorer);
-    const progress = new Progress(verb, files.length, 0, quiet);
+    const scorer = await prepare(model, status);
+    const out = new Output(format, scorer, status);
+    const progress = new Progress(verb, files.length, 0, quiet, status);
+    status.phase(`${verb === 'explained' ? 'explaining' : 'classifying'} ${files.length.toLocaleString('en-US')} image${files.length === 1 ? '' : 's'}`);
     try {
       for (let start = 0; start < files.length; start += size) {
         const batch = await encodeImageBatch(model, files.slice(start, start + size), { normalize: !scorer.raw });
@@ -246,8 +251,10 @@ async function runOverImages<R>(verb: string, patterns: string[], values: Values
       throw error;
     } finally {
       progress.end();
+      status.stop();
     }
   } finally {
+    status.stop();
     model.dispose();
   }
   const what = verb[0].toUpperCase() + verb.slice(1);
@@ -268,9 +275,10 @@ class Output<R> {
   private readonly kept: unknown[] = [];
   private started = false;
 
-  constructor(private readonly format: Format, private readonly scorer: Scorer<R>) {}
+  constructor(private readonly format: Format, private readonly scorer: Scorer<R>, private readonly status: StatusLine) {}
 
   async write(result: R): Promise<void> {
+    this.status.clear(); // results never share a terminal line with the live status
     switch (this.format) {
       case 'json': this.kept.push(this.scorer.json(result)); return;
       case 'jsonl': return print(`${JSON.stringify(this.scorer.json(result))}\n`);
@@ -284,6 +292,7 @@ class Output<R> {
   }
 
   async end(): Promise<void> {
+    this.status.clear();
     if (this.format === 'json') await print(`${JSON.stringify(this.kept)}\n`);
     else if (this.format === 'csv' && !this.started) await print(csvLine(this.scorer.csvHeader));
   }

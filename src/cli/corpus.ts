@@ -9,6 +9,7 @@ import { acquireLock } from '../io/lock.js';
 import { BATCH_OPTIONS, BATCH_USAGE, batchSize as parseBatchSize, encodeImageBatch, finishSkipped, listImages, Progress } from './images.js';
 import { SUPPORTED_FORMATS } from '../image/index.js';
 import { loadModelFromArgs } from './load.js';
+import { refuseToOverwrite } from './outputs.js';
 import { parseShard } from './shard.js';
 
 export const CORPUS_OPTIONS = {
@@ -17,6 +18,7 @@ export const CORPUS_OPTIONS = {
   shard: { type: 'string' },
   shards: { type: 'string' },
   resume: { type: 'boolean' },
+  force: { type: 'boolean' },
 } as const;
 
 export const CORPUS_USAGE = `
@@ -30,10 +32,11 @@ Corpus mode (folders and globs of images):
                              Indexed Job (JOB_COMPLETION_INDEX, n = --shards N, the Job's completions)
   --resume                   continue an interrupted run (killed, or a full disk) without recomputing or
                              duplicating rows; refused if the model's weights changed meanwhile
+  --force                    replace an existing --out (otherwise an existing output is refused)
 ${BATCH_USAGE}`;
 
 interface CorpusValues {
-  out?: string; batch?: string; shard?: string; shards?: string; resume?: boolean; raw?: boolean; quiet?: boolean; strict?: boolean;
+  out?: string; batch?: string; shard?: string; shards?: string; resume?: boolean; force?: boolean; raw?: boolean; quiet?: boolean; strict?: boolean;
   model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean;
 }
 
@@ -50,6 +53,7 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
   const out = values.out;
   if (!out) throw new UserError('Embedding a folder or glob needs --out FILE.npy, FILE.jsonl or FILE.parquet; see whylesion embed --help.');
   if (!embeddingFormat(out)) throw new UserError(`--out ${out} must end in .npy, .jsonl or .parquet.`);
+  await refuseToOverwrite(out, values, '--out');
   const batchSize = parseBatchSize(values.batch);
   const shard = parseShard(values.shard, values.shards);
 

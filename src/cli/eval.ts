@@ -3,7 +3,7 @@ import { packageFile } from '../assets.js';
 import { DEFAULT_BOTTLENECK, KNOBO_BOTTLENECKS, loadConcepts } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
 import { defaultFeatureCacheDir, embedWithCache, FeatureCache, featureCacheKey } from '../eval/features.js';
-import { EVAL_MODES, evaluateMode, formatTable, type EvalInputs, type EvalMode, type ModeResult } from '../eval/evaluate.js';
+import { EVAL_MODES, evaluateMode, formatTable, type EvalInputs, type EvalMode, type ModeResult, type SkippedMode } from '../eval/evaluate.js';
 import { knoboPrior, type Solver } from '../eval/probe.js';
 import { renderReport } from '../eval/report.js';
 import { defaultTextCacheDir, TextCache } from '../eval/text-cache.js';
@@ -13,7 +13,9 @@ import { writeAtomic } from './corpus.js';
 import type { ModelIdentity } from '../io/identity.js';
 import { acquireLock } from '../io/lock.js';
 import { loadModelFromArgs } from './load.js';
+import { refuseToOverwrite } from './outputs.js';
 import { Progress } from './images.js';
+import { StatusLine } from './status.js';
 
 /** Options eval and probe train share: the dataset, its images, the features and the training. */
 export const DATASET_OPTIONS = {
@@ -67,6 +69,10 @@ balanced accuracy, per-class recall and the confusion matrix, for each mode:
   --json                 print {"dataset", "classes", "results": [{"mode", "val_acc", "test_acc", "gap", "average",
                          "balanced_acc", "recall", "confusion": {"val", "test"}, ...}]} (accuracies in %)
   --report FILE.html     write one self-contained page: confusion matrices, per-class recall, top concepts
+                         (an existing file is kept unless --force)
+  --force                overwrite an existing --report file
+A mode this dataset cannot run (knobo for a class KnoBo's priors lack; zeroshot when the default prompts
+lack a class) is skipped with its reason on stderr, listed in the JSON's "skipped"; the others run.
 ${DATASET_USAGE}
 ${MODEL_USAGE}`;
 
@@ -117,17 +123,25 @@ export async function prepareInputs(dataset: EvalDataset, values: DatasetValues,
   const splits = { ...dataset.splits, train: settings.shots ? sampleShots(dataset.splits.train, dataset.classes.length, settings.shots, settings.seed) : dataset.splits.train };
   const batch = values.batch ? positiveInteger('batch', values.batch) : 16;
   const modelName = values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL;
-  const model = await loadModelFromArgs(values);
+  const status = new StatusLine();
+  const model = await loadModelFromArgs(values, status);
   try {
+    status.phase('reading the images (cached embeddings are not recomputed)');
     const cache = await FeatureCache.open(values.cache ?? defaultFeatureCacheDir(), featureCacheKey(model.identity, values['exif-rotate'] ?? false), model.embedDim);
     const paths = [...new Set(SPLITS.flatMap((s) => splits[s].map((im) => im.path)))];
     let progress: Progress | undefined; // over the images not in the feature cache
+    // Created at the first batch's end, so its rate counts from there: cached images are no work done now.
+    const onProgress = (done: number, total: number): void => {
+      if (!progress) status.phase(`embedding ${total.toLocaleString('en-US')} image${total === 1 ? '' : 's'} not in the cache`);
+      (progress ??= new Progress('embedded', total, done, false, status)).update(done, 0);
+    };
     let embedded: Awaited<ReturnType<typeof embedWithCache>>;
     try {
-      embedded = await embedWithCache(model, paths, cache, { batch, onProgress: (done, total) => (progress ??= new Progress('embedded', total)).update(done, 0) });
+      embedded = await embedWithCache(model, paths, cache, { batch, onProgress });
     } finally {
       cache.close();
       progress?.end();
+      status.stop();
     }
     const { rows, unreadable, computed } = embedded;
     if (unreadable.length > 0) process.stderr.write(`Left out ${unreadable.length} unreadable image(s):\n${unreadable.map((u) => `  ${u}\n`).join('')}`);
@@ -142,13 +156,18 @@ export async function prepareInputs(dataset: EvalDataset, values: DatasetValues,
     };
     for (const name of SPLITS) if (inputs[name].labels.length === 0) throw new UserError(`${dataset.name}'s ${name} split has no readable images; check the dataset.`);
     const texts = await TextCache.open(values['no-cache'] ? undefined : defaultTextCacheDir(), model);
-    if (needs.concepts) inputs.concepts = { texts: needs.concepts, embeddings: await texts.encode(model, needs.concepts) };
+    if (needs.concepts) {
+      status.phase(`encoding ${needs.concepts.length} concepts`);
+      inputs.concepts = { texts: needs.concepts, embeddings: await texts.encode(model, needs.concepts) };
+    }
     if (needs.prompts) {
+      status.phase(`encoding ${needs.prompts.flat().length} zero-shot prompts`);
       inputs.prompts = [];
       for (const p of needs.prompts) inputs.prompts.push(await texts.encode(model, p));
     }
     return inputs;
   } finally {
+    status.stop();
     model.dispose();
   }
 }
@@ -184,13 +203,14 @@ export function parseModes(value: string | undefined, allowed: readonly string[]
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('eval', argv, { ...DATASET_OPTIONS, mode: { type: 'string' }, classes: { type: 'string' }, json: { type: 'boolean' }, report: { type: 'string' } }, USAGE);
+  const parsed = parseCommand('eval', argv, { ...DATASET_OPTIONS, mode: { type: 'string' }, classes: { type: 'string' }, json: { type: 'boolean' }, report: { type: 'string' }, force: { type: 'boolean' } }, USAGE);
   if (!parsed) return;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UserError('eval needs one DATASET (a folder with train/ val/ test/, or a KnoBo dataset name with --images); see whylesion eval --help.');
   const modes = parseModes(values.mode);
   const settings = trainingSettings(values);
   if (values.report && !values.report.endsWith('.html')) throw new UserError(`--report ${values.report} must end in .html.`);
+  if (values.report) await refuseToOverwrite(values.report, values, '--report');
   const reportLock = values.report ? acquireLock(values.report, `The report ${values.report}`) : undefined;
   try {
     await evaluate(positionals[0], values, modes, settings);
@@ -201,18 +221,39 @@ export async function evalCommand(argv: string[]): Promise<void> {
 
 async function evaluate(datasetSpec: string, values: DatasetValues & { classes?: string; json?: boolean; report?: string }, modes: EvalMode[], settings: TrainingSettings): Promise<void> {
   const dataset = await openDataset(datasetSpec, values);
+  // A mode this dataset cannot run is skipped with its reason, before the model loads; the others run.
+  const skipped: SkippedMode[] = [];
+  const skip = (mode: EvalMode, error: unknown): void => {
+    if (!(error instanceof UserError)) throw error;
+    skipped.push({ mode, reason: error.message });
+    process.stderr.write(`Skipping ${mode}: ${error.message}\n`);
+  };
   const needsConcepts = modes.includes('concepts') || modes.includes('knobo');
   const concepts = needsConcepts ? await loadConcepts(values.bottleneck) : undefined;
-  if (modes.includes('knobo')) await knoboPrior(dataset.classes, concepts!); // unknown classes fail before the model loads
-  const prompts = modes.includes('zeroshot') ? await zeroShotPrompts(dataset, values.classes) : undefined;
-  const inputs = await prepareInputs(dataset, values, { concepts, prompts }, settings);
+  if (modes.includes('knobo')) await knoboPrior(dataset.classes, concepts!).catch((error: unknown) => skip('knobo', error));
+  let prompts: string[][] | undefined;
+  if (modes.includes('zeroshot')) {
+    // A prompts file the user named that does not fit is their mistake to fix; the default one may simply not cover this dataset.
+    try { prompts = await zeroShotPrompts(dataset, values.classes); } catch (error) { if (values.classes) throw error; skip('zeroshot', error); }
+  }
+  const running = modes.filter((m) => !skipped.some((s) => s.mode === m));
+  if (running.length === 0) throw new UserError(`None of the modes ${modes.join(', ')} can run on ${dataset.name} (reasons above); pick others with --mode.`);
+  const inputs = await prepareInputs(dataset, values, { concepts: running.some((m) => m === 'concepts' || m === 'knobo') ? concepts : undefined, prompts }, settings);
   process.stderr.write(`${dataset.name}: ${dataset.classes.length} classes; train ${inputs.train.labels.length}, val ${inputs.val.labels.length}, test ${inputs.test.labels.length} images (${inputs.embedded} embedded now, ${inputs.cached} from the cache)\n`);
   const results: ModeResult[] = [];
-  for (const mode of modes) results.push((await evaluateMode(mode, inputs)).result);
+  const status = new StatusLine();
+  try {
+    for (const mode of running) {
+      status.phase(`evaluating ${mode}`);
+      results.push((await evaluateMode(mode, inputs)).result);
+    }
+  } finally {
+    status.stop();
+  }
   if (values.report) {
-    await writeAtomic(values.report, [renderReport({ dataset: dataset.name, classes: dataset.classes, results, settings: { ...settings, bottleneck: needsConcepts ? values.bottleneck ?? DEFAULT_BOTTLENECK : undefined, model: inputs.model } })]);
+    await writeAtomic(values.report, [renderReport({ dataset: dataset.name, classes: dataset.classes, results, skipped, settings: { ...settings, bottleneck: needsConcepts ? values.bottleneck ?? DEFAULT_BOTTLENECK : undefined, model: inputs.model } })]);
     process.stderr.write(`Wrote ${values.report}\n`);
   }
-  if (values.json) console.log(JSON.stringify({ dataset: dataset.name, classes: dataset.classes, results }));
-  else console.log(formatTable(results, dataset.classes));
+  if (values.json) console.log(JSON.stringify({ dataset: dataset.name, classes: dataset.classes, results, skipped }));
+  else console.log(formatTable(results, dataset.classes, skipped));
 }

@@ -6,6 +6,7 @@ import { UserError } from '../errors.js';
 import { SUPPORTED_FORMATS } from '../image/index.js';
 import { positiveInteger } from './args.js';
 import { stderrIsTerminal } from './quiet-dawn.js';
+import type { StatusLine } from './status.js';
 
 /** What `classify`, `zeroshot`, `explain` and `embed DIR` share for working through a folder of images. */
 
@@ -160,8 +161,10 @@ export async function encodeImageBatch(model: WhyLesionModel, files: readonly st
 const LOG_EVERY_MS = 5000;
 
 /**
- * Progress on stderr: a live line redrawn in place on a terminal; otherwise (a log file, a batch system)
- * a plain line after the first batch, so the log shows the job started and its rate, then every few seconds.
+ * Progress on stderr: a live line redrawn in place on a terminal (through the command's StatusLine when it
+ * has one); otherwise (a log file, a batch system) a plain line after the first batch, so the log shows the
+ * job started and its rate, then every few seconds. The rate and ETA count only images embedded since the
+ * count started at `first` (resumed or cached ones are not work done now), and are left out until there are some.
  */
 export class Progress {
   private readonly started = Date.now();
@@ -173,8 +176,8 @@ export class Progress {
     private readonly total: number,
     private readonly first = 0,
     private readonly quiet = false,
+    private readonly status?: StatusLine,
     private readonly stream: NodeJS.WritableStream = process.stderr,
-    // The CLI runs in a child whose stderr is a pipe to the parent's filter; it says whether the user's is a terminal.
     private readonly tty = stderrIsTerminal(),
   ) {}
 
@@ -186,16 +189,19 @@ export class Progress {
     this.lastLine = now;
     const seconds = Math.max((now - this.started) / 1000, 1e-3);
     const rate = (done - this.first) / seconds;
-    const eta = rate > 0 ? Math.round((this.total - done) / rate) : 0;
+    const pace = rate > 0 ? `, ${rate.toFixed(2)} images/s, ETA ${Math.round((this.total - done) / rate)} s` : '';
     const line = `${this.verb} ${done.toLocaleString('en-US')}/${this.total.toLocaleString('en-US')} images` +
-      ` (${((100 * done) / this.total).toFixed(1)}%), ${rate.toFixed(2)} images/s, ETA ${eta} s${skipped > 0 ? `, ${skipped} skipped` : ''}`;
-    this.stream.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+      ` (${((100 * done) / this.total).toFixed(1)}%)${pace}${skipped > 0 ? `, ${skipped} skipped` : ''}`;
+    if (tty && this.status?.live) this.status.progress(line, true);
+    else this.stream.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
     this.drawn = true;
   }
 
   /** Ends the live line so what follows starts on a fresh one. */
   end(): void {
-    if (!this.quiet && this.drawn && this.tty) this.stream.write('\n');
+    if (this.quiet || !this.drawn || !this.tty) return;
+    if (this.status?.live) this.status.stop();
+    else this.stream.write('\n');
   }
 }
 

@@ -2,17 +2,30 @@ import { access } from 'node:fs/promises';
 import { loadModel, type LoadOptions, type WhyLesionModel } from '../api/model.js';
 import { UserError } from '../errors.js';
 import { DEFAULT_MODEL, parseDtype, parseMaxImagePixels } from './args.js';
+import type { StatusLine } from './status.js';
 
-/** Loads the model named by the shared --model/--dtype/--vocab/--exif-rotate/--max-image-pixels options. */
-export function loadModelFromArgs(values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; 'max-image-pixels'?: string; kernels?: string }): Promise<WhyLesionModel> {
+/**
+ * Loads the model named by the shared --model/--dtype/--vocab/--exif-rotate/--max-image-pixels options; `status` (a terminal's
+ * live line) shows the download, the weights and, from then on, kernel compiles.
+ */
+export async function loadModelFromArgs(
+  values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; 'max-image-pixels'?: string; kernels?: string }, status?: StatusLine,
+): Promise<WhyLesionModel> {
   const maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
-  return loadModel(values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL, {
-    dtype: parseDtype(values.dtype),
-    vocabPath: values.vocab,
-    exifRotate: values['exif-rotate'] ?? false,
-    maxImagePixels,
-    kernels: values.kernels as LoadOptions['kernels'], // checked by Gpu.create
-  });
+  status?.phase('loading the model');
+  try {
+    return await loadModel(values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL, {
+      onProgress: status?.live ? status.onLoadProgress : undefined,
+      dtype: parseDtype(values.dtype),
+      vocabPath: values.vocab,
+      exifRotate: values['exif-rotate'] ?? false,
+      maxImagePixels,
+      kernels: values.kernels as LoadOptions['kernels'], // checked by Gpu.create
+    });
+  } catch (error) {
+    status?.stop(); // the error's sentence starts on a clean line
+    throw error;
+  }
 }
 
 /** Fails fast, before the (slow) model load, when an input file is missing or unreadable. */

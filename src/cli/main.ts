@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { packageVersion } from '../assets.js';
 import { UserError } from '../errors.js';
-import { isFilteredChild, runWithoutDawnNoise } from './quiet-dawn.js';
+import { holdLifeline, needsFilteredChild, runWithoutDawnNoise } from './quiet-dawn.js';
 
 /** A command resolves to its exit status (0 when it returns nothing). */
 const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void | number>> }> = {
@@ -24,7 +24,7 @@ const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: stri
   info: { summary: 'WebGPU adapter, limits, features and model config', run: async () => (await import('./info.js')).infoCommand },
 };
 
-/** Commands that never start WebGPU, so they need no filter for Dawn's stderr noise. */
+/** Commands that never start WebGPU, so they never need a child that filters Dawn's stderr noise. */
 const WITHOUT_GPU = new Set(['tokenize', 'preprocess', 'convert', 'synth', 'merge']);
 
 const FILE_PROBLEMS: Record<string, string> = {
@@ -52,7 +52,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) throw new UserError(`Unknown command '${name}'; run whylesion --help for the list.`);
-  if (!WITHOUT_GPU.has(name) && !isFilteredChild()) return runWithoutDawnNoise();
+  if (!WITHOUT_GPU.has(name) && needsFilteredChild()) return runWithoutDawnNoise();
+  holdLifeline();
   return (await (await command.run())(rest)) ?? 0;
 }
 

@@ -7,28 +7,31 @@ import { embeddingFormat, metaPath, openEmbeddingRows, type EmbeddingMeta, type 
 import { writeEmbeddingOutput } from '../io/embedding-output.js';
 import type { RowBatch } from '../io/parquet.js';
 import { parseCommand } from './args.js';
+import { refuseToOverwrite } from './outputs.js';
 
 const USAGE = `
-Usage: whylesion merge --out ALL.npy|ALL.jsonl|ALL.parquet PART...
+Usage: whylesion merge --out ALL.npy|ALL.jsonl|ALL.parquet [--force] PART...
 
 Puts the outputs of embed --shard i/n (or --shard auto) back together: the parts in any order and of any of the
 three formats; ALL's extension picks the output's. The result (ALL and ALL.meta.json) is byte-identical to what one
 unsharded whylesion embed DIR --out ALL writes. Refuses parts of different models or settings, of different
 listings, overlapping or missing shards, an incomplete part, and a data file that does not match its sidecar's
 sha256; ALL is written to a temporary file and renamed into place only when complete.
-  --out FILE   the merged output (.npy, .jsonl or .parquet)`;
+  --out FILE   the merged output (.npy, .jsonl or .parquet)
+  --force      replace ALL if it exists (otherwise an existing ALL is refused)`;
 
 /** Rows held per part at once: parts may be larger than memory, so they stream; together they stay near 64 MB. */
 const MERGE_BUFFER_BYTES = 64 << 20;
 
 export async function mergeCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('merge', argv, { out: { type: 'string' } }, USAGE);
+  const parsed = parseCommand('merge', argv, { out: { type: 'string' }, force: { type: 'boolean' } }, USAGE);
   if (!parsed) return;
   const { values, positionals: parts } = parsed;
   const out = values.out;
   if (!out) throw new UserError('merge needs --out ALL.npy, ALL.jsonl or ALL.parquet; see whylesion merge --help.');
   if (!embeddingFormat(out)) throw new UserError(`--out ${out} must end in .npy, .jsonl or .parquet.`);
   if (parts.length === 0) throw new UserError('merge needs the parts to merge (the --out files of embed --shard); see whylesion merge --help.');
+  await refuseToOverwrite(out, values, '--out');
   const merged = await mergeEmbeddings(out, parts);
   process.stderr.write(`Merged ${parts.length} part(s), ${merged.rows.toLocaleString('en-US')} row(s)${merged.skipped.length > 0 ? ` (${merged.skipped.length} file(s) skipped by embed)` : ''}, into ${out} (file names and model in ${metaPath(out)}).\n`);
 }

@@ -8,7 +8,8 @@ import { parseCommand } from './args.js';
 import { writeAtomic } from './corpus.js';
 import { DATASET_OPTIONS, DATASET_USAGE, openDataset, parseModes, prepareInputs, trainingSettings } from './eval.js';
 import { MODEL_USAGE } from './args.js';
-import type { Scorer } from './scorer.js';
+import { refuseToOverwrite } from './outputs.js';
+import { alignedTable, percent, type Scorer } from './scorer.js';
 
 const USAGE = `
 Usage: whylesion probe train DATASET --mode linear|concepts|knobo --out probe.json [options]
@@ -17,7 +18,8 @@ Trains a probe on DATASET's train split (choosing the epoch on val), prints its 
 writes it as JSON, for whylesion classify IMG --probe probe.json and explain IMG --probe probe.json.
   --mode MODE    linear (the image embedding), concepts (cosines with --bottleneck's questions) or knobo
                  (concepts with KnoBo's prior loss)
-  --out FILE     where to write the probe (written whole or not at all)
+  --out FILE     where to write the probe (written whole or not at all; an existing file is kept unless --force)
+  --force        overwrite an existing --out file
 ${DATASET_USAGE}
 ${MODEL_USAGE}`;
 
@@ -28,7 +30,7 @@ export async function probeCommand(argv: string[]): Promise<void> {
     return;
   }
   if (sub !== 'train') throw new UserError(`probe needs a subcommand: whylesion probe train DATASET --mode linear --out probe.json.`);
-  const parsed = parseCommand('probe train', rest, { ...DATASET_OPTIONS, mode: { type: 'string' }, out: { type: 'string' } }, USAGE);
+  const parsed = parseCommand('probe train', rest, { ...DATASET_OPTIONS, mode: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' } }, USAGE);
   if (!parsed) return;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UserError('probe train needs one DATASET; see whylesion probe --help.');
@@ -36,6 +38,7 @@ export async function probeCommand(argv: string[]): Promise<void> {
   const [mode, ...more] = parseModes(values.mode, PROBE_MODES);
   if (more.length > 0) throw new UserError('probe train trains one --mode at a time.');
   if (!values.out) throw new UserError('probe train needs --out FILE.json for the probe.');
+  await refuseToOverwrite(values.out, values, '--out');
   const settings = trainingSettings(values);
   const lock = acquireLock(values.out, `The probe ${values.out}`);
   try {
@@ -60,7 +63,6 @@ async function trainAndWrite(mode: ReturnType<typeof parseModes>[number], datase
 /** classify IMG... --probe FILE: the probe's class probabilities per image (the K most probable with --top). */
 export async function classifyProbeScorer(probePath: string, top: number | undefined): Promise<ProbeScorer<ProbeClassification>> {
   const probe = await loadProbe(probePath);
-  const width = Math.max(...probe.classes.map((c) => c.length));
   return {
     checkModel: (model) => checkProbeModel(probe, model, probePath),
     raw: true,
@@ -71,7 +73,7 @@ export async function classifyProbeScorer(probePath: string, top: number | undef
       const keep = top === undefined ? probe.classes.map((_, k) => k) : best;
       return { image, prediction, labels: keep.map((k) => probe.classes[k]), probs: keep.map((k) => p[k]), best: best.map((k) => ({ label: probe.classes[k], prob: p[k] })) };
     },
-    table: (r) => `${r.image}: ${r.prediction} (${probe.mode} probe)\n${r.best.map((b) => `  ${b.label.padEnd(width)}  ${(100 * b.prob).toFixed(2).padStart(6)}%\n`).join('')}`,
+    table: (r) => `${r.image}: ${r.prediction} (${probe.mode} probe)\n${alignedTable(['class', 'probability'], r.best.map((b) => [b.label, percent(b.prob)]), [false, true])}`,
     json: (r) => ({ image: r.image, labels: r.labels, probs: r.probs, prediction: r.prediction }),
     csvHeader: ['image', 'rank', 'label', 'probability'],
     csv: (r) => r.best.map((b, k) => [r.image, k + 1, b.label, b.prob]),
@@ -95,7 +97,7 @@ export async function explainProbeScorer(probePath: string, top: number): Promis
       return { image, prediction, probability: p[k], bias: probe.file.bias[k], concepts: probe.contributions(row, k).slice(0, top) };
     },
     table: (r) => `${r.image}: ${r.prediction} (${(100 * r.probability).toFixed(1)}%); the ${r.concepts.length} concepts that add most to it (weight × similarity):\n` +
-      r.concepts.map((c) => `  ${c.contribution >= 0 ? '+' : ''}${c.contribution.toFixed(4)} = ${c.weight.toFixed(3)} × ${c.similarity.toFixed(4)}  ${c.concept}\n`).join(''),
+      alignedTable(['contribution', 'weight', 'similarity', 'concept'], r.concepts.map((c) => [`${c.contribution >= 0 ? '+' : ''}${c.contribution.toFixed(4)}`, c.weight.toFixed(3), c.similarity.toFixed(4), c.concept]), [true, true, true, false]),
     json: (r) => r,
     csvHeader: ['image', 'prediction', 'rank', 'concept', 'contribution', 'weight', 'similarity'],
     csv: (r) => r.concepts.map((c, rank) => [r.image, r.prediction, rank + 1, c.concept, c.contribution, c.weight, c.similarity]),

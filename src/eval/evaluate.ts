@@ -26,6 +26,9 @@ export interface ModeResult {
   top_concepts?: Record<string, { concept: string; weight: number }[]>;
 }
 
+/** A mode the dataset cannot run, with the one-sentence reason. */
+export interface SkippedMode { mode: EvalMode; reason: string }
+
 export interface EvalInputs {
   classes: string[];
   train: SplitEmbeddings;
@@ -83,16 +86,24 @@ export function topConcepts(probe: Probe, count: number): Record<string, { conce
     .sort((a, b) => b.weight - a.weight).slice(0, count)]));
 }
 
-/** The paper's table (val, test, gap, average) with balanced accuracy, then each mode's per-class recall and test confusion. */
-export function formatTable(results: readonly ModeResult[], classes: readonly string[]): string {
+/**
+ * The paper's table (val, test, gap, average) with balanced accuracy, then each mode's per-class recall and
+ * test confusion matrix, its columns headed by the class names; then the modes skipped and why.
+ */
+export function formatTable(results: readonly ModeResult[], classes: readonly string[], skipped: readonly SkippedMode[] = []): string {
   const f = (v: number): string => (Number.isNaN(v) ? '-' : v.toFixed(1));
   const lines = [`${'mode'.padEnd(10)}${['val', 'test', 'gap', 'average', 'balanced'].map((h) => h.padStart(9)).join('')}`];
   for (const r of results) lines.push(`${r.mode.padEnd(10)}${[r.val_acc, r.test_acc, r.gap, r.average, r.balanced_acc].map((v) => f(v).padStart(9)).join('')}`);
   lines.push('(accuracy in %; gap = val − test; balanced = mean per-class recall on test)');
-  const width = Math.max(...classes.map((c) => c.length), 5);
+  const width = Math.max(...classes.map((c) => c.length), 'true class'.length);
+  const recallWidth = '100.0 / 100.0'.length;
+  // Each confusion column is as wide as its class name (at least 5), so counts sit under their class.
+  const columns = classes.map((c) => Math.max(c.length, 5));
   for (const r of results) {
     lines.push('', `${r.mode}: recall val / test, and the test confusion matrix (rows: true class, columns: predicted)`);
-    classes.forEach((c, k) => lines.push(`  ${c.padEnd(width)}  ${f(r.recall.val[k]).padStart(5)} / ${f(r.recall.test[k]).padStart(5)}   ${r.confusion.test[k].map((n) => String(n).padStart(5)).join('')}`));
+    lines.push(`  ${'true class'.padEnd(width)}  ${'val / test'.padStart(recallWidth)}   ${classes.map((c, j) => c.padStart(columns[j])).join('  ')}`);
+    classes.forEach((c, k) => lines.push(`  ${c.padEnd(width)}  ${`${f(r.recall.val[k])} / ${f(r.recall.test[k])}`.padStart(recallWidth)}   ${r.confusion.test[k].map((n, j) => String(n).padStart(columns[j])).join('  ')}`));
   }
+  if (skipped.length > 0) lines.push('', ...skipped.map((s) => `${s.mode} skipped: ${s.reason}`));
   return lines.join('\n');
 }

@@ -50,9 +50,16 @@ export class BlobAccess implements RandomAccess {
   async close(): Promise<void> {}
 }
 
-/** Positioned reads over an HTTP(S) file by Range requests; `onBytes` hears every piece as it arrives. */
+/**
+ * Positioned reads over an HTTP(S) file by Range requests; `onBytes` hears every piece as it arrives. A server
+ * that ignores Range (HTTP 200 with the whole file, as `python3 -m http.server` does) is read the same way, as
+ * long as the reads go front to back (a safetensors file: the header, then the tensors in data order, which is
+ * how the weights upload): its one body streams through, never held whole.
+ */
 export class HttpRangeAccess implements RandomAccess {
   private fetched = 0;
+  /** The whole-file body, once the server has answered a range request with it. */
+  private body: SequentialBody | undefined;
 
   private constructor(
     private readonly url: string,
@@ -80,26 +87,89 @@ export class HttpRangeAccess implements RandomAccess {
     if (position < 0 || position + into.length > this.size) {
       throw new UserError(`${this.url} ends early (wanted bytes ${position}..${position + into.length} of ${this.size}); check the file on the server.`);
     }
+    if (this.body) return this.readStreamed(position, into);
     for (let done = 0; done < into.length; done += PIECE_BYTES) {
       const end = Math.min(into.length, done + PIECE_BYTES);
       const first = position + done;
       const response = await request(this.fetchImpl, this.url, { headers: { Range: `bytes=${first}-${position + end - 1}` } });
       if (response.status !== 206) {
-        await response.body?.cancel();
-        throw new UserError(`${this.url} was sent whole instead of the requested byte range (HTTP ${response.status}); serve it from a server that supports Range requests.`);
+        if (first !== 0 || !response.body) {
+          await response.body?.cancel();
+          throw new UserError(`${this.url} was sent whole instead of the requested byte range (HTTP ${response.status}); serve it from a server that supports Range requests.`);
+        }
+        // The server ignores Range: from here on, its one whole-file body serves every read, in order.
+        this.body = new SequentialBody(response.body, this.url);
+        return this.readStreamed(position, into);
       }
       const piece = new Uint8Array(await response.arrayBuffer());
       if (piece.length !== end - done) {
         throw new UserError(`${this.url} sent ${piece.length} bytes for a range of ${end - done}; check the file on the server.`);
       }
       into.set(piece, done);
-      await this.onPiece?.(first, piece);
-      this.fetched += piece.length;
-      this.onBytes?.(this.fetched, this.size);
+      await this.arrived(first, piece);
     }
   }
 
-  async close(): Promise<void> {}
+  private async readStreamed(position: number, into: Uint8Array): Promise<void> {
+    const body = this.body!;
+    if (position < body.position) {
+      throw new Error(`${this.url} is streamed whole (the server ignores Range), so reads must go front to back; byte ${position} was asked for after ${body.position}`);
+    }
+    // Bytes between reads (padding, tensors the model does not use) pass through to the stored copy.
+    while (body.position < position) {
+      const gap = new Uint8Array(Math.min(PIECE_BYTES, position - body.position));
+      const at = body.position;
+      await body.fill(gap);
+      await this.arrived(at, gap);
+    }
+    for (let done = 0; done < into.length; done += PIECE_BYTES) {
+      const piece = into.subarray(done, Math.min(into.length, done + PIECE_BYTES));
+      await body.fill(piece);
+      await this.arrived(position + done, piece);
+    }
+  }
+
+  private async arrived(position: number, piece: Uint8Array): Promise<void> {
+    await this.onPiece?.(position, piece);
+    this.fetched += piece.length;
+    this.onBytes?.(this.fetched, this.size);
+  }
+
+  async close(): Promise<void> {
+    await this.body?.cancel();
+  }
+}
+
+/** A response body read in order into caller-sized pieces, holding at most one network chunk besides. */
+class SequentialBody {
+  position = 0;
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  private chunk: Uint8Array = new Uint8Array(0);
+
+  constructor(stream: ReadableStream<Uint8Array>, private readonly url: string) {
+    this.reader = stream.getReader();
+  }
+
+  async fill(into: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < into.length) {
+      if (this.chunk.length === 0) {
+        const next = await this.reader.read();
+        if (next.done) throw new UserError(`${this.url} ended after ${this.position} bytes, before its declared size; check the file on the server.`);
+        this.chunk = next.value;
+        continue;
+      }
+      const take = Math.min(this.chunk.length, into.length - done);
+      into.set(this.chunk.subarray(0, take), done);
+      this.chunk = this.chunk.subarray(take);
+      done += take;
+      this.position += take;
+    }
+  }
+
+  async cancel(): Promise<void> {
+    await this.reader.cancel().catch(() => undefined);
+  }
 }
 
 async function request(fetchImpl: typeof fetch, url: string, init: RequestInit): Promise<Response> {

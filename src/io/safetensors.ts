@@ -110,7 +110,8 @@ export class SafetensorsSource extends PlacedTensorSource {
     what: string,
     readonly metadata: Record<string, string>,
   ) {
-    const absolute = new Map([...header.tensors].map(([name, t]) => [name, { ...t, position: header.dataStart + t.position }]));
+    // In data order, so that whoever walks the tensors in this order reads the file front to back.
+    const absolute = new Map([...header.tensors].sort(([, a], [, b]) => a.position - b.position).map(([name, t]) => [name, { ...t, position: header.dataStart + t.position }]));
     super(access, absolute, what);
   }
 

@@ -80,27 +80,33 @@ export async function uploadClipWeights(
         return (await f32(name))[0];
     }
   };
-  // Walks a schema subtree in field order, uploading each tensor and reporting it as it lands.
-  const load = async <S>(node: S): Promise<Loaded<S>> => {
-    if (node instanceof TensorSpec) {
-      const value = await upload(node);
-      onTensor?.(node.name, ++loaded, schema.tensors.length);
-      return value as Loaded<S>;
-    }
-    if (Array.isArray(node)) {
-      const items: unknown[] = [];
-      for (const child of node) items.push(await load(child));
-      return items as Loaded<S>;
-    }
-    const fields: Record<string, unknown> = {};
-    for (const [key, child] of Object.entries(node as object)) fields[key] = await load(child);
-    return fields as Loaded<S>;
+  // Tensors upload in the order the source holds them (a safetensors file's data order), so a source read
+  // front to back (an HTTP body from a server that ignores Range) serves every read; then the schema's
+  // structure is assembled from what landed.
+  const specs: TensorSpec[] = [];
+  const collect = (node: unknown): void => {
+    if (node instanceof TensorSpec) specs.push(node);
+    else if (Array.isArray(node)) node.forEach(collect);
+    else for (const child of Object.values(node as object)) collect(child);
+  };
+  collect([schema.vision, schema.text, schema.logitScale]);
+  const fileOrder = new Map([...source.tensors.keys()].map((name, index) => [name, index]));
+  specs.sort((a, b) => fileOrder.get(a.name)! - fileOrder.get(b.name)!);
+  const uploaded = new Map<TensorSpec, LoadedRole[TensorRole]>();
+  const assemble = <S>(node: S): Loaded<S> => {
+    if (node instanceof TensorSpec) return uploaded.get(node) as Loaded<S>;
+    if (Array.isArray(node)) return node.map(assemble) as unknown as Loaded<S>;
+    return Object.fromEntries(Object.entries(node as object).map(([key, child]) => [key, assemble(child)])) as Loaded<S>;
   };
   try {
-    const vision: VisionWeights = await load(schema.vision);
-    const text: TextWeights = await load(schema.text);
+    for (const spec of specs) {
+      uploaded.set(spec, await upload(spec));
+      onTensor?.(spec.name, ++loaded, schema.tensors.length);
+    }
+    const vision: VisionWeights = assemble(schema.vision);
+    const text: TextWeights = assemble(schema.text);
     // open_clip stores the log of the logit scale.
-    const logLogitScale = await load(schema.logitScale);
+    const logLogitScale = assemble(schema.logitScale);
     const logitScale = Math.exp(logLogitScale);
     if (!Number.isFinite(logitScale)) {
       throw new UserError(`${checkpointName(source)}: logit_scale is ${logLogitScale}, whose exp() (the similarity temperature) is not a finite number; the checkpoint is damaged, re-download it.`);

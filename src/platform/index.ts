@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Jimp } from 'jimp';
 import { bundledAsset } from '../assets.js';
 import { UserError } from '../errors.js';
+import { withNativeStderrMuted } from './native-stderr.js';
 import { KNOBO_DIR_ENV, type Platform, type RgbaBitmap } from './types.js';
 import { setVectorWidth } from './vector-width.js';
 
@@ -25,7 +26,10 @@ async function createDawnGpu(): Promise<GPU> {
   const moduleName = 'webgpu';
   const dawn = (await import(moduleName)) as { create: (flags: string[]) => GPU; globals: object };
   Object.assign(globalThis, dawn.globals);
-  return dawn.create([]);
+  const gpu = dawn.create([]);
+  // The instance enumerates the adapters once, in this first call, and Dawn prints its limit warnings then.
+  await withNativeStderrMuted(() => gpu.requestAdapter()).catch(() => null);
+  return gpu;
 }
 
 const errnoOf = (error: unknown): string | undefined => (error as NodeJS.ErrnoException).code;

@@ -116,9 +116,20 @@ export class Gpu {
       pipeline = this.compile(label, code);
       this.pipelines.set(code, pipeline);
       pipeline.catch(() => this.pipelines.delete(code));
+      this.compilesRequested++;
+      this.onCompile?.(this.compilesFinished, this.compilesRequested);
+      void pipeline.finally(() => this.onCompile?.(++this.compilesFinished, this.compilesRequested)).catch(() => undefined);
     }
     return pipeline;
   }
+
+  /**
+   * Told as pipelines are asked for and as they finish compiling (a first forward compiles a few dozen, which
+   * takes seconds on a CPU adapter): how many have finished and how many were asked for so far.
+   */
+  onCompile: ((finished: number, requested: number) => void) | undefined;
+  private compilesRequested = 0;
+  private compilesFinished = 0;
 
   get pipelineCount(): number {
     return this.pipelines.size;
