@@ -288,7 +288,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       [['classify', imagePaths[0], '--labels', `@${join(work, 'no-labels.txt')}`, '--model', MODEL], /Cannot read the labels file .*no-labels\.txt/],
       [['classify', imagePaths[0], '--labels', 'a', '--template', 'a photo', '--model', MODEL], /--template "a photo" has no \{\}/],
       [['zeroshot', IMAGES, '--labels', 'a', '--classes', join(work, 'none.json'), '--model', MODEL], /either --classes FILE\.json or class names/],
-      [['explain', join(work, 'nothing-*.png'), '--model', MODEL], /No image files \(JPEG, PNG, BMP, GIF or TIFF\) found in .*nothing-\*\.png\./],
+      [['explain', join(work, 'nothing-*.png'), '--model', MODEL], /No image files \(PNG, JPEG, GIF, BMP, TIFF or WebP\) found in .*nothing-\*\.png\./],
     ];
     for (const [args, message] of cases) {
       const { stderr, code } = await whylesion(...args);
