@@ -1,7 +1,7 @@
 // Inputs that cannot take a run down: pixel bombs in every format refused from the header before any
 // allocation, folder walks that visit each real directory once and skip unreadable ones, and the CLI's
 // handling of one unreadable explicit file (exit 1) versus a bad file in a folder (skipped).
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -230,6 +230,24 @@ describe('the CLI: a bad file in a folder is skipped, one explicit unreadable fi
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).toContain(message);
     }
+  });
+
+  it('embed --out with nothing readable exits 1 with one sentence and writes nothing; a shard keeps its empty part', async () => {
+    const folder = join(work, 'unreadable-only');
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'bomb.png'), blackPng(100_000, 1));
+    const out = join(folder, 'vectors.npy');
+    const { stdout, stderr, code } = await runCli(['embed', join(folder, 'bomb.png'), '--out', out, '--model', MODEL, '--quiet'], env);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toEqual([expect.stringMatching(/^whylesion: None of the 1 image\(s\) could be read \(.*bomb\.png is 100000x1.*\), so .*vectors\.npy was not written; check the files\.$/)]);
+    expect(readdirSync(folder).sort()).toEqual(['bomb.png']);
+    // Shard 1/2 of [bomb.png, good.png] holds only good.png; shard 0/2 holds only the bomb and still writes its part.
+    copyFileSync(GOOD_IMAGE, join(folder, 'good.png'));
+    const part = join(folder, 'part0.npy');
+    const shard = await runCli(['embed', folder, '--out', part, '--shard', '0/2', '--model', MODEL, '--quiet'], env);
+    expect(shard.code).toBe(0);
+    expect(JSON.parse(readFileSync(`${part}.meta.json`, 'utf8'))).toMatchObject({ rows: 0, files: [], skipped: [{ file: join(folder, 'bomb.png') }] });
   });
 
   it('--max-image-pixels is a CLI option: a low limit skips an image the default takes', async () => {

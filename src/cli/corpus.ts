@@ -180,6 +180,13 @@ async function embedLocked(
   }
   const okIndex: number[] = [], skipped: { file: string; index: number; reason: string }[] = [];
   done.forEach((e, i) => (e.ok ? okIndex.push(i) : skipped.push({ file: e.file, index: positions[i], reason: e.reason ?? '' })));
+  // Nothing readable is the user's to fix, and an empty file would pass for a result. A shard keeps its empty
+  // part: merge needs every shard, and the other shards may hold rows.
+  if (okIndex.length === 0 && shard.count === 1) {
+    await rm(partial, { force: true });
+    await rm(journalPath, { force: true });
+    throw new UserError(`None of the ${files.length.toLocaleString('en-US')} image(s) could be read (${skipped[0]!.reason.replace(/\.$/, '')}), so ${out} was not written; check the files.`);
+  }
   await writeEmbeddingOutput(out, {
     format: EMBEDDINGS_FORMAT,
     model: model.identity,

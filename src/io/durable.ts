@@ -13,15 +13,29 @@ export function isDiskFull(error: unknown): boolean {
  * Fault-test hook for machines where a small tmpfs cannot be mounted: WHYLESION_FAULT_DISK_BYTES=N lets this
  * process's writeAllSync calls store N bytes in all, then writes short and fails with ENOSPC, as a full disk does.
  */
-let simulatedDiskLeft = process.env.WHYLESION_FAULT_DISK_BYTES === undefined ? Infinity : Number(process.env.WHYLESION_FAULT_DISK_BYTES);
+let simulatedDiskLeft: number | undefined;
+
+/** Read on the first write, not at import: Deno without --allow-env refuses reading the environment. */
+function diskLeft(): number {
+  if (simulatedDiskLeft === undefined) {
+    let budget: string | undefined;
+    try {
+      budget = process.env.WHYLESION_FAULT_DISK_BYTES;
+    } catch {
+      budget = undefined;
+    }
+    simulatedDiskLeft = budget === undefined ? Infinity : Number(budget);
+  }
+  return simulatedDiskLeft;
+}
 
 /** Writes all of `bytes` at the descriptor's position (writeSync may write fewer bytes than asked). */
 export function writeAllSync(fd: number, bytes: Uint8Array): void {
   for (let done = 0; done < bytes.length;) {
-    const allowed = Math.min(bytes.length - done, simulatedDiskLeft);
+    const allowed = Math.min(bytes.length - done, diskLeft());
     if (allowed === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write (simulated)'), { code: 'ENOSPC' });
     const wrote = writeSync(fd, bytes, done, allowed);
-    simulatedDiskLeft -= wrote;
+    simulatedDiskLeft = diskLeft() - wrote;
     done += wrote;
   }
 }

@@ -21,13 +21,20 @@ export async function fileSha256(path: string): Promise<string> {
   if (basename(dirname(real)) === 'blobs' && /^[0-9a-f]{64}$/.test(name)) return `sha256:${name}`;
   const info = await stat(real, { bigint: true });
   const key = [real, info.dev, info.ino, info.size, info.mtimeNs, info.ctimeNs].join('\n');
-  const memo = join(fileHashCacheDir(), createHash('sha256').update(key).digest('hex').slice(0, 32));
-  const remembered = (await readFile(memo, 'utf8').catch(() => '')).trim();
+  // Remembering is an optimisation: where the cache folder is out of reach (no home, Deno without --allow-sys or
+  // --allow-read for it, a read-only cache) the file is hashed each time instead.
+  let memo: string | undefined;
+  try {
+    memo = join(fileHashCacheDir(), createHash('sha256').update(key).digest('hex').slice(0, 32));
+  } catch {
+    memo = undefined;
+  }
+  const remembered = memo === undefined ? '' : (await readFile(memo, 'utf8').catch(() => '')).trim();
   if (/^sha256:[0-9a-f]{64}$/.test(remembered)) return remembered;
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(real, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
   const tag = `sha256:${hash.digest('hex')}`;
-  // Remembering is an optimisation: a read-only cache only costs the next load another hash.
+  if (memo === undefined) return tag;
   try {
     await mkdir(dirname(memo), { recursive: true });
     const temporary = `${memo}.${process.pid}.tmp`;
