@@ -8,8 +8,8 @@ import { UserError } from '../errors.js';
 import { isDiskFull, writeAllSync, writeDurable } from '../io/durable.js';
 import { identityKey, type ModelIdentity } from '../io/identity.js';
 import { acquireLock, type Lock } from '../io/lock.js';
+import { packRecords, readRecords, recordBytes } from './row-records.js';
 
-const HASH_BYTES = 32;
 
 /** Where image embeddings are kept between runs: $WHYLESION_FEATURE_CACHE, else ~/.cache/whylesion/features. */
 export function defaultFeatureCacheDir(): string {
@@ -25,8 +25,6 @@ export function featureCacheKey(model: ModelIdentity, exifRotate: boolean): stri
 }
 
 /** First bytes of sha256(hash ‖ row): a record whose bytes changed on disk is detected and recomputed. */
-const CHECK_BYTES = 8;
-const recordCheck = (record: Uint8Array): Buffer => createHash('sha256').update(record).digest().subarray(0, CHECK_BYTES);
 
 /**
  * Image embeddings (unnormalized, as encode_image) on disk, keyed by the SHA-256 of the image file's bytes,
@@ -50,20 +48,11 @@ export class FeatureCache {
     try {
       await writeDurable(join(dir, `${name}.json`), [`${JSON.stringify({ key: JSON.parse(modelKey), dim })}\n`]);
       const bytes = await readFile(path).catch(() => new Uint8Array(0));
-      const record = HASH_BYTES + dim * 4 + CHECK_BYTES, whole = Math.floor(bytes.length / record);
-      const rows = new Map<string, Float32Array>(), good: Uint8Array[] = [];
-      for (let r = 0; r < whole; r++) {
-        const at = r * record;
-        const body = bytes.subarray(at, at + record - CHECK_BYTES);
-        if (!recordCheck(body).equals(bytes.subarray(at + record - CHECK_BYTES, at + record))) continue;
-        good.push(bytes.subarray(at, at + record));
-        const copy = new Uint8Array(body);
-        rows.set(Buffer.from(copy.buffer, 0, HASH_BYTES).toString('hex'), new Float32Array(copy.buffer, HASH_BYTES, dim));
-      }
+      const { rows, good, whole } = readRecords(bytes, dim);
       if (good.length < whole) {
         process.stderr.write(`The feature cache ${path} had ${whole - good.length} damaged record(s); they were dropped and those images will be embedded again.\n`);
       }
-      if (good.length < whole || whole * record !== bytes.length) await writeDurable(path, good);
+      if (good.length < whole || whole * recordBytes(dim) !== bytes.length) await writeDurable(path, good);
       return new FeatureCache(path, dim, rows, lock);
     } catch (error) {
       lock.release();
@@ -81,13 +70,7 @@ export class FeatureCache {
 
   append(entries: readonly { hash: string; row: Float32Array }[]): void {
     if (entries.length === 0) return;
-    const body = HASH_BYTES + this.dim * 4, record = body + CHECK_BYTES;
-    const bytes = new Uint8Array(entries.length * record);
-    entries.forEach(({ hash, row }, i) => {
-      bytes.set(Buffer.from(hash, 'hex'), i * record);
-      bytes.set(new Uint8Array(row.buffer, row.byteOffset, row.byteLength), i * record + HASH_BYTES);
-      bytes.set(recordCheck(bytes.subarray(i * record, i * record + body)), i * record + body);
-    });
+    const bytes = packRecords(entries.map(({ hash, row }) => ({ key: hash, row })), this.dim);
     const fd = openSync(this.path, 'a');
     const before = fstatSync(fd).size;
     try {

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { normalized, type WhyLesionModel } from '../api/model.js';
 import { isDiskFull, writeAllSync } from '../io/durable.js';
 import { identityKey } from '../io/identity.js';
+import { packRecords, readRecords } from './row-records.js';
 
-const KEY_BYTES = 32, CHECK_BYTES = 8;
 
 /** Where text embeddings are kept between runs: $WHYLESION_TEXT_CACHE, else ~/.cache/whylesion/texts. */
 export function defaultTextCacheDir(): string {
@@ -34,18 +34,7 @@ export class TextCache {
     const name = createHash('sha256').update(`text rows\n${identityKey(model.identity)}`).digest('hex').slice(0, 24);
     const path = join(dir, `${name}.f32rows`);
     const bytes = await readFile(path).catch(() => new Uint8Array(0));
-    const record = KEY_BYTES + dim * 4 + CHECK_BYTES, whole = Math.floor(bytes.length / record);
-    const rows = new Map<string, Float32Array>();
-    let damaged = 0;
-    for (let r = 0; r < whole; r++) {
-      const body = bytes.subarray(r * record, (r + 1) * record - CHECK_BYTES);
-      if (!check(body).equals(bytes.subarray((r + 1) * record - CHECK_BYTES, (r + 1) * record))) {
-        damaged++;
-        continue;
-      }
-      const copy = new Uint8Array(body);
-      rows.set(Buffer.from(copy.buffer, 0, KEY_BYTES).toString('hex'), new Float32Array(copy.buffer, KEY_BYTES, dim));
-    }
+    const { rows, damaged } = readRecords(bytes, dim);
     if (damaged > 0) process.stderr.write(`The text cache ${path} has ${damaged} damaged record(s); those texts will be encoded again.\n`);
     try {
       await mkdir(dir, { recursive: true });
@@ -77,13 +66,7 @@ export class TextCache {
 
   private append(entries: readonly { key: string; row: Float32Array }[]): void {
     if (!this.path) return;
-    const body = KEY_BYTES + this.dim * 4, record = body + CHECK_BYTES;
-    const bytes = new Uint8Array(entries.length * record);
-    entries.forEach(({ key, row }, i) => {
-      bytes.set(Buffer.from(key, 'hex'), i * record);
-      bytes.set(new Uint8Array(row.buffer, row.byteOffset, row.byteLength), i * record + KEY_BYTES);
-      bytes.set(check(bytes.subarray(i * record, i * record + body)), i * record + body);
-    });
+    const bytes = packRecords(entries, this.dim);
     let fd: number | undefined, before = 0;
     try {
       fd = openSync(this.path, 'a');
@@ -102,4 +85,3 @@ export class TextCache {
   }
 }
 
-const check = (body: Uint8Array): Buffer => createHash('sha256').update(body).digest().subarray(0, CHECK_BYTES);
