@@ -6,6 +6,7 @@ import { maxImagePixels, preprocessImage, preprocessJimp, type PreprocessOptions
 import { ClipModel, type ComputeDtype, type StepDump } from '../model/clip.js';
 import type { ClipConfig } from '../model/config.js';
 import { platform } from '../platform/index.js';
+import { trace } from '../platform/trace.js';
 import type { ModelSource } from './loader-types.js';
 import { loaders } from './loaders.js';
 import { ClipTokenizer } from '../tokenizer/index.js';
@@ -112,7 +113,7 @@ export class WhyLesionModel {
 
   /** The CLIP tokenizer, read on first use (image-only work never touches the vocabulary). */
   tokenizer(): Promise<ClipTokenizer> {
-    this.tokenizerLoad ??= withPermissionHints(() => loaders.loadTokenizer(this.vocabPath));
+    this.tokenizerLoad ??= withPermissionHints(() => loaders.loadTokenizer(this.vocabPath)).then((tokenizer) => (trace('tokenizer loaded'), tokenizer));
     // A failed read is not remembered: the user may fix the file and call again.
     this.tokenizerLoad.catch(() => (this.tokenizerLoad = undefined));
     return this.tokenizerLoad;
@@ -328,10 +329,13 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
   const onDownload = options.onProgress
     ? (file: string, loaded: number, total: number | undefined) => options.onProgress!({ stage: 'download', file, loaded, total })
     : undefined;
+  trace('load start');
   const checkpoint = await loaders.openModel(source, { hub: options.hub, onDownload, storage: options.storage });
+  trace('checkpoint opened', '(header, config, identity hash)');
   let gpu: Gpu;
   try {
     gpu = await Gpu.create({ device: options.device, kernels: options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined) });
+    trace('device ready');
   } catch (e) {
     await checkpoint.source.close();
     throw e;

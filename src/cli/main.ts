@@ -2,6 +2,7 @@
 import { packageVersion } from '../assets.js';
 import { UserError } from '../errors.js';
 import { isFilteredChild, runWithoutDawnNoise } from './quiet-dawn.js';
+import { trace } from '../platform/trace.js';
 
 /** A command resolves to its exit status (0 when it returns nothing). */
 const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void | number>> }> = {
@@ -40,6 +41,7 @@ ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  trace('cli started', isFilteredChild() ? '(child)' : '');
   if (name === '--version' || name === '-v' || name === 'version') {
     console.log(packageVersion());
     return 0;

@@ -42,6 +42,7 @@ export class Gpu {
   /** Held for the device's life: Dawn segfaults if the adapter is garbage-collected first. */
   private readonly adapter: GPUAdapter | undefined;
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private compileMsTotal = 0;
   private readonly liveBuffers = new Set<GPUBuffer>();
   private lostReason: string | undefined;
   private zeroBuffer: GPUBuffer | undefined;
@@ -124,8 +125,22 @@ export class Gpu {
     return this.pipelines.size;
   }
 
+  /** Wall milliseconds spent in pipeline creation, summed over pipelines (they overlap: more than elapsed time). */
+  get compileMs(): number {
+    return this.compileMsTotal;
+  }
+
   private async compile(label: string, code: string): Promise<GPUComputePipeline> {
     dumpShader(label, code);
+    const start = performance.now();
+    try {
+      return await this.compileModule(label, code);
+    } finally {
+      this.compileMsTotal += performance.now() - start;
+    }
+  }
+
+  private async compileModule(label: string, code: string): Promise<GPUComputePipeline> {
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ label, code });
     const moduleError = await this.device.popErrorScope();
