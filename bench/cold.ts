@@ -4,7 +4,7 @@
 // Options: --model DIR (default: the synthetic ViT-L/14 f32 checkpoint in weights/), --image FILE, --runs N (3),
 // --label NAME (result file bench/results/cold-NAME.json; default the date), --cli PATH (another build's
 // dist/src/cli/main.js, e.g. a baseline checkout, timed as a third side), --fresh-shader-cache (every one of
-// our runs gets an empty Mesa shader cache: a first run on a new machine).
+// our runs gets an empty Mesa shader cache: a first run on a new machine; no warm-up run then).
 // open_clip is not a dependency: put its src/ (v2.24.0) and ftfy + wcwidth on WHYLESION_OPENCLIP_PATH (a
 // PYTHONPATH); the bench writes DIR-openclip-bin/open_clip_pytorch_model.bin (open_clip 2.24 reads only torch
 // pickles) once, untimed. Before timing, one untimed run of each side warms the page cache, the weights' hash
@@ -35,25 +35,29 @@ function ourPhases(stderr: string, t0: number, end: number): { phases: Record<st
       compileS += Number(plan[2]);
     }
   }
+  if (marks.length === 0) return { phases: {}, pipelines: 0, compileS: 0 }; // a build without WHYLESION_TRACE
   const at = (prefix: string): number | undefined => marks.filter((m) => m.phase.startsWith(prefix)).pop()?.at;
-  const steps: [string, string | undefined][] = [
+  // Each phase ends at its mark and starts at the one before in time (the tokenizer loads while the weights do).
+  const steps: [string, string][] = [
     ['start (2 node processes, CLI modules)', 'load start'],
     ['open checkpoint (header, identity hash)', 'checkpoint opened'],
     ['WebGPU device', 'device ready'],
-    ['weights: read + check + upload', 'weights uploaded'],
     ['tokenizer', 'tokenizer loaded'],
+    ['weights: read + check + upload', 'weights uploaded'],
     ['text: bind plan (pipelines)', 'plan bound text'],
     ['text: forward (incl. shader compile at first dispatch)', 'forward done text'],
     ['image: decode + preprocess', 'images preprocessed'],
     ['image: bind plan (pipelines)', 'plan bound vision'],
     ['image: forward (incl. shader compile at first dispatch)', 'forward done vision'],
-    ['print, dispose, exit', undefined],
   ];
+  const found = steps.flatMap(([name, mark]) => {
+    const t = at(mark);
+    return t === undefined ? [] : [{ name, t }];
+  }).sort((a, b) => a.t - b.t);
+  found.push({ name: 'print, dispose, exit', t: end });
   const phases: Record<string, number> = {};
   let last = t0;
-  for (const [name, mark] of steps) {
-    const t = mark === undefined ? end : at(mark);
-    if (t === undefined) continue;
+  for (const { name, t } of found) {
     phases[name] = (t - last) / 1000;
     last = t;
   }
@@ -128,9 +132,9 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const loadStart = loadavg()[0];
-  console.error('warm-up: one untimed run of each side ...');
+  if (!freshShaderCache) console.error('warm-up: one untimed run of each side ...');
   const warmup: Run[] = [];
-  for (const s of sides) {
+  for (const s of freshShaderCache ? [] : sides) {
     const loadBefore = loadavg()[0];
     warmup.push({ side: s.side, round: 0, loadBefore, ...(await s.run()) });
   }

@@ -4,7 +4,10 @@ import { UserError } from '../errors.js';
 import { DEFAULT_MODEL, parseDtype, parseMaxImagePixels } from './args.js';
 
 /** Loads the model named by the shared --model/--dtype/--vocab/--exif-rotate/--max-image-pixels options. */
-export function loadModelFromArgs(values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; 'max-image-pixels'?: string; kernels?: string }): Promise<WhyLesionModel> {
+export function loadModelFromArgs(
+  values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; 'max-image-pixels'?: string; kernels?: string },
+  extra: Pick<LoadOptions, 'preloadTokenizer'> = {},
+): Promise<WhyLesionModel> {
   const maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
   return loadModel(values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL, {
     dtype: parseDtype(values.dtype),
@@ -12,6 +15,7 @@ export function loadModelFromArgs(values: { model?: string; dtype?: string; voca
     exifRotate: values['exif-rotate'] ?? false,
     maxImagePixels,
     kernels: values.kernels as LoadOptions['kernels'], // checked by Gpu.create
+    ...extra,
   });
 }
 
