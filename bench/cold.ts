@@ -62,7 +62,7 @@ function ourPhases(stderr: string, t0: number, end: number): { phases: Record<st
     last = t;
   }
   const read = /weights uploaded \(\d+ tensors; (\d+) ms of it reading/.exec(stderr);
-  if (read) phases['  of which reading the source'] = Number(read[1]) / 1000;
+  if (read) phases['weights: of which waiting for reads'] = Number(read[1]) / 1000;
   return { phases, pipelines, compileS };
 }
 
