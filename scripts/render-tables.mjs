@@ -214,9 +214,25 @@ function searchTable() {
   return `${table(['rows × 768', 'threads', 'median s', 'CPU s', 'min–max s', 'GB/s', 'peak MB above', 'load average'], rows)}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n\n${source(files)}`;
 }
 
+/** bench:cold runs: fresh processes of the model card's classify, ours (and a baseline build) against open_clip. */
+function coldTable() {
+  const files = readdirSync(RESULTS).filter((f) => /^cold-.*\.json$/.test(f)).sort();
+  return files.map((file) => {
+    const r = read(file);
+    const theirs = r.summary.find((s) => s.side === 'open_clip');
+    const rows = r.summary.map((s) => [s.side, s.wallS.map((w) => fixed(w)).join(', '), fixed(s.medianWallS), theirs ? bold(fixed(s.medianWallS / theirs.medianWallS), s.medianWallS <= 0.5 * theirs.medianWallS) : '–']);
+    const phaseSides = r.summary.filter((s) => Object.keys(s.phases).length > 0);
+    const phaseNames = [...new Set(phaseSides.flatMap((s) => Object.keys(s.phases)))];
+    const phases = table(['phase (median s)', ...phaseSides.map((s) => s.side)], phaseNames.map((k) => [k.trim(), ...phaseSides.map((s) => fixed(s.phases[k]))]));
+    const compiles = r.summary.filter((s) => s.pipelines !== undefined && s.pipelines > 0).map((s) => `${s.side}: ${s.pipelines} pipelines, ${fixed(s.medianCompileS, 1)} s summed creation`).join('; ');
+    return `**${file.replace(/^cold-|\.json$/g, '')}**: ${day(r.date)}, ${r.runs} alternating runs per side${r.freshShaderCache ? ', every run of ours with an empty Mesa shader cache (a first run on a new machine)' : ', after one untimed warm-up run of each (Mesa shader cache, page cache and hash memo warm)'}; ${r.cpu} (${r.cores} cores), CPU flags ${r.cpuFlags}; load average ${r.loadAverage.map((l) => l.toFixed(1)).join(' → ')}; torch threads ${r.torchThreads}.\n\n` +
+      `${table(['side', 'runs (s)', 'median s', 'vs open_clip'], rows)}\n\n${phases}\n\n${compiles ? `Pipelines: ${compiles}.\n\n` : ''}${source([file])}`;
+  }).join('\n\n');
+}
+
 const TABLES = {
   'README.md': { numbers: readmeNumbers, search: searchTable },
-  'bench/README.md': { e2e: e2eTable, parity: parityTable, 'parity-cli': parityCliTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable, 'classify-scale': classifyScaleTable, memory: memoryTable, 'memory-speed': memorySpeedTable },
+  'bench/README.md': { e2e: e2eTable, parity: parityTable, 'parity-cli': parityCliTable, load: loadTable, kernels: kernelsTable, evalReference: evalReferenceTable, probeTrain: probeTrainTable, 'classify-scale': classifyScaleTable, memory: memoryTable, 'memory-speed': memorySpeedTable, cold: coldTable },
 };
 
 const check = process.argv.includes('--check');

@@ -6,6 +6,7 @@ import { maxImagePixels, preprocessImage, preprocessJimp, type PreprocessOptions
 import { ClipModel, type ComputeDtype, type StepDump } from '../model/clip.js';
 import type { ClipConfig } from '../model/config.js';
 import { platform } from '../platform/index.js';
+import { trace } from '../platform/trace.js';
 import type { ModelSource } from './loader-types.js';
 import { loaders } from './loaders.js';
 import { ClipTokenizer } from '../tokenizer/index.js';
@@ -44,6 +45,8 @@ export interface LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** The CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, or vocab.json + merges.txt); default: $WHYLESION_BPE_VOCAB, else the one the package ships. Read when text is first encoded. */
   vocabPath?: string;
+  /** Read the tokenizer while the weights load (for callers about to encode text), not on first use. */
+  preloadTokenizer?: boolean;
   /** Hub options: cache folder, revision, offline mode, endpoint, token (the browser uses endpoint and revision). */
   hub?: Omit<HubOptions, 'onProgress'>;
   /** Browser: keep fetched weights in the origin's private file system, so the next visit loads offline (default true). */
@@ -107,14 +110,24 @@ export class WhyLesionModel {
   /** @internal use loadModel */
   static async create(
     model: ClipModel, gpu: Gpu, ownsGpu: boolean, vocabPath: string | undefined, exifRotate: boolean, maxImagePixels: number | undefined, checkpoint: CheckpointIdentity,
+    tokenizerLoad?: Promise<ClipTokenizer>,
   ): Promise<WhyLesionModel> {
     const identity: ModelIdentity = { weights: checkpoint.weights, config: checkpoint.config, dtype: model.dtype, source: checkpoint.source };
-    return new WhyLesionModel(gpu, ownsGpu, model, vocabPath, exifRotate, maxImagePixels, identity);
+    const created = new WhyLesionModel(gpu, ownsGpu, model, vocabPath, exifRotate, maxImagePixels, identity);
+    created.tokenizerLoad = tokenizerLoad;
+    return created;
+  }
+
+  /** Starts reading the tokenizer (see LoadOptions.preloadTokenizer); a failure is reported when text is first encoded. */
+  static preloadTokenizer(vocabPath: string | undefined): Promise<ClipTokenizer> {
+    const load = withPermissionHints(() => loaders.loadTokenizer(vocabPath)).then((tokenizer) => (trace('tokenizer loaded'), tokenizer));
+    load.catch(() => undefined); // not unhandled: tokenizer() returns it, and reports the failure, on first use
+    return load;
   }
 
   /** The CLIP tokenizer, read on first use (image-only work never touches the vocabulary). */
   tokenizer(): Promise<ClipTokenizer> {
-    this.tokenizerLoad ??= withPermissionHints(() => loaders.loadTokenizer(this.vocabPath));
+    this.tokenizerLoad ??= WhyLesionModel.preloadTokenizer(this.vocabPath);
     // A failed read is not remembered: the user may fix the file and call again.
     this.tokenizerLoad.catch(() => (this.tokenizerLoad = undefined));
     return this.tokenizerLoad;
@@ -330,10 +343,15 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
   const onDownload = options.onProgress
     ? (file: string, loaded: number, total: number | undefined) => options.onProgress!({ stage: 'download', file, loaded, total })
     : undefined;
+  trace('load start');
+  // Parsing the vocabulary overlaps the weights' reads (measured: bench/README.md, cold start).
+  const tokenizerLoad = options.preloadTokenizer ? WhyLesionModel.preloadTokenizer(options.vocabPath) : undefined;
   const checkpoint = await loaders.openModel(source, { hub: options.hub, onDownload, storage: options.storage });
+  trace('checkpoint opened', '(header, config, identity hash)');
   let gpu: Gpu;
   try {
     gpu = await Gpu.create({ device: options.device, kernels: options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined) });
+    trace('device ready');
   } catch (e) {
     await checkpoint.source.close();
     throw e;
@@ -347,7 +365,7 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
       planBudgetBytes: options.planBudgetBytes,
       onTensor: (tensor, loaded, total) => options.onProgress?.({ stage: 'weights', tensor, loaded, total }),
     });
-    return await WhyLesionModel.create(model, gpu, !options.device, options.vocabPath, options.exifRotate ?? false, options.maxImagePixels, checkpoint.identity);
+    return await WhyLesionModel.create(model, gpu, !options.device, options.vocabPath, options.exifRotate ?? false, options.maxImagePixels, checkpoint.identity, tokenizerLoad);
   } catch (e) {
     gpu.destroy();
     throw e;

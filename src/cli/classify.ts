@@ -111,14 +111,14 @@ export async function classifyCommand(argv: string[]): Promise<void> {
   if (values.probe) {
     if (values.labels !== undefined || values.label !== undefined || values.template !== undefined) throw new UserError('--probe brings its own classes; pass it without --labels, --label or --template.');
     const scorer = await (await import('./probe.js')).classifyProbeScorer(values.probe, values.top === undefined ? undefined : positiveInteger('top', values.top));
-    return runOverImages('classified', positionals, values, async (model) => (scorer.checkModel(model.identity), scorer));
+    return runOverImages('classified', positionals, values, false, async (model) => (scorer.checkModel(model.identity), scorer));
   }
   const labels = await readLabels(values.labels, values.label);
   if (labels.length === 0) throw new UserError('classify needs labels: pass --labels "a,b,c", --labels @labels.txt or --label A --label B.');
   if ((values.template?.length ?? 0) > 1) throw new UserError('classify takes one --template; for an ensemble of templates use whylesion zeroshot --labels ... --template ... --template ....');
   const prompts = applyTemplates(labels, values.template);
   const top = values.top === undefined ? labels.length : positiveInteger('top', values.top);
-  await runOverImages('classified', positionals, values, async (model, status) => {
+  await runOverImages('classified', positionals, values, true, async (model, status) => {
     status.phase(`encoding ${prompts.length} label${prompts.length === 1 ? '' : 's'}`);
     const texts = await (await textEncoder(model, values))(prompts);
     return {
@@ -160,7 +160,7 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
   const names = Object.keys(classes);
   if (names.length === 0) throw new UserError('zeroshot needs at least one class name.');
   const top = values.top === undefined ? names.length : positiveInteger('top', values.top);
-  await runOverImages('classified', positionals, values, async (model, status) => {
+  await runOverImages('classified', positionals, values, true, async (model, status) => {
     const count = names.reduce((sum, c) => sum + applyTemplates(classes[c], values.template).length, 0);
     status.phase(`encoding ${count} prompt${count === 1 ? '' : 's'} of ${names.length} class${names.length === 1 ? '' : 'es'}`);
     const encode = await textEncoder(model, values);
@@ -196,10 +196,10 @@ export async function explainCommand(argv: string[]): Promise<void> {
   if (values.probe) {
     if (values.concepts !== undefined) throw new UserError('--probe brings its own concepts; pass it without --concepts.');
     const scorer = await (await import('./probe.js')).explainProbeScorer(values.probe, top);
-    return runOverImages('explained', positionals, values, async (model) => (scorer.checkModel(model.identity), scorer));
+    return runOverImages('explained', positionals, values, false, async (model) => (scorer.checkModel(model.identity), scorer));
   }
   const concepts = await loadConcepts(values.concepts);
-  await runOverImages('explained', positionals, values, async (model, status) => {
+  await runOverImages('explained', positionals, values, true, async (model, status) => {
     status.phase(`encoding ${concepts.length} concept${concepts.length === 1 ? '' : 's'}`);
     const conceptRows = await (await textEncoder(model, values))(concepts);
     return {
@@ -221,13 +221,13 @@ export async function explainCommand(argv: string[]): Promise<void> {
  * Lists the images, loads the model, then decodes, embeds, scores and prints one batch at a time, so
  * memory holds one batch of pixels and (for --format json only) the result rows, whatever the folder's size.
  */
-async function runOverImages<R>(verb: string, patterns: string[], values: Values, prepare: (model: WhyLesionModel, status: StatusLine) => Promise<Scorer<R>>): Promise<void> {
+async function runOverImages<R>(verb: string, patterns: string[], values: Values, encodesText: boolean, prepare: (model: WhyLesionModel, status: StatusLine) => Promise<Scorer<R>>): Promise<void> {
   const format = outputFormat(values);
   const size = batchSize(values.batch);
   const files = await listImages(patterns);
   if (files.length === 0) throw new UserError(`No image files (${SUPPORTED_FORMATS}) found in ${patterns.join(', ')}.`);
   const status = new StatusLine(values.quiet);
-  const model = await loadModelFromArgs(values, status);
+  const model = await loadModelFromArgs(values, status, { preloadTokenizer: encodesText });
   // A few images (one batch) answer at once: progress and the closing count would be noise then.
   const quiet = values.quiet || files.length <= size;
   const skipped: { file: string; reason: string }[] = [];

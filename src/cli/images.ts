@@ -3,6 +3,7 @@ import type { Dirent } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { WhyLesionModel } from '../api/model.js';
 import { UserError } from '../errors.js';
+import { trace } from '../platform/trace.js';
 import { SUPPORTED_FORMATS } from '../image/index.js';
 import { positiveInteger } from './args.js';
 import { stderrIsTerminal } from './quiet-dawn.js';
@@ -151,6 +152,7 @@ export async function encodeImageBatch(model: WhyLesionModel, files: readonly st
       skipped.push({ file, reason: e.message.replace(/\s+/g, ' ') });
     }
   }
+  trace('images preprocessed', `(${pixels.length})`);
   if (pixels.length === 0) return { files: ok, rows: [], skipped };
   const flat = new Float32Array(pixels.length * pixels[0].length);
   pixels.forEach((p, i) => flat.set(p, i * p.length));

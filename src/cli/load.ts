@@ -9,7 +9,9 @@ import type { StatusLine } from './status.js';
  * live line) shows the download, the weights and, from then on, kernel compiles.
  */
 export async function loadModelFromArgs(
-  values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; 'max-image-pixels'?: string; kernels?: string }, status?: StatusLine,
+  values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; 'max-image-pixels'?: string; kernels?: string },
+  status?: StatusLine,
+  extra: Pick<LoadOptions, 'preloadTokenizer'> = {},
 ): Promise<WhyLesionModel> {
   const maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
   status?.phase('loading the model');
@@ -21,6 +23,7 @@ export async function loadModelFromArgs(
       exifRotate: values['exif-rotate'] ?? false,
       maxImagePixels,
       kernels: values.kernels as LoadOptions['kernels'], // checked by Gpu.create
+      ...extra,
     });
   } catch (error) {
     status?.stop(); // the error's sentence starts on a clean line

@@ -2,6 +2,7 @@
 import { packageVersion } from '../assets.js';
 import { UserError } from '../errors.js';
 import { holdLifeline, needsFilteredChild, runWithoutDawnNoise } from './quiet-dawn.js';
+import { trace } from '../platform/trace.js';
 
 /** A command resolves to its exit status (0 when it returns nothing). */
 const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void | number>> }> = {
@@ -42,6 +43,7 @@ ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  trace('cli started', process.env.WHYLESION_CLI_CHILD === '1' ? '(child)' : '');
   if (name === '--version' || name === '-v' || name === 'version') {
     console.log(packageVersion());
     return 0;

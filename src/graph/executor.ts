@@ -1,4 +1,5 @@
 import type { Dispatch, Gpu } from '../runtime/gpu.js';
+import { trace } from '../platform/trace.js';
 import * as K from '../kernels/index.js';
 import { LAUNCHERS, Tensor, type Graph, type Op } from './graph.js';
 import { planMemory, type MemoryPlan } from './memory.js';
@@ -110,7 +111,9 @@ export class Executor {
   async run(program: Program, inputs: readonly ArrayBufferView[]): Promise<ArrayBuffer[]> {
     const bound = await this.prepare(program, inputs);
     const reads = program.graph.outputs.map((t) => ({ buffer: bound.buffers[t.id], bytes: t.bytes }));
-    return this.gpu.run(program.graph.label, bound.dispatches, reads);
+    const outputs = await this.gpu.run(program.graph.label, bound.dispatches, reads);
+    trace('forward done', program.graph.label);
+    return outputs;
   }
 
   /**
@@ -170,6 +173,8 @@ export class Executor {
     await this.arena.fit(program.memory.slotBytes);
     if (program.bound?.generation === this.arena.generation) return program.bound;
     const firstBinding = program.bound === undefined;
+    const pipelinesBefore = this.gpu.pipelineCount;
+    const compileMsBefore = this.gpu.compileMs;
     this.unbind(program);
     const { graph, memory } = program;
     const scope = new K.Scope(this.gpu);
@@ -192,6 +197,7 @@ export class Executor {
       scope.destroy();
       throw e;
     }
+    trace('plan bound', `${graph.label} (${this.gpu.pipelineCount - pipelinesBefore} new pipelines, ${((this.gpu.compileMs - compileMsBefore) / 1000).toFixed(1)} s summed compile time, ${this.gpu.pipelineCount} in all)`);
     this.evictOver(program);
     return program.bound;
   }

@@ -184,10 +184,8 @@ export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promis
   const cost = { bytes: 8 * a.rows * a.cols };
   if (a.cols % 4 === 0 && subgroupsOf8(scope.gpu)) {
     const rowsPerWorkgroup = layerNormRowsPerWorkgroup(a.rows);
-    const cols4 = a.cols / 4;
     const [gx, gy] = spread(Math.ceil(a.rows / rowsPerWorkgroup));
-    return dispatch(scope, OTHER_SPECS.layernorm_subgroup, label, args, params,
-      { COLS4: cols4, CHUNKS: Math.ceil(cols4 / 8), ROWS: rowsPerWorkgroup }, [gx, gy, 1], cost);
+    return dispatch(scope, OTHER_SPECS.layernorm_subgroup, label, args, params, { ROWS: rowsPerWorkgroup }, [gx, gy, 1], cost);
   }
   const [gx, gy] = spread(a.rows);
   return dispatch(scope, OTHER_SPECS.layernorm, label, args, params, {}, [gx, gy, 1], cost);

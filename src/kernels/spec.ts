@@ -148,7 +148,7 @@ const ATTENTION_UNIFORMS = [...u32('T', 'W', 'causal'), f32('scale')];
 export const OTHER_SPECS = {
   layernorm: spec({ kernel: 'layernorm', shader: 'layernorm.wgsl', bindings: LAYERNORM_BINDINGS, uniforms: LAYERNORM_UNIFORMS, defineSets: [{}] }),
   layernorm_subgroup: spec({ kernel: 'layernorm_subgroup', shader: 'layernorm_subgroup.wgsl', bindings: LAYERNORM_BINDINGS, uniforms: LAYERNORM_UNIFORMS,
-    defineSets: [1, 4].map((ROWS) => ({ COLS4: 256, CHUNKS: 32, ROWS })) }),
+    defineSets: [1, 4].map((ROWS) => ({ ROWS })) }),
   attention: spec({ kernel: 'attention', shader: 'attention.wgsl', bindings: ATTENTION_BINDINGS, uniforms: ATTENTION_UNIFORMS,
     defineSets: [{ HEAD_DIM: 64 }, { HEAD_DIM: 12 }] }),
   attention_tile: spec({ kernel: 'attention_tile', shader: 'attention_tile.wgsl', bindings: ATTENTION_BINDINGS, uniforms: ATTENTION_UNIFORMS,

@@ -1,6 +1,7 @@
 import type { Gpu } from '../runtime/gpu.js';
 import * as K from '../kernels/index.js';
 import { UserError } from '../errors.js';
+import { trace } from '../platform/trace.js';
 import { elementCount, f32ToF16Bits, type TensorSource } from './tensor-source.js';
 import { Staging } from './staging.js';
 import type { ClipConfig } from './config.js';
@@ -54,8 +55,16 @@ export async function uploadClipWeights(
   const staging = new Staging();
   // Every tensor is checked for NaN/Inf as it passes through the staging buffer, so a damaged checkpoint is
   // refused at load instead of producing NaN embeddings (measured cost: bench/README.md, "load check").
-  const f32 = async (name: string, out?: Float32Array): Promise<Float32Array> => finiteF32(source, staging, name, await source.readF32(name, out));
-  const f16 = async (name: string, out: Uint16Array): Promise<Uint16Array> => finiteF16(source, staging, name, await source.readF16(name, out));
+  // Time spent waiting for the source's bytes, for WHYLESION_TRACE's breakdown of a load.
+  let readMs = 0;
+  const timedRead = async <T>(read: Promise<T>): Promise<T> => {
+    const start = performance.now();
+    const data = await read;
+    readMs += performance.now() - start;
+    return data;
+  };
+  const f32 = async (name: string, out?: Float32Array): Promise<Float32Array> => finiteF32(source, staging, name, await timedRead(source.readF32(name, out)));
+  const f16 = async (name: string, out: Uint16Array): Promise<Uint16Array> => finiteF16(source, staging, name, await timedRead(source.readF16(name, out)));
   const upload = async (spec: TensorSpec): Promise<LoadedRole[TensorRole]> => {
     const { name, shape } = spec;
     const count = elementCount(shape);
@@ -108,6 +117,7 @@ export async function uploadClipWeights(
     // open_clip stores the log of the logit scale.
     const logLogitScale = assemble(schema.logitScale);
     const logitScale = Math.exp(logLogitScale);
+    trace('weights uploaded', `(${loaded} tensors; ${readMs.toFixed(0)} ms of it reading the source)`);
     if (!Number.isFinite(logitScale)) {
       throw new UserError(`${checkpointName(source)}: logit_scale is ${logLogitScale}, whose exp() (the similarity temperature) is not a finite number; the checkpoint is damaged, re-download it.`);
     }
