@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../src/api/model.js';
 import { UserError } from '../src/errors.js';
-import { loadNpy, maxAbsDiff, runCli, TINY, VOCAB_URL } from './helpers.js';
+import { maxAbsDiff, runCli, TINY, VOCAB_URL } from './helpers.js';
 
 const MODEL = fileURLToPath(new URL('model', TINY));
 const VOCAB = fileURLToPath(VOCAB_URL);
@@ -12,7 +12,7 @@ const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as {
 const env: NodeJS.ProcessEnv = { ...process.env, WHYLESION_BPE_VOCAB: VOCAB, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
 delete env.WHYLESION_TRACE;
 
-describe('cold start: phase trace, the tokenizer read during the load, Dawn polled gently', () => {
+describe('cold start: phase trace and the tokenizer read during the load', () => {
   it('WHYLESION_TRACE=1 adds one stderr line per phase, in causal order, and changes nothing else', async () => {
     const args = ['classify', fileURLToPath(new URL(join('images', cases.images[0]), TINY)), '--model', MODEL, '--json', '--no-cache', ...cases.texts.slice(0, 3).flatMap((l) => ['--label', l])];
     const plain = await runCli(args, env);
@@ -55,24 +55,6 @@ describe('cold start: phase trace, the tokenizer read during the load, Dawn poll
       expect((refusal as Error).message).toContain(`${missing} does not exist`);
     } finally {
       unreadable.dispose();
-    }
-  }, 120_000);
-
-  it('waiting for a forward slows Dawn\'s polling only meanwhile: setImmediate is restored, also after two at once', async () => {
-    const original = globalThis.setImmediate;
-    const model = await loadModel(MODEL, { vocabPath: VOCAB });
-    try {
-      const expected = loadNpy(new URL('expected/text_embeddings.npy', TINY)).data;
-      const [a, b] = await Promise.all([model.encodeText(cases.texts.slice(0, 2), { normalize: true }), model.encodeText(cases.texts.slice(2, 4), { normalize: true })]);
-      expect(globalThis.setImmediate).toBe(original);
-      expect(maxAbsDiff([...a.flat(), ...b.flat()].flatMap((row) => Array.from(row)), expected.subarray(0, 4 * 32))).toBeLessThan(1e-5);
-      // setImmediate callbacks still run while a wait is pending.
-      const pending = model.encodeText([cases.texts[4]]);
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      await pending;
-      expect(globalThis.setImmediate).toBe(original);
-    } finally {
-      model.dispose();
     }
   }, 120_000);
 });

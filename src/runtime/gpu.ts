@@ -272,7 +272,7 @@ export class Gpu {
       if (staging.length > 0 && expected > MIN_TIMED_WAIT_MS) await new Promise((resolve) => setTimeout(resolve, TIMED_WAIT_SHARE * expected - (performance.now() - submitted)));
       const results: ArrayBuffer[] = [];
       for (const buffer of staging) {
-        await withSlowDawnPolling(buffer.mapAsync(GPUMapMode.READ));
+        await buffer.mapAsync(GPUMapMode.READ);
         this.assertAlive();
         results.push(buffer.getMappedRange().slice(0));
         buffer.unmap();
@@ -346,29 +346,6 @@ export class Gpu {
 const MIN_TIMED_WAIT_MS = 20;
 const TIMED_WAIT_SHARE = 0.8;
 const RECENT_RUNS = 4;
-
-type ImmediateFn = (callback: (...args: unknown[]) => void, ...args: unknown[]) => unknown;
-const SLOWED = Symbol.for('whylesion.slowedSetImmediate');
-
-/**
- * Node's Dawn binding (the `webgpu` package) polls a pending map by re-arming `globalThis.setImmediate` until it
- * completes, which keeps the JS thread busy for the whole forward (measured on ViT-L/14, 2 cores: 1.5-4 CPU-s
- * per first forward, before the timed wait in run() has run times to go by, taken from llvmpipe's threads; it
- * looks the function up on each call). While `wait` is pending, setImmediate becomes a 1 ms timer, so Dawn
- * checks once a millisecond (0.1 CPU-s per forward). Other setImmediate callbacks are delayed by as much in
- * that time. Only in Node (Deno and browsers do not poll this way); an inner wait leaves the outer one's in place.
- */
-function withSlowDawnPolling<T>(wait: Promise<T>): Promise<T> {
-  const g = globalThis as { setImmediate?: ImmediateFn & { [SLOWED]?: true }; setTimeout: (callback: (...args: unknown[]) => void, ms: number, ...args: unknown[]) => unknown; process?: { versions?: { node?: string } }; Deno?: unknown };
-  const original = g.setImmediate;
-  if (!original || original[SLOWED] || !g.process?.versions?.node || g.Deno !== undefined) return wait;
-  const slowed = Object.assign((callback: (...args: unknown[]) => void, ...args: unknown[]) => g.setTimeout(callback, 1, ...args), { [SLOWED]: true as const });
-  g.setImmediate = slowed;
-  const restore = (): void => {
-    if (g.setImmediate === slowed) g.setImmediate = original;
-  };
-  return wait.finally(restore);
-}
 
 /** Packs uniform parameters: integers as u32, `{f: x}` as f32. */
 export function uniformWords(values: readonly (number | { f: number })[]): ArrayBuffer {
