@@ -16,17 +16,34 @@ import { serveStatic } from '../src/serve/static.js';
 import { flag, machine, REPO, syntheticCheckpoint, writeResult } from './common.js';
 
 const dtype = flag(process.argv, 'dtype', 'f32') as 'f32' | 'f16';
-const chromium = [process.env.WHYLESION_CHROMIUM, '/usr/bin/chromium-headless-shell', '/usr/bin/chromium'].find((p) => p && existsSync(p));
-if (!chromium) throw new Error('no Chromium: install chromium-headless-shell (scripts/setup-webgpu.sh) or set WHYLESION_CHROMIUM');
-const cpuFlags = execFileSync('lscpu', { encoding: 'utf8' }).match(/^Flags:\s*(.*)$/m)?.[1].split(' ').filter((f) => /^(avx|fma|sse4|f16c)/.test(f)).join(' ');
+const chromium = [process.env.WHYLESION_CHROMIUM, '/usr/bin/chromium-headless-shell', '/usr/bin/chromium'].find(
+  (p) => p && existsSync(p),
+);
+if (!chromium)
+  throw new Error('no Chromium: install chromium-headless-shell (scripts/setup-webgpu.sh) or set WHYLESION_CHROMIUM');
+const cpuFlags = execFileSync('lscpu', { encoding: 'utf8' })
+  .match(/^Flags:\s*(.*)$/m)?.[1]
+  .split(' ')
+  .filter((f) => /^(avx|fma|sse4|f16c)/.test(f))
+  .join(' ');
 
 execFileSync(process.execPath, [join(REPO, 'scripts/build-web.mjs')], { stdio: 'inherit' });
 const checkpoint = await syntheticCheckpoint('ViT-L-14', 0, 'f32');
-const server = await serveStatic({ '/': join(REPO, 'dist/web'), '/model/': checkpoint, '/examples/': join(REPO, 'examples') });
+const server = await serveStatic({
+  '/': join(REPO, 'dist/web'),
+  '/model/': checkpoint,
+  '/examples/': join(REPO, 'examples'),
+});
 const browser = await puppeteer.launch({
   executablePath: chromium,
   headless: 'shell',
-  args: ['--no-sandbox', '--disable-dev-shm-usage', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=vulkan'],
+  args: [
+    '--no-sandbox',
+    '--disable-dev-shm-usage',
+    '--enable-unsafe-webgpu',
+    '--enable-features=Vulkan',
+    '--use-angle=vulkan',
+  ],
   protocolTimeout: 1_800_000,
 });
 const loadBefore = loadavg();
@@ -65,7 +82,16 @@ try {
     const adapter = model.adapter;
     model.dispose();
     const storage = await navigator.storage.estimate();
-    return { firstLoad, secondLoad, textCold, textWarm, imageCold, imageWarm, adapter, storedBytes: storage.usage ?? 0 };
+    return {
+      firstLoad,
+      secondLoad,
+      textCold,
+      textWarm,
+      imageCold,
+      imageWarm,
+      adapter,
+      storedBytes: storage.usage ?? 0,
+    };
   }, dtype);
   const afterFirst = weightRequests();
   const rows = [
@@ -78,10 +104,19 @@ try {
   ] as const;
   console.log(`\nViT-L/14 (${dtype} weights) in Chromium, ${machine(measured.adapter)}`);
   for (const [what, s] of rows) console.log(`  ${what.padEnd(44)} ${s.toFixed(2).padStart(8)} s`);
-  console.log(`  weight requests: ${afterFirst} (all in the first load); origin storage used: ${(measured.storedBytes / 1e9).toFixed(2)} GB`);
+  console.log(
+    `  weight requests: ${afterFirst} (all in the first load); origin storage used: ${(measured.storedBytes / 1e9).toFixed(2)} GB`,
+  );
   const path = writeResult(`browser-ViT-L-14-${dtype}`, {
-    date: new Date().toISOString(), dtype, machine: machine(measured.adapter), cpus: cpus().length, cpuFlags, loadAverage: [loadBefore[0], loadavg()[0]],
-    chromium: await browser.version(), weightRequests: afterFirst, storedBytes: measured.storedBytes,
+    date: new Date().toISOString(),
+    dtype,
+    machine: machine(measured.adapter),
+    cpus: cpus().length,
+    cpuFlags,
+    loadAverage: [loadBefore[0], loadavg()[0]],
+    chromium: await browser.version(),
+    weightRequests: afterFirst,
+    storedBytes: measured.storedBytes,
     rows: rows.map(([what, seconds]) => ({ what, seconds })),
   });
   console.log(`wrote ${path}`);

@@ -16,7 +16,8 @@ const batch = flag(argv, 'batch', '16');
 const CLI = join(REPO, 'dist/src/cli/main.js');
 const MODEL = join(REPO, 'test/fixtures/openclip-tiny/model');
 const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
-if (!existsSync('/usr/bin/time')) throw new Error('this benchmark needs GNU time at /usr/bin/time (apt-get install time)');
+if (!existsSync('/usr/bin/time'))
+  throw new Error('this benchmark needs GNU time at /usr/bin/time (apt-get install time)');
 
 /** A folder of `n` PNGs of seeded noise, made once and reused by later runs. */
 async function imageFolder(n: number): Promise<string> {
@@ -36,16 +37,24 @@ async function imageFolder(n: number): Promise<string> {
   return dir;
 }
 
-const adapter = (JSON.parse(execFileSync('node', [CLI, 'info', '--json'], { env, encoding: 'utf8' })) as { adapter: Parameters<typeof machine>[0] }).adapter;
+const adapter = (
+  JSON.parse(execFileSync('node', [CLI, 'info', '--json'], { env, encoding: 'utf8' })) as {
+    adapter: Parameters<typeof machine>[0];
+  }
+).adapter;
 const cpuFlags = simdFlags().join(' ');
 const runs = [];
 for (const n of counts) {
   const dir = await imageFolder(n);
-  const out = join(tmpdir(), `whylesion-scale-${n}.jsonl`), err = join(tmpdir(), `whylesion-scale-${n}.stderr`);
+  const out = join(tmpdir(), `whylesion-scale-${n}.jsonl`),
+    err = join(tmpdir(), `whylesion-scale-${n}.stderr`);
   const args = ['classify', dir, '--labels', 'a,b', '--format', 'jsonl', '--batch', batch, '--model', MODEL];
   const [stdout, stderr] = [openSync(out, 'w'), openSync(err, 'w')];
   // stderr is a file, as in a batch job: the progress lines must reach it
-  const result = spawnSync('/usr/bin/time', ['-f', 'time: %M KB peak RSS, %e s wall', 'node', CLI, ...args], { env, stdio: ['ignore', stdout, stderr] });
+  const result = spawnSync('/usr/bin/time', ['-f', 'time: %M KB peak RSS, %e s wall', 'node', CLI, ...args], {
+    env,
+    stdio: ['ignore', stdout, stderr],
+  });
   closeSync(stdout);
   closeSync(stderr);
   const log = readFileSync(err, 'utf8');
@@ -66,7 +75,9 @@ console.log(`whylesion classify DIR --labels a,b --format jsonl --batch ${batch}
 console.log('| images | rows out | peak RSS | × first | wall | progress lines |');
 console.log('|---:|---:|---:|---:|---:|---:|');
 for (const r of runs) {
-  console.log(`| ${r.images.toLocaleString('en-US')} | ${r.rows.toLocaleString('en-US')} | ${r.peakRssMB.toFixed(0)} MiB | ${(r.peakRssMB / base.peakRssMB).toFixed(2)} | ${r.wallSeconds.toFixed(0)} s | ${r.progressLines} |`);
+  console.log(
+    `| ${r.images.toLocaleString('en-US')} | ${r.rows.toLocaleString('en-US')} | ${r.peakRssMB.toFixed(0)} MiB | ${(r.peakRssMB / base.peakRssMB).toFixed(2)} | ${r.wallSeconds.toFixed(0)} s | ${r.progressLines} |`,
+  );
 }
 const file = writeResult(`classify-scale-${size}px`, {
   date: new Date().toISOString(),

@@ -18,10 +18,23 @@ import { flag, PYTHON, REPO, simdFlags, syntheticCheckpoint, writeResult } from 
 
 const LABELS = 'dark brown,bleeding,irregular shape';
 
-interface Run { side: string; round: number; wallS: number; loadBefore: number; phases: Record<string, number>; pipelines?: number; compileS?: number; stdout: string }
+interface Run {
+  side: string;
+  round: number;
+  wallS: number;
+  loadBefore: number;
+  phases: Record<string, number>;
+  pipelines?: number;
+  compileS?: number;
+  stdout: string;
+}
 
 /** Phases of one of our runs from its WHYLESION_TRACE lines (epoch ms), relative to the spawn at `t0`. */
-function ourPhases(stderr: string, t0: number, end: number): { phases: Record<string, number>; pipelines: number; compileS: number } {
+function ourPhases(
+  stderr: string,
+  t0: number,
+  end: number,
+): { phases: Record<string, number>; pipelines: number; compileS: number } {
   const marks: { at: number; phase: string }[] = [];
   let pipelines = 0;
   let compileS = 0;
@@ -50,10 +63,12 @@ function ourPhases(stderr: string, t0: number, end: number): { phases: Record<st
     ['image: bind plan (pipelines)', 'plan bound vision'],
     ['image: forward (incl. shader compile at first dispatch)', 'forward done vision'],
   ];
-  const found = steps.flatMap(([name, mark]) => {
-    const t = at(mark);
-    return t === undefined ? [] : [{ name, t }];
-  }).sort((a, b) => a.t - b.t);
+  const found = steps
+    .flatMap(([name, mark]) => {
+      const t = at(mark);
+      return t === undefined ? [] : [{ name, t }];
+    })
+    .sort((a, b) => a.t - b.t);
   found.push({ name: 'print, dispose, exit', t: end });
   const phases: Record<string, number> = {};
   let last = t0;
@@ -66,7 +81,11 @@ function ourPhases(stderr: string, t0: number, end: number): { phases: Record<st
   return { phases, pipelines, compileS };
 }
 
-function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ t0: number; end: number; stdout: string; stderr: string }> {
+function timed(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ t0: number; end: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.timeOrigin + performance.now();
     const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -84,7 +103,7 @@ function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Promise
 }
 
 async function main(argv: string[]): Promise<void> {
-  const model = flag(argv, 'model', '') || await syntheticCheckpoint('ViT-L-14', 0, 'f32');
+  const model = flag(argv, 'model', '') || (await syntheticCheckpoint('ViT-L-14', 0, 'f32'));
   const image = flag(argv, 'image', join(REPO, 'test/fixtures/openclip-tiny/images/lesion_q90.jpg'));
   const runs = Number(flag(argv, 'runs', '3'));
   const label = flag(argv, 'label', new Date().toISOString().slice(0, 10));
@@ -97,7 +116,12 @@ async function main(argv: string[]): Promise<void> {
     const textCache = mkdtempSync(join(tmpdir(), 'whylesion-cold-texts-'));
     const shaderCache = freshShaderCache ? mkdtempSync(join(tmpdir(), 'whylesion-cold-mesa-')) : undefined;
     try {
-      const env = { ...process.env, WHYLESION_TRACE: '1', WHYLESION_TEXT_CACHE: textCache, ...(shaderCache ? { MESA_SHADER_CACHE_DIR: shaderCache } : {}) };
+      const env = {
+        ...process.env,
+        WHYLESION_TRACE: '1',
+        WHYLESION_TEXT_CACHE: textCache,
+        ...(shaderCache ? { MESA_SHADER_CACHE_DIR: shaderCache } : {}),
+      };
       const r = await timed(process.execPath, [cli, 'classify', image, '--labels', LABELS, '--model', model], env);
       const { phases, pipelines, compileS } = ourPhases(r.stderr, r.t0, r.end);
       return { wallS: (r.end - r.t0) / 1000, phases, pipelines, compileS, stdout: r.stdout };
@@ -112,13 +136,41 @@ async function main(argv: string[]): Promise<void> {
     const binDir = `${model.replace(/\/$/, '')}-openclip-bin`;
     if (!existsSync(join(binDir, 'open_clip_pytorch_model.bin'))) {
       console.error(`writing ${binDir}/open_clip_pytorch_model.bin for open_clip ...`);
-      execFileSync(PYTHON, [join(REPO, 'reference/openclip_cold.py'), '--prepare-from', model, '--model', binDir, '--image', '-', '--labels', '-'], { stdio: 'inherit' });
+      execFileSync(
+        PYTHON,
+        [
+          join(REPO, 'reference/openclip_cold.py'),
+          '--prepare-from',
+          model,
+          '--model',
+          binDir,
+          '--image',
+          '-',
+          '--labels',
+          '-',
+        ],
+        { stdio: 'inherit' },
+      );
     }
     sides.push({
       side: 'open_clip',
       run: async () => {
         const env = { ...process.env, PYTHONPATH: openclipPath };
-        const r = await timed(PYTHON, [join(REPO, 'reference/openclip_cold.py'), '--model', binDir, '--image', image, '--labels', LABELS, '--threads', String(cpus().length)], env);
+        const r = await timed(
+          PYTHON,
+          [
+            join(REPO, 'reference/openclip_cold.py'),
+            '--model',
+            binDir,
+            '--image',
+            image,
+            '--labels',
+            LABELS,
+            '--threads',
+            String(cpus().length),
+          ],
+          env,
+        );
         const report = JSON.parse(r.stderr.trim().split('\n').pop()!) as { phases: Record<string, number> };
         const inScript = report.phases.total_in_script ?? 0;
         const phases = Object.fromEntries(Object.entries(report.phases).filter(([k]) => k !== 'total_in_script'));
@@ -128,7 +180,9 @@ async function main(argv: string[]): Promise<void> {
       },
     });
   } else {
-    console.error('WHYLESION_OPENCLIP_PATH is not set: timing whylesion only (see bench/cold.ts for how to get open_clip).');
+    console.error(
+      'WHYLESION_OPENCLIP_PATH is not set: timing whylesion only (see bench/cold.ts for how to get open_clip).',
+    );
   }
 
   const loadStart = loadavg()[0];
@@ -157,24 +211,46 @@ async function main(argv: string[]): Promise<void> {
     const phases: Record<string, number> = {};
     for (const key of Object.keys(mine[0].phases)) phases[key] = median(mine.map((r) => r.phases[key] ?? 0));
     return {
-      side, medianWallS: median(mine.map((r) => r.wallS)), wallS: mine.map((r) => r.wallS), phases,
-      pipelines: mine[0].pipelines, medianCompileS: mine[0].compileS === undefined ? undefined : median(mine.map((r) => r.compileS!)),
+      side,
+      medianWallS: median(mine.map((r) => r.wallS)),
+      wallS: mine.map((r) => r.wallS),
+      phases,
+      pipelines: mine[0].pipelines,
+      medianCompileS: mine[0].compileS === undefined ? undefined : median(mine.map((r) => r.compileS!)),
     };
   });
   const theirs = summary.find((s) => s.side === 'open_clip');
-  console.log(`\ncold \`classify\` of one image, ViT-L/14 f32, ${runs} alternating runs per side (load ${loadStart.toFixed(1)} → ${loadEnd.toFixed(1)})\n`);
+  console.log(
+    `\ncold \`classify\` of one image, ViT-L/14 f32, ${runs} alternating runs per side (load ${loadStart.toFixed(1)} → ${loadEnd.toFixed(1)})\n`,
+  );
   console.log('| side | runs (s) | median s | vs open_clip |');
   console.log('| --- | --- | --- | --- |');
-  for (const s of summary) console.log(`| ${s.side} | ${s.wallS.map((w) => w.toFixed(2)).join(', ')} | ${s.medianWallS.toFixed(2)} | ${theirs ? (s.medianWallS / theirs.medianWallS).toFixed(2) : '–'} |`);
+  for (const s of summary)
+    console.log(
+      `| ${s.side} | ${s.wallS.map((w) => w.toFixed(2)).join(', ')} | ${s.medianWallS.toFixed(2)} | ${theirs ? (s.medianWallS / theirs.medianWallS).toFixed(2) : '–'} |`,
+    );
   for (const s of summary) {
-    console.log(`\n${s.side}, median per phase:${s.pipelines !== undefined ? ` (${s.pipelines} pipelines, ${s.medianCompileS?.toFixed(1)} s summed pipeline creation)` : ''}`);
+    console.log(
+      `\n${s.side}, median per phase:${s.pipelines !== undefined ? ` (${s.pipelines} pipelines, ${s.medianCompileS?.toFixed(1)} s summed pipeline creation)` : ''}`,
+    );
     for (const [k, v] of Object.entries(s.phases)) console.log(`  ${k.padEnd(58)} ${v.toFixed(2)} s`);
   }
   const path = writeResult(`cold-${label}`, {
-    date: new Date().toISOString(), model, image, labels: LABELS, runs, freshShaderCache,
-    cpu: cpus()[0]?.model, cores: cpus().length, cpuFlags: simdFlags().join(' '), loadAverage: [loadStart, loadEnd],
-    lpNumThreads: process.env.LP_NUM_THREADS ?? '16 (the CLI default)', torchThreads: cpus().length,
-    summary, warmup: warmup.map(({ stdout: _, ...r }) => r), results: results.map(({ stdout: _, ...r }) => r),
+    date: new Date().toISOString(),
+    model,
+    image,
+    labels: LABELS,
+    runs,
+    freshShaderCache,
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    cpuFlags: simdFlags().join(' '),
+    loadAverage: [loadStart, loadEnd],
+    lpNumThreads: process.env.LP_NUM_THREADS ?? '16 (the CLI default)',
+    torchThreads: cpus().length,
+    summary,
+    warmup: warmup.map(({ stdout: _, ...r }) => r),
+    results: results.map(({ stdout: _, ...r }) => r),
     answers: Object.fromEntries(sides.map(({ side }) => [side, results.find((r) => r.side === side)?.stdout])),
   });
   console.error(`wrote ${path}`);

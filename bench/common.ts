@@ -15,7 +15,12 @@ export const PYTHON = process.env.WHYLESION_TORCH_PYTHON ?? '/usr/bin/python3';
 export const REFERENCE_SCRIPT = join(REPO, 'reference/clip_reference.py');
 
 /** A machine description for result tables: CPU model, cores, adapter. */
-export function machine(adapter: { vendor: string; architecture: string; device: string; description: string }): string {
+export function machine(adapter: {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const gpu = [adapter.vendor, adapter.architecture, adapter.device, adapter.description].filter(Boolean).join(' / ');
   return `${cpu} (${cpus().length} cores); WebGPU: ${gpu}`;
@@ -24,8 +29,16 @@ export function machine(adapter: { vendor: string; architecture: string; device:
 /** The CPU's SIMD flags (AVX-512 or not decides llvmpipe's vector width): every bench result records them. */
 export function simdFlags(): string[] {
   try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
-    return line ? line.slice(line.indexOf(':') + 1).trim().split(/\s+/).filter((f) => /^(sse4_2|avx|avx2|fma|f16c|avx512\w*|amx\w*)$/.test(f)) : [];
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('flags'));
+    return line
+      ? line
+          .slice(line.indexOf(':') + 1)
+          .trim()
+          .split(/\s+/)
+          .filter((f) => /^(sse4_2|avx|avx2|fma|f16c|avx512\w*|amx\w*)$/.test(f))
+      : [];
   } catch {
     return [];
   }
@@ -43,16 +56,24 @@ export async function syntheticCheckpoint(config: string, seed: number, dtype: '
 
 /** Runs the plain-PyTorch reference forward; returns its --timing JSON. */
 export interface ReferenceTiming {
-  image_seconds?: number; images?: number; text_seconds?: number; texts?: number; threads: number;
+  image_seconds?: number;
+  images?: number;
+  text_seconds?: number;
+  texts?: number;
+  threads: number;
   /** 'cpu' or the CUDA device's name; the torch version. */
-  device?: string; torch?: string;
+  device?: string;
+  torch?: string;
   /** With --autocast-fp16 on CUDA. */
-  image_seconds_autocast_fp16?: number; text_seconds_autocast_fp16?: number;
+  image_seconds_autocast_fp16?: number;
+  text_seconds_autocast_fp16?: number;
 }
 
 export function runReference(args: string[]): ReferenceTiming {
   const out = execFileSync(PYTHON, [REFERENCE_SCRIPT, ...args, '--timing', '--threads', String(cpus().length)], {
-    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 26,
   });
   return JSON.parse(out.trim().split('\n').pop()!);
 }

@@ -33,11 +33,23 @@ writeFileSync(join(work, 'pixels1.npy'), writeNpy([1, 3, S, S], pixels.subarray(
 writeFileSync(join(work, 'pixels8.npy'), writeNpy([8, 3, S, S], pixels));
 const tokenizer = await loadTokenizer();
 const ids = tokenizer.tokenize(PROMPTS, 77);
-writeFileSync(join(work, 'tokens.json'), JSON.stringify(Array.from({ length: 3 }, (_, i) => Array.from(ids.subarray(i * 77, (i + 1) * 77)))));
+writeFileSync(
+  join(work, 'tokens.json'),
+  JSON.stringify(Array.from({ length: 3 }, (_, i) => Array.from(ids.subarray(i * 77, (i + 1) * 77)))),
+);
 
 const load = [loadavg()[0]];
 console.error('PyTorch reference ...');
-const torch1 = runReference(['--model', dir, '--pixels', join(work, 'pixels1.npy'), '--tokens', join(work, 'tokens.json'), '--out', join(work, 'r1')]);
+const torch1 = runReference([
+  '--model',
+  dir,
+  '--pixels',
+  join(work, 'pixels1.npy'),
+  '--tokens',
+  join(work, 'tokens.json'),
+  '--out',
+  join(work, 'r1'),
+]);
 const torch8 = runReference(['--model', dir, '--pixels', join(work, 'pixels8.npy'), '--out', join(work, 'r8')]);
 
 console.error('engine ...');
@@ -69,12 +81,36 @@ rmSync(work, { recursive: true, force: true });
 
 const rows = [
   { case: 'image, batch 1', engineCold: image1.cold, engine: image1.warm, torch: torch1.image_seconds! },
-  { case: 'image, batch 8 (per image)', engineCold: image8.cold / 8, engine: image8.warm / 8, torch: torch8.image_seconds! / 8 },
+  {
+    case: 'image, batch 8 (per image)',
+    engineCold: image8.cold / 8,
+    engine: image8.warm / 8,
+    torch: torch8.image_seconds! / 8,
+  },
   { case: 'text, 3 prompts', engineCold: text.cold, engine: text.warm, torch: torch1.text_seconds! },
 ];
-const result = { config, dtype, runs, machine: machine(gpu.adapterInfo), torchThreads: torch1.threads, cpus: cpus().length, loadAverage: load, lpNumThreads: process.env.LP_NUM_THREADS, cpuFlags: simdFlags().join(' '), lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH, tunedShapes, date: new Date().toISOString(), rows };
-console.log(`e2e: ${config}, ${dtype} weights; ${result.machine}; LP_NUM_THREADS=${process.env.LP_NUM_THREADS}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`);
+const result = {
+  config,
+  dtype,
+  runs,
+  machine: machine(gpu.adapterInfo),
+  torchThreads: torch1.threads,
+  cpus: cpus().length,
+  loadAverage: load,
+  lpNumThreads: process.env.LP_NUM_THREADS,
+  cpuFlags: simdFlags().join(' '),
+  lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH,
+  tunedShapes,
+  date: new Date().toISOString(),
+  rows,
+};
+console.log(
+  `e2e: ${config}, ${dtype} weights; ${result.machine}; LP_NUM_THREADS=${process.env.LP_NUM_THREADS}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
+);
 console.log('| case | engine warm s | engine cold s | PyTorch s | engine / PyTorch |');
 console.log('| --- | --- | --- | --- | --- |');
-for (const r of rows) console.log(`| ${r.case} | ${r.engine.toFixed(2)} | ${r.engineCold.toFixed(2)} | ${r.torch.toFixed(2)} | ${(r.engine / r.torch).toFixed(2)} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.case} | ${r.engine.toFixed(2)} | ${r.engineCold.toFixed(2)} | ${r.torch.toFixed(2)} | ${(r.engine / r.torch).toFixed(2)} |`,
+  );
 console.log(`\nwrote ${writeResult(`e2e-${config}-${dtype}`, result)}`);

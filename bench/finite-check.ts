@@ -13,15 +13,21 @@ function time(staging: Staging, kind: 'f32' | 'f16'): number {
   for (let done = 0; done < TOTAL_BYTES; done += view.byteLength) {
     const n = Math.min(view.length, (TOTAL_BYTES - done) / view.BYTES_PER_ELEMENT);
     const part = view.subarray(0, n);
-    const at = part instanceof Float32Array ? staging.firstNonFiniteF32(part) : staging.firstNonFiniteF16(part as Uint16Array);
+    const at =
+      part instanceof Float32Array ? staging.firstNonFiniteF32(part) : staging.firstNonFiniteF16(part as Uint16Array);
     if (at !== -1) throw new Error('unexpected non-finite value');
   }
   return (performance.now() - started) / 1000;
 }
 
 for (const kind of ['f32', 'f16'] as const) {
-  for (const [name, staging] of [['wasm-simd', new Staging(true)], ['javascript', new Staging(false)]] as const) {
+  for (const [name, staging] of [
+    ['wasm-simd', new Staging(true)],
+    ['javascript', new Staging(false)],
+  ] as const) {
     const runs = [time(staging, kind), time(staging, kind), time(staging, kind)].sort((a, b) => a - b);
-    console.log(`${kind} ${name}: median ${(runs[1] * 1000).toFixed(0)} ms over ${(TOTAL_BYTES / 1e9).toFixed(2)} GB (${(TOTAL_BYTES / runs[1] / 1e9).toFixed(1)} GB/s)`);
+    console.log(
+      `${kind} ${name}: median ${(runs[1] * 1000).toFixed(0)} ms over ${(TOTAL_BYTES / 1e9).toFixed(2)} GB (${(TOTAL_BYTES / runs[1] / 1e9).toFixed(1)} GB/s)`,
+    );
   }
 }

@@ -18,13 +18,19 @@ import { flag, machine, PYTHON, runReference, simdFlags, syntheticCheckpoint } f
 
 const argv = process.argv.slice(2);
 const outDir = flag(argv, 'out', '');
-if (!outDir) throw new Error('usage: gpu-check.js --out OUT_DIR [--config ViT-L-14] [--batches 1,8] [--runs 3] [--tune-runs 3] [--torch-runs 3]');
+if (!outDir)
+  throw new Error(
+    'usage: gpu-check.js --out OUT_DIR [--config ViT-L-14] [--batches 1,8] [--runs 3] [--tune-runs 3] [--torch-runs 3]',
+  );
 const config = flag(argv, 'config', 'ViT-L-14');
 const runs = Number(flag(argv, 'runs', '3'));
 const tuneRuns = Number(flag(argv, 'tune-runs', '3'));
 const torchRuns = Number(flag(argv, 'torch-runs', '3'));
 // Image batches timed, checked and tuned (1 and 8 unless a slow adapter needs fewer).
-const batches = flag(argv, 'batches', '1,8').split(',').map(Number).filter((b) => b === 1 || b === 8);
+const batches = flag(argv, 'batches', '1,8')
+  .split(',')
+  .map(Number)
+  .filter((b) => b === 1 || b === 8);
 if (batches.length === 0) throw new Error('--batches takes 1, 8 or 1,8');
 const maxBatch = Math.max(...batches);
 const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
@@ -34,7 +40,12 @@ mkdirSync(outDir, { recursive: true });
 // The tuner saves its choices here, not in the user's cache.
 process.env.WHYLESION_TUNING_FILE = join(outDir, 'kernel-tuning.json');
 
-const report: Record<string, unknown> = { config, batches, date: new Date().toISOString(), stages: {} as Record<string, number> };
+const report: Record<string, unknown> = {
+  config,
+  batches,
+  date: new Date().toISOString(),
+  stages: {} as Record<string, number>,
+};
 function save(): void {
   report.totalSeconds = (performance.now() - started) / 1000;
   const path = join(outDir, 'gpu-check.json');
@@ -52,15 +63,23 @@ async function stage<T>(name: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
-
 /** Per row: cosine to the reference, and the largest difference of the normalized rows. */
 function compare(got: Float32Array, want: Float32Array, E: number): { minCosine: number; maxAbsNormalized: number } {
-  let minCosine = 1, maxAbsNormalized = 0;
+  let minCosine = 1,
+    maxAbsNormalized = 0;
   for (let r = 0; r < want.length / E; r++) {
-    const a = got.subarray(r * E, (r + 1) * E), b = want.subarray(r * E, (r + 1) * E);
-    let dot = 0, na = 0, nb = 0;
-    for (let i = 0; i < E; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
-    na = Math.sqrt(na); nb = Math.sqrt(nb);
+    const a = got.subarray(r * E, (r + 1) * E),
+      b = want.subarray(r * E, (r + 1) * E);
+    let dot = 0,
+      na = 0,
+      nb = 0;
+    for (let i = 0; i < E; i++) {
+      dot += a[i] * b[i];
+      na += a[i] * a[i];
+      nb += b[i] * b[i];
+    }
+    na = Math.sqrt(na);
+    nb = Math.sqrt(nb);
     minCosine = Math.min(minCosine, dot / (na * nb));
     for (let i = 0; i < E; i++) maxAbsNormalized = Math.max(maxAbsNormalized, Math.abs(a[i] / na - b[i] / nb));
   }
@@ -91,10 +110,25 @@ report.adapter = {
   llvmpipeVectorWidth: vectorWidthChoice() ?? null,
 };
 report.features = [...gpu.device.features].sort();
-report.limits = Object.fromEntries(['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage']
-  .map((k) => [k, (limits as unknown as Record<string, number>)[k]]));
-report.machine = { description: machine(gpu.adapterInfo), cpus: cpus().length, cpuFlags: simdFlags(), loadAverage: loadavg()[0], node: process.version, lpNumThreads: process.env.LP_NUM_THREADS ?? null };
+report.limits = Object.fromEntries(
+  [
+    'maxStorageBufferBindingSize',
+    'maxBufferSize',
+    'maxComputeWorkgroupStorageSize',
+    'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX',
+    'maxComputeWorkgroupsPerDimension',
+    'maxStorageBuffersPerShaderStage',
+  ].map((k) => [k, (limits as unknown as Record<string, number>)[k]]),
+);
+report.machine = {
+  description: machine(gpu.adapterInfo),
+  cpus: cpus().length,
+  cpuFlags: simdFlags(),
+  loadAverage: loadavg()[0],
+  node: process.version,
+  lpNumThreads: process.env.LP_NUM_THREADS ?? null,
+};
 report.kernelRule = { matmulAtM257: defaultMatmulVariant(gpu, 257), matmulAtM2056: defaultMatmulVariant(gpu, 2056) };
 save();
 
@@ -102,7 +136,9 @@ const dir = await stage('synthesize', () => syntheticCheckpoint(config, 0, 'f32'
 const work = mkdtempSync(join(tmpdir(), 'whylesion-gpu-check-'));
 const checkpoint = await openCheckpoint(dir);
 await checkpoint.source.close();
-const S = checkpoint.config.vision.imageSize, E = checkpoint.config.embedDim, imageSize = 3 * S * S;
+const S = checkpoint.config.vision.imageSize,
+  E = checkpoint.config.embedDim,
+  imageSize = 3 * S * S;
 const pixels = new Float32Array(maxBatch * imageSize);
 let seed = 1;
 for (let i = 0; i < pixels.length; i++) {
@@ -119,22 +155,51 @@ try {
   await stage('pytorch', async () => {
     const tokenizer = await (await import('../src/tokenizer/load.js')).loadTokenizer();
     ids = tokenizer.tokenize(PROMPTS, 77);
-    writeFileSync(join(work, 'tokens.json'), JSON.stringify(Array.from({ length: PROMPTS.length }, (_, i) => Array.from(ids!.subarray(i * 77, (i + 1) * 77)))));
+    writeFileSync(
+      join(work, 'tokens.json'),
+      JSON.stringify(Array.from({ length: PROMPTS.length }, (_, i) => Array.from(ids!.subarray(i * 77, (i + 1) * 77)))),
+    );
     const common = ['--model', dir, '--device', 'auto', '--autocast-fp16', '--timing-runs', String(torchRuns)];
-    const t8 = runReference([...common, '--pixels', join(work, 'pixelsMax.npy'), '--tokens', join(work, 'tokens.json'), '--out', join(work, 'r8')]);
-    const t1 = maxBatch === 1 ? t8 : runReference([...common, '--pixels', join(work, 'pixels1.npy'), '--out', join(work, 'r1')]);
-    const has8 = batches.includes(8), has1 = batches.includes(1);
+    const t8 = runReference([
+      ...common,
+      '--pixels',
+      join(work, 'pixelsMax.npy'),
+      '--tokens',
+      join(work, 'tokens.json'),
+      '--out',
+      join(work, 'r8'),
+    ]);
+    const t1 =
+      maxBatch === 1 ? t8 : runReference([...common, '--pixels', join(work, 'pixels1.npy'), '--out', join(work, 'r1')]);
+    const has8 = batches.includes(8),
+      has1 = batches.includes(1);
     const read = (name: string) => readNpy(readFileSync(join(work, 'r8', `${name}.npy`))).data as Float32Array;
     reference = { image: read('image_embeddings_raw'), text: read('text_embeddings_raw') };
     report.pytorch = {
-      python: PYTHON, device: t8.device, torch: t8.torch, threads: t8.threads, runs: torchRuns,
-      fp32: { imageBatch1: has1 ? t1.image_seconds : undefined, imageBatch8PerImage: has8 ? t8.image_seconds! / 8 : undefined, text3Prompts: t8.text_seconds },
-      autocastFp16: t8.image_seconds_autocast_fp16 === undefined ? 'CUDA only (CPU autocast has no float16)'
-        : { imageBatch1: has1 ? t1.image_seconds_autocast_fp16 : undefined, imageBatch8PerImage: has8 ? t8.image_seconds_autocast_fp16 / 8 : undefined, text3Prompts: t8.text_seconds_autocast_fp16 },
+      python: PYTHON,
+      device: t8.device,
+      torch: t8.torch,
+      threads: t8.threads,
+      runs: torchRuns,
+      fp32: {
+        imageBatch1: has1 ? t1.image_seconds : undefined,
+        imageBatch8PerImage: has8 ? t8.image_seconds! / 8 : undefined,
+        text3Prompts: t8.text_seconds,
+      },
+      autocastFp16:
+        t8.image_seconds_autocast_fp16 === undefined
+          ? 'CUDA only (CPU autocast has no float16)'
+          : {
+              imageBatch1: has1 ? t1.image_seconds_autocast_fp16 : undefined,
+              imageBatch8PerImage: has8 ? t8.image_seconds_autocast_fp16 / 8 : undefined,
+              text3Prompts: t8.text_seconds_autocast_fp16,
+            },
     };
   });
 } catch (e) {
-  report.pytorch = { error: `the PyTorch reference did not run (${(e as Error).message.split('\n')[0]}); parity and PyTorch timings are missing` };
+  report.pytorch = {
+    error: `the PyTorch reference did not run (${(e as Error).message.split('\n')[0]}); parity and PyTorch timings are missing`,
+  };
   save();
 }
 if (!ids) ids = (await (await import('../src/tokenizer/load.js')).loadTokenizer()).tokenize(PROMPTS, 77);
@@ -155,7 +220,9 @@ for (const dtype of ['f32', 'f16'] as const) {
     await ckpt.source.close();
     const loadSeconds = (performance.now() - t0) / 1000;
     try {
-      const image1 = batches.includes(1) ? await timed(() => model.encodePixels(pixels.subarray(0, imageSize), 1)) : undefined;
+      const image1 = batches.includes(1)
+        ? await timed(() => model.encodePixels(pixels.subarray(0, imageSize), 1))
+        : undefined;
       const image8 = batches.includes(8) ? await timed(() => model.encodePixels(pixels, 8)) : undefined;
       const text = await timed(() => model.encodeTokens(ids!, PROMPTS.length));
       engine[dtype] = {
@@ -176,7 +243,11 @@ for (const dtype of ['f32', 'f16'] as const) {
       if (dtype === 'f32') {
         // The tuner on the f32 model: does the built-in rule pick the fastest kernel the tuner finds?
         await stage('tune', async () => {
-          const api = await WhyLesionModel.create(model, gpu, false, undefined, false, undefined, { weights: 'unhashed', config: 'unhashed', source: 'gpu-check' });
+          const api = await WhyLesionModel.create(model, gpu, false, undefined, false, undefined, {
+            weights: 'unhashed',
+            config: 'unhashed',
+            source: 'gpu-check',
+          });
           const { results, file } = await api.tune({ batches, runs: tuneRuns });
           report.tune = {
             file: file ?? tuningFilePath(),
@@ -186,17 +257,26 @@ for (const dtype of ['f32', 'f16'] as const) {
               const timedOk = r.candidates.filter((c) => c.ms !== undefined).sort((a, b) => a.ms! - b.ms!);
               const ruleMs = r.candidates.find((c) => c.variant === rule)?.ms;
               return {
-                ...r.shape, rule, choice: r.choice, fastest: timedOk[0]?.variant,
-                ruleIsFastest: timedOk[0]?.variant === rule, ruleVsFastest: ruleMs && timedOk[0] ? ruleMs / timedOk[0].ms! : null,
+                ...r.shape,
+                rule,
+                choice: r.choice,
+                fastest: timedOk[0]?.variant,
+                ruleIsFastest: timedOk[0]?.variant === rule,
+                ruleVsFastest: ruleMs && timedOk[0] ? ruleMs / timedOk[0].ms! : null,
                 ms: Object.fromEntries(r.candidates.map((c) => [c.variant, c.ms ?? c.error])),
               };
             }),
           };
           if (results.some((r) => r.choice && r.choice !== defaultMatmulVariant(gpu, r.shape.M))) {
             // Some shape chose another kernel: the towers again with the tuned choices.
-            const tuned1 = batches.includes(1) ? await timed(() => model.encodePixels(pixels.subarray(0, imageSize), 1)) : undefined;
+            const tuned1 = batches.includes(1)
+              ? await timed(() => model.encodePixels(pixels.subarray(0, imageSize), 1))
+              : undefined;
             const tuned8 = batches.includes(8) ? await timed(() => model.encodePixels(pixels, 8)) : undefined;
-            (report.tune as Record<string, unknown>).engineTunedF32 = { imageBatch1: tuned1?.warm, imageBatch8PerImage: tuned8 && tuned8.warm / 8 };
+            (report.tune as Record<string, unknown>).engineTunedF32 = {
+              imageBatch1: tuned1?.warm,
+              imageBatch8PerImage: tuned8 && tuned8.warm / 8,
+            };
           }
         });
       }
@@ -208,13 +288,38 @@ for (const dtype of ['f32', 'f16'] as const) {
 
 const pt = report.pytorch as { fp32?: Record<string, number> } | undefined;
 if (pt?.fp32) {
-  report.ratios = Object.fromEntries((['f32', 'f16'] as const).filter((d) => typeof engine[d] === 'object').map((d) => {
-    const e = engine[d] as Record<string, { warm: number }>;
-    return [`engine ${d} / pytorch fp32`, Object.fromEntries(['imageBatch1', 'imageBatch8PerImage', 'text3Prompts'].filter((k) => e[k] && pt.fp32![k]).map((k) => [k, e[k].warm / pt.fp32![k]]))];
-  }));
+  report.ratios = Object.fromEntries(
+    (['f32', 'f16'] as const)
+      .filter((d) => typeof engine[d] === 'object')
+      .map((d) => {
+        const e = engine[d] as Record<string, { warm: number }>;
+        return [
+          `engine ${d} / pytorch fp32`,
+          Object.fromEntries(
+            ['imageBatch1', 'imageBatch8PerImage', 'text3Prompts']
+              .filter((k) => e[k] && pt.fp32![k])
+              .map((k) => [k, e[k].warm / pt.fp32![k]]),
+          ),
+        ];
+      }),
+  );
 }
 gpu.destroy();
 rmSync(work, { recursive: true, force: true });
 save();
-console.log(JSON.stringify({ adapter: report.adapter, parity: report.parity, engine: report.engine, pytorch: report.pytorch, ratios: report.ratios }, null, 2));
-console.error(`gpu-check: wrote ${join(outDir, 'gpu-check.json')} in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+console.log(
+  JSON.stringify(
+    {
+      adapter: report.adapter,
+      parity: report.parity,
+      engine: report.engine,
+      pytorch: report.pytorch,
+      ratios: report.ratios,
+    },
+    null,
+    2,
+  ),
+);
+console.error(
+  `gpu-check: wrote ${join(outDir, 'gpu-check.json')} in ${((performance.now() - started) / 1000).toFixed(0)} s`,
+);

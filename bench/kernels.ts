@@ -10,7 +10,15 @@ import os from 'node:os';
 import { Gpu, uniformWords, type Dispatch } from '../src/runtime/gpu.js';
 import { shaderPipeline, type ShaderDefines } from '../src/kernels/shader.js';
 import {
-  bindingBuffers, matmulLaunch, matmulWorkgroups, OTHER_SPECS, scalarMatmulLaunch, uniformValues, type BindingArgs, type KernelSpec, type MatmulLaunch,
+  bindingBuffers,
+  matmulLaunch,
+  matmulWorkgroups,
+  OTHER_SPECS,
+  scalarMatmulLaunch,
+  uniformValues,
+  type BindingArgs,
+  type KernelSpec,
+  type MatmulLaunch,
   type UniformValues,
 } from '../src/kernels/spec.js';
 import * as K from '../src/kernels/index.js';
@@ -19,7 +27,17 @@ import { subgroupsOf16 } from '../src/kernels/tuning.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/io/tensor-source.js';
 import { simdFlags } from './common.js';
 
-interface Result { kernel: string; shape: string; ms: number; coldMs?: number; gflops?: number; gbps?: number; error?: number; cpuMs?: number; gflopsPerCpuS?: number }
+interface Result {
+  kernel: string;
+  shape: string;
+  ms: number;
+  coldMs?: number;
+  gflops?: number;
+  gbps?: number;
+  error?: number;
+  cpuMs?: number;
+  gflopsPerCpuS?: number;
+}
 
 /** One rung of the ladder: a shader, its defines, and how it is dispatched. */
 interface MatmulVersion {
@@ -37,18 +55,40 @@ interface MatmulVersion {
 }
 
 /** X, Y, and W[N, K] as f32 and as f16 bits, on the GPU and on the host (for packing). */
-interface MatmulBuffers { x: GPUBuffer; w: GPUBuffer; w16: GPUBuffer; wHost: Float32Array; w16Host: Uint16Array; y: GPUBuffer; params: GPUBuffer[] }
+interface MatmulBuffers {
+  x: GPUBuffer;
+  w: GPUBuffer;
+  w16: GPUBuffer;
+  wHost: Float32Array;
+  w16Host: Uint16Array;
+  y: GPUBuffer;
+  params: GPUBuffer[];
+}
 
 /** A matmul kernel dispatched directly, laid out by its spec (no bias, no activation). */
 function direct(launch: MatmulLaunch) {
   const { spec, defines } = launch;
   return async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
     const pipeline = await shaderPipeline(gpu, spec.shader, defines);
-    const params = gpu.uniformBuffer(spec.shader, uniformWords(uniformValues(spec, { M, N, K: Kd, K4: Kd / 4, flags: 0 })));
+    const params = gpu.uniformBuffer(
+      spec.shader,
+      uniformWords(uniformValues(spec, { M, N, K: Kd, K4: Kd / 4, flags: 0 })),
+    );
     b.params.push(params);
-    const buffers = bindingBuffers(spec, { x: b.x, w: defines.W_TYPE === 'f16' ? b.w16 : b.w, bias: gpu.zeros, y: b.y });
+    const buffers = bindingBuffers(spec, {
+      x: b.x,
+      w: defines.W_TYPE === 'f16' ? b.w16 : b.w,
+      bias: gpu.zeros,
+      y: b.y,
+    });
     const bindGroup = gpu.bindGroup(spec.shader, pipeline, [...buffers, params]);
-    return { label: spec.shader, kernel: spec.shader, pipeline, bindGroup, workgroups: matmulWorkgroups(launch.tile, M, N) };
+    return {
+      label: spec.shader,
+      kernel: spec.shader,
+      pipeline,
+      bindGroup,
+      workgroups: matmulWorkgroups(launch.tile, M, N),
+    };
   };
 }
 
@@ -56,44 +96,104 @@ const subgroupTile = (rows: number, cols: number, wType: 'f32' | 'f16' = 'f32', 
   direct(matmulLaunch(lanes === 8 ? `subgroup-${rows}x${cols}` : `subgroup16-${rows}x${cols}`, wType));
 
 /** matmul() on weights uploaded as the model uploads them (uploadMatmulWeights: packed where subgroups). */
-const library = (wType: 'f32' | 'f16') => async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
-  const scope = new K.Scope(gpu);
-  const w = K.uploadMatmulWeights(scope, 'w', wType === 'f16' ? b.w16Host : b.wHost, N, Kd);
-  const d = await K.matmul(scope, 'matmul', { x: b.x, w, y: b.y, M, N, K: Kd, wDtype: wType });
-  b.params.push(...scope.buffers);
-  return d;
-};
+const library =
+  (wType: 'f32' | 'f16') =>
+  async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
+    const scope = new K.Scope(gpu);
+    const w = K.uploadMatmulWeights(scope, 'w', wType === 'f16' ? b.w16Host : b.wHost, N, Kd);
+    const d = await K.matmul(scope, 'matmul', { x: b.x, w, y: b.y, M, N, K: Kd, wDtype: wType });
+    b.params.push(...scope.buffers);
+    return d;
+  };
 
 const VERSIONS: MatmulVersion[] = [
-  { name: 'v1', what: 'naive: one output per invocation, scalar loads (matmul_scalar.wgsl)', subgroups: false, maxGflop: 2,
-    make: direct(scalarMatmulLaunch('f32')) },
-  { name: 'v2', what: '4×4 block per invocation, vec4 loads, workgroup 8×8 (matmul.wgsl)', subgroups: false,
-    make: direct(matmulLaunch('block', 'f32')) },
-  { name: 'v3', what: 'one subgroup of 8 per workgroup, X rows shared by subgroupBroadcast, 8×8 tile', subgroups: true,
-    make: subgroupTile(1, 1) },
-  { name: 'v4', what: 'v3 register-blocked to a 24×24 tile (72 accumulators per lane)', subgroups: true,
-    make: subgroupTile(3, 3) },
-  { name: 'v5', what: 'v3 register-blocked to a 32×24 tile (96 accumulators per lane)', subgroups: true,
-    make: subgroupTile(4, 3) },
-  { name: 'v7', what: 'v3 with 16 lanes (llvmpipe at 512 bits), 16×32 tile (32 accumulators per lane)', subgroups: true, lanes16: true,
-    make: subgroupTile(1, 2, 'f32', 16) },
-  { name: 'v7b', what: 'v7 at 32×32 (64 accumulators per lane)', subgroups: true, lanes16: true,
-    make: subgroupTile(2, 2, 'f32', 16) },
-  { name: 'v7c', what: 'v7 at 32×48 (96 accumulators per lane)', subgroups: true, lanes16: true,
-    make: subgroupTile(2, 3, 'f32', 16) },
-  { name: 'v4h', what: 'v4 with f16 weights (vec4<f16> loads)', subgroups: true, f16: true,
-    make: subgroupTile(3, 3, 'f16') },
-  { name: 'v6', what: 'v4h with W packed at upload as [N/24][K/4][24], read as u32 pairs (matmul_packed.wgsl; what matmul() runs for f16 weights)', subgroups: true, f16: true,
-    make: library('f16') },
-  { name: 'gpu', what: 'GPU-style workgroup-memory tiling: 64×64 tile, 256 invocations, 4×4 each, 16 of K per barrier (matmul_tiled.wgsl; an autotuner candidate for real GPUs)', subgroups: false,
-    make: direct(matmulLaunch('tiled', 'f32')) },
-  { name: 'lib', what: 'what matmul() in src/kernels picks on this device, weights uploaded as the model does', subgroups: false,
-    make: library('f32') },
+  {
+    name: 'v1',
+    what: 'naive: one output per invocation, scalar loads (matmul_scalar.wgsl)',
+    subgroups: false,
+    maxGflop: 2,
+    make: direct(scalarMatmulLaunch('f32')),
+  },
+  {
+    name: 'v2',
+    what: '4×4 block per invocation, vec4 loads, workgroup 8×8 (matmul.wgsl)',
+    subgroups: false,
+    make: direct(matmulLaunch('block', 'f32')),
+  },
+  {
+    name: 'v3',
+    what: 'one subgroup of 8 per workgroup, X rows shared by subgroupBroadcast, 8×8 tile',
+    subgroups: true,
+    make: subgroupTile(1, 1),
+  },
+  {
+    name: 'v4',
+    what: 'v3 register-blocked to a 24×24 tile (72 accumulators per lane)',
+    subgroups: true,
+    make: subgroupTile(3, 3),
+  },
+  {
+    name: 'v5',
+    what: 'v3 register-blocked to a 32×24 tile (96 accumulators per lane)',
+    subgroups: true,
+    make: subgroupTile(4, 3),
+  },
+  {
+    name: 'v7',
+    what: 'v3 with 16 lanes (llvmpipe at 512 bits), 16×32 tile (32 accumulators per lane)',
+    subgroups: true,
+    lanes16: true,
+    make: subgroupTile(1, 2, 'f32', 16),
+  },
+  {
+    name: 'v7b',
+    what: 'v7 at 32×32 (64 accumulators per lane)',
+    subgroups: true,
+    lanes16: true,
+    make: subgroupTile(2, 2, 'f32', 16),
+  },
+  {
+    name: 'v7c',
+    what: 'v7 at 32×48 (96 accumulators per lane)',
+    subgroups: true,
+    lanes16: true,
+    make: subgroupTile(2, 3, 'f32', 16),
+  },
+  {
+    name: 'v4h',
+    what: 'v4 with f16 weights (vec4<f16> loads)',
+    subgroups: true,
+    f16: true,
+    make: subgroupTile(3, 3, 'f16'),
+  },
+  {
+    name: 'v6',
+    what: 'v4h with W packed at upload as [N/24][K/4][24], read as u32 pairs (matmul_packed.wgsl; what matmul() runs for f16 weights)',
+    subgroups: true,
+    f16: true,
+    make: library('f16'),
+  },
+  {
+    name: 'gpu',
+    what: 'GPU-style workgroup-memory tiling: 64×64 tile, 256 invocations, 4×4 each, 16 of K per barrier (matmul_tiled.wgsl; an autotuner candidate for real GPUs)',
+    subgroups: false,
+    make: direct(matmulLaunch('tiled', 'f32')),
+  },
+  {
+    name: 'lib',
+    what: 'what matmul() in src/kernels picks on this device, weights uploaded as the model does',
+    subgroups: false,
+    make: library('f32'),
+  },
 ];
 
 // ViT-L/14 at 224 px: 257 tokens, width 1024, MLP 4096; the last is a batch of 8 images.
 const SHAPES: [number, number, number][] = [
-  [257, 1024, 3072], [257, 1024, 1024], [257, 1024, 4096], [257, 4096, 1024], [2056, 1024, 4096],
+  [257, 1024, 3072],
+  [257, 1024, 1024],
+  [257, 1024, 4096],
+  [257, 4096, 1024],
+  [2056, 1024, 4096],
 ];
 const shapeName = (M: number, Kd: number, N: number) => `M=${M} K=${Kd} N=${N}`;
 
@@ -117,16 +217,23 @@ function randomArray(n: number, seed: number, scale: number): Float32Array {
  * Median wall ms of up to 9 runs, and the median CPU ms this process spent on them (llvmpipe's threads
  * run in it): CPU time moves much less than wall time when other processes load the machine.
  */
-async function timeRuns(gpu: Gpu, dispatches: Dispatch[], budgetMs: number, coldMs: number): Promise<{ ms: number; cpuMs: number }> {
+async function timeRuns(
+  gpu: Gpu,
+  dispatches: Dispatch[],
+  budgetMs: number,
+  coldMs: number,
+): Promise<{ ms: number; cpuMs: number }> {
   const runs = Math.max(1, Math.min(9, Math.floor(budgetMs / Math.max(coldMs, 1))));
-  const times: number[] = [], cpu: number[] = [];
+  const times: number[] = [],
+    cpu: number[] = [];
   for (let i = 0; i < runs + 1; i++) {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     await gpu.run('bench', dispatches);
     await gpu.device.queue.onSubmittedWorkDone();
     const used = process.cpuUsage(c0);
-    if (i > 0) { // the first run is the warm-up
+    if (i > 0) {
+      // the first run is the warm-up
       times.push(performance.now() - t0);
       cpu.push((used.user + used.system) / 1000);
     }
@@ -166,27 +273,98 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
   const results: Result[] = [];
   const scope = new K.Scope(gpu);
   // The portable kernels dispatched directly (the library picks another on llvmpipe), laid out by their specs.
-  const direct = async <S extends KernelSpec>(spec: S, defines: ShaderDefines, args: BindingArgs<S>, params: UniformValues<S>, workgroups: [number, number, number], cost: { flops?: number; bytes?: number }): Promise<Dispatch> => {
+  const direct = async <S extends KernelSpec>(
+    spec: S,
+    defines: ShaderDefines,
+    args: BindingArgs<S>,
+    params: UniformValues<S>,
+    workgroups: [number, number, number],
+    cost: { flops?: number; bytes?: number },
+  ): Promise<Dispatch> => {
     const pipeline = await shaderPipeline(gpu, spec.shader, defines);
-    const bindGroup = gpu.bindGroup(spec.shader, pipeline, [...bindingBuffers(spec, args), scope.uniform(spec.shader, uniformValues(spec, params))]);
+    const bindGroup = gpu.bindGroup(spec.shader, pipeline, [
+      ...bindingBuffers(spec, args),
+      scope.uniform(spec.shader, uniformValues(spec, params)),
+    ]);
     return { label: spec.shader, kernel: spec.shader, pipeline, bindGroup, workgroups, ...cost };
   };
-  const cases: { kernel: string; shape: string; out: GPUBuffer; n: number; want: () => Float32Array; make: () => Promise<Dispatch> }[] = [];
-  for (const [rows, cols] of [[257, 1024], [2056, 1024], [77, 768]]) {
-    const x = randomArray(rows * cols, rows + cols, 2).map((v) => v + 3), gain = randomArray(cols, 8, 0.2).map((v) => v + 1), shift = randomArray(cols, 9, 0.2);
-    const a = { x: scope.storage('x', x), gain: scope.storage('g', gain), shift: scope.storage('s', shift), y: scope.storage('y', rows * cols * 4), rows, cols };
+  const cases: {
+    kernel: string;
+    shape: string;
+    out: GPUBuffer;
+    n: number;
+    want: () => Float32Array;
+    make: () => Promise<Dispatch>;
+  }[] = [];
+  for (const [rows, cols] of [
+    [257, 1024],
+    [2056, 1024],
+    [77, 768],
+  ]) {
+    const x = randomArray(rows * cols, rows + cols, 2).map((v) => v + 3),
+      gain = randomArray(cols, 8, 0.2).map((v) => v + 1),
+      shift = randomArray(cols, 9, 0.2);
+    const a = {
+      x: scope.storage('x', x),
+      gain: scope.storage('g', gain),
+      shift: scope.storage('s', shift),
+      y: scope.storage('y', rows * cols * 4),
+      rows,
+      cols,
+    };
     let want: Float32Array | undefined;
-    const base = { shape: `${rows}×${cols}`, out: a.y, n: rows * cols, want: () => (want ??= layerNormRef(x, gain, shift, rows, cols)) };
-    cases.push({ ...base, kernel: 'layernorm.portable', make: () => direct(OTHER_SPECS.layernorm, {}, a, { rows, cols, in_row_stride: 1, eps: 1e-5 }, [rows, 1, 1], { bytes: 8 * rows * cols }) });
+    const base = {
+      shape: `${rows}×${cols}`,
+      out: a.y,
+      n: rows * cols,
+      want: () => (want ??= layerNormRef(x, gain, shift, rows, cols)),
+    };
+    cases.push({
+      ...base,
+      kernel: 'layernorm.portable',
+      make: () =>
+        direct(OTHER_SPECS.layernorm, {}, a, { rows, cols, in_row_stride: 1, eps: 1e-5 }, [rows, 1, 1], {
+          bytes: 8 * rows * cols,
+        }),
+    });
     cases.push({ ...base, kernel: 'layernorm.lib', make: () => K.layerNorm(scope, 'ln', a) });
   }
-  for (const [B, T, H, D, causal] of [[1, 257, 16, 64, false], [8, 257, 16, 64, false], [1, 77, 12, 64, true]] as const) {
+  for (const [B, T, H, D, causal] of [
+    [1, 257, 16, 64, false],
+    [8, 257, 16, 64, false],
+    [1, 77, 12, 64, true],
+  ] as const) {
     const qkv = randomArray(B * T * 3 * H * D, B + T, 2);
-    const a = { qkv: scope.storage('qkv', qkv), out: scope.storage('o', B * T * H * D * 4), batch: B, seq: T, heads: H, headDim: D, causal };
+    const a = {
+      qkv: scope.storage('qkv', qkv),
+      out: scope.storage('o', B * T * H * D * 4),
+      batch: B,
+      seq: T,
+      heads: H,
+      headDim: D,
+      causal,
+    };
     let want: Float32Array | undefined;
-    const base = { shape: `B=${B} ${H} heads × ${T} × ${D}${causal ? ' causal' : ''}`, out: a.out, n: B * T * H * D, want: () => (want ??= attentionRef(qkv, B, T, H, D, causal)) };
+    const base = {
+      shape: `B=${B} ${H} heads × ${T} × ${D}${causal ? ' causal' : ''}`,
+      out: a.out,
+      n: B * T * H * D,
+      want: () => (want ??= attentionRef(qkv, B, T, H, D, causal)),
+    };
     const pairs = causal ? (T * (T + 1)) / 2 : T * T;
-    cases.push({ ...base, kernel: 'attention.portable', make: () => direct(OTHER_SPECS.attention, { HEAD_DIM: D }, a, { T, W: H * D, causal: causal ? 1 : 0, scale: 1 / Math.sqrt(D) }, [Math.ceil(T / 64), H, B], { flops: 4 * B * H * pairs * D }) });
+    cases.push({
+      ...base,
+      kernel: 'attention.portable',
+      make: () =>
+        direct(
+          OTHER_SPECS.attention,
+          { HEAD_DIM: D },
+          a,
+          { T, W: H * D, causal: causal ? 1 : 0, scale: 1 / Math.sqrt(D) },
+          [Math.ceil(T / 64), H, B],
+          { flops: 4 * B * H * pairs * D },
+        ),
+    });
     cases.push({ ...base, kernel: 'attention.lib', make: () => K.attention(scope, 'attn', a) });
   }
   for (const c of cases) {
@@ -194,16 +372,23 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
     const d = await c.make();
     const [bytes] = await gpu.run(c.kernel, [d], [{ buffer: c.out, bytes: c.n * 4 }]);
     const coldMs = performance.now() - t0;
-    const got = new Float32Array(bytes), want = c.want();
-    let diff = 0, mag = 0;
-    want.forEach((ref, i) => { diff = Math.max(diff, Math.abs(got[i] - ref)); mag = Math.max(mag, Math.abs(ref)); });
+    const got = new Float32Array(bytes),
+      want = c.want();
+    let diff = 0,
+      mag = 0;
+    want.forEach((ref, i) => {
+      diff = Math.max(diff, Math.abs(got[i] - ref));
+      mag = Math.max(mag, Math.abs(ref));
+    });
     const ms = await timeIt(gpu, [d], 2000, coldMs);
     const r: Result = { kernel: c.kernel, shape: c.shape, ms, coldMs, error: diff / mag };
     if (d.flops) r.gflops = d.flops / ms / 1e6;
     if (d.bytes) r.gbps = d.bytes / ms / 1e6;
     results.push(r);
     const name = `${c.kernel} ${c.shape}${c.kernel.endsWith('lib') ? ` (${d.kernel})` : ''}`;
-    log(`  ${name.padEnd(44)} ${coldMs.toFixed(1).padStart(10)} ${ms.toFixed(2).padStart(10)} ${(r.gflops?.toFixed(1) ?? '-').padStart(9)} ${(r.gbps?.toFixed(2) ?? '-').padStart(7)}   ${r.error!.toExponential(1)}${r.error! > 1e-5 ? '  WRONG' : ''}`);
+    log(
+      `  ${name.padEnd(44)} ${coldMs.toFixed(1).padStart(10)} ${ms.toFixed(2).padStart(10)} ${(r.gflops?.toFixed(1) ?? '-').padStart(9)} ${(r.gbps?.toFixed(2) ?? '-').padStart(7)}   ${r.error!.toExponential(1)}${r.error! > 1e-5 ? '  WRONG' : ''}`,
+    );
   }
   scope.destroy();
   return results;
@@ -212,19 +397,37 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
-  const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+  const only = args
+    .find((a) => a.startsWith('--only='))
+    ?.slice('--only='.length)
+    .split(',');
   const log = json ? (..._: unknown[]) => {} : console.log;
   const started = performance.now();
 
   const gpu = await Gpu.create();
   const hasSubgroups = gpu.device.features.has('subgroups' as GPUFeatureName);
-  const versions = VERSIONS.filter((v) => (!v.subgroups || hasSubgroups) && (!v.lanes16 || subgroupsOf16(gpu)) && (!v.f16 || gpu.hasF16) && (!only || only.includes(v.name)));
+  const versions = VERSIONS.filter(
+    (v) =>
+      (!v.subgroups || hasSubgroups) &&
+      (!v.lanes16 || subgroupsOf16(gpu)) &&
+      (!v.f16 || gpu.hasF16) &&
+      (!only || only.includes(v.name)),
+  );
   const blas = versions.length ? numpyTimes(SHAPES) : { blas: '(not run)', ms: [] };
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '?';
-  log(`adapter: ${gpu.adapterInfo.description || gpu.adapterInfo.device} (${gpu.adapterInfo.vendor} ${gpu.adapterInfo.device}), subgroups: ${hasSubgroups}`);
-  log(`CPU: ${cpu} (${os.cpus().length} cores); LP_NUM_THREADS=${process.env.LP_NUM_THREADS ?? '(unset)'}; LP_NATIVE_VECTOR_WIDTH=${process.env.LP_NATIVE_VECTOR_WIDTH ?? '(unset)'}; numpy BLAS: ${blas.blas}`);
+  log(
+    `adapter: ${gpu.adapterInfo.description || gpu.adapterInfo.device} (${gpu.adapterInfo.vendor} ${gpu.adapterInfo.device}), subgroups: ${hasSubgroups}`,
+  );
+  log(
+    `CPU: ${cpu} (${os.cpus().length} cores); LP_NUM_THREADS=${process.env.LP_NUM_THREADS ?? '(unset)'}; LP_NATIVE_VECTOR_WIDTH=${process.env.LP_NATIVE_VECTOR_WIDTH ?? '(unset)'}; numpy BLAS: ${blas.blas}`,
+  );
   // Other processes on the machine skew every number: the load average says how busy it was.
-  log(`load average before: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  log(
+    `load average before: ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
 
   const results: Result[] = [];
   for (const [si, [M, Kd, N]] of (versions.length ? SHAPES : []).entries()) {
@@ -234,16 +437,23 @@ async function main(): Promise<void> {
     log(`\n${shape}: OpenBLAS ${blasMs.toFixed(2)} ms, ${(flop / blasMs / 1e6).toFixed(1)} GFLOP/s`);
     log('  version       cold ms    warm ms   GFLOP/s  % BLAS  GFLOP/cpu-s   rel.err');
     results.push({ kernel: 'openblas', shape, ms: blasMs, gflops: flop / blasMs / 1e6 });
-    const x = randomArray(M * Kd, si + 1, 2), w = randomArray(N * Kd, si + 100, 2 / Math.sqrt(Kd));
+    const x = randomArray(M * Kd, si + 1, 2),
+      w = randomArray(N * Kd, si + 100, 2 / Math.sqrt(Kd));
     const rows = checkedRows(M);
-    const w16Host = new Uint16Array(w.length), w16 = new Float32Array(w.length);
+    const w16Host = new Uint16Array(w.length),
+      w16 = new Float32Array(w.length);
     f32ToF16Bits(w, w16Host);
     f16BitsToF32(w16Host, w16);
     const want = rows.map((r) => matmulRef(x.subarray(r * Kd, (r + 1) * Kd), w, 1, N, Kd));
     let want16: Float32Array[] | undefined;
     const bufs: MatmulBuffers = {
-      x: gpu.storageBuffer('x', x), w: gpu.storageBuffer('w', w), w16: gpu.storageBuffer('w16', w16Host), wHost: w, w16Host,
-      y: gpu.storageBuffer('y', M * N * 4), params: [],
+      x: gpu.storageBuffer('x', x),
+      w: gpu.storageBuffer('w', w),
+      w16: gpu.storageBuffer('w16', w16Host),
+      wHost: w,
+      w16Host,
+      y: gpu.storageBuffer('y', M * N * 4),
+      params: [],
     };
     for (const v of versions) {
       if (v.maxGflop !== undefined && flop / 1e9 > v.maxGflop) continue;
@@ -252,32 +462,60 @@ async function main(): Promise<void> {
       const [bytes] = await gpu.run(v.name, [d], [{ buffer: bufs.y, bytes: M * N * 4 }]);
       const coldMs = performance.now() - t0;
       const got = new Float32Array(bytes);
-      let diff = 0, mag = 0;
-      const wanted = v.f16 ? (want16 ??= rows.map((r) => matmulRef(x.subarray(r * Kd, (r + 1) * Kd), w16, 1, N, Kd))) : want;
-      rows.forEach((r, i) => wanted[i].forEach((ref, c) => {
-        diff = Math.max(diff, Math.abs(got[r * N + c] - ref));
-        mag = Math.max(mag, Math.abs(ref));
-      }));
+      let diff = 0,
+        mag = 0;
+      const wanted = v.f16
+        ? (want16 ??= rows.map((r) => matmulRef(x.subarray(r * Kd, (r + 1) * Kd), w16, 1, N, Kd)))
+        : want;
+      rows.forEach((r, i) =>
+        wanted[i].forEach((ref, c) => {
+          diff = Math.max(diff, Math.abs(got[r * N + c] - ref));
+          mag = Math.max(mag, Math.abs(ref));
+        }),
+      );
       const error = diff / mag;
       const { ms, cpuMs } = await timeRuns(gpu, [d], 1500, coldMs);
-      const gflops = flop / ms / 1e6, gflopsPerCpuS = flop / cpuMs / 1e6;
+      const gflops = flop / ms / 1e6,
+        gflopsPerCpuS = flop / cpuMs / 1e6;
       results.push({ kernel: `matmul.${v.name}`, shape, ms, coldMs, gflops, error, cpuMs, gflopsPerCpuS });
-      log(`  ${v.name.padEnd(10)} ${coldMs.toFixed(1).padStart(10)} ${ms.toFixed(2).padStart(10)} ${gflops.toFixed(1).padStart(9)} ${(100 * (blasMs / ms)).toFixed(0).padStart(6)}% ${gflopsPerCpuS.toFixed(1).padStart(12)}   ${error.toExponential(1)}${error > 1e-5 ? '  WRONG' : ''}`);
+      log(
+        `  ${v.name.padEnd(10)} ${coldMs.toFixed(1).padStart(10)} ${ms.toFixed(2).padStart(10)} ${gflops.toFixed(1).padStart(9)} ${(100 * (blasMs / ms)).toFixed(0).padStart(6)}% ${gflopsPerCpuS.toFixed(1).padStart(12)}   ${error.toExponential(1)}${error > 1e-5 ? '  WRONG' : ''}`,
+      );
     }
     for (const b of [bufs.x, bufs.w, bufs.w16, bufs.y, ...bufs.params]) gpu.destroyBuffer(b);
   }
 
-  if (!only || only.includes('other')) results.push(...await otherKernels(gpu, log));
+  if (!only || only.includes('other')) results.push(...(await otherKernels(gpu, log)));
   gpu.destroy();
 
   const date = new Date().toISOString().slice(0, 10);
   mkdirSync(new URL('../../bench/results/', import.meta.url), { recursive: true });
   const threads = process.env.LP_NUM_THREADS ? `-lp${process.env.LP_NUM_THREADS}` : '';
   const file = new URL(`../../bench/results/kernels-${date}${threads}.json`, import.meta.url);
-  const record = { date: new Date().toISOString(), cpu, loadAverage: os.loadavg(), adapter: gpu.adapterInfo, subgroups: hasSubgroups, lpNumThreads: process.env.LP_NUM_THREADS ?? null, cpuFlags: simdFlags().join(' '), lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH ?? null, blas: blas.blas, results };
+  const record = {
+    date: new Date().toISOString(),
+    cpu,
+    loadAverage: os.loadavg(),
+    adapter: gpu.adapterInfo,
+    subgroups: hasSubgroups,
+    lpNumThreads: process.env.LP_NUM_THREADS ?? null,
+    cpuFlags: simdFlags().join(' '),
+    lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH ?? null,
+    blas: blas.blas,
+    results,
+  };
   if (!only) writeFileSync(file, JSON.stringify(record, null, 2) + '\n');
-  if (json) console.log(JSON.stringify(results.map(({ kernel, shape, ms, gflops, gbps }) => ({ kernel, shape, ms, gflops, gbps }))));
-  else log(`\nload average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; ${((performance.now() - started) / 1000).toFixed(0)} s${only ? '' : `; wrote ${file.pathname}`}`);
+  if (json)
+    console.log(
+      JSON.stringify(results.map(({ kernel, shape, ms, gflops, gbps }) => ({ kernel, shape, ms, gflops, gbps }))),
+    );
+  else
+    log(
+      `\nload average after: ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}; ${((performance.now() - started) / 1000).toFixed(0)} s${only ? '' : `; wrote ${file.pathname}`}`,
+    );
 }
 
 await main();

@@ -20,6 +20,19 @@ const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, { 
 await checkpoint.source.close();
 await gpu.device.queue.onSubmittedWorkDone();
 const seconds = (performance.now() - t0) / 1000;
-console.log(JSON.stringify({ date: new Date().toISOString(), machine: machine(gpu.adapterInfo), cpuFlags: simdFlags().join(' '), lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH, file: join(dir, 'open_clip_model.safetensors'), bytes, dtype, seconds, mbPerSecond: bytes / 1e6 / seconds, rssAfterLoadMB: process.memoryUsage().rss / 1e6 }));
+console.log(
+  JSON.stringify({
+    date: new Date().toISOString(),
+    machine: machine(gpu.adapterInfo),
+    cpuFlags: simdFlags().join(' '),
+    lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH,
+    file: join(dir, 'open_clip_model.safetensors'),
+    bytes,
+    dtype,
+    seconds,
+    mbPerSecond: bytes / 1e6 / seconds,
+    rssAfterLoadMB: process.memoryUsage().rss / 1e6,
+  }),
+);
 model.dispose();
 gpu.destroy();

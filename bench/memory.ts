@@ -32,7 +32,10 @@ function resetPeak(): void {
 const dir = await syntheticCheckpoint(config, 0, 'f32');
 const checkpoint = await openCheckpoint(dir);
 const S = checkpoint.config.vision.imageSize;
-const weightBytes = [...checkpoint.source.tensors.values()].reduce((sum, t) => sum + elementCount(t.shape) * (dtype === 'f16' && t.shape.length === 2 ? 2 : 4), 0);
+const weightBytes = [...checkpoint.source.tensors.values()].reduce(
+  (sum, t) => sum + elementCount(t.shape) * (dtype === 'f16' && t.shape.length === 2 ? 2 : 4),
+  0,
+);
 /** Seeded pixels in [-2, 2) for `batch` images: each batch gets its own array, as a caller's input would be. */
 function pixelsFor(batch: number): Float32Array {
   const pixels = new Float32Array(batch * 3 * S * S);
@@ -54,12 +57,21 @@ await new Promise((resolve) => setTimeout(resolve, 3000));
 global.gc?.();
 const afterLoad = rss().now;
 const perForward = model.maxBatch('image');
-console.error(`${config} ${dtype}: loaded; RSS ${(afterLoad / MB).toFixed(0)} MB (${((afterLoad - beforeGpu) / MB).toFixed(0)} MB over the process before the GPU); at most ${perForward} images per forward`);
+console.error(
+  `${config} ${dtype}: loaded; RSS ${(afterLoad / MB).toFixed(0)} MB (${((afterLoad - beforeGpu) / MB).toFixed(0)} MB over the process before the GPU); at most ${perForward} images per forward`,
+);
 
 // As the model is now: activation bytes the executor holds (older commits have no such report).
 const arenaBytes = (): number | undefined => (model as { memory?: { arenaBytes: number } }).memory?.arenaBytes;
 resetPeak();
-const rows: { batch: number; seconds: number; perImage: number; rssPeakMB: number; rssAfterMB: number; arenaMB?: number }[] = [];
+const rows: {
+  batch: number;
+  seconds: number;
+  perImage: number;
+  rssPeakMB: number;
+  rssAfterMB: number;
+  arenaMB?: number;
+}[] = [];
 for (const batch of batches) {
   global.gc?.();
   const pixels = pixelsFor(batch);
@@ -68,7 +80,14 @@ for (const batch of batches) {
   const seconds = (performance.now() - t0) / 1000;
   const { now, peak } = rss();
   const arena = arenaBytes();
-  rows.push({ batch, seconds, perImage: seconds / batch, rssPeakMB: peak / MB, rssAfterMB: now / MB, arenaMB: arena === undefined ? undefined : arena / MB });
+  rows.push({
+    batch,
+    seconds,
+    perImage: seconds / batch,
+    rssPeakMB: peak / MB,
+    rssAfterMB: now / MB,
+    arenaMB: arena === undefined ? undefined : arena / MB,
+  });
   console.error(`batch ${batch}: ${seconds.toFixed(1)} s, peak RSS ${(peak / MB).toFixed(0)} MB`);
 }
 const peak = rss().peak;
@@ -79,18 +98,41 @@ gpu.destroy();
 const largestArena = Math.max(...rows.map((r) => r.arenaMB ?? 0)) * MB;
 const bound = rows.every((r) => r.arenaMB === undefined) ? undefined : weightBytes + largestArena + 300 * MB;
 const result = {
-  label, config, dtype, batches, imagesPerForward: perForward, machine: machine(gpu.adapterInfo), cpus: cpus().length,
-  cpuFlags: simdFlags().join(' '), lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH, lpNumThreads: process.env.LP_NUM_THREADS,
-  loadAverage: loadavg()[0], date: new Date().toISOString(),
-  weightMB: weightBytes / MB, rssBeforeGpuMB: beforeGpu / MB, rssAfterLoadMB: afterLoad / MB, rssPeakMB: peak / MB,
-  peakOverLoadMB: (peak - afterLoad) / MB, boundMB: bound === undefined ? undefined : bound / MB, rows,
+  label,
+  config,
+  dtype,
+  batches,
+  imagesPerForward: perForward,
+  machine: machine(gpu.adapterInfo),
+  cpus: cpus().length,
+  cpuFlags: simdFlags().join(' '),
+  lpNativeVectorWidth: process.env.LP_NATIVE_VECTOR_WIDTH,
+  lpNumThreads: process.env.LP_NUM_THREADS,
+  loadAverage: loadavg()[0],
+  date: new Date().toISOString(),
+  weightMB: weightBytes / MB,
+  rssBeforeGpuMB: beforeGpu / MB,
+  rssAfterLoadMB: afterLoad / MB,
+  rssPeakMB: peak / MB,
+  peakOverLoadMB: (peak - afterLoad) / MB,
+  boundMB: bound === undefined ? undefined : bound / MB,
+  rows,
 };
-console.log(`memory (${label}): ${config}, ${dtype} weights (${result.weightMB.toFixed(0)} MB); ${result.machine}; ${perForward} images per forward at most`);
-console.log(`RSS after load ${result.rssAfterLoadMB.toFixed(0)} MB; peak over all batches ${result.rssPeakMB.toFixed(0)} MB (+${result.peakOverLoadMB.toFixed(0)} MB over the loaded model)`);
-if (bound !== undefined) console.log(`bound: weights + largest arena + 300 MB = ${(bound / MB).toFixed(0)} MB; peak ${(peak / MB).toFixed(0)} MB ${peak <= bound ? 'within' : 'OVER'}`);
+console.log(
+  `memory (${label}): ${config}, ${dtype} weights (${result.weightMB.toFixed(0)} MB); ${result.machine}; ${perForward} images per forward at most`,
+);
+console.log(
+  `RSS after load ${result.rssAfterLoadMB.toFixed(0)} MB; peak over all batches ${result.rssPeakMB.toFixed(0)} MB (+${result.peakOverLoadMB.toFixed(0)} MB over the loaded model)`,
+);
+if (bound !== undefined)
+  console.log(
+    `bound: weights + largest arena + 300 MB = ${(bound / MB).toFixed(0)} MB; peak ${(peak / MB).toFixed(0)} MB ${peak <= bound ? 'within' : 'OVER'}`,
+  );
 console.log('| batch | s | s per image | peak RSS MB (since load) | RSS after MB | activation arena MB |');
 console.log('| --- | --- | --- | --- | --- | --- |');
 for (const r of rows) {
-  console.log(`| ${r.batch} | ${r.seconds.toFixed(1)} | ${r.perImage.toFixed(2)} | ${r.rssPeakMB.toFixed(0)} | ${r.rssAfterMB.toFixed(0)} | ${r.arenaMB === undefined ? '-' : r.arenaMB.toFixed(0)} |`);
+  console.log(
+    `| ${r.batch} | ${r.seconds.toFixed(1)} | ${r.perImage.toFixed(2)} | ${r.rssPeakMB.toFixed(0)} | ${r.rssAfterMB.toFixed(0)} | ${r.arenaMB === undefined ? '-' : r.arenaMB.toFixed(0)} |`,
+  );
 }
 console.log(`\nwrote ${writeResult(`memory-${config}-${dtype}-${label}`, result)}`);

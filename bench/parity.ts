@@ -24,18 +24,36 @@ const seed = Number(flag(argv, 'seed', '0'));
 
 const dir = await syntheticCheckpoint(config, seed, 'f32');
 const work = mkdtempSync(join(tmpdir(), 'whylesion-parity-'));
-const pixelsOne = IMAGES.map((n) => readNpy(readFileSync(join(TINY, `expected/pixels224_${n}.npy`))).data as Float32Array);
-const S = 224, imageSize = 3 * S * S;
+const pixelsOne = IMAGES.map(
+  (n) => readNpy(readFileSync(join(TINY, `expected/pixels224_${n}.npy`))).data as Float32Array,
+);
+const S = 224,
+  imageSize = 3 * S * S;
 const pixels = new Float32Array(batch * imageSize);
 for (let b = 0; b < batch; b++) pixels.set(pixelsOne[b % pixelsOne.length], b * imageSize);
 writeFileSync(join(work, 'pixels.npy'), writeNpy([batch, 3, S, S], pixels));
 const tokenizer = await loadTokenizer();
 const ids = tokenizer.tokenize(PROMPTS, 77);
-writeFileSync(join(work, 'tokens.json'), JSON.stringify({ tokens: Array.from({ length: PROMPTS.length }, (_, i) => Array.from(ids.subarray(i * 77, (i + 1) * 77))) }));
+writeFileSync(
+  join(work, 'tokens.json'),
+  JSON.stringify({
+    tokens: Array.from({ length: PROMPTS.length }, (_, i) => Array.from(ids.subarray(i * 77, (i + 1) * 77))),
+  }),
+);
 
 console.error('running the PyTorch reference ...');
 const refOut = join(work, 'ref');
-const refTiming = runReference(['--model', dir, '--pixels', join(work, 'pixels.npy'), '--tokens', join(work, 'tokens.json'), '--out', refOut, '--dump-blocks']);
+const refTiming = runReference([
+  '--model',
+  dir,
+  '--pixels',
+  join(work, 'pixels.npy'),
+  '--tokens',
+  join(work, 'tokens.json'),
+  '--out',
+  refOut,
+  '--dump-blocks',
+]);
 
 console.error('loading the engine ...');
 const gpu = await Gpu.create();
@@ -62,14 +80,25 @@ const reference = (name: string): { shape: number[]; data: Float32Array } => {
   const array = readNpy(readFileSync(join(refOut, `${name}.npy`)));
   return { shape: array.shape, data: array.data as Float32Array };
 };
-const rows = compareTowers(cfg, { vision: visionDump, text: textDump, imageEmbeddings: imageRaw, textEmbeddings: textRaw }, reference,
-  { images: batch, texts: PROMPTS.length, ids }, Infinity).map(({ comparison: c }) => ({ step: `${c.tower === 'image' ? 'vision' : 'text'}.${c.step}${c.rows === 'all' ? '' : ` (${c.rows})`}`, maxAbs: c.maxAbs, relative: c.relative }));
+const rows = compareTowers(
+  cfg,
+  { vision: visionDump, text: textDump, imageEmbeddings: imageRaw, textEmbeddings: textRaw },
+  reference,
+  { images: batch, texts: PROMPTS.length, ids },
+  Infinity,
+).map(({ comparison: c }) => ({
+  step: `${c.tower === 'image' ? 'vision' : 'text'}.${c.step}${c.rows === 'all' ? '' : ` (${c.rows})`}`,
+  maxAbs: c.maxAbs,
+  relative: c.relative,
+}));
 
 function finalStats(raw: Float32Array, want: Float32Array, E: number): { maxAbsNormalized: number; minCosine: number } {
   let maxAbsNormalized = 0;
   for (let r = 0; r < raw.length / E; r++) {
-    const a = raw.subarray(r * E, (r + 1) * E), b = want.subarray(r * E, (r + 1) * E);
-    const na = Math.hypot(...a), nb = Math.hypot(...b);
+    const a = raw.subarray(r * E, (r + 1) * E),
+      b = want.subarray(r * E, (r + 1) * E);
+    const na = Math.hypot(...a),
+      nb = Math.hypot(...b);
     for (let i = 0; i < E; i++) maxAbsNormalized = Math.max(maxAbsNormalized, Math.abs(a[i] / na - b[i] / nb));
   }
   return { maxAbsNormalized, minCosine: Math.min(...rowCosines(raw, want, E)) };
@@ -78,9 +107,27 @@ const E = cfg.embedDim;
 const image = finalStats(imageRaw, reference('image_embeddings_raw').data, E);
 const text = finalStats(textRaw, reference('text_embeddings_raw').data, E);
 const result = {
-  config, batch, dtype, seed, prompts: PROMPTS, machine: machine(gpu.adapterInfo), date: new Date().toISOString(),
-  image: { ...image, engineSecondsWarm: imageWarm, engineSecondsCold: imageCold, torchSeconds: refTiming.image_seconds, ratio: imageWarm / refTiming.image_seconds! },
-  text: { ...text, engineSecondsWarm: textWarm, engineSecondsCold: textCold, torchSeconds: refTiming.text_seconds, ratio: textWarm / refTiming.text_seconds! },
+  config,
+  batch,
+  dtype,
+  seed,
+  prompts: PROMPTS,
+  machine: machine(gpu.adapterInfo),
+  date: new Date().toISOString(),
+  image: {
+    ...image,
+    engineSecondsWarm: imageWarm,
+    engineSecondsCold: imageCold,
+    torchSeconds: refTiming.image_seconds,
+    ratio: imageWarm / refTiming.image_seconds!,
+  },
+  text: {
+    ...text,
+    engineSecondsWarm: textWarm,
+    engineSecondsCold: textCold,
+    torchSeconds: refTiming.text_seconds,
+    ratio: textWarm / refTiming.text_seconds!,
+  },
   torchThreads: refTiming.threads,
   steps: rows,
 };
@@ -93,9 +140,16 @@ console.log('| step | max abs diff | max abs / max |ref| |');
 console.log('| --- | --- | --- |');
 for (const r of rows) console.log(`| ${r.step} | ${r.maxAbs.toExponential(2)} | ${r.relative.toExponential(2)} |`);
 console.log('');
-console.log('| tower | max abs diff (normalized) | min cosine | engine warm s | engine cold s | PyTorch s | engine / PyTorch |');
+console.log(
+  '| tower | max abs diff (normalized) | min cosine | engine warm s | engine cold s | PyTorch s | engine / PyTorch |',
+);
 console.log('| --- | --- | --- | --- | --- | --- | --- |');
-for (const [name, t] of [['image', result.image], ['text', result.text]] as const) {
-  console.log(`| ${name} (${name === 'image' ? `batch ${batch}` : `${PROMPTS.length} prompts`}) | ${t.maxAbsNormalized.toExponential(2)} | ${t.minCosine.toFixed(7)} | ${t.engineSecondsWarm.toFixed(2)} | ${t.engineSecondsCold.toFixed(2)} | ${t.torchSeconds?.toFixed(2)} | ${t.ratio.toFixed(2)} |`);
+for (const [name, t] of [
+  ['image', result.image],
+  ['text', result.text],
+] as const) {
+  console.log(
+    `| ${name} (${name === 'image' ? `batch ${batch}` : `${PROMPTS.length} prompts`}) | ${t.maxAbsNormalized.toExponential(2)} | ${t.minCosine.toFixed(7)} | ${t.engineSecondsWarm.toFixed(2)} | ${t.engineSecondsCold.toFixed(2)} | ${t.torchSeconds?.toFixed(2)} | ${t.ratio.toFixed(2)} |`,
+  );
 }
 console.log(`\nwrote ${writeResult(`parity-${config}-b${batch}-${dtype}`, result)}`);

@@ -12,13 +12,17 @@ import { writeNpy } from '../src/io/npy.js';
 import { flag, PYTHON, REPO, writeResult } from './common.js';
 
 const argv = process.argv.slice(2);
-const n = Number(flag(argv, 'n', '10000')), dim = Number(flag(argv, 'dim', '768')), classes = Number(flag(argv, 'classes', '7'));
-const epochs = Number(flag(argv, 'epochs', '200')), valRows = Math.min(2000, n);
+const n = Number(flag(argv, 'n', '10000')),
+  dim = Number(flag(argv, 'dim', '768')),
+  classes = Number(flag(argv, 'classes', '7'));
+const epochs = Number(flag(argv, 'epochs', '200')),
+  valRows = Math.min(2000, n);
 const referenceEpochs = Number(flag(argv, 'reference-epochs', String(epochs)));
 
 // Unit-norm embeddings-like rows: noise plus a class direction, so the classes overlap a little.
 const random = new SeededRandom(0);
-const x = new Float32Array(n * dim), y = new Int32Array(n);
+const x = new Float32Array(n * dim),
+  y = new Int32Array(n);
 for (let i = 0; i < n; i++) {
   y[i] = i % classes;
   let norm = 0;
@@ -29,9 +33,13 @@ for (let i = 0; i < n; i++) {
   }
   for (let j = 0; j < dim; j++) x[i * dim + j] /= Math.sqrt(norm);
 }
-const train = { x, y, n, dim }, val = { x: x.subarray(0, valRows * dim), y: y.subarray(0, valRows), n: valRows, dim };
+const train = { x, y, n, dim },
+  val = { x: x.subarray(0, valRows * dim), y: y.subarray(0, valRows), n: valRows, dim };
 
-const load = (): string => loadavg().map((l) => l.toFixed(1)).join(' ');
+const load = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
 console.error(`Adam, ${epochs} epochs over ${n} × ${dim} (${classes} classes), TypeScript ... (load ${load()})`);
 let start = performance.now();
 const adam = trainAdam(train, val, classes, { epochs });
@@ -45,22 +53,66 @@ const work = mkdtempSync(join(tmpdir(), 'whylesion-probe-bench-'));
 writeFileSync(join(work, 'x.npy'), writeNpy([n, dim], x));
 writeFileSync(join(work, 'y.npy'), writeNpy([n], Float32Array.from(y)));
 console.error(`the same in PyTorch / scikit-learn ... (load ${load()})`);
-const torch = JSON.parse(execFileSync(PYTHON, [join(REPO, 'reference/eval_reference.py'), 'time', join(work, 'x.npy'), join(work, 'y.npy'), '--epochs', String(referenceEpochs), '--threads', String(cpus().length)], { encoding: 'utf8' }).trim().split('\n').pop()!);
+const torch = JSON.parse(
+  execFileSync(
+    PYTHON,
+    [
+      join(REPO, 'reference/eval_reference.py'),
+      'time',
+      join(work, 'x.npy'),
+      join(work, 'y.npy'),
+      '--epochs',
+      String(referenceEpochs),
+      '--threads',
+      String(cpus().length),
+    ],
+    { encoding: 'utf8' },
+  )
+    .trim()
+    .split('\n')
+    .pop()!,
+);
 rmSync(work, { recursive: true, force: true });
 
 const lscpu = ((): Record<string, string> => {
   try {
-    return Object.fromEntries(execFileSync('lscpu', { encoding: 'utf8' }).split('\n').map((l) => l.split(/:\s+/)).filter((p) => p.length === 2 && /^(Model name|CPU\(s\)|Flags)$/.test(p[0])).map(([k, v]) => [k, v]));
+    return Object.fromEntries(
+      execFileSync('lscpu', { encoding: 'utf8' })
+        .split('\n')
+        .map((l) => l.split(/:\s+/))
+        .filter((p) => p.length === 2 && /^(Model name|CPU\(s\)|Flags)$/.test(p[0]))
+        .map(([k, v]) => [k, v]),
+    );
   } catch {
     return {};
   }
 })();
 console.log(`| task | TypeScript s | PyTorch / scikit-learn s |\n| --- | --- | --- |`);
-console.log(`| Adam, batch 64, ${n} × ${dim}, ${classes} classes (+ val ${valRows} each epoch) | ${adamSeconds.toFixed(1)} (${epochs} epochs) | ${torch.adam_seconds.toFixed(1)} (${referenceEpochs} epochs, torch, ${torch.threads} threads) |`);
-console.log(`| L-BFGS to convergence, C = 1 | ${lbfgsSeconds.toFixed(1)} (${lbfgs.iterations} iterations, loss ${lbfgs.loss.toFixed(4)}) | ${torch.lbfgs_seconds.toFixed(1)} (${torch.lbfgs_iterations} iterations, loss ${torch.lbfgs_loss.toFixed(4)}) |`);
+console.log(
+  `| Adam, batch 64, ${n} × ${dim}, ${classes} classes (+ val ${valRows} each epoch) | ${adamSeconds.toFixed(1)} (${epochs} epochs) | ${torch.adam_seconds.toFixed(1)} (${referenceEpochs} epochs, torch, ${torch.threads} threads) |`,
+);
+console.log(
+  `| L-BFGS to convergence, C = 1 | ${lbfgsSeconds.toFixed(1)} (${lbfgs.iterations} iterations, loss ${lbfgs.loss.toFixed(4)}) | ${torch.lbfgs_seconds.toFixed(1)} (${torch.lbfgs_iterations} iterations, loss ${torch.lbfgs_loss.toFixed(4)}) |`,
+);
 console.log(`load average at the end: ${load()}`);
-console.log(`wrote ${writeResult('probe-train', {
-  date: new Date().toISOString(), machine: lscpu, node: process.version, n, dim, classes, epochs, referenceEpochs, loadAverageAtEnd: loadavg(),
-  typescript: { adamSeconds, adamBestEpoch: adam.bestEpoch, lbfgsSeconds, lbfgsIterations: lbfgs.iterations, lbfgsLoss: lbfgs.loss },
-  reference: torch,
-})}`);
+console.log(
+  `wrote ${writeResult('probe-train', {
+    date: new Date().toISOString(),
+    machine: lscpu,
+    node: process.version,
+    n,
+    dim,
+    classes,
+    epochs,
+    referenceEpochs,
+    loadAverageAtEnd: loadavg(),
+    typescript: {
+      adamSeconds,
+      adamBestEpoch: adam.bestEpoch,
+      lbfgsSeconds,
+      lbfgsIterations: lbfgs.iterations,
+      lbfgsLoss: lbfgs.loss,
+    },
+    reference: torch,
+  })}`,
+);

@@ -25,7 +25,11 @@ mkdirSync(dir, { recursive: true });
 function fill(out: Float32Array, seed: number): void {
   let s = seed >>> 0 || 1;
   for (let i = 0; i < out.length; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = s / 2147483648 - 1;
   }
 }
@@ -37,10 +41,20 @@ async function synthetic(rows: number): Promise<string> {
   const files = Array.from({ length: rows }, (_, i) => `isic/ISIC_${String(i).padStart(7, '0')}.jpg`);
   const meta: Omit<EmbeddingMeta, 'dataSha256'> = {
     format: EMBEDDINGS_FORMAT,
-    model: { weights: `sha256:${'5'.repeat(64)}`, config: `sha256:${'c'.repeat(64)}`, dtype: 'f32', source: 'bench/search.ts (synthetic rows)' },
-    normalized: false, exifRotate: false, dim: DIM, rows,
+    model: {
+      weights: `sha256:${'5'.repeat(64)}`,
+      config: `sha256:${'c'.repeat(64)}`,
+      dtype: 'f32',
+      source: 'bench/search.ts (synthetic rows)',
+    },
+    normalized: false,
+    exifRotate: false,
+    dim: DIM,
+    rows,
     listing: { total: rows, sha256: '0'.repeat(64), shard: null },
-    files, indices: files.map((_, i) => i), skipped: [],
+    files,
+    indices: files.map((_, i) => i),
+    skipped: [],
   };
   async function* batches() {
     for (let first = 0; first < rows; first += 4096) {
@@ -55,7 +69,9 @@ async function synthetic(rows: number): Promise<string> {
 }
 
 function status(field: string): number {
-  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(field));
+  const line = readFileSync('/proc/self/status', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(field));
   return Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0) / 1024; // MB
 }
 
@@ -71,11 +87,13 @@ for (const rows of sizes) {
     const loadBefore = loadavg()[0];
     const rssBefore = status('VmRSS:');
     writeFileSync('/proc/self/clear_refs', '5'); // reset VmHWM to the current RSS
-    const times: number[] = [], cpuTimes: number[] = [];
+    const times: number[] = [],
+      cpuTimes: number[] = [];
     let hits: Awaited<ReturnType<typeof searchEmbeddings>>['hits'] = [];
     for (let q = 0; q < queries; q++) {
       fill(query, 1000 + q);
-      const start = performance.now(), cpuStart = process.cpuUsage();
+      const start = performance.now(),
+        cpuStart = process.cpuUsage();
       hits = (await searchEmbeddings(path, query, { top: 10, threads })).hits;
       times.push((performance.now() - start) / 1000);
       const cpu = process.cpuUsage(cpuStart); // this process's threads (workers included), user + system
@@ -83,24 +101,43 @@ for (const rows of sizes) {
     }
     const peak = status('VmHWM:');
     const row = {
-      rows, dim: DIM, threads, queries, medianSeconds: median(times), medianCpuSeconds: median(cpuTimes), minSeconds: Math.min(...times), maxSeconds: Math.max(...times),
-      gbPerSecond: (rows * DIM * 4) / 1e9 / median(times), rssBeforeMB: Math.round(rssBefore), peakAboveMB: Math.round(peak - rssBefore),
-      loadAverage: [loadBefore, loadavg()[0]], top1: hits[0],
+      rows,
+      dim: DIM,
+      threads,
+      queries,
+      medianSeconds: median(times),
+      medianCpuSeconds: median(cpuTimes),
+      minSeconds: Math.min(...times),
+      maxSeconds: Math.max(...times),
+      gbPerSecond: (rows * DIM * 4) / 1e9 / median(times),
+      rssBeforeMB: Math.round(rssBefore),
+      peakAboveMB: Math.round(peak - rssBefore),
+      loadAverage: [loadBefore, loadavg()[0]],
+      top1: hits[0],
     };
     results.push(row);
     console.error(JSON.stringify(row));
   }
   const mine = results.filter((r) => r.rows === rows);
   writeResult(`search-${rows}`, {
-    date: new Date().toISOString(), cpu: cpus()[0]?.model, cpus: cpus().length, cpuFlags: simdFlags().join(' '), node: process.version,
-    kernel: 'wasm/cosine.wat (f32x4), .npy read into WebAssembly memory 16 MB at a time, one worker thread per share of rows',
+    date: new Date().toISOString(),
+    cpu: cpus()[0]?.model,
+    cpus: cpus().length,
+    cpuFlags: simdFlags().join(' '),
+    node: process.version,
+    kernel:
+      'wasm/cosine.wat (f32x4), .npy read into WebAssembly memory 16 MB at a time, one worker thread per share of rows',
     note: 'median over the queries after one untimed query (file in the page cache); CPU s = user + system time of the process (workers included) per query, the cost independent of other load; peakAboveMB = VmHWM - VmRSS before the queries, both of the whole process (workers included); the sidecar is read on every query (its head parsed, the names of the hits found by walking its arrays)',
     runs: mine,
   });
 }
 
 const pad = (s: string, n: number) => s.padStart(n);
-console.log(`${pad('rows', 10)} ${pad('threads', 7)} ${pad('median s', 9)} ${pad('CPU s', 6)} ${pad('min s', 7)} ${pad('max s', 7)} ${pad('GB/s', 6)} ${pad('peak MB', 8)} load`);
+console.log(
+  `${pad('rows', 10)} ${pad('threads', 7)} ${pad('median s', 9)} ${pad('CPU s', 6)} ${pad('min s', 7)} ${pad('max s', 7)} ${pad('GB/s', 6)} ${pad('peak MB', 8)} load`,
+);
 for (const r of results) {
-  console.log(`${pad(r.rows.toLocaleString('en-US'), 10)} ${pad(String(r.threads), 7)} ${pad(r.medianSeconds.toFixed(3), 9)} ${pad(r.medianCpuSeconds.toFixed(2), 6)} ${pad(r.minSeconds.toFixed(3), 7)} ${pad(r.maxSeconds.toFixed(3), 7)} ${pad(r.gbPerSecond.toFixed(2), 6)} ${pad(String(r.peakAboveMB), 8)} ${r.loadAverage.map((l) => l.toFixed(2)).join(' -> ')}`);
+  console.log(
+    `${pad(r.rows.toLocaleString('en-US'), 10)} ${pad(String(r.threads), 7)} ${pad(r.medianSeconds.toFixed(3), 9)} ${pad(r.medianCpuSeconds.toFixed(2), 6)} ${pad(r.minSeconds.toFixed(3), 7)} ${pad(r.maxSeconds.toFixed(3), 7)} ${pad(r.gbPerSecond.toFixed(2), 6)} ${pad(String(r.peakAboveMB), 8)} ${r.loadAverage.map((l) => l.toFixed(2)).join(' -> ')}`,
+  );
 }

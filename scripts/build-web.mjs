@@ -32,12 +32,16 @@ const browserPlatform = {
     });
     build.onResolve({ filter: /^virtual:clip-merges$/ }, () => ({ path: 'clip-merges', namespace: 'whylesion' }));
     build.onLoad({ filter: /^clip-merges$/, namespace: 'whylesion' }, () => {
-      const lines = gunzipSync(readFileSync(join(root, 'assets', 'bpe_simple_vocab_16e6.txt.gz'))).toString('utf8').split('\n');
+      const lines = gunzipSync(readFileSync(join(root, 'assets', 'bpe_simple_vocab_16e6.txt.gz')))
+        .toString('utf8')
+        .split('\n');
       return { contents: lines.slice(0, 1 + CLIP_MERGE_COUNT).join('\n'), loader: 'text' };
     });
     // Nothing of Node may reach the page: fail the build instead of shipping a broken import.
     build.onResolve({ filter: /^(node:|fs$|path$|os$|crypto$|module$|url$|zlib$)/ }, (args) => ({
-      errors: [{ text: `${args.importer} imports ${args.path}, a Node built-in, which the browser bundle cannot hold` }],
+      errors: [
+        { text: `${args.importer} imports ${args.path}, a Node built-in, which the browser bundle cannot hold` },
+      ],
     }));
   },
 };

@@ -22,10 +22,15 @@ export function permissionError(error: unknown): UserError | undefined {
       const [, kind, target, flag] = refusal;
       // Environment variables are read by several names (WHYLESION_*, HF_*, and jimp's `debug` lists them all).
       const scoped = target && kind !== 'env' ? `${flag}=${target}` : flag;
-      return new UserError(`Deno did not allow ${kind} access${target ? ` to ${target}` : ''}; run again with ${scoped}${scoped === flag ? '' : ` (or ${flag} for any)`}.`, { cause: error });
+      return new UserError(
+        `Deno did not allow ${kind} access${target ? ` to ${target}` : ''}; run again with ${scoped}${scoped === flag ? '' : ` (or ${flag} for any)`}.`,
+        { cause: error },
+      );
     }
     if (e.name === 'NotCapable' || e.name === 'PermissionDenied') {
-      return new UserError(`Deno refused a permission (${e.message}); run again with the --allow-… flag it names.`, { cause: error });
+      return new UserError(`Deno refused a permission (${e.message}); run again with the --allow-… flag it names.`, {
+        cause: error,
+      });
     }
   }
   return undefined;

@@ -10,7 +10,16 @@
  * model.dispose();
  * ```
  */
-export { loadModel, WhyLesionModel, normalized, type ImageInput, type LoadOptions, type LoadProgress, type ModelSource, type TuneOptions } from './api/model.js';
+export {
+  loadModel,
+  WhyLesionModel,
+  normalized,
+  type ImageInput,
+  type LoadOptions,
+  type LoadProgress,
+  type ModelSource,
+  type TuneOptions,
+} from './api/model.js';
 export { tuneMatmuls, type ShapeResult, type CandidateResult } from './kernels/autotune.js';
 export { applyCachedTuning, saveTuning, tuningFilePath } from './api/tuning-store.js';
 export { UserError } from './errors.js';
@@ -28,11 +37,29 @@ export { identityKey, describeIdentity, type ModelIdentity } from './io/identity
 export { openEmbeddingRows, readEmbeddingMeta, type EmbeddingMeta, type EmbeddingRows } from './io/embedding-reader.js';
 export { readParquetEmbeddings, writeParquetEmbeddings } from './io/parquet.js';
 export { searchEmbeddings, type SearchHit, type SearchOptions } from './search/search.js';
-export { trainProbe, loadProbe, parseProbe, Probe, knoboPrior, zeroShotScores, PROBE_MODES, type ProbeFile, type ProbeMode, type TrainProbeOptions, type Solver } from './eval/probe.js';
+export {
+  trainProbe,
+  loadProbe,
+  parseProbe,
+  Probe,
+  knoboPrior,
+  zeroShotScores,
+  PROBE_MODES,
+  type ProbeFile,
+  type ProbeMode,
+  type TrainProbeOptions,
+  type Solver,
+} from './eval/probe.js';
 export { evaluateMode, EVAL_MODES, type EvalMode, type EvalInputs, type ModeResult } from './eval/evaluate.js';
 export { trainAdam, trainLbfgs, logisticObjective, type LabeledFeatures, type LinearModel } from './eval/train.js';
 export type { TrainingKernel } from './eval/linear-kernel.js';
 export { confusionMatrix, accuracy, balancedAccuracy, recalls } from './eval/metrics.js';
-export { readImageFolderDataset, readKnoboDataset, readSplitPickle, sampleShots, type EvalDataset } from './eval/splits.js';
+export {
+  readImageFolderDataset,
+  readKnoboDataset,
+  readSplitPickle,
+  sampleShots,
+  type EvalDataset,
+} from './eval/splits.js';
 export { FeatureCache, embedWithCache } from './eval/features.js';
 export { loadConcepts, KNOBO_BOTTLENECKS } from './concepts/knobo.js';

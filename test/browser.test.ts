@@ -20,7 +20,9 @@ import { loadNpy, maxAbsDiff, TINY } from './helpers.js';
 
 const ROOT = new URL('../', import.meta.url);
 const path = (relative: string): string => fileURLToPath(new URL(relative, ROOT));
-const CHROMIUM = [process.env.WHYLESION_CHROMIUM, '/usr/bin/chromium-headless-shell', '/usr/bin/chromium'].find((p) => p && existsSync(p));
+const CHROMIUM = [process.env.WHYLESION_CHROMIUM, '/usr/bin/chromium-headless-shell', '/usr/bin/chromium'].find(
+  (p) => p && existsSync(p),
+);
 const BUNDLE_BUDGET_GZIP_BYTES = 600_000;
 const EMBEDDING_ABS_TOLERANCE = 1e-5;
 const PIXEL_ABS_TOLERANCE = 1e-6;
@@ -34,17 +36,30 @@ const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as {
 
 let server: StaticServer;
 let browser: Browser | undefined;
-let launchProblem = CHROMIUM ? '' : 'no Chromium found (install chromium-headless-shell: bash scripts/setup-webgpu.sh, or set WHYLESION_CHROMIUM)';
+let launchProblem = CHROMIUM
+  ? ''
+  : 'no Chromium found (install chromium-headless-shell: bash scripts/setup-webgpu.sh, or set WHYLESION_CHROMIUM)';
 
 beforeAll(async () => {
-  server = await serveStatic({ '/': path('dist/web'), '/model/': path('test/fixtures/openclip-tiny/model'), '/fixtures/': path('test/fixtures/openclip-tiny'), '/image-fixtures/': path('test/fixtures/image/src') });
+  server = await serveStatic({
+    '/': path('dist/web'),
+    '/model/': path('test/fixtures/openclip-tiny/model'),
+    '/fixtures/': path('test/fixtures/openclip-tiny'),
+    '/image-fixtures/': path('test/fixtures/image/src'),
+  });
   if (!CHROMIUM) return;
   try {
     browser = await puppeteer.launch({
       executablePath: CHROMIUM,
       headless: 'shell',
       // Root in a container needs --no-sandbox; Vulkan gives the GPU-less machine a WebGPU adapter.
-      args: ['--no-sandbox', '--disable-dev-shm-usage', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=vulkan'],
+      args: [
+        '--no-sandbox',
+        '--disable-dev-shm-usage',
+        '--enable-unsafe-webgpu',
+        '--enable-features=Vulkan',
+        '--use-angle=vulkan',
+      ],
     });
   } catch (error) {
     launchProblem = `Chromium did not start: ${(error as Error).message.split('\n')[0]}`;
@@ -83,7 +98,9 @@ describe('browser edition (Chromium)', () => {
   it('bundle stays within its size budget and holds no Node built-in', () => {
     const bundle = readFileSync(path('dist/web/whylesion.js'));
     const gzipped = gzipSync(bundle, { level: 9 }).length;
-    console.log(`dist/web/whylesion.js: ${(bundle.length / 1000).toFixed(0)} kB minified, ${(gzipped / 1000).toFixed(0)} kB gzipped (budget ${BUNDLE_BUDGET_GZIP_BYTES / 1000} kB)`);
+    console.log(
+      `dist/web/whylesion.js: ${(bundle.length / 1000).toFixed(0)} kB minified, ${(gzipped / 1000).toFixed(0)} kB gzipped (budget ${BUNDLE_BUDGET_GZIP_BYTES / 1000} kB)`,
+    );
     expect(gzipped).toBeLessThanOrEqual(BUNDLE_BUDGET_GZIP_BYTES);
     expect(bundle.toString('utf8')).not.toMatch(/from\s*"node:|import\("node:/);
   });
@@ -113,44 +130,69 @@ describe('browser edition (Chromium)', () => {
     const started = performance.now();
     const page = await openPage();
     if (!(await pageHasWebGpu(page))) ctx.skip('this Chromium offers no WebGPU adapter');
-    const result = await page.evaluate(async (texts: string[], images: string[]) => {
-      const { module } = (window as unknown as { whylesion: { module: typeof import('../src/web.js') } }).whylesion;
-      const model = await module.loadModel('/model/');
-      const firstText = await model.encodeText(texts.slice(0, 1), { normalize: true });
-      const firstEmbeddingMs = performance.now();
-      const tokens = Array.from(await model.tokenize(texts));
-      // Pixels are compared here (150k floats each) against open_clip's .npy, parsed by its v1.0 header.
-      const pixelDiffs: number[] = [];
-      for (const image of images) {
-        const got = await model.preprocess(`/fixtures/images/${image}`);
-        const npy = new Uint8Array(await (await fetch(`/fixtures/expected/pixels224_${image.replace(/\.[^.]+$/, '')}.npy`)).arrayBuffer());
-        const headerLength = npy[8] | (npy[9] << 8);
-        const want = new Float32Array(npy.slice(10 + headerLength).buffer);
-        let diff = got.length === want.length ? 0 : Infinity;
-        for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(got[i] - want[i]));
-        pixelDiffs.push(diff);
-      }
-      const imageRows = await model.encodeImage(images.map((image) => `/fixtures/images/${image}`), { normalize: true });
-      // Images the page already decoded: an ImageBitmap and an <img> of the opaque RGB PNG.
-      const png = `/fixtures/images/${images[0]}`;
-      const bitmap = await createImageBitmap(await (await fetch(png)).blob(), { colorSpaceConversion: 'none' });
-      const element = new Image();
-      element.src = png;
-      await element.decode();
-      const decodedRows = await model.encodeImage([bitmap, element], { normalize: true });
-      const textRows = await model.encodeText(texts, { normalize: true });
-      const rawTextRows = await model.encodeText(texts);
-      model.dispose();
-      const rows = (list: Float32Array[]) => list.map((row) => Array.from(row));
-      return { firstEmbeddingMs, adapter: model.adapter, tokens, pixelDiffs, first: rows(firstText), image: rows(imageRows), decoded: rows(decodedRows), text: rows(textRows), rawText: rows(rawTextRows) };
-    }, cases.texts, cases.images);
+    const result = await page.evaluate(
+      async (texts: string[], images: string[]) => {
+        const { module } = (window as unknown as { whylesion: { module: typeof import('../src/web.js') } }).whylesion;
+        const model = await module.loadModel('/model/');
+        const firstText = await model.encodeText(texts.slice(0, 1), { normalize: true });
+        const firstEmbeddingMs = performance.now();
+        const tokens = Array.from(await model.tokenize(texts));
+        // Pixels are compared here (150k floats each) against open_clip's .npy, parsed by its v1.0 header.
+        const pixelDiffs: number[] = [];
+        for (const image of images) {
+          const got = await model.preprocess(`/fixtures/images/${image}`);
+          const npy = new Uint8Array(
+            await (await fetch(`/fixtures/expected/pixels224_${image.replace(/\.[^.]+$/, '')}.npy`)).arrayBuffer(),
+          );
+          const headerLength = npy[8] | (npy[9] << 8);
+          const want = new Float32Array(npy.slice(10 + headerLength).buffer);
+          let diff = got.length === want.length ? 0 : Infinity;
+          for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(got[i] - want[i]));
+          pixelDiffs.push(diff);
+        }
+        const imageRows = await model.encodeImage(
+          images.map((image) => `/fixtures/images/${image}`),
+          { normalize: true },
+        );
+        // Images the page already decoded: an ImageBitmap and an <img> of the opaque RGB PNG.
+        const png = `/fixtures/images/${images[0]}`;
+        const bitmap = await createImageBitmap(await (await fetch(png)).blob(), { colorSpaceConversion: 'none' });
+        const element = new Image();
+        element.src = png;
+        await element.decode();
+        const decodedRows = await model.encodeImage([bitmap, element], { normalize: true });
+        const textRows = await model.encodeText(texts, { normalize: true });
+        const rawTextRows = await model.encodeText(texts);
+        model.dispose();
+        const rows = (list: Float32Array[]) => list.map((row) => Array.from(row));
+        return {
+          firstEmbeddingMs,
+          adapter: model.adapter,
+          tokens,
+          pixelDiffs,
+          first: rows(firstText),
+          image: rows(imageRows),
+          decoded: rows(decodedRows),
+          text: rows(textRows),
+          rawText: rows(rawTextRows),
+        };
+      },
+      cases.texts,
+      cases.images,
+    );
     // performance.now() in the page counts from its navigation start.
-    console.log(`page load to first tiny-model embedding: ${(result.firstEmbeddingMs / 1000).toFixed(2)} s ` +
-      `(${((performance.now() - started) / 1000).toFixed(1)} s for the whole check); adapter ${JSON.stringify(result.adapter)}`);
+    console.log(
+      `page load to first tiny-model embedding: ${(result.firstEmbeddingMs / 1000).toFixed(2)} s ` +
+        `(${((performance.now() - started) / 1000).toFixed(1)} s for the whole check); adapter ${JSON.stringify(result.adapter)}`,
+    );
 
     expect(result.tokens).toEqual(cases.tokens.flat());
-    console.log(`pixels: max abs diff to open_clip ${Math.max(...result.pixelDiffs).toExponential(2)} (${cases.images.join(', ')})`);
-    result.pixelDiffs.forEach((diff, i) => expect(diff, `pixels of ${cases.images[i]}`).toBeLessThanOrEqual(PIXEL_ABS_TOLERANCE));
+    console.log(
+      `pixels: max abs diff to open_clip ${Math.max(...result.pixelDiffs).toExponential(2)} (${cases.images.join(', ')})`,
+    );
+    result.pixelDiffs.forEach((diff, i) =>
+      expect(diff, `pixels of ${cases.images[i]}`).toBeLessThanOrEqual(PIXEL_ABS_TOLERANCE),
+    );
     const expectedImages = loadNpy(new URL('expected/image_embeddings.npy', TINY));
     const expectedTexts = loadNpy(new URL('expected/text_embeddings.npy', TINY));
     expectRowsClose('image embedding', result.image, expectedImages);
@@ -158,7 +200,8 @@ describe('browser edition (Chromium)', () => {
     expectRowsClose('raw text embedding', result.rawText, loadNpy(new URL('expected/text_embeddings_raw.npy', TINY)));
     expect(maxAbsDiff(result.first[0], result.text[0])).toBe(0);
     // The browser's own decode of an opaque 8-bit PNG gives the same pixels, so the same embedding.
-    for (const row of result.decoded) expect(maxAbsDiff(row, result.image[0])).toBeLessThanOrEqual(EMBEDDING_ABS_TOLERANCE);
+    for (const row of result.decoded)
+      expect(maxAbsDiff(row, result.image[0])).toBeLessThanOrEqual(EMBEDDING_ABS_TOLERANCE);
 
     // Second load: the weights come from the browser's storage, not the server.
     const weightRequests = () => server.log.filter((line) => line.includes('open_clip_model.safetensors')).length;
@@ -189,18 +232,34 @@ describe('browser edition (Chromium)', () => {
     const input = (await page.$('input#images')) as ElementHandle<HTMLInputElement>;
     await input.uploadFile(path('test/fixtures/openclip-tiny/images/lesion_q90.jpg'));
     await page.waitForSelector('.result[data-state="done"], .result[data-state="error"]', { timeout: 60_000 });
-    const rows = await page.$$eval('.result .row', (els) => els.map((el) => [(el as HTMLElement).dataset.label!, Number((el as HTMLElement).dataset.probability)] as const));
+    const rows = await page.$$eval('.result .row', (els) =>
+      els.map((el) => [(el as HTMLElement).dataset.label!, Number((el as HTMLElement).dataset.probability)] as const),
+    );
     const shown = Object.fromEntries(rows);
-    cases.texts.slice(0, 3).forEach((label, k) => expect(Math.abs(shown[label] - cases.label_probs_first3_texts[image][k]), label).toBeLessThanOrEqual(1e-5));
+    cases.texts
+      .slice(0, 3)
+      .forEach((label, k) =>
+        expect(Math.abs(shown[label] - cases.label_probs_first3_texts[image][k]), label).toBeLessThanOrEqual(1e-5),
+      );
     expect(await page.$$eval('.result ol.concepts li', (els) => els.length)).toBe(5);
 
     // A concept probe picked on the page: its prediction and contributions, as the library computes them in Node
     // from open_clip's raw embedding of the same image.
     const texts = loadNpy(new URL('expected/text_embeddings.npy', TINY));
     const probeFile: ProbeFile = {
-      format: 'whylesion-probe', version: 1, mode: 'concepts', classes: ['benign', 'melanoma'], normalize: true,
-      concepts: cases.texts.slice(0, 2), conceptEmbeddings: [0, 1].map((i) => Array.from(texts.data.subarray(i * 32, (i + 1) * 32))),
-      weight: [[1, -1], [-1, 2]], bias: [0, 0.1], training: {},
+      format: 'whylesion-probe',
+      version: 1,
+      mode: 'concepts',
+      classes: ['benign', 'melanoma'],
+      normalize: true,
+      concepts: cases.texts.slice(0, 2),
+      conceptEmbeddings: [0, 1].map((i) => Array.from(texts.data.subarray(i * 32, (i + 1) * 32))),
+      weight: [
+        [1, -1],
+        [-1, 2],
+      ],
+      bias: [0, 0.1],
+      training: {},
     };
     const probePath = join(mkdtempSync(join(tmpdir(), 'whylesion-probe-')), 'tiny-probe.json');
     writeFileSync(probePath, JSON.stringify(probeFile));
@@ -228,14 +287,24 @@ describe('browser edition (Chromium)', () => {
     if (!browser) ctx.skip(launchProblem);
     // Like `python3 -m http.server`: every GET is answered 200 with the whole file, whatever its Range header.
     const log: { path: string; range?: string; method: string }[] = [];
-    const roots: [string, string][] = [['/model/', path('test/fixtures/openclip-tiny/model/')], ['/', path('dist/web/')]];
+    const roots: [string, string][] = [
+      ['/model/', path('test/fixtures/openclip-tiny/model/')],
+      ['/', path('dist/web/')],
+    ];
     const plain = createServer((request, response) => {
       const url = new URL(request.url ?? '/', 'http://127.0.0.1');
       log.push({ path: url.pathname, range: request.headers.range, method: request.method ?? '' });
       const [prefix, dir] = roots.find(([p]) => url.pathname.startsWith(p))!;
       const file = join(dir, decodeURIComponent(url.pathname.slice(prefix.length)) || 'index.html');
-      if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) return void response.writeHead(404).end();
-      const type = file.endsWith('.html') ? 'text/html' : file.endsWith('.js') ? 'text/javascript' : file.endsWith('.css') ? 'text/css' : 'application/octet-stream';
+      if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile())
+        return void response.writeHead(404).end();
+      const type = file.endsWith('.html')
+        ? 'text/html'
+        : file.endsWith('.js')
+          ? 'text/javascript'
+          : file.endsWith('.css')
+            ? 'text/css'
+            : 'application/octet-stream';
       response.writeHead(200, { 'Content-Length': statSync(file).size, 'Content-Type': type });
       if (request.method === 'HEAD') return void response.end();
       createReadStream(file).pipe(response);
@@ -246,17 +315,26 @@ describe('browser edition (Chromium)', () => {
     try {
       await page.goto(`${origin}/`);
       if (!(await pageHasWebGpu(page))) ctx.skip('this Chromium offers no WebGPU adapter');
-      const load = () => page.evaluate(async (texts: string[]) => {
-        const { module } = (window as unknown as { whylesion: { module: typeof import('../src/web.js') } }).whylesion;
-        const bytes: number[] = [];
-        const model = await module.loadModel('/model/', { onProgress: (p) => { if (p.stage === 'download') bytes.push(p.loaded); } });
-        const rows = await model.encodeText(texts, { normalize: true });
-        model.dispose();
-        return { bytes, rows: rows.map((r) => Array.from(r)) };
-      }, cases.texts);
+      const load = () =>
+        page.evaluate(async (texts: string[]) => {
+          const { module } = (window as unknown as { whylesion: { module: typeof import('../src/web.js') } }).whylesion;
+          const bytes: number[] = [];
+          const model = await module.loadModel('/model/', {
+            onProgress: (p) => {
+              if (p.stage === 'download') bytes.push(p.loaded);
+            },
+          });
+          const rows = await model.encodeText(texts, { normalize: true });
+          model.dispose();
+          return { bytes, rows: rows.map((r) => Array.from(r)) };
+        }, cases.texts);
       const weights = () => log.filter((r) => r.path.endsWith('open_clip_model.safetensors') && r.method === 'GET');
       const first = await load();
-      expectRowsClose('text embedding (whole-file server)', first.rows, loadNpy(new URL('expected/text_embeddings.npy', TINY)));
+      expectRowsClose(
+        'text embedding (whole-file server)',
+        first.rows,
+        loadNpy(new URL('expected/text_embeddings.npy', TINY)),
+      );
       expect(weights()).toHaveLength(1); // one body, streamed once from its start
       expect(weights()[0].range).toMatch(/^bytes=0-/);
       const size = statSync(path('test/fixtures/openclip-tiny/model/open_clip_model.safetensors')).size;
@@ -284,8 +362,14 @@ describe('browser edition (Chromium)', () => {
     expect(await page.$eval('#no-webgpu', (el) => el.textContent)).toMatch(/no WebGPU/);
     expect(await page.$eval('#load', (el) => (el as HTMLButtonElement).disabled)).toBe(true);
     // Only the message: a photo picked anyway leaves no card waiting for a model that cannot come.
-    expect(await page.$$eval('section', (els) => els.map((el) => (el as HTMLElement).offsetParent === null))).toEqual([true, true, true]);
-    await ((await page.$('input#images')) as ElementHandle<HTMLInputElement>).uploadFile(path('test/fixtures/openclip-tiny/images/lesion_q90.jpg'));
+    expect(await page.$$eval('section', (els) => els.map((el) => (el as HTMLElement).offsetParent === null))).toEqual([
+      true,
+      true,
+      true,
+    ]);
+    await ((await page.$('input#images')) as ElementHandle<HTMLInputElement>).uploadFile(
+      path('test/fixtures/openclip-tiny/images/lesion_q90.jpg'),
+    );
     expect(await page.evaluate(() => document.body.innerText)).not.toMatch(/Waiting for the model/);
     await page.close();
   });

@@ -14,8 +14,16 @@ import { loadNpy, TINY, VOCAB_URL, runCli } from './helpers.js';
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const MODEL = fileURLToPath(new URL('model', TINY));
 const IMAGES = fileURLToPath(new URL('images', TINY));
-const env = { ...process.env, WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL), XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
-const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as { images: string[]; texts: string[]; label_probs_first3_texts: number[][] };
+const env = {
+  ...process.env,
+  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
+  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
+};
+const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as {
+  images: string[];
+  texts: string[];
+  label_probs_first3_texts: number[][];
+};
 const expectedImages = loadNpy(new URL('expected/image_embeddings.npy', TINY)).data;
 const expectedTexts = loadNpy(new URL('expected/text_embeddings.npy', TINY)).data;
 const E = 32;
@@ -32,7 +40,8 @@ const softmax = (xs: number[]): number[] => {
 };
 // open_clip's logit scale, read back from the probabilities it computed: ln(p1/p0) = scale · (cos1 − cos0).
 const [p0, p1] = cases.label_probs_first3_texts[0];
-const LOGIT_SCALE = Math.log(p1 / p0) / (dot(imageRow(cases.images[0]), textRow(1)) - dot(imageRow(cases.images[0]), textRow(0)));
+const LOGIT_SCALE =
+  Math.log(p1 / p0) / (dot(imageRow(cases.images[0]), textRow(1)) - dot(imageRow(cases.images[0]), textRow(0)));
 
 async function whylesion(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   return runCli(args, env);
@@ -41,49 +50,97 @@ async function whylesion(...args: string[]): Promise<{ stdout: string; stderr: s
 /** RFC 4180: quoted fields may hold commas, doubled quotes and newlines. */
 function parseCsv(text: string): string[][] {
   const rows: string[][] = [];
-  let row: string[] = [], field = '', quoted = false;
+  let row: string[] = [],
+    field = '',
+    quoted = false;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (c === '"') quoted = false; else field += c;
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
     } else if (c === '"') quoted = true;
-    else if (c === ',') { row.push(field); field = ''; } else if (c === '\n') { row.push(field); rows.push(row); row = []; field = ''; } else field += c;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else field += c;
   }
   return rows;
 }
 
-const progressLines = (stderr: string, verb: string): string[] => stderr.split('\n').filter((l) => new RegExp(`^${verb} [\\d,]+/[\\d,]+ images`).test(l));
+const progressLines = (stderr: string, verb: string): string[] =>
+  stderr.split('\n').filter((l) => new RegExp(`^${verb} [\\d,]+/[\\d,]+ images`).test(l));
 
 let work: string, corpus: string;
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'whylesion-folders-'));
   corpus = join(work, 'corpus');
-  for (const set of ['set0', 'set1']) for (const name of cases.images) cpSync(join(IMAGES, name), join(corpus, set, name));
+  for (const set of ['set0', 'set1'])
+    for (const name of cases.images) cpSync(join(IMAGES, name), join(corpus, set, name));
   writeFileSync(join(corpus, 'set1', 'broken.png'), 'not an image');
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('classify, zeroshot and explain over folders', () => {
-  it('classify DIR --labels @file --format jsonl: open_clip\'s probabilities per image, a corrupt file skipped with a summary, progress lines in a redirected stderr', async () => {
+  it("classify DIR --labels @file --format jsonl: open_clip's probabilities per image, a corrupt file skipped with a summary, progress lines in a redirected stderr", async () => {
     const labels = cases.texts.slice(0, 3);
     writeFileSync(join(work, 'labels.txt'), `${labels.join('\n')}\n\n`);
-    const { stdout, stderr, code } = await whylesion('classify', corpus, '--labels', `@${join(work, 'labels.txt')}`, '--format', 'jsonl', '--batch', '3', '--model', MODEL);
+    const { stdout, stderr, code } = await whylesion(
+      'classify',
+      corpus,
+      '--labels',
+      `@${join(work, 'labels.txt')}`,
+      '--format',
+      'jsonl',
+      '--batch',
+      '3',
+      '--model',
+      MODEL,
+    );
     expect(code, stderr).toBe(0);
-    const rows = stdout.trim().split('\n').map((l) => JSON.parse(l) as { image: string; labels: string[]; probs: number[] });
-    expect(rows.map((r) => r.image)).toEqual(['set0', 'set1'].flatMap((set) => [...cases.images].sort().map((n) => join(corpus, set, n))));
+    const rows = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { image: string; labels: string[]; probs: number[] });
+    expect(rows.map((r) => r.image)).toEqual(
+      ['set0', 'set1'].flatMap((set) => [...cases.images].sort().map((n) => join(corpus, set, n))),
+    );
     for (const r of rows) {
       expect(r.labels).toEqual(labels);
       const want = softmax(labels.map((_, t) => LOGIT_SCALE * dot(imageRow(r.image), textRow(t))));
       r.probs.forEach((p, t) => expect(Math.abs(p - want[t])).toBeLessThanOrEqual(1e-3));
     }
     // 9 files in batches of 3: a line after the first batch even though stderr is not a terminal
-    expect(progressLines(stderr, 'classified')[0]).toMatch(/^classified 3\/9 images \(33\.3%\), [\d.]+ images\/s, ETA \d+ s/);
+    expect(progressLines(stderr, 'classified')[0]).toMatch(
+      /^classified 3\/9 images \(33\.3%\), [\d.]+ images\/s, ETA \d+ s/,
+    );
     expect(stderr).toMatch(/\nClassified 8 images; skipped 1 unreadable:\n {2}\S*set1\/broken\.png is not a PNG, JPEG/);
   });
 
   it('classify GLOB --format csv --top 2 --strict --quiet: ranked rows, no progress, exit 1 because a file was skipped', async () => {
     const labels = [cases.texts[0], cases.texts[1], cases.texts[2]];
-    const { stdout, stderr, code } = await whylesion('classify', `${corpus}/**/*.png`, ...labels.flatMap((l) => ['--label', l]), '--format', 'csv', '--top', '2', '--batch', '2', '--strict', '--quiet', '--model', MODEL);
+    const { stdout, stderr, code } = await whylesion(
+      'classify',
+      `${corpus}/**/*.png`,
+      ...labels.flatMap((l) => ['--label', l]),
+      '--format',
+      'csv',
+      '--top',
+      '2',
+      '--batch',
+      '2',
+      '--strict',
+      '--quiet',
+      '--model',
+      MODEL,
+    );
     expect(code).toBe(1);
     const [header, ...rows] = parseCsv(stdout);
     expect(header).toEqual(['image', 'rank', 'label', 'probability']);
@@ -97,12 +154,19 @@ describe('classify, zeroshot and explain over folders', () => {
     }
     expect(progressLines(stderr, 'classified')).toEqual([]);
     expect(stderr).toMatch(/^Classified 6 images; skipped 1 unreadable:\n {2}\S*broken\.png/); // skipped files are listed even so
-    expect(stderr).toMatch(/\nwhylesion: 1 file\(s\) could not be read \(listed above\), and --strict makes that an error\.\n/);
+    expect(stderr).toMatch(
+      /\nwhylesion: 1 file\(s\) could not be read \(listed above\), and --strict makes that an error\.\n/,
+    );
   });
 
   it('classify | head: when the reader closes stdout the run stops quietly with exit 0', async () => {
-    const child = spawn('node', [CLI, 'classify', corpus, '--labels', 'a,b', '--format', 'jsonl', '--batch', '1', '--model', MODEL], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '', stdout = '';
+    const child = spawn(
+      'node',
+      [CLI, 'classify', corpus, '--labels', 'a,b', '--format', 'jsonl', '--batch', '1', '--model', MODEL],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '',
+      stdout = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     // read the first row, then close the pipe like `head -1`; later batches find no reader
     for await (const chunk of child.stdout) {
@@ -118,8 +182,29 @@ describe('classify, zeroshot and explain over folders', () => {
 
   it('classify --template T encodes T with each label and reports the labels; one image (one batch) prints nothing on stderr', async () => {
     const image = join(IMAGES, cases.images[0]);
-    const templated = await whylesion('classify', image, '--labels', 'melanoma,nevus', '--template', 'a dermoscopic image of {}', '--json', '--model', MODEL);
-    const spelled = await whylesion('classify', image, '--label', 'a dermoscopic image of melanoma', '--label', 'a dermoscopic image of nevus', '--format', 'json', '--model', MODEL);
+    const templated = await whylesion(
+      'classify',
+      image,
+      '--labels',
+      'melanoma,nevus',
+      '--template',
+      'a dermoscopic image of {}',
+      '--json',
+      '--model',
+      MODEL,
+    );
+    const spelled = await whylesion(
+      'classify',
+      image,
+      '--label',
+      'a dermoscopic image of melanoma',
+      '--label',
+      'a dermoscopic image of nevus',
+      '--format',
+      'json',
+      '--model',
+      MODEL,
+    );
     expect(templated.code, templated.stderr).toBe(0);
     const [t] = JSON.parse(templated.stdout) as { labels: string[]; probs: number[] }[];
     const [s] = JSON.parse(spelled.stdout) as { labels: string[]; probs: number[] }[];
@@ -129,19 +214,45 @@ describe('classify, zeroshot and explain over folders', () => {
     expect(spelled.stderr).toBe('');
   });
 
-  it('zeroshot --ensemble score (the model card\'s) and embedding (open_clip\'s), each with softmax probabilities', async () => {
+  it("zeroshot --ensemble score (the model card's) and embedding (open_clip's), each with softmax probabilities", async () => {
     const index = { browns: [0, 3], blood: [1], shapes: [2, 4, 5] };
     const file = join(work, 'classes.json');
-    writeFileSync(file, JSON.stringify(Object.fromEntries(Object.entries(index).map(([c, ids]) => [c, ids.map((t) => cases.texts[t])]))));
+    writeFileSync(
+      file,
+      JSON.stringify(Object.fromEntries(Object.entries(index).map(([c, ids]) => [c, ids.map((t) => cases.texts[t])]))),
+    );
     const unit = (v: number[]): number[] => v.map((x) => x / Math.sqrt(dot(v, v)));
     const formulas = {
       score: (image: Float32Array, ids: number[]) => ids.reduce((s, t) => s + dot(image, textRow(t)), 0) / ids.length,
-      embedding: (image: Float32Array, ids: number[]) => dot(image, unit(Array.from({ length: E }, (_, k) => ids.reduce((s, t) => s + textRow(t)[k], 0) / ids.length))),
+      embedding: (image: Float32Array, ids: number[]) =>
+        dot(image, unit(Array.from({ length: E }, (_, k) => ids.reduce((s, t) => s + textRow(t)[k], 0) / ids.length))),
     };
     for (const [ensemble, formula] of Object.entries(formulas)) {
-      const { stdout, stderr, code } = await whylesion('zeroshot', join(corpus, 'set0'), '--classes', file, '--ensemble', ensemble, '--format', 'jsonl', '--model', MODEL);
+      const { stdout, stderr, code } = await whylesion(
+        'zeroshot',
+        join(corpus, 'set0'),
+        '--classes',
+        file,
+        '--ensemble',
+        ensemble,
+        '--format',
+        'jsonl',
+        '--model',
+        MODEL,
+      );
       expect(code, stderr).toBe(0);
-      const rows = stdout.trim().split('\n').map((l) => JSON.parse(l) as { image: string; prediction: string; scores: Record<string, number>; probs: Record<string, number> });
+      const rows = stdout
+        .trim()
+        .split('\n')
+        .map(
+          (l) =>
+            JSON.parse(l) as {
+              image: string;
+              prediction: string;
+              scores: Record<string, number>;
+              probs: Record<string, number>;
+            },
+        );
       expect(rows).toHaveLength(cases.images.length);
       for (const r of rows) {
         const names = Object.keys(index) as (keyof typeof index)[];
@@ -154,17 +265,43 @@ describe('classify, zeroshot and explain over folders', () => {
         expect(r.prediction).toBe(names[scores.indexOf(Math.max(...scores))]);
       }
     }
-    const bad = await whylesion('zeroshot', join(corpus, 'set0'), '--classes', file, '--ensemble', 'median', '--model', MODEL);
+    const bad = await whylesion(
+      'zeroshot',
+      join(corpus, 'set0'),
+      '--classes',
+      file,
+      '--ensemble',
+      'median',
+      '--model',
+      MODEL,
+    );
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/whylesion: --ensemble median is not score .* or embedding/);
   });
 
-  it('zeroshot --labels with --template: each class\'s prompts are every template filled with its name', async () => {
+  it("zeroshot --labels with --template: each class's prompts are every template filled with its name", async () => {
     const image = join(IMAGES, cases.images[1]);
-    const { stdout, stderr, code } = await whylesion('zeroshot', image, '--labels', 'melanoma,shape', '--template', 'a dermoscopic image of {}', '--template', 'irregular {}', '--json', '--model', MODEL);
+    const { stdout, stderr, code } = await whylesion(
+      'zeroshot',
+      image,
+      '--labels',
+      'melanoma,shape',
+      '--template',
+      'a dermoscopic image of {}',
+      '--template',
+      'irregular {}',
+      '--json',
+      '--model',
+      MODEL,
+    );
     expect(code, stderr).toBe(0);
     const [r] = JSON.parse(stdout) as { scores: Record<string, number> }[];
-    const prompts = ['a dermoscopic image of melanoma', 'irregular melanoma', 'a dermoscopic image of shape', 'irregular shape'];
+    const prompts = [
+      'a dermoscopic image of melanoma',
+      'irregular melanoma',
+      'a dermoscopic image of shape',
+      'irregular shape',
+    ];
     const embedded = await whylesion('embed', ...prompts.flatMap((p) => ['--text', p]), '--json', '--model', MODEL);
     const texts = (JSON.parse(embedded.stdout) as { text: number[][] }).text;
     // two of the four are among open_clip's texts: the embeddings the mean is taken over are open_clip's
@@ -179,13 +316,28 @@ describe('classify, zeroshot and explain over folders', () => {
     const concepts = cases.texts.slice(0, 6);
     const file = join(work, 'concepts.txt');
     writeFileSync(file, concepts.join('\n'));
-    const { stdout, stderr, code } = await whylesion('explain', join(corpus, 'set0'), '--concepts', file, '--top', '2', '--format', 'csv', '--batch', '3', '--model', MODEL);
+    const { stdout, stderr, code } = await whylesion(
+      'explain',
+      join(corpus, 'set0'),
+      '--concepts',
+      file,
+      '--top',
+      '2',
+      '--format',
+      'csv',
+      '--batch',
+      '3',
+      '--model',
+      MODEL,
+    );
     expect(code, stderr).toBe(0);
     const [header, ...rows] = parseCsv(stdout);
     expect(header).toEqual(['image', 'rank', 'concept', 'similarity']);
     expect(rows).toHaveLength(2 * cases.images.length);
     for (const [image, rank, concept, similarity] of rows) {
-      const want = concepts.map((c, t) => ({ c, s: dot(imageRow(image), textRow(t)) })).sort((a, b) => b.s - a.s)[Number(rank) - 1];
+      const want = concepts.map((c, t) => ({ c, s: dot(imageRow(image), textRow(t)) })).sort((a, b) => b.s - a.s)[
+        Number(rank) - 1
+      ];
       expect(concept).toBe(want.c);
       expect(Math.abs(Number(similarity) - want.s)).toBeLessThan(1e-5);
     }

@@ -1,5 +1,16 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,7 +56,7 @@ function descendants(pid: number): number[] {
   const frontier = [pid];
   while (frontier.length > 0) {
     const parent = frontier.pop()!;
-    for (const [child, ppid] of parents) if (ppid === parent) (found.push(child), frontier.push(child));
+    for (const [child, ppid] of parents) if (ppid === parent) found.push(child), frontier.push(child);
   }
   return found;
 }
@@ -79,52 +90,77 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 }
 
 describe('kill -9 of the CLI stops all of its work', () => {
-  it('with stderr a socket: the filtering child dies with the parent and the outputs stop growing', async () => {
-    const out = join(work, 'socket-out');
-    mkdirSync(out);
-    const cli = spawn(process.execPath, [CLI, 'embed', folder, '--out', join(out, 'rows.npy'), '--batch', '1', '--quiet', '--model', MODEL], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    cli.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    cli.stdout.resume();
-    const exited = new Promise((resolve) => cli.on('exit', resolve));
-    // Wait for real work: the first rows on disk. --quiet, because an orphan whose stderr is gone would die
-    // of EPIPE at its next progress line; a quiet one works on.
-    await until(() => bytesUnder(out) > 0, 'the first output bytes');
-    const workers = descendants(cli.pid!);
-    expect(workers.length).toBeGreaterThan(0); // the filtering child, which this test is about
-    process.kill(cli.pid!, 'SIGKILL');
-    await exited;
-    await until(() => workers.every((pid) => !alive(pid)), 'the child to end');
-    const settled = bytesUnder(out);
-    // Nothing of the run is left to write: two looks, with a pause between, agree.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    expect(bytesUnder(out)).toBe(settled);
-    // The run was killed after its first of 400 batches: an orphan would have gone on to write the final file.
-    expect(existsSync(join(out, 'rows.npy'))).toBe(false);
-    expect(stderr).not.toContain('artificially reduced');
-  }, 2 * HANG_GUARD_MS);
+  it(
+    'with stderr a socket: the filtering child dies with the parent and the outputs stop growing',
+    async () => {
+      const out = join(work, 'socket-out');
+      mkdirSync(out);
+      const cli = spawn(
+        process.execPath,
+        [CLI, 'embed', folder, '--out', join(out, 'rows.npy'), '--batch', '1', '--quiet', '--model', MODEL],
+        { env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      cli.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      cli.stdout.resume();
+      const exited = new Promise((resolve) => cli.on('exit', resolve));
+      // Wait for real work: the first rows on disk. --quiet, because an orphan whose stderr is gone would die
+      // of EPIPE at its next progress line; a quiet one works on.
+      await until(() => bytesUnder(out) > 0, 'the first output bytes');
+      const workers = descendants(cli.pid!);
+      expect(workers.length).toBeGreaterThan(0); // the filtering child, which this test is about
+      process.kill(cli.pid!, 'SIGKILL');
+      await exited;
+      await until(() => workers.every((pid) => !alive(pid)), 'the child to end');
+      const settled = bytesUnder(out);
+      // Nothing of the run is left to write: two looks, with a pause between, agree.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(bytesUnder(out)).toBe(settled);
+      // The run was killed after its first of 400 batches: an orphan would have gone on to write the final file.
+      expect(existsSync(join(out, 'rows.npy'))).toBe(false);
+      expect(stderr).not.toContain('artificially reduced');
+    },
+    2 * HANG_GUARD_MS,
+  );
 
-  it('with stderr /dev/null or a pipe: one process, and no Dawn warning on the pipe', async () => {
-    const out = join(work, 'pipe-out');
-    mkdirSync(out);
-    // /dev/null: the CLI must not start a child.
-    const devNull = openSync('/dev/null', 'w');
-    const cli = spawn(process.execPath, [CLI, 'embed', folder, '--out', join(out, 'rows.npy'), '--batch', '1', '--model', MODEL], { env, stdio: ['ignore', 'ignore', devNull] });
-    closeSync(devNull);
-    const exited = new Promise((resolve) => cli.on('exit', resolve));
-    await until(() => bytesUnder(out) > 0 || !alive(cli.pid!), 'the first output bytes');
-    expect(descendants(cli.pid!).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('main.js'))).toEqual([]);
-    process.kill(cli.pid!, 'SIGKILL');
-    await exited;
+  it(
+    'with stderr /dev/null or a pipe: one process, and no Dawn warning on the pipe',
+    async () => {
+      const out = join(work, 'pipe-out');
+      mkdirSync(out);
+      // /dev/null: the CLI must not start a child.
+      const devNull = openSync('/dev/null', 'w');
+      const cli = spawn(
+        process.execPath,
+        [CLI, 'embed', folder, '--out', join(out, 'rows.npy'), '--batch', '1', '--model', MODEL],
+        { env, stdio: ['ignore', 'ignore', devNull] },
+      );
+      closeSync(devNull);
+      const exited = new Promise((resolve) => cli.on('exit', resolve));
+      await until(() => bytesUnder(out) > 0 || !alive(cli.pid!), 'the first output bytes');
+      expect(
+        descendants(cli.pid!).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('main.js')),
+      ).toEqual([]);
+      process.kill(cli.pid!, 'SIGKILL');
+      await exited;
 
-    // A shell pipe (a FIFO, unlike Node's socket pairs): Dawn's lines are muted in place.
-    const shell = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" embed "${folder}" --model "${MODEL}" --out "${join(out, 'piped.npy')}" 2>&1 >/dev/null | cat`], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    let piped = '';
-    shell.stdout.on('data', (chunk: Buffer) => (piped += chunk.toString()));
-    const code = await new Promise((resolve) => shell.on('exit', resolve));
-    expect(code).toBe(0);
-    expect(piped).not.toContain('artificially reduced');
-    // fd 2 was the pipe's only writer: it must work again after Dawn's call (the reader must not have seen an end).
-    expect(piped).toMatch(new RegExp(`Embedded ${IMAGES} image`));
-  }, 2 * HANG_GUARD_MS);
+      // A shell pipe (a FIFO, unlike Node's socket pairs): Dawn's lines are muted in place.
+      const shell = spawn(
+        'sh',
+        [
+          '-c',
+          `"${process.execPath}" "${CLI}" embed "${folder}" --model "${MODEL}" --out "${join(out, 'piped.npy')}" 2>&1 >/dev/null | cat`,
+        ],
+        { env, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let piped = '';
+      shell.stdout.on('data', (chunk: Buffer) => (piped += chunk.toString()));
+      const code = await new Promise((resolve) => shell.on('exit', resolve));
+      expect(code).toBe(0);
+      expect(piped).not.toContain('artificially reduced');
+      // fd 2 was the pipe's only writer: it must work again after Dawn's call (the reader must not have seen an end).
+      expect(piped).toMatch(new RegExp(`Embedded ${IMAGES} image`));
+    },
+    2 * HANG_GUARD_MS,
+  );
 });

@@ -59,7 +59,10 @@ describe('stdout is the same on a terminal, a pipe and with --quiet', () => {
     // A shell pipe, so the CLI runs in one process and its two streams keep their order.
     const shell = `"${process.execPath}" "${CLI}" classify "${IMAGES}" --model "${MODEL}" --batch 1 --labels "dark brown,bleeding" 2>&1 | cat`;
     const { stdout: both } = await run('sh', ['-c', shell], { env: TTY });
-    const alone = await runCli(['classify', IMAGES, '--model', MODEL, '--batch', '1', '--labels', 'dark brown,bleeding'], env);
+    const alone = await runCli(
+      ['classify', IMAGES, '--model', MODEL, '--batch', '1', '--labels', 'dark brown,bleeding'],
+      env,
+    );
     const screen = rendered(both);
     for (const line of alone.stdout.split('\n').slice(0, -1)) expect(screen).toContain(line);
     expect(both).toContain('\x1b[K'); // the status line was drawn, and erased

@@ -21,7 +21,10 @@ afterEach(() => {
 describe('KnoBo concept lists', () => {
   it('reads every bottleneck the package ships, by case-insensitive name, with no network', async () => {
     for (const name of KNOBO_BOTTLENECKS) {
-      const lines = readFileSync(new URL(`skin_${name}.txt`, KNOBO), 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+      const lines = readFileSync(new URL(`skin_${name}.txt`, KNOBO), 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
       const concepts = await loadConcepts(name.toUpperCase());
       expect(concepts).toEqual(lines);
       expect(concepts).toHaveLength(200);

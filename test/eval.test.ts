@@ -22,7 +22,11 @@ describe('metrics', () => {
   it('confusion, accuracy, recall and balanced accuracy of a hand-counted case', () => {
     // truth 0,0,0,1,1,2 ; predicted 0,0,1,1,1,0
     const m = confusionMatrix([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 1, 0], 3);
-    expect(m).toEqual([[2, 1, 0], [0, 2, 0], [1, 0, 0]]);
+    expect(m).toEqual([
+      [2, 1, 0],
+      [0, 2, 0],
+      [1, 0, 0],
+    ]);
     expect(accuracy(m)).toBeCloseTo(4 / 6, 12);
     expect(recalls(m)).toEqual([2 / 3, 1, 0]);
     expect(balancedAccuracy(m)).toBeCloseTo((2 / 3 + 1 + 0) / 3, 12);
@@ -34,7 +38,9 @@ describe('metrics', () => {
 
 /** Gaussian blobs: class k centred at 2·e_k in `dim` dimensions. */
 function blobs(n: number, dim: number, classes: number, seed: number): LabeledFeatures {
-  const r = rng(seed), x = new Float32Array(n * dim), y = new Int32Array(n);
+  const r = rng(seed),
+    x = new Float32Array(n * dim),
+    y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     y[i] = i % classes;
     for (let j = 0; j < dim; j++) x[i * dim + j] = r.normal() + (j === y[i] ? 2 : 0);
@@ -45,13 +51,19 @@ function blobs(n: number, dim: number, classes: number, seed: number): LabeledFe
 describe('solvers', () => {
   const data = blobs(120, 6, 3, 1);
 
-  it('the logistic objective\'s gradient matches finite differences', () => {
-    const model = { weight: Float64Array.from({ length: 18 }, (_, i) => Math.sin(i)), bias: Float64Array.from([0.1, -0.2, 0.3]), classes: 3, dim: 6 };
+  it("the logistic objective's gradient matches finite differences", () => {
+    const model = {
+      weight: Float64Array.from({ length: 18 }, (_, i) => Math.sin(i)),
+      bias: Float64Array.from([0.1, -0.2, 0.3]),
+      classes: 3,
+      dim: 6,
+    };
     const gradient = new Float64Array(21);
     logisticObjective(model, data, 0.5, gradient);
     const h = 1e-6;
     for (const p of [0, 7, 17, 18, 20]) {
-      const target = p < 18 ? model.weight : model.bias, at = p < 18 ? p : p - 18;
+      const target = p < 18 ? model.weight : model.bias,
+        at = p < 18 ? p : p - 18;
       target[at] += h;
       const up = logisticObjective(model, data, 0.5);
       target[at] -= 2 * h;
@@ -97,7 +109,12 @@ describe('solvers', () => {
 });
 
 describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (fixtures/eval-synth)', () => {
-  const labels = JSON.parse(readFileSync(new URL('features/labels.json', SYNTH), 'utf8')) as { classes: string[]; train: number[]; val: number[]; test: number[] };
+  const labels = JSON.parse(readFileSync(new URL('features/labels.json', SYNTH), 'utf8')) as {
+    classes: string[];
+    train: number[];
+    val: number[];
+    test: number[];
+  };
   const reference = JSON.parse(readFileSync(new URL('reference.json', SYNTH), 'utf8'));
   const rows = (name: string): Float32Array[] => {
     const { shape, data } = loadNpy(new URL(`features/${name}.npy`, SYNTH));
@@ -111,7 +128,12 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
     val: { embeddings: rows('val'), labels: labels.val },
     test: { embeddings: rows('test'), labels: labels.test },
     prompts: labels.classes.map((_, k) => promptRows.filter((_, i) => promptClass[i] === k)),
-    concepts: { texts: readFileSync(new URL('../assets/knobo/skin_PubMed.txt', import.meta.url), 'utf8').split('\n').filter((l) => l.trim()), embeddings: rows('concepts') },
+    concepts: {
+      texts: readFileSync(new URL('../assets/knobo/skin_PubMed.txt', import.meta.url), 'utf8')
+        .split('\n')
+        .filter((l) => l.trim()),
+      embeddings: rows('concepts'),
+    },
   };
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -123,7 +145,9 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
 
   for (const mode of ['linear', 'concepts', 'knobo'] as EvalMode[]) {
     it(`${mode} with Adam: val and test accuracy (mean of 5 seeds) within 2 points of PyTorch's`, async () => {
-      const ours = await Promise.all([0, 1, 2, 3, 4].map(async (seed) => (await evaluateMode(mode, { ...inputs, seed })).result));
+      const ours = await Promise.all(
+        [0, 1, 2, 3, 4].map(async (seed) => (await evaluateMode(mode, { ...inputs, seed })).result),
+      );
       const theirs = reference.adam[mode] as { val_acc: number; test_acc: number }[];
       expect(Math.abs(mean(ours.map((r) => r.val_acc)) - mean(theirs.map((r) => r.val_acc)))).toBeLessThanOrEqual(2);
       expect(Math.abs(mean(ours.map((r) => r.test_acc)) - mean(theirs.map((r) => r.test_acc)))).toBeLessThanOrEqual(2);
@@ -142,22 +166,36 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
   }
 
   it('a concept probe saves, loads and predicts the same; its contributions add up to the logit', async () => {
-    const { probe } = await trainProbe({ mode: 'knobo', classes: inputs.classes, train: inputs.train, val: inputs.val, concepts: inputs.concepts, epochs: 20 });
+    const { probe } = await trainProbe({
+      mode: 'knobo',
+      classes: inputs.classes,
+      train: inputs.train,
+      val: inputs.val,
+      concepts: inputs.concepts,
+      epochs: 20,
+    });
     const path = join(work, 'probe.json');
     writeFileSync(path, JSON.stringify(probe.file));
     const loaded = await loadProbe(path);
-    const before = probe.predict(inputs.test.embeddings), after = loaded.predict(inputs.test.embeddings);
+    const before = probe.predict(inputs.test.embeddings),
+      after = loaded.predict(inputs.test.embeddings);
     expect(after.predictions).toEqual(before.predictions);
     const k = after.predictions[0];
     const parts = loaded.contributions(inputs.test.embeddings[0], k);
     const logit = parts.reduce((s, p) => s + p.contribution, 0) + loaded.file.bias[k];
-    const logits = loaded.file.classes.map((_, c) => loaded.contributions(inputs.test.embeddings[0], c).reduce((s, p) => s + p.contribution, 0) + loaded.file.bias[c]);
+    const logits = loaded.file.classes.map(
+      (_, c) =>
+        loaded.contributions(inputs.test.embeddings[0], c).reduce((s, p) => s + p.contribution, 0) +
+        loaded.file.bias[c],
+    );
     expect(Math.max(...logits)).toBeCloseTo(logit, 9);
     expect(parts[0].contribution).toBeGreaterThanOrEqual(parts[parts.length - 1].contribution);
   });
 
   it('the report is one self-contained HTML page', async () => {
-    const results = await Promise.all((['zeroshot', 'knobo'] as EvalMode[]).map(async (m) => (await evaluateMode(m, { ...inputs, epochs: 5 })).result));
+    const results = await Promise.all(
+      (['zeroshot', 'knobo'] as EvalMode[]).map(async (m) => (await evaluateMode(m, { ...inputs, epochs: 5 })).result),
+    );
     const html = renderReport({ dataset: 'synthetic <test>', classes: inputs.classes, results, settings: { seed: 0 } });
     expect(html).toMatch(/^<!doctype html>/);
     expect(html).not.toMatch(/(src|href)=["']?(https?:)?\/\//);
@@ -168,13 +206,23 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
 });
 
 describe('splits', () => {
-  it('reads KnoBo\'s split pickles with the safe reader (class counts as Python\'s pickle)', async () => {
-    const val = await readSplitPickle(fileURLToPath(new URL('../assets/knobo/splits/HAM10000/class2images_val.p', import.meta.url)));
+  it("reads KnoBo's split pickles with the safe reader (class counts as Python's pickle)", async () => {
+    const val = await readSplitPickle(
+      fileURLToPath(new URL('../assets/knobo/splits/HAM10000/class2images_val.p', import.meta.url)),
+    );
     expect(Object.fromEntries([...val].map(([k, v]) => [k, v.length]))).toEqual({
-      'actinic keratoses': 33, 'basal cell carcinoma': 51, 'benign keratosis-like lesions': 110, dermatofibroma: 11, 'melanocytic nevi': 670, melanoma: 111, 'vascular lesions': 14,
+      'actinic keratoses': 33,
+      'basal cell carcinoma': 51,
+      'benign keratosis-like lesions': 110,
+      dermatofibroma: 11,
+      'melanocytic nevi': 670,
+      melanoma: 111,
+      'vascular lesions': 14,
     });
     expect(val.get('melanoma')![0]).toMatch(/^HAM10000\/images\/ISIC_\d+\.jpg$/);
-    const melanoma = await readSplitPickle(fileURLToPath(new URL('../assets/knobo/splits/Melanoma/class2images_train.p', import.meta.url)));
+    const melanoma = await readSplitPickle(
+      fileURLToPath(new URL('../assets/knobo/splits/Melanoma/class2images_train.p', import.meta.url)),
+    );
     expect([...melanoma.keys()]).toEqual(['malignant', 'benign']); // KnoBo's "maliganant", as its priors and prompts spell it
     expect(melanoma.get('malignant')!.length).toBe(4105);
   });
@@ -183,9 +231,14 @@ describe('splits', () => {
     const protocol2 = Buffer.from('80027d710058010000006171015d7102580100000078710361732e', 'hex'); // {'a': ['x']}
     expect(parsePlainPickle(protocol2, 'p2')).toEqual(new Map([['a', ['x']]]));
     const withGlobal = Buffer.from('\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01.', 'latin1');
-    expect(() => parsePlainPickle(withGlobal, 'evil.p')).toThrow(/evil\.p is not a pickle of plain data.*GLOBAL.*nothing in the file is executed/);
+    expect(() => parsePlainPickle(withGlobal, 'evil.p')).toThrow(
+      /evil\.p is not a pickle of plain data.*GLOBAL.*nothing in the file is executed/,
+    );
     const cut = join(work, 'class2images_val.p');
-    writeFileSync(cut, readFileSync(new URL('../assets/knobo/splits/HAM10000/class2images_val.p', import.meta.url)).subarray(0, 5000));
+    writeFileSync(
+      cut,
+      readFileSync(new URL('../assets/knobo/splits/HAM10000/class2images_val.p', import.meta.url)).subarray(0, 5000),
+    );
     await expect(readSplitPickle(cut)).rejects.toThrow(UserError);
     await expect(readSplitPickle(cut)).rejects.toThrow(/class2images_val\.p .*ends in the middle/);
   });
@@ -202,18 +255,30 @@ describe('splits', () => {
   };
 
   it('an ImageFolder dataset: classes from train, sorted; bad layouts fail with one sentence naming the folder or class', async () => {
-    const good = await readImageFolderDataset(folder({ train: { b: 2, a: 3 }, val: { a: 1, b: 1 }, test: { a: 1, b: 2 } }));
+    const good = await readImageFolderDataset(
+      folder({ train: { b: 2, a: 3 }, val: { a: 1, b: 1 }, test: { a: 1, b: 2 } }),
+    );
     expect(good.classes).toEqual(['a', 'b']);
     expect(good.splits.train.map((i) => i.label)).toEqual([0, 0, 0, 1, 1]);
-    await expect(readImageFolderDataset(folder({ train: { a: 1, b: 0 }, val: { a: 1, b: 1 }, test: { a: 1, b: 1 } }))).rejects.toThrow(/class folder .*train\/b has no images/);
-    await expect(readImageFolderDataset(folder({ train: { a: 1, b: 1 }, val: { a: 1 }, test: { a: 1, b: 1 } }))).rejects.toThrow(/val split has no images of class 'b'/);
-    await expect(readImageFolderDataset(folder({ train: { a: 1 }, val: { a: 1, c: 1 }, test: { a: 1 } }))).rejects.toThrow(/val split has class 'c', which train lacks/);
-    await expect(readImageFolderDataset(folder({ train: { a: 1 }, val: { a: 1 } }))).rejects.toThrow(/has no test\/ folder/);
+    await expect(
+      readImageFolderDataset(folder({ train: { a: 1, b: 0 }, val: { a: 1, b: 1 }, test: { a: 1, b: 1 } })),
+    ).rejects.toThrow(/class folder .*train\/b has no images/);
+    await expect(
+      readImageFolderDataset(folder({ train: { a: 1, b: 1 }, val: { a: 1 }, test: { a: 1, b: 1 } })),
+    ).rejects.toThrow(/val split has no images of class 'b'/);
+    await expect(
+      readImageFolderDataset(folder({ train: { a: 1 }, val: { a: 1, c: 1 }, test: { a: 1 } })),
+    ).rejects.toThrow(/val split has class 'c', which train lacks/);
+    await expect(readImageFolderDataset(folder({ train: { a: 1 }, val: { a: 1 } }))).rejects.toThrow(
+      /has no test\/ folder/,
+    );
   });
 
   it('few-shot sampling draws N per class, the same for the same seed', () => {
     const images = Array.from({ length: 30 }, (_, i) => ({ path: `${i}`, label: i % 3 }));
-    const a = sampleShots(images, 3, 4, 1), b = sampleShots(images, 3, 4, 1), c = sampleShots(images, 3, 4, 2);
+    const a = sampleShots(images, 3, 4, 1),
+      b = sampleShots(images, 3, 4, 1),
+      c = sampleShots(images, 3, 4, 2);
     expect(a).toEqual(b);
     expect(a).not.toEqual(c);
     expect([0, 1, 2].map((k) => a.filter((im) => im.label === k).length)).toEqual([4, 4, 4]);
@@ -225,10 +290,15 @@ describe('feature cache', () => {
   it('keeps rows across opens, per model key, and drops a record cut short by a crash', async () => {
     const dir = join(work, 'cache');
     const a = await FeatureCache.open(dir, '{"model":"m1"}', 3);
-    a.append([{ hash: 'aa'.repeat(32), row: Float32Array.from([1, 2, 3]) }, { hash: 'bb'.repeat(32), row: Float32Array.from([4, 5, 6]) }]);
+    a.append([
+      { hash: 'aa'.repeat(32), row: Float32Array.from([1, 2, 3]) },
+      { hash: 'bb'.repeat(32), row: Float32Array.from([4, 5, 6]) },
+    ]);
     appendFileSync(a.path, Buffer.alloc(20)); // half a record, as a kill during a write leaves
     // While one is open, the cache is locked: a second opener (here the same process) is refused, naming it.
-    await expect(FeatureCache.open(dir, '{"model":"m1"}', 3)).rejects.toThrow(new RegExp(`is being written by whylesion PID ${process.pid} `));
+    await expect(FeatureCache.open(dir, '{"model":"m1"}', 3)).rejects.toThrow(
+      new RegExp(`is being written by whylesion PID ${process.pid} `),
+    );
     a.close();
     const again = await FeatureCache.open(dir, '{"model":"m1"}', 3);
     expect(again.size).toBe(2);

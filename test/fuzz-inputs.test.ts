@@ -9,10 +9,25 @@ import { preprocessImage, readImageHeader } from '../src/image/index.js';
 import { rng } from './helpers.js';
 
 const FIXTURES = new URL('fixtures/image/src/', import.meta.url);
-const SEEDS = ['gray.png', 'rgba.png', 'palette.png', 'rgb16.png', 's444.jpg', 'progressive.jpg', 'exif6.jpg', 'anim.gif', 'rgb.bmp', 'lossless.webp', 'lossy.webp', 'lossless_rgba.webp']
-  .map((name) => new Uint8Array(readFileSync(new URL(name, FIXTURES))));
+const SEEDS = [
+  'gray.png',
+  'rgba.png',
+  'palette.png',
+  'rgb16.png',
+  's444.jpg',
+  'progressive.jpg',
+  'exif6.jpg',
+  'anim.gif',
+  'rgb.bmp',
+  'lossless.webp',
+  'lossy.webp',
+  'lossless_rgba.webp',
+].map((name) => new Uint8Array(readFileSync(new URL(name, FIXTURES))));
 // A TIFF header (no fixture file): II*\0, IFD at 8 with width, height, samples per pixel.
-const TIFF = Uint8Array.from([0x49, 0x49, 0x2a, 0, 8, 0, 0, 0, 3, 0, 0, 1, 3, 0, 1, 0, 0, 0, 64, 0, 0, 0, 1, 1, 3, 0, 1, 0, 0, 0, 48, 0, 0, 0, 0x15, 1, 3, 0, 1, 0, 0, 0, 3, 0, 0, 0]);
+const TIFF = Uint8Array.from([
+  0x49, 0x49, 0x2a, 0, 8, 0, 0, 0, 3, 0, 0, 1, 3, 0, 1, 0, 0, 0, 64, 0, 0, 0, 1, 1, 3, 0, 1, 0, 0, 0, 48, 0, 0, 0, 0x15,
+  1, 3, 0, 1, 0, 0, 0, 3, 0, 0, 0,
+]);
 
 type Random = ReturnType<typeof rng>;
 const int = (r: Random, n: number): number => Math.floor(r.uniform() * n);
@@ -28,10 +43,21 @@ function mutate(r: Random, seeds: readonly Uint8Array[]): Uint8Array {
     const kind = int(r, 5);
     const at = int(r, Math.min(bytes.length, kind === 4 ? bytes.length : 48));
     if (kind === 0) bytes[at] = int(r, 256);
-    else if (kind === 1 && at + 2 <= bytes.length) new DataView(bytes.buffer).setUint16(at, [0, 1, 0xffff, int(r, 65536)][int(r, 4)], r.uniform() < 0.5);
-    else if (kind === 2 && at + 4 <= bytes.length) new DataView(bytes.buffer).setUint32(at, [0, 0xffffffff, 0x7fffffff, int(r, 2 ** 32)][int(r, 4)], r.uniform() < 0.5);
+    else if (kind === 1 && at + 2 <= bytes.length)
+      new DataView(bytes.buffer).setUint16(at, [0, 1, 0xffff, int(r, 65536)][int(r, 4)], r.uniform() < 0.5);
+    else if (kind === 2 && at + 4 <= bytes.length)
+      new DataView(bytes.buffer).setUint32(
+        at,
+        [0, 0xffffffff, 0x7fffffff, int(r, 2 ** 32)][int(r, 4)],
+        r.uniform() < 0.5,
+      );
     else if (kind === 3) bytes = bytes.slice(0, at);
-    else bytes = Uint8Array.from([...bytes.subarray(0, at), ...Array.from({ length: int(r, 16) }, () => int(r, 256)), ...bytes.subarray(at)]);
+    else
+      bytes = Uint8Array.from([
+        ...bytes.subarray(0, at),
+        ...Array.from({ length: int(r, 16) }, () => int(r, 256)),
+        ...bytes.subarray(at),
+      ]);
   }
   return bytes;
 }
@@ -85,10 +111,12 @@ describe('fuzzing the image header reader', () => {
       const bytes = r.uniform() < 0.2 ? seed.slice(0, int(r, seed.length)) : seed;
       let result: Float32Array | UserError;
       try {
-        result = await preprocessImage(bytes, { size: 32, maxImagePixels: 1_000_000 }, `case-${i}`).catch((e: unknown) => {
-          if (e instanceof UserError) return e;
-          throw e;
-        });
+        result = await preprocessImage(bytes, { size: 32, maxImagePixels: 1_000_000 }, `case-${i}`).catch(
+          (e: unknown) => {
+            if (e instanceof UserError) return e;
+            throw e;
+          },
+        );
       } catch (error) {
         throw new Error(`case ${i} threw ${String(error)}`);
       }
@@ -104,19 +132,64 @@ describe('fuzzing the image header reader', () => {
 
 describe('fuzzing the probe reader', () => {
   const linear = {
-    format: 'whylesion-probe', version: 1, mode: 'linear', classes: ['nevus', 'melanoma', 'bcc'], normalize: true,
-    weight: [[0.5, -1, 2, 0], [1, 1, -1, 0.25], [0, 0, 0, 1]], bias: [0.1, -0.2, 0], training: { solver: 'adam' },
+    format: 'whylesion-probe',
+    version: 1,
+    mode: 'linear',
+    classes: ['nevus', 'melanoma', 'bcc'],
+    normalize: true,
+    weight: [
+      [0.5, -1, 2, 0],
+      [1, 1, -1, 0.25],
+      [0, 0, 0, 1],
+    ],
+    bias: [0.1, -0.2, 0],
+    training: { solver: 'adam' },
   };
   const concepts = {
-    format: 'whylesion-probe', version: 1, mode: 'concepts', classes: ['nevus', 'melanoma'], normalize: true,
-    concepts: ['dark', 'irregular', 'bleeding'], conceptEmbeddings: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0.6, 0.8]],
-    weight: [[1, -1, 0.5], [-1, 2, 0]], bias: [0, 0.3], model: 'tiny',
+    format: 'whylesion-probe',
+    version: 1,
+    mode: 'concepts',
+    classes: ['nevus', 'melanoma'],
+    normalize: true,
+    concepts: ['dark', 'irregular', 'bleeding'],
+    conceptEmbeddings: [
+      [1, 0, 0, 0],
+      [0, 1, 0, 0],
+      [0, 0, 0.6, 0.8],
+    ],
+    weight: [
+      [1, -1, 0.5],
+      [-1, 2, 0],
+    ],
+    bias: [0, 0.3],
+    model: 'tiny',
   };
-  const VALUES: unknown[] = ['NaN', 'Infinity', null, true, 'x', '', [], {}, [[]], [1, 2], -0, 0, 1e308, -1e308, 5e-324, 3, 'melanoma', [null], { 0: 1 }];
+  const VALUES: unknown[] = [
+    'NaN',
+    'Infinity',
+    null,
+    true,
+    'x',
+    '',
+    [],
+    {},
+    [[]],
+    [1, 2],
+    -0,
+    0,
+    1e308,
+    -1e308,
+    5e-324,
+    3,
+    'melanoma',
+    [null],
+    { 0: 1 },
+  ];
 
   function paths(value: unknown, prefix: (string | number)[] = []): (string | number)[][] {
     if (Array.isArray(value)) return [prefix, ...value.flatMap((v, i) => paths(v, [...prefix, i]))];
-    if (value && typeof value === 'object') return [prefix, ...Object.entries(value).flatMap(([k, v]) => paths(v, [...prefix, k]))];
+    if (value && typeof value === 'object')
+      return [prefix, ...Object.entries(value).flatMap(([k, v]) => paths(v, [...prefix, k]))];
     return [prefix];
   }
 
@@ -131,12 +204,14 @@ describe('fuzzing the probe reader', () => {
       if (kind === 0) parent[key] = structuredClone(VALUES[int(r, VALUES.length)]);
       else if (kind === 1 && Array.isArray(parent)) parent.splice(key as number, 1);
       else if (kind === 1) delete parent[key];
-      else if (kind === 2 && Array.isArray(parent[key])) parent[key].push(structuredClone(VALUES[int(r, VALUES.length)]));
+      else if (kind === 2 && Array.isArray(parent[key]))
+        parent[key].push(structuredClone(VALUES[int(r, VALUES.length)]));
       else if (typeof parent[key] === 'number') parent[key] = parent[key] * [1e300, -1, 0, 1e-300][int(r, 4)];
     }
     let text = JSON.stringify(probe);
     const textual = int(r, 10);
-    if (textual === 0) text = text.replace(/(-?\d+(\.\d+)?)/, '1e999'); // JSON reads this as Infinity
+    if (textual === 0)
+      text = text.replace(/(-?\d+(\.\d+)?)/, '1e999'); // JSON reads this as Infinity
     else if (textual === 1) text = text.slice(0, int(r, text.length));
     else if (textual === 2) {
       const at = int(r, text.length);
@@ -160,7 +235,9 @@ describe('fuzzing the probe reader', () => {
         seen.probe++;
         const dim = result.mode === 'linear' ? result.file.weight[0].length : result.file.conceptEmbeddings![0].length;
         const embedding = Float32Array.from({ length: dim }, () => r.normal());
-        const prediction = outcome(() => result instanceof UserError ? undefined : (result as ReturnType<typeof parseProbe>).predict([embedding]));
+        const prediction = outcome(() =>
+          result instanceof UserError ? undefined : (result as ReturnType<typeof parseProbe>).predict([embedding]),
+        );
         if (prediction instanceof UserError || prediction === undefined) continue;
         const [probabilities] = prediction.probabilities;
         expect(probabilities.every(Number.isFinite)).toBe(true);

@@ -18,7 +18,10 @@ function fakeDevice(features: string[], compileError?: string): { device: GPUDev
 
 describe('subgroup kernels are allowed only where `enable subgroups;` compiles', () => {
   it('refuses them when the feature is offered but the compiler rejects the directive (wgpu/Naga: Deno, Firefox)', async () => {
-    const { device, compiled } = fakeDevice(['shader-f16', 'subgroups'], 'the `subgroups` enable-extension is not yet supported');
+    const { device, compiled } = fakeDevice(
+      ['shader-f16', 'subgroups'],
+      'the `subgroups` enable-extension is not yet supported',
+    );
     expect((await acquireDevice({ device })).subgroups).toBe(false);
     expect(compiled).toHaveLength(1);
     expect(compiled[0]).toMatch(/^enable subgroups;/);
@@ -54,7 +57,10 @@ describe("llvmpipe's vector width is chosen per machine before Dawn starts", () 
 
   it("keeps the environment's width, and Mesa's default without AVX-512 or without CPU flags", () => {
     const set = { LP_NATIVE_VECTOR_WIDTH: '256' };
-    expect(chooseVectorWidth(set, new Set(['avx512f']))).toMatchObject({ bits: 256, reason: expect.stringMatching(/environment/) });
+    expect(chooseVectorWidth(set, new Set(['avx512f']))).toMatchObject({
+      bits: 256,
+      reason: expect.stringMatching(/environment/),
+    });
     expect(set.LP_NATIVE_VECTOR_WIDTH).toBe('256');
     for (const flags of [new Set(['sse2', 'avx2']), undefined]) {
       const env: Record<string, string | undefined> = {};
@@ -67,7 +73,7 @@ describe("llvmpipe's vector width is chosen per machine before Dawn starts", () 
     const gpu = await Gpu.create();
     try {
       if (adapterKind(gpu) !== 'cpu' || !/llvmpipe/.test(gpu.adapterInfo.device + gpu.adapterInfo.description)) {
-        ctx.skip(true, 'not llvmpipe: the vector width only applies to Mesa\'s CPU driver');
+        ctx.skip(true, "not llvmpipe: the vector width only applies to Mesa's CPU driver");
       }
       const bits = Number(/(\d+)-bits/.exec(gpu.adapterInfo.device)?.[1]);
       const choice = vectorWidthChoice();

@@ -11,20 +11,46 @@ import { randomArray, relativeError } from './helpers.js';
  * A pre-norm residual MLP stack, x ← x + W2·gelu(W1·ln(x)), shaped like a transformer block's MLP half:
  * each block's ln output and hidden rows are tensors of their own, the residual stream one tensor.
  */
-interface Weights { gain: GPUBuffer; shift: GPUBuffer; w1: GPUBuffer; b1: GPUBuffer; w2: GPUBuffer }
-const WIDTH = 16, HIDDEN = 64, BLOCKS = 3;
+interface Weights {
+  gain: GPUBuffer;
+  shift: GPUBuffer;
+  w1: GPUBuffer;
+  b1: GPUBuffer;
+  w2: GPUBuffer;
+}
+const WIDTH = 16,
+  HIDDEN = 64,
+  BLOCKS = 3;
 
 function stack(rows: number, blocks: Weights[]): Graph {
   const g = new GraphBuilder(`stack[rows=${rows}]`);
   const input = g.input('x0', rows * WIDTH * 4);
   const x = g.tensor('x', rows * WIDTH * 4);
   const out = g.output(g.tensor('out', rows * WIDTH * 4));
-  g.op('gatherRows', 'copy_in', { x: input, index: g.constant('rows', Uint32Array.from({ length: rows }, (_, i) => i)), y: x, rows, width: WIDTH });
+  g.op('gatherRows', 'copy_in', {
+    x: input,
+    index: g.constant(
+      'rows',
+      Uint32Array.from({ length: rows }, (_, i) => i),
+    ),
+    y: x,
+    rows,
+    width: WIDTH,
+  });
   blocks.forEach((b, i) => {
     const h = g.tensor(`b${i}.ln`, rows * WIDTH * 4);
     const hidden = g.tensor(`b${i}.hidden`, rows * HIDDEN * 4);
     g.op('layerNorm', `b${i}.ln`, { x, gain: b.gain, shift: b.shift, y: h, rows, cols: WIDTH });
-    g.op('matmul', `b${i}.fc`, { x: h, w: b.w1, bias: b.b1, y: hidden, M: rows, N: HIDDEN, K: WIDTH, activation: 'gelu' });
+    g.op('matmul', `b${i}.fc`, {
+      x: h,
+      w: b.w1,
+      bias: b.b1,
+      y: hidden,
+      M: rows,
+      N: HIDDEN,
+      K: WIDTH,
+      activation: 'gelu',
+    });
     g.op('matmul', `b${i}.proj`, { x: hidden, w: b.w2, y: x, M: rows, N: WIDTH, K: HIDDEN, accumulate: true });
     g.checkpoint(`b${i}`, x);
   });
@@ -69,9 +95,12 @@ describe('activation memory plan', () => {
     }
   });
 
-  it('keeps an op\'s input and output apart even where one ends as the other begins', () => {
+  it("keeps an op's input and output apart even where one ends as the other begins", () => {
     const g = new GraphBuilder('chain');
-    const a = g.input('a', 64), b = g.tensor('b', 64), c = g.output(g.tensor('c', 64)), d = g.tensor('d', 64);
+    const a = g.input('a', 64),
+      b = g.tensor('b', 64),
+      c = g.output(g.tensor('c', 64)),
+      d = g.tensor('d', 64);
     g.op('layerNorm', 'ab', { x: a, gain: fake, shift: fake, y: b, rows: 1, cols: 16 });
     g.op('layerNorm', 'bc', { x: b, gain: fake, shift: fake, y: c, rows: 1, cols: 16 });
     g.op('layerNorm', 'cd', { x: c, gain: fake, shift: fake, y: d, rows: 1, cols: 16 });
@@ -81,10 +110,12 @@ describe('activation memory plan', () => {
     expect(slotBytes).toEqual([256, 256]);
   });
 
-  it('lets the blocks\' short-lived tensors share: slots hold far less than the tensors', () => {
+  it("lets the blocks' short-lived tensors share: slots hold far less than the tensors", () => {
     const graph = stack(300, weights);
     const plan = planMemory(graph);
-    const tensorBytes = graph.tensors.filter((t) => !graph.constants.some((c) => c.tensor === t)).reduce((s, t) => s + t.bytes, 0);
+    const tensorBytes = graph.tensors
+      .filter((t) => !graph.constants.some((c) => c.tensor === t))
+      .reduce((s, t) => s + t.bytes, 0);
     const slotTotal = plan.slotBytes.reduce((s, b) => s + b, 0);
     // Live at once at most: x, one block's ln and hidden rows (the input and output each share a slot with them).
     expect(slotTotal).toBeLessThanOrEqual(300 * 4 * (WIDTH + WIDTH + HIDDEN) + 256 * plan.slotBytes.length);
@@ -97,8 +128,10 @@ describe('executor', () => {
   let gpu: Gpu;
   let scope: K.Scope;
   const host = Array.from({ length: BLOCKS }, (_, i) => ({
-    gain: randomArray(WIDTH, 10 + i, 0.2).map((v) => 1 + v), shift: randomArray(WIDTH, 20 + i, 0.1),
-    w1: randomArray(HIDDEN * WIDTH, 30 + i, 1 / Math.sqrt(WIDTH)), b1: randomArray(HIDDEN, 40 + i, 0.1),
+    gain: randomArray(WIDTH, 10 + i, 0.2).map((v) => 1 + v),
+    shift: randomArray(WIDTH, 20 + i, 0.1),
+    w1: randomArray(HIDDEN * WIDTH, 30 + i, 1 / Math.sqrt(WIDTH)),
+    b1: randomArray(HIDDEN, 40 + i, 0.1),
     w2: randomArray(WIDTH * HIDDEN, 50 + i, 1 / Math.sqrt(HIDDEN)),
   }));
   let weights: Weights[];
@@ -106,8 +139,11 @@ describe('executor', () => {
     gpu = await Gpu.create();
     scope = new K.Scope(gpu);
     weights = host.map((h, i) => ({
-      gain: scope.storage(`gain${i}`, h.gain), shift: scope.storage(`shift${i}`, h.shift),
-      w1: scope.storage(`w1.${i}`, h.w1), b1: scope.storage(`b1.${i}`, h.b1), w2: scope.storage(`w2.${i}`, h.w2),
+      gain: scope.storage(`gain${i}`, h.gain),
+      shift: scope.storage(`shift${i}`, h.shift),
+      w1: scope.storage(`w1.${i}`, h.w1),
+      b1: scope.storage(`b1.${i}`, h.b1),
+      w2: scope.storage(`w2.${i}`, h.w2),
     }));
   });
   afterAll(() => {
@@ -120,7 +156,10 @@ describe('executor', () => {
     let x = x0;
     const blocks: Float32Array[] = [];
     for (const h of host) {
-      const hidden = matmulRef(layerNormRef(x, h.gain, h.shift, rows, WIDTH), h.w1, rows, HIDDEN, WIDTH, { bias: h.b1, activation: 'gelu' });
+      const hidden = matmulRef(layerNormRef(x, h.gain, h.shift, rows, WIDTH), h.w1, rows, HIDDEN, WIDTH, {
+        bias: h.b1,
+        activation: 'gelu',
+      });
       x = matmulRef(hidden, h.w2, rows, WIDTH, HIDDEN, { residual: x });
       blocks.push(x);
     }
@@ -151,15 +190,24 @@ describe('executor', () => {
   it('evicts plans by bytes and plans an evicted one again with the same numbers', async () => {
     const executor = new Executor(gpu, 1); // a budget no plan fits: only the plan in use stays
     const x0 = randomArray(9 * WIDTH, 3, 1);
-    const [first] = await executor.run(executor.program('stack/9', () => stack(9, weights)), [x0]);
-    await executor.run(executor.program('stack/4', () => stack(4, weights)), [randomArray(4 * WIDTH, 4, 1)]);
+    const [first] = await executor.run(
+      executor.program('stack/9', () => stack(9, weights)),
+      [x0],
+    );
+    await executor.run(
+      executor.program('stack/4', () => stack(4, weights)),
+      [randomArray(4 * WIDTH, 4, 1)],
+    );
     expect(executor.memory.plans).toBe(1);
-    const [again] = await executor.run(executor.program('stack/9', () => stack(9, weights)), [x0]);
+    const [again] = await executor.run(
+      executor.program('stack/9', () => stack(9, weights)),
+      [x0],
+    );
     expect(new Float32Array(again)).toEqual(new Float32Array(first));
     executor.clear();
   });
 
-  it('refuses a graph that reads a tensor before an op writes it (its slot holds another tensor\'s bytes)', async () => {
+  it("refuses a graph that reads a tensor before an op writes it (its slot holds another tensor's bytes)", async () => {
     const executor = new Executor(gpu);
     const g = new GraphBuilder('unwritten');
     const x0 = g.input('x0', 4 * WIDTH * 4);
@@ -168,7 +216,12 @@ describe('executor', () => {
     // y is accumulated into (its old value read) before anything wrote it.
     g.op('matmul', 'acc', { x: x0, w: weights[0].w1, y, M: 4, N: WIDTH, K: WIDTH, accumulate: true });
     g.op('layerNorm', 'ln', { x: y, gain: weights[0].gain, shift: weights[0].shift, y: out, rows: 4, cols: WIDTH });
-    await expect(executor.run(executor.program('u', () => g.finish()), [randomArray(4 * WIDTH, 1, 1)])).rejects.toThrow('acc: reads y before any op writes it');
+    await expect(
+      executor.run(
+        executor.program('u', () => g.finish()),
+        [randomArray(4 * WIDTH, 1, 1)],
+      ),
+    ).rejects.toThrow('acc: reads y before any op writes it');
     executor.clear();
   });
 
@@ -176,7 +229,10 @@ describe('executor', () => {
     const executor = new Executor(gpu);
     const rows = 33;
     const x0 = randomArray(rows * WIDTH, 99, 1);
-    const states = await executor.runCheckpoints(executor.program('stack', () => stack(rows, weights)), [x0]);
+    const states = await executor.runCheckpoints(
+      executor.program('stack', () => stack(rows, weights)),
+      [x0],
+    );
     const ref = reference(x0, rows);
     expect([...states.keys()]).toEqual(['b0', 'b1', 'b2']);
     ref.blocks.forEach((x, i) => expect(relativeError(states.get(`b${i}`)!, x)).toBeLessThan(1e-5));

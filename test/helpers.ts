@@ -58,7 +58,10 @@ export function loadNpy(url: URL): { shape: number[]; data: Float32Array } {
 const execFileAsync = promisify(execFile);
 
 /** Runs the built CLI (dist/) with these arguments and environment; a non-zero exit is returned, not thrown. */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string; code: number }> {
+export async function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ stdout: string; stderr: string; code: number }> {
   const cli = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
   try {
     const { stdout, stderr } = await execFileAsync('node', [cli, ...args], { env, maxBuffer: 64 << 20 });

@@ -36,7 +36,10 @@ describe('ProgressBar', () => {
   it('redraws at most every 100 ms, measures the rate from its own start, and ends the line', () => {
     const output: string[] = [];
     let now = 1_000;
-    const bar = new ProgressBar((text) => output.push(text), () => now);
+    const bar = new ProgressBar(
+      (text) => output.push(text),
+      () => now,
+    );
     // Resumed at 1 MB of 3 MB: the rate must ignore that first megabyte.
     bar.update({ file: 'w', loaded: 1e6, total: 3e6 });
     now += 50;
@@ -53,7 +56,10 @@ describe('ProgressBar', () => {
 
   it('draws a forced update even within 100 ms, and writes nothing at the end if it never drew', () => {
     const output: string[] = [];
-    const bar = new ProgressBar((text) => output.push(text), () => 0);
+    const bar = new ProgressBar(
+      (text) => output.push(text),
+      () => 0,
+    );
     bar.end();
     expect(output).toEqual([]);
     bar.update({ file: 'f', loaded: 5, total: 10 });

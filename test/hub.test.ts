@@ -28,8 +28,7 @@ function bytes(length: number, seed: number): Buffer {
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 /** The ETag the Hub gives a non-LFS file: its git blob hash. */
-const gitBlobSha1 = (data: Buffer) =>
-  createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
+const gitBlobSha1 = (data: Buffer) => createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
 
 const CONFIG = Buffer.from('{"model_cfg": {"embed_dim": 768}, "preprocess_cfg": {}}\n');
 const WEIGHTS = bytes(200_000, 1);
@@ -45,7 +44,10 @@ interface FakeRepo {
 
 const REPOS: Record<string, FakeRepo> = {
   [MODEL]: { commit: COMMIT, files: { 'open_clip_config.json': CONFIG, 'open_clip_model.safetensors': WEIGHTS } },
-  'org/bin-only': { commit: BIN_COMMIT, files: { 'open_clip_config.json': CONFIG, 'open_clip_pytorch_model.bin': BIN_WEIGHTS } },
+  'org/bin-only': {
+    commit: BIN_COMMIT,
+    files: { 'open_clip_config.json': CONFIG, 'open_clip_pytorch_model.bin': BIN_WEIGHTS },
+  },
   'openai/clip-vit-large-patch14': { commit: TOKENIZER_COMMIT, files: { 'vocab.json': VOCAB } },
   'org/gated': { commit: COMMIT, files: { 'open_clip_config.json': CONFIG }, requiredToken: 'hf_right' },
 };
@@ -275,7 +277,9 @@ describe('resolveModelDir from the Hub', () => {
   it('resumes an interrupted download with a Range request', async () => {
     const opts = { cacheDir, endpoint: hub.endpoint };
     hub.cutNextDownloadAfter = 70_000;
-    await expect(resolveModelDir(`hf-hub:${MODEL}`, opts)).rejects.toThrow(/interrupted after \d+ of 200000 bytes; run again/);
+    await expect(resolveModelDir(`hf-hub:${MODEL}`, opts)).rejects.toThrow(
+      /interrupted after \d+ of 200000 bytes; run again/,
+    );
     const partial = path.join(repoDir(MODEL), 'blobs', `${sha256(WEIGHTS)}.incomplete`);
     const partialSize = fs.statSync(partial).size;
     expect(partialSize).toBeGreaterThan(0);
@@ -318,7 +322,9 @@ describe('resolveModelDir from the Hub', () => {
     await expect(resolveModelDir('hf-hub:org/bin-only', { cacheDir, fetch: noNetwork })).rejects.toThrow(
       /^Offline mode is on \(HF_HUB_OFFLINE\) and open_clip_config.json of org\/bin-only at revision main is not cached/,
     );
-    await expect(resolveModelDir(`hf-hub:${MODEL}@v2`, { cacheDir, fetch: noNetwork })).rejects.toBeInstanceOf(UserError);
+    await expect(resolveModelDir(`hf-hub:${MODEL}@v2`, { cacheDir, fetch: noNetwork })).rejects.toBeInstanceOf(
+      UserError,
+    );
   });
 
   it('uses the cache with a warning when the Hub cannot be reached', async () => {
@@ -338,7 +344,9 @@ describe('resolveModelDir from the Hub', () => {
     hub.unavailable = true;
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     expect(await resolveModelDir(`hf-hub:${MODEL}`, { cacheDir, endpoint: hub.endpoint })).toBe(dir);
-    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/did not answer \(HTTP 503\); using the cached open_clip_config.json/));
+    expect(warn).toHaveBeenCalledWith(
+      expect.stringMatching(/did not answer \(HTTP 503\); using the cached open_clip_config.json/),
+    );
     await expect(resolveModelDir('hf-hub:org/bin-only', { cacheDir, endpoint: hub.endpoint })).rejects.toThrow(
       /answered HTTP 503 for open_clip_config.json of org\/bin-only; try again later/,
     );
@@ -384,11 +392,15 @@ describe('resolveModelDir from the Hub', () => {
 
   it('maps refused access and unknown models to errors that say what to do', async () => {
     const opts = { cacheDir, endpoint: hub.endpoint };
-    await expect(resolveModelDir('hf-hub:org/gated', opts)).rejects.toThrow(/refused access to org\/gated \(HTTP 401\).*set HF_TOKEN/);
+    await expect(resolveModelDir('hf-hub:org/gated', opts)).rejects.toThrow(
+      /refused access to org\/gated \(HTTP 401\).*set HF_TOKEN/,
+    );
     await expect(resolveModelDir('hf-hub:org/gated', { ...opts, token: 'hf_wrong' })).rejects.toThrow(
       /refused the token in HF_TOKEN for org\/gated \(HTTP 403\)/,
     );
-    await expect(resolveModelDir('hf-hub:nobody/nothing', opts)).rejects.toThrow(/^The model nobody\/nothing does not exist/);
+    await expect(resolveModelDir('hf-hub:nobody/nothing', opts)).rejects.toThrow(
+      /^The model nobody\/nothing does not exist/,
+    );
     await expect(resolveModelDir(`hf-hub:${MODEL}@v2`, opts)).rejects.toThrow(/revision v2 does not exist/);
     await expect(resolveModelDir('hf-hub:../etc', opts)).rejects.toThrow(/not a valid Hugging Face model id/);
   });
@@ -396,12 +408,17 @@ describe('resolveModelDir from the Hub', () => {
 
 describe('downloadHubFile', () => {
   it('fetches any file of a repository into its snapshot', async () => {
-    const file = await downloadHubFile('openai/clip-vit-large-patch14', 'vocab.json', { cacheDir, endpoint: hub.endpoint });
+    const file = await downloadHubFile('openai/clip-vit-large-patch14', 'vocab.json', {
+      cacheDir,
+      endpoint: hub.endpoint,
+    });
     expect(file).toBe(path.join(repoDir('openai/clip-vit-large-patch14'), 'snapshots', TOKENIZER_COMMIT, 'vocab.json'));
     expect(fs.readFileSync(file).equals(VOCAB)).toBe(true);
     await expect(
       downloadHubFile('openai/clip-vit-large-patch14', 'merges.txt', { cacheDir, endpoint: hub.endpoint }),
-    ).rejects.toThrow('merges.txt does not exist in the Hugging Face model openai/clip-vit-large-patch14 at revision main.');
+    ).rejects.toThrow(
+      'merges.txt does not exist in the Hugging Face model openai/clip-vit-large-patch14 at revision main.',
+    );
   });
 });
 

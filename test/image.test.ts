@@ -5,15 +5,30 @@ import { describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { readNpy } from '../src/io/npy.js';
 import {
-  applyExifOrientation, centerCrop, centerCropOffsets, decodeImage, MAX_IMAGE_PIXELS, normalizeToChw, preprocessImage,
-  preprocessJimp, readImageHeader, resizedSize, resizeToRgb,
+  applyExifOrientation,
+  centerCrop,
+  centerCropOffsets,
+  decodeImage,
+  MAX_IMAGE_PIXELS,
+  normalizeToChw,
+  preprocessImage,
+  preprocessJimp,
+  readImageHeader,
+  resizedSize,
+  resizeToRgb,
 } from '../src/image/index.js';
 import { preprocessImageFile } from '../src/image/load.js';
 
 const REFERENCE = fileURLToPath(new URL('fixtures/openclip-tiny/', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('./fixtures/image/', import.meta.url));
 
-interface FixtureCase { case: string; source: string; size: number; pillowMode: string; exifRotate: boolean }
+interface FixtureCase {
+  case: string;
+  source: string;
+  size: number;
+  pillowMode: string;
+  exifRotate: boolean;
+}
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
@@ -36,7 +51,13 @@ async function oursRgb(c: FixtureCase): Promise<Uint8Array> {
   let image = await decodeImage(bytes, c.source);
   if (c.exifRotate) {
     const channels = image.data.length / (image.width * image.height);
-    const turned = applyExifOrientation(image.data, image.width, image.height, channels, readImageHeader(bytes, c.source).exifOrientation);
+    const turned = applyExifOrientation(
+      image.data,
+      image.width,
+      image.height,
+      channels,
+      readImageHeader(bytes, c.source).exifOrientation,
+    );
     image = { ...image, ...turned } as typeof image;
   }
   const target = resizedSize(image.width, image.height, c.size);
@@ -94,7 +115,13 @@ describe('torchvision geometry', () => {
   });
 
   it('ToTensor + Normalize equal float32 torch arithmetic', () => {
-    const out = normalizeToChw(Uint8Array.from([0, 128, 255]), 1, 1, [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]);
+    const out = normalizeToChw(
+      Uint8Array.from([0, 128, 255]),
+      1,
+      1,
+      [0.48145466, 0.4578275, 0.40821073],
+      [0.26862954, 0.26130258, 0.27577711],
+    );
     // torch.tensor([0,128,255]).float().div(255).sub(mean).div(std) in float32.
     expect(out[0]).toBe(Math.fround(Math.fround(0 - Math.fround(0.48145466)) / Math.fround(0.26862954)));
     expect(out[2]).toBeCloseTo((1 - 0.40821073) / 0.27577711, 6);
@@ -112,41 +139,68 @@ describe('inputs', () => {
 
   it('lays out ToTensor values in CHW order (mean 0, std 1 gives v / 255)', async () => {
     const c: FixtureCase = { case: 'tiny_png', source: 'tiny.png', size: 224, pillowMode: 'RGB', exifRotate: false };
-    const chw = await preprocessImage(await readFile(`${FIXTURES}src/${c.source}`), { size: 224, mean: [0, 0, 0], std: [1, 1, 1] });
+    const chw = await preprocessImage(await readFile(`${FIXTURES}src/${c.source}`), {
+      size: 224,
+      mean: [0, 0, 0],
+      std: [1, 1, 1],
+    });
     const rgb = await expectedRgb(c.case);
     const plane = 224 * 224;
-    const fromHwc = Float32Array.from({ length: 3 * plane }, (_, i) => Math.fround(rgb[(i % plane) * 3 + Math.floor(i / plane)] / 255));
+    const fromHwc = Float32Array.from({ length: 3 * plane }, (_, i) =>
+      Math.fround(rgb[(i % plane) * 3 + Math.floor(i / plane)] / 255),
+    );
     expect(maxAbsDiff(chw, fromHwc)).toBe(0);
   });
 });
 
 describe('user errors', () => {
   const expectUserError = async (promise: Promise<unknown>, pattern: RegExp) => {
-    const error = await promise.then(() => undefined, (e: unknown) => e);
+    const error = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(UserError);
     expect((error as Error).message).toMatch(pattern);
   };
 
   it('empty, text, truncated and foreign files', async () => {
     await expectUserError(preprocessImage(new Uint8Array(0), {}, 'empty.png'), /empty\.png is empty/);
-    await expectUserError(preprocessImage(new TextEncoder().encode('hello, not a picture'), {}, 'notes.png'), /notes\.png is not a PNG, JPEG/);
+    await expectUserError(
+      preprocessImage(new TextEncoder().encode('hello, not a picture'), {}, 'notes.png'),
+      /notes\.png is not a PNG, JPEG/,
+    );
     const jpeg = await readFile(`${FIXTURES}src/s444.jpg`);
     await expectUserError(preprocessImage(jpeg.subarray(0, 1500), {}, 'cut.jpg'), /cut\.jpg is a truncated JPEG/);
     await expectUserError(preprocessImage(jpeg.subarray(0, 100), {}, 'head.jpg'), /head\.jpg is truncated or damaged/);
     const png = await readFile(`${FIXTURES}src/gray.png`);
-    await expectUserError(preprocessImage(png.subarray(0, 2000), {}, 'cut.png'), /cut\.png could not be decoded as PNG/);
+    await expectUserError(
+      preprocessImage(png.subarray(0, 2000), {}, 'cut.png'),
+      /cut\.png could not be decoded as PNG/,
+    );
     await expectUserError(preprocessImageFile(`${FIXTURES}missing.png`), /missing\.png does not exist/);
   });
 
   it('a WebP whose frame header is damaged is a user error naming it', async () => {
-    const webp = new Uint8Array([...new TextEncoder().encode('RIFF'), 26, 0, 0, 0, ...new TextEncoder().encode('WEBPVP8 '), ...new Array(18).fill(0)]);
-    await expectUserError(preprocessImage(webp, {}, 'photo.webp'), /^photo\.webp has a damaged WebP \(VP8\) header; re-export it\.$/);
+    const webp = new Uint8Array([
+      ...new TextEncoder().encode('RIFF'),
+      26,
+      0,
+      0,
+      0,
+      ...new TextEncoder().encode('WEBPVP8 '),
+      ...new Array(18).fill(0),
+    ]);
+    await expectUserError(
+      preprocessImage(webp, {}, 'photo.webp'),
+      /^photo\.webp has a damaged WebP \(VP8\) header; re-export it\.$/,
+    );
   });
 
   it('a 1×1 image upscales to a constant 224×224 image of its colour', async () => {
     const png = new Uint8Array(await new Jimp({ width: 1, height: 1, color: 0xc86432ff }).getBuffer('image/png'));
     const pixels = await preprocessImage(png, {}, 'dot.png');
-    const mean = [0.48145466, 0.4578275, 0.40821073], std = [0.26862954, 0.26130258, 0.27577711];
+    const mean = [0.48145466, 0.4578275, 0.40821073],
+      std = [0.26862954, 0.26130258, 0.27577711];
     [200, 100, 50].forEach((v, c) => {
       const want = Math.fround((Math.fround(v / 255) - mean[c]) / std[c]);
       const plane = pixels.subarray(c * 224 * 224, (c + 1) * 224 * 224);
@@ -154,13 +208,16 @@ describe('user errors', () => {
     });
   });
 
-  it('refuses images above Pillow\'s MAX_IMAGE_PIXELS from the header alone', async () => {
+  it("refuses images above Pillow's MAX_IMAGE_PIXELS from the header alone", async () => {
     const png = new Uint8Array(await readFile(`${FIXTURES}src/gray.png`));
     const view = new DataView(png.buffer);
     view.setUint32(16, 10_000);
     view.setUint32(20, 9_000); // 90,000,000 > 89,478,485; the now-wrong CRC is never reached
     expect(10_000 * 9_000).toBeGreaterThan(MAX_IMAGE_PIXELS);
-    await expectUserError(preprocessImage(png, {}, 'huge.png'), /^huge\.png is 10000x9000 = 90000000 pixels, above the limit of 89478485 \(a decompression-bomb guard, Pillow's MAX_IMAGE_PIXELS\); downscale it first, or raise the limit with --max-image-pixels\.$/);
+    await expectUserError(
+      preprocessImage(png, {}, 'huge.png'),
+      /^huge\.png is 10000x9000 = 90000000 pixels, above the limit of 89478485 \(a decompression-bomb guard, Pillow's MAX_IMAGE_PIXELS\); downscale it first, or raise the limit with --max-image-pixels\.$/,
+    );
   });
 
   it('rejects a bad size', async () => {

@@ -3,7 +3,16 @@
 // so the kernels a GPU user gets are proven end to end in CI too.
 import { describe, expect, it } from 'vitest';
 import type { KernelFamily } from '../src/runtime/gpu.js';
-import { cases, expectedImage, expectedText, expectMatches, IMAGE_PATHS, loadTiny, pixelBatch, tokenBatch } from './reliability-shared.js';
+import {
+  cases,
+  expectedImage,
+  expectedText,
+  expectMatches,
+  IMAGE_PATHS,
+  loadTiny,
+  pixelBatch,
+  tokenBatch,
+} from './reliability-shared.js';
 
 const KERNELS_OF: Record<KernelFamily, { matmul: string; attention: string; layernorm: string }> = {
   gpu: { matmul: 'matmul_tiled', attention: 'attention', layernorm: 'layernorm' },
@@ -11,7 +20,7 @@ const KERNELS_OF: Record<KernelFamily, { matmul: string; attention: string; laye
   'cpu-subgroup': { matmul: 'matmul_subgroup', attention: 'attention_tile', layernorm: 'layernorm_subgroup' },
 };
 
-describe('every kernel family gives open_clip\'s embeddings', () => {
+describe("every kernel family gives open_clip's embeddings", () => {
   for (const family of ['gpu', 'portable', 'cpu-subgroup'] as const) {
     it(`${family} kernels, both towers, all reference inputs`, async (ctx) => {
       const model = await loadTiny({ kernels: family, kernelTuning: 'rules' }).catch((error: Error) => {
@@ -24,9 +33,13 @@ describe('every kernel family gives open_clip\'s embeddings', () => {
         const indices = [...Array(n).keys()];
         expectMatches(await model.encodePixels(pixelBatch(indices), n), indices.map(expectedImage));
         const t = cases.texts.length;
-        expectMatches(await model.encodeTokens(tokenBatch([...Array(t).keys()]), t), [...Array(t).keys()].map(expectedText));
+        expectMatches(
+          await model.encodeTokens(tokenBatch([...Array(t).keys()]), t),
+          [...Array(t).keys()].map(expectedText),
+        );
         const ran = new Set(await model.model.visionKernels(n));
-        for (const kernel of Object.values(KERNELS_OF[family])) expect(ran, `${family} runs ${kernel}`).toContain(kernel);
+        for (const kernel of Object.values(KERNELS_OF[family]))
+          expect(ran, `${family} runs ${kernel}`).toContain(kernel);
       } finally {
         model.dispose();
       }
@@ -34,6 +47,8 @@ describe('every kernel family gives open_clip\'s embeddings', () => {
   }
 
   it('refuses an unknown family in one sentence', async () => {
-    await expect(loadTiny({ kernels: 'fastest' as KernelFamily })).rejects.toThrow(/Kernel family 'fastest' is not one of auto, cpu-subgroup, gpu, portable\./);
+    await expect(loadTiny({ kernels: 'fastest' as KernelFamily })).rejects.toThrow(
+      /Kernel family 'fastest' is not one of auto, cpu-subgroup, gpu, portable\./,
+    );
   });
 });

@@ -4,16 +4,35 @@
 import { describe, expect, it } from 'vitest';
 import { buildShader } from '../src/kernels/shader.js';
 import {
-  ACTIVATION_CODES, ELEMENTWISE_OPS, KERNEL_SPECS, MATMUL_FLAGS, MATMUL_SPECS, matmulFlags, matmulLaunch, kernelReads, kernelWrites,
-  packedMatmulLaunch, scalarMatmulLaunch, SUBGROUP16_TILES, SUBGROUP8_TILES, type KernelSpec,
+  ACTIVATION_CODES,
+  ELEMENTWISE_OPS,
+  KERNEL_SPECS,
+  MATMUL_FLAGS,
+  MATMUL_SPECS,
+  matmulFlags,
+  matmulLaunch,
+  kernelReads,
+  kernelWrites,
+  packedMatmulLaunch,
+  scalarMatmulLaunch,
+  SUBGROUP16_TILES,
+  SUBGROUP8_TILES,
+  type KernelSpec,
 } from '../src/kernels/spec.js';
 import type { MatmulVariant } from '../src/kernels/tuning.js';
 
-interface WgslBinding { index: number; space: string; access?: string; name: string; type: string }
+interface WgslBinding {
+  index: number;
+  space: string;
+  access?: string;
+  name: string;
+  type: string;
+}
 
 function wgslBindings(code: string): WgslBinding[] {
-  const found = [...code.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<(\w+)(?:,\s*(\w+))?>\s*(\w+)\s*:\s*([^;]+);/g)]
-    .map((m) => ({ index: Number(m[1]), space: m[2], access: m[3], name: m[4], type: m[5].trim() }));
+  const found = [
+    ...code.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<(\w+)(?:,\s*(\w+))?>\s*(\w+)\s*:\s*([^;]+);/g),
+  ].map((m) => ({ index: Number(m[1]), space: m[2], access: m[3], name: m[4], type: m[5].trim() }));
   return found.sort((a, b) => a.index - b.index);
 }
 
@@ -56,10 +75,16 @@ describe('kernel specs match their shaders', () => {
   }
 
   it('every launch matmul() can make passes a define set its spec lists', () => {
-    const variants: MatmulVariant[] = ['block', 'tiled',
+    const variants: MatmulVariant[] = [
+      'block',
+      'tiled',
       ...SUBGROUP8_TILES.map((t): MatmulVariant => `subgroup-${t.rows}x${t.cols}`),
-      ...SUBGROUP16_TILES.map((t): MatmulVariant => `subgroup16-${t.rows}x${t.cols}`)];
-    const launches = (['f32', 'f16'] as const).flatMap((d) => [...variants.map((v) => matmulLaunch(v, d)), scalarMatmulLaunch(d)]);
+      ...SUBGROUP16_TILES.map((t): MatmulVariant => `subgroup16-${t.rows}x${t.cols}`),
+    ];
+    const launches = (['f32', 'f16'] as const).flatMap((d) => [
+      ...variants.map((v) => matmulLaunch(v, d)),
+      scalarMatmulLaunch(d),
+    ]);
     for (const launch of [...launches, ...[1, 2, 3].map(packedMatmulLaunch)]) {
       expect(launch.spec.defineSets).toContainEqual(launch.defines);
     }
@@ -83,14 +108,20 @@ describe('flag bits and op codes match the WGSL that reads them', () => {
     const code = squeeze(epilogue);
     expect(code).toContain(squeeze(`if ((p.flags & ${MATMUL_FLAGS.bias}u) != 0u) { v += bias[col]; }`));
     expect(code).toContain(squeeze(`let act = (p.flags >> ${MATMUL_FLAGS.activationShift}u) & 3u;`));
-    expect(code).toContain(squeeze(`if (act == ${ACTIVATION_CODES.gelu}u) { v = gelu_erf(v); } else if (act == ${ACTIVATION_CODES.quick_gelu}u) { v = quick_gelu(v); }`));
+    expect(code).toContain(
+      squeeze(
+        `if (act == ${ACTIVATION_CODES.gelu}u) { v = gelu_erf(v); } else if (act == ${ACTIVATION_CODES.quick_gelu}u) { v = quick_gelu(v); }`,
+      ),
+    );
     expect(code).toContain(squeeze(`if ((p.flags & ${MATMUL_FLAGS.accumulate}u) != 0u) { v += Y[at]; }`));
     expect(matmulFlags({ bias: true, activation: 'quick_gelu', accumulate: true })).toBe(1 | (2 << 1) | 8);
     expect(matmulFlags({})).toBe(0);
   });
 
   it('elementwise op: 0 is GELU, otherwise QuickGELU', () => {
-    expect(buildShader('elementwise.wgsl')).toContain(`select(quick_gelu(x), gelu_erf(x), p.op == ${ELEMENTWISE_OPS.gelu}u)`);
+    expect(buildShader('elementwise.wgsl')).toContain(
+      `select(quick_gelu(x), gelu_erf(x), p.op == ${ELEMENTWISE_OPS.gelu}u)`,
+    );
     expect(ELEMENTWISE_OPS.quick_gelu).not.toBe(ELEMENTWISE_OPS.gelu);
   });
 });

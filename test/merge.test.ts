@@ -3,7 +3,19 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Field, FixedSizeList, Float32, makeData, RecordBatch, Schema, Struct, Table, tableToIPC, Utf8, vectorFromArray } from 'apache-arrow';
+import {
+  Field,
+  FixedSizeList,
+  Float32,
+  makeData,
+  RecordBatch,
+  Schema,
+  Struct,
+  Table,
+  tableToIPC,
+  Utf8,
+  vectorFromArray,
+} from 'apache-arrow';
 import * as parquetWasm from 'parquet-wasm/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddingMeta } from '../src/io/embedding-reader.js';
@@ -13,7 +25,11 @@ import { runCli, TINY, VOCAB_URL } from './helpers.js';
 
 const MODEL = fileURLToPath(new URL('model', TINY));
 const IMAGES = fileURLToPath(new URL('images', TINY));
-const env = { ...process.env, WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL), XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+const env = {
+  ...process.env,
+  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
+  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
+};
 const whylesion = (...args: string[]) => runCli(args, env);
 const FORMATS = ['npy', 'jsonl', 'parquet'] as const;
 
@@ -29,13 +45,28 @@ beforeAll(async () => {
   corpus = join(work, 'corpus');
   for (let i = 0; i < 2; i++) cpSync(IMAGES, join(corpus, `set${i}`), { recursive: true });
   writeFileSync(join(corpus, 'set0', 'broken.png'), 'not an image'); // a skipped file: 9 listed, 8 rows
-  for (const format of FORMATS) expect((await whylesion('embed', corpus, '--out', whole(format), '--model', MODEL, '-q')).code).toBe(0);
+  for (const format of FORMATS)
+    expect((await whylesion('embed', corpus, '--out', whole(format), '--model', MODEL, '-q')).code).toBe(0);
   // Shard 0 by --shard i/n, shard 1 as pod 1 of a Kubernetes Indexed Job, shard 2 as task 7 of a Slurm array 5-7.
   const [a, b, c] = parts();
   expect((await whylesion('embed', corpus, '--out', a, '--shard', '0/3', '--model', MODEL, '-q')).code).toBe(0);
-  expect((await runCli(['embed', corpus, '--out', b, '--shard', 'auto', '--shards', '3', '--model', MODEL, '-q'], { ...env, JOB_COMPLETION_INDEX: '1' })).code).toBe(0);
-  const slurm = { SLURM_ARRAY_TASK_ID: '7', SLURM_ARRAY_TASK_MIN: '5', SLURM_ARRAY_TASK_MAX: '7', SLURM_ARRAY_TASK_COUNT: '3' };
-  expect((await runCli(['embed', corpus, '--out', c, '--shard', 'auto', '--model', MODEL, '-q'], { ...env, ...slurm })).code).toBe(0);
+  expect(
+    (
+      await runCli(['embed', corpus, '--out', b, '--shard', 'auto', '--shards', '3', '--model', MODEL, '-q'], {
+        ...env,
+        JOB_COMPLETION_INDEX: '1',
+      })
+    ).code,
+  ).toBe(0);
+  const slurm = {
+    SLURM_ARRAY_TASK_ID: '7',
+    SLURM_ARRAY_TASK_MIN: '5',
+    SLURM_ARRAY_TASK_MAX: '7',
+    SLURM_ARRAY_TASK_COUNT: '3',
+  };
+  expect(
+    (await runCli(['embed', corpus, '--out', c, '--shard', 'auto', '--model', MODEL, '-q'], { ...env, ...slurm })).code,
+  ).toBe(0);
 }, 600_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -113,7 +144,9 @@ describe('whylesion merge', () => {
     cpSync(IMAGES, small, { recursive: true });
     const foreign = join(work, 'foreign.npy');
     expect((await whylesion('embed', small, '--out', foreign, '--shard', '2/3', '--model', MODEL, '-q')).code).toBe(0);
-    expect(await refused(join(work, 'x.npy'), a, b, foreign)).toMatch(/foreign\.npy was embedded from another file listing \(4 files\)/);
+    expect(await refused(join(work, 'x.npy'), a, b, foreign)).toMatch(
+      /foreign\.npy was embedded from another file listing \(4 files\)/,
+    );
     const split = join(work, 'split4.npy');
     expect((await whylesion('embed', corpus, '--out', split, '--shard', '2/4', '--model', MODEL, '-q')).code).toBe(0);
     expect(await refused(join(work, 'x.npy'), a, b, split)).toMatch(/is a shard of 4 but/);
@@ -132,7 +165,9 @@ describe('whylesion merge', () => {
     meta.indices.pop();
     meta.dataSha256 = sha256(bytes);
     writeFileSync(`${cut}.meta.json`, `${JSON.stringify(meta)}\n`);
-    expect(await refused(join(work, 'x.npy'), a, b, cut)).toMatch(/cut\.npy is incomplete: shard 2\/3 owns 3 of the 9 files but it holds 2 rows and 0 skipped/);
+    expect(await refused(join(work, 'x.npy'), a, b, cut)).toMatch(
+      /cut\.npy is incomplete: shard 2\/3 owns 3 of the 9 files but it holds 2 rows and 0 skipped/,
+    );
   });
 
   it('refuses a data file with one corrupted byte (sha256 differs from the sidecar)', async () => {
@@ -142,7 +177,9 @@ describe('whylesion merge', () => {
     bytes[bytes.length - 5] ^= 0x40;
     writeFileSync(bad, bytes);
     cpSync(`${c}.meta.json`, `${bad}.meta.json`);
-    expect(await refused(join(work, 'x.parquet'), a, b, bad)).toMatch(/bad\.npy does not match the sha256 in .*bad\.npy\.meta\.json/);
+    expect(await refused(join(work, 'x.parquet'), a, b, bad)).toMatch(
+      /bad\.npy does not match the sha256 in .*bad\.npy\.meta\.json/,
+    );
   });
 
   it('refuses a Parquet part with an unknown column', async () => {
@@ -151,22 +188,52 @@ describe('whylesion merge', () => {
     const meta = readMeta(b);
     const E = meta.dim;
     const listType = new FixedSizeList(E, new Field('item', new Float32(), false));
-    const schema = new Schema([new Field('file', new Utf8(), false), new Field('embedding', listType, false), new Field('label', new Utf8(), false)]);
+    const schema = new Schema([
+      new Field('file', new Utf8(), false),
+      new Field('embedding', listType, false),
+      new Field('label', new Utf8(), false),
+    ]);
     const n = meta.rows;
-    const embedding = makeData({ type: listType, length: n, nullCount: 0, child: makeData({ type: new Float32(), length: n * E, data: new Float32Array(n * E) }) });
-    const batch = new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: n, nullCount: 0, children: [vectorFromArray(meta.files, new Utf8()).data[0], embedding, vectorFromArray(meta.files.map(() => 'x'), new Utf8()).data[0]] }));
+    const embedding = makeData({
+      type: listType,
+      length: n,
+      nullCount: 0,
+      child: makeData({ type: new Float32(), length: n * E, data: new Float32Array(n * E) }),
+    });
+    const batch = new RecordBatch(
+      schema,
+      makeData({
+        type: new Struct(schema.fields),
+        length: n,
+        nullCount: 0,
+        children: [
+          vectorFromArray(meta.files, new Utf8()).data[0],
+          embedding,
+          vectorFromArray(
+            meta.files.map(() => 'x'),
+            new Utf8(),
+          ).data[0],
+        ],
+      }),
+    );
     const bytes = parquetWasm.writeParquet(parquetWasm.Table.fromIPCStream(tableToIPC(new Table([batch]), 'stream')));
     writeFileSync(extra, bytes);
     writeFileSync(`${extra}.meta.json`, `${JSON.stringify({ ...meta, dataSha256: sha256(bytes) })}\n`);
-    expect(await refused(join(work, 'x.npy'), a, extra, c)).toMatch(/extra\.parquet has the columns file, embedding, label; a whylesion embeddings file has exactly file and embedding/);
+    expect(await refused(join(work, 'x.npy'), a, extra, c)).toMatch(
+      /extra\.parquet has the columns file, embedding, label; a whylesion embeddings file has exactly file and embedding/,
+    );
   });
 
   it('refuses an unwritable output in one sentence and leaves nothing behind', async () => {
     const [a, b, c] = parts();
     const result = await whylesion('merge', '--out', join(whole('npy'), 'inside-a-file.npy'), a, b, c);
     expect(result.code).toBe(1);
-    expect(result.stderr.trim()).toMatch(/^whylesion: Cannot write .*inside-a-file\.npy \(ENOTDIR\); check that its folder exists, is writable and has room \(nothing was written\)\.$/);
+    expect(result.stderr.trim()).toMatch(
+      /^whylesion: Cannot write .*inside-a-file\.npy \(ENOTDIR\); check that its folder exists, is writable and has room \(nothing was written\)\.$/,
+    );
     expect(readdirSync(work).filter((f) => f.endsWith('.tmp'))).toEqual([]);
-    expect(await refused(join(work, 'x.txt'), a, b, c)).toMatch(/--out .*x\.txt must end in \.npy, \.jsonl or \.parquet/);
+    expect(await refused(join(work, 'x.txt'), a, b, c)).toMatch(
+      /--out .*x\.txt must end in \.npy, \.jsonl or \.parquet/,
+    );
   });
 });

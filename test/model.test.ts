@@ -7,7 +7,11 @@ import { parseClipConfig } from '../src/model/config.js';
 import { SafetensorsFile } from '../src/io/source.js';
 import { loadNpy, maxAbsDiff, TINY } from './helpers.js';
 
-const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as { images: string[]; texts: string[]; tokens: number[][] };
+const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as {
+  images: string[];
+  texts: string[];
+  tokens: number[][];
+};
 
 function normalizeRows(x: Float32Array, dim: number): Float32Array {
   const out = new Float32Array(x.length);
@@ -31,8 +35,14 @@ function classRows(x: Float32Array, T: number, W: number): Float32Array {
 function minRowCosine(a: Float32Array, b: Float32Array, dim: number): number {
   let worst = 1;
   for (let r = 0; r < a.length / dim; r++) {
-    let ab = 0, aa = 0, bb = 0;
-    for (let c = 0; c < dim; c++) { ab += a[r * dim + c] * b[r * dim + c]; aa += a[r * dim + c] ** 2; bb += b[r * dim + c] ** 2; }
+    let ab = 0,
+      aa = 0,
+      bb = 0;
+    for (let c = 0; c < dim; c++) {
+      ab += a[r * dim + c] * b[r * dim + c];
+      aa += a[r * dim + c] ** 2;
+      bb += b[r * dim + c] ** 2;
+    }
     worst = Math.min(worst, ab / Math.sqrt(aa * bb));
   }
   return worst;
@@ -54,8 +64,10 @@ describe('open_clip tiny checkpoint (ViT-L/14 family at toy size) against real o
     gpu.destroy();
   });
 
-  it('image embeddings from open_clip\'s own pixels', async () => {
-    const pixels = cases.images.map((name) => loadNpy(new URL(`expected/pixels224_${name.replace(/\.\w+$/, '')}.npy`, TINY)).data);
+  it("image embeddings from open_clip's own pixels", async () => {
+    const pixels = cases.images.map(
+      (name) => loadNpy(new URL(`expected/pixels224_${name.replace(/\.\w+$/, '')}.npy`, TINY)).data,
+    );
     const batch = new Float32Array(pixels.length * 3 * 224 * 224);
     pixels.forEach((p, i) => batch.set(p, i * p.length));
     const raw = await model.encodePixels(batch, pixels.length);
@@ -67,7 +79,7 @@ describe('open_clip tiny checkpoint (ViT-L/14 family at toy size) against real o
     expect(maxAbsDiff(raw, expectedRaw) / Math.max(...expectedRaw.map(Math.abs))).toBeLessThan(1e-5);
   });
 
-  it('text embeddings from open_clip\'s own token ids', async () => {
+  it("text embeddings from open_clip's own token ids", async () => {
     const ids = Int32Array.from(cases.tokens.flat());
     const raw = await model.encodeTokens(ids, cases.tokens.length);
     const expected = loadNpy(new URL('expected/text_embeddings.npy', TINY)).data;
@@ -84,11 +96,16 @@ describe('open_clip tiny checkpoint (ViT-L/14 family at toy size) against real o
     await source.close();
     try {
       const ids = Int32Array.from(cases.tokens.flat()); // EOT at 2..~17: the shortcut runs far fewer than 77 positions
-      expect(Array.from(await model.encodeTokens(ids, cases.tokens.length))).toEqual(Array.from(await full.encodeTokens(ids, cases.tokens.length)));
+      expect(Array.from(await model.encodeTokens(ids, cases.tokens.length))).toEqual(
+        Array.from(await full.encodeTokens(ids, cases.tokens.length)),
+      );
       const pixels = loadNpy(new URL('expected/pixels224_lesion_rgb.npy', TINY)).data;
       const two = new Float32Array(2 * pixels.length);
       two.set(pixels);
-      two.set(pixels.map((v) => -v), pixels.length);
+      two.set(
+        pixels.map((v) => -v),
+        pixels.length,
+      );
       expect(Array.from(await model.encodePixels(two, 2))).toEqual(Array.from(await full.encodePixels(two, 2)));
     } finally {
       full.dispose();
@@ -167,7 +184,9 @@ describe('our QuickGELU / patch 16 / 3-head / F16-storage config against the PyT
         ['text_block01', text.get('text.block01')],
       ];
       for (const [file, got] of pairs) {
-        const want = file.endsWith('_class_rows') ? classRows(loadNpy(new URL(`${file.replace('_class_rows', '')}.npy`, dir)).data, 197, 48) : loadNpy(new URL(`${file}.npy`, dir)).data;
+        const want = file.endsWith('_class_rows')
+          ? classRows(loadNpy(new URL(`${file.replace('_class_rows', '')}.npy`, dir)).data, 197, 48)
+          : loadNpy(new URL(`${file}.npy`, dir)).data;
         expect(got, file).toBeDefined();
         const scale = Math.max(...want.map(Math.abs));
         expect(maxAbsDiff(got!, want) / scale, file).toBeLessThan(1e-5);

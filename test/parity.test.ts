@@ -12,7 +12,11 @@ import { relativeError, TINY, VOCAB_URL } from './helpers.js';
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const MODEL = fileURLToPath(new URL('model', TINY));
-const env = { ...process.env, WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL), XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+const env = {
+  ...process.env,
+  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
+  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
+};
 
 /** Whether the reference can run here (scripts/test.sh installs torch and numpy for /usr/bin/python3). */
 const torchMissing = ((): string | undefined => {
@@ -24,9 +28,15 @@ const torchMissing = ((): string | undefined => {
   }
 })();
 
-async function whylesion(args: string[], extraEnv: Record<string, string> = {}): Promise<{ stdout: string; stderr: string; code: number }> {
+async function whylesion(
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
-    const { stdout, stderr } = await run('node', [CLI, 'parity', ...args], { env: { ...env, ...extraEnv }, maxBuffer: 64 << 20 });
+    const { stdout, stderr } = await run('node', [CLI, 'parity', ...args], {
+      env: { ...env, ...extraEnv },
+      maxBuffer: 64 << 20,
+    });
     return { stdout, stderr, code: 0 };
   } catch (e) {
     const err = e as { stdout: string; stderr: string; code: number };
@@ -40,13 +50,18 @@ function scaledCopy(from: string, to: string, prefixes: string[], factor: number
   const path = join(to, 'open_clip_model.safetensors');
   const bytes = readFileSync(path);
   const headerLength = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<
+    string,
+    { dtype: string; data_offsets: [number, number] }
+  >;
   let scaled = 0;
   for (const [name, t] of Object.entries(header)) {
     if (name === '__metadata__' || !prefixes.some((p) => name.startsWith(p))) continue;
     expect(t.dtype).toBe('F32');
     const start = 8 + headerLength + t.data_offsets[0];
-    const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset + start, bytes.byteOffset + 8 + headerLength + t.data_offsets[1]));
+    const values = new Float32Array(
+      bytes.buffer.slice(bytes.byteOffset + start, bytes.byteOffset + 8 + headerLength + t.data_offsets[1]),
+    );
     for (let i = 0; i < values.length; i++) values[i] *= factor;
     Buffer.from(values.buffer).copy(bytes, start);
     scaled++;
@@ -80,11 +95,18 @@ describe('whylesion parity on the open_clip tiny checkpoint', () => {
     expect(report.cosine.image).toBeGreaterThanOrEqual(0.99999);
     expect(report.cosine.text).toBeGreaterThanOrEqual(0.99999);
     // Both towers' two resblocks plus the steps around them, each measured (float32 rounding, not zero everywhere).
-    expect(report.steps.filter((s) => s.block !== null).map((s) => `${s.tower}.${s.block}`)).toEqual(['image.0', 'image.1', 'text.0', 'text.1']);
+    expect(report.steps.filter((s) => s.block !== null).map((s) => `${s.tower}.${s.block}`)).toEqual([
+      'image.0',
+      'image.1',
+      'text.0',
+      'text.1',
+    ]);
     for (const s of report.steps) expect(s.relative).toBeLessThanOrEqual(1e-4);
     expect(Math.max(...report.steps.map((s) => s.maxAbs))).toBeGreaterThan(0);
 
-    const index = JSON.parse(readFileSync(join(dump, 'index.json'), 'utf8')) as Report & { steps: { engineFile: string; referenceFile: string; relative: number }[] };
+    const index = JSON.parse(readFileSync(join(dump, 'index.json'), 'utf8')) as Report & {
+      steps: { engineFile: string; referenceFile: string; relative: number }[];
+    };
     expect(index.steps).toHaveLength(report.steps.length);
     for (const s of index.steps) {
       const engine = readNpy(readFileSync(join(dump, s.engineFile)));
@@ -100,8 +122,21 @@ describe('whylesion parity on the open_clip tiny checkpoint', () => {
   it('names the block whose MLP weights the reference copy scales by 1.01, and exits 1', async (ctx) => {
     if (torchMissing) ctx.skip(torchMissing);
     const scaled = join(work, 'scaled');
-    scaledCopy(MODEL, scaled, ['transformer.resblocks.1.mlp.c_fc.weight', 'transformer.resblocks.1.mlp.c_proj.weight'], 1.01);
-    const { stdout, stderr, code } = await whylesion(['--model', MODEL, '--reference-model', scaled, '--json', '--image', fileURLToPath(new URL('images/lesion_rgb.png', TINY))]);
+    scaledCopy(
+      MODEL,
+      scaled,
+      ['transformer.resblocks.1.mlp.c_fc.weight', 'transformer.resblocks.1.mlp.c_proj.weight'],
+      1.01,
+    );
+    const { stdout, stderr, code } = await whylesion([
+      '--model',
+      MODEL,
+      '--reference-model',
+      scaled,
+      '--json',
+      '--image',
+      fileURLToPath(new URL('images/lesion_rgb.png', TINY)),
+    ]);
     expect(code, stderr).toBe(1);
     const report = JSON.parse(stdout) as Report;
     expect(report.first_failing).toEqual({ tower: 'text', block: 1, step: 'resblocks.1' });
@@ -116,13 +151,17 @@ describe('whylesion parity on the open_clip tiny checkpoint', () => {
     const missing = await whylesion(['--model', MODEL, '--python', join(work, 'no-such-python')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
-    expect(missing.stderr).toMatch(/no-such-python was not found; install them \(apt-get install python3-torch python3-numpy, or pip install torch numpy\)/);
+    expect(missing.stderr).toMatch(
+      /no-such-python was not found; install them \(apt-get install python3-torch python3-numpy, or pip install torch numpy\)/,
+    );
     // An isolated interpreter without site-packages: a real Python with no torch or numpy.
     const bare = join(work, 'bare-python');
     writeFileSync(bare, '#!/bin/sh\nexec /usr/bin/python3 -I -S "$@"\n', { mode: 0o755 });
     const noTorch = await whylesion(['--model', MODEL, '--python', bare]);
     expect(noTorch.code).toBe(1);
     expect(noTorch.stderr.trim().split('\n')).toHaveLength(1);
-    expect(noTorch.stderr).toContain(`${bare} has no torch and numpy; install them (apt-get install python3-torch python3-numpy, or pip install torch numpy)`);
+    expect(noTorch.stderr).toContain(
+      `${bare} has no torch and numpy; install them (apt-get install python3-torch python3-numpy, or pip install torch numpy)`,
+    );
   });
 });

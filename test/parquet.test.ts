@@ -9,19 +9,32 @@ const work = mkdtempSync(join(tmpdir(), 'whylesion-parquet-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('Parquet embeddings', () => {
-  const dim = 12, rows = PARQUET_ROW_GROUP_ROWS * 2 + 37; // three row groups, the last one short
+  const dim = 12,
+    rows = PARQUET_ROW_GROUP_ROWS * 2 + 37; // three row groups, the last one short
   const data = randomArray(rows * dim, 3);
   const files = Array.from({ length: rows }, (_, i) => `dir/${i}.jpg`);
-  const meta = { format: 'whylesion-embeddings/1', model: { weights: 'w', config: 'c', dtype: 'f32', source: 's' }, normalized: false, exifRotate: false, dim, rows, listing: { total: rows, sha256: 'x', shard: null }, files };
+  const meta = {
+    format: 'whylesion-embeddings/1',
+    model: { weights: 'w', config: 'c', dtype: 'f32', source: 's' },
+    normalized: false,
+    exifRotate: false,
+    dim,
+    rows,
+    listing: { total: rows, sha256: 'x', shard: null },
+    files,
+  };
 
   it('the bytes depend only on the rows: batches of any size, named or bare float32 blocks; read back exactly', async () => {
     async function* named(size: number) {
-      for (let i = 0; i < rows; i += size) yield { files: files.slice(i, i + size), data: data.slice(i * dim, Math.min(rows, i + size) * dim) };
+      for (let i = 0; i < rows; i += size)
+        yield { files: files.slice(i, i + size), data: data.slice(i * dim, Math.min(rows, i + size) * dim) };
     }
     function* bare(size: number) {
       for (let i = 0; i < rows; i += size) yield data.slice(i * dim, Math.min(rows, i + size) * dim);
     }
-    const a = join(work, 'a.parquet'), b = join(work, 'b.parquet'), c = join(work, 'c.parquet');
+    const a = join(work, 'a.parquet'),
+      b = join(work, 'b.parquet'),
+      c = join(work, 'c.parquet');
     const hashA = await writeParquetEmbeddings(a, meta, named(1000));
     await writeParquetEmbeddings(b, meta, named(1));
     await writeParquetEmbeddings(c, meta, bare(333));
@@ -44,14 +57,42 @@ describe('Parquet embeddings', () => {
     const arrow = await import('apache-arrow');
     const parquet = await import('parquet-wasm/node');
     // Nullable items with Snappy; required items with Snappy and dictionary pages.
-    for (const [nullable, dictionary] of [[true, false], [false, true]]) {
+    for (const [nullable, dictionary] of [
+      [true, false],
+      [false, true],
+    ]) {
       const listType = new arrow.FixedSizeList(dim, new arrow.Field('item', new arrow.Float32(), nullable));
-      const schema = new arrow.Schema([new arrow.Field('file', new arrow.Utf8(), false), new arrow.Field('embedding', listType, nullable)]);
-      const embedding = arrow.makeData({ type: listType, length: rows, nullCount: 0, child: arrow.makeData({ type: new arrow.Float32(), length: rows * dim, data }) });
-      const batch = new arrow.RecordBatch(schema, arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows, nullCount: 0, children: [arrow.vectorFromArray(files, new arrow.Utf8()).data[0], embedding] }));
-      const properties = new parquet.WriterPropertiesBuilder().setCompression(parquet.Compression.SNAPPY).setDictionaryEnabled(dictionary).build();
+      const schema = new arrow.Schema([
+        new arrow.Field('file', new arrow.Utf8(), false),
+        new arrow.Field('embedding', listType, nullable),
+      ]);
+      const embedding = arrow.makeData({
+        type: listType,
+        length: rows,
+        nullCount: 0,
+        child: arrow.makeData({ type: new arrow.Float32(), length: rows * dim, data }),
+      });
+      const batch = new arrow.RecordBatch(
+        schema,
+        arrow.makeData({
+          type: new arrow.Struct(schema.fields),
+          length: rows,
+          nullCount: 0,
+          children: [arrow.vectorFromArray(files, new arrow.Utf8()).data[0], embedding],
+        }),
+      );
+      const properties = new parquet.WriterPropertiesBuilder()
+        .setCompression(parquet.Compression.SNAPPY)
+        .setDictionaryEnabled(dictionary)
+        .build();
       const other = join(work, `other-${nullable}.parquet`);
-      writeFileSync(other, parquet.writeParquet(parquet.Table.fromIPCStream(arrow.tableToIPC(new arrow.Table([batch]), 'stream')), properties));
+      writeFileSync(
+        other,
+        parquet.writeParquet(
+          parquet.Table.fromIPCStream(arrow.tableToIPC(new arrow.Table([batch]), 'stream')),
+          properties,
+        ),
+      );
       const back = await readParquetEmbeddings(other);
       expect(back.direct).toBe(false);
       expect(back.files).toEqual(files);

@@ -46,7 +46,11 @@ function loadSafetensors(path: string, names: string[]): Map<string, Tensor> {
   >;
   const tensors = new Map<string, Tensor>();
   for (const name of names) {
-    const { dtype, shape, data_offsets: [begin, end] } = header[name];
+    const {
+      dtype,
+      shape,
+      data_offsets: [begin, end],
+    } = header[name];
     const raw = bytes.subarray(8 + headerLength + begin, 8 + headerLength + end);
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     for (let i = 0; i < data.length; i++) {
@@ -106,10 +110,12 @@ function flatten(rowList: Float64Array[]): { shape: number[]; data: Float64Array
 }
 
 function normalizeRows(tensor: Tensor): { shape: number[]; data: Float64Array } {
-  return flatten(rows(tensor).map((row) => {
-    const norm = Math.hypot(...row);
-    return Float64Array.from(row, (v) => v / norm);
-  }));
+  return flatten(
+    rows(tensor).map((row) => {
+      const norm = Math.hypot(...row);
+      return Float64Array.from(row, (v) => v / norm);
+    }),
+  );
 }
 
 const EMBEDDINGS = ['image_embeddings', 'image_embeddings_raw', 'text_embeddings', 'text_embeddings_raw'];
@@ -141,10 +147,28 @@ describe('openclip-tiny: the shipped reference script, run now, equals real open
     const out = mkdtempSync(join(tmpdir(), 'whylesion-reference-'));
     try {
       const cases = JSON.parse(readFileSync(`${openclipTiny}cases.json`, 'utf8')) as { images: string[] };
-      const pixels = cases.images.map((image) => `${openclipTiny}expected/pixels224_${image.replace(/\.\w+$/, '')}.npy`);
-      execFileSync('/usr/bin/python3', [`${repoRoot}reference/clip_reference.py`, '--model', `${openclipTiny}model`,
-        '--pixels', ...pixels, '--tokens', `${openclipTiny}cases.json`, '--out', out, '--threads', '2'], { stdio: ['ignore', 'ignore', 'inherit'] });
-      for (const name of EMBEDDINGS) expectClose(loadNpy(join(out, `${name}.npy`)), loadNpy(`${openclipTiny}expected/${name}.npy`), 1e-6);
+      const pixels = cases.images.map(
+        (image) => `${openclipTiny}expected/pixels224_${image.replace(/\.\w+$/, '')}.npy`,
+      );
+      execFileSync(
+        '/usr/bin/python3',
+        [
+          `${repoRoot}reference/clip_reference.py`,
+          '--model',
+          `${openclipTiny}model`,
+          '--pixels',
+          ...pixels,
+          '--tokens',
+          `${openclipTiny}cases.json`,
+          '--out',
+          out,
+          '--threads',
+          '2',
+        ],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      );
+      for (const name of EMBEDDINGS)
+        expectClose(loadNpy(join(out, `${name}.npy`)), loadNpy(`${openclipTiny}expected/${name}.npy`), 1e-6);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
@@ -154,7 +178,12 @@ describe('openclip-tiny: the shipped reference script, run now, equals real open
 /** Recomputes ln_post/ln_final, pooling, projection and normalization from the dumps and the weights. */
 function checkForwardTail(dumpDir: string, modelDir: string, tokens: number[][], layers: number): void {
   const weights = loadSafetensors(`${modelDir}open_clip_model.safetensors`, [
-    'visual.ln_post.weight', 'visual.ln_post.bias', 'visual.proj', 'ln_final.weight', 'ln_final.bias', 'text_projection',
+    'visual.ln_post.weight',
+    'visual.ln_post.bias',
+    'visual.proj',
+    'ln_final.weight',
+    'ln_final.bias',
+    'text_projection',
   ]);
   const w = (name: string): Tensor => weights.get(name)!;
   const last = String(layers - 1).padStart(2, '0');
@@ -163,7 +192,8 @@ function checkForwardTail(dumpDir: string, modelDir: string, tokens: number[][],
   const [images, visionTokens] = visionLast.shape;
   const visionRows = rows(visionLast);
   const pooled = Array.from({ length: images }, (_, b) =>
-    layerNormRow(visionRows[b * visionTokens], w('visual.ln_post.weight').data, w('visual.ln_post.bias').data));
+    layerNormRow(visionRows[b * visionTokens], w('visual.ln_post.weight').data, w('visual.ln_post.bias').data),
+  );
   expectClose(flatten(pooled), loadNpy(`${dumpDir}vision_pooled.npy`), 1e-5);
   const imageRaw = loadNpy(`${dumpDir}image_embeddings_raw.npy`);
   expectClose(flatten(pooled.map((row) => project(row, w('visual.proj')))), imageRaw, 1e-5);
@@ -207,7 +237,10 @@ describe('quickgelu-f16 fixture layout', () => {
   });
 
   it('has token rows of 77 ids below the vocabulary whose unique maximum is EOT 999', () => {
-    const { tokens, eot } = JSON.parse(readFileSync(`${dir}tokens.json`, 'utf8')) as { tokens: number[][]; eot: number };
+    const { tokens, eot } = JSON.parse(readFileSync(`${dir}tokens.json`, 'utf8')) as {
+      tokens: number[][];
+      eot: number;
+    };
     expect(eot).toBe(999);
     expect(tokens).toHaveLength(4);
     for (const ids of tokens) {

@@ -2,13 +2,25 @@ import { describe, expect, it, vi } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { Gpu } from '../src/runtime/gpu.js';
 import {
-  bits, cases, expectedImage, expectedText, expectMatches, IMAGE_PATHS, loadTiny, pixelBatch, tokenBatch,
+  bits,
+  cases,
+  expectedImage,
+  expectedText,
+  expectMatches,
+  IMAGE_PATHS,
+  loadTiny,
+  pixelBatch,
+  tokenBatch,
 } from './reliability-shared.js';
 
 const DEVICE_LOST = /GPU device was lost .*load the model again/;
 
 /** Settles a promise into its error (or undefined), so several pending calls can be checked after the fact. */
-const failure = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const failure = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 
 describe('device loss', () => {
   // Two moments of loss inside one forward: just after its submission, and while its readback (mapAsync) waits.
@@ -67,8 +79,14 @@ describe('device loss', () => {
 
       const again = await loadTiny();
       try {
-        expectMatches(await again.encodeImage(IMAGE_PATHS), cases.images.map((_, i) => expectedImage(i)));
-        expectMatches(await again.encodeText(cases.texts), cases.texts.map((_, i) => expectedText(i)));
+        expectMatches(
+          await again.encodeImage(IMAGE_PATHS),
+          cases.images.map((_, i) => expectedImage(i)),
+        );
+        expectMatches(
+          await again.encodeText(cases.texts),
+          cases.texts.map((_, i) => expectedText(i)),
+        );
       } finally {
         again.dispose();
       }

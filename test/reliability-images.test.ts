@@ -1,7 +1,17 @@
 // Inputs that cannot take a run down: pixel bombs in every format refused from the header before any
 // allocation, folder walks that visit each real directory once and skip unreadable ones, and the CLI's
 // handling of one unreadable explicit file (exit 1) versus a bad file in a folder (skipped).
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +24,11 @@ import { runCli, TINY, VOCAB_URL } from './helpers.js';
 
 const MODEL = fileURLToPath(new URL('model', TINY));
 const GOOD_IMAGE = fileURLToPath(new URL('images/lesion_gray.png', TINY));
-const env = { ...process.env, WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL), XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+const env = {
+  ...process.env,
+  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
+  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
+};
 const work = mkdtempSync(join(tmpdir(), 'whylesion-inputs-'));
 chmodSync(work, 0o755); // the unreadable-folder test lists it as another user
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -44,7 +58,12 @@ function blackPng(width: number, height: number): Buffer {
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);
   const raw = Buffer.alloc(height * (1 + width * 3)); // filter byte 0 + zero samples per row
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw, { level: 9 })), chunk('IEND', new Uint8Array(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw, { level: 9 })),
+    chunk('IEND', new Uint8Array(0)),
+  ]);
 }
 
 /** Headers that declare huge images, one per format, each a few dozen bytes. */
@@ -52,7 +71,9 @@ function headerBombs(): Record<string, Uint8Array> {
   const png = blackPng(1, 1);
   png.writeUInt32BE(50_000, 16);
   png.writeUInt32BE(50_000, 20);
-  const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0xff, 0xff, 0xff, 0xff, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+  const jpeg = Buffer.from([
+    0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0xff, 0xff, 0xff, 0xff, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1,
+  ]);
   const gif = Buffer.from('GIF89a\xff\xff\xff\xff\x00\x00\x00', 'latin1');
   const bmp = Buffer.alloc(54);
   bmp.write('BM', 0, 'latin1');
@@ -64,19 +85,44 @@ function headerBombs(): Record<string, Uint8Array> {
   tiff.write('II*\0', 0, 'latin1');
   tiff.writeUInt32LE(8, 4);
   tiff.writeUInt16LE(2, 8);
-  tiff.writeUInt16LE(256, 10); tiff.writeUInt16LE(4, 12); tiff.writeUInt32LE(1, 14); tiff.writeUInt32LE(100_000, 18);
-  tiff.writeUInt16LE(257, 22); tiff.writeUInt16LE(4, 24); tiff.writeUInt32LE(1, 26); tiff.writeUInt32LE(100_000, 30);
+  tiff.writeUInt16LE(256, 10);
+  tiff.writeUInt16LE(4, 12);
+  tiff.writeUInt32LE(1, 14);
+  tiff.writeUInt32LE(100_000, 18);
+  tiff.writeUInt16LE(257, 22);
+  tiff.writeUInt16LE(4, 24);
+  tiff.writeUInt32LE(1, 26);
+  tiff.writeUInt32LE(100_000, 30);
   const webpX = Buffer.alloc(30);
-  webpX.write('RIFF', 0, 'latin1'); webpX.writeUInt32LE(22, 4); webpX.write('WEBPVP8X', 8, 'latin1'); webpX.writeUInt32LE(10, 16);
-  webpX.writeUIntLE(16383, 24, 3); webpX.writeUIntLE(16383, 27, 3);
+  webpX.write('RIFF', 0, 'latin1');
+  webpX.writeUInt32LE(22, 4);
+  webpX.write('WEBPVP8X', 8, 'latin1');
+  webpX.writeUInt32LE(10, 16);
+  webpX.writeUIntLE(16383, 24, 3);
+  webpX.writeUIntLE(16383, 27, 3);
   const webpL = Buffer.alloc(30);
-  webpL.write('RIFF', 0, 'latin1'); webpL.writeUInt32LE(22, 4); webpL.write('WEBPVP8L', 8, 'latin1'); webpL.writeUInt32LE(10, 16);
-  webpL[20] = 0x2f; webpL.writeUInt32LE(0x3fff | (0x3fff << 14), 21);
-  return { 'bomb.png': png, 'bomb.jpg': jpeg, 'bomb.gif': gif, 'bomb.bmp': bmp, 'bomb.tif': tiff, 'bomb-x.webp': webpX, 'bomb-l.webp': webpL };
+  webpL.write('RIFF', 0, 'latin1');
+  webpL.writeUInt32LE(22, 4);
+  webpL.write('WEBPVP8L', 8, 'latin1');
+  webpL.writeUInt32LE(10, 16);
+  webpL[20] = 0x2f;
+  webpL.writeUInt32LE(0x3fff | (0x3fff << 14), 21);
+  return {
+    'bomb.png': png,
+    'bomb.jpg': jpeg,
+    'bomb.gif': gif,
+    'bomb.bmp': bmp,
+    'bomb.tif': tiff,
+    'bomb-x.webp': webpX,
+    'bomb-l.webp': webpL,
+  };
 }
 
 async function refusal(work: Promise<unknown>): Promise<string> {
-  const error = await work.then(() => undefined, (e: unknown) => e);
+  const error = await work.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(UserError);
   return (error as Error).message;
 }
@@ -90,7 +136,9 @@ describe('pixel bombs are refused from the header, before anything is allocated'
       'strip.png is 100000x1, which resized for the model would be 22400000x224 = 5017600000 pixels, above the limit of 89478485 ' +
         "(a decompression-bomb guard, Pillow's MAX_IMAGE_PIXELS); crop it to a less extreme aspect ratio first, or raise the limit with --max-image-pixels.",
     );
-    expect(await refusal(preprocessImage(blackPng(12_000, 1), {}, 'wide.png'))).toMatch(/^wide\.png is 12000x1, which resized for the model would be 2688000x224 = 602112000 pixels/);
+    expect(await refusal(preprocessImage(blackPng(12_000, 1), {}, 'wide.png'))).toMatch(
+      /^wide\.png is 12000x1, which resized for the model would be 2688000x224 = 602112000 pixels/,
+    );
     // Before the fix these took 1.7 and 2.1 GB; a refusal from the header allocates next to nothing.
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 2 ** 20);
   });
@@ -100,7 +148,9 @@ describe('pixel bombs are refused from the header, before anything is allocated'
     for (const [name, bytes] of Object.entries(headerBombs())) {
       const header = readImageHeader(bytes, name, { maxImagePixels: Number.MAX_SAFE_INTEGER });
       expect(header.width * header.height).toBeGreaterThan(MAX_IMAGE_PIXELS);
-      expect(await refusal(preprocessImage(bytes, {}, name))).toMatch(new RegExp(`^${name.replace('.', '\\.')} is \\d+x\\d+ = \\d+ pixels, above the limit of 89478485`));
+      expect(await refusal(preprocessImage(bytes, {}, name))).toMatch(
+        new RegExp(`^${name.replace('.', '\\.')} is \\d+x\\d+ = \\d+ pixels, above the limit of 89478485`),
+      );
     }
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 2 ** 20);
   });
@@ -113,7 +163,9 @@ describe('pixel bombs are refused from the header, before anything is allocated'
     bmp.writeInt32LE(4, 22);
     bmp.writeUInt16LE(8, 28);
     bmp.writeUInt32LE(0xffffffff, 46);
-    expect(await refusal(preprocessImage(bmp, {}, 'palette.bmp'))).toBe('palette.bmp declares a BMP palette of 4294967295 colours (Pillow reads at most 65536); re-export it.');
+    expect(await refusal(preprocessImage(bmp, {}, 'palette.bmp'))).toBe(
+      'palette.bmp declares a BMP palette of 4294967295 colours (Pillow reads at most 65536); re-export it.',
+    );
   });
 
   it('a GIF whose image data ends early is refused, and its decoder prints nothing on stdout', async () => {
@@ -123,9 +175,13 @@ describe('pixel bombs are refused from the header, before anything is allocated'
       // One damaged byte in the LZW data: the decoder's "gif stream longer than expected" case.
       const damaged = gif.slice();
       damaged[897] = 0xff;
-      expect(await refusal(preprocessImage(damaged, {}, 'bad.gif'))).toBe('bad.gif is a damaged or truncated GIF (its image data runs past its size); re-download or re-export it.');
+      expect(await refusal(preprocessImage(damaged, {}, 'bad.gif'))).toBe(
+        'bad.gif is a damaged or truncated GIF (its image data runs past its size); re-download or re-export it.',
+      );
       // Cut inside the data: refused by the decoder itself.
-      expect(await refusal(preprocessImage(gif.subarray(0, Math.floor(gif.length * 0.6)), {}, 'cut.gif'))).toMatch(/^cut\.gif could not be decoded as GIF/);
+      expect(await refusal(preprocessImage(gif.subarray(0, Math.floor(gif.length * 0.6)), {}, 'cut.gif'))).toMatch(
+        /^cut\.gif could not be decoded as GIF/,
+      );
       expect(log).not.toHaveBeenCalled();
     } finally {
       log.mockRestore();
@@ -135,11 +191,19 @@ describe('pixel bombs are refused from the header, before anything is allocated'
   it('the limit is an option: lower refuses what the default takes, a bad limit is refused', async () => {
     const square = blackPng(120, 100);
     expect((await preprocessImage(square, {}, 'ok.png')).length).toBe(3 * 224 * 224);
-    expect(await refusal(preprocessImage(square, { maxImagePixels: 10_000 }, 'ok.png'))).toMatch(/^ok\.png is 120x100 = 12000 pixels, above the limit of 10000 /);
+    expect(await refusal(preprocessImage(square, { maxImagePixels: 10_000 }, 'ok.png'))).toMatch(
+      /^ok\.png is 120x100 = 12000 pixels, above the limit of 10000 /,
+    );
     // Decoded 120x100 fits 60,000, resized 268x224 = 60,032 does not.
-    expect(await refusal(preprocessImage(square, { maxImagePixels: 60_000 }, 'ok.png'))).toMatch(/resized for the model would be 268x224 = 60032 pixels, above the limit of 60000/);
-    expect(await refusal(preprocessImage(square, { maxImagePixels: 0 }, 'ok.png'))).toMatch(/pixel limit 0 is not a positive whole number/);
-    expect(await refusal(preprocessImage(square, { maxImagePixels: 1.5 }, 'ok.png'))).toMatch(/pixel limit 1\.5 is not a positive whole number/);
+    expect(await refusal(preprocessImage(square, { maxImagePixels: 60_000 }, 'ok.png'))).toMatch(
+      /resized for the model would be 268x224 = 60032 pixels, above the limit of 60000/,
+    );
+    expect(await refusal(preprocessImage(square, { maxImagePixels: 0 }, 'ok.png'))).toMatch(
+      /pixel limit 0 is not a positive whole number/,
+    );
+    expect(await refusal(preprocessImage(square, { maxImagePixels: 1.5 }, 'ok.png'))).toMatch(
+      /pixel limit 1\.5 is not a positive whole number/,
+    );
   });
 });
 
@@ -211,7 +275,9 @@ describe('the CLI: a bad file in a folder is skipped, one explicit unreadable fi
     expect(code).toBe(0);
     expect(stdout).toContain(join(folder, 'good.png'));
     expect(stdout).not.toContain('bomb.png');
-    expect(stderr).toContain(`${join(folder, 'bomb.png')} is 100000x1, which resized for the model would be 22400000x224`);
+    expect(stderr).toContain(
+      `${join(folder, 'bomb.png')} is 100000x1, which resized for the model would be 22400000x224`,
+    );
     expect(stderr).not.toMatch(/RangeError|internal error|\n\s+at /);
   });
 
@@ -221,8 +287,14 @@ describe('the CLI: a bad file in a folder is skipped, one explicit unreadable fi
     const notes = join(work, 'notes.txt');
     writeFileSync(notes, 'not an image\n');
     for (const [file, message] of [
-      [bomb, `${bomb} is 100000x1, which resized for the model would be 22400000x224 = 5017600000 pixels, above the limit of 89478485`],
-      [notes, `${notes} is not a PNG, JPEG, GIF, BMP, TIFF or WebP image (unrecognized header); convert it to PNG or JPEG.`],
+      [
+        bomb,
+        `${bomb} is 100000x1, which resized for the model would be 22400000x224 = 5017600000 pixels, above the limit of 89478485`,
+      ],
+      [
+        notes,
+        `${notes} is not a PNG, JPEG, GIF, BMP, TIFF or WebP image (unrecognized header); convert it to PNG or JPEG.`,
+      ],
     ]) {
       const { stdout, stderr, code } = await runCli(['classify', file, ...labels], env);
       expect({ file, code }).toEqual({ file, code: 1 });
@@ -237,17 +309,28 @@ describe('the CLI: a bad file in a folder is skipped, one explicit unreadable fi
     mkdirSync(folder);
     writeFileSync(join(folder, 'bomb.png'), blackPng(100_000, 1));
     const out = join(folder, 'vectors.npy');
-    const { stdout, stderr, code } = await runCli(['embed', join(folder, 'bomb.png'), '--out', out, '--model', MODEL, '--quiet'], env);
+    const { stdout, stderr, code } = await runCli(
+      ['embed', join(folder, 'bomb.png'), '--out', out, '--model', MODEL, '--quiet'],
+      env,
+    );
     expect(code).toBe(1);
     expect(stdout).toBe('');
-    expect(stderr.trim().split('\n')).toEqual([expect.stringMatching(/^whylesion: None of the 1 image\(s\) could be read \(.*bomb\.png is 100000x1.*\), so .*vectors\.npy was not written; check the files\.$/)]);
+    expect(stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        /^whylesion: None of the 1 image\(s\) could be read \(.*bomb\.png is 100000x1.*\), so .*vectors\.npy was not written; check the files\.$/,
+      ),
+    ]);
     expect(readdirSync(folder).sort()).toEqual(['bomb.png']);
     // Shard 1/2 of [bomb.png, good.png] holds only good.png; shard 0/2 holds only the bomb and still writes its part.
     copyFileSync(GOOD_IMAGE, join(folder, 'good.png'));
     const part = join(folder, 'part0.npy');
     const shard = await runCli(['embed', folder, '--out', part, '--shard', '0/2', '--model', MODEL, '--quiet'], env);
     expect(shard.code).toBe(0);
-    expect(JSON.parse(readFileSync(`${part}.meta.json`, 'utf8'))).toMatchObject({ rows: 0, files: [], skipped: [{ file: join(folder, 'bomb.png') }] });
+    expect(JSON.parse(readFileSync(`${part}.meta.json`, 'utf8'))).toMatchObject({
+      rows: 0,
+      files: [],
+      skipped: [{ file: join(folder, 'bomb.png') }],
+    });
   });
 
   it('--max-image-pixels is a CLI option: a low limit skips an image the default takes', async () => {

@@ -2,9 +2,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WhyLesionModel } from '../src/api/model.js';
 import { UserError } from '../src/errors.js';
 import { maxAbsDiff } from './helpers.js';
-import { bits, cases, collectGarbage, expectedImage, expectedText, expectMatches, loadTiny, pixelBatch } from './reliability-shared.js';
+import {
+  bits,
+  cases,
+  collectGarbage,
+  expectedImage,
+  expectedText,
+  expectMatches,
+  loadTiny,
+  pixelBatch,
+} from './reliability-shared.js';
 
-const SOT = 49406, EOT = 49407;
+const SOT = 49406,
+  EOT = 49407;
 const EMPTY = cases.texts.indexOf(''); // open_clip's embedding of the empty prompt is one of the reference rows
 const DARK_BROWN = cases.texts.indexOf('dark brown');
 
@@ -18,7 +28,12 @@ beforeAll(async () => {
 afterAll(() => model.dispose());
 
 async function userError(work: () => unknown): Promise<Error> {
-  const error = await Promise.resolve().then(work).then(() => undefined, (e: unknown) => e);
+  const error = await Promise.resolve()
+    .then(work)
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   expect(error).toBeInstanceOf(UserError);
   return error as Error;
 }
@@ -65,7 +80,9 @@ describe('inputs through WhyLesionModel', () => {
   it('non-string prompts are refused, naming which one', async () => {
     for (const bad of [42, null, undefined, {}]) {
       const error = await userError(() => model.encodeText(['bleeding', bad as unknown as string]));
-      expect(error.message).toMatch(/^Text 2 of 2 is (a number|null|undefined|an object), not a string; pass prompts as strings\.$/);
+      expect(error.message).toMatch(
+        /^Text 2 of 2 is (a number|null|undefined|an object), not a string; pass prompts as strings\.$/,
+      );
     }
   });
 
@@ -85,12 +102,14 @@ describe('inputs through WhyLesionModel', () => {
 
   it('preprocessed pixels or token ids of the wrong size are refused, saying what size fits', async () => {
     const pixels = await userError(() => model.encodePixels(pixelBatch([0, 1]).subarray(1), 2));
-    expect(pixels.message).toMatch(/^Pixels hold 301055 values; a batch of 2 images at 224×224 needs 301056 \(\[B, 3, 224, 224\]\)\.$/);
+    expect(pixels.message).toMatch(
+      /^Pixels hold 301055 values; a batch of 2 images at 224×224 needs 301056 \(\[B, 3, 224, 224\]\)\.$/,
+    );
     const tokens = await userError(() => model.encodeTokens(new Int32Array(76), 1));
     expect(tokens.message).toMatch(/^Token ids hold 76 values; 1 prompts need 77 \(context length 77\)\.$/);
   });
 
-  it('classify refuses rows that are not this model\'s embeddings; a fractional batch is refused', async () => {
+  it("classify refuses rows that are not this model's embeddings; a fractional batch is refused", async () => {
     const [image] = await model.encodeText(['dark brown']);
     await userError(() => model.classify([image], [new Float32Array(image.length)]));
     await userError(() => model.classify([image], [new Float32Array(image.length + 1).fill(1)]));

@@ -22,16 +22,23 @@ function damagedCopy(tensor: string, values: Record<number, number>): string {
   copyFileSync(join(MODEL, 'open_clip_config.json'), join(dir, 'open_clip_config.json'));
   const bytes = readFileSync(join(MODEL, 'open_clip_model.safetensors'));
   const headerLength = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<
+    string,
+    { dtype: string; data_offsets: [number, number] }
+  >;
   const entry = header[tensor];
   expect(entry.dtype).toBe('F32');
-  for (const [index, value] of Object.entries(values)) bytes.writeFloatLE(value, 8 + headerLength + entry.data_offsets[0] + 4 * Number(index));
+  for (const [index, value] of Object.entries(values))
+    bytes.writeFloatLE(value, 8 + headerLength + entry.data_offsets[0] + 4 * Number(index));
   writeFileSync(join(dir, 'open_clip_model.safetensors'), bytes);
   return dir;
 }
 
 async function refusal(work: () => Promise<unknown>): Promise<string> {
-  const error = await work().then(() => undefined, (e: unknown) => e);
+  const error = await work().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(UserError);
   return (error as Error).message;
 }
@@ -41,14 +48,18 @@ describe('non-finite weights are refused at load', () => {
     const dir = damagedCopy('visual.conv1.weight', { 1234: NaN });
     for (const dtype of ['f32', 'f16'] as const) {
       const message = await refusal(() => loadModel(dir, { vocabPath: VOCAB, dtype }));
-      expect(message).toMatch(/open_clip_model\.safetensors: tensor visual\.conv1\.weight holds NaN at element 1234; the checkpoint is damaged, re-download it\.$/);
+      expect(message).toMatch(
+        /open_clip_model\.safetensors: tensor visual\.conv1\.weight holds NaN at element 1234; the checkpoint is damaged, re-download it\.$/,
+      );
     }
   });
 
   it('an Inf in a layer norm and in the last element of a projection are refused', async () => {
     const ln = await refusal(() => loadModel(damagedCopy('ln_final.weight', { 0: -Infinity }), { vocabPath: VOCAB }));
     expect(ln).toMatch(/tensor ln_final\.weight holds Inf at element 0;/);
-    const proj = await refusal(() => loadModel(damagedCopy('visual.proj', { [64 * 32 - 1]: Infinity }), { vocabPath: VOCAB }));
+    const proj = await refusal(() =>
+      loadModel(damagedCopy('visual.proj', { [64 * 32 - 1]: Infinity }), { vocabPath: VOCAB }),
+    );
     expect(proj).toMatch(/tensor visual\.proj holds Inf at element 2047;/);
   });
 
@@ -56,7 +67,9 @@ describe('non-finite weights are refused at load', () => {
     const nan = await refusal(() => loadModel(damagedCopy('logit_scale', { 0: NaN }), { vocabPath: VOCAB }));
     expect(nan).toMatch(/tensor logit_scale holds NaN at element 0; the checkpoint is damaged/);
     const huge = await refusal(() => loadModel(damagedCopy('logit_scale', { 0: 1000 }), { vocabPath: VOCAB }));
-    expect(huge).toMatch(/logit_scale is 1000, whose exp\(\) \(the similarity temperature\) is not a finite number; the checkpoint is damaged, re-download it\.$/);
+    expect(huge).toMatch(
+      /logit_scale is 1000, whose exp\(\) \(the similarity temperature\) is not a finite number; the checkpoint is damaged, re-download it\.$/,
+    );
   });
 });
 
@@ -67,7 +80,9 @@ describe('a forward that yields NaN/Inf is an error naming the input', () => {
       const pixels = pixelBatch([0, 1]);
       pixels[3 * 224 * 224 + 5] = NaN; // in the second image
       const message = await refusal(() => model.encodePixels(pixels, 2));
-      expect(message).toBe("The embedding of image 2 of 2 holds NaN or Inf: the model's weights or this input produce non-finite values; check the input, or re-download the model.");
+      expect(message).toBe(
+        "The embedding of image 2 of 2 holds NaN or Inf: the model's weights or this input produce non-finite values; check the input, or re-download the model.",
+      );
       // The model still works afterwards.
       expect((await model.encodePixels(pixelBatch([0]), 1))[0].every(Number.isFinite)).toBe(true);
     } finally {
@@ -81,7 +96,9 @@ describe('a forward that yields NaN/Inf is an error naming the input', () => {
     const textModel = await loadModel(damagedCopy('text_projection', huge), { vocabPath: VOCAB });
     try {
       const message = await refusal(() => textModel.encodeText(['bleeding', 'dark brown']));
-      expect(message).toMatch(/^The embedding of prompt 1 of 2 \("bleeding"\) holds NaN or Inf: the model's weights or this input produce non-finite values;/);
+      expect(message).toMatch(
+        /^The embedding of prompt 1 of 2 \("bleeding"\) holds NaN or Inf: the model's weights or this input produce non-finite values;/,
+      );
     } finally {
       textModel.dispose();
     }
@@ -107,7 +124,8 @@ describe('the NaN/Inf scan', () => {
       const values = Array.from({ length }, () => (random.uniform() - 0.5) * 1e3);
       const hits = Math.floor(random.uniform() * 3);
       const specials = [NaN, Infinity, -Infinity, 3.4e38];
-      for (let h = 0; h < hits && length > 0; h++) values[Math.floor(random.uniform() * length)] = specials[Math.floor(random.uniform() * 4)];
+      for (let h = 0; h < hits && length > 0; h++)
+        values[Math.floor(random.uniform() * length)] = specials[Math.floor(random.uniform() * 4)];
       const expected = values.findIndex((v) => !Number.isFinite(v));
       for (const staging of [wasm, plain]) {
         const f32 = staging.f32(length + offset).subarray(offset);
@@ -126,8 +144,19 @@ describe('the NaN/Inf scan', () => {
 
 describe('probes with numbers that are not numbers, or the wrong shape, are refused when read', () => {
   const good = {
-    format: 'whylesion-probe', version: 1, mode: 'linear', classes: ['nevus', 'melanoma'], normalize: false,
-    weight: [[1, 0, 0], [0, 1, 0]], bias: [0, 0.5], model: { future: 'identity field' }, training: {}, extra: 'kept',
+    format: 'whylesion-probe',
+    version: 1,
+    mode: 'linear',
+    classes: ['nevus', 'melanoma'],
+    normalize: false,
+    weight: [
+      [1, 0, 0],
+      [0, 1, 0],
+    ],
+    bias: [0, 0.5],
+    model: { future: 'identity field' },
+    training: {},
+    extra: 'kept',
   };
   const variant = (change: (p: Record<string, unknown>) => void): string => {
     const copy = structuredClone(good) as Record<string, unknown>;
@@ -144,19 +173,103 @@ describe('probes with numbers that are not numbers, or the wrong shape, are refu
   });
 
   const cases: [string, string, RegExp][] = [
-    ['"NaN" string', variant((p) => { (p.weight as unknown[][])[1][2] = 'NaN'; }), /has weight\[1\]\[2\] "NaN", not a finite number/],
-    ['1e999 (Infinity)', JSON.stringify(good).replace('"bias":[0,0.5]', '"bias":[0,1e999]'), /has "bias"\[1\] Infinity, not a finite number/],
-    ['null weight', variant((p) => { (p.weight as unknown[][])[0][0] = null; }), /has weight\[0\]\[0\] null, not a finite number/],
-    ['ragged rows', variant((p) => { (p.weight as unknown[][])[1].push(3); }), /has weight\[1\] 4 values where 3 are needed/],
-    ['missing bias', variant((p) => { delete p.bias; }), /has "bias" missing, not a list of numbers/],
-    ['short bias', variant((p) => { p.bias = [0]; }), /has "bias" 1 values where 2 are needed/],
-    ['a class without weights', variant((p) => { (p.classes as string[]).push('bcc'); }), /has "weight" 2 rows where 3 are needed/],
-    ['empty weight rows', variant((p) => { p.weight = [[], []]; }), /has weight\[0\] a list, not a non-empty list of numbers/],
-    ['a class that is not a name', variant((p) => { (p.classes as unknown[])[0] = 7; }), /has classes\[0\] 7, not a name/],
-    ['missing normalize', variant((p) => { delete p.normalize; }), /has "normalize" missing, not true or false/],
-    ['concepts of the wrong count', variant((p) => { p.mode = 'concepts'; p.concepts = ['a', 'b']; p.conceptEmbeddings = [[1], [1]]; }), /has "concepts" 2 entries where the weight rows have 3/],
-    ['a NaN concept embedding', variant((p) => { p.mode = 'concepts'; p.concepts = ['a', 'b', 'c']; p.conceptEmbeddings = [[1, 0], [0, 1], [0, 'NaN']]; }), /has conceptEmbeddings\[2\]\[1\] "NaN", not a finite number/],
-    ['an unknown mode', variant((p) => { p.mode = 'svm'; }), /has "mode" "svm", not one of linear, concepts, knobo/],
+    [
+      '"NaN" string',
+      variant((p) => {
+        (p.weight as unknown[][])[1][2] = 'NaN';
+      }),
+      /has weight\[1\]\[2\] "NaN", not a finite number/,
+    ],
+    [
+      '1e999 (Infinity)',
+      JSON.stringify(good).replace('"bias":[0,0.5]', '"bias":[0,1e999]'),
+      /has "bias"\[1\] Infinity, not a finite number/,
+    ],
+    [
+      'null weight',
+      variant((p) => {
+        (p.weight as unknown[][])[0][0] = null;
+      }),
+      /has weight\[0\]\[0\] null, not a finite number/,
+    ],
+    [
+      'ragged rows',
+      variant((p) => {
+        (p.weight as unknown[][])[1].push(3);
+      }),
+      /has weight\[1\] 4 values where 3 are needed/,
+    ],
+    [
+      'missing bias',
+      variant((p) => {
+        delete p.bias;
+      }),
+      /has "bias" missing, not a list of numbers/,
+    ],
+    [
+      'short bias',
+      variant((p) => {
+        p.bias = [0];
+      }),
+      /has "bias" 1 values where 2 are needed/,
+    ],
+    [
+      'a class without weights',
+      variant((p) => {
+        (p.classes as string[]).push('bcc');
+      }),
+      /has "weight" 2 rows where 3 are needed/,
+    ],
+    [
+      'empty weight rows',
+      variant((p) => {
+        p.weight = [[], []];
+      }),
+      /has weight\[0\] a list, not a non-empty list of numbers/,
+    ],
+    [
+      'a class that is not a name',
+      variant((p) => {
+        (p.classes as unknown[])[0] = 7;
+      }),
+      /has classes\[0\] 7, not a name/,
+    ],
+    [
+      'missing normalize',
+      variant((p) => {
+        delete p.normalize;
+      }),
+      /has "normalize" missing, not true or false/,
+    ],
+    [
+      'concepts of the wrong count',
+      variant((p) => {
+        p.mode = 'concepts';
+        p.concepts = ['a', 'b'];
+        p.conceptEmbeddings = [[1], [1]];
+      }),
+      /has "concepts" 2 entries where the weight rows have 3/,
+    ],
+    [
+      'a NaN concept embedding',
+      variant((p) => {
+        p.mode = 'concepts';
+        p.concepts = ['a', 'b', 'c'];
+        p.conceptEmbeddings = [
+          [1, 0],
+          [0, 1],
+          [0, 'NaN'],
+        ];
+      }),
+      /has conceptEmbeddings\[2\]\[1\] "NaN", not a finite number/,
+    ],
+    [
+      'an unknown mode',
+      variant((p) => {
+        p.mode = 'svm';
+      }),
+      /has "mode" "svm", not one of linear, concepts, knobo/,
+    ],
   ];
   for (const [what, text, message] of cases) {
     it(`refuses ${what}, naming the field and the file`, () => {
@@ -174,7 +287,15 @@ describe('probes with numbers that are not numbers, or the wrong shape, are refu
   }
 
   it('a probe whose finite weights overflow the scores is refused at predict, not ranked NaN', () => {
-    const probe = parseProbe(variant((p) => { p.weight = [[1e308, 1e308, 0], [0, 0, 1]]; }), 'huge.json');
+    const probe = parseProbe(
+      variant((p) => {
+        p.weight = [
+          [1e308, 1e308, 0],
+          [0, 0, 1],
+        ];
+      }),
+      'huge.json',
+    );
     expect(() => probe.predict([Float32Array.of(1e3, 1e3, 0)])).toThrow(/The probe's scores overflow/);
   });
 });

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { rng } from './helpers.js';
-import { collectGarbage, expectedImage, expectedText, expectMatches, IMAGE_PATHS, loadTiny, pixelBatch, tokenBatch } from './reliability-shared.js';
+import {
+  collectGarbage,
+  expectedImage,
+  expectedText,
+  expectMatches,
+  IMAGE_PATHS,
+  loadTiny,
+  pixelBatch,
+  tokenBatch,
+} from './reliability-shared.js';
 
 const ENCODES = 500;
 const WARM_UP = 100;
@@ -58,8 +67,10 @@ describe('soak', () => {
       () => model.encodeTokens(tokenBatch([4]), 1),
       () => model.encodeTokens(randomTokens(1, 76), 1),
     ];
-    let buffersAfterWarmUp = 0, pipelinesAfterWarmUp = 0;
-    let afterWarmUp = memory(), atEnd = afterWarmUp;
+    let buffersAfterWarmUp = 0,
+      pipelinesAfterWarmUp = 0;
+    let afterWarmUp = memory(),
+      atEnd = afterWarmUp;
     const started = performance.now();
     try {
       for (let i = 1; i <= ENCODES; i++) {
@@ -80,8 +91,8 @@ describe('soak', () => {
       expect(atEnd.arrayBuffers - afterWarmUp.arrayBuffers).toBeLessThan(HEAP_GROWTH_BOUND);
       console.log(
         `soak: ${ENCODES} encodes in ${seconds.toFixed(1)} s; ${buffersAfterWarmUp} live GPU buffers after encode ${WARM_UP} and at the end; ` +
-        `from encode ${WARM_UP} to the end: RSS ${mb(afterWarmUp.rss)} → ${mb(atEnd.rss)}, heap ${mb(afterWarmUp.heapUsed)} → ${mb(atEnd.heapUsed)}, ` +
-        `array buffers ${mb(afterWarmUp.arrayBuffers)} → ${mb(atEnd.arrayBuffers)}`,
+          `from encode ${WARM_UP} to the end: RSS ${mb(afterWarmUp.rss)} → ${mb(atEnd.rss)}, heap ${mb(afterWarmUp.heapUsed)} → ${mb(atEnd.heapUsed)}, ` +
+          `array buffers ${mb(afterWarmUp.arrayBuffers)} → ${mb(atEnd.arrayBuffers)}`,
       );
       // Still right at the end of the run.
       expectMatches(await model.encodePixels(pixelBatch([0, 1, 2, 3]), 4), [0, 1, 2, 3].map(expectedImage));

@@ -7,7 +7,18 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
 } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,8 +43,11 @@ let work: string, env: NodeJS.ProcessEnv;
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'whylesion-state-'));
   env = {
-    ...process.env, WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL), XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
-    XDG_CACHE_HOME: join(work, 'xdg'), WHYLESION_TEXT_CACHE: join(work, 'texts'),
+    ...process.env,
+    WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
+    XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
+    XDG_CACHE_HOME: join(work, 'xdg'),
+    WHYLESION_TEXT_CACHE: join(work, 'texts'),
   };
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -46,7 +60,9 @@ const strays = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsW
 /** `copies` copies of the four fixture images in folders set0, set1, ...: 4·copies files. */
 function makeCorpus(name: string, copies: number): string {
   const dir = join(work, name);
-  for (let i = 0; i < copies; i++) for (const image of cases.images) cpSync(IMAGE_PATHS[cases.images.indexOf(image)], join(dir, `set${String(i).padStart(2, '0')}`, image));
+  for (let i = 0; i < copies; i++)
+    for (const image of cases.images)
+      cpSync(IMAGE_PATHS[cases.images.indexOf(image)], join(dir, `set${String(i).padStart(2, '0')}`, image));
   return dir;
 }
 
@@ -82,10 +98,17 @@ let dataset: string | undefined;
 function makeDataset(): string {
   if (dataset) return dataset;
   dataset = join(work, 'lesions');
-  for (const [split, count] of [['train', 4], ['val', 3], ['test', 3]] as const) {
+  for (const [split, count] of [
+    ['train', 4],
+    ['val', 3],
+    ['test', 3],
+  ] as const) {
     for (const name of ['melanocytic nevi', 'melanoma']) {
       mkdirSync(join(dataset, split, name), { recursive: true });
-      for (const file of readdirSync(join(SYNTH, split, name)).sort().slice(0, count)) cpSync(join(SYNTH, split, name, file), join(dataset, split, name, file));
+      for (const file of readdirSync(join(SYNTH, split, name))
+        .sort()
+        .slice(0, count))
+        cpSync(join(SYNTH, split, name, file), join(dataset, split, name, file));
     }
   }
   return dataset;
@@ -112,7 +135,9 @@ describe('embed DIR --out under faults', () => {
       expect(full.code).toBe(1);
       const [sentence, ...more] = oneSentence(full.stderr);
       expect(more).toEqual([]);
-      expect(sentence).toMatch(/The disk holding .*vectors\.npy is full: \d+ of 48 images are saved in .*vectors\.npy\.partial; free some space and run the same command with --resume to continue\./);
+      expect(sentence).toMatch(
+        /The disk holding .*vectors\.npy is full: \d+ of 48 images are saved in .*vectors\.npy\.partial; free some space and run the same command with --resume to continue\./,
+      );
       expect(full.stderr).not.toMatch(/\n\s+at /); // no stack trace
       expect(existsSync(out)).toBe(false);
       expect(strays(join(out, '..'))).toEqual([]);
@@ -133,12 +158,21 @@ describe('embed DIR --out under faults', () => {
 
   it('kill -9 mid-run, then --resume: the bytes of an uninterrupted run, with TAB and newline file names kept exactly (.jsonl)', async () => {
     const corpus = join(work, 'odd-names');
-    const names = ['plain.png', 'tab\there.png', 'new\nline.png', 'both\t\n.jpg', 'ünïcode ✓.png', 'quote".png', 'back\\slash.png'];
+    const names = [
+      'plain.png',
+      'tab\there.png',
+      'new\nline.png',
+      'both\t\n.jpg',
+      'ünïcode ✓.png',
+      'quote".png',
+      'back\\slash.png',
+    ];
     names.forEach((n, i) => cpSync(IMAGE_PATHS[i % 4], join(corpus, n)));
     const whole = await reference(corpus, join(work, 'odd-reference.jsonl'), '--batch', '2');
     const out = join(work, 'odd.jsonl');
-    const killed = await run('node', [CLI, 'embed', corpus, '--out', out, '--model', MODEL, '--batch', '2'], { env: { ...env, WHYLESION_FAULT_KILL_AFTER_BATCHES: '2' } })
-      .catch((e: { signal?: string }) => e);
+    const killed = await run('node', [CLI, 'embed', corpus, '--out', out, '--model', MODEL, '--batch', '2'], {
+      env: { ...env, WHYLESION_FAULT_KILL_AFTER_BATCHES: '2' },
+    }).catch((e: { signal?: string }) => e);
     expect((killed as { signal?: string }).signal).toBe('SIGKILL');
     expect(existsSync(out)).toBe(false);
     const resumed = await whylesion(['embed', corpus, '--out', out, '--model', MODEL, '--batch', '2', '--resume']);
@@ -148,16 +182,43 @@ describe('embed DIR --out under faults', () => {
     expect(readFileSync(`${out}.meta.json`, 'utf8')).toBe(whole.meta);
     const meta = await readEmbeddingMeta(out);
     expect(meta.dataSha256).toBe(createHash('sha256').update(readFileSync(out)).digest('hex'));
-    expect(Object.keys(meta)).toEqual(['format', 'model', 'normalized', 'exifRotate', 'dim', 'rows', 'listing', 'files', 'indices', 'skipped', 'dataSha256']);
-    expect(meta.listing).toEqual({ total: names.length, sha256: createHash('sha256').update(names.map((n) => join(corpus, n)).sort().join('\n')).digest('hex'), shard: null });
+    expect(Object.keys(meta)).toEqual([
+      'format',
+      'model',
+      'normalized',
+      'exifRotate',
+      'dim',
+      'rows',
+      'listing',
+      'files',
+      'indices',
+      'skipped',
+      'dataSha256',
+    ]);
+    expect(meta.listing).toEqual({
+      total: names.length,
+      sha256: createHash('sha256')
+        .update(
+          names
+            .map((n) => join(corpus, n))
+            .sort()
+            .join('\n'),
+        )
+        .digest('hex'),
+      shard: null,
+    });
     const sorted = names.map((n) => join(corpus, n)).sort();
     expect(new Set(meta.files)).toEqual(new Set(sorted));
     expect(meta.files.map((f, k) => sorted[meta.indices[k]] === f)).toEqual(meta.files.map(() => true));
-    const rows = readFileSync(out, 'utf8').split('\n').slice(0, -1).map((l) => JSON.parse(l) as { file: string; embedding: number[] });
+    const rows = readFileSync(out, 'utf8')
+      .split('\n')
+      .slice(0, -1)
+      .map((l) => JSON.parse(l) as { file: string; embedding: number[] });
     expect(rows.map((r) => r.file)).toEqual(meta.files);
     rows.forEach((r) => {
       const k = names.indexOf(r.file.slice(corpus.length + 1)) % 4;
-      const want = expectedImage(k), n = Math.hypot(...want);
+      const want = expectedImage(k),
+        n = Math.hypot(...want);
       r.embedding.forEach((v, d) => expect(Math.abs(v - want[d] / n)).toBeLessThanOrEqual(1e-5));
     });
   });
@@ -166,14 +227,17 @@ describe('embed DIR --out under faults', () => {
     const corpus = makeCorpus('corpus-short', 3);
     const whole = await reference(corpus, join(work, 'short-reference.npy'), '--batch', '4');
     const out = join(work, 'short.npy');
-    const killed = await run('node', [CLI, 'embed', corpus, '--out', out, '--model', MODEL, '--batch', '4'], { env: { ...env, WHYLESION_FAULT_KILL_AFTER_BATCHES: '2' } })
-      .catch((e: { signal?: string }) => e);
+    const killed = await run('node', [CLI, 'embed', corpus, '--out', out, '--model', MODEL, '--batch', '4'], {
+      env: { ...env, WHYLESION_FAULT_KILL_AFTER_BATCHES: '2' },
+    }).catch((e: { signal?: string }) => e);
     expect((killed as { signal?: string }).signal).toBe('SIGKILL');
     expect(statSync(`${out}.partial`).size).toBe(8 * E * 4);
     truncateSync(`${out}.partial`, 5 * E * 4 + 10); // rows 6-8 lost, row 6 torn
     const resumed = await whylesion(['embed', corpus, '--out', out, '--model', MODEL, '--batch', '4', '--resume']);
     expect(resumed.code, resumed.stderr).toBe(0);
-    expect(resumed.stderr).toContain(`${out}.partial holds 5 of the 8 rows its journal lists; embedding the other 3 again.`);
+    expect(resumed.stderr).toContain(
+      `${out}.partial holds 5 of the 8 rows its journal lists; embedding the other 3 again.`,
+    );
     expect(readFileSync(out).equals(whole.data)).toBe(true);
     expect(readFileSync(`${out}.meta.json`, 'utf8')).toBe(whole.meta);
   });
@@ -183,18 +247,28 @@ describe('embed DIR --out under faults', () => {
     const whole = await reference(corpus, join(work, 'concurrent-reference.npy'), '--batch', '4');
     const out = join(work, 'concurrent.npy');
     // The first writer stops itself (SIGSTOP) after one batch, holding the lock: no timing involved.
-    const first = spawn('node', [CLI, 'embed', corpus, '--out', out, '--model', MODEL, '--batch', '4'], { env: { ...env, WHYLESION_FAULT_STOP_AFTER_BATCHES: '1' }, stdio: 'ignore' });
+    const first = spawn('node', [CLI, 'embed', corpus, '--out', out, '--model', MODEL, '--batch', '4'], {
+      env: { ...env, WHYLESION_FAULT_STOP_AFTER_BATCHES: '1' },
+      stdio: 'ignore',
+    });
     const exited = new Promise<number | null>((resolve) => first.on('exit', (code) => resolve(code)));
     let holder = 0;
-    await vi.waitFor(() => {
-      const lock = JSON.parse(readFileSync(`${out}.lock`, 'utf8')) as { pid: number };
-      expect(readFileSync(`/proc/${lock.pid}/stat`, 'utf8')).toMatch(/\) T /); // stopped
-      holder = lock.pid;
-    }, { timeout: 120_000, interval: 100 });
+    await vi.waitFor(
+      () => {
+        const lock = JSON.parse(readFileSync(`${out}.lock`, 'utf8')) as { pid: number };
+        expect(readFileSync(`/proc/${lock.pid}/stat`, 'utf8')).toMatch(/\) T /); // stopped
+        holder = lock.pid;
+      },
+      { timeout: 120_000, interval: 100 },
+    );
     const second = await whylesion(['embed', corpus, '--out', out, '--model', MODEL, '--batch', '4']);
     expect(second.code).toBe(1);
     expect(oneSentence(second.stderr)).toEqual([
-      expect.stringMatching(new RegExp(`^whylesion: .*concurrent\\.npy is being written by whylesion PID ${holder} \\(started \\d\\d:\\d\\d:\\d\\d\\); wait for it or stop it\\.$`)),
+      expect.stringMatching(
+        new RegExp(
+          `^whylesion: .*concurrent\\.npy is being written by whylesion PID ${holder} \\(started \\d\\d:\\d\\d:\\d\\d\\); wait for it or stop it\\.$`,
+        ),
+      ),
     ]);
     const resumeToo = await whylesion(['embed', corpus, '--out', out, '--model', MODEL, '--batch', '4', '--resume']);
     expect(resumeToo.code).toBe(1);
@@ -218,7 +292,9 @@ describe('embed DIR --out under faults', () => {
       writeFileSync(`${out}.lock`, `${JSON.stringify(holder)}\n`);
       const done = await whylesion(['embed', corpus, '--out', out, '--model', MODEL]);
       expect(done.code, done.stderr).toBe(0);
-      expect(done.stderr).toContain(`Taking over the stale lock ${out}.lock of PID ${holder.pid}, which no longer runs.`);
+      expect(done.stderr).toContain(
+        `Taking over the stale lock ${out}.lock of PID ${holder.pid}, which no longer runs.`,
+      );
       expect(existsSync(`${out}.lock`)).toBe(false);
       expect(readNpy(readFileSync(out)).shape).toEqual([4, E]);
     }
@@ -229,8 +305,9 @@ describe('embed DIR --out under faults', () => {
     cpSync(MODEL, model, { recursive: true });
     const corpus = makeCorpus('corpus-weights', 2);
     const out = join(work, 'weights.npy');
-    const killed = await run('node', [CLI, 'embed', corpus, '--out', out, '--model', model, '--batch', '2'], { env: { ...env, WHYLESION_FAULT_KILL_AFTER_BATCHES: '1' } })
-      .catch((e: { signal?: string }) => e);
+    const killed = await run('node', [CLI, 'embed', corpus, '--out', out, '--model', model, '--batch', '2'], {
+      env: { ...env, WHYLESION_FAULT_KILL_AFTER_BATCHES: '1' },
+    }).catch((e: { signal?: string }) => e);
     expect((killed as { signal?: string }).signal).toBe('SIGKILL');
     // Change one float's lowest mantissa byte (the last tensor's last value): finite, but other weights.
     const weights = join(model, 'open_clip_model.safetensors');
@@ -239,7 +316,11 @@ describe('embed DIR --out under faults', () => {
     writeFileSync(weights, bytes);
     const refused = await whylesion(['embed', corpus, '--out', out, '--model', model, '--batch', '2', '--resume']);
     expect(refused.code).toBe(1);
-    expect(oneSentence(refused.stderr)).toEqual([expect.stringMatching(/weights\.npy\.partial was embedded with other weights \(sha256:[0-9a-f]{8}… \(f32, from .*\), now sha256:[0-9a-f]{8}… .*\); restore those weights to resume, or delete .*weights\.npy\.partial\* to start over\./)]);
+    expect(oneSentence(refused.stderr)).toEqual([
+      expect.stringMatching(
+        /weights\.npy\.partial was embedded with other weights \(sha256:[0-9a-f]{8}… \(f32, from .*\), now sha256:[0-9a-f]{8}… .*\); restore those weights to resume, or delete .*weights\.npy\.partial\* to start over\./,
+      ),
+    ]);
     expect(existsSync(`${out}.partial`)).toBe(true);
     bytes[bytes.length - 4] ^= 0x01; // restored: the resume goes on
     writeFileSync(weights, bytes);
@@ -255,14 +336,20 @@ describe('lock files', () => {
     const lock = acquireLock(target, 'The test output');
     const text = readFileSync(`${target}.lock`, 'utf8');
     expect(JSON.parse(text)).toMatchObject({ pid: process.pid, host: hostname() });
-    expect(() => acquireLock(target, 'The test output')).toThrow(new RegExp(`^The test output is being written by whylesion PID ${process.pid} \\(started \\d\\d:\\d\\d:\\d\\d\\); wait for it or stop it\\.$`));
+    expect(() => acquireLock(target, 'The test output')).toThrow(
+      new RegExp(
+        `^The test output is being written by whylesion PID ${process.pid} \\(started \\d\\d:\\d\\d:\\d\\d\\); wait for it or stop it\\.$`,
+      ),
+    );
     writeFileSync(`${target}.lock`, text.replace(`"pid":${process.pid}`, '"pid":1')); // someone else's lock now
     lock.release();
     expect(existsSync(`${target}.lock`)).toBe(true); // not ours: left alone
     writeFileSync(`${target}.lock`, '{"pid":'); // damaged, as a torn write would leave it
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const again = acquireLock(target);
-    expect(stderr.mock.calls.map((c) => String(c[0]))).toEqual([`Taking over the stale lock ${target}.lock (damaged).\n`]);
+    expect(stderr.mock.calls.map((c) => String(c[0]))).toEqual([
+      `Taking over the stale lock ${target}.lock (damaged).\n`,
+    ]);
     stderr.mockRestore();
     again.release();
     expect(readdirSync(work).filter((f) => f.startsWith('locked.out'))).toEqual([]);
@@ -298,30 +385,53 @@ describe('model identity', () => {
 
     const model = await loadTiny();
     try {
-      const hash = (name: string) => `sha256:${createHash('sha256').update(readFileSync(join(MODEL, name))).digest('hex')}`;
-      expect(model.identity).toEqual({ weights: hash('open_clip_model.safetensors'), config: hash('open_clip_config.json'), dtype: 'f32', source: MODEL });
-      expect(identityKey(model.identity)).toBe(`${hash('open_clip_model.safetensors')} ${hash('open_clip_config.json')} f32`);
+      const hash = (name: string) =>
+        `sha256:${createHash('sha256')
+          .update(readFileSync(join(MODEL, name)))
+          .digest('hex')}`;
+      expect(model.identity).toEqual({
+        weights: hash('open_clip_model.safetensors'),
+        config: hash('open_clip_config.json'),
+        dtype: 'f32',
+        source: MODEL,
+      });
+      expect(identityKey(model.identity)).toBe(
+        `${hash('open_clip_model.safetensors')} ${hash('open_clip_config.json')} f32`,
+      );
     } finally {
       model.dispose();
     }
   });
 
   it('for hf-hub: the weights blob name (its LFS sha256) and the snapshot commit, from the Hugging Face cache', async () => {
-    const cacheDir = join(work, 'hf-cache'), commit = 'c0ffee'.padEnd(40, '0');
+    const cacheDir = join(work, 'hf-cache'),
+      commit = 'c0ffee'.padEnd(40, '0');
     const repo = join(cacheDir, 'models--org--tiny');
-    const sha = (name: string) => createHash('sha256').update(readFileSync(join(MODEL, name))).digest('hex');
+    const sha = (name: string) =>
+      createHash('sha256')
+        .update(readFileSync(join(MODEL, name)))
+        .digest('hex');
     mkdirSync(join(repo, 'blobs'), { recursive: true });
     mkdirSync(join(repo, 'snapshots', commit), { recursive: true });
     mkdirSync(join(repo, 'refs'), { recursive: true });
     writeFileSync(join(repo, 'refs', 'main'), commit);
-    for (const [name, blob] of [['open_clip_config.json', 'a1'.repeat(20)], ['open_clip_model.safetensors', sha('open_clip_model.safetensors')]]) {
+    for (const [name, blob] of [
+      ['open_clip_config.json', 'a1'.repeat(20)],
+      ['open_clip_model.safetensors', sha('open_clip_model.safetensors')],
+    ]) {
       cpSync(join(MODEL, name), join(repo, 'blobs', blob));
       symlinkSync(`../../blobs/${blob}`, join(repo, 'snapshots', commit, name));
     }
-    const model = await loadModel('hf-hub:org/tiny', { hub: { cacheDir, offline: true }, vocabPath: fileURLToPath(VOCAB_URL) });
+    const model = await loadModel('hf-hub:org/tiny', {
+      hub: { cacheDir, offline: true },
+      vocabPath: fileURLToPath(VOCAB_URL),
+    });
     try {
       expect(model.identity).toEqual({
-        weights: `sha256:${sha('open_clip_model.safetensors')}`, config: `sha256:${sha('open_clip_config.json')}`, dtype: 'f32', source: `hf-hub:org/tiny@${commit}`,
+        weights: `sha256:${sha('open_clip_model.safetensors')}`,
+        config: `sha256:${sha('open_clip_config.json')}`,
+        dtype: 'f32',
+        source: `hf-hub:org/tiny@${commit}`,
       });
     } finally {
       model.dispose();
@@ -333,7 +443,19 @@ describe('caches', () => {
   it('a flipped byte in a feature-cache record: dropped with a notice, recomputed, the same accuracy', async () => {
     const dataset = makeDataset();
     const cache = join(work, 'features');
-    const args = ['eval', dataset, '--model', MODEL, '--cache', cache, '--mode', 'linear', '--solver', 'lbfgs', '--json'];
+    const args = [
+      'eval',
+      dataset,
+      '--model',
+      MODEL,
+      '--cache',
+      cache,
+      '--mode',
+      'linear',
+      '--solver',
+      'lbfgs',
+      '--json',
+    ];
     const first = await whylesion(args);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toContain('20 embedded now, 0 from the cache');
@@ -345,7 +467,9 @@ describe('caches', () => {
     writeFileSync(join(cache, rowsFile), bytes);
     const second = await whylesion(args);
     expect(second.code, second.stderr).toBe(0);
-    expect(second.stderr).toContain(`The feature cache ${join(cache, rowsFile)} had 1 damaged record(s); they were dropped and those images will be embedded again.`);
+    expect(second.stderr).toContain(
+      `The feature cache ${join(cache, rowsFile)} had 1 damaged record(s); they were dropped and those images will be embedded again.`,
+    );
     expect(second.stderr).toContain('1 embedded now, 19 from the cache');
     expect(second.stdout).toBe(first.stdout);
     expect(readFileSync(join(cache, rowsFile)).length).toBe(20 * record);
@@ -354,7 +478,10 @@ describe('caches', () => {
   it('text cache: a second explain encodes no text and prints the same; --no-cache bypasses it; a damaged record is encoded again', async () => {
     const textCache = join(work, 'texts-explain');
     const args = ['explain', IMAGE_PATHS[0], '--concepts', 'StatPearls', '--top', '5', '--model', MODEL, '--json'];
-    const extra = { WHYLESION_TEXT_CACHE: textCache, WHYLESION_KNOBO_DIR: fileURLToPath(new URL('../assets/knobo/', import.meta.url)) };
+    const extra = {
+      WHYLESION_TEXT_CACHE: textCache,
+      WHYLESION_KNOBO_DIR: fileURLToPath(new URL('../assets/knobo/', import.meta.url)),
+    };
     const first = await whylesion(args, extra);
     expect(first.code, first.stderr).toBe(0);
     const [file] = readdirSync(textCache);
@@ -364,7 +491,10 @@ describe('caches', () => {
     const second = await whylesion(args, extra);
     expect(second.stdout).toBe(first.stdout);
     expect(statSync(join(textCache, file)).size).toBe(size); // nothing encoded, so nothing appended
-    const bypass = await whylesion([...args, '--no-cache'], { ...extra, WHYLESION_TEXT_CACHE: join(work, 'texts-unused') });
+    const bypass = await whylesion([...args, '--no-cache'], {
+      ...extra,
+      WHYLESION_TEXT_CACHE: join(work, 'texts-unused'),
+    });
     expect(bypass.stdout).toBe(first.stdout);
     expect(existsSync(join(work, 'texts-unused'))).toBe(false);
 
@@ -377,10 +507,14 @@ describe('caches', () => {
       const rows = await cold.encode(model, [...cases.texts, cases.texts[0]]);
       expect(cold.encoded).toBe(cases.texts.length); // a repeated text once
       expect(encodeTokens).toHaveBeenCalledTimes(1);
-      expect(rows.map((r) => Array.from(r))).toEqual((await model.encodeText([...cases.texts, cases.texts[0]])).map((r) => Array.from(r)));
+      expect(rows.map((r) => Array.from(r))).toEqual(
+        (await model.encodeText([...cases.texts, cases.texts[0]])).map((r) => Array.from(r)),
+      );
       const warm = await TextCache.open(dir, model);
       encodeTokens.mockClear();
-      expect((await warm.encode(model, cases.texts)).map((r) => Array.from(r))).toEqual(rows.slice(0, -1).map((r) => Array.from(r)));
+      expect((await warm.encode(model, cases.texts)).map((r) => Array.from(r))).toEqual(
+        rows.slice(0, -1).map((r) => Array.from(r)),
+      );
       expect(warm.encoded).toBe(0);
       expect(encodeTokens).not.toHaveBeenCalled();
       const [name] = readdirSync(dir);
@@ -389,9 +523,13 @@ describe('caches', () => {
       writeFileSync(join(dir, name), bytes);
       const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
       const damaged = await TextCache.open(dir, model);
-      expect(stderr.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/has 1 damaged record\(s\); those texts will be encoded again/)]);
+      expect(stderr.mock.calls.map((c) => String(c[0]))).toEqual([
+        expect.stringMatching(/has 1 damaged record\(s\); those texts will be encoded again/),
+      ]);
       stderr.mockRestore();
-      expect((await damaged.encode(model, cases.texts)).map((r) => Array.from(r))).toEqual(rows.slice(0, -1).map((r) => Array.from(r)));
+      expect((await damaged.encode(model, cases.texts)).map((r) => Array.from(r))).toEqual(
+        rows.slice(0, -1).map((r) => Array.from(r)),
+      );
       expect(damaged.encoded).toBe(1);
     } finally {
       model.dispose();
@@ -405,16 +543,27 @@ describe('probes of another model', () => {
     const identity = model.identity;
     model.dispose();
     const probe = (modelIdentity: object) => ({
-      format: 'whylesion-probe', version: 1, mode: 'linear', classes: ['a', 'b'], normalize: true,
-      weight: [Array.from({ length: E }, (_, i) => Math.sin(i)), Array.from({ length: E }, (_, i) => Math.cos(i))], bias: [0, 0.1],
-      modelIdentity, training: {},
+      format: 'whylesion-probe',
+      version: 1,
+      mode: 'linear',
+      classes: ['a', 'b'],
+      normalize: true,
+      weight: [Array.from({ length: E }, (_, i) => Math.sin(i)), Array.from({ length: E }, (_, i) => Math.cos(i))],
+      bias: [0, 0.1],
+      modelIdentity,
+      training: {},
     });
-    const mine = join(work, 'probe-mine.json'), other = join(work, 'probe-other.json');
+    const mine = join(work, 'probe-mine.json'),
+      other = join(work, 'probe-other.json');
     writeFileSync(mine, JSON.stringify(probe(identity)));
     writeFileSync(other, JSON.stringify(probe({ ...identity, weights: `sha256:${'0'.repeat(64)}` })));
     const refused = await whylesion(['classify', IMAGE_PATHS[0], '--probe', other, '--model', MODEL]);
     expect(refused.code).toBe(1);
-    expect(oneSentence(refused.stderr)).toEqual([expect.stringMatching(/probe-other\.json was trained on another model \(sha256:00000000… \(f32, .*\)\), not sha256:[0-9a-f]{8}… .*; pass that model with --model, or train a probe on this one\./)]);
+    expect(oneSentence(refused.stderr)).toEqual([
+      expect.stringMatching(
+        /probe-other\.json was trained on another model \(sha256:00000000… \(f32, .*\)\), not sha256:[0-9a-f]{8}… .*; pass that model with --model, or train a probe on this one\./,
+      ),
+    ]);
     const ran = await whylesion(['classify', IMAGE_PATHS[0], '--probe', mine, '--model', MODEL, '--json']);
     expect(ran.code, ran.stderr).toBe(0);
     expect((JSON.parse(ran.stdout) as { labels: string[] }[])[0].labels).toEqual(['a', 'b']);
@@ -432,18 +581,64 @@ describe('other writers on a full disk', () => {
       fillDisk(disk, 1); // the lock file's page
       const dataset = makeDataset();
       const cache = join(work, 'features-full-disk');
-      const report = await whylesion(['eval', dataset, '--model', MODEL, '--cache', cache, '--mode', 'linear', '--solver', 'lbfgs', '--report', join(disk, 'r.html')]);
+      const report = await whylesion([
+        'eval',
+        dataset,
+        '--model',
+        MODEL,
+        '--cache',
+        cache,
+        '--mode',
+        'linear',
+        '--solver',
+        'lbfgs',
+        '--report',
+        join(disk, 'r.html'),
+      ]);
       expect(report.code).toBe(1);
-      expect(oneSentence(report.stderr)).toEqual([expect.stringMatching(/The disk holding .*r\.html is full, so it was not written \(nothing was changed\); free some space and run again\./)]);
-      const probe = await whylesion(['probe', 'train', dataset, '--mode', 'linear', '--solver', 'lbfgs', '--out', join(disk, 'p.json'), '--model', MODEL, '--cache', cache]);
+      expect(oneSentence(report.stderr)).toEqual([
+        expect.stringMatching(
+          /The disk holding .*r\.html is full, so it was not written \(nothing was changed\); free some space and run again\./,
+        ),
+      ]);
+      const probe = await whylesion([
+        'probe',
+        'train',
+        dataset,
+        '--mode',
+        'linear',
+        '--solver',
+        'lbfgs',
+        '--out',
+        join(disk, 'p.json'),
+        '--model',
+        MODEL,
+        '--cache',
+        cache,
+      ]);
       expect(probe.code).toBe(1);
       expect(oneSentence(probe.stderr)).toEqual([expect.stringMatching(/The disk holding .*p\.json is full/)]);
       expect(readdirSync(disk)).toEqual(['filler']);
       // The feature cache: one more free page holds its lock and its key file; the first rows it appends fail.
       truncateSync(join(disk, 'filler'), statSync(join(disk, 'filler')).size - 4096);
-      const cached = await whylesion(['eval', dataset, '--model', MODEL, '--cache', join(disk, 'cache'), '--mode', 'linear', '--solver', 'lbfgs']);
+      const cached = await whylesion([
+        'eval',
+        dataset,
+        '--model',
+        MODEL,
+        '--cache',
+        join(disk, 'cache'),
+        '--mode',
+        'linear',
+        '--solver',
+        'lbfgs',
+      ]);
       expect(cached.code).toBe(1);
-      expect(oneSentence(cached.stderr)).toEqual([expect.stringMatching(/The disk holding the feature cache .*\.f32rows is full; the images embedded so far are kept there: free some space \(or pass --cache with another folder\) and run again to continue\./)]);
+      expect(oneSentence(cached.stderr)).toEqual([
+        expect.stringMatching(
+          /The disk holding the feature cache .*\.f32rows is full; the images embedded so far are kept there: free some space \(or pass --cache with another folder\) and run again to continue\./,
+        ),
+      ]);
       expect(cached.stderr).not.toMatch(/\n\s+at /);
       expect(readdirSync(join(disk, 'cache')).filter((f) => f.endsWith('.lock') || f.endsWith('.tmp'))).toEqual([]);
     } finally {

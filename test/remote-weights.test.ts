@@ -33,7 +33,9 @@ afterAll(async () => {
 describe('HTTP range reads', () => {
   it('reads every tensor as the file on disk holds it, reporting bytes as they arrive', async () => {
     const seen: number[] = [];
-    const access = await HttpRangeAccess.open(new URL('/model/open_clip_model.safetensors', server.url).href, { onBytes: (loaded) => seen.push(loaded) });
+    const access = await HttpRangeAccess.open(new URL('/model/open_clip_model.safetensors', server.url).href, {
+      onBytes: (loaded) => seen.push(loaded),
+    });
     expect(access.size).toBe(weights.length);
     const remote = await SafetensorsSource.fromAccess(access, 'remote');
     const local = await SafetensorsSource.fromBytes(new Uint8Array(weights), 'local');
@@ -56,15 +58,25 @@ describe('HTTP range reads', () => {
     try {
       const seen: number[] = [];
       const stored = new Uint8Array(weights.length);
-      const access = await HttpRangeAccess.open(`http://127.0.0.1:${port}/w.safetensors`, { onBytes: (loaded) => seen.push(loaded), onPiece: (at, bytes) => void stored.set(bytes, at) });
+      const access = await HttpRangeAccess.open(`http://127.0.0.1:${port}/w.safetensors`, {
+        onBytes: (loaded) => seen.push(loaded),
+        onPiece: (at, bytes) => void stored.set(bytes, at),
+      });
       const remote = await SafetensorsSource.fromAccess(access, 'remote');
       const local = await SafetensorsSource.fromBytes(new Uint8Array(weights), 'local');
       const names = [...remote.tensors.keys()];
       // The source lists tensors in data order (the header's JSON lists them by name).
-      const header = JSON.parse(weights.subarray(8, 8 + Number(weights.readBigUInt64LE(0))).toString('utf8')) as Record<string, { data_offsets?: [number, number] }>;
-      const byOffset = Object.entries(header).filter(([n]) => n !== '__metadata__').sort(([, a], [, b]) => a.data_offsets![0] - b.data_offsets![0]).map(([n]) => n);
+      const header = JSON.parse(weights.subarray(8, 8 + Number(weights.readBigUInt64LE(0))).toString('utf8')) as Record<
+        string,
+        { data_offsets?: [number, number] }
+      >;
+      const byOffset = Object.entries(header)
+        .filter(([n]) => n !== '__metadata__')
+        .sort(([, a], [, b]) => a.data_offsets![0] - b.data_offsets![0])
+        .map(([n]) => n);
       expect(names).toEqual(byOffset);
-      for (const name of names) expect(sameBytes(await remote.readF32(name), await local.readF32(name)), name).toBe(true);
+      for (const name of names)
+        expect(sameBytes(await remote.readF32(name), await local.readF32(name)), name).toBe(true);
       expect(requests).toEqual(['bytes=0-7']); // one body, streamed once
       expect(seen.at(-1)).toBe(weights.length);
       // what passed through, padding included, is the file: the browser's stored copy is whole
@@ -77,34 +89,56 @@ describe('HTTP range reads', () => {
   });
 
   it('a missing file is one sentence', async () => {
-    await expect(HttpRangeAccess.open(new URL('/model/missing.safetensors', server.url).href)).rejects.toThrow(UserError);
-    await expect(HttpRangeAccess.open(new URL('/model/missing.safetensors', server.url).href)).rejects.toThrow(/HTTP 404/);
+    await expect(HttpRangeAccess.open(new URL('/model/missing.safetensors', server.url).href)).rejects.toThrow(
+      UserError,
+    );
+    await expect(HttpRangeAccess.open(new URL('/model/missing.safetensors', server.url).href)).rejects.toThrow(
+      /HTTP 404/,
+    );
   });
 
   it('names Hub folders as the Hub resolves them', () => {
-    expect(hubFolderUrl('hf-hub:yyupenn/whylesionclip')).toBe('https://huggingface.co/yyupenn/whylesionclip/resolve/main/');
-    expect(hubFolderUrl('hf-hub:yyupenn/whylesionclip@v1', { endpoint: 'https://hf-mirror.example/' })).toBe('https://hf-mirror.example/yyupenn/whylesionclip/resolve/v1/');
+    expect(hubFolderUrl('hf-hub:yyupenn/whylesionclip')).toBe(
+      'https://huggingface.co/yyupenn/whylesionclip/resolve/main/',
+    );
+    expect(hubFolderUrl('hf-hub:yyupenn/whylesionclip@v1', { endpoint: 'https://hf-mirror.example/' })).toBe(
+      'https://hf-mirror.example/yyupenn/whylesionclip/resolve/v1/',
+    );
     expect(() => hubFolderUrl('hf-hub:whylesionclip')).toThrow(/not a Hub model id/);
   });
 });
 
 describe('picked files', () => {
   it('opens the config and safetensors Files, checked against each other', async () => {
-    const files = [new File([configText], 'open_clip_config.json'), new File([weights], 'open_clip_model.safetensors', { lastModified: 1234 })];
+    const files = [
+      new File([configText], 'open_clip_config.json'),
+      new File([weights], 'open_clip_model.safetensors', { lastModified: 1234 }),
+    ];
     const { config, source, identity } = await openBlobCheckpoint(files);
     expect(config.embedDim).toBe(32);
     // Picked files are not hashed whole (1.7 GB in a page): known by name, size and time; the config by its sha256.
     expect(identity.weights).toBe(`blob:open_clip_model.safetensors:${weights.length}:1234`);
     expect(identity.config).toBe(`sha256:${createHash('sha256').update(configText).digest('hex')}`);
     const local = await SafetensorsSource.fromBytes(new Uint8Array(weights), 'local');
-    expect(sameBytes(await source.readF32('token_embedding.weight'), await local.readF32('token_embedding.weight'))).toBe(true);
+    expect(
+      sameBytes(await source.readF32('token_embedding.weight'), await local.readF32('token_embedding.weight')),
+    ).toBe(true);
   });
 
   it('asks for both files, and says a .bin must be converted first', async () => {
-    await expect(openBlobCheckpoint([new File([configText], 'open_clip_config.json')])).rejects.toThrow(/Pick both open_clip_config.json and open_clip_model.safetensors/);
-    await expect(openBlobCheckpoint([new File([configText], 'open_clip_config.json'), new File(['x'], 'open_clip_pytorch_model.bin')])).rejects.toThrow(/whylesion convert/);
+    await expect(openBlobCheckpoint([new File([configText], 'open_clip_config.json')])).rejects.toThrow(
+      /Pick both open_clip_config.json and open_clip_model.safetensors/,
+    );
+    await expect(
+      openBlobCheckpoint([
+        new File([configText], 'open_clip_config.json'),
+        new File(['x'], 'open_clip_pytorch_model.bin'),
+      ]),
+    ).rejects.toThrow(/whylesion convert/);
     const truncated = new File([weights.subarray(0, 5000)], 'open_clip_model.safetensors');
-    await expect(openBlobCheckpoint([new File([configText], 'open_clip_config.json'), truncated])).rejects.toThrow(UserError);
+    await expect(openBlobCheckpoint([new File([configText], 'open_clip_config.json'), truncated])).rejects.toThrow(
+      UserError,
+    );
   });
 });
 
@@ -116,7 +150,9 @@ describe('loadModel from picked files on Node', () => {
       const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as { texts: string[] };
       const expected = loadNpy(new URL('expected/text_embeddings.npy', TINY));
       const rows = await model.encodeText(cases.texts, { normalize: true });
-      rows.forEach((row, i) => expect(maxAbsDiff(row, expected.data.subarray(i * 32, (i + 1) * 32))).toBeLessThanOrEqual(1e-5));
+      rows.forEach((row, i) =>
+        expect(maxAbsDiff(row, expected.data.subarray(i * 32, (i + 1) * 32))).toBeLessThanOrEqual(1e-5),
+      );
       const image = readFileSync(new URL('images/lesion_q90.jpg', TINY));
       const [fromBlob] = await model.encodeImage(new Blob([image]), { normalize: true });
       const [fromBytes] = await model.encodeImage(new Uint8Array(image), { normalize: true });

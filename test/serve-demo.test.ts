@@ -15,7 +15,9 @@ let child: ChildProcess;
 let url: string;
 
 beforeAll(async () => {
-  child = spawn(process.execPath, [CLI, 'serve-demo', '--port', '0', '--model', MODEL], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn(process.execPath, [CLI, 'serve-demo', '--port', '0', '--model', MODEL], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (chunk) => {
@@ -37,7 +39,9 @@ function rawGet(path: string): Promise<number> {
     request(new URL(url), { path, method: 'GET' }, (response) => {
       response.resume();
       resolve(response.statusCode!);
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -55,13 +59,17 @@ describe('whylesion serve-demo', () => {
 
   it('answers Range requests for the weights with exactly those bytes', async () => {
     const weights = readFileSync(`${MODEL}/open_clip_model.safetensors`);
-    const response = await fetch(new URL('/model/open_clip_model.safetensors', url), { headers: { Range: 'bytes=100-1099' } });
+    const response = await fetch(new URL('/model/open_clip_model.safetensors', url), {
+      headers: { Range: 'bytes=100-1099' },
+    });
     expect(response.status).toBe(206);
     expect(response.headers.get('content-range')).toBe(`bytes 100-1099/${weights.length}`);
     expect(Buffer.from(await response.arrayBuffer()).equals(weights.subarray(100, 1100))).toBe(true);
     const head = await fetch(new URL('/model/open_clip_model.safetensors', url), { method: 'HEAD' });
     expect(Number(head.headers.get('content-length'))).toBe(weights.length);
-    const beyond = await fetch(new URL('/model/open_clip_model.safetensors', url), { headers: { Range: `bytes=${weights.length}-` } });
+    const beyond = await fetch(new URL('/model/open_clip_model.safetensors', url), {
+      headers: { Range: `bytes=${weights.length}-` },
+    });
     expect(beyond.status).toBe(416);
   });
 
@@ -74,7 +82,9 @@ describe('whylesion serve-demo', () => {
 
 /** Starts serve-demo with these arguments; resolves with its address and what it printed on stderr so far. */
 function startServer(args: string[]): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
-  const server = spawn(process.execPath, [CLI, 'serve-demo', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = spawn(process.execPath, [CLI, 'serve-demo', '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
   server.stderr!.on('data', (chunk) => (err += chunk));
   return new Promise((resolve, reject) => {
@@ -93,7 +103,9 @@ function rawStatus(base: string, path: string): Promise<number> {
     request(new URL(base), { path, method: 'GET' }, (response) => {
       response.resume();
       resolve(response.statusCode!);
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -121,16 +133,29 @@ describe('serve-demo serves only the demo and the model', () => {
 
   it('serves the model files the page reads, by Range', async () => {
     expect(await rawStatus(server.url, '/model/open_clip_config.json')).toBe(200);
-    const part = await fetch(new URL('/model/open_clip_model.safetensors', server.url), { headers: { Range: 'bytes=0-7' } });
+    const part = await fetch(new URL('/model/open_clip_model.safetensors', server.url), {
+      headers: { Range: 'bytes=0-7' },
+    });
     expect(part.status).toBe(206);
     expect((await part.arrayBuffer()).byteLength).toBe(8);
   });
 
   it('refuses dotfiles, dot-folders, other files, links out of the folder and encoded escapes (404)', async () => {
     for (const path of [
-      '/model/.env', '/model/.git/config', '/model/%2egit/config', '/model/%2Eenv', '/model/notes.txt', '/model/shadow',
-      '/model/outside.json', '/model/..%2Foutside.txt', '/model/%2e%2e/outside.txt', '/model/%2e%2e%2foutside.txt',
-      '/model/../model/.env', '/.env', '/model/open_clip_config.json%00', '/model/sub/../.env',
+      '/model/.env',
+      '/model/.git/config',
+      '/model/%2egit/config',
+      '/model/%2Eenv',
+      '/model/notes.txt',
+      '/model/shadow',
+      '/model/outside.json',
+      '/model/..%2Foutside.txt',
+      '/model/%2e%2e/outside.txt',
+      '/model/%2e%2e%2foutside.txt',
+      '/model/../model/.env',
+      '/.env',
+      '/model/open_clip_config.json%00',
+      '/model/sub/../.env',
     ]) {
       expect({ path, status: await rawStatus(server.url, path) }).toEqual({ path, status: 404 });
     }
@@ -143,7 +168,7 @@ describe('serve-demo serves only the demo and the model', () => {
     expect(server.stderr()).not.toMatch(/warning/);
   });
 
-  it('a model file that links outside the folder is not served; a Hugging Face snapshot\'s links into blobs/ are', async () => {
+  it("a model file that links outside the folder is not served; a Hugging Face snapshot's links into blobs/ are", async () => {
     const linked = join(work, 'linked');
     mkdirSync(linked);
     copyFileSync(join(MODEL, 'open_clip_config.json'), join(linked, 'open_clip_config.json'));
@@ -155,7 +180,10 @@ describe('serve-demo serves only the demo and the model', () => {
     copyFileSync(join(MODEL, 'open_clip_config.json'), join(hub, 'blobs', 'sha-config'));
     symlinkSync('../../blobs/sha-weights', join(hub, 'snapshots', 'abc123', 'open_clip_model.safetensors'));
     symlinkSync('../../blobs/sha-config', join(hub, 'snapshots', 'abc123', 'open_clip_config.json'));
-    for (const [dir, weightsStatus] of [[linked, 404], [join(hub, 'snapshots', 'abc123'), 200]] as const) {
+    for (const [dir, weightsStatus] of [
+      [linked, 404],
+      [join(hub, 'snapshots', 'abc123'), 200],
+    ] as const) {
       const other = await startServer(['--model', dir]);
       try {
         expect(await rawStatus(other.url, '/model/open_clip_model.safetensors')).toBe(weightsStatus);
@@ -170,11 +198,21 @@ describe('serve-demo serves only the demo and the model', () => {
     try {
       // stderr and stdout are separate pipes: wait for the warning's line end (the test timeout guards a hang).
       while (!open.stderr().includes('\n')) await new Promise((done) => setTimeout(done, 10));
-      expect(open.stderr()).toMatch(/^whylesion: warning: listening on 0\.0\.0\.0, which is not a loopback address: the demo page and the model \(.*\) are reachable by anyone who can reach this machine on the network; leave out --host to serve this machine only\.\n$/);
+      expect(open.stderr()).toMatch(
+        /^whylesion: warning: listening on 0\.0\.0\.0, which is not a loopback address: the demo page and the model \(.*\) are reachable by anyone who can reach this machine on the network; leave out --host to serve this machine only\.\n$/,
+      );
     } finally {
       open.child.kill('SIGTERM');
     }
-    expect(isLoopback('127.0.0.1') && isLoopback('::1') && isLoopback('[::1]') && isLoopback('localhost') && isLoopback('127.1.2.3')).toBe(true);
-    expect(isLoopback('0.0.0.0') || isLoopback('::') || isLoopback('192.168.1.5') || isLoopback('example.com')).toBe(false);
+    expect(
+      isLoopback('127.0.0.1') &&
+        isLoopback('::1') &&
+        isLoopback('[::1]') &&
+        isLoopback('localhost') &&
+        isLoopback('127.1.2.3'),
+    ).toBe(true);
+    expect(isLoopback('0.0.0.0') || isLoopback('::') || isLoopback('192.168.1.5') || isLoopback('example.com')).toBe(
+      false,
+    );
   });
 });

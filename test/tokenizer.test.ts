@@ -12,8 +12,13 @@ const TINY_DIR = fileURLToPath(new URL('fixtures/openclip-tiny/', import.meta.ur
 const SOT = 49406;
 const EOT = 49407;
 
-interface OpenClipCases { texts: string[]; tokens: number[][] }
-interface PortCases { cases: { text: string; ids: number[] }[] }
+interface OpenClipCases {
+  texts: string[];
+  tokens: number[][];
+}
+interface PortCases {
+  cases: { text: string; ids: number[] }[];
+}
 /** Real open_clip 2.24 output for the reference texts. */
 const openClip: OpenClipCases = JSON.parse(readFileSync(join(TINY_DIR, 'cases.json'), 'utf8'));
 /** make_expected.py (a plain-Python port of SimpleTokenizer): encode() ids of ~300 varied texts. */
@@ -54,15 +59,26 @@ describe('ClipTokenizer against open_clip', () => {
     expect(tokenizer.encode('')).toEqual([]);
     expect(tokenizer.tokenizeToArrays([''])).toEqual([expectedRow([])]);
     // open_clip's split pattern matches its own special-token names inside text.
-    expect(tokenizer.encode('x <START_OF_TEXT> y <end_of_text>')).toEqual([...tokenizer.encode('x'), SOT, ...tokenizer.encode('y'), EOT]);
+    expect(tokenizer.encode('x <START_OF_TEXT> y <end_of_text>')).toEqual([
+      ...tokenizer.encode('x'),
+      SOT,
+      ...tokenizer.encode('y'),
+      EOT,
+    ]);
   });
 
   test('truncation keeps SOT first and EOT last, at any context length', () => {
     const ids = tokenizer.encode('one two three four five six seven eight nine ten');
     expect(ids.length).toBe(10);
-    expect(tokenizer.tokenizeToArrays(['one two three four five six seven eight nine ten'], 6)).toEqual([[SOT, ...ids.slice(0, 4), EOT]]);
-    expect(tokenizer.tokenizeToArrays(['one two three four five six seven eight nine ten'], 12)).toEqual([[SOT, ...ids, EOT]]);
-    expect(tokenizer.tokenizeToArrays(['one two three four five six seven eight nine ten'], 11)).toEqual([[SOT, ...ids.slice(0, 9), EOT]]);
+    expect(tokenizer.tokenizeToArrays(['one two three four five six seven eight nine ten'], 6)).toEqual([
+      [SOT, ...ids.slice(0, 4), EOT],
+    ]);
+    expect(tokenizer.tokenizeToArrays(['one two three four five six seven eight nine ten'], 12)).toEqual([
+      [SOT, ...ids, EOT],
+    ]);
+    expect(tokenizer.tokenizeToArrays(['one two three four five six seven eight nine ten'], 11)).toEqual([
+      [SOT, ...ids.slice(0, 9), EOT],
+    ]);
     expect(() => tokenizer.tokenize(['x'], 1)).toThrow(UserError);
   });
 
@@ -99,7 +115,7 @@ describe('ClipTokenizer against open_clip', () => {
 describe('cleanText (ftfy + html.unescape + whitespace + lowercase)', () => {
   test.each([
     ['NFC normalization', 'Cafe\u0301 A\u030a', 'café å'],
-    ['curly quotes', 'It\u2019s \u201cquoted\u201d \u2018x\u2019 \u02bcy', 'it\'s "quoted" \'x\' \'y'],
+    ['curly quotes', 'It\u2019s \u201cquoted\u201d \u2018x\u2019 \u02bcy', "it's \"quoted\" 'x' 'y"],
     ['Latin ligatures', '\ufb01ne \ufb02ower \ufb03x \u01c4 \u0132', 'fine flower ffix dž ij'],
     ['fullwidth and halfwidth forms', '\uff21\uff22\uff23\uff11\uff12\uff13\uff01\u3000\uff76', 'abc123! カ'],
     ['mojibake: UTF-8 read as Windows-1252', 'cafÃ© Ã¼ber SÃ£o donâ€™t â€œokâ€\u009d', 'café über são don\'t "ok"'],
@@ -117,13 +133,17 @@ describe('cleanText (ftfy + html.unescape + whitespace + lowercase)', () => {
   });
 
   test.each([
-    ['basic entities', '&amp; &lt;b&gt; &quot;x&quot; &#39;y&#39; &apos;', '& <b> "x" \'y\' \''],
+    ['basic entities', '&amp; &lt;b&gt; &quot;x&quot; &#39;y&#39; &apos;', "& <b> \"x\" 'y' '"],
     ['numeric references', '&#x263A; &#9731; &#X41;', '☺ ☃ a'],
     ['non-breaking space collapses', 'a&nbsp;b &nbsp; c', 'a b c'],
     ['legacy names without ";"', '&copy 2024 &amp more &eacutee', '© 2024 & more ée'],
     ['longest legacy prefix', '&notit; &notin;', '¬it; ∉'],
     ['unknown names stay', '&bogus; & plain', '&bogus; & plain'],
-    ['Python remaps invalid references', '&#0;|&#128;|&#150;|&#x110000;|&#xD800;|&#1;|&#65535;', '\ufffd|€|–|\ufffd|\ufffd||'],
+    [
+      'Python remaps invalid references',
+      '&#0;|&#128;|&#150;|&#x110000;|&#xD800;|&#1;|&#65535;',
+      '\ufffd|€|–|\ufffd|\ufffd||',
+    ],
     ['nested escapes unescape fully when the line has no "<"', '&amp;amp;amp;lt;', '<'],
     ['with "<" only html.unescape runs, twice', 'x < &amp;amp;amp;lt;', 'x < &amp;lt;'],
     ['"<" disables ftfy unescaping for later lines too', 'a < b\n&amp;amp;amp;\n', 'a < b &amp;'],
@@ -142,15 +162,28 @@ describe('vocabulary sources', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'whylesion-tokenizer-'));
     // Convert the gz merges into Hugging Face's vocab.json + merges.txt, as openai/clip-vit-large-patch14 ships them.
-    const lines = new TextDecoder().decode(await gunzip(readFileSync(BPE_GZ))).split('\n').slice(1, 48895);
+    const lines = new TextDecoder()
+      .decode(await gunzip(readFileSync(BPE_GZ)))
+      .split('\n')
+      .slice(1, 48895);
     // bytes_to_unicode in vocabulary order: printable bytes as themselves, then the rest as U+0100...
     const printable: number[] = [];
-    for (const [from, to] of [[0x21, 0x7e], [0xa1, 0xac], [0xae, 0xff]]) {
+    for (const [from, to] of [
+      [0x21, 0x7e],
+      [0xa1, 0xac],
+      [0xae, 0xff],
+    ]) {
       for (let b = from; b <= to; b++) printable.push(b);
     }
     const byteChars = printable.map((b) => String.fromCharCode(b));
     for (let b = 0, n = 0; b < 256; b++) if (!printable.includes(b)) byteChars.push(String.fromCharCode(256 + n++));
-    const tokens = [...byteChars, ...byteChars.map((c) => c + '</w>'), ...lines.map((l) => l.replace(' ', '')), '<|startoftext|>', '<|endoftext|>'];
+    const tokens = [
+      ...byteChars,
+      ...byteChars.map((c) => c + '</w>'),
+      ...lines.map((l) => l.replace(' ', '')),
+      '<|startoftext|>',
+      '<|endoftext|>',
+    ];
     writeFileSync(join(dir, 'vocab.json'), JSON.stringify(Object.fromEntries(tokens.map((t, i) => [t, i]))));
     writeFileSync(join(dir, 'merges.txt'), '#version: 0.2\n' + lines.join('\n') + '\n');
     writeFileSync(join(dir, 'broken.txt.gz'), 'not gzip at all');
@@ -174,7 +207,9 @@ describe('vocabulary sources', () => {
       process.env.WHYLESION_BPE_VOCAB = dir;
       expect((await loadTokenizer()).encode('dark brown')).toEqual([3144, 2866]);
       process.env.WHYLESION_BPE_VOCAB = join(dir, 'absent.txt.gz');
-      await expect(loadTokenizer()).rejects.toThrow(/absent\.txt\.gz does not exist.*--vocab PATH.*WHYLESION_BPE_VOCAB/);
+      await expect(loadTokenizer()).rejects.toThrow(
+        /absent\.txt\.gz does not exist.*--vocab PATH.*WHYLESION_BPE_VOCAB/,
+      );
       await expect(loadTokenizer()).rejects.toBeInstanceOf(UserError);
       delete process.env.WHYLESION_BPE_VOCAB;
       const bundled = await loadTokenizer();

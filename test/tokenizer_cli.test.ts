@@ -7,9 +7,7 @@ import { UserError } from '../src/errors.js';
 
 const BPE_GZ = fileURLToPath(new URL('../assets/bpe_simple_vocab_16e6.txt.gz', import.meta.url));
 const TINY_DIR = fileURLToPath(new URL('fixtures/openclip-tiny/', import.meta.url));
-const cases: { texts: string[]; tokens: number[][] } = JSON.parse(
-  readFileSync(join(TINY_DIR, 'cases.json'), 'utf8'),
-);
+const cases: { texts: string[]; tokens: number[][] } = JSON.parse(readFileSync(join(TINY_DIR, 'cases.json'), 'utf8'));
 
 /** Runs the command and returns what it wrote to stdout. */
 async function run(argv: string[]): Promise<string> {

@@ -7,7 +7,16 @@ import { applyCachedTuning, saveTuning } from '../src/api/tuning-store.js';
 import { tuneMatmuls } from '../src/kernels/autotune.js';
 import * as K from '../src/kernels/index.js';
 import { matmulRef } from '../src/kernels/reference.js';
-import { applyTuningRecord, defaultMatmulVariant, matmulCandidates, matmulSourceFiles, shapeKey, tuningKey, tuningOf, type MatmulShape } from '../src/kernels/tuning.js';
+import {
+  applyTuningRecord,
+  defaultMatmulVariant,
+  matmulCandidates,
+  matmulSourceFiles,
+  shapeKey,
+  tuningKey,
+  tuningOf,
+  type MatmulShape,
+} from '../src/kernels/tuning.js';
 import { WGSL_SOURCES } from '../src/kernels/wgsl.generated.js';
 import { randomArray, relativeError } from './helpers.js';
 
@@ -31,13 +40,24 @@ const SHAPE: MatmulShape = { M: 70, N: 100, K: 100, wDtype: 'f32' };
 describe('kernel autotuner', () => {
   it('matmul() runs the choice recorded for the shape, correctly, and records the shapes it was asked for', async () => {
     const { M, N, K: Kd } = SHAPE;
-    const x = randomArray(M * Kd, 1), w = randomArray(N * Kd, 2, 0.1), bias = randomArray(N, 3);
+    const x = randomArray(M * Kd, 1),
+      w = randomArray(N * Kd, 2, 0.1),
+      bias = randomArray(N, 3);
     const want = matmulRef(x, w, M, N, Kd, { bias, activation: 'gelu' });
     const tuning = tuningOf(gpu);
     for (const variant of matmulCandidates(gpu, SHAPE)) {
       tuning.choices.set(shapeKey(SHAPE), variant);
       const Y = scope.storage('y', M * N * 4);
-      const d = await K.matmul(scope, 'mm', { x: scope.storage('x', x), w: scope.storage('w', w), bias: scope.storage('b', bias), y: Y, M, N, K: Kd, activation: 'gelu' });
+      const d = await K.matmul(scope, 'mm', {
+        x: scope.storage('x', x),
+        w: scope.storage('w', w),
+        bias: scope.storage('b', bias),
+        y: Y,
+        M,
+        N,
+        K: Kd,
+        activation: 'gelu',
+      });
       expect(d.kernel).toBe(K.matmulKernelName(variant));
       const [bytes] = await gpu.run('mm', [d], [{ buffer: Y, bytes: M * N * 4 }]);
       expect(relativeError(new Float32Array(bytes), want), variant).toBeLessThan(1e-5);
@@ -73,7 +93,9 @@ describe('kernel autotuner', () => {
 
     const file = join(work, 'tuning.json');
     expect(saveTuning(gpu, results, file)).toBe(file);
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as { devices: Record<string, { choices: Record<string, string>; measured: Record<string, Record<string, number>> }> };
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as {
+      devices: Record<string, { choices: Record<string, string>; measured: Record<string, Record<string, number>> }>;
+    };
     expect(Object.keys(saved.devices)).toEqual([tuningKey(gpu)]);
     expect(saved.devices[tuningKey(gpu)].choices[result.key]).toBe(chosen);
     expect(Object.keys(saved.devices[tuningKey(gpu)].measured[result.key]).sort()).toEqual([...candidates].sort());
@@ -108,24 +130,55 @@ describe('kernel autotuner', () => {
   });
 
   const fake = (info: Partial<GPUAdapterInfo>, subgroups: boolean, lanes = 8) =>
-    Object.assign(Object.create(Gpu.prototype), { hasSubgroups: subgroups, hasF16: true, adapterInfo: { vendor: '', architecture: '', device: '', description: '', ...info }, device: { adapterInfo: { subgroupMinSize: lanes, subgroupMaxSize: lanes } } }) as Gpu;
-  const lavapipe = { vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15', description: 'llvmpipe: Mesa 25.0.7' };
+    Object.assign(Object.create(Gpu.prototype), {
+      hasSubgroups: subgroups,
+      hasF16: true,
+      adapterInfo: { vendor: '', architecture: '', device: '', description: '', ...info },
+      device: { adapterInfo: { subgroupMinSize: lanes, subgroupMaxSize: lanes } },
+    }) as Gpu;
+  const lavapipe = {
+    vendor: 'mesa',
+    architecture: 'software',
+    device: 'llvmpipe-llvm-15',
+    description: 'llvmpipe: Mesa 25.0.7',
+  };
 
   it('built-in rule: subgroup tiles sized to M on CPU adapters with subgroups, tiled kernel on GPUs, block elsewhere', () => {
-    expect([1, 8, 9, 16, 17, 257].map((M) => defaultMatmulVariant(fake(lavapipe, true), M)))
-      .toEqual(['subgroup-1x3', 'subgroup-1x3', 'subgroup-2x3', 'subgroup-2x3', 'subgroup-3x3', 'subgroup-3x3']);
+    expect([1, 8, 9, 16, 17, 257].map((M) => defaultMatmulVariant(fake(lavapipe, true), M))).toEqual([
+      'subgroup-1x3',
+      'subgroup-1x3',
+      'subgroup-2x3',
+      'subgroup-2x3',
+      'subgroup-3x3',
+      'subgroup-3x3',
+    ]);
     expect(defaultMatmulVariant(fake(lavapipe, true, 16), 257)).toBe('subgroup-3x3'); // 512-bit llvmpipe: 8-lane workgroups in 16-lane subgroups
     expect(defaultMatmulVariant(fake(lavapipe, true, 4), 257)).toBe('block'); // 128-bit llvmpipe: a workgroup of 8 would span two subgroups
     expect(defaultMatmulVariant(fake(lavapipe, false), 257)).toBe('block'); // Deno on lavapipe
-    expect(defaultMatmulVariant(fake({ vendor: 'google', description: 'SwiftShader Device (Subzero)' }, false), 257)).toBe('block');
-    expect(defaultMatmulVariant(fake({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100 80GB HBM3' }, true, 32), 257)).toBe('tiled');
+    expect(
+      defaultMatmulVariant(fake({ vendor: 'google', description: 'SwiftShader Device (Subzero)' }, false), 257),
+    ).toBe('block');
+    expect(
+      defaultMatmulVariant(
+        fake({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100 80GB HBM3' }, true, 32),
+        257,
+      ),
+    ).toBe('tiled');
     expect(defaultMatmulVariant(fake({}, false), 257)).toBe('block'); // nothing known
   });
 
   it('the tuning key hashes exactly the files of every matmul the device can launch', () => {
-    const lanes16 = fake(lavapipe, true, 16), lanes8 = fake(lavapipe, true, 8);
+    const lanes16 = fake(lavapipe, true, 16),
+      lanes8 = fake(lavapipe, true, 8);
     const hardware = fake({ vendor: 'nvidia', description: 'NVIDIA H100 80GB HBM3' }, true, 32);
-    const portable = ['activations.wgsl', 'epilogue.wgsl', 'matmul.wgsl', 'matmul_io.wgsl', 'matmul_scalar.wgsl', 'matmul_tiled.wgsl'];
+    const portable = [
+      'activations.wgsl',
+      'epilogue.wgsl',
+      'matmul.wgsl',
+      'matmul_io.wgsl',
+      'matmul_scalar.wgsl',
+      'matmul_tiled.wgsl',
+    ];
     const subgroup = ['matmul_packed.wgsl', 'matmul_subgroup.wgsl', 'subgroup_lanes_8.wgsl', 'subgroup_tile.wgsl'];
     expect(matmulSourceFiles(hardware)).toEqual(portable);
     expect(matmulSourceFiles(lanes8)).toEqual([...portable, ...subgroup].sort());
@@ -134,14 +187,19 @@ describe('kernel autotuner', () => {
     for (const device of [lanes16, lanes8, hardware]) {
       const included = matmulSourceFiles(device);
       for (const name of Object.keys(WGSL_SOURCES)) {
-        expect(tuningKey(device, edited(name)) !== tuningKey(device), `${device.adapterInfo.description}: ${name}`).toBe(included.includes(name));
+        expect(
+          tuningKey(device, edited(name)) !== tuningKey(device),
+          `${device.adapterInfo.description}: ${name}`,
+        ).toBe(included.includes(name));
       }
     }
   });
 
   it('ignores saved choices that name no kernel this device runs', () => {
     const key = shapeKey({ M: 8, N: 8, K: 8, wDtype: 'f32' });
-    const applied = applyTuningRecord(gpu, { choices: { [key]: 'subgroup-9x9', 'layernorm:x': 'block', [`${key}:2`]: 'rm -rf' } as never });
+    const applied = applyTuningRecord(gpu, {
+      choices: { [key]: 'subgroup-9x9', 'layernorm:x': 'block', [`${key}:2`]: 'rm -rf' } as never,
+    });
     expect(applied).toBe(0);
     expect(tuningOf(gpu).choices.has(key)).toBe(false);
     expect(applyTuningRecord(gpu, { choices: { [key]: 'tiled' } })).toBe(1);

@@ -29,8 +29,12 @@ async function expectConvertedLikePython(binPath: string, expectedPath: string, 
   expect([...converted.tensors.values()]).toEqual([...expected.tensors.values()]);
   for (const { name, dtype } of expected.tensors.values()) {
     // Compare raw bits so NaNs, -0 and subnormals count too.
-    const bits = async (source: SafetensorsSource) => (dtype === 'F32' ? new Uint32Array((await source.readF32(name)).buffer) : await source.readF16(name));
-    if (dtype === 'BF16') expect(new Uint32Array((await converted.readF32(name)).buffer)).toEqual(new Uint32Array((await expected.readF32(name)).buffer));
+    const bits = async (source: SafetensorsSource) =>
+      dtype === 'F32' ? new Uint32Array((await source.readF32(name)).buffer) : await source.readF16(name);
+    if (dtype === 'BF16')
+      expect(new Uint32Array((await converted.readF32(name)).buffer)).toEqual(
+        new Uint32Array((await expected.readF32(name)).buffer),
+      );
     else expect(await bits(converted)).toEqual(await bits(expected));
   }
   await converted.close();
@@ -39,7 +43,11 @@ async function expectConvertedLikePython(binPath: string, expectedPath: string, 
 
 describe('torch.save .bin conversion', () => {
   it('converts float32 tensors, shared storages, offsets, scalars, parameters and empty tensors exactly', async () => {
-    const count = await expectConvertedLikePython(join(FIXTURES, 'basic-f32.bin'), join(FIXTURES, 'basic-f32.expected.safetensors'), join(dir, 'f32.safetensors'));
+    const count = await expectConvertedLikePython(
+      join(FIXTURES, 'basic-f32.bin'),
+      join(FIXTURES, 'basic-f32.expected.safetensors'),
+      join(dir, 'f32.safetensors'),
+    );
     expect(count).toBe(7);
     const converted = await SafetensorsFile.open(join(dir, 'f32.safetensors'));
     const base = await converted.readF32('shared_base');
@@ -49,7 +57,11 @@ describe('torch.save .bin conversion', () => {
   });
 
   it('keeps float16 and bfloat16 bits, including infinities, NaN and subnormals', async () => {
-    await expectConvertedLikePython(join(FIXTURES, 'basic-f16.bin'), join(FIXTURES, 'basic-f16.expected.safetensors'), join(dir, 'f16.safetensors'));
+    await expectConvertedLikePython(
+      join(FIXTURES, 'basic-f16.bin'),
+      join(FIXTURES, 'basic-f16.expected.safetensors'),
+      join(dir, 'f16.safetensors'),
+    );
     const converted = await SafetensorsFile.open(join(dir, 'f16.safetensors'));
     expect(converted.tensors.get('bf16_random')).toEqual({ name: 'bf16_random', dtype: 'BF16', shape: [5, 3] });
     const special = await converted.readF32('half_special');
@@ -70,24 +82,41 @@ describe('torch.save .bin conversion', () => {
     expect(checkpoint.weightsPath).toBe(join(folder, 'open_clip_model.safetensors'));
     expect(checkpoint.config.text.vocabSize).toBe(64);
     expect(checkpoint.source.tensors.size).toBe(62);
-    const expected = await SafetensorsSource.fromBytes(await readFile(join(FIXTURES, 'tiny-openclip.expected.safetensors')));
-    expect(await checkpoint.source.readF16('visual.conv1.weight')).toEqual(await expected.readF16('visual.conv1.weight'));
+    const expected = await SafetensorsSource.fromBytes(
+      await readFile(join(FIXTURES, 'tiny-openclip.expected.safetensors')),
+    );
+    expect(await checkpoint.source.readF16('visual.conv1.weight')).toEqual(
+      await expected.readF16('visual.conv1.weight'),
+    );
     await checkpoint.source.close();
   });
 
   it.each([
-    ['noncontiguous.bin', /noncontiguous\.bin stores tensor transposed non-contiguously \(size \[4,3\], stride \[1,4\]\); save tensor\.contiguous\(\) instead\./],
-    ['int64.bin', /int64\.bin stores tensor ids as torch\.LongStorage; whylesion converts only float32, float16 and bfloat16 tensors\./],
+    [
+      'noncontiguous.bin',
+      /noncontiguous\.bin stores tensor transposed non-contiguously \(size \[4,3\], stride \[1,4\]\); save tensor\.contiguous\(\) instead\./,
+    ],
+    [
+      'int64.bin',
+      /int64\.bin stores tensor ids as torch\.LongStorage; whylesion converts only float32, float16 and bfloat16 tensors\./,
+    ],
   ])('refuses %s with a clear UserError', async (file, message) => {
-    const error = await convertBinToSafetensors(join(FIXTURES, file), join(dir, 'never.safetensors')).catch((e: unknown) => e);
+    const error = await convertBinToSafetensors(join(FIXTURES, file), join(dir, 'never.safetensors')).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(UserError);
     expect((error as Error).message).toMatch(message);
   });
 
   it('refuses a legacy pickle, a non-zip file and a compressed archive', async () => {
-    const legacy = await openTorchBin(new BytesAccess(Uint8Array.of(0x80, 2, 0x8a, 0x0a)), 'old.bin').catch((e: unknown) => e);
+    const legacy = await openTorchBin(new BytesAccess(Uint8Array.of(0x80, 2, 0x8a, 0x0a)), 'old.bin').catch(
+      (e: unknown) => e,
+    );
     expect((legacy as Error).message).toMatch(/old\.bin uses PyTorch's legacy \(pre-1\.6\) serialization/);
-    const text = await openTorchBin(new BytesAccess(new TextEncoder().encode('<html>not found</html>')), 'page.bin').catch((e: unknown) => e);
+    const text = await openTorchBin(
+      new BytesAccess(new TextEncoder().encode('<html>not found</html>')),
+      'page.bin',
+    ).catch((e: unknown) => e);
     expect((text as Error).message).toMatch(/page\.bin is not a torch\.save checkpoint \(no zip signature\)/);
     // Mark data.pkl as deflated in both headers: the reader must refuse rather than misread it.
     const bytes = new Uint8Array(await readFile(join(FIXTURES, 'int64.bin')));
@@ -110,7 +139,9 @@ describe('torch.save .bin conversion', () => {
     view.setUint32(eocd + 12, 0xffffffff, true);
     view.setUint32(eocd + 16, 0xffffffff, true);
     const source = await openTorchBin(new BytesAccess(bytes), 'big.bin');
-    const expected = await SafetensorsSource.fromBytes(await readFile(join(FIXTURES, 'basic-f32.expected.safetensors')));
+    const expected = await SafetensorsSource.fromBytes(
+      await readFile(join(FIXTURES, 'basic-f32.expected.safetensors')),
+    );
     expect(await source.readF32('matrix')).toEqual(await expected.readF32('matrix'));
   });
 });
@@ -128,7 +159,9 @@ describe('pickle safety', () => {
   const ascii = (s: string) => [...s].map((c) => c.charCodeAt(0));
 
   it('refuses globals and opcodes a state dict never uses, executing nothing', () => {
-    expect(fail([0x80, 2, ...ascii('cos\nsystem\n'), 0x2e])).toMatch(/evil\.bin is not a PyTorch state dict whylesion can read: it refers to os\.system/);
+    expect(fail([0x80, 2, ...ascii('cos\nsystem\n'), 0x2e])).toMatch(
+      /evil\.bin is not a PyTorch state dict whylesion can read: it refers to os\.system/,
+    );
     expect(fail([0x80, 2, ...ascii('cbuiltins\neval\n')])).toMatch(/builtins\.eval/);
     expect(fail([0x80, 2, 0x69])).toMatch(/pickle opcode 0x69 \('i'\) at byte 2, which torch\.save does not emit/);
     expect(fail([0x80, 2, 0x7d, 0x4b, 1, 0x4b, 2, 0x73, 0x2e])).toMatch(/dict key that is not a string/);

@@ -48,13 +48,23 @@ describe('checkpoint folders', () => {
     expect(await failure(empty)).toMatch(/empty has no open_clip_config\.json/);
     await writeFile(join(empty, 'open_clip_config.json'), '{"model_cfg": ');
     expect(await failure(empty)).toMatch(/open_clip_config\.json is not valid JSON; re-download it\./);
-    await writeFile(join(empty, 'open_clip_config.json'), JSON.stringify({ model_cfg: { embed_dim: 8, vision_cfg: { timm_model_name: 'vit' } } }));
+    await writeFile(
+      join(empty, 'open_clip_config.json'),
+      JSON.stringify({ model_cfg: { embed_dim: 8, vision_cfg: { timm_model_name: 'vit' } } }),
+    );
     expect(await failure(empty)).toMatch(/unsupported settings: vision_cfg\.timm_model_name="vit"/);
     await writeFile(join(empty, 'open_clip_config.json'), JSON.stringify(TINY_CONFIG));
-    expect(await failure(empty)).toMatch(/has no weights \(looked for open_clip_model\.safetensors and open_clip_pytorch_model\.bin\)/);
+    expect(await failure(empty)).toMatch(
+      /has no weights \(looked for open_clip_model\.safetensors and open_clip_pytorch_model\.bin\)/,
+    );
     // Weights that do not fit the config: the tiny weights under a smaller config.
-    await writeFile(join(empty, 'open_clip_model.safetensors'), await readFile(join(TINY, 'open_clip_model.safetensors')));
-    expect(await failure(empty)).toMatch(/open_clip_model\.safetensors does not match its config: tensors .*with the wrong shape \(positional_embedding is \[77,64\], expected \[16,32\]/);
+    await writeFile(
+      join(empty, 'open_clip_model.safetensors'),
+      await readFile(join(TINY, 'open_clip_model.safetensors')),
+    );
+    expect(await failure(empty)).toMatch(
+      /open_clip_model\.safetensors does not match its config: tensors .*with the wrong shape \(positional_embedding is \[77,64\], expected \[16,32\]/,
+    );
   });
 });
 
@@ -79,7 +89,8 @@ describe('synthetic checkpoints', () => {
     // f16 values are the f32 ones rounded: within half an f16 ulp.
     const full = await checkpoint.source.readF32('visual.proj');
     const rounded = await halfCheckpoint.source.readF32('visual.proj');
-    for (let i = 0; i < full.length; i++) expect(Math.abs(rounded[i] - full[i])).toBeLessThanOrEqual(Math.abs(full[i]) * 2 ** -11 + 2 ** -25);
+    for (let i = 0; i < full.length; i++)
+      expect(Math.abs(rounded[i] - full[i])).toBeLessThanOrEqual(Math.abs(full[i]) * 2 ** -11 + 2 ** -25);
     await checkpoint.source.close();
     await halfCheckpoint.source.close();
   });

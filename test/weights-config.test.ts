@@ -25,48 +25,103 @@ describe('open_clip config', () => {
       quickGelu: false,
       vision: { imageSize: 224, patchSize: 16, width: 768, layers: 12, headWidth: 64, heads: 12, mlpRatio: 4 },
       text: { contextLength: 77, vocabSize: 49408, width: 512, heads: 8, layers: 12, mlpRatio: 4 },
-      preprocess: { mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711], imageSize: 224 },
+      preprocess: {
+        mean: [0.48145466, 0.4578275, 0.40821073],
+        std: [0.26862954, 0.26130258, 0.27577711],
+        imageSize: 224,
+      },
     });
   });
 
   it('reads the built-in ViT-L-14 (WhyLesionCLIP) and the Hub-style tiny config', async () => {
     const large = parseClipConfig(BUILTIN_CONFIGS['ViT-L-14']);
     expect(large.embedDim).toBe(768);
-    expect(large.vision).toEqual({ imageSize: 224, patchSize: 14, width: 1024, layers: 24, headWidth: 64, heads: 16, mlpRatio: 4 });
+    expect(large.vision).toEqual({
+      imageSize: 224,
+      patchSize: 14,
+      width: 1024,
+      layers: 24,
+      headWidth: 64,
+      heads: 16,
+      mlpRatio: 4,
+    });
     expect(large.text).toEqual({ contextLength: 77, vocabSize: 49408, width: 768, heads: 12, layers: 12, mlpRatio: 4 });
     expect(parseClipConfig(BUILTIN_CONFIGS['ViT-B-32']).vision.patchSize).toBe(32);
     const tiny = parseClipConfig(JSON.parse(await readFile(join(TINY, 'open_clip_config.json'), 'utf8')));
     expect(tiny.vision.heads).toBe(2);
     expect(tiny.preprocess.imageSize).toBe(224);
-    const quick = parseClipConfig({ model_cfg: { embed_dim: 8, quick_gelu: true, vision_cfg: { patch_dropout: 0.5, no_ln_pre: false } }, preprocess_cfg: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], size: 224 } });
+    const quick = parseClipConfig({
+      model_cfg: { embed_dim: 8, quick_gelu: true, vision_cfg: { patch_dropout: 0.5, no_ln_pre: false } },
+      preprocess_cfg: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], size: 224 },
+    });
     expect(quick.quickGelu).toBe(true);
     expect(quick.preprocess.mean).toEqual([0.5, 0.5, 0.5]);
   });
 
   it('refuses every tower it does not run, naming each field', () => {
-    expect(refusal({ embed_dim: 8, vision_cfg: { timm_model_name: 'convnext_base' }, text_cfg: { hf_model_name: 'bert' } })).toMatch(
+    expect(
+      refusal({ embed_dim: 8, vision_cfg: { timm_model_name: 'convnext_base' }, text_cfg: { hf_model_name: 'bert' } }),
+    ).toMatch(
       /cfg\.json uses unsupported settings: vision_cfg\.timm_model_name="convnext_base", text_cfg\.hf_model_name="bert"; whylesion runs open_clip ViT/,
     );
-    expect(refusal({ embed_dim: 8, vision_cfg: { layers: [3, 4, 6, 3] } })).toMatch(/vision_cfg\.layers=\[3,4,6,3\] \(a ModifiedResNet\)/);
-    expect(refusal({ embed_dim: 8, vision_cfg: { attentional_pool: true, ls_init_value: 1e-5, pool_type: 'avg', output_tokens: true, no_ln_pre: true, final_ln_after_pool: true } })).toMatch(
+    expect(refusal({ embed_dim: 8, vision_cfg: { layers: [3, 4, 6, 3] } })).toMatch(
+      /vision_cfg\.layers=\[3,4,6,3\] \(a ModifiedResNet\)/,
+    );
+    expect(
+      refusal({
+        embed_dim: 8,
+        vision_cfg: {
+          attentional_pool: true,
+          ls_init_value: 1e-5,
+          pool_type: 'avg',
+          output_tokens: true,
+          no_ln_pre: true,
+          final_ln_after_pool: true,
+        },
+      }),
+    ).toMatch(
       /vision_cfg\.attentional_pool=true, vision_cfg\.ls_init_value=0\.00001, vision_cfg\.pool_type="avg", vision_cfg\.output_tokens=true, vision_cfg\.no_ln_pre=true, vision_cfg\.final_ln_after_pool=true/,
     );
-    expect(refusal({ embed_dim: 8, text_cfg: { proj_bias: true, pool_type: 'last', embed_cls: true, act_kwargs: { approximate: 'tanh' } } })).toMatch(
+    expect(
+      refusal({
+        embed_dim: 8,
+        text_cfg: { proj_bias: true, pool_type: 'last', embed_cls: true, act_kwargs: { approximate: 'tanh' } },
+      }),
+    ).toMatch(
       /text_cfg\.proj_bias=true, text_cfg\.pool_type="last", text_cfg\.embed_cls=true, text_cfg\.act_kwargs=\{"approximate":"tanh"\}/,
     );
-    expect(refusal({ embed_dim: 8, custom_text: true, init_logit_bias: -10, mystery: 1 })).toMatch(/model_cfg\.custom_text=true, model_cfg\.init_logit_bias=-10, model_cfg\.mystery \(unknown field\)/);
-    expect(refusal({ embed_dim: 8, vision_cfg: { width: 100, head_width: 64 } })).toMatch(/vision width 100, not a multiple of head_width 64/);
-    expect(refusal({ embed_dim: 8, vision_cfg: { image_size: [224, 192] } })).toMatch(/non-square vision_cfg\.image_size=\[224,192\]/);
+    expect(refusal({ embed_dim: 8, custom_text: true, init_logit_bias: -10, mystery: 1 })).toMatch(
+      /model_cfg\.custom_text=true, model_cfg\.init_logit_bias=-10, model_cfg\.mystery \(unknown field\)/,
+    );
+    expect(refusal({ embed_dim: 8, vision_cfg: { width: 100, head_width: 64 } })).toMatch(
+      /vision width 100, not a multiple of head_width 64/,
+    );
+    expect(refusal({ embed_dim: 8, vision_cfg: { image_size: [224, 192] } })).toMatch(
+      /non-square vision_cfg\.image_size=\[224,192\]/,
+    );
     expect(refusal([1, 2])).toMatch(/cfg\.json is not a JSON object/);
     expect(refusal({ vision_cfg: {} })).toMatch(/has no embed_dim/);
   });
 
   it('accepts the largest real open_clip CLIPs (ViT-bigG-14, ViT-e-14, ViT-H-14-378)', () => {
-    const bigG = parseClipConfig({ embed_dim: 1280, vision_cfg: { image_size: 224, layers: 48, width: 1664, head_width: 104, mlp_ratio: 4.9231, patch_size: 14 }, text_cfg: { context_length: 77, vocab_size: 49408, width: 1280, heads: 20, layers: 32 } });
+    const bigG = parseClipConfig({
+      embed_dim: 1280,
+      vision_cfg: { image_size: 224, layers: 48, width: 1664, head_width: 104, mlp_ratio: 4.9231, patch_size: 14 },
+      text_cfg: { context_length: 77, vocab_size: 49408, width: 1280, heads: 20, layers: 32 },
+    });
     expect([bigG.vision.layers, bigG.vision.width, bigG.text.layers, bigG.text.width]).toEqual([48, 1664, 32, 1280]);
-    const e = parseClipConfig({ embed_dim: 1280, vision_cfg: { image_size: 224, layers: 56, width: 1792, head_width: 112, mlp_ratio: 8.5715, patch_size: 14 }, text_cfg: { width: 1280, heads: 20, layers: 36 } });
+    const e = parseClipConfig({
+      embed_dim: 1280,
+      vision_cfg: { image_size: 224, layers: 56, width: 1792, head_width: 112, mlp_ratio: 8.5715, patch_size: 14 },
+      text_cfg: { width: 1280, heads: 20, layers: 36 },
+    });
     expect(e.vision.layers).toBe(56);
-    expect(parseClipConfig({ embed_dim: 1024, vision_cfg: { image_size: 378, layers: 32, width: 1280, head_width: 80, patch_size: 14 } }).vision.imageSize).toBe(378);
+    expect(
+      parseClipConfig({
+        embed_dim: 1024,
+        vision_cfg: { image_size: 378, layers: 32, width: 1280, head_width: 80, patch_size: 14 },
+      }).vision.imageSize,
+    ).toBe(378);
   });
 
   it('refuses sizes no real CLIP has in one sentence, before building anything', () => {
@@ -74,17 +129,31 @@ describe('open_clip config', () => {
     expect(refusal({ embed_dim: 8, vision_cfg: { layers: 1_000_000 } })).toBe(
       'cfg.json has vision_cfg.layers=1000000, more than any real CLIP (ViT-L-14 24, ViT-bigG-14 48, ViT-e-14 56; whylesion accepts up to 128); fix or re-download the config.',
     );
-    expect(refusal({ embed_dim: 8, text_cfg: { layers: 129 } })).toMatch(/has text_cfg\.layers=129, more than any real CLIP/);
-    expect(refusal({ embed_dim: 8, vision_cfg: { width: 2 ** 20, head_width: 64 } })).toMatch(/has vision_cfg\.width=1048576, more than any real CLIP \(ViT-L-14 1024, ViT-bigG-14 1664/);
+    expect(refusal({ embed_dim: 8, text_cfg: { layers: 129 } })).toMatch(
+      /has text_cfg\.layers=129, more than any real CLIP/,
+    );
+    expect(refusal({ embed_dim: 8, vision_cfg: { width: 2 ** 20, head_width: 64 } })).toMatch(
+      /has vision_cfg\.width=1048576, more than any real CLIP \(ViT-L-14 1024, ViT-bigG-14 1664/,
+    );
     expect(refusal({ embed_dim: 8, text_cfg: { width: 16384, heads: 8 } })).toMatch(/has text_cfg\.width=16384,/);
-    expect(refusal({ embed_dim: 8, text_cfg: { context_length: 100_000 } })).toMatch(/has text_cfg\.context_length=100000, more than any real CLIP \(64 to 77/);
+    expect(refusal({ embed_dim: 8, text_cfg: { context_length: 100_000 } })).toMatch(
+      /has text_cfg\.context_length=100000, more than any real CLIP \(64 to 77/,
+    );
     expect(refusal({ embed_dim: 8, text_cfg: { vocab_size: 1e9 } })).toMatch(/has text_cfg\.vocab_size=1000000000,/);
     expect(refusal({ embed_dim: 1e6 })).toMatch(/has embed_dim=1000000,/);
-    expect(refusal({ embed_dim: 8, vision_cfg: { image_size: 4096, patch_size: 64 } })).toMatch(/has vision_cfg\.image_size=4096,/);
-    expect(refusal({ embed_dim: 8, vision_cfg: { patch_size: 128, image_size: 1024 } })).toMatch(/has vision_cfg\.patch_size=128,/);
-    expect(refusal({ embed_dim: 8, vision_cfg: { patch_size: 2, image_size: 1024 } })).toMatch(/has 262144 image patches \(\(image_size \/ patch_size\)²\), more than any real CLIP/);
+    expect(refusal({ embed_dim: 8, vision_cfg: { image_size: 4096, patch_size: 64 } })).toMatch(
+      /has vision_cfg\.image_size=4096,/,
+    );
+    expect(refusal({ embed_dim: 8, vision_cfg: { patch_size: 128, image_size: 1024 } })).toMatch(
+      /has vision_cfg\.patch_size=128,/,
+    );
+    expect(refusal({ embed_dim: 8, vision_cfg: { patch_size: 2, image_size: 1024 } })).toMatch(
+      /has 262144 image patches \(\(image_size \/ patch_size\)²\), more than any real CLIP/,
+    );
     expect(refusal({ embed_dim: 8, vision_cfg: { mlp_ratio: 1000 } })).toMatch(/has vision_cfg\.mlp_ratio=1000,/);
-    expect(refusal({ model_cfg: { embed_dim: 8 }, preprocess_cfg: { size: 100_000 } })).toMatch(/has preprocess_cfg\.size=100000,/);
+    expect(refusal({ model_cfg: { embed_dim: 8 }, preprocess_cfg: { size: 100_000 } })).toMatch(
+      /has preprocess_cfg\.size=100000,/,
+    );
     expect(performance.now() - started).toBeLessThan(5000); // a hang guard only: each refusal reads a few fields
   });
 });

@@ -45,7 +45,12 @@ async function readEverything(source: TensorSource): Promise<void> {
 }
 
 /** Runs `attempt` on each mutation; only UserErrors may escape, and every run must finish. */
-async function fuzz(good: Uint8Array, focus: number, seed: number, attempt: (bytes: Uint8Array) => Promise<void>): Promise<{ refused: number }> {
+async function fuzz(
+  good: Uint8Array,
+  focus: number,
+  seed: number,
+  attempt: (bytes: Uint8Array) => Promise<void>,
+): Promise<{ refused: number }> {
   const rand = random(seed);
   let refused = 0;
   for (let round = 0; round < ROUNDS; round++) {
@@ -71,7 +76,9 @@ describe('fuzzing the readers with damaged files', () => {
       { format: 'pt' },
     );
     const headerEnd = 8 + Number(new DataView(good.buffer).getBigUint64(0, true));
-    const { refused } = await fuzz(good, headerEnd, 1, async (bytes) => readEverything(await SafetensorsSource.fromBytes(bytes)));
+    const { refused } = await fuzz(good, headerEnd, 1, async (bytes) =>
+      readEverything(await SafetensorsSource.fromBytes(bytes)),
+    );
     // Most damage must be caught, yet some edits (in metadata text, a digit swapped for itself) leave a valid file.
     expect(refused).toBeGreaterThan(ROUNDS / 2);
     expect(refused).toBeLessThan(ROUNDS);
@@ -83,13 +90,20 @@ describe('fuzzing the readers with damaged files', () => {
     const pkl = entries.get('basic-f32/data.pkl')!;
     const pickle = archive.slice(pkl.dataStart, pkl.dataStart + pkl.size);
     expect(parseTorchPickle(pickle, 'good').size).toBe(7);
-    const { refused } = await fuzz(pickle, pickle.length, 2, async (bytes) => void parseTorchPickle(bytes, 'fuzzed.pkl'));
+    const { refused } = await fuzz(
+      pickle,
+      pickle.length,
+      2,
+      async (bytes) => void parseTorchPickle(bytes, 'fuzzed.pkl'),
+    );
     expect(refused).toBeGreaterThan(ROUNDS / 2);
   });
 
   it('the zip + pickle .bin reader only ever raises UserErrors', async () => {
     const archive = new Uint8Array(await readFile(join(FIXTURES, 'basic-f16.bin')));
-    const { refused } = await fuzz(archive, archive.length, 3, async (bytes) => readEverything(await openTorchBin(new BytesAccess(bytes, 'fuzzed.bin'), 'fuzzed.bin')));
+    const { refused } = await fuzz(archive, archive.length, 3, async (bytes) =>
+      readEverything(await openTorchBin(new BytesAccess(bytes, 'fuzzed.bin'), 'fuzzed.bin')),
+    );
     expect(refused).toBeGreaterThan(0);
   });
 });

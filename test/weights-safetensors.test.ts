@@ -82,7 +82,11 @@ describe('safetensors round trip', () => {
   it('reads the reference checkpoint with the values Python stored', async () => {
     const file = await SafetensorsFile.open(TINY);
     expect(file.tensors.size).toBe(62);
-    expect(file.tensors.get('token_embedding.weight')).toEqual({ name: 'token_embedding.weight', dtype: 'F32', shape: [49408, 64] });
+    expect(file.tensors.get('token_embedding.weight')).toEqual({
+      name: 'token_embedding.weight',
+      dtype: 'F32',
+      shape: [49408, 64],
+    });
     const logitScale = await file.readF32('logit_scale');
     expect(logitScale[0]).toBeCloseTo(Math.log(100), 6);
     // Cross-check a positioned read against the raw bytes at the offsets in the header.
@@ -99,7 +103,10 @@ describe('float conversions match NumPy', () => {
   it('converts every f16 bit pattern to f32 exactly (subnormals, infinities, NaNs)', async () => {
     const expected = readNpy(await readFile(join(FIXTURES, 'f16-all-as-f32.npy'))).data as Float32Array;
     const actual = new Float32Array(65536);
-    f16BitsToF32(Uint16Array.from({ length: 65536 }, (_, i) => i), actual);
+    f16BitsToF32(
+      Uint16Array.from({ length: 65536 }, (_, i) => i),
+      actual,
+    );
     expect(new Uint32Array(actual.buffer)).toEqual(new Uint32Array(expected.buffer, expected.byteOffset, 65536));
   });
 
@@ -115,7 +122,10 @@ describe('float conversions match NumPy', () => {
 });
 
 describe('safetensors validation', () => {
-  const good = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F16', shape: [2, 2], data_offsets: [8, 16] } };
+  const good = {
+    a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+    b: { dtype: 'F16', shape: [2, 2], data_offsets: [8, 16] },
+  };
 
   it('accepts the well-formed file these cases break', async () => {
     const source = await SafetensorsSource.fromBytes(rawFile(good, 16));
@@ -125,16 +135,48 @@ describe('safetensors validation', () => {
   it.each([
     ['an empty file', new Uint8Array(0), /model\.safetensors is not a valid safetensors file: it is 0 bytes long/],
     ['a truncated length', new Uint8Array(5), /it is 5 bytes long, shorter than the 8-byte header length/],
-    ['a header length beyond the file', rawFile(good, 16).slice(0, 40), /header length 110 runs past the end of the file \(40 bytes\)/],
+    [
+      'a header length beyond the file',
+      rawFile(good, 16).slice(0, 40),
+      /header length 110 runs past the end of the file \(40 bytes\)/,
+    ],
     ['a header that is not JSON', rawFile(null, 0, '{"a": '), /header is not well-formed UTF-8 JSON/],
     ['a header that is a list', rawFile([1, 2], 0), /header is not a JSON object/],
-    ['an unknown dtype', rawFile({ a: { dtype: 'F31', shape: [1], data_offsets: [0, 4] } }, 4), /tensor a has unknown dtype "F31"/],
-    ['an integer dtype', rawFile({ ids: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, 8), /stores tensor ids as I64; whylesion reads only F32, F16 and BF16/],
-    ['a fractional shape', rawFile({ a: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, 4), /tensor a's shape \[1.5\] is not a list of non-negative integers/],
-    ['offsets out of range', rawFile({ ...good, b: { dtype: 'F16', shape: [2, 2], data_offsets: [8, 16] } }, 12), /tensor b's offsets \[8,16\] run past the end of the data \(12 bytes\); re-download or re-convert it\./],
-    ['decreasing offsets', rawFile({ a: { dtype: 'F32', shape: [0], data_offsets: [4, 0] } }, 4), /data_offsets \[4,0\] are not two increasing/],
-    ['overlapping tensors', rawFile({ ...good, b: { dtype: 'F16', shape: [2, 2], data_offsets: [4, 12] } }, 16), /tensors a \[0,8\] and b \[4,12\] overlap/],
-    ['a span that disagrees with the shape', rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8), /tensor a spans 8 bytes but shape \[3\] of F32 needs 12/],
+    [
+      'an unknown dtype',
+      rawFile({ a: { dtype: 'F31', shape: [1], data_offsets: [0, 4] } }, 4),
+      /tensor a has unknown dtype "F31"/,
+    ],
+    [
+      'an integer dtype',
+      rawFile({ ids: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, 8),
+      /stores tensor ids as I64; whylesion reads only F32, F16 and BF16/,
+    ],
+    [
+      'a fractional shape',
+      rawFile({ a: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, 4),
+      /tensor a's shape \[1.5\] is not a list of non-negative integers/,
+    ],
+    [
+      'offsets out of range',
+      rawFile({ ...good, b: { dtype: 'F16', shape: [2, 2], data_offsets: [8, 16] } }, 12),
+      /tensor b's offsets \[8,16\] run past the end of the data \(12 bytes\); re-download or re-convert it\./,
+    ],
+    [
+      'decreasing offsets',
+      rawFile({ a: { dtype: 'F32', shape: [0], data_offsets: [4, 0] } }, 4),
+      /data_offsets \[4,0\] are not two increasing/,
+    ],
+    [
+      'overlapping tensors',
+      rawFile({ ...good, b: { dtype: 'F16', shape: [2, 2], data_offsets: [4, 12] } }, 16),
+      /tensors a \[0,8\] and b \[4,12\] overlap/,
+    ],
+    [
+      'a span that disagrees with the shape',
+      rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8),
+      /tensor a spans 8 bytes but shape \[3\] of F32 needs 12/,
+    ],
     ['non-string metadata', rawFile({ __metadata__: { format: 1 } }, 0), /__metadata__ entry 'format' is not a string/],
   ])('refuses %s with a UserError', async (_, bytes, message) => {
     expect((await errorOf(bytes)).message).toMatch(message);
@@ -144,7 +186,9 @@ describe('safetensors validation', () => {
     const path = join(dir, 'cut.safetensors');
     const whole = encodeSafetensors([{ name: 'w', dtype: 'F32', shape: [4], data: new Float32Array(4) }]);
     await writeFile(path, whole.subarray(0, whole.length - 3));
-    await expect(SafetensorsFile.open(path)).rejects.toThrow(/cut\.safetensors is not a valid safetensors file: tensor w's offsets \[0,16\] run past the end of the data \(13 bytes\)/);
+    await expect(SafetensorsFile.open(path)).rejects.toThrow(
+      /cut\.safetensors is not a valid safetensors file: tensor w's offsets \[0,16\] run past the end of the data \(13 bytes\)/,
+    );
     await expect(SafetensorsFile.open(join(dir, 'absent.safetensors'))).rejects.toThrow(UserError);
   });
 });

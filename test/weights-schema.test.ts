@@ -41,20 +41,25 @@ describe('the open_clip schema', () => {
     await source.close();
   });
 
-  it.each<ComputeDtype>(['f32', 'f16'])('the %s loader uploads every schema tensor exactly once, counting up to the schema size', async (dtype) => {
-    const source = await synthesizedSource();
-    const names = clipSchema(CONFIG).tensors.map((spec) => spec.name);
-    const calls: { name: string; index: number; count: number }[] = [];
-    const weights = await uploadClipWeights(gpu, CONFIG, source, dtype, (name, index, count) => calls.push({ name, index, count }));
-    expect(calls.map((c) => c.index)).toEqual(names.map((_, i) => i + 1));
-    expect(calls.every((c) => c.count === names.length)).toBe(true);
-    expect(calls.map((c) => c.name).sort()).toEqual([...names].sort());
-    expect(weights.vision.blocks).toHaveLength(2);
-    expect(weights.text.blocks).toHaveLength(3);
-    expect(weights.logitScale).toBe(Math.exp(Math.fround(Math.log(100))));
-    weights.scope.destroy();
-    await source.close();
-  });
+  it.each<ComputeDtype>(['f32', 'f16'])(
+    'the %s loader uploads every schema tensor exactly once, counting up to the schema size',
+    async (dtype) => {
+      const source = await synthesizedSource();
+      const names = clipSchema(CONFIG).tensors.map((spec) => spec.name);
+      const calls: { name: string; index: number; count: number }[] = [];
+      const weights = await uploadClipWeights(gpu, CONFIG, source, dtype, (name, index, count) =>
+        calls.push({ name, index, count }),
+      );
+      expect(calls.map((c) => c.index)).toEqual(names.map((_, i) => i + 1));
+      expect(calls.every((c) => c.count === names.length)).toBe(true);
+      expect(calls.map((c) => c.name).sort()).toEqual([...names].sort());
+      expect(weights.vision.blocks).toHaveLength(2);
+      expect(weights.text.blocks).toHaveLength(3);
+      expect(weights.logitScale).toBe(Math.exp(Math.fround(Math.log(100))));
+      weights.scope.destroy();
+      await source.close();
+    },
+  );
 
   it('puts each f32 tensor in the field of the engine weights that stands for it', async () => {
     const source = await synthesizedSource();
@@ -78,7 +83,11 @@ describe('the open_clip schema', () => {
       [w.text.tokenChunks[0].buffer, 'token_embedding.weight'],
     ];
     const expected = await Promise.all(fields.map(([, name]) => source.readF32(name)));
-    const read = await gpu.run('readback', [], fields.map(([buffer], i) => ({ buffer, bytes: expected[i].byteLength })));
+    const read = await gpu.run(
+      'readback',
+      [],
+      fields.map(([buffer], i) => ({ buffer, bytes: expected[i].byteLength })),
+    );
     fields.forEach(([, name], i) => expect(new Float32Array(read[i]), name).toEqual(expected[i]));
     expect(w.text.tokenChunks).toEqual([{ buffer: w.text.tokenChunks[0].buffer, rowOffset: 0, rows: 100 }]);
     w.scope.destroy();

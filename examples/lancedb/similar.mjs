@@ -24,7 +24,11 @@ for (let group = 0; group < parquet.metadata().numRowGroups(); group++) {
   const batch = tableFromIPC((await parquet.read({ rowGroups: [group] })).intoIPCStream());
   table = table ? (await table.add(batch), table) : await db.createTable('images', batch, { mode: 'overwrite' });
 }
-const [row] = await table.query().where(`file = '${image.replaceAll("'", "''")}'`).limit(1).toArray();
+const [row] = await table
+  .query()
+  .where(`file = '${image.replaceAll("'", "''")}'`)
+  .limit(1)
+  .toArray();
 if (!row) throw new Error(`${image} is not in ${file}`);
 const hits = await table.search(Array.from(row.embedding)).distanceType('cosine').limit(Number(k)).toArray();
 for (const hit of hits) console.log(JSON.stringify({ file: hit.file, cosine: 1 - hit._distance }));

@@ -23,7 +23,8 @@ function queue(job) {
   return work;
 }
 
-const message = (error) => (error instanceof whylesion.UserError ? error.message : `Unexpected error: ${error?.message ?? error}`);
+const message = (error) =>
+  error instanceof whylesion.UserError ? error.message : `Unexpected error: ${error?.message ?? error}`;
 
 function showProgress(p) {
   const bar = $('load-progress');
@@ -53,7 +54,8 @@ async function load(source) {
     model = window.whylesion.model = loaded;
     const a = model.adapter;
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    $('adapter').textContent = `WebGPU adapter: ${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unnamed'}; ` +
+    $('adapter').textContent =
+      `WebGPU adapter: ${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unnamed'}; ` +
       `weights ${model.dtype} on the GPU; embedding size ${model.embedDim}.`;
     setStatus('ready', `Model ready (loaded in ${seconds} s).`);
     $('load-progress').hidden = true;
@@ -64,7 +66,10 @@ async function load(source) {
 }
 
 function labels() {
-  return $('labels').value.split(/\r?\n|,/).map((l) => l.trim()).filter(Boolean);
+  return $('labels')
+    .value.split(/\r?\n|,/)
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 function addImages(files) {
@@ -181,7 +186,8 @@ function renderProbe(card, embedding) {
 
 if (!navigator.gpu) {
   $('no-webgpu').hidden = false;
-  $('no-webgpu').textContent = 'This browser has no WebGPU, which the model needs. Use a recent Chrome or Edge ' +
+  $('no-webgpu').textContent =
+    'This browser has no WebGPU, which the model needs. Use a recent Chrome or Edge ' +
     '(or Safari 26, Firefox 141 on Windows) with hardware acceleration on, and open the page over https or localhost.';
   $('load').disabled = true;
   // Nothing below can work: only the message stays (no model form, no photo cards waiting forever).

@@ -41,12 +41,20 @@ export async function describeEngine(options: { model?: string } = {}): Promise<
       subgroupSize: subgroupSizes(gpu) ?? null,
       cpuVectorWidth: vectorWidthChoice() ?? null,
       kernelFamily: kernelFamily(gpu),
-      kernelTuning: { file: tuningFilePath(), tunedShapes: applyCachedTuning(gpu), rule: defaultMatmulVariant(gpu, 257) },
+      kernelTuning: {
+        file: tuningFilePath(),
+        tunedShapes: applyCachedTuning(gpu),
+        rule: defaultMatmulVariant(gpu, 257),
+      },
     };
     if (options.model) {
       const checkpoint = await openCheckpoint(await resolveModelDir(options.model));
       await checkpoint.source.close();
-      description.model = { path: checkpoint.weightsPath, config: checkpoint.config, tensors: checkpoint.source.tensors.size };
+      description.model = {
+        path: checkpoint.weightsPath,
+        config: checkpoint.config,
+        tensors: checkpoint.source.tensors.size,
+      };
     }
     return description;
   } finally {

@@ -4,7 +4,17 @@
  */
 import clipMerges from 'virtual:clip-merges';
 import { UserError } from '../errors.js';
-import { BlobAccess, CONFIG_FILE, HttpRangeAccess, SAFETENSORS_FILE, checkedCheckpoint, fetchText, fileInFolder, hubFolderUrl, openBlobCheckpoint } from '../io/remote.js';
+import {
+  BlobAccess,
+  CONFIG_FILE,
+  HttpRangeAccess,
+  SAFETENSORS_FILE,
+  checkedCheckpoint,
+  fetchText,
+  fileInFolder,
+  hubFolderUrl,
+  openBlobCheckpoint,
+} from '../io/remote.js';
 import { SafetensorsSource } from '../io/safetensors.js';
 import { ModelStore } from '../io/storage.js';
 import type { RandomAccess } from '../io/tensor-source.js';
@@ -30,7 +40,10 @@ async function openFolderUrl(folder: string, options: OpenModelOptions) {
     identity = `blob:${weightsUrl}:${kept.size}:${kept.lastModified}`;
     options.onDownload?.(SAFETENSORS_FILE, kept.size, kept.size);
   } else {
-    const writerReady: { write?: (position: number, bytes: Uint8Array) => Promise<void>; finish?: () => Promise<void> } = {};
+    const writerReady: {
+      write?: (position: number, bytes: Uint8Array) => Promise<void>;
+      finish?: () => Promise<void>;
+    } = {};
     const http = await HttpRangeAccess.open(weightsUrl, {
       onPiece: (position, bytes) => writerReady.write?.(position, bytes),
       onBytes: (loaded, total) => options.onDownload?.(SAFETENSORS_FILE, loaded, total),
@@ -42,7 +55,14 @@ async function openFolderUrl(folder: string, options: OpenModelOptions) {
       writerReady.finish = () => writer.finish();
     }
     // Closing the source (after every tensor was read) commits the copy when it is whole.
-    access = { size: http.size, read: (position, into) => http.read(position, into), close: async () => { await http.close(); await writerReady.finish?.(); } };
+    access = {
+      size: http.size,
+      read: (position, into) => http.read(position, into),
+      close: async () => {
+        await http.close();
+        await writerReady.finish?.();
+      },
+    };
   }
   const source = await SafetensorsSource.fromAccess(access, weightsUrl);
   return checkedCheckpoint(configText, configUrl, source, weightsUrl, identity);
@@ -64,7 +84,8 @@ export const loaders: Loaders = {
 
   tuning: {
     apply(_gpu, mode = 'cached') {
-      if (mode !== 'cached' && mode !== 'rules') throw new UserError(`Kernel tuning '${mode}' is not 'cached' or 'rules'; fix kernelTuning.`);
+      if (mode !== 'cached' && mode !== 'rules')
+        throw new UserError(`Kernel tuning '${mode}' is not 'cached' or 'rules'; fix kernelTuning.`);
       return 0; // no tuning file in a page: the built-in rules
     },
     checkWritable() {},

@@ -10,7 +10,10 @@ import { applyKernelTuning, checkTuningFileWritable, saveTuning } from './tuning
 export const loaders: Loaders = {
   async openModel(source, options) {
     if (typeof source !== 'string') return openBlobCheckpoint(source);
-    const onProgress = options.onDownload && ((p: { file: string; loaded: number; total: number | undefined }) => options.onDownload!(p.file, p.loaded, p.total));
+    const onProgress =
+      options.onDownload &&
+      ((p: { file: string; loaded: number; total: number | undefined }) =>
+        options.onDownload!(p.file, p.loaded, p.total));
     const dir = await resolveModelDir(source, { ...options.hub, onProgress });
     const checkpoint = await openCheckpoint(dir);
     // A Hub snapshot folder is named by its commit; the weights' hash is their blob name (see io/file-hash.ts).

@@ -2,7 +2,13 @@ import { UserError, withPermissionHints } from '../errors.js';
 import { Gpu, type KernelFamily } from '../runtime/gpu.js';
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
-import { maxImagePixels, preprocessImage, preprocessJimp, type PreprocessOptions, type RgbaImageLike } from '../image/index.js';
+import {
+  maxImagePixels,
+  preprocessImage,
+  preprocessJimp,
+  type PreprocessOptions,
+  type RgbaImageLike,
+} from '../image/index.js';
 import { ClipModel, type ComputeDtype, type StepDump } from '../model/clip.js';
 import type { ClipConfig } from '../model/config.js';
 import { platform } from '../platform/index.js';
@@ -109,10 +115,21 @@ export class WhyLesionModel {
 
   /** @internal use loadModel */
   static async create(
-    model: ClipModel, gpu: Gpu, ownsGpu: boolean, vocabPath: string | undefined, exifRotate: boolean, maxImagePixels: number | undefined, checkpoint: CheckpointIdentity,
+    model: ClipModel,
+    gpu: Gpu,
+    ownsGpu: boolean,
+    vocabPath: string | undefined,
+    exifRotate: boolean,
+    maxImagePixels: number | undefined,
+    checkpoint: CheckpointIdentity,
     tokenizerLoad?: Promise<ClipTokenizer>,
   ): Promise<WhyLesionModel> {
-    const identity: ModelIdentity = { weights: checkpoint.weights, config: checkpoint.config, dtype: model.dtype, source: checkpoint.source };
+    const identity: ModelIdentity = {
+      weights: checkpoint.weights,
+      config: checkpoint.config,
+      dtype: model.dtype,
+      source: checkpoint.source,
+    };
     const created = new WhyLesionModel(gpu, ownsGpu, model, vocabPath, exifRotate, maxImagePixels, identity);
     created.tokenizerLoad = tokenizerLoad;
     return created;
@@ -120,7 +137,9 @@ export class WhyLesionModel {
 
   /** Starts reading the tokenizer (see LoadOptions.preloadTokenizer); a failure is reported when text is first encoded. */
   static preloadTokenizer(vocabPath: string | undefined): Promise<ClipTokenizer> {
-    const load = withPermissionHints(() => loaders.loadTokenizer(vocabPath)).then((tokenizer) => (trace('tokenizer loaded'), tokenizer));
+    const load = withPermissionHints(() => loaders.loadTokenizer(vocabPath)).then(
+      (tokenizer) => (trace('tokenizer loaded'), tokenizer),
+    );
     load.catch(() => undefined); // not unhandled: tokenizer() returns it, and reports the failure, on first use
     return load;
   }
@@ -166,7 +185,13 @@ export class WhyLesionModel {
 
   private async preprocessInput(input: ImageInput, name?: string): Promise<Float32Array> {
     const p = this.config.preprocess;
-    const opts: PreprocessOptions = { size: this.config.vision.imageSize, mean: p.mean, std: p.std, exifRotate: this.exifRotate, maxImagePixels: this.maxImagePixels };
+    const opts: PreprocessOptions = {
+      size: this.config.vision.imageSize,
+      mean: p.mean,
+      std: p.std,
+      exifRotate: this.exifRotate,
+      maxImagePixels: this.maxImagePixels,
+    };
     if (typeof input === 'string') return preprocessImage(await platform.readImage(input), opts, input);
     if (input instanceof Uint8Array) return preprocessImage(input, opts, name ?? 'the image buffer');
     if (input instanceof ArrayBuffer) return preprocessImage(new Uint8Array(input), opts, name ?? 'the image buffer');
@@ -177,24 +202,38 @@ export class WhyLesionModel {
     if (input && typeof input === 'object' && 'bitmap' in input) return preprocessJimp(input, opts, name);
     const decoded = await platform.decodedPixels(input);
     if (decoded) return preprocessJimp(decoded, opts, name);
-    throw new UserError('An image input must be a path or URL, encoded image bytes (Uint8Array, ArrayBuffer, Blob, File), a jimp image, or in a browser an ImageBitmap, <img>, canvas or ImageData.');
+    throw new UserError(
+      'An image input must be a path or URL, encoded image bytes (Uint8Array, ArrayBuffer, Blob, File), a jimp image, or in a browser an ImageBitmap, <img>, canvas or ImageData.',
+    );
   }
 
   /** Image embeddings (one row per input), as open_clip's encode_image; `normalize` gives unit rows. */
-  async encodeImage(inputs: ImageInput | readonly ImageInput[], options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
+  async encodeImage(
+    inputs: ImageInput | readonly ImageInput[],
+    options: { normalize?: boolean } = {},
+  ): Promise<Float32Array[]> {
     const list = Array.isArray(inputs) ? inputs : [inputs as ImageInput];
     if (list.length === 0) return [];
     const pixels = await Promise.all(list.map((input) => this.preprocess(input)));
     const size = pixels[0].length;
     const batch = new Float32Array(size * pixels.length);
     pixels.forEach((p, i) => batch.set(p, i * size));
-    const name = (i: number): string => typeof list[i] === 'string' ? `the image ${list[i] as string}` : `image ${i + 1} of ${list.length}`;
+    const name = (i: number): string =>
+      typeof list[i] === 'string' ? `the image ${list[i] as string}` : `image ${i + 1} of ${list.length}`;
     return this.rows(await this.model.encodePixels(batch, pixels.length), options.normalize, name);
   }
 
   /** Embeddings of preprocessed pixels [B, 3, S, S]. */
-  async encodePixels(pixels: Float32Array, batch: number, options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
-    return this.rows(await this.model.encodePixels(pixels, batch), options.normalize, (i) => `image ${i + 1} of ${batch}`);
+  async encodePixels(
+    pixels: Float32Array,
+    batch: number,
+    options: { normalize?: boolean } = {},
+  ): Promise<Float32Array[]> {
+    return this.rows(
+      await this.model.encodePixels(pixels, batch),
+      options.normalize,
+      (i) => `image ${i + 1} of ${batch}`,
+    );
   }
 
   /** Text embeddings (one row per prompt), as open_clip's encode_text; repeated prompts are computed once. */
@@ -203,7 +242,12 @@ export class WhyLesionModel {
     const notText = list.findIndex((t) => typeof t !== 'string');
     if (notText >= 0) {
       const value: unknown = list[notText];
-      const kind = value === null || value === undefined ? String(value) : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+      const kind =
+        value === null || value === undefined
+          ? String(value)
+          : typeof value === 'object'
+            ? 'an object'
+            : `a ${typeof value}`;
       throw new UserError(`Text ${notText + 1} of ${list.length} is ${kind}, not a string; pass prompts as strings.`);
     }
     const ctx = this.config.text.contextLength;
@@ -231,7 +275,8 @@ export class WhyLesionModel {
       const rows = this.rows(await this.model.encodeTokens(missingIds, missing.length), false, text);
       missing.forEach((key, i) => {
         found.set(key, rows[i]);
-        if (this.textCache.size >= TEXT_CACHE_LIMIT) this.textCache.delete(this.textCache.keys().next().value as string);
+        if (this.textCache.size >= TEXT_CACHE_LIMIT)
+          this.textCache.delete(this.textCache.keys().next().value as string);
         this.textCache.set(key, rows[i]);
       });
     }
@@ -243,7 +288,11 @@ export class WhyLesionModel {
 
   /** Embeddings of token ids [B, context_length]. */
   async encodeTokens(ids: Int32Array, batch: number, options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
-    return this.rows(await this.model.encodeTokens(ids, batch), options.normalize, (i) => `token row ${i + 1} of ${batch}`);
+    return this.rows(
+      await this.model.encodeTokens(ids, batch),
+      options.normalize,
+      (i) => `token row ${i + 1} of ${batch}`,
+    );
   }
 
   /**
@@ -266,10 +315,15 @@ export class WhyLesionModel {
    */
   classify(images: readonly Float32Array[], texts: readonly Float32Array[]): number[][] {
     if (texts.length === 0) throw new UserError('Zero-shot classification needs at least one label.');
-    for (const [what, rows] of [['image', images], ['text', texts]] as const) {
+    for (const [what, rows] of [
+      ['image', images],
+      ['text', texts],
+    ] as const) {
       rows.forEach((row, i) => {
         if (row.length !== this.embedDim || !row.some((v) => v !== 0) || row.some((v) => !Number.isFinite(v))) {
-          throw new UserError(`The ${what} embedding ${i + 1} has ${row.length} values${row.length === this.embedDim ? ' that are all zero or not finite' : `, not ${this.embedDim}`}; pass rows from this model's encodeImage/encodeText.`);
+          throw new UserError(
+            `The ${what} embedding ${i + 1} has ${row.length} values${row.length === this.embedDim ? ' that are all zero or not finite' : `, not ${this.embedDim}`}; pass rows from this model's encodeImage/encodeText.`,
+          );
         }
       });
     }
@@ -297,10 +351,14 @@ export class WhyLesionModel {
     tuning.requested.clear();
     // Forwards planned afresh record every matmul shape they use (their outputs are not needed).
     await this.model.clearPlans();
-    for (const batch of options.batches ?? [1]) await this.model.encodePixels(new Float32Array(batch * 3 * S * S), batch);
+    for (const batch of options.batches ?? [1])
+      await this.model.encodePixels(new Float32Array(batch * 3 * S * S), batch);
     const texts = options.texts ?? ['dark brown', 'bleeding', 'irregular shape'];
     if (texts.length > 0) await this.model.encodeTokens(await this.tokenize(texts), texts.length);
-    const results = await tuneMatmuls(this.gpu, [...tuning.requested.values()], { runs: options.runs, onShape: options.onShape });
+    const results = await tuneMatmuls(this.gpu, [...tuning.requested.values()], {
+      runs: options.runs,
+      onShape: options.onShape,
+    });
     await this.model.clearPlans(); // later forwards are planned with the new choices
     const file = options.save === false ? undefined : loaders.tuning.save(this.gpu, results);
     return { results, file };
@@ -320,7 +378,9 @@ export class WhyLesionModel {
     for (let r = 0; r < flat.length / E; r++) {
       const row = flat.slice(r * E, (r + 1) * E);
       if (!row.every(Number.isFinite)) {
-        throw new UserError(`The embedding of ${nameRow(r)} holds NaN or Inf: the model's weights or this input produce non-finite values; check the input, or re-download the model.`);
+        throw new UserError(
+          `The embedding of ${nameRow(r)} holds NaN or Inf: the model's weights or this input produce non-finite values; check the input, or re-download the model.`,
+        );
       }
       out.push(normalize ? normalized(row) : row);
     }
@@ -341,7 +401,8 @@ export function loadModel(source: ModelSource, options: LoadOptions = {}): Promi
 async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesionModel> {
   maxImagePixels(options); // a bad limit is refused before the (slow) load
   const onDownload = options.onProgress
-    ? (file: string, loaded: number, total: number | undefined) => options.onProgress!({ stage: 'download', file, loaded, total })
+    ? (file: string, loaded: number, total: number | undefined) =>
+        options.onProgress!({ stage: 'download', file, loaded, total })
     : undefined;
   trace('load start');
   // Parsing the vocabulary overlaps the weights' reads (measured: bench/README.md, cold start).
@@ -350,13 +411,17 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
   trace('checkpoint opened', '(header, config, identity hash)');
   let gpu: Gpu;
   try {
-    gpu = await Gpu.create({ device: options.device, kernels: options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined) });
+    gpu = await Gpu.create({
+      device: options.device,
+      kernels: options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined),
+    });
     trace('device ready');
   } catch (e) {
     await checkpoint.source.close();
     throw e;
   }
-  if (options.onProgress) gpu.onCompile = (compiled, requested) => options.onProgress!({ stage: 'compile', compiled, requested });
+  if (options.onProgress)
+    gpu.onCompile = (compiled, requested) => options.onProgress!({ stage: 'compile', compiled, requested });
   try {
     loaders.tuning.apply(gpu, options.kernelTuning);
     const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {
@@ -365,7 +430,16 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
       planBudgetBytes: options.planBudgetBytes,
       onTensor: (tensor, loaded, total) => options.onProgress?.({ stage: 'weights', tensor, loaded, total }),
     });
-    return await WhyLesionModel.create(model, gpu, !options.device, options.vocabPath, options.exifRotate ?? false, options.maxImagePixels, checkpoint.identity, tokenizerLoad);
+    return await WhyLesionModel.create(
+      model,
+      gpu,
+      !options.device,
+      options.vocabPath,
+      options.exifRotate ?? false,
+      options.maxImagePixels,
+      checkpoint.identity,
+      tokenizerLoad,
+    );
   } catch (e) {
     gpu.destroy();
     throw e;

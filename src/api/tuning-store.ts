@@ -1,7 +1,17 @@
 // Kernel choices measured by the autotuner, kept per device in one JSON file so that later processes
 // start with them: $WHYLESION_TUNING_FILE, else $XDG_CACHE_HOME/whylesion/kernel-tuning.json
 // (~/.cache when unset). Node only.
-import { accessSync, closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { fsyncFolder, isDiskFull, writeAllSync } from '../io/durable.js';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,14 +26,18 @@ interface TuningFile {
 }
 
 export function tuningFilePath(): string {
-  return process.env.WHYLESION_TUNING_FILE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'whylesion', 'kernel-tuning.json');
+  return (
+    process.env.WHYLESION_TUNING_FILE ||
+    join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'whylesion', 'kernel-tuning.json')
+  );
 }
 
 /** The file's contents, or an empty one when it is missing or unreadable (it is a cache: the tuner rewrites it). */
 function readTuningFile(path: string): TuningFile {
   try {
     const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<TuningFile>;
-    if (parsed.format === 1 && parsed.devices && typeof parsed.devices === 'object') return { format: 1, devices: parsed.devices };
+    if (parsed.format === 1 && parsed.devices && typeof parsed.devices === 'object')
+      return { format: 1, devices: parsed.devices };
   } catch {
     // missing or damaged: start empty
   }
@@ -51,7 +65,9 @@ export function applyCachedTuning(gpu: Gpu, path?: string): number {
  */
 export function applyKernelTuning(gpu: Gpu, mode: string = process.env.WHYLESION_KERNEL_TUNING ?? 'cached'): number {
   if (mode !== 'cached' && mode !== 'rules') {
-    throw new UserError(`Kernel tuning '${mode}' is not 'cached' or 'rules'; fix kernelTuning or WHYLESION_KERNEL_TUNING.`);
+    throw new UserError(
+      `Kernel tuning '${mode}' is not 'cached' or 'rules'; fix kernelTuning or WHYLESION_KERNEL_TUNING.`,
+    );
   }
   // A forced kernel family means its rules: measured choices (made under 'auto') would mix families.
   return mode === 'cached' && !gpu.forcedKernelFamily ? applyCachedTuning(gpu) : 0;
@@ -68,11 +84,17 @@ export function saveTuning(gpu: Gpu, results: readonly ShapeResult[], path = tun
   const file = readTuningFile(path);
   const key = tuningKey(gpu);
   const saved: Partial<TuningRecord> = file.devices[key] ?? {};
-  const record: TuningRecord = { choices: { ...saved.choices }, measured: { ...saved.measured }, date: new Date().toISOString() };
+  const record: TuningRecord = {
+    choices: { ...saved.choices },
+    measured: { ...saved.measured },
+    date: new Date().toISOString(),
+  };
   for (const r of results) {
     if (!r.choice) continue;
     record.choices[r.key] = r.choice;
-    record.measured[r.key] = Object.fromEntries(r.candidates.filter((c) => c.ms !== undefined).map((c) => [c.variant, Number(c.ms!.toFixed(3))]));
+    record.measured[r.key] = Object.fromEntries(
+      r.candidates.filter((c) => c.ms !== undefined).map((c) => [c.variant, Number(c.ms!.toFixed(3))]),
+    );
   }
   file.devices[key] = record;
   mkdirSync(dirname(path), { recursive: true });
@@ -89,7 +111,11 @@ export function saveTuning(gpu: Gpu, results: readonly ShapeResult[], path = tun
     renameSync(temporary, path);
     fsyncFolder(dirname(path));
   } catch (error) {
-    if (isDiskFull(error)) throw new UserError(`The disk holding ${path} is full, so the kernel choices were not saved (the old file is kept); free some space and tune again.`, { cause: error });
+    if (isDiskFull(error))
+      throw new UserError(
+        `The disk holding ${path} is full, so the kernel choices were not saved (the old file is kept); free some space and tune again.`,
+        { cause: error },
+      );
     throw error;
   } finally {
     rmSync(temporary, { force: true });

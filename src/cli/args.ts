@@ -3,16 +3,28 @@ import { UserError } from '../errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 const HELP = { help: { type: 'boolean', short: 'h' } } as const;
-export type ParsedCommand<O extends Options> = ReturnType<typeof parseArgs<{ options: O & typeof HELP; allowPositionals: true; strict: true }>>;
+export type ParsedCommand<O extends Options> = ReturnType<
+  typeof parseArgs<{ options: O & typeof HELP; allowPositionals: true; strict: true }>
+>;
 
 /**
  * parseArgs for one subcommand, with `--help` built in: returns undefined after printing the usage
  * when help was asked for; unknown or malformed options become one-sentence UserErrors.
  */
-export function parseCommand<O extends Options>(command: string, argv: string[], options: O, usage: string): ParsedCommand<O> | undefined {
+export function parseCommand<O extends Options>(
+  command: string,
+  argv: string[],
+  options: O,
+  usage: string,
+): ParsedCommand<O> | undefined {
   let parsed: ParsedCommand<O>;
   try {
-    parsed = parseArgs({ args: argv, options: { ...options, ...HELP }, allowPositionals: true, strict: true }) as ParsedCommand<O>;
+    parsed = parseArgs({
+      args: argv,
+      options: { ...options, ...HELP },
+      allowPositionals: true,
+      strict: true,
+    }) as ParsedCommand<O>;
   } catch (error) {
     const unknown = /^Unknown option '(-{1,2}[^']+)'/.exec((error as Error).message)?.[1];
     if (unknown) {
@@ -22,7 +34,9 @@ export function parseCommand<O extends Options>(command: string, argv: string[],
         : `Unknown option ${unknown} for ${command}; see whylesion ${command} --help for the options.`;
       throw new UserError(message, { cause: error });
     }
-    throw new UserError(`${(error as Error).message.replace(/\.$/, '')}; see whylesion ${command} --help.`, { cause: error });
+    throw new UserError(`${(error as Error).message.replace(/\.$/, '')}; see whylesion ${command} --help.`, {
+      cause: error,
+    });
   }
   if ((parsed.values as { help?: boolean }).help) {
     process.stdout.write(`${usage.trim()}\n`);
@@ -42,18 +56,28 @@ export function nearestOption(typed: string, options: readonly string[]): string
   // A third of the name may be wrong (at least one edit): 'lables' -> 'labels', not 'x' -> 'top'.
   if (best !== undefined && bestDistance <= Math.max(1, Math.floor(typed.length / 3))) return best;
   // Else a shortened name: 'img' -> 'image', when just one option starts that way.
-  const longer = typed.length >= 3 ? options.filter((o) => o.toLowerCase().startsWith(typed.toLowerCase().slice(0, 2)) && [...typed.toLowerCase()].every((c) => o.toLowerCase().includes(c))) : [];
+  const longer =
+    typed.length >= 3
+      ? options.filter(
+          (o) =>
+            o.toLowerCase().startsWith(typed.toLowerCase().slice(0, 2)) &&
+            [...typed.toLowerCase()].every((c) => o.toLowerCase().includes(c)),
+        )
+      : [];
   return longer.length === 1 ? longer[0] : undefined;
 }
 
 /** Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours cost 1. */
 function editDistance(a: string, b: string): number {
-  const rows = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       rows[i][j] = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) rows[i][j] = Math.min(rows[i][j], rows[i - 2][j - 2] + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        rows[i][j] = Math.min(rows[i][j], rows[i - 2][j - 2] + 1);
     }
   }
   return rows[a.length][b.length];
@@ -93,6 +117,7 @@ export function parseDtype(value: string | undefined): 'f32' | 'f16' {
 /** A whole-number option in [min, max], written in plain decimal digits. */
 export function positiveInteger(name: string, value: string, min = 1, max = 1_000_000): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) throw new UserError(`--${name} ${value} is not a whole number from ${min} to ${max}.`);
+  if (!/^\d+$/.test(value) || n < min || n > max)
+    throw new UserError(`--${name} ${value} is not a whole number from ${min} to ${max}.`);
   return n;
 }

@@ -17,7 +17,19 @@ ${MODEL_USAGE}`;
 const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
 
 export async function benchCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('bench', argv, { ...MODEL_OPTIONS, batch: { type: 'string' }, runs: { type: 'string' }, iters: { type: 'string' }, profile: { type: 'boolean' }, json: { type: 'boolean' } }, USAGE);
+  const parsed = parseCommand(
+    'bench',
+    argv,
+    {
+      ...MODEL_OPTIONS,
+      batch: { type: 'string' },
+      runs: { type: 'string' },
+      iters: { type: 'string' },
+      profile: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    USAGE,
+  );
   if (!parsed) return;
   const { values } = parsed;
   const batch = values.batch ? positiveInteger('batch', values.batch) : 1;
@@ -49,22 +61,42 @@ export async function benchCommand(argv: string[]): Promise<void> {
     const image = await measure(() => model.encodePixels(pixels, batch));
     const text = await measure(() => model.encodeTokens(ids, PROMPTS.length));
     if (values.profile && !model.model.gpu.hasTimestamps) {
-      throw new UserError('This GPU adapter has no timestamp queries, so --profile cannot time kernels; run without it.');
+      throw new UserError(
+        'This GPU adapter has no timestamp queries, so --profile cannot time kernels; run without it.',
+      );
     }
     const profile = values.profile
-      ? { image: await model.model.profilePixels(pixels, batch), text: await model.model.profileTokens(ids, PROMPTS.length) }
+      ? {
+          image: await model.model.profilePixels(pixels, batch),
+          text: await model.model.profileTokens(ids, PROMPTS.length),
+        }
       : undefined;
     if (values.json) {
       const ms = (s: number) => Number((s * 1000).toFixed(1));
-      console.log(JSON.stringify({
-        image_ms_per_batch: ms(image.warm), text_ms_per_batch: ms(text.warm), batch, load_ms: Number(loadMs.toFixed(1)), cold_ms: ms(image.cold),
-        adapter: model.adapter, dtype: model.dtype, iters: runs, text_prompts: PROMPTS.length, text_cold_ms: ms(text.cold), profile,
-      }));
+      console.log(
+        JSON.stringify({
+          image_ms_per_batch: ms(image.warm),
+          text_ms_per_batch: ms(text.warm),
+          batch,
+          load_ms: Number(loadMs.toFixed(1)),
+          cold_ms: ms(image.cold),
+          adapter: model.adapter,
+          dtype: model.dtype,
+          iters: runs,
+          text_prompts: PROMPTS.length,
+          text_cold_ms: ms(text.cold),
+          profile,
+        }),
+      );
       return;
     }
     console.log(`load: ${(loadMs / 1000).toFixed(3)} s`);
-    console.log(`image tower, batch ${batch}: cold ${image.cold.toFixed(3)} s, warm ${image.warm.toFixed(3)} s (${(image.warm / batch).toFixed(3)} s/image)`);
-    console.log(`text tower, ${PROMPTS.length} prompts: cold ${text.cold.toFixed(3)} s, warm ${text.warm.toFixed(3)} s`);
+    console.log(
+      `image tower, batch ${batch}: cold ${image.cold.toFixed(3)} s, warm ${image.warm.toFixed(3)} s (${(image.warm / batch).toFixed(3)} s/image)`,
+    );
+    console.log(
+      `text tower, ${PROMPTS.length} prompts: cold ${text.cold.toFixed(3)} s, warm ${text.warm.toFixed(3)} s`,
+    );
     if (profile) {
       printProfile(`image tower, batch ${batch}`, profile.image);
       printProfile(`text tower, ${PROMPTS.length} prompts`, profile.text);
@@ -80,15 +112,26 @@ function printProfile(title: string, timings: KernelTiming[]): void {
   const byKernel = new Map<string, { ms: number; flops: number; bytes: number; count: number }>();
   for (const t of timings) {
     const k = byKernel.get(t.kernel) ?? { ms: 0, flops: 0, bytes: 0, count: 0 };
-    k.ms += t.ms; k.flops += t.flops ?? 0; k.bytes += t.bytes ?? 0; k.count++;
+    k.ms += t.ms;
+    k.flops += t.flops ?? 0;
+    k.bytes += t.bytes ?? 0;
+    k.count++;
     byKernel.set(t.kernel, k);
   }
   console.log(`\n${title}: ${total.toFixed(1)} ms of GPU time in ${timings.length} dispatches`);
   console.log(`  ${'kernel'.padEnd(14)} ${'calls'.padStart(5)} ${'ms'.padStart(9)} ${'share'.padStart(6)}  rate`);
   for (const [kernel, k] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms)) {
-    const rate = k.flops > 0 ? `${(k.flops / k.ms / 1e6).toFixed(1)} GFLOP/s` : k.bytes > 0 ? `${(k.bytes / k.ms / 1e6).toFixed(2)} GB/s` : '';
-    console.log(`  ${kernel.padEnd(14)} ${String(k.count).padStart(5)} ${k.ms.toFixed(2).padStart(9)} ${((100 * k.ms) / total).toFixed(1).padStart(5)}%  ${rate}`);
+    const rate =
+      k.flops > 0
+        ? `${(k.flops / k.ms / 1e6).toFixed(1)} GFLOP/s`
+        : k.bytes > 0
+          ? `${(k.bytes / k.ms / 1e6).toFixed(2)} GB/s`
+          : '';
+    console.log(
+      `  ${kernel.padEnd(14)} ${String(k.count).padStart(5)} ${k.ms.toFixed(2).padStart(9)} ${((100 * k.ms) / total).toFixed(1).padStart(5)}%  ${rate}`,
+    );
   }
   console.log('  slowest dispatches:');
-  for (const t of [...timings].sort((a, b) => b.ms - a.ms).slice(0, 5)) console.log(`    ${t.label.padEnd(34)} ${t.ms.toFixed(2).padStart(9)} ms`);
+  for (const t of [...timings].sort((a, b) => b.ms - a.ms).slice(0, 5))
+    console.log(`    ${t.label.padEnd(34)} ${t.ms.toFixed(2).padStart(9)} ms`);
 }

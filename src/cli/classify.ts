@@ -5,7 +5,15 @@ import { dot, normalized, softmax } from '../api/model.js';
 import { DEFAULT_BOTTLENECK, KNOBO_BOTTLENECKS, loadConcepts } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
-import { BATCH_OPTIONS, BATCH_USAGE, batchSize, encodeImageBatch, finishSkipped, listImages, Progress } from './images.js';
+import {
+  BATCH_OPTIONS,
+  BATCH_USAGE,
+  batchSize,
+  encodeImageBatch,
+  finishSkipped,
+  listImages,
+  Progress,
+} from './images.js';
 import { SUPPORTED_FORMATS } from '../image/index.js';
 import { loadModelFromArgs } from './load.js';
 import { alignedTable, percent, type Scorer } from './scorer.js';
@@ -86,36 +94,68 @@ With --probe: {"image", "prediction", "probability", "bias", "concepts": [{"conc
 ${MODEL_USAGE}`;
 
 interface Values {
-  model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; kernels?: string;
-  batch?: string; quiet?: boolean; strict?: boolean; format?: string; json?: boolean; top?: string; 'no-cache'?: boolean;
+  model?: string;
+  dtype?: string;
+  vocab?: string;
+  'exif-rotate'?: boolean;
+  kernels?: string;
+  batch?: string;
+  quiet?: boolean;
+  strict?: boolean;
+  format?: string;
+  json?: boolean;
+  top?: string;
+  'no-cache'?: boolean;
 }
 
 /** Unit text embeddings through the on-disk text cache (none with --no-cache). */
-async function textEncoder(model: WhyLesionModel, values: Values): Promise<(texts: readonly string[]) => Promise<Float32Array[]>> {
+async function textEncoder(
+  model: WhyLesionModel,
+  values: Values,
+): Promise<(texts: readonly string[]) => Promise<Float32Array[]>> {
   const cache = await TextCache.open(values['no-cache'] ? undefined : defaultTextCacheDir(), model);
   return (texts) => cache.encode(model, texts, { normalize: true });
 }
 
-
 export async function classifyCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('classify', argv, {
-    ...OUTPUT_OPTIONS,
-    labels: { type: 'string' },
-    label: { type: 'string', multiple: true },
-    template: { type: 'string', multiple: true },
-    probe: { type: 'string' },
-  }, CLASSIFY_USAGE);
+  const parsed = parseCommand(
+    'classify',
+    argv,
+    {
+      ...OUTPUT_OPTIONS,
+      labels: { type: 'string' },
+      label: { type: 'string', multiple: true },
+      template: { type: 'string', multiple: true },
+      probe: { type: 'string' },
+    },
+    CLASSIFY_USAGE,
+  );
   if (!parsed) return;
   const { values, positionals } = parsed;
-  if (positionals.length === 0) throw new UserError('classify needs at least one image, folder or glob; see whylesion classify --help.');
+  if (positionals.length === 0)
+    throw new UserError('classify needs at least one image, folder or glob; see whylesion classify --help.');
   if (values.probe) {
-    if (values.labels !== undefined || values.label !== undefined || values.template !== undefined) throw new UserError('--probe brings its own classes; pass it without --labels, --label or --template.');
-    const scorer = await (await import('./probe.js')).classifyProbeScorer(values.probe, values.top === undefined ? undefined : positiveInteger('top', values.top));
-    return runOverImages('classified', positionals, values, false, async (model) => (scorer.checkModel(model.identity), scorer));
+    if (values.labels !== undefined || values.label !== undefined || values.template !== undefined)
+      throw new UserError('--probe brings its own classes; pass it without --labels, --label or --template.');
+    const scorer = await (await import('./probe.js')).classifyProbeScorer(
+      values.probe,
+      values.top === undefined ? undefined : positiveInteger('top', values.top),
+    );
+    return runOverImages(
+      'classified',
+      positionals,
+      values,
+      false,
+      async (model) => (scorer.checkModel(model.identity), scorer),
+    );
   }
   const labels = await readLabels(values.labels, values.label);
-  if (labels.length === 0) throw new UserError('classify needs labels: pass --labels "a,b,c", --labels @labels.txt or --label A --label B.');
-  if ((values.template?.length ?? 0) > 1) throw new UserError('classify takes one --template; for an ensemble of templates use whylesion zeroshot --labels ... --template ... --template ....');
+  if (labels.length === 0)
+    throw new UserError('classify needs labels: pass --labels "a,b,c", --labels @labels.txt or --label A --label B.');
+  if ((values.template?.length ?? 0) > 1)
+    throw new UserError(
+      'classify takes one --template; for an ensemble of templates use whylesion zeroshot --labels ... --template ... --template ....',
+    );
   const prompts = applyTemplates(labels, values.template);
   const top = values.top === undefined ? labels.length : positiveInteger('top', values.top);
   await runOverImages('classified', positionals, values, true, async (model, status) => {
@@ -124,12 +164,25 @@ export async function classifyCommand(argv: string[]): Promise<void> {
     return {
       score: (image, row) => {
         const [probs] = model.classify([row], texts);
-        const best = labels.map((_, j) => j).sort((a, b) => probs[b] - probs[a]).slice(0, top);
+        const best = labels
+          .map((_, j) => j)
+          .sort((a, b) => probs[b] - probs[a])
+          .slice(0, top);
         // Without --top, json keeps the labels in the order they were given.
         const keep = values.top === undefined ? labels.map((_, j) => j) : best;
-        return { image, labels: keep.map((j) => labels[j]), probs: keep.map((j) => probs[j]), best: best.map((j) => ({ label: labels[j], prob: probs[j] })) };
+        return {
+          image,
+          labels: keep.map((j) => labels[j]),
+          probs: keep.map((j) => probs[j]),
+          best: best.map((j) => ({ label: labels[j], prob: probs[j] })),
+        };
       },
-      table: (r) => `${r.image}\n${alignedTable(['label', 'probability', ''], r.best.map((b) => [b.label, percent(b.prob), bar(b.prob)]), [false, true, false])}`,
+      table: (r) =>
+        `${r.image}\n${alignedTable(
+          ['label', 'probability', ''],
+          r.best.map((b) => [b.label, percent(b.prob), bar(b.prob)]),
+          [false, true, false],
+        )}`,
       json: (r) => ({ image: r.image, labels: r.labels, probs: r.probs }),
       csvHeader: ['image', 'rank', 'label', 'probability'],
       csv: (r) => r.best.map((b, k) => [r.image, k + 1, b.label, b.prob]),
@@ -138,43 +191,73 @@ export async function classifyCommand(argv: string[]): Promise<void> {
 }
 
 export async function zeroshotCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('zeroshot', argv, {
-    ...OUTPUT_OPTIONS,
-    classes: { type: 'string' },
-    labels: { type: 'string' },
-    label: { type: 'string', multiple: true },
-    template: { type: 'string', multiple: true },
-    ensemble: { type: 'string' },
-  }, ZEROSHOT_USAGE);
+  const parsed = parseCommand(
+    'zeroshot',
+    argv,
+    {
+      ...OUTPUT_OPTIONS,
+      classes: { type: 'string' },
+      labels: { type: 'string' },
+      label: { type: 'string', multiple: true },
+      template: { type: 'string', multiple: true },
+      ensemble: { type: 'string' },
+    },
+    ZEROSHOT_USAGE,
+  );
   if (!parsed) return;
   const { values, positionals } = parsed;
-  if (positionals.length === 0) throw new UserError('zeroshot needs at least one image, folder or glob; see whylesion zeroshot --help.');
+  if (positionals.length === 0)
+    throw new UserError('zeroshot needs at least one image, folder or glob; see whylesion zeroshot --help.');
   const ensemble = values.ensemble ?? 'score';
-  if (ensemble !== 'score' && ensemble !== 'embedding') throw new UserError(`--ensemble ${ensemble} is not score (the model card's mean cosine) or embedding (open_clip's mean prompt embedding).`);
+  if (ensemble !== 'score' && ensemble !== 'embedding')
+    throw new UserError(
+      `--ensemble ${ensemble} is not score (the model card's mean cosine) or embedding (open_clip's mean prompt embedding).`,
+    );
   const named = values.labels !== undefined || values.label !== undefined;
-  if (values.classes && named) throw new UserError('Pass either --classes FILE.json or class names (--labels/--label), not both.');
+  if (values.classes && named)
+    throw new UserError('Pass either --classes FILE.json or class names (--labels/--label), not both.');
   let classes: Record<string, string[]>;
   if (values.classes) classes = await readClasses(values.classes);
-  else if (named) classes = Object.fromEntries((await readLabels(values.labels, values.label)).map((name) => [name, [name]]));
-  else throw new UserError('zeroshot needs --classes FILE.json mapping class -> prompts (see examples/classes/), or class names with --labels.');
+  else if (named)
+    classes = Object.fromEntries((await readLabels(values.labels, values.label)).map((name) => [name, [name]]));
+  else
+    throw new UserError(
+      'zeroshot needs --classes FILE.json mapping class -> prompts (see examples/classes/), or class names with --labels.',
+    );
   const names = Object.keys(classes);
   if (names.length === 0) throw new UserError('zeroshot needs at least one class name.');
   const top = values.top === undefined ? names.length : positiveInteger('top', values.top);
   await runOverImages('classified', positionals, values, true, async (model, status) => {
     const count = names.reduce((sum, c) => sum + applyTemplates(classes[c], values.template).length, 0);
-    status.phase(`encoding ${count} prompt${count === 1 ? '' : 's'} of ${names.length} class${names.length === 1 ? '' : 'es'}`);
+    status.phase(
+      `encoding ${count} prompt${count === 1 ? '' : 's'} of ${names.length} class${names.length === 1 ? '' : 'es'}`,
+    );
     const encode = await textEncoder(model, values);
     const prompts: Float32Array[][] = [];
     for (const c of names) prompts.push(await encode(applyTemplates(classes[c], values.template)));
     const classRows = ensemble === 'embedding' ? prompts.map(meanEmbedding) : undefined;
     return {
       score: (image, row) => {
-        const scores = names.map((_, k) => (classRows ? dot(row, classRows[k]) : mean(prompts[k].map((p) => dot(row, p)))));
+        const scores = names.map((_, k) =>
+          classRows ? dot(row, classRows[k]) : mean(prompts[k].map((p) => dot(row, p))),
+        );
         const probs = softmax(scores.map((s) => model.logitScale * s));
-        const best = names.map((_, k) => k).sort((a, b) => scores[b] - scores[a]).slice(0, top);
-        return { image, prediction: names[best[0]], ranked: best.map((k) => ({ name: names[k], score: scores[k], prob: probs[k] })) };
+        const best = names
+          .map((_, k) => k)
+          .sort((a, b) => scores[b] - scores[a])
+          .slice(0, top);
+        return {
+          image,
+          prediction: names[best[0]],
+          ranked: best.map((k) => ({ name: names[k], score: scores[k], prob: probs[k] })),
+        };
       },
-      table: (r) => `${r.image}: ${r.prediction}\n${alignedTable(['class', 'score', 'probability'], r.ranked.map((c) => [c.name, c.score.toFixed(4), percent(c.prob)]), [false, true, true])}`,
+      table: (r) =>
+        `${r.image}: ${r.prediction}\n${alignedTable(
+          ['class', 'score', 'probability'],
+          r.ranked.map((c) => [c.name, c.score.toFixed(4), percent(c.prob)]),
+          [false, true, true],
+        )}`,
       json: (r) => ({
         image: r.image,
         prediction: r.prediction,
@@ -188,15 +271,28 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
 }
 
 export async function explainCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('explain', argv, { ...OUTPUT_OPTIONS, concepts: { type: 'string' }, probe: { type: 'string' } }, EXPLAIN_USAGE);
+  const parsed = parseCommand(
+    'explain',
+    argv,
+    { ...OUTPUT_OPTIONS, concepts: { type: 'string' }, probe: { type: 'string' } },
+    EXPLAIN_USAGE,
+  );
   if (!parsed) return;
   const { values, positionals } = parsed;
-  if (positionals.length === 0) throw new UserError('explain needs at least one image, folder or glob; see whylesion explain --help.');
+  if (positionals.length === 0)
+    throw new UserError('explain needs at least one image, folder or glob; see whylesion explain --help.');
   const top = values.top ? positiveInteger('top', values.top) : 10;
   if (values.probe) {
-    if (values.concepts !== undefined) throw new UserError('--probe brings its own concepts; pass it without --concepts.');
+    if (values.concepts !== undefined)
+      throw new UserError('--probe brings its own concepts; pass it without --concepts.');
     const scorer = await (await import('./probe.js')).explainProbeScorer(values.probe, top);
-    return runOverImages('explained', positionals, values, false, async (model) => (scorer.checkModel(model.identity), scorer));
+    return runOverImages(
+      'explained',
+      positionals,
+      values,
+      false,
+      async (model) => (scorer.checkModel(model.identity), scorer),
+    );
   }
   const concepts = await loadConcepts(values.concepts);
   await runOverImages('explained', positionals, values, true, async (model, status) => {
@@ -205,11 +301,18 @@ export async function explainCommand(argv: string[]): Promise<void> {
     return {
       score: (image, row) => ({
         image,
-        concepts: concepts.map((concept, k) => ({ concept, similarity: dot(row, conceptRows[k]) }))
-          .sort((a, b) => b.similarity - a.similarity).slice(0, top),
+        concepts: concepts
+          .map((concept, k) => ({ concept, similarity: dot(row, conceptRows[k]) }))
+          .sort((a, b) => b.similarity - a.similarity)
+          .slice(0, top),
       }),
-      table: (r) => `${r.image}: the ${r.concepts.length} concepts most similar to the image\n` +
-        alignedTable(['rank', 'similarity', 'concept'], r.concepts.map((c, rank) => [String(rank + 1), c.similarity.toFixed(4), c.concept]), [true, true, false]),
+      table: (r) =>
+        `${r.image}: the ${r.concepts.length} concepts most similar to the image\n` +
+        alignedTable(
+          ['rank', 'similarity', 'concept'],
+          r.concepts.map((c, rank) => [String(rank + 1), c.similarity.toFixed(4), c.concept]),
+          [true, true, false],
+        ),
       json: (r) => r,
       csvHeader: ['image', 'rank', 'concept', 'similarity'],
       csv: (r) => r.concepts.map((c, k) => [r.image, k + 1, c.concept, c.similarity]),
@@ -221,7 +324,13 @@ export async function explainCommand(argv: string[]): Promise<void> {
  * Lists the images, loads the model, then decodes, embeds, scores and prints one batch at a time, so
  * memory holds one batch of pixels and (for --format json only) the result rows, whatever the folder's size.
  */
-async function runOverImages<R>(verb: string, patterns: string[], values: Values, encodesText: boolean, prepare: (model: WhyLesionModel, status: StatusLine) => Promise<Scorer<R>>): Promise<void> {
+async function runOverImages<R>(
+  verb: string,
+  patterns: string[],
+  values: Values,
+  encodesText: boolean,
+  prepare: (model: WhyLesionModel, status: StatusLine) => Promise<Scorer<R>>,
+): Promise<void> {
   const format = outputFormat(values);
   const size = batchSize(values.batch);
   const files = await listImages(patterns);
@@ -236,7 +345,9 @@ async function runOverImages<R>(verb: string, patterns: string[], values: Values
     const scorer = await prepare(model, status);
     const out = new Output(format, scorer, status);
     const progress = new Progress(verb, files.length, 0, quiet, status);
-    status.phase(`${verb === 'explained' ? 'explaining' : 'classifying'} ${files.length.toLocaleString('en-US')} image${files.length === 1 ? '' : 's'}`);
+    status.phase(
+      `${verb === 'explained' ? 'explaining' : 'classifying'} ${files.length.toLocaleString('en-US')} image${files.length === 1 ? '' : 's'}`,
+    );
     try {
       for (let start = 0; start < files.length; start += size) {
         const batch = await encodeImageBatch(model, files.slice(start, start + size), { normalize: !scorer.raw });
@@ -258,15 +369,21 @@ async function runOverImages<R>(verb: string, patterns: string[], values: Values
     model.dispose();
   }
   const what = verb[0].toUpperCase() + verb.slice(1);
-  finishSkipped(`${what} ${done.toLocaleString('en-US')} image${done === 1 ? '' : 's'}`, skipped, { quiet, strict: values.strict, succeeded: done });
+  finishSkipped(`${what} ${done.toLocaleString('en-US')} image${done === 1 ? '' : 's'}`, skipped, {
+    quiet,
+    strict: values.strict,
+    succeeded: done,
+  });
 }
 
 type Format = 'table' | 'json' | 'jsonl' | 'csv';
 
 function outputFormat(values: Values): Format {
   const format = values.format ?? (values.json ? 'json' : 'table');
-  if (!['table', 'json', 'jsonl', 'csv'].includes(format)) throw new UserError(`--format ${format} is not table, json, jsonl or csv.`);
-  if (values.json && format !== 'json') throw new UserError(`--json means --format json; it cannot be combined with --format ${format}.`);
+  if (!['table', 'json', 'jsonl', 'csv'].includes(format))
+    throw new UserError(`--format ${format} is not table, json, jsonl or csv.`);
+  if (values.json && format !== 'json')
+    throw new UserError(`--json means --format json; it cannot be combined with --format ${format}.`);
   return format as Format;
 }
 
@@ -275,14 +392,22 @@ class Output<R> {
   private readonly kept: unknown[] = [];
   private started = false;
 
-  constructor(private readonly format: Format, private readonly scorer: Scorer<R>, private readonly status: StatusLine) {}
+  constructor(
+    private readonly format: Format,
+    private readonly scorer: Scorer<R>,
+    private readonly status: StatusLine,
+  ) {}
 
   async write(result: R): Promise<void> {
     this.status.clear(); // results never share a terminal line with the live status
     switch (this.format) {
-      case 'json': this.kept.push(this.scorer.json(result)); return;
-      case 'jsonl': return print(`${JSON.stringify(this.scorer.json(result))}\n`);
-      case 'table': return print(this.scorer.table(result));
+      case 'json':
+        this.kept.push(this.scorer.json(result));
+        return;
+      case 'jsonl':
+        return print(`${JSON.stringify(this.scorer.json(result))}\n`);
+      case 'table':
+        return print(this.scorer.table(result));
       case 'csv': {
         const header = this.started ? '' : csvLine(this.scorer.csvHeader);
         this.started = true;
@@ -327,10 +452,14 @@ async function readLabels(list: string | undefined, single: string[] | undefined
   if (list?.startsWith('@')) {
     const path = list.slice(1);
     const text = await readFile(path, 'utf8').catch((cause: unknown) => {
-      throw new UserError(`Cannot read the labels file ${path} (${(cause as NodeJS.ErrnoException).code ?? cause}); --labels @FILE needs a text file with one label a line.`, { cause });
+      throw new UserError(
+        `Cannot read the labels file ${path} (${(cause as NodeJS.ErrnoException).code ?? cause}); --labels @FILE needs a text file with one label a line.`,
+        { cause },
+      );
     });
     fromList = text.split(/\r?\n/);
-    if (!fromList.some((l) => l.trim().length > 0)) throw new UserError(`The labels file ${path} has no labels; write one label a line.`);
+    if (!fromList.some((l) => l.trim().length > 0))
+      throw new UserError(`The labels file ${path} has no labels; write one label a line.`);
   } else if (list !== undefined) {
     fromList = list.split(',');
   }
@@ -340,7 +469,9 @@ async function readLabels(list: string | undefined, single: string[] | undefined
 /** Every template with {} replaced by each text (texts in order, templates within); no templates: the texts. */
 function applyTemplates(texts: readonly string[], templates: readonly string[] | undefined): string[] {
   if (!templates?.length) return [...texts];
-  for (const t of templates) if (!t.includes('{}')) throw new UserError(`--template "${t}" has no {} to put the label in, e.g. "a dermoscopic image of {}".`);
+  for (const t of templates)
+    if (!t.includes('{}'))
+      throw new UserError(`--template "${t}" has no {} to put the label in, e.g. "a dermoscopic image of {}".`);
   return texts.flatMap((text) => templates.map((t) => t.replaceAll('{}', text)));
 }
 
@@ -356,11 +487,21 @@ async function readClasses(path: string): Promise<Record<string, string[]>> {
   try {
     data = JSON.parse(await readFile(path, 'utf8'));
   } catch (cause) {
-    throw new UserError(`Cannot read ${path} as JSON; it must map each class to a list of prompts, e.g. {"melanoma": ["a dermoscopic image of melanoma"]}.`, { cause });
+    throw new UserError(
+      `Cannot read ${path} as JSON; it must map each class to a list of prompts, e.g. {"melanoma": ["a dermoscopic image of melanoma"]}.`,
+      { cause },
+    );
   }
-  const ok = typeof data === 'object' && data !== null && !Array.isArray(data) && Object.keys(data).length > 0 &&
+  const ok =
+    typeof data === 'object' &&
+    data !== null &&
+    !Array.isArray(data) &&
+    Object.keys(data).length > 0 &&
     Object.values(data).every((v) => Array.isArray(v) && v.length > 0 && v.every((p) => typeof p === 'string'));
-  if (!ok) throw new UserError(`${path} must map each class to a non-empty list of prompt strings, e.g. {"melanoma": ["a dermoscopic image of melanoma"]}.`);
+  if (!ok)
+    throw new UserError(
+      `${path} must map each class to a non-empty list of prompt strings, e.g. {"melanoma": ["a dermoscopic image of melanoma"]}.`,
+    );
   return data as Record<string, string[]>;
 }
 

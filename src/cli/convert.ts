@@ -12,7 +12,10 @@ export async function convertCommand(argv: string[]): Promise<void> {
   const parsed = parseCommand('convert', argv, {}, USAGE);
   if (!parsed) return;
   const [input, output] = parsed.positionals;
-  if (parsed.positionals.length !== 2) throw new UserError('whylesion convert needs exactly two arguments, IN.bin and OUT.safetensors; see whylesion convert --help.');
+  if (parsed.positionals.length !== 2)
+    throw new UserError(
+      'whylesion convert needs exactly two arguments, IN.bin and OUT.safetensors; see whylesion convert --help.',
+    );
   await convertBinToSafetensors(input, output);
   console.log(`converted ${input} to ${output}`);
 }

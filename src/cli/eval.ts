@@ -3,11 +3,27 @@ import { packageFile } from '../assets.js';
 import { DEFAULT_BOTTLENECK, KNOBO_BOTTLENECKS, loadConcepts } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
 import { defaultFeatureCacheDir, embedWithCache, FeatureCache, featureCacheKey } from '../eval/features.js';
-import { EVAL_MODES, evaluateMode, formatTable, type EvalInputs, type EvalMode, type ModeResult, type SkippedMode } from '../eval/evaluate.js';
+import {
+  EVAL_MODES,
+  evaluateMode,
+  formatTable,
+  type EvalInputs,
+  type EvalMode,
+  type ModeResult,
+  type SkippedMode,
+} from '../eval/evaluate.js';
 import { knoboPrior, type Solver } from '../eval/probe.js';
 import { renderReport } from '../eval/report.js';
 import { defaultTextCacheDir, TextCache } from '../eval/text-cache.js';
-import { knoboDatasetNames, readImageFolderDataset, readKnoboDataset, sampleShots, SPLITS, type EvalDataset, type SplitName } from '../eval/splits.js';
+import {
+  knoboDatasetNames,
+  readImageFolderDataset,
+  readKnoboDataset,
+  sampleShots,
+  SPLITS,
+  type EvalDataset,
+  type SplitName,
+} from '../eval/splits.js';
 import { DEFAULT_MODEL, MODEL_OPTIONS, MODEL_USAGE, parseCommand, parseDtype, positiveInteger } from './args.js';
 import { writeAtomic } from './corpus.js';
 import type { ModelIdentity } from '../io/identity.js';
@@ -77,8 +93,22 @@ ${DATASET_USAGE}
 ${MODEL_USAGE}`;
 
 export interface DatasetValues {
-  bottleneck?: string; images?: string; 'max-missing'?: string; shots?: string; seed?: string; solver?: string; C?: string;
-  epochs?: string; raw?: boolean; cache?: string; batch?: string; 'no-cache'?: boolean; model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean;
+  bottleneck?: string;
+  images?: string;
+  'max-missing'?: string;
+  shots?: string;
+  seed?: string;
+  solver?: string;
+  C?: string;
+  epochs?: string;
+  raw?: boolean;
+  cache?: string;
+  batch?: string;
+  'no-cache'?: boolean;
+  model?: string;
+  dtype?: string;
+  vocab?: string;
+  'exif-rotate'?: boolean;
 }
 
 /** A folder dataset, or a KnoBo dataset under --images with the missing-image policy applied. */
@@ -86,21 +116,36 @@ export async function openDataset(spec: string, values: DatasetValues): Promise<
   const info = await stat(spec).catch(() => undefined);
   if (info?.isDirectory()) return readImageFolderDataset(spec);
   const known = await knoboDatasetNames();
-  if (!known.some((k) => k.toLowerCase() === spec.toLowerCase())) throw new UserError(`${spec} is neither a dataset folder nor a KnoBo dataset (${known.join(', ')}).`);
-  if (!values.images) throw new UserError(`The KnoBo dataset ${spec} needs --images ROOT, the folder its split files' image paths start from.`);
+  if (!known.some((k) => k.toLowerCase() === spec.toLowerCase()))
+    throw new UserError(`${spec} is neither a dataset folder nor a KnoBo dataset (${known.join(', ')}).`);
+  if (!values.images)
+    throw new UserError(
+      `The KnoBo dataset ${spec} needs --images ROOT, the folder its split files' image paths start from.`,
+    );
   const dataset = await readKnoboDataset(spec, values.images);
   const allowed = values['max-missing'] ? positiveInteger('max-missing', values['max-missing'], 0, 1e9) : 0;
   if (dataset.missing.length > 0) {
     const shown = dataset.missing.slice(0, 20);
-    process.stderr.write(`${dataset.missing.length} image(s) of ${dataset.name}'s splits are missing under ${values.images}:\n${shown.map((m) => `  ${m}\n`).join('')}${dataset.missing.length > shown.length ? `  ... and ${dataset.missing.length - shown.length} more\n` : ''}`);
+    process.stderr.write(
+      `${dataset.missing.length} image(s) of ${dataset.name}'s splits are missing under ${values.images}:\n${shown.map((m) => `  ${m}\n`).join('')}${dataset.missing.length > shown.length ? `  ... and ${dataset.missing.length - shown.length} more\n` : ''}`,
+    );
     if (dataset.missing.length > allowed) {
-      throw new UserError(`${dataset.missing.length} image(s) of ${dataset.name} are missing under ${values.images} (at most ${allowed} allowed); fix --images or pass --max-missing ${dataset.missing.length} to evaluate without them.`);
+      throw new UserError(
+        `${dataset.missing.length} image(s) of ${dataset.name} are missing under ${values.images} (at most ${allowed} allowed); fix --images or pass --max-missing ${dataset.missing.length} to evaluate without them.`,
+      );
     }
   }
   return dataset;
 }
 
-export interface TrainingSettings { solver: Solver; seed: number; epochs: number; C: number; normalize: boolean; shots?: number }
+export interface TrainingSettings {
+  solver: Solver;
+  seed: number;
+  epochs: number;
+  C: number;
+  normalize: boolean;
+  shots?: number;
+}
 
 export function trainingSettings(values: DatasetValues): TrainingSettings {
   const solver = values.solver ?? 'adam';
@@ -108,7 +153,9 @@ export function trainingSettings(values: DatasetValues): TrainingSettings {
   const C = values.C === undefined ? 1 : Number(values.C);
   if (!(C > 0) || !Number.isFinite(C)) throw new UserError(`--C ${values.C} is not a positive number.`);
   return {
-    solver, C, normalize: !values.raw,
+    solver,
+    C,
+    normalize: !values.raw,
     seed: values.seed ? positiveInteger('seed', values.seed, 0, 2 ** 32 - 1) : 0,
     epochs: values.epochs ? positiveInteger('epochs', values.epochs, 1, 100_000) : 200,
     shots: values.shots ? positiveInteger('shots', values.shots) : undefined,
@@ -119,20 +166,35 @@ export function trainingSettings(values: DatasetValues): TrainingSettings {
  * Embeds the dataset's images (through the feature cache) and the texts the modes need, and returns the
  * inputs of evaluateMode. Unreadable images are left out with a warning.
  */
-export async function prepareInputs(dataset: EvalDataset, values: DatasetValues, needs: { concepts?: string[]; prompts?: string[][] }, settings: TrainingSettings): Promise<EvalInputs & { embedded: number; cached: number; identity: ModelIdentity }> {
-  const splits = { ...dataset.splits, train: settings.shots ? sampleShots(dataset.splits.train, dataset.classes.length, settings.shots, settings.seed) : dataset.splits.train };
+export async function prepareInputs(
+  dataset: EvalDataset,
+  values: DatasetValues,
+  needs: { concepts?: string[]; prompts?: string[][] },
+  settings: TrainingSettings,
+): Promise<EvalInputs & { embedded: number; cached: number; identity: ModelIdentity }> {
+  const splits = {
+    ...dataset.splits,
+    train: settings.shots
+      ? sampleShots(dataset.splits.train, dataset.classes.length, settings.shots, settings.seed)
+      : dataset.splits.train,
+  };
   const batch = values.batch ? positiveInteger('batch', values.batch) : 16;
   const modelName = values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL;
   const status = new StatusLine();
   const model = await loadModelFromArgs(values, status);
   try {
     status.phase('reading the images (cached embeddings are not recomputed)');
-    const cache = await FeatureCache.open(values.cache ?? defaultFeatureCacheDir(), featureCacheKey(model.identity, values['exif-rotate'] ?? false), model.embedDim);
+    const cache = await FeatureCache.open(
+      values.cache ?? defaultFeatureCacheDir(),
+      featureCacheKey(model.identity, values['exif-rotate'] ?? false),
+      model.embedDim,
+    );
     const paths = [...new Set(SPLITS.flatMap((s) => splits[s].map((im) => im.path)))];
     let progress: Progress | undefined; // over the images not in the feature cache
     // Created at the first batch's end, so its rate counts from there: cached images are no work done now.
     const onProgress = (done: number, total: number): void => {
-      if (!progress) status.phase(`embedding ${total.toLocaleString('en-US')} image${total === 1 ? '' : 's'} not in the cache`);
+      if (!progress)
+        status.phase(`embedding ${total.toLocaleString('en-US')} image${total === 1 ? '' : 's'} not in the cache`);
       (progress ??= new Progress('embedded', total, done, false, status)).update(done, 0);
     };
     let embedded: Awaited<ReturnType<typeof embedWithCache>>;
@@ -144,17 +206,32 @@ export async function prepareInputs(dataset: EvalDataset, values: DatasetValues,
       status.stop();
     }
     const { rows, unreadable, computed } = embedded;
-    if (unreadable.length > 0) process.stderr.write(`Left out ${unreadable.length} unreadable image(s):\n${unreadable.map((u) => `  ${u}\n`).join('')}`);
+    if (unreadable.length > 0)
+      process.stderr.write(
+        `Left out ${unreadable.length} unreadable image(s):\n${unreadable.map((u) => `  ${u}\n`).join('')}`,
+      );
     const split = (name: SplitName) => {
       const present = splits[name].filter((im) => rows.has(im.path));
       return { embeddings: present.map((im) => rows.get(im.path)!), labels: present.map((im) => im.label) };
     };
     const inputs: EvalInputs & { embedded: number; cached: number; identity: ModelIdentity } = {
-      classes: dataset.classes, train: split('train'), val: split('val'), test: split('test'),
-      solver: settings.solver, seed: settings.seed, epochs: settings.epochs, C: settings.C, normalize: settings.normalize, model: modelName,
-      embedded: computed, cached: paths.length - computed - unreadable.length, identity: model.identity,
+      classes: dataset.classes,
+      train: split('train'),
+      val: split('val'),
+      test: split('test'),
+      solver: settings.solver,
+      seed: settings.seed,
+      epochs: settings.epochs,
+      C: settings.C,
+      normalize: settings.normalize,
+      model: modelName,
+      embedded: computed,
+      cached: paths.length - computed - unreadable.length,
+      identity: model.identity,
     };
-    for (const name of SPLITS) if (inputs[name].labels.length === 0) throw new UserError(`${dataset.name}'s ${name} split has no readable images; check the dataset.`);
+    for (const name of SPLITS)
+      if (inputs[name].labels.length === 0)
+        throw new UserError(`${dataset.name}'s ${name} split has no readable images; check the dataset.`);
     const texts = await TextCache.open(values['no-cache'] ? undefined : defaultTextCacheDir(), model);
     if (needs.concepts) {
       status.phase(`encoding ${needs.concepts.length} concepts`);
@@ -176,40 +253,72 @@ export async function prepareInputs(dataset: EvalDataset, values: DatasetValues,
 async function zeroShotPrompts(dataset: EvalDataset, file: string | undefined): Promise<string[][]> {
   let path = file;
   if (!path && dataset.source === 'knobo') {
-    try { path = packageFile(`examples/classes/${dataset.name}.json`); } catch { path = undefined; }
+    try {
+      path = packageFile(`examples/classes/${dataset.name}.json`);
+    } catch {
+      path = undefined;
+    }
   }
   if (!path) return dataset.classes.map((c) => [c]);
   let data: unknown;
   try {
     data = JSON.parse(await readFile(path, 'utf8'));
   } catch (cause) {
-    throw new UserError(`Cannot read ${path} as JSON; it must map each class to a list of prompts, e.g. {"melanoma": ["a dermoscopic image of melanoma"]}.`, { cause });
+    throw new UserError(
+      `Cannot read ${path} as JSON; it must map each class to a list of prompts, e.g. {"melanoma": ["a dermoscopic image of melanoma"]}.`,
+      { cause },
+    );
   }
-  const map = (typeof data === 'object' && data !== null && !Array.isArray(data) ? data : {}) as Record<string, unknown>;
+  const map = (typeof data === 'object' && data !== null && !Array.isArray(data) ? data : {}) as Record<
+    string,
+    unknown
+  >;
   return dataset.classes.map((c) => {
     const prompts = map[c];
     if (!Array.isArray(prompts) || prompts.length === 0 || !prompts.every((p) => typeof p === 'string')) {
-      throw new UserError(`${path} has no prompts for class '${c}'; map each of ${dataset.classes.map((k) => `'${k}'`).join(', ')} to a list of prompt strings.`);
+      throw new UserError(
+        `${path} has no prompts for class '${c}'; map each of ${dataset.classes.map((k) => `'${k}'`).join(', ')} to a list of prompt strings.`,
+      );
     }
     return prompts as string[];
   });
 }
 
 export function parseModes(value: string | undefined, allowed: readonly string[] = EVAL_MODES): EvalMode[] {
-  const modes = (value ?? allowed.join(',')).split(',').map((m) => m.trim()).filter((m) => m.length > 0);
+  const modes = (value ?? allowed.join(','))
+    .split(',')
+    .map((m) => m.trim())
+    .filter((m) => m.length > 0);
   const unknown = modes.filter((m) => !allowed.includes(m));
-  if (modes.length === 0 || unknown.length > 0) throw new UserError(`--mode ${value} must list modes from ${allowed.join(', ')}, separated by commas.`);
+  if (modes.length === 0 || unknown.length > 0)
+    throw new UserError(`--mode ${value} must list modes from ${allowed.join(', ')}, separated by commas.`);
   return [...new Set(modes)] as EvalMode[];
 }
 
 export async function evalCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('eval', argv, { ...DATASET_OPTIONS, mode: { type: 'string' }, classes: { type: 'string' }, json: { type: 'boolean' }, report: { type: 'string' }, force: { type: 'boolean' } }, USAGE);
+  const parsed = parseCommand(
+    'eval',
+    argv,
+    {
+      ...DATASET_OPTIONS,
+      mode: { type: 'string' },
+      classes: { type: 'string' },
+      json: { type: 'boolean' },
+      report: { type: 'string' },
+      force: { type: 'boolean' },
+    },
+    USAGE,
+  );
   if (!parsed) return;
   const { values, positionals } = parsed;
-  if (positionals.length !== 1) throw new UserError('eval needs one DATASET (a folder with train/ val/ test/, or a KnoBo dataset name with --images); see whylesion eval --help.');
+  if (positionals.length !== 1)
+    throw new UserError(
+      'eval needs one DATASET (a folder with train/ val/ test/, or a KnoBo dataset name with --images); see whylesion eval --help.',
+    );
   const modes = parseModes(values.mode);
   const settings = trainingSettings(values);
-  if (values.report && !values.report.endsWith('.html')) throw new UserError(`--report ${values.report} must end in .html.`);
+  if (values.report && !values.report.endsWith('.html'))
+    throw new UserError(`--report ${values.report} must end in .html.`);
   if (values.report) await refuseToOverwrite(values.report, values, '--report');
   const reportLock = values.report ? acquireLock(values.report, `The report ${values.report}`) : undefined;
   try {
@@ -219,7 +328,12 @@ export async function evalCommand(argv: string[]): Promise<void> {
   }
 }
 
-async function evaluate(datasetSpec: string, values: DatasetValues & { classes?: string; json?: boolean; report?: string }, modes: EvalMode[], settings: TrainingSettings): Promise<void> {
+async function evaluate(
+  datasetSpec: string,
+  values: DatasetValues & { classes?: string; json?: boolean; report?: string },
+  modes: EvalMode[],
+  settings: TrainingSettings,
+): Promise<void> {
   const dataset = await openDataset(datasetSpec, values);
   // A mode this dataset cannot run is skipped with its reason, before the model loads; the others run.
   const skipped: SkippedMode[] = [];
@@ -230,16 +344,32 @@ async function evaluate(datasetSpec: string, values: DatasetValues & { classes?:
   };
   const needsConcepts = modes.includes('concepts') || modes.includes('knobo');
   const concepts = needsConcepts ? await loadConcepts(values.bottleneck) : undefined;
-  if (modes.includes('knobo')) await knoboPrior(dataset.classes, concepts!).catch((error: unknown) => skip('knobo', error));
+  if (modes.includes('knobo'))
+    await knoboPrior(dataset.classes, concepts!).catch((error: unknown) => skip('knobo', error));
   let prompts: string[][] | undefined;
   if (modes.includes('zeroshot')) {
     // A prompts file the user named that does not fit is their mistake to fix; the default one may simply not cover this dataset.
-    try { prompts = await zeroShotPrompts(dataset, values.classes); } catch (error) { if (values.classes) throw error; skip('zeroshot', error); }
+    try {
+      prompts = await zeroShotPrompts(dataset, values.classes);
+    } catch (error) {
+      if (values.classes) throw error;
+      skip('zeroshot', error);
+    }
   }
   const running = modes.filter((m) => !skipped.some((s) => s.mode === m));
-  if (running.length === 0) throw new UserError(`None of the modes ${modes.join(', ')} can run on ${dataset.name} (reasons above); pick others with --mode.`);
-  const inputs = await prepareInputs(dataset, values, { concepts: running.some((m) => m === 'concepts' || m === 'knobo') ? concepts : undefined, prompts }, settings);
-  process.stderr.write(`${dataset.name}: ${dataset.classes.length} classes; train ${inputs.train.labels.length}, val ${inputs.val.labels.length}, test ${inputs.test.labels.length} images (${inputs.embedded} embedded now, ${inputs.cached} from the cache)\n`);
+  if (running.length === 0)
+    throw new UserError(
+      `None of the modes ${modes.join(', ')} can run on ${dataset.name} (reasons above); pick others with --mode.`,
+    );
+  const inputs = await prepareInputs(
+    dataset,
+    values,
+    { concepts: running.some((m) => m === 'concepts' || m === 'knobo') ? concepts : undefined, prompts },
+    settings,
+  );
+  process.stderr.write(
+    `${dataset.name}: ${dataset.classes.length} classes; train ${inputs.train.labels.length}, val ${inputs.val.labels.length}, test ${inputs.test.labels.length} images (${inputs.embedded} embedded now, ${inputs.cached} from the cache)\n`,
+  );
   const results: ModeResult[] = [];
   const status = new StatusLine();
   try {
@@ -251,7 +381,19 @@ async function evaluate(datasetSpec: string, values: DatasetValues & { classes?:
     status.stop();
   }
   if (values.report) {
-    await writeAtomic(values.report, [renderReport({ dataset: dataset.name, classes: dataset.classes, results, skipped, settings: { ...settings, bottleneck: needsConcepts ? values.bottleneck ?? DEFAULT_BOTTLENECK : undefined, model: inputs.model } })]);
+    await writeAtomic(values.report, [
+      renderReport({
+        dataset: dataset.name,
+        classes: dataset.classes,
+        results,
+        skipped,
+        settings: {
+          ...settings,
+          bottleneck: needsConcepts ? (values.bottleneck ?? DEFAULT_BOTTLENECK) : undefined,
+          model: inputs.model,
+        },
+      }),
+    ]);
     process.stderr.write(`Wrote ${values.report}\n`);
   }
   if (values.json) console.log(JSON.stringify({ dataset: dataset.name, classes: dataset.classes, results, skipped }));

@@ -65,7 +65,8 @@ export async function listImages(patterns: string[], notice: Notice = toStderr):
     const rootInfo = await stat(root).catch(() => undefined);
     if (!rootInfo?.isDirectory()) continue;
     for (const f of await walk(root, notice)) {
-      if (matcher.test(relative(root, f.path).split(sep).join('/')) && IMAGE_EXTENSIONS.test(f.path)) add(f.path, f.key);
+      if (matcher.test(relative(root, f.path).split(sep).join('/')) && IMAGE_EXTENSIONS.test(f.path))
+        add(f.path, f.key);
     }
   }
   return found;
@@ -92,7 +93,8 @@ async function walk(root: string, notice: Notice): Promise<{ path: string; key: 
       entries = await readdir(dir, { withFileTypes: true });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? String(error);
-      if (dir === root) throw new UserError(`Cannot read the folder ${dir} (${code}); check its permissions.`, { cause: error });
+      if (dir === root)
+        throw new UserError(`Cannot read the folder ${dir} (${code}); check its permissions.`, { cause: error });
       notice(`whylesion: skipped the folder ${dir}, which cannot be read (${code}).`);
       continue;
     }
@@ -100,7 +102,10 @@ async function walk(root: string, notice: Notice): Promise<{ path: string; key: 
     for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       const path = join(dir, entry.name);
       // stat follows links: a link's target decides what it is, and the target's identity what it repeats.
-      const info = entry.isSymbolicLink() || entry.isDirectory() || entry.isFile() ? await stat(path).catch(() => undefined) : undefined;
+      const info =
+        entry.isSymbolicLink() || entry.isDirectory() || entry.isFile()
+          ? await stat(path).catch(() => undefined)
+          : undefined;
       if (info?.isDirectory()) {
         const key = fileKey(info);
         if (!seenDirs.has(key)) {
@@ -119,8 +124,11 @@ function globRegExp(glob: string): RegExp {
   let re = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i];
-    if (c === '*' && glob[i + 1] === '*') { re += '.*'; i++; if (glob[i + 1] === '/') i++; }
-    else if (c === '*') re += '[^/]*';
+    if (c === '*' && glob[i + 1] === '*') {
+      re += '.*';
+      i++;
+      if (glob[i + 1] === '/') i++;
+    } else if (c === '*') re += '[^/]*';
     else if (c === '?') re += '[^/]';
     else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
   }
@@ -139,7 +147,11 @@ export interface EncodedBatch {
  * Decodes and embeds `files` in one forward. Only this batch's pixels are ever held, so a folder of any
  * size runs in the memory of one batch; a file that cannot be read or decoded is reported, not fatal.
  */
-export async function encodeImageBatch(model: WhyLesionModel, files: readonly string[], options: { normalize: boolean }): Promise<EncodedBatch> {
+export async function encodeImageBatch(
+  model: WhyLesionModel,
+  files: readonly string[],
+  options: { normalize: boolean },
+): Promise<EncodedBatch> {
   const pixels: Float32Array[] = [];
   const ok: string[] = [];
   const skipped: EncodedBatch['skipped'] = [];
@@ -192,7 +204,8 @@ export class Progress {
     const seconds = Math.max((now - this.started) / 1000, 1e-3);
     const rate = (done - this.first) / seconds;
     const pace = rate > 0 ? `, ${rate.toFixed(2)} images/s, ETA ${Math.round((this.total - done) / rate)} s` : '';
-    const line = `${this.verb} ${done.toLocaleString('en-US')}/${this.total.toLocaleString('en-US')} images` +
+    const line =
+      `${this.verb} ${done.toLocaleString('en-US')}/${this.total.toLocaleString('en-US')} images` +
       ` (${((100 * done) / this.total).toFixed(1)}%)${pace}${skipped > 0 ? `, ${skipped} skipped` : ''}`;
     if (tty && this.status?.live) this.status.progress(line, true);
     else this.stream.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
@@ -211,17 +224,30 @@ export class Progress {
  * The closing summary on stderr (what was done, then every skipped file with why); with --strict a
  * skipped file makes the run fail, after its results were written.
  */
-export function finishSkipped(done: string, skipped: readonly { reason: string }[], options: { quiet?: boolean; strict?: boolean; succeeded?: number }): void {
+export function finishSkipped(
+  done: string,
+  skipped: readonly { reason: string }[],
+  options: { quiet?: boolean; strict?: boolean; succeeded?: number },
+): void {
   // Nothing could be read (e.g. `classify notes.txt`): that is a failure, not "0 images".
   if (options.succeeded === 0 && skipped.length === 1) throw new UserError(skipped[0].reason);
   if (options.succeeded === 0 && skipped.length > 1) {
-    process.stderr.write(`None of the ${skipped.length.toLocaleString('en-US')} files could be read:\n${skipped.map((s) => `  ${s.reason}\n`).join('')}`);
-    throw new UserError(`None of the ${skipped.length.toLocaleString('en-US')} image files could be read (listed above); pass ${SUPPORTED_FORMATS} images.`);
+    process.stderr.write(
+      `None of the ${skipped.length.toLocaleString('en-US')} files could be read:\n${skipped.map((s) => `  ${s.reason}\n`).join('')}`,
+    );
+    throw new UserError(
+      `None of the ${skipped.length.toLocaleString('en-US')} image files could be read (listed above); pass ${SUPPORTED_FORMATS} images.`,
+    );
   }
   if (skipped.length === 0) {
     if (!options.quiet) process.stderr.write(`${done}.\n`);
     return;
   }
-  process.stderr.write(`${done}; skipped ${skipped.length.toLocaleString('en-US')} unreadable:\n${skipped.map((s) => `  ${s.reason}\n`).join('')}`);
-  if (options.strict) throw new UserError(`${skipped.length.toLocaleString('en-US')} file(s) could not be read (listed above), and --strict makes that an error.`);
+  process.stderr.write(
+    `${done}; skipped ${skipped.length.toLocaleString('en-US')} unreadable:\n${skipped.map((s) => `  ${s.reason}\n`).join('')}`,
+  );
+  if (options.strict)
+    throw new UserError(
+      `${skipped.length.toLocaleString('en-US')} file(s) could not be read (listed above), and --strict makes that an error.`,
+    );
 }

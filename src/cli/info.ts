@@ -7,7 +7,12 @@ Usage: whylesion info [--model DIR|hf-hub:ID] [--dtype f32|f16] [--json]
 Prints the WebGPU adapter, its limits and features, and (with --model) the model's config and weights.`;
 
 export async function infoCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('info', argv, { model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
+  const parsed = parseCommand(
+    'info',
+    argv,
+    { model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' } },
+    USAGE,
+  );
   if (!parsed) return;
   const { values } = parsed;
   const dtype = parseDtype(values.dtype);
@@ -17,16 +22,23 @@ export async function infoCommand(argv: string[]): Promise<void> {
     return;
   }
   const a = info.adapter;
-  console.log(`adapter   ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ') || '(caller-provided device)'}`);
+  console.log(
+    `adapter   ${[a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ') || '(caller-provided device)'}`,
+  );
   console.log(`features  ${info.features.join(', ')}`);
   for (const [k, v] of Object.entries(info.limits)) console.log(`limit     ${k} = ${v}`);
   console.log(`dtype     ${dtype}${dtype === 'f16' && !info.f16Available ? ' (unavailable: no shader-f16)' : ''}`);
   const sizes = info.subgroupSize;
-  console.log(`subgroups ${sizes ? (sizes.min === sizes.max ? `${sizes.min} lanes` : `${sizes.min}-${sizes.max} lanes`) : 'size not reported'}${info.subgroupKernels ? '' : ' (subgroup kernels off: no usable subgroups)'}`);
+  console.log(
+    `subgroups ${sizes ? (sizes.min === sizes.max ? `${sizes.min} lanes` : `${sizes.min}-${sizes.max} lanes`) : 'size not reported'}${info.subgroupKernels ? '' : ' (subgroup kernels off: no usable subgroups)'}`,
+  );
   const width = info.cpuVectorWidth;
-  if (width) console.log(`width     ${width.bits ? `${width.bits}-bit` : 'default'} CPU vectors for llvmpipe: ${width.reason}`);
+  if (width)
+    console.log(`width     ${width.bits ? `${width.bits}-bit` : 'default'} CPU vectors for llvmpipe: ${width.reason}`);
   const tuning = info.kernelTuning;
-  console.log(`kernels   ${info.kernelFamily} family; matmul ${tuning.rule} by rule at M=257; ${tuning.tunedShapes ? `${tuning.tunedShapes} shapes tuned in ${tuning.file}` : `no tuned shapes for this adapter (whylesion tune saves them to ${tuning.file})`}`);
+  console.log(
+    `kernels   ${info.kernelFamily} family; matmul ${tuning.rule} by rule at M=257; ${tuning.tunedShapes ? `${tuning.tunedShapes} shapes tuned in ${tuning.file}` : `no tuned shapes for this adapter (whylesion tune saves them to ${tuning.file})`}`,
+  );
   if (info.model) {
     console.log(`weights   ${info.model.path} (${info.model.tensors} tensors)`);
     console.log(`config    ${JSON.stringify(info.model.config)}`);

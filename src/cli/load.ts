@@ -9,7 +9,14 @@ import type { StatusLine } from './status.js';
  * live line) shows the download, the weights and, from then on, kernel compiles.
  */
 export async function loadModelFromArgs(
-  values: { model?: string; dtype?: string; vocab?: string; 'exif-rotate'?: boolean; 'max-image-pixels'?: string; kernels?: string },
+  values: {
+    model?: string;
+    dtype?: string;
+    vocab?: string;
+    'exif-rotate'?: boolean;
+    'max-image-pixels'?: string;
+    kernels?: string;
+  },
   status?: StatusLine,
   extra: Pick<LoadOptions, 'preloadTokenizer'> = {},
 ): Promise<WhyLesionModel> {
@@ -35,7 +42,10 @@ export async function loadModelFromArgs(
 export async function checkReadable(paths: readonly string[], what: string): Promise<void> {
   for (const path of paths) {
     await access(path).catch((cause: unknown) => {
-      throw new UserError(`Cannot read the ${what} ${path} (${(cause as NodeJS.ErrnoException).code ?? cause}); check the path.`, { cause });
+      throw new UserError(
+        `Cannot read the ${what} ${path} (${(cause as NodeJS.ErrnoException).code ?? cause}); check the path.`,
+        { cause },
+      );
     });
   }
 }

@@ -3,7 +3,14 @@ import { createReadStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { identityKey, describeIdentity } from '../io/identity.js';
-import { embeddingFormat, metaPath, openEmbeddingRows, type EmbeddingMeta, type EmbeddingRows, type RowChunk } from '../io/embedding-reader.js';
+import {
+  embeddingFormat,
+  metaPath,
+  openEmbeddingRows,
+  type EmbeddingMeta,
+  type EmbeddingRows,
+  type RowChunk,
+} from '../io/embedding-reader.js';
 import { writeEmbeddingOutput } from '../io/embedding-output.js';
 import type { RowBatch } from '../io/parquet.js';
 import { parseCommand } from './args.js';
@@ -30,26 +37,36 @@ export async function mergeCommand(argv: string[]): Promise<void> {
   const out = values.out;
   if (!out) throw new UserError('merge needs --out ALL.npy, ALL.jsonl or ALL.parquet; see whylesion merge --help.');
   if (!embeddingFormat(out)) throw new UserError(`--out ${out} must end in .npy, .jsonl or .parquet.`);
-  if (parts.length === 0) throw new UserError('merge needs the parts to merge (the --out files of embed --shard); see whylesion merge --help.');
+  if (parts.length === 0)
+    throw new UserError(
+      'merge needs the parts to merge (the --out files of embed --shard); see whylesion merge --help.',
+    );
   await refuseToOverwrite(out, values, '--out');
   const merged = await mergeEmbeddings(out, parts);
-  process.stderr.write(`Merged ${parts.length} part(s), ${merged.rows.toLocaleString('en-US')} row(s)${merged.skipped.length > 0 ? ` (${merged.skipped.length} file(s) skipped by embed)` : ''}, into ${out} (file names and model in ${metaPath(out)}).\n`);
+  process.stderr.write(
+    `Merged ${parts.length} part(s), ${merged.rows.toLocaleString('en-US')} row(s)${merged.skipped.length > 0 ? ` (${merged.skipped.length} file(s) skipped by embed)` : ''}, into ${out} (file names and model in ${metaPath(out)}).\n`,
+  );
 }
 
 /** Checks that the parts make up one whole listing, then writes them interleaved in listing order to `out`. */
 export async function mergeEmbeddings(out: string, parts: readonly string[]): Promise<EmbeddingMeta> {
   const outPath = resolve(out);
   for (const part of parts) {
-    if (resolve(part) === outPath) throw new UserError(`--out ${out} is also one of the parts; write the merge to a new file.`);
+    if (resolve(part) === outPath)
+      throw new UserError(`--out ${out} is also one of the parts; write the merge to a new file.`);
   }
   const opened: EmbeddingRows[] = [];
   for (const part of parts) opened.push(await openEmbeddingRows(part));
-  const byShard = checkParts(parts, opened.map((o) => o.meta));
+  const byShard = checkParts(
+    parts,
+    opened.map((o) => o.meta),
+  );
   for (const index of byShard) await checkDataHash(parts[index], opened[index].meta);
 
   const first = opened[byShard[0]].meta;
   const count = byShard.length;
-  const files: string[] = [], indices: number[] = [];
+  const files: string[] = [],
+    indices: number[] = [];
   const skipped: EmbeddingMeta['skipped'] = [];
   // Position p belongs to shard p % count; walking the positions in order interleaves the parts' ascending lists.
   const pointers = byShard.map(() => ({ row: 0, skip: 0 }));
@@ -65,7 +82,9 @@ export async function mergeEmbeddings(out: string, parts: readonly string[]): Pr
       skipped.push(meta.skipped[at.skip]);
       at.skip++;
     } else {
-      throw new UserError(`${parts[byShard[shard]]} does not account for position ${p} of the listing (neither a row nor a skipped file); embed that shard again.`);
+      throw new UserError(
+        `${parts[byShard[shard]]} does not account for position ${p} of the listing (neither a row nor a skipped file); embed that shard again.`,
+      );
     }
   }
   const meta: Omit<EmbeddingMeta, 'dataSha256'> = {
@@ -81,13 +100,32 @@ export async function mergeEmbeddings(out: string, parts: readonly string[]): Pr
     skipped,
   };
   const rowsPerPart = Math.max(1, Math.floor(MERGE_BUFFER_BYTES / count / (first.dim * 4)));
-  return writeEmbeddingOutput(out, meta, interleave(byShard.map((i) => opened[i]), meta, rowsPerPart), { diskFullAdvice: 'free some space and run the same merge again' });
+  return writeEmbeddingOutput(
+    out,
+    meta,
+    interleave(
+      byShard.map((i) => opened[i]),
+      meta,
+      rowsPerPart,
+    ),
+    { diskFullAdvice: 'free some space and run the same merge again' },
+  );
 }
 
 /** The parts' rows in listing order: position p comes from shard p % n. */
-async function* interleave(parts: EmbeddingRows[], merged: Omit<EmbeddingMeta, 'dataSha256'>, rowsPerPart: number): AsyncIterable<RowBatch> {
-  const E = merged.dim, n = parts.length;
-  const readers = parts.map((part) => ({ chunks: part.chunks(rowsPerPart)[Symbol.asyncIterator](), chunk: undefined as RowChunk | undefined, row: 0, meta: part.meta }));
+async function* interleave(
+  parts: EmbeddingRows[],
+  merged: Omit<EmbeddingMeta, 'dataSha256'>,
+  rowsPerPart: number,
+): AsyncIterable<RowBatch> {
+  const E = merged.dim,
+    n = parts.length;
+  const readers = parts.map((part) => ({
+    chunks: part.chunks(rowsPerPart)[Symbol.asyncIterator](),
+    chunk: undefined as RowChunk | undefined,
+    row: 0,
+    meta: part.meta,
+  }));
   const nextRow = async (shard: number): Promise<Float32Array> => {
     const r = readers[shard];
     while (!r.chunk || r.row >= r.chunk.first + r.chunk.rows) {
@@ -114,34 +152,55 @@ function checkParts(parts: readonly string[], metas: readonly EmbeddingMeta[]): 
   const name = (i: number) => parts[i];
   for (const [i, meta] of metas.entries()) {
     if (identityKey(meta.model) !== identityKey(first.model)) {
-      throw new UserError(`${name(i)} was embedded by another model (${describeIdentity(meta.model)}) than ${name(0)} (${describeIdentity(first.model)}); merge only parts of one run.`);
+      throw new UserError(
+        `${name(i)} was embedded by another model (${describeIdentity(meta.model)}) than ${name(0)} (${describeIdentity(first.model)}); merge only parts of one run.`,
+      );
     }
     for (const setting of ['normalized', 'exifRotate', 'dim'] as const) {
-      if (meta[setting] !== first[setting]) throw new UserError(`${name(i)} has ${setting} ${meta[setting]} but ${name(0)} has ${first[setting]}; merge only parts embedded with the same settings.`);
+      if (meta[setting] !== first[setting])
+        throw new UserError(
+          `${name(i)} has ${setting} ${meta[setting]} but ${name(0)} has ${first[setting]}; merge only parts embedded with the same settings.`,
+        );
     }
     if (meta.listing.sha256 !== first.listing.sha256 || meta.listing.total !== first.listing.total) {
-      throw new UserError(`${name(i)} was embedded from another file listing (${meta.listing.total} files) than ${name(0)} (${first.listing.total} files); merge only parts of one run over the same folder.`);
+      throw new UserError(
+        `${name(i)} was embedded from another file listing (${meta.listing.total} files) than ${name(0)} (${first.listing.total} files); merge only parts of one run over the same folder.`,
+      );
     }
-    const count = meta.listing.shard?.count ?? 1, firstCount = first.listing.shard?.count ?? 1;
-    if (count !== firstCount) throw new UserError(`${name(i)} is a shard of ${count} but ${name(0)} of ${firstCount}; merge only parts of one --shard i/n split.`);
+    const count = meta.listing.shard?.count ?? 1,
+      firstCount = first.listing.shard?.count ?? 1;
+    if (count !== firstCount)
+      throw new UserError(
+        `${name(i)} is a shard of ${count} but ${name(0)} of ${firstCount}; merge only parts of one --shard i/n split.`,
+      );
   }
   const count = first.listing.shard?.count ?? 1;
   const byShard = new Array<number | undefined>(count).fill(undefined);
   for (const [i, meta] of metas.entries()) {
     const index = meta.listing.shard?.index ?? 0;
     const seen = byShard[index];
-    if (seen !== undefined) throw new UserError(`${name(i)} and ${name(seen)} are both shard ${index}/${count} (overlapping parts); pass each shard once.`);
+    if (seen !== undefined)
+      throw new UserError(
+        `${name(i)} and ${name(seen)} are both shard ${index}/${count} (overlapping parts); pass each shard once.`,
+      );
     byShard[index] = i;
   }
   const missing = byShard.flatMap((part, index) => (part === undefined ? [`${index}/${count}`] : []));
-  if (missing.length > 0) throw new UserError(`Shard${missing.length > 1 ? 's' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''} ${missing.length > 1 ? 'are' : 'is'} missing from the parts; embed ${missing.length > 1 ? 'them' : 'it'} with --shard and pass every part.`);
+  if (missing.length > 0)
+    throw new UserError(
+      `Shard${missing.length > 1 ? 's' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''} ${missing.length > 1 ? 'are' : 'is'} missing from the parts; embed ${missing.length > 1 ? 'them' : 'it'} with --shard and pass every part.`,
+    );
   for (const [index, part] of byShard.entries()) {
     const meta = metas[part!];
     const owned = Math.max(0, Math.ceil((meta.listing.total - index) / count));
     const accounted = meta.rows + meta.skipped.length;
-    const wrong = [...meta.indices, ...meta.skipped.map((s) => s.index)].find((p) => p % count !== index || p >= meta.listing.total);
+    const wrong = [...meta.indices, ...meta.skipped.map((s) => s.index)].find(
+      (p) => p % count !== index || p >= meta.listing.total,
+    );
     if (accounted !== owned || wrong !== undefined) {
-      throw new UserError(`${name(part!)} is incomplete: shard ${index}/${count} owns ${owned} of the ${meta.listing.total} files but it holds ${meta.rows} rows and ${meta.skipped.length} skipped${wrong !== undefined ? ` (and position ${wrong}, not its own)` : ''}; finish it with embed --resume or embed that shard again.`);
+      throw new UserError(
+        `${name(part!)} is incomplete: shard ${index}/${count} owns ${owned} of the ${meta.listing.total} files but it holds ${meta.rows} rows and ${meta.skipped.length} skipped${wrong !== undefined ? ` (and position ${wrong}, not its own)` : ''}; finish it with embed --resume or embed that shard again.`,
+      );
     }
   }
   return byShard as number[];
@@ -151,6 +210,8 @@ async function checkDataHash(part: string, meta: EmbeddingMeta): Promise<void> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(part, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
   if (hash.digest('hex') !== meta.dataSha256) {
-    throw new UserError(`${part} does not match the sha256 in ${metaPath(part)} (changed or damaged after embed wrote it); embed that shard again.`);
+    throw new UserError(
+      `${part} does not match the sha256 in ${metaPath(part)} (changed or damaged after embed wrote it); embed that shard again.`,
+    );
   }
 }

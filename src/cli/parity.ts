@@ -35,26 +35,41 @@ Exit status 0 within tolerance, 1 otherwise.
   --dump DIR             write both sides' activations of every step as .npy, listed in DIR/index.json
 ${MODEL_USAGE}`;
 
-interface ReferenceRun { torch: string; numpy: string; device: string; threads: number; open_clip: string | null }
+interface ReferenceRun {
+  torch: string;
+  numpy: string;
+  device: string;
+  threads: number;
+  open_clip: string | null;
+}
 
 export async function parityCommand(argv: string[]): Promise<number | undefined> {
-  const parsed = parseCommand('parity', argv, {
-    ...MODEL_OPTIONS,
-    image: { type: 'string', multiple: true },
-    text: { type: 'string', multiple: true },
-    batch: { type: 'string' },
-    tol: { type: 'string' },
-    python: { type: 'string' },
-    'reference-model': { type: 'string' },
-    json: { type: 'boolean' },
-    dump: { type: 'string' },
-  }, USAGE);
+  const parsed = parseCommand(
+    'parity',
+    argv,
+    {
+      ...MODEL_OPTIONS,
+      image: { type: 'string', multiple: true },
+      text: { type: 'string', multiple: true },
+      batch: { type: 'string' },
+      tol: { type: 'string' },
+      python: { type: 'string' },
+      'reference-model': { type: 'string' },
+      json: { type: 'boolean' },
+      dump: { type: 'string' },
+    },
+    USAGE,
+  );
   if (!parsed) return undefined;
   const { values, positionals } = parsed;
-  if (positionals.length > 0) throw new UserError(`Unexpected argument ${positionals[0]}; pass images with --image (see whylesion parity --help).`);
+  if (positionals.length > 0)
+    throw new UserError(
+      `Unexpected argument ${positionals[0]}; pass images with --image (see whylesion parity --help).`,
+    );
   const dtype = parseDtype(values.dtype);
   const tol = values.tol === undefined ? 1e-4 : Number(values.tol);
-  if (!(Number.isFinite(tol) && tol > 0)) throw new UserError(`--tol ${values.tol} is not a positive number (e.g. 1e-4).`);
+  if (!(Number.isFinite(tol) && tol > 0))
+    throw new UserError(`--tol ${values.tol} is not a positive number (e.g. 1e-4).`);
   const images = values.image ?? PROBE_IMAGES.map((name) => bundledAsset(`probes/${name}`));
   const texts = values.text ?? PROBE_TEXTS;
   const batch = values.batch === undefined ? images.length : positiveInteger('batch', values.batch, 1, 4096);
@@ -69,7 +84,8 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
   const work = await mkdtemp(join(tmpdir(), 'whylesion-parity-'));
   try {
     const config = model.config;
-    const S = config.vision.imageSize, imageSize = 3 * S * S;
+    const S = config.vision.imageSize,
+      imageSize = 3 * S * S;
     const used = images.slice(0, batch);
     const preprocessed = await Promise.all(used.map((path) => model.preprocess(path)));
     const pixels = new Float32Array(batch * imageSize);
@@ -82,9 +98,23 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
 
     const refOut = join(work, 'reference');
     await runReference(python.path, [
-      '--model', referenceDir, '--weights', referenceWeights, '--out', refOut, '--dump-blocks', '--device', 'auto',
-      '--threads', String(cpus().length), '--pixels', join(work, 'pixels.npy'), '--tokens', join(work, 'tokens.json'),
-      '--open-clip-images', ...used,
+      '--model',
+      referenceDir,
+      '--weights',
+      referenceWeights,
+      '--out',
+      refOut,
+      '--dump-blocks',
+      '--device',
+      'auto',
+      '--threads',
+      String(cpus().length),
+      '--pixels',
+      join(work, 'pixels.npy'),
+      '--tokens',
+      join(work, 'tokens.json'),
+      '--open-clip-images',
+      ...used,
     ]);
     const run = JSON.parse(await readFile(join(refOut, 'run.json'), 'utf8')) as ReferenceRun;
     const referenceArrays = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -102,16 +132,31 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
     const textEmbeddings = concat(await model.encodeTokens(ids, texts.length));
     const vision = await model.dumpPixels(pixels, batch);
     const text = await model.dumpTokens(ids, texts.length);
-    const pairs = compareTowers(config, { vision, text, imageEmbeddings, textEmbeddings }, reference, { images: batch, texts: texts.length, ids }, tol);
+    const pairs = compareTowers(
+      config,
+      { vision, text, imageEmbeddings, textEmbeddings },
+      reference,
+      { images: batch, texts: texts.length, ids },
+      tol,
+    );
     const E = config.embedDim;
     const cosines = {
       image: rowCosines(imageEmbeddings, reference('image_embeddings_raw').data, E),
       text: rowCosines(textEmbeddings, reference('text_embeddings_raw').data, E),
     };
     const failing = pairs.find((p) => p.comparison.exceeds)?.comparison;
-    const preprocessing = run.open_clip === null ? null : openClipPreprocessing(pixels, preprocessed.length, imageSize, imageEmbeddings, reference, E);
+    const preprocessing =
+      run.open_clip === null
+        ? null
+        : openClipPreprocessing(pixels, preprocessed.length, imageSize, imageEmbeddings, reference, E);
     const report = {
-      model: modelId, referenceModel: referenceDir, dtype, tol, batch, images: used, texts,
+      model: modelId,
+      referenceModel: referenceDir,
+      dtype,
+      tol,
+      batch,
+      images: used,
+      texts,
       engine: { adapter: Object.values(model.adapter).filter(Boolean).join(' / ') },
       reference: { python: python.path, ...run, script: 'reference/clip_reference.py' },
       steps: pairs.map((p) => p.comparison),
@@ -140,11 +185,21 @@ async function weightsOf(dir: string): Promise<string> {
 
 function runReference(python: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(python, [packageFile('reference/clip_reference.py'), ...args], { encoding: 'utf8', maxBuffer: 1 << 26 }, (error, _stdout, stderr) => {
-      if (!error) return resolve();
-      const last = stderr.trim().split('\n').pop() ?? String(error);
-      reject(new UserError(`The PyTorch reference (${python} reference/clip_reference.py) failed: ${last.replace(/\.$/, '')}; fix that and run again.`, { cause: error }));
-    });
+    execFile(
+      python,
+      [packageFile('reference/clip_reference.py'), ...args],
+      { encoding: 'utf8', maxBuffer: 1 << 26 },
+      (error, _stdout, stderr) => {
+        if (!error) return resolve();
+        const last = stderr.trim().split('\n').pop() ?? String(error);
+        reject(
+          new UserError(
+            `The PyTorch reference (${python} reference/clip_reference.py) failed: ${last.replace(/\.$/, '')}; fix that and run again.`,
+            { cause: error },
+          ),
+        );
+      },
+    );
   });
 }
 
@@ -158,14 +213,22 @@ function concat(rows: Float32Array[]): Float32Array {
   return out;
 }
 
-const lowest = (values: number[]): number | null => (values.length === 0 ? null : values.reduce((a, b) => (b < a || Number.isNaN(b) ? b : a)));
+const lowest = (values: number[]): number | null =>
+  values.length === 0 ? null : values.reduce((a, b) => (b < a || Number.isNaN(b) ? b : a));
 
 /**
  * The engine's preprocessing against open_clip's, through the same reference model: the pixels' largest
  * difference, and the cosine of the reference embeddings of both (a preprocessing difference, not a model one),
  * and of the engine's embeddings against open_clip end to end.
  */
-function openClipPreprocessing(pixels: Float32Array, images: number, imageSize: number, imageEmbeddings: Float32Array, reference: (name: string) => { data: Float32Array }, E: number) {
+function openClipPreprocessing(
+  pixels: Float32Array,
+  images: number,
+  imageSize: number,
+  imageEmbeddings: Float32Array,
+  reference: (name: string) => { data: Float32Array },
+  E: number,
+) {
   const ours = pixels.subarray(0, images * imageSize);
   const theirs = reference('openclip_pixels').data;
   const viaOpenClip = reference('openclip_image_embeddings_raw').data;
@@ -192,12 +255,18 @@ async function writeDump(dir: string, report: object, pairs: ComparedPair[], wor
     await write(join(dir, 'engine', file), writeNpy(c.engine.shape, engine));
     const referenceShape = reference.length === product(c.reference.shape) ? c.reference.shape : c.engine.shape;
     await write(join(dir, 'reference', file), writeNpy(referenceShape, reference));
-    entries.push({ ...c, engineFile: `engine/${file}`, referenceFile: `reference/${file}`, referenceShapeWritten: referenceShape });
+    entries.push({
+      ...c,
+      engineFile: `engine/${file}`,
+      referenceFile: `reference/${file}`,
+      referenceShapeWritten: referenceShape,
+    });
   }
   await write(join(dir, 'pixels.npy'), await readFile(join(work, 'pixels.npy')));
   await write(join(dir, 'tokens.json'), await readFile(join(work, 'tokens.json')));
   const index = {
-    about: 'engine/ and reference/ hold the same rows of each step (the rows field says which: the engine computes only the class token in the last image block and the positions through the last EOT in the text tower); pixels.npy and tokens.json are the inputs both sides ran',
+    about:
+      'engine/ and reference/ hold the same rows of each step (the rows field says which: the engine computes only the class token in the last image block and the positions through the last EOT in the text tower); pixels.npy and tokens.json are the inputs both sides ran',
     ...report,
     steps: entries,
   };
@@ -207,22 +276,41 @@ async function writeDump(dir: string, report: object, pairs: ComparedPair[], wor
 const product = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 function printReport(report: {
-  model: string; dtype: string; tol: number; batch: number; texts: string[]; engine: { adapter: string };
-  reference: ReferenceRun & { python: string }; steps: ComparedPair['comparison'][]; cosine: { image: number | null; text: number | null };
-  first_failing: { tower: string; step: string } | null; preprocessing: ReturnType<typeof openClipPreprocessing> | null;
+  model: string;
+  dtype: string;
+  tol: number;
+  batch: number;
+  texts: string[];
+  engine: { adapter: string };
+  reference: ReferenceRun & { python: string };
+  steps: ComparedPair['comparison'][];
+  cosine: { image: number | null; text: number | null };
+  first_failing: { tower: string; step: string } | null;
+  preprocessing: ReturnType<typeof openClipPreprocessing> | null;
 }): void {
   const r = report.reference;
-  console.log(`parity: ${report.model}, ${report.dtype} weights on WebGPU (${report.engine.adapter}) vs PyTorch ${r.torch} on ${r.device} (${r.python}); ${report.batch} images, ${report.texts.length} prompts; tolerance ${report.tol} (max abs / max |reference|)`);
+  console.log(
+    `parity: ${report.model}, ${report.dtype} weights on WebGPU (${report.engine.adapter}) vs PyTorch ${r.torch} on ${r.device} (${r.python}); ${report.batch} images, ${report.texts.length} prompts; tolerance ${report.tol} (max abs / max |reference|)`,
+  );
   console.log('| tower | step | rows | max abs | max abs / max |ref| | |');
   console.log('| --- | --- | --- | --- | --- | --- |');
-  for (const s of report.steps) console.log(`| ${s.tower} | ${s.step} | ${s.rows} | ${s.maxAbs.toExponential(2)} | ${s.relative.toExponential(2)} | ${s.exceeds ? 'OVER' : 'ok'} |`);
+  for (const s of report.steps)
+    console.log(
+      `| ${s.tower} | ${s.step} | ${s.rows} | ${s.maxAbs.toExponential(2)} | ${s.relative.toExponential(2)} | ${s.exceeds ? 'OVER' : 'ok'} |`,
+    );
   const cos = (c: number | null): string => (c === null ? 'n/a' : c.toFixed(7));
-  console.log(`\ncosine of the final embeddings (lowest row): image ${cos(report.cosine.image)}, text ${cos(report.cosine.text)}`);
+  console.log(
+    `\ncosine of the final embeddings (lowest row): image ${cos(report.cosine.image)}, text ${cos(report.cosine.text)}`,
+  );
   if (report.preprocessing) {
     const p = report.preprocessing;
-    console.log(`open_clip ${r.open_clip} preprocessing: pixels differ by at most ${p.pixels.maxAbs.toExponential(2)}; reference embedding cosine, engine vs open_clip pixels ${cos(p.referenceCosine)}; engine end to end vs open_clip ${cos(p.engineCosine)}`);
+    console.log(
+      `open_clip ${r.open_clip} preprocessing: pixels differ by at most ${p.pixels.maxAbs.toExponential(2)}; reference embedding cosine, engine vs open_clip pixels ${cos(p.referenceCosine)}; engine end to end vs open_clip ${cos(p.engineCosine)}`,
+    );
   } else {
-    console.log('open_clip is not importable by that Python, so preprocessing was not compared with it (both sides used the engine\'s pixels).');
+    console.log(
+      "open_clip is not importable by that Python, so preprocessing was not compared with it (both sides used the engine's pixels).",
+    );
   }
   const f = report.first_failing;
   console.log(f ? `first step over the tolerance: ${f.tower} ${f.step}` : 'every step is within the tolerance');

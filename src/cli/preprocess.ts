@@ -20,17 +20,34 @@ Options:
 `;
 
 export async function preprocessCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('preprocess', argv, { size: { type: 'string' }, 'exif-rotate': { type: 'boolean' }, 'max-image-pixels': { type: 'string' }, out: { type: 'string' } }, HELP);
+  const parsed = parseCommand(
+    'preprocess',
+    argv,
+    {
+      size: { type: 'string' },
+      'exif-rotate': { type: 'boolean' },
+      'max-image-pixels': { type: 'string' },
+      out: { type: 'string' },
+    },
+    HELP,
+  );
   if (!parsed) return;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) {
-    throw new UserError(`preprocess takes exactly one image path (got ${positionals.length}); run "whylesion preprocess --help".`);
+    throw new UserError(
+      `preprocess takes exactly one image path (got ${positionals.length}); run "whylesion preprocess --help".`,
+    );
   }
-  if (values.out === undefined) throw new UserError('preprocess needs --out FILE.npy to know where to write the array.');
+  if (values.out === undefined)
+    throw new UserError('preprocess needs --out FILE.npy to know where to write the array.');
   const size = values.size === undefined ? 224 : positiveInteger('size', values.size, 1, 4096);
 
   const maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
-  const pixels = await preprocessImageFile(positionals[0], { size, exifRotate: values['exif-rotate'] ?? false, maxImagePixels });
+  const pixels = await preprocessImageFile(positionals[0], {
+    size,
+    exifRotate: values['exif-rotate'] ?? false,
+    maxImagePixels,
+  });
   const out = values.out;
   // Same directory, so the rename is atomic and readers never see a half-written file.
   const temp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
@@ -39,8 +56,11 @@ export async function preprocessCommand(argv: string[]): Promise<void> {
     await rename(temp, out);
   } catch (error) {
     await rm(temp, { force: true });
-    throw new UserError(`Could not write ${out} (${(error as NodeJS.ErrnoException).code ?? String(error)}); check that its folder exists and is writable.`, {
-      cause: error,
-    });
+    throw new UserError(
+      `Could not write ${out} (${(error as NodeJS.ErrnoException).code ?? String(error)}); check that its folder exists and is writable.`,
+      {
+        cause: error,
+      },
+    );
   }
 }

@@ -29,8 +29,14 @@ export async function probeCommand(argv: string[]): Promise<void> {
     console.log(USAGE.trim());
     return;
   }
-  if (sub !== 'train') throw new UserError(`probe needs a subcommand: whylesion probe train DATASET --mode linear --out probe.json.`);
-  const parsed = parseCommand('probe train', rest, { ...DATASET_OPTIONS, mode: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' } }, USAGE);
+  if (sub !== 'train')
+    throw new UserError(`probe needs a subcommand: whylesion probe train DATASET --mode linear --out probe.json.`);
+  const parsed = parseCommand(
+    'probe train',
+    rest,
+    { ...DATASET_OPTIONS, mode: { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' } },
+    USAGE,
+  );
   if (!parsed) return;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UserError('probe train needs one DATASET; see whylesion probe --help.');
@@ -48,7 +54,13 @@ export async function probeCommand(argv: string[]): Promise<void> {
   }
 }
 
-async function trainAndWrite(mode: ReturnType<typeof parseModes>[number], datasetSpec: string, out: string, values: Parameters<typeof openDataset>[1] & { bottleneck?: string }, settings: ReturnType<typeof trainingSettings>): Promise<void> {
+async function trainAndWrite(
+  mode: ReturnType<typeof parseModes>[number],
+  datasetSpec: string,
+  out: string,
+  values: Parameters<typeof openDataset>[1] & { bottleneck?: string },
+  settings: ReturnType<typeof trainingSettings>,
+): Promise<void> {
   const dataset = await openDataset(datasetSpec, values);
   const concepts = mode === 'linear' ? undefined : await loadConcepts(values.bottleneck ?? DEFAULT_BOTTLENECK);
   if (mode === 'knobo') await knoboPrior(dataset.classes, concepts!);
@@ -57,23 +69,45 @@ async function trainAndWrite(mode: ReturnType<typeof parseModes>[number], datase
   probe!.file.training.dataset = dataset.name;
   probe!.file.modelIdentity = inputs.identity;
   await writeAtomic(out, [`${JSON.stringify(probe!.file)}\n`]);
-  console.log(`${mode} probe on ${dataset.name} (${dataset.classes.length} classes, ${inputs.train.labels.length} training images): val ${result.val_acc.toFixed(1)}%, test ${result.test_acc.toFixed(1)}%${result.best_epoch ? `, epoch ${result.best_epoch}` : ''}; wrote ${out}`);
+  console.log(
+    `${mode} probe on ${dataset.name} (${dataset.classes.length} classes, ${inputs.train.labels.length} training images): val ${result.val_acc.toFixed(1)}%, test ${result.test_acc.toFixed(1)}%${result.best_epoch ? `, epoch ${result.best_epoch}` : ''}; wrote ${out}`,
+  );
 }
 
 /** classify IMG... --probe FILE: the probe's class probabilities per image (the K most probable with --top). */
-export async function classifyProbeScorer(probePath: string, top: number | undefined): Promise<ProbeScorer<ProbeClassification>> {
+export async function classifyProbeScorer(
+  probePath: string,
+  top: number | undefined,
+): Promise<ProbeScorer<ProbeClassification>> {
   const probe = await loadProbe(probePath);
   return {
     checkModel: (model) => checkProbeModel(probe, model, probePath),
     raw: true,
     score: (image, row) => {
-      const { probabilities: [p], labels: [prediction] } = probe.predict([row]);
-      const best = probe.classes.map((_, k) => k).sort((a, b) => p[b] - p[a]).slice(0, top ?? p.length);
+      const {
+        probabilities: [p],
+        labels: [prediction],
+      } = probe.predict([row]);
+      const best = probe.classes
+        .map((_, k) => k)
+        .sort((a, b) => p[b] - p[a])
+        .slice(0, top ?? p.length);
       // Without --top, json keeps the probe's class order.
       const keep = top === undefined ? probe.classes.map((_, k) => k) : best;
-      return { image, prediction, labels: keep.map((k) => probe.classes[k]), probs: keep.map((k) => p[k]), best: best.map((k) => ({ label: probe.classes[k], prob: p[k] })) };
+      return {
+        image,
+        prediction,
+        labels: keep.map((k) => probe.classes[k]),
+        probs: keep.map((k) => p[k]),
+        best: best.map((k) => ({ label: probe.classes[k], prob: p[k] })),
+      };
     },
-    table: (r) => `${r.image}: ${r.prediction} (${probe.mode} probe)\n${alignedTable(['class', 'probability'], r.best.map((b) => [b.label, percent(b.prob)]), [false, true])}`,
+    table: (r) =>
+      `${r.image}: ${r.prediction} (${probe.mode} probe)\n${alignedTable(
+        ['class', 'probability'],
+        r.best.map((b) => [b.label, percent(b.prob)]),
+        [false, true],
+      )}`,
     json: (r) => ({ image: r.image, labels: r.labels, probs: r.probs, prediction: r.prediction }),
     csvHeader: ['image', 'rank', 'label', 'probability'],
     csv: (r) => r.best.map((b, k) => [r.image, k + 1, b.label, b.prob]),
@@ -83,28 +117,61 @@ export async function classifyProbeScorer(probePath: string, top: number | undef
 /** A probe's scorer, with the check that the loaded model is the one it was trained on. */
 export type ProbeScorer<R> = Scorer<R> & { checkModel(model: ModelIdentity): void };
 
-interface ProbeClassification { image: string; prediction: string; labels: string[]; probs: number[]; best: { label: string; prob: number }[] }
+interface ProbeClassification {
+  image: string;
+  prediction: string;
+  labels: string[];
+  probs: number[];
+  best: { label: string; prob: number }[];
+}
 
 /** explain IMG... --probe FILE: for a concept probe, each concept's weight × similarity toward the predicted class. */
 export async function explainProbeScorer(probePath: string, top: number): Promise<ProbeScorer<ProbeExplanation>> {
   const probe = await loadProbe(probePath);
-  if (!probe.concepts) throw new UserError(`${probePath} is a linear probe, which has no concepts to explain with; train one with --mode concepts or knobo.`);
+  if (!probe.concepts)
+    throw new UserError(
+      `${probePath} is a linear probe, which has no concepts to explain with; train one with --mode concepts or knobo.`,
+    );
   return {
     checkModel: (model) => checkProbeModel(probe, model, probePath),
     raw: true,
     score: (image, row) => {
-      const { probabilities: [p], predictions: [k], labels: [prediction] } = probe.predict([row]);
-      return { image, prediction, probability: p[k], bias: probe.file.bias[k], concepts: probe.contributions(row, k).slice(0, top) };
+      const {
+        probabilities: [p],
+        predictions: [k],
+        labels: [prediction],
+      } = probe.predict([row]);
+      return {
+        image,
+        prediction,
+        probability: p[k],
+        bias: probe.file.bias[k],
+        concepts: probe.contributions(row, k).slice(0, top),
+      };
     },
-    table: (r) => `${r.image}: ${r.prediction} (${(100 * r.probability).toFixed(1)}%); the ${r.concepts.length} concepts that add most to it (weight × similarity):\n` +
-      alignedTable(['contribution', 'weight', 'similarity', 'concept'], r.concepts.map((c) => [`${c.contribution >= 0 ? '+' : ''}${c.contribution.toFixed(4)}`, c.weight.toFixed(3), c.similarity.toFixed(4), c.concept]), [true, true, true, false]),
+    table: (r) =>
+      `${r.image}: ${r.prediction} (${(100 * r.probability).toFixed(1)}%); the ${r.concepts.length} concepts that add most to it (weight × similarity):\n` +
+      alignedTable(
+        ['contribution', 'weight', 'similarity', 'concept'],
+        r.concepts.map((c) => [
+          `${c.contribution >= 0 ? '+' : ''}${c.contribution.toFixed(4)}`,
+          c.weight.toFixed(3),
+          c.similarity.toFixed(4),
+          c.concept,
+        ]),
+        [true, true, true, false],
+      ),
     json: (r) => r,
     csvHeader: ['image', 'prediction', 'rank', 'concept', 'contribution', 'weight', 'similarity'],
-    csv: (r) => r.concepts.map((c, rank) => [r.image, r.prediction, rank + 1, c.concept, c.contribution, c.weight, c.similarity]),
+    csv: (r) =>
+      r.concepts.map((c, rank) => [r.image, r.prediction, rank + 1, c.concept, c.contribution, c.weight, c.similarity]),
   };
 }
 
 interface ProbeExplanation {
-  image: string; prediction: string; probability: number; bias: number;
+  image: string;
+  prediction: string;
+  probability: number;
+  bias: number;
   concepts: { concept: string; similarity: number; weight: number; contribution: number }[];
 }

@@ -19,7 +19,8 @@ export const STDERR_TTY_ENV = 'WHYLESION_STDERR_TTY';
 /** The parent's PID, which the child watches (its own parent PID changes when that process dies). */
 const PARENT_ENV = 'WHYLESION_CLI_PARENT';
 const LIFELINE_POLL_MS = 100;
-const DAWN_NOISE = /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.$/;
+const DAWN_NOISE =
+  /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.$/;
 
 /** Whether this CLI invocation must run in a filtered child (it is not one, and fd 2 cannot be muted in place). */
 export function needsFilteredChild(): boolean {
@@ -52,10 +53,16 @@ export function runWithoutDawnNoise(): Promise<number> {
     env[STDERR_TTY_ENV] = '1';
     env.COLUMNS ??= String(process.stderr.columns ?? 80);
   }
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: ['inherit', 'inherit', 'pipe'], env });
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: ['inherit', 'inherit', 'pipe'],
+    env,
+  });
   // Signals go to the child, which ends as it would alone; this process then ends the same way.
   const forward = (signal: NodeJS.Signals) => (): void => void child.kill(signal);
-  const handlers: [NodeJS.Signals, () => void][] = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => [signal, forward(signal)]);
+  const handlers: [NodeJS.Signals, () => void][] = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => [
+    signal,
+    forward(signal),
+  ]);
   for (const [signal, handler] of handlers) process.on(signal, handler);
   let pending = '';
   child.stderr!.setEncoding('utf8');

@@ -13,10 +13,15 @@ export interface Scorer<R> {
  * Rows under a header, indented two spaces, each column as wide as its widest cell: text columns
  * left-aligned, number columns (`numeric[j]`) right-aligned, so signs and widths never push a column out of line.
  */
-export function alignedTable(header: readonly string[], rows: readonly (readonly string[])[], numeric: readonly boolean[]): string {
+export function alignedTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  numeric: readonly boolean[],
+): string {
   const widths = header.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j].length)));
   const line = (cells: readonly string[]): string =>
-    `  ${cells.map((c, j) => (numeric[j] ? c.padStart(widths[j]) : j === cells.length - 1 ? c : c.padEnd(widths[j]))).join('  ')}`.trimEnd() + '\n';
+    `  ${cells.map((c, j) => (numeric[j] ? c.padStart(widths[j]) : j === cells.length - 1 ? c : c.padEnd(widths[j]))).join('  ')}`.trimEnd() +
+    '\n';
   return line(header) + rows.map(line).join('');
 }
 

@@ -19,18 +19,27 @@ the index. Equal similarities are listed in row order.
 ${MODEL_USAGE}`;
 
 export async function searchCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('search', argv, {
-    ...MODEL_OPTIONS,
-    text: { type: 'string' },
-    image: { type: 'string' },
-    top: { type: 'string' },
-    json: { type: 'boolean' },
-  }, USAGE);
+  const parsed = parseCommand(
+    'search',
+    argv,
+    {
+      ...MODEL_OPTIONS,
+      text: { type: 'string' },
+      image: { type: 'string' },
+      top: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    USAGE,
+  );
   if (!parsed) return;
   const { values, positionals } = parsed;
-  if (positionals.length !== 1) throw new UserError(`search takes one INDEX (an embeddings .npy, .jsonl or .parquet), got ${positionals.length}; see whylesion search --help.`);
+  if (positionals.length !== 1)
+    throw new UserError(
+      `search takes one INDEX (an embeddings .npy, .jsonl or .parquet), got ${positionals.length}; see whylesion search --help.`,
+    );
   const [indexPath] = positionals;
-  if ((values.text === undefined) === (values.image === undefined)) throw new UserError('search needs exactly one of --text S or --image F; see whylesion search --help.');
+  if ((values.text === undefined) === (values.image === undefined))
+    throw new UserError('search needs exactly one of --text S or --image F; see whylesion search --help.');
   const top = values.top === undefined ? 10 : positiveInteger('top', values.top, 1, 1_000_000);
   // Fail on a bad index before the (slow) model load.
   const meta = await readEmbeddingMeta(indexPath);
@@ -40,15 +49,24 @@ export async function searchCommand(argv: string[]): Promise<void> {
   let query: Float32Array;
   try {
     if (identityKey(identity) !== identityKey(meta.model)) {
-      throw new UserError(`${indexPath} was embedded by another model (${describeIdentity(meta.model)}) than --model's (${describeIdentity(identity)}); search it with the model that embedded it.`);
+      throw new UserError(
+        `${indexPath} was embedded by another model (${describeIdentity(meta.model)}) than --model's (${describeIdentity(identity)}); search it with the model that embedded it.`,
+      );
     }
-    [query] = values.text !== undefined ? await model.encodeText([values.text]) : await model.encodeImage([values.image!]);
+    [query] =
+      values.text !== undefined ? await model.encodeText([values.text]) : await model.encodeImage([values.image!]);
   } finally {
     model.dispose();
   }
   const { hits } = await searchEmbeddings(indexPath, query, { top, model: identity });
   if (values.json) {
-    console.log(JSON.stringify({ index: indexPath, query: values.text !== undefined ? { text: values.text } : { image: values.image }, hits }));
+    console.log(
+      JSON.stringify({
+        index: indexPath,
+        query: values.text !== undefined ? { text: values.text } : { image: values.image },
+        hits,
+      }),
+    );
     return;
   }
   for (const hit of hits) console.log(`${hit.rank}\t${hit.score.toFixed(6)}\t${hit.file}`);

@@ -20,16 +20,24 @@ network can fetch the page and the model; a warning says so). No CORS headers ar
 const WEB_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
 
 export async function serveDemoCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('serve-demo', argv, { port: { type: 'string' }, host: { type: 'string' }, model: { type: 'string' } }, USAGE);
+  const parsed = parseCommand(
+    'serve-demo',
+    argv,
+    { port: { type: 'string' }, host: { type: 'string' }, model: { type: 'string' } },
+    USAGE,
+  );
   if (!parsed) return;
   const { values } = parsed;
   const port = values.port === undefined ? 8080 : positiveInteger('port', values.port, 0, 65535);
-  if (!existsSync(`${WEB_DIR}whylesion.js`)) throw new UserError(`The browser build is missing (${WEB_DIR}whylesion.js); run npm run build:web first.`);
+  if (!existsSync(`${WEB_DIR}whylesion.js`))
+    throw new UserError(`The browser build is missing (${WEB_DIR}whylesion.js); run npm run build:web first.`);
   const mounts: Mounts = { '/': WEB_DIR };
   if (values.model !== undefined) {
     const dir = resolve(values.model);
     if (!existsSync(dir) || !statSync(dir).isDirectory() || !existsSync(resolve(dir, 'open_clip_model.safetensors'))) {
-      throw new UserError(`--model ${values.model} is not a folder holding open_clip_model.safetensors; the browser reads safetensors only (convert a .bin with whylesion convert).`);
+      throw new UserError(
+        `--model ${values.model} is not a folder holding open_clip_model.safetensors; the browser reads safetensors only (convert a .bin with whylesion convert).`,
+      );
     }
     // A Hugging Face cache snapshot's files are links into the repository's blobs/ folder.
     const realRoots = basename(dirname(dir)) === 'snapshots' ? [resolve(dir, '..', '..', 'blobs')] : [];
@@ -43,9 +51,13 @@ export async function serveDemoCommand(argv: string[]): Promise<void> {
     );
   }
   const server = await serveStatic(mounts, { host, port }).catch((cause: NodeJS.ErrnoException) => {
-    throw new UserError(`Cannot listen on ${host}:${port} (${cause.code ?? cause.message}); pick another --port.`, { cause });
+    throw new UserError(`Cannot listen on ${host}:${port} (${cause.code ?? cause.message}); pick another --port.`, {
+      cause,
+    });
   });
-  console.log(`Serving the WhyLesionCLIP demo at ${server.url}${values.model !== undefined ? '?model=/model/' : ''} (Ctrl-C to stop)`);
+  console.log(
+    `Serving the WhyLesionCLIP demo at ${server.url}${values.model !== undefined ? '?model=/model/' : ''} (Ctrl-C to stop)`,
+  );
   await new Promise<void>((done) => {
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
@@ -58,6 +70,7 @@ export function isLoopback(host: string): boolean {
   const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
   if (bare === 'localhost') return true;
   if (isIP(bare) === 4) return bare.startsWith('127.');
-  if (isIP(bare) === 6) return bare === '::1' || /^(0{0,4}:){5}0{0,4}:?ffff:127\./.test(bare) || bare.startsWith('::ffff:127.');
+  if (isIP(bare) === 6)
+    return bare === '::1' || /^(0{0,4}:){5}0{0,4}:?ffff:127\./.test(bare) || bare.startsWith('::ffff:127.');
   return false;
 }

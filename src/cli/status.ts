@@ -57,7 +57,9 @@ export class StatusLine {
     if (!this.live) return;
     if (event.stage === 'download') {
       if (!this.phaseText.startsWith('downloading')) this.phase(`downloading ${event.file}`);
-      this.progress(event.total ? `${formatBytes(event.loaded)} of ${formatBytes(event.total)}` : formatBytes(event.loaded));
+      this.progress(
+        event.total ? `${formatBytes(event.loaded)} of ${formatBytes(event.total)}` : formatBytes(event.loaded),
+      );
     } else if (event.stage === 'weights') {
       if (!this.phaseText.startsWith('loading weights')) this.phase('loading weights');
       this.progress(`${event.loaded}/${event.total} tensors`, event.loaded === event.total);
@@ -90,7 +92,9 @@ export class StatusLine {
     if (!force && now - this.drawnAt < REDRAW_MS) return;
     this.drawnAt = now;
     const seconds = Math.floor((now - this.phaseStarted) / 1000);
-    const parts = [this.phaseText, this.detail, this.compiling, seconds > 0 ? `${seconds} s` : ''].filter((p) => p !== '');
+    const parts = [this.phaseText, this.detail, this.compiling, seconds > 0 ? `${seconds} s` : ''].filter(
+      (p) => p !== '',
+    );
     const columns = (this.stream as { columns?: number }).columns ?? Number(process.env.COLUMNS ?? 80);
     // One screen line, so that '\r' returns to its start.
     this.stream.write(`\r${parts.join(' · ').slice(0, Math.max(20, columns - 1))}\x1b[K`);

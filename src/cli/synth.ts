@@ -24,7 +24,10 @@ async function loadConfig(spec: string): Promise<object> {
   try {
     text = await readFile(spec, 'utf8');
   } catch (error) {
-    throw new UserError(`--config ${spec} is neither a built-in config (${Object.keys(BUILTIN_CONFIGS).join(', ')}) nor a readable file.`, { cause: error });
+    throw new UserError(
+      `--config ${spec} is neither a built-in config (${Object.keys(BUILTIN_CONFIGS).join(', ')}) nor a readable file.`,
+      { cause: error },
+    );
   }
   try {
     return JSON.parse(text) as object;
@@ -34,24 +37,39 @@ async function loadConfig(spec: string): Promise<object> {
 }
 
 export async function synthCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('synth', argv, {
-    config: { type: 'string' },
-    out: { type: 'string' },
-    seed: { type: 'string', default: '0' },
-    dtype: { type: 'string', default: 'f32' },
-  }, USAGE);
+  const parsed = parseCommand(
+    'synth',
+    argv,
+    {
+      config: { type: 'string' },
+      out: { type: 'string' },
+      seed: { type: 'string', default: '0' },
+      dtype: { type: 'string', default: 'f32' },
+    },
+    USAGE,
+  );
   if (!parsed) return;
   const { values, positionals } = parsed;
-  if (positionals.length > 0) throw new UserError(`whylesion synth takes no positional arguments (got ${positionals.join(' ')}); see whylesion synth --help.`);
-  if (!values.config || !values.out) throw new UserError('whylesion synth needs --config and --out; see whylesion synth --help.');
+  if (positionals.length > 0)
+    throw new UserError(
+      `whylesion synth takes no positional arguments (got ${positionals.join(' ')}); see whylesion synth --help.`,
+    );
+  if (!values.config || !values.out)
+    throw new UserError('whylesion synth needs --config and --out; see whylesion synth --help.');
   const seed = positiveInteger('seed', values.seed, 0, Number.MAX_SAFE_INTEGER);
-  if (values.dtype !== 'f32' && values.dtype !== 'f16') throw new UserError(`--dtype ${values.dtype} is not f32 or f16.`);
+  if (values.dtype !== 'f32' && values.dtype !== 'f16')
+    throw new UserError(`--dtype ${values.dtype} is not f32 or f16.`);
 
   const rawConfig = await loadConfig(values.config);
   const config = parseClipConfig(rawConfig, values.config);
   await mkdir(values.out, { recursive: true });
   await writeFile(join(values.out, CONFIG_FILE), `${JSON.stringify(rawConfig, null, 2)}\n`);
   const tensors = synthesizeCheckpoint(config, seed, values.dtype === 'f32' ? 'F32' : 'F16');
-  await writeSafetensors(join(values.out, SAFETENSORS_FILE), tensors, { format: 'pt', whylesion_synthetic_seed: String(seed) });
-  console.log(`wrote a synthetic ${values.config} checkpoint (${tensors.length} tensors, ${values.dtype}, seed ${seed}) to ${values.out}`);
+  await writeSafetensors(join(values.out, SAFETENSORS_FILE), tensors, {
+    format: 'pt',
+    whylesion_synthetic_seed: String(seed),
+  });
+  console.log(
+    `wrote a synthetic ${values.config} checkpoint (${tensors.length} tensors, ${values.dtype}, seed ${seed}) to ${values.out}`,
+  );
 }

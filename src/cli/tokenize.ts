@@ -16,16 +16,25 @@ Options:
 
 /** `whylesion tokenize`: token ids of each text, as JSON ([[ids...], ...]) or one space-separated line per text. */
 export async function tokenizeCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('tokenize', argv, { 'context-length': { type: 'string' }, vocab: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
+  const parsed = parseCommand(
+    'tokenize',
+    argv,
+    { 'context-length': { type: 'string' }, vocab: { type: 'string' }, json: { type: 'boolean' } },
+    USAGE,
+  );
   if (!parsed) return;
   const { values, positionals: texts } = parsed;
   if (texts.length === 0) {
-    throw new UserError('whylesion tokenize needs at least one TEXT to tokenize; run "whylesion tokenize --help" for usage.');
+    throw new UserError(
+      'whylesion tokenize needs at least one TEXT to tokenize; run "whylesion tokenize --help" for usage.',
+    );
   }
-  const contextLength = values['context-length'] === undefined ? 77 : positiveInteger('context-length', values['context-length'], 2, 1_000_000);
+  const contextLength =
+    values['context-length'] === undefined
+      ? 77
+      : positiveInteger('context-length', values['context-length'], 2, 1_000_000);
   const tokenizer = await loadTokenizer({ vocabPath: values.vocab });
   const rows = tokenizer.tokenizeToArrays(texts, contextLength);
   const output = values.json ? JSON.stringify(rows) : rows.map((row) => row.join(' ')).join('\n');
   process.stdout.write(output + '\n');
 }
-

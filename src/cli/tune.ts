@@ -17,7 +17,12 @@ Later loads use the saved choices unless WHYLESION_KERNEL_TUNING=rules.
 ${MODEL_USAGE}`;
 
 export async function tuneCommand(argv: string[]): Promise<void> {
-  const parsed = parseCommand('tune', argv, { ...MODEL_OPTIONS, batch: { type: 'string' }, runs: { type: 'string' }, json: { type: 'boolean' } }, USAGE);
+  const parsed = parseCommand(
+    'tune',
+    argv,
+    { ...MODEL_OPTIONS, batch: { type: 'string' }, runs: { type: 'string' }, json: { type: 'boolean' } },
+    USAGE,
+  );
   if (!parsed) return;
   const { values } = parsed;
   const batches = (values.batch ?? '1').split(',').map((b) => positiveInteger('batch', b.trim(), 1, 64));
@@ -32,9 +37,11 @@ export async function tuneCommand(argv: string[]): Promise<void> {
     const onShape = values.json ? undefined : (r: ShapeResult, i: number, n: number) => console.log(describe(r, i, n));
     const { results, file } = await model.tune({ batches, runs, onShape });
     if (results.length === 0) {
-      throw new UserError(model.dtype === 'f16'
-        ? 'With f16 weights every matmul on this adapter runs the one packed f16 kernel, so there is nothing to tune here (f32 weights can be tuned: --dtype f32).'
-        : 'This adapter offers no alternative matmul kernels for these shapes, so there was nothing to tune.');
+      throw new UserError(
+        model.dtype === 'f16'
+          ? 'With f16 weights every matmul on this adapter runs the one packed f16 kernel, so there is nothing to tune here (f32 weights can be tuned: --dtype f32).'
+          : 'This adapter offers no alternative matmul kernels for these shapes, so there was nothing to tune.',
+      );
     }
     if (values.json) console.log(JSON.stringify({ adapter: model.adapter, dtype: model.dtype, file, results }));
     else console.log(`saved ${results.filter((r) => r.choice).length} choices to ${file}`);

@@ -16,10 +16,18 @@ export const readKnoboFile = (file: string): Promise<string> => platform.readKno
 /** Concept questions, one per line: from a file path, or a KnoBo bottleneck name (case-insensitive). */
 export async function loadConcepts(spec: string = DEFAULT_BOTTLENECK): Promise<string[]> {
   const name = KNOBO_BOTTLENECKS.find((b) => b.toLowerCase() === spec.toLowerCase());
-  const text = name ? await readKnoboFile(`skin_${name}.txt`) : await platform.readText(spec, 'the concepts file').catch((cause: unknown) => {
-    throw new UserError(`Cannot read the concepts file ${spec}; pass a text file with one concept per line, or one of ${KNOBO_BOTTLENECKS.join(', ')}.`, { cause });
-  });
-  const concepts = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  const text = name
+    ? await readKnoboFile(`skin_${name}.txt`)
+    : await platform.readText(spec, 'the concepts file').catch((cause: unknown) => {
+        throw new UserError(
+          `Cannot read the concepts file ${spec}; pass a text file with one concept per line, or one of ${KNOBO_BOTTLENECKS.join(', ')}.`,
+          { cause },
+        );
+      });
+  const concepts = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   if (concepts.length === 0) throw new UserError(`The concepts file ${spec} has no concepts; write one per line.`);
   return concepts;
 }

@@ -10,7 +10,6 @@ import { identityKey, type ModelIdentity } from '../io/identity.js';
 import { acquireLock, type Lock } from '../io/lock.js';
 import { packRecords, readRecords, recordBytes } from './row-records.js';
 
-
 /** Where image embeddings are kept between runs: $WHYLESION_FEATURE_CACHE, else ~/.cache/whylesion/features. */
 export function defaultFeatureCacheDir(): string {
   return process.env.WHYLESION_FEATURE_CACHE ?? join(homedir(), '.cache', 'whylesion', 'features');
@@ -34,7 +33,12 @@ export function featureCacheKey(model: ModelIdentity, exifRotate: boolean): stri
  * is locked while open (io/lock.ts): a second process using the same cache is refused until `close()`.
  */
 export class FeatureCache {
-  private constructor(readonly path: string, readonly dim: number, private readonly rows: Map<string, Float32Array>, private readonly lock: Lock) {}
+  private constructor(
+    readonly path: string,
+    readonly dim: number,
+    private readonly rows: Map<string, Float32Array>,
+    private readonly lock: Lock,
+  ) {}
 
   static async open(dir: string, modelKey: string, dim: number): Promise<FeatureCache> {
     const name = createHash('sha256').update(`records with checks\n${modelKey}`).digest('hex').slice(0, 24);
@@ -42,7 +46,10 @@ export class FeatureCache {
     try {
       await mkdir(dir, { recursive: true });
     } catch (cause) {
-      throw new UserError(`Cannot write the feature cache in ${dir} (${(cause as NodeJS.ErrnoException).code ?? cause}); pass --cache with a writable folder.`, { cause });
+      throw new UserError(
+        `Cannot write the feature cache in ${dir} (${(cause as NodeJS.ErrnoException).code ?? cause}); pass --cache with a writable folder.`,
+        { cause },
+      );
     }
     const lock = acquireLock(path, `The feature cache ${path}`);
     try {
@@ -50,7 +57,9 @@ export class FeatureCache {
       const bytes = await readFile(path).catch(() => new Uint8Array(0));
       const { rows, good, whole } = readRecords(bytes, dim);
       if (good.length < whole) {
-        process.stderr.write(`The feature cache ${path} had ${whole - good.length} damaged record(s); they were dropped and those images will be embedded again.\n`);
+        process.stderr.write(
+          `The feature cache ${path} had ${whole - good.length} damaged record(s); they were dropped and those images will be embedded again.\n`,
+        );
       }
       if (good.length < whole || whole * recordBytes(dim) !== bytes.length) await writeDurable(path, good);
       return new FeatureCache(path, dim, rows, lock);
@@ -70,7 +79,10 @@ export class FeatureCache {
 
   append(entries: readonly { hash: string; row: Float32Array }[]): void {
     if (entries.length === 0) return;
-    const bytes = packRecords(entries.map(({ hash, row }) => ({ key: hash, row })), this.dim);
+    const bytes = packRecords(
+      entries.map(({ hash, row }) => ({ key: hash, row })),
+      this.dim,
+    );
     const fd = openSync(this.path, 'a');
     const before = fstatSync(fd).size;
     try {
@@ -79,7 +91,10 @@ export class FeatureCache {
     } catch (error) {
       ftruncateSync(fd, before); // no torn record stays behind
       if (!isDiskFull(error)) throw error;
-      throw new UserError(`The disk holding the feature cache ${this.path} is full; the images embedded so far are kept there: free some space (or pass --cache with another folder) and run again to continue.`, { cause: error });
+      throw new UserError(
+        `The disk holding the feature cache ${this.path} is full; the images embedded so far are kept there: free some space (or pass --cache with another folder) and run again to continue.`,
+        { cause: error },
+      );
     } finally {
       closeSync(fd);
     }
@@ -103,17 +118,27 @@ export interface EmbeddedImages {
 
 /** Embeds the images the cache lacks, batch by batch, and returns every image's raw embedding. */
 export async function embedWithCache(
-  model: WhyLesionModel, paths: readonly string[], cache: FeatureCache, options: { batch?: number; onProgress?: (done: number, total: number) => void } = {},
+  model: WhyLesionModel,
+  paths: readonly string[],
+  cache: FeatureCache,
+  options: { batch?: number; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<EmbeddedImages> {
   const batchSize = options.batch ?? 16;
-  const rows = new Map<string, Float32Array>(), unreadable: string[] = [];
-  const read = (path: string): Promise<Uint8Array> => readFile(path).catch((cause: unknown) => {
-    throw new UserError(`Cannot read the image ${path} (${(cause as NodeJS.ErrnoException).code ?? cause}); check the dataset folder.`, { cause });
-  });
+  const rows = new Map<string, Float32Array>(),
+    unreadable: string[] = [];
+  const read = (path: string): Promise<Uint8Array> =>
+    readFile(path).catch((cause: unknown) => {
+      throw new UserError(
+        `Cannot read the image ${path} (${(cause as NodeJS.ErrnoException).code ?? cause}); check the dataset folder.`,
+        { cause },
+      );
+    });
   // Hash first (keeping only the hashes: a corpus does not fit in memory), then embed what the cache lacks.
   const pending: { path: string; hash: string }[] = [];
   for (const path of paths) {
-    const hash = createHash('sha256').update(await read(path)).digest('hex');
+    const hash = createHash('sha256')
+      .update(await read(path))
+      .digest('hex');
     const cached = cache.get(hash);
     if (cached) rows.set(path, cached);
     else pending.push({ path, hash });
@@ -121,7 +146,8 @@ export async function embedWithCache(
   let computed = 0;
   for (let start = 0; start < pending.length; start += batchSize) {
     const batch = pending.slice(start, start + batchSize);
-    const pixels: Float32Array[] = [], ok: typeof batch = [];
+    const pixels: Float32Array[] = [],
+      ok: typeof batch = [];
     for (const item of batch) {
       try {
         pixels.push(await model.preprocess(await read(item.path), item.path));

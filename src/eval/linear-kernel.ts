@@ -29,10 +29,18 @@ export interface LinearKernel {
 
 export type TrainingKernel = 'wasm' | 'js';
 
-const BETA1 = 0.9, BETA2 = 0.999, EPS = 1e-8;
+const BETA1 = 0.9,
+  BETA2 = 0.999,
+  EPS = 1e-8;
 
 /** The WebAssembly kernel where the runtime has SIMD (Node, Deno, current browsers), else the JavaScript one. */
-export function createLinearKernel(datasets: readonly Float32Array[], classes: number, dim: number, maxRows: number, name: TrainingKernel = 'wasm'): LinearKernel {
+export function createLinearKernel(
+  datasets: readonly Float32Array[],
+  classes: number,
+  dim: number,
+  maxRows: number,
+  name: TrainingKernel = 'wasm',
+): LinearKernel {
   if (name === 'wasm' && wasmModule()) return new WasmLinearKernel(datasets, classes, dim, maxRows);
   return new JsLinearKernel(datasets, classes, dim, maxRows);
 }
@@ -46,7 +54,12 @@ class JsLinearKernel implements LinearKernel {
   private readonly m: Float64Array;
   private readonly v: Float64Array;
 
-  constructor(private readonly datasets: readonly Float32Array[], readonly classes: number, readonly dim: number, readonly maxRows: number) {
+  constructor(
+    private readonly datasets: readonly Float32Array[],
+    readonly classes: number,
+    readonly dim: number,
+    readonly maxRows: number,
+  ) {
     const size = classes * dim + classes;
     this.params = new Float64Array(size);
     this.gradient = new Float64Array(size);
@@ -57,7 +70,9 @@ class JsLinearKernel implements LinearKernel {
   }
 
   scoreRows(dataset: number, count: number): void {
-    const { classes: K, dim: d, params, rows, scores } = this, x = this.datasets[dataset], P = K * d;
+    const { classes: K, dim: d, params, rows, scores } = this,
+      x = this.datasets[dataset],
+      P = K * d;
     for (let r = 0; r < count; r++) {
       const row = rows[r] * d;
       for (let k = 0; k < K; k++) scores[r * K + k] = params[P + k] + dotRows(x, row, params, k * d, d);
@@ -65,7 +80,9 @@ class JsLinearKernel implements LinearKernel {
   }
 
   addGradient(dataset: number, count: number): void {
-    const { classes: K, dim: d, gradient, rows, scores } = this, x = this.datasets[dataset], P = K * d;
+    const { classes: K, dim: d, gradient, rows, scores } = this,
+      x = this.datasets[dataset],
+      P = K * d;
     for (let r = 0; r < count; r++) {
       const row = rows[r] * d;
       for (let k = 0; k < K; k++) {
@@ -90,9 +107,29 @@ class JsLinearKernel implements LinearKernel {
 interface LinearExports {
   memory: WebAssembly.Memory;
   scoreRows(x: number, rows: number, count: number, d: number, K: number, params: number, scores: number): void;
-  addGradient(x: number, rows: number, count: number, d: number, K: number, coefficients: number, gradient: number): void;
-  adamStep(params: number, gradient: number, m: number, v: number, pairs: number, beta1: number, oneMinusBeta1: number,
-    beta2: number, oneMinusBeta2: number, stepSize: number, correction2: number, eps: number): void;
+  addGradient(
+    x: number,
+    rows: number,
+    count: number,
+    d: number,
+    K: number,
+    coefficients: number,
+    gradient: number,
+  ): void;
+  adamStep(
+    params: number,
+    gradient: number,
+    m: number,
+    v: number,
+    pairs: number,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    stepSize: number,
+    correction2: number,
+    eps: number,
+  ): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -121,7 +158,12 @@ class WasmLinearKernel implements LinearKernel {
   private readonly at: { params: number; gradient: number; m: number; v: number; rows: number; scores: number };
   private readonly pairs: number;
 
-  constructor(datasets: readonly Float32Array[], readonly classes: number, readonly dim: number, readonly maxRows: number) {
+  constructor(
+    datasets: readonly Float32Array[],
+    readonly classes: number,
+    readonly dim: number,
+    readonly maxRows: number,
+  ) {
     const size = classes * dim + classes;
     // Adam runs on pairs: pad to an even count (the padding stays zero and never moves).
     this.pairs = Math.ceil(size / 2);
@@ -133,10 +175,18 @@ class WasmLinearKernel implements LinearKernel {
     };
     for (const x of datasets) this.datasetAt.push(take(x.byteLength));
     const padded = this.pairs * 2 * 8;
-    this.at = { params: take(padded), gradient: take(padded), m: take(padded), v: take(padded), rows: take(maxRows * 4), scores: take(maxRows * classes * 8) };
+    this.at = {
+      params: take(padded),
+      gradient: take(padded),
+      m: take(padded),
+      v: take(padded),
+      rows: take(maxRows * 4),
+      scores: take(maxRows * classes * 8),
+    };
     this.exports = new WebAssembly.Instance(wasmModule()!).exports as unknown as LinearExports;
     const { memory } = this.exports;
-    const pageBytes = 65536, pages = Math.ceil(end / pageBytes) - memory.buffer.byteLength / pageBytes;
+    const pageBytes = 65536,
+      pages = Math.ceil(end / pageBytes) - memory.buffer.byteLength / pageBytes;
     if (pages > 0) memory.grow(pages);
     const buffer = memory.buffer; // grown once, before any view: the views stay attached
     datasets.forEach((x, i) => new Float32Array(buffer, this.datasetAt[i], x.length).set(x));
@@ -147,22 +197,55 @@ class WasmLinearKernel implements LinearKernel {
   }
 
   scoreRows(dataset: number, count: number): void {
-    this.exports.scoreRows(this.datasetAt[dataset], this.at.rows, count, this.dim, this.classes, this.at.params, this.at.scores);
+    this.exports.scoreRows(
+      this.datasetAt[dataset],
+      this.at.rows,
+      count,
+      this.dim,
+      this.classes,
+      this.at.params,
+      this.at.scores,
+    );
   }
 
   addGradient(dataset: number, count: number): void {
-    this.exports.addGradient(this.datasetAt[dataset], this.at.rows, count, this.dim, this.classes, this.at.scores, this.at.gradient);
+    this.exports.addGradient(
+      this.datasetAt[dataset],
+      this.at.rows,
+      count,
+      this.dim,
+      this.classes,
+      this.at.scores,
+      this.at.gradient,
+    );
   }
 
   adamStep(stepSize: number, correction2: number): void {
     const { at } = this;
-    this.exports.adamStep(at.params, at.gradient, at.m, at.v, this.pairs, BETA1, 1 - BETA1, BETA2, 1 - BETA2, stepSize, correction2, EPS);
+    this.exports.adamStep(
+      at.params,
+      at.gradient,
+      at.m,
+      at.v,
+      this.pairs,
+      BETA1,
+      1 - BETA1,
+      BETA2,
+      1 - BETA2,
+      stepSize,
+      correction2,
+      EPS,
+    );
   }
 }
 
 /** Σ x[a + j] · w[b + j] for j < d, four independent sums (about 1.5× faster in V8 than one). */
 export function dotRows(x: Float32Array, a: number, w: Float64Array, b: number, d: number): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, j = 0;
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0,
+    j = 0;
   for (; j + 3 < d; j += 4) {
     s0 += x[a + j] * w[b + j];
     s1 += x[a + j + 1] * w[b + j + 1];

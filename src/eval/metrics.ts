@@ -9,8 +9,14 @@ export function confusionMatrix(truth: ArrayLike<number>, predicted: ArrayLike<n
 
 /** Fraction of rows on the diagonal (0 for an empty matrix). */
 export function accuracy(confusion: number[][]): number {
-  let right = 0, total = 0;
-  confusion.forEach((row, k) => row.forEach((count, j) => { total += count; if (j === k) right += count; }));
+  let right = 0,
+    total = 0;
+  confusion.forEach((row, k) =>
+    row.forEach((count, j) => {
+      total += count;
+      if (j === k) right += count;
+    }),
+  );
   return total === 0 ? 0 : right / total;
 }
 

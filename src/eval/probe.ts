@@ -36,19 +36,34 @@ export class Probe {
   private readonly conceptMatrix?: Float32Array;
 
   constructor(readonly file: ProbeFile) {
-    const K = file.classes.length, dim = file.weight[0]?.length ?? 0;
-    this.linear = { weight: Float64Array.from(file.weight.flat()), bias: Float64Array.from(file.bias), classes: K, dim };
-    if (file.mode !== 'linear' && file.conceptEmbeddings) this.conceptMatrix = Float32Array.from(file.conceptEmbeddings.flat());
+    const K = file.classes.length,
+      dim = file.weight[0]?.length ?? 0;
+    this.linear = {
+      weight: Float64Array.from(file.weight.flat()),
+      bias: Float64Array.from(file.bias),
+      classes: K,
+      dim,
+    };
+    if (file.mode !== 'linear' && file.conceptEmbeddings)
+      this.conceptMatrix = Float32Array.from(file.conceptEmbeddings.flat());
   }
 
-  get mode(): ProbeMode { return this.file.mode; }
-  get classes(): string[] { return this.file.classes; }
-  get concepts(): string[] | undefined { return this.file.concepts; }
+  get mode(): ProbeMode {
+    return this.file.mode;
+  }
+  get classes(): string[] {
+    return this.file.classes;
+  }
+  get concepts(): string[] | undefined {
+    return this.file.concepts;
+  }
 
   /** The probe's input features of image embeddings (raw or unit rows): [n, features] row-major. */
   features(embeddings: readonly Float32Array[]): Float32Array {
     if (embeddings.length > 0 && embeddings[0].length !== this.embeddingDim) {
-      throw new UserError(`The probe expects ${this.embeddingDim}-dimensional image embeddings but got ${embeddings[0].length}; use the model it was trained with${this.file.model ? ` (${this.file.model})` : ''}.`);
+      throw new UserError(
+        `The probe expects ${this.embeddingDim}-dimensional image embeddings but got ${embeddings[0].length}; use the model it was trained with${this.file.model ? ` (${this.file.model})` : ''}.`,
+      );
     }
     if (this.conceptMatrix) return conceptSimilarities(embeddings, this.conceptMatrix, this.file.concepts!.length);
     return stackRows(embeddings, this.file.normalize);
@@ -60,9 +75,12 @@ export class Probe {
 
   /** Class probabilities (softmax of the logits) and the predicted class of each embedding. */
   predict(embeddings: readonly Float32Array[]): { probabilities: number[][]; predictions: number[]; labels: string[] } {
-    const K = this.classes.length, logits = linearScores(this.linear, this.features(embeddings), embeddings.length);
+    const K = this.classes.length,
+      logits = linearScores(this.linear, this.features(embeddings), embeddings.length);
     if (!logits.every(Number.isFinite)) {
-      throw new UserError('The probe\'s scores overflow (its weights are too large for these embeddings) or an embedding holds NaN/Inf; train the probe again.');
+      throw new UserError(
+        "The probe's scores overflow (its weights are too large for these embeddings) or an embedding holds NaN/Inf; train the probe again.",
+      );
     }
     const predictions = Array.from(argmaxRows(logits, K));
     const probabilities = embeddings.map((_, i) => softmax(Array.from(logits.subarray(i * K, (i + 1) * K))));
@@ -70,11 +88,23 @@ export class Probe {
   }
 
   /** A concept probe's reasons for class k: each concept's weight × similarity, largest first. */
-  contributions(embedding: Float32Array, k: number): { concept: string; similarity: number; weight: number; contribution: number }[] {
-    if (!this.conceptMatrix || !this.file.concepts) throw new UserError(`A ${this.mode} probe has no concepts to explain with; train one with --mode concepts or knobo.`);
+  contributions(
+    embedding: Float32Array,
+    k: number,
+  ): { concept: string; similarity: number; weight: number; contribution: number }[] {
+    if (!this.conceptMatrix || !this.file.concepts)
+      throw new UserError(
+        `A ${this.mode} probe has no concepts to explain with; train one with --mode concepts or knobo.`,
+      );
     const similarities = this.features([embedding]);
     const w = this.file.weight[k];
-    return this.file.concepts.map((concept, c) => ({ concept, similarity: similarities[c], weight: w[c], contribution: w[c] * similarities[c] }))
+    return this.file.concepts
+      .map((concept, c) => ({
+        concept,
+        similarity: similarities[c],
+        weight: w[c],
+        contribution: w[c] * similarities[c],
+      }))
       .sort((a, b) => b.contribution - a.contribution);
   }
 }
@@ -85,7 +115,9 @@ export async function loadProbe(path: string): Promise<Probe> {
   try {
     text = await platform.readText(path, 'the probe');
   } catch (cause) {
-    throw new UserError(`Cannot read the probe ${path} as JSON; pass a file written by whylesion probe train --out.`, { cause });
+    throw new UserError(`Cannot read the probe ${path} as JSON; pass a file written by whylesion probe train --out.`, {
+      cause,
+    });
   }
   return parseProbe(text, path);
 }
@@ -96,7 +128,9 @@ export function parseProbe(text: string, name: string): Probe {
   try {
     data = JSON.parse(text);
   } catch (cause) {
-    throw new UserError(`Cannot read the probe ${name} as JSON; pass a file written by whylesion probe train --out.`, { cause });
+    throw new UserError(`Cannot read the probe ${name} as JSON; pass a file written by whylesion probe train --out.`, {
+      cause,
+    });
   }
   return new Probe(checkProbeFile(data, name));
 }
@@ -117,28 +151,40 @@ function describe(value: unknown): string {
 function checkProbeFile(data: unknown, name: string): ProbeFile {
   const damaged = (field: string, problem: string): UserError =>
     new UserError(`The probe ${name} has ${field} ${problem}; train it again with whylesion probe train --out.`);
-  if (typeof data !== 'object' || data === null || Array.isArray(data) || (data as { format?: unknown }).format !== 'whylesion-probe') {
-    throw new UserError(`${name} is not a whylesion probe (its "format" is not "whylesion-probe"); train one with whylesion probe train --out.`);
+  if (
+    typeof data !== 'object' ||
+    data === null ||
+    Array.isArray(data) ||
+    (data as { format?: unknown }).format !== 'whylesion-probe'
+  ) {
+    throw new UserError(
+      `${name} is not a whylesion probe (its "format" is not "whylesion-probe"); train one with whylesion probe train --out.`,
+    );
   }
   const file = data as Record<string, unknown>;
-  if (!PROBE_MODES.includes(file.mode as ProbeMode)) throw damaged('"mode"', `${describe(file.mode)}, not one of ${PROBE_MODES.join(', ')}`);
+  if (!PROBE_MODES.includes(file.mode as ProbeMode))
+    throw damaged('"mode"', `${describe(file.mode)}, not one of ${PROBE_MODES.join(', ')}`);
   const strings = (field: string): string[] => {
     const list = file[field];
-    if (!Array.isArray(list) || list.length === 0) throw damaged(`"${field}"`, `${list === undefined ? 'missing' : describe(list)}, not a non-empty list of names`);
+    if (!Array.isArray(list) || list.length === 0)
+      throw damaged(`"${field}"`, `${list === undefined ? 'missing' : describe(list)}, not a non-empty list of names`);
     const bad = list.findIndex((item) => typeof item !== 'string');
     if (bad >= 0) throw damaged(`${field}[${bad}]`, `${describe(list[bad])}, not a name`);
     return list as string[];
   };
   const numbers = (value: unknown, field: string, length?: number): number[] => {
-    if (!Array.isArray(value)) throw damaged(field, `${value === undefined ? 'missing' : describe(value)}, not a list of numbers`);
-    if (length !== undefined && value.length !== length) throw damaged(field, `${value.length} values where ${length} are needed`);
+    if (!Array.isArray(value))
+      throw damaged(field, `${value === undefined ? 'missing' : describe(value)}, not a list of numbers`);
+    if (length !== undefined && value.length !== length)
+      throw damaged(field, `${value.length} values where ${length} are needed`);
     const bad = value.findIndex((v) => typeof v !== 'number' || !Number.isFinite(v));
     if (bad >= 0) throw damaged(`${field}[${bad}]`, `${describe(value[bad])}, not a finite number`);
     return value as number[];
   };
   const matrix = (field: string, rows: number): number[][] => {
     const value = file[field];
-    if (!Array.isArray(value)) throw damaged(`"${field}"`, `${value === undefined ? 'missing' : describe(value)}, not a list of rows`);
+    if (!Array.isArray(value))
+      throw damaged(`"${field}"`, `${value === undefined ? 'missing' : describe(value)}, not a list of rows`);
     if (value.length !== rows) throw damaged(`"${field}"`, `${value.length} rows where ${rows} are needed`);
     const width = Array.isArray(value[0]) ? value[0].length : 0;
     if (width === 0) throw damaged(`${field}[0]`, `${describe(value[0])}, not a non-empty list of numbers`);
@@ -148,10 +194,15 @@ function checkProbeFile(data: unknown, name: string): ProbeFile {
   const classes = strings('classes');
   const weight = matrix('weight', classes.length);
   numbers(file.bias, '"bias"', classes.length);
-  if (typeof file.normalize !== 'boolean') throw damaged('"normalize"', `${file.normalize === undefined ? 'missing' : describe(file.normalize)}, not true or false`);
+  if (typeof file.normalize !== 'boolean')
+    throw damaged(
+      '"normalize"',
+      `${file.normalize === undefined ? 'missing' : describe(file.normalize)}, not true or false`,
+    );
   if (file.mode !== 'linear') {
     const concepts = strings('concepts');
-    if (concepts.length !== weight[0].length) throw damaged('"concepts"', `${concepts.length} entries where the weight rows have ${weight[0].length}`);
+    if (concepts.length !== weight[0].length)
+      throw damaged('"concepts"', `${concepts.length} entries where the weight rows have ${weight[0].length}`);
     matrix('conceptEmbeddings', concepts.length);
   }
   return file as unknown as ProbeFile;
@@ -178,67 +229,105 @@ export interface TrainProbeOptions {
 }
 
 /** Trains a probe the KnoBo way (adam, the default) or with the deterministic full-batch solver (lbfgs). */
-export async function trainProbe(options: TrainProbeOptions): Promise<{ probe: Probe; bestEpoch?: number; loss?: number }> {
+export async function trainProbe(
+  options: TrainProbeOptions,
+): Promise<{ probe: Probe; bestEpoch?: number; loss?: number }> {
   const { mode, classes, solver = 'adam', seed = 0, epochs = 200, C = 1 } = options;
-  const normalize = mode === 'linear' ? options.normalize ?? true : true;
+  const normalize = mode === 'linear' ? (options.normalize ?? true) : true;
   let conceptMatrix: Float32Array | undefined, unitConcepts: Float32Array[] | undefined;
   if (mode !== 'linear') {
-    if (!options.concepts || options.concepts.texts.length === 0) throw new UserError(`A ${mode} probe needs concept questions (--bottleneck).`);
+    if (!options.concepts || options.concepts.texts.length === 0)
+      throw new UserError(`A ${mode} probe needs concept questions (--bottleneck).`);
     unitConcepts = options.concepts.embeddings.map(unit);
     conceptMatrix = stackRows(unitConcepts, false);
   }
   const features = (split: TrainProbeOptions['train']): LabeledFeatures => {
-    const x = conceptMatrix ? conceptSimilarities(split.embeddings, conceptMatrix, unitConcepts!.length) : stackRows(split.embeddings, normalize);
-    return { x, y: Int32Array.from(split.labels), n: split.labels.length, dim: x.length / Math.max(split.labels.length, 1) };
+    const x = conceptMatrix
+      ? conceptSimilarities(split.embeddings, conceptMatrix, unitConcepts!.length)
+      : stackRows(split.embeddings, normalize);
+    return {
+      x,
+      y: Int32Array.from(split.labels),
+      n: split.labels.length,
+      dim: x.length / Math.max(split.labels.length, 1),
+    };
   };
-  const train = features(options.train), val = features(options.val);
+  const train = features(options.train),
+    val = features(options.val);
   if (train.n === 0) throw new UserError('There are no training images to fit a probe on.');
   let model: LinearModel, bestEpoch: number | undefined, loss: number | undefined;
   if (solver === 'lbfgs') {
-    if (mode === 'knobo') throw new UserError('The knobo prior loss is not smooth, so it trains with --solver adam only.');
+    if (mode === 'knobo')
+      throw new UserError('The knobo prior loss is not smooth, so it trains with --solver adam only.');
     ({ model, loss } = trainLbfgs(train, classes.length, { C }));
   } else {
-    const prior = mode === 'knobo' ? options.prior ?? await knoboPrior(classes, options.concepts!.texts) : undefined;
+    const prior =
+      mode === 'knobo' ? (options.prior ?? (await knoboPrior(classes, options.concepts!.texts))) : undefined;
     ({ model, bestEpoch } = trainAdam(train, val, classes.length, { epochs, seed, prior }));
   }
   const d = model.dim;
   const file: ProbeFile = {
-    format: 'whylesion-probe', version: 1, mode, classes, normalize,
-    ...(options.concepts ? { concepts: options.concepts.texts, conceptEmbeddings: unitConcepts!.map((r) => Array.from(r)) } : {}),
+    format: 'whylesion-probe',
+    version: 1,
+    mode,
+    classes,
+    normalize,
+    ...(options.concepts
+      ? { concepts: options.concepts.texts, conceptEmbeddings: unitConcepts!.map((r) => Array.from(r)) }
+      : {}),
     weight: classes.map((_, k) => Array.from(model.weight.subarray(k * d, (k + 1) * d))),
     bias: Array.from(model.bias),
     ...(options.model ? { model: options.model } : {}),
-    training: { solver, ...(solver === 'adam' ? { seed, epochs, bestEpoch, batchSize: 64, learningRate: 1e-3 } : { C, loss }), trainImages: train.n },
+    training: {
+      solver,
+      ...(solver === 'adam' ? { seed, epochs, bestEpoch, batchSize: 64, learningRate: 1e-3 } : { C, loss }),
+      trainImages: train.n,
+    },
   };
   return { probe: new Probe(file), bestEpoch, loss };
 }
 
 /** KnoBo's prior from skin_class2concept2answer.json: +1 for a "yes", −1 for a "no", 0 where it has no answer. */
 export async function knoboPrior(classes: readonly string[], concepts: readonly string[]): Promise<Float32Array> {
-  const answers = JSON.parse(await readKnoboFile('skin_class2concept2answer.json')) as Record<string, Record<string, string>>;
+  const answers = JSON.parse(await readKnoboFile('skin_class2concept2answer.json')) as Record<
+    string,
+    Record<string, string>
+  >;
   const prior = new Float32Array(classes.length * concepts.length);
   classes.forEach((name, k) => {
     const byConcept = answers[name];
-    if (!byConcept) throw new UserError(`KnoBo's priors have no class '${name}' (they know ${Object.keys(answers).join(', ')}); use --mode concepts for other classes.`);
-    concepts.forEach((c, j) => { prior[k * concepts.length + j] = byConcept[c] === 'yes' ? 1 : byConcept[c] === 'no' ? -1 : 0; });
+    if (!byConcept)
+      throw new UserError(
+        `KnoBo's priors have no class '${name}' (they know ${Object.keys(answers).join(', ')}); use --mode concepts for other classes.`,
+      );
+    concepts.forEach((c, j) => {
+      prior[k * concepts.length + j] = byConcept[c] === 'yes' ? 1 : byConcept[c] === 'no' ? -1 : 0;
+    });
   });
   return prior;
 }
 
 /** Zero-shot scores [n, classes]: each class's mean cosine between the image and its prompts. */
-export function zeroShotScores(images: readonly Float32Array[], promptsByClass: readonly (readonly Float32Array[])[]): Float64Array {
-  const K = promptsByClass.length, out = new Float64Array(images.length * K);
+export function zeroShotScores(
+  images: readonly Float32Array[],
+  promptsByClass: readonly (readonly Float32Array[])[],
+): Float64Array {
+  const K = promptsByClass.length,
+    out = new Float64Array(images.length * K);
   const prompts = promptsByClass.map((rows) => rows.map(unit));
   images.forEach((image, i) => {
     const u = unit(image);
-    prompts.forEach((rows, k) => { out[i * K + k] = rows.reduce((s, p) => s + dotProduct(u, p), 0) / rows.length; });
+    prompts.forEach((rows, k) => {
+      out[i * K + k] = rows.reduce((s, p) => s + dotProduct(u, p), 0) / rows.length;
+    });
   });
   return out;
 }
 
 /** Cosines [n, concepts] of the images (normalized here) with unit concept rows [concepts, dim]. */
 function conceptSimilarities(embeddings: readonly Float32Array[], concepts: Float32Array, count: number): Float32Array {
-  const dim = concepts.length / count, out = new Float32Array(embeddings.length * count);
+  const dim = concepts.length / count,
+    out = new Float32Array(embeddings.length * count);
   embeddings.forEach((e, i) => {
     const u = unit(e);
     for (let c = 0; c < count; c++) {
@@ -251,7 +340,8 @@ function conceptSimilarities(embeddings: readonly Float32Array[], concepts: Floa
 }
 
 function stackRows(rows: readonly Float32Array[], normalize: boolean): Float32Array {
-  const dim = rows[0]?.length ?? 0, out = new Float32Array(rows.length * dim);
+  const dim = rows[0]?.length ?? 0,
+    out = new Float32Array(rows.length * dim);
   rows.forEach((r, i) => out.set(normalize ? unit(r) : r, i * dim));
   return out;
 }
@@ -280,8 +370,11 @@ function softmax(logits: number[]): number[] {
 export function checkProbeModel(probe: Probe, model: ModelIdentity, what: string): void {
   const trained = probe.file.modelIdentity;
   if (trained === undefined) return;
-  if (!isModelIdentity(trained)) throw new UserError(`${what} has a damaged modelIdentity; train the probe again with whylesion probe train.`);
+  if (!isModelIdentity(trained))
+    throw new UserError(`${what} has a damaged modelIdentity; train the probe again with whylesion probe train.`);
   if (identityKey(trained) !== identityKey(model)) {
-    throw new UserError(`${what} was trained on another model (${describeIdentity(trained)}), not ${describeIdentity(model)}; pass that model with --model, or train a probe on this one.`);
+    throw new UserError(
+      `${what} was trained on another model (${describeIdentity(trained)}), not ${describeIdentity(model)}; pass that model with --model, or train a probe on this one.`,
+    );
   }
 }

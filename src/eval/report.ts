@@ -15,13 +15,26 @@ const pct = (v: number): string => (Number.isNaN(v) ? '–' : `${v.toFixed(1)}%`
 /** One self-contained HTML page (inline CSS and SVG, no external URL) of an evaluation. */
 export function renderReport(input: ReportInput): string {
   const { dataset, classes, results } = input;
-  const table = `<table><tr><th>mode</th><th>val</th><th>test</th><th>gap</th><th>average</th><th>balanced (test)</th></tr>${results.map((r) =>
-    `<tr><td>${r.mode}</td><td>${pct(r.val_acc)}</td><td>${pct(r.test_acc)}</td><td>${pct(r.gap)}</td><td>${pct(r.average)}</td><td>${pct(r.balanced_acc)}</td></tr>`).join('')}</table>`;
-  const sections = results.map((r) => `<section><h2>${r.mode}</h2>
+  const table = `<table><tr><th>mode</th><th>val</th><th>test</th><th>gap</th><th>average</th><th>balanced (test)</th></tr>${results
+    .map(
+      (r) =>
+        `<tr><td>${r.mode}</td><td>${pct(r.val_acc)}</td><td>${pct(r.test_acc)}</td><td>${pct(r.gap)}</td><td>${pct(r.average)}</td><td>${pct(r.balanced_acc)}</td></tr>`,
+    )
+    .join('')}</table>`;
+  const sections = results
+    .map(
+      (r) => `<section><h2>${r.mode}</h2>
 <div class="row">${confusionSvg(r.confusion.val, classes, 'val (in-distribution)')}${confusionSvg(r.confusion.test, classes, 'test (shifted)')}${recallSvg(r, classes)}</div>
-${r.top_concepts ? conceptsHtml(r.top_concepts) : ''}</section>`).join('\n');
-  const skipped = (input.skipped ?? []).map((m) => `<p class="skipped"><b>${esc(m.mode)} skipped:</b> ${esc(m.reason)}</p>`).join('\n');
-  const settings = Object.entries(input.settings).filter(([, v]) => v !== undefined).map(([k, v]) => `${esc(k)} ${esc(String(v))}`).join(' · ');
+${r.top_concepts ? conceptsHtml(r.top_concepts) : ''}</section>`,
+    )
+    .join('\n');
+  const skipped = (input.skipped ?? [])
+    .map((m) => `<p class="skipped"><b>${esc(m.mode)} skipped:</b> ${esc(m.reason)}</p>`)
+    .join('\n');
+  const settings = Object.entries(input.settings)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${esc(k)} ${esc(String(v))}`)
+    .join(' · ');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>whylesion eval: ${esc(dataset)}</title>
 <style>
@@ -45,27 +58,46 @@ ${sections}
 const textWidth = (text: string, fontSize: number): number => Math.ceil(text.length * fontSize * 0.62);
 
 /** Room for the row labels: the longest (shortened) class name. */
-const labelWidth = (classes: readonly string[]): number => Math.max(60, ...classes.map((c) => textWidth(short(c), 11) + 12));
+const labelWidth = (classes: readonly string[]): number =>
+  Math.max(60, ...classes.map((c) => textWidth(short(c), 11) + 12));
 
 function confusionSvg(matrix: number[][], classes: string[], title: string): string {
-  const K = classes.length, cell = Math.max(28, Math.min(56, Math.floor(360 / K))), label = labelWidth(classes);
+  const K = classes.length,
+    cell = Math.max(28, Math.min(56, Math.floor(360 / K))),
+    label = labelWidth(classes);
   // Column labels are the class names, written upward from just above their column; the caption sits above them.
-  const captionBottom = 34, columnLabels = Math.max(...classes.map((c) => textWidth(short(c), 10))), top = captionBottom + 8 + columnLabels + 6;
-  const width = Math.max(label + K * cell + 10, label + textWidth(`rows: true class · columns: predicted`, 10) + 10, textWidth(title, 13) + label + 10);
+  const captionBottom = 34,
+    columnLabels = Math.max(...classes.map((c) => textWidth(short(c), 10))),
+    top = captionBottom + 8 + columnLabels + 6;
+  const width = Math.max(
+    label + K * cell + 10,
+    label + textWidth(`rows: true class · columns: predicted`, 10) + 10,
+    textWidth(title, 13) + label + 10,
+  );
   const cells: string[] = [];
   matrix.forEach((row, i) => {
     const total = row.reduce((a, b) => a + b, 0) || 1;
     row.forEach((n, j) => {
-      const share = n / total, x = label + j * cell, y = top + i * cell;
-      const color = i === j ? `rgba(34,139,84,${0.1 + 0.9 * share})` : `rgba(200,60,50,${share === 0 ? 0.03 : 0.1 + 0.9 * share})`;
-      cells.push(`<rect x="${x}" y="${y}" width="${cell - 2}" height="${cell - 2}" fill="${color}"><title>${esc(classes[i])} → ${esc(classes[j])}: ${n}</title></rect>`,
-        `<text x="${x + cell / 2 - 1}" y="${y + cell / 2 + 4}" text-anchor="middle" font-size="11" fill="${share > 0.6 ? '#fff' : '#222'}">${n}</text>`);
+      const share = n / total,
+        x = label + j * cell,
+        y = top + i * cell;
+      const color =
+        i === j ? `rgba(34,139,84,${0.1 + 0.9 * share})` : `rgba(200,60,50,${share === 0 ? 0.03 : 0.1 + 0.9 * share})`;
+      cells.push(
+        `<rect x="${x}" y="${y}" width="${cell - 2}" height="${cell - 2}" fill="${color}"><title>${esc(classes[i])} → ${esc(classes[j])}: ${n}</title></rect>`,
+        `<text x="${x + cell / 2 - 1}" y="${y + cell / 2 + 4}" text-anchor="middle" font-size="11" fill="${share > 0.6 ? '#fff' : '#222'}">${n}</text>`,
+      );
     });
-    cells.push(`<text x="${label - 6}" y="${top + i * cell + cell / 2 + 4}" text-anchor="end" font-size="11">${esc(short(classes[i]))}<title>${esc(classes[i])}</title></text>`);
+    cells.push(
+      `<text x="${label - 6}" y="${top + i * cell + cell / 2 + 4}" text-anchor="end" font-size="11">${esc(short(classes[i]))}<title>${esc(classes[i])}</title></text>`,
+    );
   });
   classes.forEach((c, j) => {
-    const x = label + j * cell + cell / 2 + 3, y = top - 6;
-    cells.push(`<text x="${x}" y="${y}" transform="rotate(-90 ${x} ${y})" font-size="10">${esc(short(c))}<title>${esc(c)}</title></text>`);
+    const x = label + j * cell + cell / 2 + 3,
+      y = top - 6;
+    cells.push(
+      `<text x="${x}" y="${y}" transform="rotate(-90 ${x} ${y})" font-size="10">${esc(short(c))}<title>${esc(c)}</title></text>`,
+    );
   });
   const height = top + K * cell + 12;
   return `<figure><svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="confusion matrix ${esc(title)}">
@@ -74,17 +106,24 @@ ${cells.join('')}</svg></figure>`;
 }
 
 function recallSvg(result: ModeResult, classes: string[]): string {
-  const label = labelWidth(classes), width = 220, bar = 9, rowHeight = 26, top = 30;
+  const label = labelWidth(classes),
+    width = 220,
+    bar = 9,
+    rowHeight = 26,
+    top = 30;
   const valueWidth = textWidth('100.0% / 100.0%', 10) + 12;
   const rows = classes.map((c, k) => {
-    const y = top + k * rowHeight, v = result.recall.val[k], t = result.recall.test[k];
+    const y = top + k * rowHeight,
+      v = result.recall.val[k],
+      t = result.recall.test[k];
     const w = (x: number) => (Number.isNaN(x) ? 0 : (x / 100) * width);
     return `<text x="${label - 6}" y="${y + 12}" text-anchor="end" font-size="11">${esc(short(c))}<title>${esc(c)}</title></text>
 <rect x="${label}" y="${y}" width="${w(v)}" height="${bar}" fill="#4a7fc1"><title>val recall ${pct(v)}</title></rect>
 <rect x="${label}" y="${y + bar + 1}" width="${w(t)}" height="${bar}" fill="#e0893a"><title>test recall ${pct(t)}</title></rect>
 <text x="${label + width + 6}" y="${y + 12}" font-size="10">${pct(v)} / ${pct(t)}</text>`;
   });
-  const svgWidth = label + width + valueWidth, height = top + classes.length * rowHeight + 10;
+  const svgWidth = label + width + valueWidth,
+    height = top + classes.length * rowHeight + 10;
   return `<figure><svg xmlns="http://www.w3.org/2000/svg" width="${svgWidth}" height="${height}" viewBox="0 0 ${svgWidth} ${height}" role="img" aria-label="per-class recall">
 <text x="${label}" y="14" font-size="13" font-weight="600">per-class recall</text>
 <rect x="${label + 120}" y="5" width="10" height="10" fill="#4a7fc1"/><text x="${label + 134}" y="14" font-size="11">val</text>
@@ -93,8 +132,12 @@ ${rows.join('')}</svg></figure>`;
 }
 
 function conceptsHtml(top: Record<string, { concept: string; weight: number }[]>): string {
-  return `<h3>Concepts with the largest weight per class</h3><div class="concepts">${Object.entries(top).map(([name, list]) =>
-    `<div><b>${esc(name)}</b><ol>${list.map((c) => `<li>${esc(c.concept)} <span class="muted">(${c.weight.toFixed(3)})</span></li>`).join('')}</ol></div>`).join('')}</div>`;
+  return `<h3>Concepts with the largest weight per class</h3><div class="concepts">${Object.entries(top)
+    .map(
+      ([name, list]) =>
+        `<div><b>${esc(name)}</b><ol>${list.map((c) => `<li>${esc(c.concept)} <span class="muted">(${c.weight.toFixed(3)})</span></li>`).join('')}</ol></div>`,
+    )
+    .join('')}</div>`;
 }
 
 const short = (s: string): string => (s.length > 26 ? `${s.slice(0, 25)}…` : s);

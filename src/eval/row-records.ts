@@ -4,7 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 
-const KEY_BYTES = 32, CHECK_BYTES = 8;
+const KEY_BYTES = 32,
+  CHECK_BYTES = 8;
 
 const check = (body: Uint8Array): Buffer => createHash('sha256').update(body).digest().subarray(0, CHECK_BYTES);
 
@@ -13,7 +14,8 @@ export const recordBytes = (dim: number): number => KEY_BYTES + dim * 4 + CHECK_
 
 /** The records of `entries` (hex keys of 32 bytes), back to back, ready to append in one write. */
 export function packRecords(entries: readonly { key: string; row: Float32Array }[], dim: number): Uint8Array {
-  const record = recordBytes(dim), body = record - CHECK_BYTES;
+  const record = recordBytes(dim),
+    body = record - CHECK_BYTES;
   const bytes = new Uint8Array(entries.length * record);
   entries.forEach(({ key, row }, i) => {
     bytes.set(Buffer.from(key, 'hex'), i * record);
@@ -28,9 +30,14 @@ export function packRecords(entries: readonly { key: string; row: Float32Array }
  * rewrite a file without the damaged ones), `damaged` how many failed their check, `whole` how many there were
  * (a record cut short by a crash is not counted).
  */
-export function readRecords(bytes: Uint8Array, dim: number): { rows: Map<string, Float32Array>; good: Uint8Array[]; damaged: number; whole: number } {
-  const record = recordBytes(dim), whole = Math.floor(bytes.length / record);
-  const rows = new Map<string, Float32Array>(), good: Uint8Array[] = [];
+export function readRecords(
+  bytes: Uint8Array,
+  dim: number,
+): { rows: Map<string, Float32Array>; good: Uint8Array[]; damaged: number; whole: number } {
+  const record = recordBytes(dim),
+    whole = Math.floor(bytes.length / record);
+  const rows = new Map<string, Float32Array>(),
+    good: Uint8Array[] = [];
   for (let r = 0; r < whole; r++) {
     const at = r * record;
     const body = bytes.subarray(at, at + record - CHECK_BYTES);

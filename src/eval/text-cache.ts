@@ -8,7 +8,6 @@ import { isDiskFull, writeAllSync } from '../io/durable.js';
 import { identityKey } from '../io/identity.js';
 import { packRecords, readRecords } from './row-records.js';
 
-
 /** Where text embeddings are kept between runs: $WHYLESION_TEXT_CACHE, else ~/.cache/whylesion/texts. */
 export function defaultTextCacheDir(): string {
   return process.env.WHYLESION_TEXT_CACHE ?? join(homedir(), '.cache', 'whylesion', 'texts');
@@ -25,17 +24,27 @@ export function defaultTextCacheDir(): string {
 export class TextCache {
   /** Texts encoded by the model through this cache (the rest came from disk). */
   encoded = 0;
-  private constructor(readonly path: string | undefined, private readonly dim: number, private readonly rows: Map<string, Float32Array>) {}
+  private constructor(
+    readonly path: string | undefined,
+    private readonly dim: number,
+    private readonly rows: Map<string, Float32Array>,
+  ) {}
 
   /** A cache over `dir` for this model; `dir` undefined (--no-cache) keeps nothing on disk. */
   static async open(dir: string | undefined, model: WhyLesionModel): Promise<TextCache> {
     const dim = model.embedDim;
     if (dir === undefined) return new TextCache(undefined, dim, new Map());
-    const name = createHash('sha256').update(`text rows\n${identityKey(model.identity)}`).digest('hex').slice(0, 24);
+    const name = createHash('sha256')
+      .update(`text rows\n${identityKey(model.identity)}`)
+      .digest('hex')
+      .slice(0, 24);
     const path = join(dir, `${name}.f32rows`);
     const bytes = await readFile(path).catch(() => new Uint8Array(0));
     const { rows, damaged } = readRecords(bytes, dim);
-    if (damaged > 0) process.stderr.write(`The text cache ${path} has ${damaged} damaged record(s); those texts will be encoded again.\n`);
+    if (damaged > 0)
+      process.stderr.write(
+        `The text cache ${path} has ${damaged} damaged record(s); those texts will be encoded again.\n`,
+      );
     try {
       await mkdir(dir, { recursive: true });
     } catch {
@@ -45,11 +54,19 @@ export class TextCache {
   }
 
   /** Embeddings of `texts` (unit rows with `normalize`), from the cache where it has them, else encoded and kept. */
-  async encode(model: WhyLesionModel, texts: readonly string[], options: { normalize?: boolean } = {}): Promise<Float32Array[]> {
+  async encode(
+    model: WhyLesionModel,
+    texts: readonly string[],
+    options: { normalize?: boolean } = {},
+  ): Promise<Float32Array[]> {
     if (texts.length === 0) return [];
     const ctx = model.config.text.contextLength;
     const ids = await model.tokenize(texts);
-    const keys = texts.map((_, i) => createHash('sha256').update(new Uint8Array(ids.buffer, ids.byteOffset + i * ctx * 4, ctx * 4)).digest('hex'));
+    const keys = texts.map((_, i) =>
+      createHash('sha256')
+        .update(new Uint8Array(ids.buffer, ids.byteOffset + i * ctx * 4, ctx * 4))
+        .digest('hex'),
+    );
     const missing = [...new Set(keys.filter((k) => !this.rows.has(k)))];
     if (missing.length > 0) {
       const first = new Map<string, number>();
@@ -67,7 +84,8 @@ export class TextCache {
   private append(entries: readonly { key: string; row: Float32Array }[]): void {
     if (!this.path) return;
     const bytes = packRecords(entries, this.dim);
-    let fd: number | undefined, before = 0;
+    let fd: number | undefined,
+      before = 0;
     try {
       fd = openSync(this.path, 'a');
       before = fstatSync(fd).size;
@@ -84,4 +102,3 @@ export class TextCache {
     }
   }
 }
-

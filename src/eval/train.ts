@@ -34,7 +34,9 @@ export function linearScores(model: LinearModel, x: Float32Array, n: number): Fl
 
 /** Fraction of rows whose highest logit is their label. */
 export function linearAccuracy(model: LinearModel, data: LabeledFeatures): number {
-  return accuracy(confusionMatrix(data.y, argmaxRows(linearScores(model, data.x, data.n), model.classes), model.classes));
+  return accuracy(
+    confusionMatrix(data.y, argmaxRows(linearScores(model, data.x, data.n), model.classes), model.classes),
+  );
 }
 
 export interface AdamOptions {
@@ -64,9 +66,24 @@ const CHUNK_ROWS = 256;
  * (uniform ±1/√dim), cross-entropy averaged over mini-batches of 64 drawn from a seeded shuffle each epoch,
  * Adam (lr 1e-3, β 0.9/0.999, ε 1e-8), 200 epochs, keeping the epoch with the best validation accuracy.
  */
-export function trainAdam(train: LabeledFeatures, val: LabeledFeatures, classes: number, options: AdamOptions = {}): AdamResult {
-  const { epochs = 200, batchSize = 64, learningRate = 1e-3, seed = 0, prior, priorWeight = 1, kernel: kernelName } = options;
-  const d = train.dim, K = classes, P = K * d;
+export function trainAdam(
+  train: LabeledFeatures,
+  val: LabeledFeatures,
+  classes: number,
+  options: AdamOptions = {},
+): AdamResult {
+  const {
+    epochs = 200,
+    batchSize = 64,
+    learningRate = 1e-3,
+    seed = 0,
+    prior,
+    priorWeight = 1,
+    kernel: kernelName,
+  } = options;
+  const d = train.dim,
+    K = classes,
+    P = K * d;
   const kernel = createLinearKernel([train.x, val.x], K, d, Math.max(batchSize, CHUNK_ROWS), kernelName);
   const { params, gradient, rows, scores } = kernel;
   const random = new SeededRandom(seed);
@@ -76,21 +93,24 @@ export function trainAdam(train: LabeledFeatures, val: LabeledFeatures, classes:
   let best: AdamResult = { model: copyModel(model), bestEpoch: 0, bestValAccuracy: -1 };
   const order = Int32Array.from({ length: train.n }, (_, i) => i);
   const { y } = train;
-  const beta1 = 0.9, beta2 = 0.999;
+  const beta1 = 0.9,
+    beta2 = 0.999;
   let step = 0;
   for (let epoch = 1; epoch <= epochs; epoch++) {
     random.shuffle(order);
     for (let start = 0; start < train.n; start += batchSize) {
-      const count = Math.min(batchSize, train.n - start), scale = 1 / count;
+      const count = Math.min(batchSize, train.n - start),
+        scale = 1 / count;
       rows.set(order.subarray(start, start + count));
       kernel.scoreRows(0, count);
       // Softmax cross-entropy: the logits become the gradient coefficients (softmax − one-hot) / batch.
       for (let r = 0; r < count; r++) {
-        const at = r * K, label = y[rows[r]];
+        const at = r * K,
+          label = y[rows[r]];
         let max = -Infinity;
         for (let k = 0; k < K; k++) if (scores[at + k] > max) max = scores[at + k];
         let sum = 0;
-        for (let k = 0; k < K; k++) sum += (scores[at + k] = Math.exp(scores[at + k] - max));
+        for (let k = 0; k < K; k++) sum += scores[at + k] = Math.exp(scores[at + k] - max);
         for (let k = 0; k < K; k++) scores[at + k] = (scores[at + k] / sum - (k === label ? 1 : 0)) * scale;
       }
       gradient.fill(0);
@@ -106,7 +126,8 @@ export function trainAdam(train: LabeledFeatures, val: LabeledFeatures, classes:
       kernel.adamStep(learningRate / (1 - beta1 ** step), Math.sqrt(1 - beta2 ** step));
     }
     const valAccuracy = kernelAccuracy(kernel, 1, val);
-    if (valAccuracy > best.bestValAccuracy) best = { model: copyModel(model), bestEpoch: epoch, bestValAccuracy: valAccuracy };
+    if (valAccuracy > best.bestValAccuracy)
+      best = { model: copyModel(model), bestEpoch: epoch, bestValAccuracy: valAccuracy };
   }
   return best;
 }
@@ -136,7 +157,13 @@ function copyModel(model: LinearModel): LinearModel {
  * scikit-learn LogisticRegression's multinomial objective: Σ cross-entropy + ½/C · ‖W‖² (the bias is not
  * penalised). Returns the objective and writes its gradient (weight then bias) into `gradient` when given.
  */
-export function logisticObjective(model: LinearModel, data: LabeledFeatures, C: number, gradient?: Float64Array, kernelName?: TrainingKernel): number {
+export function logisticObjective(
+  model: LinearModel,
+  data: LabeledFeatures,
+  C: number,
+  gradient?: Float64Array,
+  kernelName?: TrainingKernel,
+): number {
   const kernel = createLinearKernel([data.x], model.classes, model.dim, CHUNK_ROWS, kernelName);
   kernel.params.set(model.weight);
   kernel.params.set(model.bias, model.weight.length);
@@ -155,13 +182,15 @@ function kernelObjective(kernel: LinearKernel, data: LabeledFeatures, C: number,
     for (let r = 0; r < count; r++) rows[r] = start + r;
     kernel.scoreRows(0, count);
     for (let r = 0; r < count; r++) {
-      const at = r * K, label = data.y[start + r];
+      const at = r * K,
+        label = data.y[start + r];
       let max = -Infinity;
       for (let k = 0; k < K; k++) if (scores[at + k] > max) max = scores[at + k];
       let sum = 0;
       for (let k = 0; k < K; k++) sum += Math.exp(scores[at + k] - max);
       loss += max + Math.log(sum) - scores[at + label];
-      if (withGradient) for (let k = 0; k < K; k++) scores[at + k] = Math.exp(scores[at + k] - max) / sum - (k === label ? 1 : 0);
+      if (withGradient)
+        for (let k = 0; k < K; k++) scores[at + k] = Math.exp(scores[at + k] - max) / sum - (k === label ? 1 : 0);
     }
     if (withGradient) kernel.addGradient(0, count);
   }
@@ -198,8 +227,16 @@ export interface LbfgsResult {
  */
 export function trainLbfgs(train: LabeledFeatures, classes: number, options: LbfgsOptions = {}): LbfgsResult {
   const { C = 1, maxIterations = 1000, tolerance = 1e-7, memory = 10, kernel: kernelName } = options;
-  const d = train.dim, K = classes, size = K * d + K, scale = 1 / train.n;
-  const at = (params: Float64Array): LinearModel => ({ weight: params.subarray(0, K * d), bias: params.subarray(K * d), classes: K, dim: d });
+  const d = train.dim,
+    K = classes,
+    size = K * d + K,
+    scale = 1 / train.n;
+  const at = (params: Float64Array): LinearModel => ({
+    weight: params.subarray(0, K * d),
+    bias: params.subarray(K * d),
+    classes: K,
+    dim: d,
+  });
   const kernel = createLinearKernel([train.x], K, d, CHUNK_ROWS, kernelName);
   // The per-image objective keeps the gradient tolerance independent of the dataset size.
   const evaluate = (params: Float64Array, gradient: Float64Array): number => {
@@ -215,11 +252,16 @@ export function trainLbfgs(train: LabeledFeatures, classes: number, options: Lbf
     return s;
   };
   const maxAbs = (a: Float64Array): number => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  let params = new Float64Array(size), gradient = new Float64Array(size);
+  let params = new Float64Array(size),
+    gradient = new Float64Array(size);
   let f = evaluate(params, gradient);
-  const steps: Float64Array[] = [], changes: Float64Array[] = [], rhos: number[] = [];
-  const direction = new Float64Array(size), alphas = new Float64Array(memory);
-  let iterations = 0, converged = maxAbs(gradient) < tolerance;
+  const steps: Float64Array[] = [],
+    changes: Float64Array[] = [],
+    rhos: number[] = [];
+  const direction = new Float64Array(size),
+    alphas = new Float64Array(memory);
+  let iterations = 0,
+    converged = maxAbs(gradient) < tolerance;
   while (!converged && iterations < maxIterations) {
     iterations++;
     // Two-loop recursion: direction = −H·gradient.
@@ -229,7 +271,10 @@ export function trainLbfgs(train: LabeledFeatures, classes: number, options: Lbf
       for (let p = 0; p < size; p++) direction[p] -= alphas[i] * changes[i][p];
     }
     const last = steps.length - 1;
-    const gamma = last >= 0 ? 1 / (rhos[last] * dotProduct(changes[last], changes[last])) : 1 / Math.max(Math.sqrt(dotProduct(gradient, gradient)), 1e-12);
+    const gamma =
+      last >= 0
+        ? 1 / (rhos[last] * dotProduct(changes[last], changes[last]))
+        : 1 / Math.max(Math.sqrt(dotProduct(gradient, gradient)), 1e-12);
     for (let p = 0; p < size; p++) direction[p] *= gamma;
     for (let i = 0; i < steps.length; i++) {
       const beta = rhos[i] * dotProduct(changes[i], direction);
@@ -237,24 +282,38 @@ export function trainLbfgs(train: LabeledFeatures, classes: number, options: Lbf
     }
     for (let p = 0; p < size; p++) direction[p] = -direction[p];
     let slope = dotProduct(gradient, direction);
-    if (slope >= 0) { // not a descent direction: forget the curvature pairs and go down the gradient
+    if (slope >= 0) {
+      // not a descent direction: forget the curvature pairs and go down the gradient
       steps.length = changes.length = rhos.length = 0;
       for (let p = 0; p < size; p++) direction[p] = -gradient[p];
       slope = -dotProduct(gradient, gradient);
     }
-    let t = 1, next = new Float64Array(size), nextGradient = new Float64Array(size), fNext = Infinity;
+    let t = 1,
+      next = new Float64Array(size),
+      nextGradient = new Float64Array(size),
+      fNext = Infinity;
     for (let tries = 0; tries < 60; tries++, t *= 0.5) {
       for (let p = 0; p < size; p++) next[p] = params[p] + t * direction[p];
       fNext = evaluate(next, nextGradient);
       if (fNext <= f + 1e-4 * t * slope) break;
     }
     if (!(fNext <= f)) break; // no decrease is possible at this precision: the minimum is reached
-    const s = new Float64Array(size), change = new Float64Array(size);
-    for (let p = 0; p < size; p++) { s[p] = next[p] - params[p]; change[p] = nextGradient[p] - gradient[p]; }
+    const s = new Float64Array(size),
+      change = new Float64Array(size);
+    for (let p = 0; p < size; p++) {
+      s[p] = next[p] - params[p];
+      change[p] = nextGradient[p] - gradient[p];
+    }
     const sy = dotProduct(s, change);
     if (sy > 1e-16) {
-      if (steps.length === memory) { steps.shift(); changes.shift(); rhos.shift(); }
-      steps.push(s); changes.push(change); rhos.push(1 / sy);
+      if (steps.length === memory) {
+        steps.shift();
+        changes.shift();
+        rhos.shift();
+      }
+      steps.push(s);
+      changes.push(change);
+      rhos.push(1 / sy);
     }
     const decrease = f - fNext;
     [params, next] = [next, params];

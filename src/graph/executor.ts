@@ -90,7 +90,10 @@ export class Executor {
   private readonly arena: Arena;
   private readonly programs = new Map<string, Program>();
 
-  constructor(readonly gpu: Gpu, private readonly planBudgetBytes = DEFAULT_PLAN_BUDGET_BYTES) {
+  constructor(
+    readonly gpu: Gpu,
+    private readonly planBudgetBytes = DEFAULT_PLAN_BUDGET_BYTES,
+  ) {
     this.arena = new Arena(gpu);
   }
 
@@ -126,7 +129,9 @@ export class Executor {
     let start = 0;
     for (const c of program.graph.checkpoints) {
       const end = c.after === 0 ? 0 : bound.opEnds[c.after - 1];
-      const [bytes] = await this.gpu.run(c.name, bound.dispatches.slice(start, end), [{ buffer: bound.buffers[c.tensor.id], bytes: c.bytes }]);
+      const [bytes] = await this.gpu.run(c.name, bound.dispatches.slice(start, end), [
+        { buffer: bound.buffers[c.tensor.id], bytes: c.bytes },
+      ]);
       states.set(c.name, new Float32Array(bytes));
       start = end;
     }
@@ -159,11 +164,13 @@ export class Executor {
 
   private async prepare(program: Program, inputs: readonly ArrayBufferView[]): Promise<Bound> {
     const graph = program.graph;
-    if (inputs.length !== graph.inputs.length) throw new Error(`${graph.label}: ${inputs.length} inputs given, ${graph.inputs.length} expected`);
+    if (inputs.length !== graph.inputs.length)
+      throw new Error(`${graph.label}: ${inputs.length} inputs given, ${graph.inputs.length} expected`);
     const bound = await this.bind(program);
     inputs.forEach((data, i) => {
       const t = graph.inputs[i];
-      if (data.byteLength > t.bytes) throw new Error(`${graph.label}: input ${t.name} holds ${data.byteLength} bytes, more than its ${t.bytes}`);
+      if (data.byteLength > t.bytes)
+        throw new Error(`${graph.label}: input ${t.name} holds ${data.byteLength} bytes, more than its ${t.bytes}`);
       this.gpu.write(bound.buffers[t.id], data);
     });
     return bound;
@@ -197,7 +204,10 @@ export class Executor {
       scope.destroy();
       throw e;
     }
-    trace('plan bound', `${graph.label} (${this.gpu.pipelineCount - pipelinesBefore} new pipelines, ${((this.gpu.compileMs - compileMsBefore) / 1000).toFixed(1)} s summed compile time, ${this.gpu.pipelineCount} in all)`);
+    trace(
+      'plan bound',
+      `${graph.label} (${this.gpu.pipelineCount - pipelinesBefore} new pipelines, ${((this.gpu.compileMs - compileMsBefore) / 1000).toFixed(1)} s summed compile time, ${this.gpu.pipelineCount} in all)`,
+    );
     this.evictOver(program);
     return program.bound;
   }
@@ -230,7 +240,8 @@ function checkWritesBeforeReads(graph: Graph, launched: readonly (Dispatch | Dis
     for (const kernel of kernels) {
       for (const arg of K.kernelReads(kernel, { accumulate: args.accumulate === true })) {
         const value = args[arg];
-        if (value instanceof Tensor && !written.has(value)) throw new Error(`${op.label}: reads ${value.name} before any op writes it`);
+        if (value instanceof Tensor && !written.has(value))
+          throw new Error(`${op.label}: reads ${value.name} before any op writes it`);
       }
     }
     for (const kernel of kernels) {
@@ -250,6 +261,10 @@ function launch(scope: K.Scope, op: Op, buffers: readonly GPUBuffer[]): Promise<
       throw new Error(`${op.label}: tensor ${value.name} has no buffer`);
     }
   }
-  const launcher = LAUNCHERS[op.kind] as (scope: K.Scope, label: string, args: unknown) => Promise<Dispatch | Dispatch[]>;
+  const launcher = LAUNCHERS[op.kind] as (
+    scope: K.Scope,
+    label: string,
+    args: unknown,
+  ) => Promise<Dispatch | Dispatch[]>;
   return launcher(scope, op.label, args);
 }

@@ -6,7 +6,11 @@ import * as K from '../kernels/index.js';
  * (./executor.ts) decides which arena slot holds each tensor from when it is first and last used.
  */
 export class Tensor {
-  constructor(readonly id: number, readonly name: string, readonly bytes: number) {}
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    readonly bytes: number,
+  ) {}
 }
 
 /** The kernel launchers a graph can name (src/kernels/index.ts), by op kind. */
@@ -25,15 +29,29 @@ export type OpKind = keyof typeof LAUNCHERS;
 type LauncherArgs<Kind extends OpKind> = Parameters<(typeof LAUNCHERS)[Kind]>[2];
 
 /** A launcher's arguments with an activation Tensor allowed wherever it takes a GPU buffer. */
-export type OpArgs<Kind extends OpKind> = { [P in keyof LauncherArgs<Kind>]: LauncherArgs<Kind>[P] extends GPUBuffer ? GPUBuffer | Tensor : LauncherArgs<Kind>[P] };
+export type OpArgs<Kind extends OpKind> = {
+  [P in keyof LauncherArgs<Kind>]: LauncherArgs<Kind>[P] extends GPUBuffer ? GPUBuffer | Tensor : LauncherArgs<Kind>[P];
+};
 
-export interface Op<Kind extends OpKind = OpKind> { kind: Kind; label: string; args: OpArgs<Kind> }
+export interface Op<Kind extends OpKind = OpKind> {
+  kind: Kind;
+  label: string;
+  args: OpArgs<Kind>;
+}
 
 /** A plan-owned constant buffer (e.g. the rows a shortcut keeps), made once per plan from `data`. */
-export interface Constant { tensor: Tensor; data: Uint32Array | Float32Array }
+export interface Constant {
+  tensor: Tensor;
+  data: Uint32Array | Float32Array;
+}
 
 /** A named state read back by a debug forward after ops[0..after) ran. */
-export interface Checkpoint { name: string; after: number; tensor: Tensor; bytes: number }
+export interface Checkpoint {
+  name: string;
+  after: number;
+  tensor: Tensor;
+  bytes: number;
+}
 
 export interface Graph {
   readonly label: string;
@@ -93,8 +111,13 @@ export class GraphBuilder {
 
   finish(): Graph {
     return {
-      label: this.label, ops: this.ops, tensors: this.tensors, inputs: this.inputs,
-      outputs: this.outputs, constants: this.constants, checkpoints: this.checkpoints,
+      label: this.label,
+      ops: this.ops,
+      tensors: this.tensors,
+      inputs: this.inputs,
+      outputs: this.outputs,
+      constants: this.constants,
+      checkpoints: this.checkpoints,
     };
   }
 }

@@ -22,7 +22,14 @@ export type DecodedImage =
   | { width: number; height: number; mode: Exclude<PillowMode, 'I' | 'CMYK'>; data: Uint8Array }
   | { width: number; height: number; mode: 'I'; data: Int32Array };
 
-export const MODE_CHANNELS: Record<Exclude<PillowMode, 'I' | 'CMYK'>, number> = { '1': 1, L: 1, LA: 2, P: 3, RGB: 3, RGBA: 4 };
+export const MODE_CHANNELS: Record<Exclude<PillowMode, 'I' | 'CMYK'>, number> = {
+  '1': 1,
+  L: 1,
+  LA: 2,
+  P: 3,
+  RGB: 3,
+  RGBA: 4,
+};
 
 /** Pillow's mode data from an RGBA bitmap. */
 function fromRgba(bitmap: RgbaBitmap, header: ImageHeader): DecodedImage {
@@ -37,13 +44,21 @@ function fromRgba(bitmap: RgbaBitmap, header: ImageHeader): DecodedImage {
   // Pillow reads 16-bit RGB(A)/LA PNG samples by their high byte.
   const shift = header.bitDepth === 16 ? 8 : 0;
   const mode = header.mode === 'CMYK' ? 'RGB' : header.mode;
-  const picks: Record<typeof mode, number[]> = { '1': [0], L: [0], LA: [0, 3], P: [0, 1, 2], RGB: [0, 1, 2], RGBA: [0, 1, 2, 3] };
+  const picks: Record<typeof mode, number[]> = {
+    '1': [0],
+    L: [0],
+    LA: [0, 3],
+    P: [0, 1, 2],
+    RGB: [0, 1, 2],
+    RGBA: [0, 1, 2, 3],
+  };
   const channels = picks[mode];
   const data = new Uint8Array(pixels * channels.length);
   // pngjs zeroes the colour of tRNS-keyed pixels; Pillow keeps L/RGB colours as stored and ignores the key.
-  const key = header.transparentColor && header.bitDepth <= 8
-    ? header.transparentColor.map((v) => Math.floor((v * 255) / ((1 << header.bitDepth) - 1) + 0.5))
-    : undefined;
+  const key =
+    header.transparentColor && header.bitDepth <= 8
+      ? header.transparentColor.map((v) => Math.floor((v * 255) / ((1 << header.bitDepth) - 1) + 0.5))
+      : undefined;
   for (let i = 0; i < pixels; i++) {
     const keyed = key !== undefined && rgba[i * 4 + 3] === 0;
     for (let c = 0; c < channels.length; c++) {
@@ -60,19 +75,26 @@ function fromRgba(bitmap: RgbaBitmap, header: ImageHeader): DecodedImage {
  * JavaScript one on Node) and converted to RGB there: they are close to, not identical with, Pillow (which
  * resizes in CMYK and uses libjpeg-turbo's IDCT).
  */
-export async function decodeImage(bytes: Uint8Array, name = 'the image', limits: ImageLimits = {}): Promise<DecodedImage> {
+export async function decodeImage(
+  bytes: Uint8Array,
+  name = 'the image',
+  limits: ImageLimits = {},
+): Promise<DecodedImage> {
   return decodeWithHeader(bytes, readImageHeader(bytes, name, limits), name);
 }
 
 /** decodeImage for a header already read (and checked against the limits). */
 export async function decodeWithHeader(bytes: Uint8Array, header: ImageHeader, name: string): Promise<DecodedImage> {
-  const bitmap = header.format === 'jpeg' && header.mode !== 'CMYK'
-    ? await decodeJpegRgba(bytes, name)
-    : header.format === 'webp'
-      ? await decodeWebpRgba(bytes, name)
-      : await platform.decodeOtherFormat(bytes, header, name);
+  const bitmap =
+    header.format === 'jpeg' && header.mode !== 'CMYK'
+      ? await decodeJpegRgba(bytes, name)
+      : header.format === 'webp'
+        ? await decodeWebpRgba(bytes, name)
+        : await platform.decodeOtherFormat(bytes, header, name);
   if (bitmap.width !== header.width || bitmap.height !== header.height) {
-    throw new UserError(`${name} decoded to ${bitmap.width}x${bitmap.height} but its header says ${header.width}x${header.height}; re-export it.`);
+    throw new UserError(
+      `${name} decoded to ${bitmap.width}x${bitmap.height} but its header says ${header.width}x${header.height}; re-export it.`,
+    );
   }
   return fromRgba(bitmap, header);
 }

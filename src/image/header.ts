@@ -41,7 +41,9 @@ export interface ImageLimits {
 export function maxImagePixels(limits: ImageLimits = {}): number {
   const limit = limits.maxImagePixels ?? MAX_IMAGE_PIXELS;
   if (!Number.isSafeInteger(limit) || limit < 1) {
-    throw new UserError(`The image pixel limit ${limit} is not a positive whole number; pass e.g. ${MAX_IMAGE_PIXELS} (Pillow's default).`);
+    throw new UserError(
+      `The image pixel limit ${limit} is not a positive whole number; pass e.g. ${MAX_IMAGE_PIXELS} (Pillow's default).`,
+    );
   }
   return limit;
 }
@@ -68,10 +70,13 @@ export function readImageHeader(bytes: Uint8Array, name: string, limits: ImageLi
   else if (startsWith(bytes, [0xff, 0xd8, 0xff])) header = readJpeg(bytes, name);
   else if (ascii(bytes, 0, 6) === 'GIF87a' || ascii(bytes, 0, 6) === 'GIF89a') header = readGif(bytes, name);
   else if (ascii(bytes, 0, 2) === 'BM') header = readBmp(bytes, name);
-  else if (startsWith(bytes, [0x49, 0x49, 0x2a, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2a])) header = readTiff(bytes, name);
+  else if (startsWith(bytes, [0x49, 0x49, 0x2a, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2a]))
+    header = readTiff(bytes, name);
   else if (ascii(bytes, 0, 4) === 'RIFF' && ascii(bytes, 8, 4) === 'WEBP') header = readWebp(bytes, name);
   else {
-    throw new UserError(`${name} is not a ${SUPPORTED_FORMATS} image (unrecognized header); convert it to PNG or JPEG.`);
+    throw new UserError(
+      `${name} is not a ${SUPPORTED_FORMATS} image (unrecognized header); convert it to PNG or JPEG.`,
+    );
   }
   if (!(header.width > 0 && header.height > 0)) {
     throw new UserError(`${name} declares an empty image (${header.width}x${header.height}); re-export it.`);
@@ -81,7 +86,13 @@ export function readImageHeader(bytes: Uint8Array, name: string, limits: ImageLi
 }
 
 /** Refuses an image of more pixels than the limit (decoded, or resized: see ImageLimits). */
-export function checkPixels(name: string, width: number, height: number, limit: number, resizedTo?: { width: number; height: number }): void {
+export function checkPixels(
+  name: string,
+  width: number,
+  height: number,
+  limit: number,
+  resizedTo?: { width: number; height: number },
+): void {
   const what = resizedTo
     ? `${width}x${height}, which resized for the model would be ${resizedTo.width}x${resizedTo.height} = ${resizedTo.width * resizedTo.height} pixels`
     : `${width}x${height} = ${width * height} pixels`;
@@ -150,7 +161,8 @@ function readJpeg(bytes: Uint8Array, name: string): ImageHeader {
       const components = bytes[segment + 5];
       const modes: Record<number, PillowMode> = { 1: 'L', 3: 'RGB', 4: 'CMYK' };
       const mode = modes[components];
-      if (mode === undefined) throw new UserError(`${name} is a JPEG with ${components} colour components; convert it to RGB.`);
+      if (mode === undefined)
+        throw new UserError(`${name} is a JPEG with ${components} colour components; convert it to RGB.`);
       return { format: 'jpeg', width, height, mode, bitDepth: 8, exifOrientation };
     }
     if (marker === 0xda || marker === 0xd9) break;
@@ -181,7 +193,14 @@ export function readExifOrientation(tiff: Uint8Array): number {
 function readGif(bytes: Uint8Array, name: string): ImageHeader {
   if (bytes.length < 10) throw truncated(name);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { format: 'gif', width: view.getUint16(6, true), height: view.getUint16(8, true), mode: 'P', bitDepth: 8, exifOrientation: 1 };
+  return {
+    format: 'gif',
+    width: view.getUint16(6, true),
+    height: view.getUint16(8, true),
+    mode: 'P',
+    bitDepth: 8,
+    exifOrientation: 1,
+  };
 }
 
 function readBmp(bytes: Uint8Array, name: string): ImageHeader {
@@ -201,12 +220,21 @@ function readBmp(bytes: Uint8Array, name: string): ImageHeader {
  * Pillow's BmpImagePlugin: a palette of exactly the greys (i, i, i) for i = 0..colors-1 (or black and
  * white for 2 colours) is dropped and the image opens as "L" (or "1"); any other palette gives "P".
  */
-function bmpPaletteMode(bytes: Uint8Array, view: DataView, dibSize: number, bitsPerPixel: number, name: string): PillowMode {
+function bmpPaletteMode(
+  bytes: Uint8Array,
+  view: DataView,
+  dibSize: number,
+  bitsPerPixel: number,
+  name: string,
+): PillowMode {
   const core = dibSize === 12;
   const colorsUsed = core || bytes.length < 50 ? 0 : view.getUint32(46, true);
   const colors = colorsUsed || 1 << bitsPerPixel;
   // Pillow refuses palettes over 65536 entries; the header field is 32 bits, so check before looping over it.
-  if (colors > 65536) throw new UserError(`${name} declares a BMP palette of ${colors} colours (Pillow reads at most 65536); re-export it.`);
+  if (colors > 65536)
+    throw new UserError(
+      `${name} declares a BMP palette of ${colors} colours (Pillow reads at most 65536); re-export it.`,
+    );
   const entrySize = core ? 3 : 4;
   const paletteStart = 14 + dibSize;
   let greyscale = true;
@@ -231,7 +259,10 @@ function readTiff(bytes: Uint8Array, name: string): ImageHeader {
     const entry = ifd + 2 + i * 12;
     if (entry + 12 > bytes.length) throw truncated(name);
     const type = view.getUint16(entry + 2, little);
-    tags.set(view.getUint16(entry, little), type === 3 ? view.getUint16(entry + 8, little) : view.getUint32(entry + 8, little));
+    tags.set(
+      view.getUint16(entry, little),
+      type === 3 ? view.getUint16(entry + 8, little) : view.getUint32(entry + 8, little),
+    );
   }
   const width = tags.get(256) ?? 0;
   const height = tags.get(257) ?? 0;
@@ -254,7 +285,8 @@ function readWebp(bytes: Uint8Array, name: string): ImageHeader {
   let width: number, height: number, alpha: boolean;
   if (chunk === 'VP8 ') {
     // A 3-byte frame tag, the start code 9d 01 2a, then 14-bit width and height (2 bits of scaling above each).
-    if (bytes[23] !== 0x9d || bytes[24] !== 0x01 || bytes[25] !== 0x2a) throw new UserError(`${name} has a damaged WebP (VP8) header; re-export it.`);
+    if (bytes[23] !== 0x9d || bytes[24] !== 0x01 || bytes[25] !== 0x2a)
+      throw new UserError(`${name} has a damaged WebP (VP8) header; re-export it.`);
     width = view.getUint16(26, true) & 0x3fff;
     height = view.getUint16(28, true) & 0x3fff;
     alpha = false;
@@ -267,12 +299,15 @@ function readWebp(bytes: Uint8Array, name: string): ImageHeader {
     alpha = ((bits >>> 28) & 1) === 1;
   } else if (chunk === 'VP8X') {
     const flags = bytes[20];
-    if (flags & 0x02) throw new UserError(`${name} is an animated WebP; save the frame you want as a still PNG or JPEG.`);
+    if (flags & 0x02)
+      throw new UserError(`${name} is an animated WebP; save the frame you want as a still PNG or JPEG.`);
     width = 1 + (bytes[24] | (bytes[25] << 8) | (bytes[26] << 16));
     height = 1 + (bytes[27] | (bytes[28] << 8) | (bytes[29] << 16));
     alpha = (flags & 0x10) !== 0;
   } else {
-    throw new UserError(`${name} has a damaged WebP header (unknown first chunk ${JSON.stringify(chunk)}); re-export it.`);
+    throw new UserError(
+      `${name} has a damaged WebP header (unknown first chunk ${JSON.stringify(chunk)}); re-export it.`,
+    );
   }
   return { format: 'webp', width, height, mode: alpha ? 'RGBA' : 'RGB', bitDepth: 8, exifOrientation: 1 };
 }

@@ -8,9 +8,24 @@ import { checkPixels, maxImagePixels, readImageHeader, type ImageLimits } from '
 import { applyExifOrientation, centerCrop, normalizeToChw, resizedSize, resizeToRgb } from './transform.js';
 
 export { decodeImage, type DecodedImage } from './decode.js';
-export { MAX_IMAGE_PIXELS, maxImagePixels, readImageHeader, SUPPORTED_FORMATS, type ImageHeader, type ImageLimits, type PillowMode } from './header.js';
+export {
+  MAX_IMAGE_PIXELS,
+  maxImagePixels,
+  readImageHeader,
+  SUPPORTED_FORMATS,
+  type ImageHeader,
+  type ImageLimits,
+  type PillowMode,
+} from './header.js';
 export { resizeBicubicPillow, resizeBicubicPillowInt32, resizeNearestPillow } from './resample.js';
-export { applyExifOrientation, centerCrop, centerCropOffsets, normalizeToChw, resizedSize, resizeToRgb } from './transform.js';
+export {
+  applyExifOrientation,
+  centerCrop,
+  centerCropOffsets,
+  normalizeToChw,
+  resizedSize,
+  resizeToRgb,
+} from './transform.js';
 
 /** OpenAI CLIP's normalization, open_clip's default (OPENAI_DATASET_MEAN / OPENAI_DATASET_STD). */
 export const OPENAI_MEAN: readonly number[] = [0.48145466, 0.4578275, 0.40821073];
@@ -27,11 +42,17 @@ export interface PreprocessOptions extends ImageLimits {
   exifRotate?: boolean;
 }
 
-function checkOptions(opts: PreprocessOptions): { size: number; mean: readonly number[]; std: readonly number[]; limit: number } {
+function checkOptions(opts: PreprocessOptions): {
+  size: number;
+  mean: readonly number[];
+  std: readonly number[];
+  limit: number;
+} {
   const size = opts.size ?? 224;
   const mean = opts.mean ?? OPENAI_MEAN;
   const std = opts.std ?? OPENAI_STD;
-  if (!Number.isInteger(size) || size < 1) throw new UserError(`The preprocessing size ${size} is not a positive integer; pass e.g. 224.`);
+  if (!Number.isInteger(size) || size < 1)
+    throw new UserError(`The preprocessing size ${size} is not a positive integer; pass e.g. 224.`);
   if (mean.length !== 3 || std.length !== 3 || std.some((s) => s === 0)) {
     throw new UserError('The normalization mean and std must each have 3 values (RGB), with no zero std.');
   }
@@ -54,17 +75,25 @@ export function preprocessDecoded(image: DecodedImage, opts: PreprocessOptions =
  * Preprocesses encoded image bytes (PNG, JPEG, GIF, BMP, TIFF, WebP) exactly as open_clip's eval transform on
  * Pillow does, returning float32 [3, size, size] in CHW order. `name` names the input in error messages.
  */
-export async function preprocessImage(input: Uint8Array, opts: PreprocessOptions = {}, name = 'the image'): Promise<Float32Array> {
+export async function preprocessImage(
+  input: Uint8Array,
+  opts: PreprocessOptions = {},
+  name = 'the image',
+): Promise<Float32Array> {
   const { size, limit } = checkOptions(opts);
   // Both the decoded image and its resized copy are checked from the header, before anything is allocated.
   const header = readImageHeader(input, name, opts);
-  const [width, height] = opts.exifRotate && header.exifOrientation >= 5 ? [header.height, header.width] : [header.width, header.height];
+  const [width, height] =
+    opts.exifRotate && header.exifOrientation >= 5 ? [header.height, header.width] : [header.width, header.height];
   checkPixels(name, width, height, limit, resizedSize(width, height, size));
   let image = await decodeWithHeader(input, header, name);
   if (opts.exifRotate) {
     const orientation = header.exifOrientation;
     const channels = image.mode === 'I' ? 1 : MODE_CHANNELS[image.mode];
-    image = { ...image, ...applyExifOrientation(image.data, image.width, image.height, channels, orientation) } as DecodedImage;
+    image = {
+      ...image,
+      ...applyExifOrientation(image.data, image.width, image.height, channels, orientation),
+    } as DecodedImage;
   }
   return preprocessDecoded(image, opts, name);
 }
@@ -77,5 +106,9 @@ export interface RgbaImageLike {
 /** Preprocesses an already decoded jimp image, treated as Pillow mode "RGBA" (resized premultiplied). */
 export function preprocessJimp(image: RgbaImageLike, opts: PreprocessOptions = {}, name = 'the image'): Float32Array {
   const { width, height, data } = image.bitmap;
-  return preprocessDecoded({ width, height, mode: 'RGBA', data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }, opts, name);
+  return preprocessDecoded(
+    { width, height, mode: 'RGBA', data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) },
+    opts,
+    name,
+  );
 }

@@ -34,7 +34,10 @@ export function copyToArrayBuffer(bytes: Uint8Array): ArrayBuffer {
  * Decodes a baseline or progressive JPEG (grayscale or YCbCr) to RGBA without applying EXIF orientation.
  * Grayscale JPEGs come back with R = G = B = the luminance.
  */
-export async function decodeJpegRgba(bytes: Uint8Array, name: string): Promise<{ width: number; height: number; data: Uint8Array }> {
+export async function decodeJpegRgba(
+  bytes: Uint8Array,
+  name: string,
+): Promise<{ width: number; height: number; data: Uint8Array }> {
   await ensureReady();
   messages.length = 0;
   let image: ImageData;
@@ -43,11 +46,17 @@ export async function decodeJpegRgba(bytes: Uint8Array, name: string): Promise<{
     image = await decodeMozjpeg(copyToArrayBuffer(bytes), { preserveOrientation: false });
   } catch (error) {
     const why = messages.join('; ') || String(error);
-    throw new UserError(`${name} could not be decoded as JPEG (${why}); re-export it as a standard JPEG or PNG.`, { cause: error });
+    throw new UserError(`${name} could not be decoded as JPEG (${why}); re-export it as a standard JPEG or PNG.`, {
+      cause: error,
+    });
   }
   // libjpeg only warns about a file that ends early (and fills in grey); Pillow refuses it, so do we.
   if (messages.some((m) => m.startsWith('Premature end'))) {
     throw new UserError(`${name} is a truncated JPEG (the data ends early); re-download or re-export it.`);
   }
-  return { width: image.width, height: image.height, data: new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength) };
+  return {
+    width: image.width,
+    height: image.height,
+    data: new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength),
+  };
 }

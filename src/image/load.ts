@@ -10,7 +10,12 @@ export async function preprocessImageFile(path: string, opts: PreprocessOptions 
     bytes = await readFile(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? String(error)})`;
+    const why =
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : `cannot be read (${code ?? String(error)})`;
     throw new UserError(`The image ${path} ${why}; check the path.`, { cause: error });
   }
   return preprocessImage(bytes, opts, path);

@@ -73,7 +73,13 @@ function clip8(ss: number): number {
 
 /** ImagingResampleHorizontal_8bpc over rows [rowOffset, rowOffset + rows). */
 function resampleHorizontal(
-  src: Uint8Array, srcW: number, channels: number, rowOffset: number, rows: number, outW: number, c: Coefficients,
+  src: Uint8Array,
+  srcW: number,
+  channels: number,
+  rowOffset: number,
+  rows: number,
+  outW: number,
+  c: Coefficients,
 ): Uint8Array {
   const out = new Uint8Array(outW * rows * channels);
   for (let yy = 0; yy < rows; yy++) {
@@ -116,9 +122,15 @@ function resampleVertical(src: Uint8Array, w: number, channels: number, outH: nu
  * ImagingResampleInner): horizontal pass over only the rows the vertical pass reads, then vertical pass.
  */
 export function resizeBicubicPillow(
-  src: Uint8Array, w: number, h: number, channels: number, outW: number, outH: number,
+  src: Uint8Array,
+  w: number,
+  h: number,
+  channels: number,
+  outW: number,
+  outH: number,
 ): Uint8Array {
-  if (src.length !== w * h * channels) throw new Error(`resizeBicubicPillow: ${src.length} bytes for ${w}x${h}x${channels}`);
+  if (src.length !== w * h * channels)
+    throw new Error(`resizeBicubicPillow: ${src.length} bytes for ${w}x${h}x${channels}`);
   if (outW === w && outH === h) return src.slice();
   const needHorizontal = outW !== w;
   const needVertical = outH !== h;
@@ -141,7 +153,13 @@ function roundUp(f: number): number {
  * Image.resize with BICUBIC on a 32-bit integer ("I") single-channel image: Pillow's 32bpc path, which
  * sums in double with the unquantized weights and rounds each pass to an integer.
  */
-export function resizeBicubicPillowInt32(src: Int32Array, w: number, h: number, outW: number, outH: number): Int32Array {
+export function resizeBicubicPillowInt32(
+  src: Int32Array,
+  w: number,
+  h: number,
+  outW: number,
+  outH: number,
+): Int32Array {
   if (outW === w && outH === h) return src.slice();
   const horiz = precomputeCoeffs(w, outW);
   const vert = precomputeCoeffs(h, outH);
@@ -188,7 +206,12 @@ function coord(v: number): number {
  * ImagingScaleAffine, including its accumulated (not recomputed) source coordinates.
  */
 export function resizeNearestPillow(
-  src: Uint8Array, w: number, h: number, channels: number, outW: number, outH: number,
+  src: Uint8Array,
+  w: number,
+  h: number,
+  channels: number,
+  outW: number,
+  outH: number,
 ): Uint8Array {
   if (outW === w && outH === h) return src.slice();
   const out = new Uint8Array(outW * outH * channels);

@@ -22,15 +22,26 @@ function pythonRound(x: number): number {
 }
 
 /** torchvision's center_crop offsets for a crop no larger than the image. */
-export function centerCropOffsets(width: number, height: number, cropW: number, cropH: number): { left: number; top: number } {
+export function centerCropOffsets(
+  width: number,
+  height: number,
+  cropW: number,
+  cropH: number,
+): { left: number; top: number } {
   return { left: pythonRound((width - cropW) / 2.0), top: pythonRound((height - cropH) / 2.0) };
 }
 
 /** torchvision's CenterCrop on interleaved pixels (the crop must fit inside the image). */
 export function centerCrop(
-  src: Uint8Array, width: number, height: number, channels: number, cropW: number, cropH: number,
+  src: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  cropW: number,
+  cropH: number,
 ): Uint8Array {
-  if (cropW > width || cropH > height) throw new Error(`centerCrop: ${cropW}x${cropH} does not fit in ${width}x${height}`);
+  if (cropW > width || cropH > height)
+    throw new Error(`centerCrop: ${cropW}x${cropH} does not fit in ${width}x${height}`);
   const { left, top } = centerCropOffsets(width, height, cropW, cropH);
   const out = new Uint8Array(cropW * cropH * channels);
   const rowBytes = cropW * channels;
@@ -105,7 +116,10 @@ export function resizeToRgb(image: DecodedImage, width: number, height: number):
     case 'RGBA':
       // Unchanged size: no resize (torchvision skips it), so no premultiply round trip either.
       if (width === w && height === h) return dropAlpha(image.data, channels);
-      return unpremultiplyToRgb(resizeBicubicPillow(premultiply(image.data, channels), w, h, channels, width, height), channels);
+      return unpremultiplyToRgb(
+        resizeBicubicPillow(premultiply(image.data, channels), w, h, channels, width, height),
+        channels,
+      );
   }
 }
 
@@ -123,7 +137,11 @@ function dropAlpha(src: Uint8Array, channels: number): Uint8Array {
  * Orientations 5..8 swap width and height.
  */
 export function applyExifOrientation<T extends Uint8Array | Int32Array>(
-  src: T, width: number, height: number, channels: number, orientation: number,
+  src: T,
+  width: number,
+  height: number,
+  channels: number,
+  orientation: number,
 ): { data: T; width: number; height: number } {
   if (orientation < 2 || orientation > 8) return { data: src, width, height };
   const swap = orientation >= 5;
@@ -153,7 +171,13 @@ export function applyExifOrientation<T extends Uint8Array | Int32Array>(
 }
 
 /** ToTensor then Normalize, in float32 like torch: ((v / 255) - mean) / std, each step rounded to float32; CHW out. */
-export function normalizeToChw(rgb: Uint8Array, width: number, height: number, mean: readonly number[], std: readonly number[]): Float32Array {
+export function normalizeToChw(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  mean: readonly number[],
+  std: readonly number[],
+): Float32Array {
   const plane = width * height;
   const out = new Float32Array(3 * plane);
   for (let c = 0; c < 3; c++) {

@@ -22,13 +22,23 @@ function ensureReady(): Promise<void> {
 }
 
 /** Decodes a still WebP (lossy or lossless, with or without alpha) to RGBA. */
-export async function decodeWebpRgba(bytes: Uint8Array, name: string): Promise<{ width: number; height: number; data: Uint8Array }> {
+export async function decodeWebpRgba(
+  bytes: Uint8Array,
+  name: string,
+): Promise<{ width: number; height: number; data: Uint8Array }> {
   await ensureReady();
   let image: ImageData;
   try {
     image = await decodeLibwebp(copyToArrayBuffer(bytes));
   } catch (error) {
-    throw new UserError(`${name} could not be decoded as WebP (libwebp refused it: it is damaged or truncated); re-export it as PNG or JPEG.`, { cause: error });
+    throw new UserError(
+      `${name} could not be decoded as WebP (libwebp refused it: it is damaged or truncated); re-export it as PNG or JPEG.`,
+      { cause: error },
+    );
   }
-  return { width: image.width, height: image.height, data: new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength) };
+  return {
+    width: image.width,
+    height: image.height,
+    data: new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength),
+  };
 }

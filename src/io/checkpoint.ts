@@ -25,7 +25,11 @@ export interface Checkpoint {
   identity: CheckpointIdentity;
 }
 
-const exists = (path: string) => stat(path).then(() => true, () => false);
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 /** Where a .bin goes when its own folder is read-only: keyed by the file's identity, so edits re-convert. */
 async function cachedConversionPath(binPath: string): Promise<string> {
@@ -67,9 +71,13 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       const problem = (await exists(dir)) ? `has no ${CONFIG_FILE}` : 'does not exist';
-      throw new UserError(`the model folder ${dir} ${problem}; point it at a folder holding an open_clip checkpoint.`, { cause: error });
+      throw new UserError(`the model folder ${dir} ${problem}; point it at a folder holding an open_clip checkpoint.`, {
+        cause: error,
+      });
     }
-    throw new UserError(`cannot read ${configPath} (${code ?? String(error)}); check its permissions.`, { cause: error });
+    throw new UserError(`cannot read ${configPath} (${code ?? String(error)}); check its permissions.`, {
+      cause: error,
+    });
   }
   let rawConfig: unknown;
   try {
@@ -84,7 +92,10 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   let weightsPath: string;
   if (await exists(safetensorsPath)) weightsPath = safetensorsPath;
   else if (await exists(binPath)) weightsPath = await convertedWeights(dir, binPath);
-  else throw new UserError(`the model folder ${dir} has no weights (looked for ${SAFETENSORS_FILE} and ${BIN_FILE}); download them beside ${CONFIG_FILE}.`);
+  else
+    throw new UserError(
+      `the model folder ${dir} has no weights (looked for ${SAFETENSORS_FILE} and ${BIN_FILE}); download them beside ${CONFIG_FILE}.`,
+    );
 
   const source = await SafetensorsFile.open(weightsPath);
   let identity: CheckpointIdentity;

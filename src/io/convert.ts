@@ -10,7 +10,8 @@ export async function convertBinToSafetensors(inPath: string, outPath: string): 
   const access = await FileAccess.open(inPath);
   try {
     const source = await openTorchBin(access, inPath);
-    if (source.tensors.size === 0) throw new UserError(`${inPath} holds no tensors; check that it is a model checkpoint.`);
+    if (source.tensors.size === 0)
+      throw new UserError(`${inPath} holds no tensors; check that it is a model checkpoint.`);
     const tensors = [...source.tensors.values()].map((info) => ({ ...info, data: () => source.readRaw(info.name) }));
     await writeSafetensors(outPath, tensors, { format: 'pt' });
   } finally {

@@ -31,9 +31,10 @@ function diskLeft(): number {
 
 /** Writes all of `bytes` at the descriptor's position (writeSync may write fewer bytes than asked). */
 export function writeAllSync(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length;) {
+  for (let done = 0; done < bytes.length; ) {
     const allowed = Math.min(bytes.length - done, diskLeft());
-    if (allowed === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write (simulated)'), { code: 'ENOSPC' });
+    if (allowed === 0)
+      throw Object.assign(new Error('ENOSPC: no space left on device, write (simulated)'), { code: 'ENOSPC' });
     const wrote = writeSync(fd, bytes, done, allowed);
     simulatedDiskLeft = diskLeft() - wrote;
     done += wrote;
@@ -57,7 +58,10 @@ export function fsyncFolder(path: string): void {
  * Writes `path` whole or not at all: the pieces go to `path.<pid>.tmp`, which is synced, renamed into place and
  * its folder synced. On any failure the temporary file is removed; a full disk is a UserError saying so.
  */
-export async function writeDurable(path: string, pieces: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>): Promise<void> {
+export async function writeDurable(
+  path: string,
+  pieces: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
+): Promise<void> {
   const temporary = `${path}.${process.pid}.tmp`;
   try {
     const handle = await open(temporary, 'w');
@@ -70,7 +74,11 @@ export async function writeDurable(path: string, pieces: Iterable<string | Uint8
     await rename(temporary, path);
   } catch (error) {
     await rm(temporary, { force: true });
-    if (isDiskFull(error)) throw new UserError(`The disk holding ${path} is full, so it was not written (nothing was changed); free some space and run again.`, { cause: error });
+    if (isDiskFull(error))
+      throw new UserError(
+        `The disk holding ${path} is full, so it was not written (nothing was changed); free some space and run again.`,
+        { cause: error },
+      );
     throw error;
   }
   fsyncFolder(dirname(path));

@@ -43,9 +43,17 @@ export function serializeMeta(meta: EmbeddingMeta): string {
   const ordered = {
     format,
     model: { weights: model.weights, config: model.config, dtype: model.dtype, source: model.source },
-    normalized, exifRotate, dim, rows,
-    listing: { total: listing.total, sha256: listing.sha256, shard: listing.shard && { index: listing.shard.index, count: listing.shard.count } },
-    files, indices,
+    normalized,
+    exifRotate,
+    dim,
+    rows,
+    listing: {
+      total: listing.total,
+      sha256: listing.sha256,
+      shard: listing.shard && { index: listing.shard.index, count: listing.shard.count },
+    },
+    files,
+    indices,
     skipped: skipped.map((s) => ({ file: s.file, index: s.index, reason: s.reason })),
     dataSha256,
   };
@@ -54,7 +62,13 @@ export function serializeMeta(meta: EmbeddingMeta): string {
 
 /** The format an output path names by its extension, or undefined. */
 export function embeddingFormat(path: string): EmbeddingFormat | undefined {
-  return path.endsWith('.npy') ? 'npy' : path.endsWith('.jsonl') ? 'jsonl' : path.endsWith('.parquet') ? 'parquet' : undefined;
+  return path.endsWith('.npy')
+    ? 'npy'
+    : path.endsWith('.jsonl')
+      ? 'jsonl'
+      : path.endsWith('.parquet')
+        ? 'parquet'
+        : undefined;
 }
 
 /**
@@ -71,11 +85,16 @@ export async function writeEmbeddingOutput(
 ): Promise<EmbeddingMeta> {
   const format = embeddingFormat(out);
   if (!format) throw new UserError(`--out ${out} must end in .npy, .jsonl or .parquet.`);
-  const dataTmp = `${out}.${process.pid}.tmp`, sidecar = metaPath(out), sidecarTmp = `${sidecar}.${process.pid}.tmp`;
+  const dataTmp = `${out}.${process.pid}.tmp`,
+    sidecar = metaPath(out),
+    sidecarTmp = `${sidecar}.${process.pid}.tmp`;
   let full: EmbeddingMeta;
   try {
     const checked = checkedBlocks(rows, meta);
-    const dataSha256 = format === 'parquet' ? await writeParquetEmbeddings(dataTmp, meta, checked) : await writeStreamed(dataTmp, format, meta, checked);
+    const dataSha256 =
+      format === 'parquet'
+        ? await writeParquetEmbeddings(dataTmp, meta, checked)
+        : await writeStreamed(dataTmp, format, meta, checked);
     full = { ...meta, dataSha256 };
     const metaHandle = await open(sidecarTmp, 'w');
     try {
@@ -91,11 +110,17 @@ export async function writeEmbeddingOutput(
     await rm(dataTmp, { force: true }).catch(() => undefined);
     await rm(sidecarTmp, { force: true }).catch(() => undefined);
     if (isDiskFull(error)) {
-      throw new UserError(`The disk holding ${out} is full, so it was not written; ${options.diskFullAdvice ?? 'free some space and run the same command with --resume to finish'}.`, { cause: error });
+      throw new UserError(
+        `The disk holding ${out} is full, so it was not written; ${options.diskFullAdvice ?? 'free some space and run the same command with --resume to finish'}.`,
+        { cause: error },
+      );
     }
     const code = (error as NodeJS.ErrnoException).code;
     if (code && ['ENOENT', 'EACCES', 'EPERM', 'EROFS', 'EISDIR', 'ENOTDIR'].includes(code)) {
-      throw new UserError(`Cannot write ${out} (${code}); check that its folder exists, is writable and has room (nothing was written).`, { cause: error });
+      throw new UserError(
+        `Cannot write ${out} (${code}); check that its folder exists, is writable and has room (nothing was written).`,
+        { cause: error },
+      );
     }
     throw error;
   }
@@ -104,16 +129,22 @@ export async function writeEmbeddingOutput(
 }
 
 /** The rows as float32 blocks, checked against the sidecar they will be listed in (a mismatch is a bug). */
-async function* checkedBlocks(rows: AsyncIterable<RowBatch | Float32Array> | Iterable<RowBatch | Float32Array>, meta: Omit<EmbeddingMeta, 'dataSha256'>): AsyncIterable<Float32Array> {
+async function* checkedBlocks(
+  rows: AsyncIterable<RowBatch | Float32Array> | Iterable<RowBatch | Float32Array>,
+  meta: Omit<EmbeddingMeta, 'dataSha256'>,
+): AsyncIterable<Float32Array> {
   let row = 0;
   for await (const item of rows) {
     const block = item instanceof Float32Array ? item : item.data;
     const n = block.length / meta.dim;
-    if (!Number.isInteger(n)) throw new Error(`writeEmbeddingOutput: a block of ${block.length} values is not whole rows of ${meta.dim}`);
+    if (!Number.isInteger(n))
+      throw new Error(`writeEmbeddingOutput: a block of ${block.length} values is not whole rows of ${meta.dim}`);
     if (!(item instanceof Float32Array)) {
-      if (item.files.length !== n) throw new Error(`writeEmbeddingOutput: a batch of ${item.files.length} names holds ${n} rows`);
+      if (item.files.length !== n)
+        throw new Error(`writeEmbeddingOutput: a batch of ${item.files.length} names holds ${n} rows`);
       item.files.forEach((file, k) => {
-        if (file !== meta.files[row + k]) throw new Error(`writeEmbeddingOutput: row ${row + k} is ${file}, the sidecar lists ${meta.files[row + k]}`);
+        if (file !== meta.files[row + k])
+          throw new Error(`writeEmbeddingOutput: row ${row + k} is ${file}, the sidecar lists ${meta.files[row + k]}`);
       });
     }
     row += n;
@@ -123,7 +154,12 @@ async function* checkedBlocks(rows: AsyncIterable<RowBatch | Float32Array> | Ite
 }
 
 /** .npy or .jsonl to `path`, synced; returns the hex sha256 of the bytes written. */
-async function writeStreamed(path: string, format: 'npy' | 'jsonl', meta: Omit<EmbeddingMeta, 'dataSha256'>, blocks: AsyncIterable<Float32Array>): Promise<string> {
+async function writeStreamed(
+  path: string,
+  format: 'npy' | 'jsonl',
+  meta: Omit<EmbeddingMeta, 'dataSha256'>,
+  blocks: AsyncIterable<Float32Array>,
+): Promise<string> {
   const hash = createHash('sha256');
   const handle = await open(path, 'w');
   try {

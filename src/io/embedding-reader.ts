@@ -2,7 +2,13 @@ import { createReadStream } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { UserError } from '../errors.js';
-import { EMBEDDINGS_FORMAT, embeddingFormat, metaPath, type EmbeddingFormat, type EmbeddingMeta } from './embedding-output.js';
+import {
+  EMBEDDINGS_FORMAT,
+  embeddingFormat,
+  metaPath,
+  type EmbeddingFormat,
+  type EmbeddingMeta,
+} from './embedding-output.js';
 import { readNpyHeader } from './npy.js';
 import { openParquetEmbeddings } from './parquet.js';
 
@@ -11,7 +17,13 @@ import { openParquetEmbeddings } from './parquet.js';
  * any of the three formats, streamed in bounded chunks. The writer and the sidecar's type are in embedding-output.ts.
  */
 
-export { EMBEDDINGS_FORMAT, embeddingFormat, metaPath, type EmbeddingFormat, type EmbeddingMeta } from './embedding-output.js';
+export {
+  EMBEDDINGS_FORMAT,
+  embeddingFormat,
+  metaPath,
+  type EmbeddingFormat,
+  type EmbeddingMeta,
+} from './embedding-output.js';
 
 /** The sidecar without its per-row lists and hash (what Parquet's key-value metadata holds, too). */
 export type EmbeddingHead = Omit<EmbeddingMeta, 'files' | 'indices' | 'skipped' | 'dataSha256'>;
@@ -32,7 +44,13 @@ async function readSidecarBytes(out: string): Promise<Buffer> {
     text = await readFile(path);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    const problem = code === 'ENOENT' ? (await stat(out).then(() => 'is missing (an output of an older whylesion, or an unfinished run?)', () => `is missing, and so is ${out}`)) : `cannot be read (${code ?? cause})`;
+    const problem =
+      code === 'ENOENT'
+        ? await stat(out).then(
+            () => 'is missing (an output of an older whylesion, or an unfinished run?)',
+            () => `is missing, and so is ${out}`,
+          )
+        : `cannot be read (${code ?? cause})`;
     throw new UserError(`${path} ${problem}; embed the folder again with whylesion embed --out ${out}.`, { cause });
   }
   return text;
@@ -57,7 +75,8 @@ export interface LazySidecar {
   rowNames(rows: readonly number[]): { file: string; index: number }[];
 }
 
-const FILES_KEY = ',"files":[', INDICES_KEY = '],"indices":[';
+const FILES_KEY = ',"files":[',
+  INDICES_KEY = '],"indices":[';
 
 /**
  * Reads OUT.meta.json for a search: parses only the head (JSON.parse of a million file names takes about half a
@@ -78,16 +97,21 @@ export async function readEmbeddingSidecar(out: string): Promise<LazySidecar> {
     throw new UserError(`${metaPath(out)} is not valid JSON; embed the folder again.`, { cause });
   }
   const bad = headProblem(head);
-  if (bad) throw new UserError(`${metaPath(out)} is not a whylesion embeddings sidecar (${bad}); embed the folder again.`);
-  const broken = () => new UserError(`${metaPath(out)} lists fewer files or indices than its ${head.rows} rows; embed the folder again.`);
-  const QUOTE = 0x22, BACKSLASH = 0x5c, ZERO = 0x30;
+  if (bad)
+    throw new UserError(`${metaPath(out)} is not a whylesion embeddings sidecar (${bad}); embed the folder again.`);
+  const broken = () =>
+    new UserError(`${metaPath(out)} lists fewer files or indices than its ${head.rows} rows; embed the folder again.`);
+  const QUOTE = 0x22,
+    BACKSLASH = 0x5c,
+    ZERO = 0x30;
   return {
     head,
     rowNames(rows) {
       const last = Math.max(-1, ...rows);
       if (last >= head.rows) throw broken();
       const wanted = new Set(rows);
-      const files = new Map<number, string>(), indices = new Map<number, number>();
+      const files = new Map<number, string>(),
+        indices = new Map<number, number>();
       // Byte by byte, allocating nothing per entry: a million names take a few tens of milliseconds.
       let p = filesAt + FILES_KEY.length;
       for (let k = 0; k <= last; k++) {
@@ -108,7 +132,8 @@ export async function readEmbeddingSidecar(out: string): Promise<LazySidecar> {
       if (p < 0) throw broken();
       p += INDICES_KEY.length;
       for (let k = 0; k <= last; k++) {
-        let n = 0, digits = 0;
+        let n = 0,
+          digits = 0;
         for (; bytes[p] >= ZERO && bytes[p] <= ZERO + 9; p++, digits++) n = n * 10 + bytes[p] - ZERO;
         if (digits === 0) throw broken();
         if (wanted.has(k)) indices.set(k, n);
@@ -125,9 +150,20 @@ const isIdentityPart = (v: unknown): boolean => typeof v === 'string' && v.lengt
 function metaProblem(meta: EmbeddingMeta): string | undefined {
   const head = headProblem(meta);
   if (head) return head;
-  if (!Array.isArray(meta.files) || !Array.isArray(meta.indices) || meta.files.length !== meta.rows || meta.indices.length !== meta.rows) return `files and indices do not both hold rows=${meta.rows} entries`;
-  if (!meta.files.every((f) => typeof f === 'string') || !meta.indices.every(isWhole)) return 'files or indices of the wrong type';
-  if (!Array.isArray(meta.skipped) || !meta.skipped.every((s) => typeof s?.file === 'string' && isWhole(s.index) && typeof s.reason === 'string')) return 'a malformed skipped list';
+  if (
+    !Array.isArray(meta.files) ||
+    !Array.isArray(meta.indices) ||
+    meta.files.length !== meta.rows ||
+    meta.indices.length !== meta.rows
+  )
+    return `files and indices do not both hold rows=${meta.rows} entries`;
+  if (!meta.files.every((f) => typeof f === 'string') || !meta.indices.every(isWhole))
+    return 'files or indices of the wrong type';
+  if (
+    !Array.isArray(meta.skipped) ||
+    !meta.skipped.every((s) => typeof s?.file === 'string' && isWhole(s.index) && typeof s.reason === 'string')
+  )
+    return 'a malformed skipped list';
   if (typeof meta.dataSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(meta.dataSha256)) return 'no dataSha256';
   return undefined;
 }
@@ -136,16 +172,34 @@ function headProblem(meta: EmbeddingHead): string | undefined {
   if (typeof meta !== 'object' || meta === null) return 'not an object';
   if (meta.format !== EMBEDDINGS_FORMAT) return `format ${JSON.stringify(meta.format)}, expected ${EMBEDDINGS_FORMAT}`;
   const m = meta.model;
-  if (typeof m !== 'object' || m === null || !isIdentityPart(m.weights) || !isIdentityPart(m.config) || (m.dtype !== 'f32' && m.dtype !== 'f16')) return 'no model identity';
+  if (
+    typeof m !== 'object' ||
+    m === null ||
+    !isIdentityPart(m.weights) ||
+    !isIdentityPart(m.config) ||
+    (m.dtype !== 'f32' && m.dtype !== 'f16')
+  )
+    return 'no model identity';
   if (!isWhole(meta.dim) || meta.dim === 0 || !isWhole(meta.rows)) return 'dim or rows is not a whole number';
   const l = meta.listing;
   if (typeof l !== 'object' || l === null || !isWhole(l.total) || typeof l.sha256 !== 'string') return 'no listing';
-  if (l.shard !== null && (typeof l.shard !== 'object' || !isWhole(l.shard.index) || !isWhole(l.shard.count) || l.shard.index >= l.shard.count)) return 'a malformed listing.shard';
+  if (
+    l.shard !== null &&
+    (typeof l.shard !== 'object' ||
+      !isWhole(l.shard.index) ||
+      !isWhole(l.shard.count) ||
+      l.shard.index >= l.shard.count)
+  )
+    return 'a malformed listing.shard';
   return undefined;
 }
 
 /** A run of consecutive rows: `data` holds `rows` × dim float32 values, the first being row `first` of the file. */
-export interface RowChunk { first: number; rows: number; data: Float32Array }
+export interface RowChunk {
+  first: number;
+  rows: number;
+  data: Float32Array;
+}
 
 export interface EmbeddingRows<M extends EmbeddingHead = EmbeddingMeta> {
   meta: M;
@@ -169,12 +223,22 @@ export async function openEmbeddingRows(out: string): Promise<EmbeddingRows>;
 export async function openEmbeddingRows<M extends EmbeddingHead>(out: string, meta: M): Promise<EmbeddingRows<M>>;
 export async function openEmbeddingRows(out: string, given?: EmbeddingHead): Promise<EmbeddingRows<EmbeddingHead>> {
   const format = embeddingFormat(out);
-  if (!format) throw new UserError(`${out} is not an embeddings output; its name must end in .npy, .jsonl or .parquet.`);
-  const meta = given ?? await readEmbeddingMeta(out);
-  const size = await stat(out).then((s) => s.size, (cause: NodeJS.ErrnoException) => {
-    throw new UserError(`${out} cannot be read (${cause.code ?? cause}) although ${metaPath(out)} is there; embed the folder again.`, { cause });
-  });
-  const disagree = (what: string): UserError => new UserError(`${out} ${what}, but ${metaPath(out)} says ${meta.rows} rows of ${meta.dim} values; the pair does not belong together (embed again, or restore both files).`);
+  if (!format)
+    throw new UserError(`${out} is not an embeddings output; its name must end in .npy, .jsonl or .parquet.`);
+  const meta = given ?? (await readEmbeddingMeta(out));
+  const size = await stat(out).then(
+    (s) => s.size,
+    (cause: NodeJS.ErrnoException) => {
+      throw new UserError(
+        `${out} cannot be read (${cause.code ?? cause}) although ${metaPath(out)} is there; embed the folder again.`,
+        { cause },
+      );
+    },
+  );
+  const disagree = (what: string): UserError =>
+    new UserError(
+      `${out} ${what}, but ${metaPath(out)} says ${meta.rows} rows of ${meta.dim} values; the pair does not belong together (embed again, or restore both files).`,
+    );
   const E = meta.dim;
   if (format === 'npy') {
     const handle = await open(out, 'r');
@@ -187,17 +251,31 @@ export async function openEmbeddingRows(out: string, given?: EmbeddingHead): Pro
       await handle.close();
     }
     const { shape, dtype, dataStart } = header;
-    if (dtype !== 'float32' || shape.length !== 2 || shape[0] !== meta.rows || shape[1] !== E) throw disagree(`holds ${dtype} (${shape.join(', ')})`);
-    if (size !== dataStart + meta.rows * E * 4) throw disagree(`is ${size} bytes long, not ${dataStart + meta.rows * E * 4}`);
-    return { meta, format, npyDataStart: dataStart, chunks: (maxRows) => npyChunks(out, dataStart, meta.rows, E, maxRows) };
+    if (dtype !== 'float32' || shape.length !== 2 || shape[0] !== meta.rows || shape[1] !== E)
+      throw disagree(`holds ${dtype} (${shape.join(', ')})`);
+    if (size !== dataStart + meta.rows * E * 4)
+      throw disagree(`is ${size} bytes long, not ${dataStart + meta.rows * E * 4}`);
+    return {
+      meta,
+      format,
+      npyDataStart: dataStart,
+      chunks: (maxRows) => npyChunks(out, dataStart, meta.rows, E, maxRows),
+    };
   }
   if (format === 'jsonl') return { meta, format, chunks: (maxRows) => jsonlChunks(out, meta, maxRows, disagree) };
   const parquet = await openParquetEmbeddings(out);
-  if (parquet.rows !== meta.rows || parquet.dim !== E) throw disagree(`holds ${parquet.rows} rows of ${parquet.dim} values`);
+  if (parquet.rows !== meta.rows || parquet.dim !== E)
+    throw disagree(`holds ${parquet.rows} rows of ${parquet.dim} values`);
   return { meta, format, chunks: (maxRows) => parquet.chunks(maxRows) };
 }
 
-async function* npyChunks(path: string, dataStart: number, rows: number, E: number, maxRows: number): AsyncIterable<RowChunk> {
+async function* npyChunks(
+  path: string,
+  dataStart: number,
+  rows: number,
+  E: number,
+  maxRows: number,
+): AsyncIterable<RowChunk> {
   const handle = await open(path, 'r');
   try {
     // One buffer for every chunk: a chunk's data is valid until the next one is asked for.
@@ -209,7 +287,8 @@ async function* npyChunks(path: string, dataStart: number, rows: number, E: numb
       let done = 0;
       while (done < bytes.length) {
         const { bytesRead } = await handle.read(bytes, done, bytes.length - done, dataStart + first * E * 4 + done);
-        if (bytesRead === 0) throw new UserError(`${path} ended early (it shrank while being read); embed the folder again.`);
+        if (bytesRead === 0)
+          throw new UserError(`${path} ended early (it shrank while being read); embed the folder again.`);
         done += bytesRead;
       }
       yield { first, rows: count, data };
@@ -219,10 +298,16 @@ async function* npyChunks(path: string, dataStart: number, rows: number, E: numb
   }
 }
 
-async function* jsonlChunks(path: string, meta: EmbeddingHead & { files?: string[] }, maxRows: number, disagree: (what: string) => UserError): AsyncIterable<RowChunk> {
+async function* jsonlChunks(
+  path: string,
+  meta: EmbeddingHead & { files?: string[] },
+  maxRows: number,
+  disagree: (what: string) => UserError,
+): AsyncIterable<RowChunk> {
   const E = meta.dim;
   const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
-  let row = 0, first = 0;
+  let row = 0,
+    first = 0;
   let data = new Float32Array(Math.min(maxRows, Math.max(meta.rows, 1)) * E);
   for await (const line of lines) {
     if (row >= meta.rows) throw disagree('has more lines');
@@ -233,8 +318,15 @@ async function* jsonlChunks(path: string, meta: EmbeddingHead & { files?: string
       throw new UserError(`${path} line ${row + 1} is not JSON; embed the folder again.`, { cause });
     }
     const embedding = parsed.embedding;
-    if ((meta.files && parsed.file !== meta.files[row]) || typeof parsed.file !== 'string' || !Array.isArray(embedding) || embedding.length !== E) {
-      throw disagree(`line ${row + 1} is not {"file": ${meta.files ? JSON.stringify(meta.files[row]) : '"…"'}, "embedding": [${E} numbers]}`);
+    if (
+      (meta.files && parsed.file !== meta.files[row]) ||
+      typeof parsed.file !== 'string' ||
+      !Array.isArray(embedding) ||
+      embedding.length !== E
+    ) {
+      throw disagree(
+        `line ${row + 1} is not {"file": ${meta.files ? JSON.stringify(meta.files[row]) : '"…"'}, "embedding": [${E} numbers]}`,
+      );
     }
     data.set(embedding as number[], (row - first) * E);
     row++;

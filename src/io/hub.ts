@@ -195,7 +195,9 @@ function parseHubModelId(id: string, revisionOption: string | undefined): { repo
   const revision = at < 0 ? (revisionOption ?? 'main') : id.slice(at + 1);
   checkRepoId(repoId, HUB_PREFIX + id);
   if (revision === '') {
-    throw new UserError(`The model id ${HUB_PREFIX}${id} has an empty revision after '@'; write ${HUB_PREFIX}org/name@revision.`);
+    throw new UserError(
+      `The model id ${HUB_PREFIX}${id} has an empty revision after '@'; write ${HUB_PREFIX}org/name@revision.`,
+    );
   }
   return { repoId, revision };
 }
@@ -204,7 +206,9 @@ function checkRepoId(repoId: string, asWritten: string): void {
   // The Hub's own rule for repository names, which also keeps the id from escaping the cache folder.
   const part = '[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?';
   if (!new RegExp(`^(?:${part}/)?${part}$`).test(repoId) || repoId.includes('--') || repoId.includes('..')) {
-    throw new UserError(`${asWritten} is not a valid Hugging Face model id; write it as org/name, e.g. yyupenn/whylesionclip.`);
+    throw new UserError(
+      `${asWritten} is not a valid Hugging Face model id; write it as org/name, e.g. yyupenn/whylesionclip.`,
+    );
   }
 }
 
@@ -283,7 +287,9 @@ async function fetchHubFile(repoId: string, filename: string, revision: string, 
 function checkRelativePath(value: string, what: string): void {
   const parts = value.split('/');
   if (value.startsWith('/') || value.includes('\\') || parts.some((p) => p === '' || p === '.' || p === '..')) {
-    throw new UserError(`${value} is not a valid Hugging Face ${what}; use a plain name without '..', '\\' or empty parts.`);
+    throw new UserError(
+      `${value} is not a valid Hugging Face ${what}; use a plain name without '..', '\\' or empty parts.`,
+    );
   }
 }
 
@@ -403,7 +409,9 @@ function httpError(response: Response, { repoId, filename, revision, settings }:
     );
   }
   if (code === 'RevisionNotFound') {
-    return new UserError(`The revision ${revision} does not exist in the Hugging Face model ${repoId}; check the @revision.`);
+    return new UserError(
+      `The revision ${revision} does not exist in the Hugging Face model ${repoId}; check the @revision.`,
+    );
   }
   if (status === 401 || status === 403 || code === 'GatedRepo') {
     return new UserError(
@@ -423,7 +431,11 @@ function httpError(response: Response, { repoId, filename, revision, settings }:
  * GET following redirects by hand so the token goes only to the Hub itself, never to the CDN host an LFS file
  * is redirected to.
  */
-async function getFollowingRedirects(url: string, headers: Record<string, string>, request: RequestContext): Promise<Response> {
+async function getFollowingRedirects(
+  url: string,
+  headers: Record<string, string>,
+  request: RequestContext,
+): Promise<Response> {
   const origin = new URL(url).origin;
   let current = url;
   for (let hop = 0; ; hop++) {
@@ -446,7 +458,10 @@ async function downloadBlob(url: string, blob: string, metadata: FileMetadata, r
   const { filename, repoId, settings } = request;
   const partial = `${blob}.incomplete`;
   const expectedSha256 = /^[0-9a-f]{64}$/.test(metadata.etag) ? metadata.etag : undefined;
-  let resumeFrom = await fs.stat(partial).then((s) => s.size, () => 0);
+  let resumeFrom = await fs.stat(partial).then(
+    (s) => s.size,
+    () => 0,
+  );
   if (metadata.size !== undefined && resumeFrom > metadata.size) resumeFrom = 0;
 
   let loaded = resumeFrom;
@@ -457,14 +472,17 @@ async function downloadBlob(url: string, blob: string, metadata: FileMetadata, r
     try {
       response = await getFollowingRedirects(url, headers, request);
     } catch (error) {
-      if (error instanceof NetworkError) throw new HubUnreachableError(settings.endpoint, repoId, filename, error.cause);
+      if (error instanceof NetworkError)
+        throw new HubUnreachableError(settings.endpoint, repoId, filename, error.cause);
       throw error;
     }
     if (response.status === 416) {
       // The partial file does not fit the server's copy: start over on the next run.
       await response.body?.cancel();
       await fs.rm(partial, { force: true });
-      throw new UserError(`The partial download of ${filename} from ${repoId} did not match the server's file; run again to download it afresh.`);
+      throw new UserError(
+        `The partial download of ${filename} from ${repoId} did not match the server's file; run again to download it afresh.`,
+      );
     }
     if (!response.ok) throw httpError(response, request);
     // A server that ignores Range answers 200 with the whole file.
@@ -546,6 +564,10 @@ function progressReporter(settings: Settings): ProgressReporter {
       end: () => {},
     };
   }
-  if (process.stderr.isTTY) return new ProgressBar((text) => process.stderr.write(text), () => performance.now());
+  if (process.stderr.isTTY)
+    return new ProgressBar(
+      (text) => process.stderr.write(text),
+      () => performance.now(),
+    );
   return { update: () => {}, end: () => {} };
 }

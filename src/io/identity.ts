@@ -35,8 +35,14 @@ export function describeIdentity(id: ModelIdentity): string {
 /** True when `value` has the shape of a ModelIdentity (for identities read back from files). */
 export function isModelIdentity(value: unknown): value is ModelIdentity {
   const v = value as Partial<Record<keyof ModelIdentity, unknown>> | null;
-  return typeof v === 'object' && v !== null && typeof v.weights === 'string' && typeof v.config === 'string' &&
-    (v.dtype === 'f32' || v.dtype === 'f16') && typeof v.source === 'string';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.weights === 'string' &&
+    typeof v.config === 'string' &&
+    (v.dtype === 'f32' || v.dtype === 'f16') &&
+    typeof v.source === 'string'
+  );
 }
 
 /**

@@ -4,7 +4,12 @@ import { UserError } from '../errors.js';
 import { isDiskFull } from './durable.js';
 
 /** Who holds a lock: enough to tell a live writer from a dead one whose PID was reused. */
-interface LockHolder { pid: number; start: string | null; host: string; since: string }
+interface LockHolder {
+  pid: number;
+  start: string | null;
+  host: string;
+  since: string;
+}
 
 /** A process's start time in clock ticks since boot (/proc/PID/stat field 22), or null where /proc is absent. */
 function processStart(pid: number): string | null {
@@ -33,14 +38,21 @@ const held = new Map<string, string>();
 /** Removes a lock file if it is still the one this process wrote. */
 function removeOwn(path: string, text: string): void {
   if (readLockText(path) !== text) return;
-  try { unlinkSync(path); } catch { /* already gone */ }
+  try {
+    unlinkSync(path);
+  } catch {
+    /* already gone */
+  }
 }
 process.on('exit', () => {
   for (const [path, text] of held) removeOwn(path, text);
 });
 
 /** A held lock; `release` removes its file (also done at exit; after a kill -9 the next writer finds it stale). */
-export interface Lock { path: string; release(): void }
+export interface Lock {
+  path: string;
+  release(): void;
+}
 
 /**
  * Takes the exclusive right to write `target` by creating `target.lock` (exclusively) with this process's PID, start
@@ -49,18 +61,35 @@ export interface Lock { path: string; release(): void }
  */
 export function acquireLock(target: string, what = target): Lock {
   const path = `${target}.lock`;
-  const me: LockHolder = { pid: process.pid, start: processStart(process.pid), host: hostname(), since: new Date().toISOString() };
+  const me: LockHolder = {
+    pid: process.pid,
+    start: processStart(process.pid),
+    host: hostname(),
+    since: new Date().toISOString(),
+  };
   // The lock appears whole or not at all: written to a file of our own, then linked into place, which (as an
   // O_EXCL create) fails when the name exists, so a reader never sees a half-written lock.
-  const mine = `${path}.${process.pid}.tmp`, myText = `${JSON.stringify(me)}\n`;
+  const mine = `${path}.${process.pid}.tmp`,
+    myText = `${JSON.stringify(me)}\n`;
   try {
     const fd = openSync(mine, 'w');
-    try { writeSync(fd, myText); } finally { closeSync(fd); }
+    try {
+      writeSync(fd, myText);
+    } finally {
+      closeSync(fd);
+    }
   } catch (e) {
-    try { unlinkSync(mine); } catch { /* not created */ }
-    throw new UserError(isDiskFull(e)
-      ? `The disk holding ${target} is full (its lock file ${path} could not be written); free some space and run again.`
-      : `Cannot create the lock file ${path} (${(e as NodeJS.ErrnoException).code ?? e}); check that its folder exists and is writable.`, { cause: e });
+    try {
+      unlinkSync(mine);
+    } catch {
+      /* not created */
+    }
+    throw new UserError(
+      isDiskFull(e)
+        ? `The disk holding ${target} is full (its lock file ${path} could not be written); free some space and run again.`
+        : `Cannot create the lock file ${path} (${(e as NodeJS.ErrnoException).code ?? e}); check that its folder exists and is writable.`,
+      { cause: e },
+    );
   }
   try {
     for (let attempt = 0; attempt < 4; attempt++) {
@@ -68,14 +97,20 @@ export function acquireLock(target: string, what = target): Lock {
         linkSync(mine, path);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'EEXIST') throw new UserError(`Cannot create the lock file ${path} (${code ?? e}); check that its folder is writable.`, { cause: e });
+        if (code !== 'EEXIST')
+          throw new UserError(
+            `Cannot create the lock file ${path} (${code ?? e}); check that its folder is writable.`,
+            { cause: e },
+          );
         const seen = readLockText(path);
         if (seen === undefined) continue; // released between our link and read
         const holder = parseHolder(seen);
         if (holder && (holder.host !== me.host || isRunning(holder))) {
           const started = new Date(holder.since).toTimeString().slice(0, 8);
           const where = holder.host !== me.host ? ` on ${holder.host}` : '';
-          throw new UserError(`${what} is being written by whylesion PID ${holder.pid}${where} (started ${started}); wait for it or stop it.`);
+          throw new UserError(
+            `${what} is being written by whylesion PID ${holder.pid}${where} (started ${started}); wait for it or stop it.`,
+          );
         }
         // Moved aside, not deleted: if another process took the stale lock over first, what we moved is its fresh
         // lock, which goes back into place.
@@ -86,11 +121,21 @@ export function acquireLock(target: string, what = target): Lock {
           continue; // someone else moved it first; the next link decides
         }
         if (readLockText(aside) === seen) {
-          process.stderr.write(`Taking over the stale lock ${path}${holder ? ` of PID ${holder.pid}, which no longer runs` : ' (damaged)'}.\n`);
+          process.stderr.write(
+            `Taking over the stale lock ${path}${holder ? ` of PID ${holder.pid}, which no longer runs` : ' (damaged)'}.\n`,
+          );
         } else {
-          try { linkSync(aside, path); } catch { /* its owner still holds it by its open run; the next link decides */ }
+          try {
+            linkSync(aside, path);
+          } catch {
+            /* its owner still holds it by its open run; the next link decides */
+          }
         }
-        try { unlinkSync(aside); } catch { /* gone */ }
+        try {
+          unlinkSync(aside);
+        } catch {
+          /* gone */
+        }
         continue;
       }
       held.set(path, myText);
@@ -103,7 +148,11 @@ export function acquireLock(target: string, what = target): Lock {
     }
     throw new UserError(`Cannot take the lock ${path}: other processes keep taking it; try again.`);
   } finally {
-    try { unlinkSync(mine); } catch { /* not created */ }
+    try {
+      unlinkSync(mine);
+    } catch {
+      /* not created */
+    }
   }
 }
 
@@ -122,6 +171,8 @@ function parseHolder(text: string): LockHolder | null {
     if (Number.isInteger(v.pid) && typeof v.host === 'string' && typeof v.since === 'string') {
       return { pid: v.pid!, start: typeof v.start === 'string' ? v.start : null, host: v.host, since: v.since };
     }
-  } catch { /* fall through */ }
+  } catch {
+    /* fall through */
+  }
   return null;
 }

@@ -10,7 +10,11 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const DESCR: Record<string, NpyArray['dtype']> = { '<f4': 'float32', '<i4': 'int32', '<i8': 'int64' };
 
 /** A .npy header: dtype, shape, and where the data starts. `bytes` need hold only the header. */
-export interface NpyHeader { dtype: NpyArray['dtype']; shape: number[]; dataStart: number }
+export interface NpyHeader {
+  dtype: NpyArray['dtype'];
+  shape: number[];
+  dataStart: number;
+}
 
 /** Parses the header at the start of `bytes` (the first 4 KiB suffice for any header numpy writes). */
 export function readNpyHeader(bytes: Uint8Array, what = 'the .npy file'): NpyHeader {
@@ -32,8 +36,13 @@ export function readNpyHeader(bytes: Uint8Array, what = 'the .npy file'): NpyHea
   }
   const dtype = DESCR[descr];
   if (!dtype) throw new UserError(`${what} has dtype ${descr}; expected little-endian float32 ('<f4') or int32/int64.`);
-  if (fortran === 'True') throw new UserError(`${what} is in Fortran order; save a C-ordered array (np.ascontiguousarray).`);
-  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  if (fortran === 'True')
+    throw new UserError(`${what} is in Fortran order; save a C-ordered array (np.ascontiguousarray).`);
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map(Number);
   return { dtype, shape, dataStart };
 }
 

@@ -26,10 +26,21 @@ export const PARQUET_ROW_GROUP_ROWS = 2048;
 export const PARQUET_METADATA_KEY = 'whylesion';
 
 /** Rows to write: consecutive rows, `data` holding files.length × dim float32 values. */
-export interface RowBatch { files: readonly string[]; data: Float32Array }
+export interface RowBatch {
+  files: readonly string[];
+  data: Float32Array;
+}
 
 /** The key-value metadata: the sidecar's fields without files, indices, skipped and dataSha256, in its key order. */
-export function parquetKeyValue(meta: { format: string; model: object; normalized: boolean; exifRotate: boolean; dim: number; rows: number; listing: object }): string {
+export function parquetKeyValue(meta: {
+  format: string;
+  model: object;
+  normalized: boolean;
+  exifRotate: boolean;
+  dim: number;
+  rows: number;
+  listing: object;
+}): string {
   const { format, model, normalized, exifRotate, dim, rows, listing } = meta;
   return JSON.stringify({ format, model, normalized, exifRotate, dim, rows, listing });
 }
@@ -40,12 +51,18 @@ function embeddingType(arrow: Arrow, dim: number): FixedSizeList {
 
 function arrowBatch(arrow: Arrow, files: readonly string[], values: Float32Array, dim: number): RecordBatch {
   const { Field, Float32, makeData, RecordBatch, Schema, Struct, Utf8, vectorFromArray } = arrow;
-  const schema = new Schema([new Field('file', new Utf8(), false), new Field('embedding', embeddingType(arrow, dim), false)]);
+  const schema = new Schema([
+    new Field('file', new Utf8(), false),
+    new Field('embedding', embeddingType(arrow, dim), false),
+  ]);
   const n = files.length;
   const fileData = vectorFromArray(files as string[], new Utf8()).data[0];
   const child = makeData({ type: new Float32(), length: n * dim, data: values });
   const embedding = makeData({ type: embeddingType(arrow, dim), length: n, nullCount: 0, child });
-  return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: n, nullCount: 0, children: [fileData, embedding] }));
+  return new RecordBatch(
+    schema,
+    makeData({ type: new Struct(schema.fields), length: n, nullCount: 0, children: [fileData, embedding] }),
+  );
 }
 
 /** Re-cuts batches of any size into batches of exactly `size` rows (the last may be shorter). */
@@ -73,7 +90,10 @@ async function* rebatch(rows: AsyncIterable<RowBatch>, dim: number, size: number
 export type ParquetMeta = Parameters<typeof parquetKeyValue>[0] & { files?: readonly string[] };
 
 /** Rows as RowBatch, naming bare float32 blocks (embedding-output's writer passes those) from meta.files. */
-async function* named(rows: AsyncIterable<RowBatch | Float32Array> | Iterable<RowBatch | Float32Array>, meta: ParquetMeta): AsyncIterable<RowBatch> {
+async function* named(
+  rows: AsyncIterable<RowBatch | Float32Array> | Iterable<RowBatch | Float32Array>,
+  meta: ParquetMeta,
+): AsyncIterable<RowBatch> {
   let row = 0;
   for await (const block of rows) {
     if (!(block instanceof Float32Array)) {
@@ -82,7 +102,8 @@ async function* named(rows: AsyncIterable<RowBatch | Float32Array> | Iterable<Ro
       continue;
     }
     const n = block.length / meta.dim;
-    if (!meta.files || row + n > meta.files.length) throw new Error(`writeParquetEmbeddings: rows ${row}..${row + n} have no names in meta.files`);
+    if (!meta.files || row + n > meta.files.length)
+      throw new Error(`writeParquetEmbeddings: rows ${row}..${row + n} have no names in meta.files`);
     yield { files: meta.files.slice(row, row + n), data: block };
     row += n;
   }
@@ -93,7 +114,11 @@ async function* named(rows: AsyncIterable<RowBatch | Float32Array> | Iterable<Ro
  * one row group), and fsyncs it. `rows` are RowBatches, or float32 blocks of whole rows named by meta.files in
  * order. Returns the hex sha256 of the bytes written.
  */
-export async function writeParquetEmbeddings(path: string, meta: ParquetMeta, rows: AsyncIterable<RowBatch | Float32Array> | Iterable<RowBatch | Float32Array>): Promise<string> {
+export async function writeParquetEmbeddings(
+  path: string,
+  meta: ParquetMeta,
+  rows: AsyncIterable<RowBatch | Float32Array> | Iterable<RowBatch | Float32Array>,
+): Promise<string> {
   const dim = meta.dim;
   const { arrow, parquet } = await libraries();
   const properties = new parquet.WriterPropertiesBuilder()
@@ -112,7 +137,9 @@ export async function writeParquetEmbeddings(path: string, meta: ParquetMeta, ro
       // A file with no rows still needs its schema: one empty batch.
       const batch = next.done ? { files: [], data: new Float32Array(0) } : next.value;
       wroteAny = true;
-      const table = parquet.Table.fromIPCStream(arrow.tableToIPC(new arrow.Table([arrowBatch(arrow, batch.files, batch.data, dim)]), 'stream'));
+      const table = parquet.Table.fromIPCStream(
+        arrow.tableToIPC(new arrow.Table([arrowBatch(arrow, batch.files, batch.data, dim)]), 'stream'),
+      );
       for (const recordBatch of table.recordBatches()) controller.enqueue(recordBatch);
       if (next.done) controller.close();
     },
@@ -147,7 +174,10 @@ export interface ParquetEmbeddings {
 }
 
 /** Opens an embeddings Parquet file lazily (byte ranges of the file, one row group at a time). */
-export async function openParquetEmbeddings(path: string, options: { direct?: boolean } = {}): Promise<ParquetEmbeddings> {
+export async function openParquetEmbeddings(
+  path: string,
+  options: { direct?: boolean } = {},
+): Promise<ParquetEmbeddings> {
   const { arrow, parquet } = await libraries();
   const { DataType, Precision, tableFromIPC } = arrow;
   let file: ParquetFile;
@@ -155,7 +185,10 @@ export async function openParquetEmbeddings(path: string, options: { direct?: bo
     file = await parquet.ParquetFile.fromFile(await openAsBlob(path));
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException)?.code) throw cause;
-    throw new UserError(`${path} is not a readable Parquet file (${String((cause as Error)?.message ?? cause).split('\n')[0]}); embed the folder again.`, { cause });
+    throw new UserError(
+      `${path} is not a readable Parquet file (${String((cause as Error)?.message ?? cause).split('\n')[0]}); embed the folder again.`,
+      { cause },
+    );
   }
   const metadata = file.metadata();
   const fileMetadata = metadata.fileMetadata();
@@ -163,12 +196,16 @@ export async function openParquetEmbeddings(path: string, options: { direct?: bo
   const names = schema.fields.map((f) => f.name);
   const unknown = names.filter((n) => n !== 'file' && n !== 'embedding');
   if (unknown.length > 0 || !names.includes('file') || !names.includes('embedding')) {
-    throw new UserError(`${path} has the columns ${names.join(', ')}; a whylesion embeddings file has exactly file and embedding.`);
+    throw new UserError(
+      `${path} has the columns ${names.join(', ')}; a whylesion embeddings file has exactly file and embedding.`,
+    );
   }
   const type: DataType = schema.fields.find((f) => f.name === 'embedding')!.type;
   const child: DataType | undefined = (type as FixedSizeList).children?.[0]?.type;
   if (!DataType.isFixedSizeList(type) || !child || !DataType.isFloat(child) || child.precision !== Precision.SINGLE) {
-    throw new UserError(`${path}'s embedding column is ${String(type)}, not a fixed-size list of float32; write it with whylesion embed or merge.`);
+    throw new UserError(
+      `${path}'s embedding column is ${String(type)}, not a fixed-size list of float32; write it with whylesion embed or merge.`,
+    );
   }
   const dim = type.listSize;
   const rowGroups = metadata.numRowGroups();
@@ -182,8 +219,12 @@ export async function openParquetEmbeddings(path: string, options: { direct?: bo
   }
   // options.direct === false always decodes with parquet-wasm (tests compare the two readers).
   const plain = options.direct === false ? undefined : await plainEmbeddingLayout(path, dim);
-  const direct = plain !== undefined && plain.rowGroups.length === rowGroups && plain.rowGroups.every((g, i) => g.rows === groupRows[i]);
-  const readGroup = async (group: number, columns: string[]) => tableFromIPC((await file.read({ rowGroups: [group], columns, batchSize: groupRows[group] || 1 })).intoIPCStream());
+  const direct =
+    plain !== undefined &&
+    plain.rowGroups.length === rowGroups &&
+    plain.rowGroups.every((g, i) => g.rows === groupRows[i]);
+  const readGroup = async (group: number, columns: string[]) =>
+    tableFromIPC((await file.read({ rowGroups: [group], columns, batchSize: groupRows[group] || 1 })).intoIPCStream());
   const decodedRowGroup = async (group: number): Promise<Float32Array> => {
     const table = await readGroup(group, ['embedding']);
     const data = new Float32Array(table.numRows * dim);
@@ -209,7 +250,9 @@ export async function openParquetEmbeddings(path: string, options: { direct?: bo
     async *chunks(maxRows) {
       let first = 0;
       for (let group = 0; group < rowGroups; group++) {
-        const data = direct ? await readPlainRowGroup(path, plain!.rowGroups[group], dim) : await decodedRowGroup(group);
+        const data = direct
+          ? await readPlainRowGroup(path, plain!.rowGroups[group], dim)
+          : await decodedRowGroup(group);
         const rows = data.length / dim;
         for (let at = 0; at < rows; at += maxRows) {
           const n = Math.min(maxRows, rows - at);
@@ -222,7 +265,10 @@ export async function openParquetEmbeddings(path: string, options: { direct?: bo
 }
 
 /** Every row of a (small) embeddings Parquet file: names, the float32 rows, the key-value metadata. */
-export async function readParquetEmbeddings(path: string, options: { direct?: boolean } = {}): Promise<{ files: string[]; dim: number; data: Float32Array; keyValue: unknown; direct: boolean }> {
+export async function readParquetEmbeddings(
+  path: string,
+  options: { direct?: boolean } = {},
+): Promise<{ files: string[]; dim: number; data: Float32Array; keyValue: unknown; direct: boolean }> {
   const opened = await openParquetEmbeddings(path, options);
   const files: string[] = [];
   for (let g = 0; g < opened.rowGroups; g++) files.push(...(await opened.files(g)));

@@ -39,7 +39,9 @@ export class BlobAccess implements RandomAccess {
 
   async read(position: number, into: Uint8Array): Promise<void> {
     if (position < 0 || position + into.length > this.blob.size) {
-      throw new UserError(`${this.what} ends early (wanted bytes ${position}..${position + into.length} of ${this.blob.size}); pick or download it again.`);
+      throw new UserError(
+        `${this.what} ends early (wanted bytes ${position}..${position + into.length} of ${this.blob.size}); pick or download it again.`,
+      );
     }
     for (let done = 0; done < into.length; done += PIECE_BYTES) {
       const end = Math.min(into.length, done + PIECE_BYTES);
@@ -72,7 +74,14 @@ export class HttpRangeAccess implements RandomAccess {
   ) {}
 
   /** Learns the file's size (a HEAD request) before any range is read. */
-  static async open(url: string, options: { fetch?: typeof fetch; onPiece?: (position: number, bytes: Uint8Array) => void | Promise<void>; onBytes?: (loaded: number, total: number) => void } = {}): Promise<HttpRangeAccess> {
+  static async open(
+    url: string,
+    options: {
+      fetch?: typeof fetch;
+      onPiece?: (position: number, bytes: Uint8Array) => void | Promise<void>;
+      onBytes?: (loaded: number, total: number) => void;
+    } = {},
+  ): Promise<HttpRangeAccess> {
     const fetchImpl = options.fetch ?? fetch;
     const response = await request(fetchImpl, url, { method: 'HEAD' });
     const size = Number(response.headers.get('content-length'));
@@ -85,17 +94,23 @@ export class HttpRangeAccess implements RandomAccess {
 
   async read(position: number, into: Uint8Array): Promise<void> {
     if (position < 0 || position + into.length > this.size) {
-      throw new UserError(`${this.url} ends early (wanted bytes ${position}..${position + into.length} of ${this.size}); check the file on the server.`);
+      throw new UserError(
+        `${this.url} ends early (wanted bytes ${position}..${position + into.length} of ${this.size}); check the file on the server.`,
+      );
     }
     if (this.body) return this.readStreamed(position, into);
     for (let done = 0; done < into.length; done += PIECE_BYTES) {
       const end = Math.min(into.length, done + PIECE_BYTES);
       const first = position + done;
-      const response = await request(this.fetchImpl, this.url, { headers: { Range: `bytes=${first}-${position + end - 1}` } });
+      const response = await request(this.fetchImpl, this.url, {
+        headers: { Range: `bytes=${first}-${position + end - 1}` },
+      });
       if (response.status !== 206) {
         if (first !== 0 || !response.body) {
           await response.body?.cancel();
-          throw new UserError(`${this.url} was sent whole instead of the requested byte range (HTTP ${response.status}); serve it from a server that supports Range requests.`);
+          throw new UserError(
+            `${this.url} was sent whole instead of the requested byte range (HTTP ${response.status}); serve it from a server that supports Range requests.`,
+          );
         }
         // The server ignores Range: from here on, its one whole-file body serves every read, in order.
         this.body = new SequentialBody(response.body, this.url);
@@ -103,7 +118,9 @@ export class HttpRangeAccess implements RandomAccess {
       }
       const piece = new Uint8Array(await response.arrayBuffer());
       if (piece.length !== end - done) {
-        throw new UserError(`${this.url} sent ${piece.length} bytes for a range of ${end - done}; check the file on the server.`);
+        throw new UserError(
+          `${this.url} sent ${piece.length} bytes for a range of ${end - done}; check the file on the server.`,
+        );
       }
       into.set(piece, done);
       await this.arrived(first, piece);
@@ -113,7 +130,9 @@ export class HttpRangeAccess implements RandomAccess {
   private async readStreamed(position: number, into: Uint8Array): Promise<void> {
     const body = this.body!;
     if (position < body.position) {
-      throw new Error(`${this.url} is streamed whole (the server ignores Range), so reads must go front to back; byte ${position} was asked for after ${body.position}`);
+      throw new Error(
+        `${this.url} is streamed whole (the server ignores Range), so reads must go front to back; byte ${position} was asked for after ${body.position}`,
+      );
     }
     // Bytes between reads (padding, tensors the model does not use) pass through to the stored copy.
     while (body.position < position) {
@@ -146,7 +165,10 @@ class SequentialBody {
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
   private chunk: Uint8Array = new Uint8Array(0);
 
-  constructor(stream: ReadableStream<Uint8Array>, private readonly url: string) {
+  constructor(
+    stream: ReadableStream<Uint8Array>,
+    private readonly url: string,
+  ) {
     this.reader = stream.getReader();
   }
 
@@ -155,7 +177,10 @@ class SequentialBody {
     while (done < into.length) {
       if (this.chunk.length === 0) {
         const next = await this.reader.read();
-        if (next.done) throw new UserError(`${this.url} ended after ${this.position} bytes, before its declared size; check the file on the server.`);
+        if (next.done)
+          throw new UserError(
+            `${this.url} ended after ${this.position} bytes, before its declared size; check the file on the server.`,
+          );
         this.chunk = next.value;
         continue;
       }
@@ -177,11 +202,16 @@ async function request(fetchImpl: typeof fetch, url: string, init: RequestInit):
   try {
     response = await fetchImpl(url, init);
   } catch (cause) {
-    throw new UserError(`Could not reach ${url} (${cause instanceof Error ? cause.message : String(cause)}); check the address and your connection.`, { cause });
+    throw new UserError(
+      `Could not reach ${url} (${cause instanceof Error ? cause.message : String(cause)}); check the address and your connection.`,
+      { cause },
+    );
   }
   if (!response.ok) {
     await response.body?.cancel();
-    throw new UserError(`${url} answered HTTP ${response.status}; check that the model folder holds ${CONFIG_FILE} and ${SAFETENSORS_FILE}.`);
+    throw new UserError(
+      `${url} answered HTTP ${response.status}; check that the model folder holds ${CONFIG_FILE} and ${SAFETENSORS_FILE}.`,
+    );
   }
   return response;
 }
@@ -189,23 +219,36 @@ async function request(fetchImpl: typeof fetch, url: string, init: RequestInit):
 /** The `https://…/resolve/<revision>/` folder of a Hub repository named `hf-hub:ID[@revision]`. */
 export function hubFolderUrl(id: string, options: { endpoint?: string; revision?: string } = {}): string {
   const [repo, atRevision] = id.slice('hf-hub:'.length).split('@');
-  if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new UserError(`${id} is not a Hub model id; write hf-hub:OWNER/NAME, e.g. hf-hub:yyupenn/whylesionclip.`);
+  if (!/^[\w.-]+\/[\w.-]+$/.test(repo))
+    throw new UserError(`${id} is not a Hub model id; write hf-hub:OWNER/NAME, e.g. hf-hub:yyupenn/whylesionclip.`);
   const endpoint = (options.endpoint ?? 'https://huggingface.co').replace(/\/+$/, '');
   return `${endpoint}/${repo}/resolve/${encodeURIComponent(atRevision ?? options.revision ?? 'main')}/`;
 }
 
 /** Parses and checks a config against the tensors the weights hold; closes the source when they do not fit. */
-export async function checkedCheckpoint(configText: string, configWhat: string, source: TensorSource, weightsWhat: string, weightsIdentity: string): Promise<OpenedCheckpoint> {
+export async function checkedCheckpoint(
+  configText: string,
+  configWhat: string,
+  source: TensorSource,
+  weightsWhat: string,
+  weightsIdentity: string,
+): Promise<OpenedCheckpoint> {
   try {
     let raw: unknown;
     try {
       raw = JSON.parse(configText);
     } catch (cause) {
-      throw new UserError(`${configWhat} is not valid JSON; use the ${CONFIG_FILE} that came with the model.`, { cause });
+      throw new UserError(`${configWhat} is not valid JSON; use the ${CONFIG_FILE} that came with the model.`, {
+        cause,
+      });
     }
     const config = parseClipConfig(raw, configWhat);
     checkTensors(config, new Map([...source.tensors].map(([name, t]) => [name, t.shape])), weightsWhat);
-    return { config, source, identity: { weights: weightsIdentity, config: await sha256Tag(configText), source: weightsWhat } };
+    return {
+      config,
+      source,
+      identity: { weights: weightsIdentity, config: await sha256Tag(configText), source: weightsWhat },
+    };
   } catch (error) {
     await source.close();
     throw error;
@@ -246,6 +289,8 @@ export function fileInFolder(folder: string, file: string, base?: string): strin
   try {
     return new URL(file, new URL(withSlash, base)).href;
   } catch (cause) {
-    throw new UserError(`${folder} is not a URL; pass a model folder URL, hf-hub:ID or the picked model files.`, { cause });
+    throw new UserError(`${folder} is not a URL; pass a model folder URL, hf-hub:ID or the picked model files.`, {
+      cause,
+    });
   }
 }

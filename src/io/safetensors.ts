@@ -19,7 +19,20 @@ import {
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 /** Data types that are valid safetensors but that whylesion does not read. */
-const OTHER_DTYPES = new Set(['F64', 'I64', 'I32', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'BOOL', 'F8_E4M3', 'F8_E5M2']);
+const OTHER_DTYPES = new Set([
+  'F64',
+  'I64',
+  'I32',
+  'I16',
+  'I8',
+  'U64',
+  'U32',
+  'U16',
+  'U8',
+  'BOOL',
+  'F8_E4M3',
+  'F8_E5M2',
+]);
 
 export interface SafetensorsHeader {
   tensors: Map<string, PlacedTensor>;
@@ -42,51 +55,72 @@ export async function readSafetensorsHeader(access: RandomAccess, what: string):
   if (headerLength > BigInt(access.size - 8)) {
     throw invalid(what, `its header length ${headerLength} runs past the end of the file (${access.size} bytes)`);
   }
-  if (headerLength > BigInt(MAX_HEADER_BYTES)) throw invalid(what, `its header length ${headerLength} is over the ${MAX_HEADER_BYTES}-byte limit`);
+  if (headerLength > BigInt(MAX_HEADER_BYTES))
+    throw invalid(what, `its header length ${headerLength} is over the ${MAX_HEADER_BYTES}-byte limit`);
   const headerBytes = new Uint8Array(Number(headerLength));
   await access.read(8, headerBytes);
   const dataStart = 8 + headerBytes.length;
   return { ...parseHeaderJson(headerBytes, access.size - dataStart, what), dataStart: dataStart };
 }
 
-function parseHeaderJson(headerBytes: Uint8Array, dataLength: number, what: string): Omit<SafetensorsHeader, 'dataStart'> {
+function parseHeaderJson(
+  headerBytes: Uint8Array,
+  dataLength: number,
+  what: string,
+): Omit<SafetensorsHeader, 'dataStart'> {
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch {
     throw invalid(what, 'its header is not well-formed UTF-8 JSON');
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw invalid(what, 'its header is not a JSON object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw invalid(what, 'its header is not a JSON object');
 
   const metadata: Record<string, string> = {};
   const tensors = new Map<string, PlacedTensor>();
   const spans: { name: string; begin: number; end: number }[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') {
-      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw invalid(what, '__metadata__ is not an object');
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+        throw invalid(what, '__metadata__ is not an object');
       for (const [key, value] of Object.entries(entry)) {
         if (typeof value !== 'string') throw invalid(what, `__metadata__ entry '${key}' is not a string`);
         metadata[key] = value;
       }
       continue;
     }
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw invalid(what, `tensor ${name}'s entry is not an object`);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+      throw invalid(what, `tensor ${name}'s entry is not an object`);
     const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
     if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
       if (typeof dtype === 'string' && OTHER_DTYPES.has(dtype)) {
-        throw new UserError(`${what} stores tensor ${name} as ${dtype}; whylesion reads only F32, F16 and BF16 checkpoints, so convert it to one of those.`);
+        throw new UserError(
+          `${what} stores tensor ${name} as ${dtype}; whylesion reads only F32, F16 and BF16 checkpoints, so convert it to one of those.`,
+        );
       }
       throw invalid(what, `tensor ${name} has unknown dtype ${JSON.stringify(dtype)}`);
     }
-    if (!Array.isArray(shape) || !shape.every(isNaturalNumber)) throw invalid(what, `tensor ${name}'s shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (!Array.isArray(shape) || !shape.every(isNaturalNumber))
+      throw invalid(what, `tensor ${name}'s shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNaturalNumber) || offsets[0] > offsets[1]) {
-      throw invalid(what, `tensor ${name}'s data_offsets ${JSON.stringify(offsets)} are not two increasing non-negative integers`);
+      throw invalid(
+        what,
+        `tensor ${name}'s data_offsets ${JSON.stringify(offsets)} are not two increasing non-negative integers`,
+      );
     }
     const [begin, end] = offsets as [number, number];
-    if (end > dataLength) throw invalid(what, `tensor ${name}'s offsets [${begin},${end}] run past the end of the data (${dataLength} bytes)`);
+    if (end > dataLength)
+      throw invalid(
+        what,
+        `tensor ${name}'s offsets [${begin},${end}] run past the end of the data (${dataLength} bytes)`,
+      );
     const expected = elementCount(shape) * DTYPE_BYTES[dtype as DType];
     if (end - begin !== expected) {
-      throw invalid(what, `tensor ${name} spans ${end - begin} bytes but shape [${shape.join(',')}] of ${dtype} needs ${expected}`);
+      throw invalid(
+        what,
+        `tensor ${name} spans ${end - begin} bytes but shape [${shape.join(',')}] of ${dtype} needs ${expected}`,
+      );
     }
     tensors.set(name, { name, dtype: dtype as DType, shape: [...shape], position: begin });
     spans.push({ name, begin, end });
@@ -96,7 +130,10 @@ function parseHeaderJson(headerBytes: Uint8Array, dataLength: number, what: stri
     const [prev, cur] = [spans[i - 1], spans[i]];
     // Empty tensors occupy no bytes, so they cannot overlap anything.
     if (cur.begin < prev.end && cur.end > cur.begin) {
-      throw invalid(what, `tensors ${prev.name} [${prev.begin},${prev.end}] and ${cur.name} [${cur.begin},${cur.end}] overlap`);
+      throw invalid(
+        what,
+        `tensors ${prev.name} [${prev.begin},${prev.end}] and ${cur.name} [${cur.begin},${cur.end}] overlap`,
+      );
     }
   }
   return { tensors, metadata };
@@ -111,7 +148,11 @@ export class SafetensorsSource extends PlacedTensorSource {
     readonly metadata: Record<string, string>,
   ) {
     // In data order, so that whoever walks the tensors in this order reads the file front to back.
-    const absolute = new Map([...header.tensors].sort(([, a], [, b]) => a.position - b.position).map(([name, t]) => [name, { ...t, position: header.dataStart + t.position }]));
+    const absolute = new Map(
+      [...header.tensors]
+        .sort(([, a], [, b]) => a.position - b.position)
+        .map(([name, t]) => [name, { ...t, position: header.dataStart + t.position }]),
+    );
     super(access, absolute, what);
   }
 
@@ -144,7 +185,10 @@ export interface EncodedHeader {
   sizes: number[];
 }
 
-export function encodeSafetensorsHeader(entries: readonly TensorLayoutEntry[], metadata?: Record<string, string>): EncodedHeader {
+export function encodeSafetensorsHeader(
+  entries: readonly TensorLayoutEntry[],
+  metadata?: Record<string, string>,
+): EncodedHeader {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   const sizes: number[] = [];
@@ -168,13 +212,18 @@ export function encodeSafetensorsHeader(entries: readonly TensorLayoutEntry[], m
 export function tensorBytes(entry: TensorLayoutEntry, data: TensorData): Uint8Array {
   const wantF32 = entry.dtype === 'F32';
   if (wantF32 !== data instanceof Float32Array || data.length !== elementCount(entry.shape)) {
-    throw new Error(`data for ${entry.name} (${data.constructor.name}[${data.length}]) does not match ${entry.dtype} [${entry.shape}]`);
+    throw new Error(
+      `data for ${entry.name} (${data.constructor.name}[${data.length}]) does not match ${entry.dtype} [${entry.shape}]`,
+    );
   }
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** Whole safetensors file in memory (tests and small files). */
-export function encodeSafetensors(tensors: readonly (TensorLayoutEntry & { data: TensorData })[], metadata?: Record<string, string>): Uint8Array {
+export function encodeSafetensors(
+  tensors: readonly (TensorLayoutEntry & { data: TensorData })[],
+  metadata?: Record<string, string>,
+): Uint8Array {
   const { bytes: header, sizes } = encodeSafetensorsHeader(tensors, metadata);
   const out = new Uint8Array(header.length + sizes.reduce((a, b) => a + b, 0));
   out.set(header);

@@ -1,6 +1,13 @@
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { UserError } from '../errors.js';
-import { SafetensorsSource, encodeSafetensorsHeader, readSafetensorsHeader, tensorBytes, type TensorData, type TensorLayoutEntry } from './safetensors.js';
+import {
+  SafetensorsSource,
+  encodeSafetensorsHeader,
+  readSafetensorsHeader,
+  tensorBytes,
+  type TensorData,
+  type TensorLayoutEntry,
+} from './safetensors.js';
 import type { RandomAccess } from './tensor-source.js';
 
 /** Positioned reads from a file on disk; never loads it whole. */
@@ -18,7 +25,8 @@ export class FileAccess implements RandomAccess {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new UserError(`${path} does not exist; check the path.`, { cause: error });
-      if (code === 'EISDIR') throw new UserError(`${path} is a folder, not a file; pass the file inside it.`, { cause: error });
+      if (code === 'EISDIR')
+        throw new UserError(`${path} is a folder, not a file; pass the file inside it.`, { cause: error });
       throw new UserError(`cannot open ${path} (${code ?? String(error)}); check its permissions.`, { cause: error });
     }
     const { size } = await handle.stat();
@@ -30,7 +38,10 @@ export class FileAccess implements RandomAccess {
     while (done < into.length) {
       // Node caps one read at 2 GiB; big tensors arrive in several reads.
       const { bytesRead } = await this.handle.read(into, done, Math.min(into.length - done, 1 << 30), position + done);
-      if (bytesRead === 0) throw new UserError(`${this.path} ends early at byte ${position + done} (expected ${position + into.length}); re-download it.`);
+      if (bytesRead === 0)
+        throw new UserError(
+          `${this.path} ends early at byte ${position + done} (expected ${position + into.length}); re-download it.`,
+        );
       done += bytesRead;
     }
   }
@@ -63,7 +74,11 @@ export interface TensorToWrite extends TensorLayoutEntry {
  * Writes a safetensors file tensor by tensor (only one tensor's data is alive at a time when `data` is lazy),
  * into a temporary file that is renamed into place, so a crash never leaves a half-written file at `path`.
  */
-export async function writeSafetensors(path: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: readonly TensorToWrite[],
+  metadata?: Record<string, string>,
+): Promise<void> {
   const { bytes: header, sizes } = encodeSafetensorsHeader(tensors, metadata);
   const temporary = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   const handle = await open(temporary, 'wx');
@@ -75,7 +90,12 @@ export async function writeSafetensors(path: string, tensors: readonly TensorToW
       const data = typeof entry.data === 'function' ? await entry.data() : entry.data;
       const bytes = tensorBytes(entry, data);
       for (let done = 0; done < bytes.length; ) {
-        const { bytesWritten } = await handle.write(bytes, done, Math.min(bytes.length - done, 1 << 30), position + done);
+        const { bytesWritten } = await handle.write(
+          bytes,
+          done,
+          Math.min(bytes.length - done, 1 << 30),
+          position + done,
+        );
         done += bytesWritten;
       }
       position += sizes[i];

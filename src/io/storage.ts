@@ -84,7 +84,9 @@ export class StoreWriter {
         return;
       }
       await this.stream.close();
-      const marker = await (await this.dir.getFileHandle(`${nameOf(this.url)}.complete`, { create: true })).createWritable();
+      const marker = await (
+        await this.dir.getFileHandle(`${nameOf(this.url)}.complete`, { create: true })
+      ).createWritable();
       await marker.write(String(this.size));
       await marker.close();
     } catch {

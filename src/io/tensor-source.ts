@@ -1,7 +1,23 @@
 import { UserError } from '../errors.js';
-import { DTYPE_BYTES, bf16BitsToF32, elementCount, f16BitsToF32, f32BitsToF16Bits, f32ToF16Bits, type TensorInfo, type TensorSource } from '../model/tensor-source.js';
+import {
+  DTYPE_BYTES,
+  bf16BitsToF32,
+  elementCount,
+  f16BitsToF32,
+  f32BitsToF16Bits,
+  f32ToF16Bits,
+  type TensorInfo,
+  type TensorSource,
+} from '../model/tensor-source.js';
 
-export { DTYPE_BYTES, bf16BitsToF32, elementCount, f16BitsToF32, f32BitsToF16Bits, f32ToF16Bits } from '../model/tensor-source.js';
+export {
+  DTYPE_BYTES,
+  bf16BitsToF32,
+  elementCount,
+  f16BitsToF32,
+  f32BitsToF16Bits,
+  f32ToF16Bits,
+} from '../model/tensor-source.js';
 export type { DType, TensorInfo, TensorSource } from '../model/tensor-source.js';
 
 /** Positioned reads over a file or a buffer; the only thing the format parsers need from the platform. */
@@ -25,7 +41,9 @@ export class BytesAccess implements RandomAccess {
 
   async read(position: number, into: Uint8Array): Promise<void> {
     if (position < 0 || position + into.length > this.bytes.length) {
-      throw new UserError(`${this.what} ends early (wanted bytes ${position}..${position + into.length} of ${this.bytes.length}); re-download it.`);
+      throw new UserError(
+        `${this.what} ends early (wanted bytes ${position}..${position + into.length} of ${this.bytes.length}); re-download it.`,
+      );
     }
     into.set(this.bytes.subarray(position, position + into.length));
   }
@@ -58,7 +76,8 @@ export class PlacedTensorSource implements TensorSource {
 
   private lookup(name: string): PlacedTensor {
     const tensor = this.placed.get(name);
-    if (!tensor) throw new UserError(`${this.what} has no tensor named '${name}'; check that it is a checkpoint for this model.`);
+    if (!tensor)
+      throw new UserError(`${this.what} has no tensor named '${name}'; check that it is a checkpoint for this model.`);
     return tensor;
   }
 
@@ -68,7 +87,10 @@ export class PlacedTensorSource implements TensorSource {
   }
 
   /** Reads the tensor's raw elements in chunks of whole elements, handing each chunk and its element index on. */
-  private async forEachChunk(tensor: PlacedTensor, handle: (raw: Uint8Array, firstElement: number) => void): Promise<void> {
+  private async forEachChunk(
+    tensor: PlacedTensor,
+    handle: (raw: Uint8Array, firstElement: number) => void,
+  ): Promise<void> {
     const size = DTYPE_BYTES[tensor.dtype];
     const total = elementCount(tensor.shape) * size;
     const chunkBytes = Math.min(total, STAGING_BYTES);
@@ -133,7 +155,12 @@ export class PlacedTensorSource implements TensorSource {
   }
 }
 
-function checkOut<T extends Float32Array | Uint16Array>(out: T | undefined, count: number, name: string): T | undefined {
-  if (out && out.length !== count) throw new Error(`output buffer for ${name} has ${out.length} elements, tensor has ${count}`);
+function checkOut<T extends Float32Array | Uint16Array>(
+  out: T | undefined,
+  count: number,
+  name: string,
+): T | undefined {
+  if (out && out.length !== count)
+    throw new Error(`output buffer for ${name} has ${out.length} elements, tensor has ${count}`);
   return out;
 }

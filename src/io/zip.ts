@@ -30,8 +30,12 @@ async function readBytes(access: RandomAccess, position: number, length: number)
  * members stored without compression. Compressed members are listed with `compressed: true` so callers can refuse
  * them by name.
  */
-export async function readZipDirectory(access: RandomAccess, what: string): Promise<Map<string, ZipEntry & { compressed: boolean }>> {
-  const bad = (problem: string) => new UserError(`${what} is not a readable zip archive: ${problem}; re-download it or re-save it with torch.save.`);
+export async function readZipDirectory(
+  access: RandomAccess,
+  what: string,
+): Promise<Map<string, ZipEntry & { compressed: boolean }>> {
+  const bad = (problem: string) =>
+    new UserError(`${what} is not a readable zip archive: ${problem}; re-download it or re-save it with torch.save.`);
   if (access.size < 22) throw bad(`it is only ${access.size} bytes long`);
   const tailLength = Math.min(access.size, EOCD_SEARCH_BYTES);
   const tailStart = access.size - tailLength;
@@ -49,7 +53,8 @@ export async function readZipDirectory(access: RandomAccess, what: string): Prom
   let directoryStart = tail.getUint32(eocd + 16, true);
   if (entryCount === 0xffff || directorySize === 0xffffffff || directoryStart === 0xffffffff) {
     const locator = eocd - 20;
-    if (locator < 0 || tail.getUint32(locator, true) !== ZIP64_LOCATOR_SIGNATURE) throw bad('a zip64 archive without its zip64 locator');
+    if (locator < 0 || tail.getUint32(locator, true) !== ZIP64_LOCATOR_SIGNATURE)
+      throw bad('a zip64 archive without its zip64 locator');
     const recordPosition = Number(tail.getBigUint64(locator + 8, true));
     if (recordPosition + 56 > access.size) throw bad('its zip64 end record lies past the end of the file');
     const record = await readBytes(access, recordPosition, 56);
@@ -65,7 +70,8 @@ export async function readZipDirectory(access: RandomAccess, what: string): Prom
   const entries = new Map<string, ZipEntry & { compressed: boolean }>();
   let at = 0;
   for (let n = 0; n < entryCount; n++) {
-    if (at + 46 > directorySize || directory.getUint32(at, true) !== CENTRAL_SIGNATURE) throw bad(`central directory entry ${n} is broken`);
+    if (at + 46 > directorySize || directory.getUint32(at, true) !== CENTRAL_SIGNATURE)
+      throw bad(`central directory entry ${n} is broken`);
     const method = directory.getUint16(at + 10, true);
     let compressedSize = directory.getUint32(at + 20, true);
     let size = directory.getUint32(at + 24, true);

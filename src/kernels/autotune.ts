@@ -1,6 +1,13 @@
 import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import { matmul, Scope } from './index.js';
-import { defaultMatmulVariant, matmulCandidates, shapeKey, tuningOf, type MatmulShape, type MatmulVariant } from './tuning.js';
+import {
+  defaultMatmulVariant,
+  matmulCandidates,
+  shapeKey,
+  tuningOf,
+  type MatmulShape,
+  type MatmulVariant,
+} from './tuning.js';
 
 export interface CandidateResult {
   variant: MatmulVariant;
@@ -49,11 +56,14 @@ function values(n: number, seed: number): Float32Array {
 
 /** f16 bit patterns of magnitude 2^-6..2^0 and their exact f32 values. */
 function halfValues(n: number, seed: number): { bits: Uint16Array; exact: Float32Array } {
-  const bits = new Uint16Array(n), exact = new Float32Array(n);
+  const bits = new Uint16Array(n),
+    exact = new Float32Array(n);
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const sign = s >>> 31, exponent = 9 + ((s >>> 10) % 6), mantissa = s & 0x3ff;
+    const sign = s >>> 31,
+      exponent = 9 + ((s >>> 10) % 6),
+      mantissa = s & 0x3ff;
     bits[i] = (sign << 15) | (exponent << 10) | mantissa;
     exact[i] = (sign ? -1 : 1) * (1 + mantissa / 1024) * 2 ** (exponent - 15);
   }
@@ -67,7 +77,8 @@ function checkRows(M: number): number[] {
 /** max |got − want| / max |want| over the checked rows. */
 function rowsError(got: Float32Array, x: Float32Array, w: Float32Array, shape: MatmulShape, rows: number[]): number {
   const { N, K } = shape;
-  let maxDiff = 0, maxWant = 0;
+  let maxDiff = 0,
+    maxWant = 0;
   for (const r of rows) {
     for (let n = 0; n < N; n++) {
       let want = 0;
@@ -84,7 +95,13 @@ function rowsError(got: Float32Array, x: Float32Array, w: Float32Array, shape: M
  * them (wall time includes the submit and, on Dawn/Node, a polling JS thread that competes with CPU
  * adapters for cores), else wall time of one submission.
  */
-async function timeDispatch(gpu: Gpu, label: string, dispatch: Dispatch, repeat: number, out: GPUBuffer): Promise<number> {
+async function timeDispatch(
+  gpu: Gpu,
+  label: string,
+  dispatch: Dispatch,
+  repeat: number,
+  out: GPUBuffer,
+): Promise<number> {
   const dispatches = new Array<Dispatch>(repeat).fill(dispatch);
   if (gpu.hasTimestamps) return (await gpu.profile(label, dispatches)).reduce((sum, t) => sum + t.ms, 0) / repeat;
   const t0 = performance.now();
@@ -102,7 +119,11 @@ function median(xs: number[]): number {
  * checked against a CPU product on a few rows), records the fastest correct one as the device's choice
  * for the shape's key (see tuning.ts), and returns all measurements. Plans made before keep their kernels.
  */
-export async function tuneMatmuls(gpu: Gpu, shapes: readonly MatmulShape[], options: TuneOptions = {}): Promise<ShapeResult[]> {
+export async function tuneMatmuls(
+  gpu: Gpu,
+  shapes: readonly MatmulShape[],
+  options: TuneOptions = {},
+): Promise<ShapeResult[]> {
   const runs = options.runs ?? 5;
   const results: ShapeResult[] = [];
   const unique = [...new Map(shapes.map((s) => [shapeKey(s), s])).values()];
@@ -117,7 +138,12 @@ export async function tuneMatmuls(gpu: Gpu, shapes: readonly MatmulShape[], opti
   return results;
 }
 
-async function tuneShape(gpu: Gpu, shape: MatmulShape, runs: number, only?: readonly MatmulVariant[]): Promise<ShapeResult | undefined> {
+async function tuneShape(
+  gpu: Gpu,
+  shape: MatmulShape,
+  runs: number,
+  only?: readonly MatmulVariant[],
+): Promise<ShapeResult | undefined> {
   const runnable = matmulCandidates(gpu, shape);
   if (runnable.length === 0) return undefined;
   const candidates = only ? [...only] : runnable;
@@ -137,8 +163,13 @@ async function tuneShape(gpu: Gpu, shape: MatmulShape, runs: number, only?: read
     const failed: CandidateResult[] = [];
     // Compile all candidates together (pipeline compilation dominates the first call).
     // (through .then, so that a candidate rejected synchronously fails alone)
-    const made = await Promise.allSettled(candidates.map((variant) => Promise.resolve().then(() =>
-      matmul(scope, `tune ${key} ${variant}`, { x: X, w: W, y: Y, M, N, K, wDtype, variant }))));
+    const made = await Promise.allSettled(
+      candidates.map((variant) =>
+        Promise.resolve().then(() =>
+          matmul(scope, `tune ${key} ${variant}`, { x: X, w: W, y: Y, M, N, K, wDtype, variant }),
+        ),
+      ),
+    );
     const poisoned = new Float32Array(M * N).fill(Number.NaN); // a kernel that skips outputs cannot pass on the previous one's
     for (const [i, variant] of candidates.entries()) {
       const m = made[i];
@@ -156,14 +187,18 @@ async function tuneShape(gpu: Gpu, shape: MatmulShape, runs: number, only?: read
           failed.push({ variant, error: `relative error ${error.toExponential(1)} against the CPU product` });
           continue;
         }
-        dispatches.set(variant, { dispatch: m.value, repeat: Math.max(1, Math.min(16, Math.round(TARGET_SUBMIT_MS / Math.max(first, 0.1)))) });
+        dispatches.set(variant, {
+          dispatch: m.value,
+          repeat: Math.max(1, Math.min(16, Math.round(TARGET_SUBMIT_MS / Math.max(first, 0.1)))),
+        });
         timings.set(variant, []);
       } catch (e) {
         failed.push({ variant, error: (e as Error).message });
       }
     }
     for (let r = 0; r < runs; r++) {
-      for (const [variant, { dispatch, repeat }] of dispatches) timings.get(variant)!.push(await timeDispatch(gpu, `tune ${key} ${variant}`, dispatch, repeat, Y));
+      for (const [variant, { dispatch, repeat }] of dispatches)
+        timings.get(variant)!.push(await timeDispatch(gpu, `tune ${key} ${variant}`, dispatch, repeat, Y));
     }
     const measured: CandidateResult[] = [...timings].map(([variant, ms]) => ({ variant, ms: median(ms) }));
     if (measured.length === 0) return { key, shape, candidates: failed };

@@ -1,11 +1,32 @@
 import { uniformWords, type Dispatch, type Gpu } from '../runtime/gpu.js';
 import { shaderPipeline, type ShaderDefines } from './shader.js';
 import {
-  bindingBuffers, ELEMENTWISE_OPS, matmulFlags, matmulLaunch, matmulWorkgroups, OTHER_SPECS, PACKED_TILE_COLS, packedMatmulLaunch,
-  parseSubgroupVariant, scalarMatmulLaunch, uniformValues, type Activation, type BindingArgs, type ElementwiseOp, type KernelSpec,
-  type MatmulLaunch, type UniformValues,
+  bindingBuffers,
+  ELEMENTWISE_OPS,
+  matmulFlags,
+  matmulLaunch,
+  matmulWorkgroups,
+  OTHER_SPECS,
+  PACKED_TILE_COLS,
+  packedMatmulLaunch,
+  parseSubgroupVariant,
+  scalarMatmulLaunch,
+  uniformValues,
+  type Activation,
+  type BindingArgs,
+  type ElementwiseOp,
+  type KernelSpec,
+  type MatmulLaunch,
+  type UniformValues,
 } from './spec.js';
-import { defaultMatmulVariant, subgroupsOf8, subgroupsOf16, tuningOf, type MatmulVariant, type WeightDtype } from './tuning.js';
+import {
+  defaultMatmulVariant,
+  subgroupsOf8,
+  subgroupsOf16,
+  tuningOf,
+  type MatmulVariant,
+  type WeightDtype,
+} from './tuning.js';
 
 export type { MatmulVariant, WeightDtype } from './tuning.js';
 export type { Activation, ElementwiseOp, KernelSpec } from './spec.js';
@@ -50,7 +71,14 @@ async function dispatch<S extends KernelSpec>(
 ): Promise<Dispatch> {
   const pipeline = await shaderPipeline(scope.gpu, spec.shader, defines);
   const buffers = [...bindingBuffers(spec, args), scope.uniform(label, uniformValues(spec, uniforms))];
-  return { label, kernel: spec.kernel, pipeline, bindGroup: scope.gpu.bindGroup(label, pipeline, buffers), workgroups, ...cost };
+  return {
+    label,
+    kernel: spec.kernel,
+    pipeline,
+    bindGroup: scope.gpu.bindGroup(label, pipeline, buffers),
+    workgroups,
+    ...cost,
+  };
 }
 
 /** Splits a workgroup count over x and y when it passes the 65535 per-dimension limit. */
@@ -78,8 +106,11 @@ export interface MatmulArgs {
   x: GPUBuffer;
   /** Weights from uploadMatmulWeights, or a bare buffer of W[N, K] rows in `wDtype`. */
   w: GPUBuffer | MatmulWeight;
-  y: GPUBuffer; bias?: GPUBuffer;
-  M: number; N: number; K: number;
+  y: GPUBuffer;
+  bias?: GPUBuffer;
+  M: number;
+  N: number;
+  K: number;
   activation?: Activation;
   /** Y += result (fused residual add). */
   accumulate?: boolean;
@@ -95,16 +126,20 @@ export interface MatmulArgs {
  * side; rows past N are zero. K must be a multiple of 4.
  */
 export function packMatmulWeights(w: Uint16Array, N: number, K: number): Uint16Array {
-  const K4 = K / 4, tiles = Math.ceil(N / PACKED_TILE_COLS);
+  const K4 = K / 4,
+    tiles = Math.ceil(N / PACKED_TILE_COLS);
   const out = new Uint16Array(tiles * K4 * PACKED_TILE_COLS * 4);
   // Moved as 32-bit words, two halves each (fewer moves than by element): ~30 ms per 4096×1024 on one core.
-  const src = w.byteOffset % 4 === 0 ? new Uint32Array(w.buffer, w.byteOffset, w.length / 2) : new Uint32Array(w.slice().buffer);
+  const src =
+    w.byteOffset % 4 === 0 ? new Uint32Array(w.buffer, w.byteOffset, w.length / 2) : new Uint32Array(w.slice().buffer);
   const dst = new Uint32Array(out.buffer);
   for (let n = 0; n < N; n++) {
-    const tileBase = Math.floor(n / PACKED_TILE_COLS) * K4 * PACKED_TILE_COLS, inTile = n % PACKED_TILE_COLS;
+    const tileBase = Math.floor(n / PACKED_TILE_COLS) * K4 * PACKED_TILE_COLS,
+      inTile = n % PACKED_TILE_COLS;
     for (let k4 = 0, from = n * K4 * 2; k4 < K4; k4++, from += 2) {
       const to = 2 * (tileBase + k4 * PACKED_TILE_COLS + inTile);
-      dst[to] = src[from]; dst[to + 1] = src[from + 1];
+      dst[to] = src[from];
+      dst[to + 1] = src[from + 1];
     }
   }
   return out;
@@ -115,7 +150,13 @@ export function packMatmulWeights(w: Uint16Array, N: number, K: number): Uint16A
  * packed for matmul_packed.wgsl where matmul() would run the subgroup kernel (llvmpipe); f32 weights and
  * other devices keep [N, K] (packing f32 measured no steady gain).
  */
-export function uploadMatmulWeights(scope: Scope, label: string, w: Float32Array | Uint16Array, N: number, K: number): MatmulWeight {
+export function uploadMatmulWeights(
+  scope: Scope,
+  label: string,
+  w: Float32Array | Uint16Array,
+  N: number,
+  K: number,
+): MatmulWeight {
   const dtype: WeightDtype = w instanceof Uint16Array ? 'f16' : 'f32';
   const packed = dtype === 'f16' && K % 4 === 0 && subgroupsOf8(scope.gpu);
   const buffer = scope.storage(label, packed ? packMatmulWeights(w as Uint16Array, N, K) : w);
@@ -135,33 +176,56 @@ export function matmulKernelName(variant: MatmulVariant): string {
  */
 export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Dispatch> {
   const weight = isMatmulWeight(a.w) ? a.w : undefined;
-  if (weight && (weight.N !== a.N || weight.K !== a.K)) throw new Error(`${label}: weights are ${weight.N}×${weight.K}, but the matmul is N=${a.N}, K=${a.K}`);
-  if (weight && a.wDtype !== undefined && a.wDtype !== weight.dtype) throw new Error(`${label}: weights are ${weight.dtype}, but wDtype is ${a.wDtype}`);
+  if (weight && (weight.N !== a.N || weight.K !== a.K))
+    throw new Error(`${label}: weights are ${weight.N}×${weight.K}, but the matmul is N=${a.N}, K=${a.K}`);
+  if (weight && a.wDtype !== undefined && a.wDtype !== weight.dtype)
+    throw new Error(`${label}: weights are ${weight.dtype}, but wDtype is ${a.wDtype}`);
   const wType = weight?.dtype ?? a.wDtype ?? 'f32';
   const args = { x: a.x, w: weight?.buffer ?? (a.w as GPUBuffer), bias: a.bias ?? scope.gpu.zeros, y: a.y };
   const flags = matmulFlags({ bias: a.bias !== undefined, activation: a.activation, accumulate: a.accumulate });
-  const cost = { flops: 2 * a.M * a.N * a.K, bytes: 4 * (a.M * a.K + a.M * a.N) + (wType === 'f16' ? 2 : 4) * a.N * a.K };
+  const cost = {
+    flops: 2 * a.M * a.N * a.K,
+    bytes: 4 * (a.M * a.K + a.M * a.N) + (wType === 'f16' ? 2 : 4) * a.N * a.K,
+  };
   const launch = weight?.packed
-    // Columns are fixed by the packing; rows follow the rule's small-M choice.
-    ? packedMatmulLaunch(parseSubgroupVariant(defaultMatmulVariant(scope.gpu, a.M))?.rows ?? 3)
-    : a.K % 4 !== 0 ? scalarMatmulLaunch(wType) : chosenLaunch(scope.gpu, label, a, wType);
+    ? // Columns are fixed by the packing; rows follow the rule's small-M choice.
+      packedMatmulLaunch(parseSubgroupVariant(defaultMatmulVariant(scope.gpu, a.M))?.rows ?? 3)
+    : a.K % 4 !== 0
+      ? scalarMatmulLaunch(wType)
+      : chosenLaunch(scope.gpu, label, a, wType);
   // Every matmul's Params is M, N, flags and K (the scalar kernel) or K/4 (the vec4 kernels).
   const params = { M: a.M, N: a.N, K: a.K, K4: a.K / 4, flags };
-  return dispatch(scope, launch.spec, label, args, params, launch.defines, matmulWorkgroups(launch.tile, a.M, a.N), cost);
+  return dispatch(
+    scope,
+    launch.spec,
+    label,
+    args,
+    params,
+    launch.defines,
+    matmulWorkgroups(launch.tile, a.M, a.N),
+    cost,
+  );
 }
 
 /** The launch of the caller's variant, else the tuner's choice for this shape, else the built-in rule's. */
 function chosenLaunch(gpu: Gpu, label: string, a: MatmulArgs, wType: WeightDtype): MatmulLaunch {
-  const variant = a.variant ?? tuningOf(gpu).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ?? defaultMatmulVariant(gpu, a.M);
+  const variant =
+    a.variant ?? tuningOf(gpu).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ?? defaultMatmulVariant(gpu, a.M);
   const sub = parseSubgroupVariant(variant);
-  if (sub?.lanes === 8 && !subgroupsOf8(gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
-  if (sub?.lanes === 16 && !subgroupsOf16(gpu)) throw new Error(`${label}: matmul variant ${variant} needs subgroups of 16 lanes`);
+  if (sub?.lanes === 8 && !subgroupsOf8(gpu))
+    throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
+  if (sub?.lanes === 16 && !subgroupsOf16(gpu))
+    throw new Error(`${label}: matmul variant ${variant} needs subgroups of 16 lanes`);
   return matmulLaunch(variant, wType);
 }
 
 export interface LayerNormArgs {
-  x: GPUBuffer; gain: GPUBuffer; shift: GPUBuffer; y: GPUBuffer;
-  rows: number; cols: number;
+  x: GPUBuffer;
+  gain: GPUBuffer;
+  shift: GPUBuffer;
+  y: GPUBuffer;
+  rows: number;
+  cols: number;
   /** Output row r normalizes input row r·inRowStride (picks the class token of each image). */
   inRowStride?: number;
   eps?: number;
@@ -185,7 +249,16 @@ export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promis
   if (a.cols % 4 === 0 && subgroupsOf8(scope.gpu)) {
     const rowsPerWorkgroup = layerNormRowsPerWorkgroup(a.rows);
     const [gx, gy] = spread(Math.ceil(a.rows / rowsPerWorkgroup));
-    return dispatch(scope, OTHER_SPECS.layernorm_subgroup, label, args, params, { ROWS: rowsPerWorkgroup }, [gx, gy, 1], cost);
+    return dispatch(
+      scope,
+      OTHER_SPECS.layernorm_subgroup,
+      label,
+      args,
+      params,
+      { ROWS: rowsPerWorkgroup },
+      [gx, gy, 1],
+      cost,
+    );
   }
   const [gx, gy] = spread(a.rows);
   return dispatch(scope, OTHER_SPECS.layernorm, label, args, params, {}, [gx, gy, 1], cost);
@@ -196,7 +269,10 @@ export interface AttentionArgs {
   qkv: GPUBuffer;
   /** [B·T, heads·headDim] */
   out: GPUBuffer;
-  batch: number; seq: number; heads: number; headDim: number;
+  batch: number;
+  seq: number;
+  heads: number;
+  headDim: number;
   causal: boolean;
 }
 
@@ -220,62 +296,147 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
   const params = { T: a.seq, W: width, causal: a.causal ? 1 : 0, scale: 1 / Math.sqrt(a.headDim) };
   const cost = { flops: 4 * a.batch * a.heads * pairs * a.headDim, bytes: 4 * a.batch * a.seq * width * 4 };
   if (a.headDim % 32 === 0 && a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM && subgroupsOf8(scope.gpu)) {
-    return dispatch(scope, OTHER_SPECS.attention_tile, label, args, params, { HEAD_DIM: a.headDim },
-      [Math.ceil(a.seq / 8), a.heads, a.batch], cost);
+    return dispatch(
+      scope,
+      OTHER_SPECS.attention_tile,
+      label,
+      args,
+      params,
+      { HEAD_DIM: a.headDim },
+      [Math.ceil(a.seq / 8), a.heads, a.batch],
+      cost,
+    );
   }
-  return dispatch(scope, OTHER_SPECS.attention, label, args, params, { HEAD_DIM: a.headDim },
-    [Math.ceil(a.seq / 64), a.heads, a.batch], cost);
+  return dispatch(
+    scope,
+    OTHER_SPECS.attention,
+    label,
+    args,
+    params,
+    { HEAD_DIM: a.headDim },
+    [Math.ceil(a.seq / 64), a.heads, a.batch],
+    cost,
+  );
 }
 
 /** Y = op(X): the activations on their own (the model fuses them into matmuls). */
 export function elementwise(
-  scope: Scope, label: string, a: { x: GPUBuffer; y: GPUBuffer; n: number; op: ElementwiseOp },
+  scope: Scope,
+  label: string,
+  a: { x: GPUBuffer; y: GPUBuffer; n: number; op: ElementwiseOp },
 ): Promise<Dispatch> {
   const [gx, gy] = spread(Math.ceil(a.n / 64));
-  return dispatch(scope, OTHER_SPECS.elementwise, label, { x: a.x, y: a.y },
-    { n: a.n, op: ELEMENTWISE_OPS[a.op] }, {}, [gx, gy, 1], { bytes: 8 * a.n });
+  return dispatch(
+    scope,
+    OTHER_SPECS.elementwise,
+    label,
+    { x: a.x, y: a.y },
+    { n: a.n, op: ELEMENTWISE_OPS[a.op] },
+    {},
+    [gx, gy, 1],
+    { bytes: 8 * a.n },
+  );
 }
 
 /** A slice of rows of an embedding table that fits in one storage binding. */
-export interface TableChunk { buffer: GPUBuffer; rowOffset: number; rows: number }
+export interface TableChunk {
+  buffer: GPUBuffer;
+  rowOffset: number;
+  rows: number;
+}
 
 /** Y[r] = table[ids[r]] + pos[r mod T], one dispatch per table chunk. */
 export function embedTokens(
-  scope: Scope, label: string,
-  a: { ids: GPUBuffer; chunks: readonly TableChunk[]; pos: GPUBuffer; y: GPUBuffer; rows: number; seq: number; width: number; wDtype?: WeightDtype },
+  scope: Scope,
+  label: string,
+  a: {
+    ids: GPUBuffer;
+    chunks: readonly TableChunk[];
+    pos: GPUBuffer;
+    y: GPUBuffer;
+    rows: number;
+    seq: number;
+    width: number;
+    wDtype?: WeightDtype;
+  },
 ): Promise<Dispatch[]> {
-  return Promise.all(a.chunks.map((chunk, i) =>
-    dispatch(scope, OTHER_SPECS.embed_tokens, `${label}.chunk${i}`, { ids: a.ids, chunks: chunk.buffer, pos: a.pos, y: a.y },
-      { rows: a.rows, T: a.seq, width: a.width, row_offset: chunk.rowOffset, chunk_rows: chunk.rows }, { W_TYPE: a.wDtype ?? 'f32' },
-      [Math.ceil(a.width / 64), a.rows, 1], { bytes: 12 * a.rows * a.width })));
+  return Promise.all(
+    a.chunks.map((chunk, i) =>
+      dispatch(
+        scope,
+        OTHER_SPECS.embed_tokens,
+        `${label}.chunk${i}`,
+        { ids: a.ids, chunks: chunk.buffer, pos: a.pos, y: a.y },
+        { rows: a.rows, T: a.seq, width: a.width, row_offset: chunk.rowOffset, chunk_rows: chunk.rows },
+        { W_TYPE: a.wDtype ?? 'f32' },
+        [Math.ceil(a.width / 64), a.rows, 1],
+        { bytes: 12 * a.rows * a.width },
+      ),
+    ),
+  );
 }
 
 /** im2col for a P×P stride-P convolution: pixels [B,3,S,S] → patches [B·G², 3·P·P]. */
 export function patchify(
-  scope: Scope, label: string,
+  scope: Scope,
+  label: string,
   a: { pixels: GPUBuffer; patches: GPUBuffer; batch: number; patch: number; grid: number; imageSize: number },
 ): Promise<Dispatch> {
   const rows = a.batch * a.grid * a.grid;
   const [gy, gz] = spread(rows);
-  return dispatch(scope, OTHER_SPECS.patchify, label, { pixels: a.pixels, patches: a.patches },
-    { B: a.batch, P: a.patch, G: a.grid, image: a.imageSize }, {}, [Math.ceil((3 * a.patch * a.patch) / 64), gy, gz],
-    { bytes: 8 * rows * 3 * a.patch * a.patch });
+  return dispatch(
+    scope,
+    OTHER_SPECS.patchify,
+    label,
+    { pixels: a.pixels, patches: a.patches },
+    { B: a.batch, P: a.patch, G: a.grid, image: a.imageSize },
+    {},
+    [Math.ceil((3 * a.patch * a.patch) / 64), gy, gz],
+    { bytes: 8 * rows * 3 * a.patch * a.patch },
+  );
 }
 
 /** [class_embedding; patch embeddings] + positional embedding → [B·T, width]. */
 export function visionTokens(
-  scope: Scope, label: string,
-  a: { patchEmbed: GPUBuffer; classEmbedding: GPUBuffer; pos: GPUBuffer; y: GPUBuffer; batch: number; seq: number; width: number },
+  scope: Scope,
+  label: string,
+  a: {
+    patchEmbed: GPUBuffer;
+    classEmbedding: GPUBuffer;
+    pos: GPUBuffer;
+    y: GPUBuffer;
+    batch: number;
+    seq: number;
+    width: number;
+  },
 ): Promise<Dispatch> {
   const [gy, gz] = spread(a.batch * a.seq);
-  return dispatch(scope, OTHER_SPECS.vision_tokens, label, { patchEmbed: a.patchEmbed, classEmbedding: a.classEmbedding, pos: a.pos, y: a.y },
-    { B: a.batch, T: a.seq, width: a.width }, {}, [Math.ceil(a.width / 64), gy, gz], { bytes: 12 * a.batch * a.seq * a.width });
+  return dispatch(
+    scope,
+    OTHER_SPECS.vision_tokens,
+    label,
+    { patchEmbed: a.patchEmbed, classEmbedding: a.classEmbedding, pos: a.pos, y: a.y },
+    { B: a.batch, T: a.seq, width: a.width },
+    {},
+    [Math.ceil(a.width / 64), gy, gz],
+    { bytes: 12 * a.batch * a.seq * a.width },
+  );
 }
 
 /** Y[i] = X[index[i]] for rows of `width` floats. */
 export function gatherRows(
-  scope: Scope, label: string, a: { x: GPUBuffer; index: GPUBuffer; y: GPUBuffer; rows: number; width: number },
+  scope: Scope,
+  label: string,
+  a: { x: GPUBuffer; index: GPUBuffer; y: GPUBuffer; rows: number; width: number },
 ): Promise<Dispatch> {
-  return dispatch(scope, OTHER_SPECS.gather_rows, label, { x: a.x, index: a.index, y: a.y },
-    { rows: a.rows, width: a.width }, {}, [Math.ceil(a.width / 64), a.rows, 1], { bytes: 8 * a.rows * a.width });
+  return dispatch(
+    scope,
+    OTHER_SPECS.gather_rows,
+    label,
+    { x: a.x, index: a.index, y: a.y },
+    { rows: a.rows, width: a.width },
+    {},
+    [Math.ceil(a.width / 64), a.rows, 1],
+    { bytes: 8 * a.rows * a.width },
+  );
 }

@@ -30,7 +30,11 @@ export const gelu = (x: number): number => 0.5 * x * (1 + erf(x / Math.SQRT2));
 export const quickGelu = (x: number): number => x / (1 + Math.exp(-1.702 * x));
 
 export function matmulRef(
-  x: Float32Array, w: Float32Array, M: number, N: number, K: number,
+  x: Float32Array,
+  w: Float32Array,
+  M: number,
+  N: number,
+  K: number,
   opts: { bias?: Float32Array; activation?: 'none' | 'gelu' | 'quick_gelu'; residual?: Float32Array } = {},
 ): Float32Array {
   const y = new Float32Array(M * N);
@@ -48,7 +52,14 @@ export function matmulRef(
   return y;
 }
 
-export function layerNormRef(x: Float32Array, gain: Float32Array, shift: Float32Array, rows: number, cols: number, eps = 1e-5): Float32Array {
+export function layerNormRef(
+  x: Float32Array,
+  gain: Float32Array,
+  shift: Float32Array,
+  rows: number,
+  cols: number,
+  eps = 1e-5,
+): Float32Array {
   const y = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     let mean = 0;
@@ -63,7 +74,14 @@ export function layerNormRef(x: Float32Array, gain: Float32Array, shift: Float32
 }
 
 /** Multi-head attention from packed qkv [B·T, 3W] to [B·T, W], as nn.MultiheadAttention before out_proj. */
-export function attentionRef(qkv: Float32Array, B: number, T: number, heads: number, D: number, causal: boolean): Float32Array {
+export function attentionRef(
+  qkv: Float32Array,
+  B: number,
+  T: number,
+  heads: number,
+  D: number,
+  causal: boolean,
+): Float32Array {
   const W = heads * D;
   const out = new Float32Array(B * T * W);
   const scores = new Float64Array(T);
@@ -81,7 +99,10 @@ export function attentionRef(qkv: Float32Array, B: number, T: number, heads: num
           max = Math.max(max, scores[j]);
         }
         let sum = 0;
-        for (let j = 0; j < n; j++) { scores[j] = Math.exp(scores[j] - max); sum += scores[j]; }
+        for (let j = 0; j < n; j++) {
+          scores[j] = Math.exp(scores[j] - max);
+          sum += scores[j];
+        }
         for (let d = 0; d < D; d++) {
           let acc = 0;
           for (let j = 0; j < n; j++) acc += scores[j] * qkv[(b * T + j) * 3 * W + 2 * W + h * D + d];

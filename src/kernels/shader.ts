@@ -10,7 +10,9 @@ export function shaderPipeline(gpu: Gpu, shader: string, defines: ShaderDefines 
 }
 
 export function shaderLabel(shader: string, defines: ShaderDefines): string {
-  const suffix = Object.entries(defines).map(([k, v]) => `${k}=${v}`).join(',');
+  const suffix = Object.entries(defines)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   return suffix ? `${shader.replace(/\.wgsl$/, '')}[${suffix}]` : shader.replace(/\.wgsl$/, '');
 }
 
@@ -39,7 +41,11 @@ export function buildShader(shader: string, defines: ShaderDefines = {}): string
 }
 
 /** The names of every file buildShader would splice into this shader with these defines (the shader first). */
-export function shaderFiles(shader: string, defines: ShaderDefines = {}, sources: Readonly<Record<string, string>> = WGSL_SOURCES): string[] {
+export function shaderFiles(
+  shader: string,
+  defines: ShaderDefines = {},
+  sources: Readonly<Record<string, string>> = WGSL_SOURCES,
+): string[] {
   const files: string[] = [];
   const visit = (name: string): void => {
     if (files.includes(name)) return;

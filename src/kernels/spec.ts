@@ -20,7 +20,10 @@ export interface BindingSpec<Arg extends string = string> {
 }
 
 /** A field of the shader's `struct Params`; fields named `_…` are padding, written as 0. */
-export interface UniformField<Name extends string = string> { name: Name; type: 'u32' | 'f32' }
+export interface UniformField<Name extends string = string> {
+  name: Name;
+  type: 'u32' | 'f32';
+}
 
 export interface KernelSpec<Arg extends string = string, Field extends string = string> {
   /** Dispatch.kernel of its dispatches (the shader's name without .wgsl). */
@@ -56,7 +59,11 @@ export type Activation = 'none' | 'gelu' | 'quick_gelu';
 export const ACTIVATION_CODES: Record<Activation, number> = { none: 0, gelu: 1, quick_gelu: 2 };
 
 export function matmulFlags(o: { bias?: boolean; activation?: Activation; accumulate?: boolean }): number {
-  return (o.bias ? MATMUL_FLAGS.bias : 0) | (ACTIVATION_CODES[o.activation ?? 'none'] << MATMUL_FLAGS.activationShift) | (o.accumulate ? MATMUL_FLAGS.accumulate : 0);
+  return (
+    (o.bias ? MATMUL_FLAGS.bias : 0) |
+    (ACTIVATION_CODES[o.activation ?? 'none'] << MATMUL_FLAGS.activationShift) |
+    (o.accumulate ? MATMUL_FLAGS.accumulate : 0)
+  );
 }
 
 /** matmul_io.wgsl's bindings (W is declared by each matmul shader, at binding 1). */
@@ -71,7 +78,9 @@ const MATMUL_BINDINGS = [
 export const SUBGROUP8_TILES = [1, 2, 3, 4].flatMap((rows) => [1, 2, 3, 4].map((cols) => ({ rows, cols })));
 export const SUBGROUP16_TILES = [1, 2, 3].flatMap((rows) => [1, 2, 3].map((cols) => ({ rows, cols })));
 
-export function parseSubgroupVariant(variant: MatmulVariant): { lanes: 8 | 16; rows: number; cols: number } | undefined {
+export function parseSubgroupVariant(
+  variant: MatmulVariant,
+): { lanes: 8 | 16; rows: number; cols: number } | undefined {
   const m = /^subgroup(16)?-(\d)x(\d)$/.exec(variant);
   return m ? { lanes: m[1] ? 16 : 8, rows: Number(m[2]), cols: Number(m[3]) } : undefined;
 }
@@ -80,19 +89,44 @@ export function parseSubgroupVariant(variant: MatmulVariant): { lanes: 8 | 16; r
 export const PACKED_TILE_COLS = 24;
 
 export const MATMUL_SPECS = {
-  matmul: spec({ kernel: 'matmul', shader: 'matmul.wgsl', bindings: MATMUL_BINDINGS, uniforms: u32('M', 'N', 'K4', 'flags'),
-    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })) }),
-  matmul_tiled: spec({ kernel: 'matmul_tiled', shader: 'matmul_tiled.wgsl', bindings: MATMUL_BINDINGS, uniforms: u32('M', 'N', 'K4', 'flags'),
-    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })) }),
-  matmul_subgroup: spec({ kernel: 'matmul_subgroup', shader: 'matmul_subgroup.wgsl', bindings: MATMUL_BINDINGS, uniforms: u32('M', 'N', 'K4', 'flags'),
+  matmul: spec({
+    kernel: 'matmul',
+    shader: 'matmul.wgsl',
+    bindings: MATMUL_BINDINGS,
+    uniforms: u32('M', 'N', 'K4', 'flags'),
+    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })),
+  }),
+  matmul_tiled: spec({
+    kernel: 'matmul_tiled',
+    shader: 'matmul_tiled.wgsl',
+    bindings: MATMUL_BINDINGS,
+    uniforms: u32('M', 'N', 'K4', 'flags'),
+    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })),
+  }),
+  matmul_subgroup: spec({
+    kernel: 'matmul_subgroup',
+    shader: 'matmul_subgroup.wgsl',
+    bindings: MATMUL_BINDINGS,
+    uniforms: u32('M', 'N', 'K4', 'flags'),
     defineSets: W_TYPES.flatMap((W_TYPE) => [
       ...SUBGROUP8_TILES.map((t) => ({ W_TYPE, LANES: 8, ROWS: t.rows, COLS: t.cols })),
       ...SUBGROUP16_TILES.map((t) => ({ W_TYPE, LANES: 16, ROWS: t.rows, COLS: t.cols })),
-    ]) }),
-  matmul_packed: spec({ kernel: 'matmul_packed', shader: 'matmul_packed.wgsl', bindings: MATMUL_BINDINGS, uniforms: u32('M', 'N', 'K4', 'flags'),
-    defineSets: [1, 2, 3].map((ROWS) => ({ ROWS, LANES: 8 })) }),
-  matmul_scalar: spec({ kernel: 'matmul_scalar', shader: 'matmul_scalar.wgsl', bindings: MATMUL_BINDINGS, uniforms: u32('M', 'N', 'K', 'flags'),
-    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })) }),
+    ]),
+  }),
+  matmul_packed: spec({
+    kernel: 'matmul_packed',
+    shader: 'matmul_packed.wgsl',
+    bindings: MATMUL_BINDINGS,
+    uniforms: u32('M', 'N', 'K4', 'flags'),
+    defineSets: [1, 2, 3].map((ROWS) => ({ ROWS, LANES: 8 })),
+  }),
+  matmul_scalar: spec({
+    kernel: 'matmul_scalar',
+    shader: 'matmul_scalar.wgsl',
+    bindings: MATMUL_BINDINGS,
+    uniforms: u32('M', 'N', 'K', 'flags'),
+    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })),
+  }),
 };
 
 /** One way to run a matmul: the kernel, its defines, and the output tile one workgroup computes. */
@@ -106,17 +140,26 @@ export interface MatmulLaunch {
 export function matmulLaunch(variant: MatmulVariant, wDtype: WeightDtype): MatmulLaunch {
   const sub = parseSubgroupVariant(variant);
   if (sub) {
-    return { spec: MATMUL_SPECS.matmul_subgroup, defines: { W_TYPE: wDtype, LANES: sub.lanes, ROWS: sub.rows, COLS: sub.cols },
-      tile: { rows: sub.lanes * sub.rows, cols: sub.lanes * sub.cols } };
+    return {
+      spec: MATMUL_SPECS.matmul_subgroup,
+      defines: { W_TYPE: wDtype, LANES: sub.lanes, ROWS: sub.rows, COLS: sub.cols },
+      tile: { rows: sub.lanes * sub.rows, cols: sub.lanes * sub.cols },
+    };
   }
-  if (variant === 'tiled') return { spec: MATMUL_SPECS.matmul_tiled, defines: { W_TYPE: wDtype }, tile: { rows: 64, cols: 64 } };
-  if (variant === 'block') return { spec: MATMUL_SPECS.matmul, defines: { W_TYPE: wDtype }, tile: { rows: 32, cols: 32 } };
+  if (variant === 'tiled')
+    return { spec: MATMUL_SPECS.matmul_tiled, defines: { W_TYPE: wDtype }, tile: { rows: 64, cols: 64 } };
+  if (variant === 'block')
+    return { spec: MATMUL_SPECS.matmul, defines: { W_TYPE: wDtype }, tile: { rows: 32, cols: 32 } };
   throw new Error(`Unknown matmul variant ${variant as string}`);
 }
 
 /** matmul_packed.wgsl on weights packed by uploadMatmulWeights, with `rows` X rows per lane. */
 export function packedMatmulLaunch(rows: number): MatmulLaunch {
-  return { spec: MATMUL_SPECS.matmul_packed, defines: { ROWS: rows, LANES: 8 }, tile: { rows: 8 * rows, cols: PACKED_TILE_COLS } };
+  return {
+    spec: MATMUL_SPECS.matmul_packed,
+    defines: { ROWS: rows, LANES: 8 },
+    tile: { rows: 8 * rows, cols: PACKED_TILE_COLS },
+  };
 }
 
 /** matmul_scalar.wgsl (one output per invocation, 8×8 workgroups), for K not a multiple of 4. */
@@ -146,17 +189,47 @@ const ATTENTION_BINDINGS = [
 const ATTENTION_UNIFORMS = [...u32('T', 'W', 'causal'), f32('scale')];
 
 export const OTHER_SPECS = {
-  layernorm: spec({ kernel: 'layernorm', shader: 'layernorm.wgsl', bindings: LAYERNORM_BINDINGS, uniforms: LAYERNORM_UNIFORMS, defineSets: [{}] }),
-  layernorm_subgroup: spec({ kernel: 'layernorm_subgroup', shader: 'layernorm_subgroup.wgsl', bindings: LAYERNORM_BINDINGS, uniforms: LAYERNORM_UNIFORMS,
-    defineSets: [1, 4].map((ROWS) => ({ ROWS })) }),
-  attention: spec({ kernel: 'attention', shader: 'attention.wgsl', bindings: ATTENTION_BINDINGS, uniforms: ATTENTION_UNIFORMS,
-    defineSets: [{ HEAD_DIM: 64 }, { HEAD_DIM: 12 }] }),
-  attention_tile: spec({ kernel: 'attention_tile', shader: 'attention_tile.wgsl', bindings: ATTENTION_BINDINGS, uniforms: ATTENTION_UNIFORMS,
-    defineSets: [{ HEAD_DIM: 64 }, { HEAD_DIM: 32 }] }),
-  elementwise: spec({ kernel: 'elementwise', shader: 'elementwise.wgsl',
-    bindings: [{ wgsl: 'X', arg: 'x', access: 'read' }, { wgsl: 'Y', arg: 'y', access: 'read_write' }],
-    uniforms: u32('n', 'op', '_pad0', '_pad1'), defineSets: [{}] }),
-  embed_tokens: spec({ kernel: 'embed_tokens', shader: 'embed_tokens.wgsl',
+  layernorm: spec({
+    kernel: 'layernorm',
+    shader: 'layernorm.wgsl',
+    bindings: LAYERNORM_BINDINGS,
+    uniforms: LAYERNORM_UNIFORMS,
+    defineSets: [{}],
+  }),
+  layernorm_subgroup: spec({
+    kernel: 'layernorm_subgroup',
+    shader: 'layernorm_subgroup.wgsl',
+    bindings: LAYERNORM_BINDINGS,
+    uniforms: LAYERNORM_UNIFORMS,
+    defineSets: [1, 4].map((ROWS) => ({ ROWS })),
+  }),
+  attention: spec({
+    kernel: 'attention',
+    shader: 'attention.wgsl',
+    bindings: ATTENTION_BINDINGS,
+    uniforms: ATTENTION_UNIFORMS,
+    defineSets: [{ HEAD_DIM: 64 }, { HEAD_DIM: 12 }],
+  }),
+  attention_tile: spec({
+    kernel: 'attention_tile',
+    shader: 'attention_tile.wgsl',
+    bindings: ATTENTION_BINDINGS,
+    uniforms: ATTENTION_UNIFORMS,
+    defineSets: [{ HEAD_DIM: 64 }, { HEAD_DIM: 32 }],
+  }),
+  elementwise: spec({
+    kernel: 'elementwise',
+    shader: 'elementwise.wgsl',
+    bindings: [
+      { wgsl: 'X', arg: 'x', access: 'read' },
+      { wgsl: 'Y', arg: 'y', access: 'read_write' },
+    ],
+    uniforms: u32('n', 'op', '_pad0', '_pad1'),
+    defineSets: [{}],
+  }),
+  embed_tokens: spec({
+    kernel: 'embed_tokens',
+    shader: 'embed_tokens.wgsl',
     bindings: [
       { wgsl: 'ids', arg: 'ids', access: 'read' },
       // one dispatch per chunk of the table, each binding that chunk's buffer
@@ -164,21 +237,42 @@ export const OTHER_SPECS = {
       { wgsl: 'pos', arg: 'pos', access: 'read' },
       { wgsl: 'Y', arg: 'y', access: 'read_write' },
     ],
-    uniforms: u32('rows', 'T', 'width', 'row_offset', 'chunk_rows', '_p0', '_p1', '_p2'), defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })) }),
-  patchify: spec({ kernel: 'patchify', shader: 'patchify.wgsl',
-    bindings: [{ wgsl: 'pixels', arg: 'pixels', access: 'read' }, { wgsl: 'patches', arg: 'patches', access: 'read_write' }],
-    uniforms: u32('B', 'P', 'G', 'image'), defineSets: [{}] }),
-  vision_tokens: spec({ kernel: 'vision_tokens', shader: 'vision_tokens.wgsl',
+    uniforms: u32('rows', 'T', 'width', 'row_offset', 'chunk_rows', '_p0', '_p1', '_p2'),
+    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })),
+  }),
+  patchify: spec({
+    kernel: 'patchify',
+    shader: 'patchify.wgsl',
+    bindings: [
+      { wgsl: 'pixels', arg: 'pixels', access: 'read' },
+      { wgsl: 'patches', arg: 'patches', access: 'read_write' },
+    ],
+    uniforms: u32('B', 'P', 'G', 'image'),
+    defineSets: [{}],
+  }),
+  vision_tokens: spec({
+    kernel: 'vision_tokens',
+    shader: 'vision_tokens.wgsl',
     bindings: [
       { wgsl: 'patch_embed', arg: 'patchEmbed', access: 'read' },
       { wgsl: 'class_embedding', arg: 'classEmbedding', access: 'read' },
       { wgsl: 'pos', arg: 'pos', access: 'read' },
       { wgsl: 'Y', arg: 'y', access: 'read_write' },
     ],
-    uniforms: u32('B', 'T', 'width', '_p'), defineSets: [{}] }),
-  gather_rows: spec({ kernel: 'gather_rows', shader: 'gather_rows.wgsl',
-    bindings: [{ wgsl: 'X', arg: 'x', access: 'read' }, { wgsl: 'index', arg: 'index', access: 'read' }, { wgsl: 'Y', arg: 'y', access: 'read_write' }],
-    uniforms: u32('rows', 'width', '_p0', '_p1'), defineSets: [{}] }),
+    uniforms: u32('B', 'T', 'width', '_p'),
+    defineSets: [{}],
+  }),
+  gather_rows: spec({
+    kernel: 'gather_rows',
+    shader: 'gather_rows.wgsl',
+    bindings: [
+      { wgsl: 'X', arg: 'x', access: 'read' },
+      { wgsl: 'index', arg: 'index', access: 'read' },
+      { wgsl: 'Y', arg: 'y', access: 'read_write' },
+    ],
+    uniforms: u32('rows', 'width', '_p0', '_p1'),
+    defineSets: [{}],
+  }),
 };
 
 /** `op` of elementwise.wgsl. */
@@ -196,13 +290,15 @@ export function kernelSpec(kernel: string): KernelSpec {
 
 /** The launcher arguments whose buffers this kernel writes. */
 export function kernelWrites(kernel: string): string[] {
-  return kernelSpec(kernel).bindings.filter((b) => b.access === 'read_write').map((b) => b.arg);
+  return kernelSpec(kernel)
+    .bindings.filter((b) => b.access === 'read_write')
+    .map((b) => b.arg);
 }
 
 /** The launcher arguments whose buffers this kernel reads: matmul reads `y` too when it accumulates into it. */
 export function kernelReads(kernel: string, flags: { accumulate?: boolean } = {}): string[] {
-  return kernelSpec(kernel).bindings
-    .filter((b) => b.access === 'read' || (b.readsOldValueWhen !== undefined && flags[b.readsOldValueWhen]))
+  return kernelSpec(kernel)
+    .bindings.filter((b) => b.access === 'read' || (b.readsOldValueWhen !== undefined && flags[b.readsOldValueWhen]))
     .map((b) => b.arg);
 }
 

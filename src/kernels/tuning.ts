@@ -1,14 +1,34 @@
 import type { Gpu, KernelFamily } from '../runtime/gpu.js';
 import type { KernelTuning, MatmulShape, MatmulVariant } from '../runtime/kernel-choices.js';
-import { matmulLaunch, packedMatmulLaunch, scalarMatmulLaunch, SUBGROUP16_TILES, SUBGROUP8_TILES, type MatmulLaunch } from './spec.js';
+import {
+  matmulLaunch,
+  packedMatmulLaunch,
+  scalarMatmulLaunch,
+  SUBGROUP16_TILES,
+  SUBGROUP8_TILES,
+  type MatmulLaunch,
+} from './spec.js';
 import { shaderFiles } from './shader.js';
 import { WGSL_SOURCES } from './wgsl.generated.js';
 
-export { KernelTuning, shapeKey, type MatmulShape, type MatmulVariant, type WeightDtype } from '../runtime/kernel-choices.js';
+export {
+  KernelTuning,
+  shapeKey,
+  type MatmulShape,
+  type MatmulVariant,
+  type WeightDtype,
+} from '../runtime/kernel-choices.js';
 export { parseSubgroupVariant } from './spec.js';
 
 /** Variants the tuner tries; the subgroup ones only where subgroups run 8-16 lanes (CPU adapters). */
-const SUBGROUP_VARIANTS: MatmulVariant[] = ['subgroup-3x3', 'subgroup-2x3', 'subgroup-1x3', 'subgroup-3x2', 'subgroup-2x2', 'subgroup-4x3'];
+const SUBGROUP_VARIANTS: MatmulVariant[] = [
+  'subgroup-3x3',
+  'subgroup-2x3',
+  'subgroup-1x3',
+  'subgroup-3x2',
+  'subgroup-2x2',
+  'subgroup-4x3',
+];
 /**
  * 16-lane tiles where subgroups have 16 lanes (llvmpipe at 512 bits): 32×48, 32×32 and 16×48 (96, 64 and
  * 48 accumulators, each one 16-lane register). In the ladder (bench/README.md, third pass) 32×48 beat the
@@ -26,7 +46,9 @@ export function tuningOf(gpu: Gpu): KernelTuning {
 /** The device's subgroup sizes as its adapter reports them (llvmpipe: 8 lanes at 256 bits, 16 at 512). */
 export function subgroupSizes(gpu: Gpu): { min: number; max: number } | undefined {
   const info = (gpu.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
-  return info?.subgroupMinSize ? { min: info.subgroupMinSize, max: info.subgroupMaxSize ?? info.subgroupMinSize } : undefined;
+  return info?.subgroupMinSize
+    ? { min: info.subgroupMinSize, max: info.subgroupMaxSize ?? info.subgroupMinSize }
+    : undefined;
 }
 
 /** Whether the subgroup kernels (one 8-lane subgroup per workgroup; see Gpu.hasCpuSizedSubgroups) run on this device. */
@@ -51,7 +73,18 @@ export function kernelFamily(gpu: Gpu): KernelFamily {
 export function adapterKind(gpu: Gpu): 'cpu' | 'gpu' | 'unknown' {
   const own = gpu.adapterInfo;
   const info = (gpu.device as { adapterInfo?: Partial<GPUAdapterInfo> }).adapterInfo ?? {};
-  const text = [own.vendor, own.architecture, own.device, own.description, info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  const text = [
+    own.vendor,
+    own.architecture,
+    own.device,
+    own.description,
+    info.vendor,
+    info.architecture,
+    info.device,
+    info.description,
+  ]
+    .filter(Boolean)
+    .join(' ');
   if (!text.trim()) return 'unknown';
   return /llvmpipe|lavapipe|softpipe|swiftshader|software|basic render|\bwarp\b/i.test(text) ? 'cpu' : 'gpu';
 }
@@ -73,7 +106,11 @@ export function defaultMatmulVariant(gpu: Gpu, M: number): MatmulVariant {
 export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] {
   if (shape.K % 4 !== 0) return [];
   if (shape.wDtype === 'f16' && !gpu.hasF16) return [];
-  return [...(subgroupsOf8(gpu) ? SUBGROUP_VARIANTS : []), ...(subgroupsOf16(gpu) ? SUBGROUP16_VARIANTS : []), ...PORTABLE_VARIANTS];
+  return [
+    ...(subgroupsOf8(gpu) ? SUBGROUP_VARIANTS : []),
+    ...(subgroupsOf16(gpu) ? SUBGROUP16_VARIANTS : []),
+    ...PORTABLE_VARIANTS,
+  ];
 }
 
 /** Bump when the rule or matmul()'s launch changes without a shader or tile edit (saved choices then lapse). */
@@ -105,9 +142,12 @@ export function matmulSourceFiles(gpu: Gpu, sources: Readonly<Record<string, str
  */
 export function tuningKey(gpu: Gpu, sources: Readonly<Record<string, string>> = WGSL_SOURCES): string {
   const info = gpu.adapterInfo;
-  const adapter = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || 'unknown adapter';
+  const adapter =
+    [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || 'unknown adapter';
   // The launches' tiles too, so that a geometry change in spec.ts also lapses saved choices.
-  const launches = launchableMatmuls(gpu).map((l) => `${l.spec.kernel} ${JSON.stringify(l.defines)} ${l.tile.rows}x${l.tile.cols}`);
+  const launches = launchableMatmuls(gpu).map(
+    (l) => `${l.spec.kernel} ${JSON.stringify(l.defines)} ${l.tile.rows}x${l.tile.cols}`,
+  );
   let hash = 0x811c9dc5;
   for (const text of [...matmulSourceFiles(gpu, sources).map((name) => `${name}\0${sources[name]}`), ...launches]) {
     for (const ch of text) hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;

@@ -31,10 +31,22 @@ export interface ClipLoadOptions {
 }
 
 /** One kernel's GPU time in a profiled forward. */
-export interface KernelTiming { label: string; kernel: string; ms: number; flops?: number; bytes?: number }
+export interface KernelTiming {
+  label: string;
+  kernel: string;
+  ms: number;
+  flops?: number;
+  bytes?: number;
+}
 
 function timings(measured: { dispatch: Dispatch; ms: number }[]): KernelTiming[] {
-  return measured.map(({ dispatch: d, ms }) => ({ label: d.label, kernel: d.kernel, ms, flops: d.flops, bytes: d.bytes }));
+  return measured.map(({ dispatch: d, ms }) => ({
+    label: d.label,
+    kernel: d.kernel,
+    ms,
+    flops: d.flops,
+    bytes: d.bytes,
+  }));
 }
 
 /** Per-step states read back by a debug forward, by name (e.g. `vision.block03`). */
@@ -64,7 +76,12 @@ export class ClipModel {
   }
 
   /** Uploads every weight tensor to the GPU, one tensor at a time (`dtype` f16 halves matmul weights). */
-  static async load(gpu: Gpu, config: ClipConfig, source: TensorSource, options: ClipLoadOptions = {}): Promise<ClipModel> {
+  static async load(
+    gpu: Gpu,
+    config: ClipConfig,
+    source: TensorSource,
+    options: ClipLoadOptions = {},
+  ): Promise<ClipModel> {
     const dtype = options.dtype ?? 'f32';
     if (options.maxBatch !== undefined && !(Number.isInteger(options.maxBatch) && options.maxBatch >= 1)) {
       throw new UserError(`The maximum batch ${options.maxBatch} is not a positive whole number; pass 1 or more.`);
@@ -77,14 +94,25 @@ export class ClipModel {
     }
     const weights = await uploadClipWeights(gpu, config, source, dtype, options.onTensor);
     const towerOptions = { dtype, exactShortcuts: options.exactShortcuts ?? true };
-    return new ClipModel(gpu, config, dtype, weights, options.maxBatch ?? Infinity, towerOptions, options.planBudgetBytes);
+    return new ClipModel(
+      gpu,
+      config,
+      dtype,
+      weights,
+      options.maxBatch ?? Infinity,
+      towerOptions,
+      options.planBudgetBytes,
+    );
   }
 
   /** Largest batch one forward runs: every activation must fit one storage binding, and at most the load's `maxBatch`. */
   maxBatch(tower: 'image' | 'text'): number {
     const limit = this.gpu.limits.maxStorageBufferBindingSize;
     const c = tower === 'image' ? this.config.vision : this.config.text;
-    const seq = tower === 'image' ? (c as ClipConfig['vision']).imageSize ** 2 / (c as ClipConfig['vision']).patchSize ** 2 + 1 : this.config.text.contextLength;
+    const seq =
+      tower === 'image'
+        ? (c as ClipConfig['vision']).imageSize ** 2 / (c as ClipConfig['vision']).patchSize ** 2 + 1
+        : this.config.text.contextLength;
     const widest = Math.max(mlpWidth(c.width, c.mlpRatio), 3 * c.width) * 4 * seq;
     return Math.max(1, Math.min(64, this.batchCap, Math.floor(limit / widest)));
   }
@@ -97,14 +125,17 @@ export class ClipModel {
     const s = this.config.vision.imageSize;
     this.checkPixels(pixels, batch);
     return this.inBatches(batch, this.maxBatch('image'), (from, n) =>
-      this.runVision(pixels.subarray(from * 3 * s * s, (from + n) * 3 * s * s), n));
+      this.runVision(pixels.subarray(from * 3 * s * s, (from + n) * 3 * s * s), n),
+    );
   }
 
   /** open_clip's encode_text on token ids [B, context_length]: raw embeddings [B, E]. */
   async encodeTokens(ids: Int32Array, batch: number): Promise<Float32Array> {
     const ctx = this.config.text.contextLength;
     this.checkTokens(ids, batch);
-    return this.inBatches(batch, this.maxBatch('text'), (from, n) => this.runText(ids.subarray(from * ctx, (from + n) * ctx), n));
+    return this.inBatches(batch, this.maxBatch('text'), (from, n) =>
+      this.runText(ids.subarray(from * ctx, (from + n) * ctx), n),
+    );
   }
 
   /**
@@ -179,28 +210,42 @@ export class ClipModel {
   private checkPixels(pixels: Float32Array, batch: number): void {
     const s = this.config.vision.imageSize;
     if (!Number.isInteger(batch) || batch < 0 || pixels.length !== batch * 3 * s * s) {
-      throw new UserError(`Pixels hold ${pixels.length} values; a batch of ${batch} images at ${s}×${s} needs ${batch * 3 * s * s} ([B, 3, ${s}, ${s}]).`);
+      throw new UserError(
+        `Pixels hold ${pixels.length} values; a batch of ${batch} images at ${s}×${s} needs ${batch * 3 * s * s} ([B, 3, ${s}, ${s}]).`,
+      );
     }
   }
 
   private checkTokens(ids: Int32Array, batch: number): void {
     const ctx = this.config.text.contextLength;
     if (!Number.isInteger(batch) || batch < 0 || ids.length !== batch * ctx) {
-      throw new UserError(`Token ids hold ${ids.length} values; ${batch} prompts need ${batch * ctx} (context length ${ctx}).`);
+      throw new UserError(
+        `Token ids hold ${ids.length} values; ${batch} prompts need ${batch * ctx} (context length ${ctx}).`,
+      );
     }
     const vocab = this.config.text.vocabSize;
     for (const id of ids) {
-      if (!(id >= 0 && id < vocab)) throw new UserError(`Token id ${id} is outside the vocabulary (0..${vocab - 1}); tokenize with this model's tokenizer.`);
+      if (!(id >= 0 && id < vocab))
+        throw new UserError(
+          `Token id ${id} is outside the vocabulary (0..${vocab - 1}); tokenize with this model's tokenizer.`,
+        );
     }
   }
 
   /** A debug forward reads every block back from one forward's buffers, so it cannot split a batch. */
   private checkDumpBatch(tower: 'image' | 'text', batch: number): void {
     const most = this.maxBatch(tower);
-    if (batch > most) throw new UserError(`A per-block readout holds at most ${most} ${tower === 'image' ? 'images' : 'prompts'} on this GPU, not ${batch}; pass fewer.`);
+    if (batch > most)
+      throw new UserError(
+        `A per-block readout holds at most ${most} ${tower === 'image' ? 'images' : 'prompts'} on this GPU, not ${batch}; pass fewer.`,
+      );
   }
 
-  private async inBatches(total: number, maxBatch: number, run: (from: number, n: number) => Promise<Float32Array>): Promise<Float32Array> {
+  private async inBatches(
+    total: number,
+    maxBatch: number,
+    run: (from: number, n: number) => Promise<Float32Array>,
+  ): Promise<Float32Array> {
     const E = this.config.embedDim;
     const out = new Float32Array(total * E);
     for (let from = 0; from < total; from += maxBatch) {
@@ -246,7 +291,9 @@ export class ClipModel {
       eot[b] = best;
     }
     const seq = this.towerOptions.exactShortcuts ? Math.max(...eot) + 1 : ctx;
-    const program = this.executor.program(`text/${batch}/${seq}`, () => textGraph(this.config, this.weights.text, batch, seq, this.towerOptions));
+    const program = this.executor.program(`text/${batch}/${seq}`, () =>
+      textGraph(this.config, this.weights.text, batch, seq, this.towerOptions),
+    );
     const input = new Uint32Array(batch * seq);
     for (let b = 0; b < batch; b++) {
       for (let t = 0; t < seq; t++) input[b * seq + t] = ids[b * ctx + t];
@@ -256,6 +303,8 @@ export class ClipModel {
   }
 
   private visionProgram(batch: number): Program {
-    return this.executor.program(`vision/${batch}`, () => visionGraph(this.config, this.weights.vision, batch, this.towerOptions));
+    return this.executor.program(`vision/${batch}`, () =>
+      visionGraph(this.config, this.weights.vision, batch, this.towerOptions),
+    );
   }
 }

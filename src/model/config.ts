@@ -5,7 +5,15 @@ export interface ClipConfig {
   embedDim: number;
   /** true: x·sigmoid(1.702x) (OpenAI weights); false: exact erf GELU. */
   quickGelu: boolean;
-  vision: { imageSize: number; patchSize: number; width: number; layers: number; headWidth: number; heads: number; mlpRatio: number };
+  vision: {
+    imageSize: number;
+    patchSize: number;
+    width: number;
+    layers: number;
+    headWidth: number;
+    heads: number;
+    mlpRatio: number;
+  };
   text: { contextLength: number; vocabSize: number; width: number; heads: number; layers: number; mlpRatio: number };
   preprocess: { mean: [number, number, number]; std: [number, number, number]; imageSize: number };
 }
@@ -64,9 +72,22 @@ const VISION_DEFAULTS: Json = {
 };
 /** Read, or irrelevant at inference (dropout), or only meaningful for towers refused above (timm_*). */
 const VISION_IGNORED = new Set([
-  'image_size', 'patch_size', 'width', 'layers', 'head_width', 'mlp_ratio', 'patch_dropout',
-  'attn_pooler_queries', 'attn_pooler_heads', 'n_queries',
-  'timm_model_pretrained', 'timm_pool', 'timm_proj', 'timm_proj_bias', 'timm_drop', 'timm_drop_path',
+  'image_size',
+  'patch_size',
+  'width',
+  'layers',
+  'head_width',
+  'mlp_ratio',
+  'patch_dropout',
+  'attn_pooler_queries',
+  'attn_pooler_heads',
+  'n_queries',
+  'timm_model_pretrained',
+  'timm_pool',
+  'timm_proj',
+  'timm_proj_bias',
+  'timm_drop',
+  'timm_drop_path',
 ]);
 const TEXT_DEFAULTS: Json = {
   ls_init_value: null,
@@ -81,10 +102,20 @@ const TEXT_DEFAULTS: Json = {
   hf_model_name: null,
 };
 const TEXT_IGNORED = new Set([
-  'context_length', 'vocab_size', 'width', 'heads', 'layers', 'mlp_ratio',
+  'context_length',
+  'vocab_size',
+  'width',
+  'heads',
+  'layers',
+  'mlp_ratio',
   // Tokenizer settings: the token ids (pad id included) are the tokenizer's business; argmax pooling ignores padding.
-  'hf_tokenizer_name', 'tokenizer_kwargs', 'pad_id',
-  'hf_model_pretrained', 'hf_proj_type', 'hf_pooler_type', 'proj',
+  'hf_tokenizer_name',
+  'tokenizer_kwargs',
+  'pad_id',
+  'hf_model_pretrained',
+  'hf_proj_type',
+  'hf_pooler_type',
+  'proj',
 ]);
 const PREPROCESS_DEFAULTS: Json = { interpolation: 'bicubic', resize_mode: 'shortest' };
 const PREPROCESS_IGNORED = new Set(['mean', 'std', 'size', 'fill_color']);
@@ -97,7 +128,8 @@ function refusals(section: string, cfg: Json, defaults: Json, ignored: Set<strin
       refused.push(`${section}.${key} (unknown field)`);
     } else if (value !== null && value !== undefined && JSON.stringify(value) !== JSON.stringify(defaults[key])) {
       // Absent, null, false and {} all mean "not set" where open_clip's default is null.
-      const emptyLikeNull = defaults[key] === null && (value === false || (isObject(value) && Object.keys(value).length === 0));
+      const emptyLikeNull =
+        defaults[key] === null && (value === false || (isObject(value) && Object.keys(value).length === 0));
       if (!emptyLikeNull) refused.push(`${section}.${key}=${JSON.stringify(value)}`);
     }
   }
@@ -105,31 +137,41 @@ function refusals(section: string, cfg: Json, defaults: Json, ignored: Set<strin
 }
 
 function configError(what: string, problem: string): UserError {
-  return new UserError(`${what} ${problem}; whylesion runs open_clip ViT image towers with the standard text transformer.`);
+  return new UserError(
+    `${what} ${problem}; whylesion runs open_clip ViT image towers with the standard text transformer.`,
+  );
 }
 
 function positiveInteger(what: string, field: string, value: unknown, fallback: number): number {
   const v = value ?? fallback;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw configError(what, `has ${field}=${JSON.stringify(value)}, which is not a positive integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+    throw configError(what, `has ${field}=${JSON.stringify(value)}, which is not a positive integer`);
   return v;
 }
 
 function positiveNumber(what: string, field: string, value: unknown, fallback: number): number {
   const v = value ?? fallback;
-  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw configError(what, `has ${field}=${JSON.stringify(value)}, which is not a positive number`);
+  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v))
+    throw configError(what, `has ${field}=${JSON.stringify(value)}, which is not a positive number`);
   return v;
 }
 
 /** open_clip allows image_size as [h, w]; the engine handles square images only. */
 function squareSize(what: string, field: string, value: unknown, fallback: number): number {
   if (Array.isArray(value)) {
-    if (value.length !== 2 || value[0] !== value[1]) throw configError(what, `has non-square ${field}=${JSON.stringify(value)}, which is unsupported`);
+    if (value.length !== 2 || value[0] !== value[1])
+      throw configError(what, `has non-square ${field}=${JSON.stringify(value)}, which is unsupported`);
     return positiveInteger(what, field, value[0], fallback);
   }
   return positiveInteger(what, field, value, fallback);
 }
 
-function triple(what: string, field: string, value: unknown, fallback: [number, number, number]): [number, number, number] {
+function triple(
+  what: string,
+  field: string,
+  value: unknown,
+  fallback: [number, number, number],
+): [number, number, number] {
   if (value === undefined || value === null) return [...fallback];
   if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => typeof v === 'number' && Number.isFinite(v))) {
     throw configError(what, `has ${field}=${JSON.stringify(value)}, which is not three numbers`);
@@ -143,7 +185,7 @@ function triple(what: string, field: string, value: unknown, fallback: [number, 
  * `real` says what the largest real models use.
  */
 const SIZE_BOUNDS: Record<string, { max: number; real: string }> = {
-  'embed_dim': { max: 8192, real: 'ViT-L-14 768, ViT-bigG-14 1280' },
+  embed_dim: { max: 8192, real: 'ViT-L-14 768, ViT-bigG-14 1280' },
   'vision_cfg.layers': { max: 128, real: 'ViT-L-14 24, ViT-bigG-14 48, ViT-e-14 56' },
   'vision_cfg.width': { max: 8192, real: 'ViT-L-14 1024, ViT-bigG-14 1664, ViT-e-14 1792' },
   'vision_cfg.image_size': { max: 1024, real: '224 to 518' },
@@ -155,14 +197,16 @@ const SIZE_BOUNDS: Record<string, { max: number; real: string }> = {
   'text_cfg.context_length': { max: 1024, real: '64 to 77, a few hundred at most' },
   'text_cfg.vocab_size': { max: 1_000_000, real: '49408, up to 256206 for multilingual tokenizers' },
   'text_cfg.mlp_ratio': { max: 16, real: '4' },
-  'patches': { max: 4096, real: 'ViT-L-14 at 224: 256, at 336: 576' },
+  patches: { max: 4096, real: 'ViT-L-14 at 224: 256, at 336: 576' },
 };
 
 function bounded(what: string, field: string, value: number): number {
   const bound = SIZE_BOUNDS[field];
   if (value > bound.max) {
     const name = field === 'patches' ? `${value} image patches ((image_size / patch_size)²)` : `${field}=${value}`;
-    throw new UserError(`${what} has ${name}, more than any real CLIP (${bound.real}; whylesion accepts up to ${bound.max}); fix or re-download the config.`);
+    throw new UserError(
+      `${what} has ${name}, more than any real CLIP (${bound.real}; whylesion accepts up to ${bound.max}); fix or re-download the config.`,
+    );
   }
   return value;
 }
@@ -188,23 +232,32 @@ export function parseClipConfig(raw: unknown, what = 'the model config'): ClipCo
     ...refusals('text_cfg', text, TEXT_DEFAULTS, TEXT_IGNORED),
     ...refusals('preprocess_cfg', preprocess, PREPROCESS_DEFAULTS, PREPROCESS_IGNORED),
   ];
-  if (Array.isArray(vision.layers)) refused.unshift(`vision_cfg.layers=${JSON.stringify(vision.layers)} (a ModifiedResNet)`);
+  if (Array.isArray(vision.layers))
+    refused.unshift(`vision_cfg.layers=${JSON.stringify(vision.layers)} (a ModifiedResNet)`);
   if (refused.length > 0) throw configError(what, `uses unsupported settings: ${refused.join(', ')}`);
 
   const visionWidth = positiveInteger(what, 'vision_cfg.width', vision.width, 768);
   const headWidth = positiveInteger(what, 'vision_cfg.head_width', vision.head_width, 64);
-  if (visionWidth % headWidth !== 0) throw configError(what, `has vision width ${visionWidth}, not a multiple of head_width ${headWidth}`);
+  if (visionWidth % headWidth !== 0)
+    throw configError(what, `has vision width ${visionWidth}, not a multiple of head_width ${headWidth}`);
   const imageSize = squareSize(what, 'vision_cfg.image_size', vision.image_size, 224);
   const patchSize = positiveInteger(what, 'vision_cfg.patch_size', vision.patch_size, 16);
-  if (imageSize % patchSize !== 0) throw configError(what, `has image_size ${imageSize}, not a multiple of patch_size ${patchSize}`);
+  if (imageSize % patchSize !== 0)
+    throw configError(what, `has image_size ${imageSize}, not a multiple of patch_size ${patchSize}`);
   const textWidth = positiveInteger(what, 'text_cfg.width', text.width, 512);
   const textHeads = positiveInteger(what, 'text_cfg.heads', text.heads, 8);
-  if (textWidth % textHeads !== 0) throw configError(what, `has text width ${textWidth}, not a multiple of its ${textHeads} heads`);
-  if (model.quick_gelu !== undefined && typeof model.quick_gelu !== 'boolean') throw configError(what, 'has a quick_gelu that is not true/false');
+  if (textWidth % textHeads !== 0)
+    throw configError(what, `has text width ${textWidth}, not a multiple of its ${textHeads} heads`);
+  if (model.quick_gelu !== undefined && typeof model.quick_gelu !== 'boolean')
+    throw configError(what, 'has a quick_gelu that is not true/false');
   for (const [field, value] of [
-    ['vision_cfg.width', visionWidth], ['vision_cfg.image_size', imageSize], ['vision_cfg.patch_size', patchSize],
-    ['patches', (imageSize / patchSize) ** 2], ['text_cfg.width', textWidth],
-  ] as const) bounded(what, field, value);
+    ['vision_cfg.width', visionWidth],
+    ['vision_cfg.image_size', imageSize],
+    ['vision_cfg.patch_size', patchSize],
+    ['patches', (imageSize / patchSize) ** 2],
+    ['text_cfg.width', textWidth],
+  ] as const)
+    bounded(what, field, value);
   const sized = (field: string, value: number): number => bounded(what, field, value);
 
   return {
@@ -220,7 +273,10 @@ export function parseClipConfig(raw: unknown, what = 'the model config'): ClipCo
       mlpRatio: sized('vision_cfg.mlp_ratio', positiveNumber(what, 'vision_cfg.mlp_ratio', vision.mlp_ratio, 4)),
     },
     text: {
-      contextLength: sized('text_cfg.context_length', positiveInteger(what, 'text_cfg.context_length', text.context_length, 77)),
+      contextLength: sized(
+        'text_cfg.context_length',
+        positiveInteger(what, 'text_cfg.context_length', text.context_length, 77),
+      ),
       vocabSize: sized('text_cfg.vocab_size', positiveInteger(what, 'text_cfg.vocab_size', text.vocab_size, 49408)),
       width: textWidth,
       heads: textHeads,

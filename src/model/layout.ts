@@ -20,20 +20,27 @@ const shapeText = (shape: readonly number[]): string => `[${shape.join(',')}]`;
  * Checks `available` (name -> shape) against the config like torch's strict load_state_dict:
  * one UserError lists missing, unexpected and wrongly shaped tensors. `what` names the weights file.
  */
-export function checkTensors(cfg: ClipConfig, available: ReadonlyMap<string, readonly number[]>, what = 'the checkpoint'): void {
+export function checkTensors(
+  cfg: ClipConfig,
+  available: ReadonlyMap<string, readonly number[]>,
+  what = 'the checkpoint',
+): void {
   const expected = expectedTensors(cfg);
   const missing = [...expected.keys()].filter((name) => !available.has(name));
   const unexpected = [...available.keys()].filter((name) => !expected.has(name));
   const misshapen: string[] = [];
   for (const [name, shape] of expected) {
     const actual = available.get(name);
-    if (actual && shapeText(actual) !== shapeText(shape)) misshapen.push(`${name} is ${shapeText(actual)}, expected ${shapeText(shape)}`);
+    if (actual && shapeText(actual) !== shapeText(shape))
+      misshapen.push(`${name} is ${shapeText(actual)}, expected ${shapeText(shape)}`);
   }
   const problems: string[] = [];
   if (missing.length > 0) problems.push(`${missing.length} missing (${listed(missing)})`);
   if (unexpected.length > 0) problems.push(`${unexpected.length} unexpected (${listed(unexpected)})`);
   if (misshapen.length > 0) problems.push(`${misshapen.length} with the wrong shape (${listed(misshapen)})`);
   if (problems.length > 0) {
-    throw new UserError(`${what} does not match its config: tensors ${problems.join('; ')}; use the open_clip_config.json that came with these weights.`);
+    throw new UserError(
+      `${what} does not match its config: tensors ${problems.join('; ')}; use the open_clip_config.json that came with these weights.`,
+    );
   }
 }

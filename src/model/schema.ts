@@ -14,7 +14,14 @@ export const mlpWidth = (width: number, mlpRatio: number): number => Math.trunc(
  * is a matmul weight [out, in] (stored in the compute dtype); `linear-transposed` is an [in, out] projection (x @ P)
  * turned into [out, in]; `embedding-table` is uploaded in row chunks; `scalar` is read to the host.
  */
-export type TensorRole = 'vector' | 'norm-gain' | 'norm-bias' | 'linear' | 'linear-transposed' | 'embedding-table' | 'scalar';
+export type TensorRole =
+  | 'vector'
+  | 'norm-gain'
+  | 'norm-bias'
+  | 'linear'
+  | 'linear-transposed'
+  | 'embedding-table'
+  | 'scalar';
 
 /** Synthetic checkpoints draw the tensor from normal(mean, std); std 0 makes it the constant `mean`. */
 export interface TensorInit {
@@ -128,10 +135,20 @@ export function clipSchema(cfg: ClipConfig): ClipSchema {
   // CLIP.visual: its own parameters, then conv1, ln_pre, transformer, ln_post.
   const grid = v.imageSize / v.patchSize;
   const classEmbedding = declare('visual.class_embedding', [v.width], 'vector', normal(v.width ** -0.5));
-  const visionPos = declare('visual.positional_embedding', [grid * grid + 1, v.width], 'vector', normal(v.width ** -0.5));
+  const visionPos = declare(
+    'visual.positional_embedding',
+    [grid * grid + 1, v.width],
+    'vector',
+    normal(v.width ** -0.5),
+  );
   const visionProj = declare('visual.proj', [v.width, embedDim], 'linear-transposed', normal(v.width ** -0.5));
   // [W, 3, P, P] is the matmul weight [W, 3·P·P]; unit-variance normalised pixels in, unit-variance patch embeddings out.
-  const conv = declare('visual.conv1.weight', [v.width, 3, v.patchSize, v.patchSize], 'linear', normal((3 * v.patchSize ** 2) ** -0.5));
+  const conv = declare(
+    'visual.conv1.weight',
+    [v.width, 3, v.patchSize, v.patchSize],
+    'linear',
+    normal((3 * v.patchSize ** 2) ** -0.5),
+  );
   const lnPre = layerNorm('visual.ln_pre', v.width);
   const visionBlocks = residualBlocks('visual.transformer', v);
   const lnPost = layerNorm('visual.ln_post', v.width);

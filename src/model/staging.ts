@@ -66,13 +66,15 @@ export class Staging {
 
   /** Index of the first NaN or infinity in `data`, or -1. */
   firstNonFiniteF32(data: Float32Array): number {
-    if (this.wasm && data.buffer === this.wasm.memory.buffer) return this.wasm.firstNonFiniteF32(data.byteOffset, data.length);
+    if (this.wasm && data.buffer === this.wasm.memory.buffer)
+      return this.wasm.firstNonFiniteF32(data.byteOffset, data.length);
     return firstNonFiniteF32(data);
   }
 
   /** Index of the first NaN or infinity in f16 bits, or -1. */
   firstNonFiniteF16(bits: Uint16Array): number {
-    if (this.wasm && bits.buffer === this.wasm.memory.buffer) return this.wasm.firstNonFiniteF16(bits.byteOffset, bits.length);
+    if (this.wasm && bits.buffer === this.wasm.memory.buffer)
+      return this.wasm.firstNonFiniteF16(bits.byteOffset, bits.length);
     return firstNonFiniteF16(bits);
   }
 }

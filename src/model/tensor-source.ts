@@ -120,4 +120,3 @@ export function f32ToF16Bits(src: Float32Array, out: Uint16Array): void {
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) out[i] = f32BitsToF16Bits(bits[i]);
 }
-

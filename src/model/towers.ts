@@ -4,7 +4,10 @@ import { mlpWidth } from './schema.js';
 import type { Block, ComputeDtype, TextWeights, VisionWeights } from './weights.js';
 
 /** How a tower graph is recorded: weight dtype, and whether the exact shortcuts are on (see ClipLoadOptions). */
-export interface TowerOptions { dtype: ComputeDtype; exactShortcuts: boolean }
+export interface TowerOptions {
+  dtype: ComputeDtype;
+  exactShortcuts: boolean;
+}
 
 const F32 = 4;
 
@@ -15,7 +18,10 @@ const F32 = 4;
  */
 export function visionGraph(config: ClipConfig, w: VisionWeights, batch: number, o: TowerOptions): Graph {
   const { imageSize: S, patchSize: P, width: W } = config.vision;
-  const G = Math.floor(S / P), T = G * G + 1, rows = batch * T, E = config.embedDim;
+  const G = Math.floor(S / P),
+    T = G * G + 1,
+    rows = batch * T,
+    E = config.embedDim;
   const g = new GraphBuilder(`vision[B=${batch}]`);
   const pixels = g.input('vision.pixels', batch * 3 * S * S * F32);
   const patches = g.tensor('vision.patches', batch * G * G * 3 * P * P * F32);
@@ -23,16 +29,61 @@ export function visionGraph(config: ClipConfig, w: VisionWeights, batch: number,
   const tokens = g.tensor('vision.tokens', rows * W * F32);
   const x = g.tensor('vision.x', rows * W * F32);
   g.op('patchify', 'vision.patchify', { pixels, patches, batch, patch: P, grid: G, imageSize: S });
-  g.op('matmul', 'vision.conv1', { x: patches, w: w.conv, y: embed, M: batch * G * G, N: W, K: 3 * P * P, wDtype: o.dtype });
-  g.op('visionTokens', 'vision.tokens', { patchEmbed: embed, classEmbedding: w.classEmbedding, pos: w.pos, y: tokens, batch, seq: T, width: W });
+  g.op('matmul', 'vision.conv1', {
+    x: patches,
+    w: w.conv,
+    y: embed,
+    M: batch * G * G,
+    N: W,
+    K: 3 * P * P,
+    wDtype: o.dtype,
+  });
+  g.op('visionTokens', 'vision.tokens', {
+    patchEmbed: embed,
+    classEmbedding: w.classEmbedding,
+    pos: w.pos,
+    y: tokens,
+    batch,
+    seq: T,
+    width: W,
+  });
   g.op('layerNorm', 'vision.ln_pre', { x: tokens, gain: w.lnPre[0], shift: w.lnPre[1], y: x, rows, cols: W });
   g.checkpoint('vision.ln_pre', x);
   // Only the class token of each image leaves the tower, so the last block finishes just those rows.
-  const keep = o.exactShortcuts ? g.constant('vision.class_rows', Uint32Array.from({ length: batch }, (_, b) => b * T)) : undefined;
-  const final = recordBlocks(g, 'vision', w.blocks, x, { batch, seq: T, width: W, heads: config.vision.heads, mlpRatio: config.vision.mlpRatio, causal: false, quickGelu: config.quickGelu, dtype: o.dtype }, keep);
+  const keep = o.exactShortcuts
+    ? g.constant(
+        'vision.class_rows',
+        Uint32Array.from({ length: batch }, (_, b) => b * T),
+      )
+    : undefined;
+  const final = recordBlocks(
+    g,
+    'vision',
+    w.blocks,
+    x,
+    {
+      batch,
+      seq: T,
+      width: W,
+      heads: config.vision.heads,
+      mlpRatio: config.vision.mlpRatio,
+      causal: false,
+      quickGelu: config.quickGelu,
+      dtype: o.dtype,
+    },
+    keep,
+  );
   const pooled = g.tensor('vision.pooled', batch * W * F32);
   const out = g.output(g.tensor('vision.out', batch * E * F32));
-  g.op('layerNorm', 'vision.ln_post', { x: final, gain: w.lnPost[0], shift: w.lnPost[1], y: pooled, rows: batch, cols: W, inRowStride: keep ? 1 : T });
+  g.op('layerNorm', 'vision.ln_post', {
+    x: final,
+    gain: w.lnPost[0],
+    shift: w.lnPost[1],
+    y: pooled,
+    rows: batch,
+    cols: W,
+    inRowStride: keep ? 1 : T,
+  });
   g.checkpoint('vision.pooled', pooled);
   g.op('matmul', 'vision.proj', { x: pooled, w: w.proj, y: out, M: batch, N: E, K: W, wDtype: o.dtype });
   g.checkpoint('vision.out', out);
@@ -46,19 +97,45 @@ export function visionGraph(config: ClipConfig, w: VisionWeights, batch: number,
  */
 export function textGraph(config: ClipConfig, w: TextWeights, batch: number, seq: number, o: TowerOptions): Graph {
   const { width: W } = config.text;
-  const rows = batch * seq, E = config.embedDim;
+  const rows = batch * seq,
+    E = config.embedDim;
   const g = new GraphBuilder(`text[B=${batch},T=${seq}]`);
   const ids = g.input('text.ids', rows * 4);
   const eotIndex = g.input('text.eot_index', batch * 4);
   const x = g.tensor('text.x', rows * W * F32);
-  g.op('embedTokens', 'text.embed', { ids, chunks: w.tokenChunks, pos: w.pos, y: x, rows, seq, width: W, wDtype: o.dtype });
+  g.op('embedTokens', 'text.embed', {
+    ids,
+    chunks: w.tokenChunks,
+    pos: w.pos,
+    y: x,
+    rows,
+    seq,
+    width: W,
+    wDtype: o.dtype,
+  });
   g.checkpoint('text.embed', x);
-  const final = recordBlocks(g, 'text', w.blocks, x, { batch, seq, width: W, heads: config.text.heads, mlpRatio: config.text.mlpRatio, causal: true, quickGelu: config.quickGelu, dtype: o.dtype });
+  const final = recordBlocks(g, 'text', w.blocks, x, {
+    batch,
+    seq,
+    width: W,
+    heads: config.text.heads,
+    mlpRatio: config.text.mlpRatio,
+    causal: true,
+    quickGelu: config.quickGelu,
+    dtype: o.dtype,
+  });
   const eotRows = g.tensor('text.eot_rows', batch * W * F32);
   const pooled = g.tensor('text.pooled', batch * W * F32);
   const out = g.output(g.tensor('text.out', batch * E * F32));
   g.op('gatherRows', 'text.eot', { x: final, index: eotIndex, y: eotRows, rows: batch, width: W });
-  g.op('layerNorm', 'text.ln_final', { x: eotRows, gain: w.lnFinal[0], shift: w.lnFinal[1], y: pooled, rows: batch, cols: W });
+  g.op('layerNorm', 'text.ln_final', {
+    x: eotRows,
+    gain: w.lnFinal[0],
+    shift: w.lnFinal[1],
+    y: pooled,
+    rows: batch,
+    cols: W,
+  });
   g.checkpoint('text.pooled', pooled);
   g.op('matmul', 'text.proj', { x: pooled, w: w.proj, y: out, M: batch, N: E, K: W, wDtype: o.dtype });
   g.checkpoint('text.out', out);
@@ -66,7 +143,14 @@ export function textGraph(config: ClipConfig, w: TextWeights, batch: number, seq
 }
 
 interface BlockShape {
-  batch: number; seq: number; width: number; heads: number; mlpRatio: number; causal: boolean; quickGelu: boolean; dtype: ComputeDtype;
+  batch: number;
+  seq: number;
+  width: number;
+  heads: number;
+  mlpRatio: number;
+  causal: boolean;
+  quickGelu: boolean;
+  dtype: ComputeDtype;
 }
 
 /**
@@ -76,8 +160,17 @@ interface BlockShape {
  * row's keys and values, then out_proj and the MLP run on the kept rows alone. That is exact, since every
  * other kernel computes each row on its own. Returns the tensor holding the final rows.
  */
-function recordBlocks(g: GraphBuilder, tower: string, blocks: readonly Block[], x: Tensor, a: BlockShape, keep?: Tensor): Tensor {
-  const rows = a.batch * a.seq, W = a.width, hidden = mlpWidth(W, a.mlpRatio);
+function recordBlocks(
+  g: GraphBuilder,
+  tower: string,
+  blocks: readonly Block[],
+  x: Tensor,
+  a: BlockShape,
+  keep?: Tensor,
+): Tensor {
+  const rows = a.batch * a.seq,
+    W = a.width,
+    hidden = mlpWidth(W, a.mlpRatio);
   const activation = a.quickGelu ? 'quick_gelu' : 'gelu';
   const wDtype = a.dtype;
   blocks.forEach((b, i) => {
@@ -86,9 +179,27 @@ function recordBlocks(g: GraphBuilder, tower: string, blocks: readonly Block[], 
     const qkv = g.tensor(`${p}.qkv`, rows * 3 * W * F32);
     let attn = g.tensor(`${p}.attn`, rows * W * F32);
     g.op('layerNorm', `${p}.ln_1`, { x, gain: b.ln1[0], shift: b.ln1[1], y: h, rows, cols: W });
-    g.op('matmul', `${p}.attn.in_proj`, { x: h, w: b.inProj, bias: b.inProjBias, y: qkv, M: rows, N: 3 * W, K: W, wDtype });
-    g.op('attention', `${p}.attn`, { qkv, out: attn, batch: a.batch, seq: a.seq, heads: a.heads, headDim: W / a.heads, causal: a.causal });
-    let n = rows, name = p;
+    g.op('matmul', `${p}.attn.in_proj`, {
+      x: h,
+      w: b.inProj,
+      bias: b.inProjBias,
+      y: qkv,
+      M: rows,
+      N: 3 * W,
+      K: W,
+      wDtype,
+    });
+    g.op('attention', `${p}.attn`, {
+      qkv,
+      out: attn,
+      batch: a.batch,
+      seq: a.seq,
+      heads: a.heads,
+      headDim: W / a.heads,
+      causal: a.causal,
+    });
+    let n = rows,
+      name = p;
     if (keep && i === blocks.length - 1) {
       n = a.batch;
       name = `${p}.kept`;
@@ -100,10 +211,40 @@ function recordBlocks(g: GraphBuilder, tower: string, blocks: readonly Block[], 
     }
     const h2 = g.tensor(`${p}.ln_2`, n * W * F32);
     const mlp = g.tensor(`${p}.mlp`, n * hidden * F32);
-    g.op('matmul', `${p}.attn.out_proj`, { x: attn, w: b.outProj, bias: b.outProjBias, y: x, M: n, N: W, K: W, accumulate: true, wDtype });
+    g.op('matmul', `${p}.attn.out_proj`, {
+      x: attn,
+      w: b.outProj,
+      bias: b.outProjBias,
+      y: x,
+      M: n,
+      N: W,
+      K: W,
+      accumulate: true,
+      wDtype,
+    });
     g.op('layerNorm', `${p}.ln_2`, { x, gain: b.ln2[0], shift: b.ln2[1], y: h2, rows: n, cols: W });
-    g.op('matmul', `${p}.mlp.c_fc`, { x: h2, w: b.fc, bias: b.fcBias, y: mlp, M: n, N: hidden, K: W, activation, wDtype });
-    g.op('matmul', `${p}.mlp.c_proj`, { x: mlp, w: b.proj, bias: b.projBias, y: x, M: n, N: W, K: hidden, accumulate: true, wDtype });
+    g.op('matmul', `${p}.mlp.c_fc`, {
+      x: h2,
+      w: b.fc,
+      bias: b.fcBias,
+      y: mlp,
+      M: n,
+      N: hidden,
+      K: W,
+      activation,
+      wDtype,
+    });
+    g.op('matmul', `${p}.mlp.c_proj`, {
+      x: mlp,
+      w: b.proj,
+      bias: b.projBias,
+      y: x,
+      M: n,
+      N: W,
+      K: hidden,
+      accumulate: true,
+      wDtype,
+    });
     g.checkpoint(name, x, n * W * F32);
   });
   return x;

@@ -11,31 +11,52 @@ import { clipSchema, TensorSpec, type TensorRole } from './schema.js';
 export type ComputeDtype = 'f32' | 'f16';
 
 export interface Block {
-  ln1: [GPUBuffer, GPUBuffer]; ln2: [GPUBuffer, GPUBuffer];
-  inProj: K.MatmulWeight; inProjBias: GPUBuffer; outProj: K.MatmulWeight; outProjBias: GPUBuffer;
-  fc: K.MatmulWeight; fcBias: GPUBuffer; proj: K.MatmulWeight; projBias: GPUBuffer;
+  ln1: [GPUBuffer, GPUBuffer];
+  ln2: [GPUBuffer, GPUBuffer];
+  inProj: K.MatmulWeight;
+  inProjBias: GPUBuffer;
+  outProj: K.MatmulWeight;
+  outProjBias: GPUBuffer;
+  fc: K.MatmulWeight;
+  fcBias: GPUBuffer;
+  proj: K.MatmulWeight;
+  projBias: GPUBuffer;
 }
 
 export interface VisionWeights {
-  conv: K.MatmulWeight; classEmbedding: GPUBuffer; pos: GPUBuffer;
-  lnPre: [GPUBuffer, GPUBuffer]; lnPost: [GPUBuffer, GPUBuffer]; proj: K.MatmulWeight; blocks: Block[];
+  conv: K.MatmulWeight;
+  classEmbedding: GPUBuffer;
+  pos: GPUBuffer;
+  lnPre: [GPUBuffer, GPUBuffer];
+  lnPost: [GPUBuffer, GPUBuffer];
+  proj: K.MatmulWeight;
+  blocks: Block[];
 }
 
 export interface TextWeights {
-  tokenChunks: K.TableChunk[]; pos: GPUBuffer; lnFinal: [GPUBuffer, GPUBuffer]; proj: K.MatmulWeight; blocks: Block[];
+  tokenChunks: K.TableChunk[];
+  pos: GPUBuffer;
+  lnFinal: [GPUBuffer, GPUBuffer];
+  proj: K.MatmulWeight;
+  blocks: Block[];
 }
 
-export interface ClipWeights { scope: K.Scope; vision: VisionWeights; text: TextWeights; logitScale: number }
+export interface ClipWeights {
+  scope: K.Scope;
+  vision: VisionWeights;
+  text: TextWeights;
+  logitScale: number;
+}
 
 /** What each role's tensor becomes once uploaded. */
 interface LoadedRole {
-  'vector': GPUBuffer;
+  vector: GPUBuffer;
   'norm-gain': GPUBuffer;
   'norm-bias': GPUBuffer;
-  'linear': K.MatmulWeight;
+  linear: K.MatmulWeight;
   'linear-transposed': K.MatmulWeight;
   'embedding-table': K.TableChunk[];
-  'scalar': number;
+  scalar: number;
 }
 
 /** A schema subtree with every tensor spec replaced by what it loads as: BlockSpec becomes Block, and so on. */
@@ -43,7 +64,10 @@ type Loaded<S> = S extends TensorSpec<infer R> ? LoadedRole[R] : { [Key in keyof
 
 /** Uploads every weight tensor to the GPU, one tensor at a time (`dtype` f16 halves matmul weights). */
 export async function uploadClipWeights(
-  gpu: Gpu, config: ClipConfig, source: TensorSource, dtype: ComputeDtype,
+  gpu: Gpu,
+  config: ClipConfig,
+  source: TensorSource,
+  dtype: ComputeDtype,
   onTensor?: (name: string, index: number, count: number) => void,
 ): Promise<ClipWeights> {
   checkTensors(config, new Map([...source.tensors].map(([name, t]) => [name, t.shape])));
@@ -63,8 +87,10 @@ export async function uploadClipWeights(
     readMs += performance.now() - start;
     return data;
   };
-  const f32 = async (name: string, out?: Float32Array): Promise<Float32Array> => finiteF32(source, staging, name, await timedRead(source.readF32(name, out)));
-  const f16 = async (name: string, out: Uint16Array): Promise<Uint16Array> => finiteF16(source, staging, name, await timedRead(source.readF16(name, out)));
+  const f32 = async (name: string, out?: Float32Array): Promise<Float32Array> =>
+    finiteF32(source, staging, name, await timedRead(source.readF32(name, out)));
+  const f16 = async (name: string, out: Uint16Array): Promise<Uint16Array> =>
+    finiteF16(source, staging, name, await timedRead(source.readF16(name, out)));
   const upload = async (spec: TensorSpec): Promise<LoadedRole[TensorRole]> => {
     const { name, shape } = spec;
     const count = elementCount(shape);
@@ -81,10 +107,23 @@ export async function uploadClipWeights(
       case 'linear-transposed': {
         const [inputs, outputs] = shape;
         const outIn = transposed(await f32(name, staging.f32(count)), inputs, outputs);
-        return K.uploadMatmulWeights(scope, name, dtype === 'f16' ? finiteF16(source, staging, name, toF16(outIn)) : outIn, outputs, inputs);
+        return K.uploadMatmulWeights(
+          scope,
+          name,
+          dtype === 'f16' ? finiteF16(source, staging, name, toF16(outIn)) : outIn,
+          outputs,
+          inputs,
+        );
       }
       case 'embedding-table':
-        return uploadTable(scope, name, shape[0], shape[1], dtype, dtype === 'f16' ? await f16(name, staging.f16(count)) : await f32(name, staging.f32(count)));
+        return uploadTable(
+          scope,
+          name,
+          shape[0],
+          shape[1],
+          dtype,
+          dtype === 'f16' ? await f16(name, staging.f16(count)) : await f32(name, staging.f32(count)),
+        );
       case 'scalar':
         return (await f32(name))[0];
     }
@@ -105,7 +144,9 @@ export async function uploadClipWeights(
   const assemble = <S>(node: S): Loaded<S> => {
     if (node instanceof TensorSpec) return uploaded.get(node) as Loaded<S>;
     if (Array.isArray(node)) return node.map(assemble) as unknown as Loaded<S>;
-    return Object.fromEntries(Object.entries(node as object).map(([key, child]) => [key, assemble(child)])) as Loaded<S>;
+    return Object.fromEntries(
+      Object.entries(node as object).map(([key, child]) => [key, assemble(child)]),
+    ) as Loaded<S>;
   };
   try {
     for (const spec of specs) {
@@ -119,7 +160,9 @@ export async function uploadClipWeights(
     const logitScale = Math.exp(logLogitScale);
     trace('weights uploaded', `(${loaded} tensors; ${readMs.toFixed(0)} ms of it reading the source)`);
     if (!Number.isFinite(logitScale)) {
-      throw new UserError(`${checkpointName(source)}: logit_scale is ${logLogitScale}, whose exp() (the similarity temperature) is not a finite number; the checkpoint is damaged, re-download it.`);
+      throw new UserError(
+        `${checkpointName(source)}: logit_scale is ${logLogitScale}, whose exp() (the similarity temperature) is not a finite number; the checkpoint is damaged, re-download it.`,
+      );
     }
     return { scope, vision, text, logitScale };
   } catch (e) {
@@ -135,7 +178,9 @@ function checkpointName(source: TensorSource): string {
 function finiteF32(source: TensorSource, staging: Staging, name: string, data: Float32Array): Float32Array {
   const at = staging.firstNonFiniteF32(data);
   if (at >= 0) {
-    throw new UserError(`${checkpointName(source)}: tensor ${name} holds ${Number.isNaN(data[at]) ? 'NaN' : 'Inf'} at element ${at}; the checkpoint is damaged, re-download it.`);
+    throw new UserError(
+      `${checkpointName(source)}: tensor ${name} holds ${Number.isNaN(data[at]) ? 'NaN' : 'Inf'} at element ${at}; the checkpoint is damaged, re-download it.`,
+    );
   }
   return data;
 }
@@ -145,9 +190,10 @@ function finiteF16(source: TensorSource, staging: Staging, name: string, bits: U
   if (at >= 0) {
     const stored = source.tensors.get(name)?.dtype;
     // An f32 value beyond ±65504 becomes Inf in f16: not damage, but this model cannot run in f16.
-    const why = stored === 'F16' || (bits[at] & 0x3ff) !== 0
-      ? `holds ${(bits[at] & 0x3ff) !== 0 ? 'NaN' : 'Inf'} at element ${at}; the checkpoint is damaged, re-download it.`
-      : `has a value at element ${at} beyond f16's range (or Inf); load it with dtype f32, or re-download it if it is damaged.`;
+    const why =
+      stored === 'F16' || (bits[at] & 0x3ff) !== 0
+        ? `holds ${(bits[at] & 0x3ff) !== 0 ? 'NaN' : 'Inf'} at element ${at}; the checkpoint is damaged, re-download it.`
+        : `has a value at element ${at} beyond f16's range (or Inf); load it with dtype f32, or re-download it if it is damaged.`;
     throw new UserError(`${checkpointName(source)}: tensor ${name} ${why}`);
   }
   return bits;
@@ -166,7 +212,14 @@ function toF16(data: Float32Array): Uint16Array {
 }
 
 /** Uploads an embedding table in row chunks that each fit one storage binding. */
-function uploadTable(scope: K.Scope, name: string, rows: number, width: number, dtype: ComputeDtype, table: Float32Array | Uint16Array): K.TableChunk[] {
+function uploadTable(
+  scope: K.Scope,
+  name: string,
+  rows: number,
+  width: number,
+  dtype: ComputeDtype,
+  table: Float32Array | Uint16Array,
+): K.TableChunk[] {
   const bytesPerRow = width * (dtype === 'f16' ? 2 : 4);
   const rowsPerChunk = Math.floor(scope.gpu.limits.maxStorageBufferBindingSize / bytesPerRow);
   const chunks: K.TableChunk[] = [];

@@ -17,11 +17,16 @@ export interface StepComparison {
 }
 
 /** The aligned pair of arrays behind one comparison (what --dump writes). */
-export interface ComparedPair { comparison: StepComparison; engine: Float32Array; reference: Float32Array }
+export interface ComparedPair {
+  comparison: StepComparison;
+  engine: Float32Array;
+  reference: Float32Array;
+}
 
 export function maxAbsAndRelative(got: Float32Array, want: Float32Array): { maxAbs: number; relative: number } {
   if (got.length !== want.length) throw new Error(`comparing ${got.length} values with ${want.length}`);
-  let maxAbs = 0, magnitude = 0;
+  let maxAbs = 0,
+    magnitude = 0;
   for (let i = 0; i < want.length; i++) {
     const d = Math.abs(got[i] - want[i]);
     // NaN compares false: keep it visible instead of letting Math.max skip it.
@@ -35,7 +40,9 @@ export function maxAbsAndRelative(got: Float32Array, want: Float32Array): { maxA
 export function rowCosines(a: Float32Array, b: Float32Array, E: number): number[] {
   const out: number[] = [];
   for (let r = 0; r < a.length / E; r++) {
-    let dot = 0, na = 0, nb = 0;
+    let dot = 0,
+      na = 0,
+      nb = 0;
     for (let i = r * E; i < (r + 1) * E; i++) {
       dot += a[i] * b[i];
       na += a[i] * a[i];
@@ -83,43 +90,141 @@ export function compareTowers(
   tol: number,
 ): ComparedPair[] {
   const pairs: ComparedPair[] = [];
-  const add = (tower: 'image' | 'text', step: string, block: number | null, rows: string, engineName: string, got: Float32Array, engineShape: number[], refName: string, want: Float32Array): void => {
+  const add = (
+    tower: 'image' | 'text',
+    step: string,
+    block: number | null,
+    rows: string,
+    engineName: string,
+    got: Float32Array,
+    engineShape: number[],
+    refName: string,
+    want: Float32Array,
+  ): void => {
     const { maxAbs, relative } = maxAbsAndRelative(got, want);
     const refShape = reference(refName).shape;
     pairs.push({
-      comparison: { tower, step, block, rows, maxAbs, relative, exceeds: !(relative <= tol), engine: { name: engineName, shape: engineShape }, reference: { name: refName, shape: refShape } },
-      engine: got, reference: want,
+      comparison: {
+        tower,
+        step,
+        block,
+        rows,
+        maxAbs,
+        relative,
+        exceeds: !(relative <= tol),
+        engine: { name: engineName, shape: engineShape },
+        reference: { name: refName, shape: refShape },
+      },
+      engine: got,
+      reference: want,
     });
   };
-  const B = inputs.images, v = config.vision, E = config.embedDim;
+  const B = inputs.images,
+    v = config.vision,
+    E = config.embedDim;
   if (B > 0) {
-    const T = (v.imageSize / v.patchSize) ** 2 + 1, W = v.width;
-    add('image', 'ln_pre', null, 'all', 'vision.ln_pre', engine.vision.get('vision.ln_pre')!, [B, T, W], 'vision_ln_pre', reference('vision_ln_pre').data);
+    const T = (v.imageSize / v.patchSize) ** 2 + 1,
+      W = v.width;
+    add(
+      'image',
+      'ln_pre',
+      null,
+      'all',
+      'vision.ln_pre',
+      engine.vision.get('vision.ln_pre')!,
+      [B, T, W],
+      'vision_ln_pre',
+      reference('vision_ln_pre').data,
+    );
     for (let i = 0; i < v.layers; i++) {
       const n = String(i).padStart(2, '0');
       const full = engine.vision.get(`vision.block${n}`);
       const want = reference(`vision_block${n}`).data;
       if (full) add('image', `resblocks.${i}`, i, 'all', `vision.block${n}`, full, [B, T, W], `vision_block${n}`, want);
-      else add('image', `resblocks.${i}`, i, 'class token', `vision.block${n}.kept`, engine.vision.get(`vision.block${n}.kept`)!, [B, W], `vision_block${n}`, gather(want, T, W, new Array<number>(B).fill(0)));
+      else
+        add(
+          'image',
+          `resblocks.${i}`,
+          i,
+          'class token',
+          `vision.block${n}.kept`,
+          engine.vision.get(`vision.block${n}.kept`)!,
+          [B, W],
+          `vision_block${n}`,
+          gather(want, T, W, new Array<number>(B).fill(0)),
+        );
     }
-    add('image', 'ln_post', null, 'class token', 'vision.pooled', engine.vision.get('vision.pooled')!, [B, W], 'vision_pooled', reference('vision_pooled').data);
-    add('image', 'embedding', null, 'all', 'image_embeddings_raw', engine.imageEmbeddings, [B, E], 'image_embeddings_raw', reference('image_embeddings_raw').data);
+    add(
+      'image',
+      'ln_post',
+      null,
+      'class token',
+      'vision.pooled',
+      engine.vision.get('vision.pooled')!,
+      [B, W],
+      'vision_pooled',
+      reference('vision_pooled').data,
+    );
+    add(
+      'image',
+      'embedding',
+      null,
+      'all',
+      'image_embeddings_raw',
+      engine.imageEmbeddings,
+      [B, E],
+      'image_embeddings_raw',
+      reference('image_embeddings_raw').data,
+    );
   }
-  const N = inputs.texts, t = config.text;
+  const N = inputs.texts,
+    t = config.text;
   if (N > 0) {
-    const C = t.contextLength, W = t.width;
+    const C = t.contextLength,
+      W = t.width;
     const embed = engine.text.get('text.embed')!;
     const seq = embed.length / N / W;
     const rows = seq === C ? 'all' : `positions 0..${seq - 1} (through the last EOT)`;
-    const slice = (name: string): Float32Array => (seq === C ? reference(name).data : positions(reference(name).data, N, C, W, 0, seq));
+    const slice = (name: string): Float32Array =>
+      seq === C ? reference(name).data : positions(reference(name).data, N, C, W, 0, seq);
     add('text', 'embed', null, rows, 'text.embed', embed, [N, seq, W], 'text_embed', slice('text_embed'));
     for (let i = 0; i < t.layers; i++) {
       const n = String(i).padStart(2, '0');
-      add('text', `resblocks.${i}`, i, rows, `text.block${n}`, engine.text.get(`text.block${n}`)!, [N, seq, W], `text_block${n}`, slice(`text_block${n}`));
+      add(
+        'text',
+        `resblocks.${i}`,
+        i,
+        rows,
+        `text.block${n}`,
+        engine.text.get(`text.block${n}`)!,
+        [N, seq, W],
+        `text_block${n}`,
+        slice(`text_block${n}`),
+      );
     }
     const eot = eotPositions(inputs.ids, N, C);
-    add('text', 'ln_final', null, 'EOT token', 'text.pooled', engine.text.get('text.pooled')!, [N, W], 'text_ln_final', gather(reference('text_ln_final').data, C, W, eot));
-    add('text', 'embedding', null, 'all', 'text_embeddings_raw', engine.textEmbeddings, [N, E], 'text_embeddings_raw', reference('text_embeddings_raw').data);
+    add(
+      'text',
+      'ln_final',
+      null,
+      'EOT token',
+      'text.pooled',
+      engine.text.get('text.pooled')!,
+      [N, W],
+      'text_ln_final',
+      gather(reference('text_ln_final').data, C, W, eot),
+    );
+    add(
+      'text',
+      'embedding',
+      null,
+      'all',
+      'text_embeddings_raw',
+      engine.textEmbeddings,
+      [N, E],
+      'text_embeddings_raw',
+      reference('text_embeddings_raw').data,
+    );
   }
   return pairs;
 }

@@ -26,7 +26,10 @@ async function fetchBytes(url: string, what: string): Promise<Uint8Array> {
   try {
     response = await fetch(url);
   } catch (cause) {
-    throw new UserError(`Cannot fetch ${what} ${url} (${cause instanceof Error ? cause.message : String(cause)}); check the address.`, { cause });
+    throw new UserError(
+      `Cannot fetch ${what} ${url} (${cause instanceof Error ? cause.message : String(cause)}); check the address.`,
+      { cause },
+    );
   }
   if (!response.ok) throw new UserError(`Cannot fetch ${what} ${url} (HTTP ${response.status}); check the address.`);
   return new Uint8Array(await response.arrayBuffer());
@@ -57,26 +60,48 @@ export const platform: Platform = {
 
   async decodedPixels(input) {
     if (typeof ImageData !== 'undefined' && input instanceof ImageData) {
-      return { bitmap: { width: input.width, height: input.height, data: new Uint8Array(input.data.buffer, input.data.byteOffset, input.data.byteLength) } };
+      return {
+        bitmap: {
+          width: input.width,
+          height: input.height,
+          data: new Uint8Array(input.data.buffer, input.data.byteOffset, input.data.byteLength),
+        },
+      };
     }
-    const drawable = [globalThis.ImageBitmap, globalThis.HTMLImageElement, globalThis.HTMLCanvasElement, globalThis.OffscreenCanvas]
-      .some((type) => type !== undefined && input instanceof type);
+    const drawable = [
+      globalThis.ImageBitmap,
+      globalThis.HTMLImageElement,
+      globalThis.HTMLCanvasElement,
+      globalThis.OffscreenCanvas,
+    ].some((type) => type !== undefined && input instanceof type);
     if (!drawable) return undefined;
     const image = input as ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas;
     const width = 'naturalWidth' in image ? image.naturalWidth : image.width;
     const height = 'naturalHeight' in image ? image.naturalHeight : image.height;
-    if (!width || !height) throw new UserError('The image element has no pixels yet; wait for it to load (await img.decode()) before encoding it.');
+    if (!width || !height)
+      throw new UserError(
+        'The image element has no pixels yet; wait for it to load (await img.decode()) before encoding it.',
+      );
     return { bitmap: { width, height, data: canvasPixels(image, width, height) } };
   },
 
   async decodeOtherFormat(bytes, header, name) {
     // The browser decodes to 8-bit RGBA; Pillow's 16-bit handling cannot be reproduced from that.
-    if (header.bitDepth === 16) throw new UserError(`${name} is a 16-bit PNG, which the browser decodes to 8 bits unlike Pillow; save it as an 8-bit PNG or a JPEG.`);
+    if (header.bitDepth === 16)
+      throw new UserError(
+        `${name} is a 16-bit PNG, which the browser decodes to 8 bits unlike Pillow; save it as an 8-bit PNG or a JPEG.`,
+      );
     let bitmap: ImageBitmap;
     try {
-      bitmap = await createImageBitmap(new Blob([bytes.slice()]), { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+      bitmap = await createImageBitmap(new Blob([bytes.slice()]), {
+        colorSpaceConversion: 'none',
+        premultiplyAlpha: 'none',
+      });
     } catch (cause) {
-      throw new UserError(`${name} could not be decoded as ${header.format.toUpperCase()} by this browser; re-export it as PNG or JPEG.`, { cause });
+      throw new UserError(
+        `${name} could not be decoded as ${header.format.toUpperCase()} by this browser; re-export it as PNG or JPEG.`,
+        { cause },
+      );
     }
     try {
       return { width: bitmap.width, height: bitmap.height, data: canvasPixels(bitmap, bitmap.width, bitmap.height) };
@@ -90,12 +115,12 @@ export const platform: Platform = {
 
   async readKnoboFile(file) {
     const text = KNOBO_FILES[file];
-    if (text === undefined) throw new UserError(`KnoBo's ${file} is not bundled in the browser build; fetch it and pass its lines instead.`);
+    if (text === undefined)
+      throw new UserError(`KnoBo's ${file} is not bundled in the browser build; fetch it and pass its lines instead.`);
     return text;
   },
 
   readBytes: (url, what) => fetchBytes(url, what),
 
   readText: async (url, what) => new TextDecoder().decode(await fetchBytes(url, what)),
-
 };

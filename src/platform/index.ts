@@ -45,7 +45,7 @@ export const platform: Platform = {
   },
 
   noAdapterMessage:
-    'No WebGPU adapter was found. On a machine without a GPU install Mesa\'s lavapipe driver ' +
+    "No WebGPU adapter was found. On a machine without a GPU install Mesa's lavapipe driver " +
     '(run `sudo bash scripts/setup-webgpu.sh` from the whylesion folder, or on Debian 12: ' +
     '`apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`), then try again.',
 
@@ -72,12 +72,17 @@ export const platform: Platform = {
       bitmap = (await Jimp.fromBuffer(new Uint8Array(bytes).buffer, options)).bitmap;
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
-      throw new UserError(`${name} could not be decoded as ${header.format.toUpperCase()} (${why}); re-export it as PNG or JPEG.`, { cause: error });
+      throw new UserError(
+        `${name} could not be decoded as ${header.format.toUpperCase()} (${why}); re-export it as PNG or JPEG.`,
+        { cause: error },
+      );
     } finally {
       console.log = log;
     }
     if (decoderWarnings.some((w) => w.includes('gif stream'))) {
-      throw new UserError(`${name} is a damaged or truncated GIF (its image data ${decoderWarnings.some((w) => w.includes('shorter')) ? 'ends early' : 'runs past its size'}); re-download or re-export it.`);
+      throw new UserError(
+        `${name} is a damaged or truncated GIF (its image data ${decoderWarnings.some((w) => w.includes('shorter')) ? 'ends early' : 'runs past its size'}); re-download or re-export it.`,
+      );
     }
     return bitmap;
   },
@@ -99,7 +104,10 @@ export const platform: Platform = {
     const local = process.env[KNOBO_DIR_ENV];
     if (!local) return readFile(bundledAsset(`knobo/${file}`), 'utf8');
     return readFile(join(local, file), 'utf8').catch((cause: unknown) => {
-      throw new UserError(`${KNOBO_DIR_ENV} is ${local}, which has no ${file}; point it at a copy of KnoBo's data (or unset it to use the lists the package ships).`, { cause });
+      throw new UserError(
+        `${KNOBO_DIR_ENV} is ${local}, which has no ${file}; point it at a copy of KnoBo's data (or unset it to use the lists the package ships).`,
+        { cause },
+      );
     });
   },
 
@@ -114,5 +122,4 @@ export const platform: Platform = {
       throw new UserError(`Cannot read ${what} ${path} (${errnoOf(cause) ?? cause}); check the path.`, { cause });
     });
   },
-
 };

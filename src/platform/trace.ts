@@ -5,8 +5,12 @@
  * Node only; a no-op elsewhere and when the variable is unset.
  */
 export function trace(phase: string, detail = ''): void {
-  const proc = (globalThis as { process?: { env?: Record<string, string | undefined>; stderr?: { write(s: string): void } } }).process;
+  const proc = (
+    globalThis as { process?: { env?: Record<string, string | undefined>; stderr?: { write(s: string): void } } }
+  ).process;
   if (proc?.env?.WHYLESION_TRACE !== '1' || !proc.stderr) return;
   const now = performance.now();
-  proc.stderr.write(`whylesion trace: +${now.toFixed(1)} ms [t=${(performance.timeOrigin + now).toFixed(1)}] ${phase}${detail ? ` ${detail}` : ''}\n`);
+  proc.stderr.write(
+    `whylesion trace: +${now.toFixed(1)} ms [t=${(performance.timeOrigin + now).toFixed(1)}] ${phase}${detail ? ` ${detail}` : ''}\n`,
+  );
 }

@@ -22,7 +22,10 @@ export interface AcquiredDevice {
 async function compilesSubgroupShaders(device: GPUDevice): Promise<boolean> {
   if (!device.features.has('subgroups' as GPUFeatureName)) return false;
   device.pushErrorScope('validation');
-  device.createShaderModule({ label: 'subgroups probe', code: 'enable subgroups;\n@compute @workgroup_size(1) fn main() {}\n' });
+  device.createShaderModule({
+    label: 'subgroups probe',
+    code: 'enable subgroups;\n@compute @workgroup_size(1) fn main() {}\n',
+  });
   return (await device.popErrorScope()) === null;
 }
 
@@ -30,7 +33,12 @@ async function compilesSubgroupShaders(device: GPUDevice): Promise<boolean> {
 export async function acquireDevice(options: { device?: GPUDevice } = {}): Promise<AcquiredDevice> {
   if (options.device) {
     const device = options.device;
-    return { device, adapterInfo: describeAdapter(undefined), owned: false, subgroups: await compilesSubgroupShaders(device) };
+    return {
+      device,
+      adapterInfo: describeAdapter(undefined),
+      owned: false,
+      subgroups: await compilesSubgroupShaders(device),
+    };
   }
   let gpu: GPU;
   try {
@@ -51,7 +59,13 @@ export async function acquireDevice(options: { device?: GPUDevice } = {}): Promi
       maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
     },
   });
-  return { device, adapter, adapterInfo: describeAdapter(adapter), owned: true, subgroups: await compilesSubgroupShaders(device) };
+  return {
+    device,
+    adapter,
+    adapterInfo: describeAdapter(adapter),
+    owned: true,
+    subgroups: await compilesSubgroupShaders(device),
+  };
 }
 
 function describeAdapter(adapter: GPUAdapter | undefined): AcquiredDevice['adapterInfo'] {

@@ -65,11 +65,14 @@ export class Gpu {
 
   static async create(options: { device?: GPUDevice; kernels?: KernelFamily | 'auto' } = {}): Promise<Gpu> {
     const kernels = options.kernels ?? 'auto';
-    if (!KERNEL_FAMILIES.includes(kernels)) throw new UserError(`Kernel family '${kernels}' is not one of ${KERNEL_FAMILIES.join(', ')}.`);
+    if (!KERNEL_FAMILIES.includes(kernels))
+      throw new UserError(`Kernel family '${kernels}' is not one of ${KERNEL_FAMILIES.join(', ')}.`);
     const gpu = new Gpu(await acquireDevice(options), kernels);
     if (kernels === 'cpu-subgroup' && !gpu.hasCpuSizedSubgroups) {
       gpu.destroy();
-      throw new UserError(`The 'cpu-subgroup' kernels need WebGPU subgroups of 8-16 lanes, which this adapter does not offer; use 'auto', 'gpu' or 'portable'.`);
+      throw new UserError(
+        `The 'cpu-subgroup' kernels need WebGPU subgroups of 8-16 lanes, which this adapter does not offer; use 'auto', 'gpu' or 'portable'.`,
+      );
     }
     return gpu;
   }
@@ -119,7 +122,9 @@ export class Gpu {
       pipeline.catch(() => this.pipelines.delete(code));
       this.compilesRequested++;
       this.onCompile?.(this.compilesFinished, this.compilesRequested);
-      void pipeline.finally(() => this.onCompile?.(++this.compilesFinished, this.compilesRequested)).catch(() => undefined);
+      void pipeline
+        .finally(() => this.onCompile?.(++this.compilesFinished, this.compilesRequested))
+        .catch(() => undefined);
     }
     return pipeline;
   }
@@ -161,7 +166,11 @@ export class Gpu {
       throw new Error(`WGSL compilation of ${label} failed: ${moduleError.message}\n${lines}`);
     }
     try {
-      return await this.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      return await this.device.createComputePipelineAsync({
+        label,
+        layout: 'auto',
+        compute: { module, entryPoint: 'main' },
+      });
     } catch (e) {
       throw new Error(`Creating the pipeline for ${label} failed: ${(e as Error).message}`);
     }
@@ -178,7 +187,9 @@ export class Gpu {
   storageBuffer(label: string, data: ArrayBufferView | number, extraUsage: GPUBufferUsageFlags = 0): GPUBuffer {
     const size = typeof data === 'number' ? data : data.byteLength;
     const buffer = this.createBuffer(
-      label, size, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | extraUsage,
+      label,
+      size,
+      GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | extraUsage,
     );
     if (typeof data !== 'number') this.write(buffer, data);
     return buffer;
@@ -269,7 +280,10 @@ export class Gpu {
       // ignores slow outliers (a cold first run, a busy moment) that would otherwise delay the next runs.
       const recent = this.recentRunMs.get(label) ?? [];
       const expected = recent.length >= 2 ? Math.min(...recent) : 0;
-      if (staging.length > 0 && expected > MIN_TIMED_WAIT_MS) await new Promise((resolve) => setTimeout(resolve, TIMED_WAIT_SHARE * expected - (performance.now() - submitted)));
+      if (staging.length > 0 && expected > MIN_TIMED_WAIT_MS)
+        await new Promise((resolve) =>
+          setTimeout(resolve, TIMED_WAIT_SHARE * expected - (performance.now() - submitted)),
+        );
       const results: ArrayBuffer[] = [];
       for (const buffer of staging) {
         await buffer.mapAsync(GPUMapMode.READ);
@@ -292,7 +306,8 @@ export class Gpu {
    * dispatch's GPU time. Needs the timestamp-query feature.
    */
   async profile(label: string, dispatches: readonly Dispatch[]): Promise<{ dispatch: Dispatch; ms: number }[]> {
-    if (!this.hasTimestamps) throw new Error('This adapter has no timestamp-query feature, so kernels cannot be timed.');
+    if (!this.hasTimestamps)
+      throw new Error('This adapter has no timestamp-query feature, so kernels cannot be timed.');
     this.assertAlive();
     const device = this.device;
     const results: { dispatch: Dispatch; ms: number }[] = [];
@@ -300,12 +315,21 @@ export class Gpu {
     for (let first = 0; first < dispatches.length; first += perSet / 2) {
       const chunk = dispatches.slice(first, first + perSet / 2);
       const querySet = device.createQuerySet({ type: 'timestamp', count: 2 * chunk.length });
-      const resolved = device.createBuffer({ size: 16 * chunk.length, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-      const readback = device.createBuffer({ size: 16 * chunk.length, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+      const resolved = device.createBuffer({
+        size: 16 * chunk.length,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      });
+      const readback = device.createBuffer({
+        size: 16 * chunk.length,
+        usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ,
+      });
       try {
         const encoder = device.createCommandEncoder({ label: `${label}.profile` });
         chunk.forEach((d, i) => {
-          const pass = encoder.beginComputePass({ label: d.label, timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+          const pass = encoder.beginComputePass({
+            label: d.label,
+            timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+          });
           pass.setPipeline(d.pipeline);
           pass.setBindGroup(0, d.bindGroup);
           pass.dispatchWorkgroups(...d.workgroups);
@@ -361,7 +385,9 @@ export function uniformWords(values: readonly (number | { f: number })[]): Array
 
 // WHYLESION_DUMP_WGSL=dir writes every generated shader there (Node only; a no-op elsewhere).
 function dumpShader(label: string, code: string): void {
-  const proc = (globalThis as { process?: { env?: Record<string, string | undefined>; getBuiltinModule?: (m: string) => unknown } }).process;
+  const proc = (
+    globalThis as { process?: { env?: Record<string, string | undefined>; getBuiltinModule?: (m: string) => unknown } }
+  ).process;
   const dir = proc?.env?.WHYLESION_DUMP_WGSL;
   if (!dir || !proc?.getBuiltinModule) return;
   const fs = proc.getBuiltinModule('node:fs') as typeof import('node:fs');

@@ -14,7 +14,12 @@ export type WeightDtype = 'f32' | 'f16';
  */
 export type MatmulVariant = 'block' | 'tiled' | `subgroup-${number}x${number}` | `subgroup16-${number}x${number}`;
 
-export interface MatmulShape { M: number; N: number; K: number; wDtype: WeightDtype }
+export interface MatmulShape {
+  M: number;
+  N: number;
+  K: number;
+  wDtype: WeightDtype;
+}
 
 /** Groups M (rows: tokens × batch) by the next power of two, so one choice serves similar batch sizes. */
 function rowBucket(M: number): number {

@@ -7,9 +7,14 @@ export function cosineWasmBytes(): Uint8Array<ArrayBuffer> {
 }
 
 /** Memory layout shared by the in-process kernel and the worker threads: query, then rows, then scores. */
-export function cosineLayout(dim: number, maxRows: number): { query: number; rows: number; scores: number; bytes: number } {
+export function cosineLayout(
+  dim: number,
+  maxRows: number,
+): { query: number; rows: number; scores: number; bytes: number } {
   const align = (n: number) => Math.ceil(n / 16) * 16;
-  const query = 0, rows = align(dim * 4), scores = rows + align(maxRows * dim * 4);
+  const query = 0,
+    rows = align(dim * 4),
+    scores = rows + align(maxRows * dim * 4);
   return { query, rows, scores, bytes: scores + align(maxRows * 4) };
 }
 
@@ -19,7 +24,11 @@ export class CosineKernel {
   private readonly cosineRows: (x: number, n: number, d: number, q: number, out: number) => void;
   private readonly layout: ReturnType<typeof cosineLayout>;
 
-  constructor(module: WebAssembly.Module, query: Float32Array, readonly maxRows: number) {
+  constructor(
+    module: WebAssembly.Module,
+    query: Float32Array,
+    readonly maxRows: number,
+  ) {
     const instance = new WebAssembly.Instance(module);
     this.memory = instance.exports.memory as WebAssembly.Memory;
     this.cosineRows = instance.exports.cosineRows as CosineKernel['cosineRows'];

@@ -6,7 +6,13 @@ import { describeIdentity, identityKey, type ModelIdentity } from '../io/identit
 import { cosineLayout, cosineWasmBytes, CosineKernel } from './cosine-kernel.js';
 
 /** One result: the row of the index, its file and listing position, and its cosine similarity to the query. */
-export interface SearchHit { rank: number; row: number; file: string; index: number; score: number }
+export interface SearchHit {
+  rank: number;
+  row: number;
+  file: string;
+  index: number;
+  score: number;
+}
 
 export interface SearchOptions {
   /** How many rows to return (default 10). */
@@ -27,16 +33,25 @@ const CHUNK_BYTES = 16 << 20;
  * OUT.meta.json) against the query, streamed in 16 MB chunks through a WebAssembly f32x4 kernel, split over worker
  * threads for .npy. Order: higher cosine first; equal cosines in row order (the lower row first). A zero row scores 0.
  */
-export async function searchEmbeddings(indexPath: string, query: Float32Array, options: SearchOptions = {}): Promise<{ hits: SearchHit[]; meta: EmbeddingHead }> {
+export async function searchEmbeddings(
+  indexPath: string,
+  query: Float32Array,
+  options: SearchOptions = {},
+): Promise<{ hits: SearchHit[]; meta: EmbeddingHead }> {
   const top = options.top ?? 10;
   if (!Number.isInteger(top) || top < 1) throw new UserError(`top ${top} is not a whole number of at least 1.`);
   const sidecar = await readEmbeddingSidecar(indexPath);
   const index = await openEmbeddingRows(indexPath, sidecar.head);
   const meta = sidecar.head;
   if (options.model && identityKey(options.model) !== identityKey(meta.model)) {
-    throw new UserError(`${indexPath} was embedded by another model (${describeIdentity(meta.model)}) than the query's (${describeIdentity(options.model)}); search it with the model that embedded it.`);
+    throw new UserError(
+      `${indexPath} was embedded by another model (${describeIdentity(meta.model)}) than the query's (${describeIdentity(options.model)}); search it with the model that embedded it.`,
+    );
   }
-  if (query.length !== meta.dim) throw new UserError(`The query has ${query.length} values but ${indexPath} holds rows of ${meta.dim}; embed the query with the index's model.`);
+  if (query.length !== meta.dim)
+    throw new UserError(
+      `The query has ${query.length} values but ${indexPath} holds rows of ${meta.dim}; embed the query with the index's model.`,
+    );
   const unit = unitQuery(query);
   const module = new WebAssembly.Module(cosineWasmBytes());
   const chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / (meta.dim * 4)));
@@ -45,10 +60,21 @@ export async function searchEmbeddings(indexPath: string, query: Float32Array, o
   const threads = Math.max(1, Math.min(options.threads ?? availableParallelism(), Math.ceil(meta.rows / chunkRows)));
   if (index.format === 'npy' && threads > 1 && bytes >= (options.workerMinBytes ?? 64 << 20)) {
     const per = Math.ceil(meta.rows / threads);
-    const parts = await Promise.all(Array.from({ length: threads }, (_, t) => scanInWorker({
-      path: indexPath, dataStart: index.npyDataStart!, dim: meta.dim, rowStart: t * per, rowEnd: Math.min(meta.rows, (t + 1) * per),
-      query: unit, top, chunkRows, module,
-    })));
+    const parts = await Promise.all(
+      Array.from({ length: threads }, (_, t) =>
+        scanInWorker({
+          path: indexPath,
+          dataStart: index.npyDataStart!,
+          dim: meta.dim,
+          rowStart: t * per,
+          rowEnd: Math.min(meta.rows, (t + 1) * per),
+          query: unit,
+          top,
+          chunkRows,
+          module,
+        }),
+      ),
+    );
     for (const part of parts) for (let i = 0; i < part.rows.length; i++) best.offer(part.scores[i], part.rows[i]);
   } else {
     const kernel = new CosineKernel(module, unit, chunkRows);
@@ -59,14 +85,21 @@ export async function searchEmbeddings(indexPath: string, query: Float32Array, o
   }
   const sorted = best.sorted();
   const names = sidecar.rowNames(sorted.map((h) => h.row));
-  const hits = sorted.map(({ score, row }, rank) => ({ rank: rank + 1, row, file: names[rank].file, index: names[rank].index, score }));
+  const hits = sorted.map(({ score, row }, rank) => ({
+    rank: rank + 1,
+    row,
+    file: names[rank].file,
+    index: names[rank].index,
+    score,
+  }));
   return { hits, meta };
 }
 
 function unitQuery(query: Float32Array): Float32Array {
   let sq = 0;
   for (const v of query) sq += v * v;
-  if (!(sq > 0) || !Number.isFinite(sq)) throw new UserError('The query embedding is all zeros or not finite; embed a real image or text.');
+  if (!(sq > 0) || !Number.isFinite(sq))
+    throw new UserError('The query embedding is all zeros or not finite; embed a real image or text.');
   const norm = Math.sqrt(sq);
   return Float32Array.from(query, (v) => v / norm);
 }
@@ -79,7 +112,8 @@ export class TopK {
 
   offer(score: number, row: number): void {
     const n = this.scores.length;
-    if (n === this.k && !(score > this.scores[n - 1] || (score === this.scores[n - 1] && row < this.rows[n - 1]))) return;
+    if (n === this.k && !(score > this.scores[n - 1] || (score === this.scores[n - 1] && row < this.rows[n - 1])))
+      return;
     if (Number.isNaN(score)) return;
     let at = n;
     while (at > 0 && (this.scores[at - 1] < score || (this.scores[at - 1] === score && this.rows[at - 1] > row))) at--;
@@ -96,7 +130,17 @@ export class TopK {
   }
 }
 
-interface WorkerScan { path: string; dataStart: number; dim: number; rowStart: number; rowEnd: number; query: Float32Array; top: number; chunkRows: number; module: WebAssembly.Module }
+interface WorkerScan {
+  path: string;
+  dataStart: number;
+  dim: number;
+  rowStart: number;
+  rowEnd: number;
+  query: Float32Array;
+  top: number;
+  chunkRows: number;
+  module: WebAssembly.Module;
+}
 
 /**
  * One worker scans rows [rowStart, rowEnd) of a .npy, reading 16 MB at a time straight into the WebAssembly memory

@@ -57,7 +57,8 @@ function resolveMounts(mounts: Mounts): Record<string, ResolvedMount> {
   return out;
 }
 
-const within = (path: string, root: string): boolean => path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
+const within = (path: string, root: string): boolean =>
+  path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
 
 export interface StaticServer {
   server: Server;
@@ -68,8 +69,13 @@ export interface StaticServer {
 }
 
 /** Resolves a request path to a file under one of the mounts, or undefined (outside them, hidden, or no mount). */
-function fileFor(mounts: Record<string, ResolvedMount>, pathname: string): { file: string; mount: ResolvedMount } | undefined {
-  const prefix = Object.keys(mounts).filter((p) => pathname.startsWith(p)).sort((a, b) => b.length - a.length)[0];
+function fileFor(
+  mounts: Record<string, ResolvedMount>,
+  pathname: string,
+): { file: string; mount: ResolvedMount } | undefined {
+  const prefix = Object.keys(mounts)
+    .filter((p) => pathname.startsWith(p))
+    .sort((a, b) => b.length - a.length)[0];
   if (prefix === undefined) return undefined;
   let rest: string;
   try {
@@ -93,7 +99,11 @@ async function servedFile(file: string, mount: ResolvedMount): Promise<{ real: s
   return info?.isFile() ? { real, size: info.size } : undefined;
 }
 
-async function handle(mounts: Record<string, ResolvedMount>, request: IncomingMessage, response: ServerResponse): Promise<void> {
+async function handle(
+  mounts: Record<string, ResolvedMount>,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.writeHead(405, { Allow: 'GET, HEAD' }).end();
     return;
@@ -139,7 +149,9 @@ async function handle(mounts: Record<string, ResolvedMount>, request: IncomingMe
     response.end();
     return;
   }
-  createReadStream(file, { start, end }).on('error', () => response.destroy()).pipe(response);
+  createReadStream(file, { start, end })
+    .on('error', () => response.destroy())
+    .pipe(response);
 }
 
 /** Serves `mounts` on host:port (port 0: any free one); resolves once listening. */

@@ -63,7 +63,9 @@ function fixMojibake(text: string): string {
   if (!MOJIBAKE_RE.test(text)) return text;
   const whole = redecodeAsUtf8(text);
   if (whole !== null) return whole;
-  return text.replace(UTF8_LOOKALIKE_RE, (piece) => (MOJIBAKE_RE.test(piece) ? (redecodeAsUtf8(piece) ?? piece) : piece));
+  return text.replace(UTF8_LOOKALIKE_RE, (piece) =>
+    MOJIBAKE_RE.test(piece) ? (redecodeAsUtf8(piece) ?? piece) : piece,
+  );
 }
 
 // ftfy.fixes.unescape_html: only complete "&name;" / "&#n;" references, also in upper case ("&EACUTE;").
@@ -93,9 +95,28 @@ function ftfyEntity(reference: string): string {
 
 const C1_CONTROL_RE = /[\x80-\x9f]/g;
 const LIGATURES: Readonly<Record<string, string>> = {
-  'Ĳ': 'IJ', 'ĳ': 'ij', 'ŉ': 'ʼn', 'Ǳ': 'DZ', 'ǲ': 'Dz', 'ǳ': 'dz', 'Ǆ': 'DŽ', 'ǅ': 'Dž', 'ǆ': 'dž',
-  'Ǉ': 'LJ', 'ǈ': 'Lj', 'ǉ': 'lj', 'Ǌ': 'NJ', 'ǋ': 'Nj', 'ǌ': 'nj',
-  'ﬀ': 'ff', 'ﬁ': 'fi', 'ﬂ': 'fl', 'ﬃ': 'ffi', 'ﬄ': 'ffl', 'ﬅ': 'ſt', 'ﬆ': 'st',
+  Ĳ: 'IJ',
+  ĳ: 'ij',
+  ŉ: 'ʼn',
+  Ǳ: 'DZ',
+  ǲ: 'Dz',
+  ǳ: 'dz',
+  Ǆ: 'DŽ',
+  ǅ: 'Dž',
+  ǆ: 'dž',
+  Ǉ: 'LJ',
+  ǈ: 'Lj',
+  ǉ: 'lj',
+  Ǌ: 'NJ',
+  ǋ: 'Nj',
+  ǌ: 'nj',
+  ﬀ: 'ff',
+  ﬁ: 'fi',
+  ﬂ: 'fl',
+  ﬃ: 'ffi',
+  ﬄ: 'ffl',
+  ﬅ: 'ſt',
+  ﬆ: 'st',
 };
 const LIGATURE_RE = new RegExp(`[${Object.keys(LIGATURES).join('')}]`, 'g');
 // U+3000 ideographic space and the Halfwidth and Fullwidth Forms block, mapped through NFKC.

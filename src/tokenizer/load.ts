@@ -17,7 +17,10 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 export async function loadTokenizer(opts: { vocabPath?: string } = {}): Promise<ClipTokenizer> {
   const path = opts.vocabPath || process.env[VOCAB_ENV] || bundledVocabulary();
   const info = await stat(path).catch((cause: unknown) => {
-    throw new UserError(`The CLIP vocabulary ${path} does not exist; pass an existing file or folder with --vocab PATH or ${VOCAB_ENV}.`, { cause });
+    throw new UserError(
+      `The CLIP vocabulary ${path} does not exist; pass an existing file or folder with --vocab PATH or ${VOCAB_ENV}.`,
+      { cause },
+    );
   });
   const name = basename(path);
   if (info.isDirectory()) return fromHuggingFacePair(join(path, 'vocab.json'), join(path, 'merges.txt'));
@@ -25,7 +28,10 @@ export async function loadTokenizer(opts: { vocabPath?: string } = {}): Promise<
     return fromHuggingFacePair(join(dirname(path), 'vocab.json'), join(dirname(path), 'merges.txt'));
   }
   const bytes = await readBytes(path);
-  const text = decodeUtf8(path.endsWith('.gz') ? await gunzip(bytes).catch(corrupt(path, 'is not a valid gzip file')) : bytes, path);
+  const text = decodeUtf8(
+    path.endsWith('.gz') ? await gunzip(bytes).catch(corrupt(path, 'is not a valid gzip file')) : bytes,
+    path,
+  );
   return describeFailures(path, () => ClipTokenizer.fromBpeMerges(text));
 }
 
@@ -38,10 +44,15 @@ async function fromHuggingFacePair(vocabPath: string, mergesPath: string): Promi
     vocab = JSON.parse(decodeUtf8(vocabBytes, vocabPath));
   } catch (cause) {
     if (cause instanceof UserError) throw cause;
-    throw new UserError(`The CLIP vocabulary ${vocabPath} is not valid JSON; use the tokenizer's original vocab.json.`, { cause });
+    throw new UserError(
+      `The CLIP vocabulary ${vocabPath} is not valid JSON; use the tokenizer's original vocab.json.`,
+      { cause },
+    );
   }
   if (typeof vocab !== 'object' || vocab === null || Array.isArray(vocab)) {
-    throw new UserError(`The CLIP vocabulary ${vocabPath} is not a JSON object of token ids; use the tokenizer's original vocab.json.`);
+    throw new UserError(
+      `The CLIP vocabulary ${vocabPath} is not a JSON object of token ids; use the tokenizer's original vocab.json.`,
+    );
   }
   const merges = decodeUtf8(mergesBytes, mergesPath);
   return describeFailures(vocabPath, () => ClipTokenizer.fromVocabJson(vocab as Record<string, number>, merges));
@@ -61,7 +72,9 @@ function decodeUtf8(bytes: Uint8Array, path: string): string {
 
 function corrupt(path: string, problem: string): (cause: unknown) => never {
   return (cause) => {
-    throw new UserError(`The CLIP vocabulary ${path} ${problem}; check the path, or download the file again.`, { cause });
+    throw new UserError(`The CLIP vocabulary ${path} ${problem}; check the path, or download the file again.`, {
+      cause,
+    });
   };
 }
 
@@ -71,6 +84,9 @@ function describeFailures(path: string, build: () => ClipTokenizer): ClipTokeniz
     return build();
   } catch (cause) {
     if (!(cause instanceof UserError)) throw cause;
-    throw new UserError(`The CLIP vocabulary ${path} is unusable: ${cause.message[0].toLowerCase()}${cause.message.slice(1)}`, { cause });
+    throw new UserError(
+      `The CLIP vocabulary ${path} is unusable: ${cause.message[0].toLowerCase()}${cause.message.slice(1)}`,
+      { cause },
+    );
   }
 }

@@ -40,7 +40,9 @@ function parseMerges(lines: string[], firstLine: number): [string, string][] {
   return lines.map((line, i) => {
     const parts = line.split(/\s+/).filter((p) => p !== '');
     if (parts.length !== 2) {
-      throw new UserError(`The BPE merges line ${firstLine + i} is "${line.slice(0, 40)}", not two symbols; use an unmodified CLIP merges file.`);
+      throw new UserError(
+        `The BPE merges line ${firstLine + i} is "${line.slice(0, 40)}", not two symbols; use an unmodified CLIP merges file.`,
+      );
     }
     return [parts[0], parts[1]];
   });
@@ -111,7 +113,9 @@ export class ClipTokenizer {
     const needed = [...BYTE_TO_CHAR, ...BYTE_TO_CHAR.map((c) => c + WORD_END), ...merges.map(([a, b]) => a + b)];
     const missing = needed.find((token) => !encoder.has(token));
     if (missing !== undefined) {
-      throw new UserError(`The CLIP vocabulary has no id for the token "${missing}"; use the vocab.json that belongs to these merges.`);
+      throw new UserError(
+        `The CLIP vocabulary has no id for the token "${missing}"; use the vocab.json that belongs to these merges.`,
+      );
     }
   }
 
@@ -119,7 +123,9 @@ export class ClipTokenizer {
   static fromBpeMerges(mergesText: string): ClipTokenizer {
     const lines = mergesText.split('\n').slice(1, 1 + CLIP_MERGE_COUNT);
     if (lines.length < CLIP_MERGE_COUNT) {
-      throw new UserError(`The BPE merges text has ${lines.length} merges after its header, not ${CLIP_MERGE_COUNT}; use the complete bpe_simple_vocab_16e6.txt.gz.`);
+      throw new UserError(
+        `The BPE merges text has ${lines.length} merges after its header, not ${CLIP_MERGE_COUNT}; use the complete bpe_simple_vocab_16e6.txt.gz.`,
+      );
     }
     const merges = parseMerges(lines, 2);
     const vocab = [
@@ -143,14 +149,18 @@ export class ClipTokenizer {
     const encoder = new Map<string, number>();
     for (const [token, id] of Object.entries(vocab)) {
       if (!Number.isInteger(id) || id < 0) {
-        throw new UserError(`The CLIP vocab.json maps "${token}" to ${JSON.stringify(id)}, not a token id; use an unmodified vocab.json.`);
+        throw new UserError(
+          `The CLIP vocab.json maps "${token}" to ${JSON.stringify(id)}, not a token id; use an unmodified vocab.json.`,
+        );
       }
       encoder.set(token, id);
     }
     const sotId = encoder.get(HF_SOT_TEXT) ?? encoder.get(SOT_TEXT);
     const eotId = encoder.get(HF_EOT_TEXT) ?? encoder.get(EOT_TEXT);
     if (sotId === undefined || eotId === undefined) {
-      throw new UserError(`The CLIP vocab.json has no "${HF_SOT_TEXT}"/"${HF_EOT_TEXT}" tokens; use the vocab.json of a CLIP tokenizer.`);
+      throw new UserError(
+        `The CLIP vocab.json has no "${HF_SOT_TEXT}"/"${HF_EOT_TEXT}" tokens; use the vocab.json of a CLIP tokenizer.`,
+      );
     }
     return new ClipTokenizer(encoder, merges, sotId, eotId);
   }
@@ -166,7 +176,9 @@ export class ClipTokenizer {
     for (const id of ids) {
       const token = this.decoder.get(id);
       if (token === undefined) {
-        throw new UserError(`Token id ${id} is not in the CLIP vocabulary (${this.vocabSize} tokens); pass ids the tokenizer produced.`);
+        throw new UserError(
+          `Token id ${id} is not in the CLIP vocabulary (${this.vocabSize} tokens); pass ids the tokenizer produced.`,
+        );
       }
       for (const char of token) bytes.push(CHAR_TO_BYTE.get(char)!);
     }
@@ -179,7 +191,9 @@ export class ClipTokenizer {
    */
   tokenize(texts: string[], contextLength = 77): Int32Array {
     if (!Number.isInteger(contextLength) || contextLength < 2) {
-      throw new UserError(`The context length ${contextLength} is too small; use a whole number of at least 2 (CLIP uses 77).`);
+      throw new UserError(
+        `The context length ${contextLength} is too small; use a whole number of at least 2 (CLIP uses 77).`,
+      );
     }
     const out = new Int32Array(texts.length * contextLength);
     texts.forEach((text, row) => {
@@ -243,7 +257,8 @@ export class ClipTokenizer {
       const right = next[left];
       // A candidate is stale once either symbol changed: then the pair there has another rank (or none).
       // Merged-away positions get next = -2, so they never pass.
-      if (right < 0 || this.ranks.get(`${symbols[left]} ${symbols[right]}`) !== (candidate - left) / POSITION_SPAN) continue;
+      if (right < 0 || this.ranks.get(`${symbols[left]} ${symbols[right]}`) !== (candidate - left) / POSITION_SPAN)
+        continue;
       symbols[left] += symbols[right];
       next[left] = next[right];
       next[right] = -2;

@@ -20,7 +20,6 @@ const EMBEDDING_ABS_TOLERANCE = 1e-5;
 const EMBEDDING_MIN_COSINE = 0.99999;
 const PIXEL_ABS_TOLERANCE = 1e-6;
 
-
 const npy = (name) => readNpy(readFileSync(new URL(`expected/${name}`, TINY)), name);
 const pixelsFile = (image) => `pixels224_${image.replace(/\.[^.]+$/, '')}.npy`;
 
@@ -31,7 +30,9 @@ function maxAbsDiff(a, b) {
 }
 
 function cosine(a, b) {
-  let ab = 0, aa = 0, bb = 0;
+  let ab = 0,
+    aa = 0,
+    bb = 0;
   for (let i = 0; i < a.length; i++) {
     ab += a[i] * b[i];
     aa += a[i] * a[i];
@@ -42,13 +43,20 @@ function cosine(a, b) {
 
 function checkEmbeddings(what, rows, expected) {
   const dim = expected.shape[1];
-  check(`${what} embedding count`, rows.length === expected.shape[0], `${rows.length} rows, expected ${expected.shape[0]}`);
+  check(
+    `${what} embedding count`,
+    rows.length === expected.shape[0],
+    `${rows.length} rows, expected ${expected.shape[0]}`,
+  );
   rows.forEach((row, i) => {
     const want = expected.data.subarray(i * dim, (i + 1) * dim);
     const diff = row.length === dim ? maxAbsDiff(row, want) : Infinity;
     const cos = row.length === dim ? cosine(row, want) : 0;
-    check(`${what} embedding ${i}`, diff <= EMBEDDING_ABS_TOLERANCE && cos >= EMBEDDING_MIN_COSINE,
-      `max abs diff ${diff.toExponential(2)}, cosine ${cos.toFixed(8)}`);
+    check(
+      `${what} embedding ${i}`,
+      diff <= EMBEDDING_ABS_TOLERANCE && cos >= EMBEDDING_MIN_COSINE,
+      `max abs diff ${diff.toExponential(2)}, cosine ${cos.toFixed(8)}`,
+    );
   });
 }
 
@@ -59,18 +67,28 @@ async function main() {
   try {
     const a = model.adapter;
     const gpu = model.model.gpu;
-    console.log(`# adapter: ${a.description || a.device} (vendor ${a.vendor}); device features: ${[...gpu.device.features].join(', ')}; ` +
-      `subgroup kernels: ${gpu.hasSubgroups ? 'yes' : 'no'}`);
+    console.log(
+      `# adapter: ${a.description || a.device} (vendor ${a.vendor}); device features: ${[...gpu.device.features].join(', ')}; ` +
+        `subgroup kernels: ${gpu.hasSubgroups ? 'yes' : 'no'}`,
+    );
 
     const tokens = await model.tokenize(cases.texts);
     cases.tokens.forEach((want, i) => {
       const got = Array.from(tokens.subarray(i * 77, (i + 1) * 77));
       const firstDiff = got.findIndex((id, j) => id !== want[j]);
-      check(`tokens of ${JSON.stringify(cases.texts[i])}`, firstDiff < 0, firstDiff < 0 ? '77 ids equal' : `id ${firstDiff} is ${got[firstDiff]}, expected ${want[firstDiff]}`);
+      check(
+        `tokens of ${JSON.stringify(cases.texts[i])}`,
+        firstDiff < 0,
+        firstDiff < 0 ? '77 ids equal' : `id ${firstDiff} is ${got[firstDiff]}, expected ${want[firstDiff]}`,
+      );
     });
 
     const config = model.config;
-    const preprocessOptions = { size: config.vision.imageSize, mean: config.preprocess.mean, std: config.preprocess.std };
+    const preprocessOptions = {
+      size: config.vision.imageSize,
+      mean: config.preprocess.mean,
+      std: config.preprocess.std,
+    };
     for (const image of cases.images.filter((name) => name === 'lesion_rgb.png' || name.endsWith('.jpg'))) {
       const got = await preprocessImage(readFileSync(new URL(`images/${image}`, TINY)), preprocessOptions, image);
       const want = npy(pixelsFile(image)).data;
@@ -81,10 +99,18 @@ async function main() {
     const pixelRows = cases.images.map((image) => npy(pixelsFile(image)).data);
     const pixels = new Float32Array(pixelRows.reduce((n, p) => n + p.length, 0));
     pixelRows.forEach((p, i) => pixels.set(p, i * p.length));
-    checkEmbeddings('image', await model.encodePixels(pixels, pixelRows.length, { normalize: true }), npy('image_embeddings.npy'));
+    checkEmbeddings(
+      'image',
+      await model.encodePixels(pixels, pixelRows.length, { normalize: true }),
+      npy('image_embeddings.npy'),
+    );
 
     const ids = Int32Array.from(cases.tokens.flat());
-    checkEmbeddings('text', await model.encodeTokens(ids, cases.tokens.length, { normalize: true }), npy('text_embeddings.npy'));
+    checkEmbeddings(
+      'text',
+      await model.encodeTokens(ids, cases.tokens.length, { normalize: true }),
+      npy('text_embeddings.npy'),
+    );
   } finally {
     model.dispose();
   }
