@@ -12,6 +12,7 @@ fi
 node scripts/embed-shaders.mjs --check
 node scripts/build-wasm.mjs --check
 node scripts/render-tables.mjs --check
+npx biome format .  # the formatter (biome.json); npx biome format --write . fixes what it reports
 npm run -s lint:layers
 npx tsc --noEmit -p tsconfig.test.json
 npx vitest run "$@"
