@@ -5,20 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadNpy, TINY, VOCAB_URL, runCli } from './helpers.js';
+import { CLI_ENV, loadNpy, runCli, TINY, TINY_IMAGES, TINY_MODEL } from './helpers.js';
 
 /**
  * classify / zeroshot / explain over folders and globs, checked against open_clip's own embeddings of the
  * tiny checkpoint (fixtures/openclip-tiny) with the scores, ensembles and softmax written out here.
  */
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
-const MODEL = fileURLToPath(new URL('model', TINY));
-const IMAGES = fileURLToPath(new URL('images', TINY));
-const env = {
-  ...process.env,
-  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
-  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
-};
+const MODEL = TINY_MODEL;
+const IMAGES = TINY_IMAGES;
+const env = CLI_ENV;
 const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as {
   images: string[];
   texts: string[];

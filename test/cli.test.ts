@@ -6,17 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../src/io/npy.js';
-import { KNOBO_URL, loadNpy, maxAbsDiff, TINY, VOCAB_URL, runCli } from './helpers.js';
+import { CLI_ENV, KNOBO_URL, loadNpy, maxAbsDiff, runCli, TINY, TINY_IMAGES, TINY_MODEL } from './helpers.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
-const MODEL = fileURLToPath(new URL('model', TINY));
-const IMAGES = fileURLToPath(new URL('images', TINY));
-const env = {
-  ...process.env,
-  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
-  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
-};
+const MODEL = TINY_MODEL;
+const IMAGES = TINY_IMAGES;
+const env = CLI_ENV;
 const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as {
   images: string[];
   texts: string[];

@@ -4,16 +4,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSplitPickle } from '../src/eval/splits.js';
-import { TINY, VOCAB_URL, runCli } from './helpers.js';
+import { CLI_ENV, EVAL_SYNTH, runCli, sliceEvalDataset, TINY_MODEL } from './helpers.js';
 
-const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
-const MODEL = fileURLToPath(new URL('model', TINY));
-const SYNTH = fileURLToPath(new URL('fixtures/eval-synth/images', import.meta.url));
-const env = {
-  ...process.env,
-  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
-  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
-};
+const MODEL = TINY_MODEL;
+const env = CLI_ENV;
 
 async function whylesion(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   return runCli(args, env);
@@ -31,20 +25,7 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'whylesion-eval-cli-'));
   cache = join(work, 'cache');
   // A small slice of the synthetic dataset: two classes, 6 train / 4 val / 4 test images each.
-  dataset = join(work, 'lesions');
-  for (const [split, count] of [
-    ['train', 6],
-    ['val', 4],
-    ['test', 4],
-  ] as const) {
-    for (const name of ['melanocytic nevi', 'melanoma']) {
-      mkdirSync(join(dataset, split, name), { recursive: true });
-      for (const file of readdirSync(join(SYNTH, split, name))
-        .sort()
-        .slice(0, count))
-        cpSync(join(SYNTH, split, name, file), join(dataset, split, name, file));
-    }
-  }
+  dataset = sliceEvalDataset(join(work, 'lesions'), { train: 6, val: 4, test: 4 });
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -180,7 +161,7 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
     // UWaterloo's splits with only some of their images present: synthetic PNGs at the paths the pickles name.
     const root = join(work, 'datasets');
     const splitsDir = fileURLToPath(new URL('../assets/knobo/splits/UWaterloo/', import.meta.url));
-    const source = (k: number) => join(SYNTH, 'val', k === 0 ? 'melanoma' : 'melanocytic nevi');
+    const source = (k: number) => join(EVAL_SYNTH, 'val', k === 0 ? 'melanoma' : 'melanocytic nevi');
     let present = 0,
       total = 0;
     for (const split of ['train', 'val', 'test']) {

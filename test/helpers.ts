@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { readNpy } from '../src/io/npy.js';
 
@@ -48,6 +50,34 @@ export const TINY = new URL('fixtures/openclip-tiny/', import.meta.url);
 /** The CLIP vocabulary and KnoBo's lists, as the package ships them. */
 export const VOCAB_URL = new URL('../assets/bpe_simple_vocab_16e6.txt.gz', import.meta.url);
 export const KNOBO_URL = new URL('../assets/knobo/', import.meta.url);
+
+/** The tiny checkpoint's folder and its reference images, as paths for the CLI. */
+export const TINY_MODEL = fileURLToPath(new URL('model', TINY));
+export const TINY_IMAGES = fileURLToPath(new URL('images', TINY));
+/** The environment CLI tests run with: the bundled vocabulary, and a runtime folder for Dawn. */
+export const CLI_ENV: NodeJS.ProcessEnv = {
+  ...process.env,
+  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
+  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
+};
+
+/** The synthetic two-class dataset (fixtures/eval-synth), split into train/val/test folders. */
+export const EVAL_SYNTH = fileURLToPath(new URL('fixtures/eval-synth/images', import.meta.url));
+
+/** Copies the first `counts[split]` images of each class of EVAL_SYNTH into `dataset`: a small dataset folder. */
+export function sliceEvalDataset(dataset: string, counts: { train: number; val: number; test: number }): string {
+  for (const split of ['train', 'val', 'test'] as const) {
+    for (const name of ['melanocytic nevi', 'melanoma']) {
+      mkdirSync(join(dataset, split, name), { recursive: true });
+      for (const file of readdirSync(join(EVAL_SYNTH, split, name))
+        .sort()
+        .slice(0, counts[split])) {
+        cpSync(join(EVAL_SYNTH, split, name, file), join(dataset, split, name, file));
+      }
+    }
+  }
+  return dataset;
+}
 
 export function loadNpy(url: URL): { shape: number[]; data: Float32Array } {
   const a = readNpy(readFileSync(url), url.pathname);

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   Field,
   FixedSizeList,
@@ -21,15 +20,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EmbeddingMeta } from '../src/io/embedding-reader.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { readParquetEmbeddings } from '../src/io/parquet.js';
-import { runCli, TINY, VOCAB_URL } from './helpers.js';
+import { CLI_ENV, runCli, TINY_IMAGES, TINY_MODEL } from './helpers.js';
 
-const MODEL = fileURLToPath(new URL('model', TINY));
-const IMAGES = fileURLToPath(new URL('images', TINY));
-const env = {
-  ...process.env,
-  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
-  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
-};
+const MODEL = TINY_MODEL;
+const IMAGES = TINY_IMAGES;
+const env = CLI_ENV;
 const whylesion = (...args: string[]) => runCli(args, env);
 const FORMATS = ['npy', 'jsonl', 'parquet'] as const;
 

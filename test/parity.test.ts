@@ -7,16 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../src/io/npy.js';
-import { relativeError, TINY, VOCAB_URL } from './helpers.js';
+import { CLI_ENV, relativeError, TINY, TINY_MODEL } from './helpers.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
-const MODEL = fileURLToPath(new URL('model', TINY));
-const env = {
-  ...process.env,
-  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
-  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
-};
+const MODEL = TINY_MODEL;
+const env = CLI_ENV;
 
 /** Whether the reference can run here (scripts/test.sh installs torch and numpy for /usr/bin/python3). */
 const torchMissing = ((): string | undefined => {

@@ -20,15 +20,11 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { listImages } from '../src/cli/images.js';
 import { UserError } from '../src/errors.js';
 import { MAX_IMAGE_PIXELS, preprocessImage, readImageHeader } from '../src/image/index.js';
-import { runCli, TINY, VOCAB_URL } from './helpers.js';
+import { CLI_ENV, runCli, TINY, TINY_MODEL } from './helpers.js';
 
-const MODEL = fileURLToPath(new URL('model', TINY));
+const MODEL = TINY_MODEL;
 const GOOD_IMAGE = fileURLToPath(new URL('images/lesion_gray.png', TINY));
-const env = {
-  ...process.env,
-  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
-  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
-};
+const env = CLI_ENV;
 const work = mkdtempSync(join(tmpdir(), 'whylesion-inputs-'));
 chmodSync(work, 0o755); // the unreadable-folder test lists it as another user
 afterAll(() => rmSync(work, { recursive: true, force: true }));

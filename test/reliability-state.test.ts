@@ -32,11 +32,10 @@ import { identityKey } from '../src/io/identity.js';
 import { acquireLock } from '../src/io/lock.js';
 import { readEmbeddingMeta } from '../src/io/embedding-reader.js';
 import { readNpy } from '../src/io/npy.js';
-import { runCli, TINY, VOCAB_URL } from './helpers.js';
+import { runCli, sliceEvalDataset, VOCAB_URL } from './helpers.js';
 import { cases, E, expectedImage, IMAGE_PATHS, loadTiny, MODEL } from './reliability-shared.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
-const SYNTH = fileURLToPath(new URL('fixtures/eval-synth/images', import.meta.url));
 const run = promisify(execFile);
 
 let work: string, env: NodeJS.ProcessEnv;
@@ -97,20 +96,7 @@ function fillDisk(dir: string, pages: number): string {
 let dataset: string | undefined;
 function makeDataset(): string {
   if (dataset) return dataset;
-  dataset = join(work, 'lesions');
-  for (const [split, count] of [
-    ['train', 4],
-    ['val', 3],
-    ['test', 3],
-  ] as const) {
-    for (const name of ['melanocytic nevi', 'melanoma']) {
-      mkdirSync(join(dataset, split, name), { recursive: true });
-      for (const file of readdirSync(join(SYNTH, split, name))
-        .sort()
-        .slice(0, count))
-        cpSync(join(SYNTH, split, name, file), join(dataset, split, name, file));
-    }
-  }
+  dataset = sliceEvalDataset(join(work, 'lesions'), { train: 4, val: 3, test: 3 });
   return dataset;
 }
 

@@ -1,7 +1,6 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EMBEDDINGS_FORMAT, type EmbeddingMeta } from '../src/io/embedding-reader.js';
 import { writeEmbeddingOutput } from '../src/io/embedding-output.js';
@@ -9,15 +8,11 @@ import type { ModelIdentity } from '../src/io/identity.js';
 import { readNpy } from '../src/io/npy.js';
 import { searchEmbeddings, TopK } from '../src/search/search.js';
 import { UserError } from '../src/errors.js';
-import { randomArray, runCli, TINY, VOCAB_URL } from './helpers.js';
+import { CLI_ENV, randomArray, runCli, TINY_IMAGES, TINY_MODEL } from './helpers.js';
 
-const MODEL = fileURLToPath(new URL('model', TINY));
-const IMAGES = fileURLToPath(new URL('images', TINY));
-const env = {
-  ...process.env,
-  WHYLESION_BPE_VOCAB: fileURLToPath(VOCAB_URL),
-  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
-};
+const MODEL = TINY_MODEL;
+const IMAGES = TINY_IMAGES;
+const env = CLI_ENV;
 const whylesion = (...args: string[]) => runCli(args, env);
 const FORMATS = ['npy', 'jsonl', 'parquet'] as const;
 const IDENTITY: ModelIdentity = {
