@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { EMBEDDINGS_FORMAT, type EmbeddingMeta } from '../src/io/embedding-reader.js';
+import { EMBEDDINGS_FORMAT, type EmbeddingMeta } from '../src/io/embedding-output.js';
 import { writeEmbeddingOutput } from '../src/io/embedding-output.js';
 import { searchEmbeddings } from '../src/search/search.js';
 import { flag, simdFlags, writeResult } from './common.js';

@@ -34,7 +34,8 @@ export { openCheckpoint } from './io/checkpoint.js';
 export { resolveModelDir, downloadHubFile, type HubOptions } from './io/hub.js';
 export { readNpy, writeNpy } from './io/npy.js';
 export { identityKey, describeIdentity, type ModelIdentity } from './io/identity.js';
-export { openEmbeddingRows, readEmbeddingMeta, type EmbeddingMeta, type EmbeddingRows } from './io/embedding-reader.js';
+export type { EmbeddingMeta } from './io/embedding-output.js';
+export { openEmbeddingRows, readEmbeddingMeta, type EmbeddingRows } from './io/embedding-reader.js';
 export { readParquetEmbeddings, writeParquetEmbeddings } from './io/parquet.js';
 export { searchEmbeddings, type SearchHit, type SearchOptions } from './search/search.js';
 export {

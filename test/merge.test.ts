@@ -17,7 +17,7 @@ import {
 } from 'apache-arrow';
 import * as parquetWasm from 'parquet-wasm/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EmbeddingMeta } from '../src/io/embedding-reader.js';
+import type { EmbeddingMeta } from '../src/io/embedding-output.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { readParquetEmbeddings } from '../src/io/parquet.js';
 import { CLI_ENV, runCli, TINY_IMAGES, TINY_MODEL } from './helpers.js';

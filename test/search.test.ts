@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EMBEDDINGS_FORMAT, type EmbeddingMeta } from '../src/io/embedding-reader.js';
+import { EMBEDDINGS_FORMAT, type EmbeddingMeta } from '../src/io/embedding-output.js';
 import { writeEmbeddingOutput } from '../src/io/embedding-output.js';
 import type { ModelIdentity } from '../src/io/identity.js';
 import { readNpy } from '../src/io/npy.js';

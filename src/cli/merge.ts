@@ -3,15 +3,8 @@ import { createReadStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { identityKey, describeIdentity } from '../io/identity.js';
-import {
-  embeddingFormat,
-  metaPath,
-  openEmbeddingRows,
-  type EmbeddingMeta,
-  type EmbeddingRows,
-  type RowChunk,
-} from '../io/embedding-reader.js';
-import { writeEmbeddingOutput } from '../io/embedding-output.js';
+import { embeddingFormat, metaPath, writeEmbeddingOutput, type EmbeddingMeta } from '../io/embedding-output.js';
+import { openEmbeddingRows, type EmbeddingRows, type RowChunk } from '../io/embedding-reader.js';
 import type { RowBatch } from '../io/parquet.js';
 import { parseCommand } from './args.js';
 import { refuseToOverwrite } from './outputs.js';

@@ -1,5 +1,5 @@
 /**
- * The files of `whylesion embed DIR --out OUT` and `whylesion merge` (CONTRACT.md part 2): the data file OUT (.npy, .jsonl or .parquet) and the
+ * The files of `whylesion embed DIR --out OUT` and `whylesion merge` (README, "Large collections"): the data file OUT (.npy, .jsonl or .parquet) and the
  * sidecar OUT.meta.json naming the model, the listing and every row's file. Written so that the pair always
  * matches: data then sidecar to temporary files, each synced, then renamed into place in that order.
  */

@@ -13,17 +13,9 @@ import { readNpyHeader } from './npy.js';
 import { openParquetEmbeddings } from './parquet.js';
 
 /*
- * Reading `whylesion embed --out` outputs (CONTRACT.md part 2): the sidecar OUT.meta.json and the rows of OUT in
+ * Reading `whylesion embed --out` outputs (README, "Large collections"): the sidecar OUT.meta.json and the rows of OUT in
  * any of the three formats, streamed in bounded chunks. The writer and the sidecar's type are in embedding-output.ts.
  */
-
-export {
-  EMBEDDINGS_FORMAT,
-  embeddingFormat,
-  metaPath,
-  type EmbeddingFormat,
-  type EmbeddingMeta,
-} from './embedding-output.js';
 
 /** The sidecar without its per-row lists and hash (what Parquet's key-value metadata holds, too). */
 export type EmbeddingHead = Omit<EmbeddingMeta, 'files' | 'indices' | 'skipped' | 'dataSha256'>;

@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import { plainEmbeddingLayout, readPlainRowGroup } from './parquet-plain.js';
 
 /*
- * Embeddings as Parquet (CONTRACT.md part 2): columns `file` (UTF8, required) and `embedding`
+ * Embeddings as Parquet (README, "Large collections"): columns `file` (UTF8, required) and `embedding`
  * (FixedSizeList<float32, dim>, stored by parquet-rs as a LIST with the Arrow schema in ARROW:schema so Arrow readers
  * get the fixed-size list back), the sidecar without its per-row lists in the key-value metadata `whylesion`.
  * Written by parquet-rs (the `parquet-wasm` package) from Arrow record batches built with `apache-arrow`.

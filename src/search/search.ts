@@ -17,7 +17,7 @@ export interface SearchHit {
 export interface SearchOptions {
   /** How many rows to return (default 10). */
   top?: number;
-  /** The identity of the model that embedded the query: refused unless it is the index's (CONTRACT.md part 1). */
+  /** The identity of the model that embedded the query: refused unless it is the index's (by identityKey). */
   model?: ModelIdentity;
   /** Worker threads for a .npy index (default: the available cores); 1 scans in this thread. */
   threads?: number;
