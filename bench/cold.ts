@@ -112,7 +112,7 @@ async function main(argv: string[]): Promise<void> {
   const openclipPath = process.env.WHYLESION_OPENCLIP_PATH;
 
   const sides: { side: string; run: () => Promise<Omit<Run, 'side' | 'round' | 'loadBefore'>> }[] = [];
-  const ours = (side: string, cli: string) => async (): Promise<Omit<Run, 'side' | 'round' | 'loadBefore'>> => {
+  const ours = (_side: string, cli: string) => async (): Promise<Omit<Run, 'side' | 'round' | 'loadBefore'>> => {
     const textCache = mkdtempSync(join(tmpdir(), 'whylesion-cold-texts-'));
     const shaderCache = freshShaderCache ? mkdtempSync(join(tmpdir(), 'whylesion-cold-mesa-')) : undefined;
     try {

@@ -11,7 +11,7 @@ import { applyKernelTuning, tuningFilePath } from '../src/api/tuning-store.js';
 import { ClipModel } from '../src/model/clip.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
-import { flag, machine, REPO, runReference, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
+import { flag, machine, runReference, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
 
 const argv = process.argv.slice(2);
 const config = flag(argv, 'config', 'ViT-L-14');

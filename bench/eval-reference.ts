@@ -27,7 +27,9 @@ const values = {
 const inputs = await prepareInputs(dataset, values, { concepts, prompts }, trainingSettings({}));
 const stack = (rows: Float32Array[]): Uint8Array => {
   const flat = new Float32Array(rows.length * rows[0].length);
-  rows.forEach((r, i) => flat.set(r, i * r.length));
+  rows.forEach((r, i) => {
+    flat.set(r, i * r.length);
+  });
   return writeNpy([rows.length, rows[0].length], flat);
 };
 for (const split of ['train', 'val', 'test'] as const)

@@ -464,15 +464,14 @@ async function main(): Promise<void> {
       const got = new Float32Array(bytes);
       let diff = 0,
         mag = 0;
-      const wanted = v.f16
-        ? (want16 ??= rows.map((r) => matmulRef(x.subarray(r * Kd, (r + 1) * Kd), w16, 1, N, Kd)))
-        : want;
-      rows.forEach((r, i) =>
+      if (v.f16) want16 ??= rows.map((r) => matmulRef(x.subarray(r * Kd, (r + 1) * Kd), w16, 1, N, Kd));
+      const wanted = v.f16 && want16 ? want16 : want;
+      rows.forEach((r, i) => {
         wanted[i].forEach((ref, c) => {
           diff = Math.max(diff, Math.abs(got[r * N + c] - ref));
           mag = Math.max(mag, Math.abs(ref));
-        }),
-      );
+        });
+      });
       const error = diff / mag;
       const { ms, cpuMs } = await timeRuns(gpu, [d], 1500, coldMs);
       const gflops = flop / ms / 1e6,
@@ -504,7 +503,7 @@ async function main(): Promise<void> {
     blas: blas.blas,
     results,
   };
-  if (!only) writeFileSync(file, JSON.stringify(record, null, 2) + '\n');
+  if (!only) writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
   if (json)
     console.log(
       JSON.stringify(results.map(({ kernel, shape, ms, gflops, gbps }) => ({ kernel, shape, ms, gflops, gbps }))),

@@ -12,7 +12,7 @@ fi
 node scripts/embed-shaders.mjs --check
 node scripts/build-wasm.mjs --check
 node scripts/render-tables.mjs --check
-npx biome format .  # the formatter (biome.json); npx biome format --write . fixes what it reports
+npx biome check .  # formatter + linter (biome.jsonc); npx biome check --write . applies the safe fixes
 npm run -s lint:layers
 npx tsc --noEmit -p tsconfig.test.json
 npx vitest run "$@"

@@ -91,7 +91,9 @@ function expectRowsClose(what: string, rows: number[][], expected: { shape: numb
     return maxAbsDiff(row, want);
   });
   console.log(`${what}s: max abs diff to open_clip ${Math.max(...diffs).toExponential(2)}`);
-  diffs.forEach((diff, i) => expect(diff, `${what} ${i}`).toBeLessThanOrEqual(EMBEDDING_ABS_TOLERANCE));
+  diffs.forEach((diff, i) => {
+    expect(diff, `${what} ${i}`).toBeLessThanOrEqual(EMBEDDING_ABS_TOLERANCE);
+  });
 }
 
 describe('browser edition (Chromium)', () => {
@@ -190,9 +192,9 @@ describe('browser edition (Chromium)', () => {
     console.log(
       `pixels: max abs diff to open_clip ${Math.max(...result.pixelDiffs).toExponential(2)} (${cases.images.join(', ')})`,
     );
-    result.pixelDiffs.forEach((diff, i) =>
-      expect(diff, `pixels of ${cases.images[i]}`).toBeLessThanOrEqual(PIXEL_ABS_TOLERANCE),
-    );
+    result.pixelDiffs.forEach((diff, i) => {
+      expect(diff, `pixels of ${cases.images[i]}`).toBeLessThanOrEqual(PIXEL_ABS_TOLERANCE);
+    });
     const expectedImages = loadNpy(new URL('expected/image_embeddings.npy', TINY));
     const expectedTexts = loadNpy(new URL('expected/text_embeddings.npy', TINY));
     expectRowsClose('image embedding', result.image, expectedImages);
@@ -236,11 +238,9 @@ describe('browser edition (Chromium)', () => {
       els.map((el) => [(el as HTMLElement).dataset.label!, Number((el as HTMLElement).dataset.probability)] as const),
     );
     const shown = Object.fromEntries(rows);
-    cases.texts
-      .slice(0, 3)
-      .forEach((label, k) =>
-        expect(Math.abs(shown[label] - cases.label_probs_first3_texts[image][k]), label).toBeLessThanOrEqual(1e-5),
-      );
+    cases.texts.slice(0, 3).forEach((label, k) => {
+      expect(Math.abs(shown[label] - cases.label_probs_first3_texts[image][k]), label).toBeLessThanOrEqual(1e-5);
+    });
     expect(await page.$$eval('.result ol.concepts li', (els) => els.length)).toBe(5);
 
     // A concept probe picked on the page: its prediction and contributions, as the library computes them in Node
@@ -275,7 +275,9 @@ describe('browser edition (Chromium)', () => {
     expect(shownProbe.prediction).toBe(probe.classes[k]);
     const want = probe.contributions(raw, k).map((c) => c.contribution);
     expect(shownProbe.contributions.length).toBe(want.length);
-    shownProbe.contributions.forEach((c, i) => expect(Math.abs(c - want[i])).toBeLessThanOrEqual(1e-5));
+    shownProbe.contributions.forEach((c, i) => {
+      expect(Math.abs(c - want[i])).toBeLessThanOrEqual(1e-5);
+    });
 
     mkdirSync(path('test/output'), { recursive: true });
     await page.setViewport({ width: 1000, height: 900 });
@@ -370,6 +372,7 @@ describe('browser edition (Chromium)', () => {
     await ((await page.$('input#images')) as ElementHandle<HTMLInputElement>).uploadFile(
       path('test/fixtures/openclip-tiny/images/lesion_q90.jpg'),
     );
+    // biome-ignore lint/performance/useDomNodeTextContent: the text a user sees, not hidden nodes' text
     expect(await page.evaluate(() => document.body.innerText)).not.toMatch(/Waiting for the model/);
     await page.close();
   });

@@ -111,7 +111,9 @@ describe('classify, zeroshot and explain over folders', () => {
     for (const r of rows) {
       expect(r.labels).toEqual(labels);
       const want = softmax(labels.map((_, t) => LOGIT_SCALE * dot(imageRow(r.image), textRow(t))));
-      r.probs.forEach((p, t) => expect(Math.abs(p - want[t])).toBeLessThanOrEqual(1e-3));
+      r.probs.forEach((p, t) => {
+        expect(Math.abs(p - want[t])).toBeLessThanOrEqual(1e-3);
+      });
     }
     // 9 files in batches of 3: a line after the first batch even though stderr is not a terminal
     expect(progressLines(stderr, 'classified')[0]).toMatch(
@@ -205,7 +207,9 @@ describe('classify, zeroshot and explain over folders', () => {
     const [t] = JSON.parse(templated.stdout) as { labels: string[]; probs: number[] }[];
     const [s] = JSON.parse(spelled.stdout) as { labels: string[]; probs: number[] }[];
     expect(t.labels).toEqual(['melanoma', 'nevus']);
-    t.probs.forEach((p, i) => expect(Math.abs(p - s.probs[i])).toBeLessThanOrEqual(1e-6));
+    t.probs.forEach((p, i) => {
+      expect(Math.abs(p - s.probs[i])).toBeLessThanOrEqual(1e-6);
+    });
     expect(templated.stderr).toBe('');
     expect(spelled.stderr).toBe('');
   });

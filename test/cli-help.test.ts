@@ -58,7 +58,9 @@ it("every command's --help and the README's CLI section list the same flags and 
   for (const command of COMMANDS) {
     const { stdout: help } = await run(process.execPath, [CLI, command, '--help']);
     const offered = flagsIn(help);
-    offered.forEach((f) => known.add(f));
+    offered.forEach((f) => {
+      known.add(f);
+    });
     for (const flag of offered)
       if (!documented.has(flag)) problems.push(`${command} --help lists --${flag}, the README's CLI section does not`);
     const lines = synopsis.filter((l) => l.startsWith(`whylesion ${command} `)).join('\n');

@@ -56,7 +56,11 @@ function descendants(pid: number): number[] {
   const frontier = [pid];
   while (frontier.length > 0) {
     const parent = frontier.pop()!;
-    for (const [child, ppid] of parents) if (ppid === parent) found.push(child), frontier.push(child);
+    for (const [child, ppid] of parents)
+      if (ppid === parent) {
+        found.push(child);
+        frontier.push(child);
+      }
   }
   return found;
 }

@@ -23,8 +23,13 @@ function rendered(text: string): string[] {
     let column = 0;
     for (let i = 0; i < raw.length; i++) {
       if (raw[i] === '\r') column = 0;
-      else if (raw.startsWith('\x1b[K', i)) (line = line.slice(0, column)), (i += 2);
-      else (line = line.slice(0, column) + raw[i] + line.slice(column + 1)), column++;
+      else if (raw.startsWith('\x1b[K', i)) {
+        line = line.slice(0, column);
+        i += 2;
+      } else {
+        line = line.slice(0, column) + raw[i] + line.slice(column + 1);
+        column++;
+      }
     }
     return line;
   });

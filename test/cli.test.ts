@@ -230,7 +230,9 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       .sort((a, b) => b.similarity - a.similarity)
       .slice(0, 3);
     expect(result.concepts.map((c) => c.concept)).toEqual(want.map((c) => c.concept));
-    result.concepts.forEach((c, i) => expect(Math.abs(c.similarity - want[i].similarity)).toBeLessThan(1e-5));
+    result.concepts.forEach((c, i) => {
+      expect(Math.abs(c.similarity - want[i].similarity)).toBeLessThan(1e-5);
+    });
   });
 
   it('explain reads the KnoBo bottleneck by name from WHYLESION_KNOBO_DIR', async () => {

@@ -126,7 +126,9 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
       .map((l) => JSON.parse(l) as { image: string; probs: number[] });
     expect(rows.length).toBeGreaterThan(1);
     const same = rows.find((r) => r.image === image)!;
-    same.probs.forEach((p, k) => expect(Math.abs(p - classified[0].probs[k])).toBeLessThan(1e-6));
+    same.probs.forEach((p, k) => {
+      expect(Math.abs(p - classified[0].probs[k])).toBeLessThan(1e-6);
+    });
     const explained = JSON.parse(
       (await whylesion('explain', image, '--probe', probe, '--model', MODEL, '--json', '--top', '3')).stdout,
     ) as {
@@ -166,15 +168,15 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
       total = 0;
     for (const split of ['train', 'val', 'test']) {
       const byClass = await readSplitPickle(join(splitsDir, `class2images_${split}.p`));
-      [...byClass.values()].forEach((paths, k) =>
+      [...byClass.values()].forEach((paths, k) => {
         paths.forEach((p, i) => {
           total++;
           if (split === 'train' && i >= 5) return;
           mkdirSync(dirname(join(root, p)), { recursive: true });
           cpSync(join(source(k), readdirSync(source(k)).sort()[i % 10]), join(root, p));
           present++;
-        }),
-      );
+        });
+      });
     }
     const report = join(work, 'knobo-report.html');
     const refused = await whylesion(
@@ -267,9 +269,10 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
     // 'vascular tumours' is not among KnoBo's prior classes: knobo cannot run, the other three can.
     const odd = join(work, 'odd-classes');
     cpSync(dataset, odd, { recursive: true });
-    for (const split of ['train', 'val', 'test'])
-      cpSync(join(odd, split, 'melanoma'), join(odd, split, 'vascular tumours'), { recursive: true }),
-        rmSync(join(odd, split, 'melanoma'), { recursive: true });
+    for (const split of ['train', 'val', 'test']) {
+      cpSync(join(odd, split, 'melanoma'), join(odd, split, 'vascular tumours'), { recursive: true });
+      rmSync(join(odd, split, 'melanoma'), { recursive: true });
+    }
     const report = join(work, 'odd.html');
     const json = await whylesion(
       'eval',

@@ -198,7 +198,8 @@ describe('fuzzing the probe reader', () => {
     for (let e = 0; e < 1 + int(r, 3); e++) {
       const all = paths(probe).filter((p) => p.length > 0);
       const path = all[int(r, all.length)];
-      const parent = path.slice(0, -1).reduce<any>((node, key) => node[key], probe); // eslint-disable-line @typescript-eslint/no-explicit-any
+      // biome-ignore lint/suspicious/noExplicitAny: walks an arbitrary JSON path of the probe document
+      const parent = path.slice(0, -1).reduce<any>((node, key) => node[key], probe);
       const key = path[path.length - 1];
       const kind = int(r, 4);
       if (kind === 0) parent[key] = structuredClone(VALUES[int(r, VALUES.length)]);

@@ -65,9 +65,15 @@ function lifetimes(graph: Graph): Map<Tensor, [number, number]> {
     const [f, l] = lives.get(t) ?? [at, at];
     lives.set(t, [Math.min(f, at), Math.max(l, at)]);
   };
-  graph.ops.forEach((op, i) => Object.values(op.args).forEach((v) => v instanceof Tensor && touch(v, i)));
-  graph.inputs.forEach((t) => touch(t, -1));
-  graph.outputs.forEach((t) => touch(t, graph.ops.length));
+  graph.ops.forEach((op, i) => {
+    for (const v of Object.values(op.args)) if (v instanceof Tensor) touch(v, i);
+  });
+  graph.inputs.forEach((t) => {
+    touch(t, -1);
+  });
+  graph.outputs.forEach((t) => {
+    touch(t, graph.ops.length);
+  });
   return lives;
 }
 
@@ -235,7 +241,9 @@ describe('executor', () => {
     );
     const ref = reference(x0, rows);
     expect([...states.keys()]).toEqual(['b0', 'b1', 'b2']);
-    ref.blocks.forEach((x, i) => expect(relativeError(states.get(`b${i}`)!, x)).toBeLessThan(1e-5));
+    ref.blocks.forEach((x, i) => {
+      expect(relativeError(states.get(`b${i}`)!, x)).toBeLessThan(1e-5);
+    });
     executor.clear();
   });
 });

@@ -11,7 +11,7 @@ import { UserError } from '../src/errors.js';
 import { downloadHubFile, resolveModelDir, type DownloadProgress } from '../src/io/hub.js';
 
 const MODEL = 'yyupenn/whylesionclip';
-const COMMIT = 'a'.repeat(8) + '0123456789abcdef0123456789abcdef';
+const COMMIT = `${'a'.repeat(8)}0123456789abcdef0123456789abcdef`;
 const BIN_COMMIT = 'b'.repeat(40);
 const TOKENIZER_COMMIT = 'c'.repeat(40);
 

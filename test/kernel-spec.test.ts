@@ -43,7 +43,7 @@ function paramsFields(code: string): { name: string; type: string }[] {
 }
 
 /** What the WGSL declares, in the spec's shape, so one toEqual shows every difference. */
-function declared(spec: KernelSpec, code: string) {
+function declared(_spec: KernelSpec, code: string) {
   const bindings = wgslBindings(code);
   return {
     indices: bindings.map((b) => b.index),

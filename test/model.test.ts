@@ -69,7 +69,9 @@ describe('open_clip tiny checkpoint (ViT-L/14 family at toy size) against real o
       (name) => loadNpy(new URL(`expected/pixels224_${name.replace(/\.\w+$/, '')}.npy`, TINY)).data,
     );
     const batch = new Float32Array(pixels.length * 3 * 224 * 224);
-    pixels.forEach((p, i) => batch.set(p, i * p.length));
+    pixels.forEach((p, i) => {
+      batch.set(p, i * p.length);
+    });
     const raw = await model.encodePixels(batch, pixels.length);
     const expectedRaw = loadNpy(new URL('expected/image_embeddings_raw.npy', TINY)).data;
     const expected = loadNpy(new URL('expected/image_embeddings.npy', TINY)).data;
@@ -117,7 +119,9 @@ describe('open_clip tiny checkpoint (ViT-L/14 family at toy size) against real o
     const n = cases.tokens.length;
     const whole = await model.encodeTokens(ids, n);
     const one = await Promise.all(cases.tokens.map((t) => model.encodeTokens(Int32Array.from(t), 1)));
-    one.forEach((row, i) => expect(maxAbsDiff(row, whole.subarray(i * E, (i + 1) * E))).toBeLessThan(1e-6));
+    one.forEach((row, i) => {
+      expect(maxAbsDiff(row, whole.subarray(i * E, (i + 1) * E))).toBeLessThan(1e-6);
+    });
   });
 
   it('refuses token ids outside the vocabulary', async () => {

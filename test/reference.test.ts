@@ -4,7 +4,7 @@
 // fixture the tail of the forward (final layer norm, pooling, projection) recomputed here from the
 // dumped block outputs and the checkpoint's weights must give the committed embeddings.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,7 +105,9 @@ function expectClose(actual: { shape: number[]; data: ArrayLike<number> }, expec
 function flatten(rowList: Float64Array[]): { shape: number[]; data: Float64Array } {
   const width = rowList[0].length;
   const data = new Float64Array(rowList.length * width);
-  rowList.forEach((row, i) => data.set(row, i * width));
+  rowList.forEach((row, i) => {
+    data.set(row, i * width);
+  });
   return { shape: [rowList.length, width], data };
 }
 

@@ -141,7 +141,9 @@ describe('concurrency', () => {
     const model = await loadTiny({ planBudgetBytes: 0 });
     try {
       const overlapping = await Promise.all(calls.map((call) => call(model)));
-      overlapping.forEach((rows, i) => expect(bits(rows), `call ${i + 1}`).toEqual(bits(sequential[i])));
+      overlapping.forEach((rows, i) => {
+        expect(bits(rows), `call ${i + 1}`).toEqual(bits(sequential[i]));
+      });
       // And the rows are the right ones, not merely repeatable.
       expectMatches(overlapping[2], [0, 1, 2, 3].map(expectedImage));
       expectMatches(overlapping[3], [0, 1, 2, 3, 4, 5, 6].map(expectedText));

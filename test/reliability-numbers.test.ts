@@ -13,7 +13,9 @@ import { rng } from './helpers.js';
 import { MODEL, pixelBatch, VOCAB } from './reliability-shared.js';
 
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
 
 /** A copy of the tiny checkpoint with some of one tensor's f32 elements overwritten. */
 function damagedCopy(tensor: string, values: Record<number, number>): string {

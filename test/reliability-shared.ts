@@ -37,7 +37,9 @@ export function stack(
 ): Float32Array | Int32Array {
   const size = rows[0].length;
   const out = new ctor(size * rows.length);
-  rows.forEach((r, i) => out.set(r, i * size));
+  rows.forEach((r, i) => {
+    out.set(r, i * size);
+  });
   return out;
 }
 

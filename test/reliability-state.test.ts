@@ -153,7 +153,9 @@ describe('embed DIR --out under faults', () => {
       'quote".png',
       'back\\slash.png',
     ];
-    names.forEach((n, i) => cpSync(IMAGE_PATHS[i % 4], join(corpus, n)));
+    names.forEach((n, i) => {
+      cpSync(IMAGE_PATHS[i % 4], join(corpus, n));
+    });
     const whole = await reference(corpus, join(work, 'odd-reference.jsonl'), '--batch', '2');
     const out = join(work, 'odd.jsonl');
     const killed = await run('node', [CLI, 'embed', corpus, '--out', out, '--model', MODEL, '--batch', '2'], {
@@ -205,7 +207,9 @@ describe('embed DIR --out under faults', () => {
       const k = names.indexOf(r.file.slice(corpus.length + 1)) % 4;
       const want = expectedImage(k),
         n = Math.hypot(...want);
-      r.embedding.forEach((v, d) => expect(Math.abs(v - want[d] / n)).toBeLessThanOrEqual(1e-5));
+      r.embedding.forEach((v, d) => {
+        expect(Math.abs(v - want[d] / n)).toBeLessThanOrEqual(1e-5);
+      });
     });
   });
 

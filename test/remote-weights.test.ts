@@ -150,9 +150,9 @@ describe('loadModel from picked files on Node', () => {
       const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as { texts: string[] };
       const expected = loadNpy(new URL('expected/text_embeddings.npy', TINY));
       const rows = await model.encodeText(cases.texts, { normalize: true });
-      rows.forEach((row, i) =>
-        expect(maxAbsDiff(row, expected.data.subarray(i * 32, (i + 1) * 32))).toBeLessThanOrEqual(1e-5),
-      );
+      rows.forEach((row, i) => {
+        expect(maxAbsDiff(row, expected.data.subarray(i * 32, (i + 1) * 32))).toBeLessThanOrEqual(1e-5);
+      });
       const image = readFileSync(new URL('images/lesion_q90.jpg', TINY));
       const [fromBlob] = await model.encodeImage(new Blob([image]), { normalize: true });
       const [fromBytes] = await model.encodeImage(new Uint8Array(image), { normalize: true });

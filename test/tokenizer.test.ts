@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { UserError } from '../src/errors.js';
-import { ClipTokenizer, cleanText, gunzip } from '../src/tokenizer/index.js';
+import { type ClipTokenizer, cleanText, gunzip } from '../src/tokenizer/index.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 
 const BPE_GZ = fileURLToPath(new URL('../assets/bpe_simple_vocab_16e6.txt.gz', import.meta.url));
@@ -49,7 +49,9 @@ describe('ClipTokenizer against open_clip', () => {
       expect(tokenizer.encode(text), JSON.stringify(text)).toEqual(ids);
     }
     const rows = tokenizer.tokenizeToArrays(port.cases.map((c) => c.text));
-    rows.forEach((row, i) => expect(row, JSON.stringify(port.cases[i].text)).toEqual(expectedRow(port.cases[i].ids)));
+    rows.forEach((row, i) => {
+      expect(row, JSON.stringify(port.cases[i].text)).toEqual(expectedRow(port.cases[i].ids));
+    });
     // The fixture must exercise truncation for the comparison above to cover it.
     expect(port.cases.filter((c) => c.ids.length > 75).length).toBeGreaterThan(5);
   });
@@ -179,13 +181,13 @@ describe('vocabulary sources', () => {
     for (let b = 0, n = 0; b < 256; b++) if (!printable.includes(b)) byteChars.push(String.fromCharCode(256 + n++));
     const tokens = [
       ...byteChars,
-      ...byteChars.map((c) => c + '</w>'),
+      ...byteChars.map((c) => `${c}</w>`),
       ...lines.map((l) => l.replace(' ', '')),
       '<|startoftext|>',
       '<|endoftext|>',
     ];
     writeFileSync(join(dir, 'vocab.json'), JSON.stringify(Object.fromEntries(tokens.map((t, i) => [t, i]))));
-    writeFileSync(join(dir, 'merges.txt'), '#version: 0.2\n' + lines.join('\n') + '\n');
+    writeFileSync(join(dir, 'merges.txt'), `#version: 0.2\n${lines.join('\n')}\n`);
     writeFileSync(join(dir, 'broken.txt.gz'), 'not gzip at all');
     writeFileSync(join(dir, 'short.txt'), 'header\na b\n');
   });

@@ -88,7 +88,9 @@ describe('the open_clip schema', () => {
       [],
       fields.map(([buffer], i) => ({ buffer, bytes: expected[i].byteLength })),
     );
-    fields.forEach(([, name], i) => expect(new Float32Array(read[i]), name).toEqual(expected[i]));
+    fields.forEach(([, name], i) => {
+      expect(new Float32Array(read[i]), name).toEqual(expected[i]);
+    });
     expect(w.text.tokenChunks).toEqual([{ buffer: w.text.tokenChunks[0].buffer, rowOffset: 0, rows: 100 }]);
     w.scope.destroy();
     await source.close();

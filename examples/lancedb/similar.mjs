@@ -22,7 +22,8 @@ const db = await lancedb.connect(dbDir);
 let table;
 for (let group = 0; group < parquet.metadata().numRowGroups(); group++) {
   const batch = tableFromIPC((await parquet.read({ rowGroups: [group] })).intoIPCStream());
-  table = table ? (await table.add(batch), table) : await db.createTable('images', batch, { mode: 'overwrite' });
+  if (table) await table.add(batch);
+  else table = await db.createTable('images', batch, { mode: 'overwrite' });
 }
 const [row] = await table
   .query()

@@ -15,7 +15,7 @@ import { platform } from '../platform/index.js';
 import { trace } from '../platform/trace.js';
 import type { ModelSource } from './loader-types.js';
 import { loaders } from './loaders.js';
-import { ClipTokenizer } from '../tokenizer/index.js';
+import type { ClipTokenizer } from '../tokenizer/index.js';
 import type { HubOptions } from '../io/hub.js';
 import type { CheckpointIdentity, ModelIdentity } from '../io/identity.js';
 
@@ -137,9 +137,10 @@ export class WhyLesionModel {
 
   /** Starts reading the tokenizer (see LoadOptions.preloadTokenizer); a failure is reported when text is first encoded. */
   static preloadTokenizer(vocabPath: string | undefined): Promise<ClipTokenizer> {
-    const load = withPermissionHints(() => loaders.loadTokenizer(vocabPath)).then(
-      (tokenizer) => (trace('tokenizer loaded'), tokenizer),
-    );
+    const load = withPermissionHints(() => loaders.loadTokenizer(vocabPath)).then((tokenizer) => {
+      trace('tokenizer loaded');
+      return tokenizer;
+    });
     load.catch(() => undefined); // not unhandled: tokenizer() returns it, and reports the failure, on first use
     return load;
   }
@@ -217,7 +218,9 @@ export class WhyLesionModel {
     const pixels = await Promise.all(list.map((input) => this.preprocess(input)));
     const size = pixels[0].length;
     const batch = new Float32Array(size * pixels.length);
-    pixels.forEach((p, i) => batch.set(p, i * size));
+    pixels.forEach((p, i) => {
+      batch.set(p, i * size);
+    });
     const name = (i: number): string =>
       typeof list[i] === 'string' ? `the image ${list[i] as string}` : `image ${i + 1} of ${list.length}`;
     return this.rows(await this.model.encodePixels(batch, pixels.length), options.normalize, name);
@@ -255,7 +258,9 @@ export class WhyLesionModel {
     const row = (i: number): Int32Array => ids.subarray(i * ctx, (i + 1) * ctx);
     const keys = list.map((_, i) => row(i).join(','));
     const firstRow = new Map<string, number>();
-    keys.forEach((key, i) => firstRow.has(key) || firstRow.set(key, i));
+    keys.forEach((key, i) => {
+      firstRow.has(key) || firstRow.set(key, i);
+    });
     // Rows are gathered here, not re-read from the cache, which concurrent calls may evict from meanwhile.
     const found = new Map<string, Float32Array>();
     const missing: string[] = [];
@@ -266,7 +271,9 @@ export class WhyLesionModel {
     }
     if (missing.length > 0) {
       const missingIds = new Int32Array(missing.length * ctx);
-      missing.forEach((key, i) => missingIds.set(row(firstRow.get(key)!), i * ctx));
+      missing.forEach((key, i) => {
+        missingIds.set(row(firstRow.get(key)!), i * ctx);
+      });
       const text = (i: number): string => {
         const index = firstRow.get(missing[i])!;
         const shown = list[index].length > 40 ? `${list[index].slice(0, 40)}…` : list[index];

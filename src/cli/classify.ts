@@ -141,13 +141,10 @@ export async function classifyCommand(argv: string[]): Promise<void> {
       values.probe,
       values.top === undefined ? undefined : positiveInteger('top', values.top),
     );
-    return runOverImages(
-      'classified',
-      positionals,
-      values,
-      false,
-      async (model) => (scorer.checkModel(model.identity), scorer),
-    );
+    return runOverImages('classified', positionals, values, false, async (model) => {
+      scorer.checkModel(model.identity);
+      return scorer;
+    });
   }
   const labels = await readLabels(values.labels, values.label);
   if (labels.length === 0)
@@ -286,13 +283,10 @@ export async function explainCommand(argv: string[]): Promise<void> {
     if (values.concepts !== undefined)
       throw new UserError('--probe brings its own concepts; pass it without --concepts.');
     const scorer = await (await import('./probe.js')).explainProbeScorer(values.probe, top);
-    return runOverImages(
-      'explained',
-      positionals,
-      values,
-      false,
-      async (model) => (scorer.checkModel(model.identity), scorer),
-    );
+    return runOverImages('explained', positionals, values, false, async (model) => {
+      scorer.checkModel(model.identity);
+      return scorer;
+    });
   }
   const concepts = await loadConcepts(values.concepts);
   await runOverImages('explained', positionals, values, true, async (model, status) => {
@@ -478,7 +472,10 @@ function applyTemplates(texts: readonly string[], templates: readonly string[] |
 /** open_clip's zero-shot class embedding: the mean of the unit prompt embeddings, renormalized. */
 function meanEmbedding(prompts: readonly Float32Array[]): Float32Array {
   const sum = new Float32Array(prompts[0].length);
-  for (const p of prompts) p.forEach((v, i) => (sum[i] += v / prompts.length));
+  for (const p of prompts)
+    p.forEach((v, i) => {
+      sum[i] += v / prompts.length;
+    });
   return normalized(sum);
 }
 

@@ -217,7 +217,9 @@ async function embedLocked(
       );
       try {
         const bytes = new Float32Array(batch.rows.length * E);
-        batch.rows.forEach((r, i) => bytes.set(r, i * E));
+        batch.rows.forEach((r, i) => {
+          bytes.set(r, i * E);
+        });
         writeAllSync(dataFd, new Uint8Array(bytes.buffer));
         fsyncSync(dataFd);
         // The journal lists the files in corpus order, so a resumed run can check it against the listing.
@@ -251,9 +253,10 @@ async function embedLocked(
   }
   const okIndex: number[] = [],
     skipped: { file: string; index: number; reason: string }[] = [];
-  done.forEach((e, i) =>
-    e.ok ? okIndex.push(i) : skipped.push({ file: e.file, index: positions[i], reason: e.reason ?? '' }),
-  );
+  done.forEach((e, i) => {
+    if (e.ok) okIndex.push(i);
+    else skipped.push({ file: e.file, index: positions[i], reason: e.reason ?? '' });
+  });
   // Nothing readable is the user's to fix, and an empty file would pass for a result. A shard keeps its empty
   // part: merge needs every shard, and the other shards may hold rows.
   if (okIndex.length === 0 && shard.count === 1) {

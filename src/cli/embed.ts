@@ -73,19 +73,19 @@ export async function embedCommand(argv: string[]): Promise<void> {
       imageRows.push({ name: images[i], row });
     for (const file of pixelFiles) {
       const { pixels, batch } = await readPixels(file, model);
-      (await model.encodePixels(pixels, batch, { normalize })).forEach((row, i) =>
-        imageRows.push({ name: batch > 1 ? `${file}[${i}]` : file, row }),
-      );
+      (await model.encodePixels(pixels, batch, { normalize })).forEach((row, i) => {
+        imageRows.push({ name: batch > 1 ? `${file}[${i}]` : file, row });
+      });
     }
     const textRows: { name: string; row: Float32Array }[] = [];
-    (await model.encodeText(texts, { normalize })).forEach((row, i) =>
-      textRows.push({ name: JSON.stringify(texts[i]), row }),
-    );
+    (await model.encodeText(texts, { normalize })).forEach((row, i) => {
+      textRows.push({ name: JSON.stringify(texts[i]), row });
+    });
     for (const file of tokenFiles) {
       const { ids, batch } = await readTokens(file, model.config.text.contextLength);
-      (await model.encodeTokens(ids, batch, { normalize })).forEach((row, i) =>
-        textRows.push({ name: `${file}[${i}]`, row }),
-      );
+      (await model.encodeTokens(ids, batch, { normalize })).forEach((row, i) => {
+        textRows.push({ name: `${file}[${i}]`, row });
+      });
     }
     if (values.json) {
       console.log(

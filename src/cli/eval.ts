@@ -24,7 +24,7 @@ import {
   type EvalDataset,
   type SplitName,
 } from '../eval/splits.js';
-import { DEFAULT_MODEL, MODEL_OPTIONS, MODEL_USAGE, parseCommand, parseDtype, positiveInteger } from './args.js';
+import { DEFAULT_MODEL, MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
 import { writeAtomic } from './corpus.js';
 import type { ModelIdentity } from '../io/identity.js';
 import { acquireLock } from '../io/lock.js';
@@ -193,9 +193,11 @@ export async function prepareInputs(
     let progress: Progress | undefined; // over the images not in the feature cache
     // Created at the first batch's end, so its rate counts from there: cached images are no work done now.
     const onProgress = (done: number, total: number): void => {
-      if (!progress)
+      if (!progress) {
         status.phase(`embedding ${total.toLocaleString('en-US')} image${total === 1 ? '' : 's'} not in the cache`);
-      (progress ??= new Progress('embedded', total, done, false, status)).update(done, 0);
+        progress = new Progress('embedded', total, done, false, status);
+      }
+      progress.update(done, 0);
     };
     let embedded: Awaited<ReturnType<typeof embedWithCache>>;
     try {

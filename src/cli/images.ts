@@ -167,7 +167,9 @@ export async function encodeImageBatch(
   trace('images preprocessed', `(${pixels.length})`);
   if (pixels.length === 0) return { files: ok, rows: [], skipped };
   const flat = new Float32Array(pixels.length * pixels[0].length);
-  pixels.forEach((p, i) => flat.set(p, i * p.length));
+  pixels.forEach((p, i) => {
+    flat.set(p, i * p.length);
+  });
   return { files: ok, rows: await model.encodePixels(flat, pixels.length, options), skipped };
 }
 

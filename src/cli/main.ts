@@ -5,6 +5,7 @@ import { holdLifeline, needsFilteredChild, runWithoutDawnNoise } from './quiet-d
 import { trace } from '../platform/trace.js';
 
 /** A command resolves to its exit status (0 when it returns nothing). */
+// biome-ignore lint/suspicious/noConfusingVoidType: most commands are `Promise<void>`; `undefined` would not accept them
 const COMMANDS: Record<string, { summary: string; run: () => Promise<(argv: string[]) => Promise<void | number>> }> = {
   classify: {
     summary: 'zero-shot label probabilities for images',

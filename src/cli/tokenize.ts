@@ -36,5 +36,5 @@ export async function tokenizeCommand(argv: string[]): Promise<void> {
   const tokenizer = await loadTokenizer({ vocabPath: values.vocab });
   const rows = tokenizer.tokenizeToArrays(texts, contextLength);
   const output = values.json ? JSON.stringify(rows) : rows.map((row) => row.join(' ')).join('\n');
-  process.stdout.write(output + '\n');
+  process.stdout.write(`${output}\n`);
 }

@@ -154,11 +154,11 @@ export function formatTable(
     lines.push(
       `  ${'true class'.padEnd(width)}  ${'val / test'.padStart(recallWidth)}   ${classes.map((c, j) => c.padStart(columns[j])).join('  ')}`,
     );
-    classes.forEach((c, k) =>
+    classes.forEach((c, k) => {
       lines.push(
         `  ${c.padEnd(width)}  ${`${f(r.recall.val[k])} / ${f(r.recall.test[k])}`.padStart(recallWidth)}   ${r.confusion.test[k].map((n, j) => String(n).padStart(columns[j])).join('  ')}`,
-      ),
-    );
+      );
+    });
   }
   if (skipped.length > 0) lines.push('', ...skipped.map((s) => `${s.mode} skipped: ${s.reason}`));
   return lines.join('\n');

@@ -98,7 +98,9 @@ export class FeatureCache {
     } finally {
       closeSync(fd);
     }
-    entries.forEach(({ hash, row }) => this.rows.set(hash, row));
+    entries.forEach(({ hash, row }) => {
+      this.rows.set(hash, row);
+    });
   }
 
   /** Releases the cache's lock (also released when the process exits). */
@@ -159,10 +161,14 @@ export async function embedWithCache(
     }
     if (ok.length > 0) {
       const flat = new Float32Array(pixels.length * pixels[0].length);
-      pixels.forEach((p, i) => flat.set(p, i * p.length));
+      pixels.forEach((p, i) => {
+        flat.set(p, i * p.length);
+      });
       const embedded = await model.encodePixels(flat, ok.length);
       cache.append(ok.map((item, i) => ({ hash: item.hash, row: embedded[i] })));
-      ok.forEach((item, i) => rows.set(item.path, embedded[i]));
+      ok.forEach((item, i) => {
+        rows.set(item.path, embedded[i]);
+      });
       computed += ok.length;
     }
     options.onProgress?.(Math.min(start + batchSize, pending.length), pending.length);

@@ -189,7 +189,9 @@ class WasmLinearKernel implements LinearKernel {
       pages = Math.ceil(end / pageBytes) - memory.buffer.byteLength / pageBytes;
     if (pages > 0) memory.grow(pages);
     const buffer = memory.buffer; // grown once, before any view: the views stay attached
-    datasets.forEach((x, i) => new Float32Array(buffer, this.datasetAt[i], x.length).set(x));
+    datasets.forEach((x, i) => {
+      new Float32Array(buffer, this.datasetAt[i], x.length).set(x);
+    });
     this.params = new Float64Array(buffer, this.at.params, size);
     this.gradient = new Float64Array(buffer, this.at.gradient, size);
     this.rows = new Int32Array(buffer, this.at.rows, maxRows);

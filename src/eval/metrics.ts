@@ -11,12 +11,12 @@ export function confusionMatrix(truth: ArrayLike<number>, predicted: ArrayLike<n
 export function accuracy(confusion: number[][]): number {
   let right = 0,
     total = 0;
-  confusion.forEach((row, k) =>
+  confusion.forEach((row, k) => {
     row.forEach((count, j) => {
       total += count;
       if (j === k) right += count;
-    }),
-  );
+    });
+  });
   return total === 0 ? 0 : right / total;
 }
 

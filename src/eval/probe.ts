@@ -188,7 +188,9 @@ function checkProbeFile(data: unknown, name: string): ProbeFile {
     if (value.length !== rows) throw damaged(`"${field}"`, `${value.length} rows where ${rows} are needed`);
     const width = Array.isArray(value[0]) ? value[0].length : 0;
     if (width === 0) throw damaged(`${field}[0]`, `${describe(value[0])}, not a non-empty list of numbers`);
-    value.forEach((row, r) => numbers(row, `${field}[${r}]`, width));
+    value.forEach((row, r) => {
+      numbers(row, `${field}[${r}]`, width);
+    });
     return value as number[][];
   };
   const classes = strings('classes');
@@ -342,7 +344,9 @@ function conceptSimilarities(embeddings: readonly Float32Array[], concepts: Floa
 function stackRows(rows: readonly Float32Array[], normalize: boolean): Float32Array {
   const dim = rows[0]?.length ?? 0,
     out = new Float32Array(rows.length * dim);
-  rows.forEach((r, i) => out.set(normalize ? unit(r) : r, i * dim));
+  rows.forEach((r, i) => {
+    out.set(normalize ? unit(r) : r, i * dim);
+  });
   return out;
 }
 

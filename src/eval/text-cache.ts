@@ -70,12 +70,18 @@ export class TextCache {
     const missing = [...new Set(keys.filter((k) => !this.rows.has(k)))];
     if (missing.length > 0) {
       const first = new Map<string, number>();
-      keys.forEach((k, i) => first.has(k) || first.set(k, i));
+      keys.forEach((k, i) => {
+        first.has(k) || first.set(k, i);
+      });
       const missingIds = new Int32Array(missing.length * ctx);
-      missing.forEach((k, j) => missingIds.set(ids.subarray(first.get(k)! * ctx, (first.get(k)! + 1) * ctx), j * ctx));
+      missing.forEach((k, j) => {
+        missingIds.set(ids.subarray(first.get(k)! * ctx, (first.get(k)! + 1) * ctx), j * ctx);
+      });
       const encoded = await model.encodeTokens(missingIds, missing.length);
       this.encoded += missing.length;
-      missing.forEach((k, j) => this.rows.set(k, encoded[j]));
+      missing.forEach((k, j) => {
+        this.rows.set(k, encoded[j]);
+      });
       this.append(missing.map((k, j) => ({ key: k, row: encoded[j] })));
     }
     return keys.map((k) => (options.normalize ? normalized(this.rows.get(k)!) : this.rows.get(k)!.slice()));

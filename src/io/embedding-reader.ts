@@ -234,7 +234,7 @@ export async function openEmbeddingRows(out: string, given?: EmbeddingHead): Pro
   const E = meta.dim;
   if (format === 'npy') {
     const handle = await open(out, 'r');
-    let header;
+    let header: ReturnType<typeof readNpyHeader>;
     try {
       const head = new Uint8Array(Math.min(size, 4096));
       await handle.read(head, 0, head.length, 0);

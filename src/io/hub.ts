@@ -115,7 +115,9 @@ interface HubFile {
 export async function resolveModelDir(modelId: string, opts: HubOptions = {}): Promise<string> {
   if (!modelId.startsWith(HUB_PREFIX)) {
     let statError: unknown;
-    const stat = await fs.stat(modelId).catch((error: unknown) => void (statError = error));
+    const stat = await fs.stat(modelId).catch((error: unknown) => {
+      statError = error;
+    });
     if (!stat?.isDirectory()) {
       throw new UserError(
         `Model folder ${modelId} ${stat ? 'is not a folder' : 'does not exist'}; pass a folder holding ` +
@@ -370,7 +372,7 @@ async function headFile(url: string, request: RequestContext): Promise<FileMetad
       settings,
     );
     const location = response.headers.get('location');
-    if (isRedirect(response.status) && location && location.startsWith('/') && !location.startsWith('//')) {
+    if (isRedirect(response.status) && location?.startsWith('/') && !location.startsWith('//')) {
       if (hop >= MAX_REDIRECTS) throw tooManyRedirects(url);
       current = new URL(location, current).href;
       continue;

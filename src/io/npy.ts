@@ -67,7 +67,7 @@ export function writeNpyHeader(shape: readonly number[]): Uint8Array {
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
   // Pad so that the data starts on a 64-byte boundary, ending the header with '\n'.
   const total = Math.ceil((10 + header.length + 1) / 64) * 64;
-  header = header.padEnd(total - 10 - 1, ' ') + '\n';
+  header = `${header.padEnd(total - 10 - 1, ' ')}\n`;
   const out = new Uint8Array(total);
   out.set(MAGIC, 0);
   out[6] = 1;

@@ -61,6 +61,7 @@ const CALLABLES = new Set([
   'torch._utils._rebuild_parameter',
 ]);
 
+// biome-ignore lint/complexity/useSimpleNumberKeys: pickle opcodes read as the hex bytes the format documents
 const OPCODE_NAMES: Record<number, string> = { 0x63: 'GLOBAL', 0x93: 'STACK_GLOBAL', 0x52: 'REDUCE' };
 
 class Reader {

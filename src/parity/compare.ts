@@ -63,7 +63,9 @@ function positions(x: Float32Array, batch: number, T: number, W: number, from: n
 /** Row index[b] of every batch entry of a [B, T, W] table. */
 function gather(x: Float32Array, T: number, W: number, index: number[]): Float32Array {
   const out = new Float32Array(index.length * W);
-  index.forEach((t, b) => out.set(x.subarray((b * T + t) * W, (b * T + t + 1) * W), b * W));
+  index.forEach((t, b) => {
+    out.set(x.subarray((b * T + t) * W, (b * T + t + 1) * W), b * W);
+  });
   return out;
 }
 

@@ -341,7 +341,9 @@ export class Gpu {
         await readback.mapAsync(GPUMapMode.READ);
         const ns = new BigUint64Array(readback.getMappedRange().slice(0));
         readback.unmap();
-        chunk.forEach((dispatch, i) => results.push({ dispatch, ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6 }));
+        chunk.forEach((dispatch, i) => {
+          results.push({ dispatch, ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6 });
+        });
       } finally {
         querySet.destroy();
         resolved.destroy();

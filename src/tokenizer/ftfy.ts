@@ -78,7 +78,7 @@ function ftfyEntity(reference: string): string {
     for (const [name, value] of ENTITIES) {
       const upper = name.toUpperCase();
       // Only names that mean nothing in upper case already, as ftfy's _build_html_entities.
-      if (name.endsWith(';') && name === name.toLowerCase() && htmlUnescape('&' + upper) === '&' + upper) {
+      if (name.endsWith(';') && name === name.toLowerCase() && htmlUnescape(`&${upper}`) === `&${upper}`) {
         upperCaseEntities.set(upper, value.toUpperCase());
       }
     }

@@ -45,7 +45,7 @@ function namedCharref(ref: string): string {
     const value = ENTITIES.get(prefix);
     if (value !== undefined) return value + chars.slice(length).join('');
   }
-  return '&' + ref;
+  return `&${ref}`;
 }
 
 /** Python's html.unescape: named (HTML5 table, legacy names without ';') and numeric references. */

@@ -26,7 +26,11 @@ const rows = await model.encodeText(cases.texts.slice(0, 2), { normalize: true }
 model.dispose();
 const dim = expected.shape[1];
 let worst = 0;
-rows.forEach((row, i) => row.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - expected.data[i * dim + j])))));
+rows.forEach((row, i) => {
+  row.forEach((v, j) => {
+    worst = Math.max(worst, Math.abs(v - expected.data[i * dim + j]));
+  });
+});
 if (!(worst <= 1e-5)) {
   console.error(`outside.js: text embeddings differ from open_clip's by ${worst}`);
   process.exit(1);

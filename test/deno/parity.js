@@ -10,7 +10,6 @@
  * library one.
  */
 import { readFileSync } from 'node:fs';
-import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { loadModel, preprocessImage, readNpy } from '../../dist/src/index.js';
 import { check, report } from './report.js';
@@ -98,7 +97,9 @@ async function main() {
 
     const pixelRows = cases.images.map((image) => npy(pixelsFile(image)).data);
     const pixels = new Float32Array(pixelRows.reduce((n, p) => n + p.length, 0));
-    pixelRows.forEach((p, i) => pixels.set(p, i * p.length));
+    pixelRows.forEach((p, i) => {
+      pixels.set(p, i * p.length);
+    });
     checkEmbeddings(
       'image',
       await model.encodePixels(pixels, pixelRows.length, { normalize: true }),
