@@ -21,8 +21,7 @@ const chromium = [process.env.WHYLESION_CHROMIUM, '/usr/bin/chromium-headless-sh
 );
 if (!chromium)
   throw new Error('no Chromium: install chromium-headless-shell (scripts/setup-webgpu.sh) or set WHYLESION_CHROMIUM');
-const cpuFlags = execFileSync('lscpu', { encoding: 'utf8' })
-  .match(/^Flags:\s*(.*)$/m)?.[1]
+const cpuFlags = (execFileSync('lscpu', { encoding: 'utf8' }).match(/^Flags:\s*(.*)$/m)?.[1] ?? '')
   .split(' ')
   .filter((f) => /^(avx|fma|sse4|f16c)/.test(f))
   .join(' ');

@@ -70,7 +70,7 @@ for (const n of counts) {
   rmSync(out);
 }
 
-const base = runs[0];
+const base = runs[0]!;
 console.log(`whylesion classify DIR --labels a,b --format jsonl --batch ${batch} (tiny model, ${size}x${size} PNGs)\n`);
 console.log('| images | rows out | peak RSS | × first | wall | progress lines |');
 console.log('|---:|---:|---:|---:|---:|---:|');

@@ -41,8 +41,8 @@ function ourPhases(
   for (const line of stderr.split('\n')) {
     const m = /^whylesion trace: \+[\d.]+ ms \[t=([\d.]+)\] (.*)$/.exec(line);
     if (!m) continue;
-    marks.push({ at: Number(m[1]), phase: m[2] });
-    const plan = /\((\d+) new pipelines, ([\d.]+) s summed/.exec(m[2]);
+    marks.push({ at: Number(m[1]), phase: m[2]! });
+    const plan = /\((\d+) new pipelines, ([\d.]+) s summed/.exec(m[2]!);
     if (plan?.[1]) {
       pipelines += Number(plan[1]);
       compileS += Number(plan[2]);
@@ -185,11 +185,11 @@ async function main(argv: string[]): Promise<void> {
     );
   }
 
-  const loadStart = loadavg()[0];
+  const loadStart = loadavg()[0]!;
   if (!freshShaderCache) console.error('warm-up: one untimed run of each side ...');
   const warmup: Run[] = [];
   for (const s of freshShaderCache ? [] : sides) {
-    const loadBefore = loadavg()[0];
+    const loadBefore = loadavg()[0]!; // os.loadavg() always has three
     warmup.push({ side: s.side, round: 0, loadBefore, ...(await s.run()) });
   }
   const results: Run[] = [];
@@ -197,26 +197,26 @@ async function main(argv: string[]): Promise<void> {
     // Alternate the order each round, so neither side always follows the same one.
     const order = round % 2 === 1 ? sides : [...sides].reverse();
     for (const s of order) {
-      const loadBefore = loadavg()[0];
+      const loadBefore = loadavg()[0]!;
       const r = { side: s.side, round, loadBefore, ...(await s.run()) };
       results.push(r);
       console.error(`round ${round} ${s.side}: ${r.wallS.toFixed(2)} s (load ${loadBefore.toFixed(1)})`);
     }
   }
-  const loadEnd = loadavg()[0];
+  const loadEnd = loadavg()[0]!;
 
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const summary = sides.map(({ side }) => {
     const mine = results.filter((r) => r.side === side);
     const phases: Record<string, number> = {};
-    for (const key of Object.keys(mine[0].phases)) phases[key] = median(mine.map((r) => r.phases[key] ?? 0));
+    for (const key of Object.keys(mine[0]!.phases)) phases[key] = median(mine.map((r) => r.phases[key] ?? 0));
     return {
       side,
       medianWallS: median(mine.map((r) => r.wallS)),
       wallS: mine.map((r) => r.wallS),
       phases,
-      pipelines: mine[0].pipelines,
-      medianCompileS: mine[0].compileS === undefined ? undefined : median(mine.map((r) => r.compileS!)),
+      pipelines: mine[0]!.pipelines,
+      medianCompileS: mine[0]!.compileS === undefined ? undefined : median(mine.map((r) => r.compileS!)),
     };
   });
   const theirs = summary.find((s) => s.side === 'open_clip');

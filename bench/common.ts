@@ -88,5 +88,5 @@ export function writeResult(name: string, data: unknown): string {
 
 export function flag(argv: string[], name: string, fallback: string): string {
   const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
 }

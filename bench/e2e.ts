@@ -38,7 +38,7 @@ writeFileSync(
   JSON.stringify(Array.from({ length: 3 }, (_, i) => Array.from(ids.subarray(i * 77, (i + 1) * 77)))),
 );
 
-const load = [loadavg()[0]];
+const load = [loadavg()[0]!]; // os.loadavg() always has three
 console.error('PyTorch reference ...');
 const torch1 = runReference([
   '--model',
@@ -69,12 +69,12 @@ async function timed(f: () => Promise<unknown>): Promise<{ cold: number; warm: n
     await f();
     warm.push((performance.now() - t0) / 1000);
   }
-  return { cold, warm: warm.sort((a, b) => a - b)[Math.floor(runs / 2)] };
+  return { cold, warm: warm.sort((a, b) => a - b)[Math.floor(runs / 2)]! };
 }
 const image1 = await timed(() => model.encodePixels(pixels.subarray(0, 3 * S * S), 1));
 const text = await timed(() => model.encodeTokens(ids, 3));
 const image8 = await timed(() => model.encodePixels(pixels, 8));
-load.push(loadavg()[0]);
+load.push(loadavg()[0]!);
 model.dispose();
 gpu.destroy();
 rmSync(work, { recursive: true, force: true });

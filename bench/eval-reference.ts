@@ -26,11 +26,11 @@ const values = {
 };
 const inputs = await prepareInputs(dataset, values, { concepts, prompts }, trainingSettings({}));
 const stack = (rows: Float32Array[]): Uint8Array => {
-  const flat = new Float32Array(rows.length * rows[0].length);
+  const flat = new Float32Array(rows.length * rows[0]!.length);
   rows.forEach((r, i) => {
     flat.set(r, i * r.length);
   });
-  return writeNpy([rows.length, rows[0].length], flat);
+  return writeNpy([rows.length, rows[0]!.length], flat);
 };
 for (const split of ['train', 'val', 'test'] as const)
   writeFileSync(join(out, `${split}.npy`), stack(inputs[split].embeddings));
@@ -97,6 +97,8 @@ for (const mode of ['zeroshot', 'linear', 'concepts', 'knobo'] as EvalMode[]) {
 for (const r of rows) {
   const [ov, ot] = r.ours as number[],
     [rv, rt] = r.reference as number[];
+  if (ov === undefined || ot === undefined || rv === undefined || rt === undefined)
+    throw new Error('missing ov, ot, rv, rt');
   console.log(
     `| ${r.mode} | ${r.solver} | ${ov.toFixed(1)} | ${ot.toFixed(1)} | ${rv.toFixed(1)} | ${rt.toFixed(1)} |${r.loss !== undefined ? ` loss ${(r.loss as number).toFixed(6)} vs ${(r.referenceLoss as number).toFixed(6)} (rel ${(r.relativeLossDifference as number).toExponential(2)})` : ''}`,
   );

@@ -27,7 +27,7 @@ for (const kind of ['f32', 'f16'] as const) {
   ] as const) {
     const runs = [time(staging, kind), time(staging, kind), time(staging, kind)].sort((a, b) => a - b);
     console.log(
-      `${kind} ${name}: median ${(runs[1] * 1000).toFixed(0)} ms over ${(TOTAL_BYTES / 1e9).toFixed(2)} GB (${(TOTAL_BYTES / runs[1] / 1e9).toFixed(1)} GB/s)`,
+      `${kind} ${name}: median ${(runs[1]! * 1000).toFixed(0)} ms over ${(TOTAL_BYTES / 1e9).toFixed(2)} GB (${(TOTAL_BYTES / runs[1]! / 1e9).toFixed(1)} GB/s)`,
     );
   }
 }

@@ -74,14 +74,14 @@ function compare(got: Float32Array, want: Float32Array, E: number): { minCosine:
       na = 0,
       nb = 0;
     for (let i = 0; i < E; i++) {
-      dot += a[i] * b[i];
-      na += a[i] * a[i];
-      nb += b[i] * b[i];
+      dot += a[i]! * b[i]!;
+      na += a[i]! * a[i]!;
+      nb += b[i]! * b[i]!;
     }
     na = Math.sqrt(na);
     nb = Math.sqrt(nb);
     minCosine = Math.min(minCosine, dot / (na * nb));
-    for (let i = 0; i < E; i++) maxAbsNormalized = Math.max(maxAbsNormalized, Math.abs(a[i] / na - b[i] / nb));
+    for (let i = 0; i < E; i++) maxAbsNormalized = Math.max(maxAbsNormalized, Math.abs(a[i]! / na - b[i]! / nb));
   }
   return { minCosine, maxAbsNormalized };
 }
@@ -97,7 +97,7 @@ async function timed<T>(f: () => Promise<T>): Promise<{ cold: number; warm: numb
     result = await f();
     warm.push((performance.now() - t0) / 1000);
   }
-  return { cold, warm: warm.sort((a, b) => a - b)[Math.floor(warm.length / 2)], result };
+  return { cold, warm: warm.sort((a, b) => a - b)[Math.floor(warm.length / 2)]!, result };
 }
 
 const gpu = await Gpu.create();
@@ -298,7 +298,7 @@ if (pt?.fp32) {
           Object.fromEntries(
             ['imageBatch1', 'imageBatch8PerImage', 'text3Prompts']
               .filter((k) => e[k] && pt.fp32![k])
-              .map((k) => [k, e[k].warm / pt.fp32![k]]),
+              .map((k) => [k, e[k]!.warm / pt.fp32![k]!]),
           ),
         ];
       }),

@@ -238,7 +238,11 @@ async function timeRuns(
       cpu.push((used.user + used.system) / 1000);
     }
   }
-  const median = (a: number[]) => a.sort((p, q) => p - q)[Math.floor(a.length / 2)];
+  const median = (a: number[]): number => {
+    const m = a.sort((p, q) => p - q)[Math.floor(a.length / 2)];
+    if (m === undefined) throw new Error('median of no timings');
+    return m;
+  };
   return { ms: median(times), cpuMs: median(cpu) };
 }
 
@@ -300,7 +304,7 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
     [257, 1024],
     [2056, 1024],
     [77, 768],
-  ]) {
+  ] as [number, number][]) {
     const x = randomArray(rows * cols, rows + cols, 2).map((v) => v + 3),
       gain = randomArray(cols, 8, 0.2).map((v) => v + 1),
       shift = randomArray(cols, 9, 0.2);
@@ -371,13 +375,14 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
     const t0 = performance.now();
     const d = await c.make();
     const [bytes] = await gpu.run(c.kernel, [d], [{ buffer: c.out, bytes: c.n * 4 }]);
+    if (bytes === undefined) throw new Error('missing bytes');
     const coldMs = performance.now() - t0;
     const got = new Float32Array(bytes),
       want = c.want();
     let diff = 0,
       mag = 0;
     want.forEach((ref, i) => {
-      diff = Math.max(diff, Math.abs(got[i] - ref));
+      diff = Math.max(diff, Math.abs(got[i]! - ref));
       mag = Math.max(mag, Math.abs(ref));
     });
     const ms = await timeIt(gpu, [d], 2000, coldMs);
@@ -433,7 +438,7 @@ async function main(): Promise<void> {
   for (const [si, [M, Kd, N]] of (versions.length ? SHAPES : []).entries()) {
     const shape = shapeName(M, Kd, N);
     const flop = 2 * M * N * Kd;
-    const blasMs = blas.ms[si];
+    const blasMs = blas.ms[si]!;
     log(`\n${shape}: OpenBLAS ${blasMs.toFixed(2)} ms, ${(flop / blasMs / 1e6).toFixed(1)} GFLOP/s`);
     log('  version       cold ms    warm ms   GFLOP/s  % BLAS  GFLOP/cpu-s   rel.err');
     results.push({ kernel: 'openblas', shape, ms: blasMs, gflops: flop / blasMs / 1e6 });
@@ -460,6 +465,7 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const d = await v.make(gpu, bufs, M, N, Kd);
       const [bytes] = await gpu.run(v.name, [d], [{ buffer: bufs.y, bytes: M * N * 4 }]);
+      if (bytes === undefined) throw new Error('missing bytes');
       const coldMs = performance.now() - t0;
       const got = new Float32Array(bytes);
       let diff = 0,
@@ -467,8 +473,8 @@ async function main(): Promise<void> {
       if (v.f16) want16 ??= rows.map((r) => matmulRef(x.subarray(r * Kd, (r + 1) * Kd), w16, 1, N, Kd));
       const wanted = v.f16 && want16 ? want16 : want;
       rows.forEach((r, i) => {
-        wanted[i].forEach((ref, c) => {
-          diff = Math.max(diff, Math.abs(got[r * N + c] - ref));
+        wanted[i]!.forEach((ref, c) => {
+          diff = Math.max(diff, Math.abs(got[r * N + c]! - ref));
           mag = Math.max(mag, Math.abs(ref));
         });
       });

@@ -30,7 +30,7 @@ const pixelsOne = IMAGES.map(
 const S = 224,
   imageSize = 3 * S * S;
 const pixels = new Float32Array(batch * imageSize);
-for (let b = 0; b < batch; b++) pixels.set(pixelsOne[b % pixelsOne.length], b * imageSize);
+for (let b = 0; b < batch; b++) pixels.set(pixelsOne[b % pixelsOne.length]!, b * imageSize);
 writeFileSync(join(work, 'pixels.npy'), writeNpy([batch, 3, S, S], pixels));
 const tokenizer = await loadTokenizer();
 const ids = tokenizer.tokenize(PROMPTS, 77);
@@ -99,7 +99,7 @@ function finalStats(raw: Float32Array, want: Float32Array, E: number): { maxAbsN
       b = want.subarray(r * E, (r + 1) * E);
     const na = Math.hypot(...a),
       nb = Math.hypot(...b);
-    for (let i = 0; i < E; i++) maxAbsNormalized = Math.max(maxAbsNormalized, Math.abs(a[i] / na - b[i] / nb));
+    for (let i = 0; i < E; i++) maxAbsNormalized = Math.max(maxAbsNormalized, Math.abs(a[i]! / na - b[i]! / nb));
   }
   return { maxAbsNormalized, minCosine: Math.min(...rowCosines(raw, want, E)) };
 }

@@ -31,7 +31,7 @@ for (let i = 0; i < n; i++) {
     x[i * dim + j] = v;
     norm += v * v;
   }
-  for (let j = 0; j < dim; j++) x[i * dim + j] /= Math.sqrt(norm);
+  for (let j = 0; j < dim; j++) x[i * dim + j]! /= Math.sqrt(norm);
 }
 const train = { x, y, n, dim },
   val = { x: x.subarray(0, valRows * dim), y: y.subarray(0, valRows), n: valRows, dim };
@@ -80,7 +80,7 @@ const lscpu = ((): Record<string, string> => {
       execFileSync('lscpu', { encoding: 'utf8' })
         .split('\n')
         .map((l) => l.split(/:\s+/))
-        .filter((p) => p.length === 2 && /^(Model name|CPU\(s\)|Flags)$/.test(p[0]))
+        .filter((p) => p.length === 2 && /^(Model name|CPU\(s\)|Flags)$/.test(p[0]!))
         .map(([k, v]) => [k, v]),
     );
   } catch {

@@ -75,7 +75,11 @@ function status(field: string): number {
   return Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0) / 1024; // MB
 }
 
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+const median = (v: number[]): number => {
+  const m = [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  if (m === undefined) throw new Error('median of no timings');
+  return m;
+};
 
 const results = [];
 for (const rows of sizes) {
@@ -84,7 +88,7 @@ for (const rows of sizes) {
   fill(query, 987654321);
   await searchEmbeddings(path, query, { top: 10 }); // page cache and JIT warm-up, untimed
   for (const threads of [2, 1]) {
-    const loadBefore = loadavg()[0];
+    const loadBefore = loadavg()[0]!; // os.loadavg() always has three
     const rssBefore = status('VmRSS:');
     writeFileSync('/proc/self/clear_refs', '5'); // reset VmHWM to the current RSS
     const times: number[] = [],
@@ -112,7 +116,7 @@ for (const rows of sizes) {
       gbPerSecond: (rows * DIM * 4) / 1e9 / median(times),
       rssBeforeMB: Math.round(rssBefore),
       peakAboveMB: Math.round(peak - rssBefore),
-      loadAverage: [loadBefore, loadavg()[0]],
+      loadAverage: [loadBefore, loadavg()[0]!],
       top1: hits[0],
     };
     results.push(row);

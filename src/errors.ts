@@ -44,3 +44,9 @@ export async function withPermissionHints<T>(work: () => Promise<T>): Promise<T>
     throw permissionError(error) ?? error;
   }
 }
+
+/** `value`, which the code around it has already bounded or checked; a miss is a bug (an Error, not a UserError). */
+export function present<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`Bug: ${what} is missing.`);
+  return value;
+}

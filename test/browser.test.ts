@@ -83,7 +83,7 @@ async function pageHasWebGpu(page: Page): Promise<boolean> {
 }
 
 function expectRowsClose(what: string, rows: number[][], expected: { shape: number[]; data: Float32Array }): void {
-  const dim = expected.shape[1];
+  const dim = expected.shape[1]!;
   expect(rows.length, `${what} rows`).toBe(expected.shape[0]);
   const diffs = rows.map((row, i) => {
     const want = expected.data.subarray(i * dim, (i + 1) * dim);
@@ -123,7 +123,7 @@ describe('browser edition (Chromium)', () => {
     await page.close();
     for (const [i, name] of names.entries()) {
       const onNode = await preprocessImage(readFileSync(path(`test/fixtures/image/src/${name}`)), { size: 64 }, name);
-      expect(maxAbsDiff(inPage[i], onNode), name).toBe(0);
+      expect(maxAbsDiff(inPage[i]!, onNode), name).toBe(0);
     }
   });
 
@@ -146,10 +146,10 @@ describe('browser edition (Chromium)', () => {
           const npy = new Uint8Array(
             await (await fetch(`/fixtures/expected/pixels224_${image.replace(/\.[^.]+$/, '')}.npy`)).arrayBuffer(),
           );
-          const headerLength = npy[8] | (npy[9] << 8);
+          const headerLength = npy[8]! | (npy[9]! << 8);
           const want = new Float32Array(npy.slice(10 + headerLength).buffer);
           let diff = got.length === want.length ? 0 : Infinity;
-          for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(got[i] - want[i]));
+          for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
           pixelDiffs.push(diff);
         }
         const imageRows = await model.encodeImage(
@@ -200,10 +200,10 @@ describe('browser edition (Chromium)', () => {
     expectRowsClose('image embedding', result.image, expectedImages);
     expectRowsClose('text embedding', result.text, expectedTexts);
     expectRowsClose('raw text embedding', result.rawText, loadNpy(new URL('expected/text_embeddings_raw.npy', TINY)));
-    expect(maxAbsDiff(result.first[0], result.text[0])).toBe(0);
+    expect(maxAbsDiff(result.first[0]!, result.text[0]!)).toBe(0);
     // The browser's own decode of an opaque 8-bit PNG gives the same pixels, so the same embedding.
     for (const row of result.decoded)
-      expect(maxAbsDiff(row, result.image[0])).toBeLessThanOrEqual(EMBEDDING_ABS_TOLERANCE);
+      expect(maxAbsDiff(row, result.image[0]!)).toBeLessThanOrEqual(EMBEDDING_ABS_TOLERANCE);
 
     // Second load: the weights come from the browser's storage, not the server.
     const weightRequests = () => server.log.filter((line) => line.includes('open_clip_model.safetensors')).length;
@@ -214,10 +214,10 @@ describe('browser edition (Chromium)', () => {
       const model = await module.loadModel('/model/');
       const rows = await model.encodeText(['dark brown'], { normalize: true });
       model.dispose();
-      return Array.from(rows[0]);
+      return Array.from(rows[0]!);
     });
     expect(weightRequests()).toBe(before);
-    expect(maxAbsDiff(again, result.text[0])).toBe(0);
+    expect(maxAbsDiff(again, result.text[0]!)).toBe(0);
     await page.close();
   });
 
@@ -239,7 +239,7 @@ describe('browser edition (Chromium)', () => {
     );
     const shown = Object.fromEntries(rows);
     cases.texts.slice(0, 3).forEach((label, k) => {
-      expect(Math.abs(shown[label] - cases.label_probs_first3_texts[image][k]), label).toBeLessThanOrEqual(1e-5);
+      expect(Math.abs(shown[label]! - cases.label_probs_first3_texts[image]![k]!), label).toBeLessThanOrEqual(1e-5);
     });
     expect(await page.$$eval('.result ol.concepts li', (els) => els.length)).toBe(5);
 
@@ -271,12 +271,12 @@ describe('browser edition (Chromium)', () => {
     }));
     const raw = loadNpy(new URL('expected/image_embeddings_raw.npy', TINY)).data.subarray(image * 32, (image + 1) * 32);
     const probe = parseProbe(JSON.stringify(probeFile), 'tiny-probe.json');
-    const k = probe.predict([raw]).predictions[0];
+    const k = probe.predict([raw]).predictions[0]!;
     expect(shownProbe.prediction).toBe(probe.classes[k]);
     const want = probe.contributions(raw, k).map((c) => c.contribution);
     expect(shownProbe.contributions.length).toBe(want.length);
     shownProbe.contributions.forEach((c, i) => {
-      expect(Math.abs(c - want[i])).toBeLessThanOrEqual(1e-5);
+      expect(Math.abs(c - want[i]!)).toBeLessThanOrEqual(1e-5);
     });
 
     mkdirSync(path('test/output'), { recursive: true });
@@ -338,10 +338,10 @@ describe('browser edition (Chromium)', () => {
         loadNpy(new URL('expected/text_embeddings.npy', TINY)),
       );
       expect(weights()).toHaveLength(1); // one body, streamed once from its start
-      expect(weights()[0].range).toMatch(/^bytes=0-/);
+      expect(weights()[0]!.range).toMatch(/^bytes=0-/);
       const size = statSync(path('test/fixtures/openclip-tiny/model/open_clip_model.safetensors')).size;
       expect(first.bytes.length).toBeGreaterThan(3); // progress as the body streams
-      expect(first.bytes.every((v, i) => i === 0 || v > first.bytes[i - 1])).toBe(true);
+      expect(first.bytes.every((v, i) => i === 0 || v > first.bytes[i - 1]!)).toBe(true);
       expect(first.bytes.at(-1)).toBe(size);
       // The browser's storage kept the streamed copy: the second load asks the server for no weights.
       const second = await load();

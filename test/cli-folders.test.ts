@@ -29,15 +29,16 @@ const imageRow = (file: string): Float32Array => {
   return expectedImages.subarray(i * E, (i + 1) * E);
 };
 const textRow = (t: number): Float32Array => expectedTexts.subarray(t * E, (t + 1) * E);
-const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => Array.from(a).reduce((s, v, i) => s + v * b[i], 0);
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => Array.from(a).reduce((s, v, i) => s + v * b[i]!, 0);
 const softmax = (xs: number[]): number[] => {
   const e = xs.map((x) => Math.exp(x - Math.max(...xs)));
   return e.map((v) => v / e.reduce((a, b) => a + b, 0));
 };
 // open_clip's logit scale, read back from the probabilities it computed: ln(p1/p0) = scale · (cos1 − cos0).
-const [p0, p1] = cases.label_probs_first3_texts[0];
+const [p0, p1] = cases.label_probs_first3_texts[0] ?? [];
+if (p0 === undefined || p1 === undefined) throw new Error('cases.json has no label probabilities');
 const LOGIT_SCALE =
-  Math.log(p1 / p0) / (dot(imageRow(cases.images[0]), textRow(1)) - dot(imageRow(cases.images[0]), textRow(0)));
+  Math.log(p1 / p0) / (dot(imageRow(cases.images[0]!), textRow(1)) - dot(imageRow(cases.images[0]!), textRow(0)));
 
 async function whylesion(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   return runCli(args, env);
@@ -112,7 +113,7 @@ describe('classify, zeroshot and explain over folders', () => {
       expect(r.labels).toEqual(labels);
       const want = softmax(labels.map((_, t) => LOGIT_SCALE * dot(imageRow(r.image), textRow(t))));
       r.probs.forEach((p, t) => {
-        expect(Math.abs(p - want[t])).toBeLessThanOrEqual(1e-3);
+        expect(Math.abs(p - want[t]!)).toBeLessThanOrEqual(1e-3);
       });
     }
     // 9 files in batches of 3: a line after the first batch even though stderr is not a terminal
@@ -123,7 +124,7 @@ describe('classify, zeroshot and explain over folders', () => {
   });
 
   it('classify GLOB --format csv --top 2 --strict --quiet: ranked rows, no progress, exit 1 because a file was skipped', async () => {
-    const labels = [cases.texts[0], cases.texts[1], cases.texts[2]];
+    const labels = cases.texts.slice(0, 3);
     const { stdout, stderr, code } = await whylesion(
       'classify',
       `${corpus}/**/*.png`,
@@ -145,10 +146,11 @@ describe('classify, zeroshot and explain over folders', () => {
     const pngs = cases.images.filter((n) => n.endsWith('.png')).length;
     expect(rows).toHaveLength(2 * 2 * pngs); // both sets, top 2 each; broken.png has no row
     for (const [image, rank, label, probability] of rows) {
+      if (image === undefined) throw new Error('a csv row without an image');
       const probs = softmax(labels.map((_, t) => LOGIT_SCALE * dot(imageRow(image), textRow(t))));
-      const order = labels.map((_, t) => t).sort((a, b) => probs[b] - probs[a]);
-      expect(label).toBe(labels[order[Number(rank) - 1]]);
-      expect(Math.abs(Number(probability) - probs[order[Number(rank) - 1]])).toBeLessThanOrEqual(1e-3);
+      const order = labels.map((_, t) => t).sort((a, b) => probs[b]! - probs[a]!);
+      expect(label).toBe(labels[order[Number(rank) - 1]!]);
+      expect(Math.abs(Number(probability) - probs[order[Number(rank) - 1]!]!)).toBeLessThanOrEqual(1e-3);
     }
     expect(progressLines(stderr, 'classified')).toEqual([]);
     expect(stderr).toMatch(/^Classified 6 images; skipped 1 unreadable:\n {2}\S*broken\.png/); // skipped files are listed even so
@@ -172,14 +174,14 @@ describe('classify, zeroshot and explain over folders', () => {
       if (stdout.includes('\n')) break;
     }
     const [code] = (await once(child, 'close')) as [number];
-    expect(JSON.parse(stdout.split('\n')[0])).toMatchObject({ labels: ['a', 'b'] });
+    expect(JSON.parse(stdout.split('\n')[0]!)).toMatchObject({ labels: ['a', 'b'] });
     expect(code, stderr).toBe(0);
     expect(stderr).not.toMatch(/internal error|EPIPE/);
     expect(stderr).not.toMatch(/Classified \d+ images/); // stopped early: no closing count
   });
 
   it('classify --template T encodes T with each label and reports the labels; one image (one batch) prints nothing on stderr', async () => {
-    const image = join(IMAGES, cases.images[0]);
+    const image = join(IMAGES, cases.images[0]!);
     const templated = await whylesion(
       'classify',
       image,
@@ -205,10 +207,12 @@ describe('classify, zeroshot and explain over folders', () => {
     );
     expect(templated.code, templated.stderr).toBe(0);
     const [t] = JSON.parse(templated.stdout) as { labels: string[]; probs: number[] }[];
+    if (t === undefined) throw new Error('missing t');
     const [s] = JSON.parse(spelled.stdout) as { labels: string[]; probs: number[] }[];
+    if (s === undefined) throw new Error('missing s');
     expect(t.labels).toEqual(['melanoma', 'nevus']);
     t.probs.forEach((p, i) => {
-      expect(Math.abs(p - s.probs[i])).toBeLessThanOrEqual(1e-6);
+      expect(Math.abs(p - s.probs[i]!)).toBeLessThanOrEqual(1e-6);
     });
     expect(templated.stderr).toBe('');
     expect(spelled.stderr).toBe('');
@@ -225,7 +229,7 @@ describe('classify, zeroshot and explain over folders', () => {
     const formulas = {
       score: (image: Float32Array, ids: number[]) => ids.reduce((s, t) => s + dot(image, textRow(t)), 0) / ids.length,
       embedding: (image: Float32Array, ids: number[]) =>
-        dot(image, unit(Array.from({ length: E }, (_, k) => ids.reduce((s, t) => s + textRow(t)[k], 0) / ids.length))),
+        dot(image, unit(Array.from({ length: E }, (_, k) => ids.reduce((s, t) => s + textRow(t)[k]!, 0) / ids.length))),
     };
     for (const [ensemble, formula] of Object.entries(formulas)) {
       const { stdout, stderr, code } = await whylesion(
@@ -259,8 +263,8 @@ describe('classify, zeroshot and explain over folders', () => {
         const scores = names.map((c) => formula(imageRow(r.image), index[c]));
         const probs = softmax(scores.map((s) => LOGIT_SCALE * s));
         names.forEach((c, k) => {
-          expect(Math.abs(r.scores[c] - scores[k]), `${ensemble} ${c}`).toBeLessThan(1e-5);
-          expect(Math.abs(r.probs[c] - probs[k]), `${ensemble} ${c}`).toBeLessThan(1e-3);
+          expect(Math.abs(r.scores[c]! - scores[k]!), `${ensemble} ${c}`).toBeLessThan(1e-5);
+          expect(Math.abs(r.probs[c]! - probs[k]!), `${ensemble} ${c}`).toBeLessThan(1e-3);
         });
         expect(r.prediction).toBe(names[scores.indexOf(Math.max(...scores))]);
       }
@@ -280,7 +284,7 @@ describe('classify, zeroshot and explain over folders', () => {
   });
 
   it("zeroshot --labels with --template: each class's prompts are every template filled with its name", async () => {
-    const image = join(IMAGES, cases.images[1]);
+    const image = join(IMAGES, cases.images[1]!);
     const { stdout, stderr, code } = await whylesion(
       'zeroshot',
       image,
@@ -295,7 +299,8 @@ describe('classify, zeroshot and explain over folders', () => {
       MODEL,
     );
     expect(code, stderr).toBe(0);
-    const [r] = JSON.parse(stdout) as { scores: Record<string, number> }[];
+    const [r] = JSON.parse(stdout) as { scores: { melanoma: number; shape: number } }[];
+    if (r === undefined) throw new Error('missing r');
     const prompts = [
       'a dermoscopic image of melanoma',
       'irregular melanoma',
@@ -305,11 +310,11 @@ describe('classify, zeroshot and explain over folders', () => {
     const embedded = await whylesion('embed', ...prompts.flatMap((p) => ['--text', p]), '--json', '--model', MODEL);
     const texts = (JSON.parse(embedded.stdout) as { text: number[][] }).text;
     // two of the four are among open_clip's texts: the embeddings the mean is taken over are open_clip's
-    expect(Math.abs(dot(texts[0], textRow(3)) - 1)).toBeLessThan(1e-5);
-    expect(Math.abs(dot(texts[3], textRow(2)) - 1)).toBeLessThan(1e-5);
+    expect(Math.abs(dot(texts[0]!, textRow(3)) - 1)).toBeLessThan(1e-5);
+    expect(Math.abs(dot(texts[3]!, textRow(2)) - 1)).toBeLessThan(1e-5);
     const cos = texts.map((t) => dot(imageRow(image), t));
-    expect(Math.abs(r.scores.melanoma - (cos[0] + cos[1]) / 2)).toBeLessThan(1e-5);
-    expect(Math.abs(r.scores.shape - (cos[2] + cos[3]) / 2)).toBeLessThan(1e-5);
+    expect(Math.abs(r.scores.melanoma - (cos[0]! + cos[1]!) / 2)).toBeLessThan(1e-5);
+    expect(Math.abs(r.scores.shape - (cos[2]! + cos[3]!) / 2)).toBeLessThan(1e-5);
   });
 
   it('explain DIR --format csv --top 2: concepts ranked by cosine, quoted where they hold commas', async () => {
@@ -335,9 +340,10 @@ describe('classify, zeroshot and explain over folders', () => {
     expect(header).toEqual(['image', 'rank', 'concept', 'similarity']);
     expect(rows).toHaveLength(2 * cases.images.length);
     for (const [image, rank, concept, similarity] of rows) {
+      if (image === undefined) throw new Error('a csv row without an image');
       const want = concepts.map((c, t) => ({ c, s: dot(imageRow(image), textRow(t)) })).sort((a, b) => b.s - a.s)[
         Number(rank) - 1
-      ];
+      ]!;
       expect(concept).toBe(want.c);
       expect(Math.abs(Number(similarity) - want.s)).toBeLessThan(1e-5);
     }

@@ -34,10 +34,10 @@ const GLOBAL_FLAGS = ['version', 'help'];
 const run = promisify(execFile);
 
 const flagsIn = (text: string): Set<string> =>
-  new Set([...text.matchAll(/(?<![\w-])--([a-zA-Z][\w-]*)/g)].map((m) => m[1]));
+  new Set([...text.matchAll(/(?<![\w-])--([a-zA-Z][\w-]*)/g)].map((m) => m[1] ?? ''));
 /** `[--name VALUE]` where VALUE starts with a digit: the default a synopsis shows. */
 const defaultsIn = (text: string): Map<string, string> =>
-  new Map([...text.matchAll(/\[--([\w-]+) (\d[\w.,-]*)\]/g)].map((m) => [m[1], m[2]]));
+  new Map([...text.matchAll(/\[--([\w-]+) (\d[\w.,-]*)\]/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
 
 function readmeCliSection(): string {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');

@@ -23,7 +23,7 @@ const expectedImages = loadNpy(new URL('expected/image_embeddings.npy', TINY)).d
 const expectedTexts = loadNpy(new URL('expected/text_embeddings.npy', TINY)).data;
 const E = 32;
 const row = (m: Float32Array, i: number): Float32Array => m.subarray(i * E, (i + 1) * E);
-const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => Array.from(a).reduce((s, v, i) => s + v * b[i], 0);
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => Array.from(a).reduce((s, v, i) => s + v * b[i]!, 0);
 
 function whylesion(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   return whylesionWith({}, ...args);
@@ -65,14 +65,14 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     expect(result.map((r) => r.image)).toEqual(imagePaths);
     result.forEach((r, i) => {
       expect(r.labels).toEqual(labels);
-      expect(maxAbsDiff(r.probs, cases.label_probs_first3_texts[i])).toBeLessThanOrEqual(1e-3);
+      expect(maxAbsDiff(r.probs, cases.label_probs_first3_texts[i]!)).toBeLessThanOrEqual(1e-3);
     });
   });
 
   it("classify prints a readable table by default, and nothing on stderr (Dawn's limit warnings filtered out)", async () => {
     const { stdout, stderr, code } = await whylesion(
       'classify',
-      imagePaths[0],
+      imagePaths[0]!,
       '--model',
       MODEL,
       '--labels',
@@ -88,8 +88,8 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     const classes = ['nevus', 'melanoma', 'a much longer class name'];
     const table = await whylesion(
       'zeroshot',
-      imagePaths[0],
-      imagePaths[1],
+      imagePaths[0]!,
+      imagePaths[1]!,
       '--model',
       MODEL,
       '--labels',
@@ -99,8 +99,8 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       (
         await whylesion(
           'zeroshot',
-          imagePaths[0],
-          imagePaths[1],
+          imagePaths[0]!,
+          imagePaths[1]!,
           '--model',
           MODEL,
           '--labels',
@@ -121,22 +121,22 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       for (const row of rows) {
         const name = classes.find((c) => row.startsWith(`  ${c} `))!;
         // each number ends exactly under the end of its header word
-        expect(Number(row.slice(0, scoreEnd).trim().split(/\s+/).pop())).toBeCloseTo(json[b].scores[name], 4);
+        expect(Number(row.slice(0, scoreEnd).trim().split(/\s+/).pop())).toBeCloseTo(json[b]!.scores[name]!, 4);
         expect(row.length).toBe(probabilityEnd);
         expect(row.slice(0, scoreEnd)).toMatch(/\d$/);
         expect(row[scoreEnd]).toBe(' ');
       }
     }
     const classified = (
-      await whylesion('classify', imagePaths[0], '--model', MODEL, '--labels', 'dark brown,bleeding')
+      await whylesion('classify', imagePaths[0]!, '--model', MODEL, '--labels', 'dark brown,bleeding')
     ).stdout.split('\n');
     expect(classified[1]).toMatch(/^ {2}label +probability$/);
-    expect(classified[2].indexOf('%') + 1).toBe(classified[1].length);
-    const explained = (await whylesion('explain', imagePaths[0], '--model', MODEL, '--top', '2')).stdout.split('\n');
+    expect(classified[2]!.indexOf('%') + 1).toBe(classified[1]!.length);
+    const explained = (await whylesion('explain', imagePaths[0]!, '--model', MODEL, '--top', '2')).stdout.split('\n');
     expect(explained[1]).toMatch(/^ {2}rank +similarity +concept$/);
-    expect(explained[2].indexOf(explained[2].trim().split(/\s+/)[1]) + explained[2].trim().split(/\s+/)[1].length).toBe(
-      explained[1].indexOf('similarity') + 'similarity'.length,
-    );
+    expect(
+      explained[2]!.indexOf(explained[2]!.trim().split(/\s+/)[1]!) + explained[2]!.trim().split(/\s+/)[1]!.length,
+    ).toBe(explained[1]!.indexOf('similarity') + 'similarity'.length);
   });
 
   it("embed --image/--text --json matches open_clip's normalized embeddings; --raw does not normalize", async () => {
@@ -146,19 +146,19 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       MODEL,
       '--json',
       '--image',
-      imagePaths[0],
+      imagePaths[0]!,
       '--image',
-      imagePaths[2],
+      imagePaths[2]!,
       '--text',
-      cases.texts[0],
+      cases.texts[0]!,
       '--text',
-      cases.texts[4],
+      cases.texts[4]!,
     );
     const out = JSON.parse(stdout) as { image: number[][]; text: number[][] };
-    expect(maxAbsDiff(out.image[0], row(expectedImages, 0))).toBeLessThanOrEqual(1e-5);
-    expect(maxAbsDiff(out.image[1], row(expectedImages, 2))).toBeLessThanOrEqual(1e-5);
-    expect(maxAbsDiff(out.text[0], row(expectedTexts, 0))).toBeLessThanOrEqual(1e-5);
-    expect(maxAbsDiff(out.text[1], row(expectedTexts, 4))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(out.image[0]!, row(expectedImages, 0))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(out.image[1]!, row(expectedImages, 2))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(out.text[0]!, row(expectedTexts, 0))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(out.text[1]!, row(expectedTexts, 4))).toBeLessThanOrEqual(1e-5);
     const raw = JSON.parse(
       (
         await whylesion(
@@ -173,7 +173,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       ).stdout,
     ) as { image: number[][] };
     expect(
-      maxAbsDiff(raw.image[0], row(loadNpy(new URL('expected/image_embeddings_raw.npy', TINY)).data, 0)),
+      maxAbsDiff(raw.image[0]!, row(loadNpy(new URL('expected/image_embeddings_raw.npy', TINY)).data, 0)),
     ).toBeLessThan(2e-5);
   });
 
@@ -187,8 +187,8 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     writeFileSync(file, JSON.stringify(classes));
     const { stdout } = await whylesion(
       'zeroshot',
-      imagePaths[0],
-      imagePaths[1],
+      imagePaths[0]!,
+      imagePaths[1]!,
       '--classes',
       file,
       '--model',
@@ -204,8 +204,8 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
           ids.reduce((s, t) => s + dot(row(expectedImages, i), row(expectedTexts, t)), 0) / ids.length,
         ]),
       );
-      for (const c of Object.keys(classes)) expect(Math.abs(r.scores[c] - want[c])).toBeLessThan(1e-5);
-      expect(r.prediction).toBe(Object.keys(want).reduce((a, b) => (want[b] > want[a] ? b : a)));
+      for (const c of Object.keys(classes)) expect(Math.abs(r.scores[c]! - want[c]!)).toBeLessThan(1e-5);
+      expect(r.prediction).toBe(Object.keys(want).reduce((a, b) => (want[b]! > want[a]! ? b : a)));
     });
   });
 
@@ -214,7 +214,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     writeFileSync(file, cases.texts.slice(0, 6).join('\n'));
     const { stdout } = await whylesion(
       'explain',
-      imagePaths[3],
+      imagePaths[3]!,
       '--concepts',
       file,
       '--top',
@@ -224,6 +224,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       '--json',
     );
     const [result] = JSON.parse(stdout) as { concepts: { concept: string; similarity: number }[] }[];
+    if (result === undefined) throw new Error('missing result');
     const want = cases.texts
       .slice(0, 6)
       .map((concept, t) => ({ concept, similarity: dot(row(expectedImages, 3), row(expectedTexts, t)) }))
@@ -231,7 +232,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       .slice(0, 3);
     expect(result.concepts.map((c) => c.concept)).toEqual(want.map((c) => c.concept));
     result.concepts.forEach((c, i) => {
-      expect(Math.abs(c.similarity - want[i].similarity)).toBeLessThan(1e-5);
+      expect(Math.abs(c.similarity - want[i]!.similarity)).toBeLessThan(1e-5);
     });
   });
 
@@ -239,12 +240,13 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     const knobo = fileURLToPath(KNOBO_URL);
     const { stdout, code } = await run(
       'node',
-      [CLI, 'explain', imagePaths[0], '--concepts', 'StatPearls', '--top', '5', '--model', MODEL, '--json'],
+      [CLI, 'explain', imagePaths[0]!, '--concepts', 'StatPearls', '--top', '5', '--model', MODEL, '--json'],
       { env: { ...env, WHYLESION_KNOBO_DIR: knobo } },
     ).then((r) => ({ ...r, code: 0 }));
     expect(code).toBe(0);
     const questions = readFileSync(join(knobo, 'skin_StatPearls.txt'), 'utf8').split('\n').filter(Boolean);
     const [result] = JSON.parse(stdout) as { concepts: { concept: string; similarity: number }[] }[];
+    if (result === undefined) throw new Error('missing result');
     expect(result.concepts).toHaveLength(5);
     for (const c of result.concepts) expect(questions).toContain(c.concept);
     const sims = result.concepts.map((c) => c.similarity);
@@ -398,6 +400,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       devices: Record<string, { choices: Record<string, string> }>;
     };
     const [choices] = Object.values(saved.devices).map((d) => d.choices);
+    if (choices === undefined) throw new Error('missing choices');
     for (const r of results) {
       const timed = r.candidates.filter((c) => c.ms !== undefined);
       expect(timed.length).toBeGreaterThanOrEqual(2);
@@ -460,6 +463,7 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     // later loads apply the saved choices: set every one to a kernel the adapter's rule does not pick
     // (the workgroup-tiled one, or on hardware GPUs, whose rule it is, the 4×4 block) and see it run, still matching open_clip
     const [device] = Object.keys(saved.devices);
+    if (device === undefined) throw new Error('missing device');
     const [variant, kernel] = adapter.kernelFamily === 'gpu' ? ['block', 'matmul'] : ['tiled', 'matmul_tiled'];
     const forced = {
       format: 1,
@@ -487,31 +491,34 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       { WHYLESION_TUNING_FILE: file },
       'embed',
       '--image',
-      imagePaths[0],
+      imagePaths[0]!,
       '--text',
-      cases.texts[0],
+      cases.texts[0]!,
       '--model',
       MODEL,
       '--json',
     );
     const out = JSON.parse(stdout) as { image: number[][]; text: number[][] };
-    expect(maxAbsDiff(out.image[0], row(expectedImages, 0))).toBeLessThanOrEqual(1e-5);
-    expect(maxAbsDiff(out.text[0], row(expectedTexts, 0))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(out.image[0]!, row(expectedImages, 0))).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(out.text[0]!, row(expectedTexts, 0))).toBeLessThanOrEqual(1e-5);
   }, 300_000); // compiles every candidate kernel (more at 512 bits), slow on a busy 2-core lavapipe
 
   it('user errors: one sentence on stderr, exit 1, no stack trace', async () => {
     writeFileSync(join(work, 'afile'), 'a file where a folder is expected');
     const cases: [string[], RegExp][] = [
-      [['classify', imagePaths[0], '--model', MODEL], /needs labels/],
+      [['classify', imagePaths[0]!, '--model', MODEL], /needs labels/],
       [
         ['classify', join(work, 'missing.png'), '--labels', 'a', '--model', MODEL],
         /missing\.png does not exist; pass image folders, files or globs/,
       ],
       [['embed', '--text', 'x', '--model', join(work, 'no-such-model')], /does not exist/],
-      [['zeroshot', imagePaths[0], '--classes', join(work, 'none.json'), '--model', MODEL], /Cannot read .*none\.json/],
+      [
+        ['zeroshot', imagePaths[0]!, '--classes', join(work, 'none.json'), '--model', MODEL],
+        /Cannot read .*none\.json/,
+      ],
       [['frobnicate'], /Unknown command/],
       [
-        ['embed', '--image', imagePaths[0], '--out', join(work, 'x.npy'), '--model', MODEL],
+        ['embed', '--image', imagePaths[0]!, '--out', join(work, 'x.npy'), '--model', MODEL],
         /--out apply only to embedding a folder/,
       ],
       [
@@ -535,19 +542,19 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
         /^whylesion: Unknown option --bogus for classify; see whylesion classify --help for the options\.$/,
       ],
       [
-        ['classify', imagePaths[0], '--lables', 'a'],
+        ['classify', imagePaths[0]!, '--lables', 'a'],
         /^whylesion: Unknown option --lables for classify: did you mean --labels \(see whylesion classify --help\)\?$/,
       ],
       [
-        ['classify', imagePaths[0], '--labels', 'a', '--format', 'xml', '--model', MODEL],
+        ['classify', imagePaths[0]!, '--labels', 'a', '--format', 'xml', '--model', MODEL],
         /--format xml is not table, json, jsonl or csv/,
       ],
       [
-        ['classify', imagePaths[0], '--labels', `@${join(work, 'no-labels.txt')}`, '--model', MODEL],
+        ['classify', imagePaths[0]!, '--labels', `@${join(work, 'no-labels.txt')}`, '--model', MODEL],
         /Cannot read the labels file .*no-labels\.txt/,
       ],
       [
-        ['classify', imagePaths[0], '--labels', 'a', '--template', 'a photo', '--model', MODEL],
+        ['classify', imagePaths[0]!, '--labels', 'a', '--template', 'a photo', '--model', MODEL],
         /--template "a photo" has no \{\}/,
       ],
       [

@@ -25,7 +25,7 @@ describe('cold start: phase trace and the tokenizer read during the load', () =>
   it('WHYLESION_TRACE=1 adds one stderr line per phase, in causal order, and changes nothing else', async () => {
     const args = [
       'classify',
-      fileURLToPath(new URL(join('images', cases.images[0]), TINY)),
+      fileURLToPath(new URL(join('images', cases.images[0]!), TINY)),
       '--model',
       MODEL,
       '--json',
@@ -38,7 +38,8 @@ describe('cold start: phase trace and the tokenizer read during the load', () =>
     expect(plain.stderr).toBe('');
     expect(traced.stdout).toBe(plain.stdout);
     const [row] = JSON.parse(traced.stdout) as { probs: number[] }[];
-    expect(maxAbsDiff(row.probs, cases.label_probs_first3_texts[0])).toBeLessThanOrEqual(1e-3);
+    if (row === undefined) throw new Error('missing row');
+    expect(maxAbsDiff(row.probs, cases.label_probs_first3_texts[0]!)).toBeLessThanOrEqual(1e-3);
 
     const lines = traced.stderr.trimEnd().split('\n');
     const marks = lines.map((line) => /^whylesion trace: \+[\d.]+ ms \[t=([\d.]+)\] (.*)$/.exec(line));
@@ -46,11 +47,11 @@ describe('cold start: phase trace and the tokenizer read during the load', () =>
     // The child process (the one that loads and runs) prints every phase after its 'cli started (child)'.
     const child = marks
       .slice(marks.findIndex((m) => m![2] === 'cli started (child)'))
-      .map((m) => ({ t: Number(m![1]), phase: m![2] }));
+      .map((m) => ({ t: Number(m![1]), phase: m![2] ?? '' }));
     const at = (prefix: string): number => {
       const found = child.filter((m) => m.phase.startsWith(prefix));
       expect(found, prefix).toHaveLength(1);
-      return found[0].t;
+      return found[0]!.t;
     };
     const order = [
       'load start',

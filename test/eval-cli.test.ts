@@ -53,7 +53,7 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
     for (const r of out.results) {
       expect(r.confusion.val.flat().reduce((a, b) => a + b, 0)).toBe(8);
       expect(r.confusion.test.flat().reduce((a, b) => a + b, 0)).toBe(8);
-      expect(r.val_acc).toBeCloseTo((100 * (r.confusion.val[0][0] + r.confusion.val[1][1])) / 8, 9);
+      expect(r.val_acc).toBeCloseTo((100 * (r.confusion.val[0]![0]! + r.confusion.val[1]![1]!)) / 8, 9);
       expect(r.gap).toBeCloseTo(r.val_acc - r.test_acc, 9);
       expect(r.average).toBeCloseTo((r.val_acc + r.test_acc) / 2, 9);
     }
@@ -101,10 +101,10 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
     const classified = JSON.parse(
       (await whylesion('classify', image, '--probe', probe, '--model', MODEL, '--json')).stdout,
     ) as { labels: string[]; probs: number[]; prediction: string }[];
-    expect(classified[0].labels).toEqual(['melanocytic nevi', 'melanoma']);
-    expect(classified[0].probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
-    expect(classified[0].prediction).toBe(
-      classified[0].labels[classified[0].probs[0] > classified[0].probs[1] ? 0 : 1],
+    expect(classified[0]!.labels).toEqual(['melanocytic nevi', 'melanoma']);
+    expect(classified[0]!.probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
+    expect(classified[0]!.prediction).toBe(
+      classified[0]!.labels[classified[0]!.probs[0]! > classified[0]!.probs[1]! ? 0 : 1],
     );
     // a folder through the probe, in batches, streamed as JSON lines: the same numbers per image
     const folder = await whylesion(
@@ -127,7 +127,7 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
     expect(rows.length).toBeGreaterThan(1);
     const same = rows.find((r) => r.image === image)!;
     same.probs.forEach((p, k) => {
-      expect(Math.abs(p - classified[0].probs[k])).toBeLessThan(1e-6);
+      expect(Math.abs(p - classified[0]!.probs[k]!)).toBeLessThan(1e-6);
     });
     const explained = JSON.parse(
       (await whylesion('explain', image, '--probe', probe, '--model', MODEL, '--json', '--top', '3')).stdout,
@@ -135,9 +135,9 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
       prediction: string;
       concepts: { concept: string; weight: number; similarity: number; contribution: number }[];
     }[];
-    expect(explained[0].prediction).toBe(classified[0].prediction);
-    expect(explained[0].concepts).toHaveLength(3);
-    for (const c of explained[0].concepts) expect(c.contribution).toBeCloseTo(c.weight * c.similarity, 9);
+    expect(explained[0]!.prediction).toBe(classified[0]!.prediction);
+    expect(explained[0]!.concepts).toHaveLength(3);
+    for (const c of explained[0]!.concepts) expect(c.contribution).toBeCloseTo(c.weight * c.similarity, 9);
     const linear = join(work, 'linear.json');
     await whylesion(
       'probe',
@@ -173,7 +173,7 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
           total++;
           if (split === 'train' && i >= 5) return;
           mkdirSync(dirname(join(root, p)), { recursive: true });
-          cpSync(join(source(k), readdirSync(source(k)).sort()[i % 10]), join(root, p));
+          cpSync(join(source(k), readdirSync(source(k)).sort()[i % 10]!), join(root, p));
           present++;
         });
       });
@@ -314,7 +314,7 @@ describe('whylesion eval / probe on the tiny checkpoint', () => {
     const lines = table.stdout.split('\n');
     const header = lines.find((l) => l.startsWith('  true class'))!;
     expect(header).toMatch(/true class\s+val \/ test\s+melanocytic nevi {2}vascular tumours$/);
-    const nevi = lines[lines.indexOf(header) + 1];
+    const nevi = lines[lines.indexOf(header) + 1]!;
     expect(nevi.length).toBe(header.length);
     expect(table.stdout).toMatch(/\nknobo skipped: KnoBo's priors have no class 'vascular tumours'/);
     // Every mode impossible: one sentence, exit 1. An existing --report is kept without --force.

@@ -76,10 +76,10 @@ describe('probe-training kernels', () => {
       const z = Array.from(
         { length: K },
         (_, k) =>
-          model.bias[k] +
-          Array.from({ length: d }, (_, j) => val.x[i * d + j] * model.weight[k * d + j]).reduce((a, b) => a + b, 0),
+          model.bias[k]! +
+          Array.from({ length: d }, (_, j) => val.x[i * d + j]! * model.weight[k * d + j]!).reduce((a, b) => a + b, 0),
       );
-      expected += Math.log(z.reduce((a, b) => a + Math.exp(b), 0)) - z[val.y[i]];
+      expected += Math.log(z.reduce((a, b) => a + Math.exp(b), 0)) - z[val.y[i]!]!;
     }
     expected += (0.5 / 3) * model.weight.reduce((a, w) => a + w * w, 0);
     expect(Math.abs(logisticObjective(model, val, 3) - expected)).toBeLessThan(1e-10 * Math.abs(expected));

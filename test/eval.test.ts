@@ -64,12 +64,12 @@ describe('solvers', () => {
     for (const p of [0, 7, 17, 18, 20]) {
       const target = p < 18 ? model.weight : model.bias,
         at = p < 18 ? p : p - 18;
-      target[at] += h;
+      target[at]! += h;
       const up = logisticObjective(model, data, 0.5);
-      target[at] -= 2 * h;
+      target[at]! -= 2 * h;
       const down = logisticObjective(model, data, 0.5);
-      target[at] += h;
-      expect(Math.abs((up - down) / (2 * h) - gradient[p])).toBeLessThan(1e-5 * Math.max(1, Math.abs(gradient[p])));
+      target[at]! += h;
+      expect(Math.abs((up - down) / (2 * h) - gradient[p]!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(gradient[p]!)));
     }
   });
 
@@ -79,10 +79,10 @@ describe('solvers', () => {
     const two: LabeledFeatures = { x: Float32Array.from([1, -1]), y: Int32Array.from([1, 0]), n: 2, dim: 1 };
     const { model, converged } = trainLbfgs(two, 2, { C: 1 });
     expect(converged).toBe(true);
-    const u = model.weight[1] - model.weight[0];
+    const u = model.weight[1]! - model.weight[0]!;
     // Stationarity of log(1+e^{-u}) twice plus ¼u² (W = ±u/2): u/2 = 2σ(−u).
     expect(Math.abs(u / 2 - 2 / (1 + Math.exp(u)))).toBeLessThan(1e-7);
-    expect(Math.abs(model.bias[0] - model.bias[1])).toBeLessThan(1e-7);
+    expect(Math.abs(model.bias[0]! - model.bias[1]!)).toBeLessThan(1e-7);
   });
 
   it('Adam: the same seed gives the same weights, another seed other weights; the best val epoch is kept', () => {
@@ -118,7 +118,7 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
   const reference = JSON.parse(readFileSync(new URL('reference.json', SYNTH), 'utf8'));
   const rows = (name: string): Float32Array[] => {
     const { shape, data } = loadNpy(new URL(`features/${name}.npy`, SYNTH));
-    return Array.from({ length: shape[0] }, (_, i) => data.slice(i * shape[1], (i + 1) * shape[1]));
+    return Array.from({ length: shape[0]! }, (_, i) => data.slice(i * shape[1]!, (i + 1) * shape[1]!));
   };
   const promptClass = JSON.parse(readFileSync(new URL('features/prompts.json', SYNTH), 'utf8')) as number[];
   const promptRows = rows('prompts');
@@ -151,8 +151,8 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
       const theirs = reference.adam[mode] as { val_acc: number; test_acc: number }[];
       expect(Math.abs(mean(ours.map((r) => r.val_acc)) - mean(theirs.map((r) => r.val_acc)))).toBeLessThanOrEqual(2);
       expect(Math.abs(mean(ours.map((r) => r.test_acc)) - mean(theirs.map((r) => r.test_acc)))).toBeLessThanOrEqual(2);
-      expect(ours[0].gap).toBeCloseTo(ours[0].val_acc - ours[0].test_acc, 9);
-      expect(ours[0].average).toBeCloseTo((ours[0].val_acc + ours[0].test_acc) / 2, 9);
+      expect(ours[0]!.gap).toBeCloseTo(ours[0]!.val_acc - ours[0]!.test_acc, 9);
+      expect(ours[0]!.average).toBeCloseTo((ours[0]!.val_acc + ours[0]!.test_acc) / 2, 9);
     });
   }
 
@@ -180,16 +180,16 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
     const before = probe.predict(inputs.test.embeddings),
       after = loaded.predict(inputs.test.embeddings);
     expect(after.predictions).toEqual(before.predictions);
-    const k = after.predictions[0];
-    const parts = loaded.contributions(inputs.test.embeddings[0], k);
-    const logit = parts.reduce((s, p) => s + p.contribution, 0) + loaded.file.bias[k];
+    const k = after.predictions[0]!;
+    const parts = loaded.contributions(inputs.test.embeddings[0]!, k);
+    const logit = parts.reduce((s, p) => s + p.contribution, 0) + loaded.file.bias[k]!;
     const logits = loaded.file.classes.map(
       (_, c) =>
-        loaded.contributions(inputs.test.embeddings[0], c).reduce((s, p) => s + p.contribution, 0) +
-        loaded.file.bias[c],
+        loaded.contributions(inputs.test.embeddings[0]!, c).reduce((s, p) => s + p.contribution, 0) +
+        loaded.file.bias[c]!,
     );
     expect(Math.max(...logits)).toBeCloseTo(logit, 9);
-    expect(parts[0].contribution).toBeGreaterThanOrEqual(parts[parts.length - 1].contribution);
+    expect(parts[0]!.contribution).toBeGreaterThanOrEqual(parts[parts.length - 1]!.contribution);
   });
 
   it('the report is one self-contained HTML page', async () => {

@@ -34,7 +34,7 @@ const int = (r: Random, n: number): number => Math.floor(r.uniform() * n);
 
 /** One mutated input: byte flips, overwritten 16/32-bit fields near the start (where sizes live), cuts, splices. */
 function mutate(r: Random, seeds: readonly Uint8Array[]): Uint8Array {
-  const seed = seeds[int(r, seeds.length)];
+  const seed = seeds[int(r, seeds.length)]!;
   const headerOnly = r.uniform() < 0.7;
   // Most cases keep only the first bytes (the header reader's domain); the rest keep the whole file.
   let bytes = seed.slice(0, headerOnly ? Math.min(seed.length, 64 + int(r, 200)) : seed.length);
@@ -44,11 +44,11 @@ function mutate(r: Random, seeds: readonly Uint8Array[]): Uint8Array {
     const at = int(r, Math.min(bytes.length, kind === 4 ? bytes.length : 48));
     if (kind === 0) bytes[at] = int(r, 256);
     else if (kind === 1 && at + 2 <= bytes.length)
-      new DataView(bytes.buffer).setUint16(at, [0, 1, 0xffff, int(r, 65536)][int(r, 4)], r.uniform() < 0.5);
+      new DataView(bytes.buffer).setUint16(at, [0, 1, 0xffff, int(r, 65536)][int(r, 4)]!, r.uniform() < 0.5);
     else if (kind === 2 && at + 4 <= bytes.length)
       new DataView(bytes.buffer).setUint32(
         at,
-        [0, 0xffffffff, 0x7fffffff, int(r, 2 ** 32)][int(r, 4)],
+        [0, 0xffffffff, 0x7fffffff, int(r, 2 ** 32)][int(r, 4)]!,
         r.uniform() < 0.5,
       );
     else if (kind === 3) bytes = bytes.slice(0, at);
@@ -105,7 +105,7 @@ describe('fuzzing the image header reader', () => {
     const r = rng(2202);
     let decoded = 0;
     for (let i = 0; i < 600; i++) {
-      const seed = SEEDS[int(r, SEEDS.length)].slice();
+      const seed = SEEDS[int(r, SEEDS.length)]!.slice();
       // Damage the body too: a few random bytes anywhere, sometimes a cut.
       for (let e = 0; e < 1 + int(r, 3); e++) seed[int(r, seed.length)] = int(r, 256);
       const bytes = r.uniform() < 0.2 ? seed.slice(0, int(r, seed.length)) : seed;
@@ -197,17 +197,17 @@ describe('fuzzing the probe reader', () => {
     const probe = structuredClone(r.uniform() < 0.5 ? linear : concepts) as Record<string, unknown>;
     for (let e = 0; e < 1 + int(r, 3); e++) {
       const all = paths(probe).filter((p) => p.length > 0);
-      const path = all[int(r, all.length)];
+      const path = all[int(r, all.length)]!;
       // biome-ignore lint/suspicious/noExplicitAny: walks an arbitrary JSON path of the probe document
       const parent = path.slice(0, -1).reduce<any>((node, key) => node[key], probe);
-      const key = path[path.length - 1];
+      const key = path[path.length - 1]!;
       const kind = int(r, 4);
       if (kind === 0) parent[key] = structuredClone(VALUES[int(r, VALUES.length)]);
       else if (kind === 1 && Array.isArray(parent)) parent.splice(key as number, 1);
       else if (kind === 1) delete parent[key];
       else if (kind === 2 && Array.isArray(parent[key]))
         parent[key].push(structuredClone(VALUES[int(r, VALUES.length)]));
-      else if (typeof parent[key] === 'number') parent[key] = parent[key] * [1e300, -1, 0, 1e-300][int(r, 4)];
+      else if (typeof parent[key] === 'number') parent[key] = parent[key] * [1e300, -1, 0, 1e-300][int(r, 4)]!;
     }
     let text = JSON.stringify(probe);
     const textual = int(r, 10);
@@ -234,13 +234,15 @@ describe('fuzzing the probe reader', () => {
           continue;
         }
         seen.probe++;
-        const dim = result.mode === 'linear' ? result.file.weight[0].length : result.file.conceptEmbeddings![0].length;
+        const dim =
+          result.mode === 'linear' ? result.file.weight[0]!.length : result.file.conceptEmbeddings![0]!.length;
         const embedding = Float32Array.from({ length: dim }, () => r.normal());
         const prediction = outcome(() =>
           result instanceof UserError ? undefined : (result as ReturnType<typeof parseProbe>).predict([embedding]),
         );
         if (prediction instanceof UserError || prediction === undefined) continue;
         const [probabilities] = prediction.probabilities;
+        if (probabilities === undefined) throw new Error('missing probabilities');
         expect(probabilities.every(Number.isFinite)).toBe(true);
         expect(Math.abs(probabilities.reduce((a, b) => a + b, 0) - 1)).toBeLessThan(1e-9);
         expect(result.classes).toContain(prediction.labels[0]);

@@ -54,7 +54,7 @@ function stack(rows: number, blocks: Weights[]): Graph {
     g.op('matmul', `b${i}.proj`, { x: hidden, w: b.w2, y: x, M: rows, N: WIDTH, K: HIDDEN, accumulate: true });
     g.checkpoint(`b${i}`, x);
   });
-  g.op('layerNorm', 'ln_out', { x, gain: blocks[0].gain, shift: blocks[0].shift, y: out, rows, cols: WIDTH });
+  g.op('layerNorm', 'ln_out', { x, gain: blocks[0]!.gain, shift: blocks[0]!.shift, y: out, rows, cols: WIDTH });
   return g.finish();
 }
 
@@ -92,7 +92,7 @@ describe('activation memory plan', () => {
           expect(plan.slotOf[a.id]).toBe(-1);
           continue;
         }
-        expect(plan.slotBytes[plan.slotOf[a.id]]).toBeGreaterThanOrEqual(a.bytes);
+        expect(plan.slotBytes[plan.slotOf[a.id]!]).toBeGreaterThanOrEqual(a.bytes);
         for (const [b, [bf, bl]] of lives) {
           if (a === b || constants.has(b) || plan.slotOf[a.id] !== plan.slotOf[b.id]) continue;
           expect(al < bf || bl < af, `${a.name} and ${b.name} share slot ${plan.slotOf[a.id]}`).toBe(true);
@@ -169,7 +169,7 @@ describe('executor', () => {
       x = matmulRef(hidden, h.w2, rows, WIDTH, HIDDEN, { residual: x });
       blocks.push(x);
     }
-    return { blocks, out: layerNormRef(x, host[0].gain, host[0].shift, rows, WIDTH) };
+    return { blocks, out: layerNormRef(x, host[0]!.gain, host[0]!.shift, rows, WIDTH) };
   }
 
   it('runs plans of several batch sizes in one arena sized by the largest', async () => {
@@ -180,12 +180,13 @@ describe('executor', () => {
       const x0 = randomArray(rows * WIDTH, rows, 1);
       const program = executor.program(`stack/${rows}`, () => stack(rows, weights));
       const [out] = await executor.run(program, [x0]);
+      if (out === undefined) throw new Error('missing out');
       expect(relativeError(new Float32Array(out), reference(x0, rows).out)).toBeLessThan(1e-5);
       arena.push(executor.memory.arenaBytes);
     }
     const largest = planMemory(stack(300, weights)).slotBytes.reduce((s, b) => s + b, 0);
     // It grows for the 300-row plan (past the 5-row plan's slots) and never again.
-    expect(arena[1]).toBeGreaterThan(arena[0]);
+    expect(arena[1]).toBeGreaterThan(arena[0]!);
     expect(arena.slice(2)).toEqual([arena[1], arena[1], arena[1]]);
     expect(arena[1]).toBeLessThanOrEqual(largest + planMemory(stack(5, weights)).slotBytes.reduce((s, b) => s + b, 0));
     expect(executor.memory.plans).toBe(4);
@@ -200,6 +201,7 @@ describe('executor', () => {
       executor.program('stack/9', () => stack(9, weights)),
       [x0],
     );
+    if (first === undefined) throw new Error('missing first');
     await executor.run(
       executor.program('stack/4', () => stack(4, weights)),
       [randomArray(4 * WIDTH, 4, 1)],
@@ -209,6 +211,7 @@ describe('executor', () => {
       executor.program('stack/9', () => stack(9, weights)),
       [x0],
     );
+    if (again === undefined) throw new Error('missing again');
     expect(new Float32Array(again)).toEqual(new Float32Array(first));
     executor.clear();
   });
@@ -220,8 +223,8 @@ describe('executor', () => {
     const y = g.tensor('y', 4 * WIDTH * 4);
     const out = g.output(g.tensor('out', 4 * WIDTH * 4));
     // y is accumulated into (its old value read) before anything wrote it.
-    g.op('matmul', 'acc', { x: x0, w: weights[0].w1, y, M: 4, N: WIDTH, K: WIDTH, accumulate: true });
-    g.op('layerNorm', 'ln', { x: y, gain: weights[0].gain, shift: weights[0].shift, y: out, rows: 4, cols: WIDTH });
+    g.op('matmul', 'acc', { x: x0, w: weights[0]!.w1, y, M: 4, N: WIDTH, K: WIDTH, accumulate: true });
+    g.op('layerNorm', 'ln', { x: y, gain: weights[0]!.gain, shift: weights[0]!.shift, y: out, rows: 4, cols: WIDTH });
     await expect(
       executor.run(
         executor.program('u', () => g.finish()),

@@ -32,8 +32,8 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
   let diff = 0;
   let mag = 0;
   for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    mag = Math.max(mag, Math.abs(b[i]));
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    mag = Math.max(mag, Math.abs(b[i]!));
   }
   return diff / Math.max(mag, 1e-30);
 }
@@ -41,7 +41,7 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
   let diff = 0;
-  for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
   return diff;
 }
 

@@ -127,12 +127,13 @@ class FakeHub {
       return;
     }
     const match = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(req.url!);
-    const repo = match ? REPOS[match[1]] : undefined;
+    const repo = match ? REPOS[match[1]!] : undefined;
     if (!match || !repo) {
       res.writeHead(404, { 'X-Error-Code': 'RepoNotFound' }).end();
       return;
     }
     const [, , revision, file] = match;
+    if (file === undefined) throw new Error('missing file');
     if (repo.requiredToken && req.headers.authorization !== `Bearer ${repo.requiredToken}`) {
       const status = req.headers.authorization ? 403 : 401;
       res.writeHead(status, { 'X-Error-Code': 'GatedRepo' }).end();
@@ -374,7 +375,7 @@ describe('resolveModelDir from the Hub', () => {
     expect(hubRequests).toHaveLength(4);
     expect(hubRequests.every((r) => r.authorization === 'Bearer hf_secret')).toBe(true);
     expect(cdnRequests).toHaveLength(1);
-    expect(cdnRequests[0].authorization).toBeUndefined();
+    expect(cdnRequests[0]!.authorization).toBeUndefined();
   });
 
   it('reports progress with increasing byte counts up to the size', async () => {
@@ -386,7 +387,7 @@ describe('resolveModelDir from the Hub', () => {
     });
     expect(events.length).toBeGreaterThanOrEqual(2);
     expect(events.every((e) => e.file === 'open_clip_model.safetensors' && e.total === WEIGHTS.length)).toBe(true);
-    for (let i = 1; i < events.length; i++) expect(events[i].loaded).toBeGreaterThan(events[i - 1].loaded);
+    for (let i = 1; i < events.length; i++) expect(events[i]!.loaded).toBeGreaterThan(events[i - 1]!.loaded);
     expect(events.at(-1)!.loaded).toBe(WEIGHTS.length);
   });
 

@@ -33,7 +33,7 @@ interface FixtureCase {
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
   let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
   return max;
 }
 
@@ -90,7 +90,7 @@ describe('Pillow-made fixtures (make_fixtures.py): uint8 RGB after resize and cr
     const ours = await oursRgb(c);
     const expected = await expectedRgb(c.case);
     let sum = 0;
-    for (let i = 0; i < ours.length; i++) sum += Math.abs(ours[i] - expected[i]);
+    for (let i = 0; i < ours.length; i++) sum += Math.abs(ours[i]! - expected[i]!);
     // Measured: mean 0.54 levels, max 3.
     expect(sum / ours.length).toBeLessThan(1);
     expect(maxAbsDiff(ours, expected)).toBeLessThanOrEqual(4);
@@ -147,7 +147,7 @@ describe('inputs', () => {
     const rgb = await expectedRgb(c.case);
     const plane = 224 * 224;
     const fromHwc = Float32Array.from({ length: 3 * plane }, (_, i) =>
-      Math.fround(rgb[(i % plane) * 3 + Math.floor(i / plane)] / 255),
+      Math.fround(rgb[(i % plane) * 3 + Math.floor(i / plane)]! / 255),
     );
     expect(maxAbsDiff(chw, fromHwc)).toBe(0);
   });
@@ -202,7 +202,7 @@ describe('user errors', () => {
     const mean = [0.48145466, 0.4578275, 0.40821073],
       std = [0.26862954, 0.26130258, 0.27577711];
     [200, 100, 50].forEach((v, c) => {
-      const want = Math.fround((Math.fround(v / 255) - mean[c]) / std[c]);
+      const want = Math.fround((Math.fround(v / 255) - mean[c]!) / std[c]!);
       const plane = pixels.subarray(c * 224 * 224, (c + 1) * 224 * 224);
       expect(Math.max(...plane.map((p) => Math.abs(p - want)))).toBeLessThanOrEqual(1e-6);
     });

@@ -32,14 +32,20 @@ interface WgslBinding {
 function wgslBindings(code: string): WgslBinding[] {
   const found = [
     ...code.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<(\w+)(?:,\s*(\w+))?>\s*(\w+)\s*:\s*([^;]+);/g),
-  ].map((m) => ({ index: Number(m[1]), space: m[2], access: m[3], name: m[4], type: m[5].trim() }));
+  ].map(([, index, space = '', access, name = '', type = '']) => ({
+    index: Number(index),
+    space,
+    access,
+    name,
+    type: type.trim(),
+  }));
   return found.sort((a, b) => a.index - b.index);
 }
 
 function paramsFields(code: string): { name: string; type: string }[] {
   const body = /struct Params\s*\{([^}]*)\}/.exec(code)?.[1];
   if (body === undefined) throw new Error('no struct Params');
-  return [...body.matchAll(/(\w+)\s*:\s*(\w+)/g)].map((m) => ({ name: m[1], type: m[2] }));
+  return [...body.matchAll(/(\w+)\s*:\s*(\w+)/g)].map(([, name = '', type = '']) => ({ name, type }));
 }
 
 /** What the WGSL declares, in the spec's shape, so one toEqual shows every difference. */

@@ -21,6 +21,7 @@ afterAll(() => {
 
 async function runAndRead(d: Dispatch | Dispatch[], out: GPUBuffer, n: number): Promise<Float32Array> {
   const [bytes] = await gpu.run('test', Array.isArray(d) ? d : [d], [{ buffer: out, bytes: n * 4 }]);
+  if (bytes === undefined) throw new Error('missing bytes');
   return new Float32Array(bytes);
 }
 
@@ -74,8 +75,8 @@ describe('matmul Y = X·Wᵀ + b', () => {
     const w16 = new Uint16Array(w32.length);
     const wRounded = new Float32Array(w32.length);
     for (let i = 0; i < w32.length; i++) {
-      w16[i] = toHalf(w32[i]);
-      wRounded[i] = fromHalf(w16[i]);
+      w16[i] = toHalf(w32[i]!);
+      wRounded[i] = fromHalf(w16[i]!);
     }
     const Y = scope.storage('y', M * N * 4);
     const d = await K.matmul(scope, 'mm16', {
@@ -108,7 +109,7 @@ describe('activations', () => {
       const got = await runAndRead(await K.elementwise(scope, op, { x: X, y: Y, n, op }), Y, n);
       const f = op === 'gelu' ? gelu : quickGelu;
       let worst = 0;
-      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i] - f(x[i])));
+      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i]! - f(x[i]!)));
       expect(worst).toBeLessThan(1e-6);
     }
   });
@@ -120,7 +121,7 @@ describe('layernorm', () => {
     [7, 1024],
     [257, 64],
     [13, 768],
-  ]) {
+  ] as [number, number][]) {
     it(`${rows}×${cols}, with an offset that defeats E[x²]−mean²`, async () => {
       const x = randomArray(rows * cols, rows, 1).map((v) => v + 100);
       const gain = randomArray(cols, 1, 0.1).map((v) => v + 1),
@@ -213,7 +214,7 @@ describe('embedding and token assembly', () => {
     const got = await runAndRead(ds, Y, B * T * width);
     const want = new Float32Array(B * T * width);
     for (let r = 0; r < B * T; r++)
-      for (let c = 0; c < width; c++) want[r * width + c] = table[ids[r] * width + c] + pos[(r % T) * width + c];
+      for (let c = 0; c < width; c++) want[r * width + c] = table[ids[r]! * width + c]! + pos[(r % T) * width + c]!;
     expect(Array.from(got)).toEqual(Array.from(want));
   });
 
@@ -261,8 +262,8 @@ describe('embedding and token assembly', () => {
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
         for (let o = 0; o < width; o++) {
-          let v = pos[t * width + o];
-          if (t === 0) v += cls[o];
+          let v = pos[t * width + o]!;
+          if (t === 0) v += cls[o]!;
           else {
             const gy = Math.floor((t - 1) / G),
               gx = (t - 1) % G;
@@ -270,7 +271,7 @@ describe('embedding and token assembly', () => {
               for (let ky = 0; ky < P; ky++)
                 for (let kx = 0; kx < P; kx++) {
                   v +=
-                    pixels[((b * 3 + c) * S + gy * P + ky) * S + gx * P + kx] * conv[((o * 3 + c) * P + ky) * P + kx];
+                    pixels[((b * 3 + c) * S + gy * P + ky) * S + gx * P + kx]! * conv[((o * 3 + c) * P + ky) * P + kx]!;
                 }
           }
           want[(b * T + t) * width + o] = v;
@@ -301,7 +302,7 @@ describe('embedding and token assembly', () => {
 
 function toHalf(v: number): number {
   const f = new Float32Array([v]);
-  const u = new Uint32Array(f.buffer)[0];
+  const u = new Uint32Array(f.buffer)[0]!;
   const sign = (u >>> 16) & 0x8000;
   const exp = ((u >>> 23) & 0xff) - 127 + 15;
   let mant = u & 0x7fffff;

@@ -31,7 +31,11 @@ const FORMATS = ['npy', 'jsonl', 'parquet'] as const;
 let work: string, corpus: string;
 const whole = (format: string) => join(work, `whole.${format}`);
 /** The three shards of the corpus, each in another format (so merge also mixes formats) and split another way. */
-const parts = () => [join(work, 'part0.jsonl'), join(work, 'part1.parquet'), join(work, 'part2.npy')];
+const parts = (): [string, string, string] => [
+  join(work, 'part0.jsonl'),
+  join(work, 'part1.parquet'),
+  join(work, 'part2.npy'),
+];
 const readMeta = (out: string) => JSON.parse(readFileSync(`${out}.meta.json`, 'utf8')) as EmbeddingMeta;
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -44,6 +48,7 @@ beforeAll(async () => {
     expect((await whylesion('embed', corpus, '--out', whole(format), '--model', MODEL, '-q')).code).toBe(0);
   // Shard 0 by --shard i/n, shard 1 as pod 1 of a Kubernetes Indexed Job, shard 2 as task 7 of a Slurm array 5-7.
   const [a, b, c] = parts();
+  if (a === undefined || b === undefined || c === undefined) throw new Error('missing a, b, c');
   expect((await whylesion('embed', corpus, '--out', a, '--shard', '0/3', '--model', MODEL, '-q')).code).toBe(0);
   expect(
     (
@@ -86,7 +91,7 @@ describe('whylesion merge', () => {
     expect(meta.listing.total).toBe(9);
     expect(meta.listing.shard).toBeNull();
     expect(meta.skipped.map((s) => s.file.split('/').pop())).toEqual(['broken.png']);
-    expect([...meta.indices, meta.skipped[0].index].sort((a, b) => a - b)).toEqual([...Array(9).keys()]);
+    expect([...meta.indices, meta.skipped[0]!.index].sort((a, b) => a - b)).toEqual([...Array(9).keys()]);
     expect(meta.dataSha256).toBe(sha256(readFileSync(whole('npy'))));
     expect(parts().map((p) => readMeta(p).listing.shard)).toEqual([0, 1, 2].map((index) => ({ index, count: 3 })));
   });
@@ -95,6 +100,7 @@ describe('whylesion merge', () => {
     it(`3 shards (jsonl, parquet, npy) merged in any order to .${format} are byte-identical to one unsharded embed`, async () => {
       const out = join(work, `merged.${format}`);
       const [a, b, c] = parts();
+      if (a === undefined || c === undefined) throw new Error('missing a, c');
       const result = await whylesion('merge', '--out', out, c, a, b);
       expect(result.code, result.stderr).toBe(0);
       expect(result.stderr).toMatch(/Merged 3 part\(s\), 8 row\(s\) \(1 file\(s\) skipped by embed\)/);
@@ -116,6 +122,7 @@ describe('whylesion merge', () => {
 
   it('refuses a part embedded by another model', async () => {
     const [a, b, c] = parts();
+    if (b === undefined || c === undefined || a === undefined) throw new Error('missing b, c, a');
     const other = join(work, 'other-model.npy');
     cpSync(c, other);
     const meta = readMeta(c);
@@ -126,6 +133,7 @@ describe('whylesion merge', () => {
 
   it('refuses a missing shard and an overlapping one', async () => {
     const [a, b, c] = parts();
+    if (c === undefined || b === undefined || a === undefined) throw new Error('missing c, b, a');
     expect(await refused(join(work, 'x.npy'), a, c)).toMatch(/Shard 1\/3 is missing/);
     const again = join(work, 'again.jsonl');
     cpSync(a, again);
@@ -135,6 +143,7 @@ describe('whylesion merge', () => {
 
   it('refuses a part from another run (another listing) and a shard of another split', async () => {
     const [a, b] = parts();
+    if (b === undefined || a === undefined) throw new Error('missing b, a');
     const small = join(work, 'small');
     cpSync(IMAGES, small, { recursive: true });
     const foreign = join(work, 'foreign.npy');
@@ -149,6 +158,7 @@ describe('whylesion merge', () => {
 
   it('refuses an incomplete part: rows + skipped short of the positions its shard owns', async () => {
     const [a, b, c] = parts();
+    if (b === undefined || c === undefined || a === undefined) throw new Error('missing b, c, a');
     const cut = join(work, 'cut.npy');
     const meta = readMeta(c);
     const npy = readNpy(readFileSync(c));
@@ -167,9 +177,10 @@ describe('whylesion merge', () => {
 
   it('refuses a data file with one corrupted byte (sha256 differs from the sidecar)', async () => {
     const [a, b, c] = parts();
+    if (b === undefined || c === undefined || a === undefined) throw new Error('missing b, c, a');
     const bad = join(work, 'bad.npy');
     const bytes = readFileSync(c);
-    bytes[bytes.length - 5] ^= 0x40;
+    bytes[bytes.length - 5]! ^= 0x40;
     writeFileSync(bad, bytes);
     cpSync(`${c}.meta.json`, `${bad}.meta.json`);
     expect(await refused(join(work, 'x.parquet'), a, b, bad)).toMatch(
@@ -179,6 +190,7 @@ describe('whylesion merge', () => {
 
   it('refuses a Parquet part with an unknown column', async () => {
     const [a, b, c] = parts();
+    if (c === undefined || b === undefined || a === undefined) throw new Error('missing c, b, a');
     const extra = join(work, 'extra.parquet');
     const meta = readMeta(b);
     const E = meta.dim;
@@ -202,12 +214,12 @@ describe('whylesion merge', () => {
         length: n,
         nullCount: 0,
         children: [
-          vectorFromArray(meta.files, new Utf8()).data[0],
+          vectorFromArray(meta.files, new Utf8()).data[0]!,
           embedding,
           vectorFromArray(
             meta.files.map(() => 'x'),
             new Utf8(),
-          ).data[0],
+          ).data[0]!,
         ],
       }),
     );
@@ -221,6 +233,7 @@ describe('whylesion merge', () => {
 
   it('refuses an unwritable output in one sentence and leaves nothing behind', async () => {
     const [a, b, c] = parts();
+    if (b === undefined || a === undefined) throw new Error('missing b, a');
     const result = await whylesion('merge', '--out', join(whole('npy'), 'inside-a-file.npy'), a, b, c);
     expect(result.code).toBe(1);
     expect(result.stderr.trim()).toMatch(

@@ -17,9 +17,9 @@ function normalizeRows(x: Float32Array, dim: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let r = 0; r < x.length / dim; r++) {
     let n = 0;
-    for (let c = 0; c < dim; c++) n += x[r * dim + c] ** 2;
+    for (let c = 0; c < dim; c++) n += x[r * dim + c]! ** 2;
     n = Math.sqrt(n);
-    for (let c = 0; c < dim; c++) out[r * dim + c] = x[r * dim + c] / n;
+    for (let c = 0; c < dim; c++) out[r * dim + c] = x[r * dim + c]! / n;
   }
   return out;
 }
@@ -39,9 +39,9 @@ function minRowCosine(a: Float32Array, b: Float32Array, dim: number): number {
       aa = 0,
       bb = 0;
     for (let c = 0; c < dim; c++) {
-      ab += a[r * dim + c] * b[r * dim + c];
-      aa += a[r * dim + c] ** 2;
-      bb += b[r * dim + c] ** 2;
+      ab += a[r * dim + c]! * b[r * dim + c]!;
+      aa += a[r * dim + c]! ** 2;
+      bb += b[r * dim + c]! ** 2;
     }
     worst = Math.min(worst, ab / Math.sqrt(aa * bb));
   }
@@ -159,7 +159,7 @@ describe('our QuickGELU / patch 16 / 3-head / F16-storage config against the PyT
       if (dtype === 'f16' && !gpu.hasF16) ctx.skip(); // adapters without shader-f16 cannot run f16 storage
       const model = await load(dtype);
       try {
-        const image = normalizeRows(await model.encodePixels(pixels.data, pixels.shape[0]), E);
+        const image = normalizeRows(await model.encodePixels(pixels.data, pixels.shape[0]!), E);
         const text = normalizeRows(await model.encodeTokens(ids, tokens.length), E);
         const wantImage = loadNpy(new URL('image_embeddings.npy', dir)).data;
         const wantText = loadNpy(new URL('text_embeddings.npy', dir)).data;
@@ -176,7 +176,7 @@ describe('our QuickGELU / patch 16 / 3-head / F16-storage config against the PyT
   it('every block output matches the reference dump (debug readback by name)', async () => {
     const model = await load('f32');
     try {
-      const vision = await model.dumpPixels(pixels.data, pixels.shape[0]);
+      const vision = await model.dumpPixels(pixels.data, pixels.shape[0]!);
       const text = await model.dumpTokens(ids, tokens.length); // EOT at 76 in one row: all 77 positions run
       const pairs: [string, Float32Array | undefined][] = [
         ['vision_ln_pre', vision.get('vision.ln_pre')],

@@ -58,7 +58,7 @@ function scaledCopy(from: string, to: string, prefixes: string[], factor: number
     const values = new Float32Array(
       bytes.buffer.slice(bytes.byteOffset + start, bytes.byteOffset + 8 + headerLength + t.data_offsets[1]),
     );
-    for (let i = 0; i < values.length; i++) values[i] *= factor;
+    for (let i = 0; i < values.length; i++) values[i]! *= factor;
     Buffer.from(values.buffer).copy(bytes, start);
     scaled++;
   }

@@ -60,7 +60,7 @@ describe('Parquet embeddings', () => {
     for (const [nullable, dictionary] of [
       [true, false],
       [false, true],
-    ]) {
+    ] as [boolean, boolean][]) {
       const listType = new arrow.FixedSizeList(dim, new arrow.Field('item', new arrow.Float32(), nullable));
       const schema = new arrow.Schema([
         new arrow.Field('file', new arrow.Utf8(), false),
@@ -78,7 +78,7 @@ describe('Parquet embeddings', () => {
           type: new arrow.Struct(schema.fields),
           length: rows,
           nullCount: 0,
-          children: [arrow.vectorFromArray(files, new arrow.Utf8()).data[0], embedding],
+          children: [arrow.vectorFromArray(files, new arrow.Utf8()).data[0]!, embedding],
         }),
       );
       const properties = new parquet.WriterPropertiesBuilder()

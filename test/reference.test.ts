@@ -46,11 +46,13 @@ function loadSafetensors(path: string, names: string[]): Map<string, Tensor> {
   >;
   const tensors = new Map<string, Tensor>();
   for (const name of names) {
+    const entry = header[name];
+    if (!entry) throw new Error(`${name} is not in the checkpoint`);
     const {
       dtype,
       shape,
       data_offsets: [begin, end],
-    } = header[name];
+    } = entry;
     const raw = bytes.subarray(8 + headerLength + begin, 8 + headerLength + end);
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     for (let i = 0; i < data.length; i++) {
@@ -71,25 +73,26 @@ function layerNormRow(row: Float32Array, gain: Float32Array, bias: Float32Array)
   for (const v of row) variance += (v - mean) ** 2;
   variance /= row.length;
   const scale = 1 / Math.sqrt(variance + 1e-5);
-  return Float64Array.from(row, (v, i) => (v - mean) * scale * gain[i] + bias[i]);
+  return Float64Array.from(row, (v, i) => (v - mean) * scale * gain[i]! + bias[i]!);
 }
 
 /** row [W] @ matrix [W, E]. */
 function project(row: ArrayLike<number>, matrix: Tensor): Float64Array {
   const [width, embed] = matrix.shape;
+  if (embed === undefined || width === undefined) throw new Error('missing embed, width');
   const out = new Float64Array(embed);
-  for (let k = 0; k < width; k++) for (let j = 0; j < embed; j++) out[j] += row[k] * matrix.data[k * embed + j];
+  for (let k = 0; k < width; k++) for (let j = 0; j < embed; j++) out[j]! += row[k]! * matrix.data[k * embed + j]!;
   return out;
 }
 
 function rows(tensor: Tensor): Float32Array[] {
-  const width = tensor.shape[tensor.shape.length - 1];
+  const width = tensor.shape[tensor.shape.length - 1]!;
   return Array.from({ length: tensor.data.length / width }, (_, i) => tensor.data.subarray(i * width, (i + 1) * width));
 }
 
 function maxAbs(values: ArrayLike<number>): number {
   let max = 0;
-  for (let i = 0; i < values.length; i++) max = Math.max(max, Math.abs(values[i]));
+  for (let i = 0; i < values.length; i++) max = Math.max(max, Math.abs(values[i]!));
   return max;
 }
 
@@ -98,12 +101,12 @@ function expectClose(actual: { shape: number[]; data: ArrayLike<number> }, expec
   expect(actual.shape).toEqual(expected.shape);
   const tolerance = relTol * Math.max(1, maxAbs(expected.data));
   let worst = 0;
-  for (let i = 0; i < expected.data.length; i++) worst = Math.max(worst, Math.abs(actual.data[i] - expected.data[i]));
+  for (let i = 0; i < expected.data.length; i++) worst = Math.max(worst, Math.abs(actual.data[i]! - expected.data[i]!));
   expect(worst).toBeLessThanOrEqual(tolerance);
 }
 
 function flatten(rowList: Float64Array[]): { shape: number[]; data: Float64Array } {
-  const width = rowList[0].length;
+  const width = rowList[0]!.length;
   const data = new Float64Array(rowList.length * width);
   rowList.forEach((row, i) => {
     data.set(row, i * width);
@@ -132,8 +135,8 @@ describe('openclip-tiny: reference outputs equal real open_clip 2.24', () => {
     it(`${name} of the block-dump run (image 0, texts 0-1) matches its open_clip rows`, () => {
       const dumped = loadNpy(`${fixtures}openclip-tiny/blocks/${name}.npy`);
       const expected = loadNpy(`${openclipTiny}expected/${name}.npy`);
-      const count = dumped.shape[0];
-      const width = expected.shape[1];
+      const count = dumped.shape[0]!;
+      const width = expected.shape[1]!;
       expectClose(dumped, { shape: [count, width], data: expected.data.subarray(0, count * width) }, 1e-6);
     });
   }
@@ -192,9 +195,10 @@ function checkForwardTail(dumpDir: string, modelDir: string, tokens: number[][],
 
   const visionLast = loadNpy(`${dumpDir}vision_block${last}.npy`);
   const [images, visionTokens] = visionLast.shape;
+  if (images === undefined || visionTokens === undefined) throw new Error('vision_block dump is not 2-D');
   const visionRows = rows(visionLast);
   const pooled = Array.from({ length: images }, (_, b) =>
-    layerNormRow(visionRows[b * visionTokens], w('visual.ln_post.weight').data, w('visual.ln_post.bias').data),
+    layerNormRow(visionRows[b * visionTokens]!, w('visual.ln_post.weight').data, w('visual.ln_post.bias').data),
   );
   expectClose(flatten(pooled), loadNpy(`${dumpDir}vision_pooled.npy`), 1e-5);
   const imageRaw = loadNpy(`${dumpDir}image_embeddings_raw.npy`);
@@ -205,8 +209,8 @@ function checkForwardTail(dumpDir: string, modelDir: string, tokens: number[][],
   const lnFinal = rows(textLast).map((row) => layerNormRow(row, w('ln_final.weight').data, w('ln_final.bias').data));
   const lnFinalDump = loadNpy(`${dumpDir}text_ln_final.npy`);
   expectClose({ shape: textLast.shape, data: flatten(lnFinal).data }, lnFinalDump, 1e-5);
-  const context = textLast.shape[1];
-  const eotRows = tokens.map((ids, b) => lnFinal[b * context + ids.indexOf(Math.max(...ids))]);
+  const context = textLast.shape[1]!;
+  const eotRows = tokens.map((ids, b) => lnFinal[b * context + ids.indexOf(Math.max(...ids))]!);
   const textRaw = loadNpy(`${dumpDir}text_embeddings_raw.npy`);
   expectClose(flatten(eotRows.map((row) => project(row, w('text_projection')))), textRaw, 1e-5);
   expectClose(normalizeRows(textRaw), loadNpy(`${dumpDir}text_embeddings.npy`), 1e-6);

@@ -60,9 +60,9 @@ describe('device loss', () => {
     it(`a loss ${moment}: the forward in flight, the calls queued behind it and every later call reject naming device loss; a new load works`, async () => {
       const model = await loadTiny();
       const gpu = model.model.gpu;
-      await model.encodeImage(IMAGE_PATHS[0]); // warm: the vision plan exists, so the next forward goes straight to submit
+      await model.encodeImage(IMAGE_PATHS[0]!); // warm: the vision plan exists, so the next forward goes straight to submit
       const forwardsReached = lose(gpu);
-      const inFlight = failure(model.encodeImage(IMAGE_PATHS[1]));
+      const inFlight = failure(model.encodeImage(IMAGE_PATHS[1]!));
       const queuedText = failure(model.encodeText(['bleeding']));
       const queuedTokens = failure(model.encodeTokens(tokenBatch([0, 1]), 2));
       const errors = await Promise.all([inFlight, queuedText, queuedTokens]);
@@ -99,7 +99,7 @@ describe('device loss', () => {
     model.model.gpu.device.destroy();
     const started = performance.now();
     await expect(model.encodeText('irregular shape')).rejects.toThrow(DEVICE_LOST);
-    await expect(model.encodeImage(IMAGE_PATHS[0])).rejects.toThrow(DEVICE_LOST);
+    await expect(model.encodeImage(IMAGE_PATHS[0]!)).rejects.toThrow(DEVICE_LOST);
     expect(performance.now() - started).toBeLessThan(5000);
     model.dispose();
   });
@@ -128,7 +128,7 @@ describe('concurrency', () => {
       (m) => m.encodeText(cases.texts.slice(0, 3)),
       (m) => m.encodePixels(pixelBatch([0, 1, 2, 3]), 4),
       (m) => m.encodeTokens(tokenBatch([0, 1, 2, 3, 4, 5, 6]), 7),
-      (m) => m.encodeImage(IMAGE_PATHS[3]),
+      (m) => m.encodeImage(IMAGE_PATHS[3]!),
       (m) => m.encodeText([...cases.texts.slice(3), 'bleeding']), // 'bleeding' is also in flight in call 2
       (m) => m.encodePixels(pixelBatch([2]), 1),
       (m) => m.encodeTokens(tokenBatch([5, 4]), 2),
@@ -142,12 +142,12 @@ describe('concurrency', () => {
     try {
       const overlapping = await Promise.all(calls.map((call) => call(model)));
       overlapping.forEach((rows, i) => {
-        expect(bits(rows), `call ${i + 1}`).toEqual(bits(sequential[i]));
+        expect(bits(rows), `call ${i + 1}`).toEqual(bits(sequential[i]!));
       });
       // And the rows are the right ones, not merely repeatable.
-      expectMatches(overlapping[2], [0, 1, 2, 3].map(expectedImage));
-      expectMatches(overlapping[3], [0, 1, 2, 3, 4, 5, 6].map(expectedText));
-      expectMatches(overlapping[5], [3, 4, 5, 6, 1].map(expectedText));
+      expectMatches(overlapping[2]!, [0, 1, 2, 3].map(expectedImage));
+      expectMatches(overlapping[3]!, [0, 1, 2, 3, 4, 5, 6].map(expectedText));
+      expectMatches(overlapping[5]!, [3, 4, 5, 6, 1].map(expectedText));
     } finally {
       model.dispose();
     }

@@ -36,7 +36,7 @@ const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
 });
 function crc32(bytes: Uint8Array): number {
   let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 function chunk(type: string, data: Uint8Array): Buffer {
@@ -291,7 +291,7 @@ describe('the CLI: a bad file in a folder is skipped, one explicit unreadable fi
         notes,
         `${notes} is not a PNG, JPEG, GIF, BMP, TIFF or WebP image (unrecognized header); convert it to PNG or JPEG.`,
       ],
-    ]) {
+    ] as [string, string][]) {
       const { stdout, stderr, code } = await runCli(['classify', file, ...labels], env);
       expect({ file, code }).toEqual({ file, code: 1 });
       expect(stdout).toBe('');

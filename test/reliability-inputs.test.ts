@@ -19,7 +19,8 @@ const EMPTY = cases.texts.indexOf(''); // open_clip's embedding of the empty pro
 const DARK_BROWN = cases.texts.indexOf('dark brown');
 
 /** The reference tokenization of "dark brown" (open_clip's): its two word ids. */
-const [DARK, BROWN] = cases.tokens[DARK_BROWN].slice(1, 3);
+const [DARK, BROWN] = cases.tokens[DARK_BROWN]!.slice(1, 3);
+if (DARK === undefined || BROWN === undefined) throw new Error('cases.json lacks the tokens of "dark brown"');
 
 let model: WhyLesionModel;
 beforeAll(async () => {
@@ -42,7 +43,7 @@ describe('inputs through WhyLesionModel', () => {
   it('empty and whitespace-only prompts embed as open_clip embeds ""', async () => {
     const rows = await model.encodeText(['', ' \n\t ', 'dark brown', '']);
     expectMatches(rows, [EMPTY, EMPTY, DARK_BROWN, EMPTY].map(expectedText));
-    expect(bits([rows[1], rows[3]])).toEqual(bits([rows[0], rows[0]]));
+    expect(bits([rows[1]!, rows[3]!])).toEqual(bits([rows[0]!, rows[0]!]));
     expectMatches(await model.encodeText(''), [expectedText(EMPTY)]);
   });
 
@@ -51,6 +52,7 @@ describe('inputs through WhyLesionModel', () => {
     expect(big.length).toBeGreaterThan(1_000_000);
     const started = performance.now();
     const [row] = await model.encodeText(big);
+    if (row === undefined) throw new Error('missing row');
     expect(performance.now() - started).toBeLessThan(5000);
     // open_clip keeps the first 75 ids of the text between SOT and an EOT in the last slot.
     const ids = new Int32Array(77);
@@ -58,6 +60,7 @@ describe('inputs through WhyLesionModel', () => {
     for (let t = 1; t <= 75; t++) ids[t] = t % 2 === 1 ? DARK : BROWN;
     ids[76] = EOT;
     const [expected] = await model.encodeTokens(ids, 1);
+    if (expected === undefined) throw new Error('missing expected');
     expect(bits([row])).toEqual(bits([expected]));
   });
 
@@ -72,9 +75,12 @@ describe('inputs through WhyLesionModel', () => {
 
   it('lone UTF-16 surrogates are read as U+FFFD, not refused and not dropped', async () => {
     const [lone, replaced, clean] = await model.encodeText(['dark brown \ud83d', 'dark brown \ufffd', 'dark brown']);
+    if (lone === undefined || replaced === undefined || clean === undefined)
+      throw new Error('missing lone, replaced, clean');
     expect(bits([lone])).toEqual(bits([replaced]));
     expect(bits([lone])).not.toEqual(bits([clean]));
     const [high, low] = await model.encodeText(['\ud800 bleeding', '\udc00 bleeding']);
+    if (high === undefined || low === undefined) throw new Error('missing high, low');
     expect(bits([high])).toEqual(bits([low]));
     expect(lone.every(Number.isFinite)).toBe(true);
   });
@@ -99,7 +105,8 @@ describe('inputs through WhyLesionModel', () => {
     // And the model still classifies as open_clip does afterwards (×100 logit scale: 1e-5 in cosines is 1e-3 here).
     expectMatches(images, [expectedImage(0)]);
     const [probs] = model.classify(images, labels);
-    expect(maxAbsDiff(probs, cases.label_probs_first3_texts[0])).toBeLessThanOrEqual(1e-3);
+    if (probs === undefined) throw new Error('missing probs');
+    expect(maxAbsDiff(probs, cases.label_probs_first3_texts[0]!)).toBeLessThanOrEqual(1e-3);
   });
 
   it('preprocessed pixels or token ids of the wrong size are refused, saying what size fits', async () => {
@@ -113,6 +120,7 @@ describe('inputs through WhyLesionModel', () => {
 
   it("classify refuses rows that are not this model's embeddings; a fractional batch is refused", async () => {
     const [image] = await model.encodeText(['dark brown']);
+    if (image === undefined) throw new Error('missing image');
     await userError(() => model.classify([image], [new Float32Array(image.length)]));
     await userError(() => model.classify([image], [new Float32Array(image.length + 1).fill(1)]));
     await userError(() => model.encodePixels(new Float32Array(3 * 224 * 224 * 1.5), 1.5));

@@ -28,7 +28,7 @@ function damagedCopy(tensor: string, values: Record<number, number>): string {
     string,
     { dtype: string; data_offsets: [number, number] }
   >;
-  const entry = header[tensor];
+  const entry = header[tensor]!;
   expect(entry.dtype).toBe('F32');
   for (const [index, value] of Object.entries(values))
     bytes.writeFloatLE(value, 8 + headerLength + entry.data_offsets[0] + 4 * Number(index));
@@ -86,7 +86,7 @@ describe('a forward that yields NaN/Inf is an error naming the input', () => {
         "The embedding of image 2 of 2 holds NaN or Inf: the model's weights or this input produce non-finite values; check the input, or re-download the model.",
       );
       // The model still works afterwards.
-      expect((await model.encodePixels(pixelBatch([0]), 1))[0].every(Number.isFinite)).toBe(true);
+      expect((await model.encodePixels(pixelBatch([0]), 1))[0]!.every(Number.isFinite)).toBe(true);
     } finally {
       model.dispose();
     }
@@ -127,7 +127,7 @@ describe('the NaN/Inf scan', () => {
       const hits = Math.floor(random.uniform() * 3);
       const specials = [NaN, Infinity, -Infinity, 3.4e38];
       for (let h = 0; h < hits && length > 0; h++)
-        values[Math.floor(random.uniform() * length)] = specials[Math.floor(random.uniform() * 4)];
+        values[Math.floor(random.uniform() * length)] = specials[Math.floor(random.uniform() * 4)]!;
       const expected = values.findIndex((v) => !Number.isFinite(v));
       for (const staging of [wasm, plain]) {
         const f32 = staging.f32(length + offset).subarray(offset);
@@ -171,14 +171,14 @@ describe('probes with numbers that are not numbers, or the wrong shape, are refu
     const { probabilities, labels } = probe.predict([Float32Array.of(0, 2, 0)]);
     expect(labels).toEqual(['melanoma']);
     // softmax([0, 2.5])
-    expect(probabilities[0][1]).toBeCloseTo(1 / (1 + Math.exp(-2.5)), 12);
+    expect(probabilities[0]![1]).toBeCloseTo(1 / (1 + Math.exp(-2.5)), 12);
   });
 
   const cases: [string, string, RegExp][] = [
     [
       '"NaN" string',
       variant((p) => {
-        (p.weight as unknown[][])[1][2] = 'NaN';
+        (p.weight as unknown[][])[1]![2] = 'NaN';
       }),
       /has weight\[1\]\[2\] "NaN", not a finite number/,
     ],
@@ -190,14 +190,14 @@ describe('probes with numbers that are not numbers, or the wrong shape, are refu
     [
       'null weight',
       variant((p) => {
-        (p.weight as unknown[][])[0][0] = null;
+        (p.weight as unknown[][])[0]![0] = null;
       }),
       /has weight\[0\]\[0\] null, not a finite number/,
     ],
     [
       'ragged rows',
       variant((p) => {
-        (p.weight as unknown[][])[1].push(3);
+        (p.weight as unknown[][])[1]!.push(3);
       }),
       /has weight\[1\] 4 values where 3 are needed/,
     ],

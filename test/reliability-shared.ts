@@ -35,7 +35,7 @@ export function stack(
   rows: readonly ArrayLike<number>[],
   ctor: Float32ArrayConstructor | Int32ArrayConstructor,
 ): Float32Array | Int32Array {
-  const size = rows[0].length;
+  const size = rows[0]!.length;
   const out = new ctor(size * rows.length);
   rows.forEach((r, i) => {
     out.set(r, i * size);
@@ -45,12 +45,12 @@ export function stack(
 
 export const pixelBatch = (indices: number[]): Float32Array =>
   stack(
-    indices.map((i) => PIXELS[i]),
+    indices.map((i) => PIXELS[i]!),
     Float32Array,
   ) as Float32Array;
 export const tokenBatch = (indices: number[]): Int32Array =>
   stack(
-    indices.map((i) => cases.tokens[i]),
+    indices.map((i) => cases.tokens[i]!),
     Int32Array,
   ) as Int32Array;
 
@@ -68,7 +68,7 @@ export function expectMatches(rows: readonly Float32Array[], expected: readonly 
     expect(
       maxAbsDiff(
         row.map((v) => v / norm),
-        expected[i],
+        expected[i]!,
       ),
       `row ${i}`,
     ).toBeLessThanOrEqual(1e-5);

@@ -56,7 +56,7 @@ describe('soak', () => {
     };
     // Ten calls in a cycle, nine forward shapes: plans are made and freed all along.
     const cycle: ((i: number) => Promise<Float32Array[]>)[] = [
-      (i) => model.encodeImage(IMAGE_PATHS[i % 4]),
+      (i) => model.encodeImage(IMAGE_PATHS[i % 4]!),
       (i) => model.encodeText(prompt(i, 0)),
       () => model.encodePixels(pixelBatch([0, 1]), 2),
       (i) => model.encodeText([prompt(i, 0), prompt(i, 1)]),
@@ -74,7 +74,7 @@ describe('soak', () => {
     const started = performance.now();
     try {
       for (let i = 1; i <= ENCODES; i++) {
-        const rows = await cycle[i % cycle.length](i);
+        const rows = await cycle[i % cycle.length]!(i);
         expect(rows.every((r) => r.every(Number.isFinite))).toBe(true);
         if (i % SAMPLE_EVERY === 0) atEnd = memory();
         if (i === WARM_UP) {

@@ -61,7 +61,7 @@ function makeCorpus(name: string, copies: number): string {
   const dir = join(work, name);
   for (let i = 0; i < copies; i++)
     for (const image of cases.images)
-      cpSync(IMAGE_PATHS[cases.images.indexOf(image)], join(dir, `set${String(i).padStart(2, '0')}`, image));
+      cpSync(IMAGE_PATHS[cases.images.indexOf(image)]!, join(dir, `set${String(i).padStart(2, '0')}`, image));
   return dir;
 }
 
@@ -120,6 +120,7 @@ describe('embed DIR --out under faults', () => {
       const full = await whylesion(['embed', corpus, '--out', out, '--model', MODEL, '--batch', '4'], fault);
       expect(full.code).toBe(1);
       const [sentence, ...more] = oneSentence(full.stderr);
+      if (sentence === undefined) throw new Error('missing sentence');
       expect(more).toEqual([]);
       expect(sentence).toMatch(
         /The disk holding .*vectors\.npy is full: \d+ of 48 images are saved in .*vectors\.npy\.partial; free some space and run the same command with --resume to continue\./,
@@ -154,7 +155,7 @@ describe('embed DIR --out under faults', () => {
       'back\\slash.png',
     ];
     names.forEach((n, i) => {
-      cpSync(IMAGE_PATHS[i % 4], join(corpus, n));
+      cpSync(IMAGE_PATHS[i % 4]!, join(corpus, n));
     });
     const whole = await reference(corpus, join(work, 'odd-reference.jsonl'), '--batch', '2');
     const out = join(work, 'odd.jsonl');
@@ -197,7 +198,7 @@ describe('embed DIR --out under faults', () => {
     });
     const sorted = names.map((n) => join(corpus, n)).sort();
     expect(new Set(meta.files)).toEqual(new Set(sorted));
-    expect(meta.files.map((f, k) => sorted[meta.indices[k]] === f)).toEqual(meta.files.map(() => true));
+    expect(meta.files.map((f, k) => sorted[meta.indices[k]!] === f)).toEqual(meta.files.map(() => true));
     const rows = readFileSync(out, 'utf8')
       .split('\n')
       .slice(0, -1)
@@ -208,7 +209,7 @@ describe('embed DIR --out under faults', () => {
       const want = expectedImage(k),
         n = Math.hypot(...want);
       r.embedding.forEach((v, d) => {
-        expect(Math.abs(v - want[d] / n)).toBeLessThanOrEqual(1e-5);
+        expect(Math.abs(v - want[d]! / n)).toBeLessThanOrEqual(1e-5);
       });
     });
   });
@@ -302,7 +303,7 @@ describe('embed DIR --out under faults', () => {
     // Change one float's lowest mantissa byte (the last tensor's last value): finite, but other weights.
     const weights = join(model, 'open_clip_model.safetensors');
     const bytes = readFileSync(weights);
-    bytes[bytes.length - 4] ^= 0x01;
+    bytes[bytes.length - 4]! ^= 0x01;
     writeFileSync(weights, bytes);
     const refused = await whylesion(['embed', corpus, '--out', out, '--model', model, '--batch', '2', '--resume']);
     expect(refused.code).toBe(1);
@@ -312,7 +313,7 @@ describe('embed DIR --out under faults', () => {
       ),
     ]);
     expect(existsSync(`${out}.partial`)).toBe(true);
-    bytes[bytes.length - 4] ^= 0x01; // restored: the resume goes on
+    bytes[bytes.length - 4]! ^= 0x01; // restored: the resume goes on
     writeFileSync(weights, bytes);
     const resumed = await whylesion(['embed', corpus, '--out', out, '--model', model, '--batch', '2', '--resume']);
     expect(resumed.code, resumed.stderr).toBe(0);
@@ -358,7 +359,7 @@ describe('model identity', () => {
       expect(memos).toHaveLength(1);
       // The memo is what a second load reads: a (planted) memo value is returned without reading the file.
       const planted = `sha256:${'ab'.repeat(32)}`;
-      writeFileSync(join(fileHashCacheDir(), memos[0]), `${planted}\n`);
+      writeFileSync(join(fileHashCacheDir(), memos[0]!), `${planted}\n`);
       expect(await fileSha256(file)).toBe(planted);
       // A write to the file changes its stat key: hashed again.
       writeFileSync(file, Buffer.alloc(1 << 20, 8));
@@ -408,7 +409,7 @@ describe('model identity', () => {
     for (const [name, blob] of [
       ['open_clip_config.json', 'a1'.repeat(20)],
       ['open_clip_model.safetensors', sha('open_clip_model.safetensors')],
-    ]) {
+    ] as [string, string][]) {
       cpSync(join(MODEL, name), join(repo, 'blobs', blob));
       symlinkSync(`../../blobs/${blob}`, join(repo, 'snapshots', commit, name));
     }
@@ -450,10 +451,11 @@ describe('caches', () => {
     expect(first.code, first.stderr).toBe(0);
     expect(first.stderr).toContain('20 embedded now, 0 from the cache');
     const [rowsFile] = readdirSync(cache).filter((f) => f.endsWith('.f32rows'));
+    if (rowsFile === undefined) throw new Error('missing rowsFile');
     const bytes = readFileSync(join(cache, rowsFile));
     const record = 32 + E * 4 + 8;
     expect(bytes.length).toBe(20 * record);
-    bytes[3 * record + 32 + 17] ^= 0x40; // a float of the fourth record's row
+    bytes[3 * record + 32 + 17]! ^= 0x40; // a float of the fourth record's row
     writeFileSync(join(cache, rowsFile), bytes);
     const second = await whylesion(args);
     expect(second.code, second.stderr).toBe(0);
@@ -467,7 +469,7 @@ describe('caches', () => {
 
   it('text cache: a second explain encodes no text and prints the same; --no-cache bypasses it; a damaged record is encoded again', async () => {
     const textCache = join(work, 'texts-explain');
-    const args = ['explain', IMAGE_PATHS[0], '--concepts', 'StatPearls', '--top', '5', '--model', MODEL, '--json'];
+    const args = ['explain', IMAGE_PATHS[0]!, '--concepts', 'StatPearls', '--top', '5', '--model', MODEL, '--json'];
     const extra = {
       WHYLESION_TEXT_CACHE: textCache,
       WHYLESION_KNOBO_DIR: fileURLToPath(new URL('../assets/knobo/', import.meta.url)),
@@ -475,6 +477,7 @@ describe('caches', () => {
     const first = await whylesion(args, extra);
     expect(first.code, first.stderr).toBe(0);
     const [file] = readdirSync(textCache);
+    if (file === undefined) throw new Error('missing file');
     const size = statSync(join(textCache, file)).size;
     expect(size % (32 + E * 4 + 8)).toBe(0);
     expect(size).toBeGreaterThan(0);
@@ -494,11 +497,11 @@ describe('caches', () => {
       const dir = join(work, 'texts-library');
       const encodeTokens = vi.spyOn(model, 'encodeTokens');
       const cold = await TextCache.open(dir, model);
-      const rows = await cold.encode(model, [...cases.texts, cases.texts[0]]);
+      const rows = await cold.encode(model, [...cases.texts, cases.texts[0]!]);
       expect(cold.encoded).toBe(cases.texts.length); // a repeated text once
       expect(encodeTokens).toHaveBeenCalledTimes(1);
       expect(rows.map((r) => Array.from(r))).toEqual(
-        (await model.encodeText([...cases.texts, cases.texts[0]])).map((r) => Array.from(r)),
+        (await model.encodeText([...cases.texts, cases.texts[0]!])).map((r) => Array.from(r)),
       );
       const warm = await TextCache.open(dir, model);
       encodeTokens.mockClear();
@@ -508,8 +511,9 @@ describe('caches', () => {
       expect(warm.encoded).toBe(0);
       expect(encodeTokens).not.toHaveBeenCalled();
       const [name] = readdirSync(dir);
+      if (name === undefined) throw new Error('missing name');
       const bytes = readFileSync(join(dir, name));
-      bytes[40] ^= 0x10; // first record's row
+      bytes[40]! ^= 0x10; // first record's row
       writeFileSync(join(dir, name), bytes);
       const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
       const damaged = await TextCache.open(dir, model);
@@ -547,16 +551,16 @@ describe('probes of another model', () => {
       other = join(work, 'probe-other.json');
     writeFileSync(mine, JSON.stringify(probe(identity)));
     writeFileSync(other, JSON.stringify(probe({ ...identity, weights: `sha256:${'0'.repeat(64)}` })));
-    const refused = await whylesion(['classify', IMAGE_PATHS[0], '--probe', other, '--model', MODEL]);
+    const refused = await whylesion(['classify', IMAGE_PATHS[0]!, '--probe', other, '--model', MODEL]);
     expect(refused.code).toBe(1);
     expect(oneSentence(refused.stderr)).toEqual([
       expect.stringMatching(
         /probe-other\.json was trained on another model \(sha256:00000000… \(f32, .*\)\), not sha256:[0-9a-f]{8}… .*; pass that model with --model, or train a probe on this one\./,
       ),
     ]);
-    const ran = await whylesion(['classify', IMAGE_PATHS[0], '--probe', mine, '--model', MODEL, '--json']);
+    const ran = await whylesion(['classify', IMAGE_PATHS[0]!, '--probe', mine, '--model', MODEL, '--json']);
     expect(ran.code, ran.stderr).toBe(0);
-    expect((JSON.parse(ran.stdout) as { labels: string[] }[])[0].labels).toEqual(['a', 'b']);
+    expect((JSON.parse(ran.stdout) as { labels: string[] }[])[0]!.labels).toEqual(['a', 'b']);
   });
 });
 

@@ -43,7 +43,7 @@ describe('HTTP range reads', () => {
       expect(sameBytes(await remote.readF32(name), await local.readF32(name)), name).toBe(true);
     }
     expect(seen.length).toBeGreaterThan(3);
-    expect(seen.every((v, i) => i === 0 || v > seen[i - 1])).toBe(true);
+    expect(seen.every((v, i) => i === 0 || v > seen[i - 1]!)).toBe(true);
   });
 
   it('streams from a server that ignores Range: one request, every tensor in file order, never backwards', async () => {
@@ -81,7 +81,7 @@ describe('HTTP range reads', () => {
       expect(seen.at(-1)).toBe(weights.length);
       // what passed through, padding included, is the file: the browser's stored copy is whole
       expect(Buffer.from(stored).equals(weights)).toBe(true);
-      await expect(remote.readF32(names[0])).rejects.toThrow(/reads must go front to back/);
+      await expect(remote.readF32(names[0]!)).rejects.toThrow(/reads must go front to back/);
       await access.close();
     } finally {
       whole.close();
@@ -155,7 +155,9 @@ describe('loadModel from picked files on Node', () => {
       });
       const image = readFileSync(new URL('images/lesion_q90.jpg', TINY));
       const [fromBlob] = await model.encodeImage(new Blob([image]), { normalize: true });
+      if (fromBlob === undefined) throw new Error('missing fromBlob');
       const [fromBytes] = await model.encodeImage(new Uint8Array(image), { normalize: true });
+      if (fromBytes === undefined) throw new Error('missing fromBytes');
       expect(maxAbsDiff(fromBlob, fromBytes)).toBe(0);
     } finally {
       model.dispose();

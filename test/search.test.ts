@@ -32,13 +32,13 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 function reference(data: Float32Array, dim: number, query: ArrayLike<number>): { row: number; score: number }[] {
   const rows = data.length / dim;
   let qq = 0;
-  for (let j = 0; j < dim; j++) qq += query[j] * query[j];
+  for (let j = 0; j < dim; j++) qq += query[j]! * query[j]!;
   const scored = Array.from({ length: rows }, (_, row) => {
     let dot = 0,
       xx = 0;
     for (let j = 0; j < dim; j++) {
-      dot += data[row * dim + j] * query[j];
-      xx += data[row * dim + j] * data[row * dim + j];
+      dot += data[row * dim + j]! * query[j]!;
+      xx += data[row * dim + j]! * data[row * dim + j]!;
     }
     return { row, score: xx > 0 ? dot / Math.sqrt(xx * qq) : 0 };
   });
@@ -82,7 +82,7 @@ describe('searchEmbeddings (library)', () => {
   const data = randomArray(rows * dim, 7);
   // Exact ties: rows 2999, 1500 and 10 are copies of row 600 (and 1200 a scaled copy: same cosine); row 42 is all zero.
   for (const copy of [2999, 1500, 10]) data.copyWithin(copy * dim, 600 * dim, 601 * dim);
-  for (let j = 0; j < dim; j++) data[1200 * dim + j] = data[600 * dim + j] * 4;
+  for (let j = 0; j < dim; j++) data[1200 * dim + j] = data[600 * dim + j]! * 4;
   data.fill(0, 42 * dim, 43 * dim);
   const query = Float32Array.from(data.subarray(600 * dim, 601 * dim), (v, j) => v + (j % 3 === 0 ? 0.3 : -0.1));
 
@@ -92,8 +92,8 @@ describe('searchEmbeddings (library)', () => {
     // check that this data set has no such near-tie in the top K other than the exact ties it was built with.
     const tied = new Set([10, 600, 1200, 1500, 2999]);
     for (let i = 0; i < top; i++)
-      if (!(tied.has(want[i].row) && tied.has(want[i + 1].row)))
-        expect(want[i].score - want[i + 1].score).toBeGreaterThan(1e-5);
+      if (!(tied.has(want[i]!.row) && tied.has(want[i + 1]!.row)))
+        expect(want[i]!.score - want[i + 1]!.score).toBeGreaterThan(1e-5);
     expect(want.slice(0, 5).map((w) => w.row)).toEqual([10, 600, 1200, 1500, 2999]);
     for (const format of FORMATS) {
       const out = join(work, `synthetic.${format}`);
@@ -109,7 +109,7 @@ describe('searchEmbeddings (library)', () => {
           `${format} ${JSON.stringify(options)}`,
         ).toEqual(want.slice(0, top).map((w) => w.row));
         hits.forEach((h, i) => {
-          expect(Math.abs(h.score - want[i].score)).toBeLessThan(1e-6);
+          expect(Math.abs(h.score - want[i]!.score)).toBeLessThan(1e-6);
           expect(h.rank).toBe(i + 1);
           expect(h.file).toBe(`img/${h.row}.png`);
           expect(h.index).toBe(h.row);
@@ -185,8 +185,9 @@ describe('whylesion search (CLI, tiny model)', () => {
     const [query] = (
       JSON.parse((await whylesion('embed', '--text', text, '--model', MODEL, '--json')).stdout) as { text: number[][] }
     ).text;
+    if (query === undefined) throw new Error('missing query');
     const npy = readNpy(readFileSync(join(work, 'tiny.npy')));
-    const want = reference(npy.data as Float32Array, npy.shape[1], query);
+    const want = reference(npy.data as Float32Array, npy.shape[1]!, query);
     const files = (JSON.parse(readFileSync(join(work, 'tiny.npy.meta.json'), 'utf8')) as EmbeddingMeta).files;
     for (const format of FORMATS) {
       const result = await whylesion(
@@ -207,7 +208,7 @@ describe('whylesion search (CLI, tiny model)', () => {
       expect(hits.map((h) => h.row)).toEqual(want.slice(0, 3).map((w) => w.row));
       hits.forEach((h, i) => {
         expect(h.file).toBe(files[h.row]);
-        expect(Math.abs(h.score - want[i].score)).toBeLessThan(1e-5);
+        expect(Math.abs(h.score - want[i]!.score)).toBeLessThan(1e-5);
       });
     }
     const plain = await whylesion(

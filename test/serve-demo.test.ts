@@ -23,7 +23,7 @@ beforeAll(async () => {
     child.stdout!.on('data', (chunk) => {
       out += chunk;
       const match = /at (http:\/\/\S+)/.exec(out);
-      if (match) resolve(match[1]);
+      if (match) resolve(match[1]!);
     });
     child.once('exit', (code) => reject(new Error(`serve-demo exited with ${code}`)));
   });
@@ -92,7 +92,7 @@ function startServer(args: string[]): Promise<{ child: ChildProcess; url: string
     server.stdout!.on('data', (chunk) => {
       out += chunk;
       const match = /at (http:\/\/\S+)/.exec(out);
-      if (match) resolve({ child: server, url: match[1], stderr: () => err });
+      if (match) resolve({ child: server, url: match[1]!, stderr: () => err });
     });
     server.once('exit', (code) => reject(new Error(`serve-demo exited with ${code}: ${err}`)));
   });

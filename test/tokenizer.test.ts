@@ -50,7 +50,7 @@ describe('ClipTokenizer against open_clip', () => {
     }
     const rows = tokenizer.tokenizeToArrays(port.cases.map((c) => c.text));
     rows.forEach((row, i) => {
-      expect(row, JSON.stringify(port.cases[i].text)).toEqual(expectedRow(port.cases[i].ids));
+      expect(row, JSON.stringify(port.cases[i]!.text)).toEqual(expectedRow(port.cases[i]!.ids));
     });
     // The fixture must exercise truncation for the comparison above to cover it.
     expect(port.cases.filter((c) => c.ids.length > 75).length).toBeGreaterThan(5);
@@ -94,6 +94,7 @@ describe('ClipTokenizer against open_clip', () => {
     // One megabyte-long word: BPE over all of it must still be quick.
     start = performance.now();
     const [wordRow] = tokenizer.tokenizeToArrays(['a'.repeat(1_000_000)]);
+    if (wordRow === undefined) throw new Error('missing wordRow');
     expect(performance.now() - start).toBeLessThan(15_000);
     expect(wordRow[0]).toBe(SOT);
     expect(wordRow[76]).toBe(EOT);
@@ -174,7 +175,7 @@ describe('vocabulary sources', () => {
       [0x21, 0x7e],
       [0xa1, 0xac],
       [0xae, 0xff],
-    ]) {
+    ] as [number, number][]) {
       for (let b = from; b <= to; b++) printable.push(b);
     }
     const byteChars = printable.map((b) => String.fromCharCode(b));

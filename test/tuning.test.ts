@@ -60,6 +60,7 @@ describe('kernel autotuner', () => {
       });
       expect(d.kernel).toBe(K.matmulKernelName(variant));
       const [bytes] = await gpu.run('mm', [d], [{ buffer: Y, bytes: M * N * 4 }]);
+      if (bytes === undefined) throw new Error('missing bytes');
       expect(relativeError(new Float32Array(bytes), want), variant).toBeLessThan(1e-5);
     }
     tuning.choices.delete(shapeKey(SHAPE));
@@ -79,6 +80,7 @@ describe('kernel autotuner', () => {
     expect(results).toHaveLength(1); // both shapes share one key
     expect(seen).toEqual([shapeKey(SHAPE)]);
     const [result] = results;
+    if (result === undefined) throw new Error('missing result');
     expect(result.candidates.map((c) => c.variant).sort()).toEqual([...candidates].sort());
     for (const c of result.candidates) {
       expect(c.error, c.variant).toBeUndefined();
@@ -97,8 +99,8 @@ describe('kernel autotuner', () => {
       devices: Record<string, { choices: Record<string, string>; measured: Record<string, Record<string, number>> }>;
     };
     expect(Object.keys(saved.devices)).toEqual([tuningKey(gpu)]);
-    expect(saved.devices[tuningKey(gpu)].choices[result.key]).toBe(chosen);
-    expect(Object.keys(saved.devices[tuningKey(gpu)].measured[result.key]).sort()).toEqual([...candidates].sort());
+    expect(saved.devices[tuningKey(gpu)]!.choices[result.key]).toBe(chosen);
+    expect(Object.keys(saved.devices[tuningKey(gpu)]!.measured[result.key]!).sort()).toEqual([...candidates].sort());
 
     const other = await Gpu.create();
     try {
@@ -122,6 +124,7 @@ describe('kernel autotuner', () => {
     // 'subgroup-0x3' has zero rows per lane: its shader does not compile
     const shape: MatmulShape = { M: 20, N: 24, K: 16, wDtype: 'f32' };
     const [result] = await tuneMatmuls(gpu, [shape], { runs: 1, candidates: ['block', 'subgroup-0x3'] });
+    if (result === undefined) throw new Error('missing result');
     const failed = result.candidates.find((c) => c.variant === 'subgroup-0x3')!;
     expect(failed.ms).toBeUndefined();
     expect(failed.error).toBeTruthy();

@@ -90,7 +90,7 @@ describe('synthetic checkpoints', () => {
     const full = await checkpoint.source.readF32('visual.proj');
     const rounded = await halfCheckpoint.source.readF32('visual.proj');
     for (let i = 0; i < full.length; i++)
-      expect(Math.abs(rounded[i] - full[i])).toBeLessThanOrEqual(Math.abs(full[i]) * 2 ** -11 + 2 ** -25);
+      expect(Math.abs(rounded[i]! - full[i]!)).toBeLessThanOrEqual(Math.abs(full[i]!) * 2 ** -11 + 2 ** -25);
     await checkpoint.source.close();
     await halfCheckpoint.source.close();
   });

@@ -30,9 +30,9 @@ function mutate(good: Uint8Array, focus: number, rand: () => number): Uint8Array
   const edits = 1 + pick(4);
   for (let e = 0; e < edits; e++) {
     const at = pick(Math.min(focus, bytes.length));
-    const isDigit = bytes[at] >= 0x30 && bytes[at] <= 0x39;
+    const isDigit = bytes[at]! >= 0x30 && bytes[at]! <= 0x39;
     // Swapping digits keeps JSON well-formed and reaches the offset/shape checks; flips reach everything else.
-    bytes[at] = isDigit && rand() < 0.7 ? 0x30 + pick(10) : rand() < 0.5 ? pick(256) : bytes[at] ^ (1 << pick(8));
+    bytes[at] = isDigit && rand() < 0.7 ? 0x30 + pick(10) : rand() < 0.5 ? pick(256) : bytes[at]! ^ (1 << pick(8));
   }
   return bytes;
 }

@@ -65,6 +65,7 @@ describe('the open_clip schema', () => {
     const source = await synthesizedSource();
     const w = await uploadClipWeights(gpu, CONFIG, source, 'f32');
     const [vb, tb] = [w.vision.blocks[1], w.text.blocks[2]];
+    if (vb === undefined || tb === undefined) throw new Error('missing vb, tb');
     const fields: [GPUBuffer, string][] = [
       [w.vision.classEmbedding, 'visual.class_embedding'],
       [w.vision.pos, 'visual.positional_embedding'],
@@ -80,18 +81,18 @@ describe('the open_clip schema', () => {
       [tb.ln2[0], 'transformer.resblocks.2.ln_2.weight'],
       [tb.outProjBias, 'transformer.resblocks.2.attn.out_proj.bias'],
       [tb.projBias, 'transformer.resblocks.2.mlp.c_proj.bias'],
-      [w.text.tokenChunks[0].buffer, 'token_embedding.weight'],
+      [w.text.tokenChunks[0]!.buffer, 'token_embedding.weight'],
     ];
     const expected = await Promise.all(fields.map(([, name]) => source.readF32(name)));
     const read = await gpu.run(
       'readback',
       [],
-      fields.map(([buffer], i) => ({ buffer, bytes: expected[i].byteLength })),
+      fields.map(([buffer], i) => ({ buffer, bytes: expected[i]!.byteLength })),
     );
     fields.forEach(([, name], i) => {
-      expect(new Float32Array(read[i]), name).toEqual(expected[i]);
+      expect(new Float32Array(read[i]!), name).toEqual(expected[i]);
     });
-    expect(w.text.tokenChunks).toEqual([{ buffer: w.text.tokenChunks[0].buffer, rowOffset: 0, rows: 100 }]);
+    expect(w.text.tokenChunks).toEqual([{ buffer: w.text.tokenChunks[0]!.buffer, rowOffset: 0, rows: 100 }]);
     w.scope.destroy();
     await source.close();
   });

@@ -216,7 +216,7 @@ export class WhyLesionModel {
     const list = Array.isArray(inputs) ? inputs : [inputs as ImageInput];
     if (list.length === 0) return [];
     const pixels = await Promise.all(list.map((input) => this.preprocess(input)));
-    const size = pixels[0].length;
+    const size = pixels[0]!.length;
     const batch = new Float32Array(size * pixels.length);
     pixels.forEach((p, i) => {
       batch.set(p, i * size);
@@ -275,16 +275,16 @@ export class WhyLesionModel {
         missingIds.set(row(firstRow.get(key)!), i * ctx);
       });
       const text = (i: number): string => {
-        const index = firstRow.get(missing[i])!;
-        const shown = list[index].length > 40 ? `${list[index].slice(0, 40)}…` : list[index];
+        const index = firstRow.get(missing[i]!)!;
+        const shown = list[index]!.length > 40 ? `${list[index]!.slice(0, 40)}…` : list[index];
         return `prompt ${index + 1} of ${list.length} (${JSON.stringify(shown)})`;
       };
       const rows = this.rows(await this.model.encodeTokens(missingIds, missing.length), false, text);
       missing.forEach((key, i) => {
-        found.set(key, rows[i]);
+        found.set(key, rows[i]!);
         if (this.textCache.size >= TEXT_CACHE_LIMIT)
           this.textCache.delete(this.textCache.keys().next().value as string);
-        this.textCache.set(key, rows[i]);
+        this.textCache.set(key, rows[i]!);
       });
     }
     return keys.map((key) => {
@@ -465,7 +465,7 @@ export function normalized(row: Float32Array): Float32Array {
 /** Σ a[i]·b[i]: the cosine of two unit rows. */
 export function dot(a: Float32Array, b: Float32Array): number {
   let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
   return s;
 }
 

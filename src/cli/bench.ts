@@ -56,7 +56,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
       const cold = await time(f);
       const warm: number[] = [];
       for (let r = 0; r < runs; r++) warm.push(await time(f));
-      return { cold, warm: warm.sort((a, b) => a - b)[Math.floor(runs / 2)] };
+      return { cold, warm: warm.sort((a, b) => a - b)[Math.floor(runs / 2)]! };
     };
     const image = await measure(() => model.encodePixels(pixels, batch));
     const text = await measure(() => model.encodeTokens(ids, PROMPTS.length));

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { WhyLesionModel } from '../api/model.js';
 import { dot, normalized, softmax } from '../api/model.js';
 import { DEFAULT_BOTTLENECK, KNOBO_BOTTLENECKS, loadConcepts } from '../concepts/knobo.js';
-import { UserError } from '../errors.js';
+import { UserError, present } from '../errors.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
 import {
   BATCH_OPTIONS,
@@ -161,17 +161,20 @@ export async function classifyCommand(argv: string[]): Promise<void> {
     return {
       score: (image, row) => {
         const [probs] = model.classify([row], texts);
+        if (!probs) throw new Error('Bug: classify returned no row for one image.');
+        const prob = (j: number): number => present(probs[j], `probability of label ${j}`);
+        const label = (j: number): string => present(labels[j], `label ${j}`);
         const best = labels
           .map((_, j) => j)
-          .sort((a, b) => probs[b] - probs[a])
+          .sort((a, b) => probs[b]! - probs[a]!)
           .slice(0, top);
         // Without --top, json keeps the labels in the order they were given.
         const keep = values.top === undefined ? labels.map((_, j) => j) : best;
         return {
           image,
-          labels: keep.map((j) => labels[j]),
-          probs: keep.map((j) => probs[j]),
-          best: best.map((j) => ({ label: labels[j], prob: probs[j] })),
+          labels: keep.map(label),
+          probs: keep.map(prob),
+          best: best.map((j) => ({ label: label(j), prob: prob(j) })),
         };
       },
       table: (r) =>
@@ -225,28 +228,32 @@ export async function zeroshotCommand(argv: string[]): Promise<void> {
   if (names.length === 0) throw new UserError('zeroshot needs at least one class name.');
   const top = values.top === undefined ? names.length : positiveInteger('top', values.top);
   await runOverImages('classified', positionals, values, true, async (model, status) => {
-    const count = names.reduce((sum, c) => sum + applyTemplates(classes[c], values.template).length, 0);
+    const count = names.reduce((sum, c) => sum + applyTemplates(classes[c]!, values.template).length, 0);
     status.phase(
       `encoding ${count} prompt${count === 1 ? '' : 's'} of ${names.length} class${names.length === 1 ? '' : 'es'}`,
     );
     const encode = await textEncoder(model, values);
     const prompts: Float32Array[][] = [];
-    for (const c of names) prompts.push(await encode(applyTemplates(classes[c], values.template)));
+    for (const c of names) prompts.push(await encode(applyTemplates(classes[c]!, values.template)));
     const classRows = ensemble === 'embedding' ? prompts.map(meanEmbedding) : undefined;
     return {
       score: (image, row) => {
         const scores = names.map((_, k) =>
-          classRows ? dot(row, classRows[k]) : mean(prompts[k].map((p) => dot(row, p))),
+          classRows ? dot(row, classRows[k]!) : mean(prompts[k]!.map((p) => dot(row, p))),
         );
         const probs = softmax(scores.map((s) => model.logitScale * s));
         const best = names
           .map((_, k) => k)
-          .sort((a, b) => scores[b] - scores[a])
+          .sort((a, b) => scores[b]! - scores[a]!)
           .slice(0, top);
         return {
           image,
-          prediction: names[best[0]],
-          ranked: best.map((k) => ({ name: names[k], score: scores[k], prob: probs[k] })),
+          prediction: names[best[0]!],
+          ranked: best.map((k) => ({
+            name: present(names[k], `class ${k}`),
+            score: present(scores[k], `score of class ${k}`),
+            prob: present(probs[k], `probability of class ${k}`),
+          })),
         };
       },
       table: (r) =>
@@ -296,7 +303,7 @@ export async function explainCommand(argv: string[]): Promise<void> {
       score: (image, row) => ({
         image,
         concepts: concepts
-          .map((concept, k) => ({ concept, similarity: dot(row, conceptRows[k]) }))
+          .map((concept, k) => ({ concept, similarity: dot(row, conceptRows[k]!) }))
           .sort((a, b) => b.similarity - a.similarity)
           .slice(0, top),
       }),
@@ -345,7 +352,7 @@ async function runOverImages<R>(
     try {
       for (let start = 0; start < files.length; start += size) {
         const batch = await encodeImageBatch(model, files.slice(start, start + size), { normalize: !scorer.raw });
-        for (const [i, file] of batch.files.entries()) await out.write(scorer.score(file, batch.rows[i]));
+        for (const [i, file] of batch.files.entries()) await out.write(scorer.score(file, batch.rows[i]!));
         skipped.push(...batch.skipped);
         done += batch.files.length;
         progress.update(start + batch.files.length + batch.skipped.length, skipped.length);
@@ -362,7 +369,7 @@ async function runOverImages<R>(
     status.stop();
     model.dispose();
   }
-  const what = verb[0].toUpperCase() + verb.slice(1);
+  const what = verb[0]!.toUpperCase() + verb.slice(1);
   finishSkipped(`${what} ${done.toLocaleString('en-US')} image${done === 1 ? '' : 's'}`, skipped, {
     quiet,
     strict: values.strict,
@@ -471,10 +478,10 @@ function applyTemplates(texts: readonly string[], templates: readonly string[] |
 
 /** open_clip's zero-shot class embedding: the mean of the unit prompt embeddings, renormalized. */
 function meanEmbedding(prompts: readonly Float32Array[]): Float32Array {
-  const sum = new Float32Array(prompts[0].length);
+  const sum = new Float32Array(prompts[0]!.length);
   for (const p of prompts)
     p.forEach((v, i) => {
-      sum[i] += v / prompts.length;
+      sum[i]! += v / prompts.length;
     });
   return normalized(sum);
 }

@@ -12,7 +12,7 @@ export async function convertCommand(argv: string[]): Promise<void> {
   const parsed = parseCommand('convert', argv, {}, USAGE);
   if (!parsed) return;
   const [input, output] = parsed.positionals;
-  if (parsed.positionals.length !== 2)
+  if (parsed.positionals.length !== 2 || input === undefined || output === undefined)
     throw new UserError(
       'whylesion convert needs exactly two arguments, IN.bin and OUT.safetensors; see whylesion convert --help.',
     );

@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync } from 'node:fs';
 import { appendFile, mkdir, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError, present } from '../errors.js';
 import { isDiskFull, writeAllSync, writeDurable } from '../io/durable.js';
 import {
   EMBEDDINGS_FORMAT,
@@ -87,7 +87,7 @@ export async function embedCorpus(patterns: string[], values: CorpusValues): Pro
 
   const all = await listImages(patterns);
   const positions = all.map((_, i) => i).filter((i) => i % shard.count === shard.index);
-  const files = positions.map((i) => all[i]);
+  const files = positions.map((i) => present(all[i], `listed file ${i}`));
   if (files.length === 0)
     throw new UserError(
       `No image files (${SUPPORTED_FORMATS}) found in ${patterns.join(', ')}${shard.count > 1 ? ` for shard ${shard.index}/${shard.count}` : ''}.`,
@@ -255,7 +255,7 @@ async function embedLocked(
     skipped: { file: string; index: number; reason: string }[] = [];
   done.forEach((e, i) => {
     if (e.ok) okIndex.push(i);
-    else skipped.push({ file: e.file, index: positions[i], reason: e.reason ?? '' });
+    else skipped.push({ file: e.file, index: positions[i]!, reason: e.reason ?? '' });
   });
   // Nothing readable is the user's to fix, and an empty file would pass for a result. A shard keeps its empty
   // part: merge needs every shard, and the other shards may hold rows.
@@ -276,8 +276,8 @@ async function embedLocked(
       dim: E,
       rows: okIndex.length,
       listing: { total: all.length, sha256: listingSha256(all), shard: shard.count > 1 ? shard : null },
-      files: okIndex.map((i) => files[i]),
-      indices: okIndex.map((i) => positions[i]),
+      files: okIndex.map((i) => present(files[i], 'embedded file')),
+      indices: okIndex.map((i) => present(positions[i], 'embedded file position')),
       skipped,
     },
     readRows(partial, okIndex.length, E),

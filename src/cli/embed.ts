@@ -70,7 +70,7 @@ export async function embedCommand(argv: string[]): Promise<void> {
     const normalize = !values.raw;
     const imageRows: { name: string; row: Float32Array }[] = [];
     for (const [i, row] of (await model.encodeImage(images, { normalize })).entries())
-      imageRows.push({ name: images[i], row });
+      imageRows.push({ name: images[i]!, row });
     for (const file of pixelFiles) {
       const { pixels, batch } = await readPixels(file, model);
       (await model.encodePixels(pixels, batch, { normalize })).forEach((row, i) => {
@@ -122,7 +122,7 @@ async function readPixels(file: string, model: WhyLesionModel): Promise<{ pixels
       `${file} holds ${array.dtype} (${array.shape.join(', ')}); the model needs float32 [3, ${s}, ${s}] or [B, 3, ${s}, ${s}] (see whylesion preprocess).`,
     );
   }
-  return { pixels: array.data as Float32Array, batch: shape[0] };
+  return { pixels: array.data as Float32Array, batch: shape[0]! };
 }
 
 async function readTokens(file: string, context: number): Promise<{ ids: Int32Array; batch: number }> {

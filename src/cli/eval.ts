@@ -324,7 +324,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
   if (values.report) await refuseToOverwrite(values.report, values, '--report');
   const reportLock = values.report ? acquireLock(values.report, `The report ${values.report}`) : undefined;
   try {
-    await evaluate(positionals[0], values, modes, settings);
+    await evaluate(positionals[0]!, values, modes, settings);
   } finally {
     reportLock?.release();
   }

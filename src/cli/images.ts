@@ -123,7 +123,7 @@ async function walk(root: string, notice: Notice): Promise<{ path: string; key: 
 function globRegExp(glob: string): RegExp {
   let re = '';
   for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
+    const c = glob[i]!;
     if (c === '*' && glob[i + 1] === '*') {
       re += '.*';
       i++;
@@ -166,7 +166,7 @@ export async function encodeImageBatch(
   }
   trace('images preprocessed', `(${pixels.length})`);
   if (pixels.length === 0) return { files: ok, rows: [], skipped };
-  const flat = new Float32Array(pixels.length * pixels[0].length);
+  const flat = new Float32Array(pixels.length * pixels[0]!.length);
   pixels.forEach((p, i) => {
     flat.set(p, i * p.length);
   });
@@ -232,7 +232,7 @@ export function finishSkipped(
   options: { quiet?: boolean; strict?: boolean; succeeded?: number },
 ): void {
   // Nothing could be read (e.g. `classify notes.txt`): that is a failure, not "0 images".
-  if (options.succeeded === 0 && skipped.length === 1) throw new UserError(skipped[0].reason);
+  if (options.succeeded === 0 && skipped.length === 1) throw new UserError(skipped[0]!.reason);
   if (options.succeeded === 0 && skipped.length > 1) {
     process.stderr.write(
       `None of the ${skipped.length.toLocaleString('en-US')} files could be read:\n${skipped.map((s) => `  ${s.reason}\n`).join('')}`,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError, present } from '../errors.js';
 import { identityKey, describeIdentity } from '../io/identity.js';
 import { embeddingFormat, metaPath, writeEmbeddingOutput, type EmbeddingMeta } from '../io/embedding-output.js';
 import { openEmbeddingRows, type EmbeddingRows, type RowChunk } from '../io/embedding-reader.js';
@@ -54,9 +54,9 @@ export async function mergeEmbeddings(out: string, parts: readonly string[]): Pr
     parts,
     opened.map((o) => o.meta),
   );
-  for (const index of byShard) await checkDataHash(parts[index], opened[index].meta);
+  for (const index of byShard) await checkDataHash(parts[index]!, opened[index]!.meta);
 
-  const first = opened[byShard[0]].meta;
+  const first = opened[byShard[0]!]!.meta;
   const count = byShard.length;
   const files: string[] = [],
     indices: number[] = [];
@@ -65,18 +65,18 @@ export async function mergeEmbeddings(out: string, parts: readonly string[]): Pr
   const pointers = byShard.map(() => ({ row: 0, skip: 0 }));
   for (let p = 0; p < first.listing.total; p++) {
     const shard = p % count;
-    const meta = opened[byShard[shard]].meta;
-    const at = pointers[shard];
+    const meta = opened[byShard[shard]!]!.meta;
+    const at = pointers[shard]!;
     if (at.row < meta.rows && meta.indices[at.row] === p) {
-      files.push(meta.files[at.row]);
+      files.push(meta.files[at.row]!);
       indices.push(p);
       at.row++;
-    } else if (at.skip < meta.skipped.length && meta.skipped[at.skip].index === p) {
-      skipped.push(meta.skipped[at.skip]);
+    } else if (at.skip < meta.skipped.length && meta.skipped[at.skip]!.index === p) {
+      skipped.push(meta.skipped[at.skip]!);
       at.skip++;
     } else {
       throw new UserError(
-        `${parts[byShard[shard]]} does not account for position ${p} of the listing (neither a row nor a skipped file); embed that shard again.`,
+        `${parts[byShard[shard]!]} does not account for position ${p} of the listing (neither a row nor a skipped file); embed that shard again.`,
       );
     }
   }
@@ -97,7 +97,7 @@ export async function mergeEmbeddings(out: string, parts: readonly string[]): Pr
     out,
     meta,
     interleave(
-      byShard.map((i) => opened[i]),
+      byShard.map((i) => present(opened[i], `shard ${i}`)),
       meta,
       rowsPerPart,
     ),
@@ -120,7 +120,7 @@ async function* interleave(
     meta: part.meta,
   }));
   const nextRow = async (shard: number): Promise<Float32Array> => {
-    const r = readers[shard];
+    const r = readers[shard]!;
     while (!r.chunk || r.row >= r.chunk.first + r.chunk.rows) {
       const next = await r.chunks.next();
       if (next.done) throw new Error(`merge: shard ${shard} ran out of rows`);
@@ -134,7 +134,7 @@ async function* interleave(
   for (let start = 0; start < merged.rows; start += batchRows) {
     const files = merged.files.slice(start, start + batchRows);
     const data = new Float32Array(files.length * E);
-    for (let k = 0; k < files.length; k++) data.set(await nextRow(merged.indices[start + k] % n), k * E);
+    for (let k = 0; k < files.length; k++) data.set(await nextRow(merged.indices[start + k]! % n), k * E);
     yield { files, data };
   }
 }
@@ -142,6 +142,7 @@ async function* interleave(
 /** One sentence per way the parts can fail to make one whole; returns the part index of each shard 0..n-1. */
 function checkParts(parts: readonly string[], metas: readonly EmbeddingMeta[]): number[] {
   const [first] = metas;
+  if (!first) throw new Error('Bug: checkParts needs at least one part.');
   const name = (i: number) => parts[i];
   for (const [i, meta] of metas.entries()) {
     if (identityKey(meta.model) !== identityKey(first.model)) {
@@ -184,7 +185,7 @@ function checkParts(parts: readonly string[], metas: readonly EmbeddingMeta[]): 
       `Shard${missing.length > 1 ? 's' : ''} ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''} ${missing.length > 1 ? 'are' : 'is'} missing from the parts; embed ${missing.length > 1 ? 'them' : 'it'} with --shard and pass every part.`,
     );
   for (const [index, part] of byShard.entries()) {
-    const meta = metas[part!];
+    const meta = metas[part!]!;
     const owned = Math.max(0, Math.ceil((meta.listing.total - index) / count));
     const accounted = meta.rows + meta.skipped.length;
     const wrong = [...meta.indices, ...meta.skipped.map((s) => s.index)].find(

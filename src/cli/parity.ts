@@ -89,7 +89,7 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
     const used = images.slice(0, batch);
     const preprocessed = await Promise.all(used.map((path) => model.preprocess(path)));
     const pixels = new Float32Array(batch * imageSize);
-    for (let b = 0; b < batch; b++) pixels.set(preprocessed[b % used.length], b * imageSize);
+    for (let b = 0; b < batch; b++) pixels.set(preprocessed[b % used.length]!, b * imageSize);
     const ids = await model.tokenize(texts);
     const C = config.text.contextLength;
     await writeFile(join(work, 'pixels.npy'), writeNpy([batch, 3, S, S], pixels));

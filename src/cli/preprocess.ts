@@ -43,7 +43,7 @@ export async function preprocessCommand(argv: string[]): Promise<void> {
   const size = values.size === undefined ? 224 : positiveInteger('size', values.size, 1, 4096);
 
   const maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
-  const pixels = await preprocessImageFile(positionals[0], {
+  const pixels = await preprocessImageFile(positionals[0]!, {
     size,
     exifRotate: values['exif-rotate'] ?? false,
     maxImagePixels,

@@ -1,5 +1,5 @@
 import { DEFAULT_BOTTLENECK, loadConcepts } from '../concepts/knobo.js';
-import { UserError } from '../errors.js';
+import { UserError, present } from '../errors.js';
 import { evaluateMode } from '../eval/evaluate.js';
 import { checkProbeModel, knoboPrior, loadProbe, PROBE_MODES } from '../eval/probe.js';
 import type { ModelIdentity } from '../io/identity.js';
@@ -39,16 +39,19 @@ export async function probeCommand(argv: string[]): Promise<void> {
   );
   if (!parsed) return;
   const { values, positionals } = parsed;
-  if (positionals.length !== 1) throw new UserError('probe train needs one DATASET; see whylesion probe --help.');
+  const [dataset] = positionals;
+  if (positionals.length !== 1 || dataset === undefined)
+    throw new UserError('probe train needs one DATASET; see whylesion probe --help.');
   if (!values.mode) throw new UserError(`probe train needs --mode ${PROBE_MODES.join('|')}.`);
   const [mode, ...more] = parseModes(values.mode, PROBE_MODES);
+  if (mode === undefined) throw new UserError(`probe train needs --mode ${PROBE_MODES.join('|')}.`);
   if (more.length > 0) throw new UserError('probe train trains one --mode at a time.');
   if (!values.out) throw new UserError('probe train needs --out FILE.json for the probe.');
   await refuseToOverwrite(values.out, values, '--out');
   const settings = trainingSettings(values);
   const lock = acquireLock(values.out, `The probe ${values.out}`);
   try {
-    await trainAndWrite(mode, positionals[0], values.out, values, settings);
+    await trainAndWrite(mode, dataset, values.out, values, settings);
   } finally {
     lock.release();
   }
@@ -88,18 +91,21 @@ export async function classifyProbeScorer(
         probabilities: [p],
         labels: [prediction],
       } = probe.predict([row]);
+      if (!p || prediction === undefined) throw new Error('Bug: the probe returned no row for one image.');
+      const prob = (k: number): number => present(p[k], `probability of class ${k}`);
+      const label = (k: number): string => present(probe.classes[k], `class ${k}`);
       const best = probe.classes
         .map((_, k) => k)
-        .sort((a, b) => p[b] - p[a])
+        .sort((a, b) => p[b]! - p[a]!)
         .slice(0, top ?? p.length);
       // Without --top, json keeps the probe's class order.
       const keep = top === undefined ? probe.classes.map((_, k) => k) : best;
       return {
         image,
         prediction,
-        labels: keep.map((k) => probe.classes[k]),
-        probs: keep.map((k) => p[k]),
-        best: best.map((k) => ({ label: probe.classes[k], prob: p[k] })),
+        labels: keep.map(label),
+        probs: keep.map(prob),
+        best: best.map((k) => ({ label: label(k), prob: prob(k) })),
       };
     },
     table: (r) =>
@@ -141,11 +147,13 @@ export async function explainProbeScorer(probePath: string, top: number): Promis
         predictions: [k],
         labels: [prediction],
       } = probe.predict([row]);
+      if (!p || k === undefined || prediction === undefined)
+        throw new Error('Bug: the probe returned no row for one image.');
       return {
         image,
         prediction,
-        probability: p[k],
-        bias: probe.file.bias[k],
+        probability: present(p[k], `probability of class ${k}`),
+        bias: present(probe.file.bias[k], `bias of class ${k}`),
         concepts: probe.contributions(row, k).slice(0, top),
       };
     },

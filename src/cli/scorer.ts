@@ -18,9 +18,9 @@ export function alignedTable(
   rows: readonly (readonly string[])[],
   numeric: readonly boolean[],
 ): string {
-  const widths = header.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j].length)));
+  const widths = header.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
   const line = (cells: readonly string[]): string =>
-    `  ${cells.map((c, j) => (numeric[j] ? c.padStart(widths[j]) : j === cells.length - 1 ? c : c.padEnd(widths[j]))).join('  ')}`.trimEnd() +
+    `  ${cells.map((c, j) => (numeric[j] ? c.padStart(widths[j]!) : j === cells.length - 1 ? c : c.padEnd(widths[j]!))).join('  ')}`.trimEnd() +
     '\n';
   return line(header) + rows.map(line).join('');
 }

@@ -33,11 +33,11 @@ export async function searchCommand(argv: string[]): Promise<void> {
   );
   if (!parsed) return;
   const { values, positionals } = parsed;
-  if (positionals.length !== 1)
+  const [indexPath] = positionals;
+  if (positionals.length !== 1 || indexPath === undefined)
     throw new UserError(
       `search takes one INDEX (an embeddings .npy, .jsonl or .parquet), got ${positionals.length}; see whylesion search --help.`,
     );
-  const [indexPath] = positionals;
   if ((values.text === undefined) === (values.image === undefined))
     throw new UserError('search needs exactly one of --text S or --image F; see whylesion search --help.');
   const top = values.top === undefined ? 10 : positiveInteger('top', values.top, 1, 1_000_000);
@@ -53,8 +53,10 @@ export async function searchCommand(argv: string[]): Promise<void> {
         `${indexPath} was embedded by another model (${describeIdentity(meta.model)}) than --model's (${describeIdentity(identity)}); search it with the model that embedded it.`,
       );
     }
-    [query] =
+    const [embedded] =
       values.text !== undefined ? await model.encodeText([values.text]) : await model.encodeImage([values.image!]);
+    if (!embedded) throw new Error('Bug: the model returned no embedding for the query.');
+    query = embedded;
   } finally {
     model.dispose();
   }

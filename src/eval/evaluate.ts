@@ -1,5 +1,6 @@
 import { accuracy, argmaxRows, balancedAccuracy, confusionMatrix, recalls } from './metrics.js';
 import { knoboPrior, trainProbe, zeroShotScores, type Probe, type ProbeMode, type Solver } from './probe.js';
+import { present } from '../errors.js';
 
 export const EVAL_MODES = ['zeroshot', 'linear', 'concepts', 'knobo'] as const;
 export type EvalMode = (typeof EVAL_MODES)[number];
@@ -117,7 +118,7 @@ export function topConcepts(probe: Probe, count: number): Record<string, { conce
     probe.classes.map((name, k) => [
       name,
       concepts
-        .map((concept, c) => ({ concept, weight: probe.file.weight[k][c] }))
+        .map((concept, c) => ({ concept, weight: present(probe.file.weight[k]?.[c], `weight ${k},${c}`) }))
         .sort((a, b) => b.weight - a.weight)
         .slice(0, count),
     ]),
@@ -152,11 +153,11 @@ export function formatTable(
       `${r.mode}: recall val / test, and the test confusion matrix (rows: true class, columns: predicted)`,
     );
     lines.push(
-      `  ${'true class'.padEnd(width)}  ${'val / test'.padStart(recallWidth)}   ${classes.map((c, j) => c.padStart(columns[j])).join('  ')}`,
+      `  ${'true class'.padEnd(width)}  ${'val / test'.padStart(recallWidth)}   ${classes.map((c, j) => c.padStart(columns[j]!)).join('  ')}`,
     );
     classes.forEach((c, k) => {
       lines.push(
-        `  ${c.padEnd(width)}  ${`${f(r.recall.val[k])} / ${f(r.recall.test[k])}`.padStart(recallWidth)}   ${r.confusion.test[k].map((n, j) => String(n).padStart(columns[j])).join('  ')}`,
+        `  ${c.padEnd(width)}  ${`${f(r.recall.val[k]!)} / ${f(r.recall.test[k]!)}`.padStart(recallWidth)}   ${r.confusion.test[k]!.map((n, j) => String(n).padStart(columns[j]!)).join('  ')}`,
       );
     });
   }

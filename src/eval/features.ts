@@ -4,7 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { WhyLesionModel } from '../api/model.js';
-import { UserError } from '../errors.js';
+import { UserError, present } from '../errors.js';
 import { isDiskFull, writeAllSync, writeDurable } from '../io/durable.js';
 import { identityKey, type ModelIdentity } from '../io/identity.js';
 import { acquireLock, type Lock } from '../io/lock.js';
@@ -160,14 +160,14 @@ export async function embedWithCache(
       }
     }
     if (ok.length > 0) {
-      const flat = new Float32Array(pixels.length * pixels[0].length);
+      const flat = new Float32Array(pixels.length * pixels[0]!.length);
       pixels.forEach((p, i) => {
         flat.set(p, i * p.length);
       });
       const embedded = await model.encodePixels(flat, ok.length);
-      cache.append(ok.map((item, i) => ({ hash: item.hash, row: embedded[i] })));
+      cache.append(ok.map((item, i) => ({ hash: item.hash, row: present(embedded[i], `embedding of ${item.path}`) })));
       ok.forEach((item, i) => {
-        rows.set(item.path, embedded[i]);
+        rows.set(item.path, embedded[i]!);
       });
       computed += ok.length;
     }

@@ -71,23 +71,23 @@ class JsLinearKernel implements LinearKernel {
 
   scoreRows(dataset: number, count: number): void {
     const { classes: K, dim: d, params, rows, scores } = this,
-      x = this.datasets[dataset],
+      x = this.datasets[dataset]!,
       P = K * d;
     for (let r = 0; r < count; r++) {
-      const row = rows[r] * d;
-      for (let k = 0; k < K; k++) scores[r * K + k] = params[P + k] + dotRows(x, row, params, k * d, d);
+      const row = rows[r]! * d;
+      for (let k = 0; k < K; k++) scores[r * K + k] = params[P + k]! + dotRows(x, row, params, k * d, d);
     }
   }
 
   addGradient(dataset: number, count: number): void {
     const { classes: K, dim: d, gradient, rows, scores } = this,
-      x = this.datasets[dataset],
+      x = this.datasets[dataset]!,
       P = K * d;
     for (let r = 0; r < count; r++) {
-      const row = rows[r] * d;
+      const row = rows[r]! * d;
       for (let k = 0; k < K; k++) {
-        const g = scores[r * K + k];
-        gradient[P + k] += g;
+        const g = scores[r * K + k]!;
+        gradient[P + k]! += g;
         addScaledRow(gradient, k * d, g, x, row, d);
       }
     }
@@ -96,10 +96,10 @@ class JsLinearKernel implements LinearKernel {
   adamStep(stepSize: number, correction2: number): void {
     const { params, gradient, m, v } = this;
     for (let p = 0; p < params.length; p++) {
-      const g = gradient[p];
-      m[p] = BETA1 * m[p] + (1 - BETA1) * g;
-      v[p] = BETA2 * v[p] + (1 - BETA2) * g * g;
-      params[p] -= (stepSize * m[p]) / (Math.sqrt(v[p]) / correction2 + EPS);
+      const g = gradient[p]!;
+      m[p] = BETA1 * m[p]! + (1 - BETA1) * g;
+      v[p] = BETA2 * v[p]! + (1 - BETA2) * g * g;
+      params[p]! -= (stepSize * m[p]!) / (Math.sqrt(v[p]!) / correction2 + EPS);
     }
   }
 }
@@ -200,7 +200,7 @@ class WasmLinearKernel implements LinearKernel {
 
   scoreRows(dataset: number, count: number): void {
     this.exports.scoreRows(
-      this.datasetAt[dataset],
+      this.datasetAt[dataset]!,
       this.at.rows,
       count,
       this.dim,
@@ -212,7 +212,7 @@ class WasmLinearKernel implements LinearKernel {
 
   addGradient(dataset: number, count: number): void {
     this.exports.addGradient(
-      this.datasetAt[dataset],
+      this.datasetAt[dataset]!,
       this.at.rows,
       count,
       this.dim,
@@ -249,12 +249,12 @@ export function dotRows(x: Float32Array, a: number, w: Float64Array, b: number, 
     s3 = 0,
     j = 0;
   for (; j + 3 < d; j += 4) {
-    s0 += x[a + j] * w[b + j];
-    s1 += x[a + j + 1] * w[b + j + 1];
-    s2 += x[a + j + 2] * w[b + j + 2];
-    s3 += x[a + j + 3] * w[b + j + 3];
+    s0 += x[a + j]! * w[b + j]!;
+    s1 += x[a + j + 1]! * w[b + j + 1]!;
+    s2 += x[a + j + 2]! * w[b + j + 2]!;
+    s3 += x[a + j + 3]! * w[b + j + 3]!;
   }
-  for (; j < d; j++) s0 += x[a + j] * w[b + j];
+  for (; j < d; j++) s0 += x[a + j]! * w[b + j]!;
   return s0 + s1 + s2 + s3;
 }
 
@@ -262,10 +262,10 @@ export function dotRows(x: Float32Array, a: number, w: Float64Array, b: number, 
 function addScaledRow(out: Float64Array, b: number, g: number, x: Float32Array, a: number, d: number): void {
   let j = 0;
   for (; j + 3 < d; j += 4) {
-    out[b + j] += g * x[a + j];
-    out[b + j + 1] += g * x[a + j + 1];
-    out[b + j + 2] += g * x[a + j + 2];
-    out[b + j + 3] += g * x[a + j + 3];
+    out[b + j]! += g * x[a + j]!;
+    out[b + j + 1]! += g * x[a + j + 1]!;
+    out[b + j + 2]! += g * x[a + j + 2]!;
+    out[b + j + 3]! += g * x[a + j + 3]!;
   }
-  for (; j < d; j++) out[b + j] += g * x[a + j];
+  for (; j < d; j++) out[b + j]! += g * x[a + j]!;
 }

@@ -3,7 +3,7 @@
 /** confusion[true][predicted] counts. */
 export function confusionMatrix(truth: ArrayLike<number>, predicted: ArrayLike<number>, classes: number): number[][] {
   const matrix = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
-  for (let i = 0; i < truth.length; i++) matrix[truth[i]][predicted[i]]++;
+  for (let i = 0; i < truth.length; i++) matrix[truth[i]!]![predicted[i]!]!++;
   return matrix;
 }
 
@@ -24,7 +24,7 @@ export function accuracy(confusion: number[][]): number {
 export function recalls(confusion: number[][]): number[] {
   return confusion.map((row, k) => {
     const total = row.reduce((a, b) => a + b, 0);
-    return total === 0 ? Number.NaN : row[k] / total;
+    return total === 0 ? Number.NaN : row[k]! / total;
   });
 }
 
@@ -40,7 +40,7 @@ export function argmaxRows(scores: Float32Array | Float64Array, classes: number)
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     let best = 0;
-    for (let k = 1; k < classes; k++) if (scores[i * classes + k] > scores[i * classes + best]) best = k;
+    for (let k = 1; k < classes; k++) if (scores[i * classes + k]! > scores[i * classes + best]!) best = k;
     out[i] = best;
   }
   return out;

@@ -1,5 +1,5 @@
 import { readKnoboFile } from '../concepts/knobo.js';
-import { UserError } from '../errors.js';
+import { UserError, present } from '../errors.js';
 import { describeIdentity, identityKey, isModelIdentity, type ModelIdentity } from '../io/identity.js';
 import { platform } from '../platform/index.js';
 import { argmaxRows } from './metrics.js';
@@ -60,9 +60,9 @@ export class Probe {
 
   /** The probe's input features of image embeddings (raw or unit rows): [n, features] row-major. */
   features(embeddings: readonly Float32Array[]): Float32Array {
-    if (embeddings.length > 0 && embeddings[0].length !== this.embeddingDim) {
+    if (embeddings.length > 0 && embeddings[0]!.length !== this.embeddingDim) {
       throw new UserError(
-        `The probe expects ${this.embeddingDim}-dimensional image embeddings but got ${embeddings[0].length}; use the model it was trained with${this.file.model ? ` (${this.file.model})` : ''}.`,
+        `The probe expects ${this.embeddingDim}-dimensional image embeddings but got ${embeddings[0]!.length}; use the model it was trained with${this.file.model ? ` (${this.file.model})` : ''}.`,
       );
     }
     if (this.conceptMatrix) return conceptSimilarities(embeddings, this.conceptMatrix, this.file.concepts!.length);
@@ -70,7 +70,7 @@ export class Probe {
   }
 
   private get embeddingDim(): number {
-    return this.conceptMatrix ? this.file.conceptEmbeddings![0].length : this.linear.dim;
+    return this.conceptMatrix ? this.file.conceptEmbeddings![0]!.length : this.linear.dim;
   }
 
   /** Class probabilities (softmax of the logits) and the predicted class of each embedding. */
@@ -84,7 +84,7 @@ export class Probe {
     }
     const predictions = Array.from(argmaxRows(logits, K));
     const probabilities = embeddings.map((_, i) => softmax(Array.from(logits.subarray(i * K, (i + 1) * K))));
-    return { probabilities, predictions, labels: predictions.map((k) => this.classes[k]) };
+    return { probabilities, predictions, labels: predictions.map((k) => present(this.classes[k], `class ${k}`)) };
   }
 
   /** A concept probe's reasons for class k: each concept's weight × similarity, largest first. */
@@ -97,13 +97,13 @@ export class Probe {
         `A ${this.mode} probe has no concepts to explain with; train one with --mode concepts or knobo.`,
       );
     const similarities = this.features([embedding]);
-    const w = this.file.weight[k];
+    const w = this.file.weight[k]!;
     return this.file.concepts
       .map((concept, c) => ({
         concept,
-        similarity: similarities[c],
-        weight: w[c],
-        contribution: w[c] * similarities[c],
+        similarity: present(similarities[c], `similarity to concept ${c}`),
+        weight: present(w[c], `weight of concept ${c}`),
+        contribution: w[c]! * similarities[c]!,
       }))
       .sort((a, b) => b.contribution - a.contribution);
   }
@@ -203,8 +203,8 @@ function checkProbeFile(data: unknown, name: string): ProbeFile {
     );
   if (file.mode !== 'linear') {
     const concepts = strings('concepts');
-    if (concepts.length !== weight[0].length)
-      throw damaged('"concepts"', `${concepts.length} entries where the weight rows have ${weight[0].length}`);
+    if (concepts.length !== weight[0]!.length)
+      throw damaged('"concepts"', `${concepts.length} entries where the weight rows have ${weight[0]!.length}`);
     matrix('conceptEmbeddings', concepts.length);
   }
   return file as unknown as ProbeFile;
@@ -334,7 +334,7 @@ function conceptSimilarities(embeddings: readonly Float32Array[], concepts: Floa
     const u = unit(e);
     for (let c = 0; c < count; c++) {
       let s = 0;
-      for (let j = 0; j < dim; j++) s += u[j] * concepts[c * dim + j];
+      for (let j = 0; j < dim; j++) s += u[j]! * concepts[c * dim + j]!;
       out[i * count + c] = s;
     }
   });
@@ -359,7 +359,7 @@ export function unit(row: Float32Array): Float32Array {
 
 function dotProduct(a: Float32Array, b: Float32Array): number {
   let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
   return s;
 }
 

@@ -24,8 +24,8 @@ export class SeededRandom {
   shuffle<T>(items: T[] | Int32Array): void {
     for (let i = items.length - 1; i > 0; i--) {
       const j = this.below(i + 1);
-      const t = items[i];
-      items[i] = items[j];
+      const t = items[i]!;
+      items[i] = items[j]!;
       items[j] = t;
     }
   }

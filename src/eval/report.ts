@@ -84,12 +84,12 @@ function confusionSvg(matrix: number[][], classes: string[], title: string): str
       const color =
         i === j ? `rgba(34,139,84,${0.1 + 0.9 * share})` : `rgba(200,60,50,${share === 0 ? 0.03 : 0.1 + 0.9 * share})`;
       cells.push(
-        `<rect x="${x}" y="${y}" width="${cell - 2}" height="${cell - 2}" fill="${color}"><title>${esc(classes[i])} → ${esc(classes[j])}: ${n}</title></rect>`,
+        `<rect x="${x}" y="${y}" width="${cell - 2}" height="${cell - 2}" fill="${color}"><title>${esc(classes[i]!)} → ${esc(classes[j]!)}: ${n}</title></rect>`,
         `<text x="${x + cell / 2 - 1}" y="${y + cell / 2 + 4}" text-anchor="middle" font-size="11" fill="${share > 0.6 ? '#fff' : '#222'}">${n}</text>`,
       );
     });
     cells.push(
-      `<text x="${label - 6}" y="${top + i * cell + cell / 2 + 4}" text-anchor="end" font-size="11">${esc(short(classes[i]))}<title>${esc(classes[i])}</title></text>`,
+      `<text x="${label - 6}" y="${top + i * cell + cell / 2 + 4}" text-anchor="end" font-size="11">${esc(short(classes[i]!))}<title>${esc(classes[i]!)}</title></text>`,
     );
   });
   classes.forEach((c, j) => {
@@ -114,8 +114,8 @@ function recallSvg(result: ModeResult, classes: string[]): string {
   const valueWidth = textWidth('100.0% / 100.0%', 10) + 12;
   const rows = classes.map((c, k) => {
     const y = top + k * rowHeight,
-      v = result.recall.val[k],
-      t = result.recall.test[k];
+      v = result.recall.val[k]!,
+      t = result.recall.test[k]!;
     const w = (x: number) => (Number.isNaN(x) ? 0 : (x / 100) * width);
     return `<text x="${label - 6}" y="${y + 12}" text-anchor="end" font-size="11">${esc(short(c))}<title>${esc(c)}</title></text>
 <rect x="${label}" y="${y}" width="${w(v)}" height="${bar}" fill="#4a7fc1"><title>val recall ${pct(v)}</title></rect>

@@ -7,6 +7,7 @@ import { normalized, type WhyLesionModel } from '../api/model.js';
 import { isDiskFull, writeAllSync } from '../io/durable.js';
 import { identityKey } from '../io/identity.js';
 import { packRecords, readRecords } from './row-records.js';
+import { present } from '../errors.js';
 
 /** Where text embeddings are kept between runs: $WHYLESION_TEXT_CACHE, else ~/.cache/whylesion/texts. */
 export function defaultTextCacheDir(): string {
@@ -80,9 +81,9 @@ export class TextCache {
       const encoded = await model.encodeTokens(missingIds, missing.length);
       this.encoded += missing.length;
       missing.forEach((k, j) => {
-        this.rows.set(k, encoded[j]);
+        this.rows.set(k, encoded[j]!);
       });
-      this.append(missing.map((k, j) => ({ key: k, row: encoded[j] })));
+      this.append(missing.map((k, j) => ({ key: k, row: present(encoded[j], `embedding of ${k}`) })));
     }
     return keys.map((k) => (options.normalize ? normalized(this.rows.get(k)!) : this.rows.get(k)!.slice()));
   }

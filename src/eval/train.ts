@@ -26,7 +26,7 @@ export function linearScores(model: LinearModel, x: Float32Array, n: number): Fl
     const row = i * d;
     for (let k = 0; k < K; k++) {
       const w = k * d;
-      out[i * K + k] = bias[k] + dotRows(x, row, weight, w, d);
+      out[i * K + k] = bias[k]! + dotRows(x, row, weight, w, d);
     }
   }
   return out;
@@ -106,20 +106,20 @@ export function trainAdam(
       // Softmax cross-entropy: the logits become the gradient coefficients (softmax − one-hot) / batch.
       for (let r = 0; r < count; r++) {
         const at = r * K,
-          label = y[rows[r]];
+          label = y[rows[r]!];
         let max = -Infinity;
-        for (let k = 0; k < K; k++) if (scores[at + k] > max) max = scores[at + k];
+        for (let k = 0; k < K; k++) if (scores[at + k]! > max) max = scores[at + k]!;
         let sum = 0;
-        for (let k = 0; k < K; k++) sum += scores[at + k] = Math.exp(scores[at + k] - max);
-        for (let k = 0; k < K; k++) scores[at + k] = (scores[at + k] / sum - (k === label ? 1 : 0)) * scale;
+        for (let k = 0; k < K; k++) sum += scores[at + k] = Math.exp(scores[at + k]! - max);
+        for (let k = 0; k < K; k++) scores[at + k] = (scores[at + k]! / sum - (k === label ? 1 : 0)) * scale;
       }
       gradient.fill(0);
       kernel.addGradient(0, count);
       if (prior) {
         const c = priorWeight / P;
         for (let p = 0; p < P; p++) {
-          const t = Math.tanh(params[p]);
-          gradient[p] += c * Math.sign(t - prior[p]) * (1 - t * t);
+          const t = Math.tanh(params[p]!);
+          gradient[p]! += c * Math.sign(t - prior[p]!) * (1 - t * t);
         }
       }
       step++;
@@ -142,7 +142,7 @@ function kernelAccuracy(kernel: LinearKernel, dataset: number, data: LabeledFeat
     kernel.scoreRows(dataset, count);
     for (let r = 0; r < count; r++) {
       let best = 0;
-      for (let k = 1; k < K; k++) if (scores[r * K + k] > scores[r * K + best]) best = k;
+      for (let k = 1; k < K; k++) if (scores[r * K + k]! > scores[r * K + best]!) best = k;
       if (best === data.y[start + r]) right++;
     }
   }
@@ -183,21 +183,21 @@ function kernelObjective(kernel: LinearKernel, data: LabeledFeatures, C: number,
     kernel.scoreRows(0, count);
     for (let r = 0; r < count; r++) {
       const at = r * K,
-        label = data.y[start + r];
+        label = data.y[start + r]!;
       let max = -Infinity;
-      for (let k = 0; k < K; k++) if (scores[at + k] > max) max = scores[at + k];
+      for (let k = 0; k < K; k++) if (scores[at + k]! > max) max = scores[at + k]!;
       let sum = 0;
-      for (let k = 0; k < K; k++) sum += Math.exp(scores[at + k] - max);
-      loss += max + Math.log(sum) - scores[at + label];
+      for (let k = 0; k < K; k++) sum += Math.exp(scores[at + k]! - max);
+      loss += max + Math.log(sum) - scores[at + label]!;
       if (withGradient)
-        for (let k = 0; k < K; k++) scores[at + k] = Math.exp(scores[at + k] - max) / sum - (k === label ? 1 : 0);
+        for (let k = 0; k < K; k++) scores[at + k] = Math.exp(scores[at + k]! - max) / sum - (k === label ? 1 : 0);
     }
     if (withGradient) kernel.addGradient(0, count);
   }
   let norm = 0;
   for (let p = 0; p < K * d; p++) {
-    norm += params[p] * params[p];
-    if (withGradient) gradient[p] += params[p] / C;
+    norm += params[p]! * params[p]!;
+    if (withGradient) gradient[p]! += params[p]! / C;
   }
   return loss + (0.5 / C) * norm;
 }
@@ -243,12 +243,12 @@ export function trainLbfgs(train: LabeledFeatures, classes: number, options: Lbf
     kernel.params.set(params);
     const f = kernelObjective(kernel, train, C, true) * scale;
     gradient.set(kernel.gradient);
-    for (let p = 0; p < size; p++) gradient[p] *= scale;
+    for (let p = 0; p < size; p++) gradient[p]! *= scale;
     return f;
   };
   const dotProduct = (a: Float64Array, b: Float64Array): number => {
     let s = 0;
-    for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+    for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
     return s;
   };
   const maxAbs = (a: Float64Array): number => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
@@ -267,25 +267,25 @@ export function trainLbfgs(train: LabeledFeatures, classes: number, options: Lbf
     // Two-loop recursion: direction = −H·gradient.
     direction.set(gradient);
     for (let i = steps.length - 1; i >= 0; i--) {
-      alphas[i] = rhos[i] * dotProduct(steps[i], direction);
-      for (let p = 0; p < size; p++) direction[p] -= alphas[i] * changes[i][p];
+      alphas[i] = rhos[i]! * dotProduct(steps[i]!, direction);
+      for (let p = 0; p < size; p++) direction[p]! -= alphas[i]! * changes[i]![p]!;
     }
     const last = steps.length - 1;
     const gamma =
       last >= 0
-        ? 1 / (rhos[last] * dotProduct(changes[last], changes[last]))
+        ? 1 / (rhos[last]! * dotProduct(changes[last]!, changes[last]!))
         : 1 / Math.max(Math.sqrt(dotProduct(gradient, gradient)), 1e-12);
-    for (let p = 0; p < size; p++) direction[p] *= gamma;
+    for (let p = 0; p < size; p++) direction[p]! *= gamma;
     for (let i = 0; i < steps.length; i++) {
-      const beta = rhos[i] * dotProduct(changes[i], direction);
-      for (let p = 0; p < size; p++) direction[p] += steps[i][p] * (alphas[i] - beta);
+      const beta = rhos[i]! * dotProduct(changes[i]!, direction);
+      for (let p = 0; p < size; p++) direction[p]! += steps[i]![p]! * (alphas[i]! - beta);
     }
-    for (let p = 0; p < size; p++) direction[p] = -direction[p];
+    for (let p = 0; p < size; p++) direction[p] = -direction[p]!;
     let slope = dotProduct(gradient, direction);
     if (slope >= 0) {
       // not a descent direction: forget the curvature pairs and go down the gradient
       steps.length = changes.length = rhos.length = 0;
-      for (let p = 0; p < size; p++) direction[p] = -gradient[p];
+      for (let p = 0; p < size; p++) direction[p] = -gradient[p]!;
       slope = -dotProduct(gradient, gradient);
     }
     let t = 1,
@@ -293,7 +293,7 @@ export function trainLbfgs(train: LabeledFeatures, classes: number, options: Lbf
       nextGradient = new Float64Array(size),
       fNext = Infinity;
     for (let tries = 0; tries < 60; tries++, t *= 0.5) {
-      for (let p = 0; p < size; p++) next[p] = params[p] + t * direction[p];
+      for (let p = 0; p < size; p++) next[p] = params[p]! + t * direction[p]!;
       fNext = evaluate(next, nextGradient);
       if (fNext <= f + 1e-4 * t * slope) break;
     }
@@ -301,8 +301,8 @@ export function trainLbfgs(train: LabeledFeatures, classes: number, options: Lbf
     const s = new Float64Array(size),
       change = new Float64Array(size);
     for (let p = 0; p < size; p++) {
-      s[p] = next[p] - params[p];
-      change[p] = nextGradient[p] - gradient[p];
+      s[p] = next[p]! - params[p]!;
+      change[p] = nextGradient[p]! - gradient[p]!;
     }
     const sy = dotProduct(s, change);
     if (sy > 1e-16) {

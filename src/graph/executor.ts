@@ -3,6 +3,7 @@ import { trace } from '../platform/trace.js';
 import * as K from '../kernels/index.js';
 import { LAUNCHERS, Tensor, type Graph, type Op } from './graph.js';
 import { planMemory, type MemoryPlan } from './memory.js';
+import { present } from '../errors.js';
 
 /**
  * Activation memory shared by every plan of one executor: slot i is a buffer as large as the largest
@@ -25,14 +26,14 @@ class Arena {
     const growing = slotBytes.flatMap((bytes, i) => (this.slots[i] && this.slots[i].size >= bytes ? [] : [i]));
     if (growing.length === 0) return;
     const replaced = growing.filter((i) => this.slots[i]);
-    for (const i of replaced) this.gpu.destroyBuffer(this.slots[i]);
+    for (const i of replaced) this.gpu.destroyBuffer(this.slots[i]!);
     if (replaced.length > 0) await this.gpu.reclaimDestroyed();
-    for (const i of growing) this.slots[i] = this.gpu.storageBuffer(`arena.slot${i}`, slotBytes[i]);
+    for (const i of growing) this.slots[i] = this.gpu.storageBuffer(`arena.slot${i}`, slotBytes[i]!);
     this.generation++;
   }
 
   slot(i: number): GPUBuffer {
-    return this.slots[i];
+    return present(this.slots[i], `arena slot ${i}`);
   }
 
   get bytes(): number {
@@ -113,7 +114,10 @@ export class Executor {
   /** Runs `program` after writing `inputs` (in graph.inputs order); returns each output's bytes. */
   async run(program: Program, inputs: readonly ArrayBufferView[]): Promise<ArrayBuffer[]> {
     const bound = await this.prepare(program, inputs);
-    const reads = program.graph.outputs.map((t) => ({ buffer: bound.buffers[t.id], bytes: t.bytes }));
+    const reads = program.graph.outputs.map((t) => ({
+      buffer: present(bound.buffers[t.id], `buffer of output ${t.id}`),
+      bytes: t.bytes,
+    }));
     const outputs = await this.gpu.run(program.graph.label, bound.dispatches, reads);
     trace('forward done', program.graph.label);
     return outputs;
@@ -128,11 +132,11 @@ export class Executor {
     const states = new Map<string, Float32Array>();
     let start = 0;
     for (const c of program.graph.checkpoints) {
-      const end = c.after === 0 ? 0 : bound.opEnds[c.after - 1];
+      const end = c.after === 0 ? 0 : present(bound.opEnds[c.after - 1], `end of op ${c.after - 1}`);
       const [bytes] = await this.gpu.run(c.name, bound.dispatches.slice(start, end), [
-        { buffer: bound.buffers[c.tensor.id], bytes: c.bytes },
+        { buffer: bound.buffers[c.tensor.id]!, bytes: c.bytes },
       ]);
-      states.set(c.name, new Float32Array(bytes));
+      states.set(c.name, new Float32Array(present(bytes, `bytes of ${c.name}`)));
       start = end;
     }
     return states;
@@ -168,10 +172,10 @@ export class Executor {
       throw new Error(`${graph.label}: ${inputs.length} inputs given, ${graph.inputs.length} expected`);
     const bound = await this.bind(program);
     inputs.forEach((data, i) => {
-      const t = graph.inputs[i];
+      const t = graph.inputs[i]!;
       if (data.byteLength > t.bytes)
         throw new Error(`${graph.label}: input ${t.name} holds ${data.byteLength} bytes, more than its ${t.bytes}`);
-      this.gpu.write(bound.buffers[t.id], data);
+      this.gpu.write(bound.buffers[t.id]!, data);
     });
     return bound;
   }
@@ -187,7 +191,8 @@ export class Executor {
     const scope = new K.Scope(this.gpu);
     try {
       const buffers: GPUBuffer[] = [];
-      for (const t of graph.tensors) if (memory.slotOf[t.id] >= 0) buffers[t.id] = this.arena.slot(memory.slotOf[t.id]);
+      for (const t of graph.tensors)
+        if (memory.slotOf[t.id]! >= 0) buffers[t.id] = this.arena.slot(memory.slotOf[t.id]!);
       for (const c of graph.constants) buffers[c.tensor.id] = scope.storage(c.tensor.name, c.data);
       // Pipelines compile concurrently here.
       const launched = await Promise.all(graph.ops.map((op) => launch(scope, op, buffers)));
@@ -236,7 +241,7 @@ function checkWritesBeforeReads(graph: Graph, launched: readonly (Dispatch | Dis
   const written = new Set<Tensor>([...graph.inputs, ...graph.constants.map((c) => c.tensor)]);
   graph.ops.forEach((op, i) => {
     const args = op.args as Record<string, unknown>;
-    const kernels = [launched[i]].flat().map((d) => d.kernel);
+    const kernels = [present(launched[i], `dispatch of op ${i}`)].flat().map((d) => d.kernel);
     for (const kernel of kernels) {
       for (const arg of K.kernelReads(kernel, { accumulate: args.accumulate === true })) {
         const value = args[arg];

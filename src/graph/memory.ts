@@ -23,8 +23,8 @@ export function planMemory(graph: Graph): MemoryPlan {
   const first = new Int32Array(count).fill(0x7fffffff);
   const last = new Int32Array(count).fill(-2);
   const touch = (id: number, at: number): void => {
-    first[id] = Math.min(first[id], at);
-    last[id] = Math.max(last[id], at);
+    first[id] = Math.min(first[id]!, at);
+    last[id] = Math.max(last[id]!, at);
   };
   graph.ops.forEach((op, i) => {
     for (const t of tensorsOf(op)) touch(t.id, i);
@@ -38,17 +38,18 @@ export function planMemory(graph: Graph): MemoryPlan {
   const slotBytes: number[] = [];
   const slotLives: [number, number][][] = [];
   const order = graph.tensors
-    .filter((t) => first[t.id] <= last[t.id] && !isConstant.has(t.id))
+    .filter((t) => first[t.id]! <= last[t.id]! && !isConstant.has(t.id))
     .sort((a, b) => b.bytes - a.bytes || a.id - b.id);
   for (const t of order) {
-    const [from, to] = [first[t.id], last[t.id]];
+    const from = first[t.id]!;
+    const to = last[t.id]!;
     let slot = slotLives.findIndex((lives) => lives.every(([f, l]) => to < f || from > l));
     if (slot === -1) {
       slot = slotLives.length;
       slotLives.push([]);
       slotBytes.push(Math.ceil(Math.max(t.bytes, 4) / SLOT_ALIGNMENT) * SLOT_ALIGNMENT);
     }
-    slotLives[slot].push([from, to]);
+    slotLives[slot]!.push([from, to]);
     slotOf[t.id] = slot;
   }
   return { slotOf, slotBytes };

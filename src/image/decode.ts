@@ -38,7 +38,7 @@ function fromRgba(bitmap: RgbaBitmap, header: ImageHeader): DecodedImage {
   const rgba = bitmap.data;
   if (header.mode === 'I') {
     const data = new Int32Array(pixels);
-    for (let i = 0; i < pixels; i++) data[i] = rgba[i * 4];
+    for (let i = 0; i < pixels; i++) data[i] = rgba[i * 4]!;
     return { width, height, mode: 'I', data };
   }
   // Pillow reads 16-bit RGB(A)/LA PNG samples by their high byte.
@@ -62,7 +62,7 @@ function fromRgba(bitmap: RgbaBitmap, header: ImageHeader): DecodedImage {
   for (let i = 0; i < pixels; i++) {
     const keyed = key !== undefined && rgba[i * 4 + 3] === 0;
     for (let c = 0; c < channels.length; c++) {
-      data[i * channels.length + c] = keyed ? key[Math.min(c, key.length - 1)] : rgba[i * 4 + channels[c]] >> shift;
+      data[i * channels.length + c] = keyed ? key[Math.min(c, key.length - 1)]! : rgba[i * 4 + channels[c]!]! >> shift;
     }
   }
   return { width, height, mode, data };

@@ -114,8 +114,8 @@ function readPng(bytes: Uint8Array, name: string): ImageHeader {
   if (bytes.length < 33 || ascii(bytes, 12, 4) !== 'IHDR') throw truncated(name);
   const width = view.getUint32(16);
   const height = view.getUint32(20);
-  const bitDepth = bytes[24];
-  const colorType = bytes[25];
+  const bitDepth = bytes[24]!;
+  const colorType = bytes[25]!;
   const modes: Record<number, PillowMode> = { 0: 'L', 2: 'RGB', 3: 'P', 4: 'LA', 6: 'RGBA' };
   let mode = modes[colorType];
   if (mode === undefined) throw new UserError(`${name} has an invalid PNG colour type ${colorType}; re-export it.`);
@@ -144,7 +144,7 @@ function readJpeg(bytes: Uint8Array, name: string): ImageHeader {
   let pos = 2;
   while (pos + 4 <= bytes.length) {
     if (bytes[pos] !== 0xff) throw new UserError(`${name} has a damaged JPEG marker structure; re-export it.`);
-    const marker = bytes[pos + 1];
+    const marker = bytes[pos + 1]!;
     if (marker === 0xff) {
       pos += 1; // fill byte
       continue;
@@ -158,7 +158,7 @@ function readJpeg(bytes: Uint8Array, name: string): ImageHeader {
       if (segment + 6 > bytes.length) break;
       const height = view.getUint16(segment + 1);
       const width = view.getUint16(segment + 3);
-      const components = bytes[segment + 5];
+      const components = bytes[segment + 5]!;
       const modes: Record<number, PillowMode> = { 1: 'L', 3: 'RGB', 4: 'CMYK' };
       const mode = modes[components];
       if (mode === undefined)
@@ -298,11 +298,11 @@ function readWebp(bytes: Uint8Array, name: string): ImageHeader {
     height = ((bits >>> 14) & 0x3fff) + 1;
     alpha = ((bits >>> 28) & 1) === 1;
   } else if (chunk === 'VP8X') {
-    const flags = bytes[20];
+    const flags = bytes[20]!;
     if (flags & 0x02)
       throw new UserError(`${name} is an animated WebP; save the frame you want as a still PNG or JPEG.`);
-    width = 1 + (bytes[24] | (bytes[25] << 8) | (bytes[26] << 16));
-    height = 1 + (bytes[27] | (bytes[28] << 8) | (bytes[29] << 16));
+    width = 1 + (bytes[24]! | (bytes[25]! << 8) | (bytes[26]! << 16));
+    height = 1 + (bytes[27]! | (bytes[28]! << 8) | (bytes[29]! << 16));
     alpha = (flags & 0x10) !== 0;
   } else {
     throw new UserError(

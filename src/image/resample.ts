@@ -55,7 +55,7 @@ function precomputeCoeffs(inSize: number, outSize: number): Coefficients {
       ww += w;
     }
     for (let x = 0; x < xmax; x++) {
-      const w = ww !== 0.0 ? k[x] / ww : k[x];
+      const w = ww !== 0.0 ? k[x]! / ww : k[x]!;
       weights[xx * ksize + x] = w;
       fixed[xx * ksize + x] = w < 0 ? Math.trunc(-0.5 + w * ONE) : Math.trunc(0.5 + w * ONE);
     }
@@ -85,13 +85,13 @@ function resampleHorizontal(
   for (let yy = 0; yy < rows; yy++) {
     const rowBase = (yy + rowOffset) * srcW * channels;
     for (let xx = 0; xx < outW; xx++) {
-      const xmin = c.bounds[xx * 2];
-      const xmax = c.bounds[xx * 2 + 1];
+      const xmin = c.bounds[xx * 2]!;
+      const xmax = c.bounds[xx * 2 + 1]!;
       const kBase = xx * c.ksize;
       for (let ch = 0; ch < channels; ch++) {
         let ss = HALF;
         let p = rowBase + xmin * channels + ch;
-        for (let x = 0; x < xmax; x++, p += channels) ss += src[p] * c.fixed[kBase + x];
+        for (let x = 0; x < xmax; x++, p += channels) ss += src[p]! * c.fixed[kBase + x]!;
         out[(yy * outW + xx) * channels + ch] = clip8(ss);
       }
     }
@@ -104,13 +104,13 @@ function resampleVertical(src: Uint8Array, w: number, channels: number, outH: nu
   const out = new Uint8Array(w * outH * channels);
   const stride = w * channels;
   for (let yy = 0; yy < outH; yy++) {
-    const ymin = c.bounds[yy * 2];
-    const ymax = c.bounds[yy * 2 + 1];
+    const ymin = c.bounds[yy * 2]!;
+    const ymax = c.bounds[yy * 2 + 1]!;
     const kBase = yy * c.ksize;
     for (let i = 0; i < stride; i++) {
       let ss = HALF;
       let p = ymin * stride + i;
-      for (let y = 0; y < ymax; y++, p += stride) ss += src[p] * c.fixed[kBase + y];
+      for (let y = 0; y < ymax; y++, p += stride) ss += src[p]! * c.fixed[kBase + y]!;
       out[yy * stride + i] = clip8(ss);
     }
   }
@@ -137,9 +137,9 @@ export function resizeBicubicPillow(
   const horiz = precomputeCoeffs(w, outW);
   const vert = precomputeCoeffs(h, outH);
   if (!needHorizontal) return resampleVertical(src, w, channels, outH, vert);
-  const yFirst = vert.bounds[0];
-  const yLast = vert.bounds[outH * 2 - 2] + vert.bounds[outH * 2 - 1];
-  for (let i = 0; i < outH; i++) vert.bounds[i * 2] -= yFirst;
+  const yFirst = vert.bounds[0]!;
+  const yLast = vert.bounds[outH * 2 - 2]! + vert.bounds[outH * 2 - 1]!;
+  for (let i = 0; i < outH; i++) vert.bounds[i * 2]! -= yFirst;
   const temp = resampleHorizontal(src, w, channels, yFirst, yLast - yFirst, outW, horiz);
   return needVertical ? resampleVertical(temp, outW, channels, outH, vert) : temp;
 }
@@ -166,16 +166,16 @@ export function resizeBicubicPillowInt32(
   let image = src;
   let width = w;
   if (outW !== w) {
-    const yFirst = vert.bounds[0];
-    const rows = vert.bounds[outH * 2 - 2] + vert.bounds[outH * 2 - 1] - yFirst;
-    for (let i = 0; i < outH; i++) vert.bounds[i * 2] -= yFirst;
+    const yFirst = vert.bounds[0]!;
+    const rows = vert.bounds[outH * 2 - 2]! + vert.bounds[outH * 2 - 1]! - yFirst;
+    for (let i = 0; i < outH; i++) vert.bounds[i * 2]! -= yFirst;
     const temp = new Int32Array(outW * rows);
     for (let yy = 0; yy < rows; yy++) {
       for (let xx = 0; xx < outW; xx++) {
-        const xmin = horiz.bounds[xx * 2];
-        const xmax = horiz.bounds[xx * 2 + 1];
+        const xmin = horiz.bounds[xx * 2]!;
+        const xmax = horiz.bounds[xx * 2 + 1]!;
         let ss = 0.0;
-        for (let x = 0; x < xmax; x++) ss += src[(yy + yFirst) * w + x + xmin] * horiz.weights[xx * horiz.ksize + x];
+        for (let x = 0; x < xmax; x++) ss += src[(yy + yFirst) * w + x + xmin]! * horiz.weights[xx * horiz.ksize + x]!;
         temp[yy * outW + xx] = roundUp(ss);
       }
     }
@@ -185,11 +185,11 @@ export function resizeBicubicPillowInt32(
   if (outH === h) return image;
   const out = new Int32Array(width * outH);
   for (let yy = 0; yy < outH; yy++) {
-    const ymin = vert.bounds[yy * 2];
-    const ymax = vert.bounds[yy * 2 + 1];
+    const ymin = vert.bounds[yy * 2]!;
+    const ymax = vert.bounds[yy * 2 + 1]!;
     for (let xx = 0; xx < width; xx++) {
       let ss = 0.0;
-      for (let y = 0; y < ymax; y++) ss += image[(y + ymin) * width + xx] * vert.weights[yy * vert.ksize + y];
+      for (let y = 0; y < ymax; y++) ss += image[(y + ymin) * width + xx]! * vert.weights[yy * vert.ksize + y]!;
       out[yy * width + xx] = roundUp(ss);
     }
   }
@@ -234,9 +234,9 @@ export function resizeNearestPillow(
     if (yi >= 0 && yi < h) {
       for (let x = 0; x < outW; x++) {
         if (!valid[x]) continue;
-        const s = (yi * w + xin[x]) * channels;
+        const s = (yi * w + xin[x]!) * channels;
         const d = (y * outW + x) * channels;
-        for (let ch = 0; ch < channels; ch++) out[d + ch] = src[s + ch];
+        for (let ch = 0; ch < channels; ch++) out[d + ch] = src[s + ch]!;
       }
     }
     yo += ay;

@@ -62,8 +62,8 @@ function mulDiv255(a: number, b: number): number {
 export function premultiply(src: Uint8Array, channels: number): Uint8Array {
   const out = src.slice();
   for (let p = 0; p < out.length; p += channels) {
-    const alpha = out[p + channels - 1];
-    for (let c = 0; c < channels - 1; c++) out[p + c] = mulDiv255(out[p + c], alpha);
+    const alpha = out[p + channels - 1]!;
+    for (let c = 0; c < channels - 1; c++) out[p + c] = mulDiv255(out[p + c]!, alpha);
   }
   return out;
 }
@@ -76,9 +76,9 @@ function unpremultiplyToRgb(src: Uint8Array, channels: number): Uint8Array {
   const pixels = src.length / channels;
   const out = new Uint8Array(pixels * 3);
   for (let i = 0; i < pixels; i++) {
-    const alpha = src[i * channels + channels - 1];
+    const alpha = src[i * channels + channels - 1]!;
     for (let c = 0; c < 3; c++) {
-      const v = src[i * channels + Math.min(c, channels - 2)];
+      const v = src[i * channels + Math.min(c, channels - 2)]!;
       out[i * 3 + c] = alpha === 0 || alpha === 255 ? v : Math.min(255, Math.trunc((255 * v) / alpha));
     }
   }
@@ -89,7 +89,7 @@ function grayToRgb(gray: ArrayLike<number>): Uint8Array {
   const out = new Uint8Array(gray.length * 3);
   for (let i = 0; i < gray.length; i++) {
     // Pillow's i2rgb clamps 32-bit values; 8-bit values pass unchanged.
-    const v = gray[i] <= 0 ? 0 : gray[i] >= 255 ? 255 : gray[i];
+    const v = gray[i]! <= 0 ? 0 : gray[i]! >= 255 ? 255 : gray[i]!;
     out[i * 3] = out[i * 3 + 1] = out[i * 3 + 2] = v;
   }
   return out;
@@ -127,7 +127,7 @@ function dropAlpha(src: Uint8Array, channels: number): Uint8Array {
   const pixels = src.length / channels;
   const out = new Uint8Array(pixels * 3);
   for (let i = 0; i < pixels; i++) {
-    for (let c = 0; c < 3; c++) out[i * 3 + c] = src[i * channels + Math.min(c, channels - 2)];
+    for (let c = 0; c < 3; c++) out[i * 3 + c] = src[i * channels + Math.min(c, channels - 2)]!;
   }
   return out;
 }
@@ -158,13 +158,13 @@ export function applyExifOrientation<T extends Uint8Array | Int32Array>(
     7: (x, y) => [width - 1 - y, height - 1 - x],
     8: (x, y) => [width - 1 - y, x],
   };
-  const map = sourceOf[orientation];
+  const map = sourceOf[orientation]!;
   for (let y = 0; y < outH; y++) {
     for (let x = 0; x < outW; x++) {
       const [sx, sy] = map(x, y);
       const s = (sy * width + sx) * channels;
       const d = (y * outW + x) * channels;
-      for (let c = 0; c < channels; c++) out[d + c] = src[s + c];
+      for (let c = 0; c < channels; c++) out[d + c] = src[s + c]!;
     }
   }
   return { data: out, width: outW, height: outH };
@@ -181,12 +181,12 @@ export function normalizeToChw(
   const plane = width * height;
   const out = new Float32Array(3 * plane);
   for (let c = 0; c < 3; c++) {
-    const m = Math.fround(mean[c]);
-    const s = Math.fround(std[c]);
+    const m = Math.fround(mean[c]!);
+    const s = Math.fround(std[c]!);
     // 256 possible inputs per channel: tabulate.
     const table = new Float32Array(256);
     for (let v = 0; v < 256; v++) table[v] = Math.fround(Math.fround(Math.fround(v / 255) - m) / s);
-    for (let i = 0; i < plane; i++) out[c * plane + i] = table[rgb[i * 3 + c]];
+    for (let i = 0; i < plane; i++) out[c * plane + i] = table[rgb[i * 3 + c]!]!;
   }
   return out;
 }

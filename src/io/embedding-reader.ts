@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { UserError } from '../errors.js';
+import { UserError, present } from '../errors.js';
 import {
   EMBEDDINGS_FORMAT,
   embeddingFormat,
@@ -80,7 +80,14 @@ export async function readEmbeddingSidecar(out: string): Promise<LazySidecar> {
   const filesAt = bytes.indexOf(FILES_KEY);
   if (filesAt < 0) {
     const meta = parseSidecar(out, bytes.toString('utf8')); // throws the precise complaint
-    return { head: meta, rowNames: (rows) => rows.map((r) => ({ file: meta.files[r], index: meta.indices[r] })) };
+    return {
+      head: meta,
+      rowNames: (rows) =>
+        rows.map((r) => ({
+          file: present(meta.files[r], `file of row ${r}`),
+          index: present(meta.indices[r], `index of row ${r}`),
+        })),
+    };
   }
   let head: EmbeddingHead;
   try {
@@ -126,7 +133,7 @@ export async function readEmbeddingSidecar(out: string): Promise<LazySidecar> {
       for (let k = 0; k <= last; k++) {
         let n = 0,
           digits = 0;
-        for (; bytes[p] >= ZERO && bytes[p] <= ZERO + 9; p++, digits++) n = n * 10 + bytes[p] - ZERO;
+        for (; bytes[p]! >= ZERO && bytes[p]! <= ZERO + 9; p++, digits++) n = n * 10 + bytes[p]! - ZERO;
         if (digits === 0) throw broken();
         if (wanted.has(k)) indices.set(k, n);
         p++; // the ',' or ']'

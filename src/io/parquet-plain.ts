@@ -23,7 +23,7 @@ class CompactReader {
       shift = 0n;
     for (;;) {
       if (this.at >= this.bytes.length) throw new RangeError('thrift: past the end');
-      const b = this.bytes[this.at++];
+      const b = this.bytes[this.at++]!;
       result |= BigInt(b & 0x7f) << shift;
       if ((b & 0x80) === 0) return result;
       shift += 7n;
@@ -42,7 +42,7 @@ class CompactReader {
       case 2:
         return false;
       case 3:
-        return (this.bytes[this.at++] << 24) >> 24;
+        return (this.bytes[this.at++]! << 24) >> 24;
       case 4:
       case 5:
       case 6:
@@ -58,7 +58,7 @@ class CompactReader {
       }
       case 9:
       case 10: {
-        const header = this.bytes[this.at++];
+        const header = this.bytes[this.at++]!;
         const size = header >> 4 === 15 ? Number(this.varint()) : header >> 4;
         const elementType = header & 0x0f;
         // In lists, booleans are one byte each.
@@ -69,7 +69,7 @@ class CompactReader {
       case 11: {
         const size = Number(this.varint());
         if (size > 0) {
-          const types = this.bytes[this.at++];
+          const types = this.bytes[this.at++]!;
           for (let i = 0; i < size; i++) {
             this.value(types >> 4);
             this.value(types & 0x0f);

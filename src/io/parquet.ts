@@ -3,7 +3,7 @@ import { openAsBlob } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { DataType, FixedSizeList, RecordBatch } from 'apache-arrow';
 import type { ParquetFile } from 'parquet-wasm/node';
-import { UserError } from '../errors.js';
+import { UserError, present } from '../errors.js';
 import { plainEmbeddingLayout, readPlainRowGroup } from './parquet-plain.js';
 
 /*
@@ -56,7 +56,7 @@ function arrowBatch(arrow: Arrow, files: readonly string[], values: Float32Array
     new Field('embedding', embeddingType(arrow, dim), false),
   ]);
   const n = files.length;
-  const fileData = vectorFromArray(files as string[], new Utf8()).data[0];
+  const fileData = present(vectorFromArray(files as string[], new Utf8()).data[0], 'the file column');
   const child = makeData({ type: new Float32(), length: n * dim, data: values });
   const embedding = makeData({ type: embeddingType(arrow, dim), length: n, nullCount: 0, child });
   return new RecordBatch(
@@ -230,8 +230,8 @@ export async function openParquetEmbeddings(
     const data = new Float32Array(table.numRows * dim);
     let offset = 0;
     for (const batch of table.batches) {
-      const list = batch.getChild('embedding')!.data[0];
-      const values = list.children[0];
+      const list = batch.getChild('embedding')!.data[0]!;
+      const values = list.children[0]!;
       if (list.offset !== 0) throw new Error('parquet: a sliced embedding batch');
       data.set((values.values as Float32Array).subarray(values.offset, values.offset + list.length * dim), offset);
       offset += list.length * dim;
@@ -251,7 +251,7 @@ export async function openParquetEmbeddings(
       let first = 0;
       for (let group = 0; group < rowGroups; group++) {
         const data = direct
-          ? await readPlainRowGroup(path, plain!.rowGroups[group], dim)
+          ? await readPlainRowGroup(path, plain!.rowGroups[group]!, dim)
           : await decodedRowGroup(group);
         const rows = data.length / dim;
         for (let at = 0; at < rows; at += maxRows) {

@@ -87,7 +87,7 @@ class Reader {
     return at;
   }
 
-  u8 = (): number => this.bytes[this.need(1)];
+  u8 = (): number => this.bytes[this.need(1)]!;
   u16 = (): number => this.view.getUint16(this.need(2), true);
   u32 = (): number => this.view.getUint32(this.need(4), true);
   i32 = (): number => this.view.getInt32(this.need(4), true);
@@ -101,8 +101,8 @@ class Reader {
   signed(n: number): number {
     const at = this.need(n);
     let value = 0n;
-    for (let i = n - 1; i >= 0; i--) value = (value << 8n) | BigInt(this.bytes[at + i]);
-    if (n > 0 && this.bytes[at + n - 1] & 0x80) value -= 1n << BigInt(8 * n);
+    for (let i = n - 1; i >= 0; i--) value = (value << 8n) | BigInt(this.bytes[at + i]!);
+    if (n > 0 && this.bytes[at + n - 1]! & 0x80) value -= 1n << BigInt(8 * n);
     if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER))
       throw this.fail('it has an integer too large for a tensor size');
     return Number(value);
@@ -144,7 +144,7 @@ export function parseTorchPickle(bytes: Uint8Array, what: string): Map<string, T
   };
   const top = (): Value => {
     if (stack.length === 0) throw fail('its instructions use an empty stack');
-    return stack[stack.length - 1];
+    return stack[stack.length - 1] as Value;
   };
   const popMark = (): Value[] => {
     const items = stack;
@@ -179,6 +179,7 @@ export function parseTorchPickle(bytes: Uint8Array, what: string): Map<string, T
     const [tag, type, key, location, numel] = items;
     if (
       items.length !== 5 ||
+      numel === undefined ||
       tag !== 'storage' ||
       !(type instanceof Global) ||
       typeof key !== 'string' ||
@@ -191,7 +192,7 @@ export function parseTorchPickle(bytes: Uint8Array, what: string): Map<string, T
     const storageType = type.qualifiedName.replace(/^torch\./, '');
     if (!(storageType in STORAGE_DTYPES))
       throw fail(`storage ${key} has type ${type.qualifiedName}, which is not a storage`);
-    const storage = new StorageRef(storageType, STORAGE_DTYPES[storageType], key, integer(numel, 'storage size'));
+    const storage = new StorageRef(storageType, STORAGE_DTYPES[storageType]!, key, integer(numel, 'storage size'));
     storages.set(key, storage);
     return storage;
   };
@@ -207,10 +208,10 @@ export function parseTorchPickle(bytes: Uint8Array, what: string): Map<string, T
         // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
         if (a.length < 6 || a.length > 7 || !(a[0] instanceof StorageRef))
           throw fail('it rebuilds a tensor with unexpected arguments');
-        const shape = integers(a[2], 'size');
-        const stride = integers(a[3], 'stride');
+        const shape = integers(a[2]!, 'size');
+        const stride = integers(a[3]!, 'stride');
         if (shape.length !== stride.length) throw fail("a tensor's size and stride have different lengths");
-        return new TensorRef(a[0], integer(a[1], 'storage offset'), shape, stride);
+        return new TensorRef(a[0], integer(a[1]!, 'storage offset'), shape, stride);
       }
       case 'torch._utils._rebuild_parameter':
         // (data, requires_grad, backward_hooks): a Parameter is its data for inference.
@@ -346,7 +347,7 @@ export function parseTorchPickle(bytes: Uint8Array, what: string): Map<string, T
         const items = popMark();
         if (items.length % 2 !== 0) throw fail('it has a SETITEMS with an odd number of items');
         const dict = top();
-        for (let i = 0; i < items.length; i += 2) setItem(dict, items[i], items[i + 1]);
+        for (let i = 0; i < items.length; i += 2) setItem(dict, items[i]!, items[i + 1]!);
         break;
       }
       case 0x62: {
@@ -388,7 +389,7 @@ export function parsePlainPickle(bytes: Uint8Array, what: string): PlainValue {
   };
   const top = (): PlainValue => {
     if (stack.length === 0) throw fail('its instructions use an empty stack');
-    return stack[stack.length - 1];
+    return stack[stack.length - 1] as PlainValue;
   };
   const popMark = (): PlainValue[] => {
     const items = stack;
@@ -407,7 +408,7 @@ export function parsePlainPickle(bytes: Uint8Array, what: string): PlainValue {
     if (!(dict instanceof Map)) throw fail('it stores an item into something that is not a dict');
     for (let i = 0; i < items.length; i += 2) {
       if (typeof items[i] !== 'string') throw fail('it has a dict key that is not a string');
-      dict.set(items[i] as string, items[i + 1]);
+      dict.set(items[i] as string, items[i + 1]!);
     }
   };
   for (;;) {

@@ -219,7 +219,7 @@ async function request(fetchImpl: typeof fetch, url: string, init: RequestInit):
 /** The `https://…/resolve/<revision>/` folder of a Hub repository named `hf-hub:ID[@revision]`. */
 export function hubFolderUrl(id: string, options: { endpoint?: string; revision?: string } = {}): string {
   const [repo, atRevision] = id.slice('hf-hub:'.length).split('@');
-  if (!/^[\w.-]+\/[\w.-]+$/.test(repo))
+  if (repo === undefined || !/^[\w.-]+\/[\w.-]+$/.test(repo))
     throw new UserError(`${id} is not a Hub model id; write hf-hub:OWNER/NAME, e.g. hf-hub:yyupenn/whylesionclip.`);
   const endpoint = (options.endpoint ?? 'https://huggingface.co').replace(/\/+$/, '');
   return `${endpoint}/${repo}/resolve/${encodeURIComponent(atRevision ?? options.revision ?? 'main')}/`;

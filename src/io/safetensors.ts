@@ -103,7 +103,12 @@ function parseHeaderJson(
     }
     if (!Array.isArray(shape) || !shape.every(isNaturalNumber))
       throw invalid(what, `tensor ${name}'s shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNaturalNumber) || offsets[0] > offsets[1]) {
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every(isNaturalNumber) ||
+      offsets[0]! > offsets[1]!
+    ) {
       throw invalid(
         what,
         `tensor ${name}'s data_offsets ${JSON.stringify(offsets)} are not two increasing non-negative integers`,
@@ -126,10 +131,10 @@ function parseHeaderJson(
     spans.push({ name, begin, end });
   }
   spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  for (let i = 1; i < spans.length; i++) {
-    const [prev, cur] = [spans[i - 1], spans[i]];
+  for (const [i, cur] of spans.entries()) {
+    const prev = spans[i - 1];
     // Empty tensors occupy no bytes, so they cannot overlap anything.
-    if (cur.begin < prev.end && cur.end > cur.begin) {
+    if (prev && cur.begin < prev.end && cur.end > cur.begin) {
       throw invalid(
         what,
         `tensors ${prev.name} [${prev.begin},${prev.end}] and ${cur.name} [${cur.begin},${cur.end}] overlap`,
@@ -230,7 +235,7 @@ export function encodeSafetensors(
   let offset = header.length;
   tensors.forEach((t, i) => {
     out.set(tensorBytes(t, t.data), offset);
-    offset += sizes[i];
+    offset += sizes[i]!;
   });
   return out;
 }

@@ -86,7 +86,7 @@ export async function writeSafetensors(
     await handle.write(header, 0, header.length, 0);
     let position = header.length;
     for (let i = 0; i < tensors.length; i++) {
-      const entry = tensors[i];
+      const entry = tensors[i]!;
       const data = typeof entry.data === 'function' ? await entry.data() : entry.data;
       const bytes = tensorBytes(entry, data);
       for (let done = 0; done < bytes.length; ) {
@@ -98,7 +98,7 @@ export async function writeSafetensors(
         );
         done += bytesWritten;
       }
-      position += sizes[i];
+      position += sizes[i]!;
     }
     await handle.sync();
     await handle.close();

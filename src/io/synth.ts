@@ -29,13 +29,15 @@ function fnv1a(text: string): number {
 /** Fills `out` with normal(0, std) values from xoshiro128** seeded for (seed, name). */
 export function fillNormal(out: Float32Array, seed: number, name: string, std: number): void {
   let mix = fnv1a(name) ^ Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(Math.floor(seed / 2 ** 32), 0x85ebca77);
-  const words: number[] = [];
-  for (let i = 0; i < 4; i++) {
-    let word: number;
-    [mix, word] = splitmix32(mix);
-    words.push(word);
-  }
-  let [s0, s1, s2, s3] = words;
+  const word = (): number => {
+    let w: number;
+    [mix, w] = splitmix32(mix);
+    return w;
+  };
+  let s0 = word();
+  let s1 = word();
+  let s2 = word();
+  let s3 = word();
   if ((s0 | s1 | s2 | s3) === 0) s0 = 1; // the all-zero state is xoshiro's only fixed point
   const next = (): number => {
     const product = Math.imul(s1, 5);
@@ -62,7 +64,7 @@ function synthesize(spec: TensorSpec, seed: number, shape: readonly number[]): F
   const { mean, std } = spec.init;
   const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
   if (std > 0) fillNormal(out, seed, spec.name, std);
-  if (mean !== 0) for (let i = 0; i < out.length; i++) out[i] += mean;
+  if (mean !== 0) for (let i = 0; i < out.length; i++) out[i]! += mean;
   return out;
 }
 

@@ -145,7 +145,7 @@ export class PlacedTensorSource implements TensorSource {
     // BF16 bits shifted up are the exact f32 bits, so this rounds only once.
     await this.forEachChunk(tensor, (raw, first) => {
       const halves = new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
-      for (let i = 0; i < halves.length; i++) result[first + i] = f32BitsToF16Bits(halves[i] << 16);
+      for (let i = 0; i < halves.length; i++) result[first + i] = f32BitsToF16Bits(halves[i]! << 16);
     });
     return result;
   }

@@ -17,7 +17,7 @@ function isContiguous(shape: readonly number[], stride: readonly number[]): bool
   for (let i = shape.length - 1; i >= 0; i--) {
     // Strides of size-1 dimensions never address anything, so torch leaves them arbitrary.
     if (shape[i] !== 1 && stride[i] !== expected) return false;
-    expected *= shape[i];
+    expected *= shape[i]!;
   }
   return true;
 }
@@ -43,7 +43,7 @@ export async function openTorchBin(access: RandomAccess, what: string): Promise<
     throw new UserError(
       `${what} is a zip but not a torch.save checkpoint (it has ${pickles.length} data.pkl entries); re-download it.`,
     );
-  const archive = pickles[0].slice(0, -'data.pkl'.length);
+  const archive = pickles[0]!.slice(0, -'data.pkl'.length);
   const member = (name: string) => {
     const entry = entries.get(archive + name);
     if (entry?.compressed) {

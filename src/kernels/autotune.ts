@@ -8,6 +8,7 @@ import {
   type MatmulShape,
   type MatmulVariant,
 } from './tuning.js';
+import { present } from '../errors.js';
 
 export interface CandidateResult {
   variant: MatmulVariant;
@@ -82,8 +83,8 @@ function rowsError(got: Float32Array, x: Float32Array, w: Float32Array, shape: M
   for (const r of rows) {
     for (let n = 0; n < N; n++) {
       let want = 0;
-      for (let k = 0; k < K; k++) want += x[r * K + k] * w[n * K + k];
-      maxDiff = Math.max(maxDiff, Math.abs(got[r * N + n] - want));
+      for (let k = 0; k < K; k++) want += x[r * K + k]! * w[n * K + k]!;
+      maxDiff = Math.max(maxDiff, Math.abs(got[r * N + n]! - want));
       maxWant = Math.max(maxWant, Math.abs(want));
     }
   }
@@ -111,7 +112,7 @@ async function timeDispatch(
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+  return present(s[Math.floor(s.length / 2)], 'median of no timings');
 }
 
 /**
@@ -172,7 +173,7 @@ async function tuneShape(
     );
     const poisoned = new Float32Array(M * N).fill(Number.NaN); // a kernel that skips outputs cannot pass on the previous one's
     for (const [i, variant] of candidates.entries()) {
-      const m = made[i];
+      const m = made[i]!;
       if (m.status === 'rejected') {
         failed.push({ variant, error: String((m.reason as Error)?.message ?? m.reason) });
         continue;
@@ -182,7 +183,7 @@ async function tuneShape(
         const t0 = performance.now();
         const [bytes] = await gpu.run(`tune ${key} ${variant}`, [m.value], [{ buffer: Y, bytes: M * N * 4 }]);
         const first = performance.now() - t0;
-        const error = rowsError(new Float32Array(bytes), x, w, shape, rows);
+        const error = rowsError(new Float32Array(present(bytes, 'tuned output')), x, w, shape, rows);
         if (!(error <= TOLERANCE)) {
           failed.push({ variant, error: `relative error ${error.toExponential(1)} against the CPU product` });
           continue;

@@ -138,8 +138,8 @@ export function packMatmulWeights(w: Uint16Array, N: number, K: number): Uint16A
       inTile = n % PACKED_TILE_COLS;
     for (let k4 = 0, from = n * K4 * 2; k4 < K4; k4++, from += 2) {
       const to = 2 * (tileBase + k4 * PACKED_TILE_COLS + inTile);
-      dst[to] = src[from];
-      dst[to + 1] = src[from + 1];
+      dst[to] = src[from]!;
+      dst[to + 1] = src[from + 1]!;
     }
   }
   return out;

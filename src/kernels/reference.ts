@@ -41,11 +41,11 @@ export function matmulRef(
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
       let s = 0;
-      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
-      if (opts.bias) s += opts.bias[n];
+      for (let k = 0; k < K; k++) s += x[m * K + k]! * w[n * K + k]!;
+      if (opts.bias) s += opts.bias[n]!;
       if (opts.activation === 'gelu') s = gelu(s);
       else if (opts.activation === 'quick_gelu') s = quickGelu(s);
-      if (opts.residual) s += opts.residual[m * N + n];
+      if (opts.residual) s += opts.residual[m * N + n]!;
       y[m * N + n] = s;
     }
   }
@@ -63,12 +63,12 @@ export function layerNormRef(
   const y = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     let mean = 0;
-    for (let c = 0; c < cols; c++) mean += x[r * cols + c];
+    for (let c = 0; c < cols; c++) mean += x[r * cols + c]!;
     mean /= cols;
     let v = 0;
-    for (let c = 0; c < cols; c++) v += (x[r * cols + c] - mean) ** 2;
+    for (let c = 0; c < cols; c++) v += (x[r * cols + c]! - mean) ** 2;
     const inv = 1 / Math.sqrt(v / cols + eps);
-    for (let c = 0; c < cols; c++) y[r * cols + c] = (x[r * cols + c] - mean) * inv * gain[c] + shift[c];
+    for (let c = 0; c < cols; c++) y[r * cols + c] = (x[r * cols + c]! - mean) * inv * gain[c]! + shift[c]!;
   }
   return y;
 }
@@ -94,18 +94,18 @@ export function attentionRef(
         for (let j = 0; j < n; j++) {
           const k = (b * T + j) * 3 * W + W + h * D;
           let s = 0;
-          for (let d = 0; d < D; d++) s += qkv[q + d] * qkv[k + d];
+          for (let d = 0; d < D; d++) s += qkv[q + d]! * qkv[k + d]!;
           scores[j] = s / Math.sqrt(D);
-          max = Math.max(max, scores[j]);
+          max = Math.max(max, scores[j]!);
         }
         let sum = 0;
         for (let j = 0; j < n; j++) {
-          scores[j] = Math.exp(scores[j] - max);
-          sum += scores[j];
+          scores[j] = Math.exp(scores[j]! - max);
+          sum += scores[j]!;
         }
         for (let d = 0; d < D; d++) {
           let acc = 0;
-          for (let j = 0; j < n; j++) acc += scores[j] * qkv[(b * T + j) * 3 * W + 2 * W + h * D + d];
+          for (let j = 0; j < n; j++) acc += scores[j]! * qkv[(b * T + j) * 3 * W + 2 * W + h * D + d]!;
           out[(b * T + i) * W + h * D + d] = acc / sum;
         }
       }

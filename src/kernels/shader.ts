@@ -52,7 +52,7 @@ export function shaderFiles(
     const source = sources[name];
     if (source === undefined) throw new Error(`No shader named ${name} in shaders/`);
     files.push(name);
-    for (const [, include] of source.matchAll(/^\/\/!include (\S+)$/gm)) {
+    for (const [, include = ''] of source.matchAll(/^\/\/!include (\S+)$/gm)) {
       visit(include.replace(/\{\{(\w+)\}\}/g, (__, key: string) => String(defines[key] ?? `{{${key}}}`)));
     }
   };

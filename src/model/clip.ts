@@ -1,4 +1,4 @@
-import { UserError } from '../errors.js';
+import { UserError, present } from '../errors.js';
 import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import { Executor, type ExecutorMemory, type Program } from '../graph/executor.js';
 import type { TensorSource } from './tensor-source.js';
@@ -266,7 +266,7 @@ export class ClipModel {
   private runVision(pixels: Float32Array, batch: number): Promise<Float32Array> {
     return this.serialized(async () => {
       const [out] = await this.executor.run(this.visionProgram(batch), [pixels]);
-      return new Float32Array(out);
+      return new Float32Array(present(out, 'image embeddings'));
     });
   }
 
@@ -274,7 +274,7 @@ export class ClipModel {
     return this.serialized(async () => {
       const { program, inputs } = this.prepareText(ids, batch);
       const [out] = await this.executor.run(program, inputs);
-      return new Float32Array(out);
+      return new Float32Array(present(out, 'text embeddings'));
     });
   }
 
@@ -287,7 +287,7 @@ export class ClipModel {
     const eot = new Uint32Array(batch);
     for (let b = 0; b < batch; b++) {
       let best = 0;
-      for (let t = 1; t < ctx; t++) if (ids[b * ctx + t] > ids[b * ctx + best]) best = t; // first maximum, as torch.argmax
+      for (let t = 1; t < ctx; t++) if (ids[b * ctx + t]! > ids[b * ctx + best]!) best = t; // first maximum, as torch.argmax
       eot[b] = best;
     }
     const seq = this.towerOptions.exactShortcuts ? Math.max(...eot) + 1 : ctx;
@@ -296,8 +296,8 @@ export class ClipModel {
     );
     const input = new Uint32Array(batch * seq);
     for (let b = 0; b < batch; b++) {
-      for (let t = 0; t < seq; t++) input[b * seq + t] = ids[b * ctx + t];
-      eot[b] += b * seq;
+      for (let t = 0; t < seq; t++) input[b * seq + t] = ids[b * ctx + t]!;
+      eot[b]! += b * seq;
     }
     return { program, inputs: [input, eot] };
   }

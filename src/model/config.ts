@@ -201,7 +201,7 @@ const SIZE_BOUNDS: Record<string, { max: number; real: string }> = {
 };
 
 function bounded(what: string, field: string, value: number): number {
-  const bound = SIZE_BOUNDS[field];
+  const bound = SIZE_BOUNDS[field]!;
   if (value > bound.max) {
     const name = field === 'patches' ? `${value} image patches ((image_size / patch_size)²)` : `${field}=${value}`;
     throw new UserError(

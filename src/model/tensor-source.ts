@@ -31,7 +31,7 @@ export function firstNonFiniteF32(data: Float32Array): number {
   const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
   const n = bits.length;
   for (let i = 0; i < n; i++) {
-    if ((bits[i] & 0x7f800000) === 0x7f800000) return i;
+    if ((bits[i]! & 0x7f800000) === 0x7f800000) return i;
   }
   return -1;
 }
@@ -40,7 +40,7 @@ export function firstNonFiniteF32(data: Float32Array): number {
 export function firstNonFiniteF16(bits: Uint16Array): number {
   const n = bits.length;
   for (let i = 0; i < n; i++) {
-    if ((bits[i] & 0x7c00) === 0x7c00) return i;
+    if ((bits[i]! & 0x7c00) === 0x7c00) return i;
   }
   return -1;
 }
@@ -78,12 +78,12 @@ export function f16BitsToF32(src: Uint16Array, out: Float32Array): void {
   // Copy bits, not numbers: V8's optimized code may canonicalize NaN payloads when floats pass through registers.
   const table = HALF_TO_FLOAT_BITS;
   const outBits = new Uint32Array(out.buffer, out.byteOffset, src.length);
-  for (let i = 0; i < src.length; i++) outBits[i] = table[src[i]];
+  for (let i = 0; i < src.length; i++) outBits[i] = table[src[i]!]!;
 }
 
 export function bf16BitsToF32(src: Uint16Array, out: Float32Array): void {
   const outBits = new Uint32Array(out.buffer, out.byteOffset, src.length);
-  for (let i = 0; i < src.length; i++) outBits[i] = src[i] << 16;
+  for (let i = 0; i < src.length; i++) outBits[i] = src[i]! << 16;
 }
 
 /** f32 bits -> f16 bits, round-to-nearest-even; NaNs keep sign and top payload bits as NumPy does. */
@@ -118,5 +118,5 @@ export function f32BitsToF16Bits(f: number): number {
 
 export function f32ToF16Bits(src: Float32Array, out: Uint16Array): void {
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  for (let i = 0; i < src.length; i++) out[i] = f32BitsToF16Bits(bits[i]);
+  for (let i = 0; i < src.length; i++) out[i] = f32BitsToF16Bits(bits[i]!);
 }

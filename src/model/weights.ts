@@ -1,6 +1,6 @@
 import type { Gpu } from '../runtime/gpu.js';
 import * as K from '../kernels/index.js';
-import { UserError } from '../errors.js';
+import { UserError, present } from '../errors.js';
 import { trace } from '../platform/trace.js';
 import { elementCount, f32ToF16Bits, type TensorSource } from './tensor-source.js';
 import { Staging } from './staging.js';
@@ -102,10 +102,11 @@ export async function uploadClipWeights(
       case 'linear': {
         // [N, K] = [out, in]; trailing dimensions flatten into K (conv1's [W, 3, P, P] is [W, 3·P·P]).
         const data = dtype === 'f16' ? await f16(name, staging.f16(count)) : await f32(name, staging.f32(count));
-        return K.uploadMatmulWeights(scope, name, data, shape[0], count / shape[0]);
+        return K.uploadMatmulWeights(scope, name, data, shape[0]!, count / shape[0]!);
       }
       case 'linear-transposed': {
         const [inputs, outputs] = shape;
+        if (inputs === undefined || outputs === undefined) throw new Error(`Bug: ${name} is not a matrix.`);
         const outIn = transposed(await f32(name, staging.f32(count)), inputs, outputs);
         return K.uploadMatmulWeights(
           scope,
@@ -119,13 +120,13 @@ export async function uploadClipWeights(
         return uploadTable(
           scope,
           name,
-          shape[0],
-          shape[1],
+          shape[0]!,
+          shape[1]!,
           dtype,
           dtype === 'f16' ? await f16(name, staging.f16(count)) : await f32(name, staging.f32(count)),
         );
       case 'scalar':
-        return (await f32(name))[0];
+        return present((await f32(name))[0], `the value of ${name}`);
     }
   };
   // Tensors upload in the order the source holds them (a safetensors file's data order), so a source read
@@ -191,8 +192,8 @@ function finiteF16(source: TensorSource, staging: Staging, name: string, bits: U
     const stored = source.tensors.get(name)?.dtype;
     // An f32 value beyond ±65504 becomes Inf in f16: not damage, but this model cannot run in f16.
     const why =
-      stored === 'F16' || (bits[at] & 0x3ff) !== 0
-        ? `holds ${(bits[at] & 0x3ff) !== 0 ? 'NaN' : 'Inf'} at element ${at}; the checkpoint is damaged, re-download it.`
+      stored === 'F16' || (bits[at]! & 0x3ff) !== 0
+        ? `holds ${(bits[at]! & 0x3ff) !== 0 ? 'NaN' : 'Inf'} at element ${at}; the checkpoint is damaged, re-download it.`
         : `has a value at element ${at} beyond f16's range (or Inf); load it with dtype f32, or re-download it if it is damaged.`;
     throw new UserError(`${checkpointName(source)}: tensor ${name} ${why}`);
   }
@@ -201,7 +202,7 @@ function finiteF16(source: TensorSource, staging: Staging, name: string, bits: U
 
 function transposed(data: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
   return out;
 }
 

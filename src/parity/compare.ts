@@ -28,10 +28,10 @@ export function maxAbsAndRelative(got: Float32Array, want: Float32Array): { maxA
   let maxAbs = 0,
     magnitude = 0;
   for (let i = 0; i < want.length; i++) {
-    const d = Math.abs(got[i] - want[i]);
+    const d = Math.abs(got[i]! - want[i]!);
     // NaN compares false: keep it visible instead of letting Math.max skip it.
     maxAbs = d > maxAbs || Number.isNaN(d) ? d : maxAbs;
-    magnitude = Math.max(magnitude, Math.abs(want[i]));
+    magnitude = Math.max(magnitude, Math.abs(want[i]!));
   }
   return { maxAbs, relative: Number.isNaN(maxAbs) ? NaN : maxAbs / Math.max(magnitude, 1e-30) };
 }
@@ -44,9 +44,9 @@ export function rowCosines(a: Float32Array, b: Float32Array, E: number): number[
       na = 0,
       nb = 0;
     for (let i = r * E; i < (r + 1) * E; i++) {
-      dot += a[i] * b[i];
-      na += a[i] * a[i];
-      nb += b[i] * b[i];
+      dot += a[i]! * b[i]!;
+      na += a[i]! * a[i]!;
+      nb += b[i]! * b[i]!;
     }
     out.push(dot / Math.sqrt(na * nb));
   }
@@ -73,7 +73,7 @@ function gather(x: Float32Array, T: number, W: number, index: number[]): Float32
 export function eotPositions(ids: Int32Array, batch: number, context: number): number[] {
   return Array.from({ length: batch }, (_, b) => {
     let best = 0;
-    for (let t = 1; t < context; t++) if (ids[b * context + t] > ids[b * context + best]) best = t;
+    for (let t = 1; t < context; t++) if (ids[b * context + t]! > ids[b * context + best]!) best = t;
     return best;
   });
 }

@@ -342,7 +342,7 @@ export class Gpu {
         const ns = new BigUint64Array(readback.getMappedRange().slice(0));
         readback.unmap();
         chunk.forEach((dispatch, i) => {
-          results.push({ dispatch, ms: Number(ns[2 * i + 1] - ns[2 * i]) / 1e6 });
+          results.push({ dispatch, ms: Number(ns[2 * i + 1]! - ns[2 * i]!) / 1e6 });
         });
       } finally {
         querySet.destroy();

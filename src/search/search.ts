@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { UserError } from '../errors.js';
+import { UserError, present } from '../errors.js';
 import { openEmbeddingRows, readEmbeddingSidecar, type EmbeddingHead } from '../io/embedding-reader.js';
 import { describeIdentity, identityKey, type ModelIdentity } from '../io/identity.js';
 import { cosineLayout, cosineWasmBytes, CosineKernel } from './cosine-kernel.js';
@@ -75,12 +75,12 @@ export async function searchEmbeddings(
         }),
       ),
     );
-    for (const part of parts) for (let i = 0; i < part.rows.length; i++) best.offer(part.scores[i], part.rows[i]);
+    for (const part of parts) for (let i = 0; i < part.rows.length; i++) best.offer(part.scores[i]!, part.rows[i]!);
   } else {
     const kernel = new CosineKernel(module, unit, chunkRows);
     for await (const chunk of index.chunks(chunkRows)) {
       const scores = kernel.score(chunk.data, chunk.rows);
-      for (let i = 0; i < chunk.rows; i++) best.offer(scores[i], chunk.first + i);
+      for (let i = 0; i < chunk.rows; i++) best.offer(scores[i]!, chunk.first + i);
     }
   }
   const sorted = best.sorted();
@@ -88,8 +88,8 @@ export async function searchEmbeddings(
   const hits = sorted.map(({ score, row }, rank) => ({
     rank: rank + 1,
     row,
-    file: names[rank].file,
-    index: names[rank].index,
+    file: names[rank]!.file,
+    index: names[rank]!.index,
     score,
   }));
   return { hits, meta };
@@ -112,11 +112,12 @@ export class TopK {
 
   offer(score: number, row: number): void {
     const n = this.scores.length;
-    if (n === this.k && !(score > this.scores[n - 1] || (score === this.scores[n - 1] && row < this.rows[n - 1])))
+    if (n === this.k && !(score > this.scores[n - 1]! || (score === this.scores[n - 1] && row < this.rows[n - 1]!)))
       return;
     if (Number.isNaN(score)) return;
     let at = n;
-    while (at > 0 && (this.scores[at - 1] < score || (this.scores[at - 1] === score && this.rows[at - 1] > row))) at--;
+    while (at > 0 && (this.scores[at - 1]! < score || (this.scores[at - 1] === score && this.rows[at - 1]! > row)))
+      at--;
     this.scores.splice(at, 0, score);
     this.rows.splice(at, 0, row);
     if (this.scores.length > this.k) {
@@ -126,7 +127,7 @@ export class TopK {
   }
 
   sorted(): { score: number; row: number }[] {
-    return this.scores.map((score, i) => ({ score, row: this.rows[i] }));
+    return this.scores.map((score, i) => ({ score, row: present(this.rows[i], `row of hit ${i}`) }));
   }
 }
 

@@ -85,7 +85,7 @@ function fileFor(
   }
   // Checked on the decoded path, so %2e%2e and %2f cannot slip a dot segment or a separator past it.
   if (rest.includes('\0') || rest.split(/[\\/]/).some((segment) => segment.startsWith('.'))) return undefined;
-  const mount = mounts[prefix];
+  const mount = mounts[prefix]!;
   if (mount.files && !mount.files.has(rest)) return undefined;
   const file = normalize(join(mount.dir, rest || 'index.html'));
   return within(file, mount.dir) ? { file, mount } : undefined;

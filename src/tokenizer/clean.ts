@@ -11,8 +11,8 @@ const PY_SPACE_RE = new RegExp(`[${WHITE_SPACE_CLASS}\\x1c-\\x1f]`);
 function pyStrip(text: string): string {
   let start = 0;
   let end = text.length;
-  while (start < end && PY_SPACE_RE.test(text[start])) start++;
-  while (end > start && PY_SPACE_RE.test(text[end - 1])) end--;
+  while (start < end && PY_SPACE_RE.test(text[start]!)) start++;
+  while (end > start && PY_SPACE_RE.test(text[end - 1]!)) end--;
   return text.slice(start, end);
 }
 

@@ -36,7 +36,7 @@ function encodeSingleByte(text: string): Uint8Array | null {
     if (code < 0x100) {
       bytes[i] = code;
     } else {
-      const high = CP1252_HIGH.indexOf(text[i]);
+      const high = CP1252_HIGH.indexOf(text[i]!);
       if (high < 0) return null;
       bytes[i] = 0x80 + high;
     }
@@ -132,8 +132,8 @@ const CONTROL_CHAR_RE = /[\x00-\x08\x0b\x0e-\x1f\x7f\u206a-\u206f\ufeff\ufff9-\u
 function fixSegmentOnce(text: string, unescapeHtml: boolean): string {
   let fixed = unescapeHtml ? text.replace(FTFY_ENTITY_RE, ftfyEntity) : text;
   fixed = fixMojibake(fixed);
-  fixed = fixed.replace(C1_CONTROL_RE, (c) => CP1252_HIGH[c.charCodeAt(0) - 0x80]);
-  fixed = fixed.replace(LIGATURE_RE, (c) => LIGATURES[c]);
+  fixed = fixed.replace(C1_CONTROL_RE, (c) => CP1252_HIGH[c.charCodeAt(0) - 0x80]!);
+  fixed = fixed.replace(LIGATURE_RE, (c) => LIGATURES[c]!);
   fixed = fixed.replace(WIDTH_RE, (c) => (c === '\u3000' ? ' ' : c.normalize('NFKC')));
   fixed = fixed.replace(SINGLE_QUOTE_RE, "'").replace(DOUBLE_QUOTE_RE, '"');
   fixed = fixed.replace(LONE_SURROGATE_RE, '\ufffd');
@@ -152,7 +152,7 @@ export function fixText(text: string): string {
     let end = text.indexOf('\n', pos) + 1;
     if (end === 0 || end - pos > MAX_SEGMENT_LENGTH) {
       end = Math.min(text.length, pos + MAX_SEGMENT_LENGTH);
-      if (end < text.length && /[\ud800-\udbff]/.test(text[end - 1])) end--; // keep surrogate pairs whole
+      if (end < text.length && /[\ud800-\udbff]/.test(text[end - 1]!)) end--; // keep surrogate pairs whole
     }
     let segment = text.slice(pos, end);
     if (segment.includes('<')) unescapeHtml = false;

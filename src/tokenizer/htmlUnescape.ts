@@ -29,7 +29,7 @@ function numericCharref(ref: string): string {
   // Python's html._invalid_charrefs: NUL, CR and the Windows-1252 remapping of 0x80..0x9F.
   if (cp === 0) return '\ufffd';
   if (cp === 0x0d) return '\r';
-  if (cp >= 0x80 && cp <= 0x9f) return CP1252_HIGH[cp - 0x80];
+  if (cp >= 0x80 && cp <= 0x9f) return CP1252_HIGH[cp - 0x80]!; // the table has all 32
   if ((cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return '\ufffd';
   if (isDroppedCodePoint(cp)) return '';
   return String.fromCodePoint(cp);

@@ -85,7 +85,7 @@ function describeFailures(path: string, build: () => ClipTokenizer): ClipTokeniz
   } catch (cause) {
     if (!(cause instanceof UserError)) throw cause;
     throw new UserError(
-      `The CLIP vocabulary ${path} is unusable: ${cause.message[0].toLowerCase()}${cause.message.slice(1)}`,
+      `The CLIP vocabulary ${path} is unusable: ${cause.message[0]!.toLowerCase()}${cause.message.slice(1)}`,
       { cause },
     );
   }

@@ -38,13 +38,13 @@ const UTF8_LENIENT = new TextDecoder('utf-8');
 /** Splits merges lines ("a b") into pairs; `firstLine` is the 1-based line number in the source. */
 function parseMerges(lines: string[], firstLine: number): [string, string][] {
   return lines.map((line, i) => {
-    const parts = line.split(/\s+/).filter((p) => p !== '');
-    if (parts.length !== 2) {
+    const [left, right, ...more] = line.split(/\s+/).filter((p) => p !== '');
+    if (left === undefined || right === undefined || more.length > 0) {
       throw new UserError(
         `The BPE merges line ${firstLine + i} is "${line.slice(0, 40)}", not two symbols; use an unmodified CLIP merges file.`,
       );
     }
-    return [parts[0], parts[1]];
+    return [left, right];
   });
 }
 
@@ -63,8 +63,8 @@ class MinHeap {
     items.push(value);
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (items[parent] <= value) break;
-      items[i] = items[parent];
+      if (items[parent]! <= value) break;
+      items[i] = items[parent]!;
       i = parent;
     }
     items[i] = value;
@@ -72,6 +72,7 @@ class MinHeap {
   pop(): number {
     const items = this.items;
     const top = items[0];
+    if (top === undefined) throw new Error('Bug: pop from an empty heap.');
     const last = items.pop()!;
     const n = items.length;
     if (n > 0) {
@@ -79,9 +80,9 @@ class MinHeap {
       for (;;) {
         let child = 2 * i + 1;
         if (child >= n) break;
-        if (child + 1 < n && items[child + 1] < items[child]) child++;
-        if (items[child] >= last) break;
-        items[i] = items[child];
+        if (child + 1 < n && items[child + 1]! < items[child]!) child++;
+        if (items[child]! >= last) break;
+        items[i] = items[child]!;
         i = child;
       }
       items[i] = last;
@@ -144,7 +145,7 @@ export class ClipTokenizer {
     const lines = mergesText.split('\n');
     const header = lines[0]?.startsWith('#') ? 1 : 0;
     const body = lines.slice(header);
-    while (body.length > 0 && body[body.length - 1].trim() === '') body.pop();
+    while (body.length > 0 && body[body.length - 1]!.trim() === '') body.pop();
     const merges = parseMerges(body, header + 1);
     const encoder = new Map<string, number>();
     for (const [token, id] of Object.entries(vocab)) {
@@ -247,27 +248,27 @@ export class ClipTokenizer {
     const prev = new Int32Array(n).map((_, i) => i - 1);
     const queue = new MinHeap();
     const consider = (left: number): void => {
-      const rank = this.ranks.get(`${symbols[left]} ${symbols[next[left]]}`);
+      const rank = this.ranks.get(`${symbols[left]} ${symbols[next[left]!]}`);
       if (rank !== undefined) queue.push(rank * POSITION_SPAN + left);
     };
     for (let i = 0; i + 1 < n; i++) consider(i);
     while (queue.size > 0) {
       const candidate = queue.pop();
       const left = candidate % POSITION_SPAN;
-      const right = next[left];
+      const right = next[left]!;
       // A candidate is stale once either symbol changed: then the pair there has another rank (or none).
       // Merged-away positions get next = -2, so they never pass.
       if (right < 0 || this.ranks.get(`${symbols[left]} ${symbols[right]}`) !== (candidate - left) / POSITION_SPAN)
         continue;
-      symbols[left] += symbols[right];
-      next[left] = next[right];
+      symbols[left]! += symbols[right]!;
+      next[left] = next[right]!;
       next[right] = -2;
-      if (next[left] !== -1) prev[next[left]] = left;
-      if (prev[left] !== -1) consider(prev[left]);
+      if (next[left] !== -1) prev[next[left]!] = left;
+      if (prev[left] !== -1) consider(prev[left]!);
       if (next[left] !== -1) consider(left);
     }
     const ids: number[] = [];
-    for (let i = 0; i !== -1; i = next[i]) ids.push(this.encoder.get(symbols[i])!);
+    for (let i = 0; i !== -1; i = next[i]!) ids.push(this.encoder.get(symbols[i]!)!);
     this.cache.set(word, ids);
     return ids;
   }
