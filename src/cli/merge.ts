@@ -54,29 +54,36 @@ export async function mergeEmbeddings(out: string, parts: readonly string[]): Pr
     parts,
     opened.map((o) => o.meta),
   );
-  for (const index of byShard) await checkDataHash(parts[index]!, opened[index]!.meta);
+  // Shard s's part, its rows and where the walk below is in its lists.
+  const shards = byShard.map((index) => ({
+    path: present(parts[index], `part ${index}`),
+    rows: present(opened[index], `part ${index}`),
+    row: 0,
+    skip: 0,
+  }));
+  for (const { path, rows } of shards) await checkDataHash(path, rows.meta);
 
-  const first = opened[byShard[0]!]!.meta;
-  const count = byShard.length;
+  const first = present(shards[0], 'shard 0').rows.meta;
+  const count = shards.length;
   const files: string[] = [],
     indices: number[] = [];
   const skipped: EmbeddingMeta['skipped'] = [];
   // Position p belongs to shard p % count; walking the positions in order interleaves the parts' ascending lists.
-  const pointers = byShard.map(() => ({ row: 0, skip: 0 }));
   for (let p = 0; p < first.listing.total; p++) {
-    const shard = p % count;
-    const meta = opened[byShard[shard]!]!.meta;
-    const at = pointers[shard]!;
-    if (at.row < meta.rows && meta.indices[at.row] === p) {
-      files.push(meta.files[at.row]!);
+    const at = present(shards[p % count], `shard ${p % count}`);
+    const meta = at.rows.meta;
+    const file = at.row < meta.rows && meta.indices[at.row] === p ? meta.files[at.row] : undefined;
+    const skip = at.skip < meta.skipped.length ? meta.skipped[at.skip] : undefined;
+    if (file !== undefined) {
+      files.push(file);
       indices.push(p);
       at.row++;
-    } else if (at.skip < meta.skipped.length && meta.skipped[at.skip]!.index === p) {
-      skipped.push(meta.skipped[at.skip]!);
+    } else if (skip?.index === p) {
+      skipped.push(skip);
       at.skip++;
     } else {
       throw new UserError(
-        `${parts[byShard[shard]!]} does not account for position ${p} of the listing (neither a row nor a skipped file); embed that shard again.`,
+        `${at.path} does not account for position ${p} of the listing (neither a row nor a skipped file); embed that shard again.`,
       );
     }
   }
@@ -97,7 +104,7 @@ export async function mergeEmbeddings(out: string, parts: readonly string[]): Pr
     out,
     meta,
     interleave(
-      byShard.map((i) => present(opened[i], `shard ${i}`)),
+      shards.map((s) => s.rows),
       meta,
       rowsPerPart,
     ),
