@@ -7,7 +7,9 @@ import { UserError } from '../src/errors.js';
 import { evaluateMode, type EvalInputs, type EvalMode } from '../src/eval/evaluate.js';
 import { accuracy, balancedAccuracy, confusionMatrix, recalls } from '../src/eval/metrics.js';
 import { loadProbe, trainProbe } from '../src/eval/probe.js';
+import { compareModels, formatComparison } from '../src/eval/compare.js';
 import { renderReport } from '../src/eval/report.js';
+import type { ModelIdentity } from '../src/io/identity.js';
 import { FeatureCache } from '../src/eval/features.js';
 import { readImageFolderDataset, readSplitPickle, sampleShots } from '../src/eval/splits.js';
 import { linearAccuracy, logisticObjective, trainAdam, trainLbfgs, type LabeledFeatures } from '../src/eval/train.js';
@@ -196,14 +198,87 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
     const results = await Promise.all(
       (['zeroshot', 'knobo'] as EvalMode[]).map(async (m) => (await evaluateMode(m, { ...inputs, epochs: 5 })).result),
     );
-    const html = renderReport({ dataset: 'synthetic <test>', classes: inputs.classes, results, settings: { seed: 0 } });
+    const html = renderReport({
+      dataset: 'synthetic <test>',
+      classes: inputs.classes,
+      models: [{ model: 'tiny <model>', identity: fakeIdentity('a'), results }],
+      settings: { seed: 0 },
+    });
     expect(html).toMatch(/^<!doctype html>/);
     expect(html).not.toMatch(/(src|href)=["']?(https?:)?\/\//);
     expect(html).toContain('synthetic &#60;test&#62;');
-    expect(html.match(/<svg /g)?.length).toBe(6); // two confusion matrices and the recall bars per mode
+    // the comparison chart, then two confusion matrices and the recall bars per mode
+    expect(html.match(/<svg /g)?.length).toBe(1 + 6);
     expect(html).toContain('Concepts with the largest weight');
+    expect(html).toContain(`weights ${fakeIdentity('a').weights}`);
+  });
+
+  it("several models: the comparison table and chart hold each one's accuracies; bar heights are the accuracies", async () => {
+    const runFor = async (solver: 'lbfgs' | 'adam', seed: number) =>
+      Promise.all(
+        (['zeroshot', 'linear', 'knobo'] as EvalMode[]).map(
+          async (m) => (await evaluateMode(m, { ...inputs, solver, seed, epochs: 5 })).result,
+        ),
+      );
+    const runs = [
+      { model: 'first/model', identity: fakeIdentity('a'), results: await runFor('lbfgs', 0) },
+      {
+        model: 'hf-hub:org/a-rather-long-model-name-that-must-wrap-in-the-chart',
+        identity: fakeIdentity('b'),
+        results: await runFor('adam', 1),
+      },
+    ];
+    const comparison = compareModels(runs);
+    expect(comparison.modes).toEqual(['zeroshot', 'linear']); // the card's two; knobo stays in each model's results
+    runs.forEach((run, i) => {
+      for (const mode of ['zeroshot', 'linear'] as const) {
+        const r = run.results.find((x) => x.mode === mode)!;
+        expect(comparison.rows[i]?.accuracy[mode]).toEqual({
+          in_domain: r.val_acc,
+          out_of_domain: r.test_acc,
+          average: (r.val_acc + r.test_acc) / 2,
+        });
+      }
+    });
+    const table = formatComparison(comparison).split('\n');
+    expect(table[0]).toMatch(/^\s+zero-shot\s+linear probe$/);
+    expect(table[1]).toMatch(/^model\s+weights\s+dtype\s+in-domain\s+out-of-domain\s+average\s+in-domain/);
+    const linear = runs[1]!.results.find((x) => x.mode === 'linear')!;
+    expect(table[3]).toContain(`sha256:bbbbbbbb  f32`);
+    expect(table[3]!.trim().split(/\s+/).slice(-3).map(Number)).toEqual(
+      [linear.val_acc, linear.test_acc, linear.average].map((v) => Number(v.toFixed(1))),
+    );
+    const html = renderReport({ dataset: 'd', classes: inputs.classes, models: runs, settings: {} });
+    const chart = html.slice(html.indexOf('<svg'), html.indexOf('</svg>'));
+    const plot = Number(/data-plot-height="([\d.]+)"/.exec(chart)![1]);
+    const gridY = (p: number) => Number(new RegExp(`data-percent="${p}"[^>]* y1="([\\d.]+)"`).exec(chart)![1]);
+    expect(gridY(0) - gridY(100)).toBeCloseTo(plot, 9);
+    const bars = [
+      ...chart.matchAll(
+        /<rect class="bar" data-model="(\d)" data-mode="(\w+)" data-domain="(\w+)" data-value="[^"]*" x="[^"]*" y="([\d.]+)" width="[^"]*" height="([\d.]+)"/g,
+      ),
+    ];
+    expect(bars).toHaveLength(2 * 2 * 3); // per model, per compared mode, in-domain, out-of-domain and average
+    for (const [, model, mode, domain, y, height] of bars) {
+      const expected = comparison.rows[Number(model)]!.accuracy[mode as EvalMode]![domain as 'in_domain'];
+      expect((Number(height) / plot) * 100).toBeCloseTo(expected, 2);
+      expect(Number(y) + Number(height)).toBeCloseTo(gridY(0), 2); // standing on the 0% line
+    }
+    expect(chart.match(/<text class="model"/g)).toHaveLength(2); // one group label per model
+    expect(chart).toContain('>hf-hub:org/a-rather-long-<'); // wrapped at a '-', not cut
+    expect(html).toContain(`weights ${fakeIdentity('b').weights}<br>config ${fakeIdentity('b').config}<br>dtype f32`);
   });
 });
+
+/** An identity with a recognisable hash, for report tests that load no model. */
+function fakeIdentity(hex: string): ModelIdentity {
+  return {
+    weights: `sha256:${hex.repeat(64)}`,
+    config: `sha256:${'c'.repeat(63)}${hex}`,
+    dtype: 'f32',
+    source: `/models/${hex}`,
+  };
+}
 
 describe('splits', () => {
   it("reads KnoBo's split pickles with the safe reader (class counts as Python's pickle)", async () => {

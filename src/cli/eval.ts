@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { packageFile } from '../assets.js';
 import { DEFAULT_BOTTLENECK, KNOBO_BOTTLENECKS, loadConcepts } from '../concepts/knobo.js';
 import { UserError } from '../errors.js';
+import { compareModels, formatComparison, type ModelRun } from '../eval/compare.js';
 import { defaultFeatureCacheDir, embedWithCache, FeatureCache, featureCacheKey } from '../eval/features.js';
 import {
   EVAL_MODES,
@@ -26,7 +27,8 @@ import {
 } from '../eval/splits.js';
 import { DEFAULT_MODEL, MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
 import { writeAtomic } from './corpus.js';
-import type { ModelIdentity } from '../io/identity.js';
+import { resolveModelDir } from '../io/hub.js';
+import { describeIdentity, type ModelIdentity } from '../io/identity.js';
 import { acquireLock } from '../io/lock.js';
 import { loadModelFromArgs } from './load.js';
 import { refuseToOverwrite } from './outputs.js';
@@ -71,7 +73,7 @@ the paper's splits ship with whylesion and name images relative to ROOT. val is 
   --batch N              images per forward (default 16)`;
 
 const USAGE = `
-Usage: whylesion eval DATASET [--mode zeroshot,linear,concepts,knobo] [--json] [--report FILE.html] [options]
+Usage: whylesion eval DATASET [--mode zeroshot,linear,concepts,knobo] [--models A,B,C] [--json] [--report FILE.html] [options]
 
 The model card's evaluation: accuracy on val and test, their gap and average (the KnoBo paper's table),
 balanced accuracy, per-class recall and the confusion matrix, for each mode:
@@ -81,10 +83,15 @@ balanced accuracy, per-class recall and the confusion matrix, for each mode:
   concepts   logistic regression on the cosines of the image with each concept question (--bottleneck)
   knobo      concepts plus KnoBo's prior loss mean |tanh(W) − P| toward skin_class2concept2answer.json
   --mode LIST            comma-separated modes (default all four)
+  --models A,B,C         evaluate several models (folders or hf-hub: ids, instead of --model) and compare them:
+                         a table of zero-shot and linear-probe accuracy per model (in-domain = val,
+                         out-of-domain = test, average), each model's identity, in --json and --report too
   --classes FILE.json    zeroshot prompts: {"class": ["prompt", ...]}
   --json                 print {"dataset", "classes", "results": [{"mode", "val_acc", "test_acc", "gap", "average",
-                         "balanced_acc", "recall", "confusion": {"val", "test"}, ...}]} (accuracies in %)
-  --report FILE.html     write one self-contained page: confusion matrices, per-class recall, top concepts
+                         "balanced_acc", "recall", "confusion": {"val", "test"}, ...}], "models": [{"model",
+                         "identity", "results"}], "comparison"} (accuracies in %; "results" with one model only)
+  --report FILE.html     write one self-contained page: the models' accuracy side by side (a bar chart),
+                         confusion matrices, per-class recall, top concepts
                          (an existing file is kept unless --force)
   --force                overwrite an existing --report file
 A mode this dataset cannot run (knobo for a class KnoBo's priors lack; zeroshot when the default prompts
@@ -171,6 +178,8 @@ export async function prepareInputs(
   values: DatasetValues,
   needs: { concepts?: string[]; prompts?: string[][] },
   settings: TrainingSettings,
+  /** Rewords a UserError from loading the model (eval --models names which of the models failed). */
+  loadFailure?: (error: UserError) => UserError,
 ): Promise<EvalInputs & { embedded: number; cached: number; identity: ModelIdentity }> {
   const splits = {
     ...dataset.splits,
@@ -181,7 +190,9 @@ export async function prepareInputs(
   const batch = values.batch ? positiveInteger('batch', values.batch) : 16;
   const modelName = values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL;
   const status = new StatusLine();
-  const model = await loadModelFromArgs(values, status);
+  const model = await loadModelFromArgs(values, status).catch((error: unknown) => {
+    throw loadFailure && error instanceof UserError ? loadFailure(error) : error;
+  });
   try {
     status.phase('reading the images (cached embeddings are not recomputed)');
     const cache = await FeatureCache.open(
@@ -303,6 +314,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     argv,
     {
       ...DATASET_OPTIONS,
+      models: { type: 'string' },
       mode: { type: 'string' },
       classes: { type: 'string' },
       json: { type: 'boolean' },
@@ -330,14 +342,35 @@ export async function evalCommand(argv: string[]): Promise<void> {
   }
 }
 
+/**
+ * The models to evaluate: --models A,B,C, else the one --model (or $WHYLESION_MODEL, or the default). Local folders
+ * are checked before anything loads, so a mistyped third path does not cost two models' runs first.
+ */
+async function modelSpecs(values: { model?: string; models?: string }): Promise<string[]> {
+  if (values.models === undefined) return [values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL];
+  if (values.model !== undefined)
+    throw new UserError('--model and --models cannot be used together; list every model in --models A,B,C.');
+  const specs = values.models
+    .split(',')
+    .map((m) => m.trim())
+    .filter((m) => m.length > 0);
+  if (specs.length === 0)
+    throw new UserError(`--models ${values.models} names no model; pass folders or hf-hub: ids separated by commas.`);
+  const twice = specs.find((m, i) => specs.indexOf(m) !== i);
+  if (twice !== undefined) throw new UserError(`--models names ${twice} twice; list each model once.`);
+  for (const spec of specs) if (!spec.startsWith('hf-hub:')) await resolveModelDir(spec);
+  return specs;
+}
+
 async function evaluate(
   datasetSpec: string,
-  values: DatasetValues & { classes?: string; json?: boolean; report?: string },
+  values: DatasetValues & { classes?: string; json?: boolean; report?: string; models?: string },
   modes: EvalMode[],
   settings: TrainingSettings,
 ): Promise<void> {
+  const specs = await modelSpecs(values);
   const dataset = await openDataset(datasetSpec, values);
-  // A mode this dataset cannot run is skipped with its reason, before the model loads; the others run.
+  // A mode this dataset cannot run is skipped with its reason, before any model loads; the others run.
   const skipped: SkippedMode[] = [];
   const skip = (mode: EvalMode, error: unknown): void => {
     if (!(error instanceof UserError)) throw error;
@@ -346,8 +379,8 @@ async function evaluate(
   };
   const needsConcepts = modes.includes('concepts') || modes.includes('knobo');
   const concepts = needsConcepts ? await loadConcepts(values.bottleneck) : undefined;
-  if (modes.includes('knobo'))
-    await knoboPrior(dataset.classes, concepts!).catch((error: unknown) => skip('knobo', error));
+  if (modes.includes('knobo') && concepts)
+    await knoboPrior(dataset.classes, concepts).catch((error: unknown) => skip('knobo', error));
   let prompts: string[][] | undefined;
   if (modes.includes('zeroshot')) {
     // A prompts file the user named that does not fit is their mistake to fix; the default one may simply not cover this dataset.
@@ -363,41 +396,80 @@ async function evaluate(
     throw new UserError(
       `None of the modes ${modes.join(', ')} can run on ${dataset.name} (reasons above); pick others with --mode.`,
     );
-  const inputs = await prepareInputs(
-    dataset,
-    values,
-    { concepts: running.some((m) => m === 'concepts' || m === 'knobo') ? concepts : undefined, prompts },
-    settings,
-  );
-  process.stderr.write(
-    `${dataset.name}: ${dataset.classes.length} classes; train ${inputs.train.labels.length}, val ${inputs.val.labels.length}, test ${inputs.test.labels.length} images (${inputs.embedded} embedded now, ${inputs.cached} from the cache)\n`,
-  );
-  const results: ModeResult[] = [];
-  const status = new StatusLine();
-  try {
-    for (const mode of running) {
-      status.phase(`evaluating ${mode}`);
-      results.push((await evaluateMode(mode, inputs)).result);
+  // One model at a time (each is disposed before the next loads, so memory is one model's). A model that cannot
+  // be loaded ends the run with nothing written: a comparison without it is not the one asked for, and the models
+  // before it keep their embeddings in the feature cache, so the rerun recomputes nothing for them.
+  const runs: ModelRun[] = [];
+  for (const [index, spec] of specs.entries()) {
+    const inputs = await prepareInputs(
+      dataset,
+      { ...values, model: spec },
+      { concepts: running.some((m) => m === 'concepts' || m === 'knobo') ? concepts : undefined, prompts },
+      settings,
+      specs.length > 1
+        ? (error) =>
+            new UserError(
+              `--models ${spec} (model ${index + 1} of ${specs.length}) cannot be loaded, so nothing was compared: ${lowerFirst(error.message)}`,
+              { cause: error },
+            )
+        : undefined,
+    );
+    process.stderr.write(
+      `${dataset.name} with ${spec}: ${dataset.classes.length} classes; train ${inputs.train.labels.length}, val ${inputs.val.labels.length}, test ${inputs.test.labels.length} images (${inputs.embedded} embedded now, ${inputs.cached} from the cache)\n`,
+    );
+    const results: ModeResult[] = [];
+    const status = new StatusLine();
+    try {
+      for (const mode of running) {
+        status.phase(`evaluating ${mode}${specs.length > 1 ? ` (model ${index + 1} of ${specs.length})` : ''}`);
+        results.push((await evaluateMode(mode, inputs)).result);
+      }
+    } finally {
+      status.stop();
     }
-  } finally {
-    status.stop();
+    runs.push({ model: spec, identity: inputs.identity, results });
   }
+  const comparison = compareModels(runs);
   if (values.report) {
     await writeAtomic(values.report, [
       renderReport({
         dataset: dataset.name,
         classes: dataset.classes,
-        results,
+        models: runs,
         skipped,
-        settings: {
-          ...settings,
-          bottleneck: needsConcepts ? (values.bottleneck ?? DEFAULT_BOTTLENECK) : undefined,
-          model: inputs.model,
-        },
+        settings: { ...settings, bottleneck: needsConcepts ? (values.bottleneck ?? DEFAULT_BOTTLENECK) : undefined },
       }),
     ]);
     process.stderr.write(`Wrote ${values.report}\n`);
   }
-  if (values.json) console.log(JSON.stringify({ dataset: dataset.name, classes: dataset.classes, results, skipped }));
-  else console.log(formatTable(results, dataset.classes, skipped));
+  const [only] = runs;
+  if (values.json) {
+    console.log(
+      JSON.stringify({
+        dataset: dataset.name,
+        classes: dataset.classes,
+        // One model: its results at the top level too, as before --models existed.
+        ...(runs.length === 1 && only ? { results: only.results } : {}),
+        skipped,
+        models: runs,
+        comparison,
+      }),
+    );
+  } else if (runs.length === 1 && only) {
+    console.log(formatTable(only.results, dataset.classes, skipped));
+  } else {
+    // The comparison first, then each model's own table (the paper's columns, recall, confusion), then what was skipped.
+    const details = runs.map(
+      (run) => `== ${run.model} (${describeIdentity(run.identity)})\n${formatTable(run.results, dataset.classes)}`,
+    );
+    const skippedLines = skipped.map((s) => `${s.mode} skipped: ${s.reason}`);
+    console.log(
+      [formatComparison(comparison), ...details, ...(skippedLines.length ? [skippedLines.join('\n')] : [])].join(
+        '\n\n',
+      ),
+    );
+  }
 }
+
+/** 'Model folder x …' → 'model folder x …', to follow a colon; an acronym ('HTTP …') stays. */
+const lowerFirst = (s: string): string => (/^[A-Z][a-z]/.test(s) ? `${s.charAt(0).toLowerCase()}${s.slice(1)}` : s);
