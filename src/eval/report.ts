@@ -40,7 +40,8 @@ export function renderReport(input: ReportInput): string {
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:24px 0 8px;border-top:1px solid #ddd;padding-top:12px}h3{font-size:16px;margin:20px 0 8px}
 table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #eee;text-align:right}td:first-child,th:first-child{text-align:left}
-.wide{overflow-x:auto;max-width:100%}.name{overflow-wrap:anywhere;max-width:28em}
+.wide{overflow-x:auto;max-width:100%}h2.name{overflow-wrap:anywhere}
+.compare th,.compare td{text-align:right}.compare th.group{text-align:center}.compare .model{text-align:left;min-width:10em}
 .identity{font:12px/1.5 ui-monospace,monospace;overflow-wrap:anywhere;color:#555;margin:4px 0 12px}
 .row figure{margin:0;max-width:100%}.row svg,.chart svg{max-width:100%;height:auto}.row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.muted{color:#777}
 .chart{margin:12px 0 0}.legend{display:flex;flex-wrap:wrap;gap:4px 16px;margin:8px 0;font-size:13px}.legend span{white-space:nowrap}
@@ -60,11 +61,11 @@ ${models.map((run) => modelHtml(run, classes)).join('\n')}
 /** The models side by side: a table and a grouped bar chart of each compared mode's accuracy per model. */
 function comparisonHtml(comparison: Comparison): string {
   const { modes, rows } = comparison;
-  const head = `<tr><th rowspan="2">model</th>${modes.map((m) => `<th colspan="${DOMAINS.length}">${esc(MODE_TITLES[m])}</th>`).join('')}</tr><tr>${modes.map(() => DOMAINS.map((d) => `<th>${DOMAIN_TITLES[d]}</th>`).join('')).join('')}</tr>`;
+  const head = `<tr><th rowspan="2" class="model">model</th>${modes.map((m) => `<th class="group" colspan="${DOMAINS.length}">${esc(MODE_TITLES[m])}</th>`).join('')}</tr><tr>${modes.map(() => DOMAINS.map((d) => `<th>${DOMAIN_TITLES[d]}</th>`).join('')).join('')}</tr>`;
   const body = rows
     .map(
       (r) =>
-        `<tr><td class="name">${esc(r.model)}</td>${modes.map((m) => DOMAINS.map((d) => `<td>${accuracyCell(r.accuracy[m], d)}</td>`).join('')).join('')}</tr>`,
+        `<tr><td class="model">${breakable(r.model)}</td>${modes.map((m) => DOMAINS.map((d) => `<td>${accuracyCell(r.accuracy[m], d)}</td>`).join('')).join('')}</tr>`,
     )
     .join('');
   const legend = modes
@@ -75,11 +76,15 @@ function comparisonHtml(comparison: Comparison): string {
       ),
     )
     .join('');
-  return `<section class="comparison"><h2>${esc(modes.map((m) => MODE_TITLES[m]).join(' and '))} per model</h2>
-<div class="wide"><table>${head}${body}</table></div>
+  const title = modes.map((m) => MODE_TITLES[m]).join(' and ');
+  return `<section class="comparison"><h2>${esc(title.charAt(0).toUpperCase() + title.slice(1))} accuracy per model</h2>
+<div class="wide"><table class="compare">${head}${body}</table></div>
 <p class="muted">In-domain: val; out-of-domain: test, the shifted set; accuracy in %.</p>
 <figure class="chart"><div class="legend">${legend}</div>${comparisonSvg(comparison)}</figure></section>`;
 }
+
+/** A model name that may wrap after each '/' (a path or Hub id) rather than anywhere. */
+const breakable = (name: string): string => esc(name).replaceAll('/', '/<wbr>');
 
 const accuracyCell = (a: DomainAccuracy | undefined, d: keyof DomainAccuracy): string => (a ? pct(a[d]) : '–');
 
