@@ -73,7 +73,7 @@ the paper's splits ship with whylesion and name images relative to ROOT. val is 
   --batch N              images per forward (default 16)`;
 
 const USAGE = `
-Usage: whylesion eval DATASET [--mode zeroshot,linear,concepts,knobo] [--models A,B,C] [--json] [--report FILE.html] [options]
+Usage: whylesion eval DATASET [--mode zeroshot,linear,...] [--models A,B,C] [--json] [--report FILE.html] [options]
 
 The model card's evaluation: accuracy on val and test, their gap and average (the KnoBo paper's table),
 balanced accuracy, per-class recall and the confusion matrix, for each mode:
