@@ -230,6 +230,12 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
     ];
     const comparison = compareModels(runs);
     expect(comparison.modes).toEqual(['zeroshot', 'linear']); // the card's two; knobo stays in each model's results
+    // Neither of the card's modes ran: the comparison is of those that did.
+    const knoboOnly = compareModels(
+      runs.map((run) => ({ ...run, results: run.results.filter((r) => r.mode === 'knobo') })),
+    );
+    expect(knoboOnly.modes).toEqual(['knobo']);
+    expect(knoboOnly.rows[1]?.accuracy.knobo?.out_of_domain).toBe(runs[1]?.results[2]?.test_acc);
     runs.forEach((run, i) => {
       for (const mode of ['zeroshot', 'linear'] as const) {
         const r = run.results.find((x) => x.mode === mode)!;
