@@ -39,6 +39,11 @@ const message = (stderr: string): string =>
     .split('\n')
     .filter((l) => l.startsWith('whylesion:'))
     .join('\n');
+/** The value, or a failed test naming what was missing (instead of an unchecked index read). */
+function defined<T>(value: T | undefined, what = 'a value'): T {
+  if (value === undefined) throw new Error(`expected ${what}, got undefined`);
+  return value;
+}
 const sha256 = (path: string): string => `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
 
 beforeAll(async () => {
@@ -108,30 +113,30 @@ describe('eval --models', () => {
     expect(compared.results).toBeUndefined(); // top-level results only for one model
     expect(compared.models.map((m) => m.model)).toEqual([TINY_MODEL, other]);
     compared.models.forEach((run, i) => {
-      const alone = single[i]!;
+      const alone = defined(single[i]);
       expect(alone.models).toHaveLength(1);
-      expect(alone.results).toEqual(alone.models[0]!.results);
+      expect(alone.results).toEqual(defined(alone.models[0]).results);
       expect(run.results.map((r) => r.mode)).toEqual(['zeroshot', 'linear', 'concepts', 'knobo']);
       expect(run.results).toEqual(alone.results); // every mode, every number, as the separate run
-      expect(run.identity).toEqual(alone.models[0]!.identity);
+      expect(run.identity).toEqual(defined(alone.models[0]).identity);
     });
     const [a, b] = compared.models;
     for (const [run, dir] of [
-      [a!, TINY_MODEL],
-      [b!, other],
+      [defined(a), TINY_MODEL],
+      [defined(b), other],
     ] as const) {
       expect(run.identity.weights).toBe(sha256(join(dir, 'open_clip_model.safetensors')));
       expect(run.identity.config).toBe(sha256(join(dir, 'open_clip_config.json')));
       expect(run.identity.dtype).toBe('f32');
     }
-    expect(a!.identity.weights).not.toBe(b!.identity.weights);
+    expect(defined(a).identity.weights).not.toBe(defined(b).identity.weights);
 
     expect(compared.comparison.modes).toEqual(['zeroshot', 'linear']);
     compared.comparison.rows.forEach((row, i) => {
-      expect(row.model).toBe(compared.models[i]!.model);
-      expect(row.identity).toEqual(compared.models[i]!.identity);
+      expect(row.model).toBe(defined(compared.models[i]).model);
+      expect(row.identity).toEqual(defined(compared.models[i]).identity);
       for (const mode of ['zeroshot', 'linear'] as const) {
-        const separate = single[i]!.results!.find((r) => r.mode === mode)!;
+        const separate = defined(defined(single[i]).results?.find((r) => r.mode === mode));
         expect(row.accuracy[mode]).toEqual({
           in_domain: separate.val_acc,
           out_of_domain: separate.test_acc,
@@ -159,12 +164,12 @@ describe('eval --models', () => {
       /^model\s+weights\s+dtype\s+in-domain\s+out-of-domain\s+average\s+in-domain\s+out-of-domain\s+average$/,
     );
     compared.comparison.rows.forEach((row, i) => {
-      const line = lines[2 + i]!;
+      const line = defined(lines[2 + i]);
       expect(line.startsWith(row.model)).toBe(true);
       expect(line).toContain(row.identity.weights.slice(0, 'sha256:'.length + 8));
       const numbers = line.trim().split(/\s+/).slice(-6).map(Number);
       const expected = (['zeroshot', 'linear'] as const).flatMap((m) => {
-        const a = row.accuracy[m]!;
+        const a = defined(row.accuracy[m]);
         return [a.in_domain, a.out_of_domain, a.average].map((v) => Number(v.toFixed(1)));
       });
       expect(numbers).toEqual(expected);
@@ -176,7 +181,7 @@ describe('eval --models', () => {
     const html = readFileSync(report(), 'utf8');
     const chart = html.slice(html.indexOf('<svg'), html.indexOf('</svg>'));
     expect(chart).toContain('aria-label="accuracy per model"');
-    const plot = Number(/data-plot-height="([\d.]+)"/.exec(chart)![1]);
+    const plot = Number(/data-plot-height="([\d.]+)"/.exec(chart)?.[1]);
     const bars = [
       ...chart.matchAll(
         /<rect class="bar" data-model="(\d)" data-mode="(\w+)" data-domain="(\w+)" [^>]*? height="([\d.]+)"/g,
@@ -185,7 +190,7 @@ describe('eval --models', () => {
     expect(new Set(bars.map((b) => b[1]))).toEqual(new Set(['0', '1'])); // a group per model
     expect(bars).toHaveLength(2 * 2 * 3);
     for (const [, model, mode, domain, height] of bars) {
-      const accuracy = compared.comparison.rows[Number(model)]!.accuracy[mode as 'zeroshot']!;
+      const accuracy = defined(defined(compared.comparison.rows[Number(model)]).accuracy[mode as 'zeroshot']);
       expect((Number(height) / plot) * 100).toBeCloseTo(accuracy[domain as 'in_domain'], 2);
     }
     for (const run of compared.models)
@@ -201,7 +206,7 @@ describe('eval --models', () => {
         /^whylesion: --model and --models cannot be used together; list every model in --models A,B,C\.$/,
       ],
       [['--models', `${TINY_MODEL},${TINY_MODEL}`], /^whylesion: --models names .* twice; list each model once\.$/],
-      [['--models', ' , '], /^whylesion: --models  ,  names no model;/],
+      [['--models', ' , '], /^whylesion: --models {2}, {2}names no model;/],
       [
         ['--models', `${TINY_MODEL},${join(work, 'nowhere')}`],
         /^whylesion: Model folder .*nowhere does not exist; pass a folder/,
@@ -256,7 +261,8 @@ describe('eval --models', () => {
             const r = e.getBoundingClientRect();
             return { left: r.left, right: r.right, top: r.top, bottom: r.bottom };
           };
-          const chart = document.querySelector('figure.chart')!;
+          const chart = document.querySelector('figure.chart');
+          if (!chart) throw new Error('the report has no chart');
           const labels = [...chart.querySelectorAll('svg text, .legend span')].map((e) => ({
             text: e.textContent ?? '',
             ...box(e),

@@ -238,7 +238,7 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
     expect(knoboOnly.rows[1]?.accuracy.knobo?.out_of_domain).toBe(runs[1]?.results[2]?.test_acc);
     runs.forEach((run, i) => {
       for (const mode of ['zeroshot', 'linear'] as const) {
-        const r = run.results.find((x) => x.mode === mode)!;
+        const r = defined(run.results.find((x) => x.mode === mode));
         expect(comparison.rows[i]?.accuracy[mode]).toEqual({
           in_domain: r.val_acc,
           out_of_domain: r.test_acc,
@@ -249,15 +249,15 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
     const table = formatComparison(comparison).split('\n');
     expect(table[0]).toMatch(/^\s+zero-shot\s+linear probe$/);
     expect(table[1]).toMatch(/^model\s+weights\s+dtype\s+in-domain\s+out-of-domain\s+average\s+in-domain/);
-    const linear = runs[1]!.results.find((x) => x.mode === 'linear')!;
+    const linear = defined(runs[1]?.results.find((x) => x.mode === 'linear'));
     expect(table[3]).toContain(`sha256:bbbbbbbb  f32`);
-    expect(table[3]!.trim().split(/\s+/).slice(-3).map(Number)).toEqual(
+    expect(defined(table[3]).trim().split(/\s+/).slice(-3).map(Number)).toEqual(
       [linear.val_acc, linear.test_acc, linear.average].map((v) => Number(v.toFixed(1))),
     );
     const html = renderReport({ dataset: 'd', classes: inputs.classes, models: runs, settings: {} });
     const chart = html.slice(html.indexOf('<svg'), html.indexOf('</svg>'));
-    const plot = Number(/data-plot-height="([\d.]+)"/.exec(chart)![1]);
-    const gridY = (p: number) => Number(new RegExp(`data-percent="${p}"[^>]* y1="([\\d.]+)"`).exec(chart)![1]);
+    const plot = Number(/data-plot-height="([\d.]+)"/.exec(chart)?.[1]);
+    const gridY = (p: number) => Number(new RegExp(`data-percent="${p}"[^>]* y1="([\\d.]+)"`).exec(chart)?.[1]);
     expect(gridY(0) - gridY(100)).toBeCloseTo(plot, 9);
     const bars = [
       ...chart.matchAll(
@@ -266,7 +266,7 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
     ];
     expect(bars).toHaveLength(2 * 2 * 3); // per model, per compared mode, in-domain, out-of-domain and average
     for (const [, model, mode, domain, y, height] of bars) {
-      const expected = comparison.rows[Number(model)]!.accuracy[mode as EvalMode]![domain as 'in_domain'];
+      const expected = defined(comparison.rows[Number(model)]?.accuracy[mode as EvalMode])[domain as 'in_domain'];
       expect((Number(height) / plot) * 100).toBeCloseTo(expected, 2);
       expect(Number(y) + Number(height)).toBeCloseTo(gridY(0), 2); // standing on the 0% line
     }
@@ -275,6 +275,12 @@ describe('the protocol against PyTorch + scikit-learn on the synthetic dataset (
     expect(html).toContain(`weights ${fakeIdentity('b').weights}<br>config ${fakeIdentity('b').config}<br>dtype f32`);
   });
 });
+
+/** The value, or a failed test saying it was missing (instead of an unchecked index read). */
+function defined<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error('expected a value, got undefined');
+  return value;
+}
 
 /** An identity with a recognisable hash, for report tests that load no model. */
 function fakeIdentity(hex: string): ModelIdentity {
