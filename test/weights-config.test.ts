@@ -23,8 +23,33 @@ describe('open_clip config', () => {
     expect(parseClipConfig({ embed_dim: 512, vision_cfg: {}, text_cfg: {} })).toEqual({
       embedDim: 512,
       quickGelu: false,
-      vision: { imageSize: 224, patchSize: 16, width: 768, layers: 12, headWidth: 64, heads: 12, mlpRatio: 4 },
-      text: { contextLength: 77, vocabSize: 49408, width: 512, heads: 8, layers: 12, mlpRatio: 4 },
+      vision: {
+        imageSize: 224,
+        patchSize: 16,
+        width: 768,
+        layers: 12,
+        headWidth: 64,
+        heads: 12,
+        mlpRatio: 4,
+        layerScale: false,
+        lnPre: true,
+        pool: 'tok',
+        lnAfterPool: false,
+        normEps: 1e-5,
+      },
+      text: {
+        contextLength: 77,
+        vocabSize: 49408,
+        width: 512,
+        heads: 8,
+        layers: 12,
+        mlpRatio: 4,
+        layerScale: false,
+        pool: 'argmax',
+        causal: true,
+        projBias: false,
+        normEps: 1e-5,
+      },
       preprocess: {
         mean: [0.48145466, 0.4578275, 0.40821073],
         std: [0.26862954, 0.26130258, 0.27577711],
@@ -44,8 +69,25 @@ describe('open_clip config', () => {
       headWidth: 64,
       heads: 16,
       mlpRatio: 4,
+      layerScale: false,
+      lnPre: true,
+      pool: 'tok',
+      lnAfterPool: false,
+      normEps: 1e-5,
     });
-    expect(large.text).toEqual({ contextLength: 77, vocabSize: 49408, width: 768, heads: 12, layers: 12, mlpRatio: 4 });
+    expect(large.text).toEqual({
+      contextLength: 77,
+      vocabSize: 49408,
+      width: 768,
+      heads: 12,
+      layers: 12,
+      mlpRatio: 4,
+      layerScale: false,
+      pool: 'argmax',
+      causal: true,
+      projBias: false,
+      normEps: 1e-5,
+    });
     expect(parseClipConfig(BUILTIN_CONFIGS['ViT-B-32']).vision.patchSize).toBe(32);
     const tiny = parseClipConfig(JSON.parse(await readFile(join(TINY, 'open_clip_config.json'), 'utf8')));
     expect(tiny.vision.heads).toBe(2);
@@ -58,11 +100,55 @@ describe('open_clip config', () => {
     expect(quick.preprocess.mean).toEqual([0.5, 0.5, 0.5]);
   });
 
-  it('refuses every tower it does not run, naming each field', () => {
+  it('reads every native-tower knob open_clip 2.24 has', () => {
+    const cfg = parseClipConfig({
+      embed_dim: 8,
+      vision_cfg: {
+        image_size: 336,
+        patch_size: 14,
+        ls_init_value: 1e-5,
+        no_ln_pre: true,
+        pool_type: 'avg',
+        final_ln_after_pool: true,
+        pos_embed_type: 'sin_cos_2d',
+        norm_kwargs: { eps: 1e-6 },
+      },
+      text_cfg: {
+        context_length: 64,
+        ls_init_value: 0.1,
+        pool_type: 'last',
+        no_causal_mask: true,
+        proj_bias: true,
+        pad_id: 1,
+        final_ln_after_pool: true,
+        norm_kwargs: { eps: 1e-6 },
+      },
+    });
+    expect(cfg.vision).toMatchObject({
+      imageSize: 336,
+      patchSize: 14,
+      layerScale: true,
+      lnPre: false,
+      pool: 'avg',
+      lnAfterPool: true,
+      normEps: 1e-6,
+    });
+    expect(cfg.text).toMatchObject({
+      contextLength: 64,
+      layerScale: true,
+      pool: 'last',
+      causal: false,
+      projBias: true,
+      normEps: 1e-6,
+    });
+    expect(parseClipConfig({ embed_dim: 8, text_cfg: { pool_type: 'first' } }).text.pool).toBe('first');
+  });
+
+  it('refuses every tower it does not run in one sentence, naming each knob and why', () => {
     expect(
       refusal({ embed_dim: 8, vision_cfg: { timm_model_name: 'convnext_base' }, text_cfg: { hf_model_name: 'bert' } }),
-    ).toMatch(
-      /cfg\.json uses unsupported settings: vision_cfg\.timm_model_name="convnext_base", text_cfg\.hf_model_name="bert"; whylesion runs open_clip ViT/,
+    ).toBe(
+      'cfg.json uses unsupported settings: vision_cfg.timm_model_name="convnext_base" (a timm image tower), text_cfg.hf_model_name="bert" (a Hugging Face transformers text tower); whylesion runs open_clip\'s native VisionTransformer and TextTransformer towers.',
     );
     expect(refusal({ embed_dim: 8, vision_cfg: { layers: [3, 4, 6, 3] } })).toMatch(
       /vision_cfg\.layers=\[3,4,6,3\] \(a ModifiedResNet\)/,
@@ -72,26 +158,27 @@ describe('open_clip config', () => {
         embed_dim: 8,
         vision_cfg: {
           attentional_pool: true,
-          ls_init_value: 1e-5,
-          pool_type: 'avg',
+          pool_type: 'none',
           output_tokens: true,
-          no_ln_pre: true,
-          final_ln_after_pool: true,
+          norm_kwargs: { eps: 1e-6, bias: false },
         },
       }),
     ).toMatch(
-      /vision_cfg\.attentional_pool=true, vision_cfg\.ls_init_value=0\.00001, vision_cfg\.pool_type="avg", vision_cfg\.output_tokens=true, vision_cfg\.no_ln_pre=true, vision_cfg\.final_ln_after_pool=true/,
+      /vision_cfg\.attentional_pool=true \(CoCa's attentional pooler\), vision_cfg\.output_tokens=true \(token outputs besides the pooled embedding\), vision_cfg\.pool_type="none" \(whylesion reads "tok" or "avg"\), vision_cfg\.norm_kwargs\.bias \(whylesion reads only LayerNorm's eps\)/,
     );
     expect(
       refusal({
         embed_dim: 8,
-        text_cfg: { proj_bias: true, pool_type: 'last', embed_cls: true, act_kwargs: { approximate: 'tanh' } },
+        text_cfg: { embed_cls: true, pool_type: 'mean', act_kwargs: { approximate: 'tanh' } },
       }),
     ).toMatch(
-      /text_cfg\.proj_bias=true, text_cfg\.pool_type="last", text_cfg\.embed_cls=true, text_cfg\.act_kwargs=\{"approximate":"tanh"\}/,
+      /text_cfg\.embed_cls=true \(CoCa's appended class token\), text_cfg\.act_kwargs=\{"approximate":"tanh"\} \(activation arguments\), text_cfg\.pool_type="mean" \(whylesion reads "argmax" or "last" or "first"\)/,
     );
     expect(refusal({ embed_dim: 8, custom_text: true, init_logit_bias: -10, mystery: 1 })).toMatch(
-      /model_cfg\.custom_text=true, model_cfg\.init_logit_bias=-10, model_cfg\.mystery \(unknown field\)/,
+      /model_cfg\.custom_text=true \(a CustomTextCLIP, .*\), model_cfg\.init_logit_bias=-10 \(a SigLIP logit bias, .*\), model_cfg\.mystery \(unknown field\)/,
+    );
+    expect(refusal({ embed_dim: 8, multimodal_cfg: { width: 512 } })).toMatch(
+      /multimodal_cfg=\{"width":512\} \(CoCa's multimodal text decoder\)/,
     );
     expect(refusal({ embed_dim: 8, vision_cfg: { width: 100, head_width: 64 } })).toMatch(
       /vision width 100, not a multiple of head_width 64/,

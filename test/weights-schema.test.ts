@@ -69,7 +69,7 @@ describe('the open_clip schema', () => {
     const fields: [GPUBuffer, string][] = [
       [w.vision.classEmbedding, 'visual.class_embedding'],
       [w.vision.pos, 'visual.positional_embedding'],
-      [w.vision.lnPre[0], 'visual.ln_pre.weight'],
+      [w.vision.lnPre![0], 'visual.ln_pre.weight'],
       [w.vision.lnPost[1], 'visual.ln_post.bias'],
       [vb.ln1[0], 'visual.transformer.resblocks.1.ln_1.weight'],
       [vb.ln2[1], 'visual.transformer.resblocks.1.ln_2.bias'],

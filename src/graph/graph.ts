@@ -23,6 +23,7 @@ export const LAUNCHERS = {
   patchify: K.patchify,
   visionTokens: K.visionTokens,
   gatherRows: K.gatherRows,
+  meanRows: K.meanRows,
 };
 
 export type OpKind = keyof typeof LAUNCHERS;

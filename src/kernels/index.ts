@@ -440,3 +440,22 @@ export function gatherRows(
     { bytes: 8 * a.rows * a.width },
   );
 }
+
+/** Y[b] = the mean of X[b·T + t] over t in [first, T), rows of `width` floats (open_clip's avg pool). */
+export function meanRows(
+  scope: Scope,
+  label: string,
+  a: { x: GPUBuffer; y: GPUBuffer; batch: number; seq: number; width: number; first: number },
+): Promise<Dispatch> {
+  if (!(a.first < a.seq)) throw new Error(`${label}: no rows to average (first ${a.first}, seq ${a.seq})`);
+  return dispatch(
+    scope,
+    OTHER_SPECS.mean_rows,
+    label,
+    { x: a.x, y: a.y },
+    { B: a.batch, T: a.seq, width: a.width, first: a.first },
+    {},
+    [Math.ceil(a.width / 64), a.batch, 1],
+    { bytes: 4 * a.batch * (a.seq + 1) * a.width },
+  );
+}

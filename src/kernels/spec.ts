@@ -273,6 +273,16 @@ export const OTHER_SPECS = {
     uniforms: u32('rows', 'width', '_p0', '_p1'),
     defineSets: [{}],
   }),
+  mean_rows: spec({
+    kernel: 'mean_rows',
+    shader: 'mean_rows.wgsl',
+    bindings: [
+      { wgsl: 'X', arg: 'x', access: 'read' },
+      { wgsl: 'Y', arg: 'y', access: 'read_write' },
+    ],
+    uniforms: u32('B', 'T', 'width', 'first'),
+    defineSets: [{}],
+  }),
 };
 
 /** `op` of elementwise.wgsl. */

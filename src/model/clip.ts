@@ -279,18 +279,19 @@ export class ClipModel {
   }
 
   /**
-   * With the causal mask, the EOT row depends only on the rows before it, so the text tower runs on
-   * max(EOT)+1 positions instead of the full context: exact, and far less work for short prompts.
+   * With the causal mask, the pooled row (the EOT for argmax pooling) depends only on the rows up to it, so the
+   * text tower runs on max(pooled row)+1 positions instead of the full context: exact, and far less work for
+   * short prompts. Without the mask every row sees every other, so the whole context runs.
    */
   private prepareText(ids: Int32Array, batch: number): { program: Program; inputs: [Uint32Array, Uint32Array] } {
-    const ctx = this.config.text.contextLength;
+    const { contextLength: ctx, pool, causal } = this.config.text;
     const eot = new Uint32Array(batch);
     for (let b = 0; b < batch; b++) {
-      let best = 0;
-      for (let t = 1; t < ctx; t++) if (ids[b * ctx + t]! > ids[b * ctx + best]!) best = t; // first maximum, as torch.argmax
+      let best = pool === 'last' ? ctx - 1 : 0;
+      if (pool === 'argmax') for (let t = 1; t < ctx; t++) if (ids[b * ctx + t]! > ids[b * ctx + best]!) best = t; // first maximum, as torch.argmax
       eot[b] = best;
     }
-    const seq = this.towerOptions.exactShortcuts ? Math.max(...eot) + 1 : ctx;
+    const seq = this.towerOptions.exactShortcuts && causal ? Math.max(...eot) + 1 : ctx;
     const program = this.executor.program(`text/${batch}/${seq}`, () =>
       textGraph(this.config, this.weights.text, batch, seq, this.towerOptions),
     );

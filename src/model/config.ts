@@ -1,5 +1,9 @@
 import { UserError } from '../errors.js';
 
+/** How a tower pools its final tokens into one row (open_clip's `pool_type`). */
+export type VisionPool = 'tok' | 'avg';
+export type TextPool = 'argmax' | 'last' | 'first';
+
 /** The model an open_clip_config.json describes, with open_clip's defaults filled in. */
 export interface ClipConfig {
   embedDim: number;
@@ -13,8 +17,32 @@ export interface ClipConfig {
     headWidth: number;
     heads: number;
     mlpRatio: number;
+    /** Blocks carry LayerScale gammas (`ls_1.gamma`, `ls_2.gamma`; open_clip's ls_init_value set). */
+    layerScale: boolean;
+    /** ln_pre after the positional embedding (false: open_clip's no_ln_pre). */
+    lnPre: boolean;
+    /** tok: the class token; avg: the mean of the patch tokens. */
+    pool: VisionPool;
+    /** ln_post on the pooled row instead of on every token before pooling (final_ln_after_pool). */
+    lnAfterPool: boolean;
+    normEps: number;
   };
-  text: { contextLength: number; vocabSize: number; width: number; heads: number; layers: number; mlpRatio: number };
+  text: {
+    contextLength: number;
+    vocabSize: number;
+    width: number;
+    heads: number;
+    layers: number;
+    mlpRatio: number;
+    layerScale: boolean;
+    /** argmax: the row of the largest id (EOT); last, first: that row of the context. */
+    pool: TextPool;
+    /** Causal attention mask (false: no_causal_mask). */
+    causal: boolean;
+    /** text_projection is an nn.Linear with bias ([E, W] weight) instead of a bare [W, E] matrix. */
+    projBias: boolean;
+    normEps: number;
+  };
   preprocess: { mean: [number, number, number]; std: [number, number, number]; imageSize: number };
 }
 
@@ -51,33 +79,38 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * Fields that change the graph away from the plain ViT/text transformer, with the value open_clip
- * uses by default: a config may carry them at that value, any other value is refused.
+ * Fields whose non-default value means a tower open_clip builds from other code than its native
+ * VisionTransformer/TextTransformer (or a head the engine does not compute): each is refused, naming why.
  */
-const MODEL_DEFAULTS: Json = { custom_text: false, init_logit_bias: null, multimodal_cfg: null };
-const MODEL_IGNORED = new Set(['embed_dim', 'vision_cfg', 'text_cfg', 'quick_gelu', 'cast_dtype', 'init_logit_scale']);
-const VISION_DEFAULTS: Json = {
-  ls_init_value: null,
-  attentional_pool: false,
-  no_ln_pre: false,
-  pos_embed_type: 'learnable',
-  final_ln_after_pool: false,
-  pool_type: 'tok',
-  output_tokens: false,
-  act_kwargs: null,
-  norm_kwargs: null,
-  timm_model_name: null,
-  input_patchnorm: false,
-  global_average_pool: false,
+const MODEL_REFUSED: Record<string, string> = {
+  custom_text: "a CustomTextCLIP, whose text tower is saved under text.* and runs TextTransformer's own forward",
+  init_logit_bias: "a SigLIP logit bias, which whylesion's zero-shot softmax does not apply",
+  multimodal_cfg: "CoCa's multimodal text decoder",
 };
-/** Read, or irrelevant at inference (dropout), or only meaningful for towers refused above (timm_*). */
-const VISION_IGNORED = new Set([
+const MODEL_READ = new Set(['embed_dim', 'vision_cfg', 'text_cfg', 'quick_gelu', 'cast_dtype', 'init_logit_scale']);
+const VISION_REFUSED: Record<string, string> = {
+  timm_model_name: 'a timm image tower',
+  attentional_pool: "CoCa's attentional pooler",
+  output_tokens: 'token outputs besides the pooled embedding',
+  act_kwargs: 'activation arguments',
+  input_patchnorm: 'a patch LayerNorm (open_clip before 2.20)',
+  global_average_pool: 'global_average_pool (open_clip before 2.20; use pool_type "avg")',
+};
+/** Read below, or irrelevant at inference (dropout, timm_* settings of a refused timm tower). */
+const VISION_READ = new Set([
   'image_size',
   'patch_size',
   'width',
   'layers',
   'head_width',
   'mlp_ratio',
+  'ls_init_value',
+  'no_ln_pre',
+  'pool_type',
+  'final_ln_after_pool',
+  'norm_kwargs',
+  // sin_cos_2d is a fixed table, but open_clip saves it as visual.positional_embedding like a learned one.
+  'pos_embed_type',
   'patch_dropout',
   'attn_pooler_queries',
   'attn_pooler_heads',
@@ -89,26 +122,29 @@ const VISION_IGNORED = new Set([
   'timm_drop',
   'timm_drop_path',
 ]);
-const TEXT_DEFAULTS: Json = {
-  ls_init_value: null,
-  embed_cls: false,
-  no_causal_mask: false,
-  final_ln_after_pool: false,
-  pool_type: 'argmax',
-  proj_bias: false,
-  output_tokens: false,
-  act_kwargs: null,
-  norm_kwargs: null,
-  hf_model_name: null,
+const TEXT_REFUSED: Record<string, string> = {
+  hf_model_name: 'a Hugging Face transformers text tower',
+  // CLIP.encode_text adds context_length positions to a context_length+1 table there: open_clip itself fails.
+  embed_cls: "CoCa's appended class token",
+  output_tokens: 'token outputs besides the pooled embedding',
+  act_kwargs: 'activation arguments',
 };
-const TEXT_IGNORED = new Set([
+const TEXT_READ = new Set([
   'context_length',
   'vocab_size',
   'width',
   'heads',
   'layers',
   'mlp_ratio',
-  // Tokenizer settings: the token ids (pad id included) are the tokenizer's business; argmax pooling ignores padding.
+  'ls_init_value',
+  'pool_type',
+  'no_causal_mask',
+  'proj_bias',
+  'norm_kwargs',
+  // open_clip 2.24's CLIP never passes text final_ln_after_pool to its TextTransformer: ln_final runs before pooling.
+  'final_ln_after_pool',
+  // Tokenizer settings: the token ids (pad id included) are the tokenizer's business; pad_id only shapes the
+  // attention mask of embed_cls, refused above.
   'hf_tokenizer_name',
   'tokenizer_kwargs',
   'pad_id',
@@ -118,27 +154,81 @@ const TEXT_IGNORED = new Set([
   'proj',
 ]);
 const PREPROCESS_DEFAULTS: Json = { interpolation: 'bicubic', resize_mode: 'shortest' };
-const PREPROCESS_IGNORED = new Set(['mean', 'std', 'size', 'fill_color']);
+const PREPROCESS_READ = new Set(['mean', 'std', 'size', 'fill_color']);
 
-function refusals(section: string, cfg: Json, defaults: Json, ignored: Set<string>): string[] {
-  const refused: string[] = [];
+/** Absent, null, false, "" and {} all mean "not set" (open_clip's default for every refused field). */
+const isUnset = (value: unknown): boolean =>
+  value === null ||
+  value === undefined ||
+  value === false ||
+  value === '' ||
+  (isObject(value) && Object.keys(value).length === 0);
+
+function refusals(section: string, cfg: Json, refused: Record<string, string>, read: Set<string>): string[] {
+  const found: string[] = [];
   for (const [key, value] of Object.entries(cfg)) {
-    if (ignored.has(key)) continue;
-    if (!(key in defaults)) {
-      refused.push(`${section}.${key} (unknown field)`);
-    } else if (value !== null && value !== undefined && JSON.stringify(value) !== JSON.stringify(defaults[key])) {
-      // Absent, null, false and {} all mean "not set" where open_clip's default is null.
-      const emptyLikeNull =
-        defaults[key] === null && (value === false || (isObject(value) && Object.keys(value).length === 0));
-      if (!emptyLikeNull) refused.push(`${section}.${key}=${JSON.stringify(value)}`);
-    }
+    if (read.has(key)) continue;
+    if (!(key in refused)) found.push(`${section}.${key} (unknown field)`);
+    else if (!isUnset(value)) found.push(`${section}.${key}=${JSON.stringify(value)} (${refused[key]})`);
   }
-  return refused;
+  return found;
+}
+
+function preprocessRefusals(preprocess: Json): string[] {
+  const found: string[] = [];
+  for (const [key, value] of Object.entries(preprocess)) {
+    if (PREPROCESS_READ.has(key)) continue;
+    if (!(key in PREPROCESS_DEFAULTS)) found.push(`preprocess_cfg.${key} (unknown field)`);
+    else if (value !== null && value !== undefined && value !== PREPROCESS_DEFAULTS[key])
+      found.push(`preprocess_cfg.${key}=${JSON.stringify(value)}`);
+  }
+  return found;
+}
+
+/** A knob's value must be one of `allowed` (absent or null: the first); anything else is a refusal. */
+function oneOf<T extends string | boolean>(
+  refused: string[],
+  field: string,
+  value: unknown,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined || value === null) return fallback;
+  if ((allowed as readonly unknown[]).includes(value)) return value as T;
+  refused.push(
+    `${field}=${JSON.stringify(value)} (whylesion reads ${allowed.map((a) => JSON.stringify(a)).join(' or ')})`,
+  );
+  return fallback;
+}
+
+/** norm_kwargs: only LayerNorm's eps changes the forward; other arguments are refused. */
+function layerNormEps(refused: string[], field: string, value: unknown): number {
+  if (value === undefined || value === null) return 1e-5;
+  if (!isObject(value)) {
+    refused.push(`${field}=${JSON.stringify(value)} (not an object)`);
+    return 1e-5;
+  }
+  for (const key of Object.keys(value))
+    if (key !== 'eps') refused.push(`${field}.${key} (whylesion reads only LayerNorm's eps)`);
+  const eps = value.eps ?? 1e-5;
+  if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)) {
+    refused.push(`${field}.eps=${JSON.stringify(eps)} (not a positive number)`);
+    return 1e-5;
+  }
+  return eps;
+}
+
+/** ls_init_value: any number builds LayerScale (its gammas are then loaded); null or absent none. */
+function layerScale(refused: string[], field: string, value: unknown): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value === 'number' && Number.isFinite(value)) return true;
+  refused.push(`${field}=${JSON.stringify(value)} (not a number)`);
+  return false;
 }
 
 function configError(what: string, problem: string): UserError {
   return new UserError(
-    `${what} ${problem}; whylesion runs open_clip ViT image towers with the standard text transformer.`,
+    `${what} ${problem}; whylesion runs open_clip's native VisionTransformer and TextTransformer towers.`,
   );
 }
 
@@ -227,13 +317,26 @@ export function parseClipConfig(raw: unknown, what = 'the model config'): ClipCo
   if (model.embed_dim === undefined) throw configError(what, 'has no embed_dim (is it an open_clip_config.json?)');
 
   const refused = [
-    ...refusals('model_cfg', model, MODEL_DEFAULTS, MODEL_IGNORED),
-    ...refusals('vision_cfg', vision, VISION_DEFAULTS, VISION_IGNORED),
-    ...refusals('text_cfg', text, TEXT_DEFAULTS, TEXT_IGNORED),
-    ...refusals('preprocess_cfg', preprocess, PREPROCESS_DEFAULTS, PREPROCESS_IGNORED),
+    ...refusals('model_cfg', model, MODEL_REFUSED, MODEL_READ),
+    ...refusals('vision_cfg', vision, VISION_REFUSED, VISION_READ),
+    ...refusals('text_cfg', text, TEXT_REFUSED, TEXT_READ),
+    ...preprocessRefusals(preprocess),
   ];
   if (Array.isArray(vision.layers))
     refused.unshift(`vision_cfg.layers=${JSON.stringify(vision.layers)} (a ModifiedResNet)`);
+  oneOf(refused, 'vision_cfg.pos_embed_type', vision.pos_embed_type, ['learnable', 'sin_cos_2d'], 'learnable');
+  const knobs = {
+    visionLayerScale: layerScale(refused, 'vision_cfg.ls_init_value', vision.ls_init_value),
+    lnPre: !oneOf(refused, 'vision_cfg.no_ln_pre', vision.no_ln_pre, [false, true], false),
+    visionPool: oneOf(refused, 'vision_cfg.pool_type', vision.pool_type, ['tok', 'avg'] as const, 'tok'),
+    lnAfterPool: oneOf(refused, 'vision_cfg.final_ln_after_pool', vision.final_ln_after_pool, [false, true], false),
+    visionEps: layerNormEps(refused, 'vision_cfg.norm_kwargs', vision.norm_kwargs),
+    textLayerScale: layerScale(refused, 'text_cfg.ls_init_value', text.ls_init_value),
+    textPool: oneOf(refused, 'text_cfg.pool_type', text.pool_type, ['argmax', 'last', 'first'] as const, 'argmax'),
+    causal: !oneOf(refused, 'text_cfg.no_causal_mask', text.no_causal_mask, [false, true], false),
+    projBias: oneOf(refused, 'text_cfg.proj_bias', text.proj_bias, [false, true], false),
+    textEps: layerNormEps(refused, 'text_cfg.norm_kwargs', text.norm_kwargs),
+  };
   if (refused.length > 0) throw configError(what, `uses unsupported settings: ${refused.join(', ')}`);
 
   const visionWidth = positiveInteger(what, 'vision_cfg.width', vision.width, 768);
@@ -271,6 +374,11 @@ export function parseClipConfig(raw: unknown, what = 'the model config'): ClipCo
       headWidth,
       heads: visionWidth / headWidth,
       mlpRatio: sized('vision_cfg.mlp_ratio', positiveNumber(what, 'vision_cfg.mlp_ratio', vision.mlp_ratio, 4)),
+      layerScale: knobs.visionLayerScale,
+      lnPre: knobs.lnPre,
+      pool: knobs.visionPool,
+      lnAfterPool: knobs.lnAfterPool,
+      normEps: knobs.visionEps,
     },
     text: {
       contextLength: sized(
@@ -282,6 +390,11 @@ export function parseClipConfig(raw: unknown, what = 'the model config'): ClipCo
       heads: textHeads,
       layers: sized('text_cfg.layers', positiveInteger(what, 'text_cfg.layers', text.layers, 12)),
       mlpRatio: sized('text_cfg.mlp_ratio', positiveNumber(what, 'text_cfg.mlp_ratio', text.mlp_ratio, 4)),
+      layerScale: knobs.textLayerScale,
+      pool: knobs.textPool,
+      causal: knobs.causal,
+      projBias: knobs.projBias,
+      normEps: knobs.textEps,
     },
     preprocess: {
       mean: triple(what, 'preprocess_cfg.mean', preprocess.mean, OPENAI_MEAN),

@@ -12,7 +12,8 @@ export const mlpWidth = (width: number, mlpRatio: number): number => Math.trunc(
 /**
  * How the engine loads a tensor: `vector` and the layernorm `norm-gain`/`norm-bias` stay f32 as stored; `linear`
  * is a matmul weight [out, in] (stored in the compute dtype); `linear-transposed` is an [in, out] projection (x @ P)
- * turned into [out, in]; `embedding-table` is uploaded in row chunks; `scalar` is read to the host.
+ * turned into [out, in]; `embedding-table` is uploaded in row chunks; `scalar` is read to the host; `layer-scale`
+ * (a LayerScale gamma) is read to the host and folded into the weights it scales (see LayerScaleSpec).
  */
 export type TensorRole =
   | 'vector'
@@ -21,7 +22,8 @@ export type TensorRole =
   | 'linear'
   | 'linear-transposed'
   | 'embedding-table'
-  | 'scalar';
+  | 'scalar'
+  | 'layer-scale';
 
 /** Synthetic checkpoints draw the tensor from normal(mean, std); std 0 makes it the constant `mean`. */
 export interface TensorInit {
@@ -54,11 +56,23 @@ export interface BlockSpec {
   projBias: TensorSpec<'vector'>;
 }
 
+/**
+ * open_clip's LayerScale multiplies a branch's output (attn after out_proj, mlp after c_proj) by gamma per
+ * channel before the residual add: diag(γ)·(W·x + b) = (diag(γ)·W)·x + γ∘b, so the engine folds gamma into that
+ * weight's rows and bias at load, exact up to one rounding, and the graph is unchanged.
+ */
+export interface LayerScaleSpec {
+  gamma: TensorSpec<'layer-scale'>;
+  weight: TensorSpec<'linear'>;
+  bias: TensorSpec<'vector'>;
+}
+
 export interface VisionSpec {
   conv: TensorSpec<'linear'>;
   classEmbedding: TensorSpec<'vector'>;
   pos: TensorSpec<'vector'>;
-  lnPre: LayerNormSpec;
+  /** Absent with no_ln_pre. */
+  lnPre?: LayerNormSpec;
   blocks: BlockSpec[];
   lnPost: LayerNormSpec;
   proj: TensorSpec<'linear-transposed'>;
@@ -68,7 +82,9 @@ export interface TextSpec {
   pos: TensorSpec<'vector'>;
   blocks: BlockSpec[];
   lnFinal: LayerNormSpec;
-  proj: TensorSpec<'linear-transposed'>;
+  /** A bare [W, E] parameter, or with proj_bias an nn.Linear ([E, W] weight and a bias). */
+  proj: TensorSpec<'linear-transposed' | 'linear'>;
+  projBias?: TensorSpec<'vector'>;
   tokenChunks: TensorSpec<'embedding-table'>;
 }
 
@@ -81,9 +97,13 @@ export interface ClipSchema {
   vision: VisionSpec;
   text: TextSpec;
   logitScale: TensorSpec<'scalar'>;
+  /** Every LayerScale gamma and the weights it folds into (empty without ls_init_value). */
+  layerScales: LayerScaleSpec[];
 }
 
 const NORM_GAIN: TensorInit = { mean: 1, std: 0.05 };
+/** Synthetic gammas near 1 keep every block's contribution visible (trained ones are often far smaller). */
+const LAYER_SCALE: TensorInit = { mean: 0.8, std: 0.1 };
 const BIAS: TensorInit = { mean: 0, std: 0.02 };
 const normal = (std: number): TensorInit => ({ mean: 0, std });
 
@@ -105,6 +125,7 @@ export function clipSchema(cfg: ClipConfig): ClipSchema {
     declare(`${prefix}.weight`, [width], 'norm-gain', NORM_GAIN),
     declare(`${prefix}.bias`, [width], 'norm-bias', BIAS),
   ];
+  const layerScales: LayerScaleSpec[] = [];
   const residualBlocks = (prefix: string, tower: ClipConfig['vision'] | ClipConfig['text']): BlockSpec[] => {
     const { width, layers } = tower;
     const hidden = mlpWidth(width, tower.mlpRatio);
@@ -118,19 +139,27 @@ export function clipSchema(cfg: ClipConfig): ClipSchema {
       const inProjBias = declare(`${p}attn.in_proj_bias`, [3 * width], 'vector', BIAS);
       const outProj = declare(`${p}attn.out_proj.weight`, [width, width], 'linear', normal(residualStd));
       const outProjBias = declare(`${p}attn.out_proj.bias`, [width], 'vector', BIAS);
+      const layerScale = (name: string, weight: TensorSpec<'linear'>, bias: TensorSpec<'vector'>): void => {
+        if (tower.layerScale)
+          layerScales.push({ gamma: declare(`${p}${name}.gamma`, [width], 'layer-scale', LAYER_SCALE), weight, bias });
+      };
+      layerScale('ls_1', outProj, outProjBias);
       const ln2 = layerNorm(`${p}ln_2`, width);
       const fc = declare(`${p}mlp.c_fc.weight`, [hidden, width], 'linear', normal((2 * width) ** -0.5));
       const fcBias = declare(`${p}mlp.c_fc.bias`, [hidden], 'vector', BIAS);
       const proj = declare(`${p}mlp.c_proj.weight`, [width, hidden], 'linear', normal(residualStd));
       const projBias = declare(`${p}mlp.c_proj.bias`, [width], 'vector', BIAS);
+      layerScale('ls_2', proj, projBias);
       blocks.push({ ln1, ln2, inProj, inProjBias, outProj, outProjBias, fc, fcBias, proj, projBias });
     }
     return blocks;
   };
 
-  // CLIP's own parameters.
+  // CLIP's own parameters (text_projection is a submodule, declared last, when it has a bias).
   const textPos = declare('positional_embedding', [t.contextLength, t.width], 'vector', normal(0.01));
-  const textProj = declare('text_projection', [t.width, embedDim], 'linear-transposed', normal(t.width ** -0.5));
+  const bareTextProj = t.projBias
+    ? undefined
+    : declare('text_projection', [t.width, embedDim], 'linear-transposed', normal(t.width ** -0.5));
   const logitScale = declare('logit_scale', [], 'scalar', { mean: Math.log(100), std: 0 });
   // CLIP.visual: its own parameters, then conv1, ln_pre, transformer, ln_post.
   const grid = v.imageSize / v.patchSize;
@@ -149,18 +178,29 @@ export function clipSchema(cfg: ClipConfig): ClipSchema {
     'linear',
     normal((3 * v.patchSize ** 2) ** -0.5),
   );
-  const lnPre = layerNorm('visual.ln_pre', v.width);
+  const lnPre = v.lnPre ? layerNorm('visual.ln_pre', v.width) : undefined;
   const visionBlocks = residualBlocks('visual.transformer', v);
   const lnPost = layerNorm('visual.ln_post', v.width);
   // CLIP's text modules: transformer, token_embedding, ln_final.
   const textBlocks = residualBlocks('transformer', t);
   const tokenEmbedding = declare('token_embedding.weight', [t.vocabSize, t.width], 'embedding-table', normal(0.02));
   const lnFinal = layerNorm('ln_final', t.width);
+  const textProj =
+    bareTextProj ?? declare('text_projection.weight', [embedDim, t.width], 'linear', normal(t.width ** -0.5));
+  const textProjBias = bareTextProj ? undefined : declare('text_projection.bias', [embedDim], 'vector', BIAS);
 
   return {
     tensors,
     vision: { conv, classEmbedding, pos: visionPos, lnPre, blocks: visionBlocks, lnPost, proj: visionProj },
-    text: { pos: textPos, blocks: textBlocks, lnFinal, proj: textProj, tokenChunks: tokenEmbedding },
+    text: {
+      pos: textPos,
+      blocks: textBlocks,
+      lnFinal,
+      proj: textProj,
+      projBias: textProjBias,
+      tokenChunks: tokenEmbedding,
+    },
     logitScale,
+    layerScales,
   };
 }

@@ -26,8 +26,10 @@ export function visionGraph(config: ClipConfig, w: VisionWeights, batch: number,
   const pixels = g.input('vision.pixels', batch * 3 * S * S * F32);
   const patches = g.tensor('vision.patches', batch * G * G * 3 * P * P * F32);
   const embed = g.tensor('vision.patch_embed', batch * G * G * W * F32);
-  const tokens = g.tensor('vision.tokens', rows * W * F32);
+  const v = config.vision;
+  // Without ln_pre the token sequence is the residual stream itself.
   const x = g.tensor('vision.x', rows * W * F32);
+  const tokens = v.lnPre ? g.tensor('vision.tokens', rows * W * F32) : x;
   g.op('patchify', 'vision.patchify', { pixels, patches, batch, patch: P, grid: G, imageSize: S });
   g.op('matmul', 'vision.conv1', {
     x: patches,
@@ -47,15 +49,19 @@ export function visionGraph(config: ClipConfig, w: VisionWeights, batch: number,
     seq: T,
     width: W,
   });
-  g.op('layerNorm', 'vision.ln_pre', { x: tokens, gain: w.lnPre[0], shift: w.lnPre[1], y: x, rows, cols: W });
+  const eps = v.normEps;
+  if (w.lnPre)
+    g.op('layerNorm', 'vision.ln_pre', { x: tokens, gain: w.lnPre[0], shift: w.lnPre[1], y: x, rows, cols: W, eps });
   g.checkpoint('vision.ln_pre', x);
-  // Only the class token of each image leaves the tower, so the last block finishes just those rows.
-  const keep = o.exactShortcuts
-    ? g.constant(
-        'vision.class_rows',
-        Uint32Array.from({ length: batch }, (_, b) => b * T),
-      )
-    : undefined;
+  // With class-token pooling only the class token of each image leaves the tower, so the last block finishes
+  // just those rows; the mean of the patch tokens needs every row.
+  const keep =
+    o.exactShortcuts && v.pool === 'tok'
+      ? g.constant(
+          'vision.class_rows',
+          Uint32Array.from({ length: batch }, (_, b) => b * T),
+        )
+      : undefined;
   const final = recordBlocks(
     g,
     'vision',
@@ -65,25 +71,31 @@ export function visionGraph(config: ClipConfig, w: VisionWeights, batch: number,
       batch,
       seq: T,
       width: W,
-      heads: config.vision.heads,
-      mlpRatio: config.vision.mlpRatio,
+      heads: v.heads,
+      mlpRatio: v.mlpRatio,
       causal: false,
       quickGelu: config.quickGelu,
       dtype: o.dtype,
+      eps,
     },
     keep,
   );
   const pooled = g.tensor('vision.pooled', batch * W * F32);
   const out = g.output(g.tensor('vision.out', batch * E * F32));
-  g.op('layerNorm', 'vision.ln_post', {
-    x: final,
-    gain: w.lnPost[0],
-    shift: w.lnPost[1],
-    y: pooled,
-    rows: batch,
-    cols: W,
-    inRowStride: keep ? 1 : T,
-  });
+  const lnPost = { gain: w.lnPost[0], shift: w.lnPost[1], cols: W, eps };
+  const average = { batch, seq: T, width: W, first: 1 };
+  if (v.pool === 'tok') {
+    // ln_post then the class token, or the class token then ln_post (final_ln_after_pool): the same row-wise.
+    g.op('layerNorm', 'vision.ln_post', { ...lnPost, x: final, y: pooled, rows: batch, inRowStride: keep ? 1 : T });
+  } else if (v.lnAfterPool) {
+    const mean = g.tensor('vision.mean', batch * W * F32);
+    g.op('meanRows', 'vision.avg_pool', { ...average, x: final, y: mean });
+    g.op('layerNorm', 'vision.ln_post', { ...lnPost, x: mean, y: pooled, rows: batch });
+  } else {
+    const normed = g.tensor('vision.ln_post', rows * W * F32);
+    g.op('layerNorm', 'vision.ln_post', { ...lnPost, x: final, y: normed, rows });
+    g.op('meanRows', 'vision.avg_pool', { ...average, x: normed, y: pooled });
+  }
   g.checkpoint('vision.pooled', pooled);
   g.op('matmul', 'vision.proj', { x: pooled, w: w.proj, y: out, M: batch, N: E, K: W, wDtype: o.dtype });
   g.checkpoint('vision.out', out);
@@ -92,7 +104,8 @@ export function visionGraph(config: ClipConfig, w: VisionWeights, batch: number,
 
 /**
  * open_clip's text transformer on token ids [B, seq] (seq ≤ context length) → raw embeddings [B, E].
- * Inputs: `text.ids` [B·seq] and `text.eot_index` [B] (each prompt's EOT row in the flattened sequence);
+ * Inputs: `text.ids` [B·seq] and `text.eot_index` [B] (each prompt's pooled row in the flattened sequence: the
+ * EOT for argmax pooling, else the first or last position);
  * output: `text.out`. Checkpoints: `text.embed`, `text.blockNN` ([B, seq, W]), `text.pooled`, `text.out`.
  */
 export function textGraph(config: ClipConfig, w: TextWeights, batch: number, seq: number, o: TowerOptions): Graph {
@@ -114,15 +127,17 @@ export function textGraph(config: ClipConfig, w: TextWeights, batch: number, seq
     wDtype: o.dtype,
   });
   g.checkpoint('text.embed', x);
+  const eps = config.text.normEps;
   const final = recordBlocks(g, 'text', w.blocks, x, {
     batch,
     seq,
     width: W,
     heads: config.text.heads,
     mlpRatio: config.text.mlpRatio,
-    causal: true,
+    causal: config.text.causal,
     quickGelu: config.quickGelu,
     dtype: o.dtype,
+    eps,
   });
   const eotRows = g.tensor('text.eot_rows', batch * W * F32);
   const pooled = g.tensor('text.pooled', batch * W * F32);
@@ -135,9 +150,19 @@ export function textGraph(config: ClipConfig, w: TextWeights, batch: number, seq
     y: pooled,
     rows: batch,
     cols: W,
+    eps,
   });
   g.checkpoint('text.pooled', pooled);
-  g.op('matmul', 'text.proj', { x: pooled, w: w.proj, y: out, M: batch, N: E, K: W, wDtype: o.dtype });
+  g.op('matmul', 'text.proj', {
+    x: pooled,
+    w: w.proj,
+    bias: w.projBias,
+    y: out,
+    M: batch,
+    N: E,
+    K: W,
+    wDtype: o.dtype,
+  });
   g.checkpoint('text.out', out);
   return g.finish();
 }
@@ -151,10 +176,13 @@ interface BlockShape {
   causal: boolean;
   quickGelu: boolean;
   dtype: ComputeDtype;
+  /** LayerNorm eps of ln_1 and ln_2. */
+  eps: number;
 }
 
 /**
- * x ← x + attn(ln_1(x)); x ← x + mlp(ln_2(x)) for every block, residual adds fused into the matmuls. Each
+ * x ← x + attn(ln_1(x)); x ← x + mlp(ln_2(x)) for every block, residual adds fused into the matmuls
+ * (LayerScale's gammas are folded into out_proj and c_proj at load: schema.ts, LayerScaleSpec). Each
  * block's intermediates are tensors of their own, so the memory planner can let short-lived ones share.
  * With `keep`, the last block finishes only those rows (the class tokens): attention still reads every
  * row's keys and values, then out_proj and the MLP run on the kept rows alone. That is exact, since every
@@ -178,7 +206,7 @@ function recordBlocks(
     const h = g.tensor(`${p}.ln_1`, rows * W * F32);
     const qkv = g.tensor(`${p}.qkv`, rows * 3 * W * F32);
     let attn = g.tensor(`${p}.attn`, rows * W * F32);
-    g.op('layerNorm', `${p}.ln_1`, { x, gain: b.ln1[0], shift: b.ln1[1], y: h, rows, cols: W });
+    g.op('layerNorm', `${p}.ln_1`, { x, gain: b.ln1[0], shift: b.ln1[1], y: h, rows, cols: W, eps: a.eps });
     g.op('matmul', `${p}.attn.in_proj`, {
       x: h,
       w: b.inProj,
@@ -222,7 +250,7 @@ function recordBlocks(
       accumulate: true,
       wDtype,
     });
-    g.op('layerNorm', `${p}.ln_2`, { x, gain: b.ln2[0], shift: b.ln2[1], y: h2, rows: n, cols: W });
+    g.op('layerNorm', `${p}.ln_2`, { x, gain: b.ln2[0], shift: b.ln2[1], y: h2, rows: n, cols: W, eps: a.eps });
     g.op('matmul', `${p}.mlp.c_fc`, {
       x: h2,
       w: b.fc,

@@ -6,7 +6,7 @@ import { elementCount, f32ToF16Bits, type TensorSource } from './tensor-source.j
 import { Staging } from './staging.js';
 import type { ClipConfig } from './config.js';
 import { checkTensors } from './layout.js';
-import { clipSchema, TensorSpec, type TensorRole } from './schema.js';
+import { clipSchema, TensorSpec, type LayerScaleSpec, type TensorRole } from './schema.js';
 
 export type ComputeDtype = 'f32' | 'f16';
 
@@ -27,7 +27,7 @@ export interface VisionWeights {
   conv: K.MatmulWeight;
   classEmbedding: GPUBuffer;
   pos: GPUBuffer;
-  lnPre: [GPUBuffer, GPUBuffer];
+  lnPre?: [GPUBuffer, GPUBuffer];
   lnPost: [GPUBuffer, GPUBuffer];
   proj: K.MatmulWeight;
   blocks: Block[];
@@ -38,6 +38,7 @@ export interface TextWeights {
   pos: GPUBuffer;
   lnFinal: [GPUBuffer, GPUBuffer];
   proj: K.MatmulWeight;
+  projBias?: GPUBuffer;
   blocks: Block[];
 }
 
@@ -57,10 +58,12 @@ interface LoadedRole {
   'linear-transposed': K.MatmulWeight;
   'embedding-table': K.TableChunk[];
   scalar: number;
+  'layer-scale': Float32Array;
 }
 
 /** A schema subtree with every tensor spec replaced by what it loads as: BlockSpec becomes Block, and so on. */
-type Loaded<S> = S extends TensorSpec<infer R> ? LoadedRole[R] : { [Key in keyof S]: Loaded<S[Key]> };
+type Loaded<S> =
+  S extends TensorSpec<infer R extends TensorRole> ? LoadedRole[R] : { [Key in keyof S]: Loaded<S[Key]> };
 
 /** Uploads every weight tensor to the GPU, one tensor at a time (`dtype` f16 halves matmul weights). */
 export async function uploadClipWeights(
@@ -127,22 +130,42 @@ export async function uploadClipWeights(
         );
       case 'scalar':
         return present((await f32(name))[0], `the value of ${name}`);
+      case 'layer-scale':
+        return (await f32(name)).slice();
     }
+  };
+  // LayerScale folds: a scaled weight is uploaded once both it and its gamma have been read, in whichever
+  // order the file holds them (a weight read first waits as an f32 copy: one out_proj or c_proj at most).
+  const foldOf = new Map<TensorSpec, LayerScaleSpec>();
+  for (const fold of schema.layerScales) for (const target of [fold.weight, fold.bias]) foldOf.set(target, fold);
+  const waiting = new Map<TensorSpec, Float32Array>();
+  const uploadScaled = (spec: TensorSpec, data: Float32Array, gamma: Float32Array): LoadedRole[TensorRole] => {
+    const [rows = 1] = spec.shape;
+    const cols = data.length / rows;
+    for (let r = 0; r < rows; r++) {
+      const g = gamma[r]!;
+      for (let i = r * cols; i < (r + 1) * cols; i++) data[i]! *= g;
+    }
+    if (spec.role === 'vector') return scope.storage(spec.name, data);
+    const weights = dtype === 'f16' ? finiteF16(source, staging, spec.name, toF16(data)) : data;
+    return K.uploadMatmulWeights(scope, spec.name, weights, rows, cols);
   };
   // Tensors upload in the order the source holds them (a safetensors file's data order), so a source read
   // front to back (an HTTP body from a server that ignores Range) serves every read; then the schema's
   // structure is assembled from what landed.
   const specs: TensorSpec[] = [];
   const collect = (node: unknown): void => {
+    if (node === undefined) return;
     if (node instanceof TensorSpec) specs.push(node);
     else if (Array.isArray(node)) node.forEach(collect);
     else for (const child of Object.values(node as object)) collect(child);
   };
-  collect([schema.vision, schema.text, schema.logitScale]);
+  collect([schema.vision, schema.text, schema.logitScale, schema.layerScales.map((fold) => fold.gamma)]);
   const fileOrder = new Map([...source.tensors.keys()].map((name, index) => [name, index]));
   specs.sort((a, b) => fileOrder.get(a.name)! - fileOrder.get(b.name)!);
   const uploaded = new Map<TensorSpec, LoadedRole[TensorRole]>();
   const assemble = <S>(node: S): Loaded<S> => {
+    if (node === undefined) return undefined as unknown as Loaded<S>;
     if (node instanceof TensorSpec) return uploaded.get(node) as Loaded<S>;
     if (Array.isArray(node)) return node.map(assemble) as unknown as Loaded<S>;
     return Object.fromEntries(
@@ -151,7 +174,24 @@ export async function uploadClipWeights(
   };
   try {
     for (const spec of specs) {
-      uploaded.set(spec, await upload(spec));
+      const fold = foldOf.get(spec);
+      if (spec.role === 'layer-scale') {
+        const gamma = (await upload(spec)) as Float32Array;
+        uploaded.set(spec, gamma);
+        const folds = schema.layerScales.filter((f) => f.gamma === spec);
+        for (const target of folds.flatMap((f) => [f.weight, f.bias])) {
+          const data = waiting.get(target);
+          if (data) uploaded.set(target, uploadScaled(target, data, gamma));
+          waiting.delete(target);
+        }
+      } else if (fold) {
+        const data = await f32(spec.name, staging.f32(elementCount(spec.shape)));
+        const gamma = uploaded.get(fold.gamma) as Float32Array | undefined;
+        if (gamma) uploaded.set(spec, uploadScaled(spec, data, gamma));
+        else waiting.set(spec, data.slice());
+      } else {
+        uploaded.set(spec, await upload(spec));
+      }
       onTensor?.(spec.name, ++loaded, schema.tensors.length);
     }
     const vision: VisionWeights = assemble(schema.vision);

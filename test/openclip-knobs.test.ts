@@ -1,0 +1,147 @@
+// The open_clip config knobs beyond WhyLesionCLIP's (layer scale, avg pooling with and without
+// final_ln_after_pool, no ln_pre, text pooling argmax/last/first, no causal mask, text projection bias, image sizes,
+// patch 14/16/32, context lengths, QuickGELU/GELU, LayerNorm eps), each checked against what real open_clip 2.24
+// computed from the same weights (test/fixtures/openclip-knobs, made by reference/make_knob_fixtures.py).
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as K from '../src/kernels/index.js';
+import { meanRowsRef } from '../src/kernels/reference.js';
+import { ClipModel } from '../src/model/clip.js';
+import { parseClipConfig, type ClipConfig } from '../src/model/config.js';
+import { SafetensorsFile } from '../src/io/source.js';
+import { encodeSafetensors, SafetensorsSource } from '../src/io/safetensors.js';
+import { Gpu } from '../src/runtime/gpu.js';
+import { loadNpy, maxAbsDiff, randomArray } from './helpers.js';
+
+const FIXTURES = new URL('fixtures/openclip-knobs/', import.meta.url);
+const NAMES = ['ls-avg-projbias', 'nolnpre-avgafter-last', 'p14-tok-first', 'nocausal-argmax', 'causal-last'];
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await Gpu.create();
+});
+afterAll(() => gpu.destroy());
+
+interface Fixture {
+  config: ClipConfig;
+  weights: string;
+  pixels: Float32Array;
+  images: number;
+  tokens: Int32Array;
+  texts: number;
+  image: { data: Float32Array };
+  text: { data: Float32Array };
+}
+
+function fixture(name: string): Fixture {
+  const dir = new URL(`${name}/`, FIXTURES);
+  const config = parseClipConfig(JSON.parse(readFileSync(new URL('open_clip_config.json', dir), 'utf8')), name);
+  const pixels = loadNpy(new URL('pixels.npy', dir));
+  const rows = (JSON.parse(readFileSync(new URL('tokens.json', dir), 'utf8')) as { tokens: number[][] }).tokens;
+  return {
+    config,
+    weights: new URL('open_clip_model.safetensors', dir).pathname,
+    pixels: pixels.data,
+    images: pixels.shape[0]!,
+    tokens: Int32Array.from(rows.flat()),
+    texts: rows.length,
+    image: loadNpy(new URL('image_embeddings_raw.npy', dir)),
+    text: loadNpy(new URL('text_embeddings_raw.npy', dir)),
+  };
+}
+
+/** |ours − open_clip's| ≤ 5e-6 of the largest expected value: float32 rounding, far below any knob's effect. */
+function expectMatches(what: string, actual: Float32Array, expected: Float32Array): number {
+  let largest = 0;
+  for (const v of expected) largest = Math.max(largest, Math.abs(v));
+  const diff = maxAbsDiff(actual, expected);
+  console.info(`${what}: max abs diff ${diff.toExponential(2)}, largest value ${largest.toFixed(3)}`);
+  expect(diff).toBeLessThanOrEqual(5e-6 * Math.max(1, largest));
+  return diff;
+}
+
+async function embeddings(
+  f: Fixture,
+  load: () => Promise<SafetensorsFile | SafetensorsSource>,
+  exactShortcuts = true,
+): Promise<{ image: Float32Array; text: Float32Array }> {
+  const source = await load();
+  const model = await ClipModel.load(gpu, f.config, source, { exactShortcuts });
+  await source.close();
+  try {
+    return {
+      image: await model.encodePixels(f.pixels, f.images),
+      text: await model.encodeTokens(f.tokens, f.texts),
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+describe('open_clip 2.24 knobs on tiny random-weight models', () => {
+  it('reads each fixture config into the knobs it exercises', () => {
+    const knobs = NAMES.map((name) => {
+      const { vision: v, text: t, quickGelu } = fixture(name).config;
+      const vision = [v.imageSize, v.patchSize, v.layerScale, v.lnPre, v.pool, v.lnAfterPool, v.normEps, quickGelu];
+      return [...vision, t.contextLength, t.layerScale, t.pool, t.causal, t.projBias, t.normEps];
+    });
+    expect(knobs).toEqual([
+      [64, 16, true, true, 'avg', false, 1e-6, false, 16, true, 'argmax', true, true, 1e-5],
+      [64, 32, false, false, 'avg', true, 1e-5, true, 12, false, 'last', false, false, 1e-6],
+      [56, 14, false, true, 'tok', true, 1e-5, false, 20, false, 'first', true, false, 1e-5],
+      [32, 16, false, true, 'tok', false, 1e-5, true, 24, false, 'argmax', false, false, 1e-5],
+      [32, 16, true, false, 'tok', false, 1e-5, false, 10, true, 'last', true, true, 1e-5],
+    ]);
+  });
+
+  for (const name of NAMES) {
+    it(`${name}: image and text embeddings equal open_clip's, with and without the exact shortcuts`, async () => {
+      const f = fixture(name);
+      for (const exact of [true, false]) {
+        const ours = await embeddings(f, () => SafetensorsFile.open(f.weights), exact);
+        expectMatches(`${name} image (shortcuts ${exact})`, ours.image, f.image.data);
+        expectMatches(`${name} text (shortcuts ${exact})`, ours.text, f.text.data);
+      }
+    });
+  }
+
+  it('folds layer-scale gammas whether the file holds them before or after their weights', async () => {
+    const f = fixture('ls-avg-projbias');
+    const file = await SafetensorsFile.open(f.weights);
+    const tensors = [];
+    for (const [name, info] of file.tensors)
+      tensors.push({ name, dtype: 'F32' as const, shape: info.shape, data: await file.readF32(name) });
+    await file.close();
+    // Reversed: every gamma now comes before the out_proj / c_proj it scales (open_clip's order has it after).
+    const reversed = encodeSafetensors(tensors.reverse());
+    const ours = await embeddings(f, async () => SafetensorsSource.fromBytes(reversed, 'the reversed checkpoint'));
+    expectMatches('ls-avg-projbias image (gammas first)', ours.image, f.image.data);
+    expectMatches('ls-avg-projbias text (gammas first)', ours.text, f.text.data);
+  });
+});
+
+describe('mean_rows kernel', () => {
+  it('averages rows [first, T) of each block like its CPU reference', async () => {
+    const scope = new K.Scope(gpu);
+    try {
+      for (const [B, T, width, first] of [
+        [1, 2, 1, 1],
+        [3, 17, 70, 1],
+        [2, 577, 64, 1],
+        [4, 5, 130, 0],
+      ] as const) {
+        const x = randomArray(B * T * width, B * T + width, 1);
+        const X = scope.storage('x', x);
+        const Y = scope.storage('y', B * width * 4);
+        const d = await K.meanRows(scope, 'mean', { x: X, y: Y, batch: B, seq: T, width, first });
+        const [bytes] = await gpu.run('mean', [d], [{ buffer: Y, bytes: B * width * 4 }]);
+        const want = meanRowsRef(x, B, T, width, first);
+        let largest = 0;
+        for (const v of want) largest = Math.max(largest, Math.abs(v));
+        expect(maxAbsDiff(new Float32Array(bytes!), want)).toBeLessThanOrEqual(1e-6 * Math.max(1, largest));
+      }
+    } finally {
+      scope.destroy();
+    }
+  });
+});
