@@ -120,6 +120,57 @@ describe('open_clip 2.24 knobs on tiny random-weight models', () => {
   });
 });
 
+describe('the fixtures tell each knob apart', () => {
+  /** The largest change, relative to the largest expected value, that a wrong knob makes to either tower. */
+  async function effect(
+    name: string,
+    change: { config?: (c: ClipConfig) => ClipConfig; tensor?: (name: string, data: Float32Array) => void },
+  ): Promise<number> {
+    const f = fixture(name);
+    const file = await SafetensorsFile.open(f.weights);
+    const tensors = [];
+    for (const [tensor, info] of file.tensors) {
+      const data = await file.readF32(tensor);
+      change.tensor?.(tensor, data);
+      tensors.push({ name: tensor, dtype: 'F32' as const, shape: info.shape, data });
+    }
+    await file.close();
+    const bytes = encodeSafetensors(tensors);
+    const changed = { ...f, config: change.config ? change.config(f.config) : f.config };
+    const ours = await embeddings(changed, () => SafetensorsSource.fromBytes(bytes, name));
+    const relative = (a: Float32Array, b: Float32Array): number =>
+      maxAbsDiff(a, b) / Math.max(1, ...Array.from(b, Math.abs));
+    return Math.max(relative(ours.image, f.image.data), relative(ours.text, f.text.data));
+  }
+  const vision = (c: ClipConfig, v: Partial<ClipConfig['vision']>): ClipConfig => ({
+    ...c,
+    vision: { ...c.vision, ...v },
+  });
+  const text = (c: ClipConfig, t: Partial<ClipConfig['text']>): ClipConfig => ({ ...c, text: { ...c.text, ...t } });
+  const cases: [string, string, Parameters<typeof effect>[1]][] = [
+    ['layer scale ignored', 'ls-avg-projbias', { tensor: (n, d) => n.endsWith('.gamma') && d.fill(1) }],
+    [
+      'text projection bias ignored',
+      'ls-avg-projbias',
+      { tensor: (n, d) => n === 'text_projection.bias' && d.fill(0) },
+    ],
+    ['avg pool taken as tok', 'ls-avg-projbias', { config: (c) => vision(c, { pool: 'tok' }) }],
+    ['final_ln_after_pool ignored', 'nolnpre-avgafter-last', { config: (c) => vision(c, { lnAfterPool: false }) }],
+    ['text LayerNorm eps 1e-5 for 1e-6', 'nolnpre-avgafter-last', { config: (c) => text(c, { normEps: 1e-5 }) }],
+    ['QuickGELU taken as GELU', 'nolnpre-avgafter-last', { config: (c) => ({ ...c, quickGelu: false }) }],
+    ['no_causal_mask ignored', 'nocausal-argmax', { config: (c) => text(c, { causal: true }) }],
+    ['last pooled as argmax', 'causal-last', { config: (c) => text(c, { pool: 'argmax' }) }],
+    ['first pooled as argmax', 'p14-tok-first', { config: (c) => text(c, { pool: 'argmax' }) }],
+  ];
+  for (const [what, name, change] of cases) {
+    it(`${what} moves ${name}'s embeddings far beyond the 5e-6 tolerance`, async () => {
+      const moved = await effect(name, change);
+      console.info(`${what} (${name}): moves the embeddings by ${moved.toExponential(2)} of the largest value`);
+      expect(moved).toBeGreaterThan(1e-4);
+    });
+  }
+});
+
 describe('mean_rows kernel', () => {
   it('averages rows [first, T) of each block like its CPU reference', async () => {
     const scope = new K.Scope(gpu);
