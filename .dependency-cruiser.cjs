@@ -13,6 +13,7 @@ const LAYERS = [
   ['io', 'src/io/'],
   ['tokenizer', 'src/tokenizer/'],
   ['image', 'src/image/'],
+  ['families', 'src/families/'],
   ['api', 'src/api/'],
   ['concepts', 'src/concepts/'],
   ['parity', 'src/parity/'],

@@ -12,6 +12,7 @@ import { Gpu } from '../src/runtime/gpu.js';
 import { readNpy, writeNpy } from '../src/io/npy.js';
 import { tuningFilePath } from '../src/api/tuning-store.js';
 import { ClipModel } from '../src/model/clip.js';
+import { openClip } from '../src/families/index.js';
 import { adapterKind, defaultMatmulVariant, subgroupSizes } from '../src/kernels/tuning.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { flag, machine, PYTHON, runReference, simdFlags, syntheticCheckpoint } from './common.js';
@@ -243,11 +244,21 @@ for (const dtype of ['f32', 'f16'] as const) {
       if (dtype === 'f32') {
         // The tuner on the f32 model: does the built-in rule pick the fastest kernel the tuner finds?
         await stage('tune', async () => {
-          const api = await WhyLesionModel.create(model, gpu, false, undefined, false, undefined, {
-            weights: 'unhashed',
-            config: 'unhashed',
-            source: 'gpu-check',
-          });
+          const api = await WhyLesionModel.create(
+            model,
+            openClip.inputs(ckpt.config),
+            openClip.preprocessing(ckpt.config),
+            gpu,
+            false,
+            undefined,
+            false,
+            undefined,
+            {
+              weights: 'unhashed',
+              config: 'unhashed',
+              source: 'gpu-check',
+            },
+          );
           const { results, file } = await api.tune({ batches, runs: tuneRuns });
           report.tune = {
             file: file ?? tuningFilePath(),

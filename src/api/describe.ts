@@ -1,7 +1,7 @@
 import { openCheckpoint } from '../io/checkpoint.js';
 import { resolveModelDir } from '../io/hub.js';
 import { defaultMatmulVariant, kernelFamily, subgroupSizes } from '../kernels/tuning.js';
-import type { ClipConfig } from '../model/config.js';
+import { familyOf } from '../families/index.js';
 import { vectorWidthChoice, type VectorWidthChoice } from '../platform/vector-width.js';
 import { Gpu, type KernelFamily } from '../runtime/gpu.js';
 import { applyCachedTuning, tuningFilePath } from './tuning-store.js';
@@ -18,7 +18,8 @@ export interface EngineDescription {
   cpuVectorWidth: VectorWidthChoice | null;
   kernelFamily: KernelFamily;
   kernelTuning: { file: string; tunedShapes: number; rule: string };
-  model?: { path: string; config: ClipConfig; tensors: number };
+  /** The checkpoint's family and its config as the family read it (defaults filled in). */
+  model?: { path: string; family: string; config: object; tensors: number };
 }
 
 /** Starts WebGPU, describes the adapter and kernel choices, and checks `model`'s files when given (Node, Deno). */
@@ -52,6 +53,7 @@ export async function describeEngine(options: { model?: string } = {}): Promise<
       await checkpoint.source.close();
       description.model = {
         path: checkpoint.weightsPath,
+        family: familyOf(checkpoint).name,
         config: checkpoint.config,
         tensors: checkpoint.source.tensors.size,
       };

@@ -6,7 +6,7 @@ import type { ShapeResult } from '../kernels/autotune.js';
 import type { HubOptions } from '../io/hub.js';
 import type { OpenedCheckpoint } from '../io/remote.js';
 import type { Gpu } from '../runtime/gpu.js';
-import type { ClipTokenizer } from '../tokenizer/tokenizer.js';
+import type { Tokenizer } from '../families/index.js';
 
 /**
  * A model: a folder path (Node, Deno), `hf-hub:ID`, a folder URL (browser), or the picked
@@ -24,8 +24,11 @@ export interface OpenModelOptions {
 
 export interface Loaders {
   openModel(source: ModelSource, options: OpenModelOptions): Promise<OpenedCheckpoint>;
-  /** The CLIP tokenizer from `vocabPath`, else the vocabulary the package ships. */
-  loadTokenizer(vocabPath?: string): Promise<ClipTokenizer>;
+  /**
+   * The tokenizer the families declare (`clip-bpe`, open_clip's SimpleTokenizer, the only kind so far) from
+   * `vocabPath`, else the vocabulary the package ships; read where this runtime reads files.
+   */
+  loadTokenizer(vocabPath?: string): Promise<Tokenizer>;
   /** Kernel choices measured by tune(): applied at load, checked writable before tuning, saved after. */
   readonly tuning: {
     apply(gpu: Gpu, mode?: string): number;

@@ -9,13 +9,19 @@ import {
   type PreprocessOptions,
   type RgbaImageLike,
 } from '../image/index.js';
-import { ClipModel, type ComputeDtype, type StepDump } from '../model/clip.js';
-import type { ClipConfig } from '../model/config.js';
+import {
+  familyOf,
+  type ComputeDtype,
+  type EmbeddingModel,
+  type ModelInputs,
+  type Preprocessing,
+  type StepDump,
+  type Tokenizer,
+} from '../families/index.js';
 import { platform } from '../platform/index.js';
 import { trace } from '../platform/trace.js';
 import type { ModelSource } from './loader-types.js';
 import { loaders } from './loaders.js';
-import type { ClipTokenizer } from '../tokenizer/index.js';
 import type { HubOptions } from '../io/hub.js';
 import type { CheckpointIdentity, ModelIdentity } from '../io/identity.js';
 
@@ -100,12 +106,15 @@ const TEXT_CACHE_LIMIT = 20_000;
  */
 export class WhyLesionModel {
   private readonly textCache = new Map<string, Float32Array>();
-  private tokenizerLoad?: Promise<ClipTokenizer>;
+  private tokenizerLoad?: Promise<Tokenizer>;
 
   private constructor(
     private readonly gpu: Gpu,
     private readonly ownsGpu: boolean,
-    readonly model: ClipModel,
+    readonly model: EmbeddingModel,
+    /** The shapes of this model's inputs and outputs. */
+    readonly inputs: ModelInputs,
+    private readonly preprocessing: Preprocessing,
     private readonly vocabPath: string | undefined,
     private readonly exifRotate: boolean,
     private readonly maxImagePixels: number | undefined,
@@ -115,14 +124,16 @@ export class WhyLesionModel {
 
   /** @internal use loadModel */
   static async create(
-    model: ClipModel,
+    model: EmbeddingModel,
+    inputs: ModelInputs,
+    preprocessing: Preprocessing,
     gpu: Gpu,
     ownsGpu: boolean,
     vocabPath: string | undefined,
     exifRotate: boolean,
     maxImagePixels: number | undefined,
     checkpoint: CheckpointIdentity,
-    tokenizerLoad?: Promise<ClipTokenizer>,
+    tokenizerLoad?: Promise<Tokenizer>,
   ): Promise<WhyLesionModel> {
     const identity: ModelIdentity = {
       weights: checkpoint.weights,
@@ -130,13 +141,23 @@ export class WhyLesionModel {
       dtype: model.dtype,
       source: checkpoint.source,
     };
-    const created = new WhyLesionModel(gpu, ownsGpu, model, vocabPath, exifRotate, maxImagePixels, identity);
+    const created = new WhyLesionModel(
+      gpu,
+      ownsGpu,
+      model,
+      inputs,
+      preprocessing,
+      vocabPath,
+      exifRotate,
+      maxImagePixels,
+      identity,
+    );
     created.tokenizerLoad = tokenizerLoad;
     return created;
   }
 
   /** Starts reading the tokenizer (see LoadOptions.preloadTokenizer); a failure is reported when text is first encoded. */
-  static preloadTokenizer(vocabPath: string | undefined): Promise<ClipTokenizer> {
+  static preloadTokenizer(vocabPath: string | undefined): Promise<Tokenizer> {
     const load = withPermissionHints(() => loaders.loadTokenizer(vocabPath)).then((tokenizer) => {
       trace('tokenizer loaded');
       return tokenizer;
@@ -146,7 +167,7 @@ export class WhyLesionModel {
   }
 
   /** The CLIP tokenizer, read on first use (image-only work never touches the vocabulary). */
-  tokenizer(): Promise<ClipTokenizer> {
+  tokenizer(): Promise<Tokenizer> {
     this.tokenizerLoad ??= WhyLesionModel.preloadTokenizer(this.vocabPath);
     // A failed read is not remembered: the user may fix the file and call again.
     this.tokenizerLoad.catch(() => (this.tokenizerLoad = undefined));
@@ -155,15 +176,11 @@ export class WhyLesionModel {
 
   /** Token ids [texts.length, context_length] of prompts, as open_clip's tokenizer gives them. */
   async tokenize(texts: readonly string[]): Promise<Int32Array> {
-    return (await this.tokenizer()).tokenize([...texts], this.config.text.contextLength);
-  }
-
-  get config(): ClipConfig {
-    return this.model.config;
+    return (await this.tokenizer()).tokenize([...texts], this.inputs.contextLength);
   }
 
   get embedDim(): number {
-    return this.model.config.embedDim;
+    return this.inputs.embedDim;
   }
 
   /** exp(logit_scale): the temperature applied to cosine similarities (100 for CLIP). */
@@ -185,9 +202,9 @@ export class WhyLesionModel {
   }
 
   private async preprocessInput(input: ImageInput, name?: string): Promise<Float32Array> {
-    const p = this.config.preprocess;
+    const p = this.preprocessing;
     const opts: PreprocessOptions = {
-      size: this.config.vision.imageSize,
+      size: p.size,
       mean: p.mean,
       std: p.std,
       exifRotate: this.exifRotate,
@@ -253,7 +270,7 @@ export class WhyLesionModel {
             : `a ${typeof value}`;
       throw new UserError(`Text ${notText + 1} of ${list.length} is ${kind}, not a string; pass prompts as strings.`);
     }
-    const ctx = this.config.text.contextLength;
+    const ctx = this.inputs.contextLength;
     const ids = await this.tokenize(list);
     const row = (i: number): Int32Array => ids.subarray(i * ctx, (i + 1) * ctx);
     const keys = list.map((_, i) => row(i).join(','));
@@ -352,7 +369,7 @@ export class WhyLesionModel {
   }
 
   private async tuneMatmuls(options: TuneOptions): Promise<{ results: ShapeResult[]; file?: string }> {
-    const S = this.config.vision.imageSize;
+    const S = this.inputs.imageSize;
     if (options.save !== false) loaders.tuning.checkWritable(); // before minutes of tuning, not after
     const tuning = tuningOf(this.gpu);
     tuning.requested.clear();
@@ -431,7 +448,8 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
     gpu.onCompile = (compiled, requested) => options.onProgress!({ stage: 'compile', compiled, requested });
   try {
     loaders.tuning.apply(gpu, options.kernelTuning);
-    const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, {
+    const family = familyOf(checkpoint);
+    const model = await family.load(gpu, checkpoint.config, checkpoint.source, {
       dtype: options.dtype,
       maxBatch: options.maxBatch,
       planBudgetBytes: options.planBudgetBytes,
@@ -439,6 +457,8 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
     });
     return await WhyLesionModel.create(
       model,
+      family.inputs(checkpoint.config),
+      family.preprocessing(checkpoint.config),
       gpu,
       !options.device,
       options.vocabPath,

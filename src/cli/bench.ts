@@ -1,5 +1,5 @@
 import { UserError } from '../errors.js';
-import type { KernelTiming } from '../model/clip.js';
+import type { KernelTiming } from '../families/index.js';
 import { MODEL_OPTIONS, MODEL_USAGE, parseCommand, positiveInteger } from './args.js';
 import { loadModelFromArgs } from './load.js';
 
@@ -39,7 +39,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const model = await loadModelFromArgs(values);
   const loadMs = performance.now() - loadStart;
   try {
-    const S = model.config.vision.imageSize;
+    const S = model.inputs.imageSize;
     const pixels = new Float32Array(batch * 3 * S * S);
     let seed = 1;
     for (let i = 0; i < pixels.length; i++) {

@@ -82,7 +82,7 @@ export async function embedCommand(argv: string[]): Promise<void> {
       textRows.push({ name: JSON.stringify(texts[i]), row });
     });
     for (const file of tokenFiles) {
-      const { ids, batch } = await readTokens(file, model.config.text.contextLength);
+      const { ids, batch } = await readTokens(file, model.inputs.contextLength);
       (await model.encodeTokens(ids, batch, { normalize })).forEach((row, i) => {
         textRows.push({ name: `${file}[${i}]`, row });
       });
@@ -115,7 +115,7 @@ async function readPixels(file: string, model: WhyLesionModel): Promise<{ pixels
     throw new UserError(`Cannot read the pixels file ${file}; check the path.`, { cause });
   });
   const array = readNpy(bytes, file);
-  const s = model.config.vision.imageSize;
+  const s = model.inputs.imageSize;
   const shape = array.shape.length === 3 ? [1, ...array.shape] : array.shape;
   if (array.dtype !== 'float32' || shape.length !== 4 || shape[1] !== 3 || shape[2] !== s || shape[3] !== s) {
     throw new UserError(

@@ -7,6 +7,7 @@ import { UserError } from '../errors.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import { compareTowers, rowCosines, maxAbsAndRelative, type ComparedPair } from '../parity/compare.js';
 import { findPython } from '../parity/python.js';
+import { openClip } from '../families/index.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { resolveModelDir } from '../io/hub.js';
 import { DEFAULT_MODEL, MODEL_OPTIONS, MODEL_USAGE, parseCommand, parseDtype, positiveInteger } from './args.js';
@@ -83,15 +84,17 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
   const model = await loadModelFromArgs({ ...values, model: dir });
   const work = await mkdtemp(join(tmpdir(), 'whylesion-parity-'));
   try {
-    const config = model.config;
-    const S = config.vision.imageSize,
+    // The per-block comparison follows clip_reference.py's open_clip layout, read through the family's config schema.
+    const configPath = join(dir, openClip.configFile);
+    const config = openClip.parseConfig(JSON.parse(await readFile(configPath, 'utf8')), configPath);
+    const S = model.inputs.imageSize,
       imageSize = 3 * S * S;
     const used = images.slice(0, batch);
     const preprocessed = await Promise.all(used.map((path) => model.preprocess(path)));
     const pixels = new Float32Array(batch * imageSize);
     for (let b = 0; b < batch; b++) pixels.set(preprocessed[b % used.length]!, b * imageSize);
     const ids = await model.tokenize(texts);
-    const C = config.text.contextLength;
+    const C = model.inputs.contextLength;
     await writeFile(join(work, 'pixels.npy'), writeNpy([batch, 3, S, S], pixels));
     const tokenRows = texts.map((_, i) => Array.from(ids.subarray(i * C, (i + 1) * C)));
     await writeFile(join(work, 'tokens.json'), JSON.stringify({ tokens: tokenRows }));

@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
-import { BUILTIN_CONFIGS, parseClipConfig } from '../model/config.js';
+import { openClip } from '../families/index.js';
 import { CONFIG_FILE, SAFETENSORS_FILE } from '../io/checkpoint.js';
 import { writeSafetensors } from '../io/source.js';
 import { synthesizeCheckpoint } from '../io/synth.js';
@@ -12,20 +12,20 @@ const USAGE = `Usage: whylesion synth --config NAME|PATH --out DIR [--seed N] [-
 Writes a synthetic open_clip checkpoint (${CONFIG_FILE} + ${SAFETENSORS_FILE}) with the full layout and
 seeded random weights scaled like open_clip's initialisation, for testing and benchmarking without downloads.
 
-  --config   ${Object.keys(BUILTIN_CONFIGS).join(', ')}, or the path of an open_clip_config.json
+  --config   ${Object.keys(openClip.builtinConfigs).join(', ')}, or the path of an open_clip_config.json
   --out      folder to write (created if needed)
   --seed     non-negative integer (default 0); the same seed gives the same bytes
   --dtype    f32 (default) or f16`;
 
 async function loadConfig(spec: string): Promise<object> {
-  const builtin = BUILTIN_CONFIGS[spec];
+  const builtin = openClip.builtinConfigs[spec];
   if (builtin) return builtin;
   let text: string;
   try {
     text = await readFile(spec, 'utf8');
   } catch (error) {
     throw new UserError(
-      `--config ${spec} is neither a built-in config (${Object.keys(BUILTIN_CONFIGS).join(', ')}) nor a readable file.`,
+      `--config ${spec} is neither a built-in config (${Object.keys(openClip.builtinConfigs).join(', ')}) nor a readable file.`,
       { cause: error },
     );
   }
@@ -61,7 +61,7 @@ export async function synthCommand(argv: string[]): Promise<void> {
     throw new UserError(`--dtype ${values.dtype} is not f32 or f16.`);
 
   const rawConfig = await loadConfig(values.config);
-  const config = parseClipConfig(rawConfig, values.config);
+  const config = openClip.parseConfig(rawConfig, values.config);
   await mkdir(values.out, { recursive: true });
   await writeFile(join(values.out, CONFIG_FILE), `${JSON.stringify(rawConfig, null, 2)}\n`);
   const tensors = synthesizeCheckpoint(config, seed, values.dtype === 'f32' ? 'F32' : 'F16');

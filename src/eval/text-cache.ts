@@ -61,7 +61,7 @@ export class TextCache {
     options: { normalize?: boolean } = {},
   ): Promise<Float32Array[]> {
     if (texts.length === 0) return [];
-    const ctx = model.config.text.contextLength;
+    const ctx = model.inputs.contextLength;
     const ids = await model.tokenize(texts);
     const keys = texts.map((_, i) =>
       createHash('sha256')

@@ -1,0 +1,29 @@
+/**
+ * open_clip's CLIP with its native towers (VisionTransformer + TextTransformer): the family of WhyLesionCLIP and
+ * of every checkpoint io/ opens. Config knobs are read in one place, model/config.ts's parseClipConfig, which
+ * the Hugging Face CLIPModel mapping in io/ feeds too.
+ */
+import { ClipModel } from '../../model/clip.js';
+import { BUILTIN_CONFIGS, parseClipConfig, type ClipConfig } from '../../model/config.js';
+import { expectedTensors } from '../../model/layout.js';
+import type { ModelFamily } from '../family.js';
+
+export const openClip: ModelFamily<ClipConfig> = {
+  name: 'open_clip',
+  configFile: 'open_clip_config.json',
+  parseConfig: parseClipConfig,
+  builtinConfigs: BUILTIN_CONFIGS,
+  stateDict: expectedTensors,
+  inputs: (config) => ({
+    embedDim: config.embedDim,
+    imageSize: config.vision.imageSize,
+    contextLength: config.text.contextLength,
+  }),
+  tokenizer: 'clip-bpe',
+  preprocessing: (config) => ({
+    size: config.vision.imageSize,
+    mean: config.preprocess.mean,
+    std: config.preprocess.std,
+  }),
+  load: (gpu, config, source, options) => ClipModel.load(gpu, config, source, options),
+};
