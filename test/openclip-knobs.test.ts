@@ -11,6 +11,7 @@ import { parseClipConfig, type ClipConfig } from '../src/model/config.js';
 import { SafetensorsFile } from '../src/io/source.js';
 import { encodeSafetensors, SafetensorsSource } from '../src/io/safetensors.js';
 import { Gpu } from '../src/runtime/gpu.js';
+import { loadModel } from '../src/api/model.js';
 import { loadNpy, maxAbsDiff, randomArray } from './helpers.js';
 
 const FIXTURES = new URL('fixtures/openclip-knobs/', import.meta.url);
@@ -117,6 +118,23 @@ describe('open_clip 2.24 knobs on tiny random-weight models', () => {
     const ours = await embeddings(f, async () => SafetensorsSource.fromBytes(reversed, 'the reversed checkpoint'));
     expectMatches('ls-avg-projbias image (gammas first)', ours.image, f.image.data);
     expectMatches('ls-avg-projbias text (gammas first)', ours.text, f.text.data);
+  });
+});
+
+describe('loadModel through the open_clip family', () => {
+  it('takes shapes, preprocessing size and context length from the config', async () => {
+    const f = fixture('ls-avg-projbias');
+    const model = await loadModel(new URL('ls-avg-projbias/', FIXTURES).pathname);
+    try {
+      expect(model.inputs).toEqual({ embedDim: 24, imageSize: 64, contextLength: 16 });
+      expect((await model.tokenize(['dark brown', 'a'.repeat(200)])).length).toBe(2 * 16);
+      const image = (await model.encodePixels(f.pixels, f.images)).flatMap((row) => [...row]);
+      expectMatches('ls-avg-projbias image (loadModel)', Float32Array.from(image), f.image.data);
+      const text = (await model.encodeTokens(f.tokens, f.texts)).flatMap((row) => [...row]);
+      expectMatches('ls-avg-projbias text (loadModel)', Float32Array.from(text), f.text.data);
+    } finally {
+      model.dispose();
+    }
   });
 });
 
