@@ -114,7 +114,8 @@ export class WhyLesionModel {
     readonly model: EmbeddingModel,
     /** The shapes of this model's inputs and outputs. */
     readonly inputs: ModelInputs,
-    private readonly preprocessing: Preprocessing,
+    /** How images become pixels for this model (size, mean, std of open_clip's eval transform). */
+    readonly preprocessing: Preprocessing,
     private readonly vocabPath: string | undefined,
     private readonly exifRotate: boolean,
     private readonly maxImagePixels: number | undefined,

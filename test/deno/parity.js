@@ -82,12 +82,8 @@ async function main() {
       );
     });
 
-    const config = model.config;
-    const preprocessOptions = {
-      size: config.vision.imageSize,
-      mean: config.preprocess.mean,
-      std: config.preprocess.std,
-    };
+    const { size, mean, std } = model.preprocessing;
+    const preprocessOptions = { size, mean, std };
     for (const image of cases.images.filter((name) => name === 'lesion_rgb.png' || name.endsWith('.jpg'))) {
       const got = await preprocessImage(readFileSync(new URL(`images/${image}`, TINY)), preprocessOptions, image);
       const want = npy(pixelsFile(image)).data;
