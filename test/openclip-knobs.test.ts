@@ -12,6 +12,8 @@ import { SafetensorsFile } from '../src/io/source.js';
 import { encodeSafetensors, SafetensorsSource } from '../src/io/safetensors.js';
 import { Gpu } from '../src/runtime/gpu.js';
 import { loadModel } from '../src/api/model.js';
+import { openClip } from '../src/families/index.js';
+import { synthesizeCheckpoint } from '../src/io/synth.js';
 import { loadNpy, maxAbsDiff, randomArray } from './helpers.js';
 
 const FIXTURES = new URL('fixtures/openclip-knobs/', import.meta.url);
@@ -93,6 +95,27 @@ describe('open_clip 2.24 knobs on tiny random-weight models', () => {
       [32, 16, false, true, 'tok', false, 1e-5, true, 24, false, 'argmax', false, false, 1e-5],
       [32, 16, true, false, 'tok', false, 1e-5, false, 10, true, 'last', true, true, 1e-5],
     ]);
+  });
+
+  it('lists exactly the tensors open_clip saved, in state_dict order, for every fixture', async () => {
+    for (const name of NAMES) {
+      const f = fixture(name);
+      const file = await SafetensorsFile.open(f.weights);
+      const saved = [...file.tensors].map(([tensor, info]) => [tensor, info.shape]);
+      await file.close();
+      expect([...openClip.stateDict(f.config)], name).toEqual(saved);
+    }
+  });
+
+  it('synthesizes a checkpoint for every fixture config that loads and gives finite embeddings', async () => {
+    for (const name of NAMES) {
+      const f = fixture(name);
+      const tensors = synthesizeCheckpoint(f.config, 5, 'F32').map((t) => ({ ...t, data: t.data() }));
+      const bytes = encodeSafetensors(tensors);
+      const ours = await embeddings(f, () => SafetensorsSource.fromBytes(bytes, `synthetic ${name}`));
+      expect([...ours.image, ...ours.text].every(Number.isFinite), name).toBe(true);
+      expect(ours.image.some((v) => v !== 0)).toBe(true);
+    }
   });
 
   for (const name of NAMES) {
