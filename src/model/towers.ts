@@ -28,8 +28,8 @@ export function visionGraph(config: ClipConfig, w: VisionWeights, batch: number,
   const embed = g.tensor('vision.patch_embed', batch * G * G * W * F32);
   const v = config.vision;
   // Without ln_pre the token sequence is the residual stream itself.
-  const x = g.tensor('vision.x', rows * W * F32);
-  const tokens = v.lnPre ? g.tensor('vision.tokens', rows * W * F32) : x;
+  const tokens = g.tensor(v.lnPre ? 'vision.tokens' : 'vision.x', rows * W * F32);
+  const x = v.lnPre ? g.tensor('vision.x', rows * W * F32) : tokens;
   g.op('patchify', 'vision.patchify', { pixels, patches, batch, patch: P, grid: G, imageSize: S });
   g.op('matmul', 'vision.conv1', {
     x: patches,
