@@ -41,6 +41,6 @@ export async function infoCommand(argv: string[]): Promise<void> {
   );
   if (info.model) {
     console.log(`weights   ${info.model.path} (${info.model.tensors} tensors)`);
-    console.log(`config    ${JSON.stringify(info.model.config)}`);
+    console.log(`config    ${info.model.family} ${JSON.stringify(info.model.config)}`);
   }
 }
