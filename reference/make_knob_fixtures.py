@@ -1,6 +1,6 @@
 """Tiny random-weight open_clip checkpoints that exercise the config knobs beyond WhyLesionCLIP's (layer scale,
 avg pooling, no ln_pre, text pooling, no causal mask, text projection bias, other image sizes, patch sizes and
-context lengths, LayerNorm eps), with what real open_clip 2.24 computes from them: the fixtures of
+context lengths, LayerNorm eps, custom_text with embed_cls and pad_id), with what real open_clip 2.24 computes from them: the fixtures of
 test/openclip-knobs.test.ts.
 
     WHYLESION_OPENCLIP_PATH=/path/to/open_clip/src:/path/to/ftfy:/path/to/wcwidth \\
@@ -63,6 +63,14 @@ FIXTURES = {
         "embed_dim": EMBED,
         "vision_cfg": vision(image_size=32, patch_size=16, ls_init_value=0.1, no_ln_pre=True),
         "text_cfg": text(context_length=10, pool_type="last", ls_init_value=0.1, proj_bias=True),
+    },
+    # A CustomTextCLIP with the native text tower (saved under text.*): CoCa's appended class token, whose attention
+    # skips keys after padding (build_cls_mask), and its pad id.
+    "customtext-embedcls": {
+        "embed_dim": EMBED,
+        "custom_text": True,
+        "vision_cfg": vision(image_size=32, patch_size=8),
+        "text_cfg": text(context_length=12, embed_cls=True, pad_id=0),
     },
 }
 

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as K from '../src/kernels/index.js';
-import { meanRowsRef } from '../src/kernels/reference.js';
+import { attentionLastRowRef, meanRowsRef } from '../src/kernels/reference.js';
 import { ClipModel } from '../src/model/clip.js';
 import { parseClipConfig, type ClipConfig } from '../src/model/config.js';
 import { SafetensorsFile } from '../src/io/source.js';
@@ -17,7 +17,14 @@ import { synthesizeCheckpoint } from '../src/io/synth.js';
 import { loadNpy, maxAbsDiff, randomArray } from './helpers.js';
 
 const FIXTURES = new URL('fixtures/openclip-knobs/', import.meta.url);
-const NAMES = ['ls-avg-projbias', 'nolnpre-avgafter-last', 'p14-tok-first', 'nocausal-argmax', 'causal-last'];
+const NAMES = [
+  'ls-avg-projbias',
+  'nolnpre-avgafter-last',
+  'p14-tok-first',
+  'nocausal-argmax',
+  'causal-last',
+  'customtext-embedcls',
+];
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -86,14 +93,25 @@ describe('open_clip 2.24 knobs on tiny random-weight models', () => {
     const knobs = NAMES.map((name) => {
       const { vision: v, text: t, quickGelu } = fixture(name).config;
       const vision = [v.imageSize, v.patchSize, v.layerScale, v.lnPre, v.pool, v.lnAfterPool, v.normEps, quickGelu];
-      return [...vision, t.contextLength, t.layerScale, t.pool, t.causal, t.projBias, t.normEps];
+      return [
+        ...vision,
+        t.contextLength,
+        t.layerScale,
+        t.pool,
+        t.causal,
+        t.projBias,
+        t.normEps,
+        t.customText,
+        t.embedCls,
+      ];
     });
     expect(knobs).toEqual([
-      [64, 16, true, true, 'avg', false, 1e-6, false, 16, true, 'argmax', true, true, 1e-5],
-      [64, 32, false, false, 'avg', true, 1e-5, true, 12, false, 'last', false, false, 1e-6],
-      [56, 14, false, true, 'tok', true, 1e-5, false, 20, false, 'first', true, false, 1e-5],
-      [32, 16, false, true, 'tok', false, 1e-5, true, 24, false, 'argmax', false, false, 1e-5],
-      [32, 16, true, false, 'tok', false, 1e-5, false, 10, true, 'last', true, true, 1e-5],
+      [64, 16, true, true, 'avg', false, 1e-6, false, 16, true, 'argmax', true, true, 1e-5, false, false],
+      [64, 32, false, false, 'avg', true, 1e-5, true, 12, false, 'last', false, false, 1e-6, false, false],
+      [56, 14, false, true, 'tok', true, 1e-5, false, 20, false, 'first', true, false, 1e-5, false, false],
+      [32, 16, false, true, 'tok', false, 1e-5, true, 24, false, 'argmax', false, false, 1e-5, false, false],
+      [32, 16, true, false, 'tok', false, 1e-5, false, 10, true, 'last', true, true, 1e-5, false, false],
+      [32, 8, false, true, 'tok', false, 1e-5, false, 12, false, 'argmax', true, false, 1e-5, true, true],
     ]);
   });
 
@@ -202,6 +220,7 @@ describe('the fixtures tell each knob apart', () => {
     ['no_causal_mask ignored', 'nocausal-argmax', { config: (c) => text(c, { causal: true }) }],
     ['last pooled as argmax', 'causal-last', { config: (c) => text(c, { pool: 'argmax' }) }],
     ['first pooled as argmax', 'p14-tok-first', { config: (c) => text(c, { pool: 'argmax' }) }],
+    ["embed_cls's mask ignored (pad_id 7, absent)", 'customtext-embedcls', { config: (c) => text(c, { padId: 7 }) }],
   ];
   for (const [what, name, change] of cases) {
     it(`${what} moves ${name}'s embeddings far beyond the 5e-6 tolerance`, async () => {
@@ -210,6 +229,42 @@ describe('the fixtures tell each knob apart', () => {
       expect(moved).toBeGreaterThan(1e-4);
     });
   }
+});
+
+describe('attention_last_row kernel', () => {
+  it("recomputes each sequence's last row over the allowed keys like its CPU reference, leaving the others", async () => {
+    const scope = new K.Scope(gpu);
+    try {
+      for (const [B, T, heads, D] of [
+        [1, 2, 1, 4],
+        [3, 13, 2, 16],
+        [2, 78, 12, 64],
+      ] as const) {
+        const W = heads * D;
+        const qkv = randomArray(B * T * 3 * W, B + T + D, 1);
+        const allowed = Uint32Array.from({ length: B * T }, (_, i) => (i % T === 0 || (i * 7) % 5 !== 0 ? 1 : 0));
+        const before = randomArray(B * T * W, 3);
+        const out = scope.storage('out', before);
+        const d = await K.attentionLastRow(scope, 'cls', {
+          qkv: scope.storage('qkv', qkv),
+          allowed: scope.storage('allowed', allowed),
+          out,
+          batch: B,
+          seq: T,
+          heads,
+          headDim: D,
+        });
+        const [bytes] = await gpu.run('cls', [d], [{ buffer: out, bytes: B * T * W * 4 }]);
+        const got = new Float32Array(bytes!);
+        const want = before.slice();
+        const lastRows = attentionLastRowRef(qkv, B, T, heads, D, allowed);
+        for (let b = 0; b < B; b++) want.set(lastRows.subarray(b * W, (b + 1) * W), (b * T + T - 1) * W);
+        expect(maxAbsDiff(got, want)).toBeLessThanOrEqual(2e-6 * Math.max(1, ...Array.from(want, Math.abs)));
+      }
+    } finally {
+      scope.destroy();
+    }
+  });
 });
 
 describe('mean_rows kernel', () => {

@@ -49,6 +49,9 @@ describe('open_clip config', () => {
         causal: true,
         projBias: false,
         normEps: 1e-5,
+        customText: false,
+        embedCls: false,
+        padId: 0,
       },
       preprocess: {
         mean: [0.48145466, 0.4578275, 0.40821073],
@@ -87,6 +90,9 @@ describe('open_clip config', () => {
       causal: true,
       projBias: false,
       normEps: 1e-5,
+      customText: false,
+      embedCls: false,
+      padId: 0,
     });
     expect(parseClipConfig(BUILTIN_CONFIGS['ViT-B-32']).vision.patchSize).toBe(32);
     const tiny = parseClipConfig(JSON.parse(await readFile(join(TINY, 'open_clip_config.json'), 'utf8')));
@@ -172,10 +178,16 @@ describe('open_clip config', () => {
         text_cfg: { embed_cls: true, pool_type: 'mean', act_kwargs: { approximate: 'tanh' } },
       }),
     ).toMatch(
-      /text_cfg\.embed_cls=true \(CoCa's appended class token\), text_cfg\.act_kwargs=\{"approximate":"tanh"\} \(activation arguments\), text_cfg\.pool_type="mean" \(whylesion reads "argmax" or "last" or "first"\)/,
+      /text_cfg\.act_kwargs=\{"approximate":"tanh"\} \(activation arguments\), text_cfg\.pool_type="mean" \(whylesion reads "argmax" or "last" or "first"\), text_cfg\.embed_cls=true without model_cfg\.custom_text \(open_clip's CLIP cannot run it\)/,
     );
-    expect(refusal({ embed_dim: 8, custom_text: true, init_logit_bias: -10, mystery: 1 })).toMatch(
-      /model_cfg\.custom_text=true \(a CustomTextCLIP, .*\), model_cfg\.init_logit_bias=-10 \(a SigLIP logit bias, .*\), model_cfg\.mystery \(unknown field\)/,
+    expect(
+      parseClipConfig({ embed_dim: 8, custom_text: true, text_cfg: { embed_cls: true, pad_id: 1 } }).text,
+    ).toMatchObject({ customText: true, embedCls: true, padId: 1 });
+    expect(refusal({ embed_dim: 8, custom_text: true, text_cfg: { hf_model_name: 'xlm-roberta-base' } })).toMatch(
+      /text_cfg\.hf_model_name="xlm-roberta-base" \(a Hugging Face transformers text tower\)/,
+    );
+    expect(refusal({ embed_dim: 8, init_logit_bias: -10, mystery: 1 })).toMatch(
+      /model_cfg\.init_logit_bias=-10 \(a SigLIP logit bias, .*\), model_cfg\.mystery \(unknown field\)/,
     );
     expect(refusal({ embed_dim: 8, multimodal_cfg: { width: 512 } })).toMatch(
       /multimodal_cfg=\{"width":512\} \(CoCa's multimodal text decoder\)/,

@@ -24,6 +24,7 @@ export const LAUNCHERS = {
   visionTokens: K.visionTokens,
   gatherRows: K.gatherRows,
   meanRows: K.meanRows,
+  attentionLastRow: K.attentionLastRow,
 };
 
 export type OpKind = keyof typeof LAUNCHERS;

@@ -459,3 +459,25 @@ export function meanRows(
     { bytes: 4 * a.batch * (a.seq + 1) * a.width },
   );
 }
+
+/**
+ * Recomputes the last query row of each sequence over only the keys `allowed` marks ([B·T] u32, 1 = attend),
+ * overwriting that row of `out` (CoCa's appended class token; run after the causal attention).
+ */
+export function attentionLastRow(
+  scope: Scope,
+  label: string,
+  a: { qkv: GPUBuffer; allowed: GPUBuffer; out: GPUBuffer; batch: number; seq: number; heads: number; headDim: number },
+): Promise<Dispatch> {
+  const width = a.heads * a.headDim;
+  return dispatch(
+    scope,
+    OTHER_SPECS.attention_last_row,
+    label,
+    { qkv: a.qkv, allowed: a.allowed, out: a.out },
+    { T: a.seq, W: width, D: a.headDim, scale: 1 / Math.sqrt(a.headDim) },
+    {},
+    [Math.ceil(a.headDim / 64), a.heads, a.batch],
+    { flops: 4 * a.batch * a.seq * width * a.headDim, bytes: 4 * a.batch * a.seq * 2 * width * a.headDim },
+  );
+}

@@ -273,6 +273,17 @@ export const OTHER_SPECS = {
     uniforms: u32('rows', 'width', '_p0', '_p1'),
     defineSets: [{}],
   }),
+  attention_last_row: spec({
+    kernel: 'attention_last_row',
+    shader: 'attention_last_row.wgsl',
+    bindings: [
+      { wgsl: 'QKV', arg: 'qkv', access: 'read' },
+      { wgsl: 'allowed', arg: 'allowed', access: 'read' },
+      { wgsl: 'O', arg: 'out', access: 'read_write' },
+    ],
+    uniforms: [...u32('T', 'W', 'D'), f32('scale')],
+    defineSets: [{}],
+  }),
   mean_rows: spec({
     kernel: 'mean_rows',
     shader: 'mean_rows.wgsl',

@@ -112,7 +112,7 @@ export class ClipModel {
     const seq =
       tower === 'image'
         ? (c as ClipConfig['vision']).imageSize ** 2 / (c as ClipConfig['vision']).patchSize ** 2 + 1
-        : this.config.text.contextLength;
+        : this.config.text.contextLength + (this.config.text.embedCls ? 1 : 0);
     const widest = Math.max(mlpWidth(c.width, c.mlpRatio), 3 * c.width) * 4 * seq;
     return Math.max(1, Math.min(64, this.batchCap, Math.floor(limit / widest)));
   }
@@ -283,8 +283,9 @@ export class ClipModel {
    * text tower runs on max(pooled row)+1 positions instead of the full context: exact, and far less work for
    * short prompts. Without the mask every row sees every other, so the whole context runs.
    */
-  private prepareText(ids: Int32Array, batch: number): { program: Program; inputs: [Uint32Array, Uint32Array] } {
-    const { contextLength: ctx, pool, causal } = this.config.text;
+  private prepareText(ids: Int32Array, batch: number): { program: Program; inputs: Uint32Array[] } {
+    const { contextLength: ctx, pool, causal, embedCls } = this.config.text;
+    if (embedCls) return this.prepareClsText(ids, batch);
     const eot = new Uint32Array(batch);
     for (let b = 0; b < batch; b++) {
       let best = pool === 'last' ? ctx - 1 : 0;
@@ -292,15 +293,40 @@ export class ClipModel {
       eot[b] = best;
     }
     const seq = this.towerOptions.exactShortcuts && causal ? Math.max(...eot) + 1 : ctx;
-    const program = this.executor.program(`text/${batch}/${seq}`, () =>
-      textGraph(this.config, this.weights.text, batch, seq, this.towerOptions),
-    );
+    const program = this.textProgram(batch, seq);
     const input = new Uint32Array(batch * seq);
     for (let b = 0; b < batch; b++) {
       for (let t = 0; t < seq; t++) input[b * seq + t] = ids[b * ctx + t]!;
       eot[b]! += b * seq;
     }
     return { program, inputs: [input, eot] };
+  }
+
+  /**
+   * embed_cls (open_clip's TextTransformer.forward): the class token (table row vocabSize) follows the whole
+   * context and is the pooled row; under the causal mask it attends to key 0 and to key j when token j−1 is not
+   * pad_id (open_clip's build_cls_mask, kept as it is).
+   */
+  private prepareClsText(ids: Int32Array, batch: number): { program: Program; inputs: Uint32Array[] } {
+    const { contextLength: ctx, causal, vocabSize, padId } = this.config.text;
+    const seq = ctx + 1;
+    const input = new Uint32Array(batch * seq);
+    const pooled = new Uint32Array(batch);
+    const keys = new Uint32Array(batch * seq);
+    for (let b = 0; b < batch; b++) {
+      for (let t = 0; t < ctx; t++) input[b * seq + t] = ids[b * ctx + t]!;
+      input[b * seq + ctx] = vocabSize;
+      pooled[b] = b * seq + ctx;
+      keys[b * seq] = 1;
+      for (let j = 1; j < seq; j++) keys[b * seq + j] = ids[b * ctx + j - 1] === padId ? 0 : 1;
+    }
+    return { program: this.textProgram(batch, seq), inputs: causal ? [input, pooled, keys] : [input, pooled] };
+  }
+
+  private textProgram(batch: number, seq: number): Program {
+    return this.executor.program(`text/${batch}/${seq}`, () =>
+      textGraph(this.config, this.weights.text, batch, seq, this.towerOptions),
+    );
   }
 
   private visionProgram(batch: number): Program {

@@ -42,6 +42,14 @@ export interface ClipConfig {
     /** text_projection is an nn.Linear with bias ([E, W] weight) instead of a bare [W, E] matrix. */
     projBias: boolean;
     normEps: number;
+    /** custom_text: a CustomTextCLIP, the text tower saved under `text.` and run by TextTransformer.forward. */
+    customText: boolean;
+    /**
+     * embed_cls (custom_text only): a learned class token appended after the context, pooled with ln_final; under
+     * the causal mask it attends to key 0 and to key j where token j−1 is not `padId`.
+     */
+    embedCls: boolean;
+    padId: number;
   };
   preprocess: { mean: [number, number, number]; std: [number, number, number]; imageSize: number };
 }
@@ -83,11 +91,18 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
  * VisionTransformer/TextTransformer (or a head the engine does not compute): each is refused, naming why.
  */
 const MODEL_REFUSED: Record<string, string> = {
-  custom_text: "a CustomTextCLIP, whose text tower is saved under text.* and runs TextTransformer's own forward",
   init_logit_bias: "a SigLIP logit bias, which whylesion's zero-shot softmax does not apply",
   multimodal_cfg: "CoCa's multimodal text decoder",
 };
-const MODEL_READ = new Set(['embed_dim', 'vision_cfg', 'text_cfg', 'quick_gelu', 'cast_dtype', 'init_logit_scale']);
+const MODEL_READ = new Set([
+  'embed_dim',
+  'vision_cfg',
+  'text_cfg',
+  'quick_gelu',
+  'cast_dtype',
+  'init_logit_scale',
+  'custom_text',
+]);
 const VISION_REFUSED: Record<string, string> = {
   timm_model_name: 'a timm image tower',
   attentional_pool: "CoCa's attentional pooler",
@@ -124,8 +139,6 @@ const VISION_READ = new Set([
 ]);
 const TEXT_REFUSED: Record<string, string> = {
   hf_model_name: 'a Hugging Face transformers text tower',
-  // CLIP.encode_text adds context_length positions to a context_length+1 table there: open_clip itself fails.
-  embed_cls: "CoCa's appended class token",
   output_tokens: 'token outputs besides the pooled embedding',
   act_kwargs: 'activation arguments',
 };
@@ -141,13 +154,13 @@ const TEXT_READ = new Set([
   'no_causal_mask',
   'proj_bias',
   'norm_kwargs',
+  'embed_cls',
   // open_clip 2.24's CLIP never passes text final_ln_after_pool to its TextTransformer: ln_final runs before pooling.
   'final_ln_after_pool',
-  // Tokenizer settings: the token ids (pad id included) are the tokenizer's business; pad_id only shapes the
-  // attention mask of embed_cls, refused above.
+  // pad_id shapes only embed_cls's attention mask; the tokenizer pads with 0 whatever it says.
+  'pad_id',
   'hf_tokenizer_name',
   'tokenizer_kwargs',
-  'pad_id',
   'hf_model_pretrained',
   'hf_proj_type',
   'hf_pooler_type',
@@ -336,7 +349,15 @@ export function parseClipConfig(raw: unknown, what = 'the model config'): ClipCo
     causal: !oneOf(refused, 'text_cfg.no_causal_mask', text.no_causal_mask, [false, true], false),
     projBias: oneOf(refused, 'text_cfg.proj_bias', text.proj_bias, [false, true], false),
     textEps: layerNormEps(refused, 'text_cfg.norm_kwargs', text.norm_kwargs),
+    customText: oneOf(refused, 'model_cfg.custom_text', model.custom_text, [false, true], false),
+    embedCls: oneOf(refused, 'text_cfg.embed_cls', text.embed_cls, [false, true], false),
+    padId: text.pad_id ?? 0,
   };
+  if (knobs.embedCls && !knobs.customText)
+    // CLIP.encode_text adds context_length positions to the context_length+1 that embed_cls makes: open_clip fails.
+    refused.push("text_cfg.embed_cls=true without model_cfg.custom_text (open_clip's CLIP cannot run it)");
+  if (!Number.isSafeInteger(knobs.padId) || (knobs.padId as number) < 0)
+    refused.push(`text_cfg.pad_id=${JSON.stringify(text.pad_id)} (not a token id)`);
   if (refused.length > 0) throw configError(what, `uses unsupported settings: ${refused.join(', ')}`);
 
   const visionWidth = positiveInteger(what, 'vision_cfg.width', vision.width, 768);
@@ -395,6 +416,9 @@ export function parseClipConfig(raw: unknown, what = 'the model config'): ClipCo
       causal: knobs.causal,
       projBias: knobs.projBias,
       normEps: knobs.textEps,
+      customText: knobs.customText,
+      embedCls: knobs.embedCls,
+      padId: knobs.padId as number,
     },
     preprocess: {
       mean: triple(what, 'preprocess_cfg.mean', preprocess.mean, OPENAI_MEAN),

@@ -13,7 +13,8 @@ export const mlpWidth = (width: number, mlpRatio: number): number => Math.trunc(
  * How the engine loads a tensor: `vector` and the layernorm `norm-gain`/`norm-bias` stay f32 as stored; `linear`
  * is a matmul weight [out, in] (stored in the compute dtype); `linear-transposed` is an [in, out] projection (x @ P)
  * turned into [out, in]; `embedding-table` is uploaded in row chunks; `scalar` is read to the host; `layer-scale`
- * (a LayerScale gamma) is read to the host and folded into the weights it scales (see LayerScaleSpec).
+ * (a LayerScale gamma) is read to the host and folded into the weights it scales (see LayerScaleSpec); `embedding-row`
+ * (a [W] vector) becomes a one-row embedding table, looked up like a token.
  */
 export type TensorRole =
   | 'vector'
@@ -23,7 +24,8 @@ export type TensorRole =
   | 'linear-transposed'
   | 'embedding-table'
   | 'scalar'
-  | 'layer-scale';
+  | 'layer-scale'
+  | 'embedding-row';
 
 /** Synthetic checkpoints draw the tensor from normal(mean, std); std 0 makes it the constant `mean`. */
 export interface TensorInit {
@@ -85,6 +87,8 @@ export interface TextSpec {
   /** A bare [W, E] parameter, or with proj_bias an nn.Linear ([E, W] weight and a bias). */
   proj: TensorSpec<'linear-transposed' | 'linear'>;
   projBias?: TensorSpec<'vector'>;
+  /** embed_cls's class token, appended after the context. */
+  clsEmbedding?: TensorSpec<'embedding-row'>;
   tokenChunks: TensorSpec<'embedding-table'>;
 }
 
@@ -155,11 +159,23 @@ export function clipSchema(cfg: ClipConfig): ClipSchema {
     return blocks;
   };
 
-  // CLIP's own parameters (text_projection is a submodule, declared last, when it has a bias).
-  const textPos = declare('positional_embedding', [t.contextLength, t.width], 'vector', normal(0.01));
-  const bareTextProj = t.projBias
-    ? undefined
-    : declare('text_projection', [t.width, embedDim], 'linear-transposed', normal(t.width ** -0.5));
+  // CLIP copies its text tower's parts onto itself: positional_embedding and a bare text_projection are CLIP's own
+  // parameters, saved first. CustomTextCLIP keeps the TextTransformer as `text`, saved after logit_scale and
+  // visual, its own parameters (cls_emb, positional_embedding, text_projection) before its modules.
+  const tp = t.customText ? 'text.' : '';
+  const textParameters = () => ({
+    cls: t.embedCls ? declare(`${tp}cls_emb`, [t.width], 'embedding-row', normal(0.01)) : undefined,
+    pos: declare(
+      `${tp}positional_embedding`,
+      [t.contextLength + (t.embedCls ? 1 : 0), t.width],
+      'vector',
+      normal(0.01),
+    ),
+    bareProj: t.projBias
+      ? undefined
+      : declare(`${tp}text_projection`, [t.width, embedDim], 'linear-transposed', normal(t.width ** -0.5)),
+  });
+  const clipText = t.customText ? undefined : textParameters();
   const logitScale = declare('logit_scale', [], 'scalar', { mean: Math.log(100), std: 0 });
   // CLIP.visual: its own parameters, then conv1, ln_pre, transformer, ln_post.
   const grid = v.imageSize / v.patchSize;
@@ -181,13 +197,17 @@ export function clipSchema(cfg: ClipConfig): ClipSchema {
   const lnPre = v.lnPre ? layerNorm('visual.ln_pre', v.width) : undefined;
   const visionBlocks = residualBlocks('visual.transformer', v);
   const lnPost = layerNorm('visual.ln_post', v.width);
-  // CLIP's text modules: transformer, token_embedding, ln_final.
-  const textBlocks = residualBlocks('transformer', t);
-  const tokenEmbedding = declare('token_embedding.weight', [t.vocabSize, t.width], 'embedding-table', normal(0.02));
-  const lnFinal = layerNorm('ln_final', t.width);
+  const { cls, pos: textPos, bareProj } = clipText ?? textParameters();
+  // Text modules: CLIP's order is transformer, token_embedding, ln_final; TextTransformer's token_embedding first.
+  const tokens = (): TensorSpec<'embedding-table'> =>
+    declare(`${tp}token_embedding.weight`, [t.vocabSize, t.width], 'embedding-table', normal(0.02));
+  const tokenFirst = t.customText ? tokens() : undefined;
+  const textBlocks = residualBlocks(`${tp}transformer`, t);
+  const tokenEmbedding = tokenFirst ?? tokens();
+  const lnFinal = layerNorm(`${tp}ln_final`, t.width);
   const textProj =
-    bareTextProj ?? declare('text_projection.weight', [embedDim, t.width], 'linear', normal(t.width ** -0.5));
-  const textProjBias = bareTextProj ? undefined : declare('text_projection.bias', [embedDim], 'vector', BIAS);
+    bareProj ?? declare(`${tp}text_projection.weight`, [embedDim, t.width], 'linear', normal(t.width ** -0.5));
+  const textProjBias = bareProj ? undefined : declare(`${tp}text_projection.bias`, [embedDim], 'vector', BIAS);
 
   return {
     tensors,
@@ -198,6 +218,7 @@ export function clipSchema(cfg: ClipConfig): ClipSchema {
       lnFinal,
       proj: textProj,
       projBias: textProjBias,
+      clsEmbedding: cls,
       tokenChunks: tokenEmbedding,
     },
     logitScale,

@@ -115,10 +115,17 @@ export function textGraph(config: ClipConfig, w: TextWeights, batch: number, seq
   const g = new GraphBuilder(`text[B=${batch},T=${seq}]`);
   const ids = g.input('text.ids', rows * 4);
   const eotIndex = g.input('text.eot_index', batch * 4);
+  const t = config.text;
+  // embed_cls: the class token is one more table row (id vocabSize, appended by the caller); under the causal mask
+  // its row attends to the keys `text.cls_keys` marks.
+  const clsKeys = t.embedCls && t.causal ? g.input('text.cls_keys', rows * 4) : undefined;
+  const chunks = w.clsEmbedding
+    ? [...w.tokenChunks, ...w.clsEmbedding.map((chunk) => ({ ...chunk, rowOffset: t.vocabSize }))]
+    : w.tokenChunks;
   const x = g.tensor('text.x', rows * W * F32);
   g.op('embedTokens', 'text.embed', {
     ids,
-    chunks: w.tokenChunks,
+    chunks,
     pos: w.pos,
     y: x,
     rows,
@@ -138,6 +145,7 @@ export function textGraph(config: ClipConfig, w: TextWeights, batch: number, seq
     quickGelu: config.quickGelu,
     dtype: o.dtype,
     eps,
+    lastRowKeys: clsKeys,
   });
   const eotRows = g.tensor('text.eot_rows', batch * W * F32);
   const pooled = g.tensor('text.pooled', batch * W * F32);
@@ -178,6 +186,8 @@ interface BlockShape {
   dtype: ComputeDtype;
   /** LayerNorm eps of ln_1 and ln_2. */
   eps: number;
+  /** Per row, 1 where the last row of its sequence may attend (embed_cls's class token); others stay causal. */
+  lastRowKeys?: Tensor;
 }
 
 /**
@@ -226,6 +236,16 @@ function recordBlocks(
       headDim: W / a.heads,
       causal: a.causal,
     });
+    if (a.lastRowKeys)
+      g.op('attentionLastRow', `${p}.attn.cls`, {
+        qkv,
+        allowed: a.lastRowKeys,
+        out: attn,
+        batch: a.batch,
+        seq: a.seq,
+        heads: a.heads,
+        headDim: W / a.heads,
+      });
     let n = rows,
       name = p;
     if (keep && i === blocks.length - 1) {

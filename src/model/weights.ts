@@ -39,6 +39,8 @@ export interface TextWeights {
   lnFinal: [GPUBuffer, GPUBuffer];
   proj: K.MatmulWeight;
   projBias?: GPUBuffer;
+  /** embed_cls's class token as a one-row table (rowOffset 0). */
+  clsEmbedding?: K.TableChunk[];
   blocks: Block[];
 }
 
@@ -59,6 +61,7 @@ interface LoadedRole {
   'embedding-table': K.TableChunk[];
   scalar: number;
   'layer-scale': Float32Array;
+  'embedding-row': K.TableChunk[];
 }
 
 /** A schema subtree with every tensor spec replaced by what it loads as: BlockSpec becomes Block, and so on. */
@@ -132,6 +135,15 @@ export async function uploadClipWeights(
         return present((await f32(name))[0], `the value of ${name}`);
       case 'layer-scale':
         return (await f32(name)).slice();
+      case 'embedding-row':
+        return uploadTable(
+          scope,
+          name,
+          1,
+          count,
+          dtype,
+          dtype === 'f16' ? await f16(name, staging.f16(count)) : await f32(name, staging.f32(count)),
+        );
     }
   };
   // LayerScale folds: a scaled weight is uploaded once both it and its gamma have been read, in whichever
