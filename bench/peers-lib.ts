@@ -44,9 +44,11 @@ export function checkAgreement(
   dim: number,
 ): Agreement {
   const cosines = rowCosines(ours, theirs, dim);
+  // NaN ranks lowest: an output with NaN in it is the worst possible disagreement.
+  const rank = (c: number | undefined) => (c === undefined || Number.isNaN(c) ? Number.NEGATIVE_INFINITY : c);
   let worst = 0;
   cosines.forEach((c, i) => {
-    if (!(c >= (cosines[worst] ?? Number.NaN))) worst = i;
+    if (rank(c) < rank(cosines[worst])) worst = i;
   });
   const minCosine = cosines[worst] ?? Number.NaN;
   if (!(minCosine >= MIN_ROW_COSINE))

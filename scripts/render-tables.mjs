@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { figures, historyTable, latestAndHistory, latestTable, peersTable } from './peers-table.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = join(REPO, 'bench', 'results');
@@ -199,22 +200,41 @@ function classifyScaleTable() {
     .join('\n\n');
 }
 
+/** Every results file the speed tables draw on (peers runs, bench:e2e f32, bench:browser, history.json), parsed. */
+function speedFiles() {
+  const names = readdirSync(RESULTS).filter(
+    (f) =>
+      /^peers-.*\.json$/.test(f) || ['e2e-ViT-L-14-f32.json', 'browser-ViT-L-14-f32.json', 'history.json'].includes(f),
+  );
+  return Object.fromEntries(names.sort().map((f) => [f, read(f)]));
+}
+
+/** The latest figure per system and case; older ones go to historyBlock. */
+function latestBlock() {
+  const files = speedFiles();
+  const { latest } = latestAndHistory(figures(files));
+  return `${latestTable(latest)}\n\n${source([...new Set(latest.map((f) => f.file))])}`;
+}
+
+function historyBlock() {
+  const { history } = latestAndHistory(figures(speedFiles()));
+  return historyTable(history);
+}
+
+/** bench:peers runs, one per host (peers-node.json; peers-chromium.json when the browser side writes one). */
+function peersBlock() {
+  const files = readdirSync(RESULTS)
+    .filter((f) => /^peers-.*\.json$/.test(f))
+    .sort();
+  if (files.length === 0) return 'No run recorded yet: `npm run bench:peers` writes `bench/results/peers-node.json`.';
+  return files.map((f) => peersTable(read(f), f)).join('\n\n');
+}
+
 function readmeNumbers() {
-  const runs = e2eRuns();
-  const rows = [];
-  for (const run of runs) {
-    for (const row of run.rows)
-      rows.push([
-        `${row.case}, ${run.dtype} weights`,
-        `${fixed(row.engine)} s`,
-        `${fixed(row.torch)} s`,
-        bold(`${fixed(row.engine / row.torch)}×`, row.engine <= row.torch),
-      ]);
-  }
   const parity = read('parity-ViT-L-14-b1-f32.json');
   const loads = ['load-f32.json', 'load-f16.json'].filter(has).map(read);
   const lines = [
-    table(['ViT-L/14 forward (lavapipe, 2 cores)', 'engine', 'PyTorch CPU, same run', 'ratio'], rows),
+    latestBlock(),
     '',
     `- Parity at full ViT-L/14 (synthetic weights, fp32): normalized embeddings within ${exp(Math.max(parity.image.maxAbsNormalized, parity.text.maxAbsNormalized))} of the PyTorch reference, ` +
       `cosine ${Math.min(parity.image.minCosine, parity.text.minCosine).toFixed(7)}; on open_clip's own tiny checkpoint within 1e-5 in CI.`,
@@ -223,7 +243,7 @@ function readmeNumbers() {
         `- Loading ViT-L/14 with ${l.dtype} weights on the GPU: ${fixed(l.seconds, 1)} s, peak RSS ${l.peakRssMB.toFixed(0)} MB.`,
     ),
     '',
-    `${source([...runs.map((r) => r.file), 'parity-ViT-L-14-b1-f32.json', ...['load-f32.json', 'load-f16.json'].filter(has)])} Dates and machines: \`bench/README.md\`.`,
+    `${source(['parity-ViT-L-14-b1-f32.json', ...['load-f32.json', 'load-f16.json'].filter(has)])} Older figures, the peers' node placements and versions: \`bench/README.md\`.`,
   ];
   return lines.join('\n');
 }
@@ -401,6 +421,9 @@ const TABLES = {
     memory: memoryTable,
     'memory-speed': memorySpeedTable,
     cold: coldTable,
+    peers: peersBlock,
+    latest: latestBlock,
+    history: historyBlock,
   },
 };
 
