@@ -124,6 +124,7 @@ export function matmulProviders(placement: Placement): string[] {
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
-  if (sorted.length === 0) return Number.NaN;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const upper = sorted[mid];
+  const lower = sorted.length % 2 === 1 ? upper : sorted[mid - 1];
+  return upper === undefined || lower === undefined ? Number.NaN : (lower + upper) / 2;
 }

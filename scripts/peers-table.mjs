@@ -31,7 +31,6 @@ const caseLabel = (c) => (c.id.startsWith('image') && c.batch > 1 ? `${c.label} 
  * other engine (bold where ours is faster), then the run's date, machine, flags, load, versions and placements.
  */
 export function peersTable(result, file) {
-  const ours = result.engines.find((e) => e.id === 'whylesion');
   const others = result.engines.filter((e) => e.id !== 'whylesion');
   const head = [
     'case',
