@@ -343,7 +343,7 @@ const result = {
         ? {
             // ORT prints no adapter; which Vulkan driver its Dawn loaded is in its process's memory map, and
             // Dawn's lavapipe-specific limit warnings are in its log.
-            adapter: `Vulkan libraries mapped in the ORT process: ${ortInfo?.vulkanLibraries.join(', ') || 'none'}`,
+            adapter: `its own Dawn over Vulkan; Vulkan libraries mapped in its process: ${ortInfo?.vulkanLibraries.map((l) => l.replace(/^.*\//, '')).join(', ') || 'none'} (the loader maps every installed ICD; which has a device depends on the machine)`,
             dawnWarnings: [...new Set(ortLog.split('\n').filter((l) => l.startsWith('Warning:')))],
           }
         : {}),

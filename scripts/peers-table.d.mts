@@ -8,7 +8,15 @@ export interface PeersResult {
   loadAverage: { start: number[]; end: number[] };
   llvmpipe?: { LP_NUM_THREADS?: string; LP_NATIVE_VECTOR_WIDTH?: string };
   cases: { id: string; label: string; batch: number }[];
-  engines: { id: string; label: string; version?: string; adapter?: string; matmulProviders?: string[] }[];
+  engines: {
+    id: string;
+    label: string;
+    version?: string;
+    adapter?: string;
+    matmulProviders?: string[];
+    placement?: Record<string, Record<string, { nodes: number; ops: Record<string, number> }> | undefined>;
+    dawnWarnings?: string[];
+  }[];
   timings: { engine: string; case: string; warmupS: number | null; runsS: number[]; medianS: number | null; note?: string }[];
   agreement: { engine: string; case: string; rows: number; minCosine: number }[];
 }

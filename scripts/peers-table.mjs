@@ -64,16 +64,31 @@ export function peersTable(result, file) {
     .filter((e) => e.version)
     .map((e) => `${e.label} ${e.version}`)
     .join(', ');
+  const towerPlacement = (p) =>
+    Object.entries(p ?? {})
+      .map(([ep, { nodes, ops }]) => {
+        const matmuls = Object.entries(ops)
+          .filter(([op]) => /MatMul|Gemm/.test(op))
+          .map(([op, n]) => `${op} ${n}`);
+        return `${ep} ${nodes} nodes${Object.keys(ops).length === 0 ? ' (all)' : matmuls.length ? ` (${matmuls.join(', ')})` : ' (no MatMul)'}`;
+      })
+      .join(' + ');
   const placement = others
     .filter((e) => e.matmulProviders)
-    .map((e) => `${e.label}: MatMul/Gemm on ${e.matmulProviders.join(', ') || '?'}`)
+    .map(
+      (e) =>
+        `${e.label}: MatMul/Gemm on ${e.matmulProviders.join(', ') || '?'}${e.placement ? ` (image: ${towerPlacement(e.placement.image)}; text: ${towerPlacement(e.placement.text)})` : ''}`,
+    )
     .join('; ');
   const agreement = result.agreement.length
-    ? `every output agreed with ours before timing, lowest row cosine ${Math.min(...result.agreement.map((a) => a.minCosine)).toFixed(7)} (gate ≥ 0.9999)`
+    ? `every output agreed with ours before timing, lowest row cosine ${Math.min(...result.agreement.map((a) => a.minCosine)).toFixed(12)} (gate ≥ 0.9999)`
     : 'no agreement recorded';
   const adapters = result.engines
     .filter((e) => e.adapter)
-    .map((e) => `${e.label}: ${e.adapter}`)
+    .map(
+      (e) =>
+        `${e.label}: ${e.adapter}${e.dawnWarnings?.length ? `; its Dawn logged "${e.dawnWarnings.join('" and "')}"` : ''}`,
+    )
     .join('; ');
   const lp = result.llvmpipe
     ? `; LP_NUM_THREADS=${result.llvmpipe.LP_NUM_THREADS ?? 'unset'}, LP_NATIVE_VECTOR_WIDTH=${result.llvmpipe.LP_NATIVE_VECTOR_WIDTH ?? 'unset'}`
@@ -213,6 +228,7 @@ export function latestTable(latest) {
     ...systems,
     ...compared.map((s) => `whylesion ÷ ${s.replace(/, node$/, '')} (same run)`),
   ];
+  notes.push('Load differs between runs: compare systems within one run letter; the ÷ columns do.');
   return `${table(head, rows)}\n\n${notes.map((n) => `- ${n}`).join('\n')}`;
 }
 
