@@ -237,6 +237,17 @@ const timing = (engine: string, c: Case): Timing => {
   return t;
 };
 const agreements: Agreement[] = [];
+/** A disagreement ends the run: its sentence, the worker stopped, exit 1, no result written. */
+function gate(check: () => Agreement): Agreement {
+  try {
+    return check();
+  } catch (error) {
+    console.error(`bench:peers: ${error instanceof Error ? error.message : String(error)}.`);
+    worker.kill();
+    rmSync(logPath, { force: true });
+    process.exit(1);
+  }
+}
 const progress = (engine: string, c: Case, what: string, s: number) =>
   console.error(`  ${engine} ${c.label} ${what}: ${s.toFixed(2)} s (load ${loadavg()[0]?.toFixed(1)})`);
 
@@ -250,7 +261,7 @@ for (const c of CASES) {
   for (const peer of PEERS) {
     if (webgpuB8Deferred(peer, c)) continue;
     const theirs = await peerRun(peer, c);
-    agreements.push(checkAgreement(peer.label, c.label, mine.output, theirs.output, embedDim));
+    agreements.push(gate(() => checkAgreement(peer.label, c.label, mine.output, theirs.output, embedDim)));
     timing(peer.id, c).warmupS = theirs.seconds;
     progress(peer.id, c, `warm-up, min cosine ${agreements.at(-1)?.minCosine.toFixed(7)}`, theirs.seconds);
   }
@@ -284,7 +295,7 @@ if (webgpu && b8) {
   } else {
     const theirs = await peerRun(webgpu, b8);
     const mine = reference.get('image-b8');
-    if (mine) agreements.push(checkAgreement(webgpu.label, b8.label, mine, theirs.output, embedDim));
+    if (mine) agreements.push(gate(() => checkAgreement(webgpu.label, b8.label, mine, theirs.output, embedDim)));
     t.runsS.push(theirs.seconds);
     t.note = 'one run, no warm-up (its first batch-8 call, pipeline compiles for the new shapes included)';
     progress(webgpu.id, b8, 'single run', theirs.seconds);
