@@ -81,7 +81,7 @@ describe('bench:peers agreement gate', () => {
 
 describe('bench:peers node placements from ONNX Runtime’s verbose log', () => {
   // Verbatim from onnxruntime-node 1.31.1 (tiny checkpoint's image tower: a CPU EP session, then a WebGPU EP one).
-  const log = readFileSync(new URL('fixtures/peers/ort-1.31.1-verbose.log', import.meta.url), 'utf8');
+  const log = readFileSync(new URL('fixtures/peers/ort-1.31.1-verbose-log.txt', import.meta.url), 'utf8');
   const [cpu, webgpu] = parsePlacements(log);
 
   it('reads one placement per session, with the counts the log states', () => {
