@@ -306,9 +306,8 @@ export class Gpu {
    * dispatch's GPU time. Needs the timestamp-query feature.
    */
   async profile(label: string, dispatches: readonly Dispatch[]): Promise<{ dispatch: Dispatch; ms: number }[]> {
-    if (!this.hasTimestamps)
-      throw new Error('This adapter has no timestamp-query feature, so kernels cannot be timed.');
     this.assertAlive();
+    if (!this.hasTimestamps) return this.profileByWallClock(label, dispatches);
     const device = this.device;
     const results: { dispatch: Dispatch; ms: number }[] = [];
     const perSet = 2048; // timestamps per query set (a query set holds at most 4096)
@@ -349,6 +348,32 @@ export class Gpu {
         resolved.destroy();
         readback.destroy();
       }
+    }
+    return results;
+  }
+
+  /**
+   * Times each dispatch as one submit awaited with onSubmittedWorkDone, on the wall clock: for adapters
+   * without timestamp queries (Chromium's OpenGL ES backend). Each figure includes one submit's overhead.
+   */
+  private async profileByWallClock(
+    label: string,
+    dispatches: readonly Dispatch[],
+  ): Promise<{ dispatch: Dispatch; ms: number }[]> {
+    const queue = this.device.queue;
+    await queue.onSubmittedWorkDone();
+    const results: { dispatch: Dispatch; ms: number }[] = [];
+    for (const dispatch of dispatches) {
+      const encoder = this.device.createCommandEncoder({ label: `${label}.profile` });
+      const pass = encoder.beginComputePass({ label: dispatch.label });
+      pass.setPipeline(dispatch.pipeline);
+      pass.setBindGroup(0, dispatch.bindGroup);
+      pass.dispatchWorkgroups(...dispatch.workgroups);
+      pass.end();
+      const start = performance.now();
+      queue.submit([encoder.finish()]);
+      await queue.onSubmittedWorkDone();
+      results.push({ dispatch, ms: performance.now() - start });
     }
     return results;
   }
