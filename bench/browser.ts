@@ -22,6 +22,7 @@ import { basename, join } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import type { KernelTiming } from '../src/model/clip.js';
 import { loadModel } from '../src/index.js';
+import { setVectorWidth } from '../src/platform/vector-width.js';
 import { serveStatic } from '../src/serve/static.js';
 import { flag, machine, REPO, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
 
@@ -58,6 +59,14 @@ const server = await serveStatic({
   '/model/': modelDir,
   '/examples/': join(REPO, 'examples'),
 });
+// The lavapipe adapter runs Mesa's llvmpipe in Chromium's GPU process: give it the threads and vector width
+// the engine gives it in Node (src/platform), so the two sides run the same driver settings.
+process.env.LP_NUM_THREADS ??= '16';
+setVectorWidth(process.env);
+const llvmpipeEnv = {
+  LP_NUM_THREADS: process.env.LP_NUM_THREADS,
+  LP_NATIVE_VECTOR_WIDTH: process.env.LP_NATIVE_VECTOR_WIDTH,
+};
 const browser = await puppeteer.launch({
   executablePath: chromium,
   headless: 'shell',
@@ -89,7 +98,9 @@ try {
       // The lavapipe adapter is a compatibility-mode one: the engine's own request (core) would not get it,
       // so the page makes the device with the limits the engine asks for and hands it over.
       const adapter = await navigator.gpu.requestAdapter(
-        options.adapterName === 'lavapipe' ? { featureLevel: 'compatibility' } : { powerPreference: 'high-performance' },
+        options.adapterName === 'lavapipe'
+          ? { featureLevel: 'compatibility' }
+          : { powerPreference: 'high-performance' },
       );
       if (!adapter) throw new Error(`no ${options.adapterName} adapter`);
       const { vendor, architecture, device: deviceName, description } = adapter.info;
@@ -209,7 +220,9 @@ try {
   if (byKernel) {
     console.log(`\nimage tower, batch 1, per kernel (${measured.clock}):`);
     for (const k of byKernel)
-      console.log(`  ${k.kernel.padEnd(22)} ${String(k.calls).padStart(5)} ${k.ms.toFixed(1).padStart(10)} ms  ${k.rate}`);
+      console.log(
+        `  ${k.kernel.padEnd(22)} ${String(k.calls).padStart(5)} ${k.ms.toFixed(1).padStart(10)} ms  ${k.rate}`,
+      );
   }
   const suffix = kernels === 'auto' ? '' : `-${kernels}`;
   const path = writeResult(`browser-${modelName}-${dtype}-${adapterName}${suffix}`, {
@@ -219,6 +232,7 @@ try {
     adapter: adapterName,
     kernels,
     chromiumFlags: ADAPTER_FLAGS[adapterName],
+    llvmpipeEnv,
     machine: adapterText,
     adapterInfo: measured.adapterInfo,
     engineAdapter: measured.engineAdapter,
@@ -256,7 +270,9 @@ async function nodeRun(family: typeof kernels, pageEmbedding: number[]) {
     if (kernelTimes) {
       console.log(`\nNode, kernels ${family}, image tower, batch 1, per kernel (timestamp-query):`);
       for (const k of kernelTimes)
-        console.log(`  ${k.kernel.padEnd(22)} ${String(k.calls).padStart(5)} ${k.ms.toFixed(1).padStart(10)} ms  ${k.rate}`);
+        console.log(
+          `  ${k.kernel.padEnd(22)} ${String(k.calls).padStart(5)} ${k.ms.toFixed(1).padStart(10)} ms  ${k.rate}`,
+        );
     }
     return {
       kernels: family,
