@@ -81,7 +81,8 @@ try {
       }, c.request);
       const env = Object.entries(c.env ?? {}).map(([k, v]) => `${k}=${v} `);
       console.log(`${env.join('')}${c.flags.join(' ')}`);
-      c.request.forEach((request, i) => console.log(`  requestAdapter(${JSON.stringify(request)}): ${adapters[i]}`));
+      for (const [i, request] of c.request.entries())
+        console.log(`  requestAdapter(${JSON.stringify(request)}): ${adapters[i] ?? 'not reached'}`);
     } finally {
       await browser.close();
     }

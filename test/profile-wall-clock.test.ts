@@ -11,8 +11,8 @@ describe('profile without timestamp queries', () => {
   it('times every dispatch of an image forward, in order, and leaves the forward unchanged', async () => {
     const gpu = await platform.webgpu();
     const adapter = await gpu.requestAdapter();
-    expect(adapter).not.toBeNull();
-    const device = await adapter!.requestDevice({ requiredFeatures: [] });
+    if (!adapter) throw new Error('no WebGPU adapter');
+    const device = await adapter.requestDevice({ requiredFeatures: [] });
     expect(device.features.has('timestamp-query')).toBe(false);
     const plain = await loadModel(TINY_MODEL, { device, kernels: 'portable', kernelTuning: 'rules' });
     const timed = await loadModel(TINY_MODEL, { kernels: 'portable', kernelTuning: 'rules' });
