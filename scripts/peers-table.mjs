@@ -113,6 +113,9 @@ export function peersTable(result, file) {
  * system, per host), bench:e2e (ours and PyTorch CPU), bench:browser (ours in Chromium). `files` maps a file name
  * to its parsed JSON.
  */
+/** bench:browser's full ViT-L/14 f32 results (SwiftShader, or the lavapipe adapter), not its other runs. */
+export const BROWSER_RESULT = /^browser-ViT-L-14-f32(-swiftshader|-lavapipe)?\.json$/;
+
 export function figures(files) {
   const out = [];
   for (const [file, r] of Object.entries(files)) {
@@ -141,7 +144,7 @@ export function figures(files) {
         ])
           out.push({ system, case: name, seconds: value, date: r.date, load: loadText(load), flags: r.cpuFlags, file });
       }
-    } else if (/^browser-ViT-L-14-f32\.json$/.test(file)) {
+    } else if (BROWSER_RESULT.test(file)) {
       const load = { start: [r.loadAverage?.[0] ?? Number.NaN], end: [r.loadAverage?.at(-1) ?? Number.NaN] };
       for (const [what, name] of [
         ['image tower, 1 image, warm', 'image, batch 1'],
@@ -150,7 +153,8 @@ export function figures(files) {
         const row = r.rows.find((x) => x.what === what);
         if (row)
           out.push({
-            system: `whylesion (WebGPU), ${r.machine?.split('WebGPU: ')[1] ? `chromium, ${r.machine.split('WebGPU: ')[1]}` : 'chromium'}`,
+            // bench:browser's adapters (runs before --adapter existed were all SwiftShader).
+            system: `whylesion (WebGPU), chromium, ${r.adapter === 'lavapipe' ? 'lavapipe via GLES' : 'SwiftShader'}`,
             case: name,
             seconds: row.seconds,
             date: r.date,

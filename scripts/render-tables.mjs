@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { figures, historyTable, latestAndHistory, latestTable, peersTable } from './peers-table.mjs';
+import { BROWSER_RESULT, figures, historyTable, latestAndHistory, latestTable, peersTable } from './peers-table.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS = join(REPO, 'bench', 'results');
@@ -204,7 +204,7 @@ function classifyScaleTable() {
 function speedFiles() {
   const names = readdirSync(RESULTS).filter(
     (f) =>
-      /^peers-.*\.json$/.test(f) || ['e2e-ViT-L-14-f32.json', 'browser-ViT-L-14-f32.json', 'history.json'].includes(f),
+      /^peers-.*\.json$/.test(f) || BROWSER_RESULT.test(f) || ['e2e-ViT-L-14-f32.json', 'history.json'].includes(f),
   );
   return Object.fromEntries(names.sort().map((f) => [f, read(f)]));
 }
