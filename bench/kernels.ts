@@ -140,10 +140,17 @@ const VERSIONS: MatmulVersion[] = [
   },
   {
     name: 'v7',
-    what: 'v3 with 16 lanes (llvmpipe at 512 bits), 16×32 tile (32 accumulators per lane)',
+    what: 'v3 with 16 lanes (llvmpipe at 512 bits), 16×32 tile (32 accumulators per lane; the rule there)',
     subgroups: true,
     lanes16: true,
     make: subgroupTile(1, 2, 'f32', 16),
+  },
+  {
+    name: 'v7d',
+    what: 'v7 at 16×48 (48 accumulators per lane)',
+    subgroups: true,
+    lanes16: true,
+    make: subgroupTile(1, 3, 'f32', 16),
   },
   {
     name: 'v7b',

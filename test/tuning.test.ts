@@ -155,7 +155,10 @@ describe('kernel autotuner', () => {
       'subgroup-3x3',
       'subgroup-3x3',
     ]);
-    expect(defaultMatmulVariant(fake(lavapipe, true, 16), 257)).toBe('subgroup-3x3'); // 512-bit llvmpipe: 8-lane workgroups in 16-lane subgroups
+    // 512-bit llvmpipe: a 16-lane tile for every M (8-lane workgroups would leave half of each vector idle)
+    expect([1, 12, 257, 2056].map((M) => defaultMatmulVariant(fake(lavapipe, true, 16), M))).toEqual(
+      Array(4).fill('subgroup16-1x2'),
+    );
     expect(defaultMatmulVariant(fake(lavapipe, true, 4), 257)).toBe('block'); // 128-bit llvmpipe: a workgroup of 8 would span two subgroups
     expect(defaultMatmulVariant(fake(lavapipe, false), 257)).toBe('block'); // Deno on lavapipe
     expect(

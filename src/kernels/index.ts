@@ -21,6 +21,7 @@ import {
 } from './spec.js';
 import {
   defaultMatmulVariant,
+  subgroup8Rows,
   subgroupsOf8,
   subgroupsOf16,
   tuningOf,
@@ -189,7 +190,7 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
   };
   const launch = weight?.packed
     ? // Columns are fixed by the packing; rows follow the rule's small-M choice.
-      packedMatmulLaunch(parseSubgroupVariant(defaultMatmulVariant(scope.gpu, a.M))?.rows ?? 3)
+      packedMatmulLaunch(subgroup8Rows(a.M))
     : a.K % 4 !== 0
       ? scalarMatmulLaunch(wType)
       : chosenLaunch(scope.gpu, label, a, wType);

@@ -30,12 +30,17 @@ const SUBGROUP_VARIANTS: MatmulVariant[] = [
   'subgroup-4x3',
 ];
 /**
- * 16-lane tiles where subgroups have 16 lanes (llvmpipe at 512 bits): 32×48, 32×32 and 16×48 (96, 64 and
- * 48 accumulators, each one 16-lane register). In the ladder (bench/README.md, third pass) 32×48 beat the
- * 8-lane 24×24 tile on every ViT-L/14 shape, and the tuner chose each of the three for some shape; the
- * rule keeps 24×24 until an end-to-end A/B says otherwise, so only the tuner picks these.
+ * 16-lane tiles where subgroups have 16 lanes (llvmpipe at 512 bits): 16×32, 32×48, 32×32 and 16×48 (32,
+ * 96, 64 and 48 accumulators, each one 16-lane register). The 8-lane tiles leave half of each 16-lane
+ * vector idle there; the rule takes SUBGROUP16_RULE for every M (bench/README.md, fourth pass).
  */
-const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-2x3', 'subgroup16-2x2', 'subgroup16-1x3'];
+const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-1x2', 'subgroup16-2x3', 'subgroup16-2x2', 'subgroup16-1x3'];
+/**
+ * The rule's tile at 16 lanes, for every M: 16×32 ran the ViT-L/14 matmuls at 1.7-2.5× the 8-lane 24×24
+ * tile's FLOP per CPU-second, the image tower in 0.82× the 8-lane rule's CPU time, and its first compile
+ * takes about a quarter of 24×24's; one tile means one f32 matmul pipeline (bench/README.md, fourth pass).
+ */
+const SUBGROUP16_RULE: MatmulVariant = 'subgroup16-1x2';
 const PORTABLE_VARIANTS: MatmulVariant[] = ['block', 'tiled'];
 
 /** The device's kernel choices (held by the Gpu, so they end with it). */
@@ -90,17 +95,23 @@ export function adapterKind(gpu: Gpu): 'cpu' | 'gpu' | 'unknown' {
 }
 
 /**
- * The built-in rule, used until a measurement says otherwise: on CPU adapters with subgroups the 24×24
- * subgroup tile, with fewer rows (8 or 16) when M is that small (prompts on their EOT rows, class tokens),
- * which measured 1.1-3× faster than 24 rows at M = 1-12 (tuner runs in bench/README.md); on hardware
+ * The built-in rule, used until a measurement says otherwise: on CPU adapters with 16-lane subgroups
+ * (llvmpipe at 512 bits) SUBGROUP16_RULE; with 8-lane ones the 24×24 subgroup tile, with fewer rows (8 or
+ * 16) when M is that small (prompts on their EOT rows, class tokens), which measured 1.1-3× faster than 24
+ * rows at M = 1-12 (tuner runs in bench/README.md); on hardware
  * GPUs the workgroup-memory tiled kernel (the usual GPU design; not measured here, as no GPU was
  * available: `whylesion tune` checks it); elsewhere (CPU adapters without subgroups, e.g. Deno on
  * lavapipe) the 4×4-block kernel, which measured ~2× the tiled one on lavapipe through Dawn.
  */
 export function defaultMatmulVariant(gpu: Gpu, M: number): MatmulVariant {
   const family = kernelFamily(gpu);
-  if (family === 'cpu-subgroup') return `subgroup-${Math.min(3, Math.max(1, Math.ceil(M / 8)))}x3`;
+  if (family === 'cpu-subgroup') return subgroupsOf16(gpu) ? SUBGROUP16_RULE : `subgroup-${subgroup8Rows(M)}x3`;
   return family === 'gpu' ? 'tiled' : 'block';
+}
+
+/** X rows per lane of the 8-lane rule tile (also matmul_packed.wgsl's): 8, 16 or 24 rows by M. */
+export function subgroup8Rows(M: number): number {
+  return Math.min(3, Math.max(1, Math.ceil(M / 8)));
 }
 
 export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] {
