@@ -125,7 +125,7 @@ export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] 
 }
 
 /** Bump when the rule or matmul()'s launch changes without a shader or tile edit (saved choices then lapse). */
-const LAUNCH_VERSION = 1;
+const LAUNCH_VERSION = 2;
 
 const variantsOf = (lanes: 8 | 16, tiles: readonly { rows: number; cols: number }[]): MatmulVariant[] =>
   tiles.map((t) => (lanes === 8 ? `subgroup-${t.rows}x${t.cols}` : `subgroup16-${t.rows}x${t.cols}`) as MatmulVariant);
