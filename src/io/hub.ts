@@ -16,6 +16,15 @@ import * as path from 'node:path';
 import process from 'node:process';
 
 import { UserError } from '../errors.js';
+import {
+  HF_BIN_FILE,
+  HF_CONFIG_FILE,
+  HF_PREPROCESSOR_FILE,
+  HF_SAFETENSORS_FILE,
+  HF_TOKENIZER_FILES,
+  isHfClipConfig,
+  notClipError,
+} from './hf-clip.js';
 import { ProgressBar, type DownloadProgress } from './progress.js';
 
 export type { DownloadProgress } from './progress.js';
@@ -130,17 +139,15 @@ export async function resolveModelDir(modelId: string, opts: HubOptions = {}): P
   const { repoId, revision } = parseHubModelId(modelId.slice(HUB_PREFIX.length), opts.revision);
   const settings = resolveSettings(opts);
   try {
-    const config = await fetchHubFile(repoId, CONFIG_FILE, revision, settings).catch((error: unknown) => {
-      if (error instanceof HubFileNotFoundError) {
-        throw new UserError(
-          `The Hugging Face model ${repoId} has no ${CONFIG_FILE} at revision ${revision}, so it is not an ` +
-            `open_clip model (or the model id is wrong); check the id on ${DEFAULT_ENDPOINT}/${repoId}.`,
-        );
-      }
-      throw error;
-    });
+    let config: HubFile;
+    try {
+      config = await fetchHubFile(repoId, CONFIG_FILE, revision, settings);
+    } catch (error) {
+      if (!(error instanceof HubFileNotFoundError || error instanceof NotCachedOfflineError)) throw error;
+      return await fetchTransformersClip(repoId, revision, settings, error);
+    }
     // Pin the weights to the config's commit so both files come from the same snapshot.
-    await fetchWeights(repoId, config.commit, settings);
+    await fetchWeights(repoId, config.commit, settings, OPEN_CLIP_WEIGHTS);
     return path.dirname(config.path);
   } catch (error) {
     if (error instanceof HubUnreachableError) {
@@ -156,10 +163,58 @@ export async function resolveModelDir(modelId: string, opts: HubOptions = {}): P
   }
 }
 
-/** open_clip's order: safetensors when the repository has it, else the pickled PyTorch checkpoint. */
-async function fetchWeights(repoId: string, commit: string, settings: Settings): Promise<HubFile> {
+/**
+ * A repository without open_clip_config.json: a transformers CLIPModel (config.json with model_type "clip") is
+ * downloaded with its weights, preprocessor_config.json and tokenizer files (the last three when present);
+ * anything else is refused. `openClipError` is what looking for open_clip_config.json met.
+ */
+async function fetchTransformersClip(
+  repoId: string,
+  revision: string,
+  settings: Settings,
+  openClipError: UserError,
+): Promise<string> {
+  let config: HubFile;
   try {
-    return await fetchHubFile(repoId, SAFETENSORS_FILE, commit, settings);
+    config = await fetchHubFile(repoId, HF_CONFIG_FILE, revision, settings);
+  } catch (error) {
+    if (error instanceof NotCachedOfflineError) throw openClipError;
+    if (!(error instanceof HubFileNotFoundError)) throw error;
+    throw new UserError(
+      `The Hugging Face model ${repoId} has neither ${CONFIG_FILE} nor ${HF_CONFIG_FILE} at revision ${revision}, ` +
+        `so it is not an open_clip or transformers CLIP model (or the model id is wrong); check the id on ${DEFAULT_ENDPOINT}/${repoId}.`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await fs.readFile(config.path, 'utf8'));
+  } catch (cause) {
+    throw new UserError(`${config.path} is not valid JSON; delete it from the cache and download it again.`, { cause });
+  }
+  if (!isHfClipConfig(raw)) throw notClipError(`The Hugging Face model ${repoId}'s ${HF_CONFIG_FILE}`, raw);
+  await fetchWeights(repoId, config.commit, settings, TRANSFORMERS_WEIGHTS);
+  for (const name of [HF_PREPROCESSOR_FILE, ...HF_TOKENIZER_FILES]) {
+    await fetchHubFile(repoId, name, config.commit, settings).catch((error: unknown) => {
+      // Optional: without them, CLIPImageProcessor's defaults and the bundled vocabulary are what transformers uses.
+      if (!(error instanceof HubFileNotFoundError || error instanceof NotCachedOfflineError)) throw error;
+    });
+  }
+  return path.dirname(config.path);
+}
+
+/** The weight files of each layout, in the order their libraries prefer them. */
+const OPEN_CLIP_WEIGHTS = { safetensors: SAFETENSORS_FILE, pytorch: PYTORCH_FILE, layout: 'open_clip' };
+const TRANSFORMERS_WEIGHTS = { safetensors: HF_SAFETENSORS_FILE, pytorch: HF_BIN_FILE, layout: 'transformers CLIP' };
+
+/** Safetensors when the repository has it, else the pickled PyTorch checkpoint (as open_clip and transformers do). */
+async function fetchWeights(
+  repoId: string,
+  commit: string,
+  settings: Settings,
+  files: typeof OPEN_CLIP_WEIGHTS,
+): Promise<HubFile> {
+  try {
+    return await fetchHubFile(repoId, files.safetensors, commit, settings);
   } catch (safetensorsError) {
     // Offline or unreachable, the .bin may still be in the cache.
     const worthTryingPytorch =
@@ -168,12 +223,12 @@ async function fetchWeights(repoId: string, commit: string, settings: Settings):
       safetensorsError instanceof HubUnreachableError;
     if (!worthTryingPytorch) throw safetensorsError;
     try {
-      return await fetchHubFile(repoId, PYTORCH_FILE, commit, settings);
+      return await fetchHubFile(repoId, files.pytorch, commit, settings);
     } catch (pytorchError) {
       if (safetensorsError instanceof HubFileNotFoundError && pytorchError instanceof HubFileNotFoundError) {
         throw new UserError(
-          `The Hugging Face model ${repoId} has neither ${SAFETENSORS_FILE} nor ${PYTORCH_FILE} at commit ${commit}; ` +
-            `it holds no open_clip weights.`,
+          `The Hugging Face model ${repoId} has neither ${files.safetensors} nor ${files.pytorch} at commit ${commit}; ` +
+            `it holds no ${files.layout} weights.`,
         );
       }
       throw safetensorsError instanceof HubFileNotFoundError ? pytorchError : safetensorsError;

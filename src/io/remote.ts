@@ -21,6 +21,10 @@ export interface OpenedCheckpoint {
   config: ClipConfig;
   source: TensorSource;
   identity: CheckpointIdentity;
+  /** A transformers checkpoint's own tokenizer: the folder holding vocab.json and merges.txt. */
+  vocabPath?: string;
+  /** A transformers checkpoint's parsed preprocessor_config.json, and where it came from. */
+  preprocessor?: { raw: unknown; what: string };
 }
 
 /** Bytes fetched so far of one file, for progress reports. */

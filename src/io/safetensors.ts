@@ -34,6 +34,11 @@ const OTHER_DTYPES = new Set([
   'F8_E5M2',
 ]);
 
+export interface SafetensorsOptions {
+  /** Names of integer buffers the model never reads (transformers' position_ids): left out instead of refused. */
+  skipNonFloat?: (name: string) => boolean;
+}
+
 export interface SafetensorsHeader {
   tensors: Map<string, PlacedTensor>;
   metadata: Record<string, string>;
@@ -47,7 +52,11 @@ function invalid(what: string, problem: string): UserError {
 const isNaturalNumber = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /** Reads and validates the header: everything about the file is checked before any tensor is trusted. */
-export async function readSafetensorsHeader(access: RandomAccess, what: string): Promise<SafetensorsHeader> {
+export async function readSafetensorsHeader(
+  access: RandomAccess,
+  what: string,
+  options: SafetensorsOptions = {},
+): Promise<SafetensorsHeader> {
   if (access.size < 8) throw invalid(what, `it is ${access.size} bytes long, shorter than the 8-byte header length`);
   const lengthBytes = new Uint8Array(8);
   await access.read(0, lengthBytes);
@@ -60,13 +69,14 @@ export async function readSafetensorsHeader(access: RandomAccess, what: string):
   const headerBytes = new Uint8Array(Number(headerLength));
   await access.read(8, headerBytes);
   const dataStart = 8 + headerBytes.length;
-  return { ...parseHeaderJson(headerBytes, access.size - dataStart, what), dataStart: dataStart };
+  return { ...parseHeaderJson(headerBytes, access.size - dataStart, what, options), dataStart: dataStart };
 }
 
 function parseHeaderJson(
   headerBytes: Uint8Array,
   dataLength: number,
   what: string,
+  options: SafetensorsOptions,
 ): Omit<SafetensorsHeader, 'dataStart'> {
   let header: unknown;
   try {
@@ -95,6 +105,7 @@ function parseHeaderJson(
     const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
     if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
       if (typeof dtype === 'string' && OTHER_DTYPES.has(dtype)) {
+        if (options.skipNonFloat?.(name)) continue;
         throw new UserError(
           `${what} stores tensor ${name} as ${dtype}; whylesion reads only F32, F16 and BF16 checkpoints, so convert it to one of those.`,
         );
@@ -161,8 +172,12 @@ export class SafetensorsSource extends PlacedTensorSource {
     super(access, absolute, what);
   }
 
-  static async fromAccess(access: RandomAccess, what: string): Promise<SafetensorsSource> {
-    const header = await readSafetensorsHeader(access, what);
+  static async fromAccess(
+    access: RandomAccess,
+    what: string,
+    options: SafetensorsOptions = {},
+  ): Promise<SafetensorsSource> {
+    const header = await readSafetensorsHeader(access, what, options);
     return new SafetensorsSource(access, header, what, header.metadata);
   }
 

@@ -5,6 +5,7 @@ import {
   encodeSafetensorsHeader,
   readSafetensorsHeader,
   tensorBytes,
+  type SafetensorsOptions,
   type TensorData,
   type TensorLayoutEntry,
 } from './safetensors.js';
@@ -53,10 +54,10 @@ export class FileAccess implements RandomAccess {
 
 /** A safetensors file on disk, read tensor by tensor with positioned reads. */
 export class SafetensorsFile extends SafetensorsSource {
-  static async open(path: string): Promise<SafetensorsFile> {
+  static async open(path: string, options: SafetensorsOptions = {}): Promise<SafetensorsFile> {
     const access = await FileAccess.open(path);
     try {
-      const header = await readSafetensorsHeader(access, path);
+      const header = await readSafetensorsHeader(access, path, options);
       return new SafetensorsFile(access, header, path, header.metadata);
     } catch (error) {
       await access.close();

@@ -1,5 +1,6 @@
 import { UserError } from '../errors.js';
 import { parseTorchPickle } from './pickle.js';
+import type { SafetensorsOptions } from './safetensors.js';
 import {
   DTYPE_BYTES,
   PlacedTensorSource,
@@ -26,7 +27,11 @@ function isContiguous(shape: readonly number[], stride: readonly number[]): bool
  * Opens a torch.save'd state dict (the zip format of PyTorch >= 1.6: `<archive>/data.pkl` plus one stored member
  * `<archive>/data/<key>` per storage) as a TensorSource, reading tensors straight out of the archive.
  */
-export async function openTorchBin(access: RandomAccess, what: string): Promise<PlacedTensorSource> {
+export async function openTorchBin(
+  access: RandomAccess,
+  what: string,
+  options: SafetensorsOptions = {},
+): Promise<PlacedTensorSource> {
   const magic = new Uint8Array(Math.min(4, access.size));
   await access.read(0, magic);
   if (magic[0] === 0x80) {
@@ -73,6 +78,7 @@ export async function openTorchBin(access: RandomAccess, what: string): Promise<
   for (const [name, tensor] of tensors) {
     const { storage, storageOffset, shape, stride } = tensor;
     if (!storage.dtype) {
+      if (options.skipNonFloat?.(name)) continue;
       throw new UserError(
         `${what} stores tensor ${name} as torch.${storage.storageType}; whylesion converts only float32, float16 and bfloat16 tensors.`,
       );
