@@ -46,8 +46,11 @@ def write_safetensors(path, tensors, dtype="f32"):
     chunks = []
     offset = 0
     for name, array in tensors.items():
-        data = np.ascontiguousarray(array, dtype=np_dtype).tobytes()
-        header[name] = {"dtype": tag, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        # Integer buffers (transformers' position_ids) keep their type: I64.
+        is_int = np.issubdtype(np.asarray(array).dtype, np.integer)
+        data = np.ascontiguousarray(array, dtype="<i8" if is_int else np_dtype).tobytes()
+        header[name] = {"dtype": "I64" if is_int else tag, "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
     header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")

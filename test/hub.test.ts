@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { UserError } from '../src/errors.js';
+import { openCheckpoint } from '../src/io/checkpoint.js';
 import { downloadHubFile, resolveModelDir, type DownloadProgress } from '../src/io/hub.js';
 
 const MODEL = 'yyupenn/whylesionclip';
@@ -34,6 +35,10 @@ const CONFIG = Buffer.from('{"model_cfg": {"embed_dim": 768}, "preprocess_cfg": 
 const WEIGHTS = bytes(200_000, 1);
 const BIN_WEIGHTS = bytes(50_000, 2);
 const VOCAB = Buffer.from('{"<|startoftext|>": 49406}');
+/** transformers' CLIPModel layout: the tiny fixture converted by reference/make_hf_clip.py. */
+const HF_COMMIT = 'd'.repeat(40);
+const HF_FILES = ['config.json', 'merges.txt', 'model.safetensors', 'preprocessor_config.json', 'vocab.json'];
+const hfFile = (name: string) => fs.readFileSync(path.join(import.meta.dirname, 'fixtures', 'hf-clip-tiny', name));
 
 interface FakeRepo {
   commit: string;
@@ -50,6 +55,13 @@ const REPOS: Record<string, FakeRepo> = {
   },
   'openai/clip-vit-large-patch14': { commit: TOKENIZER_COMMIT, files: { 'vocab.json': VOCAB } },
   'org/gated': { commit: COMMIT, files: { 'open_clip_config.json': CONFIG }, requiredToken: 'hf_right' },
+  'openai/clip-tiny': { commit: HF_COMMIT, files: Object.fromEntries(HF_FILES.map((name) => [name, hfFile(name)])) },
+  'org/hf-bin-only': {
+    commit: HF_COMMIT,
+    files: { 'config.json': hfFile('config.json'), 'pytorch_model.bin': BIN_WEIGHTS },
+  },
+  'google/siglip-like': { commit: HF_COMMIT, files: { 'config.json': Buffer.from('{"model_type": "siglip"}') } },
+  'org/readme-only': { commit: HF_COMMIT, files: { 'README.md': Buffer.from('# nothing here\n') } },
 };
 const isLfs = (file: string) => file.endsWith('.safetensors') || file.endsWith('.bin');
 
@@ -404,6 +416,53 @@ describe('resolveModelDir from the Hub', () => {
     );
     await expect(resolveModelDir(`hf-hub:${MODEL}@v2`, opts)).rejects.toThrow(/revision v2 does not exist/);
     await expect(resolveModelDir('hf-hub:../etc', opts)).rejects.toThrow(/not a valid Hugging Face model id/);
+  });
+});
+
+describe('resolveModelDir for a transformers CLIPModel repository', () => {
+  it('downloads config.json, model.safetensors, preprocessor_config.json and the tokenizer files, and they load', async () => {
+    const opts = { cacheDir, endpoint: hub.endpoint };
+    const dir = await resolveModelDir('hf-hub:openai/clip-tiny', opts);
+    expect(dir).toBe(path.join(repoDir('openai/clip-tiny'), 'snapshots', HF_COMMIT));
+    expect(fs.readdirSync(dir).sort()).toEqual(HF_FILES);
+    for (const name of HF_FILES) expect(fs.readFileSync(path.join(dir, name)).equals(hfFile(name)), name).toBe(true);
+    // The open_clip config was asked for first, and is absent.
+    expect(hub.requests.find((r) => r.url.endsWith('/open_clip_config.json'))).toBeDefined();
+    const checkpoint = await openCheckpoint(dir);
+    try {
+      expect(checkpoint.source.tensors.size).toBe(62);
+      expect(checkpoint.source.tensors.get('visual.transformer.resblocks.1.attn.in_proj_weight')?.shape).toEqual([
+        192, 64,
+      ]);
+      expect(checkpoint.vocabPath).toBe(dir);
+      expect(checkpoint.config.embedDim).toBe(32);
+    } finally {
+      await checkpoint.source.close();
+    }
+    // Offline, the cached snapshot is found again through config.json.
+    expect(await resolveModelDir('hf-hub:openai/clip-tiny', { ...opts, offline: true, fetch: noNetwork })).toBe(dir);
+  });
+
+  it('falls back to pytorch_model.bin and goes on without the optional files', async () => {
+    const dir = await resolveModelDir('hf-hub:org/hf-bin-only', { cacheDir, endpoint: hub.endpoint });
+    expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'pytorch_model.bin']);
+    expect(fs.readFileSync(path.join(dir, 'pytorch_model.bin')).equals(BIN_WEIGHTS)).toBe(true);
+  });
+
+  it('refuses other transformers models and repositories with neither config, in one sentence', async () => {
+    const opts = { cacheDir, endpoint: hub.endpoint };
+    await expect(resolveModelDir('hf-hub:google/siglip-like', opts)).rejects.toThrow(
+      /^The Hugging Face model google\/siglip-like's config\.json describes a transformers "siglip" model, not CLIP; whylesion reads open_clip checkpoints \(open_clip_config\.json\) and transformers CLIPModel ones \(model_type "clip"\)\.$/,
+    );
+    expect(fs.existsSync(path.join(repoDir('google/siglip-like'), 'snapshots', HF_COMMIT, 'model.safetensors'))).toBe(
+      false,
+    );
+    await expect(resolveModelDir('hf-hub:org/readme-only', opts)).rejects.toThrow(
+      /^The Hugging Face model org\/readme-only has neither open_clip_config\.json nor config\.json at revision main, so it is not an open_clip or transformers CLIP model/,
+    );
+    await expect(
+      resolveModelDir('hf-hub:openai/clip-tiny', { ...opts, offline: true, fetch: noNetwork }),
+    ).rejects.toThrow(/^Offline mode is on \(HF_HUB_OFFLINE\) and open_clip_config\.json of openai\/clip-tiny/);
   });
 });
 

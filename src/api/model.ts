@@ -18,6 +18,7 @@ import {
   type StepDump,
   type Tokenizer,
 } from '../families/index.js';
+import { transformersPreprocessing } from '../image/hf-preprocessor.js';
 import { platform } from '../platform/index.js';
 import { trace } from '../platform/trace.js';
 import type { ModelSource } from './loader-types.js';
@@ -107,6 +108,8 @@ const TEXT_CACHE_LIMIT = 20_000;
 export class WhyLesionModel {
   private readonly textCache = new Map<string, Float32Array>();
   private tokenizerLoad?: Promise<Tokenizer>;
+  /** A transformers checkpoint's preprocessor_config.json steps, over `preprocessing`; open_clip's when absent. */
+  private transformersSteps?: PreprocessOptions;
 
   private constructor(
     private readonly gpu: Gpu,
@@ -135,6 +138,7 @@ export class WhyLesionModel {
     maxImagePixels: number | undefined,
     checkpoint: CheckpointIdentity,
     tokenizerLoad?: Promise<Tokenizer>,
+    transformersSteps?: PreprocessOptions,
   ): Promise<WhyLesionModel> {
     const identity: ModelIdentity = {
       weights: checkpoint.weights,
@@ -154,6 +158,7 @@ export class WhyLesionModel {
       identity,
     );
     created.tokenizerLoad = tokenizerLoad;
+    created.transformersSteps = transformersSteps;
     return created;
   }
 
@@ -208,6 +213,7 @@ export class WhyLesionModel {
       size: p.size,
       mean: p.mean,
       std: p.std,
+      ...this.transformersSteps,
       exifRotate: this.exifRotate,
       maxImagePixels: this.maxImagePixels,
     };
@@ -431,11 +437,19 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
     : undefined;
   trace('load start');
   // Parsing the vocabulary overlaps the weights' reads (measured: bench/README.md, cold start).
-  const tokenizerLoad = options.preloadTokenizer ? WhyLesionModel.preloadTokenizer(options.vocabPath) : undefined;
+  let tokenizerLoad = options.preloadTokenizer ? WhyLesionModel.preloadTokenizer(options.vocabPath) : undefined;
   const checkpoint = await loaders.openModel(source, { hub: options.hub, onDownload, storage: options.storage });
   trace('checkpoint opened', '(header, config, identity hash)');
+  // A transformers checkpoint's own vocab.json + merges.txt, unless the caller named a vocabulary.
+  const vocabPath = options.vocabPath ?? checkpoint.vocabPath;
+  if (tokenizerLoad && vocabPath !== options.vocabPath) tokenizerLoad = WhyLesionModel.preloadTokenizer(vocabPath);
+  let transformersSteps: PreprocessOptions | undefined;
   let gpu: Gpu;
   try {
+    if (checkpoint.preprocessor) {
+      const { raw, what } = checkpoint.preprocessor;
+      transformersSteps = transformersPreprocessing(raw, what, checkpoint.config.vision.imageSize);
+    }
     gpu = await Gpu.create({
       device: options.device,
       kernels: options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined),
@@ -462,11 +476,12 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
       family.preprocessing(checkpoint.config),
       gpu,
       !options.device,
-      options.vocabPath,
+      vocabPath,
       options.exifRotate ?? false,
       options.maxImagePixels,
       checkpoint.identity,
       tokenizerLoad,
+      transformersSteps,
     );
   } catch (e) {
     gpu.destroy();

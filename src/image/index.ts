@@ -40,6 +40,27 @@ export interface PreprocessOptions extends ImageLimits {
   std?: readonly number[];
   /** Apply the JPEG's EXIF orientation first, like PIL.ImageOps.exif_transpose. Default false, as open_clip. */
   exifRotate?: boolean;
+  /**
+   * transformers' CLIPImageProcessor instead of open_clip's transform (see hf-preprocessor.ts): its resize (shorter
+   * side, or an exact size, or none), its center crop (offsets rounded down; none when absent), convert("RGB")
+   * before the resize, and ToTensor as a multiplication by `rescaleFactor` in float64. The output stays S x S.
+   */
+  transformers?: TransformersSteps;
+}
+
+export interface TransformersSteps {
+  resize: { shortestEdge: number } | { width: number; height: number } | null;
+  crop: { width: number; height: number } | null;
+  convertRgbFirst: boolean;
+  rescaleFactor: number;
+}
+
+/** The resized size, or the image's own when there is no resize step. */
+function resizeTarget(width: number, height: number, size: number, steps?: TransformersSteps) {
+  if (!steps) return resizedSize(width, height, size);
+  if (!steps.resize) return { width, height };
+  if ('shortestEdge' in steps.resize) return resizedSize(width, height, steps.resize.shortestEdge);
+  return steps.resize;
 }
 
 function checkOptions(opts: PreprocessOptions): {
@@ -63,12 +84,27 @@ function checkOptions(opts: PreprocessOptions): {
 export function preprocessDecoded(image: DecodedImage, opts: PreprocessOptions = {}, name = 'the image'): Float32Array {
   const { size, mean, std, limit } = checkOptions(opts);
   checkPixels(name, image.width, image.height, limit);
-  const target = resizedSize(image.width, image.height, size);
+  const steps = opts.transformers;
+  const target = resizeTarget(image.width, image.height, size, steps);
   // The resize allocates its output before anything else: an extreme aspect ratio makes it the largest image.
   checkPixels(name, image.width, image.height, limit, target);
-  const rgb = resizeToRgb(image, target.width, target.height);
-  const cropped = centerCrop(rgb, target.width, target.height, 3, size, size);
-  return normalizeToChw(cropped, size, size, mean, std);
+  if (!steps) {
+    const rgb = resizeToRgb(image, target.width, target.height);
+    const cropped = centerCrop(rgb, target.width, target.height, 3, size, size);
+    return normalizeToChw(cropped, size, size, mean, std);
+  }
+  const crop = steps.crop ?? target;
+  if (crop.width !== size || crop.height !== size)
+    throw new Error(
+      `the transformers preprocessing gives ${crop.width}x${crop.height}, not the model's ${size}x${size}`,
+    );
+  // transformers converts to RGB first (convert("RGB") is resizeToRgb at the same size), then resizes RGB.
+  const { width, height } = image;
+  const rgb = steps.convertRgbFirst
+    ? resizeToRgb({ width, height, mode: 'RGB', data: resizeToRgb(image, width, height) }, target.width, target.height)
+    : resizeToRgb(image, target.width, target.height);
+  const cropped = steps.crop ? centerCrop(rgb, target.width, target.height, 3, size, size, 'floor') : rgb;
+  return normalizeToChw(cropped, size, size, mean, std, steps.rescaleFactor);
 }
 
 /**
@@ -85,7 +121,7 @@ export async function preprocessImage(
   const header = readImageHeader(input, name, opts);
   const [width, height] =
     opts.exifRotate && header.exifOrientation >= 5 ? [header.height, header.width] : [header.width, header.height];
-  checkPixels(name, width, height, limit, resizedSize(width, height, size));
+  checkPixels(name, width, height, limit, resizeTarget(width, height, size, opts.transformers));
   let image = await decodeWithHeader(input, header, name);
   if (opts.exifRotate) {
     const orientation = header.exifOrientation;

@@ -21,14 +21,19 @@ function pythonRound(x: number): number {
   return floor % 2 === 0 ? floor : floor + 1;
 }
 
-/** torchvision's center_crop offsets for a crop no larger than the image. */
+/**
+ * center_crop offsets for a crop no larger than the image: torchvision's int(round((dim - crop) / 2.0)), or
+ * transformers' (dim - crop) // 2 ('floor'), which is one pixel less when dim - crop is 3 mod 4.
+ */
 export function centerCropOffsets(
   width: number,
   height: number,
   cropW: number,
   cropH: number,
+  rounding: 'torchvision' | 'floor' = 'torchvision',
 ): { left: number; top: number } {
-  return { left: pythonRound((width - cropW) / 2.0), top: pythonRound((height - cropH) / 2.0) };
+  const offset = rounding === 'floor' ? (d: number) => Math.floor(d / 2) : (d: number) => pythonRound(d / 2.0);
+  return { left: offset(width - cropW), top: offset(height - cropH) };
 }
 
 /** torchvision's CenterCrop on interleaved pixels (the crop must fit inside the image). */
@@ -39,10 +44,11 @@ export function centerCrop(
   channels: number,
   cropW: number,
   cropH: number,
+  rounding: 'torchvision' | 'floor' = 'torchvision',
 ): Uint8Array {
   if (cropW > width || cropH > height)
     throw new Error(`centerCrop: ${cropW}x${cropH} does not fit in ${width}x${height}`);
-  const { left, top } = centerCropOffsets(width, height, cropW, cropH);
+  const { left, top } = centerCropOffsets(width, height, cropW, cropH, rounding);
   const out = new Uint8Array(cropW * cropH * channels);
   const rowBytes = cropW * channels;
   for (let y = 0; y < cropH; y++) {
@@ -170,13 +176,17 @@ export function applyExifOrientation<T extends Uint8Array | Int32Array>(
   return { data: out, width: outW, height: outH };
 }
 
-/** ToTensor then Normalize, in float32 like torch: ((v / 255) - mean) / std, each step rounded to float32; CHW out. */
+/**
+ * ToTensor then Normalize, in float32 like torch: ((v / 255) - mean) / std, each step rounded to float32; CHW out.
+ * With `rescaleFactor`, transformers' rescale instead: v * factor in float64, then rounded to float32.
+ */
 export function normalizeToChw(
   rgb: Uint8Array,
   width: number,
   height: number,
   mean: readonly number[],
   std: readonly number[],
+  rescaleFactor?: number,
 ): Float32Array {
   const plane = width * height;
   const out = new Float32Array(3 * plane);
@@ -185,7 +195,10 @@ export function normalizeToChw(
     const s = Math.fround(std[c]!);
     // 256 possible inputs per channel: tabulate.
     const table = new Float32Array(256);
-    for (let v = 0; v < 256; v++) table[v] = Math.fround(Math.fround(Math.fround(v / 255) - m) / s);
+    for (let v = 0; v < 256; v++) {
+      const scaled = rescaleFactor === undefined ? Math.fround(v / 255) : Math.fround(v * rescaleFactor);
+      table[v] = Math.fround(Math.fround(scaled - m) / s);
+    }
     for (let i = 0; i < plane; i++) out[c * plane + i] = table[rgb[i * 3 + c]!]!;
   }
   return out;
