@@ -56,7 +56,7 @@ export interface LoadOptions {
   /** Run on this GPUDevice instead of acquiring one. */
   device?: GPUDevice;
   onProgress?: (progress: LoadProgress) => void;
-  /** The CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, or vocab.json + merges.txt); default: $WHYLESION_BPE_VOCAB, else the one the package ships. Read when text is first encoded. */
+  /** The CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, or vocab.json + merges.txt); default: a transformers checkpoint's own vocab.json + merges.txt, else $WHYLESION_BPE_VOCAB, else the one the package ships. Read when text is first encoded. */
   vocabPath?: string;
   /** Read the tokenizer while the weights load (for callers about to encode text), not on first use. */
   preloadTokenizer?: boolean;
@@ -421,7 +421,8 @@ export class WhyLesionModel {
 
 /**
  * Loads a model and uploads its weights to the GPU. `source` is a folder path (open_clip_config.json +
- * open_clip_model.safetensors or .bin) or `hf-hub:yyupenn/whylesionclip` on Node and Deno; in a browser
+ * open_clip_model.safetensors or .bin, or a transformers CLIPModel's config.json + model.safetensors or
+ * pytorch_model.bin) or `hf-hub:ID` of either on Node and Deno; in a browser
  * `hf-hub:ID` or a folder URL (read by HTTP range requests, kept in the origin's storage); anywhere, the
  * picked config and safetensors files (File / Blob).
  */

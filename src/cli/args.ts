@@ -98,7 +98,8 @@ export const DEFAULT_MODEL = 'hf-hub:yyupenn/whylesionclip';
 export const MODEL_USAGE = `
   --model DIR|hf-hub:ID  checkpoint folder or Hub id (default $WHYLESION_MODEL, else ${DEFAULT_MODEL})
   --dtype f32|f16        weight precision on the GPU (default f32)
-  --vocab PATH           CLIP BPE vocabulary (default $WHYLESION_BPE_VOCAB, else the bundled one)
+  --vocab PATH           CLIP BPE vocabulary (default: a transformers model's own vocab.json + merges.txt,
+                         else $WHYLESION_BPE_VOCAB, else the bundled one)
   --exif-rotate          apply JPEG EXIF orientation first (open_clip does not)
   --max-image-pixels N   refuse (skip) images of more pixels, decoded or resized for the model (default
                          89478485, Pillow's MAX_IMAGE_PIXELS): a guard against decompression bombs
