@@ -374,7 +374,8 @@ describe('resolveModelDir from the Hub', () => {
     await expect(attempt).rejects.toBeInstanceOf(UserError);
     await expect(attempt).rejects.toThrow(
       'Could not reach the Hugging Face Hub at http://127.0.0.1:1 to download yyupenn/whylesionclip; download ' +
-        'open_clip_config.json and open_clip_model.safetensors from https://huggingface.co/yyupenn/whylesionclip on ' +
+        'open_clip_config.json and open_clip_model.safetensors (of a transformers CLIP: config.json, model.safetensors, ' +
+        'preprocessor_config.json, vocab.json and merges.txt) from https://huggingface.co/yyupenn/whylesionclip on ' +
         'a machine with internet, put them in a folder (e.g. weights/whylesionclip/) and pass that folder instead.',
     );
   });
@@ -441,6 +442,15 @@ describe('resolveModelDir for a transformers CLIPModel repository', () => {
     }
     // Offline, the cached snapshot is found again through config.json.
     expect(await resolveModelDir('hf-hub:openai/clip-tiny', { ...opts, offline: true, fetch: noNetwork })).toBe(dir);
+  });
+
+  it('uses the cached snapshot with a warning when the Hub cannot be reached', async () => {
+    const dir = await resolveModelDir('hf-hub:openai/clip-tiny', { cacheDir, endpoint: hub.endpoint });
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const endpoint = `http://127.0.0.1:${await closedPort()}`;
+    expect(await resolveModelDir('hf-hub:openai/clip-tiny', { cacheDir, endpoint })).toBe(dir);
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/; using the cached config\.json of openai\/clip-tiny/));
+    expect(warn).toHaveBeenCalledWith(expect.stringMatching(/; using the cached vocab\.json of openai\/clip-tiny/));
   });
 
   it('falls back to pytorch_model.bin and goes on without the optional files', async () => {

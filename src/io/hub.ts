@@ -143,7 +143,12 @@ export async function resolveModelDir(modelId: string, opts: HubOptions = {}): P
     try {
       config = await fetchHubFile(repoId, CONFIG_FILE, revision, settings);
     } catch (error) {
-      if (!(error instanceof HubFileNotFoundError || error instanceof NotCachedOfflineError)) throw error;
+      // Offline or unreachable, a transformers model may still be in the cache.
+      const worthTryingTransformers =
+        error instanceof HubFileNotFoundError ||
+        error instanceof NotCachedOfflineError ||
+        error instanceof HubUnreachableError;
+      if (!worthTryingTransformers) throw error;
       return await fetchTransformersClip(repoId, revision, settings, error);
     }
     // Pin the weights to the config's commit so both files come from the same snapshot.
@@ -154,7 +159,8 @@ export async function resolveModelDir(modelId: string, opts: HubOptions = {}): P
       const name = repoId.split('/').pop();
       throw new UserError(
         `Could not reach the Hugging Face Hub at ${settings.endpoint} to download ${repoId}; download ` +
-          `${CONFIG_FILE} and ${SAFETENSORS_FILE} from ${DEFAULT_ENDPOINT}/${repoId} on a machine with internet, ` +
+          `${CONFIG_FILE} and ${SAFETENSORS_FILE} (of a transformers CLIP: ${HF_CONFIG_FILE}, ${HF_SAFETENSORS_FILE}, ` +
+          `${HF_PREPROCESSOR_FILE}, ${HF_TOKENIZER_FILES.join(' and ')}) from ${DEFAULT_ENDPOINT}/${repoId} on a machine with internet, ` +
           `put them in a folder (e.g. weights/${name}/) and pass that folder instead.`,
         { cause: error },
       );
@@ -178,7 +184,7 @@ async function fetchTransformersClip(
   try {
     config = await fetchHubFile(repoId, HF_CONFIG_FILE, revision, settings);
   } catch (error) {
-    if (error instanceof NotCachedOfflineError) throw openClipError;
+    if (error instanceof NotCachedOfflineError || error instanceof HubUnreachableError) throw openClipError;
     if (!(error instanceof HubFileNotFoundError)) throw error;
     throw new UserError(
       `The Hugging Face model ${repoId} has neither ${CONFIG_FILE} nor ${HF_CONFIG_FILE} at revision ${revision}, ` +
