@@ -1,11 +1,12 @@
 // transformers' CLIPModel layout (test/fixtures/hf-clip-tiny, converted from openclip-tiny by
 // reference/make_hf_clip.py with the names of transformers' convert_clip_original_pytorch_to_hf.py) must give
 // what real open_clip 2.24 computed from the checkpoint it came from.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type WhyLesionModel } from '../src/api/model.js';
 import { transformersPreprocessing } from '../src/image/hf-preprocessor.js';
@@ -16,7 +17,7 @@ import { SafetensorsFile } from '../src/io/source.js';
 import type { TensorSource } from '../src/io/tensor-source.js';
 import { parseClipConfig } from '../src/model/config.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
-import { loadNpy, maxAbsDiff, TINY, TINY_MODEL, VOCAB_URL } from './helpers.js';
+import { CLI_ENV, loadNpy, maxAbsDiff, TINY, TINY_MODEL, VOCAB_URL } from './helpers.js';
 
 const HF_TINY = fileURLToPath(new URL('fixtures/hf-clip-tiny', import.meta.url));
 const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as {
@@ -313,5 +314,33 @@ describe('refusals, in one sentence', () => {
     expect(() => transformersPreprocessing({ ...hfPreprocessor, ...change }, 'preprocessor_config.json', 224)).toThrow(
       message,
     );
+  });
+});
+
+describe('whylesion parity with a transformers folder', () => {
+  const cli = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+  const parity = async (args: string[]) =>
+    promisify(execFile)('node', [cli, 'parity', '--json', ...args], { env: CLI_ENV, maxBuffer: 64 << 20 }).then(
+      ({ stdout }) => ({ stdout, stderr: '', code: 0 }),
+      (e: { stdout: string; stderr: string; code: number }) => e,
+    );
+
+  it('engine on the transformers layout, PyTorch reference on the open_clip checkpoint it came from: they agree; the reference alone refuses the layout', async (ctx) => {
+    try {
+      execFileSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' });
+    } catch {
+      ctx.skip('/usr/bin/python3 has no torch/numpy (bash scripts/setup-webgpu.sh --with-python installs them)');
+    }
+    const refused = await parity(['--model', HF_TINY]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim()).toBe(
+      `whylesion: The PyTorch reference reads open_clip checkpoints, and ${HF_TINY} is a transformers CLIP one; pass the open_clip checkpoint it came from with --reference-model DIR.`,
+    );
+    const { stdout, stderr, code } = await parity(['--model', HF_TINY, '--reference-model', TINY_MODEL]);
+    expect(code, stderr).toBe(0);
+    const report = JSON.parse(stdout) as { pass: boolean; cosine: { image: number; text: number } };
+    expect(report.pass).toBe(true);
+    expect(report.cosine.image).toBeGreaterThanOrEqual(0.99999);
+    expect(report.cosine.text).toBeGreaterThanOrEqual(0.99999);
   });
 });

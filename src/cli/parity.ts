@@ -183,6 +183,11 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
 async function weightsOf(dir: string): Promise<string> {
   const checkpoint = await openCheckpoint(dir);
   await checkpoint.source.close();
+  if (checkpoint.layout !== 'open_clip') {
+    throw new UserError(
+      `The PyTorch reference reads open_clip checkpoints, and ${dir} is a transformers CLIP one; pass the open_clip checkpoint it came from with --reference-model DIR.`,
+    );
+  }
   return checkpoint.weightsPath;
 }
 

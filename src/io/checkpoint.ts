@@ -29,6 +29,8 @@ export const SAFETENSORS_FILE = 'open_clip_model.safetensors';
 export const BIN_FILE = 'open_clip_pytorch_model.bin';
 
 export interface Checkpoint {
+  /** Which files the folder holds: open_clip's, or transformers' CLIPModel read under open_clip's names. */
+  layout: 'open_clip' | 'transformers';
   config: ClipConfig;
   rawConfig: object;
   source: TensorSource;
@@ -124,7 +126,7 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
     await source.close();
     throw error;
   }
-  return { config, rawConfig: rawConfig as object, source, weightsPath, identity };
+  return { layout: 'open_clip', config, rawConfig: rawConfig as object, source, weightsPath, identity };
 }
 
 function parseJson(bytes: Uint8Array, path: string): unknown {
@@ -182,6 +184,7 @@ export async function openHfCheckpoint(dir: string): Promise<Checkpoint> {
   }
   const hasTokenizer = (await Promise.all(HF_TOKENIZER_FILES.map((name) => exists(join(dir, name))))).every(Boolean);
   return {
+    layout: 'transformers',
     config,
     rawConfig,
     source,
