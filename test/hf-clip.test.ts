@@ -296,6 +296,16 @@ describe('refusals, in one sentence', () => {
   it.each([
     ['a resample other than bicubic', { resample: 2 }, /has resample=2, not bicubic \(3\)/],
     [
+      'no resize',
+      { do_resize: false },
+      /has do_resize=false; whylesion follows CLIPImageProcessor's bicubic resize and center crop\./,
+    ],
+    [
+      'no crop after a shortest-edge resize',
+      { do_center_crop: false },
+      /gives images of any size, but the model takes 224x224/,
+    ],
+    [
       'a crop of another size than the model',
       { crop_size: { height: 256, width: 256 } },
       /crops 256x256 out of images resized to a 224-pixel side/,

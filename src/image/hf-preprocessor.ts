@@ -67,23 +67,20 @@ export function transformersPreprocessing(raw: unknown, what: string, imageSize:
   const type = raw.image_processor_type ?? raw.feature_extractor_type;
   if (type !== undefined && !PROCESSOR_TYPES.has(type as string))
     throw refuse(what, `names the image processor ${JSON.stringify(type)}, not CLIPImageProcessor`);
-  const resize = flag(what, raw, 'do_resize', true) ? resizeOf(what, raw.size ?? { shortest_edge: 224 }) : null;
+  // Without a resize the output would be the image's own size (or need padding), not the model's fixed input.
+  if (!flag(what, raw, 'do_resize', true)) throw refuse(what, 'has do_resize=false');
+  const resize = resizeOf(what, raw.size ?? { shortest_edge: 224 });
   const resample = raw.resample ?? BICUBIC;
-  if (resize && resample !== BICUBIC) throw refuse(what, `has resample=${JSON.stringify(resample)}, not bicubic (3)`);
+  if (resample !== BICUBIC) throw refuse(what, `has resample=${JSON.stringify(resample)}, not bicubic (3)`);
   const crop = flag(what, raw, 'do_center_crop', true) ? cropOf(what, raw.crop_size ?? 224) : null;
-  if (crop && resize && 'width' in resize && (crop.width > resize.width || crop.height > resize.height))
-    throw refuse(what, `crops ${crop.width}x${crop.height} out of a ${resize.width}x${resize.height} resize`);
-  if (
-    crop &&
-    resize &&
-    'shortestEdge' in resize &&
-    (crop.width > resize.shortestEdge || crop.height > resize.shortestEdge)
-  )
-    throw refuse(
-      what,
-      `crops ${crop.width}x${crop.height} out of images resized to a ${resize.shortestEdge}-pixel side`,
-    );
-  const output = crop ?? (resize && 'width' in resize ? resize : undefined);
+  const [resizedW, resizedH] =
+    'width' in resize ? [resize.width, resize.height] : [resize.shortestEdge, resize.shortestEdge];
+  if (crop && (crop.width > resizedW || crop.height > resizedH)) {
+    const resized =
+      'width' in resize ? `a ${resizedW}x${resizedH} resize` : `images resized to a ${resizedW}-pixel side`;
+    throw refuse(what, `crops ${crop.width}x${crop.height} out of ${resized}`);
+  }
+  const output = crop ?? ('width' in resize ? resize : undefined);
   if (!output || output.width !== imageSize || output.height !== imageSize) {
     const got = output ? `${output.width}x${output.height}` : 'images of any size';
     throw refuse(what, `gives ${got}, but the model takes ${imageSize}x${imageSize}`);

@@ -42,23 +42,22 @@ export interface PreprocessOptions extends ImageLimits {
   exifRotate?: boolean;
   /**
    * transformers' CLIPImageProcessor instead of open_clip's transform (see hf-preprocessor.ts): its resize (shorter
-   * side, or an exact size, or none), its center crop (offsets rounded down; none when absent), convert("RGB")
+   * side, or an exact size), its center crop (offsets rounded down; none when absent), convert("RGB")
    * before the resize, and ToTensor as a multiplication by `rescaleFactor` in float64. The output stays S x S.
    */
   transformers?: TransformersSteps;
 }
 
 export interface TransformersSteps {
-  resize: { shortestEdge: number } | { width: number; height: number } | null;
+  resize: { shortestEdge: number } | { width: number; height: number };
   crop: { width: number; height: number } | null;
   convertRgbFirst: boolean;
   rescaleFactor: number;
 }
 
-/** The resized size, or the image's own when there is no resize step. */
+/** The size an image is resized to before the crop. */
 function resizeTarget(width: number, height: number, size: number, steps?: TransformersSteps) {
   if (!steps) return resizedSize(width, height, size);
-  if (!steps.resize) return { width, height };
   if ('shortestEdge' in steps.resize) return resizedSize(width, height, steps.resize.shortestEdge);
   return steps.resize;
 }
