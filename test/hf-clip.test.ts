@@ -12,7 +12,7 @@ import { loadModel, type WhyLesionModel } from '../src/api/model.js';
 import { transformersPreprocessing } from '../src/image/hf-preprocessor.js';
 import { decodeImage, preprocessDecoded, preprocessImage, type DecodedImage } from '../src/image/index.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
-import { openClipConfigFromHf } from '../src/io/hf-clip.js';
+import { HfClipTensorSource, openClipConfigFromHf } from '../src/io/hf-clip.js';
 import { SafetensorsFile } from '../src/io/source.js';
 import type { TensorSource } from '../src/io/tensor-source.js';
 import { parseClipConfig } from '../src/model/config.js';
@@ -285,6 +285,26 @@ describe('refusals, in one sentence', () => {
     expect((error as Error).name).toBe('UserError');
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message.trim().split(/\.\s/).length).toBe(1);
+  });
+
+  it('a checkpoint missing one of its transformers tensors names it', async () => {
+    const file = await SafetensorsFile.open(join(HF_TINY, 'model.safetensors'), { skipNonFloat: () => true });
+    try {
+      const missing = 'text_model.encoder.layers.1.self_attn.k_proj.bias';
+      const tensors = new Map([...file.tensors].filter(([name]) => name !== missing));
+      const source: TensorSource = {
+        ...file,
+        tensors,
+        readF32: file.readF32,
+        readF16: file.readF16,
+        close: file.close,
+      };
+      expect(() => new HfClipTensorSource(source, { vision: 2, text: 2 })).toThrow(
+        `${join(HF_TINY, 'model.safetensors')} has no tensor '${missing}'; check that it is a transformers CLIPModel checkpoint for this config.json.`,
+      );
+    } finally {
+      await file.close();
+    }
   });
 
   it('a folder with config.json but no weights', async () => {
