@@ -36,7 +36,10 @@ function normalizeRows(rows: Float32Array[]): Float32Array {
   const out = new Float32Array(rows.length * E);
   rows.forEach((row, r) => {
     const n = Math.hypot(...row);
-    row.forEach((v, c) => (out[r * E + c] = v / n));
+    out.set(
+      row.map((v) => v / n),
+      r * E,
+    );
   });
   return out;
 }
@@ -216,7 +219,9 @@ describe('the transformers fixture end to end (loadModel on the folder)', () => 
   it("image embeddings from open_clip's pixels equal real open_clip's", async () => {
     const pixels = cases.images.map(expectedPixels);
     const batch = new Float32Array(pixels.length * 3 * 224 * 224);
-    pixels.forEach((p, i) => batch.set(p, i * p.length));
+    pixels.forEach((p, i) => {
+      batch.set(p, i * p.length);
+    });
     const got = normalizeRows(await model.encodePixels(batch, pixels.length));
     const error = maxAbsDiff(got, loadNpy(new URL('expected/image_embeddings.npy', TINY)).data);
     console.log(`hf-clip-tiny image embeddings: max |diff| ${error.toExponential(2)}`);
