@@ -67,6 +67,22 @@ describe('the transformers layout read as open_clip', () => {
     expect(parseClipConfig(mapped)).toEqual(parseClipConfig(openClip));
   });
 
+  it('reads legacy configs: eos_token_id 2 (argmax pooling), text_config_dict over text_config, QuickGELU', () => {
+    const text = hfConfig.text_config as Record<string, unknown>;
+    const vision = hfConfig.vision_config as Record<string, unknown>;
+    const legacy = {
+      ...hfConfig,
+      text_config: { ...text, eos_token_id: 2, hidden_act: 'quick_gelu', hidden_size: 512, num_attention_heads: 8 },
+      text_config_dict: { hidden_size: 64, num_attention_heads: 2 },
+      vision_config: { ...vision, hidden_act: 'quick_gelu' },
+      vision_config_dict: null,
+    };
+    const config = parseClipConfig(openClipConfigFromHf(legacy, 'config.json'));
+    expect(config.quickGelu).toBe(true);
+    expect(config.text).toMatchObject({ width: 64, heads: 2, layers: 2, contextLength: 77 });
+    expect(config.vision).toMatchObject({ width: 64, heads: 2, headWidth: 32, patchSize: 14, imageSize: 224 });
+  });
+
   it('every tensor, renamed, joined (q/k/v) and transposed (projections), equals the open_clip tensor bit for bit', async () => {
     const checkpoint = await openCheckpoint(HF_TINY);
     const original = await SafetensorsFile.open(join(TINY_MODEL, 'open_clip_model.safetensors'));
