@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bundledAsset, packageFile } from '../assets.js';
@@ -85,7 +85,12 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
   const work = await mkdtemp(join(tmpdir(), 'whylesion-parity-'));
   try {
     // The per-block comparison follows clip_reference.py's open_clip layout, read through the family's config schema.
-    const configPath = join(dir, openClip.configFile);
+    // A transformers folder has no open_clip config: its reference, the open_clip checkpoint it came from, has it.
+    const hasOwnConfig = await access(join(dir, openClip.configFile)).then(
+      () => true,
+      () => false,
+    );
+    const configPath = join(hasOwnConfig ? dir : referenceDir, openClip.configFile);
     const config = openClip.parseConfig(JSON.parse(await readFile(configPath, 'utf8')), configPath);
     const S = model.inputs.imageSize,
       imageSize = 3 * S * S;
