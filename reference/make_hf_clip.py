@@ -10,7 +10,7 @@ transformers saved), the tokenizer's vocab.json + merges.txt made from open_clip
 and with --bin a torch.save'd pytorch_model.bin of the same state dict.
 
 /usr/bin/python3 reference/make_hf_clip.py --model test/fixtures/openclip-tiny/model \\
-    --vocab assets/bpe_simple_vocab_16e6.txt.gz --out test/fixtures/hf-clip-tiny [--bin]
+    --vocab assets/bpe_simple_vocab_16e6.txt.gz --out /tmp/hf-clip-tiny [--bin]   (the tests do this: hfClipTiny() in test/helpers.ts)
 """
 import argparse
 import gzip

@@ -1,5 +1,7 @@
-import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -54,6 +56,44 @@ export const KNOBO_URL = new URL('../assets/knobo/', import.meta.url);
 /** The tiny checkpoint's folder and its reference images, as paths for the CLI. */
 export const TINY_MODEL = fileURLToPath(new URL('model', TINY));
 export const TINY_IMAGES = fileURLToPath(new URL('images', TINY));
+
+/**
+ * openclip-tiny converted to transformers' CLIPModel layout by reference/make_hf_clip.py (numpy only). Made at
+ * test time, once per version of the converter and the checkpoint, rather than committed: its 13.7 MB of random
+ * floats would double the repository. The expected outputs stay openclip-tiny's (real open_clip 2.24).
+ */
+export function hfClipTiny(): string {
+  const script = fileURLToPath(new URL('../reference/make_hf_clip.py', import.meta.url));
+  const sources = [script, fileURLToPath(new URL('../reference/safetensors_io.py', import.meta.url))];
+  const inputs = [
+    ...sources,
+    join(TINY_MODEL, 'open_clip_config.json'),
+    join(TINY_MODEL, 'open_clip_model.safetensors'),
+  ];
+  const hash = createHash('sha256');
+  for (const file of inputs) hash.update(readFileSync(file));
+  const dir = join(tmpdir(), `whylesion-test-hf-clip-tiny-${hash.digest('hex').slice(0, 16)}`);
+  if (existsSync(dir)) return dir;
+  // Test files run in parallel workers: each converts into its own folder and the first rename wins.
+  const partial = `${dir}.partial-${process.pid}`;
+  rmSync(partial, { recursive: true, force: true });
+  execFileSync('/usr/bin/python3', [
+    script,
+    '--model',
+    TINY_MODEL,
+    '--vocab',
+    fileURLToPath(VOCAB_URL),
+    '--out',
+    partial,
+  ]);
+  try {
+    renameSync(partial, dir);
+  } catch (error) {
+    if (!existsSync(dir)) throw error;
+    rmSync(partial, { recursive: true, force: true });
+  }
+  return dir;
+}
 /** The environment CLI tests run with: the bundled vocabulary, and a runtime folder for Dawn. */
 export const CLI_ENV: NodeJS.ProcessEnv = {
   ...process.env,

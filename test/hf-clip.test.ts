@@ -1,4 +1,4 @@
-// transformers' CLIPModel layout (test/fixtures/hf-clip-tiny, converted from openclip-tiny by
+// transformers' CLIPModel layout (openclip-tiny converted at test time, see hfClipTiny(), by
 // reference/make_hf_clip.py with the names of transformers' convert_clip_original_pytorch_to_hf.py) must give
 // what real open_clip 2.24 computed from the checkpoint it came from.
 import { execFile, execFileSync } from 'node:child_process';
@@ -17,9 +17,9 @@ import { SafetensorsFile } from '../src/io/source.js';
 import type { TensorSource } from '../src/io/tensor-source.js';
 import { parseClipConfig } from '../src/model/config.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
-import { CLI_ENV, loadNpy, maxAbsDiff, TINY, TINY_MODEL, VOCAB_URL } from './helpers.js';
+import { CLI_ENV, hfClipTiny, loadNpy, maxAbsDiff, TINY, TINY_MODEL, VOCAB_URL } from './helpers.js';
 
-const HF_TINY = fileURLToPath(new URL('fixtures/hf-clip-tiny', import.meta.url));
+const HF_TINY = hfClipTiny();
 const cases = JSON.parse(readFileSync(new URL('cases.json', TINY), 'utf8')) as {
   images: string[];
   texts: string[];

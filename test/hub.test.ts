@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { UserError } from '../src/errors.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { downloadHubFile, resolveModelDir, type DownloadProgress } from '../src/io/hub.js';
+import { hfClipTiny } from './helpers.js';
 
 const MODEL = 'yyupenn/whylesionclip';
 const COMMIT = `${'a'.repeat(8)}0123456789abcdef0123456789abcdef`;
@@ -38,7 +39,8 @@ const VOCAB = Buffer.from('{"<|startoftext|>": 49406}');
 /** transformers' CLIPModel layout: the tiny fixture converted by reference/make_hf_clip.py. */
 const HF_COMMIT = 'd'.repeat(40);
 const HF_FILES = ['config.json', 'merges.txt', 'model.safetensors', 'preprocessor_config.json', 'vocab.json'];
-const hfFile = (name: string) => fs.readFileSync(path.join(import.meta.dirname, 'fixtures', 'hf-clip-tiny', name));
+const HF_TINY = hfClipTiny();
+const hfFile = (name: string) => fs.readFileSync(path.join(HF_TINY, name));
 
 interface FakeRepo {
   commit: string;
