@@ -26,14 +26,18 @@ from safetensors_io import read_safetensors
 LAYER_NORM_EPS = 1e-5
 
 # open_clip's defaults (CLIPVisionCfg / CLIPTextCfg) for keys a config may omit.
-VISION_DEFAULTS = {"layers": 12, "width": 768, "head_width": 64, "mlp_ratio": 4.0, "patch_size": 16, "image_size": 224}
-TEXT_DEFAULTS = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12, "mlp_ratio": 4.0}
-# Options that change the architecture away from what this reference implements; refuse them rather
-# than silently computing something else.
-UNSUPPORTED_VISION = {"timm_model_name", "attentional_pool", "ls_init_value", "no_ln_pre", "input_patchnorm",
-                      "patch_dropout", "attn_pooler_queries", "final_ln_after_pool", "pool_type", "output_tokens"}
-UNSUPPORTED_TEXT = {"hf_model_name", "ls_init_value", "embed_cls", "no_causal_mask", "pool_type", "proj_bias",
-                    "final_ln_after_pool", "output_tokens"}
+VISION_DEFAULTS = {"layers": 12, "width": 768, "head_width": 64, "mlp_ratio": 4.0, "patch_size": 16, "image_size": 224,
+                   "ls_init_value": None, "no_ln_pre": False, "pool_type": "tok", "final_ln_after_pool": False}
+TEXT_DEFAULTS = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12, "mlp_ratio": 4.0,
+                 "ls_init_value": None, "pool_type": "argmax", "no_causal_mask": False, "proj_bias": False,
+                 "embed_cls": False, "pad_id": 0}
+# Options that change the architecture away from what this reference implements (towers open_clip builds
+# through timm or transformers, attentional pooling, token outputs); refuse them rather than silently
+# computing something else.
+UNSUPPORTED_VISION = {"timm_model_name", "attentional_pool", "input_patchnorm", "output_tokens", "act_kwargs"}
+UNSUPPORTED_TEXT = {"hf_model_name", "output_tokens", "act_kwargs"}
+VISION_POOLS = ("tok", "avg")
+TEXT_POOLS = ("argmax", "last", "first")
 
 
 def _as_square(value, what):
@@ -44,63 +48,98 @@ def _as_square(value, what):
     return int(value)
 
 
+def _norm_eps(cfg, tower):
+    kwargs = cfg.get("norm_kwargs") or {}
+    if set(kwargs) - {"eps"}:
+        raise ValueError(f"{tower}_cfg.norm_kwargs {kwargs!r}: only eps is supported by this reference")
+    return float(kwargs.get("eps", LAYER_NORM_EPS))
+
+
 def load_config(model_dir):
-    """Returns (embed_dim, vision, text, quick_gelu) with open_clip defaults filled in."""
+    """Returns (embed_dim, vision, text, quick_gelu, custom_text) with open_clip defaults filled in."""
     with open(os.path.join(model_dir, "open_clip_config.json")) as f:
         raw = json.load(f)
     model_cfg = raw.get("model_cfg", raw)  # Hub files wrap the model config; bare model configs do not.
     vision = {**VISION_DEFAULTS, **model_cfg.get("vision_cfg", {})}
     text = {**TEXT_DEFAULTS, **model_cfg.get("text_cfg", {})}
     for key in UNSUPPORTED_VISION & set(model_cfg.get("vision_cfg", {})):
-        if vision[key] not in (None, False, 0, 0.0, "tok"):
+        if vision[key] not in (None, False, 0, 0.0, {}):
             raise ValueError(f"vision_cfg.{key}={vision[key]!r} is not supported by this reference")
     for key in UNSUPPORTED_TEXT & set(model_cfg.get("text_cfg", {})):
-        if text[key] not in (None, False, 0, 0.0, "argmax"):
+        if text[key] not in (None, False, 0, 0.0, {}):
             raise ValueError(f"text_cfg.{key}={text[key]!r} is not supported by this reference")
+    if vision["pool_type"] not in VISION_POOLS:
+        raise ValueError(f"vision_cfg.pool_type={vision['pool_type']!r} is not supported (only {VISION_POOLS})")
+    if text["pool_type"] not in TEXT_POOLS:
+        raise ValueError(f"text_cfg.pool_type={text['pool_type']!r} is not supported (only {TEXT_POOLS})")
+    custom_text = bool(model_cfg.get("custom_text", False))
+    if text["embed_cls"] and not custom_text:
+        raise ValueError("text_cfg.embed_cls needs custom_text: open_clip's CLIP.encode_text cannot run it")
     vision["image_size"] = _as_square(vision["image_size"], "image_size")
     vision["patch_size"] = _as_square(vision["patch_size"], "patch_size")
     vision["heads"] = vision["width"] // vision["head_width"]
+    vision["eps"] = _norm_eps(vision, "vision")
+    text["eps"] = _norm_eps(text, "text")
     if "embed_dim" not in model_cfg:
         raise ValueError("the model config has no embed_dim (open_clip requires it)")
-    return int(model_cfg["embed_dim"]), vision, text, bool(model_cfg.get("quick_gelu", False))
+    return int(model_cfg["embed_dim"]), vision, text, bool(model_cfg.get("quick_gelu", False)), custom_text
 
 
-def layer_norm(x, weights, prefix):
-    return F.layer_norm(x, (x.shape[-1],), weights[prefix + ".weight"], weights[prefix + ".bias"], LAYER_NORM_EPS)
+def layer_norm(x, weights, prefix, eps):
+    return F.layer_norm(x, (x.shape[-1],), weights[prefix + ".weight"], weights[prefix + ".bias"], eps)
 
 
 def multi_head_attention(x, weights, prefix, heads, additive_mask):
-    """nn.MultiheadAttention(x, x, x) from the packed in_proj: q is scaled by head_dim^-0.5 before q·kᵀ, as torch does."""
+    """nn.MultiheadAttention(x, x, x) from the packed in_proj: q is scaled by head_dim^-0.5 before q·kᵀ, as torch does.
+    additive_mask is [T, T] or, per prompt, [B, T, T]."""
     batch, tokens, width = x.shape
     head_dim = width // heads
     qkv = F.linear(x, weights[prefix + ".in_proj_weight"], weights[prefix + ".in_proj_bias"])
     q, k, v = (t.reshape(batch, tokens, heads, head_dim).transpose(1, 2) for t in qkv.split(width, dim=-1))
     scores = (q * head_dim ** -0.5) @ k.transpose(-2, -1)
     if additive_mask is not None:
-        scores = scores + additive_mask
+        scores = scores + (additive_mask[:, None] if additive_mask.dim() == 3 else additive_mask)
     context = torch.softmax(scores, dim=-1) @ v
     context = context.transpose(1, 2).reshape(batch, tokens, width)
     return F.linear(context, weights[prefix + ".out_proj.weight"], weights[prefix + ".out_proj.bias"])
 
 
-def residual_block(x, weights, prefix, heads, quick_gelu, additive_mask):
-    x = x + multi_head_attention(layer_norm(x, weights, prefix + ".ln_1"), weights, prefix + ".attn", heads, additive_mask)
-    hidden = F.linear(layer_norm(x, weights, prefix + ".ln_2"), weights[prefix + ".mlp.c_fc.weight"],
+def residual_block(x, weights, prefix, heads, quick_gelu, additive_mask, eps):
+    """open_clip's ResidualAttentionBlock: x + ls_1(attn(ln_1(x))), x + ls_2(mlp(ln_2(x))); LayerScale multiplies by
+    the learned gammas where the block has them (ls_init_value set), else it is the identity."""
+    attended = multi_head_attention(layer_norm(x, weights, prefix + ".ln_1", eps), weights, prefix + ".attn", heads,
+                                    additive_mask)
+    if prefix + ".ls_1.gamma" in weights:
+        attended = attended * weights[prefix + ".ls_1.gamma"]
+    x = x + attended
+    hidden = F.linear(layer_norm(x, weights, prefix + ".ln_2", eps), weights[prefix + ".mlp.c_fc.weight"],
                       weights[prefix + ".mlp.c_fc.bias"])
     hidden = hidden * torch.sigmoid(1.702 * hidden) if quick_gelu else F.gelu(hidden)  # F.gelu is the exact erf form
-    return x + F.linear(hidden, weights[prefix + ".mlp.c_proj.weight"], weights[prefix + ".mlp.c_proj.bias"])
+    mlp = F.linear(hidden, weights[prefix + ".mlp.c_proj.weight"], weights[prefix + ".mlp.c_proj.bias"])
+    if prefix + ".ls_2.gamma" in weights:
+        mlp = mlp * weights[prefix + ".ls_2.gamma"]
+    return x + mlp
 
 
 class ClipReference:
     def __init__(self, model_dir, weights_path=None, device="cpu"):
-        self.embed_dim, self.vision, self.text, self.quick_gelu = load_config(model_dir)
+        self.embed_dim, self.vision, self.text, self.quick_gelu, self.custom_text = load_config(model_dir)
         weights_path = weights_path or os.path.join(model_dir, "open_clip_model.safetensors")
         self.device = torch.device(device)
         self.weights = {name: torch.from_numpy(array).to(self.device) for name, array in read_safetensors(weights_path).items()}
+        # A CustomTextCLIP keeps its TextTransformer under `text.`; CLIP spreads the same modules at the top level.
+        self.text_prefix = "text." if self.custom_text else ""
+        for tower, cfg, blocks in (("vision", self.vision, "visual.transformer.resblocks"),
+                                   ("text", self.text, self.text_prefix + "transformer.resblocks")):
+            has_gammas = f"{blocks}.0.ls_1.gamma" in self.weights
+            if bool(cfg["ls_init_value"]) != has_gammas:
+                raise ValueError(f"{tower}_cfg.ls_init_value={cfg['ls_init_value']!r} but the checkpoint "
+                                 f"{'has' if has_gammas else 'lacks'} {blocks}.0.ls_1.gamma")
 
     def encode_image(self, pixels, dumps=None):
         """pixels [B, 3, H, W] float32 -> raw image embeddings [B, embed_dim]; fills `dumps` if given."""
         w, cfg = self.weights, self.vision
+        eps = cfg["eps"]
         pixels = pixels.to(self.device)
         if tuple(pixels.shape[1:]) != (3, cfg["image_size"], cfg["image_size"]):
             raise ValueError(f"pixels have shape {tuple(pixels.shape)}; the model expects [B, 3, {cfg['image_size']}, {cfg['image_size']}]")
@@ -109,34 +148,70 @@ class ClipReference:
         cls = w["visual.class_embedding"].expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + w["visual.positional_embedding"]
         self._record(dumps, "vision_patch_embed", x)
-        x = layer_norm(x, w, "visual.ln_pre")
-        self._record(dumps, "vision_ln_pre", x)
+        if not cfg["no_ln_pre"]:
+            x = layer_norm(x, w, "visual.ln_pre", eps)
+        self._record(dumps, "vision_ln_pre", x)  # the blocks' input: the patch embedding itself under no_ln_pre
         for i in range(cfg["layers"]):
-            x = residual_block(x, w, f"visual.transformer.resblocks.{i}", cfg["heads"], self.quick_gelu, None)
+            x = residual_block(x, w, f"visual.transformer.resblocks.{i}", cfg["heads"], self.quick_gelu, None, eps)
             self._record(dumps, f"vision_block{i:02d}", x)
-        pooled = layer_norm(x[:, 0], w, "visual.ln_post")
+
+        def pool(tokens):  # open_clip's VisionTransformer._global_pool
+            return tokens[:, 1:].mean(dim=1) if cfg["pool_type"] == "avg" else tokens[:, 0]
+
+        if cfg["final_ln_after_pool"]:
+            pooled = layer_norm(pool(x), w, "visual.ln_post", eps)
+        else:
+            pooled = pool(layer_norm(x, w, "visual.ln_post", eps))
         self._record(dumps, "vision_pooled", pooled)
         return pooled @ w["visual.proj"]
 
     def encode_text(self, tokens, dumps=None):
-        """tokens [B, context] int64 -> raw text embeddings [B, embed_dim]; fills `dumps` if given."""
-        w, cfg = self.weights, self.text
-        context = tokens.shape[1]
+        """tokens [B, context] int64 -> raw text embeddings [B, embed_dim]; fills `dumps` if given.
+        CLIP.encode_text, or TextTransformer.forward for a CustomTextCLIP (custom_text), whose embed_cls appends a
+        class token after the context, pooled with ln_final after pooling."""
+        w, cfg, p = self.weights, self.text, self.text_prefix
+        eps = cfg["eps"]
+        batch, context = tokens.shape
         if context != cfg["context_length"]:
             raise ValueError(f"token rows have length {context}; the model expects {cfg['context_length']}")
         if int(tokens.min()) < 0 or int(tokens.max()) >= cfg["vocab_size"]:
             raise ValueError(f"token ids must lie in [0, {cfg['vocab_size']})")
         tokens = tokens.to(self.device)
-        x = w["token_embedding.weight"][tokens] + w["positional_embedding"]
+        x = w[p + "token_embedding.weight"][tokens]
+        seq = context
+        if cfg["embed_cls"]:
+            seq += 1
+            x = torch.cat([x, w[p + "cls_emb"].expand(batch, 1, -1)], dim=1)
+        x = x + w[p + "positional_embedding"][:seq]
         self._record(dumps, "text_embed", x)
-        causal_mask = torch.full((context, context), float("-inf"), device=self.device).triu_(1)
+        mask = None
+        if not cfg["no_causal_mask"]:
+            mask = torch.full((seq, seq), float("-inf"), device=self.device).triu_(1)
+            if cfg["embed_cls"]:
+                # build_cls_mask: every row sees key 0, and key j (j ≥ 1) where token j−1 is not pad_id; only the
+                # last (class) row's entries differ from the causal mask, since rows above already skip keys beyond.
+                keys = torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=self.device), tokens != cfg["pad_id"]], 1)
+                cls_mask = torch.zeros(batch, seq, seq, device=self.device)
+                cls_mask.masked_fill_(~keys[:, None, :].expand(batch, seq, seq), float("-inf"))
+                cls_mask[:, :context] = 0  # build_cls_mask pads the top `context` rows with True
+                mask = mask[None] + cls_mask
         for i in range(cfg["layers"]):
-            x = residual_block(x, w, f"transformer.resblocks.{i}", cfg["heads"], self.quick_gelu, causal_mask)
+            x = residual_block(x, w, f"{p}transformer.resblocks.{i}", cfg["heads"], self.quick_gelu, mask, eps)
             self._record(dumps, f"text_block{i:02d}", x)
-        x = layer_norm(x, w, "ln_final")
-        self._record(dumps, "text_ln_final", x)
-        eot = x[torch.arange(x.shape[0], device=self.device), tokens.argmax(dim=-1)]  # the first maximal id: EOT
-        return eot @ w["text_projection"]
+        if cfg["embed_cls"]:
+            pooled = layer_norm(x[:, -1], w, p + "ln_final", eps)
+        else:
+            x = layer_norm(x, w, p + "ln_final", eps)
+            self._record(dumps, "text_ln_final", x)
+            if cfg["pool_type"] == "argmax":
+                row = tokens.argmax(dim=-1)  # the first maximal id: EOT
+            else:
+                row = torch.full((batch,), 0 if cfg["pool_type"] == "first" else context - 1, device=self.device)
+            pooled = x[torch.arange(batch, device=self.device), row]
+        self._record(dumps, "text_pooled", pooled)
+        if cfg["proj_bias"]:
+            return F.linear(pooled, w[p + "text_projection.weight"], w[p + "text_projection.bias"])
+        return pooled @ w[p + "text_projection"]
 
     @staticmethod
     def _record(dumps, name, tensor):
@@ -209,7 +284,7 @@ def open_clip_pixels(model_dir, paths):
     with open(os.path.join(model_dir, "open_clip_config.json")) as f:
         raw = json.load(f)
     preprocess_cfg = raw.get("preprocess_cfg", {})
-    _, vision, _, _ = load_config(model_dir)
+    _, vision, _, _, _ = load_config(model_dir)
     size = preprocess_cfg.get("size", vision["image_size"])
     options = {key: preprocess_cfg[key] for key in ("mean", "std", "interpolation", "resize_mode") if key in preprocess_cfg}
     try:

@@ -20,11 +20,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clip_reference  # noqa: E402
 
 
-def _layer_norm_static(x, weights, prefix):
+def _layer_norm_static(x, weights, prefix, eps):
     """clip_reference.layer_norm with the normalized shape taken from the gain (a constant) instead of x.shape[-1],
     which the tracer records as a dynamic value that the exporter refuses. Same arithmetic."""
     gain = weights[prefix + ".weight"]
-    return F.layer_norm(x, tuple(gain.shape), gain, weights[prefix + ".bias"], clip_reference.LAYER_NORM_EPS)
+    return F.layer_norm(x, tuple(gain.shape), gain, weights[prefix + ".bias"], eps)
 
 
 clip_reference.layer_norm = _layer_norm_static

@@ -97,7 +97,7 @@ def main(argv):
         json.dump(hub_config, f, indent=2)
         f.write("\n")
     # Parse back through the reference's loader so both scripts agree on defaults.
-    embed_dim, vision, text, _ = load_config(args.out)
+    embed_dim, vision, text, _, _ = load_config(args.out)
     tensors = random_checkpoint(embed_dim, vision, text, args.seed)
     write_safetensors(os.path.join(args.out, "open_clip_model.safetensors"), tensors, args.dtype)
 
