@@ -84,7 +84,7 @@ const rows = compareTowers(
   cfg,
   { vision: visionDump, text: textDump, imageEmbeddings: imageRaw, textEmbeddings: textRaw },
   reference,
-  { images: batch, texts: PROMPTS.length, ids },
+  { images: batch, texts: PROMPTS.length },
   Infinity,
 ).map(({ comparison: c }) => ({
   step: `${c.tower === 'image' ? 'vision' : 'text'}.${c.step}${c.rows === 'all' ? '' : ` (${c.rows})`}`,

@@ -17,7 +17,7 @@ const PROBE_IMAGES = ['lesion_rgb.png', 'lesion_q90.jpg', 'lesion_gray.png', 'le
 const PROBE_TEXTS = ['dark brown', 'bleeding', 'irregular shape'];
 
 const USAGE = `
-Usage: whylesion parity [--model DIR|hf-hub:ID] [--image FILE]... [--text STR]... [--batch B] [--tol 1e-4]
+Usage: whylesion parity [--model DIR|hf-hub:ID] [--image FILE]... [--text STR]... [--tokens FILE] [--batch B] [--tol 1e-4]
                         [--python PATH] [--reference-model DIR] [--json] [--dump DIR]
 
 Runs the plain-PyTorch reference forward that ships in the package (reference/clip_reference.py; on CUDA when
@@ -28,6 +28,8 @@ images are also preprocessed by open_clip, to tell preprocessing differences fro
 Exit status 0 within tolerance, 1 otherwise.
   --image FILE           an image (repeatable; default: the four probe images the package ships)
   --text STR             a prompt (repeatable; default: ${PROBE_TEXTS.map((t) => JSON.stringify(t)).join(', ')})
+  --tokens FILE          token-id rows instead of --text: JSON, a list of rows or {"tokens": [...]}, each row the
+                         model's context length (for a model whose vocabulary is not the bundled one)
   --batch B              image rows per forward, cycling through the images (default: one per image)
   --tol T                largest allowed max abs / max |reference| of any step (default 1e-4; f16 weights need ~1e-2)
   --python PATH          Python with torch and numpy (default $WHYLESION_PYTHON, else python3, then /usr/bin/python3)
@@ -52,6 +54,7 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
       ...MODEL_OPTIONS,
       image: { type: 'string', multiple: true },
       text: { type: 'string', multiple: true },
+      tokens: { type: 'string' },
       batch: { type: 'string' },
       tol: { type: 'string' },
       python: { type: 'string' },
@@ -72,7 +75,8 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
   if (!(Number.isFinite(tol) && tol > 0))
     throw new UserError(`--tol ${values.tol} is not a positive number (e.g. 1e-4).`);
   const images = values.image ?? PROBE_IMAGES.map((name) => bundledAsset(`probes/${name}`));
-  const texts = values.text ?? PROBE_TEXTS;
+  if (values.tokens !== undefined && values.text !== undefined)
+    throw new UserError('Pass prompts with --text or token rows with --tokens, not both.');
   const batch = values.batch === undefined ? images.length : positiveInteger('batch', values.batch, 1, 4096);
   await checkReadable(images, 'image');
   const python = await findPython(values.python);
@@ -98,8 +102,11 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
     const preprocessed = await Promise.all(used.map((path) => model.preprocess(path)));
     const pixels = new Float32Array(batch * imageSize);
     for (let b = 0; b < batch; b++) pixels.set(preprocessed[b % used.length]!, b * imageSize);
-    const ids = await model.tokenize(texts);
     const C = model.inputs.contextLength;
+    const { texts, ids } =
+      values.tokens === undefined
+        ? { texts: values.text ?? PROBE_TEXTS, ids: await model.tokenize(values.text ?? PROBE_TEXTS) }
+        : await readTokenRows(values.tokens, C);
     await writeFile(join(work, 'pixels.npy'), writeNpy([batch, 3, S, S], pixels));
     const tokenRows = texts.map((_, i) => Array.from(ids.subarray(i * C, (i + 1) * C)));
     await writeFile(join(work, 'tokens.json'), JSON.stringify({ tokens: tokenRows }));
@@ -144,7 +151,7 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
       config,
       { vision, text, imageEmbeddings, textEmbeddings },
       reference,
-      { images: batch, texts: texts.length, ids },
+      { images: batch, texts: texts.length },
       tol,
     );
     const E = config.embedDim;
@@ -182,6 +189,28 @@ export async function parityCommand(argv: string[]): Promise<number | undefined>
     model.dispose();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** `--tokens FILE`: the rows as one [rows, context] table, each labelled `tokens[i]` in the report. */
+async function readTokenRows(path: string, context: number): Promise<{ texts: string[]; ids: Int32Array }> {
+  await checkReadable([path], 'token file');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path, 'utf8'));
+  } catch {
+    throw new UserError(`--tokens ${path} is not JSON; write a list of token-id rows, or {"tokens": [...]}.`);
+  }
+  const rows = Array.isArray(parsed) ? parsed : (parsed as { tokens?: unknown } | null)?.tokens;
+  const valid =
+    Array.isArray(rows) &&
+    rows.length > 0 &&
+    rows.every((row) => Array.isArray(row) && row.length === context && row.every((id) => Number.isInteger(id)));
+  if (!valid)
+    throw new UserError(
+      `--tokens ${path} must hold a non-empty list of rows of ${context} integer token ids (the model's context length).`,
+    );
+  const table = rows as number[][];
+  return { texts: table.map((_, i) => `tokens[${i}]`), ids: Int32Array.from(table.flat()) };
 }
 
 /** The safetensors file the reference should read (a .bin-only folder is converted once, as loadModel does). */

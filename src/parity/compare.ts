@@ -1,5 +1,6 @@
 import type { ClipConfig } from '../model/config.js';
 import type { StepDump } from '../model/clip.js';
+import { present } from '../errors.js';
 
 /** One compared step of a tower: `block` is N of the state dict's `resblocks.N`, null for the steps around the blocks. */
 export interface StepComparison {
@@ -69,26 +70,20 @@ function gather(x: Float32Array, T: number, W: number, index: number[]): Float32
   return out;
 }
 
-/** The first maximal id of every row (EOT), as torch.argmax. */
-export function eotPositions(ids: Int32Array, batch: number, context: number): number[] {
-  return Array.from({ length: batch }, (_, b) => {
-    let best = 0;
-    for (let t = 1; t < context; t++) if (ids[b * context + t]! > ids[b * context + best]!) best = t;
-    return best;
-  });
-}
-
 /**
  * Lines up the engine's per-step readouts (ClipModel.dumpPixels/dumpTokens and the final embeddings) with the
- * reference's dumps (clip_reference.py --dump-blocks) and measures each step. Where the engine computes fewer
- * rows than open_clip (exact shortcuts: the last image block finishes only the class rows; the text tower runs
- * max(EOT)+1 positions), the reference's matching rows are compared.
+ * reference's dumps (clip_reference.py --dump-blocks) and measures each step, for every layout the engine runs
+ * (class-token or patch-mean pooling, ln_post before or after it, no ln_pre; argmax, first, last or embed_cls text
+ * pooling). Where the engine computes fewer rows than open_clip (exact shortcuts: with class-token pooling the last
+ * image block finishes only the class rows; under the causal mask the text tower runs through its last pooled
+ * row), the reference's matching rows are compared. Both sides' pooled rows (`vision_pooled`, `text_pooled`) are
+ * the layer-normed rows that enter the projection.
  */
 export function compareTowers(
   config: ClipConfig,
   engine: { vision: StepDump; text: StepDump; imageEmbeddings: Float32Array; textEmbeddings: Float32Array },
   reference: (name: string) => { shape: number[]; data: Float32Array },
-  inputs: { images: number; texts: number; ids: Int32Array },
+  inputs: { images: number; texts: number },
   tol: number,
 ): ComparedPair[] {
   const pairs: ComparedPair[] = [];
@@ -129,7 +124,7 @@ export function compareTowers(
       W = v.width;
     add(
       'image',
-      'ln_pre',
+      v.lnPre ? 'ln_pre' : 'embed (no ln_pre)',
       null,
       'all',
       'vision.ln_pre',
@@ -160,7 +155,7 @@ export function compareTowers(
       'image',
       'ln_post',
       null,
-      'class token',
+      v.pool === 'tok' ? 'class token' : 'mean of the patch tokens',
       'vision.pooled',
       engine.vision.get('vision.pooled')!,
       [B, W],
@@ -182,13 +177,14 @@ export function compareTowers(
   const N = inputs.texts,
     t = config.text;
   if (N > 0) {
-    const C = t.contextLength,
-      W = t.width;
-    const embed = engine.text.get('text.embed')!;
+    const W = t.width;
+    const embed = present(engine.text.get('text.embed'), 'the engine dump text.embed');
     const seq = embed.length / N / W;
-    const rows = seq === C ? 'all' : `positions 0..${seq - 1} (through the last EOT)`;
+    // The reference's rows: the context, plus the appended class token under embed_cls.
+    const full = reference('text_embed').shape[1] ?? seq;
+    const rows = seq === full ? 'all' : `positions 0..${seq - 1} (through the last pooled row)`;
     const slice = (name: string): Float32Array =>
-      seq === C ? reference(name).data : positions(reference(name).data, N, C, W, 0, seq);
+      seq === full ? reference(name).data : positions(reference(name).data, N, full, W, 0, seq);
     add('text', 'embed', null, rows, 'text.embed', embed, [N, seq, W], 'text_embed', slice('text_embed'));
     for (let i = 0; i < t.layers; i++) {
       const n = String(i).padStart(2, '0');
@@ -198,23 +194,23 @@ export function compareTowers(
         i,
         rows,
         `text.block${n}`,
-        engine.text.get(`text.block${n}`)!,
+        present(engine.text.get(`text.block${n}`), `the engine dump text.block${n}`),
         [N, seq, W],
         `text_block${n}`,
         slice(`text_block${n}`),
       );
     }
-    const eot = eotPositions(inputs.ids, N, C);
+    const pooledRow = t.embedCls ? 'class token (embed_cls)' : t.pool === 'argmax' ? 'EOT token' : `${t.pool} token`;
     add(
       'text',
       'ln_final',
       null,
-      'EOT token',
+      pooledRow,
       'text.pooled',
-      engine.text.get('text.pooled')!,
+      present(engine.text.get('text.pooled'), 'the engine dump text.pooled'),
       [N, W],
-      'text_ln_final',
-      gather(reference('text_ln_final').data, C, W, eot),
+      'text_pooled',
+      reference('text_pooled').data,
     );
     add(
       'text',
