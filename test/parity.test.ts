@@ -73,7 +73,15 @@ beforeAll(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 interface Report {
-  steps: { tower: string; step: string; block: number | null; maxAbs: number; relative: number; exceeds: boolean }[];
+  steps: {
+    tower: string;
+    step: string;
+    block: number | null;
+    rows: string;
+    maxAbs: number;
+    relative: number;
+    exceeds: boolean;
+  }[];
   cosine: { image: number; text: number };
   first_failing: { tower: string; block: number | null; step: string } | null;
   pass: boolean;
@@ -159,5 +167,88 @@ describe('whylesion parity on the open_clip tiny checkpoint', () => {
     expect(noTorch.stderr).toContain(
       `${bare} has no torch and numpy; install them (apt-get install python3-torch python3-numpy, or pip install torch numpy)`,
     );
+  });
+});
+
+const KNOBS = fileURLToPath(new URL('fixtures/openclip-knobs/', import.meta.url));
+
+/** `whylesion parity --json` on a knob fixture with its own token rows (its vocabulary has 1000 ids). */
+async function knobParity(name: string, referenceModel?: string): Promise<{ code: number; report: Report }> {
+  const args = ['--model', join(KNOBS, name), '--tokens', join(KNOBS, name, 'tokens.json'), '--json'];
+  if (referenceModel) args.push('--reference-model', referenceModel);
+  const { stdout, stderr, code } = await whylesion([
+    ...args,
+    '--image',
+    fileURLToPath(new URL('images/lesion_rgb.png', TINY)),
+  ]);
+  if (!stdout) throw new Error(stderr);
+  return { code, report: JSON.parse(stdout) as Report };
+}
+
+describe('whylesion parity on open_clip knob layouts (test/fixtures/openclip-knobs)', () => {
+  // Each step's figure is float32 rounding (measured ≤ 2e-6 relative); the steps are those the layout has.
+  const cases: { name: string; steps: string[]; pooled: { image: string; text: string } }[] = [
+    {
+      // Layer scale (real gammas in the reference, folded at load in the engine), patch-mean pooling after
+      // ln_post, eps 1e-6, proj_bias.
+      name: 'ls-avg-projbias',
+      steps: ['ln_pre', 'resblocks.0', 'resblocks.1', 'ln_post', 'embedding'],
+      pooled: { image: 'mean of the patch tokens', text: 'EOT token' },
+    },
+    {
+      // custom_text (text.* weights) with embed_cls and pad_id: the appended class token, its masked attention.
+      name: 'customtext-embedcls',
+      steps: ['ln_pre', 'resblocks.0', 'resblocks.1', 'ln_post', 'embedding'],
+      pooled: { image: 'class token', text: 'class token (embed_cls)' },
+    },
+    {
+      // no_ln_pre, patch mean then ln_post (final_ln_after_pool), QuickGELU; no causal mask, last-row pooling.
+      name: 'nolnpre-avgafter-last',
+      steps: ['embed (no ln_pre)', 'resblocks.0', 'resblocks.1', 'ln_post', 'embedding'],
+      pooled: { image: 'mean of the patch tokens', text: 'last token' },
+    },
+  ];
+  for (const { name, steps, pooled } of cases) {
+    it(`${name}: every step within 1e-4, cosine ≥ 0.99999, exit 0`, async (ctx) => {
+      if (torchMissing) ctx.skip(torchMissing);
+      const { code, report } = await knobParity(name);
+      expect(code).toBe(0);
+      expect(report.pass).toBe(true);
+      expect(report.steps.filter((s) => s.tower === 'image').map((s) => s.step)).toEqual(steps);
+      expect(report.steps.find((s) => s.tower === 'image' && s.step === 'ln_post')?.rows).toBe(pooled.image);
+      expect(report.steps.find((s) => s.tower === 'text' && s.step === 'ln_final')?.rows).toBe(pooled.text);
+      for (const s of report.steps) expect(s.relative, `${s.tower} ${s.step}`).toBeLessThanOrEqual(1e-4);
+      expect(Math.max(...report.steps.map((s) => s.maxAbs))).toBeGreaterThan(0);
+      expect(report.cosine.image).toBeGreaterThanOrEqual(0.99999);
+      expect(report.cosine.text).toBeGreaterThanOrEqual(0.99999);
+    });
+  }
+
+  it('a reference whose config flips final_ln_after_pool fails first at the image ln_post step, exit 1', async (ctx) => {
+    if (torchMissing) ctx.skip(torchMissing);
+    const flipped = join(work, 'flipped-final-ln');
+    cpSync(join(KNOBS, 'nolnpre-avgafter-last'), flipped, { recursive: true });
+    const configPath = join(flipped, 'open_clip_config.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as {
+      model_cfg: { vision_cfg: { final_ln_after_pool: boolean } };
+    };
+    config.model_cfg.vision_cfg.final_ln_after_pool = false;
+    writeFileSync(configPath, JSON.stringify(config));
+    const { code, report } = await knobParity('nolnpre-avgafter-last', flipped);
+    expect(code).toBe(1);
+    expect(report.first_failing).toEqual({ tower: 'image', block: null, step: 'ln_post' });
+    expect(report.steps.filter((s) => s.tower === 'image' && s.block !== null).every((s) => !s.exceeds)).toBe(true);
+    expect(report.steps.filter((s) => s.tower === 'text').every((s) => !s.exceeds)).toBe(true);
+  });
+
+  it('--tokens rows that are not the context length are one sentence, exit 1', async (ctx) => {
+    if (torchMissing) ctx.skip(torchMissing);
+    const short = join(work, 'short-tokens.json');
+    writeFileSync(short, JSON.stringify({ tokens: [[998, 5, 999]] }));
+    const { stdout, stderr, code } = await whylesion(['--model', join(KNOBS, 'ls-avg-projbias'), '--tokens', short]);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toContain(`--tokens ${short} must hold a non-empty list of rows of 16 integer token ids`);
   });
 });
