@@ -308,7 +308,7 @@ async function writeDump(dir: string, report: object, pairs: ComparedPair[], wor
   await write(join(dir, 'tokens.json'), await readFile(join(work, 'tokens.json')));
   const index = {
     about:
-      'engine/ and reference/ hold the same rows of each step (the rows field says which: the engine computes only the class token in the last image block and the positions through the last EOT in the text tower); pixels.npy and tokens.json are the inputs both sides ran',
+      'engine/ and reference/ hold the same rows of each step (the rows field says which: with class-token pooling the engine computes only the class token in the last image block, and under the causal mask the text positions through the last pooled row); pixels.npy and tokens.json are the inputs both sides ran',
     ...report,
     steps: entries,
   };
