@@ -173,9 +173,13 @@ describe('whylesion parity on the open_clip tiny checkpoint', () => {
 const KNOBS = fileURLToPath(new URL('fixtures/openclip-knobs/', import.meta.url));
 
 /** `whylesion parity --json` on a knob fixture with its own token rows (its vocabulary has 1000 ids). */
-async function knobParity(name: string, referenceModel?: string): Promise<{ code: number; report: Report }> {
+async function knobParity(
+  name: string,
+  options: { referenceModel?: string; dump?: string } = {},
+): Promise<{ code: number; report: Report }> {
   const args = ['--model', join(KNOBS, name), '--tokens', join(KNOBS, name, 'tokens.json'), '--json'];
-  if (referenceModel) args.push('--reference-model', referenceModel);
+  if (options.referenceModel) args.push('--reference-model', options.referenceModel);
+  if (options.dump) args.push('--dump', options.dump);
   const { stdout, stderr, code } = await whylesion([
     ...args,
     '--image',
@@ -204,14 +208,15 @@ describe('whylesion parity on open_clip knob layouts (test/fixtures/openclip-kno
     {
       // no_ln_pre, patch mean then ln_post (final_ln_after_pool), QuickGELU; no causal mask, last-row pooling.
       name: 'nolnpre-avgafter-last',
-      steps: ['embed (no ln_pre)', 'resblocks.0', 'resblocks.1', 'ln_post', 'embedding'],
+      steps: ['patch_embed', 'resblocks.0', 'resblocks.1', 'ln_post', 'embedding'],
       pooled: { image: 'mean of the patch tokens', text: 'last token' },
     },
   ];
   for (const { name, steps, pooled } of cases) {
     it(`${name}: every step within 1e-4, cosine ≥ 0.99999, exit 0`, async (ctx) => {
       if (torchMissing) ctx.skip(torchMissing);
-      const { code, report } = await knobParity(name);
+      const dump = join(work, `dump-${name}`);
+      const { code, report } = await knobParity(name, { dump });
       expect(code).toBe(0);
       expect(report.pass).toBe(true);
       expect(report.steps.filter((s) => s.tower === 'image').map((s) => s.step)).toEqual(steps);
@@ -221,6 +226,16 @@ describe('whylesion parity on open_clip knob layouts (test/fixtures/openclip-kno
       expect(Math.max(...report.steps.map((s) => s.maxAbs))).toBeGreaterThan(0);
       expect(report.cosine.image).toBeGreaterThanOrEqual(0.99999);
       expect(report.cosine.text).toBeGreaterThanOrEqual(0.99999);
+      // --dump holds, for this layout too, exactly the rows each figure was computed from.
+      const index = JSON.parse(readFileSync(join(dump, 'index.json'), 'utf8')) as {
+        steps: { engineFile: string; referenceFile: string; relative: number }[];
+      };
+      expect(index.steps).toHaveLength(report.steps.length);
+      for (const s of index.steps) {
+        const engine = readNpy(readFileSync(join(dump, s.engineFile)));
+        const reference = readNpy(readFileSync(join(dump, s.referenceFile)));
+        expect(relativeError(engine.data as Float32Array, reference.data as Float32Array)).toBeCloseTo(s.relative, 12);
+      }
     });
   }
 
@@ -234,7 +249,7 @@ describe('whylesion parity on open_clip knob layouts (test/fixtures/openclip-kno
     };
     config.model_cfg.vision_cfg.final_ln_after_pool = false;
     writeFileSync(configPath, JSON.stringify(config));
-    const { code, report } = await knobParity('nolnpre-avgafter-last', flipped);
+    const { code, report } = await knobParity('nolnpre-avgafter-last', { referenceModel: flipped });
     expect(code).toBe(1);
     expect(report.first_failing).toEqual({ tower: 'image', block: null, step: 'ln_post' });
     expect(report.steps.filter((s) => s.tower === 'image' && s.block !== null).every((s) => !s.exceeds)).toBe(true);

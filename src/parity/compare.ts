@@ -124,7 +124,7 @@ export function compareTowers(
       W = v.width;
     add(
       'image',
-      v.lnPre ? 'ln_pre' : 'embed (no ln_pre)',
+      v.lnPre ? 'ln_pre' : 'patch_embed',
       null,
       'all',
       'vision.ln_pre',
