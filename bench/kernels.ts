@@ -7,22 +7,21 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { Gpu, uniformWords, type Dispatch } from '../src/runtime/gpu.js';
-import { shaderPipeline, type ShaderDefines } from '../src/kernels/shader.js';
-import {
-  bindingBuffers,
-  matmulLaunch,
-  matmulWorkgroups,
-  OTHER_SPECS,
-  scalarMatmulLaunch,
-  uniformValues,
-  type BindingArgs,
-  type KernelSpec,
-  type MatmulLaunch,
-  type UniformValues,
-} from '../src/kernels/spec.js';
+import { Gpu, type Dispatch } from '../src/runtime/gpu.js';
 import * as K from '../src/kernels/index.js';
-import { attentionRef, layerNormRef, matmulRef } from '../src/kernels/reference.js';
+import { ATTENTION_SPECS } from '../src/kernels/attention/index.js';
+import { attentionRef } from '../src/kernels/attention/reference.js';
+import { LAYERNORM_SPECS } from '../src/kernels/layernorm/index.js';
+import { layerNormRef } from '../src/kernels/layernorm/reference.js';
+import { matmulRef } from '../src/kernels/matmul/reference.js';
+import {
+  MATMUL_SPECS,
+  matmulLaunch,
+  packedMatmulLaunch,
+  scalarMatmulLaunch,
+  type MatmulLaunch,
+} from '../src/kernels/matmul/spec.js';
+import { shaderLabel } from '../src/kernels/shader.js';
 import { subgroupsOf16 } from '../src/kernels/tuning.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/io/tensor-source.js';
 import { simdFlags } from './common.js';
@@ -39,19 +38,16 @@ interface Result {
   gflopsPerCpuS?: number;
 }
 
-/** One rung of the ladder: a shader, its defines, and how it is dispatched. */
+/**
+ * One rung of the ladder: a matmul launch (kernel, defines, tile) dispatched directly, or `library`: what
+ * matmul() runs on weights uploaded as the model uploads them. What it needs is read from the launch.
+ */
 interface MatmulVersion {
   name: string;
   what: string;
-  /** Requires the 'subgroups' feature. */
-  subgroups: boolean;
-  /** Requires subgroups of exactly 16 lanes (llvmpipe at 512 bits). */
-  lanes16?: boolean;
+  run: MatmulLaunch | { library: 'f32' | 'f16' };
   /** Skips shapes whose flop count would make this version take too long. */
   maxGflop?: number;
-  /** Reads f16 weights (checked against the reference on the f16-rounded weights). */
-  f16?: boolean;
-  make(gpu: Gpu, bufs: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch>;
 }
 
 /** X, Y, and W[N, K] as f32 and as f16 bits, on the GPU and on the host (for packing). */
@@ -62,135 +58,75 @@ interface MatmulBuffers {
   wHost: Float32Array;
   w16Host: Uint16Array;
   y: GPUBuffer;
-  params: GPUBuffer[];
 }
 
-/** A matmul kernel dispatched directly, laid out by its spec (no bias, no activation). */
-function direct(launch: MatmulLaunch) {
-  const { spec, defines } = launch;
-  return async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
-    const pipeline = await shaderPipeline(gpu, spec.shader, defines);
-    const params = gpu.uniformBuffer(
-      spec.shader,
-      uniformWords(uniformValues(spec, { M, N, K: Kd, K4: Kd / 4, flags: 0 })),
-    );
-    b.params.push(params);
-    const buffers = bindingBuffers(spec, {
-      x: b.x,
-      w: defines.W_TYPE === 'f16' ? b.w16 : b.w,
-      bias: gpu.zeros,
-      y: b.y,
-    });
-    const bindGroup = gpu.bindGroup(spec.shader, pipeline, [...buffers, params]);
-    return {
-      label: spec.shader,
-      kernel: spec.shader,
-      pipeline,
-      bindGroup,
-      workgroups: matmulWorkgroups(launch.tile, M, N),
-    };
-  };
+const isLibrary = (run: MatmulVersion['run']): run is { library: 'f32' | 'f16' } => 'library' in run;
+/** Reads f16 weights (checked against the reference on the f16-rounded weights). */
+const readsF16 = (v: MatmulVersion) =>
+  isLibrary(v.run)
+    ? v.run.library === 'f16'
+    : v.run.spec === MATMUL_SPECS.matmul_packed || v.run.defines.W_TYPE === 'f16';
+/** The kernel and defines a rung runs, as pipelines are labelled. */
+const rungKernel = (v: MatmulVersion) =>
+  isLibrary(v.run) ? `matmul(), ${v.run.library} weights` : shaderLabel(v.run.spec.shader, v.run.defines);
+
+/** Whether this device runs a rung: subgroup kernels need subgroups, 16-lane ones exactly 16 lanes. */
+function runsOn(gpu: Gpu, v: MatmulVersion): boolean {
+  if (readsF16(v) && !gpu.hasF16) return false;
+  if (isLibrary(v.run)) return true;
+  const subgroups = v.run.spec === MATMUL_SPECS.matmul_subgroup || v.run.spec === MATMUL_SPECS.matmul_packed;
+  if (subgroups && !gpu.device.features.has('subgroups' as GPUFeatureName)) return false;
+  return v.run.defines.LANES !== 16 || subgroupsOf16(gpu);
+}
+
+/** A rung's dispatch (no bias, no activation): directly through dispatchMatmul, or through matmul(). */
+async function makeRung(scope: K.Scope, v: MatmulVersion, b: MatmulBuffers, M: number, N: number, Kd: number) {
+  if (isLibrary(v.run)) {
+    const wType = v.run.library;
+    const w = K.uploadMatmulWeights(scope, 'w', wType === 'f16' ? b.w16Host : b.wHost, N, Kd);
+    return K.matmul(scope, 'matmul', { x: b.x, w, y: b.y, M, N, K: Kd, wDtype: wType });
+  }
+  if (v.run.spec === MATMUL_SPECS.matmul_packed) throw new Error(`${v.name}: packed weights run through matmul()`);
+  const w = v.run.defines.W_TYPE === 'f16' ? b.w16 : b.w;
+  return K.dispatchMatmul(scope, v.run, v.name, { x: b.x, w, y: b.y }, { M, N, K: Kd, flags: 0 });
 }
 
 const subgroupTile = (rows: number, cols: number, wType: 'f32' | 'f16' = 'f32', lanes: 8 | 16 = 8) =>
-  direct(matmulLaunch(lanes === 8 ? `subgroup-${rows}x${cols}` : `subgroup16-${rows}x${cols}`, wType));
-
-/** matmul() on weights uploaded as the model uploads them (uploadMatmulWeights: packed where subgroups). */
-const library =
-  (wType: 'f32' | 'f16') =>
-  async (gpu: Gpu, b: MatmulBuffers, M: number, N: number, Kd: number): Promise<Dispatch> => {
-    const scope = new K.Scope(gpu);
-    const w = K.uploadMatmulWeights(scope, 'w', wType === 'f16' ? b.w16Host : b.wHost, N, Kd);
-    const d = await K.matmul(scope, 'matmul', { x: b.x, w, y: b.y, M, N, K: Kd, wDtype: wType });
-    b.params.push(...scope.buffers);
-    return d;
-  };
+  matmulLaunch(lanes === 8 ? `subgroup-${rows}x${cols}` : `subgroup16-${rows}x${cols}`, wType);
 
 const VERSIONS: MatmulVersion[] = [
-  {
-    name: 'v1',
-    what: 'naive: one output per invocation, scalar loads (matmul_scalar.wgsl)',
-    subgroups: false,
-    maxGflop: 2,
-    make: direct(scalarMatmulLaunch('f32')),
-  },
-  {
-    name: 'v2',
-    what: '4×4 block per invocation, vec4 loads, workgroup 8×8 (matmul.wgsl)',
-    subgroups: false,
-    make: direct(matmulLaunch('block', 'f32')),
-  },
+  { name: 'v1', what: 'naive: one output per invocation, scalar loads', maxGflop: 2, run: scalarMatmulLaunch('f32') },
+  { name: 'v2', what: '4×4 block per invocation, vec4 loads, workgroup 8×8', run: matmulLaunch('block', 'f32') },
   {
     name: 'v3',
     what: 'one subgroup of 8 per workgroup, X rows shared by subgroupBroadcast, 8×8 tile',
-    subgroups: true,
-    make: subgroupTile(1, 1),
+    run: subgroupTile(1, 1),
   },
-  {
-    name: 'v4',
-    what: 'v3 register-blocked to a 24×24 tile (72 accumulators per lane)',
-    subgroups: true,
-    make: subgroupTile(3, 3),
-  },
-  {
-    name: 'v5',
-    what: 'v3 register-blocked to a 32×24 tile (96 accumulators per lane)',
-    subgroups: true,
-    make: subgroupTile(4, 3),
-  },
+  { name: 'v4', what: 'v3 register-blocked to a 24×24 tile (72 accumulators per lane)', run: subgroupTile(3, 3) },
+  { name: 'v5', what: 'v3 register-blocked to a 32×24 tile (96 accumulators per lane)', run: subgroupTile(4, 3) },
   {
     name: 'v7',
     what: 'v3 with 16 lanes (llvmpipe at 512 bits), 16×32 tile (32 accumulators per lane; the rule there)',
-    subgroups: true,
-    lanes16: true,
-    make: subgroupTile(1, 2, 'f32', 16),
+    run: subgroupTile(1, 2, 'f32', 16),
   },
-  {
-    name: 'v7d',
-    what: 'v7 at 16×48 (48 accumulators per lane)',
-    subgroups: true,
-    lanes16: true,
-    make: subgroupTile(1, 3, 'f32', 16),
-  },
-  {
-    name: 'v7b',
-    what: 'v7 at 32×32 (64 accumulators per lane)',
-    subgroups: true,
-    lanes16: true,
-    make: subgroupTile(2, 2, 'f32', 16),
-  },
-  {
-    name: 'v7c',
-    what: 'v7 at 32×48 (96 accumulators per lane)',
-    subgroups: true,
-    lanes16: true,
-    make: subgroupTile(2, 3, 'f32', 16),
-  },
-  {
-    name: 'v4h',
-    what: 'v4 with f16 weights (vec4<f16> loads)',
-    subgroups: true,
-    f16: true,
-    make: subgroupTile(3, 3, 'f16'),
-  },
+  { name: 'v7d', what: 'v7 at 16×48 (48 accumulators per lane)', run: subgroupTile(1, 3, 'f32', 16) },
+  { name: 'v7b', what: 'v7 at 32×32 (64 accumulators per lane)', run: subgroupTile(2, 2, 'f32', 16) },
+  { name: 'v7c', what: 'v7 at 32×48 (96 accumulators per lane)', run: subgroupTile(2, 3, 'f32', 16) },
+  { name: 'v4h', what: 'v4 with f16 weights (vec4<f16> loads)', run: subgroupTile(3, 3, 'f16') },
   {
     name: 'v6',
-    what: 'v4h with W packed at upload as [N/24][K/4][24], read as u32 pairs (matmul_packed.wgsl; what matmul() runs for f16 weights)',
-    subgroups: true,
-    f16: true,
-    make: library('f16'),
+    what: `v4h with W packed at upload as [N/24][K/4][24], read as u32 pairs (${packedMatmulLaunch(3).spec.shader}; what matmul() runs for f16 weights)`,
+    run: { library: 'f16' },
   },
   {
     name: 'gpu',
-    what: 'GPU-style workgroup-memory tiling: 64×64 tile, 256 invocations, 4×4 each, 16 of K per barrier (matmul_tiled.wgsl; an autotuner candidate for real GPUs)',
-    subgroups: false,
-    make: direct(matmulLaunch('tiled', 'f32')),
+    what: 'GPU-style workgroup-memory tiling: 64×64 tile, 256 invocations, 4×4 each, 16 of K per barrier (an autotuner candidate for real GPUs)',
+    run: matmulLaunch('tiled', 'f32'),
   },
   {
     name: 'lib',
     what: 'what matmul() in src/kernels picks on this device, weights uploaded as the model does',
-    subgroups: false,
-    make: library('f32'),
+    run: { library: 'f32' },
   },
 ];
 
@@ -284,21 +220,6 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
   const results: Result[] = [];
   const scope = new K.Scope(gpu);
   // The portable kernels dispatched directly (the library picks another on llvmpipe), laid out by their specs.
-  const direct = async <S extends KernelSpec>(
-    spec: S,
-    defines: ShaderDefines,
-    args: BindingArgs<S>,
-    params: UniformValues<S>,
-    workgroups: [number, number, number],
-    cost: { flops?: number; bytes?: number },
-  ): Promise<Dispatch> => {
-    const pipeline = await shaderPipeline(gpu, spec.shader, defines);
-    const bindGroup = gpu.bindGroup(spec.shader, pipeline, [
-      ...bindingBuffers(spec, args),
-      scope.uniform(spec.shader, uniformValues(spec, params)),
-    ]);
-    return { label: spec.shader, kernel: spec.shader, pipeline, bindGroup, workgroups, ...cost };
-  };
   const cases: {
     kernel: string;
     shape: string;
@@ -334,9 +255,16 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
       ...base,
       kernel: 'layernorm.portable',
       make: () =>
-        direct(OTHER_SPECS.layernorm, {}, a, { rows, cols, in_row_stride: 1, eps: 1e-5 }, [rows, 1, 1], {
-          bytes: 8 * rows * cols,
-        }),
+        K.dispatchKernel(
+          scope,
+          LAYERNORM_SPECS.layernorm,
+          'layernorm.portable',
+          a,
+          { rows, cols, in_row_stride: 1, eps: 1e-5 },
+          {},
+          [rows, 1, 1],
+          { bytes: 8 * rows * cols },
+        ),
     });
     cases.push({ ...base, kernel: 'layernorm.lib', make: () => K.layerNorm(scope, 'ln', a) });
   }
@@ -367,11 +295,13 @@ async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<R
       ...base,
       kernel: 'attention.portable',
       make: () =>
-        direct(
-          OTHER_SPECS.attention,
-          { HEAD_DIM: D },
+        K.dispatchKernel(
+          scope,
+          ATTENTION_SPECS.attention,
+          'attention.portable',
           a,
           { T, W: H * D, causal: causal ? 1 : 0, scale: 1 / Math.sqrt(D) },
+          { HEAD_DIM: D },
           [Math.ceil(T / 64), H, B],
           { flops: 4 * B * H * pairs * D },
         ),
@@ -418,13 +348,7 @@ async function main(): Promise<void> {
 
   const gpu = await Gpu.create();
   const hasSubgroups = gpu.device.features.has('subgroups' as GPUFeatureName);
-  const versions = VERSIONS.filter(
-    (v) =>
-      (!v.subgroups || hasSubgroups) &&
-      (!v.lanes16 || subgroupsOf16(gpu)) &&
-      (!v.f16 || gpu.hasF16) &&
-      (!only || only.includes(v.name)),
-  );
+  const versions = VERSIONS.filter((v) => runsOn(gpu, v) && (!only || only.includes(v.name)));
   const blas = versions.length ? numpyTimes(SHAPES) : { blas: '(not run)', ms: [] };
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '?';
   log(
@@ -440,6 +364,8 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(1))
       .join(' ')}`,
   );
+  if (versions.length) log('\nrungs:');
+  for (const v of versions) log(`  ${v.name.padEnd(5)} ${rungKernel(v)}: ${v.what}`);
 
   const results: Result[] = [];
   for (const [si, [M, Kd, N]] of (versions.length ? SHAPES : []).entries()) {
@@ -465,20 +391,21 @@ async function main(): Promise<void> {
       wHost: w,
       w16Host,
       y: gpu.storageBuffer('y', M * N * 4),
-      params: [],
     };
+    const scope = new K.Scope(gpu);
     for (const v of versions) {
       if (v.maxGflop !== undefined && flop / 1e9 > v.maxGflop) continue;
       const t0 = performance.now();
-      const d = await v.make(gpu, bufs, M, N, Kd);
+      const d = await makeRung(scope, v, bufs, M, N, Kd);
       const [bytes] = await gpu.run(v.name, [d], [{ buffer: bufs.y, bytes: M * N * 4 }]);
       if (bytes === undefined) throw new Error('missing bytes');
       const coldMs = performance.now() - t0;
       const got = new Float32Array(bytes);
       let diff = 0,
         mag = 0;
-      if (v.f16) want16 ??= rows.map((r) => matmulRef(x.subarray(r * Kd, (r + 1) * Kd), w16, 1, N, Kd));
-      const wanted = v.f16 && want16 ? want16 : want;
+      const f16 = readsF16(v);
+      if (f16) want16 ??= rows.map((r) => matmulRef(x.subarray(r * Kd, (r + 1) * Kd), w16, 1, N, Kd));
+      const wanted = f16 && want16 ? want16 : want;
       rows.forEach((r, i) => {
         wanted[i]!.forEach((ref, c) => {
           diff = Math.max(diff, Math.abs(got[r * N + c]! - ref));
@@ -494,7 +421,8 @@ async function main(): Promise<void> {
         `  ${v.name.padEnd(10)} ${coldMs.toFixed(1).padStart(10)} ${ms.toFixed(2).padStart(10)} ${gflops.toFixed(1).padStart(9)} ${(100 * (blasMs / ms)).toFixed(0).padStart(6)}% ${gflopsPerCpuS.toFixed(1).padStart(12)}   ${error.toExponential(1)}${error > 1e-5 ? '  WRONG' : ''}`,
       );
     }
-    for (const b of [bufs.x, bufs.w, bufs.w16, bufs.y, ...bufs.params]) gpu.destroyBuffer(b);
+    for (const b of [bufs.x, bufs.w, bufs.w16, bufs.y]) gpu.destroyBuffer(b);
+    scope.destroy();
   }
 
   if (!only || only.includes('other')) results.push(...(await otherKernels(gpu, log)));

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gpu } from '../src/runtime/gpu.js';
 import * as K from '../src/kernels/index.js';
-import { layerNormRef, matmulRef } from '../src/kernels/reference.js';
+import { layerNormRef } from '../src/kernels/layernorm/reference.js';
+import { matmulRef } from '../src/kernels/matmul/reference.js';
 import { GraphBuilder, Tensor, type Graph } from '../src/graph/graph.js';
 import { planMemory } from '../src/graph/memory.js';
 import { Executor } from '../src/graph/executor.js';
@@ -24,9 +25,9 @@ const WIDTH = 16,
 
 function stack(rows: number, blocks: Weights[]): Graph {
   const g = new GraphBuilder(`stack[rows=${rows}]`);
-  const input = g.input('x0', rows * WIDTH * 4);
-  const x = g.tensor('x', rows * WIDTH * 4);
-  const out = g.output(g.tensor('out', rows * WIDTH * 4));
+  const input = g.input('x0', [rows, WIDTH]);
+  const x = g.tensor('x', [rows, WIDTH]);
+  const out = g.output(g.tensor('out', [rows, WIDTH]));
   g.op('gatherRows', 'copy_in', {
     x: input,
     index: g.constant(
@@ -38,8 +39,8 @@ function stack(rows: number, blocks: Weights[]): Graph {
     width: WIDTH,
   });
   blocks.forEach((b, i) => {
-    const h = g.tensor(`b${i}.ln`, rows * WIDTH * 4);
-    const hidden = g.tensor(`b${i}.hidden`, rows * HIDDEN * 4);
+    const h = g.tensor(`b${i}.ln`, [rows, WIDTH]);
+    const hidden = g.tensor(`b${i}.hidden`, [rows, HIDDEN]);
     g.op('layerNorm', `b${i}.ln`, { x, gain: b.gain, shift: b.shift, y: h, rows, cols: WIDTH });
     g.op('matmul', `b${i}.fc`, {
       x: h,
@@ -103,10 +104,10 @@ describe('activation memory plan', () => {
 
   it("keeps an op's input and output apart even where one ends as the other begins", () => {
     const g = new GraphBuilder('chain');
-    const a = g.input('a', 64),
-      b = g.tensor('b', 64),
-      c = g.output(g.tensor('c', 64)),
-      d = g.tensor('d', 64);
+    const a = g.input('a', [1, 16]),
+      b = g.tensor('b', [1, 16]),
+      c = g.output(g.tensor('c', [1, 16])),
+      d = g.tensor('d', [1, 16]);
     g.op('layerNorm', 'ab', { x: a, gain: fake, shift: fake, y: b, rows: 1, cols: 16 });
     g.op('layerNorm', 'bc', { x: b, gain: fake, shift: fake, y: c, rows: 1, cols: 16 });
     g.op('layerNorm', 'cd', { x: c, gain: fake, shift: fake, y: d, rows: 1, cols: 16 });
@@ -219,9 +220,9 @@ describe('executor', () => {
   it("refuses a graph that reads a tensor before an op writes it (its slot holds another tensor's bytes)", async () => {
     const executor = new Executor(gpu);
     const g = new GraphBuilder('unwritten');
-    const x0 = g.input('x0', 4 * WIDTH * 4);
-    const y = g.tensor('y', 4 * WIDTH * 4);
-    const out = g.output(g.tensor('out', 4 * WIDTH * 4));
+    const x0 = g.input('x0', [4, WIDTH]);
+    const y = g.tensor('y', [4, WIDTH]);
+    const out = g.output(g.tensor('out', [4, WIDTH]));
     // y is accumulated into (its old value read) before anything wrote it.
     g.op('matmul', 'acc', { x: x0, w: weights[0]!.w1, y, M: 4, N: WIDTH, K: WIDTH, accumulate: true });
     g.op('layerNorm', 'ln', { x: y, gain: weights[0]!.gain, shift: weights[0]!.shift, y: out, rows: 4, cols: WIDTH });
@@ -231,6 +232,58 @@ describe('executor', () => {
         [randomArray(4 * WIDTH, 1, 1)],
       ),
     ).rejects.toThrow('acc: reads y before any op writes it');
+    executor.clear();
+  });
+
+  it('refuses at plan build a graph whose tensors do not fit its ops, naming the op and the tensors', () => {
+    const executor = new Executor(gpu);
+    const rows = 6;
+    const [w] = weights;
+    if (w === undefined) throw new Error('no weights');
+    // One op with a K that disagrees with its input's width (as a wrong N upstream would make).
+    const wrongK = () => {
+      const g = new GraphBuilder('wrong-k');
+      const x0 = g.input('x0', [rows, WIDTH]);
+      const hidden = g.output(g.tensor('hidden', [rows, HIDDEN]));
+      g.op('matmul', 'fc', { x: x0, w: w.w2, y: hidden, M: rows, N: HIDDEN, K: HIDDEN });
+      return g.finish();
+    };
+    expect(() => executor.program('k', wrongK)).toThrow(
+      'wrong-k: op fc (matmul): x is x0 [6, 16] f32, but the launch needs [6, 64] f32 (x = x0 [6, 16] f32, y = hidden [6, 64] f32)',
+    );
+    // An M that disagrees with the output's rows.
+    const wrongM = () => {
+      const g = new GraphBuilder('wrong-m');
+      const x0 = g.input('x0', [rows, WIDTH]);
+      const y = g.output(g.tensor('y', [rows - 1, WIDTH]));
+      g.op('layerNorm', 'ln', { x: x0, gain: w.gain, shift: w.shift, y, rows, cols: WIDTH });
+      return g.finish();
+    };
+    expect(() => executor.program('m', wrongM)).toThrow(
+      /op ln \(layerNorm\): y is y \[5, 16\] f32, but the launch needs \[6, 16\] f32/,
+    );
+    // Float row indices where the kernel reads u32.
+    const wrongDtype = () => {
+      const g = new GraphBuilder('wrong-dtype');
+      const x0 = g.input('x0', [rows, WIDTH]);
+      const index = g.input('index', [2]);
+      const y = g.output(g.tensor('y', [2, WIDTH]));
+      g.op('gatherRows', 'pick', { x: x0, index, y, rows: 2, width: WIDTH });
+      return g.finish();
+    };
+    expect(() => executor.program('d', wrongDtype)).toThrow(
+      /op pick \(gatherRows\): index is index \[2\] f32, but the launch needs \[2\] u32/,
+    );
+    expect(executor.memory.plans).toBe(0);
+    // Leading dimensions merge: [2, 3, 16] serves as [6, 16]; the same graph with it plans.
+    const merged = () => {
+      const g = new GraphBuilder('merged');
+      const x0 = g.input('x0', [2, 3, WIDTH]);
+      const y = g.output(g.tensor('y', [rows, WIDTH]));
+      g.op('layerNorm', 'ln', { x: x0, gain: w.gain, shift: w.shift, y, rows, cols: WIDTH });
+      return g.finish();
+    };
+    expect(executor.program('ok', merged).graph.label).toBe('merged');
     executor.clear();
   });
 

@@ -1,24 +1,22 @@
-// The kernel specs (src/kernels/spec.ts) against the WGSL they describe: every shader with every define
+// The kernel specs (each beside its WGSL in src/kernels/<kernel>/, listed in src/kernels/spec.ts) against the WGSL they describe: every shader with every define
 // set its launcher can pass is built and its bindings and `struct Params` are read back from the text.
 // No GPU needed.
 import { describe, expect, it } from 'vitest';
 import { buildShader } from '../src/kernels/shader.js';
+import { ELEMENTWISE_OPS } from '../src/kernels/elementwise/index.js';
+import type { KernelSpec } from '../src/kernels/kernel-spec.js';
 import {
   ACTIVATION_CODES,
-  ELEMENTWISE_OPS,
-  KERNEL_SPECS,
   MATMUL_FLAGS,
   MATMUL_SPECS,
   matmulFlags,
   matmulLaunch,
-  kernelReads,
-  kernelWrites,
   packedMatmulLaunch,
   scalarMatmulLaunch,
   SUBGROUP16_TILES,
   SUBGROUP8_TILES,
-  type KernelSpec,
-} from '../src/kernels/spec.js';
+} from '../src/kernels/matmul/spec.js';
+import { KERNEL_SPECS, kernelReads, kernelWrites } from '../src/kernels/spec.js';
 import type { MatmulVariant } from '../src/kernels/tuning.js';
 
 interface WgslBinding {

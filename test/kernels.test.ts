@@ -1,12 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gpu, type Dispatch } from '../src/runtime/gpu.js';
 import * as K from '../src/kernels/index.js';
-import { shaderPipeline } from '../src/kernels/shader.js';
-import { bindingBuffers, matmulFlags, matmulLaunch, matmulWorkgroups, uniformValues } from '../src/kernels/spec.js';
-import { defaultMatmulVariant, subgroupsOf8, type MatmulVariant } from '../src/kernels/tuning.js';
-import { attentionRef, erf, gelu, layerNormRef, matmulRef, quickGelu } from '../src/kernels/reference.js';
+import { ATTENTION_SPECS } from '../src/kernels/attention/index.js';
+import { attentionRef } from '../src/kernels/attention/reference.js';
+import { elementwiseRef, erf } from '../src/kernels/elementwise/reference.js';
+import { embedTokensRef } from '../src/kernels/embed_tokens/reference.js';
+import { gatherRowsRef } from '../src/kernels/gather_rows/reference.js';
+import { LAYERNORM_SPECS } from '../src/kernels/layernorm/index.js';
+import { layerNormRef } from '../src/kernels/layernorm/reference.js';
+import { matmulRef } from '../src/kernels/matmul/reference.js';
+import { matmulFlags, matmulLaunch } from '../src/kernels/matmul/spec.js';
+import { patchifyRef } from '../src/kernels/patchify/reference.js';
+import { visionTokensRef } from '../src/kernels/vision_tokens/reference.js';
+import { defaultMatmulVariant, subgroupsOf8, subgroupsOf16, type MatmulVariant } from '../src/kernels/tuning.js';
 import { randomArray, relativeError } from './helpers.js';
-import { subgroupsOf16 } from '../src/kernels/tuning.js';
 
 let gpu: Gpu;
 let scope: K.Scope;
@@ -107,9 +114,9 @@ describe('activations', () => {
     for (const op of ['gelu', 'quick_gelu'] as const) {
       const Y = scope.storage('y', n * 4);
       const got = await runAndRead(await K.elementwise(scope, op, { x: X, y: Y, n, op }), Y, n);
-      const f = op === 'gelu' ? gelu : quickGelu;
+      const want = elementwiseRef(x, op);
       let worst = 0;
-      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i]! - f(x[i]!)));
+      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
       expect(worst).toBeLessThan(1e-6);
     }
   });
@@ -212,10 +219,8 @@ describe('embedding and token assembly', () => {
       width,
     });
     const got = await runAndRead(ds, Y, B * T * width);
-    const want = new Float32Array(B * T * width);
-    for (let r = 0; r < B * T; r++)
-      for (let c = 0; c < width; c++) want[r * width + c] = table[ids[r]! * width + c]! + pos[(r % T) * width + c]!;
-    expect(Array.from(got)).toEqual(Array.from(want));
+    // One f32 add per element: the GPU's sum rounds exactly as the reference's.
+    expect(Array.from(got)).toEqual(Array.from(embedTokensRef(ids, table, pos, T, width)));
   });
 
   it('patchify + class token + positions reproduce a stride-P convolution', async () => {
@@ -257,7 +262,14 @@ describe('embedding and token assembly', () => {
         width,
       }),
     ];
+    // Each kernel against its reference: patchify moves values (exact), the tokens add one f32 each.
     const got = await runAndRead(ds, Y, B * T * width);
+    const [patchesGot] = await gpu.run('patches', [], [{ buffer: patches, bytes: B * G * G * cols * 4 }]);
+    const patchesWant = patchifyRef(pixels, B, P, G, S);
+    expect(Array.from(new Float32Array(patchesGot!))).toEqual(Array.from(patchesWant));
+    const viaRefs = visionTokensRef(matmulRef(patchesWant, conv, B * G * G, width, cols), cls, pos, B, T, width);
+    expect(relativeError(got, viaRefs)).toBeLessThan(1e-5);
+    // And the references together against the convolution written out directly.
     const want = new Float32Array(B * T * width);
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
@@ -279,6 +291,7 @@ describe('embedding and token assembly', () => {
       }
     }
     expect(relativeError(got, want)).toBeLessThan(1e-5);
+    expect(relativeError(viaRefs, want)).toBeLessThan(1e-6);
   });
 
   it('gathers chosen rows', async () => {
@@ -296,7 +309,7 @@ describe('embedding and token assembly', () => {
       Y,
       21,
     );
-    expect(Array.from(got)).toEqual([...index].flatMap((i) => Array.from(x.subarray(i * 7, i * 7 + 7))));
+    expect(Array.from(got)).toEqual(Array.from(gatherRowsRef(x, index, 7)));
   });
 });
 
@@ -368,22 +381,13 @@ describe('matmul variants', () => {
         const Y = scope.storage('y', c.accumulate ? residual : new Float32Array(M * N));
         const launch = matmulLaunch(v.variant, c.f16 ? 'f16' : 'f32');
         const flags = matmulFlags({ bias: true, activation: c.activation, accumulate: c.accumulate });
-        const pipeline = await shaderPipeline(gpu, launch.spec.shader, launch.defines);
-        const params = scope.uniform('mm', uniformValues(launch.spec, { M, N, K: Kd, K4: Kd / 4, flags }));
-        const buffers = bindingBuffers(launch.spec, {
-          x: scope.storage('x', x),
-          w: scope.storage('w', wData),
-          bias: scope.storage('b', bias),
-          y: Y,
-        });
-        const bindGroup = gpu.bindGroup('mm', pipeline, [...buffers, params]);
-        const d: Dispatch = {
-          label: 'mm',
-          kernel: launch.spec.kernel,
-          pipeline,
-          bindGroup,
-          workgroups: matmulWorkgroups(launch.tile, M, N),
-        };
+        const d = await K.dispatchMatmul(
+          scope,
+          launch,
+          'mm',
+          { x: scope.storage('x', x), w: scope.storage('w', wData), bias: scope.storage('b', bias), y: Y },
+          { M, N, K: Kd, flags },
+        );
         const want = matmulRef(x, w, M, N, Kd, {
           bias,
           activation: c.activation,
@@ -499,16 +503,15 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
     for (const causal of [false, true]) {
       const qkv = randomArray(B * T * 3 * H * D, 11, 2);
       const O = scope.storage('o', B * T * H * D * 4);
-      const pipeline = await shaderPipeline(gpu, 'attention.wgsl', { HEAD_DIM: D });
-      const params = scope.uniform('attn', [T, H * D, causal ? 1 : 0, { f: 1 / Math.sqrt(D) }]);
-      const bindGroup = gpu.bindGroup('attn', pipeline, [scope.storage('qkv', qkv), O, params]);
-      const d: Dispatch = {
-        label: 'attn',
-        kernel: 'attention',
-        pipeline,
-        bindGroup,
-        workgroups: [Math.ceil(T / 64), H, B],
-      };
+      const d = await K.dispatchKernel(
+        scope,
+        ATTENTION_SPECS.attention,
+        'attn',
+        { qkv: scope.storage('qkv', qkv), out: O },
+        { T, W: H * D, causal: causal ? 1 : 0, scale: 1 / Math.sqrt(D) },
+        { HEAD_DIM: D },
+        [Math.ceil(T / 64), H, B],
+      );
       expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(
         1e-5,
       );
@@ -555,15 +558,15 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
     const gain = randomArray(cols, 6, 0.1).map((v) => v + 1),
       shift = randomArray(cols, 7, 0.1);
     const Y = scope.storage('y', rows * cols * 4);
-    const pipeline = await shaderPipeline(gpu, 'layernorm.wgsl', {});
-    const bindGroup = gpu.bindGroup('ln', pipeline, [
-      scope.storage('x', x),
-      scope.storage('g', gain),
-      scope.storage('s', shift),
-      Y,
-      scope.uniform('ln', [rows, cols, 1, { f: 1e-5 }]),
-    ]);
-    const d: Dispatch = { label: 'ln', kernel: 'layernorm', pipeline, bindGroup, workgroups: [rows, 1, 1] };
+    const d = await K.dispatchKernel(
+      scope,
+      LAYERNORM_SPECS.layernorm,
+      'ln',
+      { x: scope.storage('x', x), gain: scope.storage('g', gain), shift: scope.storage('s', shift), y: Y },
+      { rows, cols, in_row_stride: 1, eps: 1e-5 },
+      {},
+      [rows, 1, 1],
+    );
     expect(relativeError(await runAndRead(d, Y, rows * cols), layerNormRef(x, gain, shift, rows, cols))).toBeLessThan(
       1e-5,
     );

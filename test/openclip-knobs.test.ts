@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as K from '../src/kernels/index.js';
-import { attentionLastRowRef, meanRowsRef } from '../src/kernels/reference.js';
+import { attentionLastRowRef } from '../src/kernels/attention_last_row/reference.js';
+import { meanRowsRef } from '../src/kernels/mean_rows/reference.js';
 import { ClipModel } from '../src/model/clip.js';
 import { parseClipConfig, type ClipConfig } from '../src/model/config.js';
 import { SafetensorsFile } from '../src/io/source.js';

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { expect, it } from 'vitest';
 import { buildShader } from '../src/kernels/shader.js';
 
-it('src/kernels/wgsl.generated.ts matches shaders/*.wgsl', () => {
+it('src/kernels/wgsl.generated.ts matches src/kernels/<kernel>/*.wgsl', () => {
   expect(() => execFileSync('node', ['scripts/embed-shaders.mjs', '--check'], { stdio: 'pipe' })).not.toThrow();
 });
 

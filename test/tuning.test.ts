@@ -6,7 +6,7 @@ import { Gpu } from '../src/runtime/gpu.js';
 import { applyCachedTuning, saveTuning } from '../src/api/tuning-store.js';
 import { tuneMatmuls } from '../src/kernels/autotune.js';
 import * as K from '../src/kernels/index.js';
-import { matmulRef } from '../src/kernels/reference.js';
+import { matmulRef } from '../src/kernels/matmul/reference.js';
 import {
   applyTuningRecord,
   defaultMatmulVariant,

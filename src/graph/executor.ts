@@ -1,7 +1,7 @@
 import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import { trace } from '../platform/trace.js';
 import * as K from '../kernels/index.js';
-import { LAUNCHERS, Tensor, type Graph, type Op } from './graph.js';
+import { checkOperands, LAUNCHERS, Tensor, type Graph, type Op } from './graph.js';
 import { planMemory, type MemoryPlan } from './memory.js';
 import { present } from '../errors.js';
 
@@ -98,13 +98,17 @@ export class Executor {
     this.arena = new Arena(gpu);
   }
 
-  /** The program for `key`, recording its graph with `build` the first time. */
+  /**
+   * The program for `key`, recording its graph with `build` the first time; a graph whose tensors do not fit
+   * its ops (shape or dtype) is refused here, before any memory is planned.
+   */
   program(key: string, build: () => Graph): Program {
     let program = this.programs.get(key);
     if (program) {
       this.programs.delete(key); // re-insert: most recently used last
     } else {
       const graph = build();
+      checkOperands(graph);
       program = { key, graph, memory: planMemory(graph) };
     }
     this.programs.set(key, program);

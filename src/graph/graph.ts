@@ -1,16 +1,28 @@
 import * as K from '../kernels/index.js';
 
 /**
- * A model's forward as data: activations are named tensors with a byte size and no buffer yet; ops name a
- * kernel launcher and its arguments, where an activation stands in for a GPU buffer. The executor
- * (./executor.ts) decides which arena slot holds each tensor from when it is first and last used.
+ * A model's forward as data: activations are named tensors with a shape, a dtype and no buffer yet; ops name
+ * a kernel launcher and its arguments, where an activation stands in for a GPU buffer. The executor
+ * (./executor.ts) checks every op's tensors against what its kernel takes (K.OPERANDS), then decides which
+ * arena slot holds each tensor from when it is first and last used.
  */
 export class Tensor {
   constructor(
     readonly id: number,
     readonly name: string,
-    readonly bytes: number,
+    readonly shape: readonly number[],
+    readonly dtype: K.TensorDtype,
   ) {}
+
+  /** Both dtypes are 4 bytes an element. */
+  get bytes(): number {
+    return 4 * this.shape.reduce((n, d) => n * d, 1);
+  }
+
+  /** `name [2, 257, 1024] f32`, as errors name it. */
+  toString(): string {
+    return `${this.name} [${this.shape.join(', ')}] ${this.dtype}`;
+  }
 }
 
 /** The kernel launchers a graph can name (src/kernels/index.ts), by op kind. */
@@ -28,6 +40,20 @@ export const LAUNCHERS = {
 };
 
 export type OpKind = keyof typeof LAUNCHERS;
+
+/** What each launcher takes, by op kind: the shape and dtype of every buffer argument a tensor may fill. */
+export const OPERANDS: { [Kind in OpKind]: K.OperandRule<Parameters<(typeof LAUNCHERS)[Kind]>[2]> } = {
+  matmul: K.matmulOperands,
+  layerNorm: K.layerNormOperands,
+  attention: K.attentionOperands,
+  elementwise: K.elementwiseOperands,
+  embedTokens: K.embedTokensOperands,
+  patchify: K.patchifyOperands,
+  visionTokens: K.visionTokensOperands,
+  gatherRows: K.gatherRowsOperands,
+  meanRows: K.meanRowsOperands,
+  attentionLastRow: K.attentionLastRowOperands,
+};
 type LauncherArgs<Kind extends OpKind> = Parameters<(typeof LAUNCHERS)[Kind]>[2];
 
 /** A launcher's arguments with an activation Tensor allowed wherever it takes a GPU buffer. */
@@ -78,15 +104,15 @@ export class GraphBuilder {
 
   constructor(readonly label: string) {}
 
-  /** An activation of `bytes` bytes. */
-  tensor(name: string, bytes: number): Tensor {
-    const tensor = new Tensor(this.tensors.length, name, bytes);
+  /** An activation of this shape (f32 unless said: ids and row indices are u32). */
+  tensor(name: string, shape: readonly number[], dtype: K.TensorDtype = 'f32'): Tensor {
+    const tensor = new Tensor(this.tensors.length, name, shape, dtype);
     this.tensors.push(tensor);
     return tensor;
   }
 
-  input(name: string, bytes: number): Tensor {
-    const tensor = this.tensor(name, bytes);
+  input(name: string, shape: readonly number[], dtype: K.TensorDtype = 'f32'): Tensor {
+    const tensor = this.tensor(name, shape, dtype);
     this.inputs.push(tensor);
     return tensor;
   }
@@ -97,7 +123,7 @@ export class GraphBuilder {
   }
 
   constant(name: string, data: Uint32Array | Float32Array): Tensor {
-    const tensor = this.tensor(name, data.byteLength);
+    const tensor = this.tensor(name, [data.length], data instanceof Uint32Array ? 'u32' : 'f32');
     this.constants.push({ tensor, data });
     return tensor;
   }
@@ -127,4 +153,27 @@ export class GraphBuilder {
 /** The activation tensors an op's arguments name (constants included). */
 export function tensorsOf(op: Op): Tensor[] {
   return Object.values(op.args).filter((v): v is Tensor => v instanceof Tensor);
+}
+
+/**
+ * Refuses a graph whose op would read or write a tensor of another shape or dtype than its kernel takes
+ * (an M/N/K mismatch between ops would otherwise give wrong numbers silently). Shapes compare with their
+ * leading dimensions merged down to the kernel's rank: [B, T, W] serves as [B·T, W].
+ */
+export function checkOperands(graph: Graph): void {
+  for (const op of graph.ops) {
+    const args = op.args as Record<string, unknown>;
+    const rule = OPERANDS[op.kind] as unknown as K.OperandRule<Record<string, unknown>>;
+    for (const [arg, want] of Object.entries(rule(args)) as [string, K.Operand | undefined][]) {
+      const value = args[arg];
+      if (!want || !(value instanceof Tensor)) continue;
+      const problem = K.operandMismatch(value.shape, value.dtype, want);
+      if (!problem) continue;
+      const tensors = Object.entries(args)
+        .filter(([, v]) => v instanceof Tensor)
+        .map(([name, v]) => `${name} = ${v}`)
+        .join(', ');
+      throw new Error(`${graph.label}: op ${op.label} (${op.kind}): ${arg} is ${value}, but ${problem} (${tensors})`);
+    }
+  }
 }

@@ -1,5 +1,6 @@
 import type { Dispatch, Gpu } from '../runtime/gpu.js';
-import { matmul, Scope } from './index.js';
+import { Scope } from './dispatch.js';
+import { matmul } from './matmul/index.js';
 import {
   defaultMatmulVariant,
   matmulCandidates,

@@ -4,7 +4,7 @@ import { WGSL_SOURCES } from './wgsl.generated.js';
 /** `{{NAME}}` values substituted into a shader before it compiles. */
 export type ShaderDefines = Record<string, string | number>;
 
-/** The compute pipeline of shaders/SHADER with its defines (compiled once per distinct text by the Gpu). */
+/** The compute pipeline of the shader file SHADER (src/kernels/<kernel>/SHADER) with its defines (compiled once per distinct text by the Gpu). */
 export function shaderPipeline(gpu: Gpu, shader: string, defines: ShaderDefines = {}): Promise<GPUComputePipeline> {
   return gpu.pipeline(shaderLabel(shader, defines), buildShader(shader, defines));
 }
@@ -24,7 +24,7 @@ export function buildShader(shader: string, defines: ShaderDefines = {}): string
   const included = new Set<string>();
   const expand = (name: string): string => {
     const source = WGSL_SOURCES[name];
-    if (source === undefined) throw new Error(`No shader named ${name} in shaders/`);
+    if (source === undefined) throw new Error(`No shader named ${name} in src/kernels/<kernel>/`);
     included.add(name);
     // An include may name a define (subgroup_lanes_{{LANES}}.wgsl): the variant is picked before compiling.
     return source.replace(/^\/\/!include (\S+)$/gm, (_, name: string) => {
@@ -50,7 +50,7 @@ export function shaderFiles(
   const visit = (name: string): void => {
     if (files.includes(name)) return;
     const source = sources[name];
-    if (source === undefined) throw new Error(`No shader named ${name} in shaders/`);
+    if (source === undefined) throw new Error(`No shader named ${name} in src/kernels/<kernel>/`);
     files.push(name);
     for (const [, include = ''] of source.matchAll(/^\/\/!include (\S+)$/gm)) {
       visit(include.replace(/\{\{(\w+)\}\}/g, (__, key: string) => String(defines[key] ?? `{{${key}}}`)));

@@ -7,7 +7,7 @@ import {
   SUBGROUP16_TILES,
   SUBGROUP8_TILES,
   type MatmulLaunch,
-} from './spec.js';
+} from './matmul/spec.js';
 import { shaderFiles } from './shader.js';
 import { WGSL_SOURCES } from './wgsl.generated.js';
 
@@ -18,7 +18,7 @@ export {
   type MatmulVariant,
   type WeightDtype,
 } from '../runtime/kernel-choices.js';
-export { parseSubgroupVariant } from './spec.js';
+export { parseSubgroupVariant } from './matmul/spec.js';
 
 /** Variants the tuner tries; the subgroup ones only where subgroups run 8-16 lanes (CPU adapters). */
 const SUBGROUP_VARIANTS: MatmulVariant[] = [

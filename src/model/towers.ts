@@ -23,13 +23,13 @@ export function visionGraph(config: ClipConfig, w: VisionWeights, batch: number,
     rows = batch * T,
     E = config.embedDim;
   const g = new GraphBuilder(`vision[B=${batch}]`);
-  const pixels = g.input('vision.pixels', batch * 3 * S * S * F32);
-  const patches = g.tensor('vision.patches', batch * G * G * 3 * P * P * F32);
-  const embed = g.tensor('vision.patch_embed', batch * G * G * W * F32);
+  const pixels = g.input('vision.pixels', [batch, 3, S, S]);
+  const patches = g.tensor('vision.patches', [batch * G * G, 3 * P * P]);
+  const embed = g.tensor('vision.patch_embed', [batch * G * G, W]);
   const v = config.vision;
   // Without ln_pre the token sequence is the residual stream itself.
-  const tokens = g.tensor(v.lnPre ? 'vision.tokens' : 'vision.x', rows * W * F32);
-  const x = v.lnPre ? g.tensor('vision.x', rows * W * F32) : tokens;
+  const tokens = g.tensor(v.lnPre ? 'vision.tokens' : 'vision.x', [rows, W]);
+  const x = v.lnPre ? g.tensor('vision.x', [rows, W]) : tokens;
   g.op('patchify', 'vision.patchify', { pixels, patches, batch, patch: P, grid: G, imageSize: S });
   g.op('matmul', 'vision.conv1', {
     x: patches,
@@ -80,19 +80,19 @@ export function visionGraph(config: ClipConfig, w: VisionWeights, batch: number,
     },
     keep,
   );
-  const pooled = g.tensor('vision.pooled', batch * W * F32);
-  const out = g.output(g.tensor('vision.out', batch * E * F32));
+  const pooled = g.tensor('vision.pooled', [batch, W]);
+  const out = g.output(g.tensor('vision.out', [batch, E]));
   const lnPost = { gain: w.lnPost[0], shift: w.lnPost[1], cols: W, eps };
   const average = { batch, seq: T, width: W, first: 1 };
   if (v.pool === 'tok') {
     // ln_post then the class token, or the class token then ln_post (final_ln_after_pool): the same row-wise.
     g.op('layerNorm', 'vision.ln_post', { ...lnPost, x: final, y: pooled, rows: batch, inRowStride: keep ? 1 : T });
   } else if (v.lnAfterPool) {
-    const mean = g.tensor('vision.mean', batch * W * F32);
+    const mean = g.tensor('vision.mean', [batch, W]);
     g.op('meanRows', 'vision.avg_pool', { ...average, x: final, y: mean });
     g.op('layerNorm', 'vision.ln_post', { ...lnPost, x: mean, y: pooled, rows: batch });
   } else {
-    const normed = g.tensor('vision.ln_post', rows * W * F32);
+    const normed = g.tensor('vision.ln_post', [rows, W]);
     g.op('layerNorm', 'vision.ln_post', { ...lnPost, x: final, y: normed, rows });
     g.op('meanRows', 'vision.avg_pool', { ...average, x: normed, y: pooled });
   }
@@ -113,16 +113,16 @@ export function textGraph(config: ClipConfig, w: TextWeights, batch: number, seq
   const rows = batch * seq,
     E = config.embedDim;
   const g = new GraphBuilder(`text[B=${batch},T=${seq}]`);
-  const ids = g.input('text.ids', rows * 4);
-  const eotIndex = g.input('text.eot_index', batch * 4);
+  const ids = g.input('text.ids', [rows], 'u32');
+  const eotIndex = g.input('text.eot_index', [batch], 'u32');
   const t = config.text;
   // embed_cls: the class token is one more table row (id vocabSize, appended by the caller); under the causal mask
   // its row attends to the keys `text.cls_keys` marks.
-  const clsKeys = t.embedCls && t.causal ? g.input('text.cls_keys', rows * 4) : undefined;
+  const clsKeys = t.embedCls && t.causal ? g.input('text.cls_keys', [rows], 'u32') : undefined;
   const chunks = w.clsEmbedding
     ? [...w.tokenChunks, ...w.clsEmbedding.map((chunk) => ({ ...chunk, rowOffset: t.vocabSize }))]
     : w.tokenChunks;
-  const x = g.tensor('text.x', rows * W * F32);
+  const x = g.tensor('text.x', [rows, W]);
   g.op('embedTokens', 'text.embed', {
     ids,
     chunks,
@@ -147,9 +147,9 @@ export function textGraph(config: ClipConfig, w: TextWeights, batch: number, seq
     eps,
     lastRowKeys: clsKeys,
   });
-  const eotRows = g.tensor('text.eot_rows', batch * W * F32);
-  const pooled = g.tensor('text.pooled', batch * W * F32);
-  const out = g.output(g.tensor('text.out', batch * E * F32));
+  const eotRows = g.tensor('text.eot_rows', [batch, W]);
+  const pooled = g.tensor('text.pooled', [batch, W]);
+  const out = g.output(g.tensor('text.out', [batch, E]));
   g.op('gatherRows', 'text.eot', { x: final, index: eotIndex, y: eotRows, rows: batch, width: W });
   g.op('layerNorm', 'text.ln_final', {
     x: eotRows,
@@ -213,9 +213,9 @@ function recordBlocks(
   const wDtype = a.dtype;
   blocks.forEach((b, i) => {
     const p = `${tower}.block${String(i).padStart(2, '0')}`;
-    const h = g.tensor(`${p}.ln_1`, rows * W * F32);
-    const qkv = g.tensor(`${p}.qkv`, rows * 3 * W * F32);
-    let attn = g.tensor(`${p}.attn`, rows * W * F32);
+    const h = g.tensor(`${p}.ln_1`, [rows, W]);
+    const qkv = g.tensor(`${p}.qkv`, [rows, 3 * W]);
+    let attn = g.tensor(`${p}.attn`, [rows, W]);
     g.op('layerNorm', `${p}.ln_1`, { x, gain: b.ln1[0], shift: b.ln1[1], y: h, rows, cols: W, eps: a.eps });
     g.op('matmul', `${p}.attn.in_proj`, {
       x: h,
@@ -251,14 +251,14 @@ function recordBlocks(
     if (keep && i === blocks.length - 1) {
       n = a.batch;
       name = `${p}.kept`;
-      const keptAttn = g.tensor(`${p}.kept.attn`, n * W * F32);
-      const keptX = g.tensor(`${p}.kept.x`, n * W * F32);
+      const keptAttn = g.tensor(`${p}.kept.attn`, [n, W]);
+      const keptX = g.tensor(`${p}.kept.x`, [n, W]);
       g.op('gatherRows', `${p}.keep.attn`, { x: attn, index: keep, y: keptAttn, rows: n, width: W });
       g.op('gatherRows', `${p}.keep.x`, { x, index: keep, y: keptX, rows: n, width: W });
       [attn, x] = [keptAttn, keptX];
     }
-    const h2 = g.tensor(`${p}.ln_2`, n * W * F32);
-    const mlp = g.tensor(`${p}.mlp`, n * hidden * F32);
+    const h2 = g.tensor(`${p}.ln_2`, [n, W]);
+    const mlp = g.tensor(`${p}.mlp`, [n, hidden]);
     g.op('matmul', `${p}.attn.out_proj`, {
       x: attn,
       w: b.outProj,

@@ -1,0 +1,127 @@
+/**
+ * The matmul kernels' specs (one per shader in this folder), their flag bits, and how a variant launches:
+ * its kernel, defines and the output tile one workgroup computes. kernels/tuning.ts reads these to name
+ * what a device can run; ./index.ts launches them.
+ */
+import type { MatmulVariant, WeightDtype } from '../../runtime/kernel-choices.js';
+import { spec, u32, W_TYPES, type BindingSpec } from '../kernel-spec.js';
+import type { ShaderDefines } from '../shader.js';
+
+/** matmul's fused epilogue (epilogue.wgsl): bit 0 bias, bits 1-2 activation, bit 3 accumulate into Y. */
+export const MATMUL_FLAGS = { bias: 1, activationShift: 1, accumulate: 8 } as const;
+export type Activation = 'none' | 'gelu' | 'quick_gelu';
+export const ACTIVATION_CODES: Record<Activation, number> = { none: 0, gelu: 1, quick_gelu: 2 };
+
+export function matmulFlags(o: { bias?: boolean; activation?: Activation; accumulate?: boolean }): number {
+  return (
+    (o.bias ? MATMUL_FLAGS.bias : 0) |
+    (ACTIVATION_CODES[o.activation ?? 'none'] << MATMUL_FLAGS.activationShift) |
+    (o.accumulate ? MATMUL_FLAGS.accumulate : 0)
+  );
+}
+
+/** matmul_io.wgsl's bindings (W is declared by each matmul shader, at binding 1). */
+const MATMUL_BINDINGS = [
+  { wgsl: 'X', arg: 'x', access: 'read' },
+  { wgsl: 'W', arg: 'w', access: 'read' },
+  { wgsl: 'bias', arg: 'bias', access: 'read' },
+  { wgsl: 'Y', arg: 'y', access: 'read_write', readsOldValueWhen: 'accumulate' },
+] as const satisfies readonly BindingSpec[];
+
+/** 8-lane subgroup tiles: R X rows × C W rows per lane (isUsableVariant accepts these from a cache). */
+export const SUBGROUP8_TILES = [1, 2, 3, 4].flatMap((rows) => [1, 2, 3, 4].map((cols) => ({ rows, cols })));
+export const SUBGROUP16_TILES = [1, 2, 3].flatMap((rows) => [1, 2, 3].map((cols) => ({ rows, cols })));
+
+export function parseSubgroupVariant(
+  variant: MatmulVariant,
+): { lanes: 8 | 16; rows: number; cols: number } | undefined {
+  const m = /^subgroup(16)?-(\d)x(\d)$/.exec(variant);
+  return m ? { lanes: m[1] ? 16 : 8, rows: Number(m[2]), cols: Number(m[3]) } : undefined;
+}
+
+/** Output columns per tile of matmul_packed.wgsl, fixed by the weight packing (8 lanes × 3 W rows). */
+export const PACKED_TILE_COLS = 24;
+
+export const MATMUL_SPECS = {
+  matmul: spec({
+    kernel: 'matmul',
+    shader: 'matmul.wgsl',
+    bindings: MATMUL_BINDINGS,
+    uniforms: u32('M', 'N', 'K4', 'flags'),
+    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })),
+  }),
+  matmul_tiled: spec({
+    kernel: 'matmul_tiled',
+    shader: 'matmul_tiled.wgsl',
+    bindings: MATMUL_BINDINGS,
+    uniforms: u32('M', 'N', 'K4', 'flags'),
+    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })),
+  }),
+  matmul_subgroup: spec({
+    kernel: 'matmul_subgroup',
+    shader: 'matmul_subgroup.wgsl',
+    bindings: MATMUL_BINDINGS,
+    uniforms: u32('M', 'N', 'K4', 'flags'),
+    defineSets: W_TYPES.flatMap((W_TYPE) => [
+      ...SUBGROUP8_TILES.map((t) => ({ W_TYPE, LANES: 8, ROWS: t.rows, COLS: t.cols })),
+      ...SUBGROUP16_TILES.map((t) => ({ W_TYPE, LANES: 16, ROWS: t.rows, COLS: t.cols })),
+    ]),
+  }),
+  matmul_packed: spec({
+    kernel: 'matmul_packed',
+    shader: 'matmul_packed.wgsl',
+    bindings: MATMUL_BINDINGS,
+    uniforms: u32('M', 'N', 'K4', 'flags'),
+    defineSets: [1, 2, 3].map((ROWS) => ({ ROWS, LANES: 8 })),
+  }),
+  matmul_scalar: spec({
+    kernel: 'matmul_scalar',
+    shader: 'matmul_scalar.wgsl',
+    bindings: MATMUL_BINDINGS,
+    uniforms: u32('M', 'N', 'K', 'flags'),
+    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })),
+  }),
+};
+
+/** One way to run a matmul: the kernel, its defines, and the output tile one workgroup computes. */
+export interface MatmulLaunch {
+  spec: (typeof MATMUL_SPECS)[keyof typeof MATMUL_SPECS];
+  defines: ShaderDefines;
+  tile: { rows: number; cols: number };
+}
+
+/** The kernel, defines and tile of a matmul variant on [N, K] weights of this dtype (K a multiple of 4). */
+export function matmulLaunch(variant: MatmulVariant, wDtype: WeightDtype): MatmulLaunch {
+  const sub = parseSubgroupVariant(variant);
+  if (sub) {
+    return {
+      spec: MATMUL_SPECS.matmul_subgroup,
+      defines: { W_TYPE: wDtype, LANES: sub.lanes, ROWS: sub.rows, COLS: sub.cols },
+      tile: { rows: sub.lanes * sub.rows, cols: sub.lanes * sub.cols },
+    };
+  }
+  if (variant === 'tiled')
+    return { spec: MATMUL_SPECS.matmul_tiled, defines: { W_TYPE: wDtype }, tile: { rows: 64, cols: 64 } };
+  if (variant === 'block')
+    return { spec: MATMUL_SPECS.matmul, defines: { W_TYPE: wDtype }, tile: { rows: 32, cols: 32 } };
+  throw new Error(`Unknown matmul variant ${variant as string}`);
+}
+
+/** matmul_packed.wgsl on weights packed by uploadMatmulWeights, with `rows` X rows per lane. */
+export function packedMatmulLaunch(rows: number): MatmulLaunch {
+  return {
+    spec: MATMUL_SPECS.matmul_packed,
+    defines: { ROWS: rows, LANES: 8 },
+    tile: { rows: 8 * rows, cols: PACKED_TILE_COLS },
+  };
+}
+
+/** matmul_scalar.wgsl (one output per invocation, 8×8 workgroups), for K not a multiple of 4. */
+export function scalarMatmulLaunch(wDtype: WeightDtype): MatmulLaunch {
+  return { spec: MATMUL_SPECS.matmul_scalar, defines: { W_TYPE: wDtype }, tile: { rows: 8, cols: 8 } };
+}
+
+/** Workgroups covering Y[M, N] with a launch's tiles: x over columns, y over rows. */
+export function matmulWorkgroups(tile: MatmulLaunch['tile'], M: number, N: number): [number, number, number] {
+  return [Math.ceil(N / tile.cols), Math.ceil(M / tile.rows), 1];
+}
