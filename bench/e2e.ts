@@ -12,6 +12,7 @@ import { ClipModel } from '../src/model/clip.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { flag, machine, runReference, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
+import { KernelPolicy } from '../src/kernels/policy.js';
 
 const argv = process.argv.slice(2);
 const config = flag(argv, 'config', 'ViT-L-14');
@@ -54,10 +55,11 @@ const torch8 = runReference(['--model', dir, '--pixels', join(work, 'pixels8.npy
 
 console.error('engine ...');
 const gpu = await Gpu.create();
+const policy = KernelPolicy.create(gpu);
 // As loadModel does: kernel choices saved by `whylesion tune` on this adapter, if any.
-const tunedShapes = applyKernelTuning(gpu);
+const tunedShapes = applyKernelTuning(policy);
 console.error(`kernel choices: ${tunedShapes ? `${tunedShapes} shapes from ${tuningFilePath()}` : 'built-in rules'}`);
-const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, { dtype });
+const model = await ClipModel.load(policy, checkpoint.config, checkpoint.source, { dtype });
 await checkpoint.source.close();
 async function timed(f: () => Promise<unknown>): Promise<{ cold: number; warm: number }> {
   let t0 = performance.now();

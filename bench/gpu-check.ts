@@ -16,6 +16,7 @@ import { openClip } from '../src/families/index.js';
 import { adapterKind, defaultMatmulVariant, subgroupSizes } from '../src/kernels/tuning.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { flag, machine, PYTHON, runReference, simdFlags, syntheticCheckpoint } from './common.js';
+import { KernelPolicy } from '../src/kernels/policy.js';
 
 const argv = process.argv.slice(2);
 const outDir = flag(argv, 'out', '');
@@ -102,6 +103,7 @@ async function timed<T>(f: () => Promise<T>): Promise<{ cold: number; warm: numb
 }
 
 const gpu = await Gpu.create();
+const policy = KernelPolicy.create(gpu);
 const limits = gpu.limits;
 report.adapter = {
   ...gpu.adapterInfo,
@@ -130,7 +132,10 @@ report.machine = {
   node: process.version,
   lpNumThreads: process.env.LP_NUM_THREADS ?? null,
 };
-report.kernelRule = { matmulAtM257: defaultMatmulVariant(gpu, 257), matmulAtM2056: defaultMatmulVariant(gpu, 2056) };
+report.kernelRule = {
+  matmulAtM257: defaultMatmulVariant(policy, 257),
+  matmulAtM2056: defaultMatmulVariant(policy, 2056),
+};
 save();
 
 const dir = await stage('synthesize', () => syntheticCheckpoint(config, 0, 'f32'));
@@ -217,7 +222,7 @@ for (const dtype of ['f32', 'f16'] as const) {
   await stage(`engine ${dtype}`, async () => {
     const ckpt = await openCheckpoint(dir);
     const t0 = performance.now();
-    const model = await ClipModel.load(gpu, ckpt.config, ckpt.source, { dtype });
+    const model = await ClipModel.load(policy, ckpt.config, ckpt.source, { dtype });
     await ckpt.source.close();
     const loadSeconds = (performance.now() - t0) / 1000;
     try {
@@ -264,7 +269,7 @@ for (const dtype of ['f32', 'f16'] as const) {
             file: file ?? tuningFilePath(),
             runs: tuneRuns,
             shapes: results.map((r) => {
-              const rule = defaultMatmulVariant(gpu, r.shape.M);
+              const rule = defaultMatmulVariant(policy, r.shape.M);
               const timedOk = r.candidates.filter((c) => c.ms !== undefined).sort((a, b) => a.ms! - b.ms!);
               const ruleMs = r.candidates.find((c) => c.variant === rule)?.ms;
               return {
@@ -278,7 +283,7 @@ for (const dtype of ['f32', 'f16'] as const) {
               };
             }),
           };
-          if (results.some((r) => r.choice && r.choice !== defaultMatmulVariant(gpu, r.shape.M))) {
+          if (results.some((r) => r.choice && r.choice !== defaultMatmulVariant(policy, r.shape.M))) {
             // Some shape chose another kernel: the towers again with the tuned choices.
             const tuned1 = batches.includes(1)
               ? await timed(() => model.encodePixels(pixels.subarray(0, imageSize), 1))

@@ -21,6 +21,7 @@ import {
   scalarMatmulLaunch,
   type MatmulLaunch,
 } from '../src/kernels/matmul/spec.js';
+import { KernelPolicy } from '../src/kernels/policy.js';
 import { shaderLabel } from '../src/kernels/shader.js';
 import { subgroupsOf16 } from '../src/kernels/tuning.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/io/tensor-source.js';
@@ -71,12 +72,13 @@ const rungKernel = (v: MatmulVersion) =>
   isLibrary(v.run) ? `matmul(), ${v.run.library} weights` : shaderLabel(v.run.spec.shader, v.run.defines);
 
 /** Whether this device runs a rung: subgroup kernels need subgroups, 16-lane ones exactly 16 lanes. */
-function runsOn(gpu: Gpu, v: MatmulVersion): boolean {
+function runsOn(policy: KernelPolicy, v: MatmulVersion): boolean {
+  const gpu = policy.gpu;
   if (readsF16(v) && !gpu.hasF16) return false;
   if (isLibrary(v.run)) return true;
   const subgroups = v.run.spec === MATMUL_SPECS.matmul_subgroup || v.run.spec === MATMUL_SPECS.matmul_packed;
   if (subgroups && !gpu.device.features.has('subgroups' as GPUFeatureName)) return false;
-  return v.run.defines.LANES !== 16 || subgroupsOf16(gpu);
+  return v.run.defines.LANES !== 16 || subgroupsOf16(policy);
 }
 
 /** A rung's dispatch (no bias, no activation): directly through dispatchMatmul, or through matmul(). */
@@ -215,10 +217,11 @@ print(json.dumps({'blas': ' '.join(libs), 'ms': out}))`;
  * text (width 768, 12 heads, 77 tokens, causal) shapes: 'portable' is the kernel without subgroups
  * (layernorm.wgsl, attention.wgsl) dispatched directly, 'lib' what layerNorm()/attention() pick here.
  */
-async function otherKernels(gpu: Gpu, log: (...a: unknown[]) => void): Promise<Result[]> {
+async function otherKernels(policy: KernelPolicy, log: (...a: unknown[]) => void): Promise<Result[]> {
+  const gpu = policy.gpu;
   log('\nother kernels                                  cold ms    warm ms   GFLOP/s    GB/s   rel.err');
   const results: Result[] = [];
-  const scope = new K.Scope(gpu);
+  const scope = new K.Scope(policy);
   // The portable kernels dispatched directly (the library picks another on llvmpipe), laid out by their specs.
   const cases: {
     kernel: string;
@@ -347,8 +350,9 @@ async function main(): Promise<void> {
   const started = performance.now();
 
   const gpu = await Gpu.create();
+  const policy = KernelPolicy.create(gpu);
   const hasSubgroups = gpu.device.features.has('subgroups' as GPUFeatureName);
-  const versions = VERSIONS.filter((v) => runsOn(gpu, v) && (!only || only.includes(v.name)));
+  const versions = VERSIONS.filter((v) => runsOn(policy, v) && (!only || only.includes(v.name)));
   const blas = versions.length ? numpyTimes(SHAPES) : { blas: '(not run)', ms: [] };
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '?';
   log(
@@ -392,7 +396,7 @@ async function main(): Promise<void> {
       w16Host,
       y: gpu.storageBuffer('y', M * N * 4),
     };
-    const scope = new K.Scope(gpu);
+    const scope = new K.Scope(policy);
     for (const v of versions) {
       if (v.maxGflop !== undefined && flop / 1e9 > v.maxGflop) continue;
       const t0 = performance.now();
@@ -425,7 +429,7 @@ async function main(): Promise<void> {
     scope.destroy();
   }
 
-  if (!only || only.includes('other')) results.push(...(await otherKernels(gpu, log)));
+  if (!only || only.includes('other')) results.push(...(await otherKernels(policy, log)));
   gpu.destroy();
 
   const date = new Date().toISOString().slice(0, 10);

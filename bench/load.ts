@@ -7,6 +7,7 @@ import { Gpu } from '../src/runtime/gpu.js';
 import { ClipModel } from '../src/model/clip.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { flag, machine, simdFlags, syntheticCheckpoint } from './common.js';
+import { KernelPolicy } from '../src/kernels/policy.js';
 
 const argv = process.argv.slice(2);
 const dtype = flag(argv, 'dtype', 'f32') as 'f32' | 'f16';
@@ -14,9 +15,10 @@ const dir = await syntheticCheckpoint(flag(argv, 'config', 'ViT-L-14'), 0, 'f32'
 if (argv.includes('--prepare')) process.exit(0);
 const bytes = statSync(join(dir, 'open_clip_model.safetensors')).size;
 const gpu = await Gpu.create();
+const policy = KernelPolicy.create(gpu);
 const t0 = performance.now();
 const checkpoint = await openCheckpoint(dir);
-const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, { dtype });
+const model = await ClipModel.load(policy, checkpoint.config, checkpoint.source, { dtype });
 await checkpoint.source.close();
 await gpu.device.queue.onSubmittedWorkDone();
 const seconds = (performance.now() - t0) / 1000;

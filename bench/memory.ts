@@ -9,6 +9,7 @@ import { ClipModel } from '../src/model/clip.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { elementCount } from '../src/model/tensor-source.js';
 import { flag, machine, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
+import { KernelPolicy } from '../src/kernels/policy.js';
 
 const argv = process.argv.slice(2);
 const config = flag(argv, 'config', 'ViT-L-14');
@@ -49,7 +50,8 @@ function pixelsFor(batch: number): Float32Array {
 
 const beforeGpu = rss().now;
 const gpu = await Gpu.create();
-const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, { dtype });
+const policy = KernelPolicy.create(gpu);
+const model = await ClipModel.load(policy, checkpoint.config, checkpoint.source, { dtype });
 await checkpoint.source.close();
 // Dawn frees the upload staging of the weights a moment after the queue drains: measure the loaded model at rest.
 await gpu.device.queue.onSubmittedWorkDone();

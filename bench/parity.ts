@@ -11,6 +11,7 @@ import { compareTowers, rowCosines } from '../src/parity/compare.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { flag, machine, REPO, runReference, syntheticCheckpoint, writeResult } from './common.js';
+import { KernelPolicy } from '../src/kernels/policy.js';
 
 const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
 const TINY = join(REPO, 'test', 'fixtures', 'openclip-tiny');
@@ -57,8 +58,9 @@ const refTiming = runReference([
 
 console.error('loading the engine ...');
 const gpu = await Gpu.create();
+const policy = KernelPolicy.create(gpu);
 const checkpoint = await openCheckpoint(dir);
-const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, { dtype });
+const model = await ClipModel.load(policy, checkpoint.config, checkpoint.source, { dtype });
 await checkpoint.source.close();
 
 const time = async <T>(f: () => Promise<T>): Promise<[T, number]> => {

@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { ClipModel } from '../src/model/clip.js';
+import { KernelPolicy } from '../src/kernels/policy.js';
 import { Gpu } from '../src/runtime/gpu.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 import { flag, PYTHON, REPO, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
@@ -123,7 +124,7 @@ const CASES: Case[] = [
 
 // --- our engine, in this process
 const gpu = await Gpu.create();
-const model = await ClipModel.load(gpu, checkpoint.config, checkpoint.source, { dtype: 'f32' });
+const model = await ClipModel.load(KernelPolicy.create(gpu), checkpoint.config, checkpoint.source, { dtype: 'f32' });
 await checkpoint.source.close();
 const embedDim = checkpoint.config.embedDim;
 const ours = {

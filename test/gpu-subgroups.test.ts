@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { acquireDevice } from '../src/runtime/device.js';
 import { chooseVectorWidth, vectorWidthChoice } from '../src/platform/vector-width.js';
+import { KernelPolicy } from '../src/kernels/policy.js';
 import { Gpu } from '../src/runtime/gpu.js';
 import { adapterKind, subgroupSizes, subgroupsOf8 } from '../src/kernels/tuning.js';
 
@@ -80,7 +81,7 @@ describe("llvmpipe's vector width is chosen per machine before Dawn starts", () 
       expect(choice).toBeDefined();
       if (choice!.bits) expect(bits).toBe(choice!.bits);
       expect(subgroupSizes(gpu)).toEqual({ min: bits / 32, max: bits / 32 });
-      expect(subgroupsOf8(gpu)).toBe(gpu.hasSubgroups);
+      expect(subgroupsOf8(KernelPolicy.create(gpu))).toBe(gpu.hasSubgroups);
     } finally {
       gpu.destroy();
     }

@@ -133,6 +133,7 @@ describe('activation memory plan', () => {
 
 describe('executor', () => {
   let gpu: Gpu;
+  let policy: K.KernelPolicy;
   let scope: K.Scope;
   const host = Array.from({ length: BLOCKS }, (_, i) => ({
     gain: randomArray(WIDTH, 10 + i, 0.2).map((v) => 1 + v),
@@ -144,7 +145,8 @@ describe('executor', () => {
   let weights: Weights[];
   beforeAll(async () => {
     gpu = await Gpu.create();
-    scope = new K.Scope(gpu);
+    policy = K.KernelPolicy.create(gpu);
+    scope = new K.Scope(policy);
     weights = host.map((h, i) => ({
       gain: scope.storage(`gain${i}`, h.gain),
       shift: scope.storage(`shift${i}`, h.shift),
@@ -174,7 +176,7 @@ describe('executor', () => {
   }
 
   it('runs plans of several batch sizes in one arena sized by the largest', async () => {
-    const executor = new Executor(gpu);
+    const executor = new Executor(policy);
     const sizes = [5, 300, 1, 300, 17];
     const arena: number[] = [];
     for (const rows of sizes) {
@@ -196,7 +198,7 @@ describe('executor', () => {
   });
 
   it('evicts plans by bytes and plans an evicted one again with the same numbers', async () => {
-    const executor = new Executor(gpu, 1); // a budget no plan fits: only the plan in use stays
+    const executor = new Executor(policy, 1); // a budget no plan fits: only the plan in use stays
     const x0 = randomArray(9 * WIDTH, 3, 1);
     const [first] = await executor.run(
       executor.program('stack/9', () => stack(9, weights)),
@@ -218,7 +220,7 @@ describe('executor', () => {
   });
 
   it("refuses a graph that reads a tensor before an op writes it (its slot holds another tensor's bytes)", async () => {
-    const executor = new Executor(gpu);
+    const executor = new Executor(policy);
     const g = new GraphBuilder('unwritten');
     const x0 = g.input('x0', [4, WIDTH]);
     const y = g.tensor('y', [4, WIDTH]);
@@ -236,7 +238,7 @@ describe('executor', () => {
   });
 
   it('refuses at plan build a graph whose tensors do not fit its ops, naming the op and the tensors', () => {
-    const executor = new Executor(gpu);
+    const executor = new Executor(policy);
     const rows = 6;
     const [w] = weights;
     if (w === undefined) throw new Error('no weights');
@@ -288,7 +290,7 @@ describe('executor', () => {
   });
 
   it('reads every checkpoint back by name, as the reference computes it', async () => {
-    const executor = new Executor(gpu);
+    const executor = new Executor(policy);
     const rows = 33;
     const x0 = randomArray(rows * WIDTH, 99, 1);
     const states = await executor.runCheckpoints(

@@ -2,7 +2,7 @@
 // adapter that includes the hardware-GPU route (workgroup-tiled matmul, portable attention and layernorm),
 // so the kernels a GPU user gets are proven end to end in CI too.
 import { describe, expect, it } from 'vitest';
-import type { KernelFamily } from '../src/runtime/gpu.js';
+import type { KernelFamily } from '../src/kernels/policy.js';
 import {
   cases,
   expectedImage,

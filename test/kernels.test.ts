@@ -16,10 +16,12 @@ import { defaultMatmulVariant, subgroupsOf8, subgroupsOf16, type MatmulVariant }
 import { randomArray, relativeError } from './helpers.js';
 
 let gpu: Gpu;
+let policy: K.KernelPolicy;
 let scope: K.Scope;
 beforeAll(async () => {
   gpu = await Gpu.create();
-  scope = new K.Scope(gpu);
+  policy = K.KernelPolicy.create(gpu);
+  scope = new K.Scope(policy);
 });
 afterAll(() => {
   scope.destroy();
@@ -365,7 +367,7 @@ describe('matmul variants', () => {
       it(name, async (ctx) => {
         // The subgroup kernels are written for 8-16-lane subgroups (CPU adapters); no shader-f16, no f16 storage.
         if (v.subgroups && !gpu.hasCpuSizedSubgroups) ctx.skip();
-        if (v.lanes16 && !subgroupsOf16(gpu))
+        if (v.lanes16 && !subgroupsOf16(policy))
           ctx.skip(true, 'subgroups are not 16 lanes here (llvmpipe below 512 bits, or a GPU)');
         if (c.f16 && !gpu.hasF16) ctx.skip();
         const { M, N, K: Kd } = c;
@@ -412,7 +414,7 @@ describe('matmul variants', () => {
         residual = randomArray(M * N, M + 1, 1);
       const Y = scope.storage('y', c.accumulate ? residual : new Float32Array(M * N));
       const W = K.uploadMatmulWeights(scope, 'w', wData, N, Kd);
-      expect(W).toMatchObject({ packed: subgroupsOf8(gpu), dtype: 'f16', N, K: Kd });
+      expect(W).toMatchObject({ packed: subgroupsOf8(policy), dtype: 'f16', N, K: Kd });
       const d = await K.matmul(scope, 'mm', {
         x: scope.storage('x', x),
         w: W,
@@ -425,7 +427,9 @@ describe('matmul variants', () => {
         accumulate: c.accumulate,
         wDtype: 'f16',
       });
-      expect(d.kernel).toBe(subgroupsOf8(gpu) ? 'matmul_packed' : K.matmulKernelName(defaultMatmulVariant(gpu, M)));
+      expect(d.kernel).toBe(
+        subgroupsOf8(policy) ? 'matmul_packed' : K.matmulKernelName(defaultMatmulVariant(policy, M)),
+      );
       const want = matmulRef(x, w, M, N, Kd, {
         bias,
         activation: c.activation,
@@ -434,6 +438,35 @@ describe('matmul variants', () => {
       expect(relativeError(await runAndRead(d, Y, M * N), want)).toBeLessThan(1e-5);
     });
   }
+
+  it("lays matmul weights out for the plan's kernel family and refuses them under another", async (ctx) => {
+    if (!gpu.hasF16) ctx.skip(); // adapters without shader-f16 cannot hold f16 storage
+    const [M, N, Kd] = [9, 30, 64];
+    const x = randomArray(M * Kd, 21, 1);
+    const wData = Uint16Array.from(randomArray(N * Kd, 22, 1 / Math.sqrt(Kd)), toHalf);
+    const portable = new K.Scope(K.KernelPolicy.create(gpu, 'portable'));
+    try {
+      const X = portable.storage('x', x),
+        Y = portable.storage('y', M * N * 4);
+      const rows = K.uploadMatmulWeights(portable, 'w', wData, N, Kd);
+      expect(rows).toMatchObject({ packed: false, family: 'portable' });
+      const d = await K.matmul(portable, 'mm', { x: X, w: rows, y: Y, M, N, K: Kd });
+      expect(d.kernel).toBe('matmul');
+      const want = matmulRef(x, Float32Array.from(wData, fromHalf), M, N, Kd);
+      expect(relativeError(await runAndRead(d, Y, M * N), want)).toBeLessThan(1e-5);
+      if (!subgroupsOf8(policy)) return; // only the cpu-subgroup family packs
+      const packed = K.uploadMatmulWeights(scope, 'w', wData, N, Kd);
+      expect(packed).toMatchObject({ packed: true, family: 'cpu-subgroup' });
+      expect(() => K.matmul(portable, 'mm', { x: X, w: packed, y: Y, M, N, K: Kd })).toThrow(
+        'mm: weights were laid out for the cpu-subgroup kernels, but this plan runs the portable kernels',
+      );
+      expect(() => K.matmul(scope, 'mm', { x: X, w: rows, y: Y, M, N, K: Kd })).toThrow(
+        'mm: weights were laid out for the portable kernels, but this plan runs the cpu-subgroup kernels',
+      );
+    } finally {
+      portable.destroy();
+    }
+  });
 
   it("packMatmulWeights puts each 24-row tile's f16 rows side by side per 4 values of K, zero past N", () => {
     const N = 26,
@@ -457,7 +490,7 @@ describe('matmul variants', () => {
       W = scope.storage('w', 16 * 4),
       Y = scope.storage('y', 16 * 4);
     const d = await K.matmul(scope, 'mm', { x: X, w: W, y: Y, M: 4, N: 4, K: 4 });
-    expect(d.kernel).toBe(K.matmulKernelName(defaultMatmulVariant(gpu, 4)));
+    expect(d.kernel).toBe(K.matmulKernelName(defaultMatmulVariant(policy, 4)));
     expect((await K.matmul(scope, 'mm', { x: X, w: W, y: Y, M: 4, N: 4, K: 3 })).kernel).toBe('matmul_scalar');
   });
 });
@@ -491,7 +524,7 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
         headDim: D,
         causal,
       });
-      expect(d.kernel).toBe(subgroupsOf8(gpu) && D % 32 === 0 && D <= 64 ? 'attention_tile' : 'attention');
+      expect(d.kernel).toBe(subgroupsOf8(policy) && D % 32 === 0 && D <= 64 ? 'attention_tile' : 'attention');
       expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(
         1e-5,
       );
@@ -545,7 +578,7 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
         cols,
         inRowStride: stride,
       });
-      expect(d.kernel).toBe(subgroupsOf8(gpu) && cols % 4 === 0 ? 'layernorm_subgroup' : 'layernorm');
+      expect(d.kernel).toBe(subgroupsOf8(policy) && cols % 4 === 0 ? 'layernorm_subgroup' : 'layernorm');
       expect(
         relativeError(await runAndRead(d, Y, rows * cols), layerNormRef(picked, gain, shift, rows, cols)),
       ).toBeLessThan(1e-5);

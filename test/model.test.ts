@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KernelPolicy } from '../src/kernels/policy.js';
 import { Gpu } from '../src/runtime/gpu.js';
 import { ClipModel } from '../src/model/clip.js';
 import { parseClipConfig } from '../src/model/config.js';
@@ -56,7 +57,7 @@ describe('open_clip tiny checkpoint (ViT-L/14 family at toy size) against real o
     gpu = await Gpu.create();
     const config = parseClipConfig(JSON.parse(readFileSync(new URL('model/open_clip_config.json', TINY), 'utf8')));
     const source = await SafetensorsFile.open(fileURLToPath(new URL('model/open_clip_model.safetensors', TINY)));
-    model = await ClipModel.load(gpu, config, source);
+    model = await ClipModel.load(KernelPolicy.create(gpu), config, source);
     await source.close();
   });
   afterAll(() => {
@@ -94,7 +95,7 @@ describe('open_clip tiny checkpoint (ViT-L/14 family at toy size) against real o
   it('the exact shortcuts (text on max(EOT)+1 positions, class-token-only last block) change no bit', async () => {
     const config = parseClipConfig(JSON.parse(readFileSync(new URL('model/open_clip_config.json', TINY), 'utf8')));
     const source = await SafetensorsFile.open(fileURLToPath(new URL('model/open_clip_model.safetensors', TINY)));
-    const full = await ClipModel.load(gpu, config, source, { exactShortcuts: false });
+    const full = await ClipModel.load(KernelPolicy.create(gpu), config, source, { exactShortcuts: false });
     await source.close();
     try {
       const ids = Int32Array.from(cases.tokens.flat()); // EOT at 2..~17: the shortcut runs far fewer than 77 positions
@@ -144,7 +145,7 @@ describe('our QuickGELU / patch 16 / 3-head / F16-storage config against the PyT
     const config = parseClipConfig(JSON.parse(readFileSync(new URL('model/open_clip_config.json', dir), 'utf8')));
     const source = await SafetensorsFile.open(fileURLToPath(new URL('model/open_clip_model.safetensors', dir)));
     try {
-      return await ClipModel.load(gpu, config, source, { dtype });
+      return await ClipModel.load(KernelPolicy.create(gpu), config, source, { dtype });
     } finally {
       await source.close();
     }

@@ -77,7 +77,7 @@ async function embeddings(
   exactShortcuts = true,
 ): Promise<{ image: Float32Array; text: Float32Array }> {
   const source = await load();
-  const model = await ClipModel.load(gpu, f.config, source, { exactShortcuts });
+  const model = await ClipModel.load(K.KernelPolicy.create(gpu), f.config, source, { exactShortcuts });
   await source.close();
   try {
     return {
@@ -234,7 +234,7 @@ describe('the fixtures tell each knob apart', () => {
 
 describe('attention_last_row kernel', () => {
   it("recomputes each sequence's last row over the allowed keys like its CPU reference, leaving the others", async () => {
-    const scope = new K.Scope(gpu);
+    const scope = new K.Scope(K.KernelPolicy.create(gpu));
     try {
       for (const [B, T, heads, D] of [
         [1, 2, 1, 4],
@@ -270,7 +270,7 @@ describe('attention_last_row kernel', () => {
 
 describe('mean_rows kernel', () => {
   it('averages rows [first, T) of each block like its CPU reference', async () => {
-    const scope = new K.Scope(gpu);
+    const scope = new K.Scope(K.KernelPolicy.create(gpu));
     try {
       for (const [B, T, width, first] of [
         [1, 2, 1, 1],

@@ -21,11 +21,13 @@ import { WGSL_SOURCES } from '../src/kernels/wgsl.generated.js';
 import { randomArray, relativeError } from './helpers.js';
 
 let gpu: Gpu;
+let policy: K.KernelPolicy;
 let scope: K.Scope;
 let work: string;
 beforeAll(async () => {
   gpu = await Gpu.create();
-  scope = new K.Scope(gpu);
+  policy = K.KernelPolicy.create(gpu);
+  scope = new K.Scope(policy);
   work = mkdtempSync(join(tmpdir(), 'whylesion-tuning-'));
 });
 afterAll(() => {
@@ -44,8 +46,8 @@ describe('kernel autotuner', () => {
       w = randomArray(N * Kd, 2, 0.1),
       bias = randomArray(N, 3);
     const want = matmulRef(x, w, M, N, Kd, { bias, activation: 'gelu' });
-    const tuning = tuningOf(gpu);
-    for (const variant of matmulCandidates(gpu, SHAPE)) {
+    const tuning = tuningOf(policy);
+    for (const variant of matmulCandidates(policy, SHAPE)) {
       tuning.choices.set(shapeKey(SHAPE), variant);
       const Y = scope.storage('y', M * N * 4);
       const d = await K.matmul(scope, 'mm', {
@@ -71,12 +73,15 @@ describe('kernel autotuner', () => {
   });
 
   it('measures every candidate, keeps the fastest, and the saved choice is applied on the same adapter only', async () => {
-    const candidates = matmulCandidates(gpu, SHAPE);
+    const candidates = matmulCandidates(policy, SHAPE);
     expect(candidates).toContain('block');
     expect(candidates).toContain('tiled');
     if (gpu.hasSubgroups) expect(candidates).toContain('subgroup-3x3');
     const seen: string[] = [];
-    const results = await tuneMatmuls(gpu, [SHAPE, { ...SHAPE, M: 66 }], { runs: 2, onShape: (r) => seen.push(r.key) });
+    const results = await tuneMatmuls(policy, [SHAPE, { ...SHAPE, M: 66 }], {
+      runs: 2,
+      onShape: (r) => seen.push(r.key),
+    });
     expect(results).toHaveLength(1); // both shapes share one key
     expect(seen).toEqual([shapeKey(SHAPE)]);
     const [result] = results;
@@ -88,33 +93,34 @@ describe('kernel autotuner', () => {
     }
     // the fastest, unless the built-in rule's kernel is within 10% of it
     const fastest = result.candidates.reduce((a, b) => (b.ms! < a.ms! ? b : a));
-    const rule = result.candidates.find((c) => c.variant === defaultMatmulVariant(gpu, SHAPE.M))!;
+    const rule = result.candidates.find((c) => c.variant === defaultMatmulVariant(policy, SHAPE.M))!;
     expect(result.choice).toBe(fastest.ms! > 0.9 * rule.ms! ? rule.variant : fastest.variant);
     const chosen = result.choice!;
-    expect(tuningOf(gpu).choices.get(result.key)).toBe(chosen);
+    expect(tuningOf(policy).choices.get(result.key)).toBe(chosen);
 
     const file = join(work, 'tuning.json');
-    expect(saveTuning(gpu, results, file)).toBe(file);
+    expect(saveTuning(policy, results, file)).toBe(file);
     const saved = JSON.parse(readFileSync(file, 'utf8')) as {
       devices: Record<string, { choices: Record<string, string>; measured: Record<string, Record<string, number>> }>;
     };
-    expect(Object.keys(saved.devices)).toEqual([tuningKey(gpu)]);
-    expect(saved.devices[tuningKey(gpu)]!.choices[result.key]).toBe(chosen);
-    expect(Object.keys(saved.devices[tuningKey(gpu)]!.measured[result.key]!).sort()).toEqual([...candidates].sort());
+    expect(Object.keys(saved.devices)).toEqual([tuningKey(policy)]);
+    expect(saved.devices[tuningKey(policy)]!.choices[result.key]).toBe(chosen);
+    expect(Object.keys(saved.devices[tuningKey(policy)]!.measured[result.key]!).sort()).toEqual([...candidates].sort());
 
     const other = await Gpu.create();
+    const otherPolicy = K.KernelPolicy.create(other);
     try {
-      expect(tuningOf(other).choices.size).toBe(0);
-      expect(applyCachedTuning(other, file)).toBe(1);
-      expect(tuningOf(other).choices.get(result.key)).toBe(chosen);
+      expect(tuningOf(otherPolicy).choices.size).toBe(0);
+      expect(applyCachedTuning(otherPolicy, file)).toBe(1);
+      expect(tuningOf(otherPolicy).choices.get(result.key)).toBe(chosen);
       // another adapter, driver or matmul kernel source: nothing applies
-      const renamed = { format: 1, devices: { [`${tuningKey(gpu)}x`]: saved.devices[tuningKey(gpu)] } };
+      const renamed = { format: 1, devices: { [`${tuningKey(policy)}x`]: saved.devices[tuningKey(policy)] } };
       writeFileSync(join(work, 'other.json'), JSON.stringify(renamed));
-      expect(applyCachedTuning(other, join(work, 'other.json'))).toBe(0);
+      expect(applyCachedTuning(otherPolicy, join(work, 'other.json'))).toBe(0);
       // a damaged or missing cache is ignored
       writeFileSync(join(work, 'damaged.json'), '{"format": 1, "devices": ');
-      expect(applyCachedTuning(other, join(work, 'damaged.json'))).toBe(0);
-      expect(applyCachedTuning(other, join(work, 'missing.json'))).toBe(0);
+      expect(applyCachedTuning(otherPolicy, join(work, 'damaged.json'))).toBe(0);
+      expect(applyCachedTuning(otherPolicy, join(work, 'missing.json'))).toBe(0);
     } finally {
       other.destroy();
     }
@@ -123,16 +129,18 @@ describe('kernel autotuner', () => {
   it('drops a candidate that fails and never chooses it', async () => {
     // 'subgroup-0x3' has zero rows per lane: its shader does not compile
     const shape: MatmulShape = { M: 20, N: 24, K: 16, wDtype: 'f32' };
-    const [result] = await tuneMatmuls(gpu, [shape], { runs: 1, candidates: ['block', 'subgroup-0x3'] });
+    const [result] = await tuneMatmuls(policy, [shape], { runs: 1, candidates: ['block', 'subgroup-0x3'] });
     if (result === undefined) throw new Error('missing result');
     const failed = result.candidates.find((c) => c.variant === 'subgroup-0x3')!;
     expect(failed.ms).toBeUndefined();
     expect(failed.error).toBeTruthy();
     expect(result.choice).toBe('block');
-    tuningOf(gpu).choices.delete(result.key);
+    tuningOf(policy).choices.delete(result.key);
   });
 
   const fake = (info: Partial<GPUAdapterInfo>, subgroups: boolean, lanes = 8) =>
+    K.KernelPolicy.create(fakeGpu(info, subgroups, lanes));
+  const fakeGpu = (info: Partial<GPUAdapterInfo>, subgroups: boolean, lanes: number) =>
     Object.assign(Object.create(Gpu.prototype), {
       hasSubgroups: subgroups,
       hasF16: true,
@@ -195,7 +203,7 @@ describe('kernel autotuner', () => {
       for (const name of Object.keys(WGSL_SOURCES)) {
         expect(
           tuningKey(device, edited(name)) !== tuningKey(device),
-          `${device.adapterInfo.description}: ${name}`,
+          `${device.gpu.adapterInfo.description}: ${name}`,
         ).toBe(included.includes(name));
       }
     }
@@ -203,12 +211,12 @@ describe('kernel autotuner', () => {
 
   it('ignores saved choices that name no kernel this device runs', () => {
     const key = shapeKey({ M: 8, N: 8, K: 8, wDtype: 'f32' });
-    const applied = applyTuningRecord(gpu, {
+    const applied = applyTuningRecord(policy, {
       choices: { [key]: 'subgroup-9x9', 'layernorm:x': 'block', [`${key}:2`]: 'rm -rf' } as never,
     });
     expect(applied).toBe(0);
-    expect(tuningOf(gpu).choices.has(key)).toBe(false);
-    expect(applyTuningRecord(gpu, { choices: { [key]: 'tiled' } })).toBe(1);
-    tuningOf(gpu).choices.delete(key);
+    expect(tuningOf(policy).choices.has(key)).toBe(false);
+    expect(applyTuningRecord(policy, { choices: { [key]: 'tiled' } })).toBe(1);
+    tuningOf(policy).choices.delete(key);
   });
 });

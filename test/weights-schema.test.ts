@@ -6,6 +6,7 @@ import { clipSchema } from '../src/model/schema.js';
 import { uploadClipWeights, type ComputeDtype } from '../src/model/weights.js';
 import { encodeSafetensors, SafetensorsSource } from '../src/io/safetensors.js';
 import { synthesizeCheckpoint } from '../src/io/synth.js';
+import { KernelPolicy } from '../src/kernels/policy.js';
 import { Gpu } from '../src/runtime/gpu.js';
 
 // Small, with towers of different depth and MLP ratio so a block or width mixed up between towers shows.
@@ -47,7 +48,7 @@ describe('the open_clip schema', () => {
       const source = await synthesizedSource();
       const names = clipSchema(CONFIG).tensors.map((spec) => spec.name);
       const calls: { name: string; index: number; count: number }[] = [];
-      const weights = await uploadClipWeights(gpu, CONFIG, source, dtype, (name, index, count) =>
+      const weights = await uploadClipWeights(KernelPolicy.create(gpu), CONFIG, source, dtype, (name, index, count) =>
         calls.push({ name, index, count }),
       );
       expect(calls.map((c) => c.index)).toEqual(names.map((_, i) => i + 1));
@@ -63,7 +64,7 @@ describe('the open_clip schema', () => {
 
   it('puts each f32 tensor in the field of the engine weights that stands for it', async () => {
     const source = await synthesizedSource();
-    const w = await uploadClipWeights(gpu, CONFIG, source, 'f32');
+    const w = await uploadClipWeights(KernelPolicy.create(gpu), CONFIG, source, 'f32');
     const [vb, tb] = [w.vision.blocks[1], w.text.blocks[2]];
     if (vb === undefined || tb === undefined) throw new Error('missing vb, tb');
     const fields: [GPUBuffer, string][] = [

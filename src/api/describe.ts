@@ -1,9 +1,10 @@
 import { openCheckpoint } from '../io/checkpoint.js';
 import { resolveModelDir } from '../io/hub.js';
-import { defaultMatmulVariant, kernelFamily, subgroupSizes } from '../kernels/tuning.js';
+import { KernelPolicy, type KernelFamily } from '../kernels/policy.js';
+import { defaultMatmulVariant, subgroupSizes } from '../kernels/tuning.js';
 import { familyOf } from '../families/index.js';
 import { vectorWidthChoice, type VectorWidthChoice } from '../platform/vector-width.js';
-import { Gpu, type KernelFamily } from '../runtime/gpu.js';
+import { Gpu } from '../runtime/gpu.js';
 import { applyCachedTuning, tuningFilePath } from './tuning-store.js';
 
 /** What `whylesion info` shows: the adapter and what the engine makes of it, and optionally a model's files. */
@@ -26,6 +27,7 @@ export interface EngineDescription {
 export async function describeEngine(options: { model?: string } = {}): Promise<EngineDescription> {
   const gpu = await Gpu.create();
   try {
+    const policy = KernelPolicy.create(gpu);
     const limits = gpu.limits;
     const description: EngineDescription = {
       adapter: gpu.adapterInfo,
@@ -41,11 +43,11 @@ export async function describeEngine(options: { model?: string } = {}): Promise<
       subgroupKernels: gpu.hasSubgroups,
       subgroupSize: subgroupSizes(gpu) ?? null,
       cpuVectorWidth: vectorWidthChoice() ?? null,
-      kernelFamily: kernelFamily(gpu),
+      kernelFamily: policy.family,
       kernelTuning: {
         file: tuningFilePath(),
-        tunedShapes: applyCachedTuning(gpu),
-        rule: defaultMatmulVariant(gpu, 257),
+        tunedShapes: applyCachedTuning(policy),
+        rule: defaultMatmulVariant(policy, 257),
       },
     };
     if (options.model) {

@@ -5,7 +5,7 @@
 import type { ShapeResult } from '../kernels/autotune.js';
 import type { HubOptions } from '../io/hub.js';
 import type { OpenedCheckpoint } from '../io/remote.js';
-import type { Gpu } from '../runtime/gpu.js';
+import type { KernelPolicy } from '../kernels/policy.js';
 import type { Tokenizer } from '../families/index.js';
 
 /**
@@ -31,8 +31,8 @@ export interface Loaders {
   loadTokenizer(vocabPath?: string): Promise<Tokenizer>;
   /** Kernel choices measured by tune(): applied at load, checked writable before tuning, saved after. */
   readonly tuning: {
-    apply(gpu: Gpu, mode?: string): number;
+    apply(policy: KernelPolicy, mode?: string): number;
     checkWritable(): void;
-    save(gpu: Gpu, results: readonly ShapeResult[]): string | undefined;
+    save(policy: KernelPolicy, results: readonly ShapeResult[]): string | undefined;
   };
 }

@@ -83,7 +83,7 @@ export const loaders: Loaders = {
   },
 
   tuning: {
-    apply(_gpu, mode = 'cached') {
+    apply(_policy, mode = 'cached') {
       if (mode !== 'cached' && mode !== 'rules')
         throw new UserError(`Kernel tuning '${mode}' is not 'cached' or 'rules'; fix kernelTuning.`);
       return 0; // no tuning file in a page: the built-in rules

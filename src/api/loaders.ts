@@ -24,8 +24,8 @@ export const loaders: Loaders = {
   loadTokenizer: (vocabPath) => loadTokenizer({ vocabPath }),
 
   tuning: {
-    apply: (gpu, mode) => applyKernelTuning(gpu, mode),
+    apply: (policy, mode) => applyKernelTuning(policy, mode),
     checkWritable: () => checkTuningFileWritable(),
-    save: (gpu, results) => saveTuning(gpu, results),
+    save: (policy, results) => saveTuning(policy, results),
   },
 };

@@ -1,5 +1,6 @@
 import { UserError, withPermissionHints } from '../errors.js';
-import { Gpu, type KernelFamily } from '../runtime/gpu.js';
+import { Gpu } from '../runtime/gpu.js';
+import { KernelPolicy, type KernelFamily } from '../kernels/policy.js';
 import { tuneMatmuls, type ShapeResult } from '../kernels/autotune.js';
 import { tuningOf } from '../kernels/tuning.js';
 import {
@@ -378,7 +379,7 @@ export class WhyLesionModel {
   private async tuneMatmuls(options: TuneOptions): Promise<{ results: ShapeResult[]; file?: string }> {
     const S = this.inputs.imageSize;
     if (options.save !== false) loaders.tuning.checkWritable(); // before minutes of tuning, not after
-    const tuning = tuningOf(this.gpu);
+    const tuning = tuningOf(this.model.policy);
     tuning.requested.clear();
     // Forwards planned afresh record every matmul shape they use (their outputs are not needed).
     await this.model.clearPlans();
@@ -386,12 +387,12 @@ export class WhyLesionModel {
       await this.model.encodePixels(new Float32Array(batch * 3 * S * S), batch);
     const texts = options.texts ?? ['dark brown', 'bleeding', 'irregular shape'];
     if (texts.length > 0) await this.model.encodeTokens(await this.tokenize(texts), texts.length);
-    const results = await tuneMatmuls(this.gpu, [...tuning.requested.values()], {
+    const results = await tuneMatmuls(this.model.policy, [...tuning.requested.values()], {
       runs: options.runs,
       onShape: options.onShape,
     });
     await this.model.clearPlans(); // later forwards are planned with the new choices
-    const file = options.save === false ? undefined : loaders.tuning.save(this.gpu, results);
+    const file = options.save === false ? undefined : loaders.tuning.save(this.model.policy, results);
     return { results, file };
   }
 
@@ -446,26 +447,34 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
   if (tokenizerLoad && vocabPath !== options.vocabPath) tokenizerLoad = WhyLesionModel.preloadTokenizer(vocabPath);
   let transformersSteps: PreprocessOptions | undefined;
   let gpu: Gpu;
+  let policy: KernelPolicy;
   try {
     if (checkpoint.preprocessor) {
       const { raw, what } = checkpoint.preprocessor;
       transformersSteps = transformersPreprocessing(raw, what, checkpoint.config.vision.imageSize);
     }
-    gpu = await Gpu.create({
-      device: options.device,
-      kernels: options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined),
-    });
+    gpu = await Gpu.create({ device: options.device });
     trace('device ready');
   } catch (e) {
+    await checkpoint.source.close();
+    throw e;
+  }
+  try {
+    policy = KernelPolicy.create(
+      gpu,
+      options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined),
+    );
+  } catch (e) {
+    gpu.destroy();
     await checkpoint.source.close();
     throw e;
   }
   if (options.onProgress)
     gpu.onCompile = (compiled, requested) => options.onProgress!({ stage: 'compile', compiled, requested });
   try {
-    loaders.tuning.apply(gpu, options.kernelTuning);
+    loaders.tuning.apply(policy, options.kernelTuning);
     const family = familyOf(checkpoint);
-    const model = await family.load(gpu, checkpoint.config, checkpoint.source, {
+    const model = await family.load(policy, checkpoint.config, checkpoint.source, {
       dtype: options.dtype,
       maxBatch: options.maxBatch,
       planBudgetBytes: options.planBudgetBytes,

@@ -16,7 +16,7 @@ import { fsyncFolder, isDiskFull, writeAllSync } from '../io/durable.js';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
-import type { Gpu } from '../runtime/gpu.js';
+import type { KernelPolicy } from '../kernels/policy.js';
 import type { ShapeResult } from '../kernels/autotune.js';
 import { applyTuningRecord, tuningKey, type TuningRecord } from '../kernels/tuning.js';
 
@@ -45,32 +45,35 @@ function readTuningFile(path: string): TuningFile {
 }
 
 /**
- * Applies the choices saved for this device (same adapter, driver and matmul kernels); returns how many.
+ * Applies the choices saved for this device (same adapter, driver and matmul kernels) to `policy`; returns how many.
  * The cache is optional: where it cannot be located or read (e.g. Deno without read access), none apply.
  */
-export function applyCachedTuning(gpu: Gpu, path?: string): number {
+export function applyCachedTuning(policy: KernelPolicy, path?: string): number {
   let file: TuningFile;
   try {
     file = readTuningFile(path ?? tuningFilePath());
   } catch {
     return 0;
   }
-  const record = file.devices[tuningKey(gpu)];
-  return record && typeof record === 'object' ? applyTuningRecord(gpu, record) : 0;
+  const record = file.devices[tuningKey(policy)];
+  return record && typeof record === 'object' ? applyTuningRecord(policy, record) : 0;
 }
 
 /**
  * Applies the cached choices unless `mode` (default $WHYLESION_KERNEL_TUNING, else 'cached') is 'rules';
  * returns how many applied.
  */
-export function applyKernelTuning(gpu: Gpu, mode: string = process.env.WHYLESION_KERNEL_TUNING ?? 'cached'): number {
+export function applyKernelTuning(
+  policy: KernelPolicy,
+  mode: string = process.env.WHYLESION_KERNEL_TUNING ?? 'cached',
+): number {
   if (mode !== 'cached' && mode !== 'rules') {
     throw new UserError(
       `Kernel tuning '${mode}' is not 'cached' or 'rules'; fix kernelTuning or WHYLESION_KERNEL_TUNING.`,
     );
   }
   // A forced kernel family means its rules: measured choices (made under 'auto') would mix families.
-  return mode === 'cached' && !gpu.forcedKernelFamily ? applyCachedTuning(gpu) : 0;
+  return mode === 'cached' && !policy.forced ? applyCachedTuning(policy) : 0;
 }
 
 /** Fails (with the file-system error) unless the tuning file's folder exists or can be made, and is writable. */
@@ -80,9 +83,9 @@ export function checkTuningFileWritable(path = tuningFilePath()): void {
 }
 
 /** Merges the tuner's results into this device's record and writes the file atomically; returns its path. */
-export function saveTuning(gpu: Gpu, results: readonly ShapeResult[], path = tuningFilePath()): string {
+export function saveTuning(policy: KernelPolicy, results: readonly ShapeResult[], path = tuningFilePath()): string {
   const file = readTuningFile(path);
-  const key = tuningKey(gpu);
+  const key = tuningKey(policy);
   const saved: Partial<TuningRecord> = file.devices[key] ?? {};
   const record: TuningRecord = {
     choices: { ...saved.choices },

@@ -3,6 +3,7 @@
  * module. The family's own folder holds nothing else: its config parser, state-dict schema and graph builders
  * live in model/, and the tokenizer and image preprocessing it names live in tokenizer/ and image/.
  */
+import type { KernelPolicy } from '../kernels/policy.js';
 import type { Gpu } from '../runtime/gpu.js';
 import type { ExecutorMemory } from '../graph/executor.js';
 import type { TensorSource } from '../model/tensor-source.js';
@@ -56,6 +57,8 @@ export interface LoadModelOptions {
 /** A model on the GPU: forwards on preprocessed pixels and token ids, each recorded as the family's graphs. */
 export interface EmbeddingModel {
   readonly gpu: Gpu;
+  /** The kernel family and tuning its plans run (and its weights were laid out for). */
+  readonly policy: KernelPolicy;
   readonly dtype: ComputeDtype;
   /** exp(logit_scale): the temperature applied to cosine similarities. */
   readonly logitScale: number;
@@ -89,5 +92,5 @@ export interface ModelFamily<Config> {
   tokenizer: TokenizerKind;
   preprocessing(config: Config): Preprocessing;
   /** Graph builders: uploads the weights and returns the model whose forwards record the family's graphs. */
-  load(gpu: Gpu, config: Config, source: TensorSource, options?: LoadModelOptions): Promise<EmbeddingModel>;
+  load(policy: KernelPolicy, config: Config, source: TensorSource, options?: LoadModelOptions): Promise<EmbeddingModel>;
 }

@@ -91,11 +91,15 @@ export class Executor {
   private readonly arena: Arena;
   private readonly programs = new Map<string, Program>();
 
+  readonly gpu: Gpu;
+
+  /** Plans bind their kernels under `policy` (family and tuning): the one the model's weights were laid out by. */
   constructor(
-    readonly gpu: Gpu,
+    readonly policy: K.KernelPolicy,
     private readonly planBudgetBytes = DEFAULT_PLAN_BUDGET_BYTES,
   ) {
-    this.arena = new Arena(gpu);
+    this.gpu = policy.gpu;
+    this.arena = new Arena(policy.gpu);
   }
 
   /**
@@ -192,7 +196,7 @@ export class Executor {
     const compileMsBefore = this.gpu.compileMs;
     this.unbind(program);
     const { graph, memory } = program;
-    const scope = new K.Scope(this.gpu);
+    const scope = new K.Scope(this.policy);
     try {
       const buffers: GPUBuffer[] = [];
       for (const t of graph.tensors)

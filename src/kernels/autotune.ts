@@ -1,5 +1,6 @@
 import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import { Scope } from './dispatch.js';
+import type { KernelPolicy } from './policy.js';
 import { matmul } from './matmul/index.js';
 import {
   defaultMatmulVariant,
@@ -117,12 +118,12 @@ function median(xs: number[]): number {
 }
 
 /**
- * Measures every matmul kernel this device can run on each shape (random inputs of that shape, outputs
- * checked against a CPU product on a few rows), records the fastest correct one as the device's choice
+ * Measures every matmul kernel this policy can run on each shape (random inputs of that shape, outputs
+ * checked against a CPU product on a few rows), records the fastest correct one as the policy's choice
  * for the shape's key (see tuning.ts), and returns all measurements. Plans made before keep their kernels.
  */
 export async function tuneMatmuls(
-  gpu: Gpu,
+  policy: KernelPolicy,
   shapes: readonly MatmulShape[],
   options: TuneOptions = {},
 ): Promise<ShapeResult[]> {
@@ -130,9 +131,9 @@ export async function tuneMatmuls(
   const results: ShapeResult[] = [];
   const unique = [...new Map(shapes.map((s) => [shapeKey(s), s])).values()];
   for (const [index, shape] of unique.entries()) {
-    const result = await tuneShape(gpu, shape, runs, options.candidates);
+    const result = await tuneShape(policy, shape, runs, options.candidates);
     if (result) {
-      if (result.choice) tuningOf(gpu).choices.set(result.key, result.choice);
+      if (result.choice) tuningOf(policy).choices.set(result.key, result.choice);
       results.push(result);
       options.onShape?.(result, index, unique.length);
     }
@@ -141,17 +142,18 @@ export async function tuneMatmuls(
 }
 
 async function tuneShape(
-  gpu: Gpu,
+  policy: KernelPolicy,
   shape: MatmulShape,
   runs: number,
   only?: readonly MatmulVariant[],
 ): Promise<ShapeResult | undefined> {
-  const runnable = matmulCandidates(gpu, shape);
+  const gpu = policy.gpu;
+  const runnable = matmulCandidates(policy, shape);
   if (runnable.length === 0) return undefined;
   const candidates = only ? [...only] : runnable;
   const { M, N, K, wDtype } = shape;
   const key = shapeKey(shape);
-  const scope = new Scope(gpu);
+  const scope = new Scope(policy);
   try {
     const x = values(M * K, M * 31 + K);
     const half = wDtype === 'f16' ? halfValues(N * K, N * 17 + K) : undefined;
@@ -207,7 +209,7 @@ async function tuneShape(
     // The built-in rule's kernel stays unless another is clearly faster: near-ties are noise on a shared
     // CPU adapter (repeat tunings flipped between 24×24 and 16×24 tiles within ±10%), and every other
     // choice is one more pipeline to compile.
-    const rule = measured.find((c) => c.variant === defaultMatmulVariant(gpu, M));
+    const rule = measured.find((c) => c.variant === defaultMatmulVariant(policy, M));
     const best = measured.reduce((a, b) => (b.ms! < a.ms! ? b : a));
     const choice = rule && best.ms! > (1 - RULE_MARGIN) * rule.ms! ? rule : best;
     return { key, shape, choice: choice.variant, candidates: [...measured, ...failed] };

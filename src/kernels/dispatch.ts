@@ -1,11 +1,18 @@
 import { uniformWords, type Dispatch, type Gpu } from '../runtime/gpu.js';
 import { bindingBuffers, uniformValues, type BindingArgs, type KernelSpec, type UniformValues } from './kernel-spec.js';
+import type { KernelPolicy } from './policy.js';
 import { shaderPipeline, type ShaderDefines } from './shader.js';
 
-/** Buffers made for one recorded program (uniforms, scratch), destroyed together with it. */
+/**
+ * Buffers made for one recorded program (uniforms, scratch), destroyed together with it, and the kernel policy
+ * its launchers choose kernels by (and uploadMatmulWeights lays weights out by).
+ */
 export class Scope {
   readonly buffers: GPUBuffer[] = [];
-  constructor(readonly gpu: Gpu) {}
+  readonly gpu: Gpu;
+  constructor(readonly policy: KernelPolicy) {
+    this.gpu = policy.gpu;
+  }
 
   uniform(label: string, values: readonly (number | { f: number })[]): GPUBuffer {
     const buffer = this.gpu.uniformBuffer(`${label}.params`, uniformWords(values));

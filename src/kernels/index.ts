@@ -29,5 +29,5 @@ export { meanRows, meanRowsOperands, type MeanRowsArgs } from './mean_rows/index
 export { patchify, patchifyOperands, type PatchifyArgs } from './patchify/index.js';
 export { operandMismatch, type Operand, type OperandRule, type TensorDtype } from './operands.js';
 export { kernelReads, kernelSpec, kernelWrites } from './spec.js';
-export type { MatmulVariant, WeightDtype } from './tuning.js';
+export { KERNEL_FAMILIES, KernelPolicy, type KernelFamily, type MatmulVariant, type WeightDtype } from './policy.js';
 export { visionTokens, visionTokensOperands, type VisionTokensArgs } from './vision_tokens/index.js';

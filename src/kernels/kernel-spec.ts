@@ -4,7 +4,7 @@
  * beside its WGSL (<kernel>/index.ts, matmul/spec.ts); launchers build bind groups and uniforms from it
  * (dispatch.ts), and test/kernel-spec.test.ts checks every spec against its WGSL (registry: spec.ts).
  */
-import type { WeightDtype } from '../runtime/kernel-choices.js';
+import type { WeightDtype } from './policy.js';
 import type { ShaderDefines } from './shader.js';
 
 export type Access = 'read' | 'read_write';

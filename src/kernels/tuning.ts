@@ -1,5 +1,4 @@
-import type { Gpu, KernelFamily } from '../runtime/gpu.js';
-import type { KernelTuning, MatmulShape, MatmulVariant } from '../runtime/kernel-choices.js';
+import type { Gpu } from '../runtime/gpu.js';
 import {
   matmulLaunch,
   packedMatmulLaunch,
@@ -8,16 +7,21 @@ import {
   SUBGROUP8_TILES,
   type MatmulLaunch,
 } from './matmul/spec.js';
+import type { KernelPolicy, KernelTuning, MatmulShape, MatmulVariant } from './policy.js';
 import { shaderFiles } from './shader.js';
 import { WGSL_SOURCES } from './wgsl.generated.js';
 
 export {
+  adapterKind,
+  KERNEL_FAMILIES,
+  KernelPolicy,
   KernelTuning,
   shapeKey,
+  type KernelFamily,
   type MatmulShape,
   type MatmulVariant,
   type WeightDtype,
-} from '../runtime/kernel-choices.js';
+} from './policy.js';
 export { parseSubgroupVariant } from './matmul/spec.js';
 
 /** Variants the tuner tries; the subgroup ones only where subgroups run 8-16 lanes (CPU adapters). */
@@ -43,9 +47,9 @@ const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-1x2', 'subgroup16-2x3'
 const SUBGROUP16_RULE: MatmulVariant = 'subgroup16-1x2';
 const PORTABLE_VARIANTS: MatmulVariant[] = ['block', 'tiled'];
 
-/** The device's kernel choices (held by the Gpu, so they end with it). */
-export function tuningOf(gpu: Gpu): KernelTuning {
-  return gpu.kernelTuning;
+/** The policy's measured kernel choices. */
+export function tuningOf(policy: KernelPolicy): KernelTuning {
+  return policy.tuning;
 }
 
 /** The device's subgroup sizes as its adapter reports them (llvmpipe: 8 lanes at 256 bits, 16 at 512). */
@@ -56,42 +60,15 @@ export function subgroupSizes(gpu: Gpu): { min: number; max: number } | undefine
     : undefined;
 }
 
-/** Whether the subgroup kernels (one 8-lane subgroup per workgroup; see Gpu.hasCpuSizedSubgroups) run on this device. */
-export function subgroupsOf8(gpu: Gpu): boolean {
-  return kernelFamily(gpu) === 'cpu-subgroup';
+/** Whether the subgroup kernels (one 8-lane subgroup per workgroup; see Gpu.hasCpuSizedSubgroups) run under this policy. */
+export function subgroupsOf8(policy: KernelPolicy): boolean {
+  return policy.family === 'cpu-subgroup';
 }
 
-/** Whether the 16-lane subgroup kernels run here too: every subgroup has exactly 16 lanes (llvmpipe at 512 bits). */
-export function subgroupsOf16(gpu: Gpu): boolean {
-  const sizes = subgroupSizes(gpu);
-  return subgroupsOf8(gpu) && sizes !== undefined && sizes.min === 16 && sizes.max === 16;
-}
-
-/** The kernel family the built-in rules use on this device: the caller's choice, else the adapter's. */
-export function kernelFamily(gpu: Gpu): KernelFamily {
-  if (gpu.forcedKernelFamily) return gpu.forcedKernelFamily;
-  if (gpu.hasCpuSizedSubgroups) return 'cpu-subgroup';
-  return adapterKind(gpu) === 'gpu' ? 'gpu' : 'portable';
-}
-
-/** 'cpu' for software rasterizers (lavapipe/llvmpipe, SwiftShader, WARP), 'gpu' for a named hardware adapter. */
-export function adapterKind(gpu: Gpu): 'cpu' | 'gpu' | 'unknown' {
-  const own = gpu.adapterInfo;
-  const info = (gpu.device as { adapterInfo?: Partial<GPUAdapterInfo> }).adapterInfo ?? {};
-  const text = [
-    own.vendor,
-    own.architecture,
-    own.device,
-    own.description,
-    info.vendor,
-    info.architecture,
-    info.device,
-    info.description,
-  ]
-    .filter(Boolean)
-    .join(' ');
-  if (!text.trim()) return 'unknown';
-  return /llvmpipe|lavapipe|softpipe|swiftshader|software|basic render|\bwarp\b/i.test(text) ? 'cpu' : 'gpu';
+/** Whether the 16-lane subgroup kernels run too: every subgroup has exactly 16 lanes (llvmpipe at 512 bits). */
+export function subgroupsOf16(policy: KernelPolicy): boolean {
+  const sizes = subgroupSizes(policy.gpu);
+  return subgroupsOf8(policy) && sizes !== undefined && sizes.min === 16 && sizes.max === 16;
 }
 
 /**
@@ -103,9 +80,9 @@ export function adapterKind(gpu: Gpu): 'cpu' | 'gpu' | 'unknown' {
  * available: `whylesion tune` checks it); elsewhere (CPU adapters without subgroups, e.g. Deno on
  * lavapipe) the 4×4-block kernel, which measured ~2× the tiled one on lavapipe through Dawn.
  */
-export function defaultMatmulVariant(gpu: Gpu, M: number): MatmulVariant {
-  const family = kernelFamily(gpu);
-  if (family === 'cpu-subgroup') return subgroupsOf16(gpu) ? SUBGROUP16_RULE : `subgroup-${subgroup8Rows(M)}x3`;
+export function defaultMatmulVariant(policy: KernelPolicy, M: number): MatmulVariant {
+  const family = policy.family;
+  if (family === 'cpu-subgroup') return subgroupsOf16(policy) ? SUBGROUP16_RULE : `subgroup-${subgroup8Rows(M)}x3`;
   return family === 'gpu' ? 'tiled' : 'block';
 }
 
@@ -114,12 +91,12 @@ export function subgroup8Rows(M: number): number {
   return Math.min(3, Math.max(1, Math.ceil(M / 8)));
 }
 
-export function matmulCandidates(gpu: Gpu, shape: MatmulShape): MatmulVariant[] {
+export function matmulCandidates(policy: KernelPolicy, shape: MatmulShape): MatmulVariant[] {
   if (shape.K % 4 !== 0) return [];
-  if (shape.wDtype === 'f16' && !gpu.hasF16) return [];
+  if (shape.wDtype === 'f16' && !policy.gpu.hasF16) return [];
   return [
-    ...(subgroupsOf8(gpu) ? SUBGROUP_VARIANTS : []),
-    ...(subgroupsOf16(gpu) ? SUBGROUP16_VARIANTS : []),
+    ...(subgroupsOf8(policy) ? SUBGROUP_VARIANTS : []),
+    ...(subgroupsOf16(policy) ? SUBGROUP16_VARIANTS : []),
     ...PORTABLE_VARIANTS,
   ];
 }
@@ -130,37 +107,40 @@ const LAUNCH_VERSION = 2;
 const variantsOf = (lanes: 8 | 16, tiles: readonly { rows: number; cols: number }[]): MatmulVariant[] =>
   tiles.map((t) => (lanes === 8 ? `subgroup-${t.rows}x${t.cols}` : `subgroup16-${t.rows}x${t.cols}`) as MatmulVariant);
 
-/** Every (kernel, defines, tile) matmul() can launch on this device, whichever variant is asked for. */
-export function launchableMatmuls(gpu: Gpu): MatmulLaunch[] {
-  const dtypes = gpu.hasF16 ? (['f32', 'f16'] as const) : (['f32'] as const);
+/** Every (kernel, defines, tile) matmul() can launch under this policy, whichever variant is asked for. */
+export function launchableMatmuls(policy: KernelPolicy): MatmulLaunch[] {
+  const dtypes = policy.gpu.hasF16 ? (['f32', 'f16'] as const) : (['f32'] as const);
   const variants: MatmulVariant[] = [
     ...PORTABLE_VARIANTS,
-    ...(subgroupsOf8(gpu) ? variantsOf(8, SUBGROUP8_TILES) : []),
-    ...(subgroupsOf16(gpu) ? variantsOf(16, SUBGROUP16_TILES) : []),
+    ...(subgroupsOf8(policy) ? variantsOf(8, SUBGROUP8_TILES) : []),
+    ...(subgroupsOf16(policy) ? variantsOf(16, SUBGROUP16_TILES) : []),
   ];
-  const packed = subgroupsOf8(gpu) && gpu.hasF16 ? [1, 2, 3].map(packedMatmulLaunch) : [];
+  const packed = subgroupsOf8(policy) && policy.gpu.hasF16 ? [1, 2, 3].map(packedMatmulLaunch) : [];
   return [...dtypes.flatMap((d) => [...variants.map((v) => matmulLaunch(v, d)), scalarMatmulLaunch(d)]), ...packed];
 }
 
-/** The shader files (includes too) of every matmul this device can launch, sorted. */
-export function matmulSourceFiles(gpu: Gpu, sources: Readonly<Record<string, string>> = WGSL_SOURCES): string[] {
-  return [...new Set(launchableMatmuls(gpu).flatMap((l) => shaderFiles(l.spec.shader, l.defines, sources)))].sort();
+/** The shader files (includes too) of every matmul this policy can launch, sorted. */
+export function matmulSourceFiles(
+  policy: KernelPolicy,
+  sources: Readonly<Record<string, string>> = WGSL_SOURCES,
+): string[] {
+  return [...new Set(launchableMatmuls(policy).flatMap((l) => shaderFiles(l.spec.shader, l.defines, sources)))].sort();
 }
 
 /**
  * Names the device and the matmul kernels' sources: a cached choice is only reused on the same adapter
  * and driver with the same kernels (an edit to any file a matmul this device runs includes invalidates it).
  */
-export function tuningKey(gpu: Gpu, sources: Readonly<Record<string, string>> = WGSL_SOURCES): string {
-  const info = gpu.adapterInfo;
+export function tuningKey(policy: KernelPolicy, sources: Readonly<Record<string, string>> = WGSL_SOURCES): string {
+  const info = policy.gpu.adapterInfo;
   const adapter =
     [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') || 'unknown adapter';
   // The launches' tiles too, so that a geometry change in spec.ts also lapses saved choices.
-  const launches = launchableMatmuls(gpu).map(
+  const launches = launchableMatmuls(policy).map(
     (l) => `${l.spec.kernel} ${JSON.stringify(l.defines)} ${l.tile.rows}x${l.tile.cols}`,
   );
   let hash = 0x811c9dc5;
-  for (const text of [...matmulSourceFiles(gpu, sources).map((name) => `${name}\0${sources[name]}`), ...launches]) {
+  for (const text of [...matmulSourceFiles(policy, sources).map((name) => `${name}\0${sources[name]}`), ...launches]) {
     for (const ch of text) hash = Math.imul(hash ^ ch.charCodeAt(0), 0x01000193) >>> 0;
   }
   return `${adapter} | kernels ${hash.toString(16).padStart(8, '0')} | launch ${LAUNCH_VERSION}`;
@@ -174,19 +154,19 @@ export interface TuningRecord {
 }
 
 /** Whether a saved choice names a kernel this device can run (a cache file is data, not trusted code). */
-export function isUsableVariant(gpu: Gpu, variant: unknown): variant is MatmulVariant {
+export function isUsableVariant(policy: KernelPolicy, variant: unknown): variant is MatmulVariant {
   if (variant === 'block' || variant === 'tiled') return true;
   if (typeof variant !== 'string') return false;
-  if (variantsOf(8, SUBGROUP8_TILES).includes(variant as MatmulVariant)) return subgroupsOf8(gpu);
-  return variantsOf(16, SUBGROUP16_TILES).includes(variant as MatmulVariant) && subgroupsOf16(gpu);
+  if (variantsOf(8, SUBGROUP8_TILES).includes(variant as MatmulVariant)) return subgroupsOf8(policy);
+  return variantsOf(16, SUBGROUP16_TILES).includes(variant as MatmulVariant) && subgroupsOf16(policy);
 }
 
-/** Applies a saved record's choices to this device; returns how many were usable. */
-export function applyTuningRecord(gpu: Gpu, record: Partial<TuningRecord>): number {
-  const tuning = tuningOf(gpu);
+/** Applies a saved record's choices to this policy; returns how many were usable. */
+export function applyTuningRecord(policy: KernelPolicy, record: Partial<TuningRecord>): number {
+  const tuning = tuningOf(policy);
   let applied = 0;
   for (const [key, variant] of Object.entries(record.choices ?? {})) {
-    if (!key.startsWith('matmul:') || !isUsableVariant(gpu, variant)) continue;
+    if (!key.startsWith('matmul:') || !isUsableVariant(policy, variant)) continue;
     tuning.choices.set(key, variant);
     applied++;
   }

@@ -1,6 +1,7 @@
 import { UserError, present } from '../errors.js';
 import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import { Executor, type ExecutorMemory, type Program } from '../graph/executor.js';
+import type { KernelPolicy } from '../kernels/policy.js';
 import type { TensorSource } from './tensor-source.js';
 import type { ClipConfig } from './config.js';
 import { mlpWidth } from './schema.js';
@@ -62,8 +63,11 @@ export class ClipModel {
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
+  readonly gpu: Gpu;
+
   private constructor(
-    readonly gpu: Gpu,
+    /** The kernel family and tuning every plan runs and the weights were laid out for. */
+    readonly policy: KernelPolicy,
     readonly config: ClipConfig,
     readonly dtype: ComputeDtype,
     private readonly weights: ClipWeights,
@@ -71,17 +75,19 @@ export class ClipModel {
     private readonly towerOptions: TowerOptions,
     planBudgetBytes: number | undefined,
   ) {
+    this.gpu = policy.gpu;
     this.logitScale = weights.logitScale;
-    this.executor = new Executor(gpu, planBudgetBytes);
+    this.executor = new Executor(policy, planBudgetBytes);
   }
 
   /** Uploads every weight tensor to the GPU, one tensor at a time (`dtype` f16 halves matmul weights). */
   static async load(
-    gpu: Gpu,
+    policy: KernelPolicy,
     config: ClipConfig,
     source: TensorSource,
     options: ClipLoadOptions = {},
   ): Promise<ClipModel> {
+    const gpu = policy.gpu;
     const dtype = options.dtype ?? 'f32';
     if (options.maxBatch !== undefined && !(Number.isInteger(options.maxBatch) && options.maxBatch >= 1)) {
       throw new UserError(`The maximum batch ${options.maxBatch} is not a positive whole number; pass 1 or more.`);
@@ -92,10 +98,10 @@ export class ClipModel {
     if (dtype === 'f16' && !gpu.hasF16) {
       throw new UserError('This GPU adapter has no shader-f16 support, so dtype f16 is unavailable; use dtype f32.');
     }
-    const weights = await uploadClipWeights(gpu, config, source, dtype, options.onTensor);
+    const weights = await uploadClipWeights(policy, config, source, dtype, options.onTensor);
     const towerOptions = { dtype, exactShortcuts: options.exactShortcuts ?? true };
     return new ClipModel(
-      gpu,
+      policy,
       config,
       dtype,
       weights,

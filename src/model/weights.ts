@@ -1,4 +1,3 @@
-import type { Gpu } from '../runtime/gpu.js';
 import * as K from '../kernels/index.js';
 import { UserError, present } from '../errors.js';
 import { trace } from '../platform/trace.js';
@@ -68,9 +67,12 @@ interface LoadedRole {
 type Loaded<S> =
   S extends TensorSpec<infer R extends TensorRole> ? LoadedRole[R] : { [Key in keyof S]: Loaded<S[Key]> };
 
-/** Uploads every weight tensor to the GPU, one tensor at a time (`dtype` f16 halves matmul weights). */
+/**
+ * Uploads every weight tensor to the GPU, one tensor at a time (`dtype` f16 halves matmul weights); matmul
+ * weights are laid out as `policy`'s kernels read them.
+ */
 export async function uploadClipWeights(
-  gpu: Gpu,
+  policy: K.KernelPolicy,
   config: ClipConfig,
   source: TensorSource,
   dtype: ComputeDtype,
@@ -78,7 +80,7 @@ export async function uploadClipWeights(
 ): Promise<ClipWeights> {
   checkTensors(config, new Map([...source.tensors].map(([name, t]) => [name, t.shape])));
   const schema = clipSchema(config);
-  const scope = new K.Scope(gpu);
+  const scope = new K.Scope(policy);
   let loaded = 0;
   // Every tensor passes through one reused staging buffer (writeBuffer copies it at once), so loading
   // touches no fresh host memory beyond the GPU buffers themselves.

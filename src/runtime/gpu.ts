@@ -1,6 +1,5 @@
 import { UserError } from '../errors.js';
 import { acquireDevice, type AcquiredDevice } from './device.js';
-import { KernelTuning } from './kernel-choices.js';
 
 /** One compute dispatch of a recorded program. */
 export interface Dispatch {
@@ -16,14 +15,6 @@ export interface Dispatch {
 }
 
 /**
- * The kernel family the built-in rules pick from: 'cpu-subgroup' (one 8/16-lane subgroup per workgroup,
- * for CPU rasterizers such as llvmpipe), 'gpu' (workgroup-tiled matmul, portable attention and layernorm, as
- * on hardware GPUs) or 'portable' (no subgroups, no workgroup tiles). 'auto' decides from the adapter.
- */
-export type KernelFamily = 'cpu-subgroup' | 'gpu' | 'portable';
-export const KERNEL_FAMILIES: readonly (KernelFamily | 'auto')[] = ['auto', 'cpu-subgroup', 'gpu', 'portable'];
-
-/**
  * The engine's handle on a GPUDevice: cached pipelines, explicitly owned buffers, one-submission
  * program execution, and errors that name the kernel.
  */
@@ -34,10 +25,6 @@ export class Gpu {
   readonly hasTimestamps: boolean;
   /** Subgroup kernels may be used: decide with this, not `device.features` (see AcquiredDevice.subgroups). */
   readonly hasSubgroups: boolean;
-  /** A kernel family forced by the caller (tests, comparisons); undefined lets the adapter decide. */
-  readonly forcedKernelFamily: KernelFamily | undefined;
-  /** This device's kernel choices (kernels/tuning.ts: tuningOf); they end with the Gpu. */
-  readonly kernelTuning = new KernelTuning();
   private readonly owned: boolean;
   /** Held for the device's life: Dawn segfaults if the adapter is garbage-collected first. */
   private readonly adapter: GPUAdapter | undefined;
@@ -49,7 +36,7 @@ export class Gpu {
   /** Recent wall times (ms) from submit to results per run label, to wait without polling (see run()). */
   private readonly recentRunMs = new Map<string, number[]>();
 
-  private constructor(acquired: AcquiredDevice, kernels: KernelFamily | 'auto') {
+  private constructor(acquired: AcquiredDevice) {
     this.device = acquired.device;
     this.adapterInfo = acquired.adapterInfo;
     this.owned = acquired.owned;
@@ -57,24 +44,13 @@ export class Gpu {
     this.hasF16 = this.device.features.has('shader-f16');
     this.hasTimestamps = this.device.features.has('timestamp-query');
     this.hasSubgroups = acquired.subgroups;
-    this.forcedKernelFamily = kernels === 'auto' ? undefined : kernels;
     void this.device.lost.then((info) => {
       this.lostReason = info.message || info.reason || 'unknown reason';
     });
   }
 
-  static async create(options: { device?: GPUDevice; kernels?: KernelFamily | 'auto' } = {}): Promise<Gpu> {
-    const kernels = options.kernels ?? 'auto';
-    if (!KERNEL_FAMILIES.includes(kernels))
-      throw new UserError(`Kernel family '${kernels}' is not one of ${KERNEL_FAMILIES.join(', ')}.`);
-    const gpu = new Gpu(await acquireDevice(options), kernels);
-    if (kernels === 'cpu-subgroup' && !gpu.hasCpuSizedSubgroups) {
-      gpu.destroy();
-      throw new UserError(
-        `The 'cpu-subgroup' kernels need WebGPU subgroups of 8-16 lanes, which this adapter does not offer; use 'auto', 'gpu' or 'portable'.`,
-      );
-    }
-    return gpu;
+  static async create(options: { device?: GPUDevice } = {}): Promise<Gpu> {
+    return new Gpu(await acquireDevice(options));
   }
 
   /**

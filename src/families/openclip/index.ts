@@ -25,5 +25,5 @@ export const openClip: ModelFamily<ClipConfig> = {
     mean: config.preprocess.mean,
     std: config.preprocess.std,
   }),
-  load: (gpu, config, source, options) => ClipModel.load(gpu, config, source, options),
+  load: (policy, config, source, options) => ClipModel.load(policy, config, source, options),
 };

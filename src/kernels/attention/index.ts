@@ -58,7 +58,7 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
   const args = { qkv: a.qkv, out: a.out };
   const params = { T: a.seq, W: width, causal: a.causal ? 1 : 0, scale: 1 / Math.sqrt(a.headDim) };
   const cost = { flops: 4 * a.batch * a.heads * pairs * a.headDim, bytes: 4 * a.batch * a.seq * width * 4 };
-  if (a.headDim % 32 === 0 && a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM && subgroupsOf8(scope.gpu)) {
+  if (a.headDim % 32 === 0 && a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM && subgroupsOf8(scope.policy)) {
     return dispatchKernel(
       scope,
       ATTENTION_SPECS.attention_tile,

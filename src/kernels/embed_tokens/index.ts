@@ -1,5 +1,5 @@
 import type { Dispatch } from '../../runtime/gpu.js';
-import type { WeightDtype } from '../../runtime/kernel-choices.js';
+import type { WeightDtype } from '../policy.js';
 import { dispatchKernel, type Scope } from '../dispatch.js';
 import { W_TYPES, spec, u32 } from '../kernel-spec.js';
 import { f32Operand, u32Operand, type OperandRule } from '../operands.js';

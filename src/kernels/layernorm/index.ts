@@ -56,7 +56,7 @@ export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promis
   const args = { x: a.x, gain: a.gain, shift: a.shift, y: a.y };
   const params = { rows: a.rows, cols: a.cols, in_row_stride: a.inRowStride ?? 1, eps: a.eps ?? 1e-5 };
   const cost = { bytes: 8 * a.rows * a.cols };
-  if (a.cols % 4 === 0 && subgroupsOf8(scope.gpu)) {
+  if (a.cols % 4 === 0 && subgroupsOf8(scope.policy)) {
     const rowsPerWorkgroup = layerNormRowsPerWorkgroup(a.rows);
     const [gx, gy] = spread(Math.ceil(a.rows / rowsPerWorkgroup));
     return dispatchKernel(

@@ -1,4 +1,4 @@
-import type { Dispatch, Gpu } from '../../runtime/gpu.js';
+import type { Dispatch } from '../../runtime/gpu.js';
 import { dispatchKernel, type DispatchCost, type Scope } from '../dispatch.js';
 import {
   defaultMatmulVariant,
@@ -21,14 +21,18 @@ import {
   type MatmulLaunch,
 } from './spec.js';
 import { f32Operand, type OperandRule } from '../operands.js';
+import type { KernelFamily, KernelPolicy } from '../policy.js';
 
 /**
  * Matmul weights as uploadMatmulWeights made them: `packed` ones are f16 in matmul_packed.wgsl's layout,
- * the others W[N, K] rows in `dtype`. Pass one only to matmul() with this N and K.
+ * the others W[N, K] rows in `dtype`. Pass one only to matmul() with this N and K, under a policy of the
+ * family they were laid out for.
  */
 export interface MatmulWeight {
   readonly buffer: GPUBuffer;
   readonly packed: boolean;
+  /** The kernel family whose layout they have (KernelPolicy.matmulWeightLayout). */
+  readonly family: KernelFamily;
   readonly dtype: WeightDtype;
   readonly N: number;
   readonly K: number;
@@ -82,9 +86,9 @@ export function packMatmulWeights(w: Uint16Array, N: number, K: number): Uint16A
 }
 
 /**
- * Uploads matmul weights W[N, K] (f32, or f16 bits as a Uint16Array) for matmul(). f16 weights are
- * packed for matmul_packed.wgsl where matmul() would run the subgroup kernel (llvmpipe); f32 weights and
- * other devices keep [N, K] (packing f32 measured no steady gain).
+ * Uploads matmul weights W[N, K] (f32, or f16 bits as a Uint16Array) for matmul(), laid out as the scope's
+ * kernel policy runs them (KernelPolicy.matmulWeightLayout: f16 packed for matmul_packed.wgsl under the
+ * cpu-subgroup family, else [N, K]).
  */
 export function uploadMatmulWeights(
   scope: Scope,
@@ -94,9 +98,9 @@ export function uploadMatmulWeights(
   K: number,
 ): MatmulWeight {
   const dtype: WeightDtype = w instanceof Uint16Array ? 'f16' : 'f32';
-  const packed = dtype === 'f16' && K % 4 === 0 && subgroupsOf8(scope.gpu);
+  const packed = scope.policy.matmulWeightLayout(dtype, K) === 'packed';
   const buffer = scope.storage(label, packed ? packMatmulWeights(w as Uint16Array, N, K) : w);
-  return { buffer, packed, dtype, N, K };
+  return { buffer, packed, family: scope.policy.family, dtype, N, K };
 }
 
 /** The kernel (shader name without .wgsl) that runs a matmul variant; profiles and dispatches name it so. */
@@ -116,6 +120,11 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
     throw new Error(`${label}: weights are ${weight.N}×${weight.K}, but the matmul is N=${a.N}, K=${a.K}`);
   if (weight && a.wDtype !== undefined && a.wDtype !== weight.dtype)
     throw new Error(`${label}: weights are ${weight.dtype}, but wDtype is ${a.wDtype}`);
+  // Packed weights only run under the family that packs them: the plan's policy decides the layout.
+  if (weight && weight.packed !== (scope.policy.matmulWeightLayout(weight.dtype, weight.K) === 'packed'))
+    throw new Error(
+      `${label}: weights were laid out for the ${weight.family} kernels, but this plan runs the ${scope.policy.family} kernels`,
+    );
   const wType = weight?.dtype ?? a.wDtype ?? 'f32';
   const args = { x: a.x, w: weight?.buffer ?? (a.w as GPUBuffer), bias: a.bias ?? scope.gpu.zeros, y: a.y };
   const flags = matmulFlags({ bias: a.bias !== undefined, activation: a.activation, accumulate: a.accumulate });
@@ -128,7 +137,7 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
       packedMatmulLaunch(subgroup8Rows(a.M))
     : a.K % 4 !== 0
       ? scalarMatmulLaunch(wType)
-      : chosenLaunch(scope.gpu, label, a, wType);
+      : chosenLaunch(scope.policy, label, a, wType);
   return dispatchMatmul(scope, launch, label, args, { M: a.M, N: a.N, K: a.K, flags }, cost);
 }
 
@@ -159,13 +168,15 @@ export function dispatchMatmul(
 }
 
 /** The launch of the caller's variant, else the tuner's choice for this shape, else the built-in rule's. */
-function chosenLaunch(gpu: Gpu, label: string, a: MatmulArgs, wType: WeightDtype): MatmulLaunch {
+function chosenLaunch(policy: KernelPolicy, label: string, a: MatmulArgs, wType: WeightDtype): MatmulLaunch {
   const variant =
-    a.variant ?? tuningOf(gpu).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ?? defaultMatmulVariant(gpu, a.M);
+    a.variant ??
+    tuningOf(policy).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ??
+    defaultMatmulVariant(policy, a.M);
   const sub = parseSubgroupVariant(variant);
-  if (sub?.lanes === 8 && !subgroupsOf8(gpu))
+  if (sub?.lanes === 8 && !subgroupsOf8(policy))
     throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
-  if (sub?.lanes === 16 && !subgroupsOf16(gpu))
+  if (sub?.lanes === 16 && !subgroupsOf16(policy))
     throw new Error(`${label}: matmul variant ${variant} needs subgroups of 16 lanes`);
   return matmulLaunch(variant, wType);
 }

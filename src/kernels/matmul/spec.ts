@@ -3,7 +3,7 @@
  * its kernel, defines and the output tile one workgroup computes. kernels/tuning.ts reads these to name
  * what a device can run; ./index.ts launches them.
  */
-import type { MatmulVariant, WeightDtype } from '../../runtime/kernel-choices.js';
+import type { MatmulVariant, WeightDtype } from '../policy.js';
 import { spec, u32, W_TYPES, type BindingSpec } from '../kernel-spec.js';
 import type { ShaderDefines } from '../shader.js';
 

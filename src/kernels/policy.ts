@@ -1,0 +1,118 @@
+/**
+ * The kernel policy a plan runs under: the kernel family the built-in rules pick from, and the measured
+ * choices (the tuner's, or its cache's) that override them per matmul shape. A model holds one for its device
+ * and hands it to every plan it builds and to its weight upload, so that how matmul weights are laid out
+ * (uploadMatmulWeights) follows from the family the plans run, not from a separate decision at load.
+ */
+import { UserError } from '../errors.js';
+import type { Gpu } from '../runtime/gpu.js';
+
+/**
+ * 'cpu-subgroup' (one 8/16-lane subgroup per workgroup, for CPU rasterizers such as llvmpipe), 'gpu'
+ * (workgroup-tiled matmul, portable attention and layernorm, as on hardware GPUs) or 'portable' (no subgroups,
+ * no workgroup tiles). 'auto' decides from the adapter.
+ */
+export type KernelFamily = 'cpu-subgroup' | 'gpu' | 'portable';
+export const KERNEL_FAMILIES: readonly (KernelFamily | 'auto')[] = ['auto', 'cpu-subgroup', 'gpu', 'portable'];
+
+export type WeightDtype = 'f32' | 'f16';
+
+/**
+ * A matmul kernel with its shape parameters: `subgroup-RxC` is matmul_subgroup.wgsl with R X rows and
+ * C W rows per lane (an 8R×8C tile per 8-lane workgroup), `subgroup16-RxC` the same with 16 lanes (a
+ * 16R×16C tile; subgroups of 16 only), `block` matmul.wgsl (4×4 per invocation, no workgroup memory),
+ * `tiled` matmul_tiled.wgsl (64×64 workgroup-memory tiles, 256 invocations).
+ */
+export type MatmulVariant = 'block' | 'tiled' | `subgroup-${number}x${number}` | `subgroup16-${number}x${number}`;
+
+export interface MatmulShape {
+  M: number;
+  N: number;
+  K: number;
+  wDtype: WeightDtype;
+}
+
+/** Groups M (rows: tokens × batch) by the next power of two, so one choice serves similar batch sizes. */
+function rowBucket(M: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(M, 1)));
+}
+
+export function shapeKey(s: MatmulShape): string {
+  return `matmul:${s.wDtype}:M${rowBucket(s.M)}:K${s.K}:N${s.N}`;
+}
+
+/**
+ * Measured kernel choices: they override the built-in rules; `requested` records every matmul shape planned
+ * so far, which is what the tuner measures.
+ */
+export class KernelTuning {
+  readonly choices = new Map<string, MatmulVariant>();
+  readonly requested = new Map<string, MatmulShape>();
+
+  choose(shape: MatmulShape): MatmulVariant | undefined {
+    const key = shapeKey(shape);
+    if (!this.requested.has(key)) this.requested.set(key, shape);
+    return this.choices.get(key);
+  }
+}
+
+/** How matmul weights are laid out in GPU memory: W[N, K] rows, or f16 packed for matmul_packed.wgsl. */
+export type MatmulWeightLayout = 'rows' | 'packed';
+
+export class KernelPolicy {
+  readonly tuning = new KernelTuning();
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly family: KernelFamily,
+    /** Whether the caller named the family (then measured choices, made under 'auto', do not apply). */
+    readonly forced: boolean,
+  ) {}
+
+  /** The policy for this device: the family named, or the adapter's under 'auto' (the default). */
+  static create(gpu: Gpu, kernels: KernelFamily | 'auto' = 'auto'): KernelPolicy {
+    if (!KERNEL_FAMILIES.includes(kernels))
+      throw new UserError(`Kernel family '${kernels}' is not one of ${KERNEL_FAMILIES.join(', ')}.`);
+    if (kernels === 'cpu-subgroup' && !gpu.hasCpuSizedSubgroups) {
+      throw new UserError(
+        `The 'cpu-subgroup' kernels need WebGPU subgroups of 8-16 lanes, which this adapter does not offer; use 'auto', 'gpu' or 'portable'.`,
+      );
+    }
+    return new KernelPolicy(gpu, kernels === 'auto' ? autoFamily(gpu) : kernels, kernels !== 'auto');
+  }
+
+  /**
+   * The layout uploadMatmulWeights gives W[N, K] of this dtype: f16 weights are packed for matmul_packed.wgsl
+   * where this family runs the subgroup kernels (llvmpipe) and K is a multiple of 4; f32 weights and other
+   * families keep [N, K] (packing f32 measured no steady gain).
+   */
+  matmulWeightLayout(dtype: WeightDtype, K: number): MatmulWeightLayout {
+    return dtype === 'f16' && K % 4 === 0 && this.family === 'cpu-subgroup' ? 'packed' : 'rows';
+  }
+}
+
+/** The family the adapter suits: CPU-sized subgroups, else a hardware GPU's, else the portable kernels. */
+function autoFamily(gpu: Gpu): KernelFamily {
+  if (gpu.hasCpuSizedSubgroups) return 'cpu-subgroup';
+  return adapterKind(gpu) === 'gpu' ? 'gpu' : 'portable';
+}
+
+/** 'cpu' for software rasterizers (lavapipe/llvmpipe, SwiftShader, WARP), 'gpu' for a named hardware adapter. */
+export function adapterKind(gpu: Gpu): 'cpu' | 'gpu' | 'unknown' {
+  const own = gpu.adapterInfo;
+  const info = (gpu.device as { adapterInfo?: Partial<GPUAdapterInfo> }).adapterInfo ?? {};
+  const text = [
+    own.vendor,
+    own.architecture,
+    own.device,
+    own.description,
+    info.vendor,
+    info.architecture,
+    info.device,
+    info.description,
+  ]
+    .filter(Boolean)
+    .join(' ');
+  if (!text.trim()) return 'unknown';
+  return /llvmpipe|lavapipe|softpipe|swiftshader|software|basic render|\bwarp\b/i.test(text) ? 'cpu' : 'gpu';
+}
