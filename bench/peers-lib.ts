@@ -128,3 +128,17 @@ export function median(values: number[]): number {
   const lower = sorted.length % 2 === 1 ? upper : sorted[mid - 1];
   return upper === undefined || lower === undefined ? Number.NaN : (lower + upper) / 2;
 }
+
+/**
+ * Whether the batch-8 case fits a time budget: its estimate is 8 × the sum of the engines' batch-1 medians, for
+ * a warm-up and `rounds` timed calls each. `note` says why, in words a result can keep.
+ */
+export function b8Plan(b1MediansS: number[], rounds: number, budgetS: number): { run: boolean; note: string } {
+  const perRound = 8 * b1MediansS.reduce((sum, s) => sum + s, 0);
+  const estimate = perRound * (1 + rounds);
+  if (!Number.isFinite(estimate)) return { run: false, note: 'skipped: no batch-1 median to estimate batch 8 from' };
+  const text = `8 × the batch-1 medians (${b1MediansS.map((s) => s.toFixed(1)).join(' + ')} s) × ${1 + rounds} calls = ${estimate.toFixed(0)} s`;
+  return estimate > budgetS
+    ? { run: false, note: `skipped: ${text} exceeds the ${budgetS} s budget of this run` }
+    : { run: true, note: `run: ${text} within the ${budgetS} s budget` };
+}

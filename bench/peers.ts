@@ -7,9 +7,9 @@
 // onnxruntime-node is not a dependency: it is installed on demand into ~/.cache/whylesion/peers with
 // --ignore-scripts (its install script only downloads CUDA libraries; the CPU and WebGPU EPs ship in the package).
 // Writes bench/results/peers-node.json; scripts/render-tables.mjs turns it into the README's speed table.
-import { execFileSync, fork } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { cpus, homedir, loadavg } from 'node:os';
+import { fork } from 'node:child_process';
+import { openSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint } from '../src/io/checkpoint.js';
@@ -17,7 +17,8 @@ import { ClipModel } from '../src/model/clip.js';
 import { KernelPolicy } from '../src/kernels/policy.js';
 import { Gpu } from '../src/runtime/gpu.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
-import { flag, PYTHON, REPO, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
+import { flag, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
+import { cacheRoot, ensureExport, ensurePackage, loads, lscpuFlags, OPSET } from './peers-cache.js';
 import {
   type Agreement,
   checkAgreement,
@@ -31,67 +32,11 @@ import type { WorkerReply, WorkerRequest } from './peers-ort-worker.js';
 
 /** The onnxruntime-node release this bench is written and checked against. */
 const ORT_VERSION = '1.31.1';
-const OPSET = 17;
 const argv = process.argv.slice(2);
 const rounds = Number(flag(argv, 'rounds', '2'));
 const webgpuB8BudgetS = Number(flag(argv, 'webgpu-b8-budget', '300'));
 const skipWebgpu = argv.includes('--skip-webgpu');
 const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
-const cacheRoot = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'whylesion', 'peers');
-
-function loads(): number[] {
-  return loadavg().map((l) => Math.round(l * 100) / 100);
-}
-
-/** `lscpu`'s Flags line (every flag: the SIMD subset alone is in simdFlags()). */
-function lscpuFlags(): string {
-  try {
-    const line = execFileSync('lscpu', { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } })
-      .split('\n')
-      .find((l) => l.startsWith('Flags:'));
-    return line ? line.slice('Flags:'.length).trim() : '';
-  } catch {
-    return '';
-  }
-}
-
-function ensureOnnxRuntime(): void {
-  const manifest = join(cacheRoot, 'node_modules', 'onnxruntime-node', 'package.json');
-  if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).version === ORT_VERSION) return;
-  console.error(`installing onnxruntime-node@${ORT_VERSION} into ${cacheRoot} (--ignore-scripts) ...`);
-  mkdirSync(cacheRoot, { recursive: true });
-  execFileSync(
-    'npm',
-    [
-      'install',
-      '--prefix',
-      cacheRoot,
-      '--ignore-scripts',
-      '--no-audit',
-      '--no-fund',
-      '--save-exact',
-      `onnxruntime-node@${ORT_VERSION}`,
-    ],
-    { stdio: 'inherit' },
-  );
-}
-
-/** image.onnx and text.onnx of this checkpoint, exported once per checkpoint identity (whole folder or nothing). */
-function ensureExport(modelDir: string, weightsHash: string, configHash: string): string {
-  const key = `${weightsHash.replace(/^sha256:/, '').slice(0, 16)}-${configHash.replace(/^sha256:/, '').slice(0, 8)}-opset${OPSET}`;
-  const dir = join(cacheRoot, 'onnx', key);
-  if (existsSync(join(dir, 'export.json'))) return dir;
-  const partial = `${dir}.partial-${process.pid}`;
-  rmSync(partial, { recursive: true, force: true });
-  console.error(`exporting the reference to ONNX (torch ${PYTHON}) into ${dir} ...`);
-  execFileSync(
-    PYTHON,
-    [join(REPO, 'reference', 'export_onnx.py'), '--model', modelDir, '--out', partial, '--opset', String(OPSET)],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
-  renameSync(partial, dir);
-  return dir;
-}
 
 // --- inputs: the same as bench:e2e's (deterministic pixels; the model card's three prompts)
 const modelArg = flag(argv, 'model', '');
@@ -99,7 +44,7 @@ const modelDir = modelArg || (await syntheticCheckpoint('ViT-L-14', 0, 'f32'));
 const outName = flag(argv, 'out', 'peers-node');
 const checkpoint = await openCheckpoint(modelDir);
 const loadStart = loads();
-ensureOnnxRuntime();
+ensurePackage('onnxruntime-node', ORT_VERSION);
 const exportDir = ensureExport(modelDir, checkpoint.identity.weights, checkpoint.identity.config);
 const S = checkpoint.config.vision.imageSize;
 const pixels = new Float32Array(8 * 3 * S * S);

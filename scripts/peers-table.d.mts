@@ -4,6 +4,8 @@ export interface PeersResult {
   host: string;
   date: string;
   rounds: number;
+  /** What ran: config (absent or 'ViT-L-14' = the full model) and a sentence for the table's first line. */
+  model?: { config?: string; description?: string };
   machine: { cpu: string; cores: number; cpuFlags: string; lscpuFlags?: string; node?: string };
   loadAverage: { start: number[]; end: number[] };
   llvmpipe?: { LP_NUM_THREADS?: string; LP_NATIVE_VECTOR_WIDTH?: string };

@@ -94,7 +94,7 @@ export function peersTable(result, file) {
     ? `; LP_NUM_THREADS=${result.llvmpipe.LP_NUM_THREADS ?? 'unset'}, LP_NATIVE_VECTOR_WIDTH=${result.llvmpipe.LP_NATIVE_VECTOR_WIDTH ?? 'unset'}`
     : '';
   const lines = [
-    `**${result.host}**: ${day(result.date)}, ViT-L/14 f32 (synthetic weights), median of ${result.rounds} alternating timed rounds after a warm-up each; ${result.machine.cpu} (${result.machine.cores} cores), CPU flags ${result.machine.cpuFlags}; load average ${loadText(result.loadAverage)}${lp}.`,
+    `**${result.host}**: ${day(result.date)}, ${result.model?.description ?? 'ViT-L/14 f32 (synthetic weights)'}, median of ${result.rounds} alternating timed rounds after a warm-up each; ${result.machine.cpu} (${result.machine.cores} cores), CPU flags ${result.machine.cpuFlags}; load average ${loadText(result.loadAverage)}${lp}.`,
     '',
     table(head, rows),
     '',
@@ -116,6 +116,9 @@ export function peersTable(result, file) {
 /** bench:browser's full ViT-L/14 f32 results (SwiftShader, or the lavapipe adapter), not its other runs. */
 export const BROWSER_RESULT = /^browser-ViT-L-14-f32(-swiftshader|-lavapipe)?\.json$/;
 
+/** A peers run of another model than the full ViT-L/14 (bench:peers-chromium's 2-block one) names it. */
+const reducedModel = (r) => (r.model?.config && r.model.config !== 'ViT-L-14' ? `, ${r.model.config}` : '');
+
 export function figures(files) {
   const out = [];
   for (const [file, r] of Object.entries(files)) {
@@ -125,7 +128,7 @@ export function figures(files) {
           const v = perCall(r, e.id, c.id);
           if (v === null) continue;
           out.push({
-            system: `${e.label}, ${r.host}`,
+            system: `${e.label}, ${r.host}${reducedModel(r)}`,
             case: caseLabel(c),
             seconds: v,
             date: r.date,

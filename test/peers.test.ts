@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  b8Plan,
   checkAgreement,
   describePlacement,
   MIN_ROW_COSINE,
@@ -187,5 +188,45 @@ describe('speed tables from results', () => {
     expect(historyTable(history)).toContain(
       '| undated | whylesion (WebGPU), node | image, batch 1 | 3.00 | ? | by hand |',
     );
+  });
+
+  it('names a reduced model in the run’s first line and in its systems, so it never stands for ViT-L/14', () => {
+    const chromium: PeersResult = {
+      ...run('2026-12-06T21:00:00Z', 20, [10], [45]),
+      host: 'chromium, SwiftShader',
+      model: { config: 'ViT-L-14-2blocks', description: 'ViT-L/14 with 2 of its 24 image blocks' },
+    };
+    expect(peersTable(chromium, 'peers-chromium.json')).toContain(
+      '**chromium, SwiftShader**: 2026-12-06, ViT-L/14 with 2 of its 24 image blocks, median of 2',
+    );
+    const systems = new Set(
+      figures({ 'peers-chromium.json': chromium, 'peers-node.json': run('2026-12-06T20:00:00Z', 3, [4], [25]) }).map(
+        (f) => f.system,
+      ),
+    );
+    expect([...systems].sort()).toEqual([
+      'ONNX Runtime WebGPU EP, chromium, SwiftShader, ViT-L-14-2blocks',
+      'ONNX Runtime WebGPU EP, node',
+      'whylesion (WebGPU), chromium, SwiftShader, ViT-L-14-2blocks',
+      'whylesion (WebGPU), node',
+    ]);
+  });
+});
+
+describe('bench:peers batch-8 budget', () => {
+  it('runs batch 8 when 8 × the summed batch-1 medians × (warm-up + rounds) fits the budget', () => {
+    // 8 × (2 + 3) s × 3 calls = 120 s.
+    expect(b8Plan([2, 3], 2, 120)).toEqual({
+      run: true,
+      note: 'run: 8 × the batch-1 medians (2.0 + 3.0 s) × 3 calls = 120 s within the 120 s budget',
+    });
+    expect(b8Plan([2, 3], 2, 119)).toEqual({
+      run: false,
+      note: 'skipped: 8 × the batch-1 medians (2.0 + 3.0 s) × 3 calls = 120 s exceeds the 119 s budget of this run',
+    });
+  });
+
+  it('skips batch 8 when a batch-1 median is missing', () => {
+    expect(b8Plan([2, Number.NaN], 2, 1e9).run).toBe(false);
   });
 });
