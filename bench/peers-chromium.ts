@@ -66,7 +66,10 @@ const S = checkpoint.config.vision.imageSize;
 const context = checkpoint.config.text.contextLength;
 const embedDim = checkpoint.config.embedDim;
 await checkpoint.source.close();
-const modelName = basename(modelDir).replace(/^synth-/, '');
+// weights/synth-ViT-L-14-f32-seed0 (bench:peers' checkpoint) is the full 'ViT-L-14'.
+const modelName = basename(modelDir)
+  .replace(/^synth-/, '')
+  .replace(/-(f32|f16)-seed\d+$/, '');
 
 // The inputs, as bench:peers makes them (deterministic pixels for 8 images; the model card's prompts), served
 // to the page as raw little-endian arrays.
