@@ -5,8 +5,7 @@
  *
  *   npm run bench:browser-adapters
  */
-import { existsSync } from 'node:fs';
-import puppeteer from 'puppeteer-core';
+import { launchChromium } from './chromium.js';
 import { serveStatic } from '../src/serve/static.js';
 import { REPO } from './common.js';
 
@@ -41,26 +40,10 @@ const CASES: { flags: string[]; env?: Record<string, string>; request: GPUReques
   },
 ];
 
-const chromium = [process.env.WHYLESION_CHROMIUM, '/usr/bin/chromium-headless-shell', '/usr/bin/chromium'].find(
-  (p) => p && existsSync(p),
-);
-if (!chromium)
-  throw new Error('no Chromium: install chromium-headless-shell (scripts/setup-webgpu.sh) or set WHYLESION_CHROMIUM');
 const server = await serveStatic({ '/': `${REPO}/examples/web` });
 try {
   for (const c of CASES) {
-    const browser = await puppeteer.launch({
-      executablePath: chromium,
-      headless: 'shell',
-      args: [
-        '--no-sandbox',
-        '--disable-dev-shm-usage',
-        '--enable-unsafe-webgpu',
-        '--enable-webgpu-developer-features',
-        ...c.flags,
-      ],
-      env: { ...process.env, ...c.env },
-    });
+    const browser = await launchChromium(c.flags, { ...process.env, ...c.env });
     try {
       const page = await browser.newPage();
       await page.goto(server.url);

@@ -16,36 +16,23 @@
  * lavapipe adapter (bench/README.md says why).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { basename, join } from 'node:path';
-import puppeteer from 'puppeteer-core';
+import { ADAPTER_FLAGS, launchChromium, parseAdapter } from './chromium.js';
 import type { KernelTiming } from '../src/model/clip.js';
 import { loadModel } from '../src/index.js';
 import { setVectorWidth } from '../src/platform/vector-width.js';
 import { serveStatic } from '../src/serve/static.js';
 import { flag, machine, REPO, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
 
-const ADAPTER_FLAGS = {
-  swiftshader: ['--enable-features=Vulkan', '--use-angle=vulkan'],
-  lavapipe: ['--enable-features=Vulkan', '--use-angle=vulkan', '--use-webgpu-adapter=opengles'],
-} as const;
-type AdapterName = keyof typeof ADAPTER_FLAGS;
-
 const argv = process.argv;
 const dtype = flag(argv, 'dtype', 'f32') as 'f32' | 'f16';
-const adapterName = flag(argv, 'adapter', 'swiftshader') as AdapterName;
-if (!(adapterName in ADAPTER_FLAGS)) throw new Error(`--adapter must be one of ${Object.keys(ADAPTER_FLAGS)}`);
+const adapterName = parseAdapter(flag(argv, 'adapter', 'swiftshader'));
 const kernels = flag(argv, 'kernels', 'auto') as 'auto' | 'portable' | 'gpu' | 'cpu-subgroup';
 const profile = argv.includes('--profile');
 const skipText = argv.includes('--skip-text');
 /** Kernel families of the Node runs (Dawn on lavapipe) measured after the browser, same image and checkpoint. */
 const nodeKernels = flag(argv, 'node-kernels', 'auto').split(',').filter(Boolean) as (typeof kernels)[];
-const chromium = [process.env.WHYLESION_CHROMIUM, '/usr/bin/chromium-headless-shell', '/usr/bin/chromium'].find(
-  (p) => p && existsSync(p),
-);
-if (!chromium)
-  throw new Error('no Chromium: install chromium-headless-shell (scripts/setup-webgpu.sh) or set WHYLESION_CHROMIUM');
 const lscpuFlags = (execFileSync('lscpu', { encoding: 'utf8' }).match(/^Flags:\s*(.*)$/m)?.[1] ?? '')
   .split(' ')
   .filter((f) => /^(avx|fma|sse4|f16c)/.test(f))
@@ -67,19 +54,7 @@ const llvmpipeEnv = {
   LP_NUM_THREADS: process.env.LP_NUM_THREADS,
   LP_NATIVE_VECTOR_WIDTH: process.env.LP_NATIVE_VECTOR_WIDTH,
 };
-const browser = await puppeteer.launch({
-  executablePath: chromium,
-  headless: 'shell',
-  args: [
-    '--no-sandbox',
-    '--disable-dev-shm-usage',
-    '--enable-unsafe-webgpu',
-    // Without it Chromium reports SwiftShader's adapter info as empty strings; with it, device and description.
-    '--enable-webgpu-developer-features',
-    ...ADAPTER_FLAGS[adapterName],
-  ],
-  protocolTimeout: 3_600_000,
-});
+const browser = await launchChromium(ADAPTER_FLAGS[adapterName]);
 const loadBefore = loadavg();
 const chromiumVersion = await browser.version();
 try {

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import puppeteer from 'puppeteer-core';
+import { ADAPTER_FLAGS, launchChromium, parseAdapter } from './chromium.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { setVectorWidth } from '../src/platform/vector-width.js';
 import { serveStatic } from '../src/serve/static.js';
@@ -29,20 +29,15 @@ import {
   median,
   parsePlacements,
   type Placement,
+  timingTable,
 } from './peers-lib.js';
 
 /** The onnxruntime-web release this bench is written and checked against (the same as bench:peers' node one). */
 const ORT_WEB_VERSION = '1.31.1';
-const ADAPTER_FLAGS = {
-  swiftshader: ['--enable-features=Vulkan', '--use-angle=vulkan'],
-  lavapipe: ['--enable-features=Vulkan', '--use-angle=vulkan', '--use-webgpu-adapter=opengles'],
-} as const;
 const ADAPTER_HOST = { swiftshader: 'chromium, SwiftShader', lavapipe: 'chromium, lavapipe via GLES' } as const;
-type AdapterName = keyof typeof ADAPTER_FLAGS;
 
 const argv = process.argv.slice(2);
-const adapterName = flag(argv, 'adapter', 'swiftshader') as AdapterName;
-if (!(adapterName in ADAPTER_FLAGS)) throw new Error(`--adapter must be one of ${Object.keys(ADAPTER_FLAGS)}`);
+const adapterName = parseAdapter(flag(argv, 'adapter', 'swiftshader'));
 const rounds = Number(flag(argv, 'rounds', '2'));
 const b8BudgetS = Number(flag(argv, 'b8-budget', '300'));
 const modelDir = flag(argv, 'model', join(REPO, 'weights', 'synth-ViT-L-14-2blocks'));
@@ -52,11 +47,6 @@ if (!existsSync(join(modelDir, 'open_clip_config.json')))
   throw new Error(
     `no checkpoint in ${modelDir}: make it with \`node dist/src/cli/main.js synth --config bench/ViT-L-14-2blocks.json --out ${modelDir} --seed 0\` or pass --model DIR`,
   );
-const chromium = [process.env.WHYLESION_CHROMIUM, '/usr/bin/chromium-headless-shell', '/usr/bin/chromium'].find(
-  (p) => p && existsSync(p),
-);
-if (!chromium)
-  throw new Error('no Chromium: install chromium-headless-shell (scripts/setup-webgpu.sh) or set WHYLESION_CHROMIUM');
 
 const loadStart = loads();
 const ortWebDir = ensurePackage('onnxruntime-web', ORT_WEB_VERSION);
@@ -94,18 +84,7 @@ const server = await serveStatic({
 // As bench:browser: the lavapipe adapter runs llvmpipe in Chromium's GPU process with Node's settings.
 process.env.LP_NUM_THREADS ??= '16';
 setVectorWidth(process.env);
-const browser = await puppeteer.launch({
-  executablePath: chromium,
-  headless: 'shell',
-  args: [
-    '--no-sandbox',
-    '--disable-dev-shm-usage',
-    '--enable-unsafe-webgpu',
-    '--enable-webgpu-developer-features',
-    ...ADAPTER_FLAGS[adapterName],
-  ],
-  protocolTimeout: 3_600_000,
-});
+const browser = await launchChromium(ADAPTER_FLAGS[adapterName]);
 const chromiumVersion = await browser.version();
 
 interface Case {
@@ -299,23 +278,7 @@ try {
       )
       .then((r) => ({ seconds: r.seconds, output: Float32Array.from(r.output) }));
 
-  interface Timing {
-    engine: EngineId;
-    case: Case['id'];
-    warmupS: number | null;
-    runsS: number[];
-    medianS: number | null;
-    note?: string;
-  }
-  const timings: Timing[] = [];
-  const timing = (engine: EngineId, c: Case): Timing => {
-    let t = timings.find((x) => x.engine === engine && x.case === c.id);
-    if (!t) {
-      t = { engine, case: c.id, warmupS: null, runsS: [], medianS: null };
-      timings.push(t);
-    }
-    return t;
-  };
+  const { timings, timing, finish: finishTimings } = timingTable();
   const agreements: Agreement[] = [];
   const progress = (engine: string, c: Case, what: string, s: number) =>
     console.error(`  ${engine} ${c.label} ${what}: ${s.toFixed(2)} s (load ${loads()[0]})`);
@@ -359,7 +322,7 @@ try {
       const t = timing('ort-web-webgpu', c);
       t.note = `not run: ${setup.ortError}`;
     }
-  for (const t of timings) t.medianS = t.runsS.length ? median(t.runsS) : null;
+  finishTimings();
   const loadEnd = loads();
 
   result = {

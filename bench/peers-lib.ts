@@ -142,3 +142,35 @@ export function b8Plan(b1MediansS: number[], rounds: number, budgetS: number): {
     ? { run: false, note: `skipped: ${text} exceeds the ${budgetS} s budget of this run` }
     : { run: true, note: `run: ${text} within the ${budgetS} s budget` };
 }
+
+/** One engine's figures for one case, as the results JSON records them. */
+export interface Timing {
+  engine: string;
+  case: string;
+  /** The first call: the agreement check and warm-up (compiles included); null when none was made. */
+  warmupS: number | null;
+  runsS: number[];
+  medianS: number | null;
+  note?: string;
+}
+
+/** The timings of a run, one record per engine and case, made on first use; medians filled by `finish`. */
+export function timingTable(): {
+  timings: Timing[];
+  timing: (engine: string, c: { id: string }) => Timing;
+  finish: () => void;
+} {
+  const timings: Timing[] = [];
+  const timing = (engine: string, c: { id: string }): Timing => {
+    let t = timings.find((x) => x.engine === engine && x.case === c.id);
+    if (!t) {
+      t = { engine, case: c.id, warmupS: null, runsS: [], medianS: null };
+      timings.push(t);
+    }
+    return t;
+  };
+  const finish = () => {
+    for (const t of timings) t.medianS = t.runsS.length ? median(t.runsS) : null;
+  };
+  return { timings, timing, finish };
+}

@@ -27,6 +27,7 @@ import {
   median,
   parsePlacements,
   type Placement,
+  timingTable,
 } from './peers-lib.js';
 import type { WorkerReply, WorkerRequest } from './peers-ort-worker.js';
 
@@ -164,24 +165,7 @@ function peerRun(peer: Peer, c: Case): Promise<{ seconds: number; output: Float3
   });
 }
 
-interface Timing {
-  engine: string;
-  case: Case['id'];
-  /** The first call: the agreement check and warm-up (compiles included); null when none was made. */
-  warmupS: number | null;
-  runsS: number[];
-  medianS: number | null;
-  note?: string;
-}
-const timings: Timing[] = [];
-const timing = (engine: string, c: Case): Timing => {
-  let t = timings.find((x) => x.engine === engine && x.case === c.id);
-  if (!t) {
-    t = { engine, case: c.id, warmupS: null, runsS: [], medianS: null };
-    timings.push(t);
-  }
-  return t;
-};
+const { timings, timing, finish: finishTimings } = timingTable();
 const agreements: Agreement[] = [];
 /** A disagreement ends the run: its sentence, the worker stopped, exit 1, no result written. */
 function gate(check: () => Agreement): Agreement {
@@ -248,7 +232,7 @@ if (webgpu && b8) {
   }
   console.error(`  ${webgpu.id} ${b8.label}: ${t.note}`);
 }
-for (const t of timings) t.medianS = t.runsS.length ? median(t.runsS) : null;
+finishTimings();
 const loadEnd = loads();
 const exited = new Promise((resolve) => worker.once('exit', resolve));
 worker.send({ type: 'exit' } satisfies WorkerRequest);
