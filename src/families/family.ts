@@ -6,21 +6,13 @@
 import type { KernelPolicy } from '../kernels/policy.js';
 import type { Gpu } from '../runtime/gpu.js';
 import type { ExecutorMemory } from '../graph/executor.js';
+import type { KernelTiming, StepDump } from '../model/clip.js';
 import type { TensorSource } from '../model/tensor-source.js';
+import type { ComputeDtype } from '../model/weights.js';
 
-export type ComputeDtype = 'f32' | 'f16';
-
-/** Per-step states read back by a debug forward, by name (e.g. `vision.block03`). */
-export type StepDump = Map<string, Float32Array>;
-
-/** One kernel's GPU time in a profiled forward. */
-export interface KernelTiming {
-  label: string;
-  kernel: string;
-  ms: number;
-  flops?: number;
-  bytes?: number;
-}
+// The model layer's own types, re-exported so that api/ and the CLI need not reach into model/.
+export type { KernelTiming, StepDump } from '../model/clip.js';
+export type { ComputeDtype } from '../model/weights.js';
 
 /** The shapes a loaded model's callers see, whatever its layout inside. */
 export interface ModelInputs {
