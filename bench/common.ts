@@ -90,3 +90,17 @@ export function flag(argv: string[], name: string, fallback: string): string {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
 }
+
+/** The model card's example labels: the prompts every bench encodes. */
+export const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
+
+/** Seeded pixels in [-2, 2) for `images` images of imageSize² (the same numbers in every bench and run). */
+export function benchPixels(images: number, imageSize: number): Float32Array {
+  const pixels = new Float32Array(images * 3 * imageSize * imageSize);
+  let seed = 1;
+  for (let i = 0; i < pixels.length; i++) {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    pixels[i] = (seed / 2 ** 32) * 4 - 2;
+  }
+  return pixels;
+}

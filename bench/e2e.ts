@@ -11,25 +11,28 @@ import { applyKernelTuning, tuningFilePath } from '../src/api/tuning-store.js';
 import { ClipModel } from '../src/model/clip.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
-import { flag, machine, runReference, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
+import {
+  benchPixels,
+  flag,
+  machine,
+  PROMPTS,
+  runReference,
+  simdFlags,
+  syntheticCheckpoint,
+  writeResult,
+} from './common.js';
 import { KernelPolicy } from '../src/kernels/policy.js';
 
 const argv = process.argv.slice(2);
 const config = flag(argv, 'config', 'ViT-L-14');
 const dtype = flag(argv, 'dtype', 'f32') as 'f32' | 'f16';
 const runs = Number(flag(argv, 'runs', '3'));
-const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
 
 const dir = await syntheticCheckpoint(config, 0, 'f32');
 const work = mkdtempSync(join(tmpdir(), 'whylesion-e2e-'));
 const checkpoint = await openCheckpoint(dir);
 const S = checkpoint.config.vision.imageSize;
-const pixels = new Float32Array(8 * 3 * S * S);
-let seed = 1;
-for (let i = 0; i < pixels.length; i++) {
-  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-  pixels[i] = (seed / 2 ** 32) * 4 - 2;
-}
+const pixels = benchPixels(8, S);
 writeFileSync(join(work, 'pixels1.npy'), writeNpy([1, 3, S, S], pixels.subarray(0, 3 * S * S)));
 writeFileSync(join(work, 'pixels8.npy'), writeNpy([8, 3, S, S], pixels));
 const tokenizer = await loadTokenizer();

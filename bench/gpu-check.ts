@@ -15,7 +15,7 @@ import { ClipModel } from '../src/model/clip.js';
 import { openClip } from '../src/families/index.js';
 import { adapterKind, defaultMatmulVariant, subgroupSizes } from '../src/kernels/tuning.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
-import { flag, machine, PYTHON, runReference, simdFlags, syntheticCheckpoint } from './common.js';
+import { benchPixels, flag, machine, PROMPTS, PYTHON, runReference, simdFlags, syntheticCheckpoint } from './common.js';
 import { KernelPolicy } from '../src/kernels/policy.js';
 
 const argv = process.argv.slice(2);
@@ -35,7 +35,6 @@ const batches = flag(argv, 'batches', '1,8')
   .filter((b) => b === 1 || b === 8);
 if (batches.length === 0) throw new Error('--batches takes 1, 8 or 1,8');
 const maxBatch = Math.max(...batches);
-const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
 const started = performance.now();
 
 mkdirSync(outDir, { recursive: true });
@@ -145,12 +144,7 @@ await checkpoint.source.close();
 const S = checkpoint.config.vision.imageSize,
   E = checkpoint.config.embedDim,
   imageSize = 3 * S * S;
-const pixels = new Float32Array(maxBatch * imageSize);
-let seed = 1;
-for (let i = 0; i < pixels.length; i++) {
-  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-  pixels[i] = (seed / 2 ** 32) * 4 - 2;
-}
+const pixels = benchPixels(maxBatch, S);
 writeFileSync(join(work, 'pixels1.npy'), writeNpy([1, 3, S, S], pixels.subarray(0, imageSize)));
 writeFileSync(join(work, 'pixelsMax.npy'), writeNpy([maxBatch, 3, S, S], pixels));
 

@@ -8,7 +8,7 @@ import { Gpu } from '../src/runtime/gpu.js';
 import { ClipModel } from '../src/model/clip.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { elementCount } from '../src/model/tensor-source.js';
-import { flag, machine, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
+import { benchPixels, flag, machine, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
 import { KernelPolicy } from '../src/kernels/policy.js';
 
 const argv = process.argv.slice(2);
@@ -37,16 +37,6 @@ const weightBytes = [...checkpoint.source.tensors.values()].reduce(
   (sum, t) => sum + elementCount(t.shape) * (dtype === 'f16' && t.shape.length === 2 ? 2 : 4),
   0,
 );
-/** Seeded pixels in [-2, 2) for `batch` images: each batch gets its own array, as a caller's input would be. */
-function pixelsFor(batch: number): Float32Array {
-  const pixels = new Float32Array(batch * 3 * S * S);
-  let seed = 1;
-  for (let i = 0; i < pixels.length; i++) {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    pixels[i] = (seed / 2 ** 32) * 4 - 2;
-  }
-  return pixels;
-}
 
 const beforeGpu = rss().now;
 const gpu = await Gpu.create();
@@ -76,7 +66,8 @@ const rows: {
 }[] = [];
 for (const batch of batches) {
   global.gc?.();
-  const pixels = pixelsFor(batch);
+  // Each batch gets its own array, as a caller's input would be.
+  const pixels = benchPixels(batch, S);
   const t0 = performance.now();
   await model.encodePixels(pixels, batch);
   const seconds = (performance.now() - t0) / 1000;

@@ -10,10 +10,9 @@ import { ClipModel } from '../src/model/clip.js';
 import { compareTowers, rowCosines } from '../src/parity/compare.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 import { openCheckpoint } from '../src/io/checkpoint.js';
-import { flag, machine, REPO, runReference, syntheticCheckpoint, writeResult } from './common.js';
+import { flag, machine, PROMPTS, REPO, runReference, syntheticCheckpoint, writeResult } from './common.js';
 import { KernelPolicy } from '../src/kernels/policy.js';
 
-const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
 const TINY = join(REPO, 'test', 'fixtures', 'openclip-tiny');
 const IMAGES = ['lesion_rgb', 'lesion_q90', 'lesion_gray', 'lesion_portrait'];
 

@@ -18,7 +18,7 @@ import { openCheckpoint } from '../src/io/checkpoint.js';
 import { setVectorWidth } from '../src/platform/vector-width.js';
 import { serveStatic } from '../src/serve/static.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
-import { flag, REPO, simdFlags, writeResult } from './common.js';
+import { benchPixels, flag, PROMPTS, REPO, simdFlags, writeResult } from './common.js';
 import { ensureExport, ensurePackage, loads, lscpuFlags, OPSET } from './peers-cache.js';
 import {
   type Agreement,
@@ -28,6 +28,8 @@ import {
   matmulProviders,
   median,
   parsePlacements,
+  type Case,
+  CASES,
   type Placement,
   timingTable,
 } from './peers-lib.js';
@@ -42,7 +44,6 @@ const rounds = Number(flag(argv, 'rounds', '2'));
 const b8BudgetS = Number(flag(argv, 'b8-budget', '300'));
 const modelDir = flag(argv, 'model', join(REPO, 'weights', 'synth-ViT-L-14-2blocks'));
 const outName = flag(argv, 'out', adapterName === 'swiftshader' ? 'peers-chromium' : `peers-chromium-${adapterName}`);
-const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
 if (!existsSync(join(modelDir, 'open_clip_config.json')))
   throw new Error(
     `no checkpoint in ${modelDir}: make it with \`node dist/src/cli/main.js synth --config bench/ViT-L-14-2blocks.json --out ${modelDir} --seed 0\` or pass --model DIR`,
@@ -64,12 +65,7 @@ const modelName = basename(modelDir)
 // The inputs, as bench:peers makes them (deterministic pixels for 8 images; the model card's prompts), served
 // to the page as raw little-endian arrays.
 const inputs = mkdtempSync(join(tmpdir(), 'whylesion-peers-'));
-const pixels = new Float32Array(8 * 3 * S * S);
-let seed = 1;
-for (let i = 0; i < pixels.length; i++) {
-  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-  pixels[i] = (seed / 2 ** 32) * 4 - 2;
-}
+const pixels = benchPixels(8, S);
 writeFileSync(join(inputs, 'pixels.f32'), pixels);
 writeFileSync(join(inputs, 'tokens.i32'), (await loadTokenizer()).tokenize(PROMPTS, context));
 
@@ -87,16 +83,6 @@ setVectorWidth(process.env);
 const browser = await launchChromium(ADAPTER_FLAGS[adapterName]);
 const chromiumVersion = await browser.version();
 
-interface Case {
-  id: 'image-b1' | 'image-b8' | 'text';
-  label: string;
-  batch: number;
-}
-const CASES: Case[] = [
-  { id: 'image-b1', label: 'image, batch 1', batch: 1 },
-  { id: 'text', label: `text, ${PROMPTS.length} prompts`, batch: PROMPTS.length },
-  { id: 'image-b8', label: 'image, batch 8', batch: 8 },
-];
 type EngineId = 'whylesion' | 'ort-web-webgpu';
 const ENGINES: { id: EngineId; label: string }[] = [
   { id: 'whylesion', label: 'whylesion (WebGPU)' },

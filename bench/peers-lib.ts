@@ -1,6 +1,20 @@
 // Pure parts of `npm run bench:peers` (bench/peers.ts): the agreement gate that must pass before anything is
 // timed, and the reading of ONNX Runtime's verbose node-placement log. No I/O here, so tests can drive them.
 
+import { PROMPTS } from './common.js';
+
+/** The cases both halves of bench:peers time, in the order they run (batch 8 last: it may be over budget). */
+export interface Case {
+  id: 'image-b1' | 'image-b8' | 'text';
+  label: string;
+  batch: number;
+}
+export const CASES: Case[] = [
+  { id: 'image-b1', label: 'image, batch 1', batch: 1 },
+  { id: 'text', label: `text, ${PROMPTS.length} prompts`, batch: PROMPTS.length },
+  { id: 'image-b8', label: 'image, batch 8', batch: 8 },
+];
+
 /** An export must agree with our engine at least this well, per output row, before its times mean anything. */
 export const MIN_ROW_COSINE = 0.9999;
 

@@ -17,7 +17,7 @@ import { ClipModel } from '../src/model/clip.js';
 import { KernelPolicy } from '../src/kernels/policy.js';
 import { Gpu } from '../src/runtime/gpu.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
-import { flag, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
+import { benchPixels, flag, PROMPTS, simdFlags, syntheticCheckpoint, writeResult } from './common.js';
 import { cacheRoot, ensureExport, ensurePackage, loads, lscpuFlags, OPSET } from './peers-cache.js';
 import {
   type Agreement,
@@ -26,6 +26,8 @@ import {
   matmulProviders,
   median,
   parsePlacements,
+  type Case,
+  CASES,
   type Placement,
   timingTable,
 } from './peers-lib.js';
@@ -37,7 +39,6 @@ const argv = process.argv.slice(2);
 const rounds = Number(flag(argv, 'rounds', '2'));
 const webgpuB8BudgetS = Number(flag(argv, 'webgpu-b8-budget', '300'));
 const skipWebgpu = argv.includes('--skip-webgpu');
-const PROMPTS = ['dark brown', 'bleeding', 'irregular shape'];
 
 // --- inputs: the same as bench:e2e's (deterministic pixels; the model card's three prompts)
 const modelArg = flag(argv, 'model', '');
@@ -48,25 +49,9 @@ const loadStart = loads();
 ensurePackage('onnxruntime-node', ORT_VERSION);
 const exportDir = ensureExport(modelDir, checkpoint.identity.weights, checkpoint.identity.config);
 const S = checkpoint.config.vision.imageSize;
-const pixels = new Float32Array(8 * 3 * S * S);
-let seed = 1;
-for (let i = 0; i < pixels.length; i++) {
-  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-  pixels[i] = (seed / 2 ** 32) * 4 - 2;
-}
+const pixels = benchPixels(8, S);
 const context = checkpoint.config.text.contextLength;
 const ids = (await loadTokenizer()).tokenize(PROMPTS, context);
-
-interface Case {
-  id: 'image-b1' | 'image-b8' | 'text';
-  label: string;
-  batch: number;
-}
-const CASES: Case[] = [
-  { id: 'image-b1', label: 'image, batch 1', batch: 1 },
-  { id: 'text', label: `text, ${PROMPTS.length} prompts`, batch: PROMPTS.length },
-  { id: 'image-b8', label: 'image, batch 8', batch: 8 },
-];
 
 // --- our engine, in this process
 const gpu = await Gpu.create();
