@@ -413,11 +413,15 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     const adapter = JSON.parse((await whylesion('info', '--json')).stdout) as {
       features: string[];
       kernelFamily: string;
+      subgroupSize: { min: number; max: number } | null;
     };
     if (adapter.features.includes('shader-f16')) {
-      // f16 weights are packed for the one packed kernel where subgroup kernels run: said so, nothing tuned
+      // f16 weights are packed for the one packed kernel where 8-lane subgroup kernels run: said so, nothing
+      // tuned; at 16 lanes they keep [N, K] and are tuned like f32 ones
+      const packs = adapter.kernelFamily === 'cpu-subgroup' && adapter.subgroupSize?.max !== 16;
+      const f16File = join(work, 'kernel-tuning-f16.json');
       const f16 = await whylesionWith(
-        { WHYLESION_TUNING_FILE: file },
+        { WHYLESION_TUNING_FILE: f16File },
         'tune',
         '--model',
         MODEL,
@@ -426,13 +430,19 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
         '--runs',
         '1',
       );
-      if (adapter.kernelFamily === 'cpu-subgroup') {
+      if (packs) {
         expect(f16.code).toBe(1);
         expect(f16.stderr).toMatch(
           /whylesion: With f16 weights every matmul on this adapter runs the one packed f16 kernel/,
         );
       } else {
         expect(f16.code, f16.stderr).toBe(0);
+        const f16Saved = JSON.parse(readFileSync(f16File, 'utf8')) as {
+          devices: Record<string, { choices: Record<string, string> }>;
+        };
+        const keys = Object.values(f16Saved.devices).flatMap((d) => Object.keys(d.choices));
+        expect(keys.length).toBeGreaterThan(0);
+        expect(keys.every((k) => k.startsWith('matmul:f16:'))).toBe(true);
       }
     }
     const unknown = await whylesionWith(

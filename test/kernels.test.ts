@@ -401,7 +401,7 @@ describe('matmul variants', () => {
   }
 
   // The library path for f16 model weights: uploadMatmulWeights packs them where the device runs
-  // subgroup kernels, and matmul() then runs matmul_packed.wgsl (elsewhere both keep [N, K]).
+  // 8-lane subgroup kernels, and matmul() then runs matmul_packed.wgsl (elsewhere both keep [N, K]).
   for (const c of cases) {
     const name = `uploadMatmulWeights + matmul() M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''} f16 weights`;
     it(name, async (ctx) => {
@@ -414,7 +414,9 @@ describe('matmul variants', () => {
         residual = randomArray(M * N, M + 1, 1);
       const Y = scope.storage('y', c.accumulate ? residual : new Float32Array(M * N));
       const W = K.uploadMatmulWeights(scope, 'w', wData, N, Kd);
-      expect(W).toMatchObject({ packed: subgroupsOf8(policy), dtype: 'f16', N, K: Kd });
+      const packs = policy.matmulWeightLayout('f16', Kd) === 'packed';
+      expect(packs).toBe(subgroupsOf8(policy) && !subgroupsOf16(policy));
+      expect(W).toMatchObject({ packed: packs, dtype: 'f16', N, K: Kd });
       const d = await K.matmul(scope, 'mm', {
         x: scope.storage('x', x),
         w: W,
@@ -427,9 +429,7 @@ describe('matmul variants', () => {
         accumulate: c.accumulate,
         wDtype: 'f16',
       });
-      expect(d.kernel).toBe(
-        subgroupsOf8(policy) ? 'matmul_packed' : K.matmulKernelName(defaultMatmulVariant(policy, M)),
-      );
+      expect(d.kernel).toBe(packs ? 'matmul_packed' : K.matmulKernelName(defaultMatmulVariant(policy, M)));
       const want = matmulRef(x, w, M, N, Kd, {
         bias,
         activation: c.activation,
@@ -454,7 +454,7 @@ describe('matmul variants', () => {
       expect(d.kernel).toBe('matmul');
       const want = matmulRef(x, Float32Array.from(wData, fromHalf), M, N, Kd);
       expect(relativeError(await runAndRead(d, Y, M * N), want)).toBeLessThan(1e-5);
-      if (!subgroupsOf8(policy)) return; // only the cpu-subgroup family packs
+      if (policy.matmulWeightLayout('f16', Kd) !== 'packed') return; // only the 8-lane cpu-subgroup kernels pack
       const packed = K.uploadMatmulWeights(scope, 'w', wData, N, Kd);
       expect(packed).toMatchObject({ packed: true, family: 'cpu-subgroup' });
       expect(() => K.matmul(portable, 'mm', { x: X, w: packed, y: Y, M, N, K: Kd })).toThrow(

@@ -163,10 +163,15 @@ describe('kernel autotuner', () => {
       'subgroup-3x3',
       'subgroup-3x3',
     ]);
-    // 512-bit llvmpipe: a 16-lane tile for every M (8-lane workgroups would leave half of each vector idle)
-    expect([1, 12, 257, 2056].map((M) => defaultMatmulVariant(fake(lavapipe, true, 16), M))).toEqual(
-      Array(4).fill('subgroup16-1x2'),
-    );
+    // 512-bit llvmpipe: 16-lane tiles (8-lane workgroups would leave half of each vector idle), 32 rows above M = 16
+    expect([1, 12, 16, 17, 257, 2056].map((M) => defaultMatmulVariant(fake(lavapipe, true, 16), M))).toEqual([
+      'subgroup16-1x2',
+      'subgroup16-1x2',
+      'subgroup16-1x2',
+      'subgroup16-2x2',
+      'subgroup16-2x2',
+      'subgroup16-2x2',
+    ]);
     expect(defaultMatmulVariant(fake(lavapipe, true, 4), 257)).toBe('block'); // 128-bit llvmpipe: a workgroup of 8 would span two subgroups
     expect(defaultMatmulVariant(fake(lavapipe, false), 257)).toBe('block'); // Deno on lavapipe
     expect(
@@ -196,7 +201,9 @@ describe('kernel autotuner', () => {
     const subgroup = ['matmul_packed.wgsl', 'matmul_subgroup.wgsl', 'subgroup_lanes_8.wgsl', 'subgroup_tile.wgsl'];
     expect(matmulSourceFiles(hardware)).toEqual(portable);
     expect(matmulSourceFiles(lanes8)).toEqual([...portable, ...subgroup].sort());
-    expect(matmulSourceFiles(lanes16)).toEqual([...portable, ...subgroup, 'subgroup_lanes_16.wgsl'].sort());
+    // at 16 lanes f16 weights keep [N, K] (no packed kernel)
+    const lanes16Files = [...portable, ...subgroup.filter((f) => f !== 'matmul_packed.wgsl'), 'subgroup_lanes_16.wgsl'];
+    expect(matmulSourceFiles(lanes16)).toEqual(lanes16Files.sort());
     const edited = (name: string) => ({ ...WGSL_SOURCES, [name]: `${WGSL_SOURCES[name]}\n// edited` });
     for (const device of [lanes16, lanes8, hardware]) {
       const included = matmulSourceFiles(device);

@@ -81,14 +81,31 @@ export class KernelPolicy {
     return new KernelPolicy(gpu, kernels === 'auto' ? autoFamily(gpu) : kernels, kernels !== 'auto');
   }
 
+  /** The adapter's subgroup width when all its subgroups have one (llvmpipe: 8 at 256 bits, 16 at 512). */
+  get subgroupLanes(): number | undefined {
+    const sizes = subgroupSizes(this.gpu);
+    return sizes && sizes.min === sizes.max ? sizes.min : undefined;
+  }
+
   /**
    * The layout uploadMatmulWeights gives W[N, K] of this dtype: f16 weights are packed for matmul_packed.wgsl
-   * where this family runs the subgroup kernels (llvmpipe) and K is a multiple of 4; f32 weights and other
-   * families keep [N, K] (packing f32 measured no steady gain).
+   * where this family runs the 8-lane subgroup kernels (llvmpipe at 256 bits) and K is a multiple of 4; f32
+   * weights, 16-lane subgroups and other families keep [N, K]. At 16 lanes a 16×32 packed tile measured 1.3-1.6×
+   * slower than the f32 rule's kernel on [N, K] f16 weights at M = 12 and at most ~10 % faster at M ≥ 257
+   * (bench/README.md, fifth pass); packing f32 measured no steady gain.
    */
   matmulWeightLayout(dtype: WeightDtype, K: number): MatmulWeightLayout {
-    return dtype === 'f16' && K % 4 === 0 && this.family === 'cpu-subgroup' ? 'packed' : 'rows';
+    const packs = dtype === 'f16' && K % 4 === 0 && this.family === 'cpu-subgroup' && this.subgroupLanes !== 16;
+    return packs ? 'packed' : 'rows';
   }
+}
+
+/** The device's subgroup sizes as its adapter reports them (llvmpipe: 8 lanes at 256 bits, 16 at 512). */
+export function subgroupSizes(gpu: Gpu): { min: number; max: number } | undefined {
+  const info = (gpu.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  return info?.subgroupMinSize
+    ? { min: info.subgroupMinSize, max: info.subgroupMaxSize ?? info.subgroupMinSize }
+    : undefined;
 }
 
 /** The family the adapter suits: CPU-sized subgroups, else a hardware GPU's, else the portable kernels. */

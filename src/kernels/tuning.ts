@@ -1,4 +1,3 @@
-import type { Gpu } from '../runtime/gpu.js';
 import {
   matmulLaunch,
   packedMatmulLaunch,
@@ -13,6 +12,7 @@ import { WGSL_SOURCES } from './wgsl.generated.js';
 
 export {
   adapterKind,
+  subgroupSizes,
   KERNEL_FAMILIES,
   KernelPolicy,
   KernelTuning,
@@ -36,28 +36,23 @@ const SUBGROUP_VARIANTS: MatmulVariant[] = [
 /**
  * 16-lane tiles where subgroups have 16 lanes (llvmpipe at 512 bits): 16×32, 32×48, 32×32 and 16×48 (32,
  * 96, 64 and 48 accumulators, each one 16-lane register). The 8-lane tiles leave half of each 16-lane
- * vector idle there; the rule takes SUBGROUP16_RULE for every M (bench/README.md, fourth pass).
+ * vector idle there; the rule takes 16×32 or 32×32 by M (subgroup16Rows).
  */
 const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-1x2', 'subgroup16-2x3', 'subgroup16-2x2', 'subgroup16-1x3'];
 /**
- * The rule's tile at 16 lanes, for every M: 16×32 ran the ViT-L/14 matmuls at 1.7-2.5× the 8-lane 24×24
- * tile's FLOP per CPU-second, the image tower in 0.82× the 8-lane rule's CPU time, and its first compile
- * takes about a quarter of 24×24's; one tile means one f32 matmul pipeline (bench/README.md, fourth pass).
+ * X rows per lane of the rule's tile at 16 lanes (W rows per lane: 2): 16×32 for M ≤ 16 (prompts on their EOT
+ * rows, class tokens), 32×32 above. 32×32 ran the ViT-L/14 shapes 2-24 % faster than 16×32 at 257 and 2056 rows
+ * and 16×32 was fastest at M ≤ 16 (`whylesion tune`, bench/README.md, fifth pass); 32×48 was faster still at
+ * batch 8 but takes ~10 s to compile against ~5 s, so the rule keeps two f32 pipelines, not three.
  */
-const SUBGROUP16_RULE: MatmulVariant = 'subgroup16-1x2';
+export function subgroup16Rows(M: number): number {
+  return M > 16 ? 2 : 1;
+}
 const PORTABLE_VARIANTS: MatmulVariant[] = ['block', 'tiled'];
 
 /** The policy's measured kernel choices. */
 export function tuningOf(policy: KernelPolicy): KernelTuning {
   return policy.tuning;
-}
-
-/** The device's subgroup sizes as its adapter reports them (llvmpipe: 8 lanes at 256 bits, 16 at 512). */
-export function subgroupSizes(gpu: Gpu): { min: number; max: number } | undefined {
-  const info = (gpu.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
-  return info?.subgroupMinSize
-    ? { min: info.subgroupMinSize, max: info.subgroupMaxSize ?? info.subgroupMinSize }
-    : undefined;
 }
 
 /** Whether the subgroup kernels (one 8-lane subgroup per workgroup; see Gpu.hasCpuSizedSubgroups) run under this policy. */
@@ -67,13 +62,12 @@ export function subgroupsOf8(policy: KernelPolicy): boolean {
 
 /** Whether the 16-lane subgroup kernels run too: every subgroup has exactly 16 lanes (llvmpipe at 512 bits). */
 export function subgroupsOf16(policy: KernelPolicy): boolean {
-  const sizes = subgroupSizes(policy.gpu);
-  return subgroupsOf8(policy) && sizes !== undefined && sizes.min === 16 && sizes.max === 16;
+  return subgroupsOf8(policy) && policy.subgroupLanes === 16;
 }
 
 /**
  * The built-in rule, used until a measurement says otherwise: on CPU adapters with 16-lane subgroups
- * (llvmpipe at 512 bits) SUBGROUP16_RULE; with 8-lane ones the 24×24 subgroup tile, with fewer rows (8 or
+ * (llvmpipe at 512 bits) 16×32 or 32×32 by M (subgroup16Rows); with 8-lane ones the 24×24 subgroup tile, with fewer rows (8 or
  * 16) when M is that small (prompts on their EOT rows, class tokens), which measured 1.1-3× faster than 24
  * rows at M = 1-12 (tuner runs in bench/README.md); on hardware
  * GPUs the workgroup-memory tiled kernel (the usual GPU design; not measured here, as no GPU was
@@ -82,7 +76,8 @@ export function subgroupsOf16(policy: KernelPolicy): boolean {
  */
 export function defaultMatmulVariant(policy: KernelPolicy, M: number): MatmulVariant {
   const family = policy.family;
-  if (family === 'cpu-subgroup') return subgroupsOf16(policy) ? SUBGROUP16_RULE : `subgroup-${subgroup8Rows(M)}x3`;
+  if (family === 'cpu-subgroup')
+    return subgroupsOf16(policy) ? `subgroup16-${subgroup16Rows(M)}x2` : `subgroup-${subgroup8Rows(M)}x3`;
   return family === 'gpu' ? 'tiled' : 'block';
 }
 
@@ -102,7 +97,7 @@ export function matmulCandidates(policy: KernelPolicy, shape: MatmulShape): Matm
 }
 
 /** Bump when the rule or matmul()'s launch changes without a shader or tile edit (saved choices then lapse). */
-const LAUNCH_VERSION = 2;
+const LAUNCH_VERSION = 3;
 
 const variantsOf = (lanes: 8 | 16, tiles: readonly { rows: number; cols: number }[]): MatmulVariant[] =>
   tiles.map((t) => (lanes === 8 ? `subgroup-${t.rows}x${t.cols}` : `subgroup16-${t.rows}x${t.cols}`) as MatmulVariant);
@@ -115,7 +110,8 @@ export function launchableMatmuls(policy: KernelPolicy): MatmulLaunch[] {
     ...(subgroupsOf8(policy) ? variantsOf(8, SUBGROUP8_TILES) : []),
     ...(subgroupsOf16(policy) ? variantsOf(16, SUBGROUP16_TILES) : []),
   ];
-  const packed = subgroupsOf8(policy) && policy.gpu.hasF16 ? [1, 2, 3].map(packedMatmulLaunch) : [];
+  const packed =
+    policy.matmulWeightLayout('f16', 4) === 'packed' && policy.gpu.hasF16 ? [1, 2, 3].map(packedMatmulLaunch) : [];
   return [...dtypes.flatMap((d) => [...variants.map((v) => matmulLaunch(v, d)), scalarMatmulLaunch(d)]), ...packed];
 }
 
