@@ -3,7 +3,7 @@ import { acquireDevice } from '../src/runtime/device.js';
 import { chooseVectorWidth, vectorWidthChoice } from '../src/platform/vector-width.js';
 import { KernelPolicy } from '../src/kernels/policy.js';
 import { Gpu } from '../src/runtime/gpu.js';
-import { adapterKind, subgroupSizes, subgroupsOf8 } from '../src/kernels/tuning.js';
+import { adapterKind, subgroupSizes, subgroupsOf4, subgroupsOf8 } from '../src/kernels/tuning.js';
 
 /** A caller's device whose WGSL compiler answers the `enable subgroups;` probe with `compileError` (or accepts it). */
 function fakeDevice(features: string[], compileError?: string): { device: GPUDevice; compiled: string[] } {
@@ -70,7 +70,7 @@ describe("llvmpipe's vector width is chosen per machine before Dawn starts", () 
     }
   });
 
-  it('on lavapipe the subgroup size follows the width (8 lanes at 256 bits, 16 at 512) and the subgroup kernels stay on', async (ctx) => {
+  it('on lavapipe the subgroup size follows the width (4 lanes at 128 bits, 8 at 256, 16 at 512) and the subgroup kernels stay on', async (ctx) => {
     const gpu = await Gpu.create();
     try {
       if (adapterKind(gpu) !== 'cpu' || !/llvmpipe/.test(gpu.adapterInfo.device + gpu.adapterInfo.description)) {
@@ -81,7 +81,11 @@ describe("llvmpipe's vector width is chosen per machine before Dawn starts", () 
       expect(choice).toBeDefined();
       if (choice!.bits) expect(bits).toBe(choice!.bits);
       expect(subgroupSizes(gpu)).toEqual({ min: bits / 32, max: bits / 32 });
-      expect(subgroupsOf8(KernelPolicy.create(gpu))).toBe(gpu.hasSubgroups);
+      // 8-16 lanes: every subgroup kernel; 4 lanes (128 bits, e.g. ARM): the 4-lane matmul only
+      const policy = KernelPolicy.create(gpu);
+      expect(policy.family).toBe(gpu.hasSubgroups ? 'cpu-subgroup' : 'portable');
+      expect(subgroupsOf8(policy)).toBe(gpu.hasSubgroups && bits >= 256);
+      expect(subgroupsOf4(policy)).toBe(gpu.hasSubgroups && bits === 128);
     } finally {
       gpu.destroy();
     }

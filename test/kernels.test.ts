@@ -341,6 +341,10 @@ describe('matmul variants', () => {
   const variants: { variant: MatmulVariant; subgroups: boolean; lanes16?: boolean }[] = [
     { variant: 'subgroup-3x3', subgroups: true },
     { variant: 'subgroup16-2x2', subgroups: true, lanes16: true },
+    // 4 lanes (SwiftShader): a workgroup of 4 is one subgroup where subgroups have 4 lanes, and a subgroup's
+    // first 4 lanes (the rest inactive) on llvmpipe's 8 or 16
+    { variant: 'subgroup4-4x4', subgroups: true },
+    { variant: 'subgroup4-1x4', subgroups: true },
     { variant: 'block', subgroups: false },
     { variant: 'tiled', subgroups: false },
   ];
@@ -363,10 +367,11 @@ describe('matmul variants', () => {
 
   for (const v of variants) {
     for (const c of cases) {
-      const name = `${matmulLaunch(v.variant, 'f32').spec.shader}${v.lanes16 ? ' (16 lanes)' : ''} M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}${c.f16 ? ' f16 weights' : ''}`;
+      const name = `${matmulLaunch(v.variant, 'f32').spec.shader} ${v.variant} M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}${c.f16 ? ' f16 weights' : ''}`;
       it(name, async (ctx) => {
         // The subgroup kernels are written for 8-16-lane subgroups (CPU adapters); no shader-f16, no f16 storage.
-        if (v.subgroups && !gpu.hasCpuSizedSubgroups) ctx.skip();
+        const fourLanes = v.variant.startsWith('subgroup4-') && policy.subgroupLanes === 4;
+        if (v.subgroups && !gpu.hasCpuSizedSubgroups && !fourLanes) ctx.skip();
         if (v.lanes16 && !subgroupsOf16(policy))
           ctx.skip(true, 'subgroups are not 16 lanes here (llvmpipe below 512 bits, or a GPU)');
         if (c.f16 && !gpu.hasF16) ctx.skip();

@@ -13,6 +13,7 @@ import {
   matmulCandidates,
   matmulSourceFiles,
   shapeKey,
+  subgroupsOf8,
   tuningKey,
   tuningOf,
   type MatmulShape,
@@ -76,7 +77,8 @@ describe('kernel autotuner', () => {
     const candidates = matmulCandidates(policy, SHAPE);
     expect(candidates).toContain('block');
     expect(candidates).toContain('tiled');
-    if (gpu.hasSubgroups) expect(candidates).toContain('subgroup-3x3');
+    if (gpu.hasCpuSizedSubgroups) expect(candidates).toContain('subgroup-3x3');
+    if (policy.family === 'cpu-subgroup' && policy.subgroupLanes === 4) expect(candidates).toContain('subgroup4-4x4');
     const seen: string[] = [];
     const results = await tuneMatmuls(policy, [SHAPE, { ...SHAPE, M: 66 }], {
       runs: 2,
@@ -172,11 +174,23 @@ describe('kernel autotuner', () => {
       'subgroup16-2x2',
       'subgroup16-2x2',
     ]);
-    expect(defaultMatmulVariant(fake(lavapipe, true, 4), 257)).toBe('block'); // 128-bit llvmpipe: a workgroup of 8 would span two subgroups
+    // 4-lane subgroups on llvmpipe (128 bits, e.g. ARM): the 4-lane tiles (8-lane workgroups would span two
+    // subgroups); attention and layernorm stay portable there. SwiftShader's 4 lanes keep the block kernel.
+    const swiftshader = { vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader Device (Subzero)' };
+    const llvmpipe128 = fake(lavapipe, true, 4);
+    expect([1, 16, 17, 257].map((M) => defaultMatmulVariant(llvmpipe128, M))).toEqual([
+      'subgroup4-1x4',
+      'subgroup4-1x4',
+      'subgroup4-4x4',
+      'subgroup4-4x4',
+    ]);
+    expect(llvmpipe128.family).toBe('cpu-subgroup');
+    expect(subgroupsOf8(llvmpipe128)).toBe(false);
+    expect(defaultMatmulVariant(fake(swiftshader, true, 4), 257)).toBe('block');
+    expect(defaultMatmulVariant(fake(swiftshader, false), 257)).toBe('block'); // SwiftShader without subgroups
     expect(defaultMatmulVariant(fake(lavapipe, false), 257)).toBe('block'); // Deno on lavapipe
-    expect(
-      defaultMatmulVariant(fake({ vendor: 'google', description: 'SwiftShader Device (Subzero)' }, false), 257),
-    ).toBe('block');
+    // a hardware GPU with 4-lane subgroups keeps the GPU kernels
+    expect(defaultMatmulVariant(fake({ vendor: 'arm', description: 'Mali-G52' }, true, 4), 257)).toBe('tiled');
     expect(
       defaultMatmulVariant(
         fake({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100 80GB HBM3' }, true, 32),

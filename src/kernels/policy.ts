@@ -8,7 +8,8 @@ import { UserError } from '../errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 
 /**
- * 'cpu-subgroup' (one 8/16-lane subgroup per workgroup, for CPU rasterizers such as llvmpipe), 'gpu'
+ * 'cpu-subgroup' (one 4/8/16-lane subgroup per workgroup, for llvmpipe; at 4 lanes only the matmul has such
+ * kernels, attention and layernorm stay portable), 'gpu'
  * (workgroup-tiled matmul, portable attention and layernorm, as on hardware GPUs) or 'portable' (no subgroups,
  * no workgroup tiles). 'auto' decides from the adapter.
  */
@@ -20,10 +21,15 @@ export type WeightDtype = 'f32' | 'f16';
 /**
  * A matmul kernel with its shape parameters: `subgroup-RxC` is matmul_subgroup.wgsl with R X rows and
  * C W rows per lane (an 8R×8C tile per 8-lane workgroup), `subgroup16-RxC` the same with 16 lanes (a
- * 16R×16C tile; subgroups of 16 only), `block` matmul.wgsl (4×4 per invocation, no workgroup memory),
- * `tiled` matmul_tiled.wgsl (64×64 workgroup-memory tiles, 256 invocations).
+ * 16R×16C tile; subgroups of 16 only), `subgroup4-RxC` with 4 (subgroups of 4 only), `block` matmul.wgsl
+ * (4×4 per invocation, no workgroup memory), `tiled` matmul_tiled.wgsl (64×64 workgroup-memory tiles, 256 invocations).
  */
-export type MatmulVariant = 'block' | 'tiled' | `subgroup-${number}x${number}` | `subgroup16-${number}x${number}`;
+export type MatmulVariant =
+  | 'block'
+  | 'tiled'
+  | `subgroup-${number}x${number}`
+  | `subgroup16-${number}x${number}`
+  | `subgroup4-${number}x${number}`;
 
 export interface MatmulShape {
   M: number;
@@ -73,9 +79,9 @@ export class KernelPolicy {
   static create(gpu: Gpu, kernels: KernelFamily | 'auto' = 'auto'): KernelPolicy {
     if (!KERNEL_FAMILIES.includes(kernels))
       throw new UserError(`Kernel family '${kernels}' is not one of ${KERNEL_FAMILIES.join(', ')}.`);
-    if (kernels === 'cpu-subgroup' && !gpu.hasCpuSizedSubgroups) {
+    if (kernels === 'cpu-subgroup' && !gpu.hasCpuSizedSubgroups && !hasFourLaneSubgroups(gpu)) {
       throw new UserError(
-        `The 'cpu-subgroup' kernels need WebGPU subgroups of 8-16 lanes, which this adapter does not offer; use 'auto', 'gpu' or 'portable'.`,
+        `The 'cpu-subgroup' kernels need WebGPU subgroups of 4, 8 or 16 lanes, which this adapter does not offer; use 'auto', 'gpu' or 'portable'.`,
       );
     }
     return new KernelPolicy(gpu, kernels === 'auto' ? autoFamily(gpu) : kernels, kernels !== 'auto');
@@ -95,9 +101,21 @@ export class KernelPolicy {
    * (bench/README.md, fifth pass); packing f32 measured no steady gain.
    */
   matmulWeightLayout(dtype: WeightDtype, K: number): MatmulWeightLayout {
-    const packs = dtype === 'f16' && K % 4 === 0 && this.family === 'cpu-subgroup' && this.subgroupLanes !== 16;
+    const lanes = this.subgroupLanes;
+    const packs = dtype === 'f16' && K % 4 === 0 && this.family === 'cpu-subgroup' && lanes !== 16 && lanes !== 4;
     return packs ? 'packed' : 'rows';
   }
+}
+
+/**
+ * Subgroups of exactly 4 lanes (llvmpipe's at 128 bits, SwiftShader's): the 4-lane subgroup matmul runs there.
+ * Under 'auto' only llvmpipe takes it: on Chromium's SwiftShader the same tiles ran 3.6-4.8× slower than the
+ * portable block kernel (0.39-0.51 against 1.86 GFLOP/s, bench/README.md, fifth pass), and a GPU with 4-lane
+ * subgroups is not known to suit it.
+ */
+function hasFourLaneSubgroups(gpu: Gpu): boolean {
+  const sizes = subgroupSizes(gpu);
+  return gpu.hasSubgroups && sizes?.min === 4 && sizes.max === 4;
 }
 
 /** The device's subgroup sizes as its adapter reports them (llvmpipe: 8 lanes at 256 bits, 16 at 512). */
@@ -110,8 +128,14 @@ export function subgroupSizes(gpu: Gpu): { min: number; max: number } | undefine
 
 /** The family the adapter suits: CPU-sized subgroups, else a hardware GPU's, else the portable kernels. */
 function autoFamily(gpu: Gpu): KernelFamily {
-  if (gpu.hasCpuSizedSubgroups) return 'cpu-subgroup';
+  if (gpu.hasCpuSizedSubgroups || (hasFourLaneSubgroups(gpu) && isLlvmpipe(gpu))) return 'cpu-subgroup';
   return adapterKind(gpu) === 'gpu' ? 'gpu' : 'portable';
+}
+
+/** Mesa's llvmpipe (lavapipe), by the adapter's names. */
+function isLlvmpipe(gpu: Gpu): boolean {
+  const info = gpu.adapterInfo;
+  return /llvmpipe|lavapipe/i.test([info.vendor, info.architecture, info.device, info.description].join(' '));
 }
 
 /** 'cpu' for software rasterizers (lavapipe/llvmpipe, SwiftShader, WARP), 'gpu' for a named hardware adapter. */

@@ -3,7 +3,10 @@ import {
   packedMatmulLaunch,
   scalarMatmulLaunch,
   SUBGROUP16_TILES,
+  SUBGROUP4_TILES,
   SUBGROUP8_TILES,
+  subgroupVariant,
+  type SubgroupLanes,
   type MatmulLaunch,
 } from './matmul/spec.js';
 import type { KernelPolicy, KernelTuning, MatmulShape, MatmulVariant } from './policy.js';
@@ -24,7 +27,7 @@ export {
 } from './policy.js';
 export { parseSubgroupVariant } from './matmul/spec.js';
 
-/** Variants the tuner tries; the subgroup ones only where subgroups run 8-16 lanes (CPU adapters). */
+/** Variants the tuner tries at 8 lanes (also at 16, beside the 16-lane ones); 4-lane ones below. */
 const SUBGROUP_VARIANTS: MatmulVariant[] = [
   'subgroup-3x3',
   'subgroup-2x3',
@@ -48,6 +51,21 @@ const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-1x2', 'subgroup16-2x3'
 export function subgroup16Rows(M: number): number {
   return M > 16 ? 2 : 1;
 }
+/** 4-lane tiles where subgroups have 4 lanes (llvmpipe at 128 bits: ARM's NEON, CPUs without AVX). */
+const SUBGROUP4_VARIANTS: MatmulVariant[] = [
+  'subgroup4-4x4',
+  'subgroup4-1x4',
+  'subgroup4-2x2',
+  'subgroup4-3x3',
+  'subgroup4-2x4',
+];
+/**
+ * The rule's tile at 4 lanes: 4×16 for M ≤ 16, 16×16 above. On 128-bit llvmpipe they ran 2.8-3.4× (M = 257) and
+ * 3.3× (M = 12) the block kernel's GFLOP/s, the best of the five tiles at each (bench/README.md, fifth pass).
+ */
+export function subgroup4Variant(M: number): MatmulVariant {
+  return M > 16 ? 'subgroup4-4x4' : 'subgroup4-1x4';
+}
 const PORTABLE_VARIANTS: MatmulVariant[] = ['block', 'tiled'];
 
 /** The policy's measured kernel choices. */
@@ -55,9 +73,17 @@ export function tuningOf(policy: KernelPolicy): KernelTuning {
   return policy.tuning;
 }
 
-/** Whether the subgroup kernels (one 8-lane subgroup per workgroup; see Gpu.hasCpuSizedSubgroups) run under this policy. */
+/**
+ * Whether the 8-lane subgroup kernels (one 8-lane subgroup per workgroup; see Gpu.hasCpuSizedSubgroups: matmul,
+ * attention, layernorm) run under this policy: the cpu-subgroup family on subgroups of 8-16 lanes.
+ */
 export function subgroupsOf8(policy: KernelPolicy): boolean {
-  return policy.family === 'cpu-subgroup';
+  return policy.family === 'cpu-subgroup' && policy.subgroupLanes !== 4;
+}
+
+/** Whether the 4-lane subgroup matmul runs: the cpu-subgroup family on 4-lane subgroups (llvmpipe at 128 bits). */
+export function subgroupsOf4(policy: KernelPolicy): boolean {
+  return policy.family === 'cpu-subgroup' && policy.subgroupLanes === 4;
 }
 
 /** Whether the 16-lane subgroup kernels run too: every subgroup has exactly 16 lanes (llvmpipe at 512 bits). */
@@ -76,8 +102,10 @@ export function subgroupsOf16(policy: KernelPolicy): boolean {
  */
 export function defaultMatmulVariant(policy: KernelPolicy, M: number): MatmulVariant {
   const family = policy.family;
-  if (family === 'cpu-subgroup')
+  if (family === 'cpu-subgroup') {
+    if (subgroupsOf4(policy)) return subgroup4Variant(M);
     return subgroupsOf16(policy) ? `subgroup16-${subgroup16Rows(M)}x2` : `subgroup-${subgroup8Rows(M)}x3`;
+  }
   return family === 'gpu' ? 'tiled' : 'block';
 }
 
@@ -91,6 +119,7 @@ export function matmulCandidates(policy: KernelPolicy, shape: MatmulShape): Matm
   if (shape.wDtype === 'f16' && !policy.gpu.hasF16) return [];
   return [
     ...(subgroupsOf8(policy) ? SUBGROUP_VARIANTS : []),
+    ...(subgroupsOf4(policy) ? SUBGROUP4_VARIANTS : []),
     ...(subgroupsOf16(policy) ? SUBGROUP16_VARIANTS : []),
     ...PORTABLE_VARIANTS,
   ];
@@ -99,8 +128,8 @@ export function matmulCandidates(policy: KernelPolicy, shape: MatmulShape): Matm
 /** Bump when the rule or matmul()'s launch changes without a shader or tile edit (saved choices then lapse). */
 const LAUNCH_VERSION = 3;
 
-const variantsOf = (lanes: 8 | 16, tiles: readonly { rows: number; cols: number }[]): MatmulVariant[] =>
-  tiles.map((t) => (lanes === 8 ? `subgroup-${t.rows}x${t.cols}` : `subgroup16-${t.rows}x${t.cols}`) as MatmulVariant);
+const variantsOf = (lanes: SubgroupLanes, tiles: readonly { rows: number; cols: number }[]): MatmulVariant[] =>
+  tiles.map((t) => subgroupVariant(lanes, t.rows, t.cols));
 
 /** Every (kernel, defines, tile) matmul() can launch under this policy, whichever variant is asked for. */
 export function launchableMatmuls(policy: KernelPolicy): MatmulLaunch[] {
@@ -109,6 +138,7 @@ export function launchableMatmuls(policy: KernelPolicy): MatmulLaunch[] {
     ...PORTABLE_VARIANTS,
     ...(subgroupsOf8(policy) ? variantsOf(8, SUBGROUP8_TILES) : []),
     ...(subgroupsOf16(policy) ? variantsOf(16, SUBGROUP16_TILES) : []),
+    ...(subgroupsOf4(policy) ? variantsOf(4, SUBGROUP4_TILES) : []),
   ];
   const packed =
     policy.matmulWeightLayout('f16', 4) === 'packed' && policy.gpu.hasF16 ? [1, 2, 3].map(packedMatmulLaunch) : [];
@@ -154,6 +184,7 @@ export function isUsableVariant(policy: KernelPolicy, variant: unknown): variant
   if (variant === 'block' || variant === 'tiled') return true;
   if (typeof variant !== 'string') return false;
   if (variantsOf(8, SUBGROUP8_TILES).includes(variant as MatmulVariant)) return subgroupsOf8(policy);
+  if (variantsOf(4, SUBGROUP4_TILES).includes(variant as MatmulVariant)) return subgroupsOf4(policy);
   return variantsOf(16, SUBGROUP16_TILES).includes(variant as MatmulVariant) && subgroupsOf16(policy);
 }
 

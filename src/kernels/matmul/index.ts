@@ -3,6 +3,7 @@ import { dispatchKernel, type DispatchCost, type Scope } from '../dispatch.js';
 import {
   defaultMatmulVariant,
   subgroup8Rows,
+  subgroupsOf4,
   subgroupsOf8,
   subgroupsOf16,
   tuningOf,
@@ -176,6 +177,8 @@ function chosenLaunch(policy: KernelPolicy, label: string, a: MatmulArgs, wType:
   const sub = parseSubgroupVariant(variant);
   if (sub?.lanes === 8 && !subgroupsOf8(policy))
     throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
+  if (sub?.lanes === 4 && !subgroupsOf4(policy))
+    throw new Error(`${label}: matmul variant ${variant} needs subgroups of 4 lanes`);
   if (sub?.lanes === 16 && !subgroupsOf16(policy))
     throw new Error(`${label}: matmul variant ${variant} needs subgroups of 16 lanes`);
   return matmulLaunch(variant, wType);

@@ -2,14 +2,14 @@
 // llvmpipe runs a subgroup as one SIMD vector and a workgroup on one thread; every storage load whose
 // address is not a constant is a per-lane scalar load with a bounds check, so loads dominate and the
 // kernel is built to do as few as possible per FMA:
-// - a workgroup is one subgroup of LANES (8 at llvmpipe's 256 bits, 16 at 512) and owns a
+// - a workgroup is one subgroup of LANES (8 at llvmpipe's 256 bits, 16 at 512, 4 on SwiftShader) and owns a
 //   (LANES·ROWS)×(LANES·COLS) output tile; no workgroup memory, no barriers;
 // - lane l loads, as vec4 along K, X rows row0 + l + LANES·i (i < ROWS) and W rows col0 + l + LANES·j (j < COLS);
 // - every X row is handed to all lanes with subgroupBroadcast from a constant lane (a register shuffle),
 //   so per 4 values of K each lane does ROWS + COLS vec4 loads for LANES·ROWS·COLS accumulators
 //   (8 lanes, 24×24 tile: 6 loads, 72 accumulators, chains of 4 FMAs per accumulator).
 // Rows/columns past M/N are clamped on load and skipped on store. K must be a multiple of 4.
-// Needs subgroups of at least LANES lanes, so that a workgroup of LANES is one subgroup; matmul() checks that.
+// Needs subgroups of exactly LANES lanes (or more), so that a workgroup of LANES is one subgroup; matmul() checks that.
 enable subgroups;
 //!include epilogue.wgsl
 //!include subgroup_tile.wgsl

@@ -31,12 +31,22 @@ const MATMUL_BINDINGS = [
 /** 8-lane subgroup tiles: R X rows × C W rows per lane (isUsableVariant accepts these from a cache). */
 export const SUBGROUP8_TILES = [1, 2, 3, 4].flatMap((rows) => [1, 2, 3, 4].map((cols) => ({ rows, cols })));
 export const SUBGROUP16_TILES = [1, 2, 3].flatMap((rows) => [1, 2, 3].map((cols) => ({ rows, cols })));
+/** 4-lane subgroup tiles (SwiftShader, llvmpipe at 128 bits): 4R×4C, R and C 1-4. */
+export const SUBGROUP4_TILES = SUBGROUP8_TILES;
+
+export type SubgroupLanes = 4 | 8 | 16;
 
 export function parseSubgroupVariant(
   variant: MatmulVariant,
-): { lanes: 8 | 16; rows: number; cols: number } | undefined {
-  const m = /^subgroup(16)?-(\d)x(\d)$/.exec(variant);
-  return m ? { lanes: m[1] ? 16 : 8, rows: Number(m[2]), cols: Number(m[3]) } : undefined;
+): { lanes: SubgroupLanes; rows: number; cols: number } | undefined {
+  const m = /^subgroup(4|16)?-(\d)x(\d)$/.exec(variant);
+  if (!m) return undefined;
+  return { lanes: m[1] ? (Number(m[1]) as 4 | 16) : 8, rows: Number(m[2]), cols: Number(m[3]) };
+}
+
+/** The variant name of an R×C-per-lane subgroup tile at this width. */
+export function subgroupVariant(lanes: SubgroupLanes, rows: number, cols: number): MatmulVariant {
+  return lanes === 8 ? `subgroup-${rows}x${cols}` : `subgroup${lanes}-${rows}x${cols}`;
 }
 
 /** Output columns per tile of matmul_packed.wgsl, fixed by the weight packing (8 lanes × 3 W rows). */
@@ -65,6 +75,7 @@ export const MATMUL_SPECS = {
     defineSets: W_TYPES.flatMap((W_TYPE) => [
       ...SUBGROUP8_TILES.map((t) => ({ W_TYPE, LANES: 8, ROWS: t.rows, COLS: t.cols })),
       ...SUBGROUP16_TILES.map((t) => ({ W_TYPE, LANES: 16, ROWS: t.rows, COLS: t.cols })),
+      ...SUBGROUP4_TILES.map((t) => ({ W_TYPE, LANES: 4, ROWS: t.rows, COLS: t.cols })),
     ]),
   }),
   matmul_packed: spec({

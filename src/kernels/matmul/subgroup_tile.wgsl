@@ -1,6 +1,6 @@
-// The tile core shared by matmul_subgroup.wgsl and matmul_packed.wgsl (one subgroup of LANES = 8 or 16
+// The tile core shared by matmul_subgroup.wgsl and matmul_packed.wgsl (one subgroup of LANES = 4, 8 or 16
 // per workgroup): the includer defines LANES, ROWS, COLS, Params p, Y and epilogue(). tile_step comes from
-// subgroup_lanes_8.wgsl or _16.wgsl, picked by the LANES define: a dead `if (LANES == 16u)` branch here cost
+// subgroup_lanes_4.wgsl, _8.wgsl or _16.wgsl, picked by the LANES define: a dead `if (LANES == 16u)` branch here cost
 // llvmpipe ~1.7x on the whole image tower (bench/README.md), so each width gets only its own calls.
 //!include subgroup_lanes_{{LANES}}.wgsl
 
