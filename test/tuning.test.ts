@@ -165,14 +165,19 @@ describe('kernel autotuner', () => {
       'subgroup-3x3',
       'subgroup-3x3',
     ]);
-    // 512-bit llvmpipe: 16-lane tiles (8-lane workgroups would leave half of each vector idle), 32 rows above M = 16
-    expect([1, 12, 16, 17, 257, 2056].map((M) => defaultMatmulVariant(fake(lavapipe, true, 16), M))).toEqual([
+    // 512-bit llvmpipe: 16-lane tiles (8-lane workgroups would leave half of each vector idle), 32 rows above M = 16,
+    // 48 columns above M = 1024
+    expect(
+      [1, 12, 16, 17, 257, 1024, 1025, 2056].map((M) => defaultMatmulVariant(fake(lavapipe, true, 16), M)),
+    ).toEqual([
       'subgroup16-1x2',
       'subgroup16-1x2',
       'subgroup16-1x2',
       'subgroup16-2x2',
       'subgroup16-2x2',
       'subgroup16-2x2',
+      'subgroup16-2x3',
+      'subgroup16-2x3',
     ]);
     // 4-lane subgroups on llvmpipe (128 bits, e.g. ARM): the 4-lane tiles (8-lane workgroups would span two
     // subgroups); attention and layernorm stay portable there. SwiftShader's 4 lanes keep the block kernel.

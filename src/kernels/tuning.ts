@@ -39,17 +39,19 @@ const SUBGROUP_VARIANTS: MatmulVariant[] = [
 /**
  * 16-lane tiles where subgroups have 16 lanes (llvmpipe at 512 bits): 16×32, 32×48, 32×32 and 16×48 (32,
  * 96, 64 and 48 accumulators, each one 16-lane register). The 8-lane tiles leave half of each 16-lane
- * vector idle there; the rule takes 16×32 or 32×32 by M (subgroup16Rows).
+ * vector idle there; the rule picks among them by M (subgroup16Variant).
  */
 const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-1x2', 'subgroup16-2x3', 'subgroup16-2x2', 'subgroup16-1x3'];
 /**
- * X rows per lane of the rule's tile at 16 lanes (W rows per lane: 2): 16×32 for M ≤ 16 (prompts on their EOT
- * rows, class tokens), 32×32 above. 32×32 ran the ViT-L/14 shapes 2-24 % faster than 16×32 at 257 and 2056 rows
- * and 16×32 was fastest at M ≤ 16 (`whylesion tune`, bench/README.md, fifth pass); 32×48 was faster still at
- * batch 8 but takes ~10 s to compile against ~5 s, so the rule keeps two f32 pipelines, not three.
+ * The rule's tile at 16 lanes by M: 16×32 for M ≤ 16 (prompts on their EOT rows, class tokens), 32×32 up to 1024
+ * rows, 32×48 above. `whylesion tune` on the ViT-L/14 shapes (bench/README.md, fifth pass): 32×32 ran 2-24 % faster
+ * than 16×32 at M = 257 and 2056 and beat 32×48 at 257, 32×48 was 5-12 % faster than 32×32 at 2056 (batch 8), and
+ * 16×32 was fastest at M ≤ 16. The switch at 1024 rows lies between the two measured sizes. Each is one f32
+ * pipeline (first compiles ~2, ~5 and ~10 s); a batch of one image compiles the first two only.
  */
-export function subgroup16Rows(M: number): number {
-  return M > 16 ? 2 : 1;
+export function subgroup16Variant(M: number): MatmulVariant {
+  if (M <= 16) return 'subgroup16-1x2';
+  return M <= 1024 ? 'subgroup16-2x2' : 'subgroup16-2x3';
 }
 /** 4-lane tiles where subgroups have 4 lanes (llvmpipe at 128 bits: ARM's NEON, CPUs without AVX). */
 const SUBGROUP4_VARIANTS: MatmulVariant[] = [
@@ -93,7 +95,7 @@ export function subgroupsOf16(policy: KernelPolicy): boolean {
 
 /**
  * The built-in rule, used until a measurement says otherwise: on CPU adapters with 16-lane subgroups
- * (llvmpipe at 512 bits) 16×32 or 32×32 by M (subgroup16Rows); with 8-lane ones the 24×24 subgroup tile, with fewer rows (8 or
+ * (llvmpipe at 512 bits) 16×32, 32×32 or 32×48 by M (subgroup16Variant); with 8-lane ones the 24×24 subgroup tile, with fewer rows (8 or
  * 16) when M is that small (prompts on their EOT rows, class tokens), which measured 1.1-3× faster than 24
  * rows at M = 1-12 (tuner runs in bench/README.md); on hardware
  * GPUs the workgroup-memory tiled kernel (the usual GPU design; not measured here, as no GPU was
@@ -104,7 +106,7 @@ export function defaultMatmulVariant(policy: KernelPolicy, M: number): MatmulVar
   const family = policy.family;
   if (family === 'cpu-subgroup') {
     if (subgroupsOf4(policy)) return subgroup4Variant(M);
-    return subgroupsOf16(policy) ? `subgroup16-${subgroup16Rows(M)}x2` : `subgroup-${subgroup8Rows(M)}x3`;
+    return subgroupsOf16(policy) ? subgroup16Variant(M) : `subgroup-${subgroup8Rows(M)}x3`;
   }
   return family === 'gpu' ? 'tiled' : 'block';
 }
