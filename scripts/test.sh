@@ -25,10 +25,11 @@ if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
   echo "== kernel and model parity again at LP_NATIVE_VECTOR_WIDTH=$other =="
   LP_NATIVE_VECTOR_WIDTH=$other npx vitest run test/kernels.test.ts test/model.test.ts test/gpu-subgroups.test.ts
 fi
-# 128 bits (ARM's NEON, CPUs without AVX): 4-lane subgroups, where the 4-lane matmul runs beside the portable
-# attention and layernorm.
+# 128 bits (ARM's NEON, CPUs without AVX): 4-lane subgroups, where the 4-lane matmul and attention run beside
+# the portable layernorm.
 echo "== kernel and model parity again at LP_NATIVE_VECTOR_WIDTH=128 =="
-LP_NATIVE_VECTOR_WIDTH=128 npx vitest run test/kernels.test.ts test/model.test.ts test/gpu-subgroups.test.ts test/tuning.test.ts
+LP_NATIVE_VECTOR_WIDTH=128 npx vitest run test/kernels.test.ts test/model.test.ts test/gpu-subgroups.test.ts test/tuning.test.ts \
+  test/kernel-families.test.ts
 
 # The package as users install it: npm pack → npm install in an empty folder → library, CLI, TypeScript consumer.
 bash scripts/check-package.sh

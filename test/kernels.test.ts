@@ -12,7 +12,13 @@ import { matmulRef } from '../src/kernels/matmul/reference.js';
 import { matmulFlags, matmulLaunch } from '../src/kernels/matmul/spec.js';
 import { patchifyRef } from '../src/kernels/patchify/reference.js';
 import { visionTokensRef } from '../src/kernels/vision_tokens/reference.js';
-import { defaultMatmulVariant, subgroupsOf8, subgroupsOf16, type MatmulVariant } from '../src/kernels/tuning.js';
+import {
+  defaultMatmulVariant,
+  subgroupsOf4,
+  subgroupsOf8,
+  subgroupsOf16,
+  type MatmulVariant,
+} from '../src/kernels/tuning.js';
 import { randomArray, relativeError } from './helpers.js';
 
 let gpu: Gpu;
@@ -501,7 +507,7 @@ describe('matmul variants', () => {
 });
 
 describe('subgroup attention and layernorm (llvmpipe) and their portable fallbacks', () => {
-  // T around the 8-query workgroup and 24-key block edges and past 257; head dims of CLIP and the tiny
+  // T around the 8/4-query workgroup and 24/16-key block edges and past 257; head dims of CLIP and the tiny
   // reference (64, 32), and 16/80/128 (which keep the portable kernel); q/k scaled up so the running max
   // changes between key blocks.
   const attentionCases: [number, number, number, number, boolean][] = [
@@ -529,7 +535,8 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
         headDim: D,
         causal,
       });
-      expect(d.kernel).toBe(subgroupsOf8(policy) && D % 32 === 0 && D <= 64 ? 'attention_tile' : 'attention');
+      const tiled = (subgroupsOf8(policy) || subgroupsOf4(policy)) && D % 32 === 0 && D <= 64;
+      expect(d.kernel).toBe(tiled ? 'attention_tile' : 'attention');
       expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(
         1e-5,
       );

@@ -1,17 +1,19 @@
 // Multi-head attention as attention.wgsl computes it (packed QKV[B·T, 3·W] → O[B·T, W], online
 // softmax, causal flag), laid out like matmul_subgroup.wgsl for llvmpipe, where a storage load with a
 // computed address costs a per-lane scalar load and so loads and lane shuffles set the speed:
-// - a workgroup is one subgroup of 8 lanes and owns 8 query rows of one head; lane l loads query row
-//   q0 + l (again per key block: keeping it in registers measured the same and spills more);
-// - keys go by in blocks of 24, lane l owning keys key0 + l + 8j (j < 3): scores are a 8×24 matmul
-//   tile (each query's vec4 handed to all lanes by subgroupBroadcast, chains of 4 FMAs);
+// - a workgroup is one subgroup of LANES (8 at llvmpipe's 256 and 512 bits, 4 at 128) and owns LANES query
+//   rows of one head; lane l loads query row q0 + l (again per key block: keeping it in registers measured the
+//   same and spills more);
+// - keys go by in blocks of LANES·KEYS (8·3 = 24, or 4·4 = 16), lane l owning keys key0 + l + LANES·j (j < KEYS):
+//   scores are a LANES×(LANES·KEYS) matmul tile (each query's vec4 handed to all lanes by subgroupBroadcast,
+//   chains of 4 FMAs);
 // - softmax statistics of a query are reduced across lanes once per block (subgroupMax/subgroupAdd);
-// - for P·V lane l owns output dims [D/8·l, D/8·(l+1)) of all 8 queries: per key it loads those dims of
-//   the value row (D/8 floats) and takes the key's 8 probabilities from the owning lane, for 8·D/8 FMAs.
+// - for P·V lane l owns output dims [D/LANES·l, D/LANES·(l+1)) of all LANES queries: per key it loads those
+//   dims of the value row and takes the key's LANES probabilities from the owning lane.
 // Per 8·24 query-key pairs that is ~2.5× fewer loads and ~2× fewer shuffles than keeping queries in lanes
 // and broadcasting keys (the kernel this replaced, ~28 % slower; bench/README.md).
 // Query rows past T are clamped on load and skipped on store; keys past T are masked like causal ones.
-// HEAD_DIM must be a multiple of 32 (each lane's share of the dims is whole vec4s); attention() checks.
+// HEAD_DIM must be a multiple of 4·LANES (each lane's share of the dims is whole vec4s); attention() checks.
 enable subgroups;
 
 struct Params { T: u32, W: u32, causal: u32, scale: f32 }
@@ -20,18 +22,17 @@ struct Params { T: u32, W: u32, causal: u32, scale: f32 }
 @group(0) @binding(1) var<storage, read_write> O: array<vec4<f32>>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-const LANES = 8u;
+const LANES = {{LANES}}u;
 const D4 = {{HEAD_DIM}}u / 4u;  // vec4s per head row
-const KEYS = 3u;                 // keys per lane per block; a block has LANES·KEYS
+const KEYS = {{KEYS}}u;          // keys per lane per block; a block has LANES·KEYS
 const OUT4 = D4 / LANES;         // vec4s of the output row each lane owns
 const MASKED = -3.0e38;          // score of a masked key: exp(MASKED − max) is 0
 
+//!include attention_lanes_{{LANES}}.wgsl
+
 // s[i][j] += q_i · k_j over 4 dims, q_i being lane i's query vec4 (a chain of 4 FMAs per score).
 fn score_step(s: ptr<function, array<array<f32, KEYS>, LANES>>, q: vec4<f32>, k: array<vec4<f32>, KEYS>) {
-  // subgroupBroadcast needs a constant lane, hence the eight spelled-out rows.
-  var b: array<vec4<f32>, LANES>;
-  b[0] = subgroupBroadcast(q, 0u); b[1] = subgroupBroadcast(q, 1u); b[2] = subgroupBroadcast(q, 2u); b[3] = subgroupBroadcast(q, 3u);
-  b[4] = subgroupBroadcast(q, 4u); b[5] = subgroupBroadcast(q, 5u); b[6] = subgroupBroadcast(q, 6u); b[7] = subgroupBroadcast(q, 7u);
+  let b = broadcast_queries(q);
   for (var i = 0u; i < LANES; i++) {
     for (var j = 0u; j < KEYS; j++) {
       (*s)[i][j] = fma(b[i].w, k[j].w, fma(b[i].z, k[j].z, fma(b[i].y, k[j].y, fma(b[i].x, k[j].x, (*s)[i][j]))));
@@ -39,14 +40,14 @@ fn score_step(s: ptr<function, array<array<f32, KEYS>, LANES>>, q: vec4<f32>, k:
   }
 }
 
-// acc[i][t] += P[i][key c8 + 8j] · v[t] for the 8 queries i, the probabilities coming from lane c8.
+// acc[i][t] += P[i][key c + LANES·j] · v[t] for the LANES queries i, the probabilities coming from lane c.
 fn value_step(acc: ptr<function, array<array<vec4<f32>, OUT4>, LANES>>, s: array<f32, LANES>, v: array<vec4<f32>, OUT4>) {
   for (var i = 0u; i < LANES; i++) {
     for (var t = 0u; t < OUT4; t++) { (*acc)[i][t] = fma(vec4<f32>(s[i]), v[t], (*acc)[i][t]); }
   }
 }
 
-@compute @workgroup_size(8)
+@compute @workgroup_size({{LANES}})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
   let head = wg.y;
   let batch = wg.z;
@@ -94,24 +95,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l
       for (var t = 0u; t < OUT4; t++) { acc[i][t] *= rescale; }
     }
     for (var j = 0u; j < KEYS; j++) {
-      // the probabilities of key key0 + c + 8j for all 8 queries live in lane c
+      // the probabilities of key key0 + c + LANES·j for all LANES queries live in lane c
       var pj: array<f32, LANES>;
       for (var i = 0u; i < LANES; i++) { pj[i] = s[i][j]; }
       for (var c = 0u; c < LANES; c++) {
         let v_at = base + min(key0 + c + LANES * j, p.T - 1u) * stride + 2u * W4 + OUT4 * lane;
         var v: array<vec4<f32>, OUT4>;
         for (var t = 0u; t < OUT4; t++) { v[t] = QKV[v_at + t]; }
-        var pc: array<f32, LANES>;
-        switch c {
-          case 0u: { for (var i = 0u; i < LANES; i++) { pc[i] = subgroupBroadcast(pj[i], 0u); } }
-          case 1u: { for (var i = 0u; i < LANES; i++) { pc[i] = subgroupBroadcast(pj[i], 1u); } }
-          case 2u: { for (var i = 0u; i < LANES; i++) { pc[i] = subgroupBroadcast(pj[i], 2u); } }
-          case 3u: { for (var i = 0u; i < LANES; i++) { pc[i] = subgroupBroadcast(pj[i], 3u); } }
-          case 4u: { for (var i = 0u; i < LANES; i++) { pc[i] = subgroupBroadcast(pj[i], 4u); } }
-          case 5u: { for (var i = 0u; i < LANES; i++) { pc[i] = subgroupBroadcast(pj[i], 5u); } }
-          case 6u: { for (var i = 0u; i < LANES; i++) { pc[i] = subgroupBroadcast(pj[i], 6u); } }
-          default: { for (var i = 0u; i < LANES; i++) { pc[i] = subgroupBroadcast(pj[i], 7u); } }
-        }
+        let pc = probabilities_of_lane(pj, c);
         value_step(&acc, pc, v);
       }
     }

@@ -1,7 +1,7 @@
 import type { Dispatch } from '../../runtime/gpu.js';
 import { dispatchKernel, type Scope } from '../dispatch.js';
 import { f32, spec, u32, type BindingSpec } from '../kernel-spec.js';
-import { subgroupsOf8 } from '../tuning.js';
+import { subgroupsOf4, subgroupsOf8 } from '../tuning.js';
 import { f32Operand, type OperandRule } from '../operands.js';
 
 const ATTENTION_BINDINGS = [
@@ -9,6 +9,13 @@ const ATTENTION_BINDINGS = [
   { wgsl: 'O', arg: 'out', access: 'read_write' },
 ] as const satisfies readonly BindingSpec[];
 const ATTENTION_UNIFORMS = [...u32('T', 'W', 'causal'), f32('scale')];
+
+/**
+ * attention_tile.wgsl's width: LANES queries per workgroup (one subgroup), KEYS keys per lane per key block.
+ * 8 lanes (llvmpipe at 256 and 512 bits: at 16 lanes a 16-query tile measured no faster, bench/README.md, fifth
+ * pass) or 4 (llvmpipe at 128 bits).
+ */
+const TILE_WIDTHS = { 8: { LANES: 8, KEYS: 3 }, 4: { LANES: 4, KEYS: 4 } } as const;
 
 export const ATTENTION_SPECS = {
   attention: spec({
@@ -23,7 +30,10 @@ export const ATTENTION_SPECS = {
     shader: 'attention_tile.wgsl',
     bindings: ATTENTION_BINDINGS,
     uniforms: ATTENTION_UNIFORMS,
-    defineSets: [{ HEAD_DIM: 64 }, { HEAD_DIM: 32 }],
+    defineSets: [64, 32].flatMap((HEAD_DIM) => [
+      { HEAD_DIM, ...TILE_WIDTHS[8] },
+      { HEAD_DIM, ...TILE_WIDTHS[4] },
+    ]),
   }),
 };
 
@@ -40,16 +50,16 @@ export interface AttentionArgs {
 }
 
 /**
- * attention_tile.wgsl gives each lane HEAD_DIM/8 output dims of 8 queries, so the head dim must be a
- * multiple of 32; CLIP's is 64, and larger ones would spill more registers (not measured; they keep the
- * portable kernel).
+ * attention_tile.wgsl gives each lane HEAD_DIM/LANES output dims of LANES queries, so the head dim must be a
+ * multiple of 4·LANES (taken as 32 at either width); CLIP's is 64, and larger ones would spill more registers
+ * (not measured; they keep the portable kernel).
  */
 const ATTENTION_MAX_SUBGROUP_HEAD_DIM = 64;
 
 /**
- * Multi-head scaled-dot-product attention (online softmax). Picks the subgroup kernel (scores as an 8×24
- * matmul tile per key block, ~28% faster on llvmpipe than keeping queries in lanes) where the device has
- * subgroups of 8-16 lanes and the head dim suits it, else the one-query-per-invocation kernel.
+ * Multi-head scaled-dot-product attention (online softmax). Picks the subgroup kernel (scores as an 8×24 or
+ * 4×16 matmul tile per key block, ~28% faster on llvmpipe than keeping queries in lanes) where the cpu-subgroup
+ * family runs (subgroups of 4-16 lanes) and the head dim suits it, else the one-query-per-invocation kernel.
  */
 export function attention(scope: Scope, label: string, a: AttentionArgs): Promise<Dispatch> {
   if (a.headDim % 4 !== 0) throw new Error(`attention: head dim ${a.headDim} is not a multiple of 4`);
@@ -58,15 +68,17 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
   const args = { qkv: a.qkv, out: a.out };
   const params = { T: a.seq, W: width, causal: a.causal ? 1 : 0, scale: 1 / Math.sqrt(a.headDim) };
   const cost = { flops: 4 * a.batch * a.heads * pairs * a.headDim, bytes: 4 * a.batch * a.seq * width * 4 };
-  if (a.headDim % 32 === 0 && a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM && subgroupsOf8(scope.policy)) {
+  const lanes = subgroupsOf8(scope.policy) ? 8 : subgroupsOf4(scope.policy) ? 4 : undefined;
+  if (lanes && a.headDim % 32 === 0 && a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM) {
+    const tile = TILE_WIDTHS[lanes];
     return dispatchKernel(
       scope,
       ATTENTION_SPECS.attention_tile,
       label,
       args,
       params,
-      { HEAD_DIM: a.headDim },
-      [Math.ceil(a.seq / 8), a.heads, a.batch],
+      { HEAD_DIM: a.headDim, ...tile },
+      [Math.ceil(a.seq / tile.LANES), a.heads, a.batch],
       cost,
     );
   }
