@@ -217,7 +217,14 @@ describe('kernel autotuner', () => {
       'matmul_scalar.wgsl',
       'matmul_tiled.wgsl',
     ];
-    const subgroup = ['matmul_packed.wgsl', 'matmul_subgroup.wgsl', 'subgroup_lanes_8.wgsl', 'subgroup_tile.wgsl'];
+    const subgroup = [
+      'matmul_packed.wgsl',
+      'matmul_subgroup.wgsl',
+      'matmul_w_f16.wgsl',
+      'matmul_w_f32.wgsl',
+      'subgroup_lanes_8.wgsl',
+      'subgroup_tile.wgsl',
+    ];
     expect(matmulSourceFiles(hardware)).toEqual(portable);
     expect(matmulSourceFiles(lanes8)).toEqual([...portable, ...subgroup].sort());
     // at 16 lanes f16 weights keep [N, K] (no packed kernel)

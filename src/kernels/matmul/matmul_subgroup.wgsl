@@ -15,7 +15,7 @@ enable subgroups;
 //!include subgroup_tile.wgsl
 
 //!include matmul_io.wgsl
-@group(0) @binding(1) var<storage, read> W: array<vec4<{{W_TYPE}}>>;
+//!include matmul_w_{{W_TYPE}}.wgsl
 
 const LANES = {{LANES}}u;
 const ROWS = {{ROWS}}u;  // X rows loaded per lane; the tile has LANES·ROWS rows
@@ -35,7 +35,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l
     var a: array<vec4<f32>, ROWS>;
     var b: array<vec4<f32>, COLS>;
     for (var i = 0u; i < ROWS; i++) { a[i] = X[xr[i] + k]; }
-    for (var j = 0u; j < COLS; j++) { b[j] = vec4<f32>(W[wr[j] + k]); }
+    for (var j = 0u; j < COLS; j++) { b[j] = w_vec4(wr[j] + k); }
     tile_step(&acc, a, b);
   }
   store_tile(&acc, row0, col0, lane);
