@@ -35,7 +35,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l
     var a: array<vec4<f32>, ROWS>;
     var b: array<vec4<f32>, COLS>;
     for (var i = 0u; i < ROWS; i++) { a[i] = X[xr[i] + k]; }
-    for (var j = 0u; j < COLS; j++) { b[j] = w_vec4(wr[j] + k); }
+    for (var j = 0u; j < COLS; j++) { b[j] = widen_w(W[wr[j] + k]); }
     tile_step(&acc, a, b);
   }
   store_tile(&acc, row0, col0, lane);

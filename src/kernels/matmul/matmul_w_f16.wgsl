@@ -4,7 +4,4 @@
 // shapes (bench/README.md, fifth pass), the same f32 values.
 @group(0) @binding(1) var<storage, read> W: array<vec2<u32>>;
 
-fn w_vec4(at: u32) -> vec4<f32> {
-  let w = W[at];
-  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-}
+fn widen_w(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
