@@ -25,8 +25,7 @@ if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
   echo "== kernel and model parity again at LP_NATIVE_VECTOR_WIDTH=$other =="
   LP_NATIVE_VECTOR_WIDTH=$other npx vitest run test/kernels.test.ts test/model.test.ts test/gpu-subgroups.test.ts
 fi
-# 128 bits (ARM's NEON, CPUs without AVX): 4-lane subgroups, where the 4-lane matmul and attention run beside
-# the portable layernorm.
+# 128 bits (ARM's NEON, CPUs without AVX): 4-lane subgroups, where the 4-lane matmul, attention and layernorm run.
 echo "== kernel and model parity again at LP_NATIVE_VECTOR_WIDTH=128 =="
 LP_NATIVE_VECTOR_WIDTH=128 npx vitest run test/kernels.test.ts test/model.test.ts test/gpu-subgroups.test.ts test/tuning.test.ts \
   test/kernel-families.test.ts

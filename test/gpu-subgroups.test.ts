@@ -81,7 +81,7 @@ describe("llvmpipe's vector width is chosen per machine before Dawn starts", () 
       expect(choice).toBeDefined();
       if (choice!.bits) expect(bits).toBe(choice!.bits);
       expect(subgroupSizes(gpu)).toEqual({ min: bits / 32, max: bits / 32 });
-      // 8-16 lanes: every subgroup kernel; 4 lanes (128 bits, e.g. ARM): the 4-lane matmul only
+      // 8-16 lanes: the 8/16-lane subgroup kernels; 4 lanes (128 bits, e.g. ARM): their 4-lane widths
       const policy = KernelPolicy.create(gpu);
       expect(policy.family).toBe(gpu.hasSubgroups ? 'cpu-subgroup' : 'portable');
       expect(subgroupsOf8(policy)).toBe(gpu.hasSubgroups && bits >= 256);

@@ -8,8 +8,7 @@ import { UserError } from '../errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 
 /**
- * 'cpu-subgroup' (one 4/8/16-lane subgroup per workgroup, for llvmpipe; at 4 lanes only the matmul has such
- * kernels, attention and layernorm stay portable), 'gpu'
+ * 'cpu-subgroup' (one 4/8/16-lane subgroup per workgroup, for llvmpipe), 'gpu'
  * (workgroup-tiled matmul, portable attention and layernorm, as on hardware GPUs) or 'portable' (no subgroups,
  * no workgroup tiles). 'auto' decides from the adapter.
  */

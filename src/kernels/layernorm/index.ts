@@ -1,7 +1,7 @@
 import type { Dispatch } from '../../runtime/gpu.js';
 import { dispatchKernel, spread, type Scope } from '../dispatch.js';
 import { f32, spec, u32, type BindingSpec } from '../kernel-spec.js';
-import { subgroupsOf8 } from '../tuning.js';
+import { subgroupsOf4, subgroupsOf8 } from '../tuning.js';
 import { f32Operand, type OperandRule } from '../operands.js';
 
 const LAYERNORM_BINDINGS = [
@@ -25,7 +25,7 @@ export const LAYERNORM_SPECS = {
     shader: 'layernorm_subgroup.wgsl',
     bindings: LAYERNORM_BINDINGS,
     uniforms: LAYERNORM_UNIFORMS,
-    defineSets: [1, 4].map((ROWS) => ({ ROWS })),
+    defineSets: [1, 4].flatMap((ROWS) => [8, 4].map((LANES) => ({ ROWS, LANES }))),
   }),
 };
 
@@ -49,14 +49,15 @@ export interface LayerNormArgs {
 const layerNormRowsPerWorkgroup = (rows: number): number => (rows >= 1024 ? 4 : 1);
 
 /**
- * Row-wise LayerNorm. Picks the subgroup kernel (8 lanes per row, sums by subgroupAdd) where the device
- * has subgroups of 8 (llvmpipe) and cols is a multiple of 4, else the workgroup-reduction kernel.
+ * Row-wise LayerNorm. Picks the subgroup kernel (one 8- or 4-lane subgroup per row, sums by subgroupAdd) where
+ * the cpu-subgroup family runs (llvmpipe) and cols is a multiple of 4, else the workgroup-reduction kernel.
  */
 export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promise<Dispatch> {
   const args = { x: a.x, gain: a.gain, shift: a.shift, y: a.y };
   const params = { rows: a.rows, cols: a.cols, in_row_stride: a.inRowStride ?? 1, eps: a.eps ?? 1e-5 };
   const cost = { bytes: 8 * a.rows * a.cols };
-  if (a.cols % 4 === 0 && subgroupsOf8(scope.policy)) {
+  const lanes = subgroupsOf8(scope.policy) ? 8 : subgroupsOf4(scope.policy) ? 4 : undefined;
+  if (lanes && a.cols % 4 === 0) {
     const rowsPerWorkgroup = layerNormRowsPerWorkgroup(a.rows);
     const [gx, gy] = spread(Math.ceil(a.rows / rowsPerWorkgroup));
     return dispatchKernel(
@@ -65,7 +66,7 @@ export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promis
       label,
       args,
       params,
-      { ROWS: rowsPerWorkgroup },
+      { ROWS: rowsPerWorkgroup, LANES: lanes },
       [gx, gy, 1],
       cost,
     );
