@@ -8,6 +8,8 @@
 //!include matmul_io.wgsl
 @group(0) @binding(1) var<storage, read> W: array<vec4<{{W_TYPE}}>>;
 
+fn widen_w(w: vec4<{{W_TYPE}}>) -> vec4<f32> { return vec4<f32>(w); }
+
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row0 = gid.y * 4u;
@@ -21,10 +23,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   var acc: array<vec4<f32>, 4>;  // acc[i][j]: row row0+i, column col0+j
   for (var k = 0u; k < p.K4; k++) {
-    let w0 = vec4<f32>(W[wr[0] + k]);
-    let w1 = vec4<f32>(W[wr[1] + k]);
-    let w2 = vec4<f32>(W[wr[2] + k]);
-    let w3 = vec4<f32>(W[wr[3] + k]);
+    let w0 = widen_w(W[wr[0] + k]);
+    let w1 = widen_w(W[wr[1] + k]);
+    let w2 = widen_w(W[wr[2] + k]);
+    let w3 = widen_w(W[wr[3] + k]);
     for (var i = 0u; i < 4u; i++) {
       let x = X[xr[i] + k];
       acc[i] += vec4<f32>(dot(x, w0), dot(x, w1), dot(x, w2), dot(x, w3));
