@@ -49,7 +49,7 @@ const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-1x2', 'subgroup16-2x3'
  * 16×32 was fastest at M ≤ 16. The switch at 1024 rows lies between the two measured sizes. Each is one f32
  * pipeline (first compiles ~2, ~5 and ~10 s); a batch of one image compiles the first two only.
  */
-export function subgroup16Variant(M: number): MatmulVariant {
+function subgroup16Variant(M: number): MatmulVariant {
   if (M <= 16) return 'subgroup16-1x2';
   return M <= 1024 ? 'subgroup16-2x2' : 'subgroup16-2x3';
 }
@@ -62,10 +62,10 @@ const SUBGROUP4_VARIANTS: MatmulVariant[] = [
   'subgroup4-2x4',
 ];
 /**
- * The rule's tile at 4 lanes: 4×16 for M ≤ 16, 16×16 above. On 128-bit llvmpipe they ran 2.8-3.4× (M = 257) and
+ * The rule's tile at 4 lanes: 4×16 for M ≤ 16, 16×16 above. On 128-bit llvmpipe they ran 2.8-3.5× (M = 257) and
  * 3.3× (M = 12) the block kernel's GFLOP/s, the best of the five tiles at each (bench/README.md, fifth pass).
  */
-export function subgroup4Variant(M: number): MatmulVariant {
+function subgroup4Variant(M: number): MatmulVariant {
   return M > 16 ? 'subgroup4-4x4' : 'subgroup4-1x4';
 }
 const PORTABLE_VARIANTS: MatmulVariant[] = ['block', 'tiled'];
@@ -83,9 +83,15 @@ export function subgroupsOf8(policy: KernelPolicy): boolean {
   return policy.family === 'cpu-subgroup' && policy.subgroupLanes !== 4;
 }
 
-/** Whether the 4-lane subgroup matmul runs: the cpu-subgroup family on 4-lane subgroups (llvmpipe at 128 bits). */
+/** Whether the 4-lane subgroup kernels run: the cpu-subgroup family on 4-lane subgroups (llvmpipe at 128 bits). */
 export function subgroupsOf4(policy: KernelPolicy): boolean {
   return policy.family === 'cpu-subgroup' && policy.subgroupLanes === 4;
+}
+
+/** The width of the attention and layernorm subgroup kernels under this policy (8, or 4), if it runs them. */
+export function subgroupKernelLanes(policy: KernelPolicy): 4 | 8 | undefined {
+  if (subgroupsOf8(policy)) return 8;
+  return subgroupsOf4(policy) ? 4 : undefined;
 }
 
 /** Whether the 16-lane subgroup kernels run too: every subgroup has exactly 16 lanes (llvmpipe at 512 bits). */

@@ -1,7 +1,7 @@
 import type { Dispatch } from '../../runtime/gpu.js';
 import { dispatchKernel, type Scope } from '../dispatch.js';
 import { f32, spec, u32, type BindingSpec } from '../kernel-spec.js';
-import { subgroupsOf4, subgroupsOf8 } from '../tuning.js';
+import { subgroupKernelLanes } from '../tuning.js';
 import { f32Operand, type OperandRule } from '../operands.js';
 
 const ATTENTION_BINDINGS = [
@@ -68,7 +68,7 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
   const args = { qkv: a.qkv, out: a.out };
   const params = { T: a.seq, W: width, causal: a.causal ? 1 : 0, scale: 1 / Math.sqrt(a.headDim) };
   const cost = { flops: 4 * a.batch * a.heads * pairs * a.headDim, bytes: 4 * a.batch * a.seq * width * 4 };
-  const lanes = subgroupsOf8(scope.policy) ? 8 : subgroupsOf4(scope.policy) ? 4 : undefined;
+  const lanes = subgroupKernelLanes(scope.policy);
   if (lanes && a.headDim % 32 === 0 && a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM) {
     const tile = TILE_WIDTHS[lanes];
     return dispatchKernel(

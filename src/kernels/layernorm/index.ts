@@ -1,7 +1,7 @@
 import type { Dispatch } from '../../runtime/gpu.js';
 import { dispatchKernel, spread, type Scope } from '../dispatch.js';
 import { f32, spec, u32, type BindingSpec } from '../kernel-spec.js';
-import { subgroupsOf4, subgroupsOf8 } from '../tuning.js';
+import { subgroupKernelLanes } from '../tuning.js';
 import { f32Operand, type OperandRule } from '../operands.js';
 
 const LAYERNORM_BINDINGS = [
@@ -56,7 +56,7 @@ export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promis
   const args = { x: a.x, gain: a.gain, shift: a.shift, y: a.y };
   const params = { rows: a.rows, cols: a.cols, in_row_stride: a.inRowStride ?? 1, eps: a.eps ?? 1e-5 };
   const cost = { bytes: 8 * a.rows * a.cols };
-  const lanes = subgroupsOf8(scope.policy) ? 8 : subgroupsOf4(scope.policy) ? 4 : undefined;
+  const lanes = subgroupKernelLanes(scope.policy);
   if (lanes && a.cols % 4 === 0) {
     const rowsPerWorkgroup = layerNormRowsPerWorkgroup(a.rows);
     const [gx, gy] = spread(Math.ceil(a.rows / rowsPerWorkgroup));

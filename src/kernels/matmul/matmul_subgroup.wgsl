@@ -2,7 +2,7 @@
 // llvmpipe runs a subgroup as one SIMD vector and a workgroup on one thread; every storage load whose
 // address is not a constant is a per-lane scalar load with a bounds check, so loads dominate and the
 // kernel is built to do as few as possible per FMA:
-// - a workgroup is one subgroup of LANES (8 at llvmpipe's 256 bits, 16 at 512, 4 on SwiftShader) and owns a
+// - a workgroup is one subgroup of LANES (8 at llvmpipe's 256 bits, 16 at 512, 4 at 128) and owns a
 //   (LANES·ROWS)×(LANES·COLS) output tile; no workgroup memory, no barriers;
 // - lane l loads, as vec4 along K, X rows row0 + l + LANES·i (i < ROWS) and W rows col0 + l + LANES·j (j < COLS);
 // - every X row is handed to all lanes with subgroupBroadcast from a constant lane (a register shuffle),

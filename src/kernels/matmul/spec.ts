@@ -31,7 +31,7 @@ const MATMUL_BINDINGS = [
 /** 8-lane subgroup tiles: R X rows × C W rows per lane (isUsableVariant accepts these from a cache). */
 export const SUBGROUP8_TILES = [1, 2, 3, 4].flatMap((rows) => [1, 2, 3, 4].map((cols) => ({ rows, cols })));
 export const SUBGROUP16_TILES = [1, 2, 3].flatMap((rows) => [1, 2, 3].map((cols) => ({ rows, cols })));
-/** 4-lane subgroup tiles (SwiftShader, llvmpipe at 128 bits): 4R×4C, R and C 1-4. */
+/** 4-lane subgroup tiles (llvmpipe at 128 bits): 4R×4C, R and C 1-4. */
 export const SUBGROUP4_TILES = SUBGROUP8_TILES;
 
 export type SubgroupLanes = 4 | 8 | 16;

@@ -1,5 +1,5 @@
-// tile_step for 4-lane subgroups (included by subgroup_tile.wgsl when LANES = 4: SwiftShader, llvmpipe at
-// 128 bits). acc[r][j] (tile row r, this lane's column j) += X row r · W column j over 4 values of k, where
+// tile_step for 4-lane subgroups (included by subgroup_tile.wgsl when LANES = 4: llvmpipe at 128
+// bits). acc[r][j] (tile row r, this lane's column j) += X row r · W column j over 4 values of k, where
 // lane l holds X rows l + 4i in a[i]: every X row is handed to all lanes by subgroupBroadcast, which needs a
 // constant lane, hence one spelled-out call per lane.
 fn tile_step(acc: ptr<function, array<array<f32, COLS>, LANES * ROWS>>, a: array<vec4<f32>, ROWS>, b: array<vec4<f32>, COLS>) {
