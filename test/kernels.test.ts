@@ -619,3 +619,172 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
     );
   });
 });
+
+describe('f16 activations between the subgroup kernels', () => {
+  // Inputs are f16 values (so the kernels' exact widening and the reference see the same numbers); outputs are
+  // halves rounded from f32 sums, so they may differ from the rounded reference by the rounding: 2^-11 relative.
+  const HALF_ROUNDING = 2 ** -10;
+  const halves = (a: Float32Array): Uint16Array => Uint16Array.from(a, toHalf);
+  const widen = (h: Uint16Array): Float32Array => Float32Array.from(h, fromHalf);
+  /** Rounds values to their f16 neighbours, as the kernels see f16 inputs. */
+  const asHalves = (a: Float32Array): Float32Array => widen(halves(a));
+  /** f16 data as the kernels store it: two halves per u32, the lower index first (little-endian words). */
+  const halfBuffer = (a: Float32Array): Uint32Array => {
+    const h = halves(a.length % 2 ? Float32Array.of(...a, 0) : a);
+    return new Uint32Array(h.buffer, h.byteOffset, h.length / 2);
+  };
+  async function readHalves(d: Dispatch, out: GPUBuffer, n: number): Promise<Float32Array> {
+    const [bytes] = await gpu.run('test', [d], [{ buffer: out, bytes: 4 * Math.ceil(n / 2) }]);
+    if (bytes === undefined) throw new Error('missing bytes');
+    return widen(new Uint16Array(bytes, 0, n));
+  }
+  const skipUnlessHalves = (ctx: { skip: (note?: string) => void }): void => {
+    if (!gpu.hasF16) ctx.skip('no shader-f16');
+    if (!K.matmulTakesHalves(policy, 64, 2)) ctx.skip('f16 activations run under the cpu-subgroup kernels only');
+  };
+
+  const matmulCases: {
+    M: number;
+    N: number;
+    K: number;
+    x: K.FloatDtype;
+    y: K.FloatDtype;
+    activation?: 'gelu';
+    accumulate?: boolean;
+  }[] = [
+    { M: 257, N: 96, K: 1024, x: 'f16', y: 'f16', activation: 'gelu' },
+    { M: 7, N: 50, K: 64, x: 'f16', y: 'f32', accumulate: true },
+    { M: 33, N: 30, K: 588, x: 'f32', y: 'f16' },
+    { M: 24, N: 26, K: 1024, x: 'f16', y: 'f16', accumulate: true },
+    { M: 1, N: 10, K: 768, x: 'f16', y: 'f16' },
+  ];
+  for (const c of matmulCases) {
+    const name = `matmul() ${c.x} X → ${c.y} Y, M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}, f16 weights`;
+    it(name, async (ctx) => {
+      skipUnlessHalves(ctx);
+      const { M, N, K: Kd } = c;
+      let x = randomArray(M * Kd, M + N, 1);
+      if (c.x === 'f16') x = asHalves(x);
+      const wData = halves(randomArray(N * Kd, Kd + N, 1 / Math.sqrt(Kd)));
+      const bias = randomArray(N, N, 0.3);
+      let residual = randomArray(M * N, M, 1);
+      if (c.y === 'f16') residual = asHalves(residual);
+      const start = c.accumulate ? residual : new Float32Array(M * N);
+      const Y = scope.storage('y', c.y === 'f16' ? halfBuffer(start) : start);
+      const d = await K.matmul(scope, 'mm', {
+        x: scope.storage('x', c.x === 'f16' ? halfBuffer(x) : x),
+        w: K.uploadMatmulWeights(scope, 'w', wData, N, Kd),
+        bias: scope.storage('b', bias),
+        y: Y,
+        M,
+        N,
+        K: Kd,
+        activation: c.activation,
+        accumulate: c.accumulate,
+        xDtype: c.x,
+        yDtype: c.y,
+      });
+      const want = matmulRef(x, widen(wData), M, N, Kd, {
+        bias,
+        activation: c.activation,
+        residual: c.accumulate ? residual : undefined,
+      });
+      const got = c.y === 'f16' ? await readHalves(d, Y, M * N) : await runAndRead(d, Y, M * N);
+      expect(relativeError(got, want)).toBeLessThan(c.y === 'f16' ? HALF_ROUNDING : 1e-5);
+      // Every element, not only the largest: within its own half's rounding (plus the f32 sum's error).
+      if (c.y === 'f16') {
+        const worst = Math.max(
+          ...Array.from(got, (g, i) => Math.abs(g - want[i]!) / Math.max(Math.abs(want[i]!), 1e-3)),
+        );
+        expect(worst).toBeLessThan(HALF_ROUNDING);
+      }
+    });
+  }
+
+  it('layerNorm() writes f16 rows', async (ctx) => {
+    skipUnlessHalves(ctx);
+    const [rows, cols] = [37, 768];
+    const x = randomArray(rows * cols, 41, 2).map((v) => v + 3);
+    const gain = randomArray(cols, 42, 0.1).map((v) => v + 1),
+      shift = randomArray(cols, 43, 0.1);
+    const Y = scope.storage('y', Math.ceil((rows * cols) / 2) * 4);
+    const d = await K.layerNorm(scope, 'ln', {
+      x: scope.storage('x', x),
+      gain: scope.storage('g', gain),
+      shift: scope.storage('s', shift),
+      y: Y,
+      rows,
+      cols,
+      yDtype: 'f16',
+    });
+    expect(d.kernel).toBe('layernorm_subgroup');
+    const want = layerNormRef(x, gain, shift, rows, cols);
+    expect(relativeError(await readHalves(d, Y, rows * cols), want)).toBeLessThan(HALF_ROUNDING);
+  });
+
+  for (const causal of [false, true]) {
+    it(`attention() reads and writes f16${causal ? ', causal' : ''}`, async (ctx) => {
+      skipUnlessHalves(ctx);
+      const [B, T, H, D] = [2, 37, 2, 64];
+      const qkv = asHalves(randomArray(B * T * 3 * H * D, 51, 2));
+      const O = scope.storage('o', ((B * T * H * D) / 2) * 4);
+      const d = await K.attention(scope, 'attn', {
+        qkv: scope.storage('qkv', halfBuffer(qkv)),
+        out: O,
+        batch: B,
+        seq: T,
+        heads: H,
+        headDim: D,
+        causal,
+        dtype: 'f16',
+      });
+      expect(d.kernel).toBe('attention_tile');
+      const want = attentionRef(qkv, B, T, H, D, causal);
+      expect(relativeError(await readHalves(d, O, B * T * H * D), want)).toBeLessThan(HALF_ROUNDING);
+    });
+  }
+
+  it('gatherRows() copies f16 rows bit for bit', async () => {
+    const width = 10;
+    const x = asHalves(randomArray(5 * width, 61, 1));
+    const index = new Uint32Array([4, 0, 2]);
+    const Y = scope.storage('y', ((3 * width) / 2) * 4);
+    const d = await K.gatherRows(scope, 'g', {
+      x: scope.storage('x', halfBuffer(x)),
+      index: scope.storage('i', index),
+      y: Y,
+      rows: 3,
+      width,
+      dtype: 'f16',
+    });
+    expect(Array.from(await readHalves(d, Y, 3 * width))).toEqual(Array.from(gatherRowsRef(x, index, width)));
+  });
+
+  it('refuses f16 activations under kernels that read f32 only', async (ctx) => {
+    if (!gpu.hasF16) ctx.skip('no shader-f16');
+    const portable = new K.Scope(K.KernelPolicy.create(gpu, 'portable'));
+    try {
+      expect(K.matmulTakesHalves(portable.policy, 64, 2)).toBe(false);
+      expect(K.layerNormWritesHalves(portable.policy, 64)).toBe(false);
+      expect(K.attentionTakesHalves(portable.policy, 64)).toBe(false);
+      const [M, N, Kd] = [4, 8, 64];
+      const args = { x: portable.storage('x', M * Kd * 2), w: portable.storage('w', N * Kd * 4), M, N, K: Kd };
+      expect(() => K.matmul(portable, 'mm', { ...args, y: portable.storage('y', M * N * 4), xDtype: 'f16' })).toThrow(
+        /f16 activations need the cpu-subgroup kernels/,
+      );
+      expect(() =>
+        K.layerNorm(portable, 'ln', {
+          x: args.x,
+          gain: portable.storage('g', 64 * 4),
+          shift: portable.storage('s', 64 * 4),
+          y: portable.storage('y', 64 * 2),
+          rows: 1,
+          cols: 64,
+          yDtype: 'f16',
+        }),
+      ).toThrow(/f16 output needs the subgroup layernorm/);
+    } finally {
+      portable.destroy();
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as K from '../src/kernels/index.js';
 import { KernelPolicy } from '../src/kernels/policy.js';
 import { Gpu } from '../src/runtime/gpu.js';
 import { ClipModel } from '../src/model/clip.js';
@@ -112,6 +113,58 @@ describe('open_clip tiny checkpoint (ViT-L/14 family at toy size) against real o
       expect(Array.from(await model.encodePixels(two, 2))).toEqual(Array.from(await full.encodePixels(two, 2)));
     } finally {
       full.dispose();
+    }
+  });
+
+  it('f16 weights with f16 block activations (the cpu-subgroup default) stay within the f16 bound', async (ctx) => {
+    if (!gpu.hasF16) ctx.skip('no shader-f16');
+    const config = parseClipConfig(JSON.parse(readFileSync(new URL('model/open_clip_config.json', TINY), 'utf8')));
+    const load = async (activations?: 'f32' | 'f16'): Promise<ClipModel> => {
+      const source = await SafetensorsFile.open(fileURLToPath(new URL('model/open_clip_model.safetensors', TINY)));
+      try {
+        return await ClipModel.load(KernelPolicy.create(gpu), config, source, { dtype: 'f16', activations });
+      } finally {
+        await source.close();
+      }
+    };
+    const halves = await load();
+    const f32Activations = await load('f32');
+    try {
+      const takes = K.matmulTakesHalves(halves.policy, 64, 2);
+      expect(halves.activations).toEqual(takes ? { vision: 'f16', text: 'f16' } : { vision: 'f32', text: 'f32' });
+      expect(f32Activations.activations).toEqual({ vision: 'f32', text: 'f32' });
+      const pixels = loadNpy(new URL('expected/pixels224_lesion_rgb.npy', TINY)).data;
+      const ids = Int32Array.from(cases.tokens.flat());
+      const wantImage = normalizeRows(await model.encodePixels(pixels, 1), E);
+      const wantText = normalizeRows(await model.encodeTokens(ids, cases.tokens.length), E);
+      for (const m of [halves, f32Activations]) {
+        const image = normalizeRows(await m.encodePixels(pixels, 1), E);
+        const text = normalizeRows(await m.encodeTokens(ids, cases.tokens.length), E);
+        // Measured here: 1 − cosine ≤ 1e-6 (text, f16 activations); the bound is the f16 goal's.
+        expect(minRowCosine(image, wantImage, E)).toBeGreaterThanOrEqual(0.99999);
+        expect(minRowCosine(text, wantText, E)).toBeGreaterThanOrEqual(0.99999);
+        expect(maxAbsDiff(image, wantImage)).toBeLessThan(1e-2);
+      }
+      // The halves are really used: the numbers differ from f16 weights with f32 activations.
+      if (takes)
+        expect(Array.from(await halves.encodePixels(pixels, 1))).not.toEqual(
+          Array.from(await f32Activations.encodePixels(pixels, 1)),
+        );
+    } finally {
+      halves.dispose();
+      f32Activations.dispose();
+    }
+  });
+
+  it('refuses f16 activations with f32 weights', async () => {
+    const config = parseClipConfig(JSON.parse(readFileSync(new URL('model/open_clip_config.json', TINY), 'utf8')));
+    const source = await SafetensorsFile.open(fileURLToPath(new URL('model/open_clip_model.safetensors', TINY)));
+    try {
+      await expect(
+        ClipModel.load(KernelPolicy.create(gpu), config, source, { dtype: 'f32', activations: 'f16' }),
+      ).rejects.toThrow(/f16 activations need f16 weights/);
+    } finally {
+      await source.close();
     }
   });
 

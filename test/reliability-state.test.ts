@@ -28,7 +28,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadModel } from '../src/api/model.js';
 import { TextCache } from '../src/eval/text-cache.js';
 import { fileHashCacheDir, fileSha256 } from '../src/io/file-hash.js';
-import { identityKey } from '../src/io/identity.js';
+import { identityKey, isModelIdentity } from '../src/io/identity.js';
 import { acquireLock } from '../src/io/lock.js';
 import { readEmbeddingMeta } from '../src/io/embedding-reader.js';
 import { readNpy } from '../src/io/npy.js';
@@ -426,6 +426,29 @@ describe('model identity', () => {
       });
     } finally {
       model.dispose();
+    }
+  });
+
+  it('names f16 activations, so state made with f16 weights before them (or with f32 activations) is not mixed in', async () => {
+    const model = await loadModel(MODEL, { dtype: 'f16', vocabPath: fileURLToPath(VOCAB_URL) });
+    const f32Activations = await loadModel(MODEL, {
+      dtype: 'f16',
+      activations: 'f32',
+      vocabPath: fileURLToPath(VOCAB_URL),
+    });
+    try {
+      const halves = model.model.activations.vision === 'f16';
+      expect(model.identity.activations).toBe(halves ? 'f16' : undefined);
+      expect(f32Activations.identity.activations).toBeUndefined();
+      expect(identityKey(f32Activations.identity).endsWith(' f16')).toBe(true);
+      if (halves) {
+        expect(identityKey(model.identity)).toBe(`${identityKey(f32Activations.identity)} f16-activations`);
+        expect(isModelIdentity(JSON.parse(JSON.stringify(model.identity)))).toBe(true);
+        expect(isModelIdentity({ ...model.identity, activations: 'bf16' })).toBe(false);
+      }
+    } finally {
+      model.dispose();
+      f32Activations.dispose();
     }
   });
 });

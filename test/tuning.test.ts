@@ -216,12 +216,17 @@ describe('kernel autotuner', () => {
       'matmul_io.wgsl',
       'matmul_scalar.wgsl',
       'matmul_tiled.wgsl',
+      'matmul_x_f32.wgsl',
+      'matmul_y_f32.wgsl',
     ];
+    // The subgroup kernels also read and write f16 activations.
     const subgroup = [
       'matmul_packed.wgsl',
       'matmul_subgroup.wgsl',
       'matmul_w_f16.wgsl',
       'matmul_w_f32.wgsl',
+      'matmul_x_f16.wgsl',
+      'matmul_y_f16.wgsl',
       'subgroup_lanes_8.wgsl',
       'subgroup_tile.wgsl',
     ];

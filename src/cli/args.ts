@@ -87,6 +87,7 @@ function editDistance(a: string, b: string): number {
 export const MODEL_OPTIONS = {
   model: { type: 'string' },
   dtype: { type: 'string' },
+  activations: { type: 'string' },
   vocab: { type: 'string' },
   'exif-rotate': { type: 'boolean' },
   'max-image-pixels': { type: 'string' },
@@ -98,6 +99,8 @@ export const DEFAULT_MODEL = 'hf-hub:yyupenn/whylesionclip';
 export const MODEL_USAGE = `
   --model DIR|hf-hub:ID  checkpoint folder or Hub id (default $WHYLESION_MODEL, else ${DEFAULT_MODEL})
   --dtype f32|f16        weight precision on the GPU (default f32)
+  --activations f32|f16  precision between the kernels of a transformer block (default: f16 with --dtype f16
+                         where the kernels take it, llvmpipe's; f32 keeps f16 weights closer to f32)
   --vocab PATH           CLIP BPE vocabulary (default: a transformers model's own vocab.json + merges.txt,
                          else $WHYLESION_BPE_VOCAB, else the bundled one)
   --exif-rotate          apply JPEG EXIF orientation first (open_clip does not)
@@ -113,6 +116,11 @@ export function parseMaxImagePixels(value: string | undefined): number | undefin
 export function parseDtype(value: string | undefined): 'f32' | 'f16' {
   if (value === undefined || value === 'f32' || value === 'f16') return value ?? 'f32';
   throw new UserError(`--dtype ${value} is not f32 or f16.`);
+}
+
+export function parseActivations(value: string | undefined): 'f32' | 'f16' | undefined {
+  if (value === undefined || value === 'f32' || value === 'f16') return value;
+  throw new UserError(`--activations ${value} is not f32 or f16.`);
 }
 
 /** A whole-number option in [min, max], written in plain decimal digits. */

@@ -80,6 +80,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
           cold_ms: ms(image.cold),
           adapter: model.adapter,
           dtype: model.dtype,
+          activations: model.activations,
           iters: runs,
           text_prompts: PROMPTS.length,
           text_cold_ms: ms(text.cold),

@@ -1,17 +1,18 @@
 import { access } from 'node:fs/promises';
 import { loadModel, type LoadOptions, type WhyLesionModel } from '../api/model.js';
 import { UserError } from '../errors.js';
-import { DEFAULT_MODEL, parseDtype, parseMaxImagePixels } from './args.js';
+import { DEFAULT_MODEL, parseActivations, parseDtype, parseMaxImagePixels } from './args.js';
 import type { StatusLine } from './status.js';
 
 /**
- * Loads the model named by the shared --model/--dtype/--vocab/--exif-rotate/--max-image-pixels options; `status` (a terminal's
+ * Loads the model named by the shared --model/--dtype/--activations/--vocab/--exif-rotate/--max-image-pixels options; `status` (a terminal's
  * live line) shows the download, the weights and, from then on, kernel compiles.
  */
 export async function loadModelFromArgs(
   values: {
     model?: string;
     dtype?: string;
+    activations?: string;
     vocab?: string;
     'exif-rotate'?: boolean;
     'max-image-pixels'?: string;
@@ -26,6 +27,7 @@ export async function loadModelFromArgs(
     return await loadModel(values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL, {
       onProgress: status?.live ? status.onLoadProgress : undefined,
       dtype: parseDtype(values.dtype),
+      activations: parseActivations(values.activations),
       vocabPath: values.vocab,
       exifRotate: values['exif-rotate'] ?? false,
       maxImagePixels,

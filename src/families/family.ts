@@ -40,6 +40,8 @@ export interface Tokenizer {
 
 export interface LoadModelOptions {
   dtype?: ComputeDtype;
+  /** Block activations (see ClipLoadOptions.activations). */
+  activations?: 'f32' | 'f16';
   exactShortcuts?: boolean;
   maxBatch?: number;
   onTensor?: (name: string, index: number, count: number) => void;
@@ -52,6 +54,8 @@ export interface EmbeddingModel {
   /** The kernel family and tuning its plans run (and its weights were laid out for). */
   readonly policy: KernelPolicy;
   readonly dtype: ComputeDtype;
+  /** Each tower's block activations as loaded. */
+  readonly activations: { readonly vision: 'f32' | 'f16'; readonly text: 'f32' | 'f16' };
   /** exp(logit_scale): the temperature applied to cosine similarities. */
   readonly logitScale: number;
   readonly memory: ExecutorMemory;

@@ -14,9 +14,10 @@ export class Tensor {
     readonly dtype: K.TensorDtype,
   ) {}
 
-  /** Both dtypes are 4 bytes an element. */
+  /** f32 and u32 are 4 bytes an element, f16 2 (rounded up to whole u32 words, as the kernels store them). */
   get bytes(): number {
-    return 4 * this.shape.reduce((n, d) => n * d, 1);
+    const count = this.shape.reduce((n, d) => n * d, 1);
+    return this.dtype === 'f16' ? 4 * Math.ceil(count / 2) : 4 * count;
   }
 
   /** `name [2, 257, 1024] f32`, as errors name it. */
@@ -104,7 +105,7 @@ export class GraphBuilder {
 
   constructor(readonly label: string) {}
 
-  /** An activation of this shape (f32 unless said: ids and row indices are u32). */
+  /** An activation of this shape (f32 unless said: ids and row indices are u32, f16 activations between kernels that take them). */
   tensor(name: string, shape: readonly number[], dtype: K.TensorDtype = 'f32'): Tensor {
     const tensor = new Tensor(this.tensors.length, name, shape, dtype);
     this.tensors.push(tensor);
@@ -132,8 +133,9 @@ export class GraphBuilder {
     this.ops.push({ kind, label, args } as Op);
   }
 
-  /** Names `tensor`'s first `bytes` bytes as it stands after the ops recorded so far (debug readback). */
+  /** Names `tensor`'s first `bytes` bytes as it stands after the ops recorded so far (debug readback; f32 tensors only). */
   checkpoint(name: string, tensor: Tensor, bytes = tensor.bytes): void {
+    if (tensor.dtype !== 'f32') throw new Error(`Checkpoint ${name}: ${tensor.toString()} is not f32`);
     this.checkpoints.push({ name, after: this.ops.length, tensor, bytes });
   }
 

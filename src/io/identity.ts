@@ -14,22 +14,27 @@ export interface ModelIdentity {
   config: string;
   /** Weight storage on the GPU: 'f32' | 'f16'. */
   dtype: 'f32' | 'f16';
+  /** Present when a tower passes f16 activations between its kernels (the default with f16 weights): other numbers. */
+  activations?: 'f16';
   /** Informational only, never compared: the folder path, or 'hf-hub:owner/name@<commit>'. */
   source: string;
 }
 
 /** The identity a checkpoint has before a dtype is chosen for it. */
-export type CheckpointIdentity = Omit<ModelIdentity, 'dtype'>;
+export type CheckpointIdentity = Omit<ModelIdentity, 'dtype' | 'activations'>;
 
-/** The comparable part: `${weights} ${config} ${dtype}` (source excluded). Equal keys = same numbers. */
+/**
+ * The comparable part: `${weights} ${config} ${dtype}`, plus ` f16-activations` when so (source excluded). Equal
+ * keys = same numbers.
+ */
 export function identityKey(id: ModelIdentity): string {
-  return `${id.weights} ${id.config} ${id.dtype}`;
+  return `${id.weights} ${id.config} ${id.dtype}${id.activations === 'f16' ? ' f16-activations' : ''}`;
 }
 
 /** One phrase for messages: e.g. 'sha256:0123abcd… (f32, from weights/whylesionclip)'. */
 export function describeIdentity(id: ModelIdentity): string {
   const weights = id.weights.startsWith('sha256:') ? `${id.weights.slice(0, 'sha256:'.length + 8)}…` : id.weights;
-  return `${weights} (${id.dtype}, from ${id.source})`;
+  return `${weights} (${id.dtype}${id.activations === 'f16' ? ', f16 activations' : ''}, from ${id.source})`;
 }
 
 /** True when `value` has the shape of a ModelIdentity (for identities read back from files). */
@@ -41,6 +46,7 @@ export function isModelIdentity(value: unknown): value is ModelIdentity {
     typeof v.weights === 'string' &&
     typeof v.config === 'string' &&
     (v.dtype === 'f32' || v.dtype === 'f16') &&
+    (v.activations === undefined || v.activations === 'f16') &&
     typeof v.source === 'string'
   );
 }

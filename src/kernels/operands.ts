@@ -4,8 +4,9 @@
  * tensors with them when it builds a plan (graph/graph.ts: checkOperands).
  */
 
-/** Element types of activations: floats, and u32 ids and row indices. */
-export type TensorDtype = 'f32' | 'u32';
+/** Element types of activations: floats (f16 two to a u32 word), and u32 ids and row indices. */
+export type TensorDtype = 'f32' | 'f16' | 'u32';
+export type FloatDtype = 'f32' | 'f16';
 
 /** A shape the launch needs; `null` is a dimension of any size (gather_rows' source rows). */
 export interface Operand {
@@ -16,6 +17,8 @@ export interface Operand {
 export type OperandRule<Args> = (args: Args) => Partial<Record<keyof Args & string, Operand>>;
 
 export const f32Operand = (...shape: (number | null)[]): Operand => ({ shape, dtype: 'f32' });
+/** An f32 or f16 operand: f16 only where the launch was asked for halves. */
+export const floatOperand = (dtype: FloatDtype, ...shape: (number | null)[]): Operand => ({ shape, dtype });
 export const u32Operand = (...shape: (number | null)[]): Operand => ({ shape, dtype: 'u32' });
 
 /**

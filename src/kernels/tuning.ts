@@ -6,10 +6,13 @@ import {
   SUBGROUP4_TILES,
   SUBGROUP8_TILES,
   subgroupVariant,
+  parseSubgroupVariant,
+  F32_IO,
   type SubgroupLanes,
+  type MatmulIo,
   type MatmulLaunch,
 } from './matmul/spec.js';
-import type { KernelPolicy, KernelTuning, MatmulShape, MatmulVariant } from './policy.js';
+import type { KernelPolicy, KernelTuning, MatmulShape, MatmulVariant, WeightDtype } from './policy.js';
 import { shaderFiles } from './shader.js';
 import { WGSL_SOURCES } from './wgsl.generated.js';
 
@@ -148,9 +151,17 @@ export function launchableMatmuls(policy: KernelPolicy): MatmulLaunch[] {
     ...(subgroupsOf16(policy) ? variantsOf(16, SUBGROUP16_TILES) : []),
     ...(subgroupsOf4(policy) ? variantsOf(4, SUBGROUP4_TILES) : []),
   ];
+  // The subgroup kernels also read and write f16 activations (matmul() with xDtype/yDtype f16).
+  const ios: MatmulIo[] = policy.gpu.hasF16
+    ? (['f32', 'f16'] as const).flatMap((x) => (['f32', 'f16'] as const).map((y) => ({ x, y })))
+    : [F32_IO];
+  const launches = (d: WeightDtype, v: MatmulVariant): MatmulLaunch[] =>
+    parseSubgroupVariant(v) ? ios.map((io) => matmulLaunch(v, d, io)) : [matmulLaunch(v, d)];
   const packed =
-    policy.matmulWeightLayout('f16', 4) === 'packed' && policy.gpu.hasF16 ? [1, 2, 3].map(packedMatmulLaunch) : [];
-  return [...dtypes.flatMap((d) => [...variants.map((v) => matmulLaunch(v, d)), scalarMatmulLaunch(d)]), ...packed];
+    policy.matmulWeightLayout('f16', 4) === 'packed' && policy.gpu.hasF16
+      ? [1, 2, 3].flatMap((rows) => ios.map((io) => packedMatmulLaunch(rows, io)))
+      : [];
+  return [...dtypes.flatMap((d) => [...variants.flatMap((v) => launches(d, v)), scalarMatmulLaunch(d)]), ...packed];
 }
 
 /** The shader files (includes too) of every matmul this policy can launch, sorted. */

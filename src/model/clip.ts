@@ -2,6 +2,7 @@ import { UserError, present } from '../errors.js';
 import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import { Executor, type ExecutorMemory, type Program } from '../graph/executor.js';
 import type { KernelPolicy } from '../kernels/policy.js';
+import { attentionTakesHalves, layerNormWritesHalves, matmulTakesHalves, type FloatDtype } from '../kernels/index.js';
 import type { TensorSource } from './tensor-source.js';
 import type { ClipConfig } from './config.js';
 import { mlpWidth } from './schema.js';
@@ -13,6 +14,13 @@ export type { ComputeDtype } from './weights.js';
 export interface ClipLoadOptions {
   /** Weight storage on the GPU: f32 (default) or f16 (half the memory; needs shader-f16). */
   dtype?: ComputeDtype;
+  /**
+   * The activations passed between the kernels inside each transformer block (layernorm → matmul, matmul →
+   * attention → matmul, matmul → matmul): f16 by default with dtype f16 where this device's kernels take them
+   * (the cpu-subgroup family), else f32. The residual stream and the outputs stay f32. 'f32' keeps f16 weights'
+   * numbers closer to f32's; 'f16' with f32 weights is refused.
+   */
+  activations?: FloatDtype;
   /**
    * Exact shortcuts (default on): the text tower runs max(EOT)+1 positions, and the image tower's last block
    * finishes only the class tokens. Off computes every position, as open_clip does (for verification).
@@ -48,6 +56,40 @@ function timings(measured: { dispatch: Dispatch; ms: number }[]): KernelTiming[]
     flops: d.flops,
     bytes: d.bytes,
   }));
+}
+
+/**
+ * Each tower's block activations: f16 where asked for (by default with f16 weights) and every kernel of the
+ * tower's blocks takes halves on this policy, else f32.
+ */
+function towerActivations(
+  policy: KernelPolicy,
+  config: ClipConfig,
+  dtype: ComputeDtype,
+  asked: FloatDtype | undefined,
+): TowerOptions['activations'] {
+  if (asked !== undefined && asked !== 'f32' && asked !== 'f16')
+    throw new UserError(`Activations '${String(asked)}' are not f32 or f16; pass one of those.`);
+  if (asked === 'f16' && dtype !== 'f16')
+    throw new UserError('f16 activations need f16 weights; pass dtype f16 too, or leave activations at f32.');
+  const want = asked ?? dtype;
+  const takes = (c: { width: number; heads: number; mlpRatio: number }): boolean => {
+    const W = c.width,
+      hidden = mlpWidth(W, c.mlpRatio);
+    return (
+      layerNormWritesHalves(policy, W) &&
+      attentionTakesHalves(policy, W / c.heads) &&
+      matmulTakesHalves(policy, W, 3 * W) &&
+      matmulTakesHalves(policy, W, hidden) &&
+      matmulTakesHalves(policy, hidden, W)
+    );
+  };
+  // embed_cls under a causal mask adds the class-token attention, which reads f32 only.
+  const textTakes = takes(config.text) && !(config.text.embedCls && config.text.causal);
+  return {
+    vision: want === 'f16' && takes(config.vision) ? 'f16' : 'f32',
+    text: want === 'f16' && textTakes ? 'f16' : 'f32',
+  };
 }
 
 /** Per-step states read back by a debug forward, by name (e.g. `vision.block03`). */
@@ -98,8 +140,9 @@ export class ClipModel {
     if (dtype === 'f16' && !gpu.hasF16) {
       throw new UserError('This GPU adapter has no shader-f16 support, so dtype f16 is unavailable; use dtype f32.');
     }
+    const activations = towerActivations(policy, config, dtype, options.activations);
     const weights = await uploadClipWeights(policy, config, source, dtype, options.onTensor);
-    const towerOptions = { dtype, exactShortcuts: options.exactShortcuts ?? true };
+    const towerOptions = { dtype, activations, exactShortcuts: options.exactShortcuts ?? true };
     return new ClipModel(
       policy,
       config,
@@ -109,6 +152,11 @@ export class ClipModel {
       towerOptions,
       options.planBudgetBytes,
     );
+  }
+
+  /** The dtype of each tower's block activations (see ClipLoadOptions.activations). */
+  get activations(): TowerOptions['activations'] {
+    return this.towerOptions.activations;
   }
 
   /** Largest batch one forward runs: every activation must fit one storage binding, and at most the load's `maxBatch`. */

@@ -1,11 +1,17 @@
 import { GraphBuilder, type Graph, type Tensor } from '../graph/graph.js';
 import type { ClipConfig } from './config.js';
 import { mlpWidth } from './schema.js';
+import type { FloatDtype } from '../kernels/index.js';
 import type { Block, ComputeDtype, TextWeights, VisionWeights } from './weights.js';
 
-/** How a tower graph is recorded: weight dtype, and whether the exact shortcuts are on (see ClipLoadOptions). */
+/**
+ * How a tower graph is recorded: weight dtype, the dtype of the activations passed between the kernels of a
+ * block (f16 only where every kernel of the block takes it), and whether the exact shortcuts are on (see
+ * ClipLoadOptions). The residual stream, the embeddings and the pooled rows stay f32.
+ */
 export interface TowerOptions {
   dtype: ComputeDtype;
+  activations: { vision: FloatDtype; text: FloatDtype };
   exactShortcuts: boolean;
 }
 
@@ -76,6 +82,7 @@ export function visionGraph(config: ClipConfig, w: VisionWeights, batch: number,
       causal: false,
       quickGelu: config.quickGelu,
       dtype: o.dtype,
+      activations: o.activations.vision,
       eps,
     },
     keep,
@@ -144,6 +151,7 @@ export function textGraph(config: ClipConfig, w: TextWeights, batch: number, seq
     causal: config.text.causal,
     quickGelu: config.quickGelu,
     dtype: o.dtype,
+    activations: o.activations.text,
     eps,
     lastRowKeys: clsKeys,
   });
@@ -184,6 +192,8 @@ interface BlockShape {
   causal: boolean;
   quickGelu: boolean;
   dtype: ComputeDtype;
+  /** The dtype of ln_1, qkv, attn, ln_2 and the MLP's hidden rows. */
+  activations: FloatDtype;
   /** LayerNorm eps of ln_1 and ln_2. */
   eps: number;
   /** Per row, 1 where the last row of its sequence may attend (embed_cls's class token); others stay causal. */
@@ -211,12 +221,23 @@ function recordBlocks(
     hidden = mlpWidth(W, a.mlpRatio);
   const activation = a.quickGelu ? 'quick_gelu' : 'gelu';
   const wDtype = a.dtype;
+  const act = a.activations;
+  if (act === 'f16' && a.lastRowKeys) throw new Error(`${tower}: the class-token attention takes f32 activations only`);
   blocks.forEach((b, i) => {
     const p = `${tower}.block${String(i).padStart(2, '0')}`;
-    const h = g.tensor(`${p}.ln_1`, [rows, W]);
-    const qkv = g.tensor(`${p}.qkv`, [rows, 3 * W]);
-    let attn = g.tensor(`${p}.attn`, [rows, W]);
-    g.op('layerNorm', `${p}.ln_1`, { x, gain: b.ln1[0], shift: b.ln1[1], y: h, rows, cols: W, eps: a.eps });
+    const h = g.tensor(`${p}.ln_1`, [rows, W], act);
+    const qkv = g.tensor(`${p}.qkv`, [rows, 3 * W], act);
+    let attn = g.tensor(`${p}.attn`, [rows, W], act);
+    g.op('layerNorm', `${p}.ln_1`, {
+      x,
+      gain: b.ln1[0],
+      shift: b.ln1[1],
+      y: h,
+      rows,
+      cols: W,
+      eps: a.eps,
+      yDtype: act,
+    });
     g.op('matmul', `${p}.attn.in_proj`, {
       x: h,
       w: b.inProj,
@@ -226,6 +247,8 @@ function recordBlocks(
       N: 3 * W,
       K: W,
       wDtype,
+      xDtype: act,
+      yDtype: act,
     });
     g.op('attention', `${p}.attn`, {
       qkv,
@@ -235,6 +258,7 @@ function recordBlocks(
       heads: a.heads,
       headDim: W / a.heads,
       causal: a.causal,
+      dtype: act,
     });
     if (a.lastRowKeys)
       g.op('attentionLastRow', `${p}.attn.cls`, {
@@ -251,14 +275,14 @@ function recordBlocks(
     if (keep && i === blocks.length - 1) {
       n = a.batch;
       name = `${p}.kept`;
-      const keptAttn = g.tensor(`${p}.kept.attn`, [n, W]);
+      const keptAttn = g.tensor(`${p}.kept.attn`, [n, W], act);
       const keptX = g.tensor(`${p}.kept.x`, [n, W]);
-      g.op('gatherRows', `${p}.keep.attn`, { x: attn, index: keep, y: keptAttn, rows: n, width: W });
+      g.op('gatherRows', `${p}.keep.attn`, { x: attn, index: keep, y: keptAttn, rows: n, width: W, dtype: act });
       g.op('gatherRows', `${p}.keep.x`, { x, index: keep, y: keptX, rows: n, width: W });
       [attn, x] = [keptAttn, keptX];
     }
-    const h2 = g.tensor(`${p}.ln_2`, [n, W]);
-    const mlp = g.tensor(`${p}.mlp`, [n, hidden]);
+    const h2 = g.tensor(`${p}.ln_2`, [n, W], act);
+    const mlp = g.tensor(`${p}.mlp`, [n, hidden], act);
     g.op('matmul', `${p}.attn.out_proj`, {
       x: attn,
       w: b.outProj,
@@ -269,8 +293,18 @@ function recordBlocks(
       K: W,
       accumulate: true,
       wDtype,
+      xDtype: act,
     });
-    g.op('layerNorm', `${p}.ln_2`, { x, gain: b.ln2[0], shift: b.ln2[1], y: h2, rows: n, cols: W, eps: a.eps });
+    g.op('layerNorm', `${p}.ln_2`, {
+      x,
+      gain: b.ln2[0],
+      shift: b.ln2[1],
+      y: h2,
+      rows: n,
+      cols: W,
+      eps: a.eps,
+      yDtype: act,
+    });
     g.op('matmul', `${p}.mlp.c_fc`, {
       x: h2,
       w: b.fc,
@@ -281,6 +315,8 @@ function recordBlocks(
       K: W,
       activation,
       wDtype,
+      xDtype: act,
+      yDtype: act,
     });
     g.op('matmul', `${p}.mlp.c_proj`, {
       x: mlp,
@@ -292,6 +328,7 @@ function recordBlocks(
       K: hidden,
       accumulate: true,
       wDtype,
+      xDtype: act,
     });
     g.checkpoint(name, x, n * W * F32);
   });

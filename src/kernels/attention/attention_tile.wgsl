@@ -13,14 +13,14 @@
 // Per 8·24 query-key pairs that is ~2.5× fewer loads and ~2× fewer shuffles than keeping queries in lanes
 // and broadcasting keys (the kernel this replaced, ~28 % slower; bench/README.md).
 // Query rows past T are clamped on load and skipped on store; keys past T are masked like causal ones.
+// QKV and O are f32, or f16 (IO_TYPE) between the subgroup matmuls.
 // HEAD_DIM must be a multiple of 4·LANES (each lane's share of the dims is whole vec4s); attention() checks.
 enable subgroups;
 
 struct Params { T: u32, W: u32, causal: u32, scale: f32 }
 
-@group(0) @binding(0) var<storage, read> QKV: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> O: array<vec4<f32>>;
 @group(0) @binding(2) var<uniform> p: Params;
+//!include attention_io_{{IO_TYPE}}.wgsl
 
 const LANES = {{LANES}}u;
 const D4 = {{HEAD_DIM}}u / 4u;  // vec4s per head row
@@ -73,8 +73,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l
     for (var i = 0u; i < LANES; i++) { s[i] = array<f32, KEYS>(); }
     for (var d = 0u; d < D4; d++) {
       var k: array<vec4<f32>, KEYS>;
-      for (var j = 0u; j < KEYS; j++) { k[j] = QKV[k_at[j] + d]; }
-      score_step(&s, QKV[q_at + d], k);
+      for (var j = 0u; j < KEYS; j++) { k[j] = widen_qkv(QKV[k_at[j] + d]); }
+      score_step(&s, widen_qkv(QKV[q_at + d]), k);
     }
     for (var i = 0u; i < LANES; i++) {
       var block_max = MASKED;
@@ -101,7 +101,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l
       for (var c = 0u; c < LANES; c++) {
         let v_at = base + min(key0 + c + LANES * j, p.T - 1u) * stride + 2u * W4 + OUT4 * lane;
         var v: array<vec4<f32>, OUT4>;
-        for (var t = 0u; t < OUT4; t++) { v[t] = QKV[v_at + t]; }
+        for (var t = 0u; t < OUT4; t++) { v[t] = widen_qkv(QKV[v_at + t]); }
         let pc = probabilities_of_lane(pj, c);
         value_step(&acc, pc, v);
       }
@@ -112,6 +112,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l
     if (query >= p.T) { break; }
     let out_at = (batch * p.T + query) * W4 + head * D4 + OUT4 * lane;
     let inv_l = 1.0 / l[i];
-    for (var t = 0u; t < OUT4; t++) { O[out_at + t] = acc[i][t] * inv_l; }
+    for (var t = 0u; t < OUT4; t++) { O[out_at + t] = narrow_o(acc[i][t] * inv_l); }
   }
 }

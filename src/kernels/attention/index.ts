@@ -2,7 +2,8 @@ import type { Dispatch } from '../../runtime/gpu.js';
 import { dispatchKernel, type Scope } from '../dispatch.js';
 import { f32, spec, u32, type BindingSpec } from '../kernel-spec.js';
 import { subgroupKernelLanes } from '../tuning.js';
-import { f32Operand, type OperandRule } from '../operands.js';
+import { floatOperand, type FloatDtype, type OperandRule } from '../operands.js';
+import type { KernelPolicy } from '../policy.js';
 
 const ATTENTION_BINDINGS = [
   { wgsl: 'QKV', arg: 'qkv', access: 'read' },
@@ -30,10 +31,12 @@ export const ATTENTION_SPECS = {
     shader: 'attention_tile.wgsl',
     bindings: ATTENTION_BINDINGS,
     uniforms: ATTENTION_UNIFORMS,
-    defineSets: [64, 32].flatMap((HEAD_DIM) => [
-      { HEAD_DIM, ...TILE_WIDTHS[8] },
-      { HEAD_DIM, ...TILE_WIDTHS[4] },
-    ]),
+    defineSets: [64, 32].flatMap((HEAD_DIM) =>
+      (['f32', 'f16'] as const).flatMap((IO_TYPE) => [
+        { HEAD_DIM, ...TILE_WIDTHS[8], IO_TYPE },
+        { HEAD_DIM, ...TILE_WIDTHS[4], IO_TYPE },
+      ]),
+    ),
   }),
 };
 
@@ -47,7 +50,16 @@ export interface AttentionArgs {
   heads: number;
   headDim: number;
   causal: boolean;
+  /** qkv and out as f16 activations (default f32): only where attentionTakesHalves says so. */
+  dtype?: FloatDtype;
 }
+
+/** Whether attention() reads and writes f16 activations under this policy: the subgroup kernel does. */
+export function attentionTakesHalves(policy: KernelPolicy, headDim: number): boolean {
+  return subgroupKernelLanes(policy) !== undefined && subgroupHeadDim(headDim);
+}
+
+const subgroupHeadDim = (headDim: number): boolean => headDim % 32 === 0 && headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM;
 
 /**
  * attention_tile.wgsl gives each lane HEAD_DIM/LANES output dims of LANES queries, so the head dim must be a
@@ -67,9 +79,15 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
   const pairs = a.causal ? (a.seq * (a.seq + 1)) / 2 : a.seq * a.seq;
   const args = { qkv: a.qkv, out: a.out };
   const params = { T: a.seq, W: width, causal: a.causal ? 1 : 0, scale: 1 / Math.sqrt(a.headDim) };
-  const cost = { flops: 4 * a.batch * a.heads * pairs * a.headDim, bytes: 4 * a.batch * a.seq * width * 4 };
+  const dtype = a.dtype ?? 'f32';
+  const cost = {
+    flops: 4 * a.batch * a.heads * pairs * a.headDim,
+    bytes: (dtype === 'f16' ? 2 : 4) * a.batch * a.seq * width * 4,
+  };
+  if (dtype === 'f16' && !attentionTakesHalves(scope.policy, a.headDim))
+    throw new Error(`${label}: f16 activations need the subgroup attention kernel and a head dim it takes`);
   const lanes = subgroupKernelLanes(scope.policy);
-  if (lanes && a.headDim % 32 === 0 && a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM) {
+  if (lanes && subgroupHeadDim(a.headDim)) {
     const tile = TILE_WIDTHS[lanes];
     return dispatchKernel(
       scope,
@@ -77,7 +95,7 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
       label,
       args,
       params,
-      { HEAD_DIM: a.headDim, ...tile },
+      { HEAD_DIM: a.headDim, ...tile, IO_TYPE: dtype },
       [Math.ceil(a.seq / tile.LANES), a.heads, a.batch],
       cost,
     );
@@ -96,6 +114,6 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
 
 /** qkv [B·T, 3·heads·headDim] → out [B·T, heads·headDim]. */
 export const attentionOperands: OperandRule<AttentionArgs> = (a) => ({
-  qkv: f32Operand(a.batch * a.seq, 3 * a.heads * a.headDim),
-  out: f32Operand(a.batch * a.seq, a.heads * a.headDim),
+  qkv: floatOperand(a.dtype ?? 'f32', a.batch * a.seq, 3 * a.heads * a.headDim),
+  out: floatOperand(a.dtype ?? 'f32', a.batch * a.seq, a.heads * a.headDim),
 });

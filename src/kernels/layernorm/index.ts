@@ -2,7 +2,8 @@ import type { Dispatch } from '../../runtime/gpu.js';
 import { dispatchKernel, spread, type Scope } from '../dispatch.js';
 import { f32, spec, u32, type BindingSpec } from '../kernel-spec.js';
 import { subgroupKernelLanes } from '../tuning.js';
-import { f32Operand, type OperandRule } from '../operands.js';
+import type { KernelPolicy } from '../policy.js';
+import { f32Operand, floatOperand, type FloatDtype, type OperandRule } from '../operands.js';
 
 const LAYERNORM_BINDINGS = [
   { wgsl: 'X', arg: 'x', access: 'read' },
@@ -25,7 +26,9 @@ export const LAYERNORM_SPECS = {
     shader: 'layernorm_subgroup.wgsl',
     bindings: LAYERNORM_BINDINGS,
     uniforms: LAYERNORM_UNIFORMS,
-    defineSets: [1, 4].flatMap((ROWS) => [8, 4].map((LANES) => ({ ROWS, LANES }))),
+    defineSets: [1, 4].flatMap((ROWS) =>
+      [8, 4].flatMap((LANES) => (['f32', 'f16'] as const).map((Y_TYPE) => ({ ROWS, LANES, Y_TYPE }))),
+    ),
   }),
 };
 
@@ -39,6 +42,13 @@ export interface LayerNormArgs {
   /** Output row r normalizes input row r·inRowStride (picks the class token of each image). */
   inRowStride?: number;
   eps?: number;
+  /** Y as f16 activations (default f32), for a matmul to read: only where layerNormWritesHalves says so. */
+  yDtype?: FloatDtype;
+}
+
+/** Whether layerNorm() writes f16 outputs under this policy: the subgroup kernel does, for cols a multiple of 4. */
+export function layerNormWritesHalves(policy: KernelPolicy, cols: number): boolean {
+  return subgroupKernelLanes(policy) !== undefined && cols % 4 === 0;
 }
 
 /**
@@ -55,7 +65,10 @@ const layerNormRowsPerWorkgroup = (rows: number): number => (rows >= 1024 ? 4 : 
 export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promise<Dispatch> {
   const args = { x: a.x, gain: a.gain, shift: a.shift, y: a.y };
   const params = { rows: a.rows, cols: a.cols, in_row_stride: a.inRowStride ?? 1, eps: a.eps ?? 1e-5 };
-  const cost = { bytes: 8 * a.rows * a.cols };
+  const yDtype = a.yDtype ?? 'f32';
+  const cost = { bytes: (yDtype === 'f16' ? 6 : 8) * a.rows * a.cols };
+  if (yDtype === 'f16' && !layerNormWritesHalves(scope.policy, a.cols))
+    throw new Error(`${label}: f16 output needs the subgroup layernorm and cols a multiple of 4`);
   const lanes = subgroupKernelLanes(scope.policy);
   if (lanes && a.cols % 4 === 0) {
     const rowsPerWorkgroup = layerNormRowsPerWorkgroup(a.rows);
@@ -66,7 +79,7 @@ export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promis
       label,
       args,
       params,
-      { ROWS: rowsPerWorkgroup, LANES: lanes },
+      { ROWS: rowsPerWorkgroup, LANES: lanes, Y_TYPE: yDtype },
       [gx, gy, 1],
       cost,
     );
@@ -78,5 +91,5 @@ export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promis
 /** X [rows·inRowStride, cols] → Y [rows, cols]. */
 export const layerNormOperands: OperandRule<LayerNormArgs> = (a) => ({
   x: f32Operand(a.rows * (a.inRowStride ?? 1), a.cols),
-  y: f32Operand(a.rows, a.cols),
+  y: floatOperand(a.yDtype ?? 'f32', a.rows, a.cols),
 });

@@ -9,7 +9,7 @@
 // array of cols/32 vec4s per row, indexed in loops, took llvmpipe 14-143 s to compile (fully unrolled and
 // register-allocated by LLVM), this loop 0.3-0.9 s, and the re-reads hit the cache (bench/README.md,
 // "cold start"). The width comes from the uniform, so one pipeline per ROWS serves every width.
-// cols must be a multiple of 4. Rows past the end are clamped on load and skipped on store. Needs subgroups
+// Y is f32, or f16 (Y_TYPE) where a matmul reads it. cols must be a multiple of 4. Rows past the end are clamped on load and skipped on store. Needs subgroups
 // of at least LANES lanes (layerNorm() checks that).
 enable subgroups;
 
@@ -18,7 +18,7 @@ struct Params { rows: u32, cols: u32, in_row_stride: u32, eps: f32 }
 @group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> gain: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> shift: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> Y: array<vec4<f32>>;
+//!include layernorm_y_{{Y_TYPE}}.wgsl
 @group(0) @binding(4) var<uniform> p: Params;
 
 const LANES = {{LANES}}u;  // one subgroup: 8 (llvmpipe at 256 and 512 bits) or 4 (at 128)
@@ -53,7 +53,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l
     let g = gain[c];
     let b = shift[c];
     for (var r = 0u; r < ROWS; r++) {
-      if (row0 + r < p.rows) { Y[(row0 + r) * cols4 + c] = (X[src[r] + c] - mean[r]) * inv_std[r] * g + b; }
+      if (row0 + r < p.rows) { Y[(row0 + r) * cols4 + c] = narrow_y((X[src[r] + c] - mean[r]) * inv_std[r] * g + b); }
     }
   }
 }

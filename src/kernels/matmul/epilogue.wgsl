@@ -8,6 +8,6 @@ fn epilogue(acc: f32, col: u32, at: u32) -> f32 {
   if ((p.flags & 1u) != 0u) { v += bias[col]; }
   let act = (p.flags >> 1u) & 3u;
   if (act == 1u) { v = gelu_erf(v); } else if (act == 2u) { v = quick_gelu(v); }
-  if ((p.flags & 8u) != 0u) { v += Y[at]; }
+  if ((p.flags & 8u) != 0u) { v += y_before(at); }
   return v;
 }

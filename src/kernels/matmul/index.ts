@@ -19,9 +19,10 @@ import {
   parseSubgroupVariant,
   scalarMatmulLaunch,
   type Activation,
+  type MatmulIo,
   type MatmulLaunch,
 } from './spec.js';
-import { f32Operand, type OperandRule } from '../operands.js';
+import { floatOperand, type FloatDtype, type OperandRule } from '../operands.js';
 import type { KernelFamily, KernelPolicy } from '../policy.js';
 
 /**
@@ -59,6 +60,18 @@ export interface MatmulArgs {
   wDtype?: WeightDtype;
   /** Runs this kernel instead of the device's choice (the autotuner, tests). Ignored for packed weights and K not a multiple of 4. */
   variant?: MatmulVariant;
+  /** X holds f16 activations (default f32): only where matmulTakesHalves says so. */
+  xDtype?: FloatDtype;
+  /** Y is written as f16 activations (default f32; N even): only where matmulTakesHalves says so. */
+  yDtype?: FloatDtype;
+}
+
+/**
+ * Whether matmul() reads and writes f16 activations under this policy: the cpu-subgroup family's kernels do
+ * (matmul_x_f16.wgsl, matmul_y_f16.wgsl), for K a multiple of 4 and, for f16 Y, N even.
+ */
+export function matmulTakesHalves(policy: KernelPolicy, K: number, N: number): boolean {
+  return policy.family === 'cpu-subgroup' && K % 4 === 0 && N % 2 === 0;
 }
 
 /**
@@ -127,18 +140,22 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
       `${label}: weights were laid out for the ${weight.family} kernels, but this plan runs the ${scope.policy.family} kernels`,
     );
   const wType = weight?.dtype ?? a.wDtype ?? 'f32';
+  const io: MatmulIo = { x: a.xDtype ?? 'f32', y: a.yDtype ?? 'f32' };
+  const halves = io.x === 'f16' || io.y === 'f16';
+  if (halves && !matmulTakesHalves(scope.policy, a.K, io.y === 'f16' ? a.N : 0))
+    throw new Error(`${label}: f16 activations need the cpu-subgroup kernels, K a multiple of 4 and N even`);
   const args = { x: a.x, w: weight?.buffer ?? (a.w as GPUBuffer), bias: a.bias ?? scope.gpu.zeros, y: a.y };
   const flags = matmulFlags({ bias: a.bias !== undefined, activation: a.activation, accumulate: a.accumulate });
   const cost = {
     flops: 2 * a.M * a.N * a.K,
-    bytes: 4 * (a.M * a.K + a.M * a.N) + (wType === 'f16' ? 2 : 4) * a.N * a.K,
+    bytes: bytesOf(io.x) * a.M * a.K + bytesOf(io.y) * a.M * a.N + bytesOf(wType) * a.N * a.K,
   };
   const launch = weight?.packed
     ? // Columns are fixed by the packing; rows follow the rule's small-M choice.
-      packedMatmulLaunch(subgroup8Rows(a.M))
+      packedMatmulLaunch(subgroup8Rows(a.M), io)
     : a.K % 4 !== 0
       ? scalarMatmulLaunch(wType)
-      : chosenLaunch(scope.policy, label, a, wType);
+      : chosenLaunch(scope.policy, label, a, wType, io);
   return dispatchMatmul(scope, launch, label, args, { M: a.M, N: a.N, K: a.K, flags }, cost);
 }
 
@@ -168,12 +185,24 @@ export function dispatchMatmul(
   );
 }
 
-/** The launch of the caller's variant, else the tuner's choice for this shape, else the built-in rule's. */
-function chosenLaunch(policy: KernelPolicy, label: string, a: MatmulArgs, wType: WeightDtype): MatmulLaunch {
+const bytesOf = (dtype: FloatDtype): number => (dtype === 'f16' ? 2 : 4);
+
+/**
+ * The launch of the caller's variant, else the tuner's choice for this shape, else the built-in rule's. f16
+ * activations take only the subgroup kernels: a measured choice of another kernel yields to the rule.
+ */
+function chosenLaunch(
+  policy: KernelPolicy,
+  label: string,
+  a: MatmulArgs,
+  wType: WeightDtype,
+  io: MatmulIo,
+): MatmulLaunch {
+  const measured = tuningOf(policy).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType });
+  const halves = io.x === 'f16' || io.y === 'f16';
   const variant =
     a.variant ??
-    tuningOf(policy).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType }) ??
-    defaultMatmulVariant(policy, a.M);
+    (measured && (!halves || parseSubgroupVariant(measured)) ? measured : defaultMatmulVariant(policy, a.M));
   const sub = parseSubgroupVariant(variant);
   if (sub?.lanes === 8 && !subgroupsOf8(policy))
     throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
@@ -181,8 +210,11 @@ function chosenLaunch(policy: KernelPolicy, label: string, a: MatmulArgs, wType:
     throw new Error(`${label}: matmul variant ${variant} needs subgroups of 4 lanes`);
   if (sub?.lanes === 16 && !subgroupsOf16(policy))
     throw new Error(`${label}: matmul variant ${variant} needs subgroups of 16 lanes`);
-  return matmulLaunch(variant, wType);
+  return matmulLaunch(variant, wType, io);
 }
 
-/** X [M, K] and Y [M, N] (f32; the weights are checked against N and K when matmul() runs). */
-export const matmulOperands: OperandRule<MatmulArgs> = (a) => ({ x: f32Operand(a.M, a.K), y: f32Operand(a.M, a.N) });
+/** X [M, K] and Y [M, N] in their dtypes (the weights are checked against N and K when matmul() runs). */
+export const matmulOperands: OperandRule<MatmulArgs> = (a) => ({
+  x: floatOperand(a.xDtype ?? 'f32', a.M, a.K),
+  y: floatOperand(a.yDtype ?? 'f32', a.M, a.N),
+});

@@ -6,6 +6,8 @@
 //!include epilogue.wgsl
 
 //!include matmul_io.wgsl
+//!include matmul_x_f32.wgsl
+//!include matmul_y_f32.wgsl
 @group(0) @binding(1) var<storage, read> W: array<vec4<{{W_TYPE}}>>;
 
 fn widen_w(w: vec4<{{W_TYPE}}>) -> vec4<f32> { return vec4<f32>(w); }

@@ -13,6 +13,8 @@ enable subgroups;
 //!include subgroup_tile.wgsl
 
 //!include matmul_io.wgsl
+//!include matmul_x_{{X_TYPE}}.wgsl
+//!include matmul_y_{{Y_TYPE}}.wgsl
 @group(0) @binding(1) var<storage, read> W: array<vec2<u32>>;
 
 const LANES = {{LANES}}u;  // 8: the packing's tile; one subgroup's lanes or half of them
@@ -35,7 +37,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l
   for (var k = 0u; k < p.K4; k++) {
     var a: array<vec4<f32>, ROWS>;
     var b: array<vec4<f32>, COLS>;
-    for (var i = 0u; i < ROWS; i++) { a[i] = X[xr[i] + k]; }
+    for (var i = 0u; i < ROWS; i++) { a[i] = widen_x(X[xr[i] + k]); }
     for (var j = 0u; j < COLS; j++) { b[j] = widen(W[wbase + k * (LANES * COLS) + LANES * j]); }
     tile_step(&acc, a, b);
   }

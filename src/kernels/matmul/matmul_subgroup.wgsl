@@ -15,7 +15,9 @@ enable subgroups;
 //!include subgroup_tile.wgsl
 
 //!include matmul_io.wgsl
+//!include matmul_x_{{X_TYPE}}.wgsl
 //!include matmul_w_{{W_TYPE}}.wgsl
+//!include matmul_y_{{Y_TYPE}}.wgsl
 
 const LANES = {{LANES}}u;
 const ROWS = {{ROWS}}u;  // X rows loaded per lane; the tile has LANES·ROWS rows
@@ -34,7 +36,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l
   for (var k = 0u; k < p.K4; k++) {
     var a: array<vec4<f32>, ROWS>;
     var b: array<vec4<f32>, COLS>;
-    for (var i = 0u; i < ROWS; i++) { a[i] = X[xr[i] + k]; }
+    for (var i = 0u; i < ROWS; i++) { a[i] = widen_x(X[xr[i] + k]); }
     for (var j = 0u; j < COLS; j++) { b[j] = widen_w(W[wr[j] + k]); }
     tile_step(&acc, a, b);
   }

@@ -7,6 +7,8 @@
 //!include epilogue.wgsl
 
 //!include matmul_io.wgsl
+//!include matmul_x_f32.wgsl
+//!include matmul_y_f32.wgsl
 @group(0) @binding(1) var<storage, read> W: array<vec4<{{W_TYPE}}>>;
 
 const TILE = 64u;       // output rows and columns per workgroup

@@ -6,6 +6,7 @@
 import type { MatmulVariant, WeightDtype } from '../policy.js';
 import { spec, u32, W_TYPES, type BindingSpec } from '../kernel-spec.js';
 import type { ShaderDefines } from '../shader.js';
+import type { FloatDtype } from '../operands.js';
 
 /** matmul's fused epilogue (epilogue.wgsl): bit 0 bias, bits 1-2 activation, bit 3 accumulate into Y. */
 export const MATMUL_FLAGS = { bias: 1, activationShift: 1, accumulate: 8 } as const;
@@ -52,6 +53,20 @@ export function subgroupVariant(lanes: SubgroupLanes, rows: number, cols: number
 /** Output columns per tile of matmul_packed.wgsl, fixed by the weight packing (8 lanes × 3 W rows). */
 export const PACKED_TILE_COLS = 24;
 
+/**
+ * The dtypes of X and Y: f32, or f16 activations (two halves per u32) where a matmul feeds another matmul or
+ * attention. Only the subgroup kernels (matmul_subgroup.wgsl, matmul_packed.wgsl) read and write halves.
+ */
+export interface MatmulIo {
+  x: FloatDtype;
+  y: FloatDtype;
+}
+export const F32_IO: MatmulIo = { x: 'f32', y: 'f32' };
+const IO_TYPES = (['f32', 'f16'] as const).flatMap((X_TYPE) =>
+  (['f32', 'f16'] as const).map((Y_TYPE) => ({ X_TYPE, Y_TYPE })),
+);
+const ioDefines = (io: MatmulIo) => ({ X_TYPE: io.x, Y_TYPE: io.y });
+
 export const MATMUL_SPECS = {
   matmul: spec({
     kernel: 'matmul',
@@ -72,18 +87,20 @@ export const MATMUL_SPECS = {
     shader: 'matmul_subgroup.wgsl',
     bindings: MATMUL_BINDINGS,
     uniforms: u32('M', 'N', 'K4', 'flags'),
-    defineSets: W_TYPES.flatMap((W_TYPE) => [
-      ...SUBGROUP8_TILES.map((t) => ({ W_TYPE, LANES: 8, ROWS: t.rows, COLS: t.cols })),
-      ...SUBGROUP16_TILES.map((t) => ({ W_TYPE, LANES: 16, ROWS: t.rows, COLS: t.cols })),
-      ...SUBGROUP4_TILES.map((t) => ({ W_TYPE, LANES: 4, ROWS: t.rows, COLS: t.cols })),
-    ]),
+    defineSets: W_TYPES.flatMap((W_TYPE) =>
+      IO_TYPES.flatMap((io) => [
+        ...SUBGROUP8_TILES.map((t) => ({ W_TYPE, LANES: 8, ROWS: t.rows, COLS: t.cols, ...io })),
+        ...SUBGROUP16_TILES.map((t) => ({ W_TYPE, LANES: 16, ROWS: t.rows, COLS: t.cols, ...io })),
+        ...SUBGROUP4_TILES.map((t) => ({ W_TYPE, LANES: 4, ROWS: t.rows, COLS: t.cols, ...io })),
+      ]),
+    ),
   }),
   matmul_packed: spec({
     kernel: 'matmul_packed',
     shader: 'matmul_packed.wgsl',
     bindings: MATMUL_BINDINGS,
     uniforms: u32('M', 'N', 'K4', 'flags'),
-    defineSets: [1, 2, 3].map((ROWS) => ({ ROWS, LANES: 8 })),
+    defineSets: [1, 2, 3].flatMap((ROWS) => IO_TYPES.map((io) => ({ ROWS, LANES: 8, ...io }))),
   }),
   matmul_scalar: spec({
     kernel: 'matmul_scalar',
@@ -101,16 +118,20 @@ export interface MatmulLaunch {
   tile: { rows: number; cols: number };
 }
 
-/** The kernel, defines and tile of a matmul variant on [N, K] weights of this dtype (K a multiple of 4). */
-export function matmulLaunch(variant: MatmulVariant, wDtype: WeightDtype): MatmulLaunch {
+/**
+ * The kernel, defines and tile of a matmul variant on [N, K] weights of this dtype (K a multiple of 4); f16
+ * X or Y only with a subgroup variant.
+ */
+export function matmulLaunch(variant: MatmulVariant, wDtype: WeightDtype, io: MatmulIo = F32_IO): MatmulLaunch {
   const sub = parseSubgroupVariant(variant);
   if (sub) {
     return {
       spec: MATMUL_SPECS.matmul_subgroup,
-      defines: { W_TYPE: wDtype, LANES: sub.lanes, ROWS: sub.rows, COLS: sub.cols },
+      defines: { W_TYPE: wDtype, LANES: sub.lanes, ROWS: sub.rows, COLS: sub.cols, ...ioDefines(io) },
       tile: { rows: sub.lanes * sub.rows, cols: sub.lanes * sub.cols },
     };
   }
+  if (io.x !== 'f32' || io.y !== 'f32') throw new Error(`Matmul variant ${variant} reads and writes f32 only`);
   if (variant === 'tiled')
     return { spec: MATMUL_SPECS.matmul_tiled, defines: { W_TYPE: wDtype }, tile: { rows: 64, cols: 64 } };
   if (variant === 'block')
@@ -119,10 +140,10 @@ export function matmulLaunch(variant: MatmulVariant, wDtype: WeightDtype): Matmu
 }
 
 /** matmul_packed.wgsl on weights packed by uploadMatmulWeights, with `rows` X rows per lane. */
-export function packedMatmulLaunch(rows: number): MatmulLaunch {
+export function packedMatmulLaunch(rows: number, io: MatmulIo = F32_IO): MatmulLaunch {
   return {
     spec: MATMUL_SPECS.matmul_packed,
-    defines: { ROWS: rows, LANES: 8 },
+    defines: { ROWS: rows, LANES: 8, ...ioDefines(io) },
     tile: { rows: 8 * rows, cols: PACKED_TILE_COLS },
   };
 }
