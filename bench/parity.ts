@@ -1,4 +1,4 @@
-// npm run bench:parity -- --config ViT-L-14 [--batch 8] [--dtype f32|f16] [--seed 0]
+// npm run bench:parity -- --config ViT-L-14 [--batch 8] [--dtype f32|f16] [--activations f32|f16] [--seed 0]
 // Synthesizes a full-size checkpoint, runs the PyTorch reference and the engine on the same inputs in one run,
 // and prints per-block errors (both towers), final max abs diff and cosine, and both wall times.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +20,8 @@ const argv = process.argv.slice(2);
 const config = flag(argv, 'config', 'ViT-L-14');
 const batch = Number(flag(argv, 'batch', '1'));
 const dtype = flag(argv, 'dtype', 'f32') as 'f32' | 'f16';
+// Default: the engine's (f16 block activations with f16 weights where the kernels take them).
+const asked = argv.includes('--activations') ? (flag(argv, 'activations', 'f32') as 'f32' | 'f16') : undefined;
 const seed = Number(flag(argv, 'seed', '0'));
 
 const dir = await syntheticCheckpoint(config, seed, 'f32');
@@ -59,7 +61,8 @@ console.error('loading the engine ...');
 const gpu = await Gpu.create();
 const policy = KernelPolicy.create(gpu);
 const checkpoint = await openCheckpoint(dir);
-const model = await ClipModel.load(policy, checkpoint.config, checkpoint.source, { dtype });
+const model = await ClipModel.load(policy, checkpoint.config, checkpoint.source, { dtype, activations: asked });
+const halves = model.activations.vision === 'f16' || model.activations.text === 'f16';
 await checkpoint.source.close();
 
 const time = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
@@ -111,6 +114,7 @@ const result = {
   config,
   batch,
   dtype,
+  activations: model.activations,
   seed,
   prompts: PROMPTS,
   machine: machine(gpu.adapterInfo),
@@ -136,7 +140,9 @@ model.dispose();
 gpu.destroy();
 rmSync(work, { recursive: true, force: true });
 
-console.log(`parity: ${config}, batch ${batch}, ${dtype} weights on the GPU; ${result.machine}`);
+console.log(
+  `parity: ${config}, batch ${batch}, ${dtype} weights${halves ? ', f16 block activations' : ''} on the GPU; ${result.machine}`,
+);
 console.log('| step | max abs diff | max abs / max |ref| |');
 console.log('| --- | --- | --- |');
 for (const r of rows) console.log(`| ${r.step} | ${r.maxAbs.toExponential(2)} | ${r.relative.toExponential(2)} |`);
@@ -153,4 +159,6 @@ for (const [name, t] of [
     `| ${name} (${name === 'image' ? `batch ${batch}` : `${PROMPTS.length} prompts`}) | ${t.maxAbsNormalized.toExponential(2)} | ${t.minCosine.toFixed(7)} | ${t.engineSecondsWarm.toFixed(2)} | ${t.engineSecondsCold.toFixed(2)} | ${t.torchSeconds?.toFixed(2)} | ${t.ratio.toFixed(2)} |`,
   );
 }
-console.log(`\nwrote ${writeResult(`parity-${config}-b${batch}-${dtype}`, result)}`);
+console.log(
+  `\nwrote ${writeResult(`parity-${config}-b${batch}-${dtype}${dtype === 'f16' && !halves ? '-f32-activations' : ''}`, result)}`,
+);

@@ -14,6 +14,7 @@ import {
 } from './matmul/spec.js';
 import type { KernelPolicy, KernelTuning, MatmulShape, MatmulVariant, WeightDtype } from './policy.js';
 import { shaderFiles } from './shader.js';
+import type { FloatDtype } from './operands.js';
 import { WGSL_SOURCES } from './wgsl.generated.js';
 
 export {
@@ -50,11 +51,13 @@ const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-1x2', 'subgroup16-2x3'
  * rows, 32×48 above. `whylesion tune` on the ViT-L/14 shapes (bench/README.md, fifth pass): 32×32 ran 2-24 % faster
  * than 16×32 at M = 257 and 2056 and beat 32×48 at 257, 32×48 was 5-12 % faster than 32×32 at 2056 (batch 8), and
  * 16×32 was fastest at M ≤ 16. The switch at 1024 rows lies between the two measured sizes. Each is one f32
- * pipeline (first compiles ~2, ~5 and ~10 s); a batch of one image compiles the first two only.
+ * pipeline (first compiles ~2, ~5 and ~10 s); a batch of one image compiles the first two only. With f16 X
+ * (halved X loads) 32×48 also wins at M = 257: 86-90 against 102-103 ms summed over a block's four matmuls, two
+ * rounds (bench/README.md, sixth pass).
  */
-function subgroup16Variant(M: number): MatmulVariant {
+function subgroup16Variant(M: number, xDtype: FloatDtype): MatmulVariant {
   if (M <= 16) return 'subgroup16-1x2';
-  return M <= 1024 ? 'subgroup16-2x2' : 'subgroup16-2x3';
+  return M <= 1024 && xDtype === 'f32' ? 'subgroup16-2x2' : 'subgroup16-2x3';
 }
 /** 4-lane tiles where subgroups have 4 lanes (llvmpipe at 128 bits: ARM's NEON, CPUs without AVX). */
 const SUBGROUP4_VARIANTS: MatmulVariant[] = [
@@ -104,18 +107,18 @@ export function subgroupsOf16(policy: KernelPolicy): boolean {
 
 /**
  * The built-in rule, used until a measurement says otherwise: on CPU adapters with 16-lane subgroups
- * (llvmpipe at 512 bits) 16×32, 32×32 or 32×48 by M (subgroup16Variant); with 8-lane ones the 24×24 subgroup tile, with fewer rows (8 or
+ * (llvmpipe at 512 bits) 16×32, 32×32 or 32×48 by M and X's dtype (subgroup16Variant); with 8-lane ones the 24×24 subgroup tile, with fewer rows (8 or
  * 16) when M is that small (prompts on their EOT rows, class tokens), which measured 1.1-3× faster than 24
  * rows at M = 1-12 (tuner runs in bench/README.md); on hardware
  * GPUs the workgroup-memory tiled kernel (the usual GPU design; not measured here, as no GPU was
  * available: `whylesion tune` checks it); elsewhere (CPU adapters without subgroups, e.g. Deno on
  * lavapipe) the 4×4-block kernel, which measured ~2× the tiled one on lavapipe through Dawn.
  */
-export function defaultMatmulVariant(policy: KernelPolicy, M: number): MatmulVariant {
+export function defaultMatmulVariant(policy: KernelPolicy, M: number, xDtype: FloatDtype = 'f32'): MatmulVariant {
   const family = policy.family;
   if (family === 'cpu-subgroup') {
     if (subgroupsOf4(policy)) return subgroup4Variant(M);
-    return subgroupsOf16(policy) ? subgroup16Variant(M) : `subgroup-${subgroup8Rows(M)}x3`;
+    return subgroupsOf16(policy) ? subgroup16Variant(M, xDtype) : `subgroup-${subgroup8Rows(M)}x3`;
   }
   return family === 'gpu' ? 'tiled' : 'block';
 }
@@ -137,7 +140,7 @@ export function matmulCandidates(policy: KernelPolicy, shape: MatmulShape): Matm
 }
 
 /** Bump when the rule or matmul()'s launch changes without a shader or tile edit (saved choices then lapse). */
-const LAUNCH_VERSION = 3;
+const LAUNCH_VERSION = 4;
 
 const variantsOf = (lanes: SubgroupLanes, tiles: readonly { rows: number; cols: number }[]): MatmulVariant[] =>
   tiles.map((t) => subgroupVariant(lanes, t.rows, t.cols));

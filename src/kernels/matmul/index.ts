@@ -202,7 +202,7 @@ function chosenLaunch(
   const halves = io.x === 'f16' || io.y === 'f16';
   const variant =
     a.variant ??
-    (measured && (!halves || parseSubgroupVariant(measured)) ? measured : defaultMatmulVariant(policy, a.M));
+    (measured && (!halves || parseSubgroupVariant(measured)) ? measured : defaultMatmulVariant(policy, a.M, io.x));
   const sub = parseSubgroupVariant(variant);
   if (sub?.lanes === 8 && !subgroupsOf8(policy))
     throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
