@@ -97,6 +97,7 @@ const rows = [
 const result = {
   config,
   dtype,
+  activations: model.activations,
   runs,
   machine: machine(gpu.adapterInfo),
   torchThreads: torch1.threads,
@@ -110,7 +111,7 @@ const result = {
   rows,
 };
 console.log(
-  `e2e: ${config}, ${dtype} weights; ${result.machine}; LP_NUM_THREADS=${process.env.LP_NUM_THREADS}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
+  `e2e: ${config}, ${dtype} weights${model.activations.vision === 'f16' ? ', f16 block activations' : ''}; ${result.machine}; LP_NUM_THREADS=${process.env.LP_NUM_THREADS}; load average ${load.map((l) => l.toFixed(1)).join(' -> ')}`,
 );
 console.log('| case | engine warm s | engine cold s | PyTorch s | engine / PyTorch |');
 console.log('| --- | --- | --- | --- | --- |');

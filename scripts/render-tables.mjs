@@ -27,6 +27,9 @@ function source(files) {
   return `<sub>From ${files.map((f) => `\`bench/results/${f}\``).join(', ')}.</sub>`;
 }
 
+/** Whether a result's engine passed f16 activations between the kernels of a block (recorded since the sixth pass). */
+const halfActivations = (r) => r.activations?.vision === 'f16' || r.activations?.text === 'f16';
+
 function e2eRuns() {
   return ['f32', 'f16']
     .filter((d) => has(`e2e-ViT-L-14-${d}.json`))
@@ -55,7 +58,7 @@ function e2eTable() {
   ]);
   const notes = runs.map(
     (r) =>
-      `${r.dtype}: ${day(r.date)}, median of ${r.runs} warm runs, ${r.machine}${r.cpuFlags ? `; CPU flags ${r.cpuFlags}` : ''}${r.lpNativeVectorWidth ? `; LP_NATIVE_VECTOR_WIDTH=${r.lpNativeVectorWidth}` : ''}, load average ${r.loadAverage?.map((l) => l.toFixed(1)).join(' → ') ?? '?'}.`,
+      `${r.dtype}${halfActivations(r) ? ' (f16 block activations)' : ''}: ${day(r.date)}, median of ${r.runs} warm runs, ${r.machine}${r.cpuFlags ? `; CPU flags ${r.cpuFlags}` : ''}${r.lpNativeVectorWidth ? `; LP_NATIVE_VECTOR_WIDTH=${r.lpNativeVectorWidth}` : ''}, load average ${r.loadAverage?.map((l) => l.toFixed(1)).join(' → ') ?? '?'}.`,
   );
   return `${table(head, rows)}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n\n${source(runs.map((r) => r.file))}`;
 }
@@ -73,7 +76,7 @@ function parityTable() {
       const steps = r.steps.filter((s) => s.step.startsWith(prefix));
       const worst = steps.reduce((a, s) => (s.maxAbs > a.maxAbs ? s : a), steps[0]);
       rows.push([
-        `${r.dtype}${r.batch > 1 ? `, batch ${r.batch}` : ''}`,
+        `${r.dtype}${halfActivations(r) ? ', f16 activations' : ''}${r.batch > 1 ? `, batch ${r.batch}` : ''}`,
         tower,
         `${exp(worst.maxAbs)} (${exp(worst.relative)})`,
         exp(r[tower].maxAbsNormalized),
