@@ -140,6 +140,24 @@ describe('kernel autotuner', () => {
     tuningOf(policy).choices.delete(result.key);
   });
 
+  it('tunes f16 activations apart: subgroup kernels only, outputs checked as halves', async (ctx) => {
+    if (!gpu.hasF16 || !K.matmulTakesHalves(policy, 64, 2))
+      ctx.skip('f16 activations run under the cpu-subgroup kernels only');
+    const shape: MatmulShape = { M: 20, N: 24, K: 64, wDtype: 'f16', xDtype: 'f16', yDtype: 'f16' };
+    expect(shapeKey(shape)).toBe('matmul:f16:x16:y16:M32:K64:N24');
+    expect(shapeKey({ ...shape, yDtype: 'f32' })).toBe('matmul:f16:x16:M32:K64:N24');
+    const candidates = matmulCandidates(policy, shape);
+    expect(candidates).not.toContain('block');
+    expect(candidates.length).toBeGreaterThan(0);
+    const [result] = await tuneMatmuls(policy, [shape], { runs: 1 });
+    if (result === undefined) throw new Error('missing result');
+    expect(result.key).toBe(shapeKey(shape));
+    // Every candidate computed the product within the f16 rounding of its outputs.
+    expect(result.candidates.filter((c) => c.error)).toEqual([]);
+    expect(result.candidates.map((c) => c.variant).sort()).toEqual([...candidates].sort());
+    tuningOf(policy).choices.delete(result.key);
+  });
+
   const fake = (info: Partial<GPUAdapterInfo>, subgroups: boolean, lanes = 8) =>
     K.KernelPolicy.create(fakeGpu(info, subgroups, lanes));
   const fakeGpu = (info: Partial<GPUAdapterInfo>, subgroups: boolean, lanes: number) =>
@@ -176,6 +194,12 @@ describe('kernel autotuner', () => {
       'subgroup16-2x2',
       'subgroup16-2x2',
       'subgroup16-2x2',
+      'subgroup16-2x3',
+      'subgroup16-2x3',
+    ]);
+    // with f16 X (half the X loads) 32×48 from M = 17 on
+    expect([16, 17, 257].map((M) => defaultMatmulVariant(fake(lavapipe, true, 16), M, 'f16'))).toEqual([
+      'subgroup16-1x2',
       'subgroup16-2x3',
       'subgroup16-2x3',
     ]);

@@ -52,10 +52,11 @@ export async function tuneCommand(argv: string[]): Promise<void> {
 }
 
 function describe(r: ShapeResult, i: number, n: number): string {
-  const { M, N, K, wDtype } = r.shape;
+  const { M, N, K, wDtype, xDtype, yDtype } = r.shape;
+  const io = `${xDtype === 'f16' ? ', X f16' : ''}${yDtype === 'f16' ? ', Y f16' : ''}`;
   const timed = r.candidates.filter((c) => c.ms !== undefined).sort((a, b) => a.ms! - b.ms!);
   const gflops = (ms: number) => ((2 * M * N * K) / ms / 1e6).toFixed(1);
   const parts = timed.map((c) => `${c.variant} ${c.ms!.toFixed(2)} ms (${gflops(c.ms!)} GFLOP/s)`);
   const failed = r.candidates.filter((c) => c.error).map((c) => `${c.variant} failed: ${c.error}`);
-  return `[${i + 1}/${n}] M=${M} N=${N} K=${K} ${wDtype}: ${r.choice ?? 'no working kernel'}\n    ${[...parts, ...failed].join('\n    ')}`;
+  return `[${i + 1}/${n}] M=${M} N=${N} K=${K} ${wDtype}${io}: ${r.choice ?? 'no working kernel'}\n    ${[...parts, ...failed].join('\n    ')}`;
 }

@@ -41,6 +41,8 @@ export interface TuneOptions {
 const CHECK_ROWS = 3;
 /** Largest relative difference from the CPU product a candidate may show (f32 sums over K ≤ 4096 stay ~1e-6). */
 const TOLERANCE = 1e-4;
+/** The same for f16 outputs, which are rounded to 11 significant bits. */
+const HALF_TOLERANCE = 2e-3;
 /** How much faster than the built-in rule's kernel another must measure to be chosen. */
 const RULE_MARGIN = 0.1;
 /** Each timed submission repeats a dispatch until it is about this long, so submit costs do not decide. */
@@ -71,6 +73,23 @@ function halfValues(n: number, seed: number): { bits: Uint16Array; exact: Float3
     exact[i] = (sign ? -1 : 1) * (1 + mantissa / 1024) * 2 ** (exponent - 15);
   }
   return { bits, exact };
+}
+
+/** f16 bit patterns (normal, subnormal, zero; no Inf or NaN expected) as f32. */
+function widenHalves(bits: Uint16Array): Float32Array {
+  return Float32Array.from(bits, (h) => {
+    const exponent = (h >>> 10) & 0x1f,
+      mantissa = h & 0x3ff;
+    const magnitude =
+      exponent === 0
+        ? mantissa * 2 ** -24
+        : exponent === 31
+          ? mantissa
+            ? Number.NaN
+            : Number.POSITIVE_INFINITY
+          : (1 + mantissa / 1024) * 2 ** (exponent - 15);
+    return h & 0x8000 ? -magnitude : magnitude;
+  });
 }
 
 function checkRows(M: number): number[] {
@@ -152,15 +171,19 @@ async function tuneShape(
   if (runnable.length === 0) return undefined;
   const candidates = only ? [...only] : runnable;
   const { M, N, K, wDtype } = shape;
+  const xDtype = shape.xDtype ?? 'f32',
+    yDtype = shape.yDtype ?? 'f32';
   const key = shapeKey(shape);
   const scope = new Scope(policy);
   try {
-    const x = values(M * K, M * 31 + K);
+    const halfX = xDtype === 'f16' ? halfValues(M * K, M * 31 + K) : undefined;
+    const x = halfX ? halfX.exact : values(M * K, M * 31 + K);
     const half = wDtype === 'f16' ? halfValues(N * K, N * 17 + K) : undefined;
     const w = half ? half.exact : values(N * K, N * 17 + K).map((v) => v / Math.sqrt(K));
-    const X = scope.storage('tune.x', x);
+    const X = scope.storage('tune.x', halfX ? halfX.bits : x);
     const W = scope.storage('tune.w', half ? half.bits : w);
-    const Y = scope.storage('tune.y', M * N * 4);
+    const outBytes = yDtype === 'f16' ? 4 * Math.ceil((M * N) / 2) : 4 * M * N;
+    const Y = scope.storage('tune.y', outBytes);
     const rows = checkRows(M);
     const timings = new Map<MatmulVariant, number[]>();
     const dispatches = new Map<MatmulVariant, { dispatch: Dispatch; repeat: number }>();
@@ -170,11 +193,11 @@ async function tuneShape(
     const made = await Promise.allSettled(
       candidates.map((variant) =>
         Promise.resolve().then(() =>
-          matmul(scope, `tune ${key} ${variant}`, { x: X, w: W, y: Y, M, N, K, wDtype, variant }),
+          matmul(scope, `tune ${key} ${variant}`, { x: X, w: W, y: Y, M, N, K, wDtype, xDtype, yDtype, variant }),
         ),
       ),
     );
-    const poisoned = new Float32Array(M * N).fill(Number.NaN); // a kernel that skips outputs cannot pass on the previous one's
+    const poisoned = new Float32Array(outBytes / 4).fill(Number.NaN); // a kernel that skips outputs cannot pass on the previous one's
     for (const [i, variant] of candidates.entries()) {
       const m = made[i]!;
       if (m.status === 'rejected') {
@@ -184,10 +207,12 @@ async function tuneShape(
       try {
         gpu.write(Y, poisoned);
         const t0 = performance.now();
-        const [bytes] = await gpu.run(`tune ${key} ${variant}`, [m.value], [{ buffer: Y, bytes: M * N * 4 }]);
+        const [bytes] = await gpu.run(`tune ${key} ${variant}`, [m.value], [{ buffer: Y, bytes: outBytes }]);
         const first = performance.now() - t0;
-        const error = rowsError(new Float32Array(present(bytes, 'tuned output')), x, w, shape, rows);
-        if (!(error <= TOLERANCE)) {
+        const got = present(bytes, 'tuned output');
+        const out = yDtype === 'f16' ? widenHalves(new Uint16Array(got, 0, M * N)) : new Float32Array(got);
+        const error = rowsError(out, x, w, shape, rows);
+        if (!(error <= (yDtype === 'f16' ? HALF_TOLERANCE : TOLERANCE))) {
           failed.push({ variant, error: `relative error ${error.toExponential(1)} against the CPU product` });
           continue;
         }
@@ -209,7 +234,7 @@ async function tuneShape(
     // The built-in rule's kernel stays unless another is clearly faster: near-ties are noise on a shared
     // CPU adapter (repeat tunings flipped between 24×24 and 16×24 tiles within ±10%), and every other
     // choice is one more pipeline to compile.
-    const rule = measured.find((c) => c.variant === defaultMatmulVariant(policy, M));
+    const rule = measured.find((c) => c.variant === defaultMatmulVariant(policy, M, xDtype));
     const best = measured.reduce((a, b) => (b.ms! < a.ms! ? b : a));
     const choice = rule && best.ms! > (1 - RULE_MARGIN) * rule.ms! ? rule : best;
     return { key, shape, choice: choice.variant, candidates: [...measured, ...failed] };

@@ -35,6 +35,9 @@ export interface MatmulShape {
   N: number;
   K: number;
   wDtype: WeightDtype;
+  /** f16 activations in X or Y (default f32): other kernels run, so the choice is made and kept apart. */
+  xDtype?: 'f32' | 'f16';
+  yDtype?: 'f32' | 'f16';
 }
 
 /** Groups M (rows: tokens × batch) by the next power of two, so one choice serves similar batch sizes. */
@@ -43,7 +46,8 @@ function rowBucket(M: number): number {
 }
 
 export function shapeKey(s: MatmulShape): string {
-  return `matmul:${s.wDtype}:M${rowBucket(s.M)}:K${s.K}:N${s.N}`;
+  const io = `${s.xDtype === 'f16' ? ':x16' : ''}${s.yDtype === 'f16' ? ':y16' : ''}`;
+  return `matmul:${s.wDtype}${io}:M${rowBucket(s.M)}:K${s.K}:N${s.N}`;
 }
 
 /**

@@ -131,11 +131,13 @@ export function subgroup8Rows(M: number): number {
 export function matmulCandidates(policy: KernelPolicy, shape: MatmulShape): MatmulVariant[] {
   if (shape.K % 4 !== 0) return [];
   if (shape.wDtype === 'f16' && !policy.gpu.hasF16) return [];
+  // f16 activations run on the subgroup kernels only.
+  const halves = shape.xDtype === 'f16' || shape.yDtype === 'f16';
   return [
     ...(subgroupsOf8(policy) ? SUBGROUP_VARIANTS : []),
     ...(subgroupsOf4(policy) ? SUBGROUP4_VARIANTS : []),
     ...(subgroupsOf16(policy) ? SUBGROUP16_VARIANTS : []),
-    ...PORTABLE_VARIANTS,
+    ...(halves ? [] : PORTABLE_VARIANTS),
   ];
 }
 

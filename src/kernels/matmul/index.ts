@@ -188,8 +188,8 @@ export function dispatchMatmul(
 const bytesOf = (dtype: FloatDtype): number => (dtype === 'f16' ? 2 : 4);
 
 /**
- * The launch of the caller's variant, else the tuner's choice for this shape, else the built-in rule's. f16
- * activations take only the subgroup kernels: a measured choice of another kernel yields to the rule.
+ * The launch of the caller's variant, else the tuner's choice for this shape (its activation dtypes included),
+ * else the built-in rule's. f16 activations take only the subgroup kernels (a saved choice of another yields).
  */
 function chosenLaunch(
   policy: KernelPolicy,
@@ -198,7 +198,14 @@ function chosenLaunch(
   wType: WeightDtype,
   io: MatmulIo,
 ): MatmulLaunch {
-  const measured = tuningOf(policy).choose({ M: a.M, N: a.N, K: a.K, wDtype: wType });
+  const measured = tuningOf(policy).choose({
+    M: a.M,
+    N: a.N,
+    K: a.K,
+    wDtype: wType,
+    ...(io.x === 'f16' ? { xDtype: io.x } : {}),
+    ...(io.y === 'f16' ? { yDtype: io.y } : {}),
+  });
   const halves = io.x === 'f16' || io.y === 'f16';
   const variant =
     a.variant ??
