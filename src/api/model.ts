@@ -424,8 +424,11 @@ export class WhyLesionModel {
     for (let r = 0; r < flat.length / E; r++) {
       const row = flat.slice(r * E, (r + 1) * E);
       if (!row.every(Number.isFinite)) {
+        const halves = this.model.activations.vision === 'f16' || this.model.activations.text === 'f16';
         throw new UserError(
-          `The embedding of ${nameRow(r)} holds NaN or Inf: the model's weights or this input produce non-finite values; check the input, or re-download the model.`,
+          halves
+            ? `The embedding of ${nameRow(r)} holds NaN or Inf: the model's weights or this input produce non-finite values, or a value inside a block passed f16's range (±65504); load the model with activations 'f32' (--activations f32), check the input, or re-download the model.`
+            : `The embedding of ${nameRow(r)} holds NaN or Inf: the model's weights or this input produce non-finite values; check the input, or re-download the model.`,
         );
       }
       out.push(normalize ? normalized(row) : row);
