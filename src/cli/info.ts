@@ -27,7 +27,12 @@ export async function infoCommand(argv: string[]): Promise<void> {
   );
   console.log(`features  ${info.features.join(', ')}`);
   for (const [k, v] of Object.entries(info.limits)) console.log(`limit     ${k} = ${v}`);
-  console.log(`dtype     ${dtype}${dtype === 'f16' && !info.f16Available ? ' (unavailable: no shader-f16)' : ''}`);
+  const halves = info.f16Activations
+    ? ' (with f16 activations inside each block; --activations f32 keeps them f32)'
+    : ' (activations stay f32 on these kernels)';
+  console.log(
+    `dtype     ${dtype}${dtype === 'f16' ? (info.f16Available ? halves : ' (unavailable: no shader-f16)') : ''}`,
+  );
   const sizes = info.subgroupSize;
   console.log(
     `subgroups ${sizes ? (sizes.min === sizes.max ? `${sizes.min} lanes` : `${sizes.min}-${sizes.max} lanes`) : 'size not reported'}${info.subgroupKernels ? '' : ' (subgroup kernels off: no usable subgroups)'}`,
@@ -37,7 +42,7 @@ export async function infoCommand(argv: string[]): Promise<void> {
     console.log(`width     ${width.bits ? `${width.bits}-bit` : 'default'} CPU vectors for llvmpipe: ${width.reason}`);
   const tuning = info.kernelTuning;
   console.log(
-    `kernels   ${info.kernelFamily} family; matmul ${tuning.rule} by rule at M=257; ${tuning.tunedShapes ? `${tuning.tunedShapes} shapes tuned in ${tuning.file}` : `no tuned shapes for this adapter (whylesion tune saves them to ${tuning.file})`}`,
+    `kernels   ${info.kernelFamily} family; matmul ${tuning.rule} by rule at M=257${tuning.halfRule !== tuning.rule ? ` (${tuning.halfRule} with f16 activations)` : ''}; ${tuning.tunedShapes ? `${tuning.tunedShapes} shapes tuned in ${tuning.file}` : `no tuned shapes for this adapter (whylesion tune saves them to ${tuning.file})`}`,
   );
   if (info.model) {
     console.log(`weights   ${info.model.path} (${info.model.tensors} tensors)`);
