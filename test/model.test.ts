@@ -118,43 +118,31 @@ describe('open_clip tiny checkpoint (ViT-L/14 family at toy size) against real o
 
   it('f16 weights with f16 block activations (the cpu-subgroup default) stay within the f16 bound', async (ctx) => {
     if (!gpu.hasF16) ctx.skip('no shader-f16');
+    // One f16 model only: each is a set of pipelines to compile (~1 min cold here). f16 weights with f32
+    // activations are covered by the QuickGELU checkpoint below (head dim 16: its blocks keep f32).
     const config = parseClipConfig(JSON.parse(readFileSync(new URL('model/open_clip_config.json', TINY), 'utf8')));
-    const load = async (activations?: 'f32' | 'f16'): Promise<ClipModel> => {
-      const source = await SafetensorsFile.open(fileURLToPath(new URL('model/open_clip_model.safetensors', TINY)));
-      try {
-        return await ClipModel.load(KernelPolicy.create(gpu), config, source, { dtype: 'f16', activations });
-      } finally {
-        await source.close();
-      }
-    };
-    const halves = await load();
-    const f32Activations = await load('f32');
+    const source = await SafetensorsFile.open(fileURLToPath(new URL('model/open_clip_model.safetensors', TINY)));
+    const halves = await ClipModel.load(KernelPolicy.create(gpu), config, source, { dtype: 'f16' }).finally(() =>
+      source.close(),
+    );
     try {
       const takes = K.matmulTakesHalves(halves.policy, 64, 2);
       expect(halves.activations).toEqual(takes ? { vision: 'f16', text: 'f16' } : { vision: 'f32', text: 'f32' });
-      expect(f32Activations.activations).toEqual({ vision: 'f32', text: 'f32' });
       const pixels = loadNpy(new URL('expected/pixels224_lesion_rgb.npy', TINY)).data;
       const ids = Int32Array.from(cases.tokens.flat());
       const wantImage = normalizeRows(await model.encodePixels(pixels, 1), E);
       const wantText = normalizeRows(await model.encodeTokens(ids, cases.tokens.length), E);
-      for (const m of [halves, f32Activations]) {
-        const image = normalizeRows(await m.encodePixels(pixels, 1), E);
-        const text = normalizeRows(await m.encodeTokens(ids, cases.tokens.length), E);
-        // Measured here: 1 − cosine ≤ 1e-6 (text, f16 activations); the bound is the f16 goal's.
-        expect(minRowCosine(image, wantImage, E)).toBeGreaterThanOrEqual(0.99999);
-        expect(minRowCosine(text, wantText, E)).toBeGreaterThanOrEqual(0.99999);
-        expect(maxAbsDiff(image, wantImage)).toBeLessThan(1e-2);
-      }
-      // The halves are really used: the numbers differ from f16 weights with f32 activations.
-      if (takes)
-        expect(Array.from(await halves.encodePixels(pixels, 1))).not.toEqual(
-          Array.from(await f32Activations.encodePixels(pixels, 1)),
-        );
+      const image = normalizeRows(await halves.encodePixels(pixels, 1), E);
+      const text = normalizeRows(await halves.encodeTokens(ids, cases.tokens.length), E);
+      // Measured here: 1 − cosine ≤ 1e-6 (text); the bound is the f16 goal's.
+      expect(minRowCosine(image, wantImage, E)).toBeGreaterThanOrEqual(0.99999);
+      expect(minRowCosine(text, wantText, E)).toBeGreaterThanOrEqual(0.99999);
+      expect(maxAbsDiff(image, wantImage)).toBeLessThan(1e-2);
     } finally {
       halves.dispose();
-      f32Activations.dispose();
     }
-  });
+    // A hang guard: ~50 s of pipeline compiles with Mesa's shader cache cold on an idle 2-core machine.
+  }, 600_000);
 
   it('refuses f16 activations with f32 weights', async () => {
     const config = parseClipConfig(JSON.parse(readFileSync(new URL('model/open_clip_config.json', TINY), 'utf8')));
