@@ -351,13 +351,8 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
       features: string[];
       limits: { maxStorageBufferBindingSize: number };
       model: { tensors: number; config: { embedDim: number } };
-      kernelFamily: string;
-      f16Available: boolean;
-      f16Activations: boolean;
     };
     expect(info.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 << 20);
-    // f16 activations where f16 weights run on the cpu-subgroup kernels, and only there
-    expect(info.f16Activations).toBe(info.f16Available && info.kernelFamily === 'cpu-subgroup');
     expect(info.model.tensors).toBe(62);
     expect(info.model.config.embedDim).toBe(E);
     const benchOut = (await whylesion('bench', '--model', MODEL, '--iters', '1', '--profile', '--json')).stdout;

@@ -46,6 +46,39 @@ describe("every kernel family gives open_clip's embeddings", () => {
     });
   }
 
+  // f16 weights with f16 activations between the kernels of a block, through the portable and GPU kernels
+  // (the cpu-subgroup ones: test/model.test.ts). Cosine to open_clip's f32 embeddings, the f16 goal's bound.
+  for (const family of ['gpu', 'portable'] as const) {
+    it(`${family} kernels with f16 weights and f16 activations stay within the f16 bound`, async (ctx) => {
+      const model = await loadTiny({ kernels: family, kernelTuning: 'rules', dtype: 'f16' }).catch((error: Error) => {
+        if (/shader-f16/.test(error.message)) ctx.skip();
+        throw error;
+      });
+      try {
+        expect(model.activations).toEqual({ vision: 'f16', text: 'f16' });
+        const n = IMAGE_PATHS.length;
+        const indices = [...Array(n).keys()];
+        const images = await model.encodePixels(pixelBatch(indices), n);
+        const texts = await model.encodeTokens(tokenBatch([0, 1]), 2);
+        const cosine = (a: Float32Array, b: Float32Array) => {
+          let ab = 0,
+            aa = 0,
+            bb = 0;
+          for (let i = 0; i < a.length; i++) {
+            ab += a[i]! * b[i]!;
+            aa += a[i]! ** 2;
+            bb += b[i]! ** 2;
+          }
+          return ab / Math.sqrt(aa * bb);
+        };
+        images.forEach((row, i) => expect(cosine(row, expectedImage(i)), `image ${i}`).toBeGreaterThanOrEqual(0.99999));
+        texts.forEach((row, i) => expect(cosine(row, expectedText(i)), `text ${i}`).toBeGreaterThanOrEqual(0.99999));
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+
   it('refuses an unknown family in one sentence', async () => {
     await expect(loadTiny({ kernels: 'fastest' as KernelFamily })).rejects.toThrow(
       /Kernel family 'fastest' is not one of auto, cpu-subgroup, gpu, portable\./,

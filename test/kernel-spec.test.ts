@@ -105,7 +105,7 @@ describe('kernel specs match their shaders', () => {
 });
 
 describe('flag bits and op codes match the WGSL that reads them', () => {
-  const epilogue = buildShader('matmul.wgsl', { W_TYPE: 'f32' });
+  const epilogue = buildShader('matmul.wgsl', { W_TYPE: 'f32', X_TYPE: 'f32', Y_TYPE: 'f32' });
 
   it('matmul epilogue: bias, activation, accumulate', () => {
     const squeeze = (s: string) => s.replace(/\s+/g, '');

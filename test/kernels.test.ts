@@ -554,7 +554,7 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
         'attn',
         { qkv: scope.storage('qkv', qkv), out: O },
         { T, W: H * D, causal: causal ? 1 : 0, scale: 1 / Math.sqrt(D) },
-        { HEAD_DIM: D },
+        { HEAD_DIM: D, IO_TYPE: 'f32' },
         [Math.ceil(T / 64), H, B],
       );
       expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(
@@ -611,7 +611,7 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
       'ln',
       { x: scope.storage('x', x), gain: scope.storage('g', gain), shift: scope.storage('s', shift), y: Y },
       { rows, cols, in_row_stride: 1, eps: 1e-5 },
-      {},
+      { Y_TYPE: 'f32' },
       [rows, 1, 1],
     );
     expect(relativeError(await runAndRead(d, Y, rows * cols), layerNormRef(x, gain, shift, rows, cols))).toBeLessThan(
@@ -620,7 +620,7 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
   });
 });
 
-describe('f16 activations between the subgroup kernels', () => {
+describe('f16 activations between the kernels of a block', () => {
   // Inputs are f16 values (so the kernels' exact widening and the reference see the same numbers); outputs are
   // halves rounded from f32 sums, so they may differ from the rounded reference by the rounding: 2^-11 relative.
   const HALF_ROUNDING = 2 ** -10;
@@ -638,10 +638,20 @@ describe('f16 activations between the subgroup kernels', () => {
     if (bytes === undefined) throw new Error('missing bytes');
     return widen(new Uint16Array(bytes, 0, n));
   }
-  const skipUnlessHalves = (ctx: { skip: (note?: string) => void }): void => {
+  // f16 weights need shader-f16 (the portable kernels declare f16 arrays); the halves of X and Y do not.
+  const skipWithoutF16 = (ctx: { skip: (note?: string) => void }): void => {
     if (!gpu.hasF16) ctx.skip('no shader-f16');
-    if (!K.matmulTakesHalves(policy, 64, 2)) ctx.skip('f16 activations run under the cpu-subgroup kernels only');
   };
+  /** The device's own kernels ('auto'), or another family's on the same adapter. */
+  async function inFamily<T>(family: 'auto' | 'portable' | 'gpu', work: (s: K.Scope) => Promise<T>): Promise<T> {
+    if (family === 'auto') return work(scope);
+    const other = new K.Scope(K.KernelPolicy.create(gpu, family));
+    try {
+      return await work(other);
+    } finally {
+      other.destroy();
+    }
+  }
 
   const matmulCases: {
     M: number;
@@ -651,17 +661,23 @@ describe('f16 activations between the subgroup kernels', () => {
     y: K.FloatDtype;
     activation?: 'gelu';
     accumulate?: boolean;
+    family?: 'portable' | 'gpu';
   }[] = [
     { M: 257, N: 96, K: 1024, x: 'f16', y: 'f16', activation: 'gelu' },
     { M: 7, N: 50, K: 64, x: 'f16', y: 'f32', accumulate: true },
     { M: 33, N: 30, K: 588, x: 'f32', y: 'f16' },
     { M: 24, N: 26, K: 1024, x: 'f16', y: 'f16', accumulate: true },
     { M: 1, N: 10, K: 768, x: 'f16', y: 'f16' },
+    // the block kernel (Deno, SwiftShader) and the tiled one (GPUs) on the same adapter
+    { M: 37, N: 66, K: 64, x: 'f16', y: 'f16', activation: 'gelu', family: 'portable' },
+    { M: 37, N: 66, K: 64, x: 'f16', y: 'f32', accumulate: true, family: 'portable' },
+    { M: 70, N: 66, K: 64, x: 'f16', y: 'f16', activation: 'gelu', family: 'gpu' },
+    { M: 70, N: 66, K: 64, x: 'f16', y: 'f16', accumulate: true, family: 'gpu' },
   ];
   for (const c of matmulCases) {
-    const name = `matmul() ${c.x} X → ${c.y} Y, M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}, f16 weights`;
+    const name = `matmul()${c.family ? ` (${c.family} kernels)` : ''} ${c.x} X → ${c.y} Y, M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}, f16 weights`;
     it(name, async (ctx) => {
-      skipUnlessHalves(ctx);
+      skipWithoutF16(ctx);
       const { M, N, K: Kd } = c;
       let x = randomArray(M * Kd, M + N, 1);
       if (c.x === 'f16') x = asHalves(x);
@@ -670,26 +686,29 @@ describe('f16 activations between the subgroup kernels', () => {
       let residual = randomArray(M * N, M, 1);
       if (c.y === 'f16') residual = asHalves(residual);
       const start = c.accumulate ? residual : new Float32Array(M * N);
-      const Y = scope.storage('y', c.y === 'f16' ? halfBuffer(start) : start);
-      const d = await K.matmul(scope, 'mm', {
-        x: scope.storage('x', c.x === 'f16' ? halfBuffer(x) : x),
-        w: K.uploadMatmulWeights(scope, 'w', wData, N, Kd),
-        bias: scope.storage('b', bias),
-        y: Y,
-        M,
-        N,
-        K: Kd,
-        activation: c.activation,
-        accumulate: c.accumulate,
-        xDtype: c.x,
-        yDtype: c.y,
-      });
       const want = matmulRef(x, widen(wData), M, N, Kd, {
         bias,
         activation: c.activation,
         residual: c.accumulate ? residual : undefined,
       });
-      const got = c.y === 'f16' ? await readHalves(d, Y, M * N) : await runAndRead(d, Y, M * N);
+      const got = await inFamily(c.family ?? 'auto', async (s) => {
+        const Y = s.storage('y', c.y === 'f16' ? halfBuffer(start) : start);
+        const d = await K.matmul(s, 'mm', {
+          x: s.storage('x', c.x === 'f16' ? halfBuffer(x) : x),
+          w: K.uploadMatmulWeights(s, 'w', wData, N, Kd),
+          bias: s.storage('b', bias),
+          y: Y,
+          M,
+          N,
+          K: Kd,
+          activation: c.activation,
+          accumulate: c.accumulate,
+          xDtype: c.x,
+          yDtype: c.y,
+        });
+        if (c.family) expect(d.kernel).toBe(c.family === 'gpu' ? 'matmul_tiled' : 'matmul');
+        return c.y === 'f16' ? readHalves(d, Y, M * N) : runAndRead(d, Y, M * N);
+      });
       expect(relativeError(got, want)).toBeLessThan(c.y === 'f16' ? HALF_ROUNDING : 1e-5);
       // Every element, not only the largest: within its own half's rounding (plus the f32 sum's error).
       if (c.y === 'f16') {
@@ -701,46 +720,54 @@ describe('f16 activations between the subgroup kernels', () => {
     });
   }
 
-  it('layerNorm() writes f16 rows', async (ctx) => {
-    skipUnlessHalves(ctx);
-    const [rows, cols] = [37, 768];
-    const x = randomArray(rows * cols, 41, 2).map((v) => v + 3);
-    const gain = randomArray(cols, 42, 0.1).map((v) => v + 1),
-      shift = randomArray(cols, 43, 0.1);
-    const Y = scope.storage('y', Math.ceil((rows * cols) / 2) * 4);
-    const d = await K.layerNorm(scope, 'ln', {
-      x: scope.storage('x', x),
-      gain: scope.storage('g', gain),
-      shift: scope.storage('s', shift),
-      y: Y,
-      rows,
-      cols,
-      yDtype: 'f16',
+  for (const family of ['auto', 'portable'] as const) {
+    it(`layerNorm() writes f16 rows (${family === 'auto' ? "the device's kernel" : 'the portable kernel'})`, async () => {
+      const [rows, cols] = [37, 768];
+      const x = randomArray(rows * cols, 41, 2).map((v) => v + 3);
+      const gain = randomArray(cols, 42, 0.1).map((v) => v + 1),
+        shift = randomArray(cols, 43, 0.1);
+      const got = await inFamily(family, async (s) => {
+        const Y = s.storage('y', Math.ceil((rows * cols) / 2) * 4);
+        const d = await K.layerNorm(s, 'ln', {
+          x: s.storage('x', x),
+          gain: s.storage('g', gain),
+          shift: s.storage('s', shift),
+          y: Y,
+          rows,
+          cols,
+          yDtype: 'f16',
+        });
+        if (family === 'portable') expect(d.kernel).toBe('layernorm');
+        return readHalves(d, Y, rows * cols);
+      });
+      expect(relativeError(got, layerNormRef(x, gain, shift, rows, cols))).toBeLessThan(HALF_ROUNDING);
     });
-    expect(d.kernel).toBe('layernorm_subgroup');
-    const want = layerNormRef(x, gain, shift, rows, cols);
-    expect(relativeError(await readHalves(d, Y, rows * cols), want)).toBeLessThan(HALF_ROUNDING);
-  });
+  }
 
-  for (const causal of [false, true]) {
-    it(`attention() reads and writes f16${causal ? ', causal' : ''}`, async (ctx) => {
-      skipUnlessHalves(ctx);
+  for (const [family, causal] of [
+    ['auto', false],
+    ['auto', true],
+    ['portable', true],
+  ] as const) {
+    it(`attention() reads and writes f16${causal ? ', causal' : ''} (${family === 'auto' ? "the device's kernel" : 'the portable kernel'})`, async () => {
       const [B, T, H, D] = [2, 37, 2, 64];
       const qkv = asHalves(randomArray(B * T * 3 * H * D, 51, 2));
-      const O = scope.storage('o', ((B * T * H * D) / 2) * 4);
-      const d = await K.attention(scope, 'attn', {
-        qkv: scope.storage('qkv', halfBuffer(qkv)),
-        out: O,
-        batch: B,
-        seq: T,
-        heads: H,
-        headDim: D,
-        causal,
-        dtype: 'f16',
+      const got = await inFamily(family, async (s) => {
+        const O = s.storage('o', ((B * T * H * D) / 2) * 4);
+        const d = await K.attention(s, 'attn', {
+          qkv: s.storage('qkv', halfBuffer(qkv)),
+          out: O,
+          batch: B,
+          seq: T,
+          heads: H,
+          headDim: D,
+          causal,
+          dtype: 'f16',
+        });
+        if (family === 'portable') expect(d.kernel).toBe('attention');
+        return readHalves(d, O, B * T * H * D);
       });
-      expect(d.kernel).toBe('attention_tile');
-      const want = attentionRef(qkv, B, T, H, D, causal);
-      expect(relativeError(await readHalves(d, O, B * T * H * D), want)).toBeLessThan(HALF_ROUNDING);
+      expect(relativeError(got, attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(HALF_ROUNDING);
     });
   }
 
@@ -760,31 +787,33 @@ describe('f16 activations between the subgroup kernels', () => {
     expect(Array.from(await readHalves(d, Y, 3 * width))).toEqual(Array.from(gatherRowsRef(x, index, width)));
   });
 
-  it('refuses f16 activations under kernels that read f32 only', async (ctx) => {
-    if (!gpu.hasF16) ctx.skip('no shader-f16');
-    const portable = new K.Scope(K.KernelPolicy.create(gpu, 'portable'));
-    try {
-      expect(K.matmulTakesHalves(portable.policy, 64, 2)).toBe(false);
-      expect(K.layerNormWritesHalves(portable.policy, 64)).toBe(false);
-      expect(K.attentionTakesHalves(portable.policy, 64)).toBe(false);
-      const [M, N, Kd] = [4, 8, 64];
-      const args = { x: portable.storage('x', M * Kd * 2), w: portable.storage('w', N * Kd * 4), M, N, K: Kd };
-      expect(() => K.matmul(portable, 'mm', { ...args, y: portable.storage('y', M * N * 4), xDtype: 'f16' })).toThrow(
-        /f16 activations need the cpu-subgroup kernels/,
-      );
-      expect(() =>
-        K.layerNorm(portable, 'ln', {
-          x: args.x,
-          gain: portable.storage('g', 64 * 4),
-          shift: portable.storage('s', 64 * 4),
-          y: portable.storage('y', 64 * 2),
-          rows: 1,
-          cols: 64,
-          yDtype: 'f16',
-        }),
-      ).toThrow(/f16 output needs the subgroup layernorm/);
-    } finally {
-      portable.destroy();
-    }
+  it('refuses f16 activations where no kernel takes them', () => {
+    expect(K.matmulTakesHalves(64, 2)).toBe(true);
+    expect(K.matmulTakesHalves(30, 2)).toBe(false); // K not a multiple of 4: the scalar kernel reads f32 only
+    expect(K.matmulTakesHalves(64, 3)).toBe(false); // an odd N splits a pair of halves
+    expect(K.layerNormWritesHalves(63)).toBe(false);
+    const [M, N, Kd] = [4, 8, 30];
+    expect(() =>
+      K.matmul(scope, 'mm', {
+        x: scope.storage('x', M * Kd * 2),
+        w: scope.storage('w', N * Kd * 4),
+        y: scope.storage('y', M * N * 4),
+        M,
+        N,
+        K: Kd,
+        xDtype: 'f16',
+      }),
+    ).toThrow(/f16 activations need K a multiple of 4/);
+    expect(() =>
+      K.layerNorm(scope, 'ln', {
+        x: scope.storage('x', 63 * 4),
+        gain: scope.storage('g', 63 * 4),
+        shift: scope.storage('s', 63 * 4),
+        y: scope.storage('y', 64 * 2),
+        rows: 1,
+        cols: 63,
+        yDtype: 'f16',
+      }),
+    ).toThrow(/f16 output needs an even number of columns/);
   });
 });

@@ -71,7 +71,8 @@ describe('kernel autotuner', () => {
     // shapes whose M rounds up to the same power of two share a choice
     expect(shapeKey({ ...SHAPE, M: 65 })).toBe(shapeKey(SHAPE));
     expect(shapeKey({ ...SHAPE, M: 129 })).not.toBe(shapeKey(SHAPE));
-  });
+    // A hang guard: every candidate is a pipeline, ~65 s of compiles with Mesa's shader cache cold here.
+  }, 600_000);
 
   it('measures every candidate, keeps the fastest, and the saved choice is applied on the same adapter only', async () => {
     const candidates = matmulCandidates(policy, SHAPE);
@@ -140,15 +141,12 @@ describe('kernel autotuner', () => {
     tuningOf(policy).choices.delete(result.key);
   });
 
-  it('tunes f16 activations apart: subgroup kernels only, outputs checked as halves', async (ctx) => {
-    if (!gpu.hasF16 || !K.matmulTakesHalves(policy, 64, 2))
-      ctx.skip('f16 activations run under the cpu-subgroup kernels only');
+  it('tunes f16 activations apart, outputs checked as halves', async (ctx) => {
+    if (!gpu.hasF16) ctx.skip('no shader-f16');
     const shape: MatmulShape = { M: 20, N: 24, K: 64, wDtype: 'f16', xDtype: 'f16', yDtype: 'f16' };
     expect(shapeKey(shape)).toBe('matmul:f16:x16:y16:M32:K64:N24');
     expect(shapeKey({ ...shape, yDtype: 'f32' })).toBe('matmul:f16:x16:M32:K64:N24');
     const candidates = matmulCandidates(policy, shape);
-    expect(candidates).not.toContain('block');
-    expect(candidates).not.toContain('tiled');
     // The rule's kernel and the small-M one: each candidate is a pipeline to compile (~10 s cold each).
     const tried = [...new Set([defaultMatmulVariant(policy, shape.M, 'f16'), defaultMatmulVariant(policy, 1, 'f16')])];
     expect(candidates).toEqual(expect.arrayContaining(tried));
@@ -159,7 +157,8 @@ describe('kernel autotuner', () => {
     expect(result.candidates.filter((c) => c.error)).toEqual([]);
     expect(result.candidates.map((c) => c.variant).sort()).toEqual([...tried].sort());
     tuningOf(policy).choices.delete(result.key);
-  });
+    // A hang guard: 16-51 s of compiles with Mesa's shader cache cold here.
+  }, 600_000);
 
   const fake = (info: Partial<GPUAdapterInfo>, subgroups: boolean, lanes = 8) =>
     K.KernelPolicy.create(fakeGpu(info, subgroups, lanes));
@@ -243,17 +242,19 @@ describe('kernel autotuner', () => {
       'matmul_io.wgsl',
       'matmul_scalar.wgsl',
       'matmul_tiled.wgsl',
+      // every vec4 kernel also reads and writes f16 activations
+      'matmul_x_f16.wgsl',
       'matmul_x_f32.wgsl',
+      'matmul_y_f16.wgsl',
       'matmul_y_f32.wgsl',
     ];
-    // The subgroup kernels also read and write f16 activations.
     const subgroup = [
       'matmul_packed.wgsl',
       'matmul_subgroup.wgsl',
       'matmul_w_f16.wgsl',
       'matmul_w_f32.wgsl',
-      'matmul_x_f16.wgsl',
-      'matmul_y_f16.wgsl',
+      'subgroup_store_f16.wgsl',
+      'subgroup_store_f32.wgsl',
       'subgroup_lanes_8.wgsl',
       'subgroup_tile.wgsl',
     ];

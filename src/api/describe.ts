@@ -2,7 +2,6 @@ import { openCheckpoint } from '../io/checkpoint.js';
 import { resolveModelDir } from '../io/hub.js';
 import { KernelPolicy, type KernelFamily } from '../kernels/policy.js';
 import { defaultMatmulVariant, subgroupSizes } from '../kernels/tuning.js';
-import { attentionTakesHalves, layerNormWritesHalves, matmulTakesHalves } from '../kernels/index.js';
 import { familyOf } from '../families/index.js';
 import { vectorWidthChoice, type VectorWidthChoice } from '../platform/vector-width.js';
 import { Gpu } from '../runtime/gpu.js';
@@ -14,8 +13,6 @@ export interface EngineDescription {
   features: string[];
   limits: Record<string, number>;
   f16Available: boolean;
-  /** Whether f16 weights run with f16 activations inside each block here (ViT-L/14's shapes; see LoadOptions.activations). */
-  f16Activations: boolean;
   subgroupKernels: boolean;
   subgroupSize: { min: number; max: number } | null;
   /** Only when the engine started Dawn (Node); Deno's and a caller's devices are not ours to configure. */
@@ -44,11 +41,6 @@ export async function describeEngine(options: { model?: string } = {}): Promise<
         maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
       },
       f16Available: gpu.hasF16,
-      f16Activations:
-        gpu.hasF16 &&
-        matmulTakesHalves(policy, 1024, 4096) &&
-        layerNormWritesHalves(policy, 1024) &&
-        attentionTakesHalves(policy, 64),
       subgroupKernels: gpu.hasSubgroups,
       subgroupSize: subgroupSizes(gpu) ?? null,
       cpuVectorWidth: vectorWidthChoice() ?? null,

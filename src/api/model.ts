@@ -48,9 +48,8 @@ export interface LoadOptions {
   /** Weight storage on the GPU: f32 (default) or f16 (half the memory; needs shader-f16). */
   dtype?: ComputeDtype;
   /**
-   * Activations between the kernels of each transformer block: f16 by default with dtype f16 where the device's
-   * kernels take them (llvmpipe's cpu-subgroup family; faster, cosine ≥ 0.99999 to f32 at ViT-L/14), else f32.
-   * 'f32' keeps f16 weights' numbers closer to f32's.
+   * Activations between the kernels of each transformer block: f16 by default with dtype f16 (faster; cosine
+   * ≥ 0.99999 to f32 at ViT-L/14), else f32. 'f32' keeps f16 weights' numbers closer to f32's.
    */
   activations?: 'f32' | 'f16';
   /** Most images or prompts per GPU forward (default: what the GPU's limits allow, up to 64); larger batches are split. */

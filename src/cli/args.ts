@@ -99,8 +99,8 @@ export const DEFAULT_MODEL = 'hf-hub:yyupenn/whylesionclip';
 export const MODEL_USAGE = `
   --model DIR|hf-hub:ID  checkpoint folder or Hub id (default $WHYLESION_MODEL, else ${DEFAULT_MODEL})
   --dtype f32|f16        weight precision on the GPU (default f32)
-  --activations f32|f16  precision between the kernels of a transformer block (default: f16 with --dtype f16
-                         where the kernels take it, llvmpipe's; f32 keeps f16 weights closer to f32)
+  --activations f32|f16  precision between the kernels of a transformer block (default: f16 with --dtype f16,
+                         else f32; f32 keeps f16 weights' numbers closer to f32's)
   --vocab PATH           CLIP BPE vocabulary (default: a transformers model's own vocab.json + merges.txt,
                          else $WHYLESION_BPE_VOCAB, else the bundled one)
   --exif-rotate          apply JPEG EXIF orientation first (open_clip does not)

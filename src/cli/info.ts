@@ -27,9 +27,7 @@ export async function infoCommand(argv: string[]): Promise<void> {
   );
   console.log(`features  ${info.features.join(', ')}`);
   for (const [k, v] of Object.entries(info.limits)) console.log(`limit     ${k} = ${v}`);
-  const halves = info.f16Activations
-    ? ' (with f16 activations inside each block; --activations f32 keeps them f32)'
-    : ' (activations stay f32 on these kernels)';
+  const halves = ' (with f16 activations inside each block; --activations f32 keeps them f32)';
   console.log(
     `dtype     ${dtype}${dtype === 'f16' ? (info.f16Available ? halves : ' (unavailable: no shader-f16)') : ''}`,
   );

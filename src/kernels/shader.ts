@@ -28,7 +28,10 @@ export function buildShader(shader: string, defines: ShaderDefines = {}): string
     included.add(name);
     // An include may name a define (subgroup_lanes_{{LANES}}.wgsl): the variant is picked before compiling.
     return source.replace(/^\/\/!include (\S+)$/gm, (_, name: string) => {
-      const dep = name.replace(/\{\{(\w+)\}\}/g, (__, key: string) => String(defines[key] ?? `{{${key}}}`));
+      const dep = name.replace(/\{\{(\w+)\}\}/g, (__, key: string) => {
+        if (!(key in defines)) throw new Error(`Shader ${shader} needs the define ${key}`);
+        return String(defines[key]);
+      });
       return included.has(dep) ? '' : expand(dep);
     });
   };

@@ -6,7 +6,6 @@ import {
   SUBGROUP4_TILES,
   SUBGROUP8_TILES,
   subgroupVariant,
-  parseSubgroupVariant,
   F32_IO,
   type SubgroupLanes,
   type MatmulIo,
@@ -131,13 +130,11 @@ export function subgroup8Rows(M: number): number {
 export function matmulCandidates(policy: KernelPolicy, shape: MatmulShape): MatmulVariant[] {
   if (shape.K % 4 !== 0) return [];
   if (shape.wDtype === 'f16' && !policy.gpu.hasF16) return [];
-  // f16 activations run on the subgroup kernels only.
-  const halves = shape.xDtype === 'f16' || shape.yDtype === 'f16';
   return [
     ...(subgroupsOf8(policy) ? SUBGROUP_VARIANTS : []),
     ...(subgroupsOf4(policy) ? SUBGROUP4_VARIANTS : []),
     ...(subgroupsOf16(policy) ? SUBGROUP16_VARIANTS : []),
-    ...(halves ? [] : PORTABLE_VARIANTS),
+    ...PORTABLE_VARIANTS,
   ];
 }
 
@@ -156,12 +153,11 @@ export function launchableMatmuls(policy: KernelPolicy): MatmulLaunch[] {
     ...(subgroupsOf16(policy) ? variantsOf(16, SUBGROUP16_TILES) : []),
     ...(subgroupsOf4(policy) ? variantsOf(4, SUBGROUP4_TILES) : []),
   ];
-  // The subgroup kernels also read and write f16 activations (matmul() with xDtype/yDtype f16).
+  // The vec4 kernels also read and write f16 activations (matmul() with xDtype/yDtype f16).
   const ios: MatmulIo[] = policy.gpu.hasF16
     ? (['f32', 'f16'] as const).flatMap((x) => (['f32', 'f16'] as const).map((y) => ({ x, y })))
     : [F32_IO];
-  const launches = (d: WeightDtype, v: MatmulVariant): MatmulLaunch[] =>
-    parseSubgroupVariant(v) ? ios.map((io) => matmulLaunch(v, d, io)) : [matmulLaunch(v, d)];
+  const launches = (d: WeightDtype, v: MatmulVariant): MatmulLaunch[] => ios.map((io) => matmulLaunch(v, d, io));
   const packed =
     policy.matmulWeightLayout('f16', 4) === 'packed' && policy.gpu.hasF16
       ? [1, 2, 3].flatMap((rows) => ios.map((io) => packedMatmulLaunch(rows, io)))

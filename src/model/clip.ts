@@ -16,9 +16,8 @@ export interface ClipLoadOptions {
   dtype?: ComputeDtype;
   /**
    * The activations passed between the kernels inside each transformer block (layernorm → matmul, matmul →
-   * attention → matmul, matmul → matmul): f16 by default with dtype f16 where this device's kernels take them
-   * (the cpu-subgroup family), else f32. The residual stream and the outputs stay f32. 'f32' keeps f16 weights'
-   * numbers closer to f32's; 'f16' with f32 weights is refused.
+   * attention → matmul, matmul → matmul): f16 by default with dtype f16, else f32. The residual stream and the
+   * outputs stay f32. 'f32' keeps f16 weights' numbers closer to f32's; 'f16' with f32 weights is refused.
    */
   activations?: FloatDtype;
   /**
@@ -60,10 +59,9 @@ function timings(measured: { dispatch: Dispatch; ms: number }[]): KernelTiming[]
 
 /**
  * Each tower's block activations: f16 where asked for (by default with f16 weights) and every kernel of the
- * tower's blocks takes halves on this policy, else f32.
+ * tower's blocks takes halves at its widths (CLIP's always do), else f32.
  */
 function towerActivations(
-  policy: KernelPolicy,
   config: ClipConfig,
   dtype: ComputeDtype,
   asked: FloatDtype | undefined,
@@ -77,11 +75,11 @@ function towerActivations(
     const W = c.width,
       hidden = mlpWidth(W, c.mlpRatio);
     return (
-      layerNormWritesHalves(policy, W) &&
-      attentionTakesHalves(policy, W / c.heads) &&
-      matmulTakesHalves(policy, W, 3 * W) &&
-      matmulTakesHalves(policy, W, hidden) &&
-      matmulTakesHalves(policy, hidden, W)
+      layerNormWritesHalves(W) &&
+      attentionTakesHalves(W / c.heads) &&
+      matmulTakesHalves(W, 3 * W) &&
+      matmulTakesHalves(W, hidden) &&
+      matmulTakesHalves(hidden, W)
     );
   };
   // embed_cls under a causal mask adds the class-token attention, which reads f32 only.
@@ -140,7 +138,7 @@ export class ClipModel {
     if (dtype === 'f16' && !gpu.hasF16) {
       throw new UserError('This GPU adapter has no shader-f16 support, so dtype f16 is unavailable; use dtype f32.');
     }
-    const activations = towerActivations(policy, config, dtype, options.activations);
+    const activations = towerActivations(config, dtype, options.activations);
     const weights = await uploadClipWeights(policy, config, source, dtype, options.onTensor);
     const towerOptions = { dtype, activations, exactShortcuts: options.exactShortcuts ?? true };
     return new ClipModel(

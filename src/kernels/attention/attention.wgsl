@@ -6,8 +6,7 @@
 
 struct Params { T: u32, W: u32, causal: u32, scale: f32 }
 
-@group(0) @binding(0) var<storage, read> QKV: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> O: array<vec4<f32>>;
+//!include attention_io_{{IO_TYPE}}.wgsl
 @group(0) @binding(2) var<uniform> p: Params;
 
 const D4 = {{HEAD_DIM}}u / 4u;
@@ -22,7 +21,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
   let stride = 3u * W4;
   let base = batch * p.T * stride + head * D4;
   var q: array<vec4<f32>, D4>;
-  for (var d = 0u; d < D4; d++) { q[d] = QKV[base + i * stride + d] * p.scale; }
+  for (var d = 0u; d < D4; d++) { q[d] = widen_qkv(QKV[base + i * stride + d]) * p.scale; }
   var acc: array<vec4<f32>, D4>;
   var m = -3.0e38;
   var l = 0.0;
@@ -30,7 +29,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
   for (var j = 0u; j < n_keys; j++) {
     let k_at = base + j * stride + W4;
     var s = 0.0;
-    for (var d = 0u; d < D4; d++) { s += dot(q[d], QKV[k_at + d]); }
+    for (var d = 0u; d < D4; d++) { s += dot(q[d], widen_qkv(QKV[k_at + d])); }
     if (s > m) {
       let r = exp(m - s);
       l *= r;
@@ -40,9 +39,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
     let e = exp(s - m);
     l += e;
     let v_at = k_at + W4;
-    for (var d = 0u; d < D4; d++) { acc[d] += e * QKV[v_at + d]; }
+    for (var d = 0u; d < D4; d++) { acc[d] += e * widen_qkv(QKV[v_at + d]); }
   }
   let out_at = (batch * p.T + i) * W4 + head * D4;
   let inv_l = 1.0 / l;
-  for (var d = 0u; d < D4; d++) { O[out_at + d] = acc[d] * inv_l; }
+  for (var d = 0u; d < D4; d++) { O[out_at + d] = narrow_o(acc[d] * inv_l); }
 }

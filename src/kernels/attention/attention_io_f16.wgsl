@@ -1,6 +1,6 @@
-// attention_tile.wgsl's QKV and O for f16 activations (written by and read by the subgroup matmuls): each vec4
-// as four halves in two u32, the lower dim first. Widening is exact; O is rounded to nearest even. On llvmpipe
-// this halves the kernel's per-lane scalar loads.
+// The attention kernels' QKV and O for f16 activations (written and read by the matmuls): each vec4 as four
+// halves in two u32, the lower dim first. Widening is exact; O is rounded to nearest even. On llvmpipe this
+// halves the kernels' per-lane scalar loads.
 @group(0) @binding(0) var<storage, read> QKV: array<vec2<u32>>;
 @group(0) @binding(1) var<storage, read_write> O: array<vec2<u32>>;
 

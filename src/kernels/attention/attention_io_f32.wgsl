@@ -1,4 +1,4 @@
-// attention_tile.wgsl's QKV and O for f32 activations, in vec4s (widen_qkv and narrow_o are identities).
+// The attention kernels' QKV and O for f32 activations, in vec4s (widen_qkv and narrow_o are identities).
 @group(0) @binding(0) var<storage, read> QKV: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> O: array<vec4<f32>>;
 

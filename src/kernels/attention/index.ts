@@ -3,7 +3,6 @@ import { dispatchKernel, type Scope } from '../dispatch.js';
 import { f32, spec, u32, type BindingSpec } from '../kernel-spec.js';
 import { subgroupKernelLanes } from '../tuning.js';
 import { floatOperand, type FloatDtype, type OperandRule } from '../operands.js';
-import type { KernelPolicy } from '../policy.js';
 
 const ATTENTION_BINDINGS = [
   { wgsl: 'QKV', arg: 'qkv', access: 'read' },
@@ -24,7 +23,7 @@ export const ATTENTION_SPECS = {
     shader: 'attention.wgsl',
     bindings: ATTENTION_BINDINGS,
     uniforms: ATTENTION_UNIFORMS,
-    defineSets: [{ HEAD_DIM: 64 }, { HEAD_DIM: 12 }],
+    defineSets: [64, 12].flatMap((HEAD_DIM) => (['f32', 'f16'] as const).map((IO_TYPE) => ({ HEAD_DIM, IO_TYPE }))),
   }),
   attention_tile: spec({
     kernel: 'attention_tile',
@@ -54,9 +53,9 @@ export interface AttentionArgs {
   dtype?: FloatDtype;
 }
 
-/** Whether attention() reads and writes f16 activations under this policy: the subgroup kernel does. */
-export function attentionTakesHalves(policy: KernelPolicy, headDim: number): boolean {
-  return subgroupKernelLanes(policy) !== undefined && subgroupHeadDim(headDim);
+/** Whether attention() reads and writes f16 activations for this head dim: both kernels do, for every head dim they take. */
+export function attentionTakesHalves(headDim: number): boolean {
+  return headDim % 4 === 0;
 }
 
 const subgroupHeadDim = (headDim: number): boolean => headDim % 32 === 0 && headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM;
@@ -84,8 +83,6 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
     flops: 4 * a.batch * a.heads * pairs * a.headDim,
     bytes: (dtype === 'f16' ? 2 : 4) * a.batch * a.seq * width * 4,
   };
-  if (dtype === 'f16' && !attentionTakesHalves(scope.policy, a.headDim))
-    throw new Error(`${label}: f16 activations need the subgroup attention kernel and a head dim it takes`);
   const lanes = subgroupKernelLanes(scope.policy);
   if (lanes && subgroupHeadDim(a.headDim)) {
     const tile = TILE_WIDTHS[lanes];
@@ -106,7 +103,7 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
     label,
     args,
     params,
-    { HEAD_DIM: a.headDim },
+    { HEAD_DIM: a.headDim, IO_TYPE: dtype },
     [Math.ceil(a.seq / 64), a.heads, a.batch],
     cost,
   );

@@ -2,7 +2,6 @@ import type { Dispatch } from '../../runtime/gpu.js';
 import { dispatchKernel, spread, type Scope } from '../dispatch.js';
 import { f32, spec, u32, type BindingSpec } from '../kernel-spec.js';
 import { subgroupKernelLanes } from '../tuning.js';
-import type { KernelPolicy } from '../policy.js';
 import { f32Operand, floatOperand, type FloatDtype, type OperandRule } from '../operands.js';
 
 const LAYERNORM_BINDINGS = [
@@ -19,7 +18,7 @@ export const LAYERNORM_SPECS = {
     shader: 'layernorm.wgsl',
     bindings: LAYERNORM_BINDINGS,
     uniforms: LAYERNORM_UNIFORMS,
-    defineSets: [{}],
+    defineSets: [{ Y_TYPE: 'f32' }, { Y_TYPE: 'f16' }],
   }),
   layernorm_subgroup: spec({
     kernel: 'layernorm_subgroup',
@@ -46,9 +45,12 @@ export interface LayerNormArgs {
   yDtype?: FloatDtype;
 }
 
-/** Whether layerNorm() writes f16 outputs under this policy: the subgroup kernel does, for cols a multiple of 4. */
-export function layerNormWritesHalves(policy: KernelPolicy, cols: number): boolean {
-  return subgroupKernelLanes(policy) !== undefined && cols % 4 === 0;
+/**
+ * Whether layerNorm() writes f16 outputs for this width, in every kernel family: both kernels do (two halves per
+ * u32), so cols must be even (the subgroup kernel, which needs cols a multiple of 4, runs only then).
+ */
+export function layerNormWritesHalves(cols: number): boolean {
+  return cols % 2 === 0;
 }
 
 /**
@@ -67,8 +69,8 @@ export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promis
   const params = { rows: a.rows, cols: a.cols, in_row_stride: a.inRowStride ?? 1, eps: a.eps ?? 1e-5 };
   const yDtype = a.yDtype ?? 'f32';
   const cost = { bytes: (yDtype === 'f16' ? 6 : 8) * a.rows * a.cols };
-  if (yDtype === 'f16' && !layerNormWritesHalves(scope.policy, a.cols))
-    throw new Error(`${label}: f16 output needs the subgroup layernorm and cols a multiple of 4`);
+  if (yDtype === 'f16' && !layerNormWritesHalves(a.cols))
+    throw new Error(`${label}: f16 output needs an even number of columns`);
   const lanes = subgroupKernelLanes(scope.policy);
   if (lanes && a.cols % 4 === 0) {
     const rowsPerWorkgroup = layerNormRowsPerWorkgroup(a.rows);
@@ -85,7 +87,7 @@ export function layerNorm(scope: Scope, label: string, a: LayerNormArgs): Promis
     );
   }
   const [gx, gy] = spread(a.rows);
-  return dispatchKernel(scope, LAYERNORM_SPECS.layernorm, label, args, params, {}, [gx, gy, 1], cost);
+  return dispatchKernel(scope, LAYERNORM_SPECS.layernorm, label, args, params, { Y_TYPE: yDtype }, [gx, gy, 1], cost);
 }
 
 /** X [rows·inRowStride, cols] → Y [rows, cols]. */

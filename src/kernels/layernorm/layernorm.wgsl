@@ -1,14 +1,15 @@
 // LayerNorm over the last dim (eps from params), one workgroup per row, two passes in f32:
 // mean first, then the mean of squared deviations (no E[x²]−mean² cancellation).
 // Y may be a different row set than X: row r of Y is X row (r · in_stride_rows), so the class token of
-// each image can be normalized straight out of the residual stream.
+// each image can be normalized straight out of the residual stream. Y is f32, or f16 (Y_TYPE, cols even) where a
+// matmul reads it.
 
 struct Params { rows: u32, cols: u32, in_row_stride: u32, eps: f32 }
 
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> gain: array<f32>;
 @group(0) @binding(2) var<storage, read> shift: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+//!include layernorm_out_{{Y_TYPE}}.wgsl
 @group(0) @binding(4) var<uniform> p: Params;
 
 const WG = 64u;
@@ -39,7 +40,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   var q = 0.0;
   for (var c = lid; c < p.cols; c += WG) { let d = X[src + c] - mean; q += d * d; }
   let inv_std = 1.0 / sqrt(workgroup_sum(q, lid) / f32(p.cols) + p.eps);
-  for (var c = lid; c < p.cols; c += WG) {
-    Y[dst + c] = (X[src + c] - mean) * inv_std * gain[c] + shift[c];
-  }
+  write_row(src, dst, mean, inv_std, lid);
 }

@@ -67,11 +67,12 @@ export interface MatmulArgs {
 }
 
 /**
- * Whether matmul() reads and writes f16 activations under this policy: the cpu-subgroup family's kernels do
- * (matmul_x_f16.wgsl, matmul_y_f16.wgsl), for K a multiple of 4 and, for f16 Y, N even.
+ * Whether matmul() reads and writes f16 activations for this shape, in every kernel family: the vec4 kernels do
+ * (matmul_x_f16.wgsl, matmul_y_f16.wgsl), so K must be a multiple of 4 (the scalar kernel reads f32 only) and,
+ * for f16 Y, N even.
  */
-export function matmulTakesHalves(policy: KernelPolicy, K: number, N: number): boolean {
-  return policy.family === 'cpu-subgroup' && K % 4 === 0 && N % 2 === 0;
+export function matmulTakesHalves(K: number, N: number): boolean {
+  return K % 4 === 0 && N % 2 === 0;
 }
 
 /**
@@ -142,8 +143,8 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
   const wType = weight?.dtype ?? a.wDtype ?? 'f32';
   const io: MatmulIo = { x: a.xDtype ?? 'f32', y: a.yDtype ?? 'f32' };
   const halves = io.x === 'f16' || io.y === 'f16';
-  if (halves && !matmulTakesHalves(scope.policy, a.K, io.y === 'f16' ? a.N : 0))
-    throw new Error(`${label}: f16 activations need the cpu-subgroup kernels, K a multiple of 4 and N even`);
+  if (halves && !matmulTakesHalves(a.K, io.y === 'f16' ? a.N : 0))
+    throw new Error(`${label}: f16 activations need K a multiple of 4 and, for f16 Y, N even`);
   const args = { x: a.x, w: weight?.buffer ?? (a.w as GPUBuffer), bias: a.bias ?? scope.gpu.zeros, y: a.y };
   const flags = matmulFlags({ bias: a.bias !== undefined, activation: a.activation, accumulate: a.accumulate });
   const cost = {
@@ -187,10 +188,7 @@ export function dispatchMatmul(
 
 const bytesOf = (dtype: FloatDtype): number => (dtype === 'f16' ? 2 : 4);
 
-/**
- * The launch of the caller's variant, else the tuner's choice for this shape (its activation dtypes included),
- * else the built-in rule's. f16 activations take only the subgroup kernels (a saved choice of another yields).
- */
+/** The launch of the caller's variant, else the tuner's choice for this shape (its activation dtypes included), else the built-in rule's. */
 function chosenLaunch(
   policy: KernelPolicy,
   label: string,
@@ -206,10 +204,7 @@ function chosenLaunch(
     ...(io.x === 'f16' ? { xDtype: io.x } : {}),
     ...(io.y === 'f16' ? { yDtype: io.y } : {}),
   });
-  const halves = io.x === 'f16' || io.y === 'f16';
-  const variant =
-    a.variant ??
-    (measured && (!halves || parseSubgroupVariant(measured)) ? measured : defaultMatmulVariant(policy, a.M, io.x));
+  const variant = a.variant ?? measured ?? defaultMatmulVariant(policy, a.M, io.x);
   const sub = parseSubgroupVariant(variant);
   if (sub?.lanes === 8 && !subgroupsOf8(policy))
     throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);

@@ -6,8 +6,8 @@
 //!include epilogue.wgsl
 
 //!include matmul_io.wgsl
-//!include matmul_x_f32.wgsl
-//!include matmul_y_f32.wgsl
+//!include matmul_x_{{X_TYPE}}.wgsl
+//!include matmul_y_{{Y_TYPE}}.wgsl
 @group(0) @binding(1) var<storage, read> W: array<vec4<{{W_TYPE}}>>;
 
 fn widen_w(w: vec4<{{W_TYPE}}>) -> vec4<f32> { return vec4<f32>(w); }
@@ -30,18 +30,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let w2 = widen_w(W[wr[2] + k]);
     let w3 = widen_w(W[wr[3] + k]);
     for (var i = 0u; i < 4u; i++) {
-      let x = X[xr[i] + k];
+      let x = widen_x(X[xr[i] + k]);
       acc[i] += vec4<f32>(dot(x, w0), dot(x, w1), dot(x, w2), dot(x, w3));
     }
   }
   for (var i = 0u; i < 4u; i++) {
     let row = row0 + i;
     if (row >= p.M) { break; }
-    for (var j = 0u; j < 4u; j++) {
+    for (var j = 0u; j < 4u; j += 2u) {
       let col = col0 + j;
       if (col >= p.N) { break; }
-      let at = row * p.N + col;
-      Y[at] = epilogue(acc[i][j], col, at);
+      store_pair(acc[i][j], acc[i][j + 1u], row, col);
     }
   }
 }

@@ -7,8 +7,8 @@
 //!include epilogue.wgsl
 
 //!include matmul_io.wgsl
-//!include matmul_x_f32.wgsl
-//!include matmul_y_f32.wgsl
+//!include matmul_x_{{X_TYPE}}.wgsl
+//!include matmul_y_{{Y_TYPE}}.wgsl
 @group(0) @binding(1) var<storage, read> W: array<vec4<{{W_TYPE}}>>;
 
 const TILE = 64u;       // output rows and columns per workgroup
@@ -36,7 +36,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var xv = vec4<f32>(0.0);
     var wv = vec4<f32>(0.0);
     if (k < p.K4) {
-      xv = X[x_at + k];
+      xv = widen_x(X[x_at + k]);
       wv = vec4<f32>(W[w_at + k]);
     }
     for (var c = 0u; c < 4u; c++) {
@@ -56,11 +56,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   for (var i = 0u; i < 4u; i++) {
     let row = row0 + 4u * lid.y + i;
     if (row >= p.M) { break; }
-    for (var j = 0u; j < 4u; j++) {
+    for (var j = 0u; j < 4u; j += 2u) {
       let col = col0 + 4u * lid.x + j;
       if (col >= p.N) { break; }
-      let at = row * p.N + col;
-      Y[at] = epilogue(acc[i][j], col, at);
+      store_pair(acc[i][j], acc[i][j + 1u], row, col);
     }
   }
 }

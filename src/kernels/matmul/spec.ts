@@ -55,7 +55,8 @@ export const PACKED_TILE_COLS = 24;
 
 /**
  * The dtypes of X and Y: f32, or f16 activations (two halves per u32) where a matmul feeds another matmul or
- * attention. Only the subgroup kernels (matmul_subgroup.wgsl, matmul_packed.wgsl) read and write halves.
+ * attention. Every vec4 kernel reads and writes halves (matmul_x_f16.wgsl, matmul_y_f16.wgsl); the scalar one
+ * (K not a multiple of 4) does not.
  */
 export interface MatmulIo {
   x: FloatDtype;
@@ -73,14 +74,14 @@ export const MATMUL_SPECS = {
     shader: 'matmul.wgsl',
     bindings: MATMUL_BINDINGS,
     uniforms: u32('M', 'N', 'K4', 'flags'),
-    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })),
+    defineSets: W_TYPES.flatMap((W_TYPE) => IO_TYPES.map((io) => ({ W_TYPE, ...io }))),
   }),
   matmul_tiled: spec({
     kernel: 'matmul_tiled',
     shader: 'matmul_tiled.wgsl',
     bindings: MATMUL_BINDINGS,
     uniforms: u32('M', 'N', 'K4', 'flags'),
-    defineSets: W_TYPES.map((W_TYPE) => ({ W_TYPE })),
+    defineSets: W_TYPES.flatMap((W_TYPE) => IO_TYPES.map((io) => ({ W_TYPE, ...io }))),
   }),
   matmul_subgroup: spec({
     kernel: 'matmul_subgroup',
@@ -119,8 +120,7 @@ export interface MatmulLaunch {
 }
 
 /**
- * The kernel, defines and tile of a matmul variant on [N, K] weights of this dtype (K a multiple of 4); f16
- * X or Y only with a subgroup variant.
+ * The kernel, defines and tile of a matmul variant on [N, K] weights of this dtype (K a multiple of 4).
  */
 export function matmulLaunch(variant: MatmulVariant, wDtype: WeightDtype, io: MatmulIo = F32_IO): MatmulLaunch {
   const sub = parseSubgroupVariant(variant);
@@ -131,11 +131,14 @@ export function matmulLaunch(variant: MatmulVariant, wDtype: WeightDtype, io: Ma
       tile: { rows: sub.lanes * sub.rows, cols: sub.lanes * sub.cols },
     };
   }
-  if (io.x !== 'f32' || io.y !== 'f32') throw new Error(`Matmul variant ${variant} reads and writes f32 only`);
   if (variant === 'tiled')
-    return { spec: MATMUL_SPECS.matmul_tiled, defines: { W_TYPE: wDtype }, tile: { rows: 64, cols: 64 } };
+    return {
+      spec: MATMUL_SPECS.matmul_tiled,
+      defines: { W_TYPE: wDtype, ...ioDefines(io) },
+      tile: { rows: 64, cols: 64 },
+    };
   if (variant === 'block')
-    return { spec: MATMUL_SPECS.matmul, defines: { W_TYPE: wDtype }, tile: { rows: 32, cols: 32 } };
+    return { spec: MATMUL_SPECS.matmul, defines: { W_TYPE: wDtype, ...ioDefines(io) }, tile: { rows: 32, cols: 32 } };
   throw new Error(`Unknown matmul variant ${variant as string}`);
 }
 
