@@ -89,7 +89,9 @@ export async function benchCommand(argv: string[]): Promise<void> {
       );
       return;
     }
-    console.log(`load: ${(loadMs / 1000).toFixed(3)} s`);
+    const act = model.activations;
+    const halves = act.vision === 'f16' || act.text === 'f16' ? ', f16 block activations' : '';
+    console.log(`load: ${(loadMs / 1000).toFixed(3)} s (${model.dtype} weights${halves})`);
     console.log(
       `image tower, batch ${batch}: cold ${image.cold.toFixed(3)} s, warm ${image.warm.toFixed(3)} s (${(image.warm / batch).toFixed(3)} s/image)`,
     );
