@@ -7,6 +7,8 @@
 /** Element types of activations: floats (f16 two to a u32 word), and u32 ids and row indices. */
 export type TensorDtype = 'f32' | 'f16' | 'u32';
 export type FloatDtype = 'f32' | 'f16';
+/** The float dtypes a kernel compiles for where it reads or writes activations (its define sets list both). */
+export const FLOAT_DTYPES: readonly FloatDtype[] = ['f32', 'f16'];
 
 /** A shape the launch needs; `null` is a dimension of any size (gather_rows' source rows). */
 export interface Operand {

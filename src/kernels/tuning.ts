@@ -7,6 +7,7 @@ import {
   SUBGROUP8_TILES,
   subgroupVariant,
   F32_IO,
+  MATMUL_IOS,
   type SubgroupLanes,
   type MatmulIo,
   type MatmulLaunch,
@@ -154,9 +155,7 @@ export function launchableMatmuls(policy: KernelPolicy): MatmulLaunch[] {
     ...(subgroupsOf4(policy) ? variantsOf(4, SUBGROUP4_TILES) : []),
   ];
   // The vec4 kernels also read and write f16 activations (matmul() with xDtype/yDtype f16).
-  const ios: MatmulIo[] = policy.gpu.hasF16
-    ? (['f32', 'f16'] as const).flatMap((x) => (['f32', 'f16'] as const).map((y) => ({ x, y })))
-    : [F32_IO];
+  const ios: readonly MatmulIo[] = policy.gpu.hasF16 ? MATMUL_IOS : [F32_IO];
   const launches = (d: WeightDtype, v: MatmulVariant): MatmulLaunch[] => ios.map((io) => matmulLaunch(v, d, io));
   const packed =
     policy.matmulWeightLayout('f16', 4) === 'packed' && policy.gpu.hasF16

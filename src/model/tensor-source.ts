@@ -120,7 +120,8 @@ export function f32BitsToF16Bits(f: number): number {
  * f32ToF16Bits's fast path covers magnitudes in f16's normal range, [2^-14, 65520) before rounding (|f32 bits|
  * in [0x38800000, 0x477ff000)): adding 0xfff plus the kept lowest bit rounds to nearest even at bit 13, a carry
  * moves into the exponent, and subtracting (127 − 15) << 23 rebiases it. Everything else (zero, subnormals,
- * overflow, Inf, NaN) takes f32BitsToF16Bits. Weights are almost all in range: ~4× faster on ViT-L/14's 428 M.
+ * overflow, Inf, NaN) takes f32BitsToF16Bits. Weights are almost all in range: 16 M random values took 1.64 ns
+ * each against 6.24 (bench/README.md, sixth pass).
  */
 const NORMAL_MIN = 0x38800000;
 const NORMAL_END = 0x477ff000;

@@ -2,7 +2,7 @@ import type { Dispatch } from '../../runtime/gpu.js';
 import { dispatchKernel, type Scope } from '../dispatch.js';
 import { f32, spec, u32, type BindingSpec } from '../kernel-spec.js';
 import { subgroupKernelLanes } from '../tuning.js';
-import { floatOperand, type FloatDtype, type OperandRule } from '../operands.js';
+import { FLOAT_DTYPES, floatOperand, type FloatDtype, type OperandRule } from '../operands.js';
 
 const ATTENTION_BINDINGS = [
   { wgsl: 'QKV', arg: 'qkv', access: 'read' },
@@ -23,7 +23,7 @@ export const ATTENTION_SPECS = {
     shader: 'attention.wgsl',
     bindings: ATTENTION_BINDINGS,
     uniforms: ATTENTION_UNIFORMS,
-    defineSets: [64, 12].flatMap((HEAD_DIM) => (['f32', 'f16'] as const).map((IO_TYPE) => ({ HEAD_DIM, IO_TYPE }))),
+    defineSets: [64, 12].flatMap((HEAD_DIM) => FLOAT_DTYPES.map((IO_TYPE) => ({ HEAD_DIM, IO_TYPE }))),
   }),
   attention_tile: spec({
     kernel: 'attention_tile',
@@ -31,7 +31,7 @@ export const ATTENTION_SPECS = {
     bindings: ATTENTION_BINDINGS,
     uniforms: ATTENTION_UNIFORMS,
     defineSets: [64, 32].flatMap((HEAD_DIM) =>
-      (['f32', 'f16'] as const).flatMap((IO_TYPE) => [
+      FLOAT_DTYPES.flatMap((IO_TYPE) => [
         { HEAD_DIM, ...TILE_WIDTHS[8], IO_TYPE },
         { HEAD_DIM, ...TILE_WIDTHS[4], IO_TYPE },
       ]),
@@ -58,8 +58,6 @@ export function attentionTakesHalves(headDim: number): boolean {
   return headDim % 4 === 0;
 }
 
-const subgroupHeadDim = (headDim: number): boolean => headDim % 32 === 0 && headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM;
-
 /**
  * attention_tile.wgsl gives each lane HEAD_DIM/LANES output dims of LANES queries, so the head dim must be a
  * multiple of 4·LANES (taken as 32 at either width); CLIP's is 64, and larger ones would spill more registers
@@ -84,7 +82,7 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
     bytes: (dtype === 'f16' ? 2 : 4) * a.batch * a.seq * width * 4,
   };
   const lanes = subgroupKernelLanes(scope.policy);
-  if (lanes && subgroupHeadDim(a.headDim)) {
+  if (lanes && a.headDim % 32 === 0 && a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM) {
     const tile = TILE_WIDTHS[lanes];
     return dispatchKernel(
       scope,

@@ -2,7 +2,7 @@ import type { Dispatch } from '../../runtime/gpu.js';
 import { dispatchKernel, spread, type Scope } from '../dispatch.js';
 import { f32, spec, u32, type BindingSpec } from '../kernel-spec.js';
 import { subgroupKernelLanes } from '../tuning.js';
-import { f32Operand, floatOperand, type FloatDtype, type OperandRule } from '../operands.js';
+import { f32Operand, FLOAT_DTYPES, floatOperand, type FloatDtype, type OperandRule } from '../operands.js';
 
 const LAYERNORM_BINDINGS = [
   { wgsl: 'X', arg: 'x', access: 'read' },
@@ -18,7 +18,7 @@ export const LAYERNORM_SPECS = {
     shader: 'layernorm.wgsl',
     bindings: LAYERNORM_BINDINGS,
     uniforms: LAYERNORM_UNIFORMS,
-    defineSets: [{ Y_TYPE: 'f32' }, { Y_TYPE: 'f16' }],
+    defineSets: FLOAT_DTYPES.map((Y_TYPE) => ({ Y_TYPE })),
   }),
   layernorm_subgroup: spec({
     kernel: 'layernorm_subgroup',
@@ -26,7 +26,7 @@ export const LAYERNORM_SPECS = {
     bindings: LAYERNORM_BINDINGS,
     uniforms: LAYERNORM_UNIFORMS,
     defineSets: [1, 4].flatMap((ROWS) =>
-      [8, 4].flatMap((LANES) => (['f32', 'f16'] as const).map((Y_TYPE) => ({ ROWS, LANES, Y_TYPE }))),
+      [8, 4].flatMap((LANES) => FLOAT_DTYPES.map((Y_TYPE) => ({ ROWS, LANES, Y_TYPE }))),
     ),
   }),
 };

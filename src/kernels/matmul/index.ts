@@ -142,8 +142,9 @@ export function matmul(scope: Scope, label: string, a: MatmulArgs): Promise<Disp
     );
   const wType = weight?.dtype ?? a.wDtype ?? 'f32';
   const io: MatmulIo = { x: a.xDtype ?? 'f32', y: a.yDtype ?? 'f32' };
+  // f16 X or Y needs a vec4 kernel (K a multiple of 4); f16 Y needs whole pairs of columns (N even).
   const halves = io.x === 'f16' || io.y === 'f16';
-  if (halves && !matmulTakesHalves(a.K, io.y === 'f16' ? a.N : 0))
+  if ((halves && a.K % 4 !== 0) || (io.y === 'f16' && a.N % 2 !== 0))
     throw new Error(`${label}: f16 activations need K a multiple of 4 and, for f16 Y, N even`);
   const args = { x: a.x, w: weight?.buffer ?? (a.w as GPUBuffer), bias: a.bias ?? scope.gpu.zeros, y: a.y };
   const flags = matmulFlags({ bias: a.bias !== undefined, activation: a.activation, accumulate: a.accumulate });

@@ -6,7 +6,7 @@
 import type { MatmulVariant, WeightDtype } from '../policy.js';
 import { spec, u32, W_TYPES, type BindingSpec } from '../kernel-spec.js';
 import type { ShaderDefines } from '../shader.js';
-import type { FloatDtype } from '../operands.js';
+import { FLOAT_DTYPES, type FloatDtype } from '../operands.js';
 
 /** matmul's fused epilogue (epilogue.wgsl): bit 0 bias, bits 1-2 activation, bit 3 accumulate into Y. */
 export const MATMUL_FLAGS = { bias: 1, activationShift: 1, accumulate: 8 } as const;
@@ -63,10 +63,10 @@ export interface MatmulIo {
   y: FloatDtype;
 }
 export const F32_IO: MatmulIo = { x: 'f32', y: 'f32' };
-const IO_TYPES = (['f32', 'f16'] as const).flatMap((X_TYPE) =>
-  (['f32', 'f16'] as const).map((Y_TYPE) => ({ X_TYPE, Y_TYPE })),
-);
+/** Every X and Y dtype pair the vec4 kernels compile for. */
+export const MATMUL_IOS: readonly MatmulIo[] = FLOAT_DTYPES.flatMap((x) => FLOAT_DTYPES.map((y) => ({ x, y })));
 const ioDefines = (io: MatmulIo) => ({ X_TYPE: io.x, Y_TYPE: io.y });
+const IO_TYPES = MATMUL_IOS.map(ioDefines);
 
 export const MATMUL_SPECS = {
   matmul: spec({
