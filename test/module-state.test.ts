@@ -26,6 +26,8 @@ const ALLOWED: Record<string, string> = {
     'the lock files this process holds: the one process-wide exit handler removes them (a lock is per process by nature)',
   'src/io/durable.ts: let simulatedDiskLeft':
     "a fault-test hook's byte budget (WHYLESION_FAULT_DISK_BYTES): like a disk's free space, shared by every write of the process",
+  'src/runtime/gpu-wait.ts: sleeper mutated':
+    "the event loop is one per thread: one sleeper naps between its turns for every Gpu's pending waits",
   'src/cli/classify.ts: let readerGone':
     'stdout is one per process: once its reader has gone (EPIPE) every later print must stop',
 };

@@ -243,10 +243,7 @@ export class ClipModel {
 
   /** Drops the planned forwards and their activation memory; the next forwards are planned again, e.g. with new kernel choices. */
   clearPlans(): Promise<void> {
-    return this.serialized(async () => {
-      this.executor.clear();
-      this.gpu.forgetRunTimes();
-    });
+    return this.serialized(async () => this.executor.clear());
   }
 
   /** Frees every GPU buffer of the model; the Gpu itself stays usable. */

@@ -1,5 +1,6 @@
 import { UserError } from '../errors.js';
 import { acquireDevice, type AcquiredDevice } from './device.js';
+import { awaitGpu } from './gpu-wait.js';
 
 /** One compute dispatch of a recorded program. */
 export interface Dispatch {
@@ -33,8 +34,6 @@ export class Gpu {
   private readonly liveBuffers = new Set<GPUBuffer>();
   private lostReason: string | undefined;
   private zeroBuffer: GPUBuffer | undefined;
-  /** Recent wall times (ms) from submit to results per run label, to wait without polling (see run()). */
-  private readonly recentRunMs = new Map<string, number[]>();
 
   private constructor(acquired: AcquiredDevice) {
     this.device = acquired.device;
@@ -142,11 +141,9 @@ export class Gpu {
       throw new Error(`WGSL compilation of ${label} failed: ${moduleError.message}\n${lines}`);
     }
     try {
-      return await this.device.createComputePipelineAsync({
-        label,
-        layout: 'auto',
-        compute: { module, entryPoint: 'main' },
-      });
+      return await awaitGpu(
+        this.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } }),
+      );
     } catch (e) {
       throw new Error(`Creating the pipeline for ${label} failed: ${(e as Error).message}`);
     }
@@ -201,7 +198,7 @@ export class Gpu {
   async reclaimDestroyed(): Promise<void> {
     this.assertAlive();
     this.device.queue.submit([this.device.createCommandEncoder({ label: 'reclaim' }).finish()]);
-    await this.device.queue.onSubmittedWorkDone();
+    await awaitGpu(this.device.queue.onSubmittedWorkDone());
   }
 
   bindGroup(label: string, pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
@@ -243,31 +240,18 @@ export class Gpu {
       return buffer;
     });
     device.queue.submit([encoder.finish()]);
-    const submitted = performance.now();
     const validation = await device.popErrorScope();
     const oom = await device.popErrorScope();
     try {
       if (validation) throw new Error(`GPU validation error while running ${label}: ${validation.message}`);
       if (oom) throw new Error(`The GPU ran out of memory while running ${label}: ${oom.message}`);
-      // While a map is pending, Dawn's Node binding polls for completion on the JS thread without pause,
-      // taking CPU from llvmpipe's threads (measured: 1.3 CPU-s of a 6 s ViT-L/14 forward on 2 cores).
-      // A long run timed before is first awaited with a timer for part of its fastest recent time: a
-      // timer that ends early costs a little polling, one that ends late costs latency, and the minimum
-      // ignores slow outliers (a cold first run, a busy moment) that would otherwise delay the next runs.
-      const recent = this.recentRunMs.get(label) ?? [];
-      const expected = recent.length >= 2 ? Math.min(...recent) : 0;
-      if (staging.length > 0 && expected > MIN_TIMED_WAIT_MS)
-        await new Promise((resolve) =>
-          setTimeout(resolve, TIMED_WAIT_SHARE * expected - (performance.now() - submitted)),
-        );
       const results: ArrayBuffer[] = [];
       for (const buffer of staging) {
-        await buffer.mapAsync(GPUMapMode.READ);
+        await awaitGpu(buffer.mapAsync(GPUMapMode.READ));
         this.assertAlive();
         results.push(buffer.getMappedRange().slice(0));
         buffer.unmap();
       }
-      this.recentRunMs.set(label, [...recent.slice(1 - RECENT_RUNS), performance.now() - submitted]);
       return results;
     } catch (e) {
       this.assertAlive();
@@ -313,7 +297,7 @@ export class Gpu {
         encoder.resolveQuerySet(querySet, 0, 2 * chunk.length, resolved, 0);
         encoder.copyBufferToBuffer(resolved, 0, readback, 0, resolved.size);
         device.queue.submit([encoder.finish()]);
-        await readback.mapAsync(GPUMapMode.READ);
+        await awaitGpu(readback.mapAsync(GPUMapMode.READ));
         const ns = new BigUint64Array(readback.getMappedRange().slice(0));
         readback.unmap();
         chunk.forEach((dispatch, i) => {
@@ -337,7 +321,7 @@ export class Gpu {
     dispatches: readonly Dispatch[],
   ): Promise<{ dispatch: Dispatch; ms: number }[]> {
     const queue = this.device.queue;
-    await queue.onSubmittedWorkDone();
+    await awaitGpu(queue.onSubmittedWorkDone());
     const results: { dispatch: Dispatch; ms: number }[] = [];
     for (const dispatch of dispatches) {
       const encoder = this.device.createCommandEncoder({ label: `${label}.profile` });
@@ -348,15 +332,10 @@ export class Gpu {
       pass.end();
       const start = performance.now();
       queue.submit([encoder.finish()]);
-      await queue.onSubmittedWorkDone();
+      await awaitGpu(queue.onSubmittedWorkDone());
       results.push({ dispatch, ms: performance.now() - start });
     }
     return results;
-  }
-
-  /** Forgets the run times that timed waits are based on (after re-planning, e.g. with other kernels). */
-  forgetRunTimes(): void {
-    this.recentRunMs.clear();
   }
 
   /** Destroys every buffer this Gpu made, and the device itself when the engine created it. */
@@ -368,11 +347,6 @@ export class Gpu {
     if (this.owned) this.device.destroy();
   }
 }
-
-/** Runs shorter than this are awaited by polling alone; longer ones wait TIMED_WAIT_SHARE of their fastest of the last RECENT_RUNS on a timer first. */
-const MIN_TIMED_WAIT_MS = 20;
-const TIMED_WAIT_SHARE = 0.8;
-const RECENT_RUNS = 4;
 
 /** Packs uniform parameters: integers as u32, `{f: x}` as f32. */
 export function uniformWords(values: readonly (number | { f: number })[]): ArrayBuffer {
