@@ -355,6 +355,19 @@ describe('whylesion CLI on the open_clip tiny checkpoint', () => {
     expect(info.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 << 20);
     expect(info.model.tensors).toBe(62);
     expect(info.model.config.embedDim).toBe(E);
+    // the family it describes is the one a load would run: --kernels, else $WHYLESION_KERNELS
+    const forced = JSON.parse((await whylesion('info', '--kernels', 'portable', '--json')).stdout) as {
+      kernelFamily: string;
+      kernelTuning: { rule: string };
+    };
+    expect(forced).toMatchObject({ kernelFamily: 'portable', kernelTuning: { rule: 'block' } });
+    const fromEnv = JSON.parse((await whylesionWith({ WHYLESION_KERNELS: 'portable' }, 'info', '--json')).stdout) as {
+      kernelFamily: string;
+    };
+    expect(fromEnv.kernelFamily).toBe('portable');
+    const unknown = await whylesion('info', '--kernels', 'fastest');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/Kernel family 'fastest' is not one of auto, cpu-subgroup, gpu, portable/);
     const benchOut = (await whylesion('bench', '--model', MODEL, '--iters', '1', '--profile', '--json')).stdout;
     expect(benchOut.trim().split('\n')).toHaveLength(1);
     const bench = JSON.parse(benchOut) as {

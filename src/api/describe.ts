@@ -3,6 +3,7 @@ import { resolveModelDir } from '../io/hub.js';
 import { KernelPolicy, type KernelFamily } from '../kernels/policy.js';
 import { defaultMatmulVariant, subgroupSizes } from '../kernels/tuning.js';
 import { familyOf } from '../families/index.js';
+import { platform } from '../platform/index.js';
 import { vectorWidthChoice, type VectorWidthChoice } from '../platform/vector-width.js';
 import { Gpu } from '../runtime/gpu.js';
 import { applyCachedTuning, tuningFilePath } from './tuning-store.js';
@@ -24,11 +25,19 @@ export interface EngineDescription {
   model?: { path: string; family: string; config: object; tensors: number };
 }
 
-/** Starts WebGPU, describes the adapter and kernel choices, and checks `model`'s files when given (Node, Deno). */
-export async function describeEngine(options: { model?: string } = {}): Promise<EngineDescription> {
+/**
+ * Starts WebGPU, describes the adapter and the kernel choices of `kernels` (default $WHYLESION_KERNELS, else
+ * 'auto', as loadModel decides), and checks `model`'s files when given (Node, Deno).
+ */
+export async function describeEngine(
+  options: { model?: string; kernels?: KernelFamily | 'auto' } = {},
+): Promise<EngineDescription> {
   const gpu = await Gpu.create();
   try {
-    const policy = KernelPolicy.create(gpu);
+    const policy = KernelPolicy.create(
+      gpu,
+      options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined),
+    );
     const limits = gpu.limits;
     const description: EngineDescription = {
       adapter: gpu.adapterInfo,

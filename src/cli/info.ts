@@ -1,22 +1,26 @@
 import { describeEngine } from '../api/describe.js';
+import type { KernelFamily } from '../kernels/policy.js';
 import { parseDtype, parseCommand } from './args.js';
 
 const USAGE = `
-Usage: whylesion info [--model DIR|hf-hub:ID] [--dtype f32|f16] [--json]
+Usage: whylesion info [--model DIR|hf-hub:ID] [--dtype f32|f16] [--kernels FAMILY] [--json]
 
-Prints the WebGPU adapter, its limits and features, and (with --model) the model's config and weights.`;
+Prints the WebGPU adapter, its limits and features, the kernels the engine would run on it (--kernels auto,
+cpu-subgroup, gpu or portable; default $WHYLESION_KERNELS, else auto), and (with --model) the model's config
+and weights.`;
 
 export async function infoCommand(argv: string[]): Promise<void> {
   const parsed = parseCommand(
     'info',
     argv,
-    { model: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' } },
+    { model: { type: 'string' }, dtype: { type: 'string' }, kernels: { type: 'string' }, json: { type: 'boolean' } },
     USAGE,
   );
   if (!parsed) return;
   const { values } = parsed;
   const dtype = parseDtype(values.dtype);
-  const info = { ...(await describeEngine({ model: values.model })), dtype };
+  const kernels = values.kernels as KernelFamily | 'auto' | undefined;
+  const info = { ...(await describeEngine({ model: values.model, kernels })), dtype };
   if (values.json) {
     console.log(JSON.stringify(info, null, 2));
     return;
