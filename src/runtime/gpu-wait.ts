@@ -26,6 +26,7 @@ const sleeper = {
   armed: false,
   lastTurnEnd: 0,
   napsTaken: 0,
+  canSleep: true,
 };
 
 const canNap = ((): boolean => {
@@ -42,10 +43,15 @@ function napTurn(): void {
     sleeper.armed = false;
     return;
   }
-  if (performance.now() - sleeper.lastTurnEnd < BUSY_TURN_MS) {
-    sleeper.cell ??= new Int32Array(new SharedArrayBuffer(4));
-    Atomics.wait(sleeper.cell, 0, 0, NAP_MS);
-    sleeper.napsTaken++;
+  if (sleeper.canSleep && performance.now() - sleeper.lastTurnEnd < BUSY_TURN_MS) {
+    try {
+      sleeper.cell ??= new Int32Array(new SharedArrayBuffer(4));
+      Atomics.wait(sleeper.cell, 0, 0, NAP_MS);
+      sleeper.napsTaken++;
+    } catch {
+      // A thread that may not block (an Electron renderer has Node's globals): poll as Dawn does.
+      sleeper.canSleep = false;
+    }
   }
   sleeper.lastTurnEnd = performance.now();
   setImmediate(napTurn);
@@ -53,7 +59,7 @@ function napTurn(): void {
 
 /** Awaits a promise that Dawn's Node binding settles, sleeping instead of spinning while it is pending. */
 export async function awaitGpu<T>(pending: Promise<T>): Promise<T> {
-  if (!canNap) return pending;
+  if (!canNap || !sleeper.canSleep) return pending;
   sleeper.pendingWaits++;
   if (!sleeper.armed) {
     sleeper.armed = true;
