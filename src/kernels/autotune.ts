@@ -1,5 +1,6 @@
 import type { Dispatch, Gpu } from '../runtime/gpu.js';
 import { Scope } from './dispatch.js';
+import { f16BitsToF32 } from './halves.js';
 import type { KernelPolicy } from './policy.js';
 import { matmul } from './matmul/index.js';
 import {
@@ -73,23 +74,6 @@ function halfValues(n: number, seed: number): { bits: Uint16Array; exact: Float3
     exact[i] = (sign ? -1 : 1) * (1 + mantissa / 1024) * 2 ** (exponent - 15);
   }
   return { bits, exact };
-}
-
-/** f16 bit patterns (normal, subnormal, zero; no Inf or NaN expected) as f32. */
-function widenHalves(bits: Uint16Array): Float32Array {
-  return Float32Array.from(bits, (h) => {
-    const exponent = (h >>> 10) & 0x1f,
-      mantissa = h & 0x3ff;
-    const magnitude =
-      exponent === 0
-        ? mantissa * 2 ** -24
-        : exponent === 31
-          ? mantissa
-            ? Number.NaN
-            : Number.POSITIVE_INFINITY
-          : (1 + mantissa / 1024) * 2 ** (exponent - 15);
-    return h & 0x8000 ? -magnitude : magnitude;
-  });
 }
 
 function checkRows(M: number): number[] {
@@ -210,7 +194,7 @@ async function tuneShape(
         const [bytes] = await gpu.run(`tune ${key} ${variant}`, [m.value], [{ buffer: Y, bytes: outBytes }]);
         const first = performance.now() - t0;
         const got = present(bytes, 'tuned output');
-        const out = yDtype === 'f16' ? widenHalves(new Uint16Array(got, 0, M * N)) : new Float32Array(got);
+        const out = yDtype === 'f16' ? widened(new Uint16Array(got, 0, M * N)) : new Float32Array(got);
         const error = rowsError(out, x, w, shape, rows);
         if (!(error <= (yDtype === 'f16' ? HALF_TOLERANCE : TOLERANCE))) {
           failed.push({ variant, error: `relative error ${error.toExponential(1)} against the CPU product` });
@@ -241,4 +225,10 @@ async function tuneShape(
   } finally {
     scope.destroy();
   }
+}
+
+function widened(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  f16BitsToF32(bits, out);
+  return out;
 }
