@@ -24,6 +24,7 @@ import { platform } from '../platform/index.js';
 import { trace } from '../platform/trace.js';
 import type { ModelSource } from './loader-types.js';
 import { loaders } from './loaders.js';
+import { afterWarmup, warmImageShaders } from './shader-warmup.js';
 import type { HubOptions } from '../io/hub.js';
 import type { CheckpointIdentity, ModelIdentity } from '../io/identity.js';
 
@@ -66,6 +67,12 @@ export interface LoadOptions {
   vocabPath?: string;
   /** Read the tokenizer while the weights load (for callers about to encode text), not on first use. */
   preloadTokenizer?: boolean;
+  /**
+   * On a CPU adapter (lavapipe) whose shader cache is still empty (a first run on this machine, a fresh
+   * container), compile the image tower's shaders on a second device while the weights load, for callers
+   * about to encode images; the first image forward waits for them. Nothing happens on later runs.
+   */
+  warmShaders?: boolean;
   /** Hub options: cache folder, revision, offline mode, endpoint, token (the browser uses endpoint and revision). */
   hub?: Omit<HubOptions, 'onProgress'>;
   /** Browser: keep fetched weights in the origin's private file system, so the next visit loads offline (default true). */
@@ -454,6 +461,8 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
         options.onProgress!({ stage: 'download', file, loaded, total })
     : undefined;
   trace('load start');
+  // Before any device of this process makes Mesa create its cache files (its index exists from then on).
+  const firstRunHere = options.warmShaders === true && !options.device && platform.freshShaderCache();
   // Parsing the vocabulary overlaps the weights' reads (measured: bench/README.md, cold start).
   let tokenizerLoad = options.preloadTokenizer ? WhyLesionModel.preloadTokenizer(options.vocabPath) : undefined;
   const checkpoint = await loaders.openModel(source, { hub: options.hub, onDownload, storage: options.storage });
@@ -464,6 +473,7 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
   let transformersSteps: PreprocessOptions | undefined;
   let gpu: Gpu;
   let policy: KernelPolicy;
+  const kernels = options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined);
   try {
     if (checkpoint.preprocessor) {
       const { raw, what } = checkpoint.preprocessor;
@@ -476,10 +486,7 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
     throw e;
   }
   try {
-    policy = KernelPolicy.create(
-      gpu,
-      options.kernels ?? (platform.setting('WHYLESION_KERNELS') as KernelFamily | undefined),
-    );
+    policy = KernelPolicy.create(gpu, kernels);
   } catch (e) {
     gpu.destroy();
     await checkpoint.source.close();
@@ -490,7 +497,19 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
   try {
     loaders.tuning.apply(policy, options.kernelTuning);
     const family = familyOf(checkpoint);
-    const model = await family.load(policy, checkpoint.config, checkpoint.source, {
+    const warming =
+      firstRunHere && policy.family === 'cpu-subgroup'
+        ? warmImageShaders({
+            family,
+            config: checkpoint.config,
+            imageSize: family.inputs(checkpoint.config).imageSize,
+            kernels,
+            applyTuning: (helperPolicy) => loaders.tuning.apply(helperPolicy, options.kernelTuning),
+            dtype: options.dtype ?? 'f32',
+            activations: options.activations,
+          })
+        : undefined;
+    const loaded = await family.load(policy, checkpoint.config, checkpoint.source, {
       dtype: options.dtype,
       activations: options.activations,
       maxBatch: options.maxBatch,
@@ -498,7 +517,7 @@ async function load(source: ModelSource, options: LoadOptions): Promise<WhyLesio
       onTensor: (tensor, loaded, total) => options.onProgress?.({ stage: 'weights', tensor, loaded, total }),
     });
     return await WhyLesionModel.create(
-      model,
+      warming ? afterWarmup(loaded, warming) : loaded,
       family.inputs(checkpoint.config),
       family.preprocessing(checkpoint.config),
       gpu,

@@ -337,7 +337,7 @@ async function runOverImages<R>(
   const files = await listImages(patterns);
   if (files.length === 0) throw new UserError(`No image files (${SUPPORTED_FORMATS}) found in ${patterns.join(', ')}.`);
   const status = new StatusLine(values.quiet);
-  const model = await loadModelFromArgs(values, status, { preloadTokenizer: encodesText });
+  const model = await loadModelFromArgs(values, status, { preloadTokenizer: encodesText, warmShaders: true });
   // A few images (one batch) answer at once: progress and the closing count would be noise then.
   const quiet = values.quiet || files.length <= size;
   const skipped: { file: string; reason: string }[] = [];

@@ -19,7 +19,7 @@ export async function loadModelFromArgs(
     kernels?: string;
   },
   status?: StatusLine,
-  extra: Pick<LoadOptions, 'preloadTokenizer'> = {},
+  extra: Pick<LoadOptions, 'preloadTokenizer' | 'warmShaders'> = {},
 ): Promise<WhyLesionModel> {
   const maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
   status?.phase('loading the model');

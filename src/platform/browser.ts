@@ -123,4 +123,5 @@ export const platform: Platform = {
   readBytes: (url, what) => fetchBytes(url, what),
 
   readText: async (url, what) => new TextDecoder().decode(await fetchBytes(url, what)),
+  freshShaderCache: () => false, // the browser's shader caches are its own
 };

@@ -3,6 +3,7 @@
  * non-JPEG formats. The browser bundle replaces this module with
  * ./browser.ts (see ./types.ts).
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Jimp } from 'jimp';
@@ -121,5 +122,14 @@ export const platform: Platform = {
     return readFile(path, 'utf8').catch((cause: unknown) => {
       throw new UserError(`Cannot read ${what} ${path} (${errnoOf(cause) ?? cause}); check the path.`, { cause });
     });
+  },
+  freshShaderCache: () => {
+    // Mesa 25's on-disk cache (the "db" layout, on unless MESA_SHADER_CACHE_DISABLE): mesa_shader_cache_db/index
+    // in MESA_SHADER_CACHE_DIR, else in $XDG_CACHE_HOME, else in ~/.cache.
+    const env = process.env;
+    if (/^(1|true|yes)$/i.test(env.MESA_SHADER_CACHE_DISABLE ?? '')) return false;
+    const home = env.HOME ?? env.USERPROFILE;
+    const root = env.MESA_SHADER_CACHE_DIR || env.XDG_CACHE_HOME || (home ? join(home, '.cache') : undefined);
+    return root !== undefined && !existsSync(join(root, 'mesa_shader_cache_db', 'index'));
   },
 };

@@ -36,6 +36,12 @@ export interface Platform {
   readBytes(location: string, what: string): Promise<Uint8Array>;
   /** A text file the user names (a path, or a URL in the browser); `what` names it in errors. */
   readText(location: string, what: string): Promise<string>;
+  /**
+   * Whether Mesa keeps compiled shaders on disk here and holds none yet (a first run on this machine or in a
+   * fresh container), so that compiling ahead on a second device would be kept for the first forwards. Ask
+   * before this process creates a device: Mesa creates its cache files with the first one.
+   */
+  freshShaderCache(): boolean;
 }
 
 /** Where KnoBo's data is read from instead of the copy the package ships (Node, Deno). */

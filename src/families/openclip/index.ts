@@ -25,5 +25,12 @@ export const openClip: ModelFamily<ClipConfig> = {
     mean: config.preprocess.mean,
     std: config.preprocess.std,
   }),
+  // Depth and vocabulary size reach no shader: every block runs the same kernels, and the token table is
+  // indexed, not compiled in.
+  kernelTwin: (config) => ({
+    ...config,
+    vision: { ...config.vision, layers: 1 },
+    text: { ...config.text, layers: 1, vocabSize: 1 },
+  }),
   load: (policy, config, source, options) => ClipModel.load(policy, config, source, options),
 };

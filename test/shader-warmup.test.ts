@@ -1,0 +1,77 @@
+// The first-run shader warm-up (src/api/shader-warmup.ts): when Mesa's on-disk shader cache is empty, classify
+// compiles the image tower's shaders on a second device while the weights load. It must change no number, fill
+// the cache the later runs read, and not happen once the cache holds anything.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { platform } from '../src/platform/index.js';
+import { CLI_ENV, runCli, TINY_IMAGES, TINY_MODEL } from './helpers.js';
+
+const work = mkdtempSync(join(tmpdir(), 'whylesion-warmup-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const LABELS = 'dark brown,bleeding,irregular shape';
+const WARMED = /whylesion trace: .*image shaders compiled ahead \((\d+) pipelines on a second device\)/;
+
+describe('freshShaderCache (Node)', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    for (const name of ['MESA_SHADER_CACHE_DIR', 'MESA_SHADER_CACHE_DISABLE', 'XDG_CACHE_HOME']) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+  });
+
+  it("is true for a MESA_SHADER_CACHE_DIR without Mesa's index, false once Mesa wrote one or with the cache off", () => {
+    const dir = mkdtempSync(join(work, 'cache-'));
+    process.env.MESA_SHADER_CACHE_DIR = dir;
+    delete process.env.MESA_SHADER_CACHE_DISABLE;
+    expect(platform.freshShaderCache()).toBe(true);
+    writeFileSync(join(dir, 'index'), ''); // not where Mesa keeps it
+    expect(platform.freshShaderCache()).toBe(true);
+    mkdirSync(join(dir, 'mesa_shader_cache_db'));
+    writeFileSync(join(dir, 'mesa_shader_cache_db', 'index'), '');
+    expect(platform.freshShaderCache()).toBe(false);
+    process.env.MESA_SHADER_CACHE_DISABLE = 'true';
+    expect(platform.freshShaderCache()).toBe(false);
+  });
+
+  it('reads $XDG_CACHE_HOME/mesa_shader_cache_db when no folder is named, as Mesa does', () => {
+    delete process.env.MESA_SHADER_CACHE_DIR;
+    delete process.env.MESA_SHADER_CACHE_DISABLE;
+    const xdg = mkdtempSync(join(work, 'xdg-'));
+    process.env.XDG_CACHE_HOME = xdg;
+    writeFileSync(join(xdg, 'index'), ''); // not Mesa's folder
+    expect(platform.freshShaderCache()).toBe(true);
+    mkdirSync(join(xdg, 'mesa_shader_cache_db'));
+    writeFileSync(join(xdg, 'mesa_shader_cache_db', 'index'), '');
+    expect(platform.freshShaderCache()).toBe(false);
+  });
+});
+
+describe('classify on a first run', () => {
+  it('compiles ahead into an empty shader cache, gives the same answer, and not again once the cache is filled', async () => {
+    const cache = mkdtempSync(join(work, 'mesa-'));
+    const classify = () =>
+      runCli(['classify', join(TINY_IMAGES, 'lesion_q90.jpg'), '--labels', LABELS, '--model', TINY_MODEL, '--json'], {
+        ...CLI_ENV,
+        MESA_SHADER_CACHE_DIR: cache,
+        MESA_SHADER_CACHE_DISABLE: '',
+        WHYLESION_TRACE: '1',
+      });
+    const first = await classify();
+    expect(first.code).toBe(0);
+    const warmed = first.stderr.match(WARMED);
+    expect(warmed, first.stderr).not.toBeNull();
+    expect(Number(warmed![1])).toBeGreaterThan(0);
+    expect(existsSync(join(cache, 'mesa_shader_cache_db', 'index'))).toBe(true);
+
+    const second = await classify();
+    expect(second.code).toBe(0);
+    expect(second.stderr).not.toMatch(WARMED);
+    // Same numbers either way: the warm-up only compiles; the answer comes from the model's own device.
+    expect(second.stdout).toBe(first.stdout);
+    expect(first.stdout).toMatch(/bleeding/);
+  }, 600_000);
+});
