@@ -160,7 +160,7 @@ async function embedLocked(
       { cause },
     );
   }
-  const model = await loadModelFromArgs(values);
+  const model = await loadModelFromArgs(values, undefined, { warmShaders: done.length < files.length });
   const E = model.embedDim,
     rowBytes = E * 4;
   let dataFd: number | undefined, journalFd: number | undefined;

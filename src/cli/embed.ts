@@ -65,7 +65,7 @@ export async function embedCommand(argv: string[]): Promise<void> {
   await checkReadable(images, 'image');
   await checkReadable(pixelFiles, 'pixels file');
   await checkReadable(tokenFiles, 'tokens file');
-  const model = await loadModelFromArgs(values);
+  const model = await loadModelFromArgs(values, undefined, { warmShaders: images.length + pixelFiles.length > 0 });
   try {
     const normalize = !values.raw;
     const imageRows: { name: string; row: Float32Array }[] = [];

@@ -190,7 +190,7 @@ export async function prepareInputs(
   const batch = values.batch ? positiveInteger('batch', values.batch) : 16;
   const modelName = values.model ?? process.env.WHYLESION_MODEL ?? DEFAULT_MODEL;
   const status = new StatusLine();
-  const model = await loadModelFromArgs(values, status).catch((error: unknown) => {
+  const model = await loadModelFromArgs(values, status, { warmShaders: true }).catch((error: unknown) => {
     throw loadFailure && error instanceof UserError ? loadFailure(error) : error;
   });
   try {
