@@ -5,6 +5,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterWarmup } from '../src/api/shader-warmup.js';
+import type { EmbeddingModel } from '../src/families/index.js';
 import { platform } from '../src/platform/index.js';
 import { CLI_ENV, runCli, TINY_IMAGES, TINY_MODEL } from './helpers.js';
 
@@ -47,6 +49,31 @@ describe('freshShaderCache (Node)', () => {
     mkdirSync(join(xdg, 'mesa_shader_cache_db'));
     writeFileSync(join(xdg, 'mesa_shader_cache_db', 'index'), '');
     expect(platform.freshShaderCache()).toBe(false);
+  });
+});
+
+describe('afterWarmup', () => {
+  it('holds image forwards until the warm-up settles, and passes text forwards at once', async () => {
+    const calls: string[] = [];
+    const model = {
+      encodePixels: async () => {
+        calls.push('image');
+        return new Float32Array(1);
+      },
+      encodeTokens: async () => {
+        calls.push('text');
+        return new Float32Array(2);
+      },
+    } as unknown as EmbeddingModel;
+    let release!: () => void;
+    const gated = afterWarmup(model, new Promise<void>((resolve) => (release = resolve)));
+    const image = gated.encodePixels(new Float32Array(3), 1);
+    expect(await gated.encodeTokens(new Int32Array(1), 1)).toHaveLength(2);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(calls).toEqual(['text']);
+    release();
+    expect(await image).toHaveLength(1);
+    expect(calls).toEqual(['text', 'image']);
   });
 });
 

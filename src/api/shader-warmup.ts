@@ -72,21 +72,12 @@ export function afterWarmup(model: EmbeddingModel, ready: Promise<void>): Embedd
     return forward();
   };
   return {
-    get gpu() {
-      return model.gpu;
-    },
-    get policy() {
-      return model.policy;
-    },
-    get dtype() {
-      return model.dtype;
-    },
-    get activations() {
-      return model.activations;
-    },
-    get logitScale() {
-      return model.logitScale;
-    },
+    // Fixed at load; memory changes with the plans.
+    gpu: model.gpu,
+    policy: model.policy,
+    dtype: model.dtype,
+    activations: model.activations,
+    logitScale: model.logitScale,
     get memory() {
       return model.memory;
     },
