@@ -1,12 +1,16 @@
 // The first-run shader warm-up (src/api/shader-warmup.ts): when Mesa's on-disk shader cache is empty, classify
 // compiles the image tower's shaders on a second device while the weights load. It must change no number, fill
 // the cache the later runs read, and not happen once the cache holds anything.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { afterWarmup } from '../src/api/shader-warmup.js';
-import type { EmbeddingModel } from '../src/families/index.js';
+import { openClip, type EmbeddingModel } from '../src/families/index.js';
+import { KernelPolicy } from '../src/kernels/policy.js';
+import type { ClipConfig } from '../src/model/config.js';
+import type { TensorSource } from '../src/model/tensor-source.js';
+import { Gpu } from '../src/runtime/gpu.js';
 import { platform } from '../src/platform/index.js';
 import { CLI_ENV, runCli, TINY_IMAGES, TINY_MODEL } from './helpers.js';
 
@@ -50,6 +54,47 @@ describe('freshShaderCache (Node)', () => {
     writeFileSync(join(xdg, 'mesa_shader_cache_db', 'index'), '');
     expect(platform.freshShaderCache()).toBe(false);
   });
+});
+
+describe("open_clip's kernel twin", () => {
+  /** The WGSL of every pipeline the image forward at batch 1 binds, for `config` with zero weights. */
+  async function visionShaders(config: ClipConfig, dtype: 'f32' | 'f16'): Promise<string[]> {
+    const gpu = await Gpu.create();
+    try {
+      const shapes = openClip.stateDict(config);
+      const source: TensorSource = {
+        tensors: new Map([...shapes].map(([name, shape]) => [name, { name, dtype: 'F32' as const, shape }])),
+        readF32: async (name, out) => out ?? new Float32Array(shapes.get(name)!.reduce((a, b) => a * b, 1)),
+        readF16: async (name, out) => out ?? new Uint16Array(shapes.get(name)!.reduce((a, b) => a * b, 1)),
+        close: async () => undefined,
+      };
+      const model = await openClip.load(KernelPolicy.create(gpu), config, source, { dtype });
+      await model.visionKernels(1);
+      model.dispose();
+      return [...(gpu as unknown as { pipelines: Map<string, unknown> }).pipelines.keys()].sort();
+    } finally {
+      gpu.destroy();
+    }
+  }
+
+  it('binds the same shaders as the deeper model it stands for (f32, and f16 where the adapter has it)', async () => {
+    const raw = JSON.parse(readFileSync(join(TINY_MODEL, 'open_clip_config.json'), 'utf8')) as {
+      model_cfg: { vision_cfg: { layers: number }; text_cfg: { layers: number } };
+    };
+    raw.model_cfg.vision_cfg.layers = 4;
+    raw.model_cfg.text_cfg.layers = 3;
+    const config = openClip.parseConfig(raw);
+    const twin = openClip.kernelTwin(config);
+    expect(twin.vision.layers).toBeLessThan(config.vision.layers);
+    const probe = await Gpu.create();
+    const dtypes: ('f32' | 'f16')[] = probe.hasF16 ? ['f32', 'f16'] : ['f32'];
+    probe.destroy();
+    for (const dtype of dtypes) {
+      const full = await visionShaders(config, dtype);
+      expect(full.length).toBeGreaterThan(3);
+      expect(await visionShaders(twin, dtype)).toEqual(full);
+    }
+  }, 600_000);
 });
 
 describe('afterWarmup', () => {

@@ -88,8 +88,9 @@ export interface ModelFamily<Config> {
   tokenizer: TokenizerKind;
   preprocessing(config: Config): Preprocessing;
   /**
-   * The smallest config whose image forward runs the same kernels, with the same shaders, as `config`'s (one
-   * block per tower, a token table of one row): what a shader warm-up compiles (api/shader-warmup.ts).
+   * The smallest config whose image forward runs the same kernels, with the same shaders, as `config`'s (for
+   * open_clip: two vision blocks, one text block, a token table of one row): what a shader warm-up compiles
+   * (api/shader-warmup.ts).
    */
   kernelTwin(config: Config): Config;
   /** Graph builders: uploads the weights and returns the model whose forwards record the family's graphs. */

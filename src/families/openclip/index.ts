@@ -25,11 +25,12 @@ export const openClip: ModelFamily<ClipConfig> = {
     mean: config.preprocess.mean,
     std: config.preprocess.std,
   }),
-  // Depth and vocabulary size reach no shader: every block runs the same kernels, and the token table is
-  // indexed, not compiled in.
+  // Depth and vocabulary size reach no shader, except that the last block differs from the others (the exact
+  // shortcuts run its MLP on the pooled row only): two blocks run every kernel a deeper tower does. The token
+  // table is indexed, not compiled in.
   kernelTwin: (config) => ({
     ...config,
-    vision: { ...config.vision, layers: 1 },
+    vision: { ...config.vision, layers: Math.min(2, config.vision.layers) },
     text: { ...config.text, layers: 1, vocabSize: 1 },
   }),
   load: (policy, config, source, options) => ClipModel.load(policy, config, source, options),
