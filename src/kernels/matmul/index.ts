@@ -197,15 +197,18 @@ function chosenLaunch(
   wType: WeightDtype,
   io: MatmulIo,
 ): MatmulLaunch {
-  const measured = tuningOf(policy).choose({
-    M: a.M,
-    N: a.N,
-    K: a.K,
-    wDtype: wType,
-    ...(io.x === 'f16' ? { xDtype: io.x } : {}),
-    ...(io.y === 'f16' ? { yDtype: io.y } : {}),
-  });
-  const variant = a.variant ?? measured ?? defaultMatmulVariant(policy, a.M, io.x);
+  // A caller's variant is not a planned shape: only without one is the shape asked of (and recorded by) the tuning.
+  const variant =
+    a.variant ??
+    tuningOf(policy).choose({
+      M: a.M,
+      N: a.N,
+      K: a.K,
+      wDtype: wType,
+      ...(io.x === 'f16' ? { xDtype: io.x } : {}),
+      ...(io.y === 'f16' ? { yDtype: io.y } : {}),
+    }) ??
+    defaultMatmulVariant(policy, a.M, io.x);
   const sub = parseSubgroupVariant(variant);
   if (sub?.lanes === 8 && !subgroupsOf8(policy))
     throw new Error(`${label}: matmul variant ${variant} needs subgroups of 8-16 lanes`);
