@@ -165,11 +165,14 @@ describe('browser edition (Chromium)', () => {
         const decodedRows = await model.encodeImage([bitmap, element], { normalize: true });
         const textRows = await model.encodeText(texts, { normalize: true });
         const rawTextRows = await model.encodeText(texts);
+        // Which kernels the image tower ran (the adapter picks the family).
+        const kernels = (await model.model.profilePixels(await model.preprocess(png), 1)).map((k) => k.kernel);
         model.dispose();
         const rows = (list: Float32Array[]) => list.map((row) => Array.from(row));
         return {
           firstEmbeddingMs,
           adapter: model.adapter,
+          kernels: [...new Set(kernels)].sort(),
           tokens,
           pixelDiffs,
           first: rows(firstText),
@@ -188,6 +191,10 @@ describe('browser edition (Chromium)', () => {
         `(${((performance.now() - started) / 1000).toFixed(1)} s for the whole check); adapter ${JSON.stringify(result.adapter)}`,
     );
 
+    // On SwiftShader (what a GPU-less Chromium offers) the spelled-out 4-lane kernels computed these embeddings.
+    console.log(`image tower kernels: ${result.kernels.join(', ')}`);
+    if (/swiftshader/i.test(result.adapter.architecture))
+      expect(result.kernels).toEqual(expect.arrayContaining(['attention_tile_unrolled', 'matmul_subgroup_unrolled']));
     expect(result.tokens).toEqual(cases.tokens.flat());
     console.log(
       `pixels: max abs diff to open_clip ${Math.max(...result.pixelDiffs).toExponential(2)} (${cases.images.join(', ')})`,

@@ -351,6 +351,10 @@ describe('matmul variants', () => {
     // first 4 lanes (the rest inactive) on llvmpipe's 8 or 16
     { variant: 'subgroup4-4x4', subgroups: true },
     { variant: 'subgroup4-1x4', subgroups: true },
+    // the same tile spelled out (SwiftShader's; its rule's 32×48 tile takes minutes to compile on llvmpipe, and
+    // test/browser.test.ts runs it in Chromium): the rule's small-M tile and one with several X rows per lane
+    { variant: 'unrolled4-2x8', subgroups: true },
+    { variant: 'unrolled4-1x8', subgroups: true },
     { variant: 'block', subgroups: false },
     { variant: 'tiled', subgroups: false },
   ];
@@ -376,7 +380,7 @@ describe('matmul variants', () => {
       const name = `${matmulLaunch(v.variant, 'f32').spec.shader} ${v.variant} M=${c.M} N=${c.N} K=${c.K}${c.activation ? ` ${c.activation}` : ''}${c.accumulate ? ' +=Y' : ''}${c.f16 ? ' f16 weights' : ''}`;
       it(name, async (ctx) => {
         // The subgroup kernels are written for 8-16-lane subgroups (CPU adapters); no shader-f16, no f16 storage.
-        const fourLanes = v.variant.startsWith('subgroup4-') && policy.subgroupLanes === 4;
+        const fourLanes = /^(subgroup|unrolled)4-/.test(v.variant) && policy.subgroupLanes === 4;
         if (v.subgroups && !gpu.hasCpuSizedSubgroups && !fourLanes) ctx.skip();
         if (v.lanes16 && !subgroupsOf16(policy))
           ctx.skip(true, 'subgroups are not 16 lanes here (llvmpipe below 512 bits, or a GPU)');
@@ -562,6 +566,34 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
       );
     }
   });
+
+  // SwiftShader's attention (KernelPolicy.needsUnrolledKernels), run here on llvmpipe as a workgroup of 4 lanes:
+  // query and key blocks with partial ends, causal and not, both head dims it takes.
+  const unrolledCases: [number, number, number, number, boolean][] = [
+    [1, 300, 2, 64, false],
+    [2, 77, 2, 64, true],
+    [1, 17, 3, 32, true],
+    [1, 5, 1, 32, false],
+  ];
+  for (const [B, T, H, D, causal] of unrolledCases) {
+    it(`attention_tile_unrolled.wgsl (SwiftShader's) B=${B} T=${T} heads=${H} headDim=${D}${causal ? ' causal' : ''}`, async (ctx) => {
+      if (!gpu.hasCpuSizedSubgroups && policy.subgroupLanes !== 4) ctx.skip();
+      const qkv = randomArray(B * T * 3 * H * D, 13 * T + D, 3);
+      const O = scope.storage('o', B * T * H * D * 4);
+      const d = await K.dispatchKernel(
+        scope,
+        ATTENTION_SPECS.attention_tile_unrolled,
+        'attn',
+        { qkv: scope.storage('qkv', qkv), out: O },
+        { T, W: H * D, causal: causal ? 1 : 0, scale: 1 / Math.sqrt(D) },
+        { HEAD_DIM: D, LANES: 4, KEYS: 4, OUT4: D / 16, IO_TYPE: 'f32' },
+        [Math.ceil(T / 4), H, B],
+      );
+      expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(
+        1e-5,
+      );
+    });
+  }
 
   // 1030 rows take the 4-rows-per-workgroup path with a partial last workgroup; 36 columns end in a
   // partial 8-lane chunk; 30 columns (not a multiple of 4) take the fallback.

@@ -206,7 +206,8 @@ describe('kernel autotuner', () => {
       'subgroup16-2x3',
     ]);
     // 4-lane subgroups on llvmpipe (128 bits, e.g. ARM): the 4-lane tiles (8-lane workgroups would span two
-    // subgroups); attention and layernorm stay portable there. SwiftShader's 4 lanes keep the block kernel.
+    // subgroups). SwiftShader's 4 lanes take the same tiles spelled out (it does not unroll loops): 4×32 for
+    // M ≤ 16, 32×48 above.
     const swiftshader = { vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader Device (Subzero)' };
     const llvmpipe128 = fake(lavapipe, true, 4);
     expect([1, 16, 17, 257].map((M) => defaultMatmulVariant(llvmpipe128, M))).toEqual([
@@ -217,7 +218,22 @@ describe('kernel autotuner', () => {
     ]);
     expect(llvmpipe128.family).toBe('cpu-subgroup');
     expect(subgroupsOf8(llvmpipe128)).toBe(false);
-    expect(defaultMatmulVariant(fake(swiftshader, true, 4), 257)).toBe('block');
+    const swiftshader4 = fake(swiftshader, true, 4);
+    expect([1, 16, 17, 257].map((M) => defaultMatmulVariant(swiftshader4, M))).toEqual([
+      'unrolled4-1x8',
+      'unrolled4-1x8',
+      'unrolled4-8x12',
+      'unrolled4-8x12',
+    ]);
+    expect([swiftshader4.family, swiftshader4.needsUnrolledKernels, llvmpipe128.needsUnrolledKernels]).toEqual([
+      'cpu-subgroup',
+      true,
+      false,
+    ]);
+    // without developer features Chromium names SwiftShader only by vendor and architecture
+    expect(defaultMatmulVariant(fake({ vendor: 'google', architecture: 'swiftshader' }, true, 4), 257)).toBe(
+      'unrolled4-8x12',
+    );
     expect(defaultMatmulVariant(fake(swiftshader, false), 257)).toBe('block'); // SwiftShader without subgroups
     expect(defaultMatmulVariant(fake(lavapipe, false), 257)).toBe('block'); // Deno on lavapipe
     // a hardware GPU with 4-lane subgroups keeps the GPU kernels

@@ -20,7 +20,8 @@ export type WeightDtype = 'f32' | 'f16';
 /**
  * A matmul kernel with its shape parameters: `subgroup-RxC` is matmul_subgroup.wgsl with R X rows and
  * C W rows per lane (an 8R×8C tile per 8-lane workgroup), `subgroup16-RxC` the same with 16 lanes (a
- * 16R×16C tile; subgroups of 16 only), `subgroup4-RxC` with 4 (subgroups of 4 only), `block` matmul.wgsl
+ * 16R×16C tile; subgroups of 16 only), `subgroup4-RxC` with 4 (subgroups of 4 only), `unrolled4-RxC` the 4-lane
+ * tile spelled out (matmul_subgroup_unrolled.wgsl, for SwiftShader), `block` matmul.wgsl
  * (4×4 per invocation, no workgroup memory), `tiled` matmul_tiled.wgsl (64×64 workgroup-memory tiles, 256 invocations).
  */
 export type MatmulVariant =
@@ -28,7 +29,8 @@ export type MatmulVariant =
   | 'tiled'
   | `subgroup-${number}x${number}`
   | `subgroup16-${number}x${number}`
-  | `subgroup4-${number}x${number}`;
+  | `subgroup4-${number}x${number}`
+  | `unrolled4-${number}x${number}`;
 
 export interface MatmulShape {
   M: number;
@@ -90,6 +92,15 @@ export class KernelPolicy {
     return new KernelPolicy(gpu, kernels === 'auto' ? autoFamily(gpu) : kernels, kernels !== 'auto');
   }
 
+  /**
+   * Whether the adapter's shader compiler keeps loops and arrays as written (SwiftShader: no loop unrolling, so
+   * an array indexed by a loop counter lives in memory and each access is a per-lane gather); kernels that have
+   * a spelled-out form (//!unroll) then run it.
+   */
+  get needsUnrolledKernels(): boolean {
+    return isSwiftShader(this.gpu);
+  }
+
   /** The adapter's subgroup width when all its subgroups have one (llvmpipe: 8 at 256 bits, 16 at 512). */
   get subgroupLanes(): number | undefined {
     const sizes = subgroupSizes(this.gpu);
@@ -111,10 +122,10 @@ export class KernelPolicy {
 }
 
 /**
- * Subgroups of exactly 4 lanes (llvmpipe's at 128 bits, SwiftShader's): the 4-lane subgroup matmul runs there.
- * Under 'auto' only llvmpipe takes it: on Chromium's SwiftShader the same tiles ran 3.6-4.8× slower than the
- * portable block kernel (0.39-0.51 against 1.86 GFLOP/s, bench/README.md, fifth pass), and a GPU with 4-lane
- * subgroups is not known to suit it.
+ * Subgroups of exactly 4 lanes (llvmpipe's at 128 bits, SwiftShader's): the 4-lane subgroup kernels run there.
+ * Under 'auto' llvmpipe and SwiftShader take them (SwiftShader the spelled-out matmul: the looped tiles ran
+ * 3.6-4.8× slower than the portable block kernel there, the spelled-out 32×48 tile 3.7× faster; bench/README.md,
+ * fifth and eighth passes); a GPU with 4-lane subgroups is not known to suit them.
  */
 function hasFourLaneSubgroups(gpu: Gpu): boolean {
   const sizes = subgroupSizes(gpu);
@@ -131,7 +142,8 @@ export function subgroupSizes(gpu: Gpu): { min: number; max: number } | undefine
 
 /** The family the adapter suits: CPU-sized subgroups, else a hardware GPU's, else the portable kernels. */
 function autoFamily(gpu: Gpu): KernelFamily {
-  if (gpu.hasCpuSizedSubgroups || (hasFourLaneSubgroups(gpu) && isLlvmpipe(gpu))) return 'cpu-subgroup';
+  if (gpu.hasCpuSizedSubgroups || (hasFourLaneSubgroups(gpu) && (isLlvmpipe(gpu) || isSwiftShader(gpu))))
+    return 'cpu-subgroup';
   return adapterKind(gpu) === 'gpu' ? 'gpu' : 'portable';
 }
 
@@ -139,6 +151,12 @@ function autoFamily(gpu: Gpu): KernelFamily {
 function isLlvmpipe(gpu: Gpu): boolean {
   const info = gpu.adapterInfo;
   return /llvmpipe|lavapipe/i.test([info.vendor, info.architecture, info.device, info.description].join(' '));
+}
+
+/** Google's SwiftShader (Chromium's CPU adapter), by the adapter's names. */
+function isSwiftShader(gpu: Gpu): boolean {
+  const info = gpu.adapterInfo;
+  return /swiftshader/i.test([info.vendor, info.architecture, info.device, info.description].join(' '));
 }
 
 /** 'cpu' for software rasterizers (lavapipe/llvmpipe, SwiftShader, WARP), 'gpu' for a named hardware adapter. */

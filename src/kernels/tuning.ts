@@ -6,6 +6,8 @@ import {
   SUBGROUP4_TILES,
   SUBGROUP8_TILES,
   subgroupVariant,
+  UNROLLED4_TILES,
+  unrolledVariant,
   F32_IO,
   MATMUL_IOS,
   type SubgroupLanes,
@@ -67,11 +69,15 @@ const SUBGROUP4_VARIANTS: MatmulVariant[] = [
   'subgroup4-3x3',
   'subgroup4-2x4',
 ];
+/** The spelled-out 4-lane tiles (SwiftShader: KernelPolicy.needsUnrolledKernels), for the tuner. */
+const UNROLLED4_VARIANTS: MatmulVariant[] = UNROLLED4_TILES.map((t) => unrolledVariant(t.rows, t.cols));
 /**
  * The rule's tile at 4 lanes: 4×16 for M ≤ 16, 16×16 above. On 128-bit llvmpipe they ran 2.8-3.5× (M = 257) and
  * 3.3× (M = 12) the block kernel's GFLOP/s, the best of the five tiles at each (bench/README.md, fifth pass).
+ * Where the kernels are spelled out (SwiftShader), 4×32 and 32×48 (UNROLLED4_TILES says why).
  */
-function subgroup4Variant(M: number): MatmulVariant {
+function subgroup4Variant(policy: KernelPolicy, M: number): MatmulVariant {
+  if (policy.needsUnrolledKernels) return M > 16 ? 'unrolled4-8x12' : 'unrolled4-1x8';
   return M > 16 ? 'subgroup4-4x4' : 'subgroup4-1x4';
 }
 const PORTABLE_VARIANTS: MatmulVariant[] = ['block', 'tiled'];
@@ -117,7 +123,7 @@ export function subgroupsOf16(policy: KernelPolicy): boolean {
 export function defaultMatmulVariant(policy: KernelPolicy, M: number, xDtype: FloatDtype = 'f32'): MatmulVariant {
   const family = policy.family;
   if (family === 'cpu-subgroup') {
-    if (subgroupsOf4(policy)) return subgroup4Variant(M);
+    if (subgroupsOf4(policy)) return subgroup4Variant(policy, M);
     return subgroupsOf16(policy) ? subgroup16Variant(M, xDtype) : `subgroup-${subgroup8Rows(M)}x3`;
   }
   return family === 'gpu' ? 'tiled' : 'block';
@@ -133,7 +139,7 @@ export function matmulCandidates(policy: KernelPolicy, shape: MatmulShape): Matm
   if (shape.wDtype === 'f16' && !policy.gpu.hasF16) return [];
   return [
     ...(subgroupsOf8(policy) ? SUBGROUP_VARIANTS : []),
-    ...(subgroupsOf4(policy) ? SUBGROUP4_VARIANTS : []),
+    ...(subgroupsOf4(policy) ? (policy.needsUnrolledKernels ? UNROLLED4_VARIANTS : SUBGROUP4_VARIANTS) : []),
     ...(subgroupsOf16(policy) ? SUBGROUP16_VARIANTS : []),
     ...PORTABLE_VARIANTS,
   ];
@@ -153,6 +159,7 @@ export function launchableMatmuls(policy: KernelPolicy): MatmulLaunch[] {
     ...(subgroupsOf8(policy) ? variantsOf(8, SUBGROUP8_TILES) : []),
     ...(subgroupsOf16(policy) ? variantsOf(16, SUBGROUP16_TILES) : []),
     ...(subgroupsOf4(policy) ? variantsOf(4, SUBGROUP4_TILES) : []),
+    ...(subgroupsOf4(policy) ? UNROLLED4_VARIANTS : []),
   ];
   // The vec4 kernels also read and write f16 activations (matmul() with xDtype/yDtype f16).
   const ios: readonly MatmulIo[] = policy.gpu.hasF16 ? MATMUL_IOS : [F32_IO];
@@ -204,6 +211,7 @@ export function isUsableVariant(policy: KernelPolicy, variant: unknown): variant
   if (typeof variant !== 'string') return false;
   if (variantsOf(8, SUBGROUP8_TILES).includes(variant as MatmulVariant)) return subgroupsOf8(policy);
   if (variantsOf(4, SUBGROUP4_TILES).includes(variant as MatmulVariant)) return subgroupsOf4(policy);
+  if (UNROLLED4_VARIANTS.includes(variant as MatmulVariant)) return subgroupsOf4(policy);
   return variantsOf(16, SUBGROUP16_TILES).includes(variant as MatmulVariant) && subgroupsOf16(policy);
 }
 

@@ -13,9 +13,13 @@ const ATTENTION_UNIFORMS = [...u32('T', 'W', 'causal'), f32('scale')];
 /**
  * attention_tile.wgsl's width: LANES queries per workgroup (one subgroup), KEYS keys per lane per key block.
  * 8 lanes (llvmpipe at 256 and 512 bits: at 16 lanes a 16-query tile measured no faster, bench/README.md, fifth
- * pass) or 4 (llvmpipe at 128 bits).
+ * pass) or 4 (llvmpipe at 128 bits; SwiftShader, spelled out in attention_tile_unrolled.wgsl: KEYS = 4 ran as fast
+ * as 6 and faster than 2 or 8 there, bench/README.md, eighth pass).
  */
 const TILE_WIDTHS = { 8: { LANES: 8, KEYS: 3 }, 4: { LANES: 4, KEYS: 4 } } as const;
+
+/** The output vec4s each lane of attention_tile_unrolled.wgsl owns (its OUT4). */
+const outVec4sPerLane = (headDim: number, lanes: number): number => headDim / 4 / lanes;
 
 export const ATTENTION_SPECS = {
   attention: spec({
@@ -35,6 +39,15 @@ export const ATTENTION_SPECS = {
         { HEAD_DIM, ...TILE_WIDTHS[8], IO_TYPE },
         { HEAD_DIM, ...TILE_WIDTHS[4], IO_TYPE },
       ]),
+    ),
+  }),
+  attention_tile_unrolled: spec({
+    kernel: 'attention_tile_unrolled',
+    shader: 'attention_tile_unrolled.wgsl',
+    bindings: ATTENTION_BINDINGS,
+    uniforms: ATTENTION_UNIFORMS,
+    defineSets: [64, 32].flatMap((HEAD_DIM) =>
+      FLOAT_DTYPES.map((IO_TYPE) => ({ HEAD_DIM, ...TILE_WIDTHS[4], OUT4: outVec4sPerLane(HEAD_DIM, 4), IO_TYPE })),
     ),
   }),
 };
@@ -84,13 +97,22 @@ export function attention(scope: Scope, label: string, a: AttentionArgs): Promis
   const lanes = subgroupKernelLanes(scope.policy);
   if (lanes && a.headDim % 32 === 0 && a.headDim <= ATTENTION_MAX_SUBGROUP_HEAD_DIM) {
     const tile = TILE_WIDTHS[lanes];
+    // Where the compiler keeps loops as written (SwiftShader), the tile spelled out: on Chromium's SwiftShader
+    // the looped one ran 0.69 GFLOP/s and the portable kernel 1.04 against 4.19 (ViT-L/14's 16 heads × 257
+    // tokens; bench/README.md, eighth pass).
+    const unrolled = lanes === 4 && scope.policy.needsUnrolledKernels;
     return dispatchKernel(
       scope,
-      ATTENTION_SPECS.attention_tile,
+      unrolled ? ATTENTION_SPECS.attention_tile_unrolled : ATTENTION_SPECS.attention_tile,
       label,
       args,
       params,
-      { HEAD_DIM: a.headDim, ...tile, IO_TYPE: dtype },
+      {
+        HEAD_DIM: a.headDim,
+        ...tile,
+        ...(unrolled ? { OUT4: outVec4sPerLane(a.headDim, lanes) } : {}),
+        IO_TYPE: dtype,
+      },
       [Math.ceil(a.seq / tile.LANES), a.heads, a.batch],
       cost,
     );

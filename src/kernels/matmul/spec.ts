@@ -35,19 +35,41 @@ export const SUBGROUP16_TILES = [1, 2, 3].flatMap((rows) => [1, 2, 3].map((cols)
 /** 4-lane subgroup tiles (llvmpipe at 128 bits): 4R×4C, R and C 1-4. */
 export const SUBGROUP4_TILES = SUBGROUP8_TILES;
 
+/**
+ * matmul_subgroup_unrolled.wgsl's 4-lane tiles (SwiftShader), R X rows × C W rows per lane: a 4R×4C tile. The
+ * rule takes 1×8 (4×32) for M ≤ 16 and 8×12 (32×48) above; the others are the tuner's. On Chromium's SwiftShader
+ * the 32×48 tile ran 8.0-9.9 GFLOP/s on the ViT-L/14 and text shapes (M = 231-257), against 2.4 for the block
+ * kernel, and 4×32 2.0-4.8 against 1.0-2.0 at M = 3-12 (bench/README.md, eighth pass).
+ */
+export const UNROLLED4_TILES = [
+  { rows: 1, cols: 8 },
+  { rows: 2, cols: 8 },
+  { rows: 4, cols: 8 },
+  { rows: 4, cols: 12 },
+  { rows: 8, cols: 8 },
+  { rows: 8, cols: 12 },
+] as const;
+
 export type SubgroupLanes = 4 | 8 | 16;
 
+/** A subgroup variant's width and tile; `unrolled` for matmul_subgroup_unrolled.wgsl (`unrolled4-RxC`). */
 export function parseSubgroupVariant(
   variant: MatmulVariant,
-): { lanes: SubgroupLanes; rows: number; cols: number } | undefined {
-  const m = /^subgroup(4|16)?-(\d)x(\d)$/.exec(variant);
-  if (!m) return undefined;
-  return { lanes: m[1] ? (Number(m[1]) as 4 | 16) : 8, rows: Number(m[2]), cols: Number(m[3]) };
+): { lanes: SubgroupLanes; rows: number; cols: number; unrolled: boolean } | undefined {
+  const m = /^(subgroup|unrolled)(4|16)?-(\d+)x(\d+)$/.exec(variant);
+  if (!m || (m[1] === 'unrolled' && m[2] !== '4')) return undefined;
+  const lanes = m[2] ? (Number(m[2]) as 4 | 16) : 8;
+  return { lanes, rows: Number(m[3]), cols: Number(m[4]), unrolled: m[1] === 'unrolled' };
 }
 
 /** The variant name of an R×C-per-lane subgroup tile at this width. */
 export function subgroupVariant(lanes: SubgroupLanes, rows: number, cols: number): MatmulVariant {
   return lanes === 8 ? `subgroup-${rows}x${cols}` : `subgroup${lanes}-${rows}x${cols}`;
+}
+
+/** The variant name of an R×C-per-lane spelled-out 4-lane tile (matmul_subgroup_unrolled.wgsl). */
+export function unrolledVariant(rows: number, cols: number): MatmulVariant {
+  return `unrolled4-${rows}x${cols}`;
 }
 
 /** Output columns per tile of matmul_packed.wgsl, fixed by the weight packing (8 lanes × 3 W rows). */
@@ -96,6 +118,15 @@ export const MATMUL_SPECS = {
       ]),
     ),
   }),
+  matmul_subgroup_unrolled: spec({
+    kernel: 'matmul_subgroup_unrolled',
+    shader: 'matmul_subgroup_unrolled.wgsl',
+    bindings: MATMUL_BINDINGS,
+    uniforms: u32('M', 'N', 'K4', 'flags'),
+    defineSets: W_TYPES.flatMap((W_TYPE) =>
+      IO_TYPES.flatMap((io) => UNROLLED4_TILES.map((t) => ({ W_TYPE, LANES: 4, ROWS: t.rows, COLS: t.cols, ...io }))),
+    ),
+  }),
   matmul_packed: spec({
     kernel: 'matmul_packed',
     shader: 'matmul_packed.wgsl',
@@ -126,7 +157,7 @@ export function matmulLaunch(variant: MatmulVariant, wDtype: WeightDtype, io: Ma
   const sub = parseSubgroupVariant(variant);
   if (sub) {
     return {
-      spec: MATMUL_SPECS.matmul_subgroup,
+      spec: sub.unrolled ? MATMUL_SPECS.matmul_subgroup_unrolled : MATMUL_SPECS.matmul_subgroup,
       defines: { W_TYPE: wDtype, LANES: sub.lanes, ROWS: sub.rows, COLS: sub.cols, ...ioDefines(io) },
       tile: { rows: sub.lanes * sub.rows, cols: sub.lanes * sub.cols },
     };
