@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { acquireDevice } from '../src/runtime/device.js';
-import { chooseVectorWidth, vectorWidthChoice } from '../src/platform/vector-width.js';
+import { join } from 'node:path';
+import {
+  chooseVectorWidth,
+  llvmpipeEnv,
+  vectorWidthChoice,
+  widthShaderCacheDir,
+} from '../src/platform/vector-width.js';
 import { KernelPolicy } from '../src/kernels/policy.js';
 import { Gpu } from '../src/runtime/gpu.js';
 import { adapterKind, subgroupSizes, subgroupsOf4, subgroupsOf8 } from '../src/kernels/tuning.js';
@@ -68,6 +74,28 @@ describe("llvmpipe's vector width is chosen per machine before Dawn starts", () 
       expect(chooseVectorWidth(env, flags).bits).toBeUndefined();
       expect(env).toEqual({});
     }
+  });
+
+  it("keeps each width's compiled shaders in a folder of its own unless the user named one or turned the cache off", () => {
+    // Mesa keys its shader cache by CPU and shader, not by width: code compiled at 512 bits would serve 256.
+    expect(widthShaderCacheDir({ LP_NATIVE_VECTOR_WIDTH: '512' }, '/home/u')).toBe(
+      join('/home/u', '.cache', 'mesa_shader_cache_lp512'),
+    );
+    expect(widthShaderCacheDir({ LP_NATIVE_VECTOR_WIDTH: '128', XDG_CACHE_HOME: '/x' }, '/home/u')).toBe(
+      join('/x', 'mesa_shader_cache_lp128'),
+    );
+    expect(widthShaderCacheDir({}, '/home/u')).toBeUndefined(); // Mesa's default width: Mesa's own folder
+    expect(
+      widthShaderCacheDir({ LP_NATIVE_VECTOR_WIDTH: '512', MESA_SHADER_CACHE_DIR: '/mine' }, '/h'),
+    ).toBeUndefined();
+    expect(
+      widthShaderCacheDir({ LP_NATIVE_VECTOR_WIDTH: '512', MESA_SHADER_CACHE_DISABLE: 'true' }, '/h'),
+    ).toBeUndefined();
+    expect(widthShaderCacheDir({ LP_NATIVE_VECTOR_WIDTH: '512' }, undefined)).toBeUndefined();
+    // applied to a copy: the caller's environment is left as it was
+    const env = { LP_NATIVE_VECTOR_WIDTH: '256', HOME: '/home/u' };
+    expect(llvmpipeEnv(env).MESA_SHADER_CACHE_DIR).toBe(join('/home/u', '.cache', 'mesa_shader_cache_lp256'));
+    expect(env).toEqual({ LP_NATIVE_VECTOR_WIDTH: '256', HOME: '/home/u' });
   });
 
   it('on lavapipe the subgroup size follows the width (4 lanes at 128 bits, 8 at 256, 16 at 512) and the subgroup kernels stay on', async (ctx) => {

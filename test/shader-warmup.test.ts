@@ -23,7 +23,12 @@ const WARMED = /whylesion trace: .*image shaders compiled ahead \((\d+) pipeline
 describe('freshShaderCache (Node)', () => {
   const saved = { ...process.env };
   afterEach(() => {
-    for (const name of ['MESA_SHADER_CACHE_DIR', 'MESA_SHADER_CACHE_DISABLE', 'XDG_CACHE_HOME']) {
+    for (const name of [
+      'MESA_SHADER_CACHE_DIR',
+      'MESA_SHADER_CACHE_DISABLE',
+      'XDG_CACHE_HOME',
+      'LP_NATIVE_VECTOR_WIDTH',
+    ]) {
       if (saved[name] === undefined) delete process.env[name];
       else process.env[name] = saved[name];
     }
@@ -43,16 +48,20 @@ describe('freshShaderCache (Node)', () => {
     expect(platform.freshShaderCache()).toBe(false);
   });
 
-  it('reads $XDG_CACHE_HOME/mesa_shader_cache_db when no folder is named, as Mesa does', () => {
+  it("reads the vector width's folder in $XDG_CACHE_HOME when no folder is named, where the engine points Mesa", () => {
     delete process.env.MESA_SHADER_CACHE_DIR;
     delete process.env.MESA_SHADER_CACHE_DISABLE;
+    process.env.LP_NATIVE_VECTOR_WIDTH = '256';
     const xdg = mkdtempSync(join(work, 'xdg-'));
     process.env.XDG_CACHE_HOME = xdg;
-    writeFileSync(join(xdg, 'index'), ''); // not Mesa's folder
-    expect(platform.freshShaderCache()).toBe(true);
     mkdirSync(join(xdg, 'mesa_shader_cache_db'));
-    writeFileSync(join(xdg, 'mesa_shader_cache_db', 'index'), '');
+    writeFileSync(join(xdg, 'mesa_shader_cache_db', 'index'), ''); // Mesa's shared folder: another width's code
+    expect(platform.freshShaderCache()).toBe(true);
+    mkdirSync(join(xdg, 'mesa_shader_cache_lp256', 'mesa_shader_cache_db'), { recursive: true });
+    writeFileSync(join(xdg, 'mesa_shader_cache_lp256', 'mesa_shader_cache_db', 'index'), '');
     expect(platform.freshShaderCache()).toBe(false);
+    process.env.LP_NATIVE_VECTOR_WIDTH = '128';
+    expect(platform.freshShaderCache()).toBe(true);
   });
 });
 
@@ -124,20 +133,28 @@ describe('afterWarmup', () => {
 
 describe('classify on a first run', () => {
   it('compiles ahead into an empty shader cache, gives the same answer, and not again once the cache is filled', async () => {
-    const cache = mkdtempSync(join(work, 'mesa-'));
+    // No cache folder named: the engine gives Mesa one per vector width under $XDG_CACHE_HOME.
+    const xdg = mkdtempSync(join(work, 'xdg-'));
+    const env: NodeJS.ProcessEnv = {
+      ...CLI_ENV,
+      XDG_CACHE_HOME: xdg,
+      MESA_SHADER_CACHE_DISABLE: '',
+      LP_NATIVE_VECTOR_WIDTH: '256',
+      WHYLESION_TRACE: '1',
+    };
+    delete env.MESA_SHADER_CACHE_DIR;
     const classify = () =>
-      runCli(['classify', join(TINY_IMAGES, 'lesion_q90.jpg'), '--labels', LABELS, '--model', TINY_MODEL, '--json'], {
-        ...CLI_ENV,
-        MESA_SHADER_CACHE_DIR: cache,
-        MESA_SHADER_CACHE_DISABLE: '',
-        WHYLESION_TRACE: '1',
-      });
+      runCli(
+        ['classify', join(TINY_IMAGES, 'lesion_q90.jpg'), '--labels', LABELS, '--model', TINY_MODEL, '--json'],
+        env,
+      );
     const first = await classify();
     expect(first.code).toBe(0);
     const warmed = first.stderr.match(WARMED);
     expect(warmed, first.stderr).not.toBeNull();
     expect(Number(warmed![1])).toBeGreaterThan(0);
-    expect(existsSync(join(cache, 'mesa_shader_cache_db', 'index'))).toBe(true);
+    expect(existsSync(join(xdg, 'mesa_shader_cache_lp256', 'mesa_shader_cache_db', 'index'))).toBe(true);
+    expect(existsSync(join(xdg, 'mesa_shader_cache_db'))).toBe(false);
 
     const second = await classify();
     expect(second.code).toBe(0);

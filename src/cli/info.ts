@@ -41,7 +41,9 @@ export async function infoCommand(argv: string[]): Promise<void> {
   );
   const width = info.cpuVectorWidth;
   if (width)
-    console.log(`width     ${width.bits ? `${width.bits}-bit` : 'default'} CPU vectors for llvmpipe: ${width.reason}`);
+    console.log(
+      `width     ${width.bits ? `${width.bits}-bit` : 'default'} CPU vectors for llvmpipe: ${width.reason}; compiled shaders in ${width.shaderCache ?? "Mesa's default cache folder"}`,
+    );
   const tuning = info.kernelTuning;
   console.log(
     `kernels   ${info.kernelFamily} family; matmul ${tuning.rule} by rule at M=257${tuning.halfRule !== tuning.rule ? ` (${tuning.halfRule} with f16 activations)` : ''}; ${tuning.tunedShapes ? `${tuning.tunedShapes} shapes tuned in ${tuning.file}` : `no tuned shapes for this adapter (whylesion tune saves them to ${tuning.file})`}`,
