@@ -547,24 +547,31 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
     });
   }
 
+  /** One attention kernel dispatched directly on random q/k/v, against the CPU reference. */
+  async function expectAttentionKernel(
+    kernel: 'attention' | 'attention_tile_unrolled',
+    [B, T, H, D, causal]: [number, number, number, number, boolean],
+    seed: number,
+  ): Promise<void> {
+    const qkv = randomArray(B * T * 3 * H * D, seed, 3);
+    const O = scope.storage('o', B * T * H * D * 4);
+    const tile = kernel === 'attention_tile_unrolled';
+    const d = await K.dispatchKernel(
+      scope,
+      ATTENTION_SPECS[kernel],
+      'attn',
+      { qkv: scope.storage('qkv', qkv), out: O },
+      { T, W: H * D, causal: causal ? 1 : 0, scale: 1 / Math.sqrt(D) },
+      { HEAD_DIM: D, ...(tile ? { LANES: 4, KEYS: 4, OUT4: D / 16 } : {}), IO_TYPE: 'f32' },
+      [Math.ceil(T / (tile ? 4 : 64)), H, B],
+    );
+    expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(
+      1e-5,
+    );
+  }
+
   it('attention.wgsl (the fallback without subgroups) dispatched directly', async () => {
-    const [B, T, H, D] = [2, 70, 2, 32];
-    for (const causal of [false, true]) {
-      const qkv = randomArray(B * T * 3 * H * D, 11, 2);
-      const O = scope.storage('o', B * T * H * D * 4);
-      const d = await K.dispatchKernel(
-        scope,
-        ATTENTION_SPECS.attention,
-        'attn',
-        { qkv: scope.storage('qkv', qkv), out: O },
-        { T, W: H * D, causal: causal ? 1 : 0, scale: 1 / Math.sqrt(D) },
-        { HEAD_DIM: D, IO_TYPE: 'f32' },
-        [Math.ceil(T / 64), H, B],
-      );
-      expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(
-        1e-5,
-      );
-    }
+    for (const causal of [false, true]) await expectAttentionKernel('attention', [2, 70, 2, 32, causal], 11);
   });
 
   // SwiftShader's attention (KernelPolicy.needsUnrolledKernels), run here on llvmpipe as a workgroup of 4 lanes:
@@ -575,23 +582,11 @@ describe('subgroup attention and layernorm (llvmpipe) and their portable fallbac
     [1, 17, 3, 32, true],
     [1, 5, 1, 32, false],
   ];
-  for (const [B, T, H, D, causal] of unrolledCases) {
+  for (const c of unrolledCases) {
+    const [B, T, H, D, causal] = c;
     it(`attention_tile_unrolled.wgsl (SwiftShader's) B=${B} T=${T} heads=${H} headDim=${D}${causal ? ' causal' : ''}`, async (ctx) => {
       if (!gpu.hasCpuSizedSubgroups && policy.subgroupLanes !== 4) ctx.skip();
-      const qkv = randomArray(B * T * 3 * H * D, 13 * T + D, 3);
-      const O = scope.storage('o', B * T * H * D * 4);
-      const d = await K.dispatchKernel(
-        scope,
-        ATTENTION_SPECS.attention_tile_unrolled,
-        'attn',
-        { qkv: scope.storage('qkv', qkv), out: O },
-        { T, W: H * D, causal: causal ? 1 : 0, scale: 1 / Math.sqrt(D) },
-        { HEAD_DIM: D, LANES: 4, KEYS: 4, OUT4: D / 16, IO_TYPE: 'f32' },
-        [Math.ceil(T / 4), H, B],
-      );
-      expect(relativeError(await runAndRead(d, O, B * T * H * D), attentionRef(qkv, B, T, H, D, causal))).toBeLessThan(
-        1e-5,
-      );
+      await expectAttentionKernel('attention_tile_unrolled', c, 13 * T + D);
     });
   }
 
