@@ -695,7 +695,7 @@ describe('f16 activations between the kernels of a block', () => {
     { M: 33, N: 30, K: 588, x: 'f32', y: 'f16' },
     { M: 24, N: 26, K: 1024, x: 'f16', y: 'f16', accumulate: true },
     { M: 1, N: 10, K: 768, x: 'f16', y: 'f16' },
-    // the block kernel (Deno, SwiftShader) and the tiled one (GPUs) on the same adapter
+    // the block kernel (Deno; SwiftShader without subgroups) and the tiled one (GPUs) on the same adapter
     { M: 37, N: 66, K: 64, x: 'f16', y: 'f16', activation: 'gelu', family: 'portable' },
     { M: 37, N: 66, K: 64, x: 'f16', y: 'f32', accumulate: true, family: 'portable' },
     { M: 70, N: 66, K: 64, x: 'f16', y: 'f16', activation: 'gelu', family: 'gpu' },
