@@ -5,7 +5,7 @@
  * result on disk for later processes. With that cache empty (a first run on a machine, every run in a fresh
  * CI container) ViT-L/14's first image forward spent ~8 s compiling, after ~1.5 s of weight loading during
  * which the GPU's threads idle. A second device on the same adapter has its own queue thread: running the
- * image forward of the family's kernel twin (one block, zero weights) there compiles the same shaders into the
+ * image forward of the family's kernel twin (two blocks, zero weights) there compiles the same shaders into the
  * same disk cache, alongside the weight upload and the text forward on the main device; the main device then
  * reads them back at its first image dispatch. Measured: bench/README.md, seventh pass.
  */

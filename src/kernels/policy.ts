@@ -124,7 +124,7 @@ export class KernelPolicy {
 /**
  * Subgroups of exactly 4 lanes (llvmpipe's at 128 bits, SwiftShader's): the 4-lane subgroup kernels run there.
  * Under 'auto' llvmpipe and SwiftShader take them (SwiftShader the spelled-out matmul: the looped tiles ran
- * 3.6-4.8× slower than the portable block kernel there, the spelled-out 32×48 tile 3.7× faster; bench/README.md,
+ * 3.6-4.8× slower than the portable block kernel there, the spelled-out 32×48 tile 3.3-4.1× faster; bench/README.md,
  * fifth and eighth passes); a GPU with 4-lane subgroups is not known to suit them.
  */
 function hasFourLaneSubgroups(gpu: Gpu): boolean {

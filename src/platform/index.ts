@@ -11,7 +11,7 @@ import { bundledAsset } from '../assets.js';
 import { UserError } from '../errors.js';
 import { withNativeStderrMuted } from './native-stderr.js';
 import { KNOBO_DIR_ENV, type Platform, type RgbaBitmap } from './types.js';
-import { llvmpipeEnv, setVectorWidth } from './vector-width.js';
+import { setVectorWidth, shaderCacheFolder } from './vector-width.js';
 
 // Dawn's `create()` result must outlive every device made from it (if it is garbage-collected the process
 // segfaults), and one serves every device, so it is made once per process: this memo holds it for the
@@ -124,13 +124,9 @@ export const platform: Platform = {
     });
   },
   freshShaderCache: () => {
-    // Mesa 25's on-disk cache (the "db" layout, on unless MESA_SHADER_CACHE_DISABLE): mesa_shader_cache_db/index
-    // in MESA_SHADER_CACHE_DIR, else in $XDG_CACHE_HOME, else in ~/.cache; asked before the first device, so
-    // with the folder the engine will give Mesa for the vector width (llvmpipeEnv).
-    const env = llvmpipeEnv(process.env);
-    if (/^(1|true|yes)$/i.test(env.MESA_SHADER_CACHE_DISABLE ?? '')) return false;
-    const home = env.HOME ?? env.USERPROFILE;
-    const root = env.MESA_SHADER_CACHE_DIR || env.XDG_CACHE_HOME || (home ? join(home, '.cache') : undefined);
+    // Mesa 25's on-disk cache (the "db" layout): mesa_shader_cache_db/index in its folder, asked before the first
+    // device, with the folder the engine will give Mesa for the vector width.
+    const root = shaderCacheFolder(process.env);
     return root !== undefined && !existsSync(join(root, 'mesa_shader_cache_db', 'index'));
   },
 };

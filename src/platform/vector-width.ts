@@ -61,6 +61,13 @@ export function chooseVectorWidth(
   };
 }
 
+const cacheDisabled = (env: Record<string, string | undefined>): boolean =>
+  /^(1|true|yes)$/i.test(env.MESA_SHADER_CACHE_DISABLE ?? '');
+
+/** Mesa's base for its cache folders when none is named. */
+const cacheBase = (env: Record<string, string | undefined>, home: string | undefined): string | undefined =>
+  env.XDG_CACHE_HOME || (home ? join(home, '.cache') : undefined);
+
 /**
  * Where Mesa should keep llvmpipe's compiled shaders for the chosen width. Mesa 25.0.7 keys its on-disk cache by
  * the CPU (lp_disk_cache_create) and each shader by its NIR, not by LP_NATIVE_VECTOR_WIDTH, so a process at one
@@ -75,11 +82,21 @@ export function widthShaderCacheDir(
   env: Record<string, string | undefined>,
   home: string | undefined,
 ): string | undefined {
-  if (env.MESA_SHADER_CACHE_DIR || /^(1|true|yes)$/i.test(env.MESA_SHADER_CACHE_DISABLE ?? '')) return undefined;
+  if (env.MESA_SHADER_CACHE_DIR || cacheDisabled(env)) return undefined;
   const bits = Number(env.LP_NATIVE_VECTOR_WIDTH);
   if (!Number.isInteger(bits) || bits <= 0) return undefined;
-  const base = env.XDG_CACHE_HOME || (home ? join(home, '.cache') : undefined);
+  const base = cacheBase(env, home);
   return base ? join(base, `mesa_shader_cache_lp${bits}`) : undefined;
+}
+
+/**
+ * The folder Mesa 25 keeps compiled shaders in once the engine's settings are applied (llvmpipeEnv):
+ * MESA_SHADER_CACHE_DIR, else $XDG_CACHE_HOME, else ~/.cache; undefined where the cache is off.
+ */
+export function shaderCacheFolder(env: Record<string, string | undefined>): string | undefined {
+  const applied = llvmpipeEnv(env);
+  if (cacheDisabled(applied)) return undefined;
+  return applied.MESA_SHADER_CACHE_DIR || cacheBase(applied, applied.HOME ?? applied.USERPROFILE);
 }
 
 /**

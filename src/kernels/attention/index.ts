@@ -13,8 +13,8 @@ const ATTENTION_UNIFORMS = [...u32('T', 'W', 'causal'), f32('scale')];
 /**
  * attention_tile.wgsl's width: LANES queries per workgroup (one subgroup), KEYS keys per lane per key block.
  * 8 lanes (llvmpipe at 256 and 512 bits: at 16 lanes a 16-query tile measured no faster, bench/README.md, fifth
- * pass) or 4 (llvmpipe at 128 bits; SwiftShader, spelled out in attention_tile_unrolled.wgsl: KEYS = 4 ran as fast
- * as 6 and faster than 2 or 8 there, bench/README.md, eighth pass).
+ * pass) or 4 (llvmpipe at 128 bits; SwiftShader, spelled out in attention_tile_unrolled.wgsl: there KEYS = 4 ran
+ * within 2 % of the best at ViT-L/14's 257 tokens and within 10 % at the text's 77, bench/README.md, eighth pass).
  */
 const TILE_WIDTHS = { 8: { LANES: 8, KEYS: 3 }, 4: { LANES: 4, KEYS: 4 } } as const;
 
