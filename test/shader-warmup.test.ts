@@ -48,6 +48,19 @@ describe('freshShaderCache (Node)', () => {
     expect(platform.freshShaderCache()).toBe(false);
   });
 
+  it("knows Mesa's other cache layouts: multi-file (Mesa 26.1's) and single-file", () => {
+    delete process.env.MESA_SHADER_CACHE_DISABLE;
+    for (const written of [join('mesa_shader_cache', 'index'), 'mesa_shader_cache_sf']) {
+      const dir = mkdtempSync(join(work, 'layout-'));
+      process.env.MESA_SHADER_CACHE_DIR = dir;
+      mkdirSync(join(dir, 'mesa_shader_cache'));
+      expect(platform.freshShaderCache()).toBe(true); // the folder alone: Mesa makes it before it writes anything
+      if (written.endsWith('index')) writeFileSync(join(dir, written), '');
+      else mkdirSync(join(dir, written));
+      expect(platform.freshShaderCache()).toBe(false);
+    }
+  });
+
   it("reads the vector width's folder in $XDG_CACHE_HOME when no folder is named, where the engine points Mesa", () => {
     delete process.env.MESA_SHADER_CACHE_DIR;
     delete process.env.MESA_SHADER_CACHE_DISABLE;

@@ -124,9 +124,16 @@ export const platform: Platform = {
     });
   },
   freshShaderCache: () => {
-    // Mesa 25's on-disk cache (the "db" layout): mesa_shader_cache_db/index in its folder, asked before the first
-    // device, with the folder the engine will give Mesa for the vector width.
+    // Mesa's on-disk cache in the folder the engine will give Mesa for the vector width, asked before the first
+    // device. Its layout depends on the Mesa build: Debian's 25.0.7 writes mesa_shader_cache_db/index (the "db"
+    // layout), 26.1 mesa_shader_cache/index (multi-file), and MESA_DISK_CACHE_SINGLE_FILE mesa_shader_cache_sf/.
     const root = shaderCacheFolder(process.env);
-    return root !== undefined && !existsSync(join(root, 'mesa_shader_cache_db', 'index'));
+    if (root === undefined) return false;
+    const written = [
+      join(root, 'mesa_shader_cache_db', 'index'),
+      join(root, 'mesa_shader_cache', 'index'),
+      join(root, 'mesa_shader_cache_sf'),
+    ];
+    return !written.some((path) => existsSync(path));
   },
 };
