@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Gives a GPU-less Debian/Ubuntu machine a WebGPU adapter for Dawn (npm `webgpu`):
-# Mesa's lavapipe Vulkan driver, new enough for Dawn (Mesa >= 24; bookworm's own 22.3 is refused).
-# Also installs Debian's chromium-headless-shell, the browser the browser-edition test drives (WebGPU on the CPU).
-# Idempotent: prints nothing when the driver and the browser are already there.
+# Gives a GPU-less Debian machine a WebGPU adapter for Dawn (npm `webgpu`): Mesa's lavapipe Vulkan driver, new
+# enough for Dawn (Mesa >= 24; bookworm's own 22.3 is refused), from the release's backports: Mesa 25.0 on Debian 12
+# (bookworm), Mesa 26.1 on Debian 13 (trixie), whose own 25.0 also works but compiles shaders ~3-6x slower
+# (bench/README.md, ninth pass). Also installs Debian's chromium-headless-shell, the browser the browser-edition test
+# drives (WebGPU on the CPU). Idempotent: prints nothing when the driver and the browser are already there.
 set -euo pipefail
 
 with_python=0
@@ -36,10 +37,11 @@ fi
 manual() {
   cat >&2 <<MSG
 setup-webgpu: $1
-Run these as root on Debian 12 (bookworm) to get a CPU WebGPU adapter (Mesa lavapipe):
-  echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list
+Run these as root on Debian 12 (bookworm) or 13 (trixie) to get a CPU WebGPU adapter (Mesa lavapipe), with
+RELEASE = bookworm or trixie:
+  echo 'deb http://deb.debian.org/debian RELEASE-backports main' > /etc/apt/sources.list.d/RELEASE-backports.list
   apt-get update
-  apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1
+  apt-get install -y -t RELEASE-backports mesa-vulkan-drivers libvulkan1
   apt-get install -y chromium-headless-shell     # for the browser test
 On other systems install Mesa >= 24 with its Vulkan drivers (lavapipe), or use a machine with a GPU.
 MSG
@@ -49,17 +51,18 @@ MSG
 [ "$(id -u)" = 0 ] || manual "not running as root, so I cannot install packages."
 command -v apt-get >/dev/null || manual "this is not a Debian-like system (no apt-get)."
 . /etc/os-release
-[ "${VERSION_CODENAME:-}" = bookworm ] || manual "this is ${PRETTY_NAME:-an unknown system}, not Debian bookworm."
+release="${VERSION_CODENAME:-}"
+{ [ "$release" = bookworm ] || [ "$release" = trixie ]; } ||
+  manual "this is ${PRETTY_NAME:-an unknown system}, not Debian 12 (bookworm) or 13 (trixie)."
 
 export DEBIAN_FRONTEND=noninteractive
-list=/etc/apt/sources.list.d/bookworm-backports.list
-if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-  echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$list"
+if ! grep -rqs "$release-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  echo "deb http://deb.debian.org/debian $release-backports main" > "/etc/apt/sources.list.d/$release-backports.list"
 fi
 apt-get update -qq
 if ! lavapipe_ok; then
-  echo "setup-webgpu: installing Mesa lavapipe from bookworm-backports..." >&2
-  apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+  echo "setup-webgpu: installing Mesa lavapipe from $release-backports..." >&2
+  apt-get install -y -qq -t "$release-backports" mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
 if ! chromium_ok; then
   echo "setup-webgpu: installing chromium-headless-shell (for the browser test)..." >&2

@@ -205,6 +205,26 @@ describe('kernel autotuner', () => {
       'subgroup16-2x3',
       'subgroup16-2x3',
     ]);
+    // Mesa 26's llvmpipe (LLVM 19): 32×48 from M = 17 on with f32 X too; Mesa 25.x and unversioned names keep 32×32
+    const mesa26 = {
+      ...lavapipe,
+      device: 'llvmpipe-llvm-19-1-7-512-bits-',
+      description: 'llvmpipe: Mesa 26.1.6-1~bpo13+1 (LLVM 19.1.7)',
+    };
+    expect([16, 17, 257, 2056].map((M) => defaultMatmulVariant(fake(mesa26, true, 16), M))).toEqual([
+      'subgroup16-1x2',
+      'subgroup16-2x3',
+      'subgroup16-2x3',
+      'subgroup16-2x3',
+    ]);
+    expect(fake(mesa26, true, 16).llvmpipeMesaMajor).toBe(26);
+    for (const description of ['llvmpipe: Mesa 25.3.2 (LLVM 20.1.0)', 'llvmpipe (LLVM 19.1.7, 256 bits)']) {
+      expect(defaultMatmulVariant(fake({ ...lavapipe, description }, true, 16), 257)).toBe('subgroup16-2x2');
+    }
+    // a hardware adapter's description naming Mesa is no llvmpipe
+    expect(
+      fake({ vendor: 'amd', description: 'AMD Radeon (RADV NAVI21) Mesa 26.1.6' }, true, 32).llvmpipeMesaMajor,
+    ).toBe(undefined);
     // 4-lane subgroups on llvmpipe (128 bits, e.g. ARM): the 4-lane tiles (8-lane workgroups would span two
     // subgroups). SwiftShader's 4 lanes take the same tiles spelled out (it does not unroll loops): 4×32 for
     // M ≤ 16, 32×48 above.

@@ -101,6 +101,13 @@ export class KernelPolicy {
     return isSwiftShader(this.gpu);
   }
 
+  /** Mesa's major version where the adapter is llvmpipe (its description says "Mesa 26.1.6 …"), else undefined. */
+  get llvmpipeMesaMajor(): number | undefined {
+    if (!isLlvmpipe(this.gpu)) return undefined;
+    const version = /\bMesa (\d+)\.\d+/.exec(this.gpu.adapterInfo.description);
+    return version ? Number(version[1]) : undefined;
+  }
+
   /** The adapter's subgroup width when all its subgroups have one (llvmpipe: 8 at 256 bits, 16 at 512). */
   get subgroupLanes(): number | undefined {
     const sizes = subgroupSizes(this.gpu);

@@ -55,11 +55,15 @@ const SUBGROUP16_VARIANTS: MatmulVariant[] = ['subgroup16-1x2', 'subgroup16-2x3'
  * 16×32 was fastest at M ≤ 16. The switch at 1024 rows lies between the two measured sizes. Each is one f32
  * pipeline (first compiles ~2, ~5 and ~10 s); a batch of one image compiles the first two only. With f16 X
  * (halved X loads) 32×48 also wins at M = 257: 86-90 against 102-103 ms summed over a block's four matmuls, two
- * rounds (bench/README.md, sixth pass).
+ * rounds (bench/README.md, sixth pass). On Mesa 26 (26.1.6 with LLVM 19, Debian 13's backports) 32×48 wins at every
+ * M above 16 with f32 X too: the tuner picked it for all five M = 256-257 shapes, and the image tower ran 2.84-2.96
+ * against 3.27-3.38 s with 32×32, three alternating rounds; its first compile there takes ~0.3 s, not ~10
+ * (bench/README.md, ninth pass). Mesa 25.1-25.3 were not measured and keep the older rule.
  */
-function subgroup16Variant(M: number, xDtype: FloatDtype): MatmulVariant {
+function subgroup16Variant(policy: KernelPolicy, M: number, xDtype: FloatDtype): MatmulVariant {
   if (M <= 16) return 'subgroup16-1x2';
-  return M <= 1024 && xDtype === 'f32' ? 'subgroup16-2x2' : 'subgroup16-2x3';
+  const wideEverywhere = (policy.llvmpipeMesaMajor ?? 0) >= 26;
+  return M <= 1024 && xDtype === 'f32' && !wideEverywhere ? 'subgroup16-2x2' : 'subgroup16-2x3';
 }
 /** 4-lane tiles where subgroups have 4 lanes (llvmpipe at 128 bits: ARM's NEON, CPUs without AVX). */
 const SUBGROUP4_VARIANTS: MatmulVariant[] = [
@@ -113,7 +117,7 @@ export function subgroupsOf16(policy: KernelPolicy): boolean {
 
 /**
  * The built-in rule, used until a measurement says otherwise: on CPU adapters with 16-lane subgroups
- * (llvmpipe at 512 bits) 16×32, 32×32 or 32×48 by M and X's dtype (subgroup16Variant); with 8-lane ones the 24×24 subgroup tile, with fewer rows (8 or
+ * (llvmpipe at 512 bits) 16×32, 32×32 or 32×48 by M, X's dtype and Mesa's version (subgroup16Variant); with 8-lane ones the 24×24 subgroup tile, with fewer rows (8 or
  * 16) when M is that small (prompts on their EOT rows, class tokens), which measured 1.1-3× faster than 24
  * rows at M = 1-12 (tuner runs in bench/README.md); on hardware
  * GPUs the workgroup-memory tiled kernel (the usual GPU design; not measured here, as no GPU was
@@ -124,7 +128,7 @@ export function defaultMatmulVariant(policy: KernelPolicy, M: number, xDtype: Fl
   const family = policy.family;
   if (family === 'cpu-subgroup') {
     if (subgroupsOf4(policy)) return subgroup4Variant(policy, M);
-    return subgroupsOf16(policy) ? subgroup16Variant(M, xDtype) : `subgroup-${subgroup8Rows(M)}x3`;
+    return subgroupsOf16(policy) ? subgroup16Variant(policy, M, xDtype) : `subgroup-${subgroup8Rows(M)}x3`;
   }
   return family === 'gpu' ? 'tiled' : 'block';
 }
@@ -146,7 +150,7 @@ export function matmulCandidates(policy: KernelPolicy, shape: MatmulShape): Matm
 }
 
 /** Bump when the rule or matmul()'s launch changes without a shader or tile edit (saved choices then lapse). */
-const LAUNCH_VERSION = 4;
+const LAUNCH_VERSION = 5;
 
 const variantsOf = (lanes: SubgroupLanes, tiles: readonly { rows: number; cols: number }[]): MatmulVariant[] =>
   tiles.map((t) => subgroupVariant(lanes, t.rows, t.cols));
