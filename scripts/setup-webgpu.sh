@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Gives a GPU-less Debian machine a WebGPU adapter for Dawn (npm `webgpu`): Mesa's lavapipe Vulkan driver, new
-# enough for Dawn (Mesa >= 24; bookworm's own 22.3 is refused), from the release's backports: Mesa 25.0 on Debian 12
-# (bookworm), Mesa 26.1 on Debian 13 (trixie), whose own 25.0 also works but makes a fresh machine's first
-# image 2.5-6x slower (shader compiles; bench/README.md, ninth pass). Also installs Debian's chromium-headless-shell, the browser the browser-edition test
-# drives (WebGPU on the CPU). Idempotent: prints nothing when the driver and the browser are already there.
+# enough for Dawn (Mesa >= 24; bookworm's own 22.3 is refused), from the release's backports: Mesa 25.0 on
+# Debian 12 (bookworm), Mesa 26.1 on Debian 13 (trixie), whose own 25.0 also works but makes a fresh machine's
+# first image 2.5-6x slower (shader compiles; bench/README.md, ninth pass). Also installs Debian's
+# chromium-headless-shell, the browser the browser-edition test drives (WebGPU on the CPU).
+# Idempotent: prints nothing when the driver and the browser are already there.
 set -euo pipefail
 
 with_python=0
